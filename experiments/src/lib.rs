@@ -1,0 +1,1 @@
+//! Shared command-line handling and output (table, JSON rows, CSV, SVG) for the experiments.

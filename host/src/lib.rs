@@ -1,0 +1,12 @@
+//! gpu-uring: device code doing real I/O through Linux io_uring.
+//!
+//! The crate is organised the way the system works:
+//! - [`ring`]: io_uring instances whose rings, SQEs, device control block and fixed buffers live in one
+//!   page-aligned arena that a GPU API can import (`IORING_SETUP_NO_MMAP`), plus the SQPOLL waker.
+//! - [`protocol`]: the rules by which many device lanes share one ring (spec: `src/protocol/PROTOCOL.md`),
+//!   implemented in Rust; the GLSL and HIP/CUDA implementations follow the same spec.
+//! - [`backend`]: devices that run the protocol: the CPU reference device (threads as lanes) first.
+//! - [`pump`]: the megakernel io_queue pump.
+//! - [`proactor`]: completion-based async I/O for the CPU side.
+
+pub mod proactor;
