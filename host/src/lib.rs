@@ -1,12 +1,16 @@
-//! gpu-uring: device code doing real I/O through Linux io_uring.
+//! gpu-uring: device code doing real I/O through Linux io_uring, without a host RPC server.
 //!
 //! The crate is organised the way the system works:
-//! - [`ring`]: io_uring instances whose rings, SQEs, device control block and fixed buffers live in one
-//!   page-aligned arena that a GPU API can import (`IORING_SETUP_NO_MMAP`), plus the SQPOLL waker.
+//! - [`ring`]: io_uring instances whose rings, SQEs, device control block, staging lines and fixed buffers
+//!   live in one page-aligned arena that a GPU API can import (`IORING_SETUP_NO_MMAP`), plus the SQPOLL waker.
 //! - [`protocol`]: the rules by which many device lanes share one ring (spec: `src/protocol/PROTOCOL.md`),
 //!   implemented in Rust; the GLSL and HIP/CUDA implementations follow the same spec.
-//! - [`backend`]: devices that run the protocol: the CPU reference device (threads as lanes) first.
+//! - [`backend`]: devices that run the protocol; the CPU reference device (threads as lanes) runs everywhere.
 //! - [`pump`]: the megakernel io_queue pump.
 //! - [`proactor`]: completion-based async I/O for the CPU side.
 
+pub mod backend;
 pub mod proactor;
+pub mod protocol;
+pub mod pump;
+pub mod ring;

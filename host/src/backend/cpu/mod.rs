@@ -1,0 +1,206 @@
+//! The CPU reference device: one OS thread per lane, lanes grouped into subgroups of `subgroup_size`
+//! (lane `l` is lane `l % subgroup_size` of subgroup `l / subgroup_size`). Each thread runs the Rust protocol
+//! implementation ([`crate::protocol::Lane`]) exactly as PROTOCOL.md says, so this device runs everywhere and
+//! is the oracle every GPU backend is compared with.
+
+use std::time::{Duration, Instant};
+
+use super::{
+    checksum, format_print_line, Device, DeviceError, DeviceInfo, LaneReport, Program, RunReport,
+};
+use crate::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
+use crate::ring::DeviceRing;
+
+/// The CPU reference device.
+#[derive(Debug, Clone)]
+pub struct CpuDevice {
+    /// Lanes per subgroup (8, like lavapipe's SIMD width).
+    pub subgroup_size: u32,
+    /// Spin budget for each device-side wait.
+    pub budget: u32,
+}
+
+impl Default for CpuDevice {
+    fn default() -> Self {
+        CpuDevice {
+            subgroup_size: 8,
+            budget: DEFAULT_BUDGET,
+        }
+    }
+}
+
+/// Runs `f` on `lanes` lanes, one thread each, then flushes every lane. Returns each lane's result in lane
+/// order. This is the reference device's dispatch.
+pub fn run_lanes<R: Send>(
+    ring: &DeviceRing,
+    lanes: u32,
+    f: impl Fn(&mut Lane<'_>) -> R + Sync,
+) -> Vec<R> {
+    let view = ring.view();
+    assert!(
+        lanes <= view.layout().lanes,
+        "{lanes} lanes but the ring was sized for {}",
+        view.layout().lanes
+    );
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..lanes)
+            .map(|id| {
+                let f = &f;
+                std::thread::Builder::new()
+                    .name(format!("lane-{id}"))
+                    .spawn_scoped(s, move || {
+                        let mut lane = Lane::new(view, id);
+                        let r = f(&mut lane);
+                        let _ = lane.flush(DEFAULT_BUDGET);
+                        r
+                    })
+                    .expect("spawning a lane thread")
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a lane panicked"))
+            .collect()
+    })
+}
+
+impl Device for CpuDevice {
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            backend: "cpu",
+            name: "CPU reference device".into(),
+            driver: format!(
+                "{} threads as lanes on {} cores",
+                "one per lane",
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            ),
+            subgroup_size: self.subgroup_size,
+        }
+    }
+
+    fn run(
+        &self,
+        ring: &DeviceRing,
+        lanes: u32,
+        program: &Program,
+        timeout: Duration,
+    ) -> Result<RunReport, DeviceError> {
+        let l = ring.layout();
+        if lanes == 0 || lanes > l.lanes {
+            return Err(DeviceError::Run {
+                backend: "cpu",
+                message: format!("{lanes} lanes requested; the ring has 1..={}", l.lanes),
+            });
+        }
+        let deadline = Instant::now() + timeout;
+        let budget = self.budget;
+        let start = Instant::now();
+        let lanes_v = run_lanes(ring, lanes, |lane| {
+            run_program(lane, lanes, program, budget, deadline)
+        });
+        let elapsed = start.elapsed();
+        if Instant::now() > deadline {
+            return Err(DeviceError::Timeout {
+                backend: "cpu",
+                limit: timeout,
+            });
+        }
+        Ok(RunReport {
+            lanes: lanes_v,
+            elapsed,
+        })
+    }
+}
+
+fn run_program(
+    lane: &mut Lane<'_>,
+    lanes: u32,
+    p: &Program,
+    budget: u32,
+    deadline: Instant,
+) -> LaneReport {
+    let mut rep = LaneReport::default();
+    let id = lane.id();
+    let wait_slot = (lane.view().layout().slots_per_lane - 1).min(1);
+    match *p {
+        Program::Print { lines } => {
+            for seq in 0..lines {
+                if seq % 1024 == 0 && Instant::now() > deadline {
+                    rep.failed += (lines - seq) as u64;
+                    break;
+                }
+                match lane.print_with(budget, |b| format_print_line(b, id, seq)) {
+                    Ok(()) => rep.done += 1,
+                    Err(_) => rep.failed += 1,
+                }
+            }
+        }
+        Program::Nop {
+            ops,
+            fire_and_forget,
+        } => {
+            for _ in 0..ops {
+                let r = if fire_and_forget {
+                    lane.nop(Completion::FireAndForget, budget).map(|_| 0)
+                } else {
+                    lane.nop(Completion::Slot(wait_slot), budget)
+                        .and_then(|_| lane.wait(wait_slot, budget))
+                };
+                match r {
+                    Ok(res) if res >= 0 => rep.done += 1,
+                    _ => rep.failed += 1,
+                }
+            }
+        }
+        Program::Write { fd, ops, len } => {
+            let v = lane.view();
+            let off = v.line_off(id, 0);
+            let len = len.min(v.layout().line_bytes);
+            let fill: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            v.write_bytes(off, &fill);
+            for _ in 0..ops {
+                match lane.write(
+                    FileRef::Raw(fd),
+                    off,
+                    len,
+                    -1,
+                    Completion::FireAndForget,
+                    budget,
+                ) {
+                    Ok(_) => {
+                        rep.done += 1;
+                        rep.bytes += len as u64;
+                    }
+                    Err(_) => rep.failed += 1,
+                }
+            }
+        }
+        Program::Read { file, chunk, total } => {
+            let v = lane.view();
+            let fixed_off = id * chunk;
+            let mut buf = vec![0u8; chunk as usize];
+            let nchunks = total.div_ceil(chunk as u64);
+            let mut c = id as u64;
+            while c < nchunks {
+                let off = c * chunk as u64;
+                let len = (total - off).min(chunk as u64) as u32;
+                let r = lane
+                    .read_fixed(FileRef::Fixed(file), fixed_off, len, off, wait_slot, budget)
+                    .and_then(|_| lane.wait(wait_slot, budget));
+                match r {
+                    Ok(n) if n == len as i32 => {
+                        v.read_bytes(v.layout().fixed + fixed_off, &mut buf[..len as usize]);
+                        rep.checksum = rep
+                            .checksum
+                            .wrapping_add(checksum(off, &buf[..len as usize]));
+                        rep.done += 1;
+                        rep.bytes += len as u64;
+                    }
+                    _ => rep.failed += 1,
+                }
+                c += lanes as u64;
+            }
+        }
+    }
+    rep
+}

@@ -1,0 +1,10 @@
+//! The device protocol: how many lanes share one ring without locks and without any lane waiting on another.
+//! The specification is `PROTOCOL.md` in this folder; this module is its Rust implementation and the oracle
+//! the GLSL (`device-shaders/`) and HIP/CUDA (`kernels/`) implementations are tested against.
+
+pub mod format;
+pub mod lane;
+pub mod shared;
+
+pub use format::LineBuf;
+pub use lane::{Completion, FileRef, Lane, LaneStats, OpError, Poll, Reservation, DEFAULT_BUDGET};

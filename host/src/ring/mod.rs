@@ -1,0 +1,711 @@
+//! Device rings: io_uring instances whose SQ/CQ rings, SQEs, device control block, staging lines and fixed
+//! buffers live in one page-aligned arena (`IORING_SETUP_NO_MMAP`) that a GPU API can import.
+//!
+//! How it works inside: [`DeviceRing::new`] plans the arena ([`layout::ArenaPlan`]), maps it with `memmap2`,
+//! creates the ring with SQPOLL over it (falling back from `NO_SQARRAY` to an identity SQ array), registers
+//! fixed files and the staging/fixed regions as fixed buffers, optionally confines the ring with
+//! `IORING_REGISTER_RESTRICTIONS` before enabling it, initialises the control block, and starts the
+//! [`waker`]. Devices get a [`RingLayout`] (by value) and a [`RingView`] (CPU devices) or the arena's address
+//! (GPU APIs import it). Dropping the ring stops the waker, waits (bounded) for in-flight work, closes the ring
+//! and only then unmaps the arena.
+
+pub mod error;
+pub mod layout;
+pub(crate) mod sys;
+pub mod view;
+pub mod waker;
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use error::RingError;
+pub use layout::{Cqe, RingLayout, Sqe};
+pub use view::RingView;
+pub use waker::{WakerConfig, WakerStats};
+
+use crate::ctl_off;
+use crate::protocol::shared::{
+    CompletionSlot, CONTROL_BYTES, MAX_LINE, PRINT_FIXED_BUF, PRINT_FIXED_FILE, PRINT_OFFSET_MODE,
+};
+use layout::{round_up, ArenaPlan};
+
+/// Confinement (PROTOCOL.md §9): the ring accepts only these opcodes, only on registered files
+/// (`IOSQE_FIXED_FILE` required), and fixed-buffer opcodes only inside registered buffers.
+#[derive(Debug, Clone)]
+pub struct Confinement {
+    /// Allowed opcodes (the `io-uring` crate's `opcode::X::CODE`).
+    pub allowed_ops: Vec<u8>,
+}
+
+impl Default for Confinement {
+    /// NOP, READ_FIXED, WRITE_FIXED: what prints, reads into fixed buffers and drains need.
+    fn default() -> Self {
+        use io_uring::opcode;
+        Confinement {
+            allowed_ops: vec![
+                opcode::Nop::CODE,
+                opcode::ReadFixed::CODE,
+                opcode::WriteFixed::CODE,
+            ],
+        }
+    }
+}
+
+/// How to build a [`DeviceRing`].
+#[derive(Debug, Clone)]
+pub struct RingConfig {
+    /// SQ entries: a power of two, 1..=32768.
+    pub sq_entries: u32,
+    /// CQ entries: a power of two ≥ `sq_entries` and ≥ 4, at most 65536; default `2 * sq_entries`.
+    pub cq_entries: Option<u32>,
+    /// How long the SQPOLL thread spins without work before it sleeps.
+    pub sq_thread_idle: Duration,
+    /// Pin the SQPOLL thread to this CPU.
+    pub sq_thread_cpu: Option<u32>,
+    /// Share the SQPOLL thread of this ring (`IORING_SETUP_ATTACH_WQ`).
+    pub attach_to: Option<RawFd>,
+    /// Use `IORING_SETUP_NO_SQARRAY` when the kernel offers it (default true).
+    pub no_sqarray: bool,
+    /// Lanes the arena is sized for (staging lines and completion slots).
+    pub lanes: u32,
+    /// Completion slots per lane (≥ 1; slot 0 is the lane's print slot).
+    pub slots_per_lane: u32,
+    /// Staging lines per lane.
+    pub staging_lines: u32,
+    /// Bytes per staging line (≤ 4096, a multiple of 8).
+    pub line_bytes: u32,
+    /// Size of the user fixed-buffer region in bytes (0 for none).
+    pub fixed_buffer_bytes: usize,
+    /// Files to register as fixed files, in index order.
+    pub fixed_files: Vec<RawFd>,
+    /// Confine the ring (restrictions registered before it is enabled).
+    pub confined: Option<Confinement>,
+    /// Use this arena size instead of the computed one (must be large enough).
+    pub arena_bytes: Option<usize>,
+    /// Create the ring without SQPOLL (only for experiments that submit from the host).
+    pub sqpoll: bool,
+    /// The waker's behaviour.
+    pub waker: WakerConfig,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        RingConfig {
+            sq_entries: 256,
+            cq_entries: None,
+            sq_thread_idle: Duration::from_millis(50),
+            sq_thread_cpu: None,
+            attach_to: None,
+            no_sqarray: true,
+            lanes: 64,
+            slots_per_lane: 2,
+            staging_lines: 4,
+            line_bytes: 256,
+            fixed_buffer_bytes: 0,
+            fixed_files: Vec::new(),
+            confined: None,
+            arena_bytes: None,
+            sqpoll: true,
+            waker: WakerConfig::default(),
+        }
+    }
+}
+
+/// CQ entries kept free for failure CQEs of skip-success operations (PROTOCOL.md §4).
+pub fn skip_headroom(cq_entries: u32) -> u32 {
+    (cq_entries / 8).clamp(1, 32)
+}
+
+fn pow2(name: &'static str, value: u64, min: u64, max: u64) -> Result<(), RingError> {
+    if value.is_power_of_two() && (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(RingError::NotPowerOfTwo {
+            name,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+impl RingConfig {
+    fn cq(&self) -> u32 {
+        self.cq_entries
+            .unwrap_or(self.sq_entries.saturating_mul(2).max(4))
+    }
+
+    /// Checks every size; the errors say which value is wrong and what is allowed.
+    pub fn validate(&self) -> Result<ArenaPlan, RingError> {
+        pow2("sq_entries", self.sq_entries as u64, 1, 32768)?;
+        let cq = self.cq();
+        pow2(
+            "cq_entries",
+            cq as u64,
+            (self.sq_entries as u64).max(4),
+            65536,
+        )?;
+        if self.lanes == 0 || self.slots_per_lane == 0 || self.staging_lines == 0 {
+            return Err(RingError::InvalidConfig(
+                "lanes, slots_per_lane and staging_lines must be at least 1".into(),
+            ));
+        }
+        if self.lanes > 65535 || self.staging_lines > 65534 {
+            return Err(RingError::InvalidConfig(
+                "at most 65535 lanes and 65534 staging lines per lane (user_data encoding)".into(),
+            ));
+        }
+        if self.line_bytes == 0 || self.line_bytes > MAX_LINE || self.line_bytes % 8 != 0 {
+            return Err(RingError::InvalidConfig(format!(
+                "line_bytes must be a multiple of 8 in 8..={MAX_LINE} (PIPE_BUF), got {}",
+                self.line_bytes
+            )));
+        }
+        if self.fixed_buffer_bytes > (1 << 30) {
+            return Err(RingError::InvalidConfig(format!(
+                "fixed_buffer_bytes must be at most 1 GiB (the kernel's limit per registered buffer), got {}",
+                self.fixed_buffer_bytes
+            )));
+        }
+        let idle_ms = self.sq_thread_idle.as_millis();
+        if idle_ms == 0 || idle_ms > u32::MAX as u128 {
+            return Err(RingError::InvalidConfig(
+                "sq_thread_idle must be at least 1 ms".into(),
+            ));
+        }
+        let nslots = self.lanes as u64 * self.slots_per_lane as u64;
+        let control = CONTROL_BYTES as u64
+            + nslots * std::mem::size_of::<CompletionSlot>() as u64
+            + self.lanes as u64 * (self.staging_lines as u64 + 1) * 4;
+        let staging = self.lanes as u64 * self.staging_lines as u64 * self.line_bytes as u64;
+        if control + staging + self.fixed_buffer_bytes as u64 > u32::MAX as u64 / 2 {
+            return Err(RingError::InvalidConfig(
+                "arena would exceed 2 GiB (device offsets are 32-bit)".into(),
+            ));
+        }
+        let plan = ArenaPlan::new(
+            self.sq_entries,
+            cq,
+            control as usize,
+            staging as usize,
+            self.fixed_buffer_bytes,
+        );
+        if let Some(given) = self.arena_bytes {
+            if given < plan.total {
+                return Err(RingError::ArenaTooSmall {
+                    given,
+                    needed: plan.total,
+                });
+            }
+            if given % layout::page_size() != 0 {
+                return Err(RingError::InvalidConfig(format!(
+                    "arena_bytes must be a multiple of the page size ({}), got {given}",
+                    layout::page_size()
+                )));
+            }
+        }
+        Ok(plan)
+    }
+}
+
+/// Ring fd and arena, in drop order: the ring is closed before the arena is unmapped.
+pub(crate) struct Inner {
+    pub(crate) fd: OwnedFd,
+    pub(crate) arena: memmap2::MmapMut,
+    pub(crate) layout: RingLayout,
+}
+
+impl Inner {
+    pub(crate) fn view(&self) -> RingView<'_> {
+        // SAFETY: the arena is mapped for as long as `self` lives and is laid out as `layout` describes (built
+        // by `DeviceRing::new`, which initialised the control block).
+        unsafe { RingView::new(self.arena.as_ptr() as *mut u8, self.layout) }
+    }
+}
+
+/// An io_uring instance in a device-visible arena, with its waker.
+pub struct DeviceRing {
+    waker: Option<waker::Waker>,
+    inner: Arc<Inner>,
+    fixed_files: Vec<RawFd>,
+    features: u32,
+    setup_flags: u32,
+}
+
+/// Where device prints go.
+#[derive(Debug, Clone, Copy)]
+pub enum PrintTarget {
+    /// A raw file descriptor (not allowed on confined rings).
+    Fd(RawFd),
+    /// A registered fixed file, by index.
+    Fixed(u32),
+}
+
+impl DeviceRing {
+    /// Creates a device ring.
+    pub fn new(cfg: RingConfig) -> Result<DeviceRing, RingError> {
+        let plan = cfg.validate()?;
+        let total = cfg.arena_bytes.unwrap_or(plan.total);
+        let mut arena = memmap2::MmapOptions::new()
+            .len(total)
+            .populate()
+            .map_anon()
+            .map_err(|source| RingError::Io {
+                context: "mapping the arena",
+                source,
+            })?;
+        // Pinned pages must not become copy-on-write in a forked child.
+        let _ = arena.advise(memmap2::Advice::DontFork);
+        let base = arena.as_mut_ptr();
+
+        let cq = cfg.cq();
+        let mut flags = sys::SETUP_NO_MMAP | sys::SETUP_CQSIZE;
+        if cfg.sqpoll {
+            flags |= sys::SETUP_SQPOLL;
+            if cfg.sq_thread_cpu.is_some() {
+                flags |= sys::SETUP_SQ_AFF;
+            }
+            if cfg.attach_to.is_some() {
+                flags |= sys::SETUP_ATTACH_WQ;
+            }
+        }
+        if cfg.confined.is_some() || !cfg.fixed_files.is_empty() {
+            flags |= sys::SETUP_R_DISABLED;
+        }
+        let release = error::kernel_release();
+        let try_setup = |flags: u32| {
+            let mut p = sys::Params {
+                cq_entries: cq,
+                flags,
+                sq_thread_cpu: cfg.sq_thread_cpu.unwrap_or(0),
+                sq_thread_idle: cfg.sq_thread_idle.as_millis() as u32,
+                wq_fd: cfg.attach_to.unwrap_or(0) as u32,
+                ..Default::default()
+            };
+            p.sq_off.user_addr = base as u64 + plan.sqes as u64;
+            p.cq_off.user_addr = base as u64 + plan.rings as u64;
+            sys::setup(cfg.sq_entries, &mut p).map(|fd| (fd, p))
+        };
+        let attempt = if cfg.no_sqarray {
+            match try_setup(flags | sys::SETUP_NO_SQARRAY) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => try_setup(flags),
+                r => r,
+            }
+        } else {
+            try_setup(flags)
+        };
+        let (fd, params) =
+            attempt.map_err(|e| error::classify_setup_error(e, flags, cfg.sq_entries, &release))?;
+
+        if params.sq_entries != cfg.sq_entries || params.cq_entries != cq {
+            return Err(RingError::InvalidConfig(format!(
+                "kernel changed ring sizes to {}/{} (asked {}/{})",
+                params.sq_entries, params.cq_entries, cfg.sq_entries, cq
+            )));
+        }
+        let no_sqarray = params.flags & sys::SETUP_NO_SQARRAY != 0;
+        // The kernel's offsets must fall inside the rings region we planned.
+        let cq_end = params.cq_off.cqes as usize + cq as usize * 16;
+        let arr_end = if no_sqarray {
+            0
+        } else {
+            params.sq_off.array as usize + cfg.sq_entries as usize * 4
+        };
+        if cq_end.max(arr_end) > plan.rings_len {
+            return Err(RingError::InvalidConfig(format!(
+                "kernel ring layout needs {} bytes, planned {}",
+                cq_end.max(arr_end),
+                plan.rings_len
+            )));
+        }
+
+        let w_sq = cfg.sq_entries.min(32);
+        let w_cq = (cq / 4).min(32);
+        let credit_pool = cq - w_cq - skip_headroom(cq);
+        let nslots = cfg.lanes * cfg.slots_per_lane;
+        let ring_off = plan.rings as u32;
+        let mut ring_flags = 0;
+        if no_sqarray {
+            ring_flags |= layout::RING_FLAG_NO_SQARRAY;
+        }
+        if cfg.confined.is_some() {
+            ring_flags |= layout::RING_FLAG_CONFINED;
+        }
+        if cfg.sqpoll {
+            ring_flags |= layout::RING_FLAG_SQPOLL;
+        }
+        let lay = RingLayout {
+            arena_host_base: base as u64,
+            arena_size: total as u64,
+            sq_head: ring_off + params.sq_off.head,
+            sq_tail: ring_off + params.sq_off.tail,
+            sq_flags: ring_off + params.sq_off.flags,
+            sq_mask: cfg.sq_entries - 1,
+            sq_entries: cfg.sq_entries,
+            sq_array: if no_sqarray {
+                0
+            } else {
+                ring_off + params.sq_off.array
+            },
+            cq_head: ring_off + params.cq_off.head,
+            cq_tail: ring_off + params.cq_off.tail,
+            cq_mask: cq - 1,
+            cq_entries: cq,
+            cqes: ring_off + params.cq_off.cqes,
+            sqes: plan.sqes as u32,
+            control: plan.control as u32,
+            slots: (plan.control + CONTROL_BYTES) as u32,
+            slots_per_lane: cfg.slots_per_lane,
+            lanes: cfg.lanes,
+            staging: plan.staging as u32,
+            staging_lines: cfg.staging_lines,
+            line_bytes: cfg.line_bytes,
+            staging_buf_index: 0,
+            fixed: if cfg.fixed_buffer_bytes > 0 {
+                plan.fixed as u32
+            } else {
+                0
+            },
+            fixed_size: cfg.fixed_buffer_bytes as u32,
+            fixed_buf_index: 1,
+            w_sq,
+            w_cq,
+            credit_pool,
+            ring_flags,
+            lane_words: (plan.control
+                + CONTROL_BYTES
+                + nslots as usize * std::mem::size_of::<CompletionSlot>())
+                as u32,
+        };
+        let _ = nslots;
+        let inner = Arc::new(Inner {
+            fd,
+            arena,
+            layout: lay,
+        });
+        let view = inner.view();
+        if !no_sqarray {
+            for i in 0..cfg.sq_entries {
+                view.u32_at(lay.sq_array + i * 4)
+                    .store(i, Ordering::Relaxed);
+            }
+        }
+        view.ctl32(ctl_off!(cq_credits))
+            .store(credit_pool, Ordering::Release);
+
+        let raw = inner.fd.as_raw_fd();
+        if !cfg.fixed_files.is_empty() {
+            // SAFETY: `fixed_files` is a live slice of `len` i32 fds for the duration of the call.
+            unsafe {
+                sys::register(
+                    raw,
+                    sys::REGISTER_FILES,
+                    cfg.fixed_files.as_ptr().cast(),
+                    cfg.fixed_files.len() as u32,
+                )
+            }
+            .map_err(|source| RingError::Register {
+                op: "IORING_REGISTER_FILES",
+                source,
+            })?;
+        }
+        let mut iovs = vec![libc::iovec {
+            iov_base: view.host_addr(lay.staging) as *mut libc::c_void,
+            iov_len: plan.staging_len,
+        }];
+        if cfg.fixed_buffer_bytes > 0 {
+            iovs.push(libc::iovec {
+                iov_base: view.host_addr(lay.fixed) as *mut libc::c_void,
+                iov_len: round_up(cfg.fixed_buffer_bytes, layout::page_size()),
+            });
+        }
+        let pinned: usize = iovs.iter().map(|v| v.iov_len).sum();
+        // SAFETY: `iovs` is a live array of iovecs describing arena memory that outlives the ring (the ring fd
+        // is dropped before the arena, see `Inner`).
+        unsafe {
+            sys::register(
+                raw,
+                sys::REGISTER_BUFFERS,
+                iovs.as_ptr().cast(),
+                iovs.len() as u32,
+            )
+        }
+        .map_err(|source| {
+            if source.raw_os_error() == Some(libc::ENOMEM) {
+                RingError::MemlockLimit {
+                    what: "registering the staging and fixed buffers",
+                    bytes: pinned,
+                    limit: error::memlock_limit_text(),
+                    needed_kib: (pinned + total).div_ceil(1024) + 64,
+                }
+            } else {
+                RingError::Register {
+                    op: "IORING_REGISTER_BUFFERS",
+                    source,
+                }
+            }
+        })?;
+
+        if let Some(conf) = &cfg.confined {
+            let mut res: Vec<io_uring::register::Restriction> = conf
+                .allowed_ops
+                .iter()
+                .map(|&op| io_uring::register::Restriction::sqe_op(op))
+                .collect();
+            use io_uring::squeue::Flags;
+            res.push(io_uring::register::Restriction::sqe_flags_required(
+                Flags::FIXED_FILE.bits(),
+            ));
+            res.push(io_uring::register::Restriction::sqe_flags_allowed(
+                (Flags::FIXED_FILE | Flags::SKIP_SUCCESS | Flags::IO_DRAIN | Flags::IO_LINK).bits(),
+            ));
+            // SAFETY: `Restriction` is the crate's `#[repr(C)]` wrapper of `struct io_uring_restriction`; the
+            // vector is live for the call.
+            unsafe {
+                sys::register(
+                    raw,
+                    sys::REGISTER_RESTRICTIONS,
+                    res.as_ptr().cast(),
+                    res.len() as u32,
+                )
+            }
+            .map_err(|source| RingError::Register {
+                op: "IORING_REGISTER_RESTRICTIONS",
+                source,
+            })?;
+        }
+        if flags & sys::SETUP_R_DISABLED != 0 {
+            // SAFETY: ENABLE_RINGS takes no argument.
+            unsafe { sys::register(raw, sys::REGISTER_ENABLE_RINGS, std::ptr::null(), 0) }
+                .map_err(|source| RingError::Register {
+                    op: "IORING_REGISTER_ENABLE_RINGS",
+                    source,
+                })?;
+        }
+        let waker = if cfg.sqpoll {
+            Some(waker::Waker::start(inner.clone(), cfg.waker.clone()))
+        } else {
+            None
+        };
+        Ok(DeviceRing {
+            waker,
+            inner,
+            fixed_files: cfg.fixed_files,
+            features: params.features,
+            setup_flags: params.flags,
+        })
+    }
+
+    /// The layout descriptor to hand to a device.
+    pub fn layout(&self) -> RingLayout {
+        self.inner.layout
+    }
+
+    /// The device's view of the arena.
+    pub fn view(&self) -> RingView<'_> {
+        self.inner.view()
+    }
+
+    /// The arena's base address (page-aligned) and length, for importing into a GPU API.
+    pub fn arena(&self) -> (*mut u8, usize) {
+        (self.inner.arena.as_ptr() as *mut u8, self.inner.arena.len())
+    }
+
+    /// The ring's file descriptor.
+    pub fn fd(&self) -> RawFd {
+        self.inner.fd.as_raw_fd()
+    }
+
+    /// `io_uring_params.features` reported by the kernel.
+    pub fn features(&self) -> u32 {
+        self.features
+    }
+
+    /// The setup flags the ring was created with.
+    pub fn setup_flags(&self) -> u32 {
+        self.setup_flags
+    }
+
+    /// Whether the ring uses `IORING_SETUP_NO_SQARRAY`.
+    pub fn no_sqarray(&self) -> bool {
+        self.inner.layout.ring_flags & layout::RING_FLAG_NO_SQARRAY != 0
+    }
+
+    /// The waker's counters (zero for a ring without SQPOLL).
+    pub fn waker_stats(&self) -> WakerStats {
+        self.waker.as_ref().map(|w| w.stats()).unwrap_or_default()
+    }
+
+    /// The registered fixed files.
+    pub fn fixed_files(&self) -> &[RawFd] {
+        &self.fixed_files
+    }
+
+    /// Sets where device prints go. Call while no lane is printing. A regular file without `O_APPEND` uses
+    /// offset mode from its current position; anything else uses stream mode (PROTOCOL.md §7).
+    pub fn set_print_target(&self, target: PrintTarget) -> Result<(), RingError> {
+        let (fd_for_stat, print_fd, mut flags) = match target {
+            PrintTarget::Fd(fd) => {
+                if self.inner.layout.ring_flags & layout::RING_FLAG_CONFINED != 0 {
+                    return Err(RingError::InvalidConfig(
+                        "a confined ring prints only to registered (fixed) files".into(),
+                    ));
+                }
+                (fd, fd, 0)
+            }
+            PrintTarget::Fixed(i) => {
+                let fd = *self.fixed_files.get(i as usize).ok_or_else(|| {
+                    RingError::InvalidConfig(format!(
+                        "fixed file {i} is not registered ({} registered)",
+                        self.fixed_files.len()
+                    ))
+                })?;
+                (fd, i as i32, PRINT_FIXED_FILE)
+            }
+        };
+        flags |= PRINT_FIXED_BUF;
+        // SAFETY: an all-zero `stat` is a valid out-parameter.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is a valid out-parameter; `fd_for_stat` is just a number to the kernel.
+        if unsafe { libc::fstat(fd_for_stat, &mut st) } != 0 {
+            return Err(RingError::Io {
+                context: "fstat on the print target",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: F_GETFL has no pointer arguments.
+        let fl = unsafe { libc::fcntl(fd_for_stat, libc::F_GETFL) };
+        let view = self.view();
+        let mut offset = 0u64;
+        if st.st_mode & libc::S_IFMT == libc::S_IFREG && fl >= 0 && fl & libc::O_APPEND == 0 {
+            // SAFETY: lseek has no pointer arguments.
+            let pos = unsafe { libc::lseek(fd_for_stat, 0, libc::SEEK_CUR) };
+            if pos >= 0 {
+                flags |= PRINT_OFFSET_MODE;
+                offset = pos as u64;
+            }
+        }
+        view.ctl64(ctl_off!(print_offset))
+            .store(offset, Ordering::Relaxed);
+        view.ctl32(ctl_off!(print_fd))
+            .store(print_fd as u32, Ordering::Relaxed);
+        view.ctl32(ctl_off!(print_flags))
+            .store(flags, Ordering::Release);
+        Ok(())
+    }
+
+    /// After prints in offset mode, moves the target's file position past the printed lines (so later writes
+    /// through the fd append after them). Returns the final offset.
+    pub fn finish_prints(&self) -> Option<u64> {
+        let view = self.view();
+        let flags = view.ctl32(ctl_off!(print_flags)).load(Ordering::Acquire);
+        if flags & PRINT_OFFSET_MODE == 0 {
+            return None;
+        }
+        let fd = view.ctl32(ctl_off!(print_fd)).load(Ordering::Relaxed) as i32;
+        let fd = if flags & PRINT_FIXED_FILE != 0 {
+            *self.fixed_files.get(fd as usize)?
+        } else {
+            fd
+        };
+        let off = view.ctl64(ctl_off!(print_offset)).load(Ordering::Acquire);
+        // SAFETY: lseek has no pointer arguments.
+        unsafe { libc::lseek(fd, off as i64, libc::SEEK_SET) };
+        Some(off)
+    }
+
+    /// Waits until the kernel has consumed every published SQE and every CQ credit is back (no credited request
+    /// is in flight). Reaps on the host's behalf. Returns false if `timeout` passed first.
+    pub fn quiesce(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let view = self.view();
+        let mut host = crate::protocol::Lane::host(view);
+        loop {
+            host.reap(64);
+            let l = view.layout();
+            let head = view.u32_at(l.sq_head).load(Ordering::Acquire);
+            let tail = view.u32_at(l.sq_tail).load(Ordering::Acquire);
+            let reserved = view.ctl32(ctl_off!(sq_reserve)).load(Ordering::Acquire);
+            let credits = view.ctl32(ctl_off!(cq_credits)).load(Ordering::Acquire);
+            if head == tail && tail == reserved && credits == l.credit_pool {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
+
+impl Drop for DeviceRing {
+    fn drop(&mut self) {
+        // Keep the waker running while quiescing: the SQ thread may be asleep.
+        let _ = self.quiesce(Duration::from_secs(2));
+        if let Some(w) = self.waker.take() {
+            w.stop();
+        }
+        // `inner` (ring fd first, then the arena) drops after this.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_name_the_value() {
+        let e = RingConfig {
+            sq_entries: 100,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RingError::NotPowerOfTwo {
+                    name: "sq_entries",
+                    value: 100,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = RingConfig {
+            cq_entries: Some(48),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RingError::NotPowerOfTwo {
+                    name: "cq_entries",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = RingConfig {
+            arena_bytes: Some(4096),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            matches!(e, RingError::ArenaTooSmall { given: 4096, .. }),
+            "{e}"
+        );
+        let e = RingConfig {
+            line_bytes: 5000,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("PIPE_BUF"), "{e}");
+    }
+}

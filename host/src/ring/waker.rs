@@ -1,0 +1,154 @@
+//! The waker: the one host thread a device ring needs. Devices cannot make system calls, so when the SQPOLL
+//! thread has gone to sleep (`IORING_SQ_NEED_WAKEUP`) and lanes have published SQEs it calls
+//! `io_uring_enter(IORING_ENTER_SQ_WAKEUP)`. It also flushes the kernel's CQ overflow list if the overflow
+//! flag ever appears (the protocol's credits make that impossible; the counter proves it).
+//!
+//! Backoff: right after a wake-up it spins for `spin`; while the doorbell moves (lanes publishing, SQ thread
+//! awake) it checks every `min_sleep`; when idle the sleep doubles up to `max_sleep`. An idle waker therefore
+//! wakes about `1 / max_sleep` times a second, and a request published after a long idle waits at most about
+//! `max_sleep` for its wake-up.
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{sys, Inner};
+use crate::ctl_off;
+
+/// Waker tuning.
+#[derive(Debug, Clone)]
+pub struct WakerConfig {
+    /// Spin this long after a wake-up before sleeping again.
+    pub spin: Duration,
+    /// The sleep between checks while lanes are active.
+    pub min_sleep: Duration,
+    /// The longest sleep between checks when idle.
+    pub max_sleep: Duration,
+}
+
+impl Default for WakerConfig {
+    fn default() -> Self {
+        WakerConfig {
+            spin: Duration::from_micros(20),
+            min_sleep: Duration::from_micros(20),
+            max_sleep: Duration::from_millis(1),
+        }
+    }
+}
+
+/// Waker counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WakerStats {
+    /// `IORING_ENTER_SQ_WAKEUP` calls made.
+    pub wakeups: u64,
+    /// CQ overflow flushes (should stay 0).
+    pub overflow_flushes: u64,
+    /// Times the waker went to sleep.
+    pub sleeps: u64,
+    /// Wake-up calls that failed (errno of the last in `last_error`).
+    pub errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    wakeups: AtomicU64,
+    overflow_flushes: AtomicU64,
+    sleeps: AtomicU64,
+    errors: AtomicU64,
+}
+
+pub(crate) struct Waker {
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Waker {
+    pub(crate) fn start(inner: Arc<Inner>, cfg: WakerConfig) -> Waker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        let (s, c) = (stop.clone(), counters.clone());
+        let thread = std::thread::Builder::new()
+            .name("gpu-uring-waker".into())
+            .spawn(move || run(inner, cfg, s, c))
+            .expect("spawning the waker thread");
+        Waker {
+            stop,
+            counters,
+            thread: Some(thread),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> WakerStats {
+        let c = &self.counters;
+        WakerStats {
+            wakeups: c.wakeups.load(Ordering::Relaxed),
+            overflow_flushes: c.overflow_flushes.load(Ordering::Relaxed),
+            sleeps: c.sleeps.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counters>) {
+    let view = inner.view();
+    let l = *view.layout();
+    let fd = inner.fd.as_raw_fd();
+    let (flags_w, head_w, tail_w) = (
+        view.u32_at(l.sq_flags),
+        view.u32_at(l.sq_head),
+        view.u32_at(l.sq_tail),
+    );
+    let doorbell = view.ctl32(ctl_off!(doorbell));
+    let mut last_bell = doorbell.load(Ordering::Relaxed);
+    let mut last_wake = Instant::now() - cfg.spin;
+    let mut sleep = cfg.min_sleep;
+    while !stop.load(Ordering::Acquire) {
+        let flags = flags_w.load(Ordering::Acquire);
+        let tail = tail_w.load(Ordering::Acquire);
+        let head = head_w.load(Ordering::Acquire);
+        let mut acted = false;
+        if flags & sys::SQ_CQ_OVERFLOW != 0 {
+            let _ = sys::enter(fd, 0, 0, sys::ENTER_GETEVENTS);
+            c.overflow_flushes.fetch_add(1, Ordering::Relaxed);
+            acted = true;
+        }
+        if flags & sys::SQ_NEED_WAKEUP != 0 && tail != head {
+            match sys::enter(fd, 0, 0, sys::ENTER_SQ_WAKEUP) {
+                Ok(_) => c.wakeups.fetch_add(1, Ordering::Relaxed),
+                Err(_) => c.errors.fetch_add(1, Ordering::Relaxed),
+            };
+            acted = true;
+        }
+        if acted {
+            last_wake = Instant::now();
+            sleep = cfg.min_sleep;
+            continue;
+        }
+        if last_wake.elapsed() < cfg.spin {
+            // Just woke the SQ thread: the device is likely to publish again soon.
+            std::hint::spin_loop();
+            continue;
+        }
+        let bell = doorbell.load(Ordering::Relaxed);
+        if bell != last_bell || tail != head {
+            // Lanes are active; the SQ thread is awake and polling, so check often but do not spin.
+            last_bell = bell;
+            sleep = cfg.min_sleep;
+        } else {
+            sleep = (sleep * 2).min(cfg.max_sleep);
+        }
+        c.sleeps.fetch_add(1, Ordering::Relaxed);
+        std::thread::park_timeout(sleep);
+    }
+}
