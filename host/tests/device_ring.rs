@@ -349,3 +349,69 @@ fn a_subgroup_run_in_lockstep_by_one_thread_makes_progress() {
     eprintln!("lockstep: {steps} rounds, {refused} refused steps");
     assert!(refused > 0, "the tiny ring pushed back at least once");
 }
+
+#[test]
+fn rings_without_no_sqarray_use_the_identity_sq_array() {
+    let f = tempfile::tempfile().unwrap();
+    let ring = common::ring(RingConfig {
+        lanes: 8,
+        no_sqarray: false,
+        sq_thread_cpu: Some(0),
+        ..Default::default()
+    });
+    assert!(!ring.no_sqarray());
+    assert_ne!(ring.layout().sq_array, 0);
+    ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+        .unwrap();
+    let rep = CpuDevice::default()
+        .run(
+            &ring,
+            8,
+            &Program::Print { lines: 2_000 },
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    assert_eq!(rep.total().failed, 0);
+    assert!(ring.quiesce(Duration::from_secs(5)));
+    ring.finish_prints();
+    common::check_prints(&common::read_fd_file(f.as_raw_fd()), 8, 2_000);
+}
+
+#[test]
+fn lanes_read_a_file_into_fixed_buffers_and_checksum_it() {
+    use std::io::Write;
+    let mut f = tempfile::tempfile().unwrap();
+    let data: Vec<u8> = (0..(1u32 << 20) + 1234)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    f.write_all(&data).unwrap();
+    const LANES_R: u32 = 16;
+    const CHUNK: u32 = 16 << 10;
+    let ring = common::ring(RingConfig {
+        lanes: LANES_R,
+        fixed_buffer_bytes: (LANES_R * CHUNK) as usize,
+        fixed_files: vec![f.as_raw_fd()],
+        ..Default::default()
+    });
+    let total = data.len() as u64;
+    let rep = CpuDevice::default()
+        .run(
+            &ring,
+            LANES_R,
+            &Program::Read {
+                file: 0,
+                chunk: CHUNK,
+                total,
+            },
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let t = rep.total();
+    assert_eq!(t.failed, 0);
+    assert_eq!(t.bytes, total);
+    let mut want = 0u64;
+    for (i, c) in data.chunks(CHUNK as usize).enumerate() {
+        want = want.wrapping_add(gpu_uring::backend::checksum(i as u64 * CHUNK as u64, c));
+    }
+    assert_eq!(t.checksum, want, "device checksum equals the host's");
+}
