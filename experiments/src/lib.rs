@@ -530,6 +530,7 @@ pub fn line_chart(
                 .x_desc(x_desc)
                 .y_desc(y_desc)
                 .x_labels(n_labels)
+                .disable_x_mesh()
                 .x_label_formatter(&fmt_x)
                 .draw()
                 .map_err(|e| err(&e))?;
