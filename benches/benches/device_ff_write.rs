@@ -65,6 +65,34 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 const LEN: u32 = 64;
 /// SQPOLL idle time of every ring here, in milliseconds.
 const SQ_IDLE_MS: u64 = 20;
+/// The CPU every SQPOLL thread here is pinned to (`IORING_SETUP_SQ_AFF`): the last one. The benchmark's own
+/// threads (lanes, the ceiling's submitter, the waker) are pinned to the others. `None` on a 1-CPU machine.
+fn sq_cpu() -> Option<u32> {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    (n >= 2).then_some(n - 1)
+}
+
+/// Pins the calling thread (and so every thread it spawns later) to all CPUs but `sq_cpu`, so submitters
+/// never share a core with the SQ thread they feed — the usual SQPOLL deployment, and the same for every
+/// configuration. Without it, on a loaded 2-core machine the scheduler sometimes puts a spinning submitter on
+/// the SQ thread's core and a run slows down 10-100x, which makes ratios meaningless.
+fn pin_submitters() {
+    let Some(sq) = sq_cpu() else { return };
+    // SAFETY: an all-zero cpu_set_t is a valid empty set; CPU_SET/sched_setaffinity get valid pointers to it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 0..sq {
+            libc::CPU_SET(cpu as usize, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!(
+                "warning: could not pin the benchmark threads: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 /// Lane counts benchmarked.
 const LANES: [u32; 3] = [1, 8, 64];
 
@@ -122,19 +150,26 @@ impl Pool<'_> {
     }
 }
 
-/// Spins (then yields) until the kernel's SQ head reaches the tail: every published SQE consumed.
+/// The backoff every waiting loop here uses, the device's and the ceiling's alike (the same as the reference
+/// device's lanes): spin 32 times, then yield the CPU. A submitter that only spins can starve the SQPOLL thread
+/// when the scheduler puts both on one core, which on a loaded 2-core machine cuts throughput by 10-100x.
+fn backoff(i: u32) {
+    if i < 32 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// Waits until the kernel's SQ head reaches the tail: every published SQE consumed.
 fn wait_sq_consumed(ring: &DeviceRing) {
     let v = ring.view();
     let l = v.layout();
     let (head, tail) = (v.u32_at(l.sq_head), v.u32_at(l.sq_tail));
     let mut i = 0u32;
     while head.load(Ordering::Acquire) != tail.load(Ordering::Acquire) {
+        backoff(i);
         i = i.saturating_add(1);
-        if i < 64 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
     }
 }
 
@@ -181,6 +216,7 @@ fn with_pool<R>(lanes: u32, fd: i32, f: impl FnOnce(&Pool<'_>) -> R) -> R {
     let ring = DeviceRing::new(RingConfig {
         lanes,
         sq_thread_idle: Duration::from_millis(SQ_IDLE_MS),
+        sq_thread_cpu: sq_cpu(),
         ..Default::default()
     })
     .expect("creating the device ring");
@@ -227,10 +263,12 @@ struct Ceiling {
 
 impl Ceiling {
     fn new(fd: i32) -> Ceiling {
-        let ring = IoUring::builder()
-            .setup_sqpoll(SQ_IDLE_MS as u32)
-            .build(256)
-            .expect("io-uring crate ring with SQPOLL");
+        let mut b = IoUring::builder();
+        b.setup_sqpoll(SQ_IDLE_MS as u32);
+        if let Some(cpu) = sq_cpu() {
+            b.setup_sqpoll_cpu(cpu);
+        }
+        let ring = b.build(256).expect("io-uring crate ring with SQPOLL");
         let mut buf = Box::new([b'w'; 4096]);
         let iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
@@ -255,7 +293,9 @@ impl Ceiling {
         let cq_cap = self.ring.params().cq_entries() as u64;
         let t = Instant::now();
         let (mut pushed, mut done, mut failed) = (0u64, 0u64, 0u64);
+        let mut idle = 0u32;
         while pushed < ops || (!skip && done < ops) {
+            let before = (pushed, done);
             {
                 let mut sq = self.ring.submission();
                 while pushed < ops && !sq.is_full() && (skip || pushed - done < cq_cap) {
@@ -274,12 +314,19 @@ impl Ceiling {
                     }
                 }
             }
-            std::hint::spin_loop();
+            idle = if (pushed, done) == before {
+                idle + 1
+            } else {
+                0
+            };
+            backoff(idle);
         }
         if skip {
+            let mut i = 0;
             while !self.ring.submission().is_empty() {
                 self.ring.submit().expect("submit");
-                std::hint::spin_loop();
+                backoff(i);
+                i += 1;
             }
             for c in self.ring.completion() {
                 if c.result() < 0 {
@@ -310,6 +357,10 @@ fn main() {
         .sample_size(10)
         .configure_from_args();
     let bench_mode = std::env::args().any(|a| a == "--bench");
+    pin_submitters();
+    if let Some(cpu) = sq_cpu() {
+        println!("SQPOLL threads pinned to CPU {cpu}; lanes, the ceiling's submitter and the wakers to CPUs 0-{}", cpu - 1);
+    }
     let devnull = std::fs::File::options()
         .write(true)
         .open("/dev/null")
@@ -341,7 +392,7 @@ fn main() {
     // The summary: interleaved rounds (every configuration once per round, the SQ threads of the others
     // asleep), so load drift on a shared machine hits all configurations alike; then the allocation window.
     let quick = !bench_mode;
-    let (rounds, batch): (usize, u64) = if quick { (1, 2_000) } else { (5, 200_000) };
+    let (rounds, batch): (usize, u64) = if quick { (1, 2_000) } else { (7, 200_000) };
     let settle = Duration::from_millis(SQ_IDLE_MS * 2 + 10);
     let mut rates: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut allocs: BTreeMap<String, f64> = BTreeMap::new();
@@ -383,17 +434,27 @@ fn main() {
         v.get(v.len() / 2).copied().unwrap_or(0.0)
     };
     let rate = |k: &str| rates.get(k).map_or(0.0, |v| median(v));
+    // Ratios pair each configuration with the ceiling measured in the same round (seconds apart), then take
+    // the median and the range over rounds.
+    let ratios = |k: &str, ceil: &str| -> (f64, f64, f64) {
+        let (a, b) = (&rates[k], &rates[ceil]);
+        let mut r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+        let m = median(&r);
+        r.sort_by(|x, y| x.total_cmp(y));
+        (m, r[0], r[r.len() - 1])
+    };
     let crit = TOTALS.lock().unwrap().clone();
     let crit_rate = |k: &str| crit.get(k).map_or(0.0, |(n, s)| *n as f64 / s);
     println!(
         "\ndevice_ff_write summary: {LEN}-byte writes to /dev/null. Mwrites/s: median of {rounds} interleaved \
          rounds of {batch} writes (criterion: mean over all iterations it ran). ratio: device ring / the \
-         io-uring crate ceiling with the same completion mode (skip: SKIP_SUCCESS; ff: a CQE per write). \
+         io-uring crate ceiling with the same completion mode (skip: SKIP_SUCCESS; ff: a CQE per write), \
+         measured in the same round; median and range over the rounds. \
          allocs/write: allocations by the whole process during one {batch}-write steady-state batch."
     );
     println!(
-        "{:<16} {:>10} {:>10} {:>8} {:>13}",
-        "config", "Mwrites/s", "criterion", "ratio", "allocs/write"
+        "{:<16} {:>10} {:>10} {:>8} {:>13} {:>13}",
+        "config", "Mwrites/s", "criterion", "ratio", "ratio range", "allocs/write"
     );
     let mut ratio8 = 0.0;
     let mut zero_alloc = true;
@@ -412,7 +473,7 @@ fn main() {
         }
     }
     for (k, ceil) in &rows {
-        let r = rate(k) / rate(ceil);
+        let (r, lo, hi) = ratios(k, ceil);
         let a = allocs.get(k).copied().unwrap_or(f64::NAN);
         if k == "skip/8-lanes" {
             ratio8 = r;
@@ -421,10 +482,11 @@ fn main() {
             zero_alloc = false;
         }
         println!(
-            "{k:<16} {:>10.3} {:>10.3} {:>8.2} {:>13.4}",
+            "{k:<16} {:>10.3} {:>10.3} {:>8.2} {:>13} {:>13.4}",
             rate(k) / 1e6,
             crit_rate(k) / 1e6,
             r,
+            format!("{lo:.2}-{hi:.2}"),
             a
         );
     }
