@@ -104,11 +104,18 @@ impl Experiment {
     /// unavailable ends the program with `unavailable: <reason>` (exit status 2); `auto` falls back to the
     /// CPU reference device and says why each better device was skipped.
     pub fn open_device(&mut self) -> Box<dyn Device> {
+        let dev = self.open_device_quietly();
+        self.say(&self.device_desc.clone());
+        dev
+    }
+
+    /// [`Experiment::open_device`] without printing the device line (for experiments that print it in their
+    /// summary instead; [`Experiment::device_desc`] returns it).
+    pub fn open_device_quietly(&mut self) -> Box<dyn Device> {
         match backend::open(&self.args.device) {
             Ok((dev, skipped)) => {
                 self.device_desc =
                     device_line(&self.args.device, &dev.info().to_string(), &skipped);
-                self.say(&self.device_desc.clone());
                 dev
             }
             Err(e) => fail(&format!("--device {}: {e}", self.args.device)),

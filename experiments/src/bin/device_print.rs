@@ -6,8 +6,9 @@
 //! offset mode from what fd 1 is), or `--print-to FILE`. The summary (device, lines, bytes, seconds, lines/s,
 //! MB/s, waker wake-ups, failures) goes to stderr, so `device_print > out.txt` leaves only the lines in
 //! `out.txt`. With `--json`, stdout carries the JSON summary row instead, so the lines go to `--print-to`
-//! (default /dev/null). Exit status 1 if any line failed (not submitted within its budget, or a failed or
-//! short write), 2 on a setup error.
+//! (default /dev/null). `--verify` reads a file target back and checks every line is there exactly once,
+//! untorn, in each lane's order. Exit status 1 if any line failed (not submitted within its budget, a failed
+//! or short write, or a failed verification), 2 on a setup error.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -44,13 +45,18 @@ struct Cli {
     /// Give up after this many seconds (lines not yet printed count as failed).
     #[arg(long, default_value_t = 600)]
     timeout_s: u64,
+    /// After the run, read the lines back (needs a regular file: --print-to FILE or stdout redirected to a
+    /// file) and check that every line is present exactly once, untorn, and in each lane's order.
+    #[arg(long)]
+    verify: bool,
 }
 
 fn main() {
     let cli = Cli::parse();
     // Human-readable output always goes to stderr: stdout carries the lines (or, with --json, the JSON row).
     let mut exp = Experiment::new("device_print", cli.common.clone()).human_to_stderr();
-    let dev = exp.open_device();
+    // The device line is printed with the summary, where it is seen after the lines scroll by.
+    let dev = exp.open_device_quietly();
     let info = dev.info();
 
     let target_file = match (&cli.print_to, exp.json()) {
@@ -93,10 +99,13 @@ fn main() {
         "stream"
     };
     eprintln!(
-        "printing {} lanes x {} lines to {target_name} ({mode} mode)",
-        cli.lanes, cli.lines
+        "printing {} lanes x {} lines on the {} to {target_name} ({mode} mode)",
+        cli.lanes, cli.lines, info.name
     );
 
+    // Where the lines start in a regular-file target, for --verify.
+    // SAFETY: lseek has no pointer arguments.
+    let start_off = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
     let before = ring.waker_stats();
     let report = dev
         .run(
@@ -155,8 +164,28 @@ fn main() {
     if !quiet {
         eprintln!("warning: the ring did not quiesce within 10 s");
     }
+    let mut verify_failed = false;
+    if cli.verify {
+        match verify(fd, start_off, cli.lanes, &report.lanes) {
+            Ok(n) => {
+                eprintln!("verify: {n} lines read back: each exactly once, untorn, in lane order")
+            }
+            Err(e) => {
+                eprintln!("verify: FAILED: {e}");
+                verify_failed = true;
+            }
+        }
+    }
+    let row = if cli.verify {
+        row.pass("verified", !verify_failed)
+    } else {
+        row
+    };
     exp.table("device_print", "summary", &[row]);
     drop(ring);
+    if verify_failed {
+        std::process::exit(1);
+    }
     if failed > 0 || total.done != cli.lanes as u64 * cli.lines as u64 {
         eprintln!("FAILED: {failed} lines failed");
         std::process::exit(1);
@@ -186,4 +215,52 @@ fn describe_fd(fd: i32) -> String {
         _ => "a file",
     };
     format!("stdout ({kind})")
+}
+
+/// Reads the target back from `start` and checks it against what each lane reported printing.
+fn verify(
+    fd: i32,
+    start: i64,
+    lanes: u32,
+    reports: &[gpu_uring::backend::LaneReport],
+) -> Result<u64, String> {
+    use std::io::{BufRead, BufReader, Seek, SeekFrom};
+    if start < 0 {
+        return Err(
+            "the target is not a regular file (use --print-to FILE or redirect stdout to a file)"
+                .into(),
+        );
+    }
+    let mut f = File::open(format!("/proc/self/fd/{fd}"))
+        .map_err(|e| format!("reopening the target: {e}"))?;
+    f.seek(SeekFrom::Start(start as u64))
+        .map_err(|e| e.to_string())?;
+    let mut next = vec![0u32; lanes as usize];
+    let mut n = 0u64;
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| format!("line {i}: {e} (torn or not UTF-8)"))?;
+        let lane: u32 = line
+            .strip_prefix("lane=")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|x| x.parse().ok())
+            .filter(|&l| l < lanes)
+            .ok_or_else(|| format!("line {i} is malformed: {line:?}"))?;
+        let want = expected_line(lane, next[lane as usize]);
+        if line != want {
+            return Err(format!(
+                "line {i}: got {line:?}, lane {lane} should print {want:?} next"
+            ));
+        }
+        next[lane as usize] += 1;
+        n += 1;
+    }
+    for (lane, r) in reports.iter().enumerate() {
+        if next[lane] as u64 != r.done {
+            return Err(format!(
+                "lane {lane}: {} lines in the file, {} reported printed",
+                next[lane], r.done
+            ));
+        }
+    }
+    Ok(n)
 }
