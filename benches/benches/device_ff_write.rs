@@ -65,17 +65,25 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 const LEN: u32 = 64;
 /// SQPOLL idle time of every ring here, in milliseconds.
 const SQ_IDLE_MS: u64 = 20;
-/// The CPU every SQPOLL thread here is pinned to (`IORING_SETUP_SQ_AFF`): the last one. The benchmark's own
-/// threads (lanes, the ceiling's submitter, the waker) are pinned to the others. `None` on a 1-CPU machine.
+/// With `GPU_URING_BENCH_PIN=1`, the CPU every SQPOLL thread here is pinned to (`IORING_SETUP_SQ_AFF`): the
+/// last one; the benchmark's own threads (lanes, the ceiling's submitter, the wakers) then run on the others.
+/// `None` without the variable or on a 1-CPU machine.
+///
+/// Pinning is the usual SQPOLL deployment and gives the SQ thread a core of its own on a quiet machine. It is
+/// off by default because on a small machine shared with other work it backfires: the pinned SQ thread cannot
+/// escape the load on its core, and it and the submitters meet only when both happen to be scheduled, so every
+/// configuration drops to about one SQ-ring's worth of writes per scheduling round (measured: 20-60x slower
+/// on the 2-core development VM at load average 10+). Unpinned, every waiting loop here backs off by
+/// yielding, so a submitter sharing a core with its SQ thread hands the core over.
 fn sq_cpu() -> Option<u32> {
+    if std::env::var("GPU_URING_BENCH_PIN").as_deref() != Ok("1") {
+        return None;
+    }
     let n = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     (n >= 2).then_some(n - 1)
 }
 
-/// Pins the calling thread (and so every thread it spawns later) to all CPUs but `sq_cpu`, so submitters
-/// never share a core with the SQ thread they feed — the usual SQPOLL deployment, and the same for every
-/// configuration. Without it, on a loaded 2-core machine the scheduler sometimes puts a spinning submitter on
-/// the SQ thread's core and a run slows down 10-100x, which makes ratios meaningless.
+/// Pins the calling thread (and so every thread it spawns later) to all CPUs but `sq_cpu`, when pinning is on.
 fn pin_submitters() {
     let Some(sq) = sq_cpu() else { return };
     // SAFETY: an all-zero cpu_set_t is a valid empty set; CPU_SET/sched_setaffinity get valid pointers to it.
@@ -152,7 +160,8 @@ impl Pool<'_> {
 
 /// The backoff every waiting loop here uses, the device's and the ceiling's alike (the same as the reference
 /// device's lanes): spin 32 times, then yield the CPU. A submitter that only spins can starve the SQPOLL thread
-/// when the scheduler puts both on one core, which on a loaded 2-core machine cuts throughput by 10-100x.
+/// when the scheduler puts both on one core; on the loaded 2-core development VM that cut the ceiling's
+/// throughput 10-100x.
 fn backoff(i: u32) {
     if i < 32 {
         std::hint::spin_loop();
