@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gpu_uring::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
-use gpu_uring::ring::{DeviceRing, RingConfig};
+use gpu_uring::ring::{DeviceRing, RingConfig, WakerConfig};
 use gpu_uring_experiments::{
     fail, line_chart, CommonArgs, Experiment, Percentiles, Record, Series,
 };
@@ -51,6 +51,13 @@ struct Cli {
     /// Idle gap before each cold request, in milliseconds [default: 2 x SQ idle + 5].
     #[arg(long)]
     cold_gap_ms: Option<u64>,
+    /// The device ring's waker: sleep between checks while lanes are active, in microseconds [default: the
+    /// library's].
+    #[arg(long)]
+    waker_min_sleep_us: Option<u64>,
+    /// The device ring's waker: spin after a wake-up, in microseconds [default: the library's].
+    #[arg(long)]
+    waker_spin_us: Option<u64>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -206,9 +213,21 @@ fn main() {
         .unwrap_or_else(|e| fail(&format!("opening /dev/null: {e}")));
     let fd = devnull.as_raw_fd();
 
+    let mut waker = WakerConfig::default();
+    if let Some(us) = cli.waker_min_sleep_us {
+        waker.min_sleep = Duration::from_micros(us);
+    }
+    if let Some(us) = cli.waker_spin_us {
+        waker.spin = Duration::from_micros(us);
+    }
+    let waker_desc = format!(
+        "waker spin {:?}, min sleep {:?}, max sleep {:?}",
+        waker.spin, waker.min_sleep, waker.max_sleep
+    );
     let ring = DeviceRing::new(RingConfig {
         lanes: 1,
         sq_thread_idle: idle,
+        waker,
         ..Default::default()
     })
     .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
@@ -241,7 +260,8 @@ fn main() {
     };
 
     exp.say(&format!(
-        "single lane, waited round trips; SQ idle {} ms; cold gap {} ms; {} hot / {} cold samples per row",
+        "single lane, waited round trips; SQ idle {} ms; cold gap {} ms; {} hot / {} cold samples per row; \
+         device ring's {waker_desc}",
         idle.as_millis(),
         gap.as_millis(),
         cli.hot,
