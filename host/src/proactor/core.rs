@@ -280,6 +280,25 @@ impl Core {
     /// Records the outcome of slot `idx` exactly once: advances or breaks its linked
     /// sequence, then delivers (raw path), stores (future) or drops (detached).
     pub(crate) fn finish(&mut self, sh: &Shared, idx: u32, outcome: Outcome) {
+        // Fast path: an unlinked operation on the raw path.
+        let s = &mut self.slots[idx as usize];
+        if s.next == NONE && matches!(s.delivery, Delivery::Callback) {
+            let resources =
+                s.op.take()
+                    .expect("running slot has an op")
+                    .into_resources();
+            let key = s.key(idx);
+            s.prev = NONE;
+            s.chain = Chain::None;
+            self.done.push(Completion {
+                id: OpId(key),
+                user_data: s.user_data,
+                outcome,
+                resources,
+            });
+            self.release(idx);
+            return;
+        }
         let mut idx = idx;
         let mut outcome = outcome;
         loop {
@@ -287,8 +306,8 @@ impl Core {
             debug_assert!(matches!(s.state, State::Running | State::Queued));
             let next = s.next;
             let chain = s.chain;
-            let expected = s.op.as_ref().and_then(OpKind::expected_len);
-            let ok = outcome_is_ok(expected, &outcome);
+            let ok = next != NONE
+                && outcome_is_ok(s.op.as_ref().and_then(OpKind::expected_len), &outcome);
             if next != NONE {
                 self.slots[next as usize].prev = NONE;
             }

@@ -255,9 +255,9 @@ impl Uring {
             {
                 // SAFETY: the core lock (held by the caller) guards every SubmissionQueue.
                 let mut sq = unsafe { self.ring.submission_shared() };
-                // SAFETY: forwarded from this function's contract.
+                // SAFETY: forwarded from this function's contract. Dropping `sq` publishes
+                // the new tail (Release), which is what the kernel reads.
                 if unsafe { sq.push(entry) }.is_ok() {
-                    sq.sync();
                     return true;
                 }
             }
