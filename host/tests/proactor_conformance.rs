@@ -605,9 +605,13 @@ fn cancel_before_start(t: &Ctx) {
     // Immediate operations cancelled before the first poll: delivered exactly once,
     // cancelled or (if the backend already ran them) with their normal result.
     let (_d, _path, f) = tmpfile(b"abcdef");
+    let victim: OwnedFd = std::fs::File::open(&_path).unwrap().into();
     let ops = vec![
         Operation::nop(),
         Operation::read_at(&f, vec![0; 3], 0),
+        Operation::write_at(&f, b"xy".to_vec(), 0),
+        Operation::readv_at(&f, vec![vec![0; 2], vec![0; 2]], 0),
+        Operation::writev_at(&f, vec![b"a".to_vec(), b"b".to_vec()], 0),
         Operation::fsync(&f, false),
         Operation::open_at(
             libc::AT_FDCWD,
@@ -615,6 +619,7 @@ fn cancel_before_start(t: &Ctx) {
             libc::O_RDONLY,
             0,
         ),
+        Operation::close(victim),
     ];
     for op in ops {
         let name = op.name();
@@ -623,7 +628,15 @@ fn cancel_before_start(t: &Ctx) {
         let c = collect(&p, 1).pop().unwrap();
         assert_eq!(c.id, id);
         match c.outcome {
-            Outcome::Cancelled => assert_eq!(st, CancelStatus::Requested),
+            Outcome::Cancelled => {
+                assert_eq!(st, CancelStatus::Requested);
+                if name == "close" {
+                    assert!(
+                        matches!(c.resources, Resources::Fd(_)),
+                        "a close that never ran returns the fd"
+                    );
+                }
+            }
             Outcome::Ok(v) => {
                 if name == "open" {
                     // SAFETY: the open returned a descriptor we now own.

@@ -163,6 +163,8 @@ pub(crate) struct Shared {
     pub(crate) sleeping: AtomicBool,
     /// Set by any thread that queued work only the poll thread can do.
     pub(crate) hint: AtomicBool,
+    /// Set by `Proactor::wake`: the current or next poll returns.
+    pub(crate) user_wake: AtomicBool,
     pub(crate) caps: Capabilities,
     pub(crate) buffers: OnceLock<Arc<Registry>>,
     pub(crate) max_in_flight: u32,
@@ -480,11 +482,18 @@ impl Shared {
     pub(crate) fn nudge(&self) {
         fence(Ordering::SeqCst);
         if self.sleeping.load(Ordering::SeqCst) {
-            self.wake();
+            self.interrupt();
         }
     }
 
+    /// `Proactor::wake`: the current or next `poll` returns.
     pub(crate) fn wake(&self) {
+        self.user_wake.store(true, Ordering::SeqCst);
+        self.interrupt();
+    }
+
+    /// Interrupts a blocked kernel wait; `poll` then loops (or returns on a user wake).
+    fn interrupt(&self) {
         match &self.backend {
             Backend::Uring(u) => u.wake(),
             Backend::Epoll(e) => e.wake(),
@@ -677,7 +686,8 @@ impl Shared {
             // Phase 2: block in the kernel. `sleeping` is published before we look at
             // `hint` (and before the kernel reads the SQ tail), see `nudge`.
             self.sleeping.store(true, Ordering::SeqCst);
-            let wait = if self.hint.load(Ordering::SeqCst) {
+            let wait = if self.hint.load(Ordering::SeqCst) || self.user_wake.load(Ordering::SeqCst)
+            {
                 Some(Duration::ZERO)
             } else {
                 wait
@@ -689,16 +699,17 @@ impl Shared {
             self.sleeping.store(false, Ordering::SeqCst);
             r?;
             // Phase 3: reap.
-            let woken = {
+            {
                 let mut core = lock(&self.core);
-                let woken = match &self.backend {
+                // Interrupt events carry no meaning of their own; `user_wake` decides.
+                let _interrupted = match &self.backend {
                     Backend::Uring(u) => u.reap(self, &mut core),
                     Backend::Epoll(e) => e.reap(self, &mut core, &scratch.events),
                 };
                 scratch.done.append(&mut core.done);
                 scratch.wakers.append(&mut core.wakers);
-                woken
-            };
+            }
+            let woken = self.user_wake.swap(false, Ordering::SeqCst);
             // Phase 4: deliver, with no lock held.
             let n = scratch.done.len() + scratch.wakers.len();
             for c in scratch.done.drain(..) {

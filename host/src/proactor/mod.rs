@@ -267,6 +267,7 @@ impl Proactor {
             owner: AtomicU64::new(0),
             sleeping: AtomicBool::new(false),
             hint: AtomicBool::new(false),
+            user_wake: AtomicBool::new(false),
             caps,
             buffers: OnceLock::new(),
             max_in_flight: o.max_in_flight,

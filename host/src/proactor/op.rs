@@ -273,8 +273,8 @@ impl Operation {
     }
 
     /// `openat(2)` relative to `dir` (`libc::AT_FDCWD` for the working directory);
-    /// completes with the new descriptor (`O_CLOEXEC` is always added on epoll; io_uring
-    /// passes `flags` through). `IORING_OP_OPENAT` (5.6+).
+    /// completes with the new descriptor, which the caller then owns. `O_CLOEXEC` is
+    /// always added. `IORING_OP_OPENAT` (5.6+).
     pub fn open_at(dir: RawFd, path: CString, flags: i32, mode: u32) -> Operation {
         Operation::new(OpKind::Open {
             dir,

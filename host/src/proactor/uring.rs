@@ -712,3 +712,47 @@ impl Drop for Uring {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_errors_map_to_unavailable_with_a_hint() {
+        for errno in [libc::EPERM, libc::EACCES, libc::ENOSYS, libc::ENOMEM] {
+            match unavailable(errno) {
+                Error::Unavailable {
+                    backend,
+                    errno: e,
+                    hint,
+                } => {
+                    assert_eq!(backend, "io_uring");
+                    assert_eq!(e, errno);
+                    assert!(!hint.is_empty());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let s = unavailable(libc::EPERM).to_string();
+        assert!(s.contains("io_uring_disabled"), "{s}");
+    }
+
+    #[test]
+    fn cqe_results_map_to_outcomes() {
+        let timer = OpKind::Timer(TimerSpec::After(Duration::ZERO));
+        assert_eq!(outcome(&timer, false, -libc::ETIME), Outcome::Ok(0));
+        assert_eq!(outcome(&timer, false, -libc::ECANCELED), Outcome::Cancelled);
+        assert_eq!(
+            outcome(&OpKind::Nop, true, -libc::EINTR),
+            Outcome::Cancelled
+        );
+        assert_eq!(outcome(&OpKind::Nop, false, 5), Outcome::Ok(5));
+        assert_eq!(
+            outcome(&OpKind::Nop, false, -libc::EBADF),
+            Outcome::Err(Error::Op {
+                op: "nop",
+                errno: libc::EBADF
+            })
+        );
+    }
+}
