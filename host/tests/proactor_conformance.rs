@@ -373,10 +373,10 @@ fn file_ops(t: &Ctx) {
     let c = one(&p, Operation::read_at(raw, vec![0; 100], 10));
     assert_eq!(c.outcome, Outcome::Ok(8));
 
-    let before = open_fd_count();
+    // (Descriptor counts are checked in proactor_teardown.rs: other tests of this
+    // binary open descriptors concurrently.)
     let c = one(&p, Operation::close(file));
     assert_eq!(c.outcome, Outcome::Ok(0));
-    assert_eq!(open_fd_count(), before - 1, "close released the descriptor");
     assert_eq!(
         std::fs::read(dir.path().join("f")).unwrap(),
         b"hello worldabcdefg"
