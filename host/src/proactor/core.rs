@@ -613,7 +613,7 @@ impl Shared {
         let (st, wakers) = {
             let mut core = lock(&self.core);
             let st = core.cancel(self, id);
-            let w = std::mem::take(&mut core.wakers);
+            let w = take_wakers(&mut core);
             if !core.done.is_empty() || !core.cancels.is_empty() {
                 self.hint.store(true, Ordering::SeqCst);
             }
@@ -637,7 +637,7 @@ impl Shared {
             if !core.done.is_empty() || !core.deferred.is_empty() {
                 self.hint.store(true, Ordering::SeqCst);
             }
-            std::mem::take(&mut core.wakers)
+            take_wakers(&mut core)
         };
         for w in wakers {
             w.wake();
@@ -734,6 +734,16 @@ impl Shared {
             Backend::Uring(u) => u.prepare(self, core),
             Backend::Epoll(e) => e.prepare(self, core),
         }
+    }
+}
+
+/// Takes the wakers to wake after unlocking. Empty (the raw path) costs nothing; a
+/// non-empty list moves out with its allocation (cancel and signal paths only).
+fn take_wakers(core: &mut Core) -> Vec<Waker> {
+    if core.wakers.is_empty() {
+        Vec::new()
+    } else {
+        std::mem::take(&mut core.wakers)
     }
 }
 

@@ -1,0 +1,104 @@
+//! "No allocation per operation on the hot path", checked: a counting global allocator
+//! watches steady-state rounds of raw-path operations (after a warm-up that lets every
+//! reusable buffer reach its capacity) on each backend. Single test in this binary so
+//! no other test allocates concurrently.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use gpu_uring::proactor::*;
+
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+const DEPTH: usize = 32;
+
+fn round(
+    p: &Proactor,
+    fd: i32,
+    ops: &mut Vec<Operation>,
+    ids: &mut Vec<OpId>,
+    bufs: &mut Vec<Vec<u8>>,
+) {
+    for i in 0..DEPTH {
+        let op = match i % 4 {
+            0 => Operation::nop(),
+            1 => Operation::timer(Duration::from_micros(1)),
+            _ => Operation::read_at(fd, bufs.pop().unwrap(), (i * 512) as u64),
+        };
+        ops.push(op.user_data(i as u64));
+    }
+    ids.clear();
+    p.submit_batch(ops, ids).unwrap();
+    let mut n = 0;
+    while n < DEPTH {
+        p.poll(Some(Duration::from_secs(5)), |c| {
+            assert!(c.outcome.ok().is_some(), "{c:?}");
+            if let Resources::Buf(b) = c.resources {
+                bufs.push(b);
+            }
+            n += 1;
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn steady_state_raw_path_does_not_allocate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, vec![1u8; 64 * 1024]).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    for (name, backend) in [
+        ("io_uring", BackendChoice::IoUring),
+        ("epoll", BackendChoice::Epoll),
+    ] {
+        let p = match Proactor::new(Options {
+            backend,
+            ..Options::default()
+        }) {
+            Ok(p) => p,
+            Err(e @ Error::Unavailable { .. }) => {
+                eprintln!("SKIP {name}: {e}");
+                continue;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let mut ops = Vec::with_capacity(DEPTH);
+        let mut ids = Vec::with_capacity(DEPTH);
+        let mut bufs: Vec<Vec<u8>> = (0..DEPTH).map(|_| vec![0u8; 512]).collect();
+        for _ in 0..200 {
+            round(&p, fd, &mut ops, &mut ids, &mut bufs);
+        }
+        let before = ALLOCS.load(Ordering::Relaxed);
+        for _ in 0..500 {
+            round(&p, fd, &mut ops, &mut ids, &mut bufs);
+        }
+        let n = ALLOCS.load(Ordering::Relaxed) - before;
+        eprintln!("{name}: {n} allocations in {} operations", 500 * DEPTH);
+        assert_eq!(n, 0, "{name}: the raw path allocated in steady state");
+    }
+}
