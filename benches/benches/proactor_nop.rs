@@ -150,7 +150,36 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
+/// `PROACTOR_BENCH_ROUNDS=<raw|proactor|epoll>:<rounds>` runs just that many rounds of
+/// one variant and exits: for `perf stat` (instructions per operation are far less
+/// noisy than time on a shared machine).
+fn rounds_only(spec: &str) {
+    let (what, n) = spec.split_once(':').expect("variant:rounds");
+    let n: usize = n.parse().expect("rounds");
+    let mut done = 0;
+    match what {
+        "raw" => {
+            let mut r = Raw::new();
+            (0..n).for_each(|_| done += r.round());
+        }
+        "proactor" => {
+            let mut p = Pro::new(BackendChoice::IoUring).expect("io_uring");
+            (0..n).for_each(|_| done += p.round());
+        }
+        "epoll" => {
+            let mut p = Pro::new(BackendChoice::Epoll).unwrap();
+            (0..n).for_each(|_| done += p.round());
+        }
+        _ => panic!("unknown variant {what}"),
+    }
+    println!("{what}: {done} NOPs");
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("PROACTOR_BENCH_ROUNDS") {
+        rounds_only(&spec);
+        return;
+    }
     if std::env::var_os("PROACTOR_BENCH_NO_COMPARE").is_none() {
         compare();
     }
