@@ -160,7 +160,7 @@ fn tmpfile(content: &[u8]) -> (tempfile::TempDir, std::path::PathBuf, std::fs::F
 
 fn errno_of(o: &Outcome) -> Option<i32> {
     match o {
-        Outcome::Err(e) => e.errno(),
+        Outcome::Err(e) => Some(e.errno),
         _ => None,
     }
 }

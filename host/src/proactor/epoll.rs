@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::caps::{Capability, CapabilitySet};
 use super::core::{Core, Shared, State, NONE};
 use super::error::{Error, Result};
-use super::op::{Deadline, OpKind, Outcome, Target, TimerSpec};
+use super::op::{Deadline, OpCode, OpError, OpKind, Outcome, Target, TimerSpec};
 use super::sys;
 
 const WAKE_TAG: u64 = u64::MAX;
@@ -55,10 +55,10 @@ fn st(core: &mut Core) -> &mut EState {
     }
 }
 
-fn io_outcome(op: &'static str, r: std::io::Result<usize>) -> Outcome {
+fn io_outcome(op: OpCode, r: std::io::Result<usize>) -> Outcome {
     match r {
         Ok(n) => Outcome::Ok(n as u32),
-        Err(e) => Outcome::Err(Error::Op {
+        Err(e) => Outcome::Err(OpError {
             op,
             errno: e.raw_os_error().unwrap_or(libc::EIO),
         }),
@@ -173,7 +173,7 @@ impl Epoll {
         let files = &core.files;
         let s = &mut core.slots[idx as usize];
         let gen = s.gen;
-        let name = s.op.as_ref().map_or("?", OpKind::name);
+        let name = s.op.as_ref().map_or(OpCode::Nop, OpKind::code);
         let fdof = |t: Target| match t {
             Target::Fd(f) => f,
             Target::Fixed(i) => files[i as usize].as_raw_fd(),
@@ -213,16 +213,18 @@ impl Epoll {
                                 st(core).fds.insert(fd, idx);
                                 return;
                             }
-                            Err(e) => io_outcome("event wait", Err(e)),
+                            Err(e) => io_outcome(OpCode::EventWait, Err(e)),
                         }
                     }
                 }
             }
             OpKind::NotificationWait(..) => {
                 // Always run as a user-space subscription by the core.
-                Outcome::Err(Error::InvalidArgument(
-                    "notification wait reached the epoll backend",
-                ))
+                debug_assert!(false, "notification wait reached the epoll backend");
+                Outcome::Err(OpError {
+                    op: OpCode::NotificationWait,
+                    errno: libc::EINVAL,
+                })
             }
             OpKind::Open {
                 dir,

@@ -96,7 +96,8 @@ pub use caps::{Capabilities, Capability, CapabilitySet, Support};
 pub use error::{Error, QueueKind, Result};
 pub use future::OpFuture;
 pub use op::{
-    CancelStatus, Completion, Deadline, OpId, Operation, Outcome, Resources, Target, TimerSpec,
+    CancelStatus, Completion, Deadline, OpCode, OpError, OpId, Operation, Outcome, Resources,
+    Target, TimerSpec,
 };
 pub use sync::{Event, Notification};
 pub use sys::open_fd_count;

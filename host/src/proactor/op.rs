@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::buffers::FixedBuf;
-use super::error::Error;
+use super::error::{Errno, Error};
 use super::sync::{Event, Notification};
 use super::sys;
 
@@ -148,22 +148,26 @@ pub(crate) enum OpKind {
 }
 
 impl OpKind {
-    pub(crate) fn name(&self) -> &'static str {
+    pub(crate) fn code(&self) -> OpCode {
         match self {
-            OpKind::Nop => "nop",
-            OpKind::Timer(_) => "timer",
-            OpKind::EventWait(_) => "event wait",
-            OpKind::NotificationWait(..) => "notification wait",
-            OpKind::Open { .. } => "open",
-            OpKind::Read { .. } => "read",
-            OpKind::Write { .. } => "write",
-            OpKind::Readv { .. } => "readv",
-            OpKind::Writev { .. } => "writev",
-            OpKind::ReadFixed { .. } => "read_fixed",
-            OpKind::WriteFixed { .. } => "write_fixed",
-            OpKind::Fsync { .. } => "fsync",
-            OpKind::Close { .. } => "close",
+            OpKind::Nop => OpCode::Nop,
+            OpKind::Timer(_) => OpCode::Timer,
+            OpKind::EventWait(_) => OpCode::EventWait,
+            OpKind::NotificationWait(..) => OpCode::NotificationWait,
+            OpKind::Open { .. } => OpCode::Open,
+            OpKind::Read { .. } => OpCode::Read,
+            OpKind::Write { .. } => OpCode::Write,
+            OpKind::Readv { .. } => OpCode::Readv,
+            OpKind::Writev { .. } => OpCode::Writev,
+            OpKind::ReadFixed { .. } => OpCode::ReadFixed,
+            OpKind::WriteFixed { .. } => OpCode::WriteFixed,
+            OpKind::Fsync { .. } => OpCode::Fsync,
+            OpKind::Close { .. } => OpCode::Close,
         }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.code().name()
     }
 
     /// Bytes a read or write asks for; a shorter transfer breaks a linked sequence
@@ -358,13 +362,74 @@ impl Operation {
     }
 }
 
+/// Which kind of operation (in errors and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OpCode {
+    Nop,
+    Timer,
+    EventWait,
+    NotificationWait,
+    Open,
+    Read,
+    Write,
+    Readv,
+    Writev,
+    ReadFixed,
+    WriteFixed,
+    Fsync,
+    Close,
+}
+
+impl OpCode {
+    /// Lower-case name, as in the docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpCode::Nop => "nop",
+            OpCode::Timer => "timer",
+            OpCode::EventWait => "event wait",
+            OpCode::NotificationWait => "notification wait",
+            OpCode::Open => "open",
+            OpCode::Read => "read",
+            OpCode::Write => "write",
+            OpCode::Readv => "readv",
+            OpCode::Writev => "writev",
+            OpCode::ReadFixed => "read_fixed",
+            OpCode::WriteFixed => "write_fixed",
+            OpCode::Fsync => "fsync",
+            OpCode::Close => "close",
+        }
+    }
+}
+
+/// Why an operation failed: which operation and the errno the kernel (or the
+/// emulating syscall) returned. Eight bytes, so completions stay small; converts into
+/// [`Error::Op`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{} operation failed: {}", op.name(), Errno(*errno))]
+pub struct OpError {
+    /// The operation.
+    pub op: OpCode,
+    /// The errno.
+    pub errno: i32,
+}
+
+impl From<OpError> for Error {
+    fn from(e: OpError) -> Error {
+        Error::Op {
+            op: e.op.name(),
+            errno: e.errno,
+        }
+    }
+}
+
 /// How an operation ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Success with the operation's value (bytes transferred, new descriptor, poll mask, 0).
     Ok(u32),
     /// The operation failed.
-    Err(Error),
+    Err(OpError),
     /// The operation was cancelled (by `cancel`, a dropped future, teardown, or a failed
     /// earlier step of its linked sequence). It did not take effect.
     Cancelled,
@@ -386,7 +451,7 @@ impl Outcome {
     pub fn into_result(self, op: &'static str) -> Result<u32, Error> {
         match self {
             Outcome::Ok(v) => Ok(v),
-            Outcome::Err(e) => Err(e),
+            Outcome::Err(e) => Err(e.into()),
             Outcome::Cancelled => Err(Error::Op {
                 op,
                 errno: libc::ECANCELED,

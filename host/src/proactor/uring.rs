@@ -17,7 +17,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 use super::caps::{Capability, CapabilitySet};
 use super::core::{thread_id, BackendState, Chain, Core, Shared, State, NONE};
 use super::error::{Error, QueueKind, Result};
-use super::op::{OpId, OpKind, Outcome, Target, TimerSpec};
+use super::op::{OpError, OpId, OpKind, Outcome, Target, TimerSpec};
 use super::sys;
 
 /// user_data of the wake-eventfd read.
@@ -695,8 +695,8 @@ fn outcome(op: &OpKind, cancel_requested: bool, res: i32) -> Outcome {
         (libc::ETIME, OpKind::Timer(_)) => Outcome::Ok(0),
         // The futex no longer held the token: the epoch already moved on.
         (libc::EAGAIN, OpKind::NotificationWait(..)) => Outcome::Ok(0),
-        (errno, op) => Outcome::Err(Error::Op {
-            op: op.name(),
+        (errno, op) => Outcome::Err(OpError {
+            op: op.code(),
             errno,
         }),
     }
@@ -749,8 +749,8 @@ mod tests {
         assert_eq!(outcome(&OpKind::Nop, false, 5), Outcome::Ok(5));
         assert_eq!(
             outcome(&OpKind::Nop, false, -libc::EBADF),
-            Outcome::Err(Error::Op {
-                op: "nop",
+            Outcome::Err(OpError {
+                op: super::super::op::OpCode::Nop,
                 errno: libc::EBADF
             })
         );
