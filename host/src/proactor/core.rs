@@ -161,7 +161,11 @@ pub(crate) struct Shared {
     /// Set by the poll thread just before it may block in the kernel; read by
     /// submitters to decide whether a wake is needed (Dekker pair with `hint`).
     pub(crate) sleeping: AtomicBool,
-    /// Set by any thread that queued work only the poll thread can do.
+    /// Set by any thread that queued work only the poll thread can do. Stores are
+    /// Relaxed: a thread other than the poller always follows its store with `nudge`,
+    /// whose SeqCst fence orders it before the `sleeping` load (fence-based Dekker with
+    /// the poller's SeqCst `sleeping` store and `hint` load); the poll thread itself
+    /// reads its own store in program order.
     pub(crate) hint: AtomicBool,
     /// Set by `Proactor::wake`: the current or next poll returns.
     pub(crate) user_wake: AtomicBool,
@@ -404,7 +408,7 @@ impl Core {
                         s.cancel_pending = true;
                         s.cancel_tries = s.cancel_tries.saturating_add(1);
                         self.cancels.push(idx);
-                        sh.hint.store(true, Ordering::SeqCst);
+                        sh.hint.store(true, Ordering::Relaxed);
                     }
                 }
                 Backend::Epoll(e) => e.cancel(sh, self, idx),
@@ -450,14 +454,14 @@ impl Core {
 /// the whole submission is accepted.
 pub(crate) trait OpSource {
     fn ops(&self) -> &[Operation];
-    fn drain_into(&mut self, f: &mut dyn FnMut(Operation));
+    fn drain_into(&mut self, f: impl FnMut(Operation));
 }
 
 impl OpSource for Vec<Operation> {
     fn ops(&self) -> &[Operation] {
         self
     }
-    fn drain_into(&mut self, f: &mut dyn FnMut(Operation)) {
+    fn drain_into(&mut self, mut f: impl FnMut(Operation)) {
         for op in self.drain(..) {
             f(op);
         }
@@ -468,7 +472,7 @@ impl OpSource for Option<Operation> {
     fn ops(&self) -> &[Operation] {
         self.as_slice()
     }
-    fn drain_into(&mut self, f: &mut dyn FnMut(Operation)) {
+    fn drain_into(&mut self, mut f: impl FnMut(Operation)) {
         if let Some(op) = self.take() {
             f(op);
         }
@@ -526,10 +530,10 @@ impl Shared {
 
     /// Submits `ops` (all or nothing). `linked` makes them one sequence. Each id is
     /// passed to `on_id` in submission order.
-    pub(crate) fn submit_many(
+    pub(crate) fn submit_many<S: OpSource>(
         &self,
-        ops: &mut dyn OpSource,
-        on_id: &mut dyn FnMut(OpId),
+        ops: &mut S,
+        mut on_id: impl FnMut(OpId),
         linked: bool,
         future: bool,
     ) -> Result<()> {
@@ -568,7 +572,7 @@ impl Shared {
             } else {
                 Chain::Emulated
             };
-            ops.drain_into(&mut |op| {
+            ops.drain_into(|op| {
                 let d = if future {
                     Delivery::Future(None)
                 } else {
@@ -615,7 +619,7 @@ impl Shared {
             let st = core.cancel(self, id);
             let w = take_wakers(&mut core);
             if !core.done.is_empty() || !core.cancels.is_empty() {
-                self.hint.store(true, Ordering::SeqCst);
+                self.hint.store(true, Ordering::Relaxed);
             }
             (st, w)
         };
@@ -635,7 +639,7 @@ impl Shared {
                 return;
             }
             if !core.done.is_empty() || !core.deferred.is_empty() {
-                self.hint.store(true, Ordering::SeqCst);
+                self.hint.store(true, Ordering::Relaxed);
             }
             take_wakers(&mut core)
         };
@@ -706,7 +710,12 @@ impl Shared {
                     Backend::Uring(u) => u.reap(self, &mut core),
                     Backend::Epoll(e) => e.reap(self, &mut core, &scratch.events),
                 };
-                scratch.done.append(&mut core.done);
+                if scratch.done.is_empty() {
+                    // Swap rather than copy; both keep their capacity.
+                    std::mem::swap(&mut scratch.done, &mut core.done);
+                } else {
+                    scratch.done.append(&mut core.done);
+                }
                 scratch.wakers.append(&mut core.wakers);
             }
             let woken = self.user_wake.swap(false, Ordering::SeqCst);

@@ -108,7 +108,7 @@ impl Epoll {
     pub(crate) fn start(&self, sh: &Shared, core: &mut Core, idx: u32) {
         let gen = core.slots[idx as usize].gen;
         st(core).pending.push((idx, gen));
-        sh.hint.store(true, Ordering::SeqCst);
+        sh.hint.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn cancel(&self, sh: &Shared, core: &mut Core, idx: u32) {

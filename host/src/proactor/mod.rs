@@ -306,7 +306,7 @@ impl Proactor {
         let mut id = None;
         match self
             .shared
-            .submit_many(&mut src, &mut |i| id = Some(i), false, false)
+            .submit_many(&mut src, |i| id = Some(i), false, false)
         {
             Ok(()) => Ok(id.expect("one id per operation")),
             Err(error) => Err(SubmitError {
@@ -320,8 +320,7 @@ impl Proactor {
     /// `ops` is drained (its capacity kept for reuse) and the ids are appended to `ids`
     /// in order; on error both are untouched. Thread-safe.
     pub fn submit_batch(&self, ops: &mut Vec<Operation>, ids: &mut Vec<OpId>) -> Result<()> {
-        self.shared
-            .submit_many(ops, &mut |i| ids.push(i), false, false)
+        self.shared.submit_many(ops, |i| ids.push(i), false, false)
     }
 
     /// Submits `ops` as a linked sequence: each step starts after the previous one
@@ -329,8 +328,7 @@ impl Proactor {
     /// `Cancelled`. Every step gets its own completion. Kernel-linked on io_uring
     /// (`IOSQE_IO_LINK`), emulated otherwise. All-or-nothing like `submit_batch`.
     pub fn submit_linked(&self, ops: &mut Vec<Operation>, ids: &mut Vec<OpId>) -> Result<()> {
-        self.shared
-            .submit_many(ops, &mut |i| ids.push(i), true, false)
+        self.shared.submit_many(ops, |i| ids.push(i), true, false)
     }
 
     /// Submits one operation and returns a future of its completion. Thread-safe.
@@ -339,7 +337,7 @@ impl Proactor {
         let mut id = None;
         match self
             .shared
-            .submit_many(&mut src, &mut |i| id = Some(i), false, true)
+            .submit_many(&mut src, |i| id = Some(i), false, true)
         {
             Ok(()) => Ok(OpFuture {
                 shared: self.shared.clone(),
@@ -359,7 +357,7 @@ impl Proactor {
         let sh = &self.shared;
         sh.submit_many(
             ops,
-            &mut |id| {
+            |id| {
                 futs.push(OpFuture {
                     shared: sh.clone(),
                     id,

@@ -454,7 +454,7 @@ impl Uring {
             s.state = State::Queued;
             let gen = s.gen;
             core.deferred.push((idx, gen));
-            sh.hint.store(true, Ordering::SeqCst);
+            sh.hint.store(true, Ordering::Relaxed);
         }
     }
 
