@@ -755,8 +755,8 @@ fn cancel_from_other_thread_while_poll_blocks(t: &Ctx) {
     let start = Instant::now();
     let mut cs = Vec::new();
     while cs.len() < ids.len() {
-        // Blocks with no timeout: only the cancellations can end it.
-        p.poll(None, |c| cs.push(c)).unwrap();
+        // Blocks far longer than the test allows: only the cancellations can end it.
+        p.poll(Some(LIMIT), |c| cs.push(c)).unwrap();
         assert!(start.elapsed() < LIMIT);
     }
     assert!(th
@@ -860,6 +860,35 @@ fn cross_thread_submit_during_poll(t: &Ctx) {
     assert_eq!(got.len(), per * threads);
 }
 
+fn submit_wakes_blocked_poll(t: &Ctx) {
+    let p = t.proactor();
+    p.poll(Some(Duration::ZERO), |_| {}).unwrap();
+    for (delay, op) in [
+        (30, Operation::nop()),
+        (30, Operation::timer(Duration::from_millis(1))),
+    ] {
+        let p2 = p.clone();
+        let th = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(delay));
+            p2.submit(op.user_data(9)).unwrap();
+        });
+        let start = Instant::now();
+        let mut got = Vec::new();
+        while got.is_empty() && start.elapsed() < LIMIT {
+            // A poll that is not woken by the submission would sleep for the whole LIMIT.
+            p.poll(Some(LIMIT), |c| got.push(c)).unwrap();
+        }
+        th.join().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].user_data, 9);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "submission did not wake poll: {:?}",
+            start.elapsed()
+        );
+    }
+}
+
 fn wake_interrupts_poll(t: &Ctx) {
     let p = t.proactor();
     p.poll(Some(Duration::ZERO), |_| {}).unwrap();
@@ -869,7 +898,7 @@ fn wake_interrupts_poll(t: &Ctx) {
         p2.wake();
     });
     let start = Instant::now();
-    let n = p.poll(None, |_| {}).unwrap();
+    let n = p.poll(Some(LIMIT), |_| {}).unwrap();
     th.join().unwrap();
     assert_eq!(n, 0);
     assert!(start.elapsed() < Duration::from_secs(5));
@@ -1157,6 +1186,7 @@ conformance!(
     cancel_from_other_thread_while_poll_blocks,
     drop_future_cancels,
     cross_thread_submit_during_poll,
+    submit_wakes_blocked_poll,
     wake_interrupts_poll,
     poll_ownership,
     queue_full_and_retry,

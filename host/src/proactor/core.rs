@@ -288,7 +288,7 @@ impl Core {
     pub(crate) fn finish(&mut self, sh: &Shared, idx: u32, outcome: Outcome) {
         // Fast path: an unlinked operation on the raw path.
         let s = &mut self.slots[idx as usize];
-        if s.next == NONE && matches!(s.delivery, Delivery::Callback) {
+        if s.next == NONE && s.prev == NONE && matches!(s.delivery, Delivery::Callback) {
             let resources =
                 s.op.take()
                     .expect("running slot has an op")
@@ -310,12 +310,18 @@ impl Core {
         loop {
             let s = &mut self.slots[idx as usize];
             debug_assert!(matches!(s.state, State::Running | State::Queued));
-            let next = s.next;
+            let (prev, next) = (s.prev, s.next);
             let chain = s.chain;
             let ok = next != NONE
                 && outcome_is_ok(s.op.as_ref().and_then(OpKind::expected_len), &outcome);
+            // Splice this step out. Emulated sequences finish front to back (prev is
+            // NONE); the kernel may post a later step's CQE before an earlier one's, so
+            // a kernel-linked step can finish with its predecessor still pending.
+            if prev != NONE {
+                self.slots[prev as usize].next = next;
+            }
             if next != NONE {
-                self.slots[next as usize].prev = NONE;
+                self.slots[next as usize].prev = prev;
             }
             let s = &mut self.slots[idx as usize];
             s.next = NONE;
