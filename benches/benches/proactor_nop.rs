@@ -119,11 +119,11 @@ fn compare() {
     let mut epoll = Pro::new(BackendChoice::Epoll).unwrap();
     // Alternate to spread machine noise; keep the best of each.
     let (mut r_best, mut r2_best, mut p_best, mut e_best) = (0f64, 0f64, 0f64, 0f64);
-    for _ in 0..5 {
-        r_best = r_best.max(rate(Duration::from_millis(300), || raw.round()));
-        r2_best = r2_best.max(rate(Duration::from_millis(300), || raw2.round()));
-        p_best = p_best.max(rate(Duration::from_millis(300), || pro.round()));
-        e_best = e_best.max(rate(Duration::from_millis(300), || epoll.round()));
+    for _ in 0..9 {
+        r_best = r_best.max(rate(Duration::from_millis(150), || raw.round()));
+        r2_best = r2_best.max(rate(Duration::from_millis(150), || raw2.round()));
+        p_best = p_best.max(rate(Duration::from_millis(150), || pro.round()));
+        e_best = e_best.max(rate(Duration::from_millis(150), || epoll.round()));
     }
     println!(
         "proactor_nop (batch {BATCH}, ring flags {}): raw io-uring {:.2} Mops/s (raw with SINGLE_ISSUER|DEFER_TASKRUN {:.2}), proactor io_uring {:.2} Mops/s (ratio {:.3}), proactor epoll {:.2} Mops/s (ratio {:.3})",

@@ -168,10 +168,10 @@ fn compare(fd: i32) {
     let mut raw = Raw::new(fd);
     let mut epoll = Pro::new(BackendChoice::Epoll, fd).unwrap();
     let (mut r, mut p, mut e) = (0f64, 0f64, 0f64);
-    for _ in 0..5 {
-        r = r.max(rate(Duration::from_millis(300), || raw.round()));
-        p = p.max(rate(Duration::from_millis(300), || pro.round()));
-        e = e.max(rate(Duration::from_millis(300), || epoll.round()));
+    for _ in 0..9 {
+        r = r.max(rate(Duration::from_millis(150), || raw.round()));
+        p = p.max(rate(Duration::from_millis(150), || pro.round()));
+        e = e.max(rate(Duration::from_millis(150), || epoll.round()));
     }
     println!(
         "proactor_read (4 KiB random, depth {DEPTH}, {} MiB page-cached file): raw io-uring {:.0} kIOPS, proactor io_uring {:.0} kIOPS (ratio {:.3}), proactor epoll {:.0} kIOPS (ratio {:.3})",

@@ -27,6 +27,24 @@
 //! The raw path is the primitive; futures are built on the same slots (the outcome is
 //! parked in the slot until the future takes it).
 //!
+//! ```
+//! use std::time::Duration;
+//! use gpu_uring::proactor::{Operation, Options, Outcome, Proactor};
+//!
+//! let p = Proactor::new(Options::default())?; // io_uring, or epoll where unavailable
+//! // Raw path: the completion comes to the closure given to `poll`.
+//! let id = p.submit(Operation::timer(Duration::from_millis(1)).user_data(7))?;
+//! let mut done = Vec::new();
+//! while done.is_empty() {
+//!     p.poll(Some(Duration::from_secs(5)), |c| done.push(c))?;
+//! }
+//! assert_eq!((done[0].id, done[0].user_data, done[0].outcome), (id, 7, Outcome::Ok(0)));
+//! // Future path: any executor; someone keeps polling the proactor meanwhile.
+//! let fut = p.submit_future(Operation::nop())?;
+//! # drop(fut);
+//! # Ok::<(), gpu_uring::proactor::Error>(())
+//! ```
+//!
 //! # Threading rules
 //!
 //! - `poll` is owned by one thread: the first thread that polls owns the proactor for
