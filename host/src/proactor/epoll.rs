@@ -5,7 +5,9 @@
 //! with epoll (level-triggered, all waiters on one descriptor share one registration);
 //! file operations run as plain positioned syscalls on the poll thread inside `poll`
 //! (regular files are always "ready" for epoll, so this is what a readiness backend
-//! can do); a wake eventfd interrupts `epoll_wait`.
+//! can do); a wake eventfd interrupts `epoll_wait`. Positioned I/O needs a seekable
+//! descriptor here (pipes and sockets give `ESPIPE`; stream operations are not part of
+//! this API yet), and a slow device stalls the poll thread for the syscall's duration.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};

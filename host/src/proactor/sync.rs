@@ -72,6 +72,8 @@ pub(crate) struct NotificationInner {
 /// at once when the epoch already differs from the token. Waits can be thread-blocking
 /// ([`wait`](Notification::wait), a futex) or proactor operations
 /// ([`Operation::notification_wait`](super::Operation::notification_wait)), from any thread.
+/// The epoch is 32 bits (so the kernel can futex-wait on it): a wait whose token is
+/// exactly 2^32 signals old sees no change.
 #[derive(Clone)]
 pub struct Notification(pub(crate) Arc<NotificationInner>);
 
