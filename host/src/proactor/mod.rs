@@ -500,3 +500,24 @@ impl Proactor {
         self.shared.owner.load(Ordering::Relaxed) != 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    #[test]
+    fn handles_cross_threads() {
+        send_sync::<Proactor>();
+        send_sync::<Event>();
+        send_sync::<Notification>();
+        send_sync::<Error>();
+        send::<OpFuture>();
+        send::<Operation>();
+        send::<Completion>();
+        send::<FixedBuf>();
+        send::<SubmitError>();
+    }
+}
