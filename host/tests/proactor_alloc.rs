@@ -158,4 +158,37 @@ fn teardown_frees_memory(name: &str, backend: BackendChoice, fd: i32) {
         "{name}: teardown leaked {} bytes",
         after.saturating_sub(before)
     );
+
+    // The last handle dropped off the poll thread (an I/O thread that polled and
+    // exited) with nothing in flight frees everything as well.
+    let off_thread = || {
+        let p = Proactor::new(Options {
+            backend,
+            ..Options::default()
+        })
+        .unwrap();
+        let p2 = p.clone();
+        std::thread::spawn(move || {
+            p2.submit(Operation::nop()).unwrap();
+            let mut n = 0;
+            while n == 0 {
+                p2.poll(Some(Duration::from_secs(5)), |_| n += 1).unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+        drop(p);
+    };
+    off_thread();
+    let before = LIVE.load(Ordering::Relaxed);
+    for _ in 0..4 {
+        off_thread();
+    }
+    let after = LIVE.load(Ordering::Relaxed);
+    eprintln!("{name}: live heap {before} bytes before, {after} after 4 idle teardowns off the poll thread");
+    assert!(
+        after <= before + 4096,
+        "{name}: idle off-thread teardown leaked {} bytes",
+        after.saturating_sub(before)
+    );
 }

@@ -200,6 +200,59 @@ fn future_nop(t: &Ctx) {
     assert_eq!(p.in_flight(), 0);
 }
 
+struct Unpark(std::thread::Thread);
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// A second executor model: this thread parks until woken; a dedicated I/O thread owns
+/// `poll` and wakes futures from there.
+fn park_block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let end = Instant::now() + LIMIT;
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        assert!(Instant::now() < end, "park_block_on timed out");
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
+fn futures_on_another_thread(t: &Ctx) {
+    let p = t.proactor();
+    let stop = Arc::new(AtomicBool::new(false));
+    let io = {
+        let (p, stop) = (p.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                p.poll(Some(Duration::from_millis(50)), |c| panic!("raw {c:?}"))
+                    .unwrap();
+            }
+        })
+    };
+    let ev = Event::new().unwrap();
+    let f1 = p
+        .submit_future(Operation::timer(Duration::from_millis(20)))
+        .unwrap();
+    let f2 = p.submit_future(Operation::event_wait(&ev)).unwrap();
+    let f3 = p.submit_future(Operation::nop().user_data(3)).unwrap();
+    assert_eq!(park_block_on(f3).user_data, 3);
+    assert_eq!(park_block_on(f1).outcome, Outcome::Ok(0));
+    ev.set().unwrap();
+    assert!(park_block_on(f2).outcome.ok().is_some());
+    let f4 = p.submit_future(Operation::timer(LONG)).unwrap();
+    assert_eq!(f4.cancel(), CancelStatus::Requested);
+    assert!(park_block_on(f4).outcome.is_cancelled());
+    stop.store(true, Ordering::SeqCst);
+    p.wake();
+    io.join().unwrap();
+}
+
 fn timer_relative(t: &Ctx) {
     let p = t.proactor();
     let start = Instant::now();
@@ -1164,6 +1217,7 @@ conformance!(
     nop_completes,
     batch_submit,
     future_nop,
+    futures_on_another_thread,
     timer_relative,
     timer_absolute,
     timer_ordering,

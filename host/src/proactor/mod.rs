@@ -71,8 +71,10 @@
 //! complete `Cancelled`. Dropping an unfinished [`OpFuture`] cancels its operation;
 //! the operation's memory is released only after the kernel is done with it. Dropping
 //! the proactor with operations in flight cancels them and waits (bounded) for the
-//! kernel; if it cannot confirm that (io_uring ring dropped on a thread other than its
-//! poll thread), the in-flight memory is leaked rather than freed under the kernel.
+//! kernel; if it cannot confirm that (io_uring single-issuer ring dropped on a thread
+//! other than its poll thread while operations are still in flight), the memory of
+//! those operations is leaked rather than freed under the kernel. Drop the last handle
+//! on the poll thread, or after the operations completed, to avoid that.
 //!
 //! # Backends
 //!

@@ -7,9 +7,8 @@
 //! not the creating thread, becomes the issuer. Other threads that submit or cancel
 //! wake the poll thread through an eventfd that has a read armed on the ring.
 
-use std::cell::UnsafeCell;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types, IoUring};
@@ -35,10 +34,6 @@ const FUTEX_MATCH_ANY: u64 = 0xffff_ffff;
 pub(crate) struct Uring {
     ring: IoUring,
     wakefd: OwnedFd,
-    /// Target of the wake read. Heap-allocated so its address is stable; leaked (not
-    /// freed) if teardown cannot confirm the kernel is done with it.
-    wake_buf: *mut UnsafeCell<u64>,
-    leak_wake: AtomicBool,
     single_issuer: bool,
     r_disabled: bool,
     enabled: AtomicBool,
@@ -46,11 +41,11 @@ pub(crate) struct Uring {
     pub(crate) flags_used: &'static str,
 }
 
-// SAFETY: `wake_buf` is only written by the kernel and freed in `Drop`; the ring's
-// queues are only touched under the core lock (SQ) or the poll lock (CQ).
-unsafe impl Send for Uring {}
-// SAFETY: as above.
-unsafe impl Sync for Uring {}
+/// Where every ring's wake read puts the eventfd counter. Only the kernel writes it
+/// and nothing reads it (the value carries no information), so one never-freed static
+/// serves all rings: a ring torn down off its poll thread, whose read may still be
+/// armed, cannot leave the kernel a dangling target.
+static WAKE_SINK: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Default)]
 pub(crate) struct UState {
@@ -172,13 +167,10 @@ impl Uring {
             }
         }
         let sq_cap = ring.params().sq_entries();
-        let wake_buf = Box::into_raw(Box::new(UnsafeCell::new(0u64)));
         Ok(Created {
             uring: Uring {
                 ring,
                 wakefd,
-                wake_buf,
-                leak_wake: AtomicBool::new(false),
                 single_issuer: single,
                 r_disabled: disabled,
                 enabled: AtomicBool::new(!disabled),
@@ -477,13 +469,13 @@ impl Uring {
         if !armed {
             let e = opcode::Read::new(
                 types::Fd(self.wakefd.as_raw_fd()),
-                self.wake_buf.cast::<u8>(),
+                WAKE_SINK.as_ptr().cast::<u8>(),
                 8,
             )
             .build()
             .user_data(WAKE);
-            // SAFETY: `wake_buf` is a heap u64 freed only in `Drop` after teardown
-            // confirmed this read completed (or leaked otherwise).
+            // SAFETY: the target is a static, valid for the whole program; the kernel's
+            // write is the only access to it.
             if unsafe { self.push(sh, &e) } {
                 if let BackendState::Uring(u) = &mut core.be {
                     u.wake_armed = true;
@@ -611,11 +603,11 @@ impl Uring {
     pub(crate) fn teardown(&self, sh: &Shared, can_enter: bool) {
         let mut core = super::sync::lock(&sh.core);
         let core = &mut *core;
+        // The wake read needs no waiting: its target is a static (`WAKE_SINK`).
         let running = |core: &Core| {
             core.slots
                 .iter()
                 .any(|s| s.state == State::Running && !s.soft)
-                || matches!(&core.be, BackendState::Uring(u) if u.wake_armed)
         };
         for s in core.slots.iter_mut() {
             s.cancel = true;
@@ -635,13 +627,6 @@ impl Uring {
                         core.cancels.push(idx);
                     }
                 }
-                if matches!(&core.be, BackendState::Uring(u) if u.wake_armed) {
-                    let e = opcode::AsyncCancel::new(WAKE)
-                        .build()
-                        .user_data(CANCEL | WAKE);
-                    // SAFETY: a cancel SQE carries no pointers.
-                    unsafe { self.push(sh, &e) };
-                }
                 let _ = self.prepare_cancels(sh, core);
                 if !running(core) || Instant::now() >= deadline {
                     break;
@@ -654,14 +639,15 @@ impl Uring {
             }
         }
         if running(core) {
-            // The kernel may still use this memory: never free it.
+            // The kernel may still use these operations' memory: never free it. Only
+            // what an SQE points at is leaked (the op's buffers, path, event, epoch and
+            // its iovec array); timeouts were copied by the kernel when submitted.
             for s in core.slots.iter_mut() {
-                if s.state == State::Running {
+                if s.state == State::Running && !s.soft {
                     std::mem::forget(s.op.take());
+                    std::mem::forget(std::mem::take(&mut s.iov));
                 }
             }
-            std::mem::forget(std::mem::take(&mut core.slots));
-            self.leak_wake.store(true, Ordering::Relaxed);
         }
     }
 
@@ -699,17 +685,6 @@ fn outcome(op: &OpKind, cancel_requested: bool, res: i32) -> Outcome {
             op: op.code(),
             errno,
         }),
-    }
-}
-
-impl Drop for Uring {
-    fn drop(&mut self) {
-        if !self.leak_wake.load(Ordering::Relaxed) {
-            // SAFETY: allocated by `Box::into_raw` in `finish_create`. `leak_wake` is
-            // false only when teardown saw the wake read complete or the ring was never
-            // enabled (so the read was never submitted): the kernel no longer uses it.
-            drop(unsafe { Box::from_raw(self.wake_buf) });
-        }
     }
 }
 
