@@ -178,7 +178,8 @@ impl Epoll {
         let name = s.op.as_ref().map_or(OpCode::Nop, OpKind::code);
         let fdof = |t: Target| match t {
             Target::Fd(f) => f,
-            Target::Fixed(i) => files[i as usize].as_raw_fd(),
+            // Validated at submission; -1 (EBADF) if the table was replaced since.
+            Target::Fixed(i) => files.get(i as usize).map_or(-1, |f| f.as_raw_fd()),
         };
         let iov = &mut s.iov;
         let outcome = match s.op.as_mut().expect("running slot has an op") {

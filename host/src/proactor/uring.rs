@@ -281,7 +281,8 @@ impl Uring {
                         $body
                     }
                     Target::Fixed(i) => {
-                        let $fd = types::Fd(files[i as usize].as_raw_fd());
+                        // Validated at submission; -1 (EBADF) if the table was replaced since.
+                        let $fd = types::Fd(files.get(i as usize).map_or(-1, |f| f.as_raw_fd()));
                         $body
                     }
                     Target::Fd(f) => {
