@@ -757,6 +757,31 @@ fn cancel_after_completion_and_twice(t: &Ctx) {
     collect(&p, 1);
 }
 
+fn many_cancelled_timers(t: &Ctx) {
+    // Cancelled timers must not pile up anywhere (the epoll timer heap cleans itself).
+    let p = t.proactor_with(|o| o.max_in_flight = 16);
+    let mut ids = Vec::new();
+    for round in 0..100 {
+        let mut ops: Vec<Operation> = (0..8).map(|_| Operation::timer(LONG)).collect();
+        ids.clear();
+        p.submit_batch(&mut ops, &mut ids).unwrap();
+        p.poll(Some(Duration::ZERO), |_| panic!("round {round}"))
+            .unwrap();
+        for id in &ids {
+            p.cancel(*id);
+        }
+        let cs = collect(&p, 8);
+        assert!(cs.iter().all(|c| c.outcome.is_cancelled()));
+    }
+    // A short timer still fires on time after all that.
+    let start = Instant::now();
+    assert_eq!(
+        one(&p, Operation::timer(Duration::from_millis(5))).outcome,
+        Outcome::Ok(0)
+    );
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
 fn cancel_racing_completion(t: &Ctx) {
     let p = t.proactor();
     let n = 200;
@@ -1237,6 +1262,7 @@ conformance!(
     cancel_in_flight,
     cancel_after_completion_and_twice,
     cancel_racing_completion,
+    many_cancelled_timers,
     cancel_from_other_thread_while_poll_blocks,
     drop_future_cancels,
     cross_thread_submit_during_poll,

@@ -51,7 +51,11 @@ impl EState {
 }
 
 fn st(core: &mut Core) -> &mut EState {
-    match &mut core.be {
+    st_of(&mut core.be)
+}
+
+fn st_of(be: &mut super::core::BackendState) -> &mut EState {
+    match be {
         super::core::BackendState::Epoll(e) => e,
         _ => unreachable!("epoll backend with epoll state"),
     }
@@ -191,7 +195,7 @@ impl Epoll {
                     // Emulated absolute timer: converted to relative at start.
                     TimerSpec::At(dl) => Deadline::after(dl.since(Deadline::now())),
                 };
-                st(core).timers.push(Reverse((at.as_nanos(), idx, gen)));
+                self.push_timer(core, at.as_nanos(), idx, gen);
                 return;
             }
             OpKind::EventWait(ev) => {
@@ -284,6 +288,23 @@ impl Epoll {
             }
         };
         core.finish(sh, idx, outcome);
+    }
+
+    fn push_timer(&self, core: &mut Core, at: u64, idx: u32, gen: u32) {
+        let limit = 2 * core.slots.len();
+        if st(core).timers.len() >= limit {
+            // Cancelled timers stay in the heap until they surface; drop them in bulk
+            // before the heap outgrows its preallocated capacity.
+            let slots = &core.slots;
+            let valid = |&Reverse((_, i, g)): &Reverse<(u64, u32, u32)>| {
+                let s = &slots[i as usize];
+                s.gen == g && s.state == State::Running
+            };
+            let mut heap = std::mem::take(&mut st_of(&mut core.be).timers);
+            heap.retain(valid);
+            st_of(&mut core.be).timers = heap;
+        }
+        st(core).timers.push(Reverse((at, idx, gen)));
     }
 
     fn rearm(&self, core: &mut Core) -> Result<()> {
