@@ -659,7 +659,7 @@ impl Shared {
     pub(crate) fn poll(
         &self,
         timeout: Option<Duration>,
-        on: &mut dyn FnMut(Completion),
+        mut on: impl FnMut(Completion),
     ) -> Result<usize> {
         let mut scratch = match self.poll.try_lock() {
             Ok(g) => g,

@@ -407,9 +407,9 @@ impl Proactor {
     pub fn poll(
         &self,
         timeout: Option<Duration>,
-        mut on_complete: impl FnMut(Completion),
+        on_complete: impl FnMut(Completion),
     ) -> Result<usize> {
-        self.shared.poll(timeout, &mut on_complete)
+        self.shared.poll(timeout, on_complete)
     }
 
     /// Operations submitted and not yet delivered (futures count until taken).
