@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 use super::{sys, Inner};
 use crate::ctl_off;
 
+/// Without progress (the SQ head not moving), a repeated wake-up call waits this long: the flag stays set until
+/// the SQ thread actually runs, which on a loaded machine takes a while, and the kernel does not lose a wake-up.
+const REWAKE_AFTER: Duration = Duration::from_millis(1);
+
 /// Waker tuning.
 #[derive(Debug, Clone)]
 pub struct WakerConfig {
@@ -126,9 +130,8 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
             c.overflow_flushes.fetch_add(1, Ordering::Relaxed);
             acted = true;
         }
-        // The flag stays set until the SQ thread actually runs, which on a loaded machine can take a while:
-        // wake it again only once it has made progress or `spin` has passed, not on every check.
-        let rewake = head != wake_head || last_wake.elapsed() >= cfg.spin;
+        // Wake again only once the SQ thread has made progress since the last call, or REWAKE_AFTER passed.
+        let rewake = head != wake_head || last_wake.elapsed() >= REWAKE_AFTER;
         if flags & sys::SQ_NEED_WAKEUP != 0 && tail != head && rewake {
             match sys::enter(fd, 0, 0, sys::ENTER_SQ_WAKEUP) {
                 Ok(_) => c.wakeups.fetch_add(1, Ordering::Relaxed),
