@@ -58,7 +58,7 @@ impl Experiment {
             name,
             out,
             device_desc: String::new(),
-            human_to_stderr: args_json(&args),
+            human_to_stderr: args.json,
             args,
         }
     }
@@ -178,10 +178,6 @@ impl Experiment {
         }
         path
     }
-}
-
-fn args_json(a: &CommonArgs) -> bool {
-    a.json
 }
 
 /// The standard device line: `device: NAME (selected by --device SEL)`, then why better devices were skipped.
