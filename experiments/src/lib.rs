@@ -203,9 +203,10 @@ fn target_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(d);
     }
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    if ws.join("Cargo.toml").exists() {
-        return ws.join("target");
+    if let Some(ws) = Path::new(env!("CARGO_MANIFEST_DIR")).parent() {
+        if ws.join("Cargo.toml").exists() {
+            return ws.join("target");
+        }
     }
     PathBuf::from("target")
 }
