@@ -12,10 +12,12 @@
 //!   WRITE_FIXED to /dev/null, with SKIP_SUCCESS, or reaping every CQE.
 //!
 //! Lanes are persistent threads (one per lane) parked on a barrier between batches, so thread creation is not
-//! measured. After criterion, a summary prints each configuration's throughput over everything criterion ran
-//! (warm-up included), its ratio to the matching ceiling (target: ≥ 0.8 at 8 lanes), and allocations per
-//! write counted by this binary's global allocator across a steady-state window on a persistent lane set (the
-//! target is 0).
+//! measured. After criterion, a summary runs every configuration once per round, interleaved, for 7 rounds
+//! (so load changes on a shared machine hit all alike) and prints each one's median throughput, its ratio to
+//! the ceiling with the same completion mode measured in the same round (median and range; target: ≥ 0.8 for
+//! `skip/8-lanes`), and allocations per write counted by this binary's global allocator over a steady-state
+//! batch on the persistent lanes (target: 0). Set `GPU_URING_BENCH_PIN=1` to pin the SQPOLL threads apart
+//! from the submitters (see [`sq_cpu`]).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -368,7 +370,10 @@ fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
     pin_submitters();
     if let Some(cpu) = sq_cpu() {
-        println!("SQPOLL threads pinned to CPU {cpu}; lanes, the ceiling's submitter and the wakers to CPUs 0-{}", cpu - 1);
+        println!(
+            "SQPOLL threads pinned to CPU {cpu}; lanes, the ceiling's submitter and the wakers to CPUs 0-{}",
+            cpu - 1
+        );
     }
     let devnull = std::fs::File::options()
         .write(true)

@@ -58,7 +58,7 @@ impl Experiment {
             name,
             out,
             device_desc: String::new(),
-            human_to_stderr: args_json(&args),
+            human_to_stderr: args.json,
             args,
         }
     }
@@ -180,10 +180,6 @@ impl Experiment {
     }
 }
 
-fn args_json(a: &CommonArgs) -> bool {
-    a.json
-}
-
 /// The standard device line: `device: NAME (selected by --device SEL)`, then why better devices were skipped.
 pub fn device_line(sel: &DeviceSelector, device: &str, skipped: &[DeviceError]) -> String {
     let mut s = format!("device: {device} [--device {sel}]");
@@ -207,9 +203,10 @@ fn target_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(d);
     }
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    if ws.join("Cargo.toml").exists() {
-        return ws.join("target");
+    if let Some(ws) = Path::new(env!("CARGO_MANIFEST_DIR")).parent() {
+        if ws.join("Cargo.toml").exists() {
+            return ws.join("target");
+        }
     }
     PathBuf::from("target")
 }
