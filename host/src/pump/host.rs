@@ -309,7 +309,8 @@ pub enum Valid {
 /// op, reserved words, then for READ/WRITE: file handle, buffer handle, length, write permission, buffer range,
 /// file range. Pure: no system call, nothing touched.
 pub fn validate(s: &IoSlot, regions: &[RegionDesc], files: &[PumpFile]) -> Result<Valid, u32> {
-    if s.op > 0xff {
+    // An unknown op and non-zero op bits 8-31 are both ERR_BAD_OP (the match sees the whole word).
+    if !matches!(s.op, OP_NOP | OP_READ | OP_WRITE | OP_FENCE) {
         return Err(ERR_BAD_OP);
     }
     if s.reserved != [0, 0] {
@@ -318,8 +319,7 @@ pub fn validate(s: &IoSlot, regions: &[RegionDesc], files: &[PumpFile]) -> Resul
     match s.op {
         OP_NOP => return Ok(Valid::Nop),
         OP_FENCE => return Ok(Valid::Fence),
-        OP_READ | OP_WRITE => {}
-        _ => return Err(ERR_BAD_OP),
+        _ => {}
     }
     let file = files.get(s.file as usize).ok_or(ERR_BAD_FILE)?;
     let region = regions.get(s.buf as usize).ok_or(ERR_BAD_BUFFER)?;
