@@ -2,12 +2,14 @@
 //!
 //! 1. Publish→complete latency (p50/p99/p99.9) of one lane's NOP and 4 KiB READ while the pump is hot
 //!    (back-to-back requests), and after it has gone idle (a pause longer than its backoff before each one).
-//! 2. Idle cost: the pump thread's CPU time over an idle second.
+//! 2. Idle cost vs cold latency: for several `max_park` bounds, the pump thread's CPU time and wake-ups over an
+//!    idle second, and the publish→complete latency of a NOP published to the fully parked pump.
 //! 3. 4 KiB READ throughput through the pump vs the same reads submitted directly by device lanes into a device
 //!    ring (`Program::Read` on the CPU reference device), for 1, 8 and 32 lanes, each lane with one read in
 //!    flight, checksummed on both paths against the host's checksum.
 //!
-//! Output: a table (or `--json` rows), `latency.csv`, `throughput.csv`, `latency.svg`, `throughput.svg`.
+//! Output: tables (or `--json` rows), `latency.csv`, `idle.csv`, `throughput.csv`, and `latency.svg`,
+//! `idle.svg`, `throughput.svg`.
 
 #[path = "pump_cli/mod.rs"]
 mod pump_cli;
@@ -42,6 +44,9 @@ struct Args {
     /// File size for the throughput runs, MiB.
     #[arg(long, default_value_t = 64)]
     mib: u64,
+    /// `max_park` bounds (µs) for the idle-cost sweep.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
+    park_us: Vec<u64>,
     /// Lane counts for the throughput runs.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
     lanes: Vec<u32>,
@@ -152,22 +157,65 @@ fn main() -> ExitCode {
             }
         }
     }
-    // Idle cost: the pump's CPU over one idle second (after its backoff has reached max_park).
-    std::thread::sleep(Duration::from_millis(50));
-    let (c0, t0, p0) = (pump.cpu_time(), Instant::now(), pump.stats().idle_parks);
-    std::thread::sleep(Duration::from_secs(1));
-    let (c1, el, p1) = (pump.cpu_time(), t0.elapsed(), pump.stats().idle_parks);
-    let idle_cpu = match (c0, c1) {
-        (Some(a), Some(b)) => (b - a).as_secs_f64() / el.as_secs_f64() * 100.0,
-        _ => f64::NAN,
-    };
-    let idle_wakeups = (p1 - p0) as f64 / el.as_secs_f64();
     pump.stop().expect("stopping the pump");
     drop(pump);
     emit(&args.common, &dir, "latency", &lat_rows);
-    eprintln!(
-        "idle pump: {idle_cpu:.3}% of one core, {idle_wakeups:.0} wake-ups/s (max_park {:?})",
-        idle.max_park
+
+    // ---- idle cost vs cold latency ------------------------------------------------------------------------
+    let mut idle_rows: Vec<Row> = Vec::new();
+    let mut idle_chart = (Vec::new(), Vec::new(), Vec::new());
+    for &park_us in &args.park_us {
+        let park = Duration::from_micros(park_us.max(1));
+        let cfg = IdleConfig {
+            max_park: park,
+            min_park: idle.min_park.min(park),
+            ..idle
+        };
+        let pump = Pump::spawn(PumpConfig {
+            slots: 16,
+            idle: cfg,
+            ..Default::default()
+        })
+        .expect("starting the pump");
+        // Let the backoff reach max_park, then watch one idle second.
+        std::thread::sleep(Duration::from_millis(50).max(park * 20));
+        let (c0, t0, p0) = (pump.cpu_time(), Instant::now(), pump.stats().idle_parks);
+        std::thread::sleep(Duration::from_secs(1));
+        let (c1, el, p1) = (pump.cpu_time(), t0.elapsed(), pump.stats().idle_parks);
+        let cpu_pct = match (c0, c1) {
+            (Some(a), Some(b)) => (b - a).as_secs_f64() / el.as_secs_f64() * 100.0,
+            _ => f64::NAN,
+        };
+        let wakeups = (p1 - p0) as f64 / el.as_secs_f64();
+        let mut lane = QueueLane::new(pump.view(), 0);
+        let pause = Duration::from_millis(args.pause_ms).max(park * 20);
+        let cold: Vec<f64> = (0..args.cold.div_ceil(2))
+            .map(|_| {
+                std::thread::sleep(pause);
+                one(&mut lane, &Request::nop())
+            })
+            .collect();
+        pump.stop().expect("stopping the pump");
+        let (p50, p99, _) = stats_us(cold);
+        idle_chart.0.push(format!("max_park {park_us} µs"));
+        idle_chart.1.push(p50);
+        idle_chart.2.push(p99);
+        idle_rows.push(vec![
+            ("device", json!("cpu")),
+            ("max_park_us", json!(park_us)),
+            ("idle_cpu_pct", json!(cpu_pct)),
+            ("idle_wakeups_per_s", json!(wakeups)),
+            ("cold_nop_p50_us", json!(p50)),
+            ("cold_nop_p99_us", json!(p99)),
+        ]);
+    }
+    emit(&args.common, &dir, "idle", &idle_rows);
+    let _ = bar_chart(
+        &dir.join("idle.svg"),
+        "io_queue pump: cold NOP latency vs max_park (CPU reference device)",
+        "µs",
+        &idle_chart.0,
+        &[("p50", idle_chart.1), ("p99", idle_chart.2)],
     );
 
     // ---- throughput -----------------------------------------------------------------------------------------

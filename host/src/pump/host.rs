@@ -396,10 +396,6 @@ struct Engine {
     cancelling: bool,
 }
 
-// SAFETY: `QueueView` is Send; the 'static view points into `arena`, which the engine owns (Arc) for as long
-// as the view exists.
-unsafe impl Send for Engine {}
-
 impl Engine {
     // ---- completing slots ---------------------------------------------------------------------------------
 
@@ -816,7 +812,7 @@ impl Engine {
             }
         }
         self.fence_waiters.clear();
-        let final_state = if self.dead.is_some() && fatal.is_some() {
+        let final_state = if self.dead.is_some() {
             PUMP_FAILED
         } else {
             PUMP_STOPPED
@@ -827,7 +823,7 @@ impl Engine {
         self.q.pump_state().store(final_state, Release);
         self.collect();
         self.fail_pending();
-        match fatal {
+        match self.dead {
             Some(errno) => Err(PumpError::Submit { errno }),
             None => Ok(()),
         }
