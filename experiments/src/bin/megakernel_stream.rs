@@ -41,6 +41,9 @@ struct Args {
     /// Lanes of the persistent kernel.
     #[arg(long, default_value_t = 4)]
     lanes: u32,
+    /// Self-check of the mismatch path: the kernel corrupts its checksum of chunk 0 (must exit non-zero).
+    #[arg(long, hide = true)]
+    corrupt: bool,
 }
 
 /// What one lane of the kernel reports.
@@ -141,7 +144,8 @@ fn main() -> ExitCode {
                 Ok(done) if done.bytes() == Some(len) && done.tag == cc => {
                     // SAFETY: the READ into this half is DONE; the next READ targets the other half.
                     let bytes = unsafe { v.region_slice(0, half(j), len as usize) };
-                    out.sum = out.sum.wrapping_add(checksum(cc * chunk, bytes));
+                    let sum = checksum(cc * chunk, bytes) ^ (args.corrupt && cc == 0) as u64;
+                    out.sum = out.sum.wrapping_add(sum);
                     out.bytes += len as u64;
                     out.chunks += 1;
                 }
