@@ -627,3 +627,49 @@ fn a_tiny_ring_still_serves_everything() {
     assert!(st.sqes / st.batches.max(1) <= 2);
     assert_nothing_stranded(&p);
 }
+
+#[test]
+fn fences_of_two_lanes_and_a_stop_while_they_wait() {
+    let (pr, _pw) = pipe();
+    let p = Pump::spawn(PumpConfig {
+        slots: 16,
+        regions: vec![4096],
+        files: vec![PumpFile::reader_with_extent(&pr, 1 << 20)],
+        stop_timeout: Duration::from_millis(50),
+        ..Default::default()
+    })
+    .unwrap();
+    let v = p.view();
+    let (mut a, mut b) = (QueueLane::new(v, 0), QueueLane::new(v, 1));
+    let blocked = a.alloc(10).unwrap();
+    a.publish(blocked, &Request::read(0, 0, 0, 0, 64));
+    let fa = a.alloc(10).unwrap();
+    a.publish(fa, &Request::fence());
+    let fb = b.alloc(10).unwrap();
+    b.publish(fb, &Request::fence());
+    // A NOP published after both fences: FENCE does not order later requests (a lane that needs that waits
+    // for the fence first), so it may run before the fences complete or be failed by the stop.
+    let later = b.alloc(10).unwrap();
+    b.publish(later, &Request::nop());
+    for _ in 0..20 {
+        assert_eq!(a.poll(fa).unwrap(), SlotPoll::Pending);
+        assert_eq!(b.poll(fb).unwrap(), SlotPoll::Pending);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Stop while both fences wait on the pipe read: the read is cancelled, the fences complete (everything
+    // before them has completed, if unsuccessfully).
+    p.stop().unwrap();
+    let r = a.wait_until(blocked, deadline()).unwrap();
+    assert_eq!((r.done, r.error), (false, ERR_STOPPED));
+    assert!(a.wait_until(fa, deadline()).unwrap().done);
+    assert!(b.wait_until(fb, deadline()).unwrap().done);
+    let n = b.wait_until(later, deadline()).unwrap();
+    assert!(n.done || n.error == ERR_STOPPED, "{n:?}");
+    a.free(blocked);
+    a.free(fa);
+    b.free(fb);
+    b.free(later);
+    let st = p.stats();
+    assert_eq!((st.fences, st.cancelled, st.abandoned), (2, 1, 0));
+    assert_nothing_stranded(&p);
+}
