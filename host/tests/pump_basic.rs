@@ -673,3 +673,18 @@ fn fences_of_two_lanes_and_a_stop_while_they_wait() {
     assert_eq!((st.fences, st.cancelled, st.abandoned), (2, 1, 0));
     assert_nothing_stranded(&p);
 }
+
+#[test]
+fn polling_an_unpublished_slot_is_an_error_not_a_hang() {
+    let p = Pump::spawn(PumpConfig {
+        slots: 4,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut lane = QueueLane::new(p.view(), 0);
+    let s = lane.alloc(10).unwrap();
+    assert_eq!(lane.wait(s, 1 << 20), Err(QueueError::NotPublished(s)));
+    lane.free(s);
+    assert_eq!(lane.poll(s), Err(QueueError::NotPublished(s)));
+    p.stop().unwrap();
+}

@@ -106,6 +106,9 @@ pub enum QueueError {
     /// (ALLOCATED): free it or publish it to another pump.
     #[error("the pump has stopped; the request was withdrawn unserved")]
     PumpStopped,
+    /// The slot holds no published request (FREE or ALLOCATED): polling it can never complete.
+    #[error("slot {0} holds no published request")]
+    NotPublished(u32),
 }
 
 /// Result of one poll.
@@ -245,6 +248,7 @@ impl<'a> QueueLane<'a> {
             {
                 Err(QueueError::PumpStopped)
             }
+            SLOT_FREE | SLOT_ALLOCATED => Err(QueueError::NotPublished(slot)),
             _ => Ok(SlotPoll::Pending),
         }
     }
