@@ -359,9 +359,9 @@ const MAX_TRANSIENT: u32 = 10_000;
 /// Everything the pump thread owns.
 struct Engine {
     ring: IoUring,
-    /// A view of `arena`, which this struct keeps alive.
+    /// A view of `_arena`, which this struct keeps alive (declared after `ring`, so the ring closes first).
     q: QueueView<'static>,
-    arena: Arc<PumpArena>,
+    _arena: Arc<PumpArena>,
     arena_base: u64,
     regions: Box<[RegionDesc]>,
     files: Box<[PumpFile]>,
@@ -956,7 +956,7 @@ impl Pump {
         let engine = Engine {
             ring,
             q,
-            arena: arena.clone(),
+            _arena: arena.clone(),
             arena_base: base as u64,
             regions: arena.regions().into(),
             files: cfg.files.clone().into(),
@@ -983,7 +983,6 @@ impl Pump {
             dead: None,
             cancelling: false,
         };
-        let _ = &engine.arena;
         Ok(Pump {
             arena,
             counters,
