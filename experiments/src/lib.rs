@@ -1,1 +1,648 @@
-//! Shared command-line handling and output (table, JSON rows, CSV, SVG) for the experiments.
+//! Shared command line and output for the experiments (one binary each in `src/bin/`).
+//!
+//! Every experiment takes the same common flags ([`CommonArgs`]): `--device auto|cpu|vulkan[:NAME]|hip|cuda`,
+//! `--json` and `--out DIR`. It opens its device with [`Experiment::open_device`] (or
+//! [`Experiment::cpu_only`] when it measures the CPU path by definition), which prints the standard *device
+//! line*: which device ran, and why each better device was skipped. Results are [`Record`]s collected into
+//! named tables; [`Experiment::table`] prints an aligned table, writes `DIR/<table>.csv`, and with `--json`
+//! writes one JSON object per row to stdout (the human-readable output then goes to stderr, so stdout stays
+//! machine-readable). [`line_chart`] draws SVG charts beside the CSV.
+//!
+//! Criterion benchmarks live in `benches/benches/`; see `benches/README.md`.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use gpu_uring::backend::{self, Device, DeviceError, DeviceSelector};
+
+/// Flags every experiment accepts.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Device to run on: auto (best present, falling back to the CPU reference device), cpu,
+    /// vulkan[:NAME], hip or cuda.
+    #[arg(long, default_value = "auto", value_name = "DEVICE")]
+    pub device: DeviceSelector,
+    /// Write one JSON object per result row to stdout; human-readable output goes to stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// Folder for CSV and SVG output [default: target/experiments/<experiment>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// One experiment run: its name, its flags, and where its output goes.
+pub struct Experiment {
+    name: &'static str,
+    args: CommonArgs,
+    out: PathBuf,
+    device_desc: String,
+    human_to_stderr: bool,
+}
+
+impl Experiment {
+    /// Starts experiment `name` (the binary's name) and creates its output folder.
+    pub fn new(name: &'static str, args: CommonArgs) -> Experiment {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| target_dir().join("experiments").join(name));
+        if let Err(e) = std::fs::create_dir_all(&out) {
+            fail(&format!(
+                "cannot create output folder {}: {e}",
+                out.display()
+            ));
+        }
+        Experiment {
+            name,
+            out,
+            device_desc: String::new(),
+            human_to_stderr: args_json(&args),
+            args,
+        }
+    }
+
+    /// Sends all human-readable output to stderr, also without `--json`: for experiments whose stdout carries
+    /// their product (device_print's lines).
+    pub fn human_to_stderr(mut self) -> Experiment {
+        self.human_to_stderr = true;
+        self
+    }
+
+    /// The experiment's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Whether `--json` was given.
+    pub fn json(&self) -> bool {
+        self.args.json
+    }
+
+    /// The output folder.
+    pub fn out_dir(&self) -> &Path {
+        &self.out
+    }
+
+    /// The device line printed by [`Experiment::open_device`] / [`Experiment::cpu_only`].
+    pub fn device_desc(&self) -> &str {
+        &self.device_desc
+    }
+
+    /// Prints a human-readable line: to stdout, or to stderr under `--json` (or after
+    /// [`Experiment::human_to_stderr`]).
+    pub fn say(&self, msg: &str) {
+        if self.human_to_stderr {
+            eprintln!("{msg}");
+        } else {
+            println!("{msg}");
+        }
+    }
+
+    /// Opens the device `--device` names and prints the device line. An explicitly named device that is
+    /// unavailable ends the program with `unavailable: <reason>` (exit status 2); `auto` falls back to the
+    /// CPU reference device and says why each better device was skipped.
+    pub fn open_device(&mut self) -> Box<dyn Device> {
+        let dev = self.open_device_quietly();
+        self.say(&self.device_desc.clone());
+        dev
+    }
+
+    /// [`Experiment::open_device`] without printing the device line (for experiments that print it in their
+    /// summary instead; [`Experiment::device_desc`] returns it).
+    pub fn open_device_quietly(&mut self) -> Box<dyn Device> {
+        match backend::open(&self.args.device) {
+            Ok((dev, skipped)) => {
+                self.device_desc =
+                    device_line(&self.args.device, &dev.info().to_string(), &skipped);
+                dev
+            }
+            Err(e) => fail(&format!("--device {}: {e}", self.args.device)),
+        }
+    }
+
+    /// For experiments that drive the ring from CPU threads by definition (their lanes are the CPU reference
+    /// device's lanes). `--device cpu` and `auto` run; a named GPU device is opened only to report that it is
+    /// unavailable or that this experiment does not use it.
+    pub fn cpu_only(&mut self) {
+        let sel = self.args.device.clone();
+        let skipped = match &sel {
+            DeviceSelector::Auto => match backend::open(&sel) {
+                Ok((dev, skipped)) if dev.info().backend == "cpu" => skipped,
+                Ok((dev, skipped)) => {
+                    self.say(&format!(
+                        "note: auto found {}, but {} measures CPU threads as lanes; running on the CPU \
+                         reference device",
+                        dev.info(),
+                        self.name
+                    ));
+                    skipped
+                }
+                Err(e) => fail(&format!("--device auto: {e}")),
+            },
+            DeviceSelector::Cpu => Vec::new(),
+            gpu => match backend::open(gpu) {
+                Err(e) => fail(&format!("--device {gpu}: {e}")),
+                Ok(_) => fail(&format!(
+                    "--device {gpu}: {} drives the ring from CPU threads only; use --device cpu",
+                    self.name
+                )),
+            },
+        };
+        let info = backend::cpu::CpuDevice::default().info();
+        self.device_desc = device_line(&sel, &info.to_string(), &skipped);
+        self.say(&self.device_desc.clone());
+    }
+
+    /// Prints `rows` as an aligned table titled `title`, writes `DIR/<table>.csv`, and under `--json` writes
+    /// each row to stdout as a JSON object (with `experiment` and `table` fields first). Returns the CSV path.
+    pub fn table(&self, table: &str, title: &str, rows: &[Record]) -> PathBuf {
+        if self.args.json {
+            let stdout = std::io::stdout();
+            let mut o = stdout.lock();
+            for r in rows {
+                let _ = writeln!(
+                    o,
+                    "{}",
+                    r.to_json(&[("experiment", self.name), ("table", table)])
+                );
+            }
+            let _ = o.flush();
+        }
+        self.say(&format!("\n{title}\n{}", render_table(rows)));
+        let path = self.out.join(format!("{table}.csv"));
+        match std::fs::write(&path, render_csv(rows)) {
+            Ok(()) => self.say(&format!("wrote {}", path.display())),
+            Err(e) => eprintln!("warning: cannot write {}: {e}", path.display()),
+        }
+        path
+    }
+}
+
+fn args_json(a: &CommonArgs) -> bool {
+    a.json
+}
+
+/// The standard device line: `device: NAME (selected by --device SEL)`, then why better devices were skipped.
+pub fn device_line(sel: &DeviceSelector, device: &str, skipped: &[DeviceError]) -> String {
+    let mut s = format!("device: {device} [--device {sel}]");
+    if !skipped.is_empty() {
+        s.push_str("\n  skipped (fell back): ");
+        let reasons: Vec<String> = skipped.iter().map(|e| e.to_string()).collect();
+        s.push_str(&reasons.join("; "));
+    }
+    s
+}
+
+/// Prints `error: msg` to stderr and exits with status 2.
+pub fn fail(msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(2)
+}
+
+/// The workspace's target folder (`CARGO_TARGET_DIR`, else `target/` at the workspace root this crate was
+/// built in, else `./target`).
+fn target_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(d);
+    }
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if ws.join("Cargo.toml").exists() {
+        return ws.join("target");
+    }
+    PathBuf::from("target")
+}
+
+/// A value in a result row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// Text.
+    Text(String),
+    /// An integer.
+    Int(i64),
+    /// A float and the decimals to show in tables and CSV (JSON carries the full value).
+    Float(f64, usize),
+    /// A yes/no value (tables and CSV show `pass`/`FAIL` for [`Record::pass`]).
+    Bool(bool),
+}
+
+impl Cell {
+    fn text(&self) -> String {
+        match self {
+            Cell::Text(s) => s.clone(),
+            Cell::Int(i) => i.to_string(),
+            Cell::Float(f, d) => format!("{f:.d$}"),
+            Cell::Bool(b) => if *b { "pass" } else { "FAIL" }.to_owned(),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Cell::Text(s) => serde_json::Value::from(s.as_str()),
+            Cell::Int(i) => serde_json::Value::from(*i),
+            Cell::Float(f, _) => serde_json::Value::from(*f),
+            Cell::Bool(b) => serde_json::Value::from(*b),
+        }
+    }
+
+    fn numeric(&self) -> bool {
+        matches!(self, Cell::Int(_) | Cell::Float(..))
+    }
+}
+
+/// One result row: named cells in column order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Record {
+    cells: Vec<(&'static str, Cell)>,
+}
+
+impl Record {
+    /// An empty row.
+    pub fn new() -> Record {
+        Record::default()
+    }
+
+    /// Adds a text column.
+    pub fn text(mut self, name: &'static str, v: impl Into<String>) -> Record {
+        self.cells.push((name, Cell::Text(v.into())));
+        self
+    }
+
+    /// Adds an integer column.
+    pub fn int(mut self, name: &'static str, v: impl TryInto<i64>) -> Record {
+        self.cells
+            .push((name, Cell::Int(v.try_into().unwrap_or(i64::MAX))));
+        self
+    }
+
+    /// Adds a float column shown with `decimals` decimals.
+    pub fn float(mut self, name: &'static str, v: f64, decimals: usize) -> Record {
+        self.cells.push((name, Cell::Float(v, decimals)));
+        self
+    }
+
+    /// Adds a pass/fail column.
+    pub fn pass(mut self, name: &'static str, ok: bool) -> Record {
+        self.cells.push((name, Cell::Bool(ok)));
+        self
+    }
+
+    /// The cell named `name`.
+    pub fn get(&self, name: &str) -> Option<&Cell> {
+        self.cells.iter().find(|(n, _)| *n == name).map(|(_, c)| c)
+    }
+
+    /// The row as one JSON object, `prefix` fields first, keys in column order.
+    pub fn to_json(&self, prefix: &[(&str, &str)]) -> String {
+        // Built by hand so keys keep column order (serde_json's map sorts them without `preserve_order`).
+        let mut s = String::from("{");
+        let mut first = true;
+        let mut field = |s: &mut String, k: &str, v: serde_json::Value| {
+            if !first {
+                s.push(',');
+            }
+            first = false;
+            let _ = write!(s, "{}:{}", serde_json::Value::from(k), v);
+        };
+        for (k, v) in prefix {
+            field(&mut s, k, serde_json::Value::from(*v));
+        }
+        for (k, c) in &self.cells {
+            field(&mut s, k, c.json());
+        }
+        s.push('}');
+        s
+    }
+}
+
+/// Column names: the union over rows, in first-seen order.
+fn columns(rows: &[Record]) -> Vec<&'static str> {
+    let mut cols: Vec<&'static str> = Vec::new();
+    for r in rows {
+        for (n, _) in &r.cells {
+            if !cols.contains(n) {
+                cols.push(n);
+            }
+        }
+    }
+    cols
+}
+
+/// An aligned text table: numbers right-aligned, text left-aligned.
+pub fn render_table(rows: &[Record]) -> String {
+    let cols = columns(rows);
+    let grid: Vec<Vec<(String, bool)>> = rows
+        .iter()
+        .map(|r| {
+            cols.iter()
+                .map(|c| {
+                    r.get(c)
+                        .map_or((String::new(), false), |v| (v.text(), v.numeric()))
+                })
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            grid.iter()
+                .map(|row| row[i].0.chars().count())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let line = |cells: Vec<(String, bool)>, out: &mut String| {
+        let parts: Vec<String> = cells
+            .into_iter()
+            .zip(&widths)
+            .map(|((t, num), w)| {
+                if num {
+                    format!("{t:>w$}")
+                } else {
+                    format!("{t:<w$}")
+                }
+            })
+            .collect();
+        out.push_str(parts.join("  ").trim_end());
+        out.push('\n');
+    };
+    let numeric_col: Vec<bool> = (0..cols.len())
+        .map(|i| grid.iter().any(|row| row[i].1))
+        .collect();
+    line(
+        cols.iter()
+            .zip(&numeric_col)
+            .map(|(c, &n)| (c.to_string(), n))
+            .collect(),
+        &mut out,
+    );
+    line(
+        widths.iter().map(|w| ("-".repeat(*w), false)).collect(),
+        &mut out,
+    );
+    for row in grid {
+        line(row, &mut out);
+    }
+    out
+}
+
+/// CSV (RFC 4180 quoting) with a header row.
+pub fn render_csv(rows: &[Record]) -> String {
+    fn field(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_owned()
+        }
+    }
+    let cols = columns(rows);
+    let mut out = cols.join(",");
+    out.push('\n');
+    for r in rows {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| r.get(c).map_or(String::new(), |v| field(&v.text())))
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Percentiles of a sample of durations in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percentiles {
+    /// Sample count.
+    pub n: usize,
+    /// Smallest.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `samples` (sorted in place). Empty input gives zeros.
+    pub fn of(samples: &mut [f64]) -> Percentiles {
+        samples.sort_by(|a, b| a.total_cmp(b));
+        let n = samples.len();
+        let at = |q: f64| {
+            if n == 0 {
+                0.0
+            } else {
+                samples[((q * n as f64).ceil() as usize).clamp(1, n) - 1]
+            }
+        };
+        Percentiles {
+            n,
+            min: at(0.0),
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: samples.last().copied().unwrap_or(0.0),
+            mean: if n == 0 {
+                0.0
+            } else {
+                samples.iter().sum::<f64>() / n as f64
+            },
+        }
+    }
+}
+
+/// A named series of (x, y) points for [`line_chart`].
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// Points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Draws a line chart (points joined by lines, one colour per series) as SVG.
+///
+/// `x_labels`, if given, names integer x positions (0, 1, 2, …) instead of numbers; `log_y` uses a
+/// logarithmic y axis (all y must be > 0).
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    x_labels: Option<&[&str]>,
+    log_y: bool,
+    series: &[Series],
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let err = |e: &dyn std::fmt::Display| format!("drawing {}: {e}", path.display());
+    let pts = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        return Err(format!("drawing {}: no points", path.display()));
+    }
+    if x_labels.is_some() {
+        x0 -= 0.3;
+        x1 += 0.3;
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut b = ChartBuilder::on(&root);
+    b.caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70);
+    let names: Vec<String> = x_labels
+        .unwrap_or(&[])
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let fmt_x = move |x: &f64| {
+        let i = x.round();
+        if !names.is_empty() {
+            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+                names[i as usize].clone()
+            } else {
+                String::new()
+            }
+        } else {
+            format!("{x}")
+        }
+    };
+    let n_labels = x_labels.map_or(10, |l| l.len() * 10 + 1);
+    macro_rules! draw {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc(x_desc)
+                .y_desc(y_desc)
+                .x_labels(n_labels)
+                .disable_x_mesh()
+                .x_label_formatter(&fmt_x)
+                .draw()
+                .map_err(|e| err(&e))?;
+            for (i, s) in series.iter().enumerate() {
+                let c = Palette99::pick(i).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+                    .map_err(|e| err(&e))?
+                    .label(s.label.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                    });
+                chart
+                    .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                    .map_err(|e| err(&e))?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperLeft)
+                .draw()
+                .map_err(|e| err(&e))?;
+        }};
+    }
+    if log_y {
+        let (lo, hi) = (y0.max(1e-9) / 1.5, y1.max(1e-9) * 1.5);
+        draw!(b
+            .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
+            .map_err(|e| err(&e))?);
+    } else {
+        let hi = if y1 > 0.0 { y1 * 1.1 } else { 1.0 };
+        draw!(b
+            .build_cartesian_2d(x0..x1, 0f64.min(y0)..hi)
+            .map_err(|e| err(&e))?);
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+/// Formats a rate with an SI suffix (`1.23 M`).
+pub fn si(v: f64) -> String {
+    let (d, s) = if v >= 1e9 {
+        (1e9, " G")
+    } else if v >= 1e6 {
+        (1e6, " M")
+    } else if v >= 1e3 {
+        (1e3, " k")
+    } else {
+        (1.0, " ")
+    };
+    format!("{:.2}{s}", v / d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_csv_json_agree() {
+        let rows = vec![
+            Record::new()
+                .text("name", "a,b")
+                .int("n", 3)
+                .float("x", 1.5, 2),
+            Record::new()
+                .text("name", "c")
+                .int("n", 10)
+                .pass("ok", true),
+        ];
+        let t = render_table(&rows);
+        assert!(t.starts_with("name   n     x  ok\n"), "{t}");
+        assert!(t.ends_with("c     10        pass\n"), "{t}");
+        let csv = render_csv(&rows);
+        assert_eq!(csv, "name,n,x,ok\n\"a,b\",3,1.50,\nc,10,,pass\n");
+        let j = rows[0].to_json(&[("experiment", "e")]);
+        assert_eq!(j, r#"{"experiment":"e","name":"a,b","n":3,"x":1.5}"#);
+    }
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let mut v: Vec<f64> = (1..=1000).map(|i| i as f64).collect();
+        let p = Percentiles::of(&mut v);
+        assert_eq!((p.p50, p.p99, p.p999, p.max), (500.0, 990.0, 999.0, 1000.0));
+    }
+
+    #[test]
+    fn chart_writes_svg() {
+        let dir = std::env::temp_dir().join(format!("gpu-uring-exp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c.svg");
+        line_chart(
+            &p,
+            "t",
+            "x",
+            "y",
+            Some(&["p50", "p99"]),
+            true,
+            &[Series {
+                label: "s".into(),
+                points: vec![(0.0, 1.0), (1.0, 10.0)],
+            }],
+        )
+        .unwrap();
+        assert!(std::fs::read_to_string(&p).unwrap().contains("<svg"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use gpu_uring::backend::expected_line;
+use gpu_uring::backend::format_print_line;
+use gpu_uring::protocol::LineBuf;
 
 /// Checks printed output: every line is a well-formed line of some lane, each (lane, seq) appears exactly
 /// once, and each lane's lines are in program order. Returns the number of lines.
@@ -11,6 +12,7 @@ pub fn check_prints(out: &[u8], lanes: u32, lines: u32) -> usize {
     let text = std::str::from_utf8(out).expect("output is UTF-8 (a torn line would not be)");
     let mut next: HashMap<u32, u32> = HashMap::new();
     let mut n = 0usize;
+    let mut buf = LineBuf::with_capacity(256);
     for (i, line) in text.lines().enumerate() {
         let lane: u32 = line
             .strip_prefix("lane=")
@@ -18,10 +20,13 @@ pub fn check_prints(out: &[u8], lanes: u32, lines: u32) -> usize {
             .and_then(|x| x.parse().ok())
             .unwrap_or_else(|| panic!("line {i} is malformed: {line:?}"));
         let want = next.entry(lane).or_insert(0);
-        assert_eq!(
-            line,
-            expected_line(lane, *want),
-            "line {i}: lane {lane} out of order, torn or duplicated"
+        buf.clear();
+        format_print_line(&mut buf, lane, *want);
+        let want_line = std::str::from_utf8(buf.as_bytes()).unwrap();
+        assert!(
+            line == want_line,
+            "line {i}: lane {lane} out of order, torn or duplicated: got {:?}, want {want_line:?}",
+            &line[..line.len().min(200)]
         );
         *want += 1;
         n += 1;
@@ -39,4 +44,18 @@ pub fn check_prints(out: &[u8], lanes: u32, lines: u32) -> usize {
     }
     assert_eq!(next.len() as u32, lanes, "lines from unknown lanes");
     n
+}
+
+/// A ring for tests: short SQ idle so SQPOLL threads do not hog the 2-core machines.
+pub fn ring(cfg: gpu_uring::ring::RingConfig) -> gpu_uring::ring::DeviceRing {
+    gpu_uring::ring::DeviceRing::new(gpu_uring::ring::RingConfig {
+        sq_thread_idle: std::time::Duration::from_millis(10),
+        ..cfg
+    })
+    .expect("creating a device ring")
+}
+
+/// Reads everything from a raw fd's current file (via /proc/self/fd) from offset 0.
+pub fn read_fd_file(fd: i32) -> Vec<u8> {
+    std::fs::read(format!("/proc/self/fd/{fd}")).expect("reading the output file")
 }

@@ -19,7 +19,8 @@ impl LineBuf {
         }
     }
 
-    pub(crate) fn clear(&mut self) {
+    /// Empties the buffer for the next line.
+    pub fn clear(&mut self) {
         self.buf.clear();
         self.truncated = false;
     }
@@ -120,7 +121,7 @@ impl LineBuf {
         }
         let mut v = (x as f64).abs();
         let pow = 10u64.pow(p) as f64;
-        if v * pow < 9.223_372_036_854_775_808e18 {
+        if v * pow < 9_223_372_036_854_775_808.0 {
             self.fixed(v, p);
         } else {
             let mut e = 0u64;
@@ -209,7 +210,7 @@ mod tests {
     #[test]
     fn floats_match_rust_for_ordinary_values() {
         for &x in &[
-            0.0f32, 1.5, -2.25, 3.14159, 1e-7, 123456.789, -0.0, 0.1, 2.5e9,
+            0.0f32, 1.5, -2.25, 1.23456, 1e-7, 123_456.79, -0.0, 0.1, 2.5e9,
         ] {
             for p in [0u32, 1, 3, 6] {
                 let ours = fmt(|l| {

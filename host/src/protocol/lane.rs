@@ -307,12 +307,15 @@ impl<'a> Lane<'a> {
         loop {
             match self.try_reserve() {
                 Ok(r) => return Ok(r),
-                Err(OpError::WouldBlock) if i < budget => {
+                Err(OpError::WouldBlock) => {
+                    // Always reap before giving up: with a zero budget this is what frees credits.
                     self.reap(16);
+                    if i >= budget {
+                        return Err(OpError::TimedOut);
+                    }
                     backoff(i);
                     i += 1;
                 }
-                Err(OpError::WouldBlock) => return Err(OpError::TimedOut),
                 Err(e) => return Err(e),
             }
         }
@@ -322,6 +325,24 @@ impl<'a> Lane<'a> {
     /// ticket.
     pub fn commit(&mut self, r: Reservation<'a>, sqe: Sqe, c: Completion) -> Result<u32, OpError> {
         self.commit_line(r, sqe, c, None)
+    }
+
+    /// Publishes `sqe` exactly as given: no flags added, `user_data` kept (its tag decides how the reaper treats
+    /// the CQE, so use `TAG_SLOT | slot` to get the result). This is what device code that does not follow
+    /// the library could write; tests use it to show what a confined ring refuses.
+    pub fn commit_exact(&mut self, mut r: Reservation<'a>, sqe: Sqe) -> u32 {
+        let (ud, v) = (sqe.user_data, self.view);
+        if ud & TAG_MASK == TAG_SLOT && (ud as u32) < v.layout().nslots() {
+            v.slot(ud as u32).0.store(SLOT_PENDING, Relaxed);
+        }
+        r.live = false;
+        publish_sqe(&v, r.ticket, &sqe);
+        r.ticket
+    }
+
+    /// The global index of this lane's completion slot `k` (for `TAG_SLOT | index` in `commit_exact`).
+    pub fn slot_index(&self, k: u32) -> Result<u32, OpError> {
+        self.global_slot(k)
     }
 
     fn commit_line(
@@ -354,10 +375,8 @@ impl<'a> Lane<'a> {
                 v.ctl32(ctl_off!(cq_credits)).fetch_add(1, Relaxed);
             }
             Completion::Slot(k) => {
-                let g = match self.global_slot(k) {
-                    Ok(g) => g,
-                    Err(e) => return Err(e), // `r` drops: published as a NOP.
-                };
+                // On error `r` drops and is published as a NOP.
+                let g = self.global_slot(k)?;
                 let (state, _, _, owner) = v.slot(g);
                 owner.store(self.id, Relaxed);
                 // Relaxed: the publication release below orders it before the kernel can complete the op.
@@ -573,15 +592,20 @@ impl<'a> Lane<'a> {
         mut done: impl FnMut(&Self) -> bool,
     ) -> Result<(), OpError> {
         let mut i = 0;
-        while !done(self) {
+        loop {
+            if done(self) {
+                return Ok(());
+            }
+            self.reap(16);
+            if done(self) {
+                return Ok(());
+            }
             if i >= budget {
                 return Err(OpError::TimedOut);
             }
-            self.reap(16);
             backoff(i);
             i += 1;
         }
-        Ok(())
     }
 
     // ---- §6 waiting ---------------------------------------------------------------------------------

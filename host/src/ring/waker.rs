@@ -111,7 +111,9 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
     );
     let doorbell = view.ctl32(ctl_off!(doorbell));
     let mut last_bell = doorbell.load(Ordering::Relaxed);
-    let mut last_wake = Instant::now() - cfg.spin;
+    let mut last_wake = Instant::now()
+        .checked_sub(cfg.spin)
+        .unwrap_or_else(Instant::now);
     let mut sleep = cfg.min_sleep;
     while !stop.load(Ordering::Acquire) {
         let flags = flags_w.load(Ordering::Acquire);

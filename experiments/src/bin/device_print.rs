@@ -1,0 +1,266 @@
+//! device_print — the main job: `--lanes` device lanes each print `--lines` formatted lines
+//! (`lane=<L> seq=<K> d=… x=… v=… gpu-uring`, [`gpu_uring::backend::format_print_line`]) through one device
+//! ring, every line one io_uring write issued by the lane itself, executed by the kernel's SQPOLL thread.
+//!
+//! Where the lines go: stdout (a terminal, a pipe, or a redirected regular file — the ring picks stream or
+//! offset mode from what fd 1 is), or `--print-to FILE`. The summary (device, lines, bytes, seconds, lines/s,
+//! MB/s, waker wake-ups, failures) goes to stderr, so `device_print > out.txt` leaves only the lines in
+//! `out.txt`. With `--json`, stdout carries the JSON summary row instead, so the lines go to `--print-to`
+//! (default /dev/null). `--verify` reads a file target back and checks every line is there exactly once,
+//! untorn, in each lane's order. Exit status 1 if any line failed (not submitted within its budget, a failed
+//! or short write, or a failed verification), 2 on a setup error.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use gpu_uring::backend::{expected_line, Program};
+use gpu_uring::ctl_off;
+use gpu_uring::ring::{DeviceRing, PrintTarget, RingConfig};
+use gpu_uring_experiments::{fail, si, CommonArgs, Experiment, Record};
+
+/// N device lanes print formatted lines through a device ring; a summary goes to stderr.
+#[derive(Parser, Debug)]
+#[command(name = "device_print", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Device lanes (the CPU reference device runs one thread per lane).
+    #[arg(long, default_value_t = 64)]
+    lanes: u32,
+    /// Lines each lane prints.
+    #[arg(long, default_value_t = 1000)]
+    lines: u32,
+    /// Print into FILE (created or truncated) instead of stdout. Default with --json: /dev/null.
+    #[arg(long, value_name = "FILE")]
+    print_to: Option<PathBuf>,
+    /// SQ entries of the ring (a power of two).
+    #[arg(long, default_value_t = 256)]
+    sq_entries: u32,
+    /// SQPOLL idle time in milliseconds before the SQ thread sleeps (the waker then wakes it).
+    #[arg(long, default_value_t = 50)]
+    sq_idle_ms: u64,
+    /// Give up after this many seconds (lines not yet printed count as failed).
+    #[arg(long, default_value_t = 600)]
+    timeout_s: u64,
+    /// After the run, read the lines back (needs a regular file: --print-to FILE or stdout redirected to a
+    /// file) and check that every line is present exactly once, untorn, and in each lane's order.
+    #[arg(long)]
+    verify: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    // Human-readable output always goes to stderr: stdout carries the lines (or, with --json, the JSON row).
+    let mut exp = Experiment::new("device_print", cli.common.clone()).human_to_stderr();
+    // The device line is printed with the summary, where it is seen after the lines scroll by.
+    let dev = exp.open_device_quietly();
+    let info = dev.info();
+
+    let target_file = match (&cli.print_to, exp.json()) {
+        (Some(p), _) => Some(
+            File::create(p)
+                .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", p.display()))),
+        ),
+        (None, true) => Some(
+            File::options()
+                .write(true)
+                .open("/dev/null")
+                .unwrap_or_else(|e| fail(&format!("cannot open /dev/null: {e}"))),
+        ),
+        (None, false) => None,
+    };
+    let (fd, target_name) = match (&target_file, &cli.print_to) {
+        (Some(f), Some(p)) => (f.as_raw_fd(), p.display().to_string()),
+        (Some(f), None) => (f.as_raw_fd(), "/dev/null".to_owned()),
+        (None, _) => (1, describe_fd(1)),
+    };
+
+    let ring = DeviceRing::new(RingConfig {
+        sq_entries: cli.sq_entries,
+        lanes: cli.lanes.max(1),
+        sq_thread_idle: Duration::from_millis(cli.sq_idle_ms.max(1)),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
+    ring.set_print_target(PrintTarget::Fd(fd))
+        .unwrap_or_else(|e| fail(&format!("setting the print target: {e}")));
+    let mode = if ring
+        .view()
+        .ctl32(ctl_off!(print_flags))
+        .load(std::sync::atomic::Ordering::Relaxed)
+        & gpu_uring::protocol::shared::PRINT_OFFSET_MODE
+        != 0
+    {
+        "offset"
+    } else {
+        "stream"
+    };
+    eprintln!(
+        "printing {} lanes x {} lines on the {} to {target_name} ({mode} mode)",
+        cli.lanes, cli.lines, info.name
+    );
+
+    // Where the lines start in a regular-file target, for --verify.
+    // SAFETY: lseek has no pointer arguments.
+    let start_off = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+    let before = ring.waker_stats();
+    let report = dev
+        .run(
+            &ring,
+            cli.lanes,
+            &Program::Print { lines: cli.lines },
+            Duration::from_secs(cli.timeout_s),
+        )
+        .unwrap_or_else(|e| fail(&format!("running the print program: {e}")));
+    let quiet = ring.quiesce(Duration::from_secs(10));
+    ring.finish_prints();
+    let after = ring.waker_stats();
+    let ctl = ring.view().control_snapshot();
+
+    let total = report.total();
+    let secs = report.elapsed.as_secs_f64();
+    // Bytes of the lines that were printed (each lane prints seq 0.. in order, so its first `done` lines).
+    let bytes: u64 = report
+        .lanes
+        .iter()
+        .enumerate()
+        .map(|(lane, r)| {
+            (0..r.done as u32)
+                .map(|seq| expected_line(lane as u32, seq).len() as u64 + 1)
+                .sum::<u64>()
+        })
+        .sum();
+    let failed = total.failed + ctl.print_errors as u64;
+    let wakeups = after.wakeups - before.wakeups;
+    let row = Record::new()
+        .text("device", info.backend)
+        .text("target", mode)
+        .int("lanes", cli.lanes)
+        .int("lines", total.done)
+        .int("bytes", bytes)
+        .float("seconds", secs, 4)
+        .float("lines_per_s", total.done as f64 / secs, 0)
+        .float("mb_per_s", bytes as f64 / secs / 1e6, 2)
+        .int("waker_wakeups", wakeups)
+        .int("failed", failed);
+
+    eprintln!(
+        "\n{}\nlines {}  bytes {}  seconds {secs:.4}  lines/s {}  MB/s {:.2}  waker wake-ups {wakeups}  \
+         failed {failed}{}",
+        exp.device_desc(),
+        total.done,
+        bytes,
+        si(total.done as f64 / secs),
+        bytes as f64 / secs / 1e6,
+        if ctl.print_errors > 0 {
+            format!(" (last error {})", ctl.ff_last_error)
+        } else {
+            String::new()
+        }
+    );
+    if !quiet {
+        eprintln!("warning: the ring did not quiesce within 10 s");
+    }
+    let mut verify_failed = false;
+    if cli.verify {
+        match verify(fd, start_off, cli.lanes, &report.lanes) {
+            Ok(n) => {
+                eprintln!("verify: {n} lines read back: each exactly once, untorn, in lane order")
+            }
+            Err(e) => {
+                eprintln!("verify: FAILED: {e}");
+                verify_failed = true;
+            }
+        }
+    }
+    let row = if cli.verify {
+        row.pass("verified", !verify_failed)
+    } else {
+        row
+    };
+    exp.table("device_print", "summary", &[row]);
+    drop(ring);
+    if verify_failed {
+        std::process::exit(1);
+    }
+    if failed > 0 || total.done != cli.lanes as u64 * cli.lines as u64 {
+        eprintln!("FAILED: {failed} lines failed");
+        std::process::exit(1);
+    }
+}
+
+/// What fd `fd` is, for the log line: a terminal, a pipe, a regular file, …
+fn describe_fd(fd: i32) -> String {
+    // SAFETY: an all-zero `stat` is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out-parameter for the duration of the call.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return format!("fd {fd}");
+    }
+    let kind = match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => "a regular file",
+        libc::S_IFIFO => "a pipe",
+        libc::S_IFCHR => {
+            // SAFETY: isatty has no pointer arguments.
+            if unsafe { libc::isatty(fd) } == 1 {
+                "a terminal"
+            } else {
+                "a character device"
+            }
+        }
+        libc::S_IFSOCK => "a socket",
+        _ => "a file",
+    };
+    format!("stdout ({kind})")
+}
+
+/// Reads the target back from `start` and checks it against what each lane reported printing.
+fn verify(
+    fd: i32,
+    start: i64,
+    lanes: u32,
+    reports: &[gpu_uring::backend::LaneReport],
+) -> Result<u64, String> {
+    use std::io::{BufRead, BufReader, Seek, SeekFrom};
+    if start < 0 {
+        return Err(
+            "the target is not a regular file (use --print-to FILE or redirect stdout to a file)"
+                .into(),
+        );
+    }
+    let mut f = File::open(format!("/proc/self/fd/{fd}"))
+        .map_err(|e| format!("reopening the target: {e}"))?;
+    f.seek(SeekFrom::Start(start as u64))
+        .map_err(|e| e.to_string())?;
+    let mut next = vec![0u32; lanes as usize];
+    let mut n = 0u64;
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| format!("line {i}: {e} (torn or not UTF-8)"))?;
+        let lane: u32 = line
+            .strip_prefix("lane=")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|x| x.parse().ok())
+            .filter(|&l| l < lanes)
+            .ok_or_else(|| format!("line {i} is malformed: {line:?}"))?;
+        let want = expected_line(lane, next[lane as usize]);
+        if line != want {
+            return Err(format!(
+                "line {i}: got {line:?}, lane {lane} should print {want:?} next"
+            ));
+        }
+        next[lane as usize] += 1;
+        n += 1;
+    }
+    for (lane, r) in reports.iter().enumerate() {
+        if next[lane] as u64 != r.done {
+            return Err(format!(
+                "lane {lane}: {} lines in the file, {} reported printed",
+                next[lane], r.done
+            ));
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,368 @@
+//! ring_latency — single-lane round-trip latency: one operation submitted and waited for, again and again.
+//!
+//! Two paths, two operations, two modes (one table row each; latencies in microseconds):
+//! - `device-ring`: one lane of the CPU reference device on the main thread, through a device ring (NO_MMAP
+//!   arena, SQPOLL): reserve + fill + publish the SQE, then reap its CQE into the lane's completion slot
+//!   (`Lane::nop`/`Lane::write` with `Completion::Slot`, then `Lane::wait`). No syscall on the lane's path:
+//!   when the SQ thread sleeps, the waker thread wakes it.
+//! - `io-uring-crate`: a plain CPU thread with its own SQPOLL ring from the `io-uring` crate: push the SQE,
+//!   `submit()` (a syscall only when the SQ thread sleeps), poll the CQ with the lane's backoff (spin 32
+//!   times, then yield).
+//! - operations: `nop` (IORING_OP_NOP) and `write1` (a 1-byte WRITE_FIXED to /dev/null).
+//! - `hot`: back to back, the SQ thread polling. `cold`: `--cold-gap-ms` of idleness before each request (longer
+//!   than the SQ idle time), so the SQ thread is asleep: the device-ring path pays the waker's reaction, the
+//!   crate path its own `io_uring_enter(IORING_ENTER_SQ_WAKEUP)`. `asleep` is the fraction of cold requests
+//!   that really found the SQ thread asleep.
+//!
+//! Output: table, `ring_latency.csv`, and `ring_latency_hot.svg` / `ring_latency_cold.svg` (percentile curves).
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use gpu_uring::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
+use gpu_uring::ring::{DeviceRing, RingConfig, WakerConfig};
+use gpu_uring_experiments::{
+    fail, line_chart, CommonArgs, Experiment, Percentiles, Record, Series,
+};
+use io_uring::{opcode, types, IoUring};
+
+/// `IORING_SQ_NEED_WAKEUP` from `<linux/io_uring.h>`.
+const IORING_SQ_NEED_WAKEUP: u32 = 1;
+/// Lane-relative completion slot for the waited operations (slot 0 is the print slot).
+const SLOT: u32 = 1;
+
+/// Single-lane round-trip latency: device ring vs the io-uring crate, hot vs cold SQ thread.
+#[derive(Parser, Debug)]
+#[command(name = "ring_latency", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Hot samples per (path, operation).
+    #[arg(long, default_value_t = 20_000)]
+    hot: usize,
+    /// Cold samples per (path, operation).
+    #[arg(long, default_value_t = 100)]
+    cold: usize,
+    /// SQPOLL idle time in milliseconds (both paths).
+    #[arg(long, default_value_t = 10)]
+    sq_idle_ms: u64,
+    /// Idle gap before each cold request, in milliseconds [default: 2 x SQ idle + 5].
+    #[arg(long)]
+    cold_gap_ms: Option<u64>,
+    /// The device ring's waker: sleep between checks while lanes are active, in microseconds [default: the
+    /// library's].
+    #[arg(long)]
+    waker_min_sleep_us: Option<u64>,
+    /// The device ring's waker: spin after a wake-up, in microseconds [default: the library's].
+    #[arg(long)]
+    waker_spin_us: Option<u64>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    Nop,
+    Write1,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Nop => "nop",
+            Op::Write1 => "write1",
+        }
+    }
+    fn want(self) -> i32 {
+        match self {
+            Op::Nop => 0,
+            Op::Write1 => 1,
+        }
+    }
+}
+
+/// One measured series.
+struct Sample {
+    ns: Vec<f64>,
+    asleep: usize,
+    failed: usize,
+    wakeups: u64,
+}
+
+/// Something that does one round trip: returns whether the SQ thread was asleep before it, and the result.
+trait RoundTrip {
+    fn asleep(&mut self) -> bool;
+    fn once(&mut self, op: Op) -> Result<i32, String>;
+    fn wakeups(&self) -> u64 {
+        0
+    }
+}
+
+struct DevicePath<'a> {
+    ring: &'a DeviceRing,
+    lane: Lane<'a>,
+    fd: i32,
+    line: u32,
+}
+
+impl RoundTrip for DevicePath<'_> {
+    fn asleep(&mut self) -> bool {
+        let v = self.ring.view();
+        v.u32_at(v.layout().sq_flags).load(Ordering::Acquire) & IORING_SQ_NEED_WAKEUP != 0
+    }
+    fn once(&mut self, op: Op) -> Result<i32, String> {
+        let c = Completion::Slot(SLOT);
+        match op {
+            Op::Nop => self.lane.nop(c, DEFAULT_BUDGET),
+            Op::Write1 => {
+                self.lane
+                    .write(FileRef::Raw(self.fd), self.line, 1, -1, c, DEFAULT_BUDGET)
+            }
+        }
+        .and_then(|_| self.lane.wait(SLOT, DEFAULT_BUDGET))
+        .map_err(|e| e.to_string())
+    }
+    fn wakeups(&self) -> u64 {
+        self.ring.waker_stats().wakeups
+    }
+}
+
+struct CratePath {
+    ring: IoUring,
+    fd: i32,
+    buf: Box<[u8; 4096]>,
+}
+
+impl RoundTrip for CratePath {
+    fn asleep(&mut self) -> bool {
+        self.ring.submission().need_wakeup()
+    }
+    fn once(&mut self, op: Op) -> Result<i32, String> {
+        let e = match op {
+            Op::Nop => opcode::Nop::new().build(),
+            Op::Write1 => opcode::WriteFixed::new(types::Fd(self.fd), self.buf.as_ptr(), 1, 0)
+                .offset(u64::MAX)
+                .build(),
+        };
+        // SAFETY: the SQE's buffer (`self.buf`, registered as fixed buffer 0) lives as long as `self`, and we
+        // wait for the CQE below before returning, so the kernel is done with it.
+        unsafe { self.ring.submission().push(&e) }.map_err(|_| "SQ full".to_string())?;
+        // With SQPOLL this enters the kernel only if the SQ thread sleeps (IORING_ENTER_SQ_WAKEUP).
+        self.ring.submit().map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut i = 0u32;
+        loop {
+            if let Some(c) = self.ring.completion().next() {
+                return Ok(c.result());
+            }
+            if Instant::now() > deadline {
+                return Err("no CQE within 5 s".into());
+            }
+            // The lane's backoff (spin, then yield), so both paths treat a shared core alike.
+            if i < 32 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            i = i.saturating_add(1);
+        }
+    }
+}
+
+fn measure(p: &mut dyn RoundTrip, op: Op, n: usize, gap: Option<Duration>) -> Sample {
+    let mut s = Sample {
+        ns: Vec::with_capacity(n),
+        asleep: 0,
+        failed: 0,
+        wakeups: 0,
+    };
+    if gap.is_none() {
+        for _ in 0..n.min(2000) {
+            let _ = p.once(op);
+        }
+    }
+    let w0 = p.wakeups();
+    for _ in 0..n {
+        if let Some(g) = gap {
+            std::thread::sleep(g);
+            if p.asleep() {
+                s.asleep += 1;
+            }
+        }
+        let t = Instant::now();
+        let r = p.once(op);
+        let dt = t.elapsed().as_nanos() as f64;
+        match r {
+            Ok(v) if v == op.want() => s.ns.push(dt),
+            _ => s.failed += 1,
+        }
+    }
+    s.wakeups = p.wakeups() - w0;
+    s
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let mut exp = Experiment::new("ring_latency", cli.common.clone());
+    exp.cpu_only();
+    let idle = Duration::from_millis(cli.sq_idle_ms.max(1));
+    let gap = Duration::from_millis(cli.cold_gap_ms.unwrap_or(2 * cli.sq_idle_ms.max(1) + 5));
+    let devnull = std::fs::File::options()
+        .write(true)
+        .open("/dev/null")
+        .unwrap_or_else(|e| fail(&format!("opening /dev/null: {e}")));
+    let fd = devnull.as_raw_fd();
+
+    let mut waker = WakerConfig::default();
+    if let Some(us) = cli.waker_min_sleep_us {
+        waker.min_sleep = Duration::from_micros(us);
+    }
+    if let Some(us) = cli.waker_spin_us {
+        waker.spin = Duration::from_micros(us);
+    }
+    let waker_desc = format!(
+        "waker spin {:?}, min sleep {:?}, max sleep {:?}",
+        waker.spin, waker.min_sleep, waker.max_sleep
+    );
+    let ring = DeviceRing::new(RingConfig {
+        lanes: 1,
+        sq_thread_idle: idle,
+        waker,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
+    let line = ring.view().line_off(0, 0);
+    ring.view().write_bytes(line, b"x");
+    let mut dev = DevicePath {
+        ring: &ring,
+        lane: Lane::new(ring.view(), 0),
+        fd,
+        line,
+    };
+
+    let cring = IoUring::builder()
+        .setup_sqpoll(idle.as_millis() as u32)
+        .build(256)
+        .unwrap_or_else(|e| fail(&format!("io-uring crate ring with SQPOLL: {e}")));
+    let mut buf = Box::new([b'x'; 4096]);
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: `buf` is owned by `CratePath` below and outlives the ring's use of it (the ring is dropped with
+    // it, after every request has completed).
+    unsafe { cring.submitter().register_buffers(&[iov]) }
+        .unwrap_or_else(|e| fail(&format!("registering the crate ring's buffer: {e}")));
+    let mut crate_path = CratePath {
+        ring: cring,
+        fd,
+        buf,
+    };
+
+    exp.say(&format!(
+        "single lane, waited round trips; SQ idle {} ms; cold gap {} ms; {} hot / {} cold samples per row; \
+         device ring's {waker_desc}",
+        idle.as_millis(),
+        gap.as_millis(),
+        cli.hot,
+        cli.cold
+    ));
+
+    let mut rows = Vec::new();
+    let mut hot_series = Vec::new();
+    let mut cold_series = Vec::new();
+    let mut failed = 0;
+    for (mode, n, g) in [("hot", cli.hot, None), ("cold", cli.cold, Some(gap))] {
+        for op in [Op::Nop, Op::Write1] {
+            for (path, p) in [
+                ("device-ring", &mut dev as &mut dyn RoundTrip),
+                ("io-uring-crate", &mut crate_path as &mut dyn RoundTrip),
+            ] {
+                let mut s = measure(p, op, n, g);
+                failed += s.failed;
+                let pc = Percentiles::of(&mut s.ns);
+                let us = |v: f64| v / 1e3;
+                let mut row = Record::new()
+                    .text("path", path)
+                    .text("op", op.name())
+                    .text("mode", mode)
+                    .int("n", pc.n as u64);
+                row = row
+                    .float(
+                        "asleep",
+                        if g.is_some() {
+                            s.asleep as f64 / n.max(1) as f64
+                        } else {
+                            0.0
+                        },
+                        2,
+                    )
+                    .float("min_us", us(pc.min), 2)
+                    .float("p50_us", us(pc.p50), 2)
+                    .float("p90_us", us(pc.p90), 2)
+                    .float("p99_us", us(pc.p99), 2)
+                    .float("p999_us", us(pc.p999), 2)
+                    .float("max_us", us(pc.max), 2)
+                    .float("mean_us", us(pc.mean), 2)
+                    .int("waker_wakeups", s.wakeups)
+                    .int("failed", s.failed as u64);
+                rows.push(row);
+                let series = Series {
+                    label: format!("{path} {}", op.name()),
+                    points: [pc.p50, pc.p90, pc.p99, pc.p999]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (i as f64, us(*v).max(1e-3)))
+                        .collect(),
+                };
+                if g.is_some() {
+                    cold_series.push(series);
+                } else {
+                    hot_series.push(series);
+                }
+            }
+        }
+    }
+    exp.table(
+        "ring_latency",
+        "ring_latency: single-lane round trip (microseconds)",
+        &rows,
+    );
+    for (name, series, what) in [
+        (
+            "ring_latency_hot.svg",
+            &hot_series,
+            "hot (SQ thread polling)",
+        ),
+        (
+            "ring_latency_cold.svg",
+            &cold_series,
+            "cold (SQ thread asleep before each request)",
+        ),
+    ] {
+        let path = exp.out_dir().join(name);
+        match line_chart(
+            &path,
+            &format!("Single-lane round trip, {what}"),
+            "percentile",
+            "latency (us, log scale)",
+            Some(&["p50", "p90", "p99", "p99.9"]),
+            true,
+            series,
+        ) {
+            Ok(()) => exp.say(&format!("wrote {}", path.display())),
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
+    exp.say(
+        "device-ring: lane reserves/fills/publishes and reaps its own CQE, no syscall (the waker wakes a sleeping \
+         SQ thread); io-uring-crate: push + submit() (enters the kernel only to wake a sleeping SQ thread) + poll \
+         the CQ; both wait with the same backoff (spin 32 times, then yield).",
+    );
+    drop(dev);
+    drop(ring);
+    if failed > 0 {
+        eprintln!("FAILED: {failed} round trips failed or returned the wrong result");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,417 @@
+//! Device-ring behaviour on the CPU reference device: exactly-once prints, backpressure, SQPOLL sleep and
+//! wake, fire-and-forget failure accounting.
+
+mod common;
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use gpu_uring::backend::cpu::{run_lanes, CpuDevice};
+use gpu_uring::backend::{Device, Program};
+use gpu_uring::ctl_off;
+use gpu_uring::protocol::{Completion, FileRef, DEFAULT_BUDGET};
+use gpu_uring::ring::{PrintTarget, RingConfig, WakerConfig};
+
+const LANES: u32 = 64;
+const LINES: u32 = 100_000;
+
+#[test]
+fn exactly_once_64_lanes_x_100k_prints_into_a_regular_file() {
+    let f = tempfile::tempfile().unwrap();
+    let ring = common::ring(RingConfig {
+        lanes: LANES,
+        ..Default::default()
+    });
+    ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+        .unwrap();
+    let rep = CpuDevice::default()
+        .run(
+            &ring,
+            LANES,
+            &Program::Print { lines: LINES },
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    assert_eq!(rep.total().failed, 0, "every print was submitted");
+    assert_eq!(rep.total().done, (LANES * LINES) as u64);
+    assert!(ring.quiesce(Duration::from_secs(10)), "ring drained");
+    let end = ring
+        .finish_prints()
+        .expect("a regular file uses offset mode");
+    let out = common::read_fd_file(f.as_raw_fd());
+    assert_eq!(end as usize, out.len());
+    let n = common::check_prints(&out, LANES, LINES);
+    assert_eq!(n, (LANES * LINES) as usize);
+    let c = ring.view().control_snapshot();
+    assert_eq!(c.ff_errors, 0);
+    assert_eq!(c.print_errors, 0);
+    assert_eq!(
+        ring.waker_stats().overflow_flushes,
+        0,
+        "the CQ never overflowed"
+    );
+    eprintln!(
+        "file: {n} lines in {:?}; waker {:?}",
+        rep.elapsed,
+        ring.waker_stats()
+    );
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a valid out-array of two ints.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 returned two fresh fds we now own.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+#[test]
+fn exactly_once_64_lanes_x_100k_prints_into_a_pipe() {
+    let (rd, wr) = pipe();
+    let reader = std::thread::spawn(move || {
+        let mut f = std::fs::File::from(rd);
+        let mut out = Vec::with_capacity(400 << 20);
+        f.read_to_end(&mut out).unwrap();
+        out
+    });
+    let ring = common::ring(RingConfig {
+        lanes: LANES,
+        ..Default::default()
+    });
+    ring.set_print_target(PrintTarget::Fd(wr.as_raw_fd()))
+        .unwrap();
+    let rep = CpuDevice::default()
+        .run(
+            &ring,
+            LANES,
+            &Program::Print { lines: LINES },
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    assert_eq!(rep.total().failed, 0);
+    assert!(ring.quiesce(Duration::from_secs(10)));
+    assert_eq!(ring.finish_prints(), None, "a pipe uses stream mode");
+    let c = ring.view().control_snapshot();
+    drop(ring);
+    drop(wr);
+    let out = reader.join().unwrap();
+    let n = common::check_prints(&out, LANES, LINES);
+    assert_eq!(n, (LANES * LINES) as usize);
+    assert_eq!(c.print_errors, 0);
+    assert_eq!(c.ff_errors, 0);
+    eprintln!("pipe: {n} lines in {:?}", rep.elapsed);
+}
+
+#[test]
+fn backpressure_8_entry_ring_64_lanes() {
+    let devnull = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let f = tempfile::tempfile().unwrap();
+    let ring = common::ring(RingConfig {
+        sq_entries: 8,
+        lanes: LANES,
+        fixed_buffer_bytes: 4096,
+        ..Default::default()
+    });
+    let l = ring.layout();
+    assert_eq!((l.sq_entries, l.cq_entries), (8, 16));
+    ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+        .unwrap();
+    const OPS: u32 = 2_000;
+    let stats = run_lanes(&ring, LANES, |lane| {
+        let id = lane.id();
+        let mut waited_ok = 0u32;
+        for k in 0..OPS {
+            match k % 4 {
+                0 => lane.nop(Completion::FireAndForget, DEFAULT_BUDGET).unwrap(),
+                1 => {
+                    lane.nop(Completion::Slot(1), DEFAULT_BUDGET).unwrap();
+                    assert_eq!(lane.wait(1, DEFAULT_BUDGET).unwrap(), 0);
+                    waited_ok += 1;
+                    0
+                }
+                2 => {
+                    // Constant bytes in the fixed region (skip-success: never rewritten while in flight).
+                    let off = lane.view().layout().fixed + id * 16;
+                    lane.view().write_bytes(off, b"0123456789abcdef");
+                    lane.write(
+                        FileRef::Raw(devnull.as_raw_fd()),
+                        off,
+                        16,
+                        -1,
+                        Completion::SkipSuccess,
+                        DEFAULT_BUDGET,
+                    )
+                    .unwrap()
+                }
+                _ => {
+                    lane.print_with(DEFAULT_BUDGET, |b| {
+                        gpu_uring::backend::format_print_line(b, id, k / 4);
+                    })
+                    .unwrap();
+                    0
+                }
+            };
+        }
+        (lane.stats(), waited_ok)
+    });
+    assert!(ring.quiesce(Duration::from_secs(10)));
+    ring.finish_prints();
+    let sq_full: u64 = stats.iter().map(|s| s.0.sq_full + s.0.window_full).sum();
+    let no_credit: u64 = stats.iter().map(|s| s.0.no_credit).sum();
+    let waited: u32 = stats.iter().map(|s| s.1).sum();
+    eprintln!("SQ-full refusals {sq_full}, CQ-credit refusals {no_credit}");
+    assert!(
+        sq_full > 100,
+        "SQ-full limit was reached repeatedly ({sq_full})"
+    );
+    assert!(
+        no_credit > 100,
+        "CQ-capacity limit was reached repeatedly ({no_credit})"
+    );
+    assert_eq!(waited, LANES * OPS / 4, "every waited NOP completed");
+    let out = common::read_fd_file(f.as_raw_fd());
+    common::check_prints(&out, LANES, OPS / 4);
+    let c = ring.view().control_snapshot();
+    assert_eq!((c.ff_errors, c.foreign_cqes, c.skip_failures), (0, 0, 0));
+    assert_eq!(
+        ring.waker_stats().overflow_flushes,
+        0,
+        "the CQ never overflowed"
+    );
+    // Everything the lanes reserved was published and consumed by the kernel.
+    let v = ring.view();
+    let reserved = v.ctl32(ctl_off!(sq_reserve)).load(Ordering::Acquire);
+    assert_eq!(v.u32_at(l.sq_head).load(Ordering::Acquire), reserved);
+    assert_eq!(reserved, LANES * OPS);
+}
+
+#[test]
+fn sqpoll_sleeps_when_idle_and_the_waker_wakes_it() {
+    let ring = common::ring(RingConfig {
+        lanes: 1,
+        sq_thread_idle: Duration::from_millis(10),
+        waker: WakerConfig {
+            max_sleep: Duration::from_millis(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let v = ring.view();
+    let l = ring.layout();
+    for round in 0..3 {
+        // Idle well past the SQ thread's idle time: it must be asleep.
+        std::thread::sleep(Duration::from_millis(100));
+        let flags = v.u32_at(l.sq_flags).load(Ordering::Acquire);
+        assert_ne!(
+            flags & 1,
+            0,
+            "round {round}: IORING_SQ_NEED_WAKEUP is set after idling"
+        );
+        let before = ring.waker_stats().wakeups;
+        let res = run_lanes(&ring, 1, |lane| {
+            lane.nop(Completion::Slot(0), DEFAULT_BUDGET).unwrap();
+            lane.wait(0, DEFAULT_BUDGET)
+        });
+        assert_eq!(res[0], Ok(0), "round {round}: the NOP completed");
+        let after = ring.waker_stats().wakeups;
+        assert!(
+            after > before,
+            "round {round}: completed through a waker wake-up ({before} → {after})"
+        );
+    }
+}
+
+#[test]
+fn fire_and_forget_failures_are_counted_and_recorded() {
+    let ring = common::ring(RingConfig {
+        lanes: 4,
+        ..Default::default()
+    });
+    // Writes to a closed fd number fail with EBADF; nobody waits, yet each failure is counted.
+    let bad_fd = 987_654;
+    run_lanes(&ring, 4, |lane| {
+        let off = lane.view().line_off(lane.id(), 0);
+        for _ in 0..10 {
+            lane.write(
+                FileRef::Raw(bad_fd),
+                off,
+                8,
+                -1,
+                Completion::FireAndForget,
+                DEFAULT_BUDGET,
+            )
+            .unwrap();
+        }
+        for _ in 0..5 {
+            lane.write(
+                FileRef::Raw(bad_fd),
+                off,
+                8,
+                -1,
+                Completion::SkipSuccess,
+                DEFAULT_BUDGET,
+            )
+            .unwrap();
+        }
+    });
+    assert!(ring.quiesce(Duration::from_secs(10)));
+    // Skip-success failures may still be on their way: reap until they have all arrived (bounded).
+    let v = ring.view();
+    let mut host = gpu_uring::protocol::Lane::host(v);
+    for _ in 0..10_000 {
+        if v.control_snapshot().ff_errors == 60 {
+            break;
+        }
+        host.reap(64);
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let c = v.control_snapshot();
+    assert_eq!(
+        c.ff_errors, 60,
+        "40 fire-and-forget + 20 skip-success failures counted"
+    );
+    assert_eq!(c.skip_failures, 20);
+    assert_eq!(c.ff_last_error, -libc::EBADF);
+    assert_ne!(c.ff_last_user_data, 0);
+}
+
+#[test]
+fn io_drain_is_refused_after_skip_success_so_the_protocol_does_not_use_it() {
+    // PROTOCOL.md §4 relies on this kernel behaviour; pin it.
+    let ring = common::ring(RingConfig {
+        lanes: 1,
+        ..Default::default()
+    });
+    let r = run_lanes(&ring, 1, |lane| {
+        lane.nop(Completion::SkipSuccess, DEFAULT_BUDGET).unwrap();
+        let mut sqe = gpu_uring::ring::Sqe::from_entry(&io_uring::opcode::Nop::new().build());
+        sqe.flags |= io_uring::squeue::Flags::IO_DRAIN.bits();
+        lane.submit(sqe, Completion::Slot(0), DEFAULT_BUDGET)
+            .unwrap();
+        lane.wait(0, DEFAULT_BUDGET).unwrap()
+    });
+    assert_eq!(r[0], -libc::EOPNOTSUPP);
+}
+
+#[test]
+fn a_subgroup_run_in_lockstep_by_one_thread_makes_progress() {
+    // GPU lanes of one subgroup advance together: a lane spinning on a sibling would never let it run. Here
+    // one thread steps 8 lanes round-robin with zero spin budget, the way a SIMD unit interleaves them: any
+    // operation that cannot proceed returns at once, and the subgroup as a whole still finishes.
+    const SUB: u32 = 8;
+    const N: u32 = 2_000;
+    let f = tempfile::tempfile().unwrap();
+    let ring = common::ring(RingConfig {
+        sq_entries: 8,
+        lanes: SUB,
+        ..Default::default()
+    });
+    ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+        .unwrap();
+    let v = ring.view();
+    let mut lanes: Vec<_> = (0..SUB)
+        .map(|i| gpu_uring::protocol::Lane::new(v, i))
+        .collect();
+    let mut next = [0u32; SUB as usize];
+    let mut steps = 0u64;
+    let mut refused = 0u64;
+    while next.iter().any(|&n| n < N) {
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            if next[i] == N {
+                continue;
+            }
+            let id = lane.id();
+            let seq = next[i];
+            match lane.print_with(0, |b| gpu_uring::backend::format_print_line(b, id, seq)) {
+                Ok(()) => next[i] += 1,
+                Err(
+                    gpu_uring::protocol::OpError::TimedOut
+                    | gpu_uring::protocol::OpError::WouldBlock,
+                ) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        steps += 1;
+        assert!(steps < 50_000_000, "the subgroup stopped making progress");
+    }
+    for lane in lanes.iter_mut() {
+        lane.flush(DEFAULT_BUDGET).unwrap();
+    }
+    drop(lanes);
+    assert!(ring.quiesce(Duration::from_secs(5)));
+    ring.finish_prints();
+    common::check_prints(&common::read_fd_file(f.as_raw_fd()), SUB, N);
+    eprintln!("lockstep: {steps} rounds, {refused} refused steps");
+    assert!(refused > 0, "the tiny ring pushed back at least once");
+}
+
+#[test]
+fn rings_without_no_sqarray_use_the_identity_sq_array() {
+    let f = tempfile::tempfile().unwrap();
+    let ring = common::ring(RingConfig {
+        lanes: 8,
+        no_sqarray: false,
+        sq_thread_cpu: Some(0),
+        ..Default::default()
+    });
+    assert!(!ring.no_sqarray());
+    assert_ne!(ring.layout().sq_array, 0);
+    ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+        .unwrap();
+    let rep = CpuDevice::default()
+        .run(
+            &ring,
+            8,
+            &Program::Print { lines: 2_000 },
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    assert_eq!(rep.total().failed, 0);
+    assert!(ring.quiesce(Duration::from_secs(5)));
+    ring.finish_prints();
+    common::check_prints(&common::read_fd_file(f.as_raw_fd()), 8, 2_000);
+}
+
+#[test]
+fn lanes_read_a_file_into_fixed_buffers_and_checksum_it() {
+    use std::io::Write;
+    let mut f = tempfile::tempfile().unwrap();
+    let data: Vec<u8> = (0..(1u32 << 20) + 1234)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    f.write_all(&data).unwrap();
+    const LANES_R: u32 = 16;
+    const CHUNK: u32 = 16 << 10;
+    let ring = common::ring(RingConfig {
+        lanes: LANES_R,
+        fixed_buffer_bytes: (LANES_R * CHUNK) as usize,
+        fixed_files: vec![f.as_raw_fd()],
+        ..Default::default()
+    });
+    let total = data.len() as u64;
+    let rep = CpuDevice::default()
+        .run(
+            &ring,
+            LANES_R,
+            &Program::Read {
+                file: 0,
+                chunk: CHUNK,
+                total,
+            },
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let t = rep.total();
+    assert_eq!(t.failed, 0);
+    assert_eq!(t.bytes, total);
+    let mut want = 0u64;
+    for (i, c) in data.chunks(CHUNK as usize).enumerate() {
+        want = want.wrapping_add(gpu_uring::backend::checksum(i as u64 * CHUNK as u64, c));
+    }
+    assert_eq!(t.checksum, want, "device checksum equals the host's");
+}
