@@ -111,7 +111,10 @@ fn bench(c: &mut Criterion) {
     allocation_check();
     let (_f, p) = setup();
     let mut g = c.benchmark_group("pump");
-    g.measurement_time(Duration::from_secs(3));
+    // The workspace's convention (benches/README.md): 1 s warm-up, 3 s measurement, 10 samples.
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(10);
     for (name, read) in [("nop", false), ("read4k", true)] {
         for depth in [1usize, 32] {
             g.throughput(Throughput::Elements(depth as u64));
