@@ -71,8 +71,9 @@ fn round(lane: &mut QueueLane<'_>, slots: &mut [u32], read: bool, k: u64) {
         };
         lane.publish(*s, &req);
     }
+    let deadline = Instant::now() + Duration::from_secs(60);
     for s in slots.iter() {
-        let c = lane.wait(*s, u32::MAX).unwrap();
+        let c = lane.wait_until(*s, deadline).unwrap();
         assert!(c.done);
         lane.free(*s);
     }

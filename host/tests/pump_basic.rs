@@ -116,11 +116,12 @@ fn exactly_once_under_64_lanes() {
                 _ => Request::nop(),
             }
             .tag(tag);
+            let until = deadline();
             let slot = loop {
-                match lane.alloc(1 << 16) {
+                match lane.alloc(1 << 10) {
                     Ok(s) => break s,
-                    Err(QueueError::WouldBlock) => continue,
-                    Err(e) => panic!("{e}"),
+                    Err(QueueError::WouldBlock) if std::time::Instant::now() < until => continue,
+                    Err(e) => panic!("lane {id}: no slot: {e}"),
                 }
             };
             lane.publish(slot, &req);

@@ -20,7 +20,7 @@ use std::time::Instant;
 use clap::Parser;
 use gpu_uring::backend::checksum;
 use gpu_uring::pump::device::run_lanes;
-use gpu_uring::pump::{Pump, PumpConfig, PumpFile, Request};
+use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueError, Request};
 use pump_cli::{bar_chart, emit, Common, Row};
 use serde_json::json;
 
@@ -45,6 +45,9 @@ struct Args {
     #[arg(long, hide = true)]
     corrupt: bool,
 }
+
+/// The longest a lane waits for one chunk before it reports the chunk failed.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What one lane of the kernel reports.
 #[derive(Default, Clone, Copy)]
@@ -140,7 +143,7 @@ fn main() -> ExitCode {
             });
             let (slot, cc, j) = cur;
             let len = read(cc, j).1;
-            match lane.wait(slot, u32::MAX) {
+            match lane.wait_until(slot, Instant::now() + WAIT) {
                 Ok(done) if done.bytes() == Some(len) && done.tag == cc => {
                     // SAFETY: the READ into this half is DONE; the next READ targets the other half.
                     let bytes = unsafe { v.region_slice(0, half(j), len as usize) };
@@ -152,6 +155,15 @@ fn main() -> ExitCode {
                 Ok(done) => {
                     eprintln!("lane {id}: chunk {cc} failed: {done:?}");
                     out.failed += 1;
+                }
+                Err(QueueError::TimedOut) => {
+                    // The READ is still the pump's (and may still fill this half): leave both slots to the
+                    // pump, whose stop completes them, and give up on this lane's remaining chunks.
+                    eprintln!(
+                        "lane {id}: chunk {cc} did not complete within {WAIT:?}; lane gives up"
+                    );
+                    out.failed += 1;
+                    return out;
                 }
                 Err(e) => {
                     eprintln!("lane {id}: chunk {cc}: {e}");

@@ -55,6 +55,9 @@ struct Args {
     lanes: Vec<u32>,
 }
 
+/// The longest any single wait may take before the experiment gives up.
+const WAIT: Duration = Duration::from_secs(60);
+
 fn stats_us(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     (
@@ -69,7 +72,9 @@ fn one(lane: &mut QueueLane<'_>, req: &Request) -> f64 {
     let slot = lane.alloc(1 << 20).expect("a free slot");
     let t = Instant::now();
     lane.publish(slot, req);
-    let c = lane.wait(slot, u32::MAX).expect("completes");
+    let c = lane
+        .wait_until(slot, t + WAIT)
+        .expect("completes within a minute");
     let us = t.elapsed().as_secs_f64() * 1e6;
     assert!(c.done, "{c:?}");
     lane.free(slot);
@@ -122,7 +127,9 @@ fn through_pump(
         while c < chunks {
             let slot = lane.alloc(1 << 20).expect("slot");
             lane.publish(slot, &Request::read(0, c * 4096, 0, id * 4096, 4096));
-            let r = lane.wait(slot, u32::MAX).expect("completes");
+            let r = lane
+                .wait_until(slot, Instant::now() + WAIT)
+                .expect("completes within a minute");
             assert_eq!(r.bytes(), Some(4096), "{r:?}");
             // SAFETY: the READ into these bytes is DONE and nothing else writes them.
             let bytes = unsafe { v.region_slice(0, id * 4096, 4096) };
