@@ -1,1 +1,525 @@
 //! Completion-based async I/O for the CPU side (io_uring backend, epoll fallback).
+//!
+//! # How it works
+//!
+//! A [`Proactor`] owns a fixed table of operation *slots* (`Options::max_in_flight`),
+//! allocated once at creation. [`Proactor::submit`] moves an [`Operation`] (with every
+//! buffer, path, event or notification it uses) into a free slot and hands it to the
+//! backend: on io_uring it becomes an SQE in the submission ring, on epoll it is queued
+//! for the poll thread. No memory is allocated per operation: the slot table, the
+//! completion list and the wake machinery are sized at creation, and an operation's
+//! buffers are the caller's, moved in and handed back.
+//!
+//! [`Proactor::poll`] drives everything: it flushes submissions and cancel requests
+//! to the kernel, blocks until something completes (or the timeout passes, or
+//! [`Proactor::wake`] is called), and delivers each completion exactly once, in one of
+//! two ways chosen per operation at submission:
+//!
+//! - **raw path**: operations submitted with [`submit`](Proactor::submit),
+//!   [`submit_batch`](Proactor::submit_batch) or [`submit_linked`](Proactor::submit_linked)
+//!   are delivered as [`Completion`] values to the closure passed to `poll`, on the poll
+//!   thread. This is for code that runs its own loop; it costs nothing beyond the slot.
+//! - **futures**: [`submit_future`](Proactor::submit_future) returns an [`OpFuture`] that
+//!   resolves to the `Completion`. It works with any executor: `poll` (or whichever
+//!   thread completed the operation) wakes its waker. Some thread must keep calling
+//!   `poll`, e.g. the executor's idle hook or a dedicated I/O thread.
+//!
+//! The raw path is the primitive; futures are built on the same slots (the outcome is
+//! parked in the slot until the future takes it).
+//!
+//! ```
+//! use std::time::Duration;
+//! use gpu_uring::proactor::{Operation, Options, Outcome, Proactor};
+//!
+//! let p = Proactor::new(Options::default())?; // io_uring, or epoll where unavailable
+//! // Raw path: the completion comes to the closure given to `poll`.
+//! let id = p.submit(Operation::timer(Duration::from_millis(1)).user_data(7))?;
+//! let mut done = Vec::new();
+//! while done.is_empty() {
+//!     p.poll(Some(Duration::from_secs(5)), |c| done.push(c))?;
+//! }
+//! assert_eq!((done[0].id, done[0].user_data, done[0].outcome), (id, 7, Outcome::Ok(0)));
+//! // Future path: any executor; someone keeps polling the proactor meanwhile.
+//! let fut = p.submit_future(Operation::nop())?;
+//! # drop(fut);
+//! # Ok::<(), gpu_uring::proactor::Error>(())
+//! ```
+//!
+//! # Threading rules
+//!
+//! - `poll` is owned by one thread: the first thread that polls owns the proactor for
+//!   its lifetime (io_uring's `SINGLE_ISSUER` needs this; the epoll backend enforces the
+//!   same rule so code behaves alike on both). Another thread gets
+//!   [`Error::NotPollOwner`]; a poll from inside a completion callback gets
+//!   [`Error::PollBusy`].
+//! - `submit*`, `cancel`, `wake`, `Event::set` and `Notification::signal` may be called
+//!   from any thread, also while `poll` blocks. They never enter the kernel ring
+//!   themselves (only the poll thread does); they queue work and wake the poll thread
+//!   when it sleeps.
+//! - `Proactor` is a cheap handle (`Clone`, `Send`, `Sync`); the state lives until the
+//!   last handle and the last `OpFuture` are gone.
+//! - Registration (`register_buffers`, `register_files`) must happen before the first
+//!   poll or on the poll thread.
+//!
+//! # Cancellation
+//!
+//! [`Proactor::cancel`] answers [`CancelStatus::Requested`] when the operation is still
+//! pending — its completion is then delivered exactly once, as [`Outcome::Cancelled`]
+//! unless it finished first — or [`CancelStatus::NotFound`] when its completion was
+//! already determined (then no second completion comes). Cancelling twice is harmless.
+//! A linked sequence is cancelled as a unit: the running step and all later steps
+//! complete `Cancelled`. Dropping an unfinished [`OpFuture`] cancels its operation;
+//! the operation's memory is released only after the kernel is done with it. Dropping
+//! the proactor with operations in flight cancels them and waits (bounded) for the
+//! kernel; if it cannot confirm that (io_uring single-issuer ring dropped on a thread
+//! other than its poll thread while operations are still in flight), the memory of
+//! those operations is leaked rather than freed under the kernel. Drop the last handle
+//! on the poll thread, or after the operations completed, to avoid that.
+//!
+//! # Backends
+//!
+//! [`Options::backend`] picks io_uring, epoll, or `Auto`: io_uring when it can be set up,
+//! epoll otherwise. With `Auto`, the environment variable `GPU_URING_PROACTOR`
+//! (`io_uring` or `epoll`) forces one. io_uring rings are created with
+//! `SINGLE_ISSUER | DEFER_TASKRUN | R_DISABLED` and retried with fewer flags on `EINVAL`;
+//! `EPERM`, `EACCES`, `ENOSYS` or `kernel.io_uring_disabled=2` report
+//! [`Error::Unavailable`]. [`Proactor::capabilities`] tells what is native, emulated or
+//! absent; `Options::allowed_capabilities` masks native features to force the emulated
+//! paths (the conformance suite runs every test under several masks).
+//!
+//! # Operations
+//!
+//! nop, timers (relative and absolute), event waits ([`Event`], an eventfd), notification
+//! waits ([`Notification`], an epoch counter), and positioned file I/O: open, read,
+//! write, readv, writev, fsync, close, plus reads and writes of registered buffers
+//! ([`FixedBuf`]) and on registered files ([`Target::Fixed`]). [`Proactor::submit_linked`]
+//! runs operations as a sequence in which a failed (or short) step cancels the rest.
+
+mod buffers;
+mod caps;
+mod core;
+mod epoll;
+mod error;
+mod future;
+mod op;
+mod sync;
+mod sys;
+mod uring;
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+pub use buffers::FixedBuf;
+pub use caps::{Capabilities, Capability, CapabilitySet, Support};
+pub use error::{Error, QueueKind, Result};
+pub use future::OpFuture;
+pub use op::{
+    CancelStatus, Completion, Deadline, OpCode, OpError, OpId, Operation, Outcome, Resources,
+    Target, TimerSpec,
+};
+pub use sync::{Event, Notification};
+pub use sys::open_fd_count;
+
+use self::core::{Backend, BackendState, Core, PollScratch, Shared};
+use self::sync::lock;
+
+/// Environment variable consulted by `BackendChoice::Auto`: `io_uring` or `epoll`.
+pub const BACKEND_ENV: &str = "GPU_URING_PROACTOR";
+
+/// Which backend to create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// io_uring if it can be set up, epoll otherwise; `GPU_URING_PROACTOR` overrides.
+    #[default]
+    Auto,
+    /// io_uring only (fails with `Error::Unavailable` when it cannot be used).
+    IoUring,
+    /// epoll only.
+    Epoll,
+}
+
+impl BackendChoice {
+    /// Parses a `GPU_URING_PROACTOR` value.
+    pub fn from_env_value(v: &str) -> Option<BackendChoice> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "io_uring" | "iouring" | "uring" => Some(BackendChoice::IoUring),
+            "epoll" | "posix" => Some(BackendChoice::Epoll),
+            "auto" | "" => Some(BackendChoice::Auto),
+            _ => None,
+        }
+    }
+}
+
+/// The backend a proactor runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Linux io_uring.
+    IoUring,
+    /// epoll + timerfd + eventfd, with file I/O run on the poll thread.
+    Epoll,
+}
+
+/// Creation options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Backend selection.
+    pub backend: BackendChoice,
+    /// Operation slots: the most operations pending at once (default 1024).
+    pub max_in_flight: u32,
+    /// io_uring submission ring entries (default 256; rounded up to a power of two).
+    pub ring_entries: u32,
+    /// Native capabilities the backend may use; masked ones use their emulation.
+    pub allowed_capabilities: CapabilitySet,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            backend: BackendChoice::Auto,
+            max_in_flight: 1024,
+            ring_entries: 256,
+            allowed_capabilities: CapabilitySet::ALL,
+        }
+    }
+}
+
+/// A submission that was refused; the operation (and its resources) is handed back.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct SubmitError {
+    /// Why.
+    pub error: Error,
+    /// The operation, untouched.
+    pub op: Operation,
+}
+
+impl From<SubmitError> for Error {
+    fn from(e: SubmitError) -> Error {
+        e.error
+    }
+}
+
+/// The completion-based I/O engine. See the module docs for the model and threading rules.
+#[derive(Clone)]
+pub struct Proactor {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Proactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proactor")
+            .field("backend", &self.backend())
+            .field("capabilities", &self.capabilities())
+            .finish()
+    }
+}
+
+impl Proactor {
+    /// Creates a proactor.
+    pub fn new(options: Options) -> Result<Proactor> {
+        let mut choice = options.backend;
+        if choice == BackendChoice::Auto {
+            if let Ok(v) = std::env::var(BACKEND_ENV) {
+                choice = BackendChoice::from_env_value(&v).ok_or(Error::InvalidArgument(
+                    "GPU_URING_PROACTOR must be `io_uring`, `epoll` or `auto`",
+                ))?;
+            }
+        }
+        if options.max_in_flight == 0 || options.max_in_flight > (1 << 24) {
+            return Err(Error::InvalidArgument("max_in_flight must be in 1..=16M"));
+        }
+        match choice {
+            BackendChoice::IoUring => Self::new_uring(&options),
+            BackendChoice::Epoll => Self::new_epoll(&options),
+            BackendChoice::Auto => match Self::new_uring(&options) {
+                Err(Error::Unavailable { .. }) => Self::new_epoll(&options),
+                r => r,
+            },
+        }
+    }
+
+    fn new_uring(o: &Options) -> Result<Proactor> {
+        let entries = o.ring_entries.clamp(2, 32768);
+        // CQ sized for every slot plus cancel requests and the wake read.
+        let cq = (o.max_in_flight.saturating_mul(2).saturating_add(64))
+            .next_power_of_two()
+            .max(entries * 2);
+        let created = uring::Uring::create(entries, cq.min(1 << 20), o.allowed_capabilities)?;
+        let emulated = CapabilitySet::NONE
+            .with(Capability::LinkedOperations)
+            .with(Capability::RegisteredBuffers)
+            .with(Capability::FixedFiles)
+            .with(Capability::AbsoluteTimers)
+            .with(Capability::KernelNotificationWait);
+        let caps = Capabilities::new(created.native, emulated);
+        Ok(Self::build(
+            o,
+            Backend::Uring(created.uring),
+            BackendState::Uring(Default::default()),
+            caps,
+        ))
+    }
+
+    fn new_epoll(o: &Options) -> Result<Proactor> {
+        let (e, native) = epoll::Epoll::create(o.allowed_capabilities)?;
+        let emulated = CapabilitySet::NONE
+            .with(Capability::LinkedOperations)
+            .with(Capability::RegisteredBuffers)
+            .with(Capability::FixedFiles)
+            .with(Capability::AbsoluteTimers)
+            .with(Capability::KernelNotificationWait);
+        let caps = Capabilities::new(native, emulated);
+        let st = BackendState::Epoll(epoll::EState::new(o.max_in_flight as usize));
+        Ok(Self::build(o, Backend::Epoll(e), st, caps))
+    }
+
+    fn build(o: &Options, backend: Backend, st: BackendState, caps: Capabilities) -> Proactor {
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
+            backend,
+            core: Mutex::new(Core::new(o.max_in_flight, st)),
+            poll: Mutex::new(PollScratch {
+                done: Vec::with_capacity(o.max_in_flight as usize),
+                wakers: Vec::with_capacity(64),
+                events: Vec::with_capacity(256),
+            }),
+            owner: AtomicU64::new(0),
+            sleeping: AtomicBool::new(false),
+            hint: AtomicBool::new(false),
+            user_wake: AtomicBool::new(false),
+            caps,
+            buffers: OnceLock::new(),
+            max_in_flight: o.max_in_flight,
+        });
+        Proactor { shared }
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> BackendKind {
+        match self.shared.backend {
+            Backend::Uring(_) => BackendKind::IoUring,
+            Backend::Epoll(_) => BackendKind::Epoll,
+        }
+    }
+
+    /// What the backend does natively, emulates, or lacks (after `allowed_capabilities`).
+    pub fn capabilities(&self) -> Capabilities {
+        self.shared.caps
+    }
+
+    /// io_uring setup flags that were accepted (for diagnostics); `None` on epoll.
+    pub fn ring_flags(&self) -> Option<&'static str> {
+        match &self.shared.backend {
+            Backend::Uring(u) => Some(u.flags_used),
+            Backend::Epoll(_) => None,
+        }
+    }
+
+    /// Submits one operation for the raw completion path. Thread-safe.
+    ///
+    /// On [`Error::SubmissionQueueFull`] (retryable) or a validation error the operation
+    /// is handed back untouched in the [`SubmitError`].
+    pub fn submit(&self, op: Operation) -> Result<OpId, SubmitError> {
+        let mut src = Some(op);
+        let mut id = None;
+        match self
+            .shared
+            .submit_many(&mut src, |i| id = Some(i), false, false)
+        {
+            Ok(()) => Ok(id.expect("one id per operation")),
+            Err(error) => Err(SubmitError {
+                error,
+                op: src.expect("rejected op is untouched"),
+            }),
+        }
+    }
+
+    /// Submits all of `ops` for the raw completion path, or none of them. On success
+    /// `ops` is drained (its capacity kept for reuse) and the ids are appended to `ids`
+    /// in order; on error both are untouched. Thread-safe.
+    pub fn submit_batch(&self, ops: &mut Vec<Operation>, ids: &mut Vec<OpId>) -> Result<()> {
+        self.shared.submit_many(ops, |i| ids.push(i), false, false)
+    }
+
+    /// Submits `ops` as a linked sequence: each step starts after the previous one
+    /// succeeded; a failed or short step completes and every later step completes
+    /// `Cancelled`. Every step gets its own completion. Kernel-linked on io_uring
+    /// (`IOSQE_IO_LINK`), emulated otherwise. All-or-nothing like `submit_batch`.
+    pub fn submit_linked(&self, ops: &mut Vec<Operation>, ids: &mut Vec<OpId>) -> Result<()> {
+        self.shared.submit_many(ops, |i| ids.push(i), true, false)
+    }
+
+    /// Submits one operation and returns a future of its completion. Thread-safe.
+    pub fn submit_future(&self, op: Operation) -> Result<OpFuture, SubmitError> {
+        let mut src = Some(op);
+        let mut id = None;
+        match self
+            .shared
+            .submit_many(&mut src, |i| id = Some(i), false, true)
+        {
+            Ok(()) => Ok(OpFuture {
+                shared: self.shared.clone(),
+                id: id.expect("one id"),
+                taken: false,
+            }),
+            Err(error) => Err(SubmitError {
+                error,
+                op: src.expect("rejected op is untouched"),
+            }),
+        }
+    }
+
+    /// Like [`submit_linked`](Self::submit_linked), returning one future per step.
+    pub fn submit_linked_futures(&self, ops: &mut Vec<Operation>) -> Result<Vec<OpFuture>> {
+        let mut futs = Vec::with_capacity(ops.len());
+        let sh = &self.shared;
+        sh.submit_many(
+            ops,
+            |id| {
+                futs.push(OpFuture {
+                    shared: sh.clone(),
+                    id,
+                    taken: false,
+                })
+            },
+            true,
+            true,
+        )?;
+        Ok(futs)
+    }
+
+    /// Requests cancellation of a pending operation. Thread-safe; see the module docs.
+    pub fn cancel(&self, id: OpId) -> CancelStatus {
+        self.shared.cancel(id)
+    }
+
+    /// Makes a blocked (or the next) `poll` return. Thread-safe; wakes coalesce.
+    pub fn wake(&self) {
+        self.shared.wake();
+    }
+
+    /// Runs the proactor: submits queued work, waits up to `timeout` (`None`: until
+    /// something happens) and delivers completions — raw ones to `on_complete`, future
+    /// ones by waking them. Returns how many completions were delivered; returns
+    /// `Ok(0)` on timeout or after [`wake`](Self::wake). Only the owning thread may poll.
+    pub fn poll(
+        &self,
+        timeout: Option<Duration>,
+        on_complete: impl FnMut(Completion),
+    ) -> Result<usize> {
+        self.shared.poll(timeout, on_complete)
+    }
+
+    /// Operations submitted and not yet delivered (futures count until taken).
+    pub fn in_flight(&self) -> usize {
+        lock(&self.shared.core).live
+    }
+
+    /// Allocates `count` buffers of `size` bytes and registers them with the kernel
+    /// (`IORING_REGISTER_BUFFERS`, 5.1+) where that capability is native. Once per
+    /// proactor; before the first poll or on the poll thread.
+    pub fn register_buffers(&self, count: u16, size: usize) -> Result<()> {
+        if count == 0 || size == 0 {
+            return Err(Error::InvalidArgument(
+                "register_buffers needs count > 0 and size > 0",
+            ));
+        }
+        if self.shared.buffers.get().is_some() {
+            return Err(Error::InvalidArgument("buffers are already registered"));
+        }
+        let reg = Arc::new(buffers::Registry::new(count as usize, size));
+        if let Backend::Uring(u) = &self.shared.backend {
+            if self.shared.caps.is_native(Capability::RegisteredBuffers) {
+                if !u.may_register(&self.shared) {
+                    return Err(Error::NotPollOwner);
+                }
+                let iov = reg.iovecs();
+                // SAFETY: the registry's memory is never moved or freed before the ring is
+                // closed: `Shared` keeps an `Arc` to it and drops its backend (the ring) first.
+                unsafe { u.submitter().register_buffers(&iov) }
+                    .map_err(|e| Error::sys("IORING_REGISTER_BUFFERS", e))?;
+            }
+        }
+        self.shared
+            .buffers
+            .set(reg)
+            .map_err(|_| Error::InvalidArgument("buffers are already registered"))
+    }
+
+    /// Leases registered buffer `index` if it is free.
+    pub fn fixed_buffer(&self, index: u16) -> Option<FixedBuf> {
+        self.shared.buffers.get()?.lease(index as usize)
+    }
+
+    /// Number and size of the registered buffers.
+    pub fn registered_buffers(&self) -> Option<(usize, usize)> {
+        self.shared.buffers.get().map(|r| (r.count(), r.buf_size()))
+    }
+
+    /// Registers files for [`Target::Fixed`] (`IORING_REGISTER_FILES`, 5.1+), replacing
+    /// any earlier registration. The proactor keeps its own references (the kernel's, or
+    /// `dup`s when emulated), so the caller may close its descriptors. Before the first
+    /// poll or on the poll thread, with no fixed-file operation pending.
+    pub fn register_files(&self, fds: &[BorrowedFd<'_>]) -> Result<()> {
+        let mut core = lock(&self.shared.core);
+        let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        match &self.shared.backend {
+            Backend::Uring(u) if self.shared.caps.is_native(Capability::FixedFiles) => {
+                if !u.may_register(&self.shared) {
+                    return Err(Error::NotPollOwner);
+                }
+                if core.native_files > 0 {
+                    u.submitter()
+                        .unregister_files()
+                        .map_err(|e| Error::sys("IORING_UNREGISTER_FILES", e))?;
+                    core.native_files = 0;
+                }
+                u.submitter()
+                    .register_files(&raw)
+                    .map_err(|e| Error::sys("IORING_REGISTER_FILES", e))?;
+                core.native_files = raw.len() as u32;
+            }
+            _ => {
+                let mut dups = Vec::with_capacity(raw.len());
+                for f in &raw {
+                    dups.push(sys::dup(*f).map_err(|e| Error::sys("dup", e))?);
+                }
+                core.files = dups;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the proactor was created with the given handle's state (same engine).
+    pub fn same_as(&self, other: &Proactor) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    #[doc(hidden)]
+    pub fn poll_owner_is_set(&self) -> bool {
+        self.shared.owner.load(Ordering::Relaxed) != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    #[test]
+    fn handles_cross_threads() {
+        send_sync::<Proactor>();
+        send_sync::<Event>();
+        send_sync::<Notification>();
+        send_sync::<Error>();
+        send::<OpFuture>();
+        send::<Operation>();
+        send::<Completion>();
+        send::<FixedBuf>();
+        send::<SubmitError>();
+    }
+}

@@ -81,8 +81,8 @@ pub struct LaneStats {
     pub lines: u64,
 }
 
-/// Spin budget used when a caller does not give one: about a few seconds of yielding on a CPU.
-pub const DEFAULT_BUDGET: u32 = 1 << 22;
+/// Spin budget used when a caller does not give one: on the CPU reference device about 100 s of backing off.
+pub const DEFAULT_BUDGET: u32 = 1 << 21;
 
 /// An SQ ticket held between reservation and publication (§3). It must be committed; if dropped it is
 /// published as a NOP so the ring never stalls on a hole.
@@ -728,12 +728,18 @@ impl<'a> Lane<'a> {
     }
 }
 
-/// Backoff between polls: spin first, then yield the CPU (lanes may outnumber cores).
+/// Backoff between polls on the CPU reference device: spin briefly, then yield, then sleep with a growing
+/// interval (up to 50 µs). Lanes usually outnumber cores many times over, and a lane that keeps the CPU busy
+/// while it waits starves the SQPOLL thread it is waiting for. (A GPU lane backs off with `__nanosleep` /
+/// `s_sleep` instead; the budget still counts iterations.)
 #[inline]
 pub(crate) fn backoff(i: u32) {
-    if i < 32 {
+    if i < 16 {
         std::hint::spin_loop();
-    } else {
+    } else if i < 32 {
         std::thread::yield_now();
+    } else {
+        let us = 1u64 << ((i - 32) / 4).min(6);
+        std::thread::sleep(std::time::Duration::from_micros(us.min(50)));
     }
 }

@@ -115,6 +115,7 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
         .checked_sub(cfg.spin)
         .unwrap_or_else(Instant::now);
     let mut sleep = cfg.min_sleep;
+    let mut wake_head = head_w.load(Ordering::Relaxed).wrapping_sub(1);
     while !stop.load(Ordering::Acquire) {
         let flags = flags_w.load(Ordering::Acquire);
         let tail = tail_w.load(Ordering::Acquire);
@@ -125,11 +126,15 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
             c.overflow_flushes.fetch_add(1, Ordering::Relaxed);
             acted = true;
         }
-        if flags & sys::SQ_NEED_WAKEUP != 0 && tail != head {
+        // The flag stays set until the SQ thread actually runs, which on a loaded machine can take a while:
+        // wake it again only once it has made progress or `spin` has passed, not on every check.
+        let rewake = head != wake_head || last_wake.elapsed() >= cfg.spin;
+        if flags & sys::SQ_NEED_WAKEUP != 0 && tail != head && rewake {
             match sys::enter(fd, 0, 0, sys::ENTER_SQ_WAKEUP) {
                 Ok(_) => c.wakeups.fetch_add(1, Ordering::Relaxed),
                 Err(_) => c.errors.fetch_add(1, Ordering::Relaxed),
             };
+            wake_head = head;
             acted = true;
         }
         if acted {

@@ -70,8 +70,7 @@ impl Device for CpuDevice {
             backend: "cpu",
             name: "CPU reference device".into(),
             driver: format!(
-                "{} threads as lanes on {} cores",
-                "one per lane",
+                "one thread per lane on {} cores",
                 std::thread::available_parallelism().map_or(1, |n| n.get())
             ),
             subgroup_size: self.subgroup_size,

@@ -1,0 +1,189 @@
+//! NOP throughput through the proactor vs a raw `io-uring` submit/reap loop.
+//!
+//! Guards the proactor's per-operation overhead (slot, locking, delivery) on top of
+//! the kernel: both sides push `BATCH` NOPs, enter the kernel once, and reap them.
+//! Before the criterion groups run, `main` measures both in the same process,
+//! alternating them, and prints the throughput ratio (target: proactor >= 0.9x raw).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use gpu_uring::proactor::{BackendChoice, Operation, Options, Proactor};
+use io_uring::{opcode, IoUring};
+
+const BATCH: usize = 64;
+
+struct Raw {
+    ring: IoUring,
+}
+
+impl Raw {
+    fn new() -> Raw {
+        Raw {
+            ring: IoUring::new(256).expect("io_uring"),
+        }
+    }
+    /// The same ring flags the proactor uses (minus R_DISABLED, which only matters for
+    /// which thread becomes the issuer).
+    fn new_like_proactor() -> Raw {
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(256)
+            .unwrap_or_else(|_| IoUring::new(256).expect("io_uring"));
+        Raw { ring }
+    }
+    fn round(&mut self) -> usize {
+        {
+            let mut sq = self.ring.submission();
+            for i in 0..BATCH {
+                let e = opcode::Nop::new().build().user_data(i as u64);
+                // SAFETY: a NOP carries no pointers.
+                unsafe { sq.push(&e) }.expect("sq has room for a batch");
+            }
+        }
+        self.ring.submit_and_wait(BATCH).expect("submit");
+        let mut n = 0;
+        for cqe in self.ring.completion() {
+            black_box(cqe.result());
+            n += 1;
+        }
+        n
+    }
+}
+
+struct Pro {
+    p: Proactor,
+    ops: Vec<Operation>,
+    ids: Vec<gpu_uring::proactor::OpId>,
+}
+
+impl Pro {
+    fn new(backend: BackendChoice) -> Option<Pro> {
+        let p = Proactor::new(Options {
+            backend,
+            ..Options::default()
+        })
+        .ok()?;
+        // Become the poll owner before measuring.
+        p.poll(Some(Duration::ZERO), |_| {}).unwrap();
+        Some(Pro {
+            p,
+            ops: Vec::with_capacity(BATCH),
+            ids: Vec::with_capacity(BATCH),
+        })
+    }
+    fn round(&mut self) -> usize {
+        self.ops
+            .extend((0..BATCH).map(|i| Operation::nop().user_data(i as u64)));
+        self.ids.clear();
+        self.p
+            .submit_batch(&mut self.ops, &mut self.ids)
+            .expect("submit");
+        let mut n = 0;
+        while n < BATCH {
+            self.p
+                .poll(None, |c| {
+                    black_box(&c.outcome);
+                    n += 1;
+                })
+                .expect("poll");
+        }
+        n
+    }
+}
+
+/// Operations per second of `f` over about `d`.
+fn rate(d: Duration, mut f: impl FnMut() -> usize) -> f64 {
+    for _ in 0..200 {
+        f();
+    }
+    let start = Instant::now();
+    let mut ops = 0usize;
+    while start.elapsed() < d {
+        for _ in 0..64 {
+            ops += f();
+        }
+    }
+    ops as f64 / start.elapsed().as_secs_f64()
+}
+
+fn compare() {
+    let Some(mut pro) = Pro::new(BackendChoice::IoUring) else {
+        println!("proactor_nop: io_uring unavailable, no comparison");
+        return;
+    };
+    let mut raw = Raw::new();
+    let mut raw2 = Raw::new_like_proactor();
+    let mut epoll = Pro::new(BackendChoice::Epoll).unwrap();
+    // Alternate to spread machine noise; keep the best of each.
+    let (mut r_best, mut r2_best, mut p_best, mut e_best) = (0f64, 0f64, 0f64, 0f64);
+    for _ in 0..9 {
+        r_best = r_best.max(rate(Duration::from_millis(150), || raw.round()));
+        r2_best = r2_best.max(rate(Duration::from_millis(150), || raw2.round()));
+        p_best = p_best.max(rate(Duration::from_millis(150), || pro.round()));
+        e_best = e_best.max(rate(Duration::from_millis(150), || epoll.round()));
+    }
+    println!(
+        "proactor_nop (batch {BATCH}, ring flags {}): raw io-uring {:.2} Mops/s (raw with SINGLE_ISSUER|DEFER_TASKRUN {:.2}), proactor io_uring {:.2} Mops/s (ratio {:.3}), proactor epoll {:.2} Mops/s (ratio {:.3})",
+        pro.p.ring_flags().unwrap_or("-"),
+        r_best / 1e6,
+        r2_best / 1e6,
+        p_best / 1e6,
+        p_best / r_best,
+        e_best / 1e6,
+        e_best / r_best
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("nop");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    if let Some(mut pro) = Pro::new(BackendChoice::IoUring) {
+        let mut raw = Raw::new();
+        g.bench_function("raw_io_uring", |b| b.iter(|| raw.round()));
+        g.bench_function("proactor_io_uring", |b| b.iter(|| pro.round()));
+    }
+    let mut epoll = Pro::new(BackendChoice::Epoll).unwrap();
+    g.bench_function("proactor_epoll", |b| b.iter(|| epoll.round()));
+    g.finish();
+}
+
+/// `PROACTOR_BENCH_ROUNDS=<raw|proactor|epoll>:<rounds>` runs just that many rounds of
+/// one variant and exits: for `perf stat` (instructions per operation are far less
+/// noisy than time on a shared machine).
+fn rounds_only(spec: &str) {
+    let (what, n) = spec.split_once(':').expect("variant:rounds");
+    let n: usize = n.parse().expect("rounds");
+    let mut done = 0;
+    match what {
+        "raw" => {
+            let mut r = Raw::new();
+            (0..n).for_each(|_| done += r.round());
+        }
+        "proactor" => {
+            let mut p = Pro::new(BackendChoice::IoUring).expect("io_uring");
+            (0..n).for_each(|_| done += p.round());
+        }
+        "epoll" => {
+            let mut p = Pro::new(BackendChoice::Epoll).unwrap();
+            (0..n).for_each(|_| done += p.round());
+        }
+        _ => panic!("unknown variant {what}"),
+    }
+    println!("{what}: {done} NOPs");
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("PROACTOR_BENCH_ROUNDS") {
+        rounds_only(&spec);
+        return;
+    }
+    if std::env::var_os("PROACTOR_BENCH_NO_COMPARE").is_none() {
+        compare();
+    }
+    let mut c = Criterion::default().configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+}

@@ -1,0 +1,776 @@
+//! Backend-independent engine: operation slots, delivery, cancellation, linked
+//! sequences (including their emulation), and the poll loop.
+//!
+//! Locking: `Shared::core` (one mutex) guards the slots and every queue the poll
+//! thread drains. It is taken once per submitted batch, once per `cancel`, and twice
+//! per poll iteration (prepare, reap); never across a blocking system call and never
+//! while user code (callbacks, wakers, resource drops of user types) runs.
+//! `Shared::poll` is held for a whole `poll` call and marks the single poller.
+//! Lock order: `poll` → `core` → a notification's subscriber list.
+
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use super::buffers::Registry;
+use super::caps::{Capabilities, Capability};
+use super::epoll::{EState, Epoll};
+use super::error::{Error, QueueKind, Result};
+use super::op::{CancelStatus, Completion, OpId, OpKind, Operation, Outcome, Resources, Target};
+use super::sync::{lock, Notification, Subscriber};
+use super::uring::{UState, Uring};
+
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// Where a slot is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Free,
+    /// Accepted, not yet handed to the backend (a later step of an emulated chain).
+    Queued,
+    /// Handed to the backend (SQE pushed, or waiting on a timer, fd or subscription).
+    Running,
+    /// Finished; the outcome waits in the slot for its future.
+    Done,
+}
+
+pub(crate) enum Delivery {
+    /// Delivered to the handler passed to `poll`.
+    Callback,
+    /// Stored for an `OpFuture`; the waker is woken on completion.
+    Future(Option<Waker>),
+    /// The future was dropped: the completion only releases the resources.
+    Detached,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chain {
+    None,
+    /// Linked in the kernel (`IOSQE_IO_LINK`).
+    Kernel,
+    /// Linked by the proactor: a step starts when the previous one succeeds.
+    Emulated,
+}
+
+pub(crate) struct Slot {
+    pub(crate) gen: u32,
+    pub(crate) state: State,
+    pub(crate) delivery: Delivery,
+    pub(crate) cancel: bool,
+    pub(crate) cancel_tries: u8,
+    /// A kernel cancel request for this slot is queued or in flight (io_uring).
+    pub(crate) cancel_pending: bool,
+    /// Running as a user-space wait (emulated notification wait).
+    pub(crate) soft: bool,
+    pub(crate) user_data: u64,
+    pub(crate) op: Option<OpKind>,
+    pub(crate) result: Option<(Outcome, Resources)>,
+    pub(crate) chain: Chain,
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
+    /// Kernel-read timeout storage (io_uring copies it at submission, but it lives
+    /// here, at a stable address, until completion anyway).
+    pub(crate) ts: io_uring::types::Timespec,
+    /// Kernel-read iovec storage for readv/writev; capacity is kept across reuse.
+    pub(crate) iov: Vec<libc::iovec>,
+    /// epoll backend: next waiter on the same descriptor.
+    pub(crate) next_waiter: u32,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            gen: 0,
+            state: State::Free,
+            delivery: Delivery::Callback,
+            cancel: false,
+            cancel_tries: 0,
+            cancel_pending: false,
+            soft: false,
+            user_data: 0,
+            op: None,
+            result: None,
+            chain: Chain::None,
+            prev: NONE,
+            next: NONE,
+            ts: io_uring::types::Timespec::new(),
+            iov: Vec::with_capacity(4),
+            next_waiter: NONE,
+        }
+    }
+    pub(crate) fn key(&self, index: u32) -> u64 {
+        OpId::new(index, self.gen).0
+    }
+}
+
+pub(crate) enum BackendState {
+    Uring(UState),
+    Epoll(EState),
+}
+
+pub(crate) struct Core {
+    pub(crate) slots: Box<[Slot]>,
+    free: Vec<u32>,
+    /// Completions for the raw path, waiting for the poll thread to deliver them.
+    pub(crate) done: Vec<Completion>,
+    /// Futures to wake once the lock is released.
+    pub(crate) wakers: Vec<Waker>,
+    /// Slots (index, gen) the poll thread must start (emulated chain steps finished off
+    /// the poll thread, or a ring that was full).
+    pub(crate) deferred: Vec<(u32, u32)>,
+    /// Slots whose kernel cancellation the poll thread must request.
+    pub(crate) cancels: Vec<u32>,
+    pub(crate) live: usize,
+    /// Emulated fixed files: `dup`ed descriptors indexed like the registration.
+    pub(crate) files: Vec<std::os::fd::OwnedFd>,
+    pub(crate) native_files: u32,
+    pub(crate) be: BackendState,
+}
+
+// SAFETY: `Core` is only reached through `Shared::core` (a mutex). Its raw pointers
+// (`Slot::iov`) point into buffers owned by the same slot's operation and are only
+// read by the kernel; nothing in it is tied to a thread.
+unsafe impl Send for Core {}
+
+// One per proactor, never moved after creation: boxing the larger variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Backend {
+    Uring(Uring),
+    Epoll(Epoll),
+}
+
+/// Scratch owned by the polling thread (guarded by `Shared::poll`).
+pub(crate) struct PollScratch {
+    pub(crate) done: Vec<Completion>,
+    pub(crate) wakers: Vec<Waker>,
+    pub(crate) events: Vec<libc::epoll_event>,
+}
+
+// SAFETY: `epoll_event` is plain data; the scratch is only used under `Shared::poll`.
+unsafe impl Send for PollScratch {}
+
+pub(crate) struct Shared {
+    pub(crate) me: Weak<Shared>,
+    /// Declared before `core`/`buffers`: see `Drop for Shared` for the teardown order.
+    pub(crate) backend: Backend,
+    pub(crate) core: Mutex<Core>,
+    pub(crate) poll: Mutex<PollScratch>,
+    /// Thread id (see `thread_id`) of the poll owner; 0 before the first poll.
+    pub(crate) owner: AtomicU64,
+    /// Set by the poll thread just before it may block in the kernel; read by
+    /// submitters to decide whether a wake is needed (Dekker pair with `hint`).
+    pub(crate) sleeping: AtomicBool,
+    /// Set by any thread that queued work only the poll thread can do. Stores are
+    /// Relaxed: a thread other than the poller always follows its store with `nudge`,
+    /// whose SeqCst fence orders it before the `sleeping` load (fence-based Dekker with
+    /// the poller's SeqCst `sleeping` store and `hint` load); the poll thread itself
+    /// reads its own store in program order.
+    pub(crate) hint: AtomicBool,
+    /// Set by `Proactor::wake`: the current or next poll returns.
+    pub(crate) user_wake: AtomicBool,
+    pub(crate) caps: Capabilities,
+    pub(crate) buffers: OnceLock<Arc<Registry>>,
+    pub(crate) max_in_flight: u32,
+}
+
+thread_local! {
+    static TID: u64 = {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    };
+}
+
+/// A cheap, never-reused, nonzero id of the calling thread.
+pub(crate) fn thread_id() -> u64 {
+    TID.with(|t| *t)
+}
+
+fn outcome_is_ok(slot_expected: Option<usize>, o: &Outcome) -> bool {
+    match o {
+        Outcome::Ok(n) => slot_expected.map_or(true, |e| *n as usize >= e),
+        _ => false,
+    }
+}
+
+impl Core {
+    pub(crate) fn new(max: u32, be: BackendState) -> Core {
+        Core {
+            slots: (0..max).map(|_| Slot::new()).collect(),
+            free: (0..max).rev().collect(),
+            done: Vec::with_capacity(max as usize),
+            wakers: Vec::with_capacity(max as usize),
+            deferred: Vec::with_capacity(max as usize),
+            cancels: Vec::with_capacity(max as usize),
+            live: 0,
+            files: Vec::new(),
+            native_files: 0,
+            be,
+        }
+    }
+
+    pub(crate) fn free_slots(&self) -> usize {
+        self.free.len()
+    }
+
+    fn alloc(&mut self, op: Operation, delivery: Delivery) -> u32 {
+        let idx = self.free.pop().expect("caller checked free_slots");
+        let s = &mut self.slots[idx as usize];
+        s.gen = s.gen.wrapping_add(1) & 0x7fff_ffff;
+        s.state = State::Queued;
+        s.delivery = delivery;
+        s.cancel = false;
+        s.cancel_tries = 0;
+        s.cancel_pending = false;
+        s.soft = false;
+        s.user_data = op.user_data;
+        s.op = Some(op.kind);
+        s.result = None;
+        s.chain = Chain::None;
+        s.prev = NONE;
+        s.next = NONE;
+        s.next_waiter = NONE;
+        self.live += 1;
+        idx
+    }
+
+    pub(crate) fn release(&mut self, idx: u32) {
+        let s = &mut self.slots[idx as usize];
+        s.state = State::Free;
+        s.op = None;
+        s.result = None;
+        s.delivery = Delivery::Callback;
+        self.live -= 1;
+        self.free.push(idx);
+    }
+
+    /// Looks up a live slot by id.
+    pub(crate) fn find(&self, id: OpId) -> Option<u32> {
+        let s = self.slots.get(id.index() as usize)?;
+        (s.gen == id.gen() && s.state != State::Free).then_some(id.index())
+    }
+
+    /// Hands a queued slot to the backend (or completes it at once).
+    pub(crate) fn start(&mut self, sh: &Shared, idx: u32) {
+        let s = &mut self.slots[idx as usize];
+        debug_assert_eq!(s.state, State::Queued);
+        s.state = State::Running;
+        if s.cancel {
+            self.finish(sh, idx, Outcome::Cancelled);
+            return;
+        }
+        if let Some(OpKind::NotificationWait(n, token)) = &s.op {
+            if !sh.caps.is_native(Capability::KernelNotificationWait) {
+                let (n, token) = (n.clone(), *token);
+                s.soft = true;
+                let key = s.key(idx);
+                if !n.subscribe(
+                    token,
+                    Subscriber {
+                        proactor: sh.me.clone(),
+                        key,
+                    },
+                ) {
+                    self.finish(sh, idx, Outcome::Ok(0));
+                }
+                return;
+            }
+        }
+        match (&sh.backend, &mut self.be) {
+            (Backend::Uring(u), BackendState::Uring(_)) => u.start(sh, self, idx),
+            (Backend::Epoll(e), BackendState::Epoll(_)) => e.start(sh, self, idx),
+            _ => unreachable!("backend and state always match"),
+        }
+    }
+
+    /// Records the outcome of slot `idx` exactly once: advances or breaks its linked
+    /// sequence, then delivers (raw path), stores (future) or drops (detached).
+    pub(crate) fn finish(&mut self, sh: &Shared, idx: u32, outcome: Outcome) {
+        // Fast path: an unlinked operation on the raw path.
+        let s = &mut self.slots[idx as usize];
+        if s.next == NONE && s.prev == NONE && matches!(s.delivery, Delivery::Callback) {
+            let resources =
+                s.op.take()
+                    .expect("running slot has an op")
+                    .into_resources();
+            let key = s.key(idx);
+            s.prev = NONE;
+            s.chain = Chain::None;
+            self.done.push(Completion {
+                id: OpId(key),
+                user_data: s.user_data,
+                outcome,
+                resources,
+            });
+            self.release(idx);
+            return;
+        }
+        let mut idx = idx;
+        let mut outcome = outcome;
+        loop {
+            let s = &mut self.slots[idx as usize];
+            debug_assert!(matches!(s.state, State::Running | State::Queued));
+            let (prev, next) = (s.prev, s.next);
+            let chain = s.chain;
+            let ok = next != NONE
+                && outcome_is_ok(s.op.as_ref().and_then(OpKind::expected_len), &outcome);
+            // Splice this step out. Emulated sequences finish front to back (prev is
+            // NONE); the kernel may post a later step's CQE before an earlier one's, so
+            // a kernel-linked step can finish with its predecessor still pending.
+            if prev != NONE {
+                self.slots[prev as usize].next = next;
+            }
+            if next != NONE {
+                self.slots[next as usize].prev = prev;
+            }
+            let s = &mut self.slots[idx as usize];
+            s.next = NONE;
+            s.prev = NONE;
+            s.chain = Chain::None;
+            let op = s.op.take().expect("running slot has an op");
+            let resources = op.into_resources();
+            let key = s.key(idx);
+            match std::mem::replace(&mut s.delivery, Delivery::Callback) {
+                Delivery::Callback => {
+                    self.done.push(Completion {
+                        id: OpId(key),
+                        user_data: s.user_data,
+                        outcome,
+                        resources,
+                    });
+                    self.release(idx);
+                }
+                Delivery::Future(w) => {
+                    s.state = State::Done;
+                    s.result = Some((outcome, resources));
+                    s.delivery = Delivery::Future(None);
+                    if let Some(w) = w {
+                        self.wakers.push(w);
+                    }
+                }
+                Delivery::Detached => {
+                    drop(resources);
+                    self.release(idx);
+                }
+            }
+            if next == NONE {
+                return;
+            }
+            match chain {
+                // The kernel delivers the rest itself (-ECANCELED after a failure).
+                Chain::Kernel | Chain::None => return,
+                Chain::Emulated => {
+                    if ok {
+                        self.start(sh, next);
+                        return;
+                    }
+                    idx = next;
+                    outcome = Outcome::Cancelled;
+                }
+            }
+        }
+    }
+
+    /// First step of `idx`'s sequence that has not finished (`idx` itself if unlinked).
+    pub(crate) fn chain_front(&self, mut idx: u32) -> u32 {
+        while self.slots[idx as usize].prev != NONE {
+            idx = self.slots[idx as usize].prev;
+        }
+        idx
+    }
+
+    pub(crate) fn cancel(&mut self, sh: &Shared, id: OpId) -> CancelStatus {
+        let Some(target) = self.find(id) else {
+            return CancelStatus::NotFound;
+        };
+        if self.slots[target as usize].state == State::Done {
+            return CancelStatus::NotFound;
+        }
+        // A linked sequence is cancelled as a unit from its running step on: that step
+        // and every later one complete as Cancelled (steps already done are unaffected).
+        self.slots[target as usize].cancel = true;
+        let front = self.chain_front(target);
+        self.cancel_slot(sh, front);
+        CancelStatus::Requested
+    }
+
+    pub(crate) fn cancel_slot(&mut self, sh: &Shared, idx: u32) {
+        let s = &mut self.slots[idx as usize];
+        s.cancel = true;
+        match s.state {
+            State::Queued => self.finish(sh, idx, Outcome::Cancelled),
+            State::Running if s.soft => {
+                if let Some(OpKind::NotificationWait(n, _)) = &s.op {
+                    let n: Notification = n.clone();
+                    n.unsubscribe(s.key(idx), &sh.me);
+                }
+                self.finish(sh, idx, Outcome::Cancelled);
+            }
+            State::Running => match &sh.backend {
+                Backend::Uring(_) => {
+                    // One kernel cancel request at a time per slot; a repeated `cancel`
+                    // is answered `Requested` without another request.
+                    if !s.cancel_pending {
+                        s.cancel_pending = true;
+                        s.cancel_tries = s.cancel_tries.saturating_add(1);
+                        self.cancels.push(idx);
+                        sh.hint.store(true, Ordering::Relaxed);
+                    }
+                }
+                Backend::Epoll(e) => e.cancel(sh, self, idx),
+            },
+            State::Free | State::Done => {}
+        }
+    }
+
+    /// Completes an emulated notification wait (called by `Notification::signal`).
+    fn soft_complete(&mut self, sh: &Shared, key: u64) -> bool {
+        let id = OpId(key);
+        let Some(idx) = self.find(id) else {
+            return false;
+        };
+        let s = &self.slots[idx as usize];
+        if s.state != State::Running || !s.soft {
+            return false;
+        }
+        self.finish(sh, idx, Outcome::Ok(0));
+        true
+    }
+
+    pub(crate) fn map_target(&self, sh: &Shared, t: Target) -> Result<(), Error> {
+        match t {
+            Target::Fd(_) => Ok(()),
+            Target::Fixed(i) => {
+                let n = if sh.caps.is_native(Capability::FixedFiles) {
+                    self.native_files as usize
+                } else {
+                    self.files.len()
+                };
+                if (i as usize) < n {
+                    Ok(())
+                } else {
+                    Err(Error::InvalidArgument("fixed file index is not registered"))
+                }
+            }
+        }
+    }
+}
+
+/// A source of operations for `submit_many`: inspected first, consumed only once
+/// the whole submission is accepted.
+pub(crate) trait OpSource {
+    fn ops(&self) -> &[Operation];
+    fn drain_into(&mut self, f: impl FnMut(Operation));
+}
+
+impl OpSource for Vec<Operation> {
+    fn ops(&self) -> &[Operation] {
+        self
+    }
+    fn drain_into(&mut self, mut f: impl FnMut(Operation)) {
+        for op in self.drain(..) {
+            f(op);
+        }
+    }
+}
+
+impl OpSource for Option<Operation> {
+    fn ops(&self) -> &[Operation] {
+        self.as_slice()
+    }
+    fn drain_into(&mut self, mut f: impl FnMut(Operation)) {
+        if let Some(op) = self.take() {
+            f(op);
+        }
+    }
+}
+
+impl Shared {
+    /// Wakes the poll thread if it may be blocked in the kernel. Pairs with the
+    /// SeqCst store of `sleeping` in `poll`: either the poller sees our queued work (or
+    /// SQE tail) before it blocks, or we see `sleeping` and wake it.
+    pub(crate) fn nudge(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.interrupt();
+        }
+    }
+
+    /// `Proactor::wake`: the current or next `poll` returns.
+    pub(crate) fn wake(&self) {
+        self.user_wake.store(true, Ordering::SeqCst);
+        self.interrupt();
+    }
+
+    /// Interrupts a blocked kernel wait; `poll` then loops (or returns on a user wake).
+    fn interrupt(&self) {
+        match &self.backend {
+            Backend::Uring(u) => u.wake(),
+            Backend::Epoll(e) => e.wake(),
+        }
+    }
+
+    fn is_poll_thread(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) == thread_id()
+    }
+
+    /// Validates resources an op references before anything is started.
+    fn validate(&self, core: &Core, op: &Operation) -> Result<()> {
+        if let Some(t) = op.kind.target() {
+            core.map_target(self, t)?;
+        }
+        if let OpKind::ReadFixed { buf, len, .. } | OpKind::WriteFixed { buf, len, .. } = &op.kind {
+            if *len as usize > buf.capacity() {
+                return Err(Error::InvalidArgument(
+                    "fixed read/write length exceeds the buffer",
+                ));
+            }
+        }
+        if let OpKind::Readv { bufs, .. } | OpKind::Writev { bufs, .. } = &op.kind {
+            if bufs.len() > libc::UIO_MAXIOV as usize {
+                return Err(Error::InvalidArgument("too many iovecs"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits `ops` (all or nothing). `linked` makes them one sequence. Each id is
+    /// passed to `on_id` in submission order.
+    pub(crate) fn submit_many<S: OpSource>(
+        &self,
+        ops: &mut S,
+        mut on_id: impl FnMut(OpId),
+        linked: bool,
+        future: bool,
+    ) -> Result<()> {
+        let n = ops.ops().len();
+        if n == 0 {
+            return Ok(());
+        }
+        {
+            let mut core = lock(&self.core);
+            for op in ops.ops() {
+                self.validate(&core, op)?;
+            }
+            if core.free_slots() < n {
+                return Err(Error::SubmissionQueueFull {
+                    queue: QueueKind::OperationSlots,
+                    capacity: self.max_in_flight,
+                });
+            }
+            let kernel_chain = linked
+                && n > 1
+                && self.caps.is_native(Capability::LinkedOperations)
+                && matches!(self.backend, Backend::Uring(_))
+                // A futex wait that finds the epoch already moved fails with EAGAIN, which
+                // would break a kernel link although it is a success here.
+                && ops.ops().iter().all(|o| !matches!(o.kind, OpKind::NotificationWait(..)));
+            if let Backend::Uring(u) = &self.backend {
+                u.reserve(self, &core, if linked && !kernel_chain { 1 } else { n })?;
+            }
+            let core = &mut *core;
+            let mut prev = NONE;
+            let mut head = NONE;
+            let chain = if !linked || n == 1 {
+                Chain::None
+            } else if kernel_chain {
+                Chain::Kernel
+            } else {
+                Chain::Emulated
+            };
+            ops.drain_into(|op| {
+                let d = if future {
+                    Delivery::Future(None)
+                } else {
+                    Delivery::Callback
+                };
+                let idx = core.alloc(op, d);
+                on_id(OpId(core.slots[idx as usize].key(idx)));
+                if chain == Chain::None {
+                    core.start(self, idx);
+                    return;
+                }
+                let s = &mut core.slots[idx as usize];
+                s.chain = chain;
+                s.prev = prev;
+                if prev == NONE {
+                    head = idx;
+                } else {
+                    core.slots[prev as usize].next = idx;
+                }
+                prev = idx;
+            });
+            match chain {
+                Chain::None => {}
+                Chain::Emulated => core.start(self, head),
+                Chain::Kernel => {
+                    let mut i = head;
+                    while i != NONE {
+                        let next = core.slots[i as usize].next;
+                        core.start(self, i);
+                        i = next;
+                    }
+                }
+            }
+        }
+        if !self.is_poll_thread() {
+            self.nudge();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn cancel(&self, id: OpId) -> CancelStatus {
+        let (st, wakers) = {
+            let mut core = lock(&self.core);
+            let st = core.cancel(self, id);
+            let w = take_wakers(&mut core);
+            if !core.done.is_empty() || !core.cancels.is_empty() {
+                self.hint.store(true, Ordering::Relaxed);
+            }
+            (st, w)
+        };
+        for w in wakers {
+            w.wake();
+        }
+        if st == CancelStatus::Requested {
+            self.nudge();
+        }
+        st
+    }
+
+    pub(crate) fn soft_complete(&self, key: u64, _n: &Notification) {
+        let wakers = {
+            let mut core = lock(&self.core);
+            if !core.soft_complete(self, key) {
+                return;
+            }
+            if !core.done.is_empty() || !core.deferred.is_empty() {
+                self.hint.store(true, Ordering::Relaxed);
+            }
+            take_wakers(&mut core)
+        };
+        for w in wakers {
+            w.wake();
+        }
+        self.nudge();
+    }
+
+    /// The poll loop; see `Proactor::poll`.
+    pub(crate) fn poll(
+        &self,
+        timeout: Option<Duration>,
+        mut on: impl FnMut(Completion),
+    ) -> Result<usize> {
+        let mut scratch = match self.poll.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::WouldBlock) => return Err(Error::PollBusy),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        let me = thread_id();
+        match self
+            .owner
+            .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {}
+            Err(o) if o == me => {}
+            Err(_) => return Err(Error::NotPollOwner),
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let scratch = &mut *scratch;
+        loop {
+            // Phase 1: work only the poll thread may do, and completions produced
+            // elsewhere (cancellations, signals).
+            self.hint.store(false, Ordering::SeqCst);
+            {
+                let mut core = lock(&self.core);
+                self.prepare(&mut core)?;
+                std::mem::swap(&mut scratch.done, &mut core.done);
+                scratch.wakers.append(&mut core.wakers);
+            }
+            let have = !scratch.done.is_empty() || !scratch.wakers.is_empty();
+            let wait = if have {
+                Some(Duration::ZERO)
+            } else {
+                deadline.map(|d| d.saturating_duration_since(Instant::now()))
+            };
+            // Phase 2: block in the kernel. `sleeping` is published before we look at
+            // `hint` (and before the kernel reads the SQ tail), see `nudge`.
+            self.sleeping.store(true, Ordering::SeqCst);
+            let wait = if self.hint.load(Ordering::SeqCst) || self.user_wake.load(Ordering::SeqCst)
+            {
+                Some(Duration::ZERO)
+            } else {
+                wait
+            };
+            let r = match &self.backend {
+                Backend::Uring(u) => u.wait(wait),
+                Backend::Epoll(e) => e.wait(wait, &mut scratch.events),
+            };
+            self.sleeping.store(false, Ordering::SeqCst);
+            r?;
+            // Phase 3: reap.
+            {
+                let mut core = lock(&self.core);
+                // Interrupt events carry no meaning of their own; `user_wake` decides.
+                let _interrupted = match &self.backend {
+                    Backend::Uring(u) => u.reap(self, &mut core),
+                    Backend::Epoll(e) => e.reap(self, &mut core, &scratch.events),
+                };
+                if scratch.done.is_empty() {
+                    // Swap rather than copy; both keep their capacity.
+                    std::mem::swap(&mut scratch.done, &mut core.done);
+                } else {
+                    scratch.done.append(&mut core.done);
+                }
+                scratch.wakers.append(&mut core.wakers);
+            }
+            let woken = self.user_wake.swap(false, Ordering::SeqCst);
+            // Phase 4: deliver, with no lock held.
+            let n = scratch.done.len() + scratch.wakers.len();
+            for c in scratch.done.drain(..) {
+                on(c);
+            }
+            for w in scratch.wakers.drain(..) {
+                w.wake();
+            }
+            if n > 0 || woken {
+                return Ok(n);
+            }
+            if let Some(d) = deadline {
+                if Instant::now() >= d {
+                    return Ok(0);
+                }
+            }
+        }
+    }
+
+    fn prepare(&self, core: &mut Core) -> Result<()> {
+        match &self.backend {
+            Backend::Uring(u) => u.prepare(self, core),
+            Backend::Epoll(e) => e.prepare(self, core),
+        }
+    }
+}
+
+/// Takes the wakers to wake after unlocking. Empty (the raw path) costs nothing; a
+/// non-empty list moves out with its allocation (cancel and signal paths only).
+fn take_wakers(core: &mut Core) -> Vec<Waker> {
+    if core.wakers.is_empty() {
+        Vec::new()
+    } else {
+        std::mem::take(&mut core.wakers)
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Teardown with operations in flight: cancel them and wait for the kernel to
+        // finish with their memory; only then may the slots (buffers) be freed. When
+        // that cannot be done (io_uring single-issuer ring dropped off its poll thread,
+        // or the kernel does not answer in time) the in-flight memory is leaked instead.
+        let owner = *self.owner.get_mut();
+        if let Backend::Uring(u) = &self.backend {
+            u.teardown(self, owner == 0 || owner == thread_id());
+        }
+    }
+}

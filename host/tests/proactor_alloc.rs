@@ -1,0 +1,194 @@
+//! "No allocation per operation on the hot path", checked: a counting global allocator
+//! watches steady-state rounds of raw-path operations (after a warm-up that lets every
+//! reusable buffer reach its capacity) on each backend. The same allocator checks that
+//! tearing a proactor down with operations in flight frees their memory (live bytes
+//! return to where they were). Single test in this binary so no other test allocates
+//! concurrently.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use gpu_uring::proactor::*;
+
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        LIVE.fetch_add(l.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        LIVE.fetch_add(n, Ordering::Relaxed);
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+const DEPTH: usize = 32;
+
+fn round(
+    p: &Proactor,
+    fd: i32,
+    ops: &mut Vec<Operation>,
+    ids: &mut Vec<OpId>,
+    bufs: &mut Vec<Vec<u8>>,
+) {
+    for i in 0..DEPTH {
+        let op = match i % 4 {
+            0 => Operation::nop(),
+            1 => Operation::timer(Duration::from_micros(1)),
+            _ => Operation::read_at(fd, bufs.pop().unwrap(), (i * 512) as u64),
+        };
+        ops.push(op.user_data(i as u64));
+    }
+    ids.clear();
+    p.submit_batch(ops, ids).unwrap();
+    let mut n = 0;
+    while n < DEPTH {
+        p.poll(Some(Duration::from_secs(5)), |c| {
+            assert!(c.outcome.ok().is_some(), "{c:?}");
+            if let Resources::Buf(b) = c.resources {
+                bufs.push(b);
+            }
+            n += 1;
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn no_per_op_allocation_and_no_leak_on_teardown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, vec![1u8; 64 * 1024]).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    for (name, backend) in [
+        ("io_uring", BackendChoice::IoUring),
+        ("epoll", BackendChoice::Epoll),
+    ] {
+        let p = match Proactor::new(Options {
+            backend,
+            ..Options::default()
+        }) {
+            Ok(p) => p,
+            Err(e @ Error::Unavailable { .. }) => {
+                eprintln!("SKIP {name}: {e}");
+                continue;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let mut ops = Vec::with_capacity(DEPTH);
+        let mut ids = Vec::with_capacity(DEPTH);
+        let mut bufs: Vec<Vec<u8>> = (0..DEPTH).map(|_| vec![0u8; 512]).collect();
+        for _ in 0..200 {
+            round(&p, fd, &mut ops, &mut ids, &mut bufs);
+        }
+        let before = ALLOCS.load(Ordering::Relaxed);
+        for _ in 0..500 {
+            round(&p, fd, &mut ops, &mut ids, &mut bufs);
+        }
+        let n = ALLOCS.load(Ordering::Relaxed) - before;
+        eprintln!("{name}: {n} allocations in {} operations", 500 * DEPTH);
+        assert_eq!(n, 0, "{name}: the raw path allocated in steady state");
+        drop(p);
+        teardown_frees_memory(name, backend, fd);
+    }
+}
+
+/// Tears proactors down with operations in flight that own buffers (read steps of
+/// linked sequences waiting behind long timers, dropped futures) and checks that the
+/// live heap returns to its starting size.
+fn teardown_frees_memory(name: &str, backend: BackendChoice, fd: i32) {
+    let cycle = |poll_first: bool| {
+        let p = Proactor::new(Options {
+            backend,
+            ..Options::default()
+        })
+        .unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            let mut seq = vec![
+                Operation::timer(Duration::from_secs(30)),
+                Operation::read_at(fd, vec![0u8; 1 << 20], 0),
+                Operation::readv_at(fd, vec![vec![0u8; 4096]; 8], 0),
+            ];
+            p.submit_linked(&mut seq, &mut ids).unwrap();
+        }
+        let fut = p
+            .submit_future(Operation::read_at(fd, vec![0u8; 1 << 16], 0))
+            .unwrap();
+        let fut2 = p
+            .submit_future(Operation::timer(Duration::from_secs(30)))
+            .unwrap();
+        if poll_first {
+            p.poll(Some(Duration::from_millis(5)), |_| {}).unwrap();
+        }
+        drop(fut);
+        drop(p);
+        drop(fut2);
+    };
+    // Warm up one-time allocations (thread-locals, lazily initialised statics).
+    cycle(true);
+    cycle(false);
+    let before = LIVE.load(Ordering::Relaxed);
+    for i in 0..6 {
+        cycle(i % 2 == 0);
+    }
+    let after = LIVE.load(Ordering::Relaxed);
+    eprintln!("{name}: live heap {before} bytes before, {after} after 6 teardowns with ~4.3 MiB in flight each");
+    assert!(
+        after <= before + 4096,
+        "{name}: teardown leaked {} bytes",
+        after.saturating_sub(before)
+    );
+
+    // The last handle dropped off the poll thread (an I/O thread that polled and
+    // exited) with nothing in flight frees everything as well.
+    let off_thread = || {
+        let p = Proactor::new(Options {
+            backend,
+            ..Options::default()
+        })
+        .unwrap();
+        let p2 = p.clone();
+        std::thread::spawn(move || {
+            p2.submit(Operation::nop()).unwrap();
+            let mut n = 0;
+            while n == 0 {
+                p2.poll(Some(Duration::from_secs(5)), |_| n += 1).unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+        drop(p);
+    };
+    off_thread();
+    let before = LIVE.load(Ordering::Relaxed);
+    for _ in 0..4 {
+        off_thread();
+    }
+    let after = LIVE.load(Ordering::Relaxed);
+    eprintln!("{name}: live heap {before} bytes before, {after} after 4 idle teardowns off the poll thread");
+    assert!(
+        after <= before + 4096,
+        "{name}: idle off-thread teardown leaked {} bytes",
+        after.saturating_sub(before)
+    );
+}

@@ -1,0 +1,145 @@
+//! Resource release after teardown, for every backend configuration: no descriptor
+//! and no operation resource outlives a dropped proactor, even with operations in
+//! flight. Descriptor counts are process-wide, so this binary holds a single test
+//! that runs the configurations one after another (nothing else opens fds meanwhile).
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use gpu_uring::proactor::*;
+
+fn configs() -> Vec<(&'static str, Options)> {
+    let base = Options::default();
+    vec![
+        (
+            "io_uring",
+            Options {
+                backend: BackendChoice::IoUring,
+                ..base.clone()
+            },
+        ),
+        (
+            "io_uring_no_single_issuer",
+            Options {
+                backend: BackendChoice::IoUring,
+                allowed_capabilities: CapabilitySet::ALL
+                    .without(Capability::SingleIssuer)
+                    .without(Capability::DeferTaskrun),
+                ..base.clone()
+            },
+        ),
+        (
+            "io_uring_emulated",
+            Options {
+                backend: BackendChoice::IoUring,
+                allowed_capabilities: CapabilitySet::NONE,
+                ..base.clone()
+            },
+        ),
+        (
+            "epoll",
+            Options {
+                backend: BackendChoice::Epoll,
+                ..base
+            },
+        ),
+    ]
+}
+
+const LONG: Duration = Duration::from_secs(10);
+
+fn drain_one(p: &Proactor) {
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut n = 0;
+    while n == 0 {
+        assert!(Instant::now() < end);
+        p.poll(Some(Duration::from_millis(50)), |_| n += 1).unwrap();
+    }
+}
+
+fn teardown_round(name: &str, opts: &Options, file: &std::fs::File, round: usize) {
+    let ev = Event::new().unwrap();
+    let n = Notification::new();
+    let p = Proactor::new(opts.clone()).unwrap();
+    p.register_buffers(2, 4096).unwrap();
+    p.register_files(&[file.as_fd()]).unwrap();
+    let mut ops = vec![
+        Operation::timer(LONG),
+        Operation::timer_at(Deadline::after(LONG)),
+        Operation::event_wait(&ev),
+        Operation::event_wait(&ev),
+        Operation::notification_wait(&n, n.epoch()),
+        Operation::read_fixed(Target::Fixed(0), p.fixed_buffer(0).unwrap(), 0, 4096),
+        Operation::nop(),
+    ];
+    let mut ids = Vec::new();
+    p.submit_batch(&mut ops, &mut ids).unwrap();
+    let mut linked = vec![
+        Operation::timer(LONG),
+        Operation::event_wait(&ev),
+        Operation::nop(),
+    ];
+    p.submit_linked(&mut linked, &mut ids).unwrap();
+    let fut = p.submit_future(Operation::timer(LONG)).unwrap();
+    if round % 2 == 1 {
+        // Let the kernel start everything before teardown.
+        drain_one(&p);
+        p.poll(Some(Duration::from_millis(5)), |_| {}).unwrap();
+    }
+    let fut2 = p.submit_future(Operation::event_wait(&ev)).unwrap();
+    drop(fut2);
+    assert!(ev.handle_count() >= 2);
+    drop(p);
+    drop(fut);
+    assert_eq!(
+        ev.handle_count(),
+        1,
+        "{name} round {round}: in-flight event waits released"
+    );
+    assert_eq!(
+        n.handle_count(),
+        1,
+        "{name} round {round}: notification waits released"
+    );
+}
+
+#[test]
+fn teardown_releases_fds_and_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    std::fs::write(&path, vec![7u8; 8192]).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    for (name, opts) in configs() {
+        match Proactor::new(opts.clone()) {
+            Ok(p) => drop(p),
+            Err(e @ Error::Unavailable { .. }) => {
+                eprintln!("SKIP teardown [{name}]: {e}");
+                continue;
+            }
+            Err(e) => panic!("{name}: {e}"),
+        }
+        let before = open_fd_count();
+        for round in 0..4 {
+            teardown_round(name, &opts, &file, round);
+        }
+        for _ in 0..20 {
+            let p = Proactor::new(opts.clone()).unwrap();
+            p.submit(Operation::nop()).unwrap();
+            drain_one(&p);
+            p.submit(Operation::timer(LONG)).unwrap();
+            p.poll(Some(Duration::ZERO), |_| {}).unwrap();
+        }
+        assert_eq!(
+            open_fd_count(),
+            before,
+            "{name}: descriptor leak after teardown"
+        );
+        eprintln!(
+            "{name}: {before} descriptors before and after 24 proactors with operations in flight"
+        );
+    }
+}
