@@ -1,1 +1,33 @@
 //! The megakernel io_queue pump: a host thread services I/O requests that a persistent kernel publishes.
+//!
+//! A persistent kernel cannot relaunch to get its data, and unlike lanes on a device ring (`crate::protocol`)
+//! it never holds file descriptors or host addresses. It publishes requests into an **io_queue** — slots in a
+//! page-aligned, device-visible arena ([`queue::PumpArena`]) — naming files and buffers by handle. The
+//! **pump** ([`host::Pump`]) claims each published request exactly once, validates it against the registered
+//! files and buffer regions, and services READ/WRITE with `READ_FIXED`/`WRITE_FIXED` on its own io_uring into
+//! and out of buffer regions of the same arena, registered as fixed buffers. The device reads the data in
+//! place. Spec: `src/protocol/PROTOCOL.md`, section "io_queue (megakernel pump)".
+//!
+//! How it works inside:
+//! - [`queue`]: the `#[repr(C)]` `Pod` structs (`IoSlot`, `QueueHeader`, `RegionDesc`, the `PumpLayout`
+//!   descriptor), state/op/error constants, the arena (queue pages, then each region between guard bytes) and
+//!   [`queue::QueueView`], which turns offsets into atomics.
+//! - A slot moves FREE → ALLOCATED (a lane's CAS) → PUBLISHED (the lane's release store, then a release
+//!   `fetch_or` of the slot's bit in a pending bitmap) → CLAIMED (the pump's acquire CAS) → DONE | FAILED (the
+//!   pump's release store) → FREE (the lane's release store).
+//! - [`host`]: the pump thread. It swaps bitmap words to find work (an idle pump only reads one or two cache
+//!   lines), validates (`host::validate`: pure, no system call), pushes one SQE per READ/WRITE with the slot
+//!   index as `user_data`, submits a batch with one `io_uring_enter`, reaps CQEs into slots, and completes
+//!   FENCEs once everything published before them is done. It never has more requests in flight than its CQ
+//!   holds. Idle, it spins briefly and then parks with a doubling timeout up to `IdleConfig::max_park`, the
+//!   bound on cold latency. Stop drains (bounded), cancels, and leaves no slot CLAIMED; a failing ring fails
+//!   the SQEs it never consumed and is never entered with work again.
+//! - [`device`]: the lane side for the CPU reference device: allocate, publish, bounded wait, free.
+
+pub mod device;
+pub mod host;
+pub mod queue;
+
+pub use device::{Completion, QueueError, QueueLane, Request, SlotPoll};
+pub use host::{IdleConfig, Pump, PumpConfig, PumpError, PumpFile, PumpStats};
+pub use queue::{IoSlot, PumpArena, PumpLayout, QueueView, RegionDesc};

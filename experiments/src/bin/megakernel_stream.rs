@@ -1,0 +1,240 @@
+//! megakernel_stream: a persistent kernel streams a file through the io_queue pump and checksums it.
+//!
+//! The "kernel" runs once on the CPU reference device (`--lanes` lanes, one thread each) and never relaunches.
+//! Lane `l` owns chunks `l, l + lanes, …` of the file and a double buffer (two `--chunk`-byte halves of its
+//! part of the pump's buffer region): it publishes the READ of its next chunk into one half, then checksums the
+//! chunk already in the other half in place while the pump and the kernel fill the first. The checksum
+//! (`backend::checksum` per chunk, seeded by the chunk's offset, summed) must equal the host's over the same file:
+//! both are printed and the program exits non-zero on a mismatch.
+//!
+//! Vulkan/lavapipe and HIP device sides of the io_queue are not built yet; `--device` accepts `auto` and `cpu`.
+
+#[path = "pump_cli/mod.rs"]
+mod pump_cli;
+
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use gpu_uring::backend::checksum;
+use gpu_uring::pump::device::run_lanes;
+use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueError, Request};
+use pump_cli::{bar_chart, emit, Common, Row};
+use serde_json::json;
+
+#[derive(Parser, Debug)]
+#[command(about = "a persistent kernel streams a file through the io_queue pump and checksums it")]
+struct Args {
+    #[command(flatten)]
+    common: Common,
+    /// File to stream (default: a generated file of --mib MiB in the output directory, removed afterwards).
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Size of the generated file, MiB.
+    #[arg(long, default_value_t = 256)]
+    mib: u64,
+    /// Bytes per READ (one half of a lane's double buffer).
+    #[arg(long, default_value_t = 256 << 10)]
+    chunk: u32,
+    /// Lanes of the persistent kernel.
+    #[arg(long, default_value_t = 4)]
+    lanes: u32,
+    /// Self-check of the mismatch path: the kernel corrupts its checksum of chunk 0 (must exit non-zero).
+    #[arg(long, hide = true)]
+    corrupt: bool,
+}
+
+/// The longest a lane waits for one chunk before it reports the chunk failed.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What one lane of the kernel reports.
+#[derive(Default, Clone, Copy)]
+struct LaneOut {
+    sum: u64,
+    bytes: u64,
+    chunks: u64,
+    failed: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let device = match args.common.device_name() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.lanes == 0 || args.chunk == 0 || args.chunk % 4 != 0 {
+        eprintln!("error: --lanes must be ≥ 1 and --chunk a positive multiple of 4");
+        return ExitCode::from(2);
+    }
+    let dir = args.common.out_dir("megakernel_stream");
+    let file = match &args.file {
+        Some(p) => match std::fs::File::open(p) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: opening {}: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => pump_cli::data_file(&dir, ".megakernel_stream.data", args.mib << 20),
+    };
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let chunk = args.chunk as u64;
+    let lanes = args.lanes;
+    let nchunks = total.div_ceil(chunk);
+    eprintln!(
+        "megakernel_stream on {device}: {total} bytes, {nchunks} chunks of {chunk}, {lanes} lanes, double-buffered"
+    );
+
+    // Host checksum (the oracle).
+    let t = Instant::now();
+    let mut host = 0u64;
+    let mut buf = vec![0u8; chunk as usize];
+    for c in 0..nchunks {
+        let off = c * chunk;
+        let n = (total - off).min(chunk) as usize;
+        file.read_exact_at(&mut buf[..n], off).unwrap();
+        host = host.wrapping_add(checksum(off, &buf[..n]));
+    }
+    let host_s = t.elapsed().as_secs_f64();
+
+    let pump = match Pump::spawn(PumpConfig {
+        slots: (lanes * 2).max(8),
+        regions: vec![lanes as usize * 2 * chunk as usize],
+        files: vec![PumpFile::reader(&file).unwrap()],
+        ..Default::default()
+    }) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let t = Instant::now();
+    // The persistent kernel: one dispatch, every lane loops until its chunks are done.
+    let outs = run_lanes(&pump, lanes, |lane| {
+        let id = lane.id() as u64;
+        let v = lane.view();
+        let half = |j: u64| (id * 2 + j) * chunk;
+        let read = |c: u64, j: u64| {
+            let off = c * chunk;
+            let len = (total - off).min(chunk) as u32;
+            (Request::read(0, off, 0, half(j), len).tag(c), len)
+        };
+        let mut out = LaneOut::default();
+        let mut c = id;
+        if c >= nchunks {
+            return out;
+        }
+        // Prime: the first chunk into half 0.
+        let mut cur = (lane.alloc(1 << 20).expect("slot"), c, 0u64);
+        lane.publish(cur.0, &read(c, 0).0);
+        loop {
+            // Prefetch the next chunk into the other half while this one is checksummed.
+            let next_c = c + lanes as u64;
+            let next = (next_c < nchunks).then(|| {
+                let s = lane.alloc(1 << 20).expect("slot");
+                lane.publish(s, &read(next_c, 1 - cur.2).0);
+                (s, next_c, 1 - cur.2)
+            });
+            let (slot, cc, j) = cur;
+            let len = read(cc, j).1;
+            match lane.wait_until(slot, Instant::now() + WAIT) {
+                Ok(done) if done.bytes() == Some(len) && done.tag == cc => {
+                    // SAFETY: the READ into this half is DONE; the next READ targets the other half.
+                    let bytes = unsafe { v.region_slice(0, half(j), len as usize) };
+                    let sum = checksum(cc * chunk, bytes) ^ (args.corrupt && cc == 0) as u64;
+                    out.sum = out.sum.wrapping_add(sum);
+                    out.bytes += len as u64;
+                    out.chunks += 1;
+                }
+                Ok(done) => {
+                    eprintln!("lane {id}: chunk {cc} failed: {done:?}");
+                    out.failed += 1;
+                }
+                Err(QueueError::TimedOut) => {
+                    // The READ is still the pump's (and may still fill this half): leave both slots to the
+                    // pump, whose stop completes them, and give up on this lane's remaining chunks.
+                    eprintln!(
+                        "lane {id}: chunk {cc} did not complete within {WAIT:?}; lane gives up"
+                    );
+                    out.failed += 1;
+                    return out;
+                }
+                Err(e) => {
+                    eprintln!("lane {id}: chunk {cc}: {e}");
+                    out.failed += 1;
+                }
+            }
+            lane.free(slot);
+            match next {
+                Some(n) => {
+                    cur = n;
+                    c = next_c;
+                }
+                None => break,
+            }
+        }
+        out
+    });
+    let el = t.elapsed().as_secs_f64();
+    let st = match pump.stop() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: the pump stopped with: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let device_sum = outs.iter().fold(0u64, |a, o| a.wrapping_add(o.sum));
+    let bytes: u64 = outs.iter().map(|o| o.bytes).sum();
+    let failed: u64 = outs.iter().map(|o| o.failed).sum();
+    let ok = device_sum == host && bytes == total && failed == 0;
+    let rows: Vec<Row> = vec![vec![
+        ("device", json!("cpu")),
+        ("lanes", json!(lanes)),
+        ("chunk", json!(chunk)),
+        ("bytes", json!(bytes)),
+        ("seconds", json!(el)),
+        ("mb_per_s", json!(bytes as f64 / el / 1e6)),
+        ("host_mb_per_s", json!(total as f64 / host_s / 1e6)),
+        ("batches", json!(st.batches)),
+        (
+            "sqes_per_batch",
+            json!(st.sqes as f64 / st.batches.max(1) as f64),
+        ),
+        ("idle_parks", json!(st.idle_parks)),
+        ("device_checksum", json!(format!("{device_sum:016x}"))),
+        ("host_checksum", json!(format!("{host:016x}"))),
+        ("match", json!(ok)),
+    ]];
+    emit(&args.common, &dir, "megakernel_stream", &rows);
+    let labels: Vec<String> = (0..lanes).map(|l| format!("lane {l}")).collect();
+    let _ = bar_chart(
+        &dir.join("megakernel_stream.svg"),
+        &format!(
+            "megakernel_stream: MiB streamed per lane ({:.0} MB/s total)",
+            bytes as f64 / el / 1e6
+        ),
+        "MiB",
+        &labels,
+        &[(
+            "MiB",
+            outs.iter()
+                .map(|o| o.bytes as f64 / (1 << 20) as f64)
+                .collect(),
+        )],
+    );
+    eprintln!("device checksum {device_sum:016x}");
+    eprintln!("host checksum   {host:016x}");
+    if ok {
+        eprintln!("checksums match");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: checksum mismatch ({failed} chunks failed, {bytes} of {total} bytes)");
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,342 @@
+//! The device side of the io_queue (PROTOCOL.md "io_queue (megakernel pump)", §Q3): allocate a slot,
+//! publish a request, wait (bounded, with a status) for DONE or FAILED, read the result, free the slot. The
+//! CPU reference device runs this code on its threads; GLSL and HIP/CUDA versions follow the same steps.
+//!
+//! No lane ever waits on another lane: allocation is one bounded scan of CAS attempts that fails with
+//! [`QueueError::WouldBlock`] when every slot is taken, and every wait is for the pump and is bounded.
+
+use std::sync::atomic::Ordering::*;
+use std::time::Instant;
+
+use super::host::Pump;
+use super::queue::*;
+
+/// A request as a lane states it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// `OP_*`.
+    pub op: u32,
+    /// File handle.
+    pub file: u32,
+    /// Buffer region handle.
+    pub buf: u32,
+    /// Offset in the file.
+    pub file_offset: u64,
+    /// Offset in the buffer region.
+    pub buf_offset: u64,
+    /// Bytes.
+    pub len: u32,
+    /// The lane's cookie, returned untouched.
+    pub tag: u64,
+}
+
+impl Request {
+    /// READ `len` bytes of `file` at `file_offset` into region `buf` at `buf_offset`.
+    pub fn read(file: u32, file_offset: u64, buf: u32, buf_offset: u64, len: u32) -> Request {
+        Request {
+            op: OP_READ,
+            file,
+            buf,
+            file_offset,
+            buf_offset,
+            len,
+            tag: 0,
+        }
+    }
+
+    /// WRITE `len` bytes of region `buf` at `buf_offset` to `file` at `file_offset`.
+    pub fn write(file: u32, file_offset: u64, buf: u32, buf_offset: u64, len: u32) -> Request {
+        Request {
+            op: OP_WRITE,
+            ..Request::read(file, file_offset, buf, buf_offset, len)
+        }
+    }
+
+    /// NOP.
+    pub fn nop() -> Request {
+        Request::default()
+    }
+
+    /// FENCE.
+    pub fn fence() -> Request {
+        Request {
+            op: OP_FENCE,
+            ..Request::default()
+        }
+    }
+
+    /// Sets the tag.
+    pub fn tag(mut self, tag: u64) -> Request {
+        self.tag = tag;
+        self
+    }
+}
+
+/// A finished request, as read from its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// DONE (true) or FAILED (false).
+    pub done: bool,
+    /// Bytes moved, 0, or `-errno`.
+    pub result: i32,
+    /// `ERR_*` (`ERR_NONE` when done).
+    pub error: u32,
+    /// The request's tag.
+    pub tag: u64,
+}
+
+impl Completion {
+    /// The bytes moved if the request was served.
+    pub fn bytes(&self) -> Option<u32> {
+        (self.done && self.result >= 0).then_some(self.result as u32)
+    }
+}
+
+/// Why a device-side operation did not produce a completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// Every slot is in use; try again (after freeing one of yours, or later).
+    #[error("would block: no free io_queue slot")]
+    WouldBlock,
+    /// The wait budget ran out; the request is still the pump's: wait again later, do not free the slot.
+    #[error("timed out: the request has not completed within the budget")]
+    TimedOut,
+    /// The pump has stopped and never claimed the request; the lane withdrew it and owns the slot again
+    /// (ALLOCATED): free it or publish it to another pump.
+    #[error("the pump has stopped; the request was withdrawn unserved")]
+    PumpStopped,
+    /// The slot holds no published request (FREE or ALLOCATED): polling it can never complete.
+    #[error("slot {0} holds no published request")]
+    NotPublished(u32),
+}
+
+/// Result of one poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotPoll {
+    /// Still PUBLISHED or CLAIMED.
+    Pending,
+    /// DONE or FAILED.
+    Complete(Completion),
+}
+
+/// Default poll budget for [`QueueLane::wait`]: with the CPU backoff, about a minute at most.
+pub const DEFAULT_WAIT_POLLS: u32 = 1 << 20;
+
+/// One lane's handle on an io_queue.
+pub struct QueueLane<'a> {
+    q: QueueView<'a>,
+    id: u32,
+    next: u32,
+}
+
+impl<'a> QueueLane<'a> {
+    /// Lane `id`. Lanes start their allocation scans at different slots so they rarely collide.
+    pub fn new(q: QueueView<'a>, id: u32) -> QueueLane<'a> {
+        let n = q.layout().nslots;
+        QueueLane {
+            q,
+            id,
+            next: id.wrapping_mul(0x9e37_79b9) % n,
+        }
+    }
+
+    /// The view.
+    pub fn view(&self) -> QueueView<'a> {
+        self.q
+    }
+
+    /// This lane's id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// §Q3.1: one bounded scan for a FREE slot; CAS FREE → ALLOCATED with acquire (pairs with the release
+    /// store of FREE by the slot's previous owner: its reads of the old request are done). `None` if every
+    /// slot is taken.
+    pub fn try_alloc(&mut self) -> Option<u32> {
+        let n = self.q.layout().nslots;
+        for i in 0..n {
+            let idx = (self.next + i) % n;
+            let st = self.q.state(idx);
+            if st.load(Relaxed) == SLOT_FREE
+                && st
+                    .compare_exchange(SLOT_FREE, SLOT_ALLOCATED, Acquire, Relaxed)
+                    .is_ok()
+            {
+                self.next = (idx + 1) % n;
+                return Some(idx);
+            }
+        }
+        None
+    }
+
+    /// [`try_alloc`](Self::try_alloc) up to `budget` times, backing off between scans.
+    pub fn alloc(&mut self, budget: u32) -> Result<u32, QueueError> {
+        for i in 0..budget.max(1) {
+            if let Some(s) = self.try_alloc() {
+                return Ok(s);
+            }
+            backoff(i);
+        }
+        Err(QueueError::WouldBlock)
+    }
+
+    /// §Q3.2: fills an ALLOCATED slot with every field of `s` except `state`, clears `result` and `error`, then
+    /// publishes it. Used by [`publish`](Self::publish) and by tests that need arbitrary slot contents.
+    pub fn publish_raw(&mut self, slot: u32, s: &IoSlot) {
+        use slot_off::*;
+        let q = &self.q;
+        debug_assert_eq!(q.state(slot).load(Relaxed), SLOT_ALLOCATED);
+        // Relaxed stores: the release store of PUBLISHED below orders them before the pump's claim.
+        q.slot32(slot, OP).store(s.op, Relaxed);
+        q.slot32(slot, FILE).store(s.file, Relaxed);
+        q.slot32(slot, BUF).store(s.buf, Relaxed);
+        q.slot64(slot, FILE_OFFSET).store(s.file_offset, Relaxed);
+        q.slot64(slot, BUF_OFFSET).store(s.buf_offset, Relaxed);
+        q.slot32(slot, LEN).store(s.len, Relaxed);
+        q.slot32(slot, OWNER).store(s.owner, Relaxed);
+        q.slot64(slot, TAG).store(s.tag, Relaxed);
+        q.slot32(slot, RESULT).store(0, Relaxed);
+        q.slot32(slot, ERROR).store(0, Relaxed);
+        q.slot32(slot, RESERVED0).store(s.reserved[0], Relaxed);
+        q.slot32(slot, RESERVED1).store(s.reserved[1], Relaxed);
+        // Release: the pump's acquire CAS that claims the slot sees every field above (and, for WRITE, the
+        // buffer bytes this lane wrote before publishing).
+        q.state(slot).store(SLOT_PUBLISHED, Release);
+        // Release RMW: the pump's acquire swap of this word makes the PUBLISHED store visible, and orders this
+        // publication before any later one of this lane (what FENCE relies on, §Q6).
+        q.bitmap_word(slot / 32).fetch_or(1 << (slot % 32), Release);
+    }
+
+    /// §Q3.2: publishes `req` in ALLOCATED slot `slot`.
+    pub fn publish(&mut self, slot: u32, req: &Request) {
+        self.publish_raw(
+            slot,
+            &IoSlot {
+                op: req.op,
+                file: req.file,
+                buf: req.buf,
+                file_offset: req.file_offset,
+                buf_offset: req.buf_offset,
+                len: req.len,
+                owner: self.id,
+                tag: req.tag,
+                ..IoSlot::default()
+            },
+        );
+    }
+
+    /// §Q3.3: one look at slot `slot`. Acquire load of the state: on DONE/FAILED the result, error (and READ
+    /// data) written before the pump's release store are visible. If the pump has stopped and the slot is
+    /// still PUBLISHED, withdraws it (CAS PUBLISHED → ALLOCATED, racing fairly with the pump's own claim) and
+    /// returns [`QueueError::PumpStopped`].
+    pub fn poll(&mut self, slot: u32) -> Result<SlotPoll, QueueError> {
+        let q = &self.q;
+        match q.state(slot).load(Acquire) {
+            s @ (SLOT_DONE | SLOT_FAILED) => Ok(SlotPoll::Complete(Completion {
+                done: s == SLOT_DONE,
+                result: q.result(slot).load(Relaxed),
+                error: q.slot32(slot, slot_off::ERROR).load(Relaxed),
+                tag: q.slot64(slot, slot_off::TAG).load(Relaxed),
+            })),
+            SLOT_PUBLISHED
+                if matches!(q.pump_state().load(Acquire), PUMP_STOPPED | PUMP_FAILED)
+                    && q.state(slot)
+                        .compare_exchange(SLOT_PUBLISHED, SLOT_ALLOCATED, Acquire, Relaxed)
+                        .is_ok() =>
+            {
+                Err(QueueError::PumpStopped)
+            }
+            SLOT_FREE | SLOT_ALLOCATED => Err(QueueError::NotPublished(slot)),
+            _ => Ok(SlotPoll::Pending),
+        }
+    }
+
+    /// §Q3.3: polls up to `budget` times. [`QueueError::TimedOut`] leaves the slot with the pump.
+    pub fn wait(&mut self, slot: u32, budget: u32) -> Result<Completion, QueueError> {
+        for i in 0..budget.max(1) {
+            if let SlotPoll::Complete(c) = self.poll(slot)? {
+                return Ok(c);
+            }
+            backoff(i);
+        }
+        Err(QueueError::TimedOut)
+    }
+
+    /// [`wait`](Self::wait) bounded by a deadline instead of a poll count (CPU lanes only).
+    pub fn wait_until(&mut self, slot: u32, deadline: Instant) -> Result<Completion, QueueError> {
+        let mut i = 0u32;
+        loop {
+            if let SlotPoll::Complete(c) = self.poll(slot)? {
+                return Ok(c);
+            }
+            if i % 64 == 63 && Instant::now() >= deadline {
+                return Err(QueueError::TimedOut);
+            }
+            backoff(i);
+            i = i.saturating_add(1);
+        }
+    }
+
+    /// §Q3.4: frees a slot this lane owns (DONE, FAILED, or ALLOCATED). Release: this lane's reads of the
+    /// result and of the region bytes happen before the next owner's writes.
+    pub fn free(&mut self, slot: u32) {
+        debug_assert!(matches!(
+            self.q.state(slot).load(Relaxed),
+            SLOT_DONE | SLOT_FAILED | SLOT_ALLOCATED
+        ));
+        self.q.state(slot).store(SLOT_FREE, Release);
+    }
+
+    /// Allocate, publish, wait, free. On [`QueueError::TimedOut`] the slot is not freed (the pump still owns
+    /// the request); use the step-by-step API where a lane must keep waiting for it.
+    pub fn submit(&mut self, req: &Request, budget: u32) -> Result<Completion, QueueError> {
+        let slot = self.alloc(budget)?;
+        self.publish(slot, req);
+        let r = self.wait(slot, budget);
+        match r {
+            Ok(_) | Err(QueueError::PumpStopped) => self.free(slot),
+            _ => {}
+        }
+        r
+    }
+}
+
+/// Backoff between polls on the CPU reference device: spin, then yield, then short sleeps (lanes outnumber
+/// the cores; the pump thread must get to run). GPU implementations use `__nanosleep` / `s_sleep`.
+#[inline]
+pub fn backoff(i: u32) {
+    if i < 256 {
+        std::hint::spin_loop();
+    } else if i < 512 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(std::time::Duration::from_micros(20));
+    }
+}
+
+/// The reference device's dispatch for io_queue programs: runs `f` on `lanes` threads, lane `id` on thread
+/// `id`, and returns each lane's result in lane order.
+pub fn run_lanes<R: Send>(
+    pump: &Pump,
+    lanes: u32,
+    f: impl Fn(&mut QueueLane<'_>) -> R + Sync,
+) -> Vec<R> {
+    let view = pump.view();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..lanes)
+            .map(|id| {
+                let f = &f;
+                std::thread::Builder::new()
+                    .name(format!("qlane-{id}"))
+                    .spawn_scoped(s, move || f(&mut QueueLane::new(view, id)))
+                    .expect("spawning a lane thread")
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a lane panicked"))
+            .collect()
+    })
+}

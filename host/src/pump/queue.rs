@@ -1,0 +1,700 @@
+//! The io_queue as the device sees it: the `#[repr(C)]` `Pod` structs that live in the pump arena, the state,
+//! op and error constants, the [`PumpLayout`] descriptor handed to devices, the arena itself
+//! ([`PumpArena`]) and [`QueueView`], the one place that turns arena offsets into atomics.
+//!
+//! Spec: PROTOCOL.md, section "io_queue (megakernel pump)". Sizes and offsets are pinned by the tests at the
+//! bottom of this file; a GLSL or HIP mirror must match them field for field.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::ring::layout::page_size;
+
+// ---- slot states (IoSlot::state) -------------------------------------------------------------------------
+
+/// Nobody uses the slot; a lane may allocate it (CAS FREE → ALLOCATED).
+pub const SLOT_FREE: u32 = 0;
+/// A lane owns the slot and is filling it. Device-private; the pump never touches such a slot.
+pub const SLOT_ALLOCATED: u32 = 1;
+/// The request is complete and visible to the pump; only the pump (claim) or its owner (withdraw, when the
+/// pump has stopped) may move it on.
+pub const SLOT_PUBLISHED: u32 = 2;
+/// The pump owns the request (validating it, or its I/O is in flight).
+pub const SLOT_CLAIMED: u32 = 3;
+/// Served: `result` holds the bytes moved (READ/WRITE) or 0 (NOP/FENCE).
+pub const SLOT_DONE: u32 = 4;
+/// Rejected or failed: `error` holds an `ERR_*` code, `result` a `-errno` where one applies.
+pub const SLOT_FAILED: u32 = 5;
+
+// ---- ops (IoSlot::op, low 8 bits; the upper 24 bits must be zero) ----------------------------------------
+
+/// Completes DONE with result 0; touches nothing.
+pub const OP_NOP: u32 = 0;
+/// Read `len` bytes of registered file `file` at `file_offset` into buffer region `buf` at `buf_offset`
+/// (`IORING_OP_READ_FIXED`).
+pub const OP_READ: u32 = 1;
+/// Write `len` bytes of buffer region `buf` at `buf_offset` to registered file `file` at `file_offset`
+/// (`IORING_OP_WRITE_FIXED`).
+pub const OP_WRITE: u32 = 2;
+/// Ordering point: completes DONE only after every request published before it has completed.
+pub const OP_FENCE: u32 = 3;
+
+// ---- error codes (IoSlot::error, with SLOT_FAILED) --------------------------------------------------------
+
+/// No error (DONE slots).
+pub const ERR_NONE: u32 = 0;
+/// Unknown op, or non-zero bits 8–31 of `op`.
+pub const ERR_BAD_OP: u32 = 1;
+/// A reserved word is not zero.
+pub const ERR_RESERVED: u32 = 2;
+/// `file` is not a registered file handle.
+pub const ERR_BAD_FILE: u32 = 3;
+/// `buf` is not a registered buffer region handle.
+pub const ERR_BAD_BUFFER: u32 = 4;
+/// `len` is 0.
+pub const ERR_BAD_LENGTH: u32 = 5;
+/// WRITE to a file registered read-only.
+pub const ERR_READ_ONLY: u32 = 6;
+/// `[buf_offset, buf_offset + len)` is not inside the buffer region.
+pub const ERR_BUFFER_RANGE: u32 = 7;
+/// `[file_offset, file_offset + len)` is not inside the file's registered extent.
+pub const ERR_FILE_RANGE: u32 = 8;
+/// The kernel failed the operation: `result` is its `-errno`.
+pub const ERR_IO: u32 = 9;
+/// The pump could not submit the operation to its ring (`result` is the `-errno` of `io_uring_enter`); the
+/// operation never ran.
+pub const ERR_SUBMIT: u32 = 10;
+/// The pump stopped before the request ran, or cancelled it while stopping (`result` is `-ECANCELED` then).
+pub const ERR_STOPPED: u32 = 11;
+/// Number of error codes (counters are indexed by code).
+pub const ERR_COUNT: usize = 12;
+
+/// A short name for an error code.
+pub fn error_name(code: u32) -> &'static str {
+    match code {
+        ERR_NONE => "none",
+        ERR_BAD_OP => "bad_op",
+        ERR_RESERVED => "reserved",
+        ERR_BAD_FILE => "bad_file",
+        ERR_BAD_BUFFER => "bad_buffer",
+        ERR_BAD_LENGTH => "bad_length",
+        ERR_READ_ONLY => "read_only",
+        ERR_BUFFER_RANGE => "buffer_range",
+        ERR_FILE_RANGE => "file_range",
+        ERR_IO => "io",
+        ERR_SUBMIT => "submit",
+        ERR_STOPPED => "stopped",
+        _ => "unknown",
+    }
+}
+
+// ---- pump states (QueueHeader::pump_state) ---------------------------------------------------------------
+
+/// The pump has not started yet; published requests wait for it.
+pub const PUMP_NOT_STARTED: u32 = 0;
+/// The pump is serving.
+pub const PUMP_RUNNING: u32 = 1;
+/// The pump is stopping: it claims no new work, fails unstarted requests `ERR_STOPPED`, drains in-flight I/O.
+pub const PUMP_STOPPING: u32 = 2;
+/// The pump has stopped cleanly; a lane may withdraw a request still PUBLISHED.
+pub const PUMP_STOPPED: u32 = 3;
+/// The pump stopped on an error (its ring failed); as `PUMP_STOPPED` for lanes.
+pub const PUMP_FAILED: u32 = 4;
+
+/// `QueueHeader::magic`: "GUIQ".
+pub const QUEUE_MAGIC: u32 = u32::from_le_bytes(*b"GUIQ");
+/// Version of the io_queue layout.
+pub const QUEUE_VERSION: u32 = 1;
+/// Byte written into every guard byte of the arena (around the buffer regions).
+pub const GUARD_BYTE: u8 = 0xA5;
+/// Most slots a queue may have.
+pub const MAX_SLOTS: u32 = 1 << 16;
+/// Largest buffer region (the kernel's limit for one registered buffer).
+pub const MAX_REGION: usize = 1 << 30;
+
+/// One io_queue slot: one request and its completion. 64 bytes (one cache line, so lanes filling adjacent
+/// slots do not false-share), 8-byte aligned. Field owners: the allocating lane writes everything but
+/// `state`, `result` and `error` between allocate and publish; the pump writes `result` and `error` while it
+/// owns the slot (CLAIMED); `state` moves as PROTOCOL.md says.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct IoSlot {
+    /// `SLOT_*`.
+    pub state: u32,
+    /// `OP_*` in bits 0–7; bits 8–31 must be zero.
+    pub op: u32,
+    /// Registered file handle (READ: the source; WRITE: the destination).
+    pub file: u32,
+    /// Registered buffer region handle (READ: the destination; WRITE: the source).
+    pub buf: u32,
+    /// Byte offset in the file.
+    pub file_offset: u64,
+    /// Byte offset in the buffer region.
+    pub buf_offset: u64,
+    /// Bytes to move (≥ 1).
+    pub len: u32,
+    /// The owning lane, for diagnostics; the pump ignores it.
+    pub owner: u32,
+    /// The device's cookie; the pump never reads or writes it.
+    pub tag: u64,
+    /// Written by the pump: bytes moved, or `-errno`.
+    pub result: i32,
+    /// Written by the pump: `ERR_*`.
+    pub error: u32,
+    /// Must be zero (`ERR_RESERVED` otherwise).
+    pub reserved: [u32; 2],
+}
+
+/// Byte offsets of [`IoSlot`] fields (for device code and for [`QueueView`]).
+pub mod slot_off {
+    pub const STATE: u32 = 0;
+    pub const OP: u32 = 4;
+    pub const FILE: u32 = 8;
+    pub const BUF: u32 = 12;
+    pub const FILE_OFFSET: u32 = 16;
+    pub const BUF_OFFSET: u32 = 24;
+    pub const LEN: u32 = 32;
+    pub const OWNER: u32 = 36;
+    pub const TAG: u32 = 40;
+    pub const RESULT: u32 = 48;
+    pub const ERROR: u32 = 52;
+    pub const RESERVED0: u32 = 56;
+    pub const RESERVED1: u32 = 60;
+}
+
+/// The queue header at arena offset 0. 64 bytes.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct QueueHeader {
+    /// [`QUEUE_MAGIC`].
+    pub magic: u32,
+    /// [`QUEUE_VERSION`].
+    pub version: u32,
+    /// Slots in the queue.
+    pub nslots: u32,
+    /// `PUMP_*`, written by the pump with release; lanes read it with acquire.
+    pub pump_state: u32,
+    /// Registered buffer regions.
+    pub nregions: u32,
+    /// Registered files.
+    pub nfiles: u32,
+    /// Reserved, zero.
+    pub reserved: [u32; 10],
+}
+
+/// Offset of `QueueHeader::pump_state`.
+pub const HEADER_PUMP_STATE: u32 = 12;
+
+/// One registered buffer region: where it lies in the arena. Its handle is its index in the table; it is
+/// registered with the pump's ring as fixed buffer `handle`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct RegionDesc {
+    /// Arena offset (page-aligned).
+    pub offset: u32,
+    /// Size in bytes.
+    pub size: u32,
+}
+
+/// The io_queue layout descriptor handed to a device (push constants / kernel argument), 64 bytes. It holds
+/// no host address and no file descriptor: devices name files and buffers by handle.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct PumpLayout {
+    /// Arena size in bytes (a multiple of the page size).
+    pub arena_size: u64,
+    /// Offset of the [`QueueHeader`] (0).
+    pub header: u32,
+    /// Offset of the pending bitmap: `bitmap_words` u32 words, bit `i % 32` of word `i / 32` for slot `i`.
+    pub bitmap: u32,
+    /// Words in the pending bitmap (`ceil(nslots / 32)`).
+    pub bitmap_words: u32,
+    /// Offset of the slot array (64-byte aligned).
+    pub slots: u32,
+    /// Slots.
+    pub nslots: u32,
+    /// Offset of the [`RegionDesc`] table.
+    pub regions: u32,
+    /// Registered buffer regions.
+    pub nregions: u32,
+    /// Registered files (handles `0..nfiles`).
+    pub nfiles: u32,
+    /// [`QUEUE_VERSION`].
+    pub version: u32,
+    /// Reserved, zero.
+    pub reserved: [u32; 5],
+}
+
+impl PumpLayout {
+    /// Arena offset of slot `i`.
+    #[inline]
+    pub fn slot(&self, i: u32) -> u32 {
+        self.slots + i * std::mem::size_of::<IoSlot>() as u32
+    }
+}
+
+/// Where everything lies in a pump arena: the queue pages, then each region between guard bytes.
+#[derive(Debug, Clone)]
+pub struct ArenaPlan {
+    pub layout: PumpLayout,
+    pub regions: Vec<RegionDesc>,
+    /// Bytes of the queue part (header, bitmap, region table, slots), page-rounded.
+    pub queue_len: usize,
+}
+
+fn round_up(x: usize, a: usize) -> usize {
+    x.div_ceil(a) * a
+}
+
+/// Why a pump arena cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// Slots out of range.
+    #[error("the io_queue needs 1..={MAX_SLOTS} slots, got {0}")]
+    Slots(u32),
+    /// A region is empty or too large.
+    #[error("buffer region {index} is {size} bytes: regions must be 1..={MAX_REGION} bytes (one registered buffer each)")]
+    Region {
+        /// The region's handle.
+        index: usize,
+        /// Its size.
+        size: usize,
+    },
+    /// Too many regions.
+    #[error("{0} buffer regions: at most 16384 (io_uring's registered-buffer limit)")]
+    TooManyRegions(usize),
+    /// The arena would not be addressable with 32-bit offsets.
+    #[error(
+        "the pump arena would be {0} bytes; device offsets are 32-bit, so keep it under 2 GiB"
+    )]
+    TooLarge(usize),
+}
+
+impl ArenaPlan {
+    /// Plans an arena for `nslots` slots and the given region sizes. Every region starts on a page boundary
+    /// and is followed by guard bytes up to the next page boundary plus one whole guard page; one guard page
+    /// also separates the queue from the first region.
+    pub fn new(nslots: u32, region_sizes: &[usize], nfiles: u32) -> Result<ArenaPlan, PlanError> {
+        if nslots == 0 || nslots > MAX_SLOTS {
+            return Err(PlanError::Slots(nslots));
+        }
+        if region_sizes.len() > 16384 {
+            return Err(PlanError::TooManyRegions(region_sizes.len()));
+        }
+        for (index, &size) in region_sizes.iter().enumerate() {
+            if size == 0 || size > MAX_REGION {
+                return Err(PlanError::Region { index, size });
+            }
+        }
+        let page = page_size();
+        let header = 0usize;
+        let bitmap_words = nslots.div_ceil(32);
+        let bitmap = 64usize;
+        let regions = round_up(bitmap + bitmap_words as usize * 4, 64);
+        let slots = round_up(regions + region_sizes.len() * 8, 64);
+        let queue_len = round_up(slots + nslots as usize * 64, page);
+        let mut off = queue_len + page; // guard page after the queue
+        let mut descs = Vec::with_capacity(region_sizes.len());
+        for &size in region_sizes {
+            descs.push(RegionDesc {
+                offset: off as u32,
+                size: size as u32,
+            });
+            off = round_up(off + size, page) + page;
+            if off > (u32::MAX / 2) as usize {
+                return Err(PlanError::TooLarge(off));
+            }
+        }
+        let layout = PumpLayout {
+            arena_size: off as u64,
+            header: header as u32,
+            bitmap: bitmap as u32,
+            bitmap_words,
+            slots: slots as u32,
+            nslots,
+            regions: regions as u32,
+            nregions: region_sizes.len() as u32,
+            nfiles,
+            version: QUEUE_VERSION,
+            reserved: [0; 5],
+        };
+        Ok(ArenaPlan {
+            layout,
+            regions: descs,
+            queue_len,
+        })
+    }
+}
+
+/// The pump arena: one page-aligned anonymous mapping holding the io_queue and the buffer regions, with guard
+/// bytes around every region. Importable into a GPU API like the device ring's arena (page-aligned base and
+/// size, no host pointers inside).
+pub struct PumpArena {
+    map: memmap2::MmapMut,
+    plan: ArenaPlan,
+}
+
+impl PumpArena {
+    /// Maps and initialises an arena: header, region table, guard bytes; every slot FREE, bitmap clear.
+    pub fn new(plan: ArenaPlan) -> std::io::Result<PumpArena> {
+        let mut map = memmap2::MmapOptions::new()
+            .len(plan.layout.arena_size as usize)
+            .populate()
+            .map_anon()?;
+        // Registered (pinned) pages must not become copy-on-write in a forked child.
+        let _ = map.advise(memmap2::Advice::DontFork);
+        let l = plan.layout;
+        // Nothing else can see the mapping yet: plain writes.
+        let hdr = QueueHeader {
+            magic: QUEUE_MAGIC,
+            version: QUEUE_VERSION,
+            nslots: l.nslots,
+            pump_state: PUMP_NOT_STARTED,
+            nregions: l.nregions,
+            nfiles: l.nfiles,
+            reserved: [0; 10],
+        };
+        map[..64].copy_from_slice(bytemuck::bytes_of(&hdr));
+        let t = l.regions as usize;
+        map[t..t + plan.regions.len() * 8].copy_from_slice(bytemuck::cast_slice(&plan.regions));
+        map[plan.queue_len..].fill(GUARD_BYTE);
+        for r in &plan.regions {
+            map[r.offset as usize..(r.offset + r.size) as usize].fill(0);
+        }
+        Ok(PumpArena { map, plan })
+    }
+
+    /// The layout descriptor.
+    pub fn layout(&self) -> PumpLayout {
+        self.plan.layout
+    }
+
+    /// The buffer regions (handle = index).
+    pub fn regions(&self) -> &[RegionDesc] {
+        &self.plan.regions
+    }
+
+    /// Base address and length (for importing into a GPU API, and for registering the regions).
+    pub fn raw(&self) -> (*mut u8, usize) {
+        (self.map.as_ptr() as *mut u8, self.map.len())
+    }
+
+    /// A view of the arena.
+    pub fn view(&self) -> QueueView<'_> {
+        // SAFETY: the mapping is `arena_size` bytes, laid out and initialised by `new` as `layout` says, and
+        // lives as long as the returned borrow of `self`.
+        unsafe { QueueView::new(self.map.as_ptr() as *mut u8, self.plan.layout) }
+    }
+
+    /// Whether every guard byte (between the queue and the first region, and after each region up to and
+    /// including the following guard page) still holds [`GUARD_BYTE`]. Reads with relaxed atomic loads, so
+    /// it may run while the pump serves.
+    pub fn guards_intact(&self) -> bool {
+        let v = self.view();
+        let mut start = self.plan.queue_len;
+        let check = |from: usize, to: usize| {
+            let word = u32::from_ne_bytes([GUARD_BYTE; 4]);
+            (from..to)
+                .step_by(4)
+                .all(|o| v.u32_at(o as u32).load(Ordering::Relaxed) == word)
+        };
+        for r in &self.plan.regions {
+            // Region starts are page-aligned and ends are followed by guard bytes up to a 4-aligned boundary:
+            // check the unaligned tail byte by byte.
+            if !check(start, r.offset as usize) {
+                return false;
+            }
+            let end = (r.offset + r.size) as usize;
+            let aligned = round_up(end, 4);
+            for o in end..aligned {
+                if v.byte(o as u32) != GUARD_BYTE {
+                    return false;
+                }
+            }
+            start = aligned;
+        }
+        check(start, self.map.len())
+    }
+}
+
+/// A view of a pump arena as device code sees it: base address plus [`PumpLayout`]. `Copy`, `Send`, `Sync`.
+/// Every shared word is reached as an atomic; data bytes are copied in and out of regions the caller owns by
+/// the protocol.
+#[derive(Clone, Copy)]
+pub struct QueueView<'a> {
+    base: *mut u8,
+    layout: PumpLayout,
+    _arena: PhantomData<&'a ()>,
+}
+
+// SAFETY: the view hands out atomics into memory that lives for 'a, and byte copies whose exclusivity the
+// io_queue protocol guarantees (see each method); a raw pointer alone does not make it thread-bound.
+unsafe impl Send for QueueView<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for QueueView<'_> {}
+
+impl<'a> QueueView<'a> {
+    /// Makes a view.
+    ///
+    /// # Safety
+    /// `base` must point to a pump arena of `layout.arena_size` bytes laid out as `layout` says (header,
+    /// region table initialised), mapped for all of `'a`.
+    pub unsafe fn new(base: *mut u8, layout: PumpLayout) -> QueueView<'a> {
+        QueueView {
+            base,
+            layout,
+            _arena: PhantomData,
+        }
+    }
+
+    /// The layout descriptor.
+    #[inline]
+    pub fn layout(&self) -> &PumpLayout {
+        &self.layout
+    }
+
+    #[inline]
+    fn check(&self, off: u32, size: u32) {
+        assert!(
+            off as u64 + size as u64 <= self.layout.arena_size && off % size == 0,
+            "pump arena offset {off} (size {size}) out of range or misaligned"
+        );
+    }
+
+    /// The 32-bit word at `off`.
+    #[inline]
+    pub fn u32_at(&self, off: u32) -> &'a AtomicU32 {
+        self.check(off, 4);
+        // SAFETY: in bounds and 4-aligned (checked; the mapping is page-aligned); the arena outlives 'a
+        // (`new`'s contract); every access to shared words goes through atomics.
+        unsafe { AtomicU32::from_ptr(self.base.add(off as usize).cast()) }
+    }
+
+    /// The signed 32-bit word at `off`.
+    #[inline]
+    pub fn i32_at(&self, off: u32) -> &'a AtomicI32 {
+        self.check(off, 4);
+        // SAFETY: as for `u32_at`.
+        unsafe { AtomicI32::from_ptr(self.base.add(off as usize).cast()) }
+    }
+
+    /// The 64-bit word at `off`.
+    #[inline]
+    pub fn u64_at(&self, off: u32) -> &'a AtomicU64 {
+        self.check(off, 8);
+        // SAFETY: as for `u32_at`, 8-aligned (checked).
+        unsafe { AtomicU64::from_ptr(self.base.add(off as usize).cast()) }
+    }
+
+    fn byte(&self, off: u32) -> u8 {
+        let w = self.u32_at(off & !3).load(Ordering::Relaxed);
+        w.to_ne_bytes()[(off & 3) as usize]
+    }
+
+    /// The pump's state word (`PUMP_*`).
+    #[inline]
+    pub fn pump_state(&self) -> &'a AtomicU32 {
+        self.u32_at(self.layout.header + HEADER_PUMP_STATE)
+    }
+
+    /// Pending-bitmap word `w`.
+    #[inline]
+    pub fn bitmap_word(&self, w: u32) -> &'a AtomicU32 {
+        assert!(w < self.layout.bitmap_words);
+        self.u32_at(self.layout.bitmap + w * 4)
+    }
+
+    /// The 32-bit field at byte `field` (a [`slot_off`] constant) of slot `i`.
+    #[inline]
+    pub fn slot32(&self, i: u32, field: u32) -> &'a AtomicU32 {
+        assert!(i < self.layout.nslots, "slot {i} out of range");
+        self.u32_at(self.layout.slot(i) + field)
+    }
+
+    /// The 64-bit field at byte `field` of slot `i`.
+    #[inline]
+    pub fn slot64(&self, i: u32, field: u32) -> &'a AtomicU64 {
+        assert!(i < self.layout.nslots, "slot {i} out of range");
+        self.u64_at(self.layout.slot(i) + field)
+    }
+
+    /// Slot `i`'s state word.
+    #[inline]
+    pub fn state(&self, i: u32) -> &'a AtomicU32 {
+        self.slot32(i, slot_off::STATE)
+    }
+
+    /// Slot `i`'s `result` word.
+    #[inline]
+    pub fn result(&self, i: u32) -> &'a AtomicI32 {
+        assert!(i < self.layout.nslots, "slot {i} out of range");
+        self.i32_at(self.layout.slot(i) + slot_off::RESULT)
+    }
+
+    /// A snapshot of slot `i`, every field loaded with a relaxed atomic load.
+    pub fn snapshot(&self, i: u32) -> IoSlot {
+        use slot_off::*;
+        let r = |f| self.slot32(i, f).load(Ordering::Relaxed);
+        IoSlot {
+            state: r(STATE),
+            op: r(OP),
+            file: r(FILE),
+            buf: r(BUF),
+            file_offset: self.slot64(i, FILE_OFFSET).load(Ordering::Relaxed),
+            buf_offset: self.slot64(i, BUF_OFFSET).load(Ordering::Relaxed),
+            len: r(LEN),
+            owner: r(OWNER),
+            tag: self.slot64(i, TAG).load(Ordering::Relaxed),
+            result: r(RESULT) as i32,
+            error: r(ERROR),
+            reserved: [r(RESERVED0), r(RESERVED1)],
+        }
+    }
+
+    /// Buffer region `handle` (`None` if there is no such region).
+    #[inline]
+    pub fn region(&self, handle: u32) -> Option<RegionDesc> {
+        if handle >= self.layout.nregions {
+            return None;
+        }
+        let off = self.layout.regions + handle * 8;
+        Some(RegionDesc {
+            offset: self.u32_at(off).load(Ordering::Relaxed),
+            size: self.u32_at(off + 4).load(Ordering::Relaxed),
+        })
+    }
+
+    fn region_range(&self, handle: u32, off: u64, len: usize) -> usize {
+        let r = self
+            .region(handle)
+            .unwrap_or_else(|| panic!("no buffer region {handle}"));
+        assert!(
+            off.checked_add(len as u64)
+                .is_some_and(|end| end <= r.size as u64),
+            "[{off}, +{len}) is outside buffer region {handle} ({} bytes)",
+            r.size
+        );
+        r.offset as usize + off as usize
+    }
+
+    /// Copies bytes out of buffer region `handle` at `off`.
+    ///
+    /// The caller must own those bytes by the protocol: no READ in flight writes them (it has seen the READ
+    /// that filled them DONE, or never published one).
+    pub fn read_region(&self, handle: u32, off: u64, out: &mut [u8]) {
+        let at = self.region_range(handle, off, out.len());
+        // SAFETY: in bounds of the region (checked), hence of the mapping; quiescent by the caller's protocol
+        // obligation; `out` is a distinct Rust buffer.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(at), out.as_mut_ptr(), out.len()) }
+    }
+
+    /// Copies `bytes` into buffer region `handle` at `off`.
+    ///
+    /// The caller must own those bytes by the protocol: no READ or WRITE in flight uses them.
+    pub fn write_region(&self, handle: u32, off: u64, bytes: &[u8]) {
+        let at = self.region_range(handle, off, bytes.len());
+        // SAFETY: in bounds (checked); exclusive by the caller's protocol obligation; `bytes` is a distinct
+        // Rust buffer.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(at), bytes.len()) }
+    }
+
+    /// A borrowed slice of buffer region `handle` at `off` (for checksumming in place).
+    ///
+    /// # Safety
+    /// Nothing may write those bytes while the slice lives: no READ into them in flight, no lane writing them.
+    pub unsafe fn region_slice(&self, handle: u32, off: u64, len: usize) -> &'a [u8] {
+        let at = self.region_range(handle, off, len);
+        // SAFETY: in bounds (checked), mapped for 'a; immutability for the slice's life is the caller's
+        // obligation.
+        unsafe { std::slice::from_raw_parts(self.base.add(at), len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn slot_layout_is_pinned() {
+        assert_eq!(size_of::<IoSlot>(), 64);
+        assert_eq!(std::mem::align_of::<IoSlot>(), 8);
+        assert_eq!(offset_of!(IoSlot, state), slot_off::STATE as usize);
+        assert_eq!(offset_of!(IoSlot, op), slot_off::OP as usize);
+        assert_eq!(offset_of!(IoSlot, file), slot_off::FILE as usize);
+        assert_eq!(offset_of!(IoSlot, buf), slot_off::BUF as usize);
+        assert_eq!(
+            offset_of!(IoSlot, file_offset),
+            slot_off::FILE_OFFSET as usize
+        );
+        assert_eq!(
+            offset_of!(IoSlot, buf_offset),
+            slot_off::BUF_OFFSET as usize
+        );
+        assert_eq!(offset_of!(IoSlot, len), slot_off::LEN as usize);
+        assert_eq!(offset_of!(IoSlot, owner), slot_off::OWNER as usize);
+        assert_eq!(offset_of!(IoSlot, tag), slot_off::TAG as usize);
+        assert_eq!(offset_of!(IoSlot, result), slot_off::RESULT as usize);
+        assert_eq!(offset_of!(IoSlot, error), slot_off::ERROR as usize);
+        assert_eq!(offset_of!(IoSlot, reserved), slot_off::RESERVED0 as usize);
+    }
+
+    #[test]
+    fn header_and_layout_are_pinned() {
+        assert_eq!(size_of::<QueueHeader>(), 64);
+        assert_eq!(
+            offset_of!(QueueHeader, pump_state),
+            HEADER_PUMP_STATE as usize
+        );
+        assert_eq!(size_of::<RegionDesc>(), 8);
+        assert_eq!(size_of::<PumpLayout>(), 64);
+        assert_eq!(offset_of!(PumpLayout, header), 8);
+        assert_eq!(offset_of!(PumpLayout, slots), 20);
+        assert_eq!(offset_of!(PumpLayout, nfiles), 36);
+    }
+
+    #[test]
+    fn plan_is_page_aligned_with_guards() {
+        let p = ArenaPlan::new(100, &[5000, 4096, 1], 2).unwrap();
+        let page = page_size();
+        assert_eq!(p.layout.bitmap_words, 4);
+        assert_eq!(p.layout.slots % 64, 0);
+        assert!(p.layout.slots as usize + 100 * 64 <= p.queue_len);
+        let mut prev_end = p.queue_len;
+        for r in &p.regions {
+            assert_eq!(r.offset as usize % page, 0);
+            assert!(
+                r.offset as usize >= prev_end + page,
+                "a guard page before every region"
+            );
+            prev_end = (r.offset + r.size) as usize;
+        }
+        assert!(p.layout.arena_size as usize >= prev_end + page);
+        assert_eq!(p.layout.arena_size as usize % page, 0);
+        assert!(ArenaPlan::new(0, &[], 0).is_err());
+        assert!(ArenaPlan::new(8, &[0], 0).is_err());
+    }
+
+    #[test]
+    fn fresh_arena_is_free_and_guarded() {
+        let a = PumpArena::new(ArenaPlan::new(40, &[100, 8192], 1).unwrap()).unwrap();
+        let v = a.view();
+        assert!(a.guards_intact());
+        for i in 0..40 {
+            assert_eq!(v.snapshot(i), IoSlot::default());
+        }
+        assert_eq!(v.pump_state().load(Ordering::Relaxed), PUMP_NOT_STARTED);
+        assert_eq!(v.region(1).unwrap().size, 8192);
+        assert!(v.region(2).is_none());
+        v.write_region(0, 99, &[7]);
+        assert!(a.guards_intact());
+        // Scribble one byte past region 0: the guard check must notice.
+        let r0 = v.region(0).unwrap();
+        let w = v.u32_at(r0.offset + 100);
+        w.store(0, Ordering::Relaxed);
+        assert!(!a.guards_intact());
+    }
+}
