@@ -12,7 +12,7 @@
 //!   WRITE_FIXED to /dev/null, with SKIP_SUCCESS, or reaping every CQE.
 //!
 //! Lanes are persistent threads (one per lane) parked on a barrier between batches, so thread creation is not
-//! measured. After criterion, a summary runs every configuration once per round, interleaved, for 7 rounds
+//! measured. After criterion, a summary runs every configuration once per round, interleaved, for 7 rounds (`GPU_URING_BENCH_ROUNDS=N` for more)
 //! (so load changes on a shared machine hit all alike) and prints each one's median throughput, its ratio to
 //! the ceiling with the same completion mode measured in the same round (median and range; target: ≥ 0.8 for
 //! `skip/8-lanes`), and allocations per write counted by this binary's global allocator over a steady-state
@@ -406,7 +406,16 @@ fn main() {
     // The summary: interleaved rounds (every configuration once per round, the SQ threads of the others
     // asleep), so load drift on a shared machine hits all configurations alike; then the allocation window.
     let quick = !bench_mode;
-    let (rounds, batch): (usize, u64) = if quick { (1, 2_000) } else { (7, 200_000) };
+    // More rounds (`GPU_URING_BENCH_ROUNDS`) narrow the median on a loaded machine.
+    let rounds_env = std::env::var("GPU_URING_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&r| r > 0);
+    let (rounds, batch): (usize, u64) = if quick {
+        (1, 2_000)
+    } else {
+        (rounds_env.unwrap_or(7), 200_000)
+    };
     let settle = Duration::from_millis(SQ_IDLE_MS * 2 + 10);
     let mut rates: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut allocs: BTreeMap<String, f64> = BTreeMap::new();
