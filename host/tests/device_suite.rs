@@ -576,3 +576,59 @@ fn vulkan_selection_errors_name_the_reason() {
         );
     }
 }
+
+#[test]
+fn vulkan_a_dispatch_over_its_time_limit_is_reported_not_waited_for() {
+    let Some((_shared, _g)) = vulkan_device() else {
+        return;
+    };
+    // A device of its own, so its limits can be changed.
+    let mut dev = VulkanDevice::open(None).unwrap();
+    dev.dispatch_timeout = Duration::from_micros(1); // waits at least 1 ms
+    let lanes = 8;
+    let ring = ring(RingConfig {
+        lanes,
+        fixed_buffer_bytes: 4096,
+        ..Default::default()
+    });
+    // Nobody acknowledges: every lane polls until its budget is spent (several ms per dispatch).
+    let t = std::time::Instant::now();
+    let r = dev.run(&ring, lanes, &Program::EditBuffer { steps: 5 }, TIMEOUT);
+    assert!(
+        matches!(
+            r,
+            Err(DeviceError::Timeout {
+                backend: "vulkan",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "not waited for");
+    // The ring (and its arena) may go first: the parked dispatch keeps the arena alive until it ends.
+    drop(ring);
+    drop(dev);
+    // And a run whose lanes cannot finish in the run's time ends with Timeout too.
+    let dev = VulkanDevice::open(None).unwrap();
+    let ring = self::ring(RingConfig {
+        lanes,
+        fixed_buffer_bytes: 4096,
+        ..Default::default()
+    });
+    let r = dev.run(
+        &ring,
+        lanes,
+        &Program::EditBuffer { steps: 5 },
+        Duration::from_millis(200),
+    );
+    assert!(
+        matches!(
+            r,
+            Err(DeviceError::Timeout {
+                backend: "vulkan",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+}
