@@ -632,3 +632,25 @@ fn vulkan_a_dispatch_over_its_time_limit_is_reported_not_waited_for() {
         "{r:?}"
     );
 }
+
+#[test]
+fn vulkan_named_programs_run() {
+    let Some((dev, _g)) = vulkan_device() else {
+        return;
+    };
+    let lanes = 8;
+    let ring = ring(RingConfig {
+        lanes,
+        ..Default::default()
+    });
+    for name in ["nop", "nop_wait", "lane_stress"] {
+        let (rep, states) = dev.run_named(&ring, lanes, name, 10, TIMEOUT).unwrap();
+        assert_eq!(rep.total().done, lanes as u64 * 10, "{name}");
+        assert!(states.iter().all(|s| s.flags & shared::LANE_FINISHED != 0));
+    }
+    assert!(matches!(
+        dev.run_named(&ring, lanes, "no-such-program", 1, TIMEOUT),
+        Err(DeviceError::Run { .. })
+    ));
+    assert_clean(&ring);
+}

@@ -224,6 +224,52 @@ impl VulkanDevice {
         })
     }
 
+    /// The built-in programs' names, as [`VulkanDevice::run_named`] takes them (one SPIR-V module each).
+    pub const PROGRAMS: [&'static str; 7] = [
+        "print",
+        "nop",
+        "read",
+        "lane_stress",
+        "edit_buffer",
+        "layout",
+        "exact",
+    ];
+
+    /// Runs a built-in program by name with one size argument, for experiments that pick programs from the
+    /// command line: `print` (lines per lane), `nop` (fire-and-forget NOPs per lane), `nop_wait` (waited NOPs),
+    /// `lane_stress` (NOPs per lane), `edit_buffer` (steps), `layout` (ignored). `write`, `read` and `exact`
+    /// need more arguments: use [`VulkanDevice::run_program`] with a [`Program`].
+    pub fn run_named(
+        &self,
+        ring: &DeviceRing,
+        lanes: u32,
+        name: &str,
+        count: u32,
+        timeout: Duration,
+    ) -> Result<(RunReport, Vec<LaneState>), DeviceError> {
+        let program = match name {
+            "print" => Program::Print { lines: count },
+            "nop" => Program::Nop {
+                ops: count,
+                fire_and_forget: true,
+            },
+            "nop_wait" => Program::Nop {
+                ops: count,
+                fire_and_forget: false,
+            },
+            "lane_stress" => Program::LaneStress { ops: count },
+            "edit_buffer" => Program::EditBuffer { steps: count },
+            "layout" => Program::Layout,
+            other => {
+                return Err(run_error(format!(
+                    "no built-in program {other:?} with one argument (print, nop, nop_wait, lane_stress, \
+                     edit_buffer, layout)"
+                )))
+            }
+        };
+        self.run_program(ring, lanes, &program, timeout)
+    }
+
     /// The physical device this runs on.
     pub fn physical(&self) -> &VulkanPhysicalDevice {
         &self.phys
