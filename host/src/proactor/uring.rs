@@ -262,11 +262,82 @@ impl Uring {
 
     /// Builds and pushes the SQE of slot `idx`.
     pub(crate) fn start(&self, sh: &Shared, core: &mut Core, idx: u32) {
+        let entry = Self::entry(sh, &core.files, &mut core.slots[idx as usize], idx);
+        // SAFETY: the entry points into this slot's op (buffers, path, iovecs, event,
+        // notification epoch) or its `ts`; the slot is not released and the op not
+        // dropped until the completion is reaped (`Core::finish`), and teardown waits
+        // for outstanding completions or leaks the memory.
+        if unsafe { self.push(sh, &entry) } {
+            Self::queued(&mut core.slots[idx as usize]);
+        } else {
+            // Ring full and this thread may not flush: the poll thread starts it.
+            let s = &mut core.slots[idx as usize];
+            s.state = State::Queued;
+            let gen = s.gen;
+            core.deferred.push((idx, gen));
+            sh.hint.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether `op` can be started by `start_batch` (everything but a notification
+    /// wait that runs emulated in user space).
+    #[inline]
+    pub(crate) fn batchable(sh: &Shared, op: &OpKind) -> bool {
+        !matches!(op, OpKind::NotificationWait(..))
+            || sh.caps.is_native(Capability::KernelNotificationWait)
+    }
+
+    /// Allocates a slot for each of `ops` (unlinked; every one `batchable`) and pushes
+    /// their SQEs through one view of the submission ring, publishing the tail once.
+    /// Caller holds the core lock and has reserved SQ room for all of them.
+    pub(crate) fn start_batch<S: super::core::OpSource>(
+        &self,
+        sh: &Shared,
+        core: &mut Core,
+        ops: &mut S,
+        mut on_id: impl FnMut(OpId),
+        future: bool,
+    ) {
+        // SAFETY: the core lock (held by the caller) guards every SubmissionQueue of
+        // this ring, so this is the only one until it is dropped at the end.
+        let mut sq = unsafe { self.ring.submission_shared() };
+        ops.drain_into(|op| {
+            let idx = core.alloc(op, future);
+            let s = &mut core.slots[idx as usize];
+            on_id(OpId(s.key(idx)));
+            s.state = State::Running;
+            let entry = Self::entry(sh, &core.files, s, idx);
+            // SAFETY: as in `start`: everything the entry points at lives in the slot
+            // until its completion is reaped (or is leaked by teardown).
+            if unsafe { sq.push(&entry) }.is_ok() {
+                Self::queued(&mut core.slots[idx as usize]);
+            } else {
+                // Not expected (the caller reserved room); the poll thread starts it.
+                let s = &mut core.slots[idx as usize];
+                s.state = State::Queued;
+                let gen = s.gen;
+                core.deferred.push((idx, gen));
+                sh.hint.store(true, Ordering::Relaxed);
+            }
+        });
+        // Dropping `sq` publishes the new tail (Release), which is what the kernel reads.
+        drop(sq);
+    }
+
+    /// After a slot's SQE is queued: a queued close now owns its descriptor.
+    #[inline]
+    fn queued(s: &mut super::core::Slot) {
+        if let Some(OpKind::Close { fd }) = &mut s.op {
+            let _ = fd.take().map(IntoRawFd::into_raw_fd);
+        }
+    }
+
+    /// The SQE of slot `s` (index `idx`).
+    #[inline(always)]
+    fn entry(sh: &Shared, files: &[OwnedFd], s: &mut super::core::Slot, idx: u32) -> squeue::Entry {
         let files_native = sh.caps.is_native(Capability::FixedFiles);
         let bufs_native = sh.caps.is_native(Capability::RegisteredBuffers);
         let abs_native = sh.caps.is_native(Capability::AbsoluteTimers);
-        let files = &core.files;
-        let s = &mut core.slots[idx as usize];
         let key = s.key(idx);
         let link = s.chain == Chain::Kernel && s.next != NONE;
         let ts = &mut s.ts;
@@ -431,24 +502,7 @@ impl Uring {
         } else {
             entry
         };
-        let entry = entry.user_data(key);
-        // SAFETY: the entry points into this slot's op (buffers, path, iovecs, event,
-        // notification epoch) or its `ts`; the slot is not released and the op not
-        // dropped until the completion is reaped (`Core::finish`), and teardown waits
-        // for outstanding completions or leaks the memory.
-        if unsafe { self.push(sh, &entry) } {
-            if let Some(OpKind::Close { fd }) = &mut core.slots[idx as usize].op {
-                // The queued close now owns the descriptor.
-                let _ = fd.take().map(IntoRawFd::into_raw_fd);
-            }
-        } else {
-            // Ring full and this thread may not flush: the poll thread starts it.
-            let s = &mut core.slots[idx as usize];
-            s.state = State::Queued;
-            let gen = s.gen;
-            core.deferred.push((idx, gen));
-            sh.hint.store(true, Ordering::Relaxed);
-        }
+        entry.user_data(key)
     }
 
     /// Poll-thread work before waiting: enable the ring, arm the wake read, send
@@ -559,21 +613,35 @@ impl Uring {
             for cqe in &mut cq {
                 let ud = cqe.user_data();
                 let res = cqe.result();
-                if ud == WAKE {
-                    woken = true;
-                    if let BackendState::Uring(u) = &mut core.be {
-                        u.wake_armed = false;
+                // Slot keys never have bit 63 set; WAKE and cancel requests do.
+                if ud & CANCEL != 0 {
+                    if ud == WAKE {
+                        woken = true;
+                        if let BackendState::Uring(u) = &mut core.be {
+                            u.wake_armed = false;
+                        }
+                    } else {
+                        Self::cancel_done(sh, core, OpId(ud & !CANCEL), res);
                     }
-                } else if ud & CANCEL != 0 {
-                    Self::cancel_done(sh, core, OpId(ud & !CANCEL), res);
-                } else if let Some(idx) = core.find(OpId(ud)) {
-                    let s = &core.slots[idx as usize];
-                    if s.state != State::Running {
-                        continue;
-                    }
-                    let outcome = outcome(s.op.as_ref().unwrap(), s.cancel, res);
-                    core.finish(sh, idx, outcome);
+                    continue;
                 }
+                let Some(idx) = core.find(OpId(ud)) else {
+                    continue;
+                };
+                let s = &core.slots[idx as usize];
+                if s.state != State::Running {
+                    continue;
+                }
+                let outcome = if res >= 0 {
+                    Outcome::Ok(res as u32)
+                } else {
+                    outcome(
+                        s.op.as_ref().expect("running slot has an op"),
+                        s.cancel,
+                        res,
+                    )
+                };
+                core.finish(sh, idx, outcome);
             }
         }
         woken
