@@ -322,7 +322,20 @@ impl Core {
                 outcome,
                 resources,
             });
-            self.release(idx);
+            // Like `release`, minus what already holds its default here: the op was
+            // just taken, the delivery is `Callback`, and a raw-path slot never stores
+            // a result.
+            let s = &mut self.slots[idx as usize];
+            debug_assert!(s.op.is_none() && s.result.is_none());
+            s.state = State::Free;
+            s.cancel = false;
+            s.cancel_tries = 0;
+            s.cancel_pending = false;
+            s.soft = false;
+            s.chain = Chain::None;
+            s.next_waiter = NONE;
+            self.live -= 1;
+            self.free.push(idx);
             return;
         }
         self.finish_slow(sh, idx, outcome);
@@ -487,17 +500,17 @@ impl Core {
 /// the whole submission is accepted.
 pub(crate) trait OpSource {
     fn ops(&self) -> &[Operation];
-    fn drain_into(&mut self, f: impl FnMut(Operation));
+    /// Moves the operations out, in order.
+    fn take_all(&mut self) -> impl Iterator<Item = Operation> + '_;
 }
 
 impl OpSource for Vec<Operation> {
     fn ops(&self) -> &[Operation] {
         self
     }
-    fn drain_into(&mut self, mut f: impl FnMut(Operation)) {
-        for op in self.drain(..) {
-            f(op);
-        }
+    #[inline]
+    fn take_all(&mut self) -> impl Iterator<Item = Operation> + '_ {
+        self.drain(..)
     }
 }
 
@@ -505,10 +518,9 @@ impl OpSource for Option<Operation> {
     fn ops(&self) -> &[Operation] {
         self.as_slice()
     }
-    fn drain_into(&mut self, mut f: impl FnMut(Operation)) {
-        if let Some(op) = self.take() {
-            f(op);
-        }
+    #[inline]
+    fn take_all(&mut self) -> impl Iterator<Item = Operation> + '_ {
+        self.take().into_iter()
     }
 }
 
@@ -629,12 +641,12 @@ impl Shared {
                 _ => false,
             };
             if !batched {
-                ops.drain_into(|op| {
+                for op in ops.take_all() {
                     let idx = core.alloc(op, future);
                     on_id(OpId(core.slots[idx as usize].key(idx)));
                     if chain == Chain::None {
                         core.start(self, idx);
-                        return;
+                        continue;
                     }
                     let s = &mut core.slots[idx as usize];
                     s.chain = chain;
@@ -645,7 +657,7 @@ impl Shared {
                         core.slots[prev as usize].next = idx;
                     }
                     prev = idx;
-                });
+                }
                 match chain {
                     Chain::None => {}
                     Chain::Emulated => core.start(self, head),

@@ -262,7 +262,9 @@ impl Uring {
 
     /// Builds and pushes the SQE of slot `idx`.
     pub(crate) fn start(&self, sh: &Shared, core: &mut Core, idx: u32) {
-        let entry = Self::entry(sh, &core.files, &mut core.slots[idx as usize], idx);
+        let s = &mut core.slots[idx as usize];
+        let link = s.chain == Chain::Kernel && s.next != NONE;
+        let entry = Self::entry(sh, &core.files, s, idx, link);
         // SAFETY: the entry points into this slot's op (buffers, path, iovecs, event,
         // notification epoch) or its `ts`; the slot is not released and the op not
         // dropped until the completion is reaped (`Core::finish`), and teardown waits
@@ -301,12 +303,13 @@ impl Uring {
         // SAFETY: the core lock (held by the caller) guards every SubmissionQueue of
         // this ring, so this is the only one until it is dropped at the end.
         let mut sq = unsafe { self.ring.submission_shared() };
-        ops.drain_into(|op| {
+        for op in ops.take_all() {
             let idx = core.alloc(op, future);
             let s = &mut core.slots[idx as usize];
             on_id(OpId(s.key(idx)));
             s.state = State::Running;
-            let entry = Self::entry(sh, &core.files, s, idx);
+            // Unlinked by the caller's contract: no IO_LINK flag.
+            let entry = Self::entry(sh, &core.files, s, idx, false);
             // SAFETY: as in `start`: everything the entry points at lives in the slot
             // until its completion is reaped (or is leaked by teardown).
             if unsafe { sq.push(&entry) }.is_ok() {
@@ -319,7 +322,7 @@ impl Uring {
                 core.deferred.push((idx, gen));
                 sh.hint.store(true, Ordering::Relaxed);
             }
-        });
+        }
         // Dropping `sq` publishes the new tail (Release), which is what the kernel reads.
         drop(sq);
     }
@@ -332,14 +335,19 @@ impl Uring {
         }
     }
 
-    /// The SQE of slot `s` (index `idx`).
+    /// The SQE of slot `s` (index `idx`); `link` sets `IOSQE_IO_LINK`.
     #[inline(always)]
-    fn entry(sh: &Shared, files: &[OwnedFd], s: &mut super::core::Slot, idx: u32) -> squeue::Entry {
+    fn entry(
+        sh: &Shared,
+        files: &[OwnedFd],
+        s: &mut super::core::Slot,
+        idx: u32,
+        link: bool,
+    ) -> squeue::Entry {
         let files_native = sh.caps.is_native(Capability::FixedFiles);
         let bufs_native = sh.caps.is_native(Capability::RegisteredBuffers);
         let abs_native = sh.caps.is_native(Capability::AbsoluteTimers);
         let key = s.key(idx);
-        let link = s.chain == Chain::Kernel && s.next != NONE;
         let ts = &mut s.ts;
         let iov = &mut s.iov;
         let op = s.op.as_mut().expect("started slot has an op");
