@@ -310,13 +310,20 @@ impl Core {
     #[inline(always)]
     pub(crate) fn finish(&mut self, sh: &Shared, idx: u32, outcome: Outcome) {
         // Fast path: an unlinked operation on the raw path.
-        let s = &mut self.slots[idx as usize];
+        let Core {
+            slots,
+            done,
+            free,
+            live,
+            ..
+        } = self;
+        let s = &mut slots[idx as usize];
         if s.next == NONE && s.prev == NONE && matches!(s.delivery, Delivery::Callback) {
             let resources = match s.op.take() {
                 Some(op) => op.into_resources(),
                 None => unreachable!("running slot has an op"),
             };
-            self.done.push(Completion {
+            done.push(Completion {
                 id: OpId(s.key(idx)),
                 user_data: s.user_data,
                 outcome,
@@ -325,7 +332,6 @@ impl Core {
             // Like `release`, minus what already holds its default here: the op was
             // just taken, the delivery is `Callback`, and a raw-path slot never stores
             // a result.
-            let s = &mut self.slots[idx as usize];
             debug_assert!(s.op.is_none() && s.result.is_none());
             s.state = State::Free;
             s.cancel = false;
@@ -334,8 +340,8 @@ impl Core {
             s.soft = false;
             s.chain = Chain::None;
             s.next_waiter = NONE;
-            self.live -= 1;
-            self.free.push(idx);
+            *live -= 1;
+            free.push(idx);
             return;
         }
         self.finish_slow(sh, idx, outcome);

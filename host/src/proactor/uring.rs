@@ -633,11 +633,13 @@ impl Uring {
                     }
                     continue;
                 }
-                let Some(idx) = core.find(OpId(ud)) else {
+                let id = OpId(ud);
+                let idx = id.index();
+                let Some(s) = core.slots.get(idx as usize) else {
                     continue;
                 };
-                let s = &core.slots[idx as usize];
-                if s.state != State::Running {
+                // A stale key (generation moved on) or a slot not running: nothing to do.
+                if s.gen != id.gen() || s.state != State::Running {
                     continue;
                 }
                 let outcome = if res >= 0 {
