@@ -606,8 +606,12 @@ impl Shared {
         }
         {
             let mut core = lock(&self.core);
+            // One pass: validate, and note whether the batch can take the io_uring
+            // fast path (`Uring::start_batch`).
+            let mut batchable = true;
             for op in ops.ops() {
                 self.validate(&core, op)?;
+                batchable &= Uring::batchable(self, &op.kind);
             }
             if core.free_slots() < n {
                 return Err(Error::SubmissionQueueFull {
@@ -636,10 +640,7 @@ impl Shared {
                 Chain::Emulated
             };
             let batched = match &self.backend {
-                Backend::Uring(u)
-                    if chain == Chain::None
-                        && ops.ops().iter().all(|o| Uring::batchable(self, &o.kind)) =>
-                {
+                Backend::Uring(u) if chain == Chain::None && batchable => {
                     // The common case: one SQ view for the whole batch.
                     u.start_batch(self, core, ops, &mut on_id, future);
                     true

@@ -264,12 +264,14 @@ impl Uring {
     pub(crate) fn start(&self, sh: &Shared, core: &mut Core, idx: u32) {
         let s = &mut core.slots[idx as usize];
         let link = s.chain == Chain::Kernel && s.next != NONE;
-        let entry = Self::entry(sh, &core.files, s, idx, link);
         // SAFETY: the entry points into this slot's op (buffers, path, iovecs, event,
         // notification epoch) or its `ts`; the slot is not released and the op not
         // dropped until the completion is reaped (`Core::finish`), and teardown waits
         // for outstanding completions or leaks the memory.
-        if unsafe { self.push(sh, &entry) } {
+        let pushed = Self::with_entry(sh, &core.files, s, idx, link, |e| unsafe {
+            self.push(sh, &e)
+        });
+        if pushed {
             Self::queued(&mut core.slots[idx as usize]);
         } else {
             // Ring full and this thread may not flush: the poll thread starts it.
@@ -309,14 +311,15 @@ impl Uring {
             on_id(OpId(s.key(idx)));
             s.state = State::Running;
             // Unlinked by the caller's contract: no IO_LINK flag.
-            let entry = Self::entry(sh, &core.files, s, idx, false);
             // SAFETY: as in `start`: everything the entry points at lives in the slot
             // until its completion is reaped (or is leaked by teardown).
-            if unsafe { sq.push(&entry) }.is_ok() {
-                Self::queued(&mut core.slots[idx as usize]);
+            let pushed = Self::with_entry(sh, &core.files, &mut *s, idx, false, |e| unsafe {
+                sq.push(&e).is_ok()
+            });
+            if pushed {
+                Self::queued(s);
             } else {
                 // Not expected (the caller reserved room); the poll thread starts it.
-                let s = &mut core.slots[idx as usize];
                 s.state = State::Queued;
                 let gen = s.gen;
                 core.deferred.push((idx, gen));
@@ -335,15 +338,18 @@ impl Uring {
         }
     }
 
-    /// The SQE of slot `s` (index `idx`); `link` sets `IOSQE_IO_LINK`.
+    /// Builds the SQE of slot `s` (index `idx`; `link` sets `IOSQE_IO_LINK`) and hands
+    /// it to `emit`. Every operation kind calls `emit` from its own branch, so each
+    /// entry is built and copied straight out rather than merged through one exit.
     #[inline(always)]
-    fn entry(
+    fn with_entry<R>(
         sh: &Shared,
         files: &[OwnedFd],
         s: &mut super::core::Slot,
         idx: u32,
         link: bool,
-    ) -> squeue::Entry {
+        emit: impl FnOnce(squeue::Entry) -> R,
+    ) -> R {
         let files_native = sh.caps.is_native(Capability::FixedFiles);
         let bufs_native = sh.caps.is_native(Capability::RegisteredBuffers);
         let abs_native = sh.caps.is_native(Capability::AbsoluteTimers);
@@ -352,28 +358,40 @@ impl Uring {
         let iov = &mut s.iov;
         let op = s.op.as_mut().expect("started slot has an op");
 
+        macro_rules! emit {
+            ($e:expr) => {{
+                let e: squeue::Entry = $e;
+                let e = if link {
+                    e.flags(squeue::Flags::IO_LINK)
+                } else {
+                    e
+                };
+                return emit(e.user_data(key));
+            }};
+        }
+
         macro_rules! fd {
             ($t:expr, |$fd:ident| $body:expr) => {
                 match $t {
                     Target::Fixed(i) if files_native => {
                         let $fd = types::Fixed(i);
-                        $body
+                        emit!($body)
                     }
                     Target::Fixed(i) => {
                         // Validated at submission; -1 (EBADF) if the table was replaced since.
                         let $fd = types::Fd(files.get(i as usize).map_or(-1, |f| f.as_raw_fd()));
-                        $body
+                        emit!($body)
                     }
                     Target::Fd(f) => {
                         let $fd = types::Fd(f);
-                        $body
+                        emit!($body)
                     }
                 }
             };
         }
 
-        let entry = match op {
-            OpKind::Nop => opcode::Nop::new().build(),
+        match op {
+            OpKind::Nop => emit!(opcode::Nop::new().build()),
             OpKind::Timer(spec) => {
                 let mut flags = types::TimeoutFlags::ETIME_SUCCESS;
                 let ns = match *spec {
@@ -388,29 +406,29 @@ impl Uring {
                 *ts = types::Timespec::new()
                     .sec(ns / 1_000_000_000)
                     .nsec((ns % 1_000_000_000) as u32);
-                opcode::Timeout::new(ts as *const types::Timespec)
+                emit!(opcode::Timeout::new(ts as *const types::Timespec)
                     .flags(flags)
-                    .build()
+                    .build())
             }
             OpKind::EventWait(ev) => {
-                opcode::PollAdd::new(types::Fd(ev.as_raw_fd()), libc::POLLIN as u32).build()
+                emit!(opcode::PollAdd::new(types::Fd(ev.as_raw_fd()), libc::POLLIN as u32).build())
             }
-            OpKind::NotificationWait(n, token) => opcode::FutexWait::new(
+            OpKind::NotificationWait(n, token) => emit!(opcode::FutexWait::new(
                 n.0.epoch.as_ptr() as *const u32,
                 *token as u64,
                 FUTEX_MATCH_ANY,
                 FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
             )
-            .build(),
+            .build()),
             OpKind::Open {
                 dir,
                 path,
                 flags,
                 mode,
-            } => opcode::OpenAt::new(types::Fd(*dir), path.as_ptr())
+            } => emit!(opcode::OpenAt::new(types::Fd(*dir), path.as_ptr())
                 .flags(*flags)
                 .mode(*mode)
-                .build(),
+                .build()),
             OpKind::Read { fd, buf, offset } => {
                 fd!(*fd, |f| opcode::Read::new(
                     f,
@@ -502,15 +520,9 @@ impl Uring {
             OpKind::Close { fd } => {
                 // Ownership passes to the kernel only once the SQE is queued (below).
                 let raw = fd.as_ref().expect("close owns its fd").as_raw_fd();
-                opcode::Close::new(types::Fd(raw)).build()
+                emit!(opcode::Close::new(types::Fd(raw)).build())
             }
-        };
-        let entry = if link {
-            entry.flags(squeue::Flags::IO_LINK)
-        } else {
-            entry
-        };
-        entry.user_data(key)
+        }
     }
 
     /// Poll-thread work before waiting: enable the ring, arm the wake read, send
