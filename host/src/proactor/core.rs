@@ -213,38 +213,60 @@ impl Core {
         self.free.len()
     }
 
-    fn alloc(&mut self, op: Operation, delivery: Delivery) -> u32 {
+    /// Takes a free slot for `op`. A free slot already holds the defaults `release`
+    /// restores (no chain, no cancel state, no op, no result), so only what describes
+    /// the new operation is written here.
+    #[inline(always)]
+    pub(crate) fn alloc(&mut self, op: Operation, future: bool) -> u32 {
         let idx = self.free.pop().expect("caller checked free_slots");
         let s = &mut self.slots[idx as usize];
+        debug_assert!(
+            s.state == State::Free
+                && s.op.is_none()
+                && s.result.is_none()
+                && s.prev == NONE
+                && s.next == NONE
+                && s.next_waiter == NONE
+                && s.chain == Chain::None
+                && !s.cancel
+                && !s.cancel_pending
+                && !s.soft
+                && matches!(s.delivery, Delivery::Callback)
+        );
         s.gen = s.gen.wrapping_add(1) & 0x7fff_ffff;
         s.state = State::Queued;
-        s.delivery = delivery;
-        s.cancel = false;
-        s.cancel_tries = 0;
-        s.cancel_pending = false;
-        s.soft = false;
+        if future {
+            s.delivery = Delivery::Future(None);
+        }
         s.user_data = op.user_data;
         s.op = Some(op.kind);
-        s.result = None;
-        s.chain = Chain::None;
-        s.prev = NONE;
-        s.next = NONE;
-        s.next_waiter = NONE;
         self.live += 1;
         idx
     }
 
+    /// Frees slot `idx`, restoring every per-operation field to its default (which
+    /// `alloc` relies on).
+    #[inline(always)]
     pub(crate) fn release(&mut self, idx: u32) {
         let s = &mut self.slots[idx as usize];
         s.state = State::Free;
         s.op = None;
         s.result = None;
         s.delivery = Delivery::Callback;
+        s.cancel = false;
+        s.cancel_tries = 0;
+        s.cancel_pending = false;
+        s.soft = false;
+        s.chain = Chain::None;
+        s.prev = NONE;
+        s.next = NONE;
+        s.next_waiter = NONE;
         self.live -= 1;
         self.free.push(idx);
     }
 
     /// Looks up a live slot by id.
+    #[inline(always)]
     pub(crate) fn find(&self, id: OpId) -> Option<u32> {
         let s = self.slots.get(id.index() as usize)?;
         (s.gen == id.gen() && s.state != State::Free).then_some(id.index())
@@ -285,26 +307,49 @@ impl Core {
 
     /// Records the outcome of slot `idx` exactly once: advances or breaks its linked
     /// sequence, then delivers (raw path), stores (future) or drops (detached).
+    #[inline(always)]
     pub(crate) fn finish(&mut self, sh: &Shared, idx: u32, outcome: Outcome) {
         // Fast path: an unlinked operation on the raw path.
-        let s = &mut self.slots[idx as usize];
+        let Core {
+            slots,
+            done,
+            free,
+            live,
+            ..
+        } = self;
+        let s = &mut slots[idx as usize];
         if s.next == NONE && s.prev == NONE && matches!(s.delivery, Delivery::Callback) {
-            let resources =
-                s.op.take()
-                    .expect("running slot has an op")
-                    .into_resources();
-            let key = s.key(idx);
-            s.prev = NONE;
-            s.chain = Chain::None;
-            self.done.push(Completion {
-                id: OpId(key),
+            let resources = match s.op.take() {
+                Some(op) => op.into_resources(),
+                None => unreachable!("running slot has an op"),
+            };
+            done.push(Completion {
+                id: OpId(s.key(idx)),
                 user_data: s.user_data,
                 outcome,
                 resources,
             });
-            self.release(idx);
+            // Like `release`, minus what already holds its default here: the op was
+            // just taken, the delivery is `Callback`, and a raw-path slot never stores
+            // a result.
+            debug_assert!(s.op.is_none() && s.result.is_none());
+            s.state = State::Free;
+            s.cancel = false;
+            s.cancel_tries = 0;
+            s.cancel_pending = false;
+            s.soft = false;
+            s.chain = Chain::None;
+            s.next_waiter = NONE;
+            *live -= 1;
+            free.push(idx);
             return;
         }
+        self.finish_slow(sh, idx, outcome);
+    }
+
+    /// `finish` for linked steps, futures and detached operations.
+    #[inline(never)]
+    fn finish_slow(&mut self, sh: &Shared, idx: u32, outcome: Outcome) {
         let mut idx = idx;
         let mut outcome = outcome;
         loop {
@@ -437,6 +482,7 @@ impl Core {
         true
     }
 
+    #[inline]
     pub(crate) fn map_target(&self, sh: &Shared, t: Target) -> Result<(), Error> {
         match t {
             Target::Fd(_) => Ok(()),
@@ -460,17 +506,17 @@ impl Core {
 /// the whole submission is accepted.
 pub(crate) trait OpSource {
     fn ops(&self) -> &[Operation];
-    fn drain_into(&mut self, f: impl FnMut(Operation));
+    /// Moves the operations out, in order.
+    fn take_all(&mut self) -> impl Iterator<Item = Operation> + '_;
 }
 
 impl OpSource for Vec<Operation> {
     fn ops(&self) -> &[Operation] {
         self
     }
-    fn drain_into(&mut self, mut f: impl FnMut(Operation)) {
-        for op in self.drain(..) {
-            f(op);
-        }
+    #[inline]
+    fn take_all(&mut self) -> impl Iterator<Item = Operation> + '_ {
+        self.drain(..)
     }
 }
 
@@ -478,10 +524,9 @@ impl OpSource for Option<Operation> {
     fn ops(&self) -> &[Operation] {
         self.as_slice()
     }
-    fn drain_into(&mut self, mut f: impl FnMut(Operation)) {
-        if let Some(op) = self.take() {
-            f(op);
-        }
+    #[inline]
+    fn take_all(&mut self) -> impl Iterator<Item = Operation> + '_ {
+        self.take().into_iter()
     }
 }
 
@@ -515,23 +560,35 @@ impl Shared {
     }
 
     /// Validates resources an op references before anything is started.
+    #[inline]
     fn validate(&self, core: &Core, op: &Operation) -> Result<()> {
-        if let Some(t) = op.kind.target() {
-            core.map_target(self, t)?;
-        }
-        if let OpKind::ReadFixed { buf, len, .. } | OpKind::WriteFixed { buf, len, .. } = &op.kind {
-            if *len as usize > buf.capacity() {
-                return Err(Error::InvalidArgument(
-                    "fixed read/write length exceeds the buffer",
-                ));
+        match &op.kind {
+            OpKind::Nop
+            | OpKind::Timer(_)
+            | OpKind::EventWait(_)
+            | OpKind::NotificationWait(..)
+            | OpKind::Open { .. }
+            | OpKind::Close { .. } => Ok(()),
+            OpKind::Read { fd, .. } | OpKind::Write { fd, .. } | OpKind::Fsync { fd, .. } => {
+                core.map_target(self, *fd)
+            }
+            OpKind::ReadFixed { fd, buf, len, .. } | OpKind::WriteFixed { fd, buf, len, .. } => {
+                core.map_target(self, *fd)?;
+                if *len as usize > buf.capacity() {
+                    return Err(Error::InvalidArgument(
+                        "fixed read/write length exceeds the buffer",
+                    ));
+                }
+                Ok(())
+            }
+            OpKind::Readv { fd, bufs, .. } | OpKind::Writev { fd, bufs, .. } => {
+                core.map_target(self, *fd)?;
+                if bufs.len() > libc::UIO_MAXIOV as usize {
+                    return Err(Error::InvalidArgument("too many iovecs"));
+                }
+                Ok(())
             }
         }
-        if let OpKind::Readv { bufs, .. } | OpKind::Writev { bufs, .. } = &op.kind {
-            if bufs.len() > libc::UIO_MAXIOV as usize {
-                return Err(Error::InvalidArgument("too many iovecs"));
-            }
-        }
-        Ok(())
     }
 
     /// Submits `ops` (all or nothing). `linked` makes them one sequence. Each id is
@@ -549,8 +606,12 @@ impl Shared {
         }
         {
             let mut core = lock(&self.core);
+            // One pass: validate, and note whether the batch can take the io_uring
+            // fast path (`Uring::start_batch`).
+            let mut batchable = true;
             for op in ops.ops() {
                 self.validate(&core, op)?;
+                batchable &= Uring::batchable(self, &op.kind);
             }
             if core.free_slots() < n {
                 return Err(Error::SubmissionQueueFull {
@@ -578,37 +639,42 @@ impl Shared {
             } else {
                 Chain::Emulated
             };
-            ops.drain_into(|op| {
-                let d = if future {
-                    Delivery::Future(None)
-                } else {
-                    Delivery::Callback
-                };
-                let idx = core.alloc(op, d);
-                on_id(OpId(core.slots[idx as usize].key(idx)));
-                if chain == Chain::None {
-                    core.start(self, idx);
-                    return;
+            let batched = match &self.backend {
+                Backend::Uring(u) if chain == Chain::None && batchable => {
+                    // The common case: one SQ view for the whole batch.
+                    u.start_batch(self, core, ops, &mut on_id, future);
+                    true
                 }
-                let s = &mut core.slots[idx as usize];
-                s.chain = chain;
-                s.prev = prev;
-                if prev == NONE {
-                    head = idx;
-                } else {
-                    core.slots[prev as usize].next = idx;
+                _ => false,
+            };
+            if !batched {
+                for op in ops.take_all() {
+                    let idx = core.alloc(op, future);
+                    on_id(OpId(core.slots[idx as usize].key(idx)));
+                    if chain == Chain::None {
+                        core.start(self, idx);
+                        continue;
+                    }
+                    let s = &mut core.slots[idx as usize];
+                    s.chain = chain;
+                    s.prev = prev;
+                    if prev == NONE {
+                        head = idx;
+                    } else {
+                        core.slots[prev as usize].next = idx;
+                    }
+                    prev = idx;
                 }
-                prev = idx;
-            });
-            match chain {
-                Chain::None => {}
-                Chain::Emulated => core.start(self, head),
-                Chain::Kernel => {
-                    let mut i = head;
-                    while i != NONE {
-                        let next = core.slots[i as usize].next;
-                        core.start(self, i);
-                        i = next;
+                match chain {
+                    Chain::None => {}
+                    Chain::Emulated => core.start(self, head),
+                    Chain::Kernel => {
+                        let mut i = head;
+                        while i != NONE {
+                            let next = core.slots[i as usize].next;
+                            core.start(self, i);
+                            i = next;
+                        }
                     }
                 }
             }

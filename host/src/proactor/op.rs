@@ -183,19 +183,7 @@ impl OpKind {
         }
     }
 
-    pub(crate) fn target(&self) -> Option<Target> {
-        match self {
-            OpKind::Read { fd, .. }
-            | OpKind::Write { fd, .. }
-            | OpKind::Readv { fd, .. }
-            | OpKind::Writev { fd, .. }
-            | OpKind::ReadFixed { fd, .. }
-            | OpKind::WriteFixed { fd, .. }
-            | OpKind::Fsync { fd, .. } => Some(*fd),
-            _ => None,
-        }
-    }
-
+    #[inline]
     pub(crate) fn into_resources(self) -> Resources {
         match self {
             OpKind::Nop | OpKind::Timer(_) | OpKind::Fsync { .. } => Resources::None,

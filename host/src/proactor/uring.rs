@@ -262,39 +262,136 @@ impl Uring {
 
     /// Builds and pushes the SQE of slot `idx`.
     pub(crate) fn start(&self, sh: &Shared, core: &mut Core, idx: u32) {
+        let s = &mut core.slots[idx as usize];
+        let link = s.chain == Chain::Kernel && s.next != NONE;
+        // SAFETY: the entry points into this slot's op (buffers, path, iovecs, event,
+        // notification epoch) or its `ts`; the slot is not released and the op not
+        // dropped until the completion is reaped (`Core::finish`), and teardown waits
+        // for outstanding completions or leaks the memory.
+        let pushed = Self::with_entry(sh, &core.files, s, idx, link, |e| unsafe {
+            self.push(sh, &e)
+        });
+        if pushed {
+            Self::queued(&mut core.slots[idx as usize]);
+        } else {
+            // Ring full and this thread may not flush: the poll thread starts it.
+            let s = &mut core.slots[idx as usize];
+            s.state = State::Queued;
+            let gen = s.gen;
+            core.deferred.push((idx, gen));
+            sh.hint.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether `op` can be started by `start_batch` (everything but a notification
+    /// wait that runs emulated in user space).
+    #[inline]
+    pub(crate) fn batchable(sh: &Shared, op: &OpKind) -> bool {
+        !matches!(op, OpKind::NotificationWait(..))
+            || sh.caps.is_native(Capability::KernelNotificationWait)
+    }
+
+    /// Allocates a slot for each of `ops` (unlinked; every one `batchable`) and pushes
+    /// their SQEs through one view of the submission ring, publishing the tail once.
+    /// Caller holds the core lock and has reserved SQ room for all of them.
+    pub(crate) fn start_batch<S: super::core::OpSource>(
+        &self,
+        sh: &Shared,
+        core: &mut Core,
+        ops: &mut S,
+        mut on_id: impl FnMut(OpId),
+        future: bool,
+    ) {
+        // SAFETY: the core lock (held by the caller) guards every SubmissionQueue of
+        // this ring, so this is the only one until it is dropped at the end.
+        let mut sq = unsafe { self.ring.submission_shared() };
+        for op in ops.take_all() {
+            let idx = core.alloc(op, future);
+            let s = &mut core.slots[idx as usize];
+            on_id(OpId(s.key(idx)));
+            s.state = State::Running;
+            // Unlinked by the caller's contract: no IO_LINK flag.
+            // SAFETY: as in `start`: everything the entry points at lives in the slot
+            // until its completion is reaped (or is leaked by teardown).
+            let pushed = Self::with_entry(sh, &core.files, &mut *s, idx, false, |e| unsafe {
+                sq.push(&e).is_ok()
+            });
+            if pushed {
+                Self::queued(s);
+            } else {
+                // Not expected (the caller reserved room); the poll thread starts it.
+                s.state = State::Queued;
+                let gen = s.gen;
+                core.deferred.push((idx, gen));
+                sh.hint.store(true, Ordering::Relaxed);
+            }
+        }
+        // Dropping `sq` publishes the new tail (Release), which is what the kernel reads.
+        drop(sq);
+    }
+
+    /// After a slot's SQE is queued: a queued close now owns its descriptor.
+    #[inline]
+    fn queued(s: &mut super::core::Slot) {
+        if let Some(OpKind::Close { fd }) = &mut s.op {
+            let _ = fd.take().map(IntoRawFd::into_raw_fd);
+        }
+    }
+
+    /// Builds the SQE of slot `s` (index `idx`; `link` sets `IOSQE_IO_LINK`) and hands
+    /// it to `emit`. Every operation kind calls `emit` from its own branch, so each
+    /// entry is built and copied straight out rather than merged through one exit.
+    #[inline(always)]
+    fn with_entry<R>(
+        sh: &Shared,
+        files: &[OwnedFd],
+        s: &mut super::core::Slot,
+        idx: u32,
+        link: bool,
+        emit: impl FnOnce(squeue::Entry) -> R,
+    ) -> R {
         let files_native = sh.caps.is_native(Capability::FixedFiles);
         let bufs_native = sh.caps.is_native(Capability::RegisteredBuffers);
         let abs_native = sh.caps.is_native(Capability::AbsoluteTimers);
-        let files = &core.files;
-        let s = &mut core.slots[idx as usize];
         let key = s.key(idx);
-        let link = s.chain == Chain::Kernel && s.next != NONE;
         let ts = &mut s.ts;
         let iov = &mut s.iov;
         let op = s.op.as_mut().expect("started slot has an op");
+
+        macro_rules! emit {
+            ($e:expr) => {{
+                let e: squeue::Entry = $e;
+                let e = if link {
+                    e.flags(squeue::Flags::IO_LINK)
+                } else {
+                    e
+                };
+                return emit(e.user_data(key));
+            }};
+        }
 
         macro_rules! fd {
             ($t:expr, |$fd:ident| $body:expr) => {
                 match $t {
                     Target::Fixed(i) if files_native => {
                         let $fd = types::Fixed(i);
-                        $body
+                        emit!($body)
                     }
                     Target::Fixed(i) => {
                         // Validated at submission; -1 (EBADF) if the table was replaced since.
                         let $fd = types::Fd(files.get(i as usize).map_or(-1, |f| f.as_raw_fd()));
-                        $body
+                        emit!($body)
                     }
                     Target::Fd(f) => {
                         let $fd = types::Fd(f);
-                        $body
+                        emit!($body)
                     }
                 }
             };
         }
 
-        let entry = match op {
-            OpKind::Nop => opcode::Nop::new().build(),
+        match op {
+            OpKind::Nop => emit!(opcode::Nop::new().build()),
             OpKind::Timer(spec) => {
                 let mut flags = types::TimeoutFlags::ETIME_SUCCESS;
                 let ns = match *spec {
@@ -309,29 +406,29 @@ impl Uring {
                 *ts = types::Timespec::new()
                     .sec(ns / 1_000_000_000)
                     .nsec((ns % 1_000_000_000) as u32);
-                opcode::Timeout::new(ts as *const types::Timespec)
+                emit!(opcode::Timeout::new(ts as *const types::Timespec)
                     .flags(flags)
-                    .build()
+                    .build())
             }
             OpKind::EventWait(ev) => {
-                opcode::PollAdd::new(types::Fd(ev.as_raw_fd()), libc::POLLIN as u32).build()
+                emit!(opcode::PollAdd::new(types::Fd(ev.as_raw_fd()), libc::POLLIN as u32).build())
             }
-            OpKind::NotificationWait(n, token) => opcode::FutexWait::new(
+            OpKind::NotificationWait(n, token) => emit!(opcode::FutexWait::new(
                 n.0.epoch.as_ptr() as *const u32,
                 *token as u64,
                 FUTEX_MATCH_ANY,
                 FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
             )
-            .build(),
+            .build()),
             OpKind::Open {
                 dir,
                 path,
                 flags,
                 mode,
-            } => opcode::OpenAt::new(types::Fd(*dir), path.as_ptr())
+            } => emit!(opcode::OpenAt::new(types::Fd(*dir), path.as_ptr())
                 .flags(*flags)
                 .mode(*mode)
-                .build(),
+                .build()),
             OpKind::Read { fd, buf, offset } => {
                 fd!(*fd, |f| opcode::Read::new(
                     f,
@@ -423,31 +520,8 @@ impl Uring {
             OpKind::Close { fd } => {
                 // Ownership passes to the kernel only once the SQE is queued (below).
                 let raw = fd.as_ref().expect("close owns its fd").as_raw_fd();
-                opcode::Close::new(types::Fd(raw)).build()
+                emit!(opcode::Close::new(types::Fd(raw)).build())
             }
-        };
-        let entry = if link {
-            entry.flags(squeue::Flags::IO_LINK)
-        } else {
-            entry
-        };
-        let entry = entry.user_data(key);
-        // SAFETY: the entry points into this slot's op (buffers, path, iovecs, event,
-        // notification epoch) or its `ts`; the slot is not released and the op not
-        // dropped until the completion is reaped (`Core::finish`), and teardown waits
-        // for outstanding completions or leaks the memory.
-        if unsafe { self.push(sh, &entry) } {
-            if let Some(OpKind::Close { fd }) = &mut core.slots[idx as usize].op {
-                // The queued close now owns the descriptor.
-                let _ = fd.take().map(IntoRawFd::into_raw_fd);
-            }
-        } else {
-            // Ring full and this thread may not flush: the poll thread starts it.
-            let s = &mut core.slots[idx as usize];
-            s.state = State::Queued;
-            let gen = s.gen;
-            core.deferred.push((idx, gen));
-            sh.hint.store(true, Ordering::Relaxed);
         }
     }
 
@@ -559,21 +633,37 @@ impl Uring {
             for cqe in &mut cq {
                 let ud = cqe.user_data();
                 let res = cqe.result();
-                if ud == WAKE {
-                    woken = true;
-                    if let BackendState::Uring(u) = &mut core.be {
-                        u.wake_armed = false;
+                // Slot keys never have bit 63 set; WAKE and cancel requests do.
+                if ud & CANCEL != 0 {
+                    if ud == WAKE {
+                        woken = true;
+                        if let BackendState::Uring(u) = &mut core.be {
+                            u.wake_armed = false;
+                        }
+                    } else {
+                        Self::cancel_done(sh, core, OpId(ud & !CANCEL), res);
                     }
-                } else if ud & CANCEL != 0 {
-                    Self::cancel_done(sh, core, OpId(ud & !CANCEL), res);
-                } else if let Some(idx) = core.find(OpId(ud)) {
-                    let s = &core.slots[idx as usize];
-                    if s.state != State::Running {
-                        continue;
-                    }
-                    let outcome = outcome(s.op.as_ref().unwrap(), s.cancel, res);
-                    core.finish(sh, idx, outcome);
+                    continue;
                 }
+                let id = OpId(ud);
+                let idx = id.index();
+                let Some(s) = core.slots.get(idx as usize) else {
+                    continue;
+                };
+                // A stale key (generation moved on) or a slot not running: nothing to do.
+                if s.gen != id.gen() || s.state != State::Running {
+                    continue;
+                }
+                let outcome = if res >= 0 {
+                    Outcome::Ok(res as u32)
+                } else {
+                    outcome(
+                        s.op.as_ref().expect("running slot has an op"),
+                        s.cancel,
+                        res,
+                    )
+                };
+                core.finish(sh, idx, outcome);
             }
         }
         woken
