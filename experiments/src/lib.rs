@@ -157,6 +157,39 @@ impl Experiment {
         self.say(&self.device_desc.clone());
     }
 
+    /// For experiments that need a GPU-style device (device memory apart from the host's, shaders): opens the
+    /// device and returns it if it is one. `--device auto` that finds only the CPU reference device prints
+    /// `skip: <why>` with the reasons each GPU backend was unavailable and returns `None` (the caller exits 0);
+    /// `--device cpu` ends the program with exit status 2 and the same explanation; an unavailable GPU device
+    /// named explicitly ends it as in [`Experiment::open_device`].
+    pub fn gpu_only(&mut self, needs: &str) -> Option<Box<dyn Device>> {
+        let sel = self.args.device.clone();
+        if sel == DeviceSelector::Cpu {
+            fail(&format!(
+                "--device cpu: {} needs a GPU-style device ({needs}); the CPU reference device has none. \
+                 Use --device vulkan (or auto to skip when no GPU-style device is present)",
+                self.name
+            ));
+        }
+        let (dev, skipped) = match backend::open(&sel) {
+            Ok(v) => v,
+            Err(e) => fail(&format!("--device {sel}: {e}")),
+        };
+        if dev.info().backend != "cpu" {
+            self.device_desc = device_line(&sel, &dev.info().to_string(), &skipped);
+            self.say(&self.device_desc.clone());
+            return Some(dev);
+        }
+        let reasons: Vec<String> = skipped.iter().map(|e| e.to_string()).collect();
+        let reasons = reasons.join("; ");
+        self.say(&format!(
+            "device: none [--device {sel}]\nskip: {} needs a GPU-style device ({needs}); none is usable here: \
+             {reasons}",
+            self.name
+        ));
+        None
+    }
+
     /// Prints `rows` as an aligned table titled `title`, writes `DIR/<table>.csv`, and under `--json` writes
     /// each row to stdout as a JSON object (with `experiment` and `table` fields first). Returns the CSV path.
     pub fn table(&self, table: &str, title: &str, rows: &[Record]) -> PathBuf {

@@ -96,8 +96,8 @@ fn main() {
             row.text("device", info.to_string())
                 .text("status", if ok { "usable" } else { "check failed" })
                 .text("reason", reason)
-                .text("nop", nop.map_or_else(|_| "FAIL".into(), |s| s))
-                .text("print", print.map_or_else(|_| "FAIL".into(), |s| s))
+                .text("nop", nop.unwrap_or_else(|_| "FAIL".into()))
+                .text("print", print.unwrap_or_else(|_| "FAIL".into()))
                 .pass("passed", ok),
         );
     }

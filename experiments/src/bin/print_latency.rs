@@ -290,6 +290,16 @@ fn ring(fd: i32, lanes: u32, idle: Duration) -> DeviceRing {
     ring
 }
 
+/// After a direct run: waits (bounded) until the ring is idle and, for a regular-file target (offset mode),
+/// moves the file position past the printed lines, so the next path's lines follow them instead of
+/// overwriting them.
+fn finish(ring: &DeviceRing) {
+    if !ring.quiesce(Duration::from_secs(10)) {
+        eprintln!("warning: the device ring did not quiesce within 10 s");
+    }
+    ring.finish_prints();
+}
+
 /// Budget of one lane-side wait: with the lanes' backoff, far longer than any healthy print.
 const BUDGET: u32 = 1 << 20;
 
@@ -322,6 +332,7 @@ fn direct_latency(fd: i32, idle: Duration, warm: u32, n: u32, timeout: Duration)
     })
     .pop()
     .unwrap_or_default();
+    finish(&ring);
     let errs = ring.view().control_snapshot().print_errors as u64;
     Latency {
         path: "direct",
@@ -425,6 +436,7 @@ fn direct_throughput(
         .unwrap_or_else(|e| fail(&format!("running the print program: {e}")));
     // Count the helpers' work until the last line is done (the run ends when every lane's lines completed).
     let (h1, p1) = (threads_cpu(DIRECT_HELPERS), process_cpu());
+    finish(&ring);
     let errs = ring.view().control_snapshot().print_errors as u64;
     let tot = rep.total();
     let bytes: u64 = rep
