@@ -61,9 +61,12 @@ struct Cli {
     timeout_s: u64,
 }
 
-/// The host threads that work for the direct path: the ring's waker and the kernel's SQPOLL thread (a thread
-/// of this process, named `iou-sqp-<pid>`).
-const DIRECT_HELPERS: &[&str] = &["gpu-uring-waker", "iou-sqp-"];
+/// The host threads that work for the direct path: the ring's waker, the kernel's SQPOLL thread (a thread of
+/// this process, named `iou-sqp-<pid>`), and the kernel's io-wq workers (`iou-wrk-<pid>`), which execute the
+/// writes the SQPOLL thread cannot complete without blocking — e.g. buffered writes to a regular file on a
+/// filesystem without async buffered writes (ext4), which is where `--print-to FILE` lines go. Workers that
+/// exit during a run (after seconds idle) drop out of this count; the process CPU column keeps them.
+const DIRECT_HELPERS: &[&str] = &["gpu-uring-waker", "iou-sqp-", "iou-wrk-"];
 
 /// One path's single-lane result.
 struct Latency {
@@ -447,7 +450,7 @@ fn direct_throughput(
         .sum();
     Throughput {
         path: "direct",
-        helpers: "waker + SQPOLL thread",
+        helpers: "waker + SQPOLL thread + io-wq",
         lines: tot.done,
         bytes,
         secs: rep.elapsed.as_secs_f64(),
