@@ -747,19 +747,6 @@ pub fn process_cpu() -> std::time::Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// CPU time of the calling thread so far (`CLOCK_THREAD_CPUTIME_ID`).
-pub fn this_thread_cpu() -> std::time::Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-parameter for the duration of the call.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
-        return std::time::Duration::ZERO;
-    }
-    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 /// Formats a rate with an SI suffix (`1.23 M`).
 pub fn si(v: f64) -> String {
     let (d, s) = if v >= 1e9 {

@@ -11,11 +11,11 @@
 //!
 //! The server polls like the kernel's SQPOLL thread does for the device ring, so the two designs pay for
 //! polling alike: it spins while a request arrived within the last `spin_idle`, then sleeps in growing steps
-//! (1 µs doubling up to `max_sleep`) and goes back to spinning as soon as it finds work. Its CPU time (its own
-//! thread clock) is reported by [`RpcServer::stop`].
+//! (1 µs doubling up to `max_sleep`) and goes back to spinning as soon as it finds work. The thread is named
+//! `rpc-server`, so experiments can read its CPU time ([`crate::threads_cpu`]).
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::*};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -242,14 +242,11 @@ pub struct ServerStats {
     pub scans: u64,
     /// Sleeps while idle.
     pub sleeps: u64,
-    /// The server thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).
-    pub cpu: Duration,
 }
 
 /// The host server thread.
 pub struct RpcServer {
     stop: Arc<AtomicBool>,
-    calls: Arc<AtomicU64>,
     thread: Option<JoinHandle<ServerStats>>,
 }
 
@@ -262,21 +259,14 @@ impl RpcServer {
         cfg: ServerConfig,
     ) -> std::io::Result<RpcServer> {
         let stop = Arc::new(AtomicBool::new(false));
-        let calls = Arc::new(AtomicU64::new(0));
-        let (s, c) = (stop.clone(), calls.clone());
+        let s = stop.clone();
         let thread = std::thread::Builder::new()
             .name("rpc-server".into())
-            .spawn(move || serve(&arena, fd, cfg, &s, &c))?;
+            .spawn(move || serve(&arena, fd, cfg, &s))?;
         Ok(RpcServer {
             stop,
-            calls,
             thread: Some(thread),
         })
-    }
-
-    /// Requests served so far.
-    pub fn calls(&self) -> u64 {
-        self.calls.load(Relaxed)
     }
 
     /// Stops the server after its current scan and returns its statistics.
@@ -298,14 +288,7 @@ impl Drop for RpcServer {
     }
 }
 
-fn serve(
-    a: &MailboxArena,
-    fd: RawFd,
-    cfg: ServerConfig,
-    stop: &AtomicBool,
-    calls: &AtomicU64,
-) -> ServerStats {
-    let cpu0 = crate::this_thread_cpu();
+fn serve(a: &MailboxArena, fd: RawFd, cfg: ServerConfig, stop: &AtomicBool) -> ServerStats {
     let mut st = ServerStats::default();
     let mut last_work = Instant::now();
     let mut sleep = Duration::from_micros(1);
@@ -339,7 +322,6 @@ fn serve(
             a.i32_at(lane, MB_RESULT).store(res, Relaxed);
             // Release: the client's acquire load of REPLY sees the result.
             state.store(STATE_REPLY, Release);
-            calls.fetch_add(1, Relaxed);
         }
         if found {
             last_work = Instant::now();
@@ -352,7 +334,6 @@ fn serve(
             sleep = (sleep * 2).min(cfg.max_sleep);
         }
     }
-    st.cpu = crate::this_thread_cpu().saturating_sub(cpu0);
     st
 }
 

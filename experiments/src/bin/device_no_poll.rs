@@ -53,8 +53,6 @@ struct Cli {
     timeout_s: u64,
 }
 
-/// `IORING_ENTER_GETEVENTS`.
-const ENTER_GETEVENTS: u32 = 1;
 /// Spin budget of a lane's reservation: the SQ never fills within a round (checked up front), so a lane that
 /// cannot reserve quickly has found a bug, not congestion.
 const BUDGET: u32 = 4096;
@@ -180,12 +178,7 @@ fn main() {
         let (mut submitted, mut enters) = (0u32, 0u32);
         while submitted < want && Instant::now() < deadline {
             enters += 1;
-            match enter(
-                ring.fd(),
-                want - submitted,
-                want - submitted,
-                ENTER_GETEVENTS,
-            ) {
+            match ring.submit_and_wait(want - submitted, want - submitted) {
                 Ok(n) => submitted += n,
                 Err(e)
                     if matches!(
@@ -340,26 +333,4 @@ fn main() {
     exp.say(&format!(
         "every completion and every line checked: {sqes} WRITEs in {enters} io_uring_enter calls"
     ));
-}
-
-/// `io_uring_enter(2)`: submit `to_submit` SQEs and wait for `min_complete` completions.
-fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32) -> std::io::Result<u32> {
-    // SAFETY: io_uring_enter with a null signal mask (size 0) reads and writes only the ring's own memory,
-    // which the DeviceRing keeps mapped.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_enter,
-            fd,
-            to_submit,
-            min_complete,
-            flags,
-            std::ptr::null::<libc::sigset_t>(),
-            0usize,
-        )
-    };
-    if r < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(r as u32)
-    }
 }
