@@ -28,7 +28,7 @@ use clap::Parser;
 use gpu_uring::backend::{cpu::spawn_lanes, expected_line, format_print_line, Device, Program};
 use gpu_uring::protocol::{Lane, LineBuf};
 use gpu_uring::ring::{DeviceRing, PrintTarget, RingConfig};
-use gpu_uring_experiments::rpc::{MailboxArena, RpcServer, ServerConfig};
+use gpu_uring_experiments::rpc::{MailboxArena, RpcClient, RpcServer, ServerConfig};
 use gpu_uring_experiments::{
     bar_chart, fail, line_chart, loadavg, process_cpu, si, threads_cpu, CommonArgs, Experiment,
     Percentiles, Record, Series,
@@ -306,32 +306,119 @@ fn finish(ring: &DeviceRing) {
 /// Budget of one lane-side wait: with the lanes' backoff, far longer than any healthy print.
 const BUDGET: u32 = 1 << 20;
 
+/// What one print came to.
+enum Sent {
+    /// Printed: `bytes` written, completion seen.
+    Printed(u64),
+    /// The write failed or was short.
+    Failed,
+    /// The lane cannot go on (a wait timed out with the request still posted, or the deadline passed).
+    GaveUp,
+}
+
+/// Single-lane round trips: `print(seq)` hands line `seq` over and returns once its completion is visible.
+/// Returns the samples (µs) after `warm` warm-up prints and the lines that failed.
+fn round_trips(warm: u32, n: u32, mut print: impl FnMut(u32) -> Sent) -> (Vec<f64>, u64) {
+    let mut v = Vec::with_capacity(n as usize);
+    let mut failed = 0;
+    for seq in 0..warm + n {
+        let t = Instant::now();
+        let r = print(seq);
+        let us = micros(t);
+        match r {
+            Sent::Printed(_) if seq >= warm => v.push(us),
+            Sent::Printed(_) => {}
+            Sent::Failed => failed += 1,
+            Sent::GaveUp => {
+                failed += (warm + n - seq) as u64;
+                break;
+            }
+        }
+    }
+    (v, failed)
+}
+
+/// One lane's `lines` prints: (lines printed, bytes, lines failed).
+fn print_lines(lines: u32, mut print: impl FnMut(u32) -> Sent) -> (u64, u64, u64) {
+    let (mut done, mut bytes, mut failed) = (0u64, 0u64, 0u64);
+    for seq in 0..lines {
+        match print(seq) {
+            Sent::Printed(b) => {
+                done += 1;
+                bytes += b;
+            }
+            Sent::Failed => failed += 1,
+            Sent::GaveUp => {
+                failed += (lines - seq) as u64;
+                break;
+            }
+        }
+    }
+    (done, bytes, failed)
+}
+
+/// The RPC path's print: formats line `seq` of lane `lane`, posts it and waits for the server's reply.
+fn rpc_print(
+    c: &mut RpcClient<'_>,
+    buf: &mut LineBuf,
+    lane: u32,
+    seq: u32,
+    deadline: Instant,
+) -> Sent {
+    let len = line_of(buf, lane, seq);
+    match c.call(buf.as_bytes(), deadline) {
+        Ok(w) if w == len as i32 => Sent::Printed(len as u64),
+        Ok(_) => Sent::Failed,
+        // Timed out: the request stays posted, so this lane's mailbox is not its own any more.
+        Err(_) => Sent::GaveUp,
+    }
+}
+
+/// The native path's print: `write(2)` from the lane's own thread.
+fn native_print(fd: i32, buf: &mut LineBuf, lane: u32, seq: u32) -> Sent {
+    let len = line_of(buf, lane, seq);
+    // SAFETY: the line's bytes are readable for their length for the duration of the call.
+    let r = unsafe { libc::write(fd, buf.as_bytes().as_ptr().cast(), len) };
+    if r == len as isize {
+        Sent::Printed(len as u64)
+    } else {
+        Sent::Failed
+    }
+}
+
+/// A mailbox arena for `lanes` lanes and its server, polling like the device ring's SQPOLL thread.
+fn start_rpc(fd: i32, lanes: u32, idle: Duration) -> (Arc<MailboxArena>, RpcServer) {
+    let arena = Arc::new(MailboxArena::new(lanes).unwrap_or_else(|e| fail(&e.to_string())));
+    let server = RpcServer::start(
+        arena.clone(),
+        fd,
+        ServerConfig {
+            spin_idle: idle,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| fail(&format!("starting the RPC server: {e}")));
+    (arena, server)
+}
+
 fn direct_latency(fd: i32, idle: Duration, warm: u32, n: u32, timeout: Duration) -> Latency {
     let ring = ring(fd, 1, idle);
     let deadline = Instant::now() + timeout;
     let (samples, failed) = gpu_uring::backend::cpu::run_lanes(&ring, 1, |lane: &mut Lane<'_>| {
-        let mut v = Vec::with_capacity(n as usize);
-        let mut failed = 0;
-        for seq in 0..warm + n {
+        round_trips(warm, n, |seq| {
             if Instant::now() > deadline {
-                failed += (warm + n - seq) as u64;
-                break;
+                return Sent::GaveUp;
             }
-            let t = Instant::now();
             // The round trip: the line is handed over in print_with, and flush returns once its completion
             // has been reaped by this lane.
-            let ok = lane
+            match lane
                 .print_with(BUDGET, |b| format_print_line(b, 0, seq))
                 .and_then(|_| lane.flush(BUDGET))
-                .is_ok();
-            let us = micros(t);
-            if !ok {
-                failed += 1;
-            } else if seq >= warm {
-                v.push(us);
+            {
+                Ok(()) => Sent::Printed(0),
+                Err(_) => Sent::Failed,
             }
-        }
-        (v, failed)
+        })
     })
     .pop()
     .unwrap_or_default();
@@ -345,42 +432,11 @@ fn direct_latency(fd: i32, idle: Duration, warm: u32, n: u32, timeout: Duration)
 }
 
 fn rpc_latency(fd: i32, idle: Duration, warm: u32, n: u32, timeout: Duration) -> Latency {
-    let arena = Arc::new(MailboxArena::new(1).unwrap_or_else(|e| fail(&e.to_string())));
-    let server = RpcServer::start(
-        arena.clone(),
-        fd,
-        ServerConfig {
-            spin_idle: idle,
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| fail(&format!("starting the RPC server: {e}")));
+    let (arena, server) = start_rpc(fd, 1, idle);
     let deadline = Instant::now() + timeout;
     let (samples, failed) = spawn_lanes(1, "rpc-lane", |_| {
-        let mut c = arena.client(0);
-        let mut buf = LineBuf::with_capacity(256);
-        let mut v = Vec::with_capacity(n as usize);
-        let mut failed = 0;
-        for seq in 0..warm + n {
-            let len = line_of(&mut buf, 0, seq);
-            let t = Instant::now();
-            let r = c.call(buf.as_bytes(), deadline);
-            let us = micros(t);
-            match r {
-                Ok(w) if w == len as i32 => {
-                    if seq >= warm {
-                        v.push(us)
-                    }
-                }
-                Ok(_) => failed += 1,
-                Err(_) => {
-                    // Timed out: the request stays posted; this lane cannot go on.
-                    failed += (warm + n - seq) as u64;
-                    break;
-                }
-            }
-        }
-        (v, failed)
+        let (mut c, mut buf) = (arena.client(0), LineBuf::with_capacity(256));
+        round_trips(warm, n, |seq| rpc_print(&mut c, &mut buf, 0, seq, deadline))
     })
     .pop()
     .unwrap_or_default();
@@ -395,20 +451,7 @@ fn rpc_latency(fd: i32, idle: Duration, warm: u32, n: u32, timeout: Duration) ->
 fn native_latency(fd: i32, warm: u32, n: u32) -> Latency {
     let (samples, failed) = spawn_lanes(1, "native-lane", |_| {
         let mut buf = LineBuf::with_capacity(256);
-        let mut v = Vec::with_capacity(n as usize);
-        let mut failed = 0;
-        for seq in 0..warm + n {
-            let len = line_of(&mut buf, 0, seq);
-            let t = Instant::now();
-            let r = write_line(fd, buf.as_bytes());
-            let us = micros(t);
-            if r != len as isize {
-                failed += 1;
-            } else if seq >= warm {
-                v.push(us);
-            }
-        }
-        (v, failed)
+        round_trips(warm, n, |seq| native_print(fd, &mut buf, 0, seq))
     })
     .pop()
     .unwrap_or_default();
@@ -417,11 +460,6 @@ fn native_latency(fd: i32, warm: u32, n: u32) -> Latency {
         samples,
         failed,
     }
-}
-
-fn write_line(fd: i32, line: &[u8]) -> isize {
-    // SAFETY: `line` is readable for its length for the duration of the call.
-    unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) }
 }
 
 fn direct_throughput(
@@ -474,53 +512,28 @@ fn rpc_throughput(
     lines: u32,
     timeout: Duration,
 ) -> Throughput {
-    let arena = Arc::new(MailboxArena::new(lanes).unwrap_or_else(|e| fail(&e.to_string())));
-    let server = RpcServer::start(
-        arena.clone(),
-        fd,
-        ServerConfig {
-            spin_idle: idle,
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| fail(&format!("starting the RPC server: {e}")));
+    let (arena, server) = start_rpc(fd, lanes, idle);
     let deadline = Instant::now() + timeout;
     let (h0, p0) = (threads_cpu(&["rpc-server"]), process_cpu());
     let t = Instant::now();
     let per_lane = spawn_lanes(lanes, "rpc-lane", |id| {
-        let mut c = arena.client(id);
-        let mut buf = LineBuf::with_capacity(256);
-        let (mut done, mut bytes, mut failed) = (0u64, 0u64, 0u64);
-        for seq in 0..lines {
-            let len = line_of(&mut buf, id, seq);
-            match c.call(buf.as_bytes(), deadline) {
-                Ok(w) if w == len as i32 => {
-                    done += 1;
-                    bytes += len as u64;
-                }
-                Ok(_) => failed += 1,
-                Err(_) => {
-                    failed += (lines - seq) as u64;
-                    break;
-                }
-            }
-        }
-        (done, bytes, failed)
+        let (mut c, mut buf) = (arena.client(id), LineBuf::with_capacity(256));
+        print_lines(lines, |seq| rpc_print(&mut c, &mut buf, id, seq, deadline))
     });
     let secs = t.elapsed().as_secs_f64();
     // Read while the server thread is alive (as for the direct path's helpers).
     let (h1, p1) = (threads_cpu(&["rpc-server"]), process_cpu());
     let st = server.stop();
-    let sum = |f: fn(&(u64, u64, u64)) -> u64| per_lane.iter().map(f).sum::<u64>();
     Throughput {
-        path: "rpc",
-        helpers: "RPC server thread",
-        lines: sum(|r| r.0),
-        bytes: sum(|r| r.1),
-        secs,
         helper_cpu: h0.zip(h1).map(|(a, b)| b.saturating_sub(a)),
-        process_cpu: p1.saturating_sub(p0),
-        failed: sum(|r| r.2).max(st.errors),
+        ..Throughput::of(
+            "rpc",
+            "RPC server thread",
+            &per_lane,
+            secs,
+            p1.saturating_sub(p0),
+        )
+        .with_errors(st.errors)
     }
 }
 
@@ -529,29 +542,46 @@ fn native_throughput(fd: i32, lanes: u32, lines: u32) -> Throughput {
     let t = Instant::now();
     let per_lane = spawn_lanes(lanes, "native-lane", |id| {
         let mut buf = LineBuf::with_capacity(256);
-        let (mut done, mut bytes, mut failed) = (0u64, 0u64, 0u64);
-        for seq in 0..lines {
-            let len = line_of(&mut buf, id, seq);
-            if write_line(fd, buf.as_bytes()) == len as isize {
-                done += 1;
-                bytes += len as u64;
-            } else {
-                failed += 1;
-            }
-        }
-        (done, bytes, failed)
+        print_lines(lines, |seq| native_print(fd, &mut buf, id, seq))
     });
     let secs = t.elapsed().as_secs_f64();
     let p1 = process_cpu();
-    let sum = |f: fn(&(u64, u64, u64)) -> u64| per_lane.iter().map(f).sum::<u64>();
     Throughput {
-        path: "native",
-        helpers: "none (lanes call write(2))",
-        lines: sum(|r| r.0),
-        bytes: sum(|r| r.1),
-        secs,
         helper_cpu: Some(Duration::ZERO),
-        process_cpu: p1.saturating_sub(p0),
-        failed: sum(|r| r.2),
+        ..Throughput::of(
+            "native",
+            "none (lanes call write(2))",
+            &per_lane,
+            secs,
+            p1.saturating_sub(p0),
+        )
+    }
+}
+
+impl Throughput {
+    /// A row from each lane's (lines printed, bytes, lines failed); no helper CPU figure yet.
+    fn of(
+        path: &'static str,
+        helpers: &'static str,
+        per_lane: &[(u64, u64, u64)],
+        secs: f64,
+        process_cpu: Duration,
+    ) -> Throughput {
+        Throughput {
+            path,
+            helpers,
+            lines: per_lane.iter().map(|r| r.0).sum(),
+            bytes: per_lane.iter().map(|r| r.1).sum(),
+            secs,
+            helper_cpu: None,
+            process_cpu,
+            failed: per_lane.iter().map(|r| r.2).sum(),
+        }
+    }
+
+    /// Counts at least `errors` failed lines (the server's own count of failed or short writes).
+    fn with_errors(mut self, errors: u64) -> Throughput {
+        self.failed = self.failed.max(errors);
+        self
     }
 }
