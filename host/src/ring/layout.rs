@@ -5,8 +5,9 @@ use bytemuck::{Pod, Zeroable};
 
 /// The layout descriptor. Every offset is in bytes from the arena base; every field a device reads is a `u32`
 /// except the two `u64`s at the start. Exactly 128 bytes: Vulkan guarantees at least 128 bytes of push
-/// constants. The GLSL (`device-shaders/include/gpu_uring_layout.glsl`) and HIP/CUDA (`kernels/`) mirrors
-/// must match it field for field; `tests/layout.rs` pins it.
+/// constants. The GLSL (`GuRingLayout` in `device-shaders/include/gpu_uring.glsl`; its `fixed` is named
+/// `fixed_off`, `fixed` being reserved in GLSL) and HIP/CUDA (`kernels/`) mirrors must match it field for field;
+/// the tests below and the device suite's `layout_agreement` (the device echoes what it received) pin it.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
 pub struct RingLayout {

@@ -225,6 +225,28 @@ impl Inner {
     }
 }
 
+/// Keeps a ring's arena mapped (and its ring open) while it lives, independently of the [`DeviceRing`]: a GPU
+/// API that imported the arena holds one for as long as the import exists, so the memory can never be
+/// unmapped under a dispatch that is still running (e.g. one that exceeded its time limit).
+#[derive(Clone)]
+pub struct ArenaKeepAlive(#[allow(dead_code)] Arc<Inner>);
+
+impl std::fmt::Debug for ArenaKeepAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArenaKeepAlive")
+            .field("base", &self.0.arena.as_ptr())
+            .field("len", &self.0.arena.len())
+            .finish()
+    }
+}
+
+impl ArenaKeepAlive {
+    /// The arena's base address and length (what [`DeviceRing::arena`] returns).
+    pub fn arena(&self) -> (*mut u8, usize) {
+        (self.0.arena.as_ptr() as *mut u8, self.0.arena.len())
+    }
+}
+
 /// An io_uring instance in a device-visible arena, with its waker.
 pub struct DeviceRing {
     waker: Option<waker::Waker>,
@@ -511,6 +533,11 @@ impl DeviceRing {
     /// The arena's base address (page-aligned) and length, for importing into a GPU API.
     pub fn arena(&self) -> (*mut u8, usize) {
         (self.inner.arena.as_ptr() as *mut u8, self.inner.arena.len())
+    }
+
+    /// A handle that keeps the arena mapped for as long as it lives (see [`ArenaKeepAlive`]).
+    pub fn arena_keepalive(&self) -> ArenaKeepAlive {
+        ArenaKeepAlive(self.inner.clone())
     }
 
     /// The ring's file descriptor.

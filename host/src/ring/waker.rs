@@ -120,6 +120,11 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
         .unwrap_or_else(Instant::now);
     let mut sleep = cfg.min_sleep;
     let mut wake_head = head_w.load(Ordering::Relaxed).wrapping_sub(1);
+    let (cq_tail_w, credits_w) = (view.u32_at(l.cq_tail), view.ctl32(ctl_off!(cq_credits)));
+    let mut last_cq_tail = cq_tail_w.load(Ordering::Relaxed);
+    let mut cq_moved = Instant::now();
+    let mut stall_wake = Instant::now();
+    let mut stall_every = REWAKE_AFTER;
     while !stop.load(Ordering::Acquire) {
         let flags = flags_w.load(Ordering::Acquire);
         let tail = tail_w.load(Ordering::Acquire);
@@ -139,6 +144,31 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
             };
             wake_head = head;
             acted = true;
+        }
+        // Completions can need the SQ thread too: a request the kernel punted to an io-wq worker (e.g. a
+        // buffered write to a regular file that would block) completes through task work that the SQPOLL
+        // thread runs, and an SQ thread asleep with an empty SQ was seen (kernel 6.18, lavapipe lanes that
+        // stopped publishing because every staging line was in flight) not to run it until the next wake-up.
+        // So while credited operations are in flight, the SQ thread sleeps and the CQ tail has not moved, wake
+        // it now and then: after REWAKE_AFTER, doubling up to 64 ms while nothing completes.
+        let cq_tail = cq_tail_w.load(Ordering::Acquire);
+        if cq_tail != last_cq_tail {
+            last_cq_tail = cq_tail;
+            cq_moved = Instant::now();
+            stall_every = REWAKE_AFTER;
+        }
+        if flags & sys::SQ_NEED_WAKEUP != 0
+            && tail == head
+            && credits_w.load(Ordering::Acquire) != l.credit_pool
+            && cq_moved.elapsed() >= REWAKE_AFTER
+            && stall_wake.elapsed() >= stall_every
+        {
+            match sys::enter(fd, 0, 0, sys::ENTER_SQ_WAKEUP) {
+                Ok(_) => c.wakeups.fetch_add(1, Ordering::Relaxed),
+                Err(_) => c.errors.fetch_add(1, Ordering::Relaxed),
+            };
+            stall_wake = Instant::now();
+            stall_every = (stall_every * 2).min(Duration::from_millis(64));
         }
         if acted {
             last_wake = Instant::now();

@@ -3,6 +3,7 @@
 //! implementation ([`crate::protocol::Lane`]) exactly as PROTOCOL.md says, so this device runs everywhere and
 //! is the oracle every GPU backend is compared with.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{
@@ -115,6 +116,7 @@ impl Device for CpuDevice {
         Ok(RunReport {
             lanes: lanes_v,
             elapsed,
+            dispatches: 1,
         })
     }
 }
@@ -207,6 +209,75 @@ fn run_program(
                 }
                 c += lanes as u64;
             }
+        }
+        Program::LaneStress { ops } => {
+            for seq in 0..ops {
+                let r = if seq % 2 == 0 {
+                    lane.nop(Completion::Slot(wait_slot), budget)
+                        .and_then(|_| lane.wait(wait_slot, budget))
+                } else {
+                    lane.nop(Completion::FireAndForget, budget).map(|_| 0)
+                };
+                match r {
+                    Ok(res) if res >= 0 => rep.done += 1,
+                    _ => rep.failed += 1,
+                }
+            }
+        }
+        Program::EditBuffer { steps } => {
+            let v = lane.view();
+            let l = *v.layout();
+            let (value, ack) = (v.u32_at(l.fixed + 8 * id), v.u32_at(l.fixed + 8 * id + 4));
+            'steps: for k in 1..=steps {
+                // Release: the host's acquire of the value sees this lane's earlier stores.
+                value.store(k, Ordering::Release);
+                let mut i = 0u32;
+                // Acquire: pairs with the host's release store of the ack.
+                while ack.load(Ordering::Acquire) < k {
+                    if i % 1024 == 0 && Instant::now() > deadline {
+                        rep.failed += (steps - k + 1) as u64;
+                        break 'steps;
+                    }
+                    crate::protocol::lane::backoff(i);
+                    i = i.wrapping_add(1);
+                }
+                rep.done += 1;
+            }
+        }
+        Program::Exact { count } => {
+            if id == 0 {
+                let v = lane.view();
+                let l = *v.layout();
+                for i in 0..count {
+                    let mut sqe = crate::ring::Sqe::default();
+                    v.read_bytes(l.fixed + 64 * i, bytemuck::bytes_of_mut(&mut sqe));
+                    let slot = lane.slot_index(0).unwrap_or(0);
+                    sqe.user_data = crate::protocol::shared::TAG_SLOT | slot as u64;
+                    let r = lane.reserve(budget).map(|r| lane.commit_exact(r, sqe));
+                    match r.and_then(|_| lane.wait(0, budget)) {
+                        Ok(res) => {
+                            v.write_bytes(l.fixed + 64 * count + 4 * i, &res.to_le_bytes());
+                            rep.done += 1;
+                        }
+                        Err(_) => rep.failed += 1,
+                    }
+                }
+            }
+        }
+        Program::Layout => {
+            let v = lane.view();
+            let l = *v.layout();
+            let base = l.fixed + 256 * id;
+            let mut sqe = lane.write_sqe(
+                FileRef::Fixed(id),
+                v.line_off(id, 0),
+                17 + id,
+                0x1000 + id as i64,
+            );
+            sqe.user_data = crate::protocol::shared::TAG_FF | ((id as u64 & 0xffff) << 16) | 1;
+            v.write_bytes(base, bytemuck::bytes_of(&sqe));
+            v.write_bytes(base + 64, bytemuck::bytes_of(&l));
+            rep.done += 1;
         }
     }
     rep

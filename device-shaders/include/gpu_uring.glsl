@@ -1,0 +1,535 @@
+// gpu_uring.glsl — the GLSL side of the device protocol (host/src/protocol/PROTOCOL.md), step by step as the
+// Rust reference (host/src/protocol/lane.rs) does it. Include it after `#version 460` and
+// `#pragma use_vulkan_memory_model`; the shader must also `#extension GL_GOOGLE_include_directive`.
+//
+// Bindings (set 0), all the same for every program:
+//   0: the whole arena as 32-bit words      (imported host memory, HOST_COHERENT)
+//   1: the same arena as 64-bit words       (only the 64-bit control words are touched through it, atomically)
+//   2: the run buffer: GuRunParams, the text table, then one GuLaneState per lane (host-visible)
+// Push constants: the 128-byte RingLayout (host/src/ring/layout.rs), field for field.
+//
+// Every shared word is accessed with an atomic of device scope (gl_ScopeDevice) and the semantics PROTOCOL.md
+// names; SQE fills, CQE reads and staging bytes are plain accesses ordered by those atomics (the buffers are
+// `coherent`, so under the Vulkan memory model they are non-private and made available/visible by the
+// release/acquire operations around them).
+//
+// Loop budget: lavapipe stops every loop of an invocation after 65535 iterations in total, silently. Every
+// loop here counts its iterations in gu_iters; a program starts new work only while gu_iters < the soft
+// budget (GuRunParams.iter_budget) and returns otherwise, leaving its progress in its GuLaneState so the next
+// dispatch resumes it. The only loops that do not stop at the soft budget are the lock-free CAS retries of
+// publication (§0 rule 2: once reserved, a ticket is always published), which the headroom up to 65535 covers.
+
+#ifndef GPU_URING_GLSL
+#define GPU_URING_GLSL
+
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#extension GL_EXT_shader_atomic_int64 : require
+#extension GL_KHR_memory_scope_semantics : require
+
+layout(local_size_x_id = 0) in; // = the device's subgroup size (lavapipe: 8); see vulkan/mod.rs
+
+layout(std430, set = 0, binding = 0) coherent buffer GuArena32 { uint w[]; } gu_a;
+layout(std430, set = 0, binding = 1) coherent buffer GuArena64 { uint64_t d[]; } gu_a64;
+
+layout(push_constant) uniform GuRingLayout {
+    uint64_t arena_host_base;
+    uint64_t arena_size;
+    uint sq_head; uint sq_tail; uint sq_flags; uint sq_mask; uint sq_entries; uint sq_array;
+    uint cq_head; uint cq_tail; uint cq_mask; uint cq_entries; uint cqes; uint sqes;
+    uint control; uint slots; uint slots_per_lane; uint lanes; uint staging; uint staging_lines;
+    uint line_bytes; uint staging_buf_index; uint fixed_off; uint fixed_size; uint fixed_buf_index;
+    uint w_sq; uint w_cq; uint credit_pool; uint ring_flags; uint lane_words;
+} gu_l;
+
+// Mirrors backend/vulkan/shared.rs (RunParams, LaneState); pinned by the layout program and Rust tests.
+struct GuRunParams {
+    uint program; uint lanes; uint count; uint arg0; uint arg1; uint arg2; uint iter_budget; uint dispatch;
+    uint64_t total;
+    uint reserved[6];
+};
+struct GuLaneState {
+    uint seq; uint phase; uint done; uint failed; uint flags; uint next_line; uint pending_len; uint line_len;
+    uint64_t checksum; uint64_t bytes;
+    uint dispatches; uint waits; uint iters; uint last_status;
+};
+layout(std430, set = 0, binding = 2) buffer GuRunBuffer {
+    GuRunParams params;
+    uint text_index[32]; // text k: byte offset text_index[2k] into text_bytes, length text_index[2k+1]
+    uint text_bytes[128];
+    uint reserved[16];
+    GuLaneState lane[];
+} gu_run;
+
+// ---- constants (host/src/protocol/shared.rs, ring/layout.rs) -----------------------------------------------
+const uint GU_CTL_SQ_PUB = 0u, GU_CTL_CQ_PUB = 8u, GU_CTL_PRINT_OFFSET = 16u, GU_CTL_FF_LAST_UD = 24u;
+const uint GU_CTL_SQ_RESERVE = 32u, GU_CTL_CQ_CREDITS = 36u, GU_CTL_CQ_CLAIM = 40u, GU_CTL_FF_ERRORS = 44u;
+const uint GU_CTL_FF_LAST_ERROR = 48u, GU_CTL_SKIP_FAILURES = 52u, GU_CTL_DOORBELL = 56u, GU_CTL_PRINT_FD = 60u;
+const uint GU_CTL_PRINT_FLAGS = 64u, GU_CTL_LINES_PRINTED = 68u, GU_CTL_PRINT_ERRORS = 72u;
+const uint GU_CTL_FOREIGN_CQES = 76u;
+
+const uint GU_SLOT_FREE = 0u, GU_SLOT_PENDING = 1u, GU_SLOT_DONE = 2u;
+// user_data tags, as the high 32 bits of user_data (TAG_SHIFT = 62)
+const uint GU_TAG_SLOT_HI = 0x40000000u, GU_TAG_FF_HI = 0x80000000u, GU_TAG_SKIP_HI = 0xC0000000u;
+const uint GU_PRINT_FIXED_FILE = 1u, GU_PRINT_OFFSET_MODE = 2u;
+const uint GU_READY = 0u, GU_WOULD_BLOCK = 1u, GU_TIMED_OUT = 2u, GU_NOT_PENDING = 3u;
+const uint GU_RESERVE_TRIES = 64u;
+const uint GU_RING_FLAG_CONFINED = 2u;
+
+// io_uring ABI
+const uint GU_OP_NOP = 0u, GU_OP_READ_FIXED = 4u, GU_OP_WRITE_FIXED = 5u, GU_OP_READ = 22u, GU_OP_WRITE = 23u;
+const uint GU_SQE_FIXED_FILE = 1u, GU_SQE_CQE_SKIP_SUCCESS = 64u;
+
+// completion modes (protocol::Completion)
+const uint GU_FF = 0u, GU_SKIP = 1u, GU_SLOT = 2u;
+
+// GuLaneState.flags
+const uint GU_LANE_FINISHED = 1u, GU_LANE_NO_TARGET = 2u;
+
+// ---- loop budget ---------------------------------------------------------------------------------------------
+const uint GU_HARD_BUDGET = 60000u; // below lavapipe's 65535
+uint gu_iters = 0u;
+uint gu_soft_budget = 30000u;
+
+bool gu_can_start() { return gu_iters < gu_soft_budget; }
+
+// ---- atomics on arena words (byte offsets) ---------------------------------------------------------------------
+uint gu_ld_rlx(uint off) { return atomicLoad(gu_a.w[off >> 2], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+uint gu_ld_acq(uint off) {
+    return atomicLoad(gu_a.w[off >> 2], gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                      gl_SemanticsAcquire | gl_SemanticsMakeVisible);
+}
+void gu_st_rlx(uint off, uint v) { atomicStore(gu_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+void gu_st_rel(uint off, uint v) {
+    atomicStore(gu_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                gl_SemanticsRelease | gl_SemanticsMakeAvailable);
+}
+uint gu_add_rlx(uint off, uint v) { return atomicAdd(gu_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+uint gu_add_rel(uint off, uint v) {
+    return atomicAdd(gu_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                     gl_SemanticsRelease | gl_SemanticsMakeAvailable);
+}
+uint gu_cas_rlx(uint off, uint cmp, uint v) {
+    return atomicCompSwap(gu_a.w[off >> 2], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed,
+                          gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
+}
+uint gu_cas_rel(uint off, uint cmp, uint v) {
+    return atomicCompSwap(gu_a.w[off >> 2], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                          gl_SemanticsRelease | gl_SemanticsMakeAvailable, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
+}
+uint64_t gu_ld64_rlx(uint off) { return atomicLoad(gu_a64.d[off >> 3], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+uint64_t gu_ld64_acq(uint off) {
+    return atomicLoad(gu_a64.d[off >> 3], gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                      gl_SemanticsAcquire | gl_SemanticsMakeVisible);
+}
+void gu_st64_rlx(uint off, uint64_t v) { atomicStore(gu_a64.d[off >> 3], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+uint64_t gu_add64_rlx(uint off, uint64_t v) {
+    return atomicAdd(gu_a64.d[off >> 3], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
+}
+uint64_t gu_cas64_acqrel(uint off, uint64_t cmp, uint64_t v) {
+    return atomicCompSwap(gu_a64.d[off >> 3], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                          gl_SemanticsAcquireRelease | gl_SemanticsMakeAvailable | gl_SemanticsMakeVisible,
+                          gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
+}
+
+uint gu_ctl(uint field) { return gu_l.control + field; }
+uint gu_lane_word(uint lane, uint line) { return gu_l.lane_words + (lane * (gu_l.staging_lines + 1u) + line) * 4u; }
+uint gu_line_off(uint lane, uint line) { return gu_l.staging + (lane * gu_l.staging_lines + line) * gu_l.line_bytes; }
+uint64_t gu_host_addr(uint off) { return gu_l.arena_host_base + uint64_t(off); }
+uint gu_nslots() { return gu_l.lanes * gu_l.slots_per_lane; }
+
+// ---- §4 credits ----------------------------------------------------------------------------------------------
+bool gu_take_credit() {
+    uint off = gu_ctl(GU_CTL_CQ_CREDITS);
+    for (uint i = 0u; i < GU_RESERVE_TRIES; i++) {
+        gu_iters++;
+        uint cur = gu_ld_rlx(off);
+        if (cur == 0u) return false;
+        if (gu_cas_rlx(off, cur, cur - 1u) == cur) return true;
+    }
+    return false;
+}
+
+// ---- §3 reservation ------------------------------------------------------------------------------------------
+bool gu_take_ticket(out uint ticket) {
+    ticket = 0u;
+    uint roff = gu_ctl(GU_CTL_SQ_RESERVE);
+    for (uint i = 0u; i < GU_RESERVE_TRIES; i++) {
+        gu_iters++;
+        uint r = gu_ld_rlx(roff);
+        // Acquire: the kernel has finished reading every SQE before `head`.
+        uint head = gu_ld_acq(gu_l.sq_head);
+        uint published = uint(gu_ld64_acq(gu_ctl(GU_CTL_SQ_PUB)));
+        uint next = r + 1u;
+        if (next - head > gu_l.sq_entries) return false;   // SQ full
+        if (next - published > gu_l.w_sq) return false;    // publication window full
+        if (gu_cas_rlx(roff, r, next) == r) { ticket = r; return true; }
+    }
+    return false;
+}
+
+// One attempt to reserve an SQ ticket with its CQ credit; never waits (WOULD_BLOCK = false).
+bool gu_try_reserve(out uint ticket) {
+    ticket = 0u;
+    if (!gu_take_credit()) return false;
+    if (gu_take_ticket(ticket)) return true;
+    gu_add_rlx(gu_ctl(GU_CTL_CQ_CREDITS), 1u);
+    return false;
+}
+
+// §3 publish steps 1–3 and §5.5: set bit `pos` in a (low: base, high: bitmap) word and advance the base over
+// the ready prefix. AcqRel CAS: release publishes this lane's stores; acquire takes in those of the lanes whose
+// bits this CAS consumes, so the kernel-index store that follows carries them all. Lock-free: every failed CAS
+// means another lane made progress.
+bool gu_mark_and_advance(uint off, uint pos, out uint nbase) {
+    uint64_t old = gu_ld64_rlx(off);
+    nbase = uint(old);
+    for (;;) {
+        gu_iters++;
+        uint base = uint(old);
+        uint k = pos - base; // < 32 by the protocol (reservation checks the window)
+        uint bits = uint(old >> 32) | (1u << (k & 31u));
+        uint m = (bits == 0xffffffffu) ? 32u : uint(findLSB(~bits));
+        nbase = base + m;
+        uint nbits = (m == 32u) ? 0u : (bits >> m);
+        uint64_t nw = uint64_t(nbase) | (uint64_t(nbits) << 32);
+        uint64_t cur = gu_cas64_acqrel(off, old, nw);
+        if (cur == old) return m > 0u;
+        old = cur;
+    }
+    return false;
+}
+
+// Moves a kernel ring index forward to `v` unless already at or past it; release carries the SQEs (or the CQE
+// reads) it covers.
+void gu_max_store_release(uint off, uint v) {
+    uint cur = gu_ld_rlx(off);
+    while (int(v - cur) > 0) {
+        gu_iters++;
+        uint x = gu_cas_rel(off, cur, v);
+        if (x == cur) return;
+        cur = x;
+    }
+}
+
+// ---- SQE building (a private 64-byte image, then copied into the SQ with plain stores) ------------------------
+uint gu_sqe[16];
+
+void gu_sqe_rw(uint opcode, uint flags, int fd, uint64_t off, uint64_t addr, uint len, uint buf_index) {
+    gu_sqe[0] = (opcode & 0xffu) | ((flags & 0xffu) << 8); // opcode, flags, ioprio = 0
+    gu_sqe[1] = uint(fd);
+    gu_sqe[2] = uint(off);  gu_sqe[3] = uint(off >> 32);
+    gu_sqe[4] = uint(addr); gu_sqe[5] = uint(addr >> 32);
+    gu_sqe[6] = len;        gu_sqe[7] = 0u;                // rw_flags
+    gu_sqe[8] = 0u;         gu_sqe[9] = 0u;                // user_data (set at commit)
+    gu_sqe[10] = buf_index & 0xffffu;                      // buf_index, personality = 0
+    gu_sqe[11] = 0u; gu_sqe[12] = 0u; gu_sqe[13] = 0u; gu_sqe[14] = 0u; gu_sqe[15] = 0u;
+}
+void gu_sqe_nop() { gu_sqe_rw(GU_OP_NOP, 0u, -1, uint64_t(0), uint64_t(0), 0u, 0u); }
+
+// A write of arena bytes [arena_off, +len): WRITE_FIXED from the staging or fixed region, plain WRITE
+// otherwise (Lane::write_sqe). `fixed_file`: fd is a fixed-file index. file_off = ~0 means "file position".
+void gu_sqe_write(bool fixed_file, int fd, uint arena_off, uint len, uint64_t file_off) {
+    uint staging_end = gu_l.staging + gu_l.lanes * gu_l.staging_lines * gu_l.line_bytes;
+    uint flags = fixed_file ? GU_SQE_FIXED_FILE : 0u;
+    uint64_t addr = gu_host_addr(arena_off);
+    if (arena_off >= gu_l.staging && arena_off + len <= staging_end) {
+        gu_sqe_rw(GU_OP_WRITE_FIXED, flags, fd, file_off, addr, len, gu_l.staging_buf_index);
+    } else if (gu_l.fixed_size > 0u && arena_off >= gu_l.fixed_off && arena_off + len <= gu_l.fixed_off + gu_l.fixed_size) {
+        gu_sqe_rw(GU_OP_WRITE_FIXED, flags, fd, file_off, addr, len, gu_l.fixed_buf_index);
+    } else {
+        gu_sqe_rw(GU_OP_WRITE, flags, fd, file_off, addr, len, 0u);
+    }
+}
+
+// READ_FIXED into the fixed region at fixed_off.
+void gu_sqe_read_fixed(bool fixed_file, int fd, uint fixed_off, uint len, uint64_t file_off) {
+    gu_sqe_rw(GU_OP_READ_FIXED, fixed_file ? GU_SQE_FIXED_FILE : 0u, fd, file_off,
+              gu_host_addr(gu_l.fixed_off + fixed_off), len, gu_l.fixed_buf_index);
+}
+
+// Fill (plain stores: the lane owns the ticket) and publish ticket `t` (§3).
+void gu_publish(uint t) {
+    uint base = (gu_l.sqes + (t & gu_l.sq_mask) * 64u) >> 2;
+    for (uint i = 0u; i < 16u; i++) gu_a.w[base + i] = gu_sqe[i];
+    uint nb;
+    if (gu_mark_and_advance(gu_ctl(GU_CTL_SQ_PUB), t, nb)) {
+        // §3.4: the kernel reads the tail with acquire; our release carries every SQE the tail covers.
+        gu_max_store_release(gu_l.sq_tail, nb);
+        gu_add_rlx(gu_ctl(GU_CTL_DOORBELL), 1u);
+    }
+}
+
+// Lane::commit_line: sets user_data and flags for the completion mode, then publishes.
+// mode GU_SLOT: k = lane-relative slot; mode GU_FF: line_plus1 = staging line + 1 (0 = none).
+void gu_commit(uint lane, uint t, uint mode, uint k, uint line_plus1) {
+    if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[0] |= GU_SQE_FIXED_FILE << 8;
+    if (mode == GU_FF) {
+        gu_sqe[8] = ((lane & 0xffffu) << 16) | line_plus1;
+        gu_sqe[9] = GU_TAG_FF_HI;
+        if (line_plus1 != 0u) {
+            // Relaxed: published by the SQ tail release before any CQE can clear it.
+            gu_st_rlx(gu_lane_word(lane, line_plus1 - 1u), 1u);
+        }
+        gu_add_rlx(gu_lane_word(lane, gu_l.staging_lines), 1u);
+    } else if (mode == GU_SKIP) {
+        gu_sqe[0] |= GU_SQE_CQE_SKIP_SUCCESS << 8;
+        gu_sqe[8] = (lane & 0xffffu) << 16;
+        gu_sqe[9] = GU_TAG_SKIP_HI;
+        // No CQE on success: the credit goes back now; failures use the headroom (§4).
+        gu_add_rlx(gu_ctl(GU_CTL_CQ_CREDITS), 1u);
+    } else {
+        uint g = lane * gu_l.slots_per_lane + k;
+        uint soff = gu_l.slots + g * 16u;
+        gu_st_rlx(soff + 12u, lane);
+        // Relaxed: the publication release orders it before the kernel can complete the op.
+        gu_st_rlx(soff, GU_SLOT_PENDING);
+        gu_sqe[8] = g;
+        gu_sqe[9] = GU_TAG_SLOT_HI;
+    }
+    gu_publish(t);
+}
+
+// Lane::commit_exact: publishes gu_sqe exactly as given (no flags added, user_data kept); a TAG_SLOT user_data
+// naming an existing slot marks that slot PENDING first, so the reaper's result reaches it.
+void gu_commit_exact(uint t) {
+    if ((gu_sqe[9] >> 30) == 1u && gu_sqe[8] < gu_nslots()) gu_st_rlx(gu_l.slots + gu_sqe[8] * 16u, GU_SLOT_PENDING);
+    gu_publish(t);
+}
+
+// ---- §5 reaping ------------------------------------------------------------------------------------------------
+void gu_record_failure(uint ud_lo, uint ud_hi, int res) {
+    gu_add_rlx(gu_ctl(GU_CTL_FF_ERRORS), 1u);
+    gu_st_rlx(gu_ctl(GU_CTL_FF_LAST_ERROR), uint(res));
+    gu_st64_rlx(gu_ctl(GU_CTL_FF_LAST_UD), uint64_t(ud_lo) | (uint64_t(ud_hi) << 32));
+}
+
+void gu_dispatch_cqe(uint ud_lo, uint ud_hi, int res, uint cflags) {
+    uint tag = ud_hi >> 30;
+    uint credits = gu_ctl(GU_CTL_CQ_CREDITS);
+    if (tag == 1u && ud_lo < gu_nslots()) {
+        uint soff = gu_l.slots + ud_lo * 16u;
+        gu_st_rlx(soff + 4u, uint(res));
+        gu_st_rlx(soff + 8u, cflags);
+        // Release: the owner's acquire of DONE sees result and flags.
+        gu_st_rel(soff, GU_SLOT_DONE);
+        gu_add_rlx(credits, 1u);
+    } else if (tag == 2u) {
+        uint lane = ud_lo >> 16;
+        uint line = ud_lo & 0xffffu;
+        if (res < 0) {
+            gu_record_failure(ud_lo, ud_hi, res);
+            if (line != 0u) gu_add_rlx(gu_ctl(GU_CTL_PRINT_ERRORS), 1u);
+        }
+        if (lane < gu_l.lanes) {
+            // Release: the kernel is done with the line; its owner may refill it.
+            if (line != 0u && line <= gu_l.staging_lines) gu_st_rel(gu_lane_word(lane, line - 1u), 0u);
+            gu_add_rel(gu_lane_word(lane, gu_l.staging_lines), 0xffffffffu);
+        }
+        gu_add_rlx(credits, 1u);
+    } else if (tag == 3u) {
+        // Only failures of skip-success ops post; they hold no credit.
+        gu_add_rlx(gu_ctl(GU_CTL_SKIP_FAILURES), 1u);
+        gu_record_failure(ud_lo, ud_hi, res);
+    } else {
+        // A CQE no lane recognises: counted and recorded, never dropped silently.
+        gu_add_rlx(gu_ctl(GU_CTL_FOREIGN_CQES), 1u);
+        gu_record_failure(ud_lo, ud_hi, res);
+    }
+}
+
+// Reaps up to `max` CQEs into their slots / counters; returns how many.
+uint gu_reap(uint max) {
+    uint claim = gu_ctl(GU_CTL_CQ_CLAIM);
+    uint n = 0u;
+    uint tries = 0u;
+    while (n < max && tries < max + GU_RESERVE_TRIES) {
+        tries++;
+        gu_iters++;
+        uint c = gu_ld_rlx(claim);
+        // Acquire: every CQE before the tail is written.
+        uint tail = gu_ld_acq(gu_l.cq_tail);
+        if (c == tail) break;
+        uint released = uint(gu_ld64_rlx(gu_ctl(GU_CTL_CQ_PUB)));
+        if (c - released >= gu_l.w_cq) break;
+        if (gu_cas_rlx(claim, c, c + 1u) != c) continue;
+        uint cb = (gu_l.cqes + (c & gu_l.cq_mask) * 16u) >> 2;
+        uint ud_lo = gu_a.w[cb];
+        uint ud_hi = gu_a.w[cb + 1u];
+        int res = int(gu_a.w[cb + 2u]);
+        uint cflags = gu_a.w[cb + 3u];
+        gu_dispatch_cqe(ud_lo, ud_hi, res, cflags);
+        uint h;
+        // Release (inside): we and the lanes whose bits we consumed are done reading those CQEs.
+        if (gu_mark_and_advance(gu_ctl(GU_CTL_CQ_PUB), c, h)) gu_max_store_release(gu_l.cq_head, h);
+        n++;
+    }
+    return n;
+}
+
+// ---- §6 waiting (one poll; callers loop within their budget and resume across dispatches) -------------------
+// One reap pass, then checks the lane's slot k. READY frees the slot and returns the CQE's res in `result`.
+uint gu_poll(uint lane, uint k, out int result) {
+    result = 0;
+    gu_reap(16u);
+    uint soff = gu_l.slots + (lane * gu_l.slots_per_lane + k) * 16u;
+    uint st = gu_ld_acq(soff);
+    if (st == GU_SLOT_DONE) {
+        result = int(gu_ld_rlx(soff + 4u));
+        gu_st_rlx(soff, GU_SLOT_FREE);
+        return GU_READY;
+    }
+    if (st == GU_SLOT_FREE) return GU_NOT_PENDING;
+    return GU_WOULD_BLOCK;
+}
+
+// Fire-and-forget operations of `lane` still in flight (acquire: their CQEs' effects are visible).
+uint gu_in_flight(uint lane) { return gu_ld_acq(gu_lane_word(lane, gu_l.staging_lines)); }
+
+// ---- §7 line formatting (identical digits on every device) ---------------------------------------------------
+const uint GU_MAX_LINE_WORDS = 64u; // lines up to 256 bytes (the host refuses larger line_bytes for prints)
+uint gu_line[GU_MAX_LINE_WORDS];
+uint gu_len = 0u;
+uint gu_cap = 0u;
+
+void gu_line_begin() {
+    gu_len = 0u;
+    gu_cap = min(gu_l.line_bytes, GU_MAX_LINE_WORDS * 4u);
+}
+void gu_putc(uint b) {
+    // Keep one byte for the newline (LineBuf::push).
+    if (gu_len + 1u < gu_cap) {
+        uint i = gu_len >> 2;
+        uint sh = (gu_len & 3u) * 8u;
+        if (sh == 0u) gu_line[i] = b & 0xffu; else gu_line[i] |= (b & 0xffu) << sh;
+        gu_len++;
+    }
+}
+uint gu_last_byte() { return gu_len == 0u ? 0u : (gu_line[(gu_len - 1u) >> 2] >> (((gu_len - 1u) & 3u) * 8u)) & 0xffu; }
+void gu_line_finish() {
+    if (gu_last_byte() != 10u) {
+        uint i = gu_len >> 2;
+        uint sh = (gu_len & 3u) * 8u;
+        if (sh == 0u) gu_line[i] = 10u; else gu_line[i] |= 10u << sh;
+        gu_len++;
+    }
+}
+// Text: GLSL has no strings, so a program's literal pieces come from the host's text table (run buffer).
+void gu_put_text(uint id) {
+    uint o = gu_run.text_index[2u * id];
+    uint n = gu_run.text_index[2u * id + 1u];
+    for (uint i = 0u; i < n; i++) {
+        gu_iters++;
+        uint b = o + i;
+        gu_putc((gu_run.text_bytes[b >> 2] >> ((b & 3u) * 8u)) & 0xffu);
+    }
+}
+void gu_put_u64(uint64_t v) {
+    uint digits[20];
+    uint n = 0u;
+    do {
+        gu_iters++;
+        digits[n] = uint(v % uint64_t(10));
+        n++;
+        v /= uint64_t(10);
+    } while (v != uint64_t(0) && n < 20u);
+    while (n > 0u) {
+        gu_iters++;
+        n--;
+        gu_putc(48u + digits[n]);
+    }
+}
+void gu_put_i64(int64_t v) {
+    if (v < int64_t(0)) {
+        gu_putc(45u); // '-'
+        gu_put_u64(uint64_t(-(v + int64_t(1))) + uint64_t(1)); // exact for i64::MIN
+    } else {
+        gu_put_u64(uint64_t(v));
+    }
+}
+void gu_put_hex(uint64_t v) {
+    uint digits[16];
+    uint n = 0u;
+    do {
+        gu_iters++;
+        digits[n] = uint(v & uint64_t(15));
+        n++;
+        v >>= 4;
+    } while (v != uint64_t(0) && n < 16u);
+    while (n > 0u) {
+        gu_iters++;
+        n--;
+        uint d = digits[n];
+        gu_putc(d < 10u ? 48u + d : 87u + d); // '0'.., 'a' - 10 = 87
+    }
+}
+uint64_t gu_pow10(uint p) {
+    uint64_t r = uint64_t(1);
+    for (uint i = 0u; i < p; i++) { gu_iters++; r *= uint64_t(10); }
+    return r;
+}
+// §7: s = round_half_even(v × 10^p) in IEEE f64, then integer and fraction digits.
+void gu_put_fixed(double v, uint p) {
+    uint64_t pw = gu_pow10(p);
+    precise double y = v * double(pw);
+    precise double f = floor(y);
+    precise double d = y - f;
+    uint64_t s = uint64_t(f);
+    if (d > 0.5LF || (d == 0.5LF && (s & uint64_t(1)) == uint64_t(1))) s += uint64_t(1);
+    gu_put_u64(s / pw);
+    if (p > 0u) {
+        gu_putc(46u); // '.'
+        uint64_t frac = s % pw;
+        uint64_t div = pw / uint64_t(10);
+        while (div > uint64_t(0)) {
+            gu_iters++;
+            gu_putc(48u + uint((frac / div) % uint64_t(10)));
+            div /= uint64_t(10);
+        }
+    }
+}
+void gu_put_f32(float x, uint prec) {
+    uint p = min(prec, 9u);
+    if (isnan(x)) { gu_putc(110u); gu_putc(97u); gu_putc(110u); return; } // "nan"
+    if ((floatBitsToUint(x) & 0x80000000u) != 0u) gu_putc(45u);
+    if (isinf(x)) { gu_putc(105u); gu_putc(110u); gu_putc(102u); return; } // "inf"
+    precise double v = abs(double(x));
+    precise double y = v * double(gu_pow10(p));
+    if (y < 9223372036854775808.0LF) {
+        gu_put_fixed(v, p);
+    } else {
+        uint e = 0u;
+        while (v >= 10.0LF && e < 400u) { gu_iters++; v = v / 10.0LF; e++; }
+        gu_put_fixed(v, p);
+        gu_putc(101u); gu_putc(43u); // "e+"
+        gu_put_u64(uint64_t(e));
+    }
+}
+// Copies the formatted line into arena bytes at `off` (a staging line the lane owns).
+void gu_line_store(uint off) {
+    uint base = off >> 2;
+    uint words = (gu_len + 3u) >> 2;
+    for (uint i = 0u; i < words; i++) { gu_iters++; gu_a.w[base + i] = gu_line[i]; }
+}
+
+// ---- per-lane program state --------------------------------------------------------------------------------
+GuLaneState gu_st;
+uint gu_lane_id = 0u;
+
+// Loads the lane's state; returns false for invocations past the lane count (they do nothing).
+bool gu_begin() {
+    gu_lane_id = gl_GlobalInvocationID.x;
+    if (gu_lane_id >= gu_run.params.lanes || gu_lane_id >= gu_l.lanes) return false;
+    gu_soft_budget = min(gu_run.params.iter_budget, GU_HARD_BUDGET / 2u); // the host also scales it by the subgroup size
+    gu_st = gu_run.lane[gu_lane_id];
+    return (gu_st.flags & GU_LANE_FINISHED) == 0u;
+}
+// Stores the lane's progress for the host and the next dispatch.
+void gu_end(uint status) {
+    gu_st.dispatches++;
+    if (status != GU_READY) gu_st.waits++;
+    gu_st.iters = gu_iters;
+    gu_st.last_status = status;
+    gu_run.lane[gu_lane_id] = gu_st;
+}
+
+#endif

@@ -1,0 +1,100 @@
+#version 460
+#pragma use_vulkan_memory_model
+#extension GL_GOOGLE_include_directive : require
+// print: each lane prints params.count lines, `backend::format_print_line` exactly:
+//   lane=<L> seq=<K> d=<K-L> x=<hex (L<<32)|K> v=<K/8 - L, 3 decimals> gpu-uring
+// Text pieces 0..5 come from the host's text table. Offset mode (regular files) and stream mode (pipes) as
+// PROTOCOL.md §7. Resumable: the lane's next seq, staging-line rotation, a formatted-but-unsubmitted line and a
+// pending stream print live in its GuLaneState.
+#include "../include/gpu_uring.glsl"
+
+const uint PH_IDLE = 0u, PH_FORMATTED = 1u;
+
+void format_line(uint lane, uint seq) {
+    gu_line_begin();
+    gu_put_text(0u); gu_put_u64(uint64_t(lane));
+    gu_put_text(1u); gu_put_u64(uint64_t(seq));
+    gu_put_text(2u); gu_put_i64(int64_t(seq) - int64_t(lane));
+    gu_put_text(3u); gu_put_hex((uint64_t(lane) << 32) | uint64_t(seq));
+    gu_put_text(4u);
+    precise float v = float(seq) * 0.125 - float(lane); // = seq as f32 / 8.0 - lane as f32 (exact scaling)
+    gu_put_f32(v, 3u);
+    gu_put_text(5u);
+    gu_line_finish();
+}
+
+// Stream mode: consume the previous line's completion (§7). Returns false while it is still in flight.
+bool finish_stream_print(uint lane) {
+    if (gu_st.pending_len == 0u) return true;
+    int r;
+    uint s = gu_poll(lane, 0u, r);
+    if (s == GU_WOULD_BLOCK) return false;
+    if (s == GU_READY && r != int(gu_st.pending_len)) {
+        // A failed or short line write: counted where host and device read it.
+        gu_add_rlx(gu_ctl(GU_CTL_PRINT_ERRORS), 1u);
+        if (r < 0) gu_st_rlx(gu_ctl(GU_CTL_FF_LAST_ERROR), uint(r));
+    }
+    gu_st.pending_len = 0u;
+    return true;
+}
+
+void main() {
+    if (!gu_begin()) return;
+    uint lane = gu_lane_id;
+    uint lines = gu_run.params.count;
+    uint pflags = gu_ld_acq(gu_ctl(GU_CTL_PRINT_FLAGS));
+    if (pflags == 0u) {
+        gu_st.failed = lines - gu_st.seq;
+        gu_st.flags |= GU_LANE_FINISHED | GU_LANE_NO_TARGET;
+        gu_end(GU_READY);
+        return;
+    }
+    bool offset_mode = (pflags & GU_PRINT_OFFSET_MODE) != 0u;
+    bool fixed_file = (pflags & GU_PRINT_FIXED_FILE) != 0u;
+    int fd = int(gu_ld_rlx(gu_ctl(GU_CTL_PRINT_FD)));
+    uint status = GU_TIMED_OUT;
+    while (gu_can_start()) {
+        gu_iters++;
+        if (gu_st.seq >= lines) {
+            // §7 flush: the last stream print, then every fire-and-forget write of this lane.
+            if (!finish_stream_print(lane)) continue;
+            gu_reap(16u);
+            if (gu_in_flight(lane) == 0u) { gu_st.flags |= GU_LANE_FINISHED; status = GU_READY; break; }
+            continue;
+        }
+        uint j = gu_st.next_line % gu_l.staging_lines;
+        uint line_off = gu_line_off(lane, j);
+        if (gu_st.phase == PH_IDLE) {
+            if (offset_mode) {
+                // Acquire: pairs with the reaper's release once the kernel is done reading the line.
+                if (gu_ld_acq(gu_lane_word(lane, j)) != 0u) { gu_reap(16u); continue; }
+            } else if (!finish_stream_print(lane)) {
+                continue;
+            }
+            format_line(lane, gu_st.seq);
+            gu_line_store(line_off);
+            gu_st.line_len = gu_len;
+            gu_st.phase = PH_FORMATTED;
+        }
+        uint t;
+        if (!gu_try_reserve(t)) { gu_reap(16u); continue; }
+        // Reservation held: straight-line code until the publication.
+        uint len = gu_st.line_len;
+        if (offset_mode) {
+            uint64_t off = gu_add64_rlx(gu_ctl(GU_CTL_PRINT_OFFSET), uint64_t(len));
+            gu_sqe_write(fixed_file, fd, line_off, len, off);
+            gu_commit(lane, t, GU_FF, 0u, j + 1u);
+        } else {
+            gu_sqe_write(fixed_file, fd, line_off, len, ~uint64_t(0));
+            gu_commit(lane, t, GU_SLOT, 0u, 0u);
+            gu_st.pending_len = len;
+        }
+        gu_st.next_line++;
+        gu_st.seq++;
+        gu_st.done++;
+        gu_st.bytes += uint64_t(len);
+        gu_st.phase = PH_IDLE;
+        gu_add_rlx(gu_ctl(GU_CTL_LINES_PRINTED), 1u);
+    }
+    gu_end(status);
+}

@@ -1,0 +1,17 @@
+//! The programs' SPIR-V, built from `device-shaders/src/*.comp` by `device-shaders/build.sh` and committed, so
+//! building gpu-uring needs no shader compiler (CI checks the committed files match a fresh compile).
+
+/// `print.comp`: formatted lines (Program::Print).
+pub static PRINT: &[u8] = include_bytes!("../../../../device-shaders/spirv/print.spv");
+/// `nop.comp`: NOPs or writes (Program::Nop, Program::Write).
+pub static NOP: &[u8] = include_bytes!("../../../../device-shaders/spirv/nop.spv");
+/// `read.comp`: READ_FIXED + checksum (Program::Read).
+pub static READ: &[u8] = include_bytes!("../../../../device-shaders/spirv/read.spv");
+/// `lane_stress.comp`: waited and fire-and-forget NOPs on a tiny ring (Program::LaneStress).
+pub static LANE_STRESS: &[u8] = include_bytes!("../../../../device-shaders/spirv/lane_stress.spv");
+/// `edit_buffer.comp`: values the host sees while the dispatch runs (Program::EditBuffer).
+pub static EDIT_BUFFER: &[u8] = include_bytes!("../../../../device-shaders/spirv/edit_buffer.spv");
+/// `layout.comp`: known SQE fields and struct probes (Program::Layout).
+pub static LAYOUT: &[u8] = include_bytes!("../../../../device-shaders/spirv/layout.spv");
+/// `exact.comp`: SQE images published exactly as given (Program::Exact).
+pub static EXACT: &[u8] = include_bytes!("../../../../device-shaders/spirv/exact.spv");

@@ -1,0 +1,168 @@
+//! The structs the Vulkan programs share with the host through the *run buffer* (binding 2): the run
+//! parameters, the text table and one [`LaneState`] per lane. `#[repr(C)]` + `Pod`, mirrored field for field by
+//! `device-shaders/include/gpu_uring.glsl` (`GuRunParams`, `GuLaneState`, `GuRunBuffer`). The tests below pin
+//! the Rust side; the `layout` program (device suite) checks the GLSL side against it on a real device.
+
+use bytemuck::{Pod, Zeroable};
+
+/// Program ids (`RunParams::program`), for diagnostics: each program is its own SPIR-V module.
+pub const PROGRAM_PRINT: u32 = 1;
+pub const PROGRAM_NOP: u32 = 2;
+pub const PROGRAM_READ: u32 = 3;
+pub const PROGRAM_LANE_STRESS: u32 = 4;
+pub const PROGRAM_EDIT_BUFFER: u32 = 5;
+pub const PROGRAM_LAYOUT: u32 = 6;
+pub const PROGRAM_EXACT: u32 = 7;
+
+/// `LaneState::flags`: the lane finished its program, flush included.
+pub const LANE_FINISHED: u32 = 1;
+/// `LaneState::flags`: prints had no target.
+pub const LANE_NO_TARGET: u32 = 2;
+
+/// What one run asks of every lane (64 bytes).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct RunParams {
+    /// `PROGRAM_*`.
+    pub program: u32,
+    /// Lanes taking part (invocations with a larger id return at once).
+    pub lanes: u32,
+    /// Lines / operations / steps per lane.
+    pub count: u32,
+    /// Program argument (NOP/Write: mode; Read: fixed-file index).
+    pub arg0: u32,
+    /// Program argument (Write: fd; Read: chunk bytes).
+    pub arg1: u32,
+    /// Program argument (Write: bytes per write).
+    pub arg2: u32,
+    /// Loop iterations after which a lane starts no new work in this dispatch (soft budget, < 65535).
+    pub iter_budget: u32,
+    /// Dispatch number (diagnostics).
+    pub dispatch: u32,
+    /// Read: total bytes.
+    pub total: u64,
+    /// Zero.
+    pub reserved: [u32; 6],
+}
+
+/// Text pieces a program can copy into its lines: GLSL has no strings, so the host uploads them.
+pub const TEXT_ENTRIES: usize = 16;
+/// Bytes of text in the table.
+pub const TEXT_BYTES: usize = 512;
+
+/// The run buffer's fixed part (768 bytes); `LaneState`s follow it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct RunHeader {
+    /// The parameters.
+    pub params: RunParams,
+    /// Text `k`: byte offset `text_index[2k]` into `text_bytes`, length `text_index[2k + 1]`.
+    pub text_index: [u32; 2 * TEXT_ENTRIES],
+    /// Text bytes, little-endian in 32-bit words.
+    pub text_bytes: [u32; TEXT_BYTES / 4],
+    /// Zero.
+    pub reserved: [u32; 16],
+}
+
+impl RunHeader {
+    /// A header with `params` and the text table holding `texts` (in id order).
+    pub fn new(params: RunParams, texts: &[&str]) -> RunHeader {
+        assert!(texts.len() <= TEXT_ENTRIES, "too many text pieces");
+        let mut h = RunHeader::zeroed();
+        h.params = params;
+        let mut bytes = [0u8; TEXT_BYTES];
+        let mut at = 0usize;
+        for (k, t) in texts.iter().enumerate() {
+            let b = t.as_bytes();
+            assert!(at + b.len() <= TEXT_BYTES, "text table full");
+            bytes[at..at + b.len()].copy_from_slice(b);
+            h.text_index[2 * k] = at as u32;
+            h.text_index[2 * k + 1] = b.len() as u32;
+            at += b.len();
+        }
+        for (i, w) in h.text_bytes.iter_mut().enumerate() {
+            *w = u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap());
+        }
+        h
+    }
+}
+
+/// One lane's progress, kept across dispatches so every program is resumable (64 bytes).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct LaneState {
+    /// Next line / operation / step.
+    pub seq: u32,
+    /// Program-specific phase (e.g. a formatted line not yet submitted, a waited op in flight).
+    pub phase: u32,
+    /// Operations completed.
+    pub done: u32,
+    /// Operations that failed.
+    pub failed: u32,
+    /// `LANE_*` flags.
+    pub flags: u32,
+    /// Staging-line rotation counter.
+    pub next_line: u32,
+    /// Length of the stream print (or waited op) in flight, 0 if none.
+    pub pending_len: u32,
+    /// Length of the formatted line waiting for a reservation.
+    pub line_len: u32,
+    /// Read checksum (sum of chunk checksums, wrapping).
+    pub checksum: u64,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// Dispatches this lane ran in.
+    pub dispatches: u32,
+    /// Dispatches that ended with the lane still waiting (budget spent; resumed by the next dispatch).
+    pub waits: u32,
+    /// Loop iterations counted in the last dispatch.
+    pub iters: u32,
+    /// Status of the last dispatch (`STATUS_READY` = finished, else `STATUS_TIMED_OUT`).
+    pub last_status: u32,
+}
+
+/// The bytes of the text pieces of [`crate::backend::Program::Print`] (ids 0–5), in the order
+/// [`crate::backend::format_print_line`] uses them.
+pub const PRINT_TEXT: [&str; 6] = ["lane=", " seq=", " d=", " x=", " v=", " gpu-uring"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn run_buffer_layout_matches_the_glsl() {
+        assert_eq!(size_of::<RunParams>(), 64);
+        assert_eq!(offset_of!(RunParams, iter_budget), 24);
+        assert_eq!(offset_of!(RunParams, total), 32);
+        assert_eq!(size_of::<RunHeader>(), 768);
+        assert_eq!(offset_of!(RunHeader, text_index), 64);
+        assert_eq!(offset_of!(RunHeader, text_bytes), 192);
+        assert_eq!(offset_of!(RunHeader, reserved), 704);
+        assert_eq!(size_of::<LaneState>(), 64);
+        assert_eq!(offset_of!(LaneState, line_len), 28);
+        assert_eq!(offset_of!(LaneState, checksum), 32);
+        assert_eq!(offset_of!(LaneState, bytes), 40);
+        assert_eq!(offset_of!(LaneState, dispatches), 48);
+        assert_eq!(offset_of!(LaneState, last_status), 60);
+    }
+
+    #[test]
+    fn text_table_round_trips() {
+        let h = RunHeader::new(RunParams::default(), &PRINT_TEXT);
+        let bytes: &[u8] = bytemuck::cast_slice(&h.text_bytes);
+        for (k, t) in PRINT_TEXT.iter().enumerate() {
+            let (o, n) = (
+                h.text_index[2 * k] as usize,
+                h.text_index[2 * k + 1] as usize,
+            );
+            assert_eq!(&bytes[o..o + n], t.as_bytes());
+        }
+        let mut l = crate::protocol::LineBuf::with_capacity(256);
+        crate::backend::format_print_line(&mut l, 3, 7);
+        let line = String::from_utf8(l.as_bytes().to_vec()).unwrap();
+        for t in PRINT_TEXT {
+            assert!(line.contains(t), "{t:?} is a piece of {line:?}");
+        }
+    }
+}

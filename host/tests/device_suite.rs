@@ -1,0 +1,656 @@
+//! One device test suite, every backend: each test is written once against `&dyn Device` and instantiated per
+//! backend by `suite!` (the CPU reference device always; Vulkan when a device is present — in CI
+//! (`CI=true`) a missing Vulkan device is a failure, elsewhere a skip that prints `SKIP vulkan: <reason>`).
+//! HIP/CUDA add a constructor and a line to `suite!`. Sizes are small: lavapipe is a software rasteriser on a
+//! 2-core machine, and its programs are re-dispatched until every lane is done (never timed tightly).
+
+mod common;
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use gpu_uring::backend::cpu::CpuDevice;
+use gpu_uring::backend::vulkan::shared::{self, LaneState, RunParams};
+use gpu_uring::backend::vulkan::VulkanDevice;
+use gpu_uring::backend::{
+    checksum, edit_buffer_host, layout_sqe_expected, open, Device, DeviceError, DeviceSelector,
+    Program,
+};
+use gpu_uring::ring::{
+    Confinement, DeviceRing, PrintTarget, RingConfig, RingLayout, Sqe, WakerConfig,
+};
+use io_uring::{opcode, squeue::Flags, types};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A backend for one test, and (Vulkan) the guard that serialises Vulkan tests.
+type Backend = Option<(Arc<dyn Device>, Option<MutexGuard<'static, ()>>)>;
+
+fn cpu() -> Backend {
+    Some((Arc::new(CpuDevice::default()), None))
+}
+
+/// The suite's one Vulkan device (one instance and logical device shared by every test), and a lock that runs
+/// Vulkan tests one at a time (one queue; lavapipe shares 2 cores with the SQPOLL threads).
+fn vulkan_device() -> Option<(Arc<VulkanDevice>, MutexGuard<'static, ()>)> {
+    static DEV: OnceLock<Result<Arc<VulkanDevice>, DeviceError>> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    match DEV.get_or_init(|| VulkanDevice::open(None).map(Arc::new)) {
+        Ok(d) => Some((d.clone(), LOCK.lock().unwrap_or_else(|p| p.into_inner()))),
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI needs a Vulkan device (lavapipe: mesa-vulkan-drivers): {e}");
+            }
+            eprintln!("SKIP vulkan: {e}");
+            None
+        }
+    }
+}
+
+fn vulkan() -> Backend {
+    vulkan_device().map(|(d, g)| (d as Arc<dyn Device>, Some(g)))
+}
+
+/// Instantiates `body(&dyn Device)` once per backend.
+macro_rules! suite {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn cpu() {
+                if let Some((d, _g)) = super::cpu() {
+                    super::$name(&*d);
+                }
+            }
+            #[test]
+            fn vulkan() {
+                if let Some((d, _g)) = super::vulkan() {
+                    super::$name(&*d);
+                }
+            }
+        }
+    };
+}
+
+fn ring(cfg: RingConfig) -> DeviceRing {
+    common::ring(cfg)
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a valid out-array of two ints.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 returned two fresh fds we now own.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+fn assert_clean(ring: &DeviceRing) {
+    assert!(ring.quiesce(Duration::from_secs(20)), "ring drained");
+    let c = ring.view().control_snapshot();
+    assert_eq!(c.ff_errors, 0, "no failed fire-and-forget operation");
+    assert_eq!(c.print_errors, 0, "no failed or short print");
+    assert_eq!(c.foreign_cqes, 0, "no unrecognised CQE");
+    assert_eq!(
+        ring.waker_stats().overflow_flushes,
+        0,
+        "the CQ never overflowed"
+    );
+}
+
+// ---- exactly-once prints ---------------------------------------------------------------------------------------
+
+fn prints_to_a_regular_file(dev: &dyn Device) {
+    let (lanes, lines) = (16, 150);
+    let f = tempfile::tempfile().unwrap();
+    let ring = ring(RingConfig {
+        lanes,
+        ..Default::default()
+    });
+    ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+        .unwrap();
+    let rep = dev
+        .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
+        .unwrap();
+    assert_eq!(rep.total().failed, 0);
+    assert_eq!(rep.total().done, (lanes * lines) as u64);
+    assert_clean(&ring);
+    let end = ring.finish_prints().expect("offset mode");
+    let out = common::read_fd_file(f.as_raw_fd());
+    assert_eq!(end as usize, out.len());
+    assert_eq!(
+        common::check_prints(&out, lanes, lines),
+        (lanes * lines) as usize
+    );
+    eprintln!(
+        "{}: {} lines to a file in {:?}, {} dispatches",
+        dev.info().backend,
+        lanes * lines,
+        rep.elapsed,
+        rep.dispatches
+    );
+}
+suite!(prints_to_a_regular_file);
+
+fn prints_to_a_pipe(dev: &dyn Device) {
+    let (lanes, lines) = (16, 100);
+    let (rd, wr) = pipe();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::fs::File::from(rd).read_to_end(&mut out).unwrap();
+        out
+    });
+    let ring = ring(RingConfig {
+        lanes,
+        ..Default::default()
+    });
+    ring.set_print_target(PrintTarget::Fd(wr.as_raw_fd()))
+        .unwrap();
+    let rep = dev
+        .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
+        .unwrap();
+    assert_eq!(rep.total().failed, 0);
+    assert_clean(&ring);
+    assert!(ring.finish_prints().is_none(), "a pipe uses stream mode");
+    drop(ring);
+    drop(wr);
+    let out = reader.join().unwrap();
+    assert_eq!(
+        common::check_prints(&out, lanes, lines),
+        (lanes * lines) as usize
+    );
+}
+suite!(prints_to_a_pipe);
+
+// ---- backpressure, SQPOLL sleep -----------------------------------------------------------------------------
+
+fn lane_stress_on_a_tiny_ring(dev: &dyn Device) {
+    let (lanes, ops) = (32, 40);
+    let ring = ring(RingConfig {
+        sq_entries: 8,
+        lanes,
+        ..Default::default()
+    });
+    let rep = dev
+        .run(&ring, lanes, &Program::LaneStress { ops }, TIMEOUT)
+        .unwrap();
+    assert_eq!(rep.total().failed, 0);
+    assert_eq!(
+        rep.total().done,
+        (lanes * ops) as u64,
+        "every NOP completed"
+    );
+    assert_clean(&ring);
+    eprintln!(
+        "{}: lane_stress {} NOPs on an 8-entry SQ in {:?}, {} dispatches",
+        dev.info().backend,
+        lanes * ops,
+        rep.elapsed,
+        rep.dispatches
+    );
+}
+suite!(lane_stress_on_a_tiny_ring);
+
+fn sqpoll_sleeps_and_the_waker_wakes_it(dev: &dyn Device) {
+    let ring = ring(RingConfig {
+        lanes: 1,
+        waker: WakerConfig {
+            max_sleep: Duration::from_millis(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let l = ring.layout();
+    for round in 0..3 {
+        // Idle well past the SQ thread's idle time (10 ms): it must be asleep.
+        std::thread::sleep(Duration::from_millis(100));
+        let flags = ring.view().u32_at(l.sq_flags).load(Ordering::Acquire);
+        assert_ne!(
+            flags & 1,
+            0,
+            "round {round}: SQ thread asleep (IORING_SQ_NEED_WAKEUP)"
+        );
+        let before = ring.waker_stats().wakeups;
+        let rep = dev
+            .run(
+                &ring,
+                1,
+                &Program::Nop {
+                    ops: 1,
+                    fire_and_forget: false,
+                },
+                TIMEOUT,
+            )
+            .unwrap();
+        assert_eq!(rep.total().done, 1, "round {round}: the NOP completed");
+        assert!(
+            ring.waker_stats().wakeups > before,
+            "round {round}: completed through a waker wake-up"
+        );
+    }
+    assert_clean(&ring);
+}
+suite!(sqpoll_sleeps_and_the_waker_wakes_it);
+
+// ---- operations ------------------------------------------------------------------------------------------------
+
+fn nops_and_writes(dev: &dyn Device) {
+    let lanes = 16;
+    let ring = ring(RingConfig {
+        lanes,
+        ..Default::default()
+    });
+    for fire_and_forget in [true, false] {
+        let rep = dev
+            .run(
+                &ring,
+                lanes,
+                &Program::Nop {
+                    ops: 100,
+                    fire_and_forget,
+                },
+                TIMEOUT,
+            )
+            .unwrap();
+        assert_eq!(rep.total().done, lanes as u64 * 100, "ff={fire_and_forget}");
+        assert_eq!(rep.total().failed, 0);
+    }
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let rep = dev
+        .run(
+            &ring,
+            lanes,
+            &Program::Write {
+                fd: null.as_raw_fd(),
+                ops: 50,
+                len: 100,
+            },
+            TIMEOUT,
+        )
+        .unwrap();
+    assert_eq!(rep.total().done, lanes as u64 * 50);
+    assert_eq!(rep.total().bytes, lanes as u64 * 50 * 100);
+    assert_clean(&ring);
+}
+suite!(nops_and_writes);
+
+fn read_checksum(dev: &dyn Device) {
+    let (lanes, chunk) = (8u32, 4096u32);
+    let total = (lanes * chunk * 3 + 101) as u64; // a partial last chunk checks the zero padding
+    let data: Vec<u8> = (0..total)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let mut f = tempfile::tempfile().unwrap();
+    std::io::Write::write_all(&mut f, &data).unwrap();
+    let ring = ring(RingConfig {
+        lanes,
+        fixed_buffer_bytes: (lanes * chunk) as usize,
+        fixed_files: vec![f.as_raw_fd()],
+        ..Default::default()
+    });
+    let rep = dev
+        .run(
+            &ring,
+            lanes,
+            &Program::Read {
+                file: 0,
+                chunk,
+                total,
+            },
+            TIMEOUT,
+        )
+        .unwrap();
+    let want = data
+        .chunks(chunk as usize)
+        .enumerate()
+        .fold(0u64, |acc, (i, c)| {
+            acc.wrapping_add(checksum(i as u64 * chunk as u64, c))
+        });
+    assert_eq!(rep.total().failed, 0);
+    assert_eq!(rep.total().bytes, total);
+    assert_eq!(
+        rep.total().checksum,
+        want,
+        "checksum equals backend::checksum"
+    );
+    assert_clean(&ring);
+}
+suite!(read_checksum);
+
+// ---- confinement -----------------------------------------------------------------------------------------------
+
+fn confined_ring_refuses_what_it_must(dev: &dyn Device) {
+    let out = tempfile::tempfile().unwrap();
+    let ring = ring(RingConfig {
+        lanes: 1,
+        fixed_buffer_bytes: 8192,
+        fixed_files: vec![out.as_raw_fd()],
+        confined: Some(Confinement::default()),
+        ..Default::default()
+    });
+    let l = ring.layout();
+    let v = ring.view();
+    let data = l.fixed + 4096;
+    v.write_bytes(data, b"allowed fixed write\n");
+    let addr = v.host_addr(data) as *const u8;
+    let buf = l.fixed_buf_index as u16;
+    let images = [
+        // Allowed: WRITE_FIXED from the registered buffer to fixed file 0.
+        opcode::WriteFixed::new(types::Fixed(0), addr, 20, buf)
+            .offset(0)
+            .build(),
+        // A NOP (what the protocol itself needs) is allowed (on a fixed "file", as confinement requires).
+        opcode::Nop::new().build().flags(Flags::FIXED_FILE),
+        // Forbidden opcode: plain WRITE on the fixed file.
+        opcode::Write::new(types::Fixed(0), addr, 5)
+            .offset(0)
+            .build(),
+        // A raw fd: WRITE_FIXED without IOSQE_FIXED_FILE.
+        opcode::WriteFixed::new(types::Fd(out.as_raw_fd()), addr, 5, buf)
+            .offset(0)
+            .build(),
+        // An address outside every registered buffer (the SQ ring itself), claimed to be in the fixed buffer.
+        opcode::WriteFixed::new(types::Fixed(0), v.host_addr(l.sqes) as *const u8, 64, buf)
+            .offset(0)
+            .build()
+            .flags(Flags::FIXED_FILE),
+    ];
+    for (i, e) in images.iter().enumerate() {
+        v.write_bytes(
+            l.fixed + 64 * i as u32,
+            bytemuck::bytes_of(&Sqe::from_entry(e)),
+        );
+    }
+    let n = images.len() as u32;
+    let rep = dev
+        .run(&ring, 1, &Program::Exact { count: n }, TIMEOUT)
+        .unwrap();
+    assert_eq!(rep.total().done, n as u64);
+    let mut res = [0u8; 20];
+    v.read_bytes(l.fixed + 64 * n, &mut res);
+    let res: Vec<i32> = res
+        .chunks(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(res[0], 20, "allowed WRITE_FIXED wrote 20 bytes");
+    assert_eq!(res[1], 0, "NOP allowed");
+    assert_eq!(res[2], -libc::EACCES, "forbidden opcode");
+    assert_eq!(res[3], -libc::EACCES, "raw fd (IOSQE_FIXED_FILE required)");
+    assert_eq!(
+        res[4],
+        -libc::EFAULT,
+        "address outside the registered buffer"
+    );
+    assert!(ring.quiesce(Duration::from_secs(20)));
+    assert_eq!(
+        common::read_fd_file(out.as_raw_fd()),
+        b"allowed fixed write\n",
+        "the refused SQEs changed nothing"
+    );
+}
+suite!(confined_ring_refuses_what_it_must);
+
+fn confined_ring_prints_to_a_fixed_file(dev: &dyn Device) {
+    let (lanes, lines) = (8, 50);
+    let out = tempfile::tempfile().unwrap();
+    let ring = ring(RingConfig {
+        lanes,
+        fixed_files: vec![out.as_raw_fd()],
+        confined: Some(Confinement::default()),
+        ..Default::default()
+    });
+    ring.set_print_target(PrintTarget::Fixed(0)).unwrap();
+    let rep = dev
+        .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
+        .unwrap();
+    assert_eq!(rep.total().failed, 0);
+    assert_clean(&ring);
+    ring.finish_prints();
+    common::check_prints(&common::read_fd_file(out.as_raw_fd()), lanes, lines);
+}
+suite!(confined_ring_prints_to_a_fixed_file);
+
+// ---- layout agreement, host-visible edits -----------------------------------------------------------------
+
+fn layout_agreement(dev: &dyn Device) {
+    let lanes = 8;
+    let ring = ring(RingConfig {
+        lanes,
+        fixed_buffer_bytes: 256 * lanes as usize,
+        ..Default::default()
+    });
+    let rep = dev.run(&ring, lanes, &Program::Layout, TIMEOUT).unwrap();
+    assert_eq!(rep.total().done, lanes as u64);
+    let v = ring.view();
+    let l = ring.layout();
+    for lane in 0..lanes {
+        let mut sqe = Sqe::default();
+        v.read_bytes(l.fixed + 256 * lane, bytemuck::bytes_of_mut(&mut sqe));
+        assert_eq!(sqe, layout_sqe_expected(&l, lane), "lane {lane}: SQE bytes");
+        let mut echo = RingLayout::default();
+        v.read_bytes(l.fixed + 256 * lane + 64, bytemuck::bytes_of_mut(&mut echo));
+        assert_eq!(echo, l, "lane {lane}: the RingLayout the device received");
+    }
+}
+suite!(layout_agreement);
+
+fn edit_buffer_seen_while_running(dev: &dyn Device) {
+    let (lanes, steps) = (8, 20);
+    let ring = ring(RingConfig {
+        lanes,
+        fixed_buffer_bytes: 4096,
+        ..Default::default()
+    });
+    let stop = AtomicBool::new(false);
+    let (rep, changes) = std::thread::scope(|s| {
+        let host = s.spawn(|| edit_buffer_host(&ring, lanes, &stop));
+        let rep = dev.run(&ring, lanes, &Program::EditBuffer { steps }, TIMEOUT);
+        stop.store(true, Ordering::Release);
+        (rep, host.join().unwrap())
+    });
+    let rep = rep.unwrap();
+    assert_eq!(rep.total().done, (lanes * steps) as u64);
+    assert_eq!(
+        changes,
+        (lanes * steps) as u64,
+        "the host saw every value while the program ran (it cannot finish without the host's acks)"
+    );
+}
+suite!(edit_buffer_seen_while_running);
+
+// ---- Vulkan only ---------------------------------------------------------------------------------------------
+
+#[test]
+fn vulkan_run_buffer_structs_agree_with_the_glsl() {
+    let Some((dev, _g)) = vulkan_device() else {
+        return;
+    };
+    let lanes = 8;
+    let ring = ring(RingConfig {
+        lanes,
+        fixed_buffer_bytes: 256 * lanes as usize,
+        ..Default::default()
+    });
+    let (_, states) = dev
+        .run_program(&ring, lanes, &Program::Layout, TIMEOUT)
+        .unwrap();
+    let v = ring.view();
+    let l = ring.layout();
+    for (lane, s) in states.iter().enumerate() {
+        let want = LaneState {
+            seq: 11,
+            phase: 12,
+            done: 1,
+            failed: 0,
+            flags: shared::LANE_FINISHED,
+            next_line: 15,
+            pending_len: 16,
+            line_len: 17,
+            checksum: 0x1122_3344_5566_7788,
+            bytes: 0x1_0000_0000 + lane as u64,
+            dispatches: 1,
+            waits: 0,
+            iters: s.iters,
+            last_status: 0,
+        };
+        assert_eq!(
+            *s, want,
+            "lane {lane}: LaneState fields as the shader wrote them"
+        );
+        let mut p = RunParams::default();
+        v.read_bytes(
+            l.fixed + 256 * lane as u32 + 192,
+            bytemuck::bytes_of_mut(&mut p),
+        );
+        assert_eq!(p.program, shared::PROGRAM_LAYOUT);
+        assert_eq!(p.lanes, lanes);
+        assert_eq!(p.count, 1);
+        assert!(p.iter_budget >= 64);
+        assert_eq!(p.dispatch, 0);
+    }
+}
+
+#[test]
+fn vulkan_edit_buffer_values_are_seen_during_a_dispatch() {
+    let Some((dev, _g)) = vulkan_device() else {
+        return;
+    };
+    let (lanes, steps) = (8, 30);
+    let ring = ring(RingConfig {
+        lanes,
+        fixed_buffer_bytes: 4096,
+        ..Default::default()
+    });
+    let stop = AtomicBool::new(false);
+    let states = std::thread::scope(|s| {
+        let host = s.spawn(|| edit_buffer_host(&ring, lanes, &stop));
+        let r = dev.run_program(&ring, lanes, &Program::EditBuffer { steps }, TIMEOUT);
+        stop.store(true, Ordering::Release);
+        host.join().unwrap();
+        r.unwrap().1
+    });
+    // A step needs the host's ack of the value the lane stored. A lane that finished `steps` steps in fewer
+    // dispatches completed two steps in one dispatch: the host saw a value and acknowledged it while that
+    // dispatch was still running.
+    let min = states.iter().map(|s| s.dispatches).min().unwrap();
+    assert!(
+        min < steps,
+        "some dispatch saw the host's ack of a value it wrote (dispatches per lane: {:?})",
+        states.iter().map(|s| s.dispatches).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn vulkan_selection_errors_name_the_reason() {
+    let Some((_dev, _g)) = vulkan_device() else {
+        return;
+    };
+    let list = VulkanDevice::list().unwrap();
+    assert!(!list.is_empty());
+    for d in &list {
+        eprintln!(
+            "vulkan device {}: {} ({}) {:?}",
+            d.index, d.name, d.device_type, d.usable
+        );
+    }
+    match VulkanDevice::open(Some("no-such-device-anywhere")) {
+        Err(DeviceError::Unavailable { backend, reason }) => {
+            assert_eq!(backend, "vulkan");
+            assert!(reason.contains("no Vulkan device matches"), "{reason}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // auto never picks a CPU-type Vulkan device: with only lavapipe it falls back to the reference device.
+    if list.iter().all(|d| d.device_type == "cpu") {
+        let (d, skipped) = open(&DeviceSelector::Auto).unwrap();
+        assert_eq!(d.info().backend, "cpu");
+        assert!(
+            skipped
+                .iter()
+                .any(|e| e.to_string().contains("CPU reference device")),
+            "{skipped:?}"
+        );
+    }
+}
+
+#[test]
+fn vulkan_a_dispatch_over_its_time_limit_is_reported_not_waited_for() {
+    let Some((_shared, _g)) = vulkan_device() else {
+        return;
+    };
+    // A device of its own, so its limits can be changed.
+    let mut dev = VulkanDevice::open(None).unwrap();
+    dev.dispatch_timeout = Duration::from_micros(1); // waits at least 1 ms
+    let lanes = 8;
+    let ring = ring(RingConfig {
+        lanes,
+        fixed_buffer_bytes: 4096,
+        ..Default::default()
+    });
+    // Nobody acknowledges: every lane polls until its budget is spent (several ms per dispatch).
+    let t = std::time::Instant::now();
+    let r = dev.run(&ring, lanes, &Program::EditBuffer { steps: 5 }, TIMEOUT);
+    assert!(
+        matches!(
+            r,
+            Err(DeviceError::Timeout {
+                backend: "vulkan",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "not waited for");
+    // The ring (and its arena) may go first: the parked dispatch keeps the arena alive until it ends.
+    drop(ring);
+    drop(dev);
+    // And a run whose lanes cannot finish in the run's time ends with Timeout too.
+    let dev = VulkanDevice::open(None).unwrap();
+    let ring = self::ring(RingConfig {
+        lanes,
+        fixed_buffer_bytes: 4096,
+        ..Default::default()
+    });
+    let r = dev.run(
+        &ring,
+        lanes,
+        &Program::EditBuffer { steps: 5 },
+        Duration::from_millis(200),
+    );
+    assert!(
+        matches!(
+            r,
+            Err(DeviceError::Timeout {
+                backend: "vulkan",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn vulkan_named_programs_run() {
+    let Some((dev, _g)) = vulkan_device() else {
+        return;
+    };
+    let lanes = 8;
+    let ring = ring(RingConfig {
+        lanes,
+        ..Default::default()
+    });
+    for name in ["nop", "nop_wait", "lane_stress"] {
+        let (rep, states) = dev.run_named(&ring, lanes, name, 10, TIMEOUT).unwrap();
+        assert_eq!(rep.total().done, lanes as u64 * 10, "{name}");
+        assert!(states.iter().all(|s| s.flags & shared::LANE_FINISHED != 0));
+    }
+    assert!(matches!(
+        dev.run_named(&ring, lanes, "no-such-program", 1, TIMEOUT),
+        Err(DeviceError::Run { .. })
+    ));
+    assert_clean(&ring);
+}
