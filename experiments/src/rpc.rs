@@ -337,6 +337,70 @@ fn serve(a: &MailboxArena, fd: RawFd, cfg: ServerConfig, stop: &AtomicBool) -> S
     st
 }
 
+/// What [`serve_flags`] saw.
+#[derive(Debug, Default, Clone)]
+pub struct FlagStats {
+    /// Values seen change (one per device step).
+    pub seen: u64,
+    /// Round trips in µs as the host sees them: from its acknowledgement of a lane's step `k` to seeing that
+    /// lane's value `k + 1` (the device saw the ack, went on, and its next store became visible).
+    pub round_trips_us: Vec<f64>,
+}
+
+/// The host half of `Program::EditBuffer` (a device lane stores `value = k` at `fixed + 8 lane` and waits for
+/// the host to store `ack ≥ k` at `fixed + 8 lane + 4`), used as a doorbell: every value seen is passed to
+/// `on_value(lane, value)` (an RPC server does its work there) and then acknowledged. Polls until `stop` is
+/// set: spinning, yielding after 64 empty scans so a device that runs on the same CPU cores keeps running.
+pub fn serve_flags(
+    ring: &gpu_uring::ring::DeviceRing,
+    lanes: u32,
+    stop: &AtomicBool,
+    mut on_value: impl FnMut(u32, u32),
+) -> FlagStats {
+    let v = ring.view();
+    let fixed = v.layout().fixed;
+    assert!(
+        v.layout().fixed_size as u64 >= lanes as u64 * 8,
+        "the ring's fixed buffer holds fewer than {lanes} lanes' (value, ack) words"
+    );
+    let mut st = FlagStats::default();
+    let mut seen = vec![0u32; lanes as usize];
+    let mut acked_at: Vec<Option<Instant>> = vec![None; lanes as usize];
+    let mut idle = 0u32;
+    while !stop.load(Acquire) {
+        let mut any = false;
+        for lane in 0..lanes {
+            // Acquire: pairs with the lane's release store of its value.
+            let val = v.u32_at(fixed + 8 * lane).load(Acquire);
+            if val == seen[lane as usize] {
+                continue;
+            }
+            let now = Instant::now();
+            if let Some(t) = acked_at[lane as usize] {
+                st.round_trips_us.push((now - t).as_secs_f64() * 1e6);
+            }
+            seen[lane as usize] = val;
+            st.seen += 1;
+            any = true;
+            on_value(lane, val);
+            // Release: the lane's acquire of the ack sees everything done for this value.
+            v.u32_at(fixed + 8 * lane + 4).store(val, Release);
+            acked_at[lane as usize] = Some(Instant::now());
+        }
+        if any {
+            idle = 0;
+        } else {
+            idle += 1;
+            if idle % 64 == 0 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+    st
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
