@@ -14,6 +14,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+pub mod rpc;
+
 use clap::Args;
 use gpu_uring::backend::{self, Device, DeviceError, DeviceSelector};
 
@@ -153,6 +155,39 @@ impl Experiment {
         let info = backend::cpu::CpuDevice::default().info();
         self.device_desc = device_line(&sel, &info.to_string(), &skipped);
         self.say(&self.device_desc.clone());
+    }
+
+    /// For experiments that need a GPU-style device (device memory apart from the host's, shaders): opens the
+    /// device and returns it if it is one. `--device auto` that finds only the CPU reference device prints
+    /// `skip: <why>` with the reasons each GPU backend was unavailable and returns `None` (the caller exits 0);
+    /// `--device cpu` ends the program with exit status 2 and the same explanation; an unavailable GPU device
+    /// named explicitly ends it as in [`Experiment::open_device`].
+    pub fn gpu_only(&mut self, needs: &str) -> Option<Box<dyn Device>> {
+        let sel = self.args.device.clone();
+        if sel == DeviceSelector::Cpu {
+            fail(&format!(
+                "--device cpu: {} needs a GPU-style device ({needs}); the CPU reference device has none. \
+                 Use --device vulkan (or auto to skip when no GPU-style device is present)",
+                self.name
+            ));
+        }
+        let (dev, skipped) = match backend::open(&sel) {
+            Ok(v) => v,
+            Err(e) => fail(&format!("--device {sel}: {e}")),
+        };
+        if dev.info().backend != "cpu" {
+            self.device_desc = device_line(&sel, &dev.info().to_string(), &skipped);
+            self.say(&self.device_desc.clone());
+            return Some(dev);
+        }
+        let reasons: Vec<String> = skipped.iter().map(|e| e.to_string()).collect();
+        let reasons = reasons.join("; ");
+        self.say(&format!(
+            "device: none [--device {sel}]\nskip: {} needs a GPU-style device ({needs}); none is usable here: \
+             {reasons}",
+            self.name
+        ));
+        None
     }
 
     /// Prints `rows` as an aligned table titled `title`, writes `DIR/<table>.csv`, and under `--json` writes
@@ -573,6 +608,143 @@ pub fn line_chart(
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+/// Draws a grouped bar chart as SVG: one group per entry of `labels`, one bar per series (`(name, values)`,
+/// one value per label).
+pub fn bar_chart(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    labels: &[String],
+    series: &[(&str, Vec<f64>)],
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let err = |e: &dyn std::fmt::Display| format!("drawing {}: {e}", path.display());
+    let ymax = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+        * 1.15;
+    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..labels.len().max(1) as f64, 0f64..ymax)
+        .map_err(|e| err(&e))?;
+    let names = labels.to_vec();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(labels.len() * 2 + 1)
+        .x_label_formatter(&move |x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 && i < names.len() {
+                names[i].clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|e| err(&e))?;
+    let w = 0.8 / series.len().max(1) as f64;
+    for (si, (name, vals)) in series.iter().enumerate() {
+        let color = Palette99::pick(si).to_rgba();
+        chart
+            .draw_series(vals.iter().enumerate().map(|(i, &v)| {
+                let x0 = i as f64 + 0.1 + si as f64 * w;
+                let v = if v.is_finite() { v } else { 0.0 };
+                Rectangle::new([(x0, 0.0), (x0 + w * 0.95, v)], color.filled())
+            }))
+            .map_err(|e| err(&e))?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+/// Creates `dir/name` holding `len` bytes of a fixed pseudo-random pattern, unlinks it, and returns it open
+/// for reading and writing (the data lives as long as the handle).
+pub fn data_file(dir: &Path, name: &str, len: u64) -> std::io::Result<std::fs::File> {
+    let path = dir.join(name);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
+    let _ = std::fs::remove_file(&path);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0u64;
+    while off < len {
+        let n = (len - off).min(buf.len() as u64) as usize;
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            let x = (off + i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            *b = (x >> 56) as u8;
+        }
+        f.write_all(&buf[..n])?;
+        off += n as u64;
+    }
+    Ok(f)
+}
+
+/// The 1-minute load average (the development machines are shared: say how busy they were).
+pub fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// CPU time used so far by this process's threads whose name (`/proc/self/task/*/comm`) starts with one of
+/// `prefixes`, from each thread's `schedstat` (nanoseconds on a CPU). Covers threads the experiment did not
+/// start itself: the ring's waker (`gpu-uring-waker`) and the kernel's SQPOLL thread (`iou-sqp-<pid>`), which
+/// the kernel creates as a thread of this process. Threads that have exited are no longer counted, so take
+/// both readings while the threads of interest are alive. `None` if `/proc` cannot be read.
+pub fn threads_cpu(prefixes: &[&str]) -> Option<std::time::Duration> {
+    let mut ns = 0u64;
+    for e in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let dir = e.path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        };
+        if !prefixes.iter().any(|p| comm.trim_end().starts_with(p)) {
+            continue;
+        }
+        let t = std::fs::read_to_string(dir.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+        ns += t.unwrap_or(0);
+    }
+    Some(std::time::Duration::from_nanos(ns))
+}
+
+/// CPU time of the whole process so far (user + system, every thread, `getrusage(RUSAGE_SELF)`).
+pub fn process_cpu() -> std::time::Duration {
+    // SAFETY: an all-zero `rusage` is a valid out-parameter.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid out-parameter for the duration of the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return std::time::Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec as u64)
+            + std::time::Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// Formats a rate with an SI suffix (`1.23 M`).

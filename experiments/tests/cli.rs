@@ -8,6 +8,11 @@ fn bin(name: &str) -> Command {
         "device_print" => env!("CARGO_BIN_EXE_device_print"),
         "cpu_mt" => env!("CARGO_BIN_EXE_cpu_mt"),
         "ring_latency" => env!("CARGO_BIN_EXE_ring_latency"),
+        "print_latency" => env!("CARGO_BIN_EXE_print_latency"),
+        "device_no_poll" => env!("CARGO_BIN_EXE_device_no_poll"),
+        "device_check" => env!("CARGO_BIN_EXE_device_check"),
+        "device_edit_buffer" => env!("CARGO_BIN_EXE_device_edit_buffer"),
+        "memory_placement" => env!("CARGO_BIN_EXE_memory_placement"),
         other => panic!("unknown binary {other}"),
     };
     Command::new(path)
@@ -171,4 +176,193 @@ fn auto_falls_back_to_cpu_and_says_why() {
     );
     assert!(dir.join("cpu_mt.csv").exists());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+fn json_rows(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Whether `backend` opens on this machine (a Vulkan variant of a smoke test runs only then).
+fn present(backend: &str) -> bool {
+    let sel = backend.parse().unwrap();
+    match gpu_uring::backend::open(&sel) {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("SKIP {backend} variant: {e}");
+            false
+        }
+    }
+}
+
+#[test]
+fn print_latency_compares_three_paths() {
+    let dir = tmpdir("print-latency");
+    let out = bin("print_latency")
+        .args([
+            "--device",
+            "cpu",
+            "--json",
+            "--samples",
+            "200",
+            "--lanes",
+            "3",
+            "--lines",
+            "100",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("device: CPU reference device"), "{err}");
+    let rows = json_rows(&out.stdout);
+    let paths = |table: &str| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r["table"] == table)
+            .map(|r| r["path"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(paths("latency"), ["direct", "rpc", "native"]);
+    assert_eq!(paths("throughput"), ["direct", "rpc", "native"]);
+    for r in &rows {
+        assert_eq!(r["failed"], 0, "{r}");
+        if r["table"] == "throughput" {
+            assert_eq!(r["lines"], 300, "{r}");
+        } else {
+            assert_eq!(r["samples"], 200, "{r}");
+        }
+    }
+    for f in [
+        "latency.csv",
+        "throughput.csv",
+        "latency.svg",
+        "throughput.svg",
+    ] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+    // --print-to: every line of every path lands in the file.
+    let file = dir.join("lines.txt");
+    let out = bin("print_latency")
+        .args([
+            "--device",
+            "cpu",
+            "--samples",
+            "20",
+            "--lanes",
+            "2",
+            "--lines",
+            "10",
+            "--print-to",
+        ])
+        .arg(&file)
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 3 paths x (20 samples + 10 warm-up) single-lane lines + 3 paths x 2 lanes x 10 lines.
+    let n = std::fs::read_to_string(&file).unwrap().lines().count();
+    assert_eq!(n, 3 * 30 + 3 * 20);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn device_no_poll_checks_every_completion() {
+    let dir = tmpdir("no-poll");
+    let out = bin("device_no_poll")
+        .args([
+            "--device", "cpu", "--json", "--lanes", "4", "--ops", "3", "--rounds", "5", "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = json_rows(&out.stdout);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["sqes"], 60);
+    assert_eq!(rows[0]["enter_calls"], 5);
+    assert_eq!(rows[0]["verified"], true);
+    assert!(dir.join("rounds.csv").exists());
+    // More SQEs per dispatch than the SQ holds is refused up front.
+    let out = bin("device_no_poll")
+        .args(["--device", "cpu", "--lanes", "64", "--ops", "8", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("do not fit --sq-entries"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn device_check_lists_every_backend() {
+    let dir = tmpdir("check");
+    let out = bin("device_check")
+        .args(["--json", "--lanes", "3", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = json_rows(&out.stdout);
+    let backends: Vec<&str> = rows
+        .iter()
+        .map(|r| r["backend"].as_str().unwrap())
+        .collect();
+    assert_eq!(backends, ["cpu", "vulkan", "hip", "cuda"]);
+    assert_eq!(rows[0]["status"], "usable");
+    assert_eq!(rows[0]["passed"], true);
+    for r in &rows[1..] {
+        let status = r["status"].as_str().unwrap();
+        assert!(status == "usable" || status == "unavailable", "{r}");
+        if status == "unavailable" {
+            assert!(
+                r["reason"].as_str().unwrap().contains("unavailable: "),
+                "{r}"
+            );
+        }
+    }
+    if present("vulkan") {
+        assert_eq!(rows[1]["passed"], true, "{}", rows[1]);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn gpu_only_experiments_skip_or_refuse_the_cpu_device() {
+    for name in ["device_edit_buffer", "memory_placement"] {
+        let dir = tmpdir(name);
+        let cpu = bin(name)
+            .args(["--device", "cpu", "--out"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(cpu.status.code(), Some(2), "{name}");
+        assert!(
+            String::from_utf8_lossy(&cpu.stderr).contains("needs a GPU-style device"),
+            "{name}"
+        );
+        if !present("vulkan") {
+            let auto = bin(name).arg("--out").arg(&dir).output().unwrap();
+            let text = String::from_utf8_lossy(&auto.stdout);
+            assert_eq!(auto.status.code(), Some(0), "{name}: {text}");
+            assert!(text.contains("skip: ") && text.contains("vulkan"), "{text}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

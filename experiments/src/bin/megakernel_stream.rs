@@ -7,10 +7,8 @@
 //! (`backend::checksum` per chunk, seeded by the chunk's offset, summed) must equal the host's over the same file:
 //! both are printed and the program exits non-zero on a mismatch.
 //!
-//! Vulkan/lavapipe and HIP device sides of the io_queue are not built yet; `--device` accepts `auto` and `cpu`.
-
-#[path = "pump_cli/mod.rs"]
-mod pump_cli;
+//! Vulkan/lavapipe and HIP device sides of the io_queue are not built yet; `--device` accepts `auto` and `cpu`
+//! (a named GPU device stops the program with its reason, exit status 2).
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -21,14 +19,13 @@ use clap::Parser;
 use gpu_uring::backend::checksum;
 use gpu_uring::pump::device::run_lanes;
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueError, Request};
-use pump_cli::{bar_chart, emit, Common, Row};
-use serde_json::json;
+use gpu_uring_experiments::{bar_chart, data_file, fail, CommonArgs, Experiment, Record};
 
 #[derive(Parser, Debug)]
 #[command(about = "a persistent kernel streams a file through the io_queue pump and checksums it")]
 struct Args {
     #[command(flatten)]
-    common: Common,
+    common: CommonArgs,
     /// File to stream (default: a generated file of --mib MiB in the output directory, removed afterwards).
     #[arg(long)]
     file: Option<PathBuf>,
@@ -60,34 +57,25 @@ struct LaneOut {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let device = match args.common.device_name() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let mut exp = Experiment::new("megakernel_stream", args.common.clone());
+    // The io_queue's device side exists for the CPU reference device only (its lanes are CPU threads).
+    exp.cpu_only();
     if args.lanes == 0 || args.chunk == 0 || args.chunk % 4 != 0 {
-        eprintln!("error: --lanes must be ≥ 1 and --chunk a positive multiple of 4");
-        return ExitCode::from(2);
+        fail("--lanes must be ≥ 1 and --chunk a positive multiple of 4");
     }
-    let dir = args.common.out_dir("megakernel_stream");
+    let dir = exp.out_dir().to_path_buf();
     let file = match &args.file {
-        Some(p) => match std::fs::File::open(p) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("error: opening {}: {e}", p.display());
-                return ExitCode::from(2);
-            }
-        },
-        None => pump_cli::data_file(&dir, ".megakernel_stream.data", args.mib << 20),
+        Some(p) => std::fs::File::open(p)
+            .unwrap_or_else(|e| fail(&format!("opening {}: {e}", p.display()))),
+        None => data_file(&dir, ".megakernel_stream.data", args.mib << 20)
+            .unwrap_or_else(|e| fail(&format!("creating the data file in {}: {e}", dir.display()))),
     };
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let chunk = args.chunk as u64;
     let lanes = args.lanes;
     let nchunks = total.div_ceil(chunk);
     eprintln!(
-        "megakernel_stream on {device}: {total} bytes, {nchunks} chunks of {chunk}, {lanes} lanes, double-buffered"
+        "megakernel_stream: {total} bytes, {nchunks} chunks of {chunk}, {lanes} lanes, double-buffered"
     );
 
     // Host checksum (the oracle).
@@ -193,27 +181,27 @@ fn main() -> ExitCode {
     let bytes: u64 = outs.iter().map(|o| o.bytes).sum();
     let failed: u64 = outs.iter().map(|o| o.failed).sum();
     let ok = device_sum == host && bytes == total && failed == 0;
-    let rows: Vec<Row> = vec![vec![
-        ("device", json!("cpu")),
-        ("lanes", json!(lanes)),
-        ("chunk", json!(chunk)),
-        ("bytes", json!(bytes)),
-        ("seconds", json!(el)),
-        ("mb_per_s", json!(bytes as f64 / el / 1e6)),
-        ("host_mb_per_s", json!(total as f64 / host_s / 1e6)),
-        ("batches", json!(st.batches)),
-        (
+    let row = Record::new()
+        .text("device", "cpu")
+        .int("lanes", lanes)
+        .int("chunk", chunk)
+        .int("bytes", bytes)
+        .float("seconds", el, 3)
+        .float("mb_per_s", bytes as f64 / el / 1e6, 3)
+        .float("host_mb_per_s", total as f64 / host_s / 1e6, 3)
+        .int("batches", st.batches)
+        .float(
             "sqes_per_batch",
-            json!(st.sqes as f64 / st.batches.max(1) as f64),
-        ),
-        ("idle_parks", json!(st.idle_parks)),
-        ("device_checksum", json!(format!("{device_sum:016x}"))),
-        ("host_checksum", json!(format!("{host:016x}"))),
-        ("match", json!(ok)),
-    ]];
-    emit(&args.common, &dir, "megakernel_stream", &rows);
+            st.sqes as f64 / st.batches.max(1) as f64,
+            3,
+        )
+        .int("idle_parks", st.idle_parks)
+        .text("device_checksum", format!("{device_sum:016x}"))
+        .text("host_checksum", format!("{host:016x}"))
+        .pass("match", ok);
+    exp.table("megakernel_stream", "persistent kernel stream", &[row]);
     let labels: Vec<String> = (0..lanes).map(|l| format!("lane {l}")).collect();
-    let _ = bar_chart(
+    if let Err(e) = bar_chart(
         &dir.join("megakernel_stream.svg"),
         &format!(
             "megakernel_stream: MiB streamed per lane ({:.0} MB/s total)",
@@ -227,7 +215,9 @@ fn main() -> ExitCode {
                 .map(|o| o.bytes as f64 / (1 << 20) as f64)
                 .collect(),
         )],
-    );
+    ) {
+        eprintln!("warning: {e}");
+    }
     eprintln!("device checksum {device_sum:016x}");
     eprintln!("host checksum   {host:016x}");
     if ok {

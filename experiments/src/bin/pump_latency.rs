@@ -11,9 +11,6 @@
 //! Output: tables (or `--json` rows), `latency.csv`, `idle.csv`, `throughput.csv`, and `latency.svg`,
 //! `idle.svg`, `throughput.svg`.
 
-#[path = "pump_cli/mod.rs"]
-mod pump_cli;
-
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::process::ExitCode;
@@ -24,14 +21,15 @@ use gpu_uring::backend::{checksum, cpu::CpuDevice, Device, Program};
 use gpu_uring::pump::device::run_lanes;
 use gpu_uring::pump::{IdleConfig, Pump, PumpConfig, PumpFile, QueueLane, Request};
 use gpu_uring::ring::{DeviceRing, RingConfig};
-use pump_cli::{bar_chart, emit, percentile, Common, Row};
-use serde_json::json;
+use gpu_uring_experiments::{
+    bar_chart, data_file, fail, loadavg, CommonArgs, Experiment, Percentiles, Record,
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "publish→complete latency and 4 KiB READ throughput of the io_queue pump")]
 struct Args {
     #[command(flatten)]
-    common: Common,
+    common: CommonArgs,
     /// Hot samples per op.
     #[arg(long, default_value_t = 20_000)]
     hot: u32,
@@ -59,12 +57,8 @@ struct Args {
 const WAIT: Duration = Duration::from_secs(60);
 
 fn stats_us(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (
-        percentile(&v, 50.0),
-        percentile(&v, 99.0),
-        percentile(&v, 99.9),
-    )
+    let p = Percentiles::of(&mut v);
+    (p.p50, p.p99, p.p999)
 }
 
 /// One request's publish→complete time, in µs.
@@ -92,14 +86,6 @@ fn host_checksum(f: &std::fs::File, total: u64, chunk: u64) -> u64 {
         off += n as u64;
     }
     sum
-}
-
-/// The 1-minute load average (the machine is shared; say how busy it was).
-fn loadavg() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN)
 }
 
 /// Lanes read chunks `l, l + lanes, …` through the pump into their own 4 KiB of region 0, one read in flight
@@ -177,17 +163,13 @@ fn through_ring(data: &std::fs::File, lanes: u32, total: u64) -> (f64, u64, Opti
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let device = match args.common.device_name() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let dir = args.common.out_dir("pump_latency");
-    eprintln!("pump_latency on {device}");
+    let mut exp = Experiment::new("pump_latency", args.common.clone());
+    // The io_queue's device side exists for the CPU reference device only (its lanes are CPU threads).
+    exp.cpu_only();
+    let dir = exp.out_dir().to_path_buf();
     let total = args.mib << 20;
-    let data = pump_cli::data_file(&dir, ".pump_latency.data", total);
+    let data = data_file(&dir, ".pump_latency.data", total)
+        .unwrap_or_else(|e| fail(&format!("creating the data file in {}: {e}", dir.display())));
     let idle = IdleConfig::default();
     let maxl = args.lanes.iter().copied().max().unwrap_or(1).max(1);
 
@@ -200,7 +182,7 @@ fn main() -> ExitCode {
         ..Default::default()
     })
     .expect("starting the pump");
-    let mut lat_rows: Vec<Row> = Vec::new();
+    let mut lat_rows: Vec<Record> = Vec::new();
     let mut lat_chart: Vec<(String, f64, f64)> = Vec::new();
     {
         let mut lane = QueueLane::new(pump.view(), 0);
@@ -233,26 +215,27 @@ fn main() -> ExitCode {
                 let n = v.len();
                 let (p50, p99, p999) = stats_us(v);
                 lat_chart.push((format!("{name} {state}"), p50, p99));
-                lat_rows.push(vec![
-                    ("device", json!("cpu")),
-                    ("op", json!(name)),
-                    ("pump", json!(state)),
-                    ("samples", json!(n)),
-                    ("p50_us", json!(p50)),
-                    ("p99_us", json!(p99)),
-                    ("p999_us", json!(p999)),
-                    ("idle_parks", json!(if state == "cold" { parks } else { 0 })),
-                    ("loadavg_1m", json!(loadavg())),
-                ]);
+                lat_rows.push(
+                    Record::new()
+                        .text("device", "cpu")
+                        .text("op", *name)
+                        .text("pump", state)
+                        .int("samples", n)
+                        .float("p50_us", p50, 3)
+                        .float("p99_us", p99, 3)
+                        .float("p999_us", p999, 3)
+                        .int("idle_parks", if state == "cold" { parks } else { 0 })
+                        .float("loadavg_1m", loadavg(), 2),
+                );
             }
         }
     }
     pump.stop().expect("stopping the pump");
     drop(pump);
-    emit(&args.common, &dir, "latency", &lat_rows);
+    exp.table("latency", "publish→complete latency (µs)", &lat_rows);
 
     // ---- idle cost vs cold latency ------------------------------------------------------------------------
-    let mut idle_rows: Vec<Row> = Vec::new();
+    let mut idle_rows: Vec<Record> = Vec::new();
     let mut idle_chart = (Vec::new(), Vec::new(), Vec::new());
     for &park_us in &args.park_us {
         let park = Duration::from_micros(park_us.max(1));
@@ -290,29 +273,30 @@ fn main() -> ExitCode {
         idle_chart.0.push(format!("max_park {park_us} µs"));
         idle_chart.1.push(p50);
         idle_chart.2.push(p99);
-        idle_rows.push(vec![
-            ("device", json!("cpu")),
-            ("max_park_us", json!(park_us)),
-            ("idle_cpu_pct", json!(cpu_pct)),
-            ("idle_wakeups_per_s", json!(wakeups)),
-            ("cold_nop_p50_us", json!(p50)),
-            ("cold_nop_p99_us", json!(p99)),
-            ("loadavg_1m", json!(loadavg())),
-        ]);
+        idle_rows.push(
+            Record::new()
+                .text("device", "cpu")
+                .int("max_park_us", park_us)
+                .float("idle_cpu_pct", cpu_pct, 3)
+                .float("idle_wakeups_per_s", wakeups, 3)
+                .float("cold_nop_p50_us", p50, 3)
+                .float("cold_nop_p99_us", p99, 3)
+                .float("loadavg_1m", loadavg(), 2),
+        );
     }
-    emit(&args.common, &dir, "idle", &idle_rows);
-    let _ = bar_chart(
+    exp.table("idle", "idle cost vs cold latency", &idle_rows);
+    chart(bar_chart(
         &dir.join("idle.svg"),
         "io_queue pump: cold NOP latency vs max_park (CPU reference device)",
         "µs",
         &idle_chart.0,
         &[("p50", idle_chart.1), ("p99", idle_chart.2)],
-    );
+    ));
 
     // ---- throughput -----------------------------------------------------------------------------------------
     let expect = host_checksum(&data, total, 4096);
     let chunks = total / 4096;
-    let mut tp_rows: Vec<Row> = Vec::new();
+    let mut tp_rows: Vec<Record> = Vec::new();
     let mut pump_mbs = Vec::new();
     let mut ring_mbs = Vec::new();
     let mut ok = true;
@@ -341,32 +325,33 @@ fn main() -> ExitCode {
             } else {
                 ring_mbs.push(mbs);
             }
-            tp_rows.push(vec![
-                ("device", json!("cpu")),
-                ("path", json!(path)),
-                ("lanes", json!(lanes)),
-                ("reads", json!(chunks)),
-                ("runs", json!(secs.len())),
-                ("median_reads_per_s", json!(chunks as f64 / median)),
-                ("best_reads_per_s", json!(chunks as f64 / best)),
-                ("median_mb_per_s", json!(mbs)),
-                (
+            let mut row = Record::new()
+                .text("device", "cpu")
+                .text("path", path)
+                .int("lanes", lanes)
+                .int("reads", chunks)
+                .int("runs", secs.len())
+                .float("median_reads_per_s", chunks as f64 / median, 3)
+                .float("best_reads_per_s", chunks as f64 / best, 3)
+                .float("median_mb_per_s", mbs, 3);
+            // Only the pump batches SQEs; the device ring's rows leave the column empty.
+            if !batch.is_empty() {
+                row = row.float(
                     "sqes_per_batch",
-                    if batch.is_empty() {
-                        json!(null)
-                    } else {
-                        json!(batch.iter().sum::<f64>() / batch.len() as f64)
-                    },
-                ),
-                ("loadavg_1m", json!(loadavg())),
-                ("checksum_ok", json!(ok)),
-            ]);
+                    batch.iter().sum::<f64>() / batch.len() as f64,
+                    3,
+                );
+            }
+            tp_rows.push(
+                row.float("loadavg_1m", loadavg(), 2)
+                    .pass("checksum_ok", ok),
+            );
         }
     }
-    emit(&args.common, &dir, "throughput", &tp_rows);
+    exp.table("throughput", "4 KiB READ throughput", &tp_rows);
 
     let labels: Vec<String> = lat_chart.iter().map(|r| r.0.clone()).collect();
-    let _ = bar_chart(
+    chart(bar_chart(
         &dir.join("latency.svg"),
         "io_queue pump: publish→complete latency (CPU reference device)",
         "µs",
@@ -375,20 +360,27 @@ fn main() -> ExitCode {
             ("p50", lat_chart.iter().map(|r| r.1).collect()),
             ("p99", lat_chart.iter().map(|r| r.2).collect()),
         ],
-    );
+    ));
     let labels: Vec<String> = args.lanes.iter().map(|l| format!("{l} lanes")).collect();
     eprintln!("load average (1 min) at the end: {:.2}", loadavg());
-    let _ = bar_chart(
+    chart(bar_chart(
         &dir.join("throughput.svg"),
         "4 KiB READ throughput (median run): pump vs device ring (CPU reference device)",
         "MB/s",
         &labels,
         &[("pump", pump_mbs), ("device ring", ring_mbs)],
-    );
+    ));
     if ok {
         ExitCode::SUCCESS
     } else {
         eprintln!("error: a checksum did not match the host's");
         ExitCode::FAILURE
+    }
+}
+
+/// Reports a chart that could not be drawn (the tables and CSV are the results; the SVGs illustrate them).
+fn chart(r: Result<(), String>) {
+    if let Err(e) = r {
+        eprintln!("warning: {e}");
     }
 }

@@ -733,7 +733,7 @@ impl<'a> Lane<'a> {
 /// while it waits starves the SQPOLL thread it is waiting for. (A GPU lane backs off with `__nanosleep` /
 /// `s_sleep` instead; the budget still counts iterations.)
 #[inline]
-pub(crate) fn backoff(i: u32) {
+pub fn backoff(i: u32) {
     if i < 16 {
         std::hint::spin_loop();
     } else if i < 32 {

@@ -7,4 +7,6 @@ pub mod lane;
 pub mod shared;
 
 pub use format::LineBuf;
-pub use lane::{Completion, FileRef, Lane, LaneStats, OpError, Poll, Reservation, DEFAULT_BUDGET};
+pub use lane::{
+    backoff, Completion, FileRef, Lane, LaneStats, OpError, Poll, Reservation, DEFAULT_BUDGET,
+};

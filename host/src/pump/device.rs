@@ -317,26 +317,12 @@ pub fn backoff(i: u32) {
 }
 
 /// The reference device's dispatch for io_queue programs: runs `f` on `lanes` threads, lane `id` on thread
-/// `id`, and returns each lane's result in lane order.
+/// `id` ([`crate::backend::cpu::spawn_lanes`]), and returns each lane's result in lane order.
 pub fn run_lanes<R: Send>(
     pump: &Pump,
     lanes: u32,
     f: impl Fn(&mut QueueLane<'_>) -> R + Sync,
 ) -> Vec<R> {
     let view = pump.view();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..lanes)
-            .map(|id| {
-                let f = &f;
-                std::thread::Builder::new()
-                    .name(format!("qlane-{id}"))
-                    .spawn_scoped(s, move || f(&mut QueueLane::new(view, id)))
-                    .expect("spawning a lane thread")
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a lane panicked"))
-            .collect()
-    })
+    crate::backend::cpu::spawn_lanes(lanes, "qlane", |id| f(&mut QueueLane::new(view, id)))
 }

@@ -555,6 +555,20 @@ impl DeviceRing {
         self.setup_flags
     }
 
+    /// For a ring created without SQPOLL (`RingConfig::sqpoll = false`), where nothing executes the SQEs lanes
+    /// publish until the host submits them: `io_uring_enter(2)` submitting `to_submit` of them and, with
+    /// `wait_for > 0`, waiting until that many completions are in the CQ (`IORING_ENTER_GETEVENTS`). Returns
+    /// how many SQEs the kernel consumed. Lanes reap the CQEs as usual (or the host, with
+    /// [`crate::protocol::Lane::host`]). On an SQPOLL ring the SQ thread owns submission: use the waker instead.
+    pub fn submit_and_wait(&self, to_submit: u32, wait_for: u32) -> std::io::Result<u32> {
+        let flags = if wait_for > 0 {
+            sys::ENTER_GETEVENTS
+        } else {
+            0
+        };
+        sys::enter(self.fd(), to_submit, wait_for, flags)
+    }
+
     /// Whether the ring uses `IORING_SETUP_NO_SQARRAY`.
     pub fn no_sqarray(&self) -> bool {
         self.inner.layout.ring_flags & layout::RING_FLAG_NO_SQARRAY != 0

@@ -30,6 +30,28 @@ impl Default for CpuDevice {
     }
 }
 
+/// The reference device's threads: runs `f(id)` for `id` in `0..lanes`, each on its own scoped thread named
+/// `{name}-{id}`, and returns the results in lane order. Every CPU-side dispatch (device rings here, the
+/// io_queue in [`crate::pump::device::run_lanes`], experiments with lanes of their own) spawns its lanes
+/// through this one function. A panicking lane panics the caller once every lane has been joined.
+pub fn spawn_lanes<R: Send>(lanes: u32, name: &str, f: impl Fn(u32) -> R + Sync) -> Vec<R> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..lanes)
+            .map(|id| {
+                let f = &f;
+                std::thread::Builder::new()
+                    .name(format!("{name}-{id}"))
+                    .spawn_scoped(s, move || f(id))
+                    .expect("spawning a lane thread")
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a lane panicked"))
+            .collect()
+    })
+}
+
 /// Runs `f` on `lanes` lanes, one thread each, then flushes every lane. Returns each lane's result in lane
 /// order. This is the reference device's dispatch.
 pub fn run_lanes<R: Send>(
@@ -43,25 +65,11 @@ pub fn run_lanes<R: Send>(
         "{lanes} lanes but the ring was sized for {}",
         view.layout().lanes
     );
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..lanes)
-            .map(|id| {
-                let f = &f;
-                std::thread::Builder::new()
-                    .name(format!("lane-{id}"))
-                    .spawn_scoped(s, move || {
-                        let mut lane = Lane::new(view, id);
-                        let r = f(&mut lane);
-                        let _ = lane.flush(DEFAULT_BUDGET);
-                        r
-                    })
-                    .expect("spawning a lane thread")
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a lane panicked"))
-            .collect()
+    spawn_lanes(lanes, "lane", |id| {
+        let mut lane = Lane::new(view, id);
+        let r = f(&mut lane);
+        let _ = lane.flush(DEFAULT_BUDGET);
+        r
     })
 }
 

@@ -1,0 +1,587 @@
+//! print_latency — three ways for device lanes to print, measured on one device in one run:
+//!
+//! - `direct`: the project's design. The lane formats its line into its staging line, writes one WRITE SQE into
+//!   the device ring and publishes it; the kernel's SQPOLL thread executes it; the lane reaps the completion.
+//!   Host threads involved: the ring's waker and the kernel's SQPOLL thread.
+//! - `rpc`: the design of LLVM libc for GPUs ([`gpu_uring_experiments::rpc`]). The lane fills its mailbox in
+//!   shared memory and raises a flag; a host server thread polls the mailboxes, calls `write(2)` and replies
+//!   through the flag. Host thread involved: the server.
+//! - `native`: the device's own printf. The CPU reference device has none; its "native" path is a plain
+//!   `write(2)` from the lane's own thread (no helper thread at all), the floor any design can reach on a CPU.
+//!
+//! Measured: single-lane round trip (line handed over → its completion visible to the lane), min/p50/p90/p99/
+//! p99.9/max over `--samples`; and `--lanes` lanes printing `--lines` lines each (one line in flight per lane
+//! on every path): lines/s, MB/s, and CPU time per line of the host helper threads (waker + SQPOLL thread, or
+//! the RPC server; per-thread CPU clocks) and of the whole process (`getrusage`). Lines are the
+//! [`format_print_line`] lines every device prints, written to `/dev/null` unless `--print-to PATH`.
+//!
+//! Output: tables (or `--json` rows), `latency.csv`, `throughput.csv`, `latency.svg` (percentile curves, log
+//! scale) and `throughput.svg`. Exit status 1 if any line failed on any path.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use gpu_uring::backend::{cpu::spawn_lanes, expected_line, format_print_line, Device, Program};
+use gpu_uring::protocol::{Lane, LineBuf};
+use gpu_uring::ring::{DeviceRing, PrintTarget, RingConfig};
+use gpu_uring_experiments::rpc::{MailboxArena, RpcClient, RpcServer, ServerConfig};
+use gpu_uring_experiments::{
+    bar_chart, fail, line_chart, loadavg, process_cpu, si, threads_cpu, CommonArgs, Experiment,
+    Percentiles, Record, Series,
+};
+
+/// Direct SQE printing vs a mailbox RPC server vs the device's own print: latency and throughput.
+#[derive(Parser, Debug)]
+#[command(name = "print_latency", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Single-lane round trips measured per path (after 10% as many warm-up prints).
+    #[arg(long, default_value_t = 20_000)]
+    samples: u32,
+    /// Lanes for the throughput runs.
+    #[arg(long, default_value_t = 8)]
+    lanes: u32,
+    /// Lines per lane in the throughput runs.
+    #[arg(long, default_value_t = 20_000)]
+    lines: u32,
+    /// Where lines go (created or truncated); default /dev/null.
+    #[arg(long, value_name = "PATH")]
+    print_to: Option<PathBuf>,
+    /// SQPOLL idle time of the device ring, and how long the RPC server keeps spinning after its last request
+    /// (both helpers poll the same way), in ms.
+    #[arg(long, default_value_t = 50)]
+    poll_idle_ms: u64,
+    /// Give up on a run after this many seconds (its unprinted lines count as failed).
+    #[arg(long, default_value_t = 300)]
+    timeout_s: u64,
+}
+
+/// The host threads that work for the direct path: the ring's waker, the kernel's SQPOLL thread (a thread of
+/// this process, named `iou-sqp-<pid>`), and the kernel's io-wq workers (`iou-wrk-<pid>`), which execute the
+/// writes the SQPOLL thread cannot complete without blocking — e.g. buffered writes to a regular file on a
+/// filesystem without async buffered writes (ext4), which is where `--print-to FILE` lines go. Workers that
+/// exit during a run (after seconds idle) drop out of this count; the process CPU column keeps them.
+const DIRECT_HELPERS: &[&str] = &["gpu-uring-waker", "iou-sqp-", "iou-wrk-"];
+
+/// One path's single-lane result.
+struct Latency {
+    path: &'static str,
+    samples: Vec<f64>,
+    failed: u64,
+}
+
+/// One path's many-lane result.
+struct Throughput {
+    path: &'static str,
+    helpers: &'static str,
+    lines: u64,
+    bytes: u64,
+    secs: f64,
+    helper_cpu: Option<Duration>,
+    process_cpu: Duration,
+    failed: u64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let mut exp = Experiment::new("print_latency", cli.common.clone());
+    let dev = exp.open_device();
+    let info = dev.info();
+    if cli.lanes == 0 || cli.samples == 0 || cli.lines == 0 {
+        fail("--lanes, --samples and --lines must be at least 1");
+    }
+    let target_name = cli
+        .print_to
+        .as_ref()
+        .map_or("/dev/null".to_owned(), |p| p.display().to_string());
+    let target = match &cli.print_to {
+        Some(p) => File::create(p),
+        None => File::options().write(true).open("/dev/null"),
+    }
+    .unwrap_or_else(|e| fail(&format!("cannot open {target_name}: {e}")));
+    let fd = target.as_raw_fd();
+    let idle = Duration::from_millis(cli.poll_idle_ms.max(1));
+    let timeout = Duration::from_secs(cli.timeout_s);
+    let cpu_device = info.backend == "cpu";
+    exp.say(&format!(
+        "lines go to {target_name}; native path: {}",
+        if cpu_device {
+            "none on the CPU reference device: plain write(2) from the lane thread instead"
+        } else {
+            "none in this build for this backend"
+        }
+    ));
+
+    let mut lat = Vec::new();
+    let mut tp = Vec::new();
+    if cpu_device {
+        let warm = (cli.samples / 10).max(10);
+        lat.push(direct_latency(fd, idle, warm, cli.samples, timeout));
+        lat.push(rpc_latency(fd, idle, warm, cli.samples, timeout));
+        lat.push(native_latency(fd, warm, cli.samples));
+    } else {
+        exp.say(&format!(
+            "single-lane latency and the rpc/native paths: not available on {} in this build (the lanes' \
+             timing and the RPC client need device code of their own); measuring direct throughput only",
+            info.backend
+        ));
+    }
+    tp.push(direct_throughput(
+        &*dev, fd, idle, cli.lanes, cli.lines, timeout,
+    ));
+    if cpu_device {
+        tp.push(rpc_throughput(fd, idle, cli.lanes, cli.lines, timeout));
+        tp.push(native_throughput(fd, cli.lanes, cli.lines));
+    }
+    drop(target);
+
+    let load = loadavg();
+    let lat_rows: Vec<Record> = lat
+        .iter()
+        .map(|l| {
+            let mut s = l.samples.clone();
+            let p = Percentiles::of(&mut s);
+            Record::new()
+                .text("device", info.backend)
+                .text("path", l.path)
+                .int("samples", p.n)
+                .float("min_us", p.min, 2)
+                .float("p50_us", p.p50, 2)
+                .float("p90_us", p.p90, 2)
+                .float("p99_us", p.p99, 2)
+                .float("p999_us", p.p999, 2)
+                .float("max_us", p.max, 1)
+                .int("failed", l.failed)
+                .float("loadavg_1m", load, 2)
+        })
+        .collect();
+    if !lat_rows.is_empty() {
+        exp.table(
+            "latency",
+            "single-lane round trip: line handed over → completion visible to the lane (µs)",
+            &lat_rows,
+        );
+        let labels = ["p50", "p90", "p99", "p99.9"];
+        let series: Vec<Series> = lat
+            .iter()
+            .map(|l| {
+                let mut s = l.samples.clone();
+                let p = Percentiles::of(&mut s);
+                Series {
+                    label: l.path.to_owned(),
+                    points: [p.p50, p.p90, p.p99, p.p999]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| (i as f64, v.max(1e-3)))
+                        .collect(),
+                }
+            })
+            .collect();
+        warn(line_chart(
+            &exp.out_dir().join("latency.svg"),
+            &format!("print round trip, one lane ({})", info.name),
+            "percentile",
+            "µs (log)",
+            Some(&labels),
+            true,
+            &series,
+        ));
+    }
+    let tp_rows: Vec<Record> = tp
+        .iter()
+        .map(|t| {
+            let per_line = |d: Duration| d.as_secs_f64() * 1e6 / t.lines.max(1) as f64;
+            let mut r = Record::new()
+                .text("device", info.backend)
+                .text("path", t.path)
+                .int("lanes", cli.lanes)
+                .int("lines", t.lines)
+                .int("bytes", t.bytes)
+                .float("seconds", t.secs, 4)
+                .float("lines_per_s", t.lines as f64 / t.secs, 0)
+                .float("mb_per_s", t.bytes as f64 / t.secs / 1e6, 2)
+                .text("host_helpers", t.helpers);
+            if let Some(h) = t.helper_cpu {
+                r = r.float("helper_cpu_us_per_line", per_line(h), 3);
+            }
+            r.float("process_cpu_us_per_line", per_line(t.process_cpu), 3)
+                .int("failed", t.failed)
+                .float("loadavg_1m", load, 2)
+        })
+        .collect();
+    exp.table(
+        "throughput",
+        &format!(
+            "{} lanes x {} lines, one line in flight per lane",
+            cli.lanes, cli.lines
+        ),
+        &tp_rows,
+    );
+    let labels: Vec<String> = tp.iter().map(|t| t.path.to_owned()).collect();
+    warn(bar_chart(
+        &exp.out_dir().join("throughput.svg"),
+        &format!(
+            "{} lanes printing: lines/s and host CPU per line ({})",
+            cli.lanes, info.name
+        ),
+        "k lines/s  |  helper CPU ns per line",
+        &labels,
+        &[
+            (
+                "k lines/s",
+                tp.iter().map(|t| t.lines as f64 / t.secs / 1e3).collect(),
+            ),
+            (
+                "helper CPU ns/line",
+                tp.iter()
+                    .map(|t| {
+                        t.helper_cpu
+                            .map_or(0.0, |h| h.as_secs_f64() * 1e9 / t.lines.max(1) as f64)
+                    })
+                    .collect(),
+            ),
+        ],
+    ));
+    for t in &tp {
+        exp.say(&format!(
+            "{:>7}: {} lines/s, {:.2} MB/s",
+            t.path,
+            si(t.lines as f64 / t.secs),
+            t.bytes as f64 / t.secs / 1e6
+        ));
+    }
+    let failed: u64 =
+        lat.iter().map(|l| l.failed).sum::<u64>() + tp.iter().map(|t| t.failed).sum::<u64>();
+    if failed > 0 {
+        eprintln!("FAILED: {failed} lines were not printed");
+        std::process::exit(1);
+    }
+}
+
+fn warn(r: Result<(), String>) {
+    if let Err(e) = r {
+        eprintln!("warning: {e}");
+    }
+}
+
+fn micros(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e6
+}
+
+fn line_of(buf: &mut LineBuf, lane: u32, seq: u32) -> usize {
+    buf.clear();
+    format_print_line(buf, lane, seq);
+    buf.str("\n");
+    buf.as_bytes().len()
+}
+
+/// The device ring the direct path prints through.
+fn ring(fd: i32, lanes: u32, idle: Duration) -> DeviceRing {
+    let ring = DeviceRing::new(RingConfig {
+        lanes,
+        sq_thread_idle: idle,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
+    ring.set_print_target(PrintTarget::Fd(fd))
+        .unwrap_or_else(|e| fail(&format!("setting the print target: {e}")));
+    ring
+}
+
+/// After a direct run: waits (bounded) until the ring is idle and, for a regular-file target (offset mode),
+/// moves the file position past the printed lines, so the next path's lines follow them instead of
+/// overwriting them.
+fn finish(ring: &DeviceRing) {
+    if !ring.quiesce(Duration::from_secs(10)) {
+        eprintln!("warning: the device ring did not quiesce within 10 s");
+    }
+    ring.finish_prints();
+}
+
+/// Budget of one lane-side wait: with the lanes' backoff, far longer than any healthy print.
+const BUDGET: u32 = 1 << 20;
+
+/// What one print came to.
+enum Sent {
+    /// Printed: `bytes` written, completion seen.
+    Printed(u64),
+    /// The write failed or was short.
+    Failed,
+    /// The lane cannot go on (a wait timed out with the request still posted, or the deadline passed).
+    GaveUp,
+}
+
+/// Single-lane round trips: `print(seq)` hands line `seq` over and returns once its completion is visible.
+/// Returns the samples (µs) after `warm` warm-up prints and the lines that failed.
+fn round_trips(warm: u32, n: u32, mut print: impl FnMut(u32) -> Sent) -> (Vec<f64>, u64) {
+    let mut v = Vec::with_capacity(n as usize);
+    let mut failed = 0;
+    for seq in 0..warm + n {
+        let t = Instant::now();
+        let r = print(seq);
+        let us = micros(t);
+        match r {
+            Sent::Printed(_) if seq >= warm => v.push(us),
+            Sent::Printed(_) => {}
+            Sent::Failed => failed += 1,
+            Sent::GaveUp => {
+                failed += (warm + n - seq) as u64;
+                break;
+            }
+        }
+    }
+    (v, failed)
+}
+
+/// One lane's `lines` prints: (lines printed, bytes, lines failed).
+fn print_lines(lines: u32, mut print: impl FnMut(u32) -> Sent) -> (u64, u64, u64) {
+    let (mut done, mut bytes, mut failed) = (0u64, 0u64, 0u64);
+    for seq in 0..lines {
+        match print(seq) {
+            Sent::Printed(b) => {
+                done += 1;
+                bytes += b;
+            }
+            Sent::Failed => failed += 1,
+            Sent::GaveUp => {
+                failed += (lines - seq) as u64;
+                break;
+            }
+        }
+    }
+    (done, bytes, failed)
+}
+
+/// The RPC path's print: formats line `seq` of lane `lane`, posts it and waits for the server's reply.
+fn rpc_print(
+    c: &mut RpcClient<'_>,
+    buf: &mut LineBuf,
+    lane: u32,
+    seq: u32,
+    deadline: Instant,
+) -> Sent {
+    let len = line_of(buf, lane, seq);
+    match c.call(buf.as_bytes(), deadline) {
+        Ok(w) if w == len as i32 => Sent::Printed(len as u64),
+        Ok(_) => Sent::Failed,
+        // Timed out: the request stays posted, so this lane's mailbox is not its own any more.
+        Err(_) => Sent::GaveUp,
+    }
+}
+
+/// The native path's print: `write(2)` from the lane's own thread.
+fn native_print(fd: i32, buf: &mut LineBuf, lane: u32, seq: u32) -> Sent {
+    let len = line_of(buf, lane, seq);
+    // SAFETY: the line's bytes are readable for their length for the duration of the call.
+    let r = unsafe { libc::write(fd, buf.as_bytes().as_ptr().cast(), len) };
+    if r == len as isize {
+        Sent::Printed(len as u64)
+    } else {
+        Sent::Failed
+    }
+}
+
+/// A mailbox arena for `lanes` lanes and its server, polling like the device ring's SQPOLL thread.
+fn start_rpc(fd: i32, lanes: u32, idle: Duration) -> (Arc<MailboxArena>, RpcServer) {
+    let arena = Arc::new(MailboxArena::new(lanes).unwrap_or_else(|e| fail(&e.to_string())));
+    let server = RpcServer::start(
+        arena.clone(),
+        fd,
+        ServerConfig {
+            spin_idle: idle,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| fail(&format!("starting the RPC server: {e}")));
+    (arena, server)
+}
+
+fn direct_latency(fd: i32, idle: Duration, warm: u32, n: u32, timeout: Duration) -> Latency {
+    let ring = ring(fd, 1, idle);
+    let deadline = Instant::now() + timeout;
+    let (samples, failed) = gpu_uring::backend::cpu::run_lanes(&ring, 1, |lane: &mut Lane<'_>| {
+        round_trips(warm, n, |seq| {
+            if Instant::now() > deadline {
+                return Sent::GaveUp;
+            }
+            // The round trip: the line is handed over in print_with, and flush returns once its completion
+            // has been reaped by this lane.
+            match lane
+                .print_with(BUDGET, |b| format_print_line(b, 0, seq))
+                .and_then(|_| lane.flush(BUDGET))
+            {
+                Ok(()) => Sent::Printed(0),
+                Err(_) => Sent::Failed,
+            }
+        })
+    })
+    .pop()
+    .unwrap_or_default();
+    finish(&ring);
+    let errs = ring.view().control_snapshot().print_errors as u64;
+    Latency {
+        path: "direct",
+        samples,
+        failed: failed + errs,
+    }
+}
+
+fn rpc_latency(fd: i32, idle: Duration, warm: u32, n: u32, timeout: Duration) -> Latency {
+    let (arena, server) = start_rpc(fd, 1, idle);
+    let deadline = Instant::now() + timeout;
+    let (samples, failed) = spawn_lanes(1, "rpc-lane", |_| {
+        let (mut c, mut buf) = (arena.client(0), LineBuf::with_capacity(256));
+        round_trips(warm, n, |seq| rpc_print(&mut c, &mut buf, 0, seq, deadline))
+    })
+    .pop()
+    .unwrap_or_default();
+    let st = server.stop();
+    Latency {
+        path: "rpc",
+        samples,
+        failed: failed.max(st.errors),
+    }
+}
+
+fn native_latency(fd: i32, warm: u32, n: u32) -> Latency {
+    let (samples, failed) = spawn_lanes(1, "native-lane", |_| {
+        let mut buf = LineBuf::with_capacity(256);
+        round_trips(warm, n, |seq| native_print(fd, &mut buf, 0, seq))
+    })
+    .pop()
+    .unwrap_or_default();
+    Latency {
+        path: "native",
+        samples,
+        failed,
+    }
+}
+
+fn direct_throughput(
+    dev: &dyn Device,
+    fd: i32,
+    idle: Duration,
+    lanes: u32,
+    lines: u32,
+    timeout: Duration,
+) -> Throughput {
+    let ring = ring(fd, lanes, idle);
+    let (h0, p0) = (threads_cpu(DIRECT_HELPERS), process_cpu());
+    let rep = dev
+        .run(&ring, lanes, &Program::Print { lines }, timeout)
+        .unwrap_or_else(|e| fail(&format!("running the print program: {e}")));
+    // Count the helpers' work until the last line is done (the run ends when every lane's lines completed).
+    let (h1, p1) = (threads_cpu(DIRECT_HELPERS), process_cpu());
+    finish(&ring);
+    let errs = ring.view().control_snapshot().print_errors as u64;
+    let tot = rep.total();
+    let bytes: u64 = rep
+        .lanes
+        .iter()
+        .enumerate()
+        .map(|(l, r)| lane_bytes(l as u32, r.done))
+        .sum();
+    Throughput {
+        path: "direct",
+        helpers: "waker + SQPOLL thread + io-wq",
+        lines: tot.done,
+        bytes,
+        secs: rep.elapsed.as_secs_f64(),
+        helper_cpu: h0.zip(h1).map(|(a, b)| b.saturating_sub(a)),
+        process_cpu: p1.saturating_sub(p0),
+        failed: tot.failed + errs + (lanes as u64 * lines as u64).saturating_sub(tot.done),
+    }
+}
+
+/// Bytes of lane `lane`'s first `n` lines (newlines included).
+fn lane_bytes(lane: u32, n: u64) -> u64 {
+    (0..n as u32)
+        .map(|s| expected_line(lane, s).len() as u64 + 1)
+        .sum()
+}
+
+fn rpc_throughput(
+    fd: i32,
+    idle: Duration,
+    lanes: u32,
+    lines: u32,
+    timeout: Duration,
+) -> Throughput {
+    let (arena, server) = start_rpc(fd, lanes, idle);
+    let deadline = Instant::now() + timeout;
+    let (h0, p0) = (threads_cpu(&["rpc-server"]), process_cpu());
+    let t = Instant::now();
+    let per_lane = spawn_lanes(lanes, "rpc-lane", |id| {
+        let (mut c, mut buf) = (arena.client(id), LineBuf::with_capacity(256));
+        print_lines(lines, |seq| rpc_print(&mut c, &mut buf, id, seq, deadline))
+    });
+    let secs = t.elapsed().as_secs_f64();
+    // Read while the server thread is alive (as for the direct path's helpers).
+    let (h1, p1) = (threads_cpu(&["rpc-server"]), process_cpu());
+    let st = server.stop();
+    Throughput {
+        helper_cpu: h0.zip(h1).map(|(a, b)| b.saturating_sub(a)),
+        ..Throughput::of(
+            "rpc",
+            "RPC server thread",
+            &per_lane,
+            secs,
+            p1.saturating_sub(p0),
+        )
+        .with_errors(st.errors)
+    }
+}
+
+fn native_throughput(fd: i32, lanes: u32, lines: u32) -> Throughput {
+    let p0 = process_cpu();
+    let t = Instant::now();
+    let per_lane = spawn_lanes(lanes, "native-lane", |id| {
+        let mut buf = LineBuf::with_capacity(256);
+        print_lines(lines, |seq| native_print(fd, &mut buf, id, seq))
+    });
+    let secs = t.elapsed().as_secs_f64();
+    let p1 = process_cpu();
+    Throughput {
+        helper_cpu: Some(Duration::ZERO),
+        ..Throughput::of(
+            "native",
+            "none (lanes call write(2))",
+            &per_lane,
+            secs,
+            p1.saturating_sub(p0),
+        )
+    }
+}
+
+impl Throughput {
+    /// A row from each lane's (lines printed, bytes, lines failed); no helper CPU figure yet.
+    fn of(
+        path: &'static str,
+        helpers: &'static str,
+        per_lane: &[(u64, u64, u64)],
+        secs: f64,
+        process_cpu: Duration,
+    ) -> Throughput {
+        Throughput {
+            path,
+            helpers,
+            lines: per_lane.iter().map(|r| r.0).sum(),
+            bytes: per_lane.iter().map(|r| r.1).sum(),
+            secs,
+            helper_cpu: None,
+            process_cpu,
+            failed: per_lane.iter().map(|r| r.2).sum(),
+        }
+    }
+
+    /// Counts at least `errors` failed lines (the server's own count of failed or short writes).
+    fn with_errors(mut self, errors: u64) -> Throughput {
+        self.failed = self.failed.max(errors);
+        self
+    }
+}
