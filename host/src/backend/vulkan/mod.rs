@@ -270,6 +270,58 @@ impl VulkanDevice {
         self.run_program(ring, lanes, &program, timeout)
     }
 
+    /// Formats each case with the shader's §7 formatter (one lane per case) and returns the bytes, to compare
+    /// with [`crate::protocol::LineBuf`]. Needs a ring with at least `cases.len()` lanes and
+    /// `128 × cases.len()` bytes of fixed buffer, which it overwrites.
+    pub fn format_probe(
+        &self,
+        ring: &DeviceRing,
+        cases: &[FormatCase],
+    ) -> Result<Vec<Vec<u8>>, DeviceError> {
+        let l = ring.layout();
+        let n = cases.len() as u32;
+        if n == 0 || n > l.lanes || (l.fixed_size as u64) < 128 * n as u64 {
+            return Err(run_error(format!(
+                "format_probe needs 1..={} cases and 128 bytes of fixed buffer per case",
+                l.lanes
+            )));
+        }
+        let v = ring.view();
+        for (i, c) in cases.iter().enumerate() {
+            let (kind, prec, val) = match *c {
+                FormatCase::U64(x) => (0u32, 0u32, x),
+                FormatCase::I64(x) => (1, 0, x as u64),
+                FormatCase::Hex(x) => (2, 0, x),
+                FormatCase::F32(x, p) => (3, p, x.to_bits() as u64),
+            };
+            let words = [kind, prec, val as u32, (val >> 32) as u32];
+            v.write_bytes(l.fixed + 128 * i as u32, bytemuck::bytes_of(&words));
+        }
+        let plan = Plan {
+            name: "format",
+            spirv: shaders::FORMAT,
+            params: RunParams {
+                program: PROGRAM_FORMAT,
+                lanes: n,
+                count: n,
+                iter_budget: self.iter_budget.clamp(64, 30_000),
+                ..Default::default()
+            },
+            texts: &[],
+        };
+        self.run_plan(ring, n, plan, Duration::from_secs(60))?;
+        Ok((0..n)
+            .map(|i| {
+                let mut len = [0u8; 4];
+                v.read_bytes(l.fixed + 128 * i + 16, &mut len);
+                let len = u32::from_le_bytes(len).min(108) as usize;
+                let mut out = vec![0u8; len];
+                v.read_bytes(l.fixed + 128 * i + 20, &mut out);
+                out
+            })
+            .collect())
+    }
+
     /// The physical device this runs on.
     pub fn physical(&self) -> &VulkanPhysicalDevice {
         &self.phys
@@ -291,12 +343,24 @@ impl VulkanDevice {
                 l.lanes
             )));
         }
+        let plan = self.plan(&l, lanes, program)?;
+        self.run_plan(ring, lanes, plan, timeout)
+    }
+
+    fn run_plan(
+        &self,
+        ring: &DeviceRing,
+        lanes: u32,
+        plan: Plan,
+        timeout: Duration,
+    ) -> Result<(RunReport, Vec<LaneState>), DeviceError> {
+        let l = ring.layout();
         let Plan {
             name,
             spirv,
             params,
             texts,
-        } = self.plan(&l, lanes, program)?;
+        } = plan;
         self.ctx.reclaim_orphans();
         let pipeline = self.ctx.pipeline(name, spirv).map_err(run_error)?;
         let run_len =
@@ -512,6 +576,19 @@ impl VulkanDevice {
             texts: r.2,
         })
     }
+}
+
+/// One value for [`VulkanDevice::format_probe`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FormatCase {
+    /// Unsigned decimal ([`crate::protocol::LineBuf::u64`]).
+    U64(u64),
+    /// Signed decimal ([`crate::protocol::LineBuf::i64`]).
+    I64(i64),
+    /// Lowercase hex ([`crate::protocol::LineBuf::hex`]).
+    Hex(u64),
+    /// A float with a precision ([`crate::protocol::LineBuf::f32`]).
+    F32(f32, u32),
 }
 
 /// What [`VulkanDevice::plan`] decides for a program.

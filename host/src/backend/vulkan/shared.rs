@@ -13,6 +13,7 @@ pub const PROGRAM_LANE_STRESS: u32 = 4;
 pub const PROGRAM_EDIT_BUFFER: u32 = 5;
 pub const PROGRAM_LAYOUT: u32 = 6;
 pub const PROGRAM_EXACT: u32 = 7;
+pub const PROGRAM_FORMAT: u32 = 8;
 
 /// `LaneState::flags`: the lane finished its program, flush included.
 pub const LANE_FINISHED: u32 = 1;
