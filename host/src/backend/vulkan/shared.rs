@@ -181,7 +181,7 @@ mod tests {
             let Some(rest) = stmt
                 .lines()
                 .filter_map(|l| l.trim().strip_prefix("const uint "))
-                .last()
+                .next_back()
             else {
                 continue;
             };
