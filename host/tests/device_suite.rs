@@ -286,7 +286,13 @@ fn nops_and_writes(dev: &dyn Device) {
 suite!(nops_and_writes);
 
 fn read_checksum(dev: &dyn Device) {
-    let (lanes, chunk) = (8u32, 4096u32);
+    for chunk in [4096u32, 8192] {
+        read_checksum_with(dev, chunk);
+    }
+}
+
+fn read_checksum_with(dev: &dyn Device, chunk: u32) {
+    let lanes = 8u32;
     let total = (lanes * chunk * 3 + 101) as u64; // a partial last chunk checks the zero padding
     let data: Vec<u8> = (0..total)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)

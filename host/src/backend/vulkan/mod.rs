@@ -533,9 +533,12 @@ impl VulkanDevice {
                 ("nop", shaders::NOP, &[][..])
             }
             Program::Read { file, chunk, total } => {
-                if chunk == 0 || chunk % 4 != 0 || chunk > 16384 {
+                // A chunk's checksum (chunk / 4 loop iterations) runs inside one dispatch's loop budget.
+                let max_chunk = (4 * p.iter_budget).min(16384) & !3;
+                if chunk == 0 || chunk % 4 != 0 || chunk > max_chunk {
                     return Err(run_error(format!(
-                        "Read chunk must be a multiple of 4 in 4..=16384 on Vulkan (a chunk's checksum runs in one dispatch), got {chunk}"
+                        "Read chunk must be a multiple of 4 in 4..={max_chunk} on this Vulkan device (a chunk's \
+                         checksum runs within one dispatch's loop budget), got {chunk}"
                     )));
                 }
                 fixed_needs(lanes as u64 * chunk as u64, "Read")?;
