@@ -387,6 +387,7 @@ impl VulkanDevice {
         let deadline = start + timeout;
         let mut dispatches = 0u32;
         let trace = std::env::var_os("GPU_URING_VULKAN_TRACE").is_some();
+        let (mut last_signature, mut idle) = (u64::MAX, 0u32);
         let states = loop {
             {
                 let bytes = run.run_bytes();
@@ -438,6 +439,20 @@ impl VulkanDevice {
             }
             if states.iter().all(|s| s.flags & LANE_FINISHED != 0) {
                 break states;
+            }
+            // A dispatch in which no lane moved was spent waiting for the kernel: on a CPU device (lavapipe)
+            // its threads compete with the SQPOLL thread and io-wq workers for the same cores, so give them a
+            // moment before the next one (100 µs, doubling to 2 ms while nothing moves).
+            let signature: u64 = states
+                .iter()
+                .map(|s| s.seq as u64 + s.done as u64 + s.phase as u64 + s.flags as u64)
+                .sum();
+            if signature == last_signature {
+                idle = (idle + 1).min(5);
+                std::thread::sleep(Duration::from_micros(100 << (idle - 1)));
+            } else {
+                idle = 0;
+                last_signature = signature;
             }
             if Instant::now() >= deadline {
                 let unfinished: Vec<_> = states
