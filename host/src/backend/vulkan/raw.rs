@@ -18,7 +18,7 @@ use crate::ring::ArenaKeepAlive;
 
 /// `VK_EXT_external_memory_host`.
 const EXT_MEMORY_HOST: &CStr = c"VK_EXT_external_memory_host";
-/// `VK_KHR_external_memory` (core in 1.1, listed for 1.0-style drivers).
+/// Push constants: the RingLayout (Vulkan guarantees at least 128 bytes).
 const PUSH_CONSTANT_BYTES: u32 = 128;
 
 /// The loader and a `VkInstance`.
