@@ -391,7 +391,7 @@ pub fn serve_flags(
             idle = 0;
         } else {
             idle += 1;
-            if idle % 64 == 0 {
+            if idle & 63 == 0 {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();

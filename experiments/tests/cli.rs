@@ -197,6 +197,12 @@ fn present(backend: &str) -> bool {
     }
 }
 
+/// Whether `--device auto` falls back to the CPU reference device here (it takes only real GPUs).
+fn auto_is_cpu() -> bool {
+    let (dev, _) = gpu_uring::backend::open(&gpu_uring::backend::DeviceSelector::Auto).unwrap();
+    dev.info().backend == "cpu"
+}
+
 #[test]
 fn print_latency_compares_three_paths() {
     let dir = tmpdir("print-latency");
@@ -324,21 +330,25 @@ fn device_check_lists_every_backend() {
         .iter()
         .map(|r| r["backend"].as_str().unwrap())
         .collect();
-    assert_eq!(backends, ["cpu", "vulkan", "hip", "cuda"]);
+    // cpu, then "vulkan" (no loader or no device) or one "vulkan:<index>" per physical device, then hip, cuda.
+    let n = backends.len();
+    assert_eq!(backends[0], "cpu");
+    assert_eq!(backends[n - 2..], ["hip", "cuda"]);
+    assert!(
+        backends[1..n - 2].iter().all(|b| b.starts_with("vulkan")),
+        "{backends:?}"
+    );
     assert_eq!(rows[0]["status"], "usable");
     assert_eq!(rows[0]["passed"], true);
     for r in &rows[1..] {
         let status = r["status"].as_str().unwrap();
         assert!(status == "usable" || status == "unavailable", "{r}");
         if status == "unavailable" {
-            assert!(
-                r["reason"].as_str().unwrap().contains("unavailable: "),
-                "{r}"
-            );
+            assert!(!r["reason"].as_str().unwrap().is_empty(), "{r}");
+        } else {
+            // A usable device must pass its checks (lavapipe does in CI).
+            assert_eq!(r["passed"], true, "{r}");
         }
-    }
-    if present("vulkan") {
-        assert_eq!(rows[1]["passed"], true, "{}", rows[1]);
     }
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -357,7 +367,7 @@ fn gpu_only_experiments_skip_or_refuse_the_cpu_device() {
             String::from_utf8_lossy(&cpu.stderr).contains("needs a GPU-style device"),
             "{name}"
         );
-        if !present("vulkan") {
+        if auto_is_cpu() {
             let auto = bin(name).arg("--out").arg(&dir).output().unwrap();
             let text = String::from_utf8_lossy(&auto.stdout);
             assert_eq!(auto.status.code(), Some(0), "{name}: {text}");
@@ -365,4 +375,29 @@ fn gpu_only_experiments_skip_or_refuse_the_cpu_device() {
         }
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+#[test]
+fn device_edit_buffer_on_vulkan() {
+    if !present("vulkan") {
+        return;
+    }
+    let dir = tmpdir("edit-vk");
+    let out = bin("device_edit_buffer")
+        .args([
+            "--device", "vulkan", "--json", "--lanes", "4", "--steps", "50", "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = json_rows(&out.stdout);
+    assert_eq!(rows[0]["handshakes"], 200);
+    assert_eq!(rows[0]["seen_by_host"], 200);
+    assert_eq!(rows[0]["verified"], true);
+    let _ = std::fs::remove_dir_all(dir);
 }
