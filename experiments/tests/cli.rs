@@ -401,3 +401,34 @@ fn device_edit_buffer_on_vulkan() {
     assert_eq!(rows[0]["verified"], true);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn print_latency_on_vulkan() {
+    if !present("vulkan") {
+        return;
+    }
+    let dir = tmpdir("print-latency-vk");
+    let out = bin("print_latency")
+        .args([
+            "--device", "vulkan", "--json", "--lanes", "2", "--lines", "20", "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = json_rows(&out.stdout);
+    let paths: Vec<&str> = rows.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["direct", "rpc-flag"]);
+    for r in &rows {
+        assert_eq!(
+            (r["lines"].as_u64(), r["failed"].as_u64()),
+            (Some(40), Some(0)),
+            "{r}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

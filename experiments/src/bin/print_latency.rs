@@ -8,6 +8,12 @@
 //!   through the flag. Host thread involved: the server.
 //! - `native`: the device's own printf. The CPU reference device has none; its "native" path is a plain
 //!   `write(2)` from the lane's own thread (no helper thread at all), the floor any design can reach on a CPU.
+//!   Vulkan compute has none (debugPrintfEXT needs the validation layers): no native row there.
+//!
+//! On a GPU backend (Vulkan), which runs built-in shaders only, the rpc path is `rpc-flag`: the `edit_buffer`
+//! shader raises the lane's flag once per line and the server formats, writes and replies — the RPC control
+//! path without the payload copy — and there are no per-line timestamps, so no single-lane percentiles: the
+//! throughput table's `mean_us_per_line` at `--lanes 1` is the mean round trip.
 //!
 //! Measured: single-lane round trip (line handed over → its completion visible to the lane), min/p50/p90/p99/
 //! p99.9/max over `--samples`; and `--lanes` lanes printing `--lines` lines each (one line in flight per lane
@@ -21,6 +27,7 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +35,7 @@ use clap::Parser;
 use gpu_uring::backend::{cpu::spawn_lanes, expected_line, format_print_line, Device, Program};
 use gpu_uring::protocol::{Lane, LineBuf};
 use gpu_uring::ring::{DeviceRing, PrintTarget, RingConfig};
-use gpu_uring_experiments::rpc::{MailboxArena, RpcClient, RpcServer, ServerConfig};
+use gpu_uring_experiments::rpc::{serve_flags, MailboxArena, RpcClient, RpcServer, ServerConfig};
 use gpu_uring_experiments::{
     bar_chart, fail, line_chart, loadavg, process_cpu, si, threads_cpu, CommonArgs, Experiment,
     Percentiles, Record, Series,
@@ -113,7 +120,7 @@ fn main() {
         if cpu_device {
             "none on the CPU reference device: plain write(2) from the lane thread instead"
         } else {
-            "none in this build for this backend"
+            "none (Vulkan compute has no printf outside validation layers' debugPrintfEXT)"
         }
     ));
 
@@ -126,8 +133,7 @@ fn main() {
         lat.push(native_latency(fd, warm, cli.samples));
     } else {
         exp.say(&format!(
-            "single-lane latency and the rpc/native paths: not available on {} in this build (the lanes' \
-             timing and the RPC client need device code of their own); measuring direct throughput only",
+            "on {}: no per-line timestamps inside a dispatch, so no single-lane percentiles; the throughput              table's mean_us_per_line (run with --lanes 1 for the mean round trip) stands in. The rpc path is              `rpc-flag`: the edit_buffer shader raises its flag per line and the server writes the line and              replies, but the line's bytes are formatted by the server (this backend runs built-in shaders              only, so no mailbox-filling client shader)",
             info.backend
         ));
     }
@@ -137,6 +143,10 @@ fn main() {
     if cpu_device {
         tp.push(rpc_throughput(fd, idle, cli.lanes, cli.lines, timeout));
         tp.push(native_throughput(fd, cli.lanes, cli.lines));
+    } else {
+        tp.push(rpc_flag_throughput(
+            &*dev, fd, cli.lanes, cli.lines, timeout,
+        ));
     }
     drop(target);
 
@@ -205,6 +215,12 @@ fn main() {
                 .float("seconds", t.secs, 4)
                 .float("lines_per_s", t.lines as f64 / t.secs, 0)
                 .float("mb_per_s", t.bytes as f64 / t.secs / 1e6, 2)
+                // One line in flight per lane: a lane's mean time per line is its mean round trip.
+                .float(
+                    "mean_us_per_line",
+                    t.secs * 1e6 * cli.lanes as f64 / t.lines.max(1) as f64,
+                    2,
+                )
                 .text("host_helpers", t.helpers);
             if let Some(h) = t.helper_cpu {
                 r = r.float("helper_cpu_us_per_line", per_line(h), 3);
@@ -583,5 +599,67 @@ impl Throughput {
     fn with_errors(mut self, errors: u64) -> Throughput {
         self.failed = self.failed.max(errors);
         self
+    }
+}
+
+/// The RPC control path on a device that runs built-in shaders only: the `edit_buffer` program raises lane
+/// `l`'s flag (value = step) once per line, and a server thread (`rpc-server`, [`serve_flags`]) formats that
+/// line, writes it with `write(2)` and replies (ack). Everything of the RPC design but the payload copy.
+fn rpc_flag_throughput(
+    dev: &dyn Device,
+    fd: i32,
+    lanes: u32,
+    lines: u32,
+    timeout: Duration,
+) -> Throughput {
+    let ring = DeviceRing::new(RingConfig {
+        lanes,
+        fixed_buffer_bytes: (lanes as usize * 8).next_multiple_of(4096),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
+    let stop = AtomicBool::new(false);
+    let (rep, h, p, served) = std::thread::scope(|s| {
+        let server = std::thread::Builder::new()
+            .name("rpc-server".into())
+            .spawn_scoped(s, || {
+                let mut buf = LineBuf::with_capacity(256);
+                let (mut done, mut bytes, mut failed) = (0u64, 0u64, 0u64);
+                serve_flags(&ring, lanes, &stop, |lane, step| {
+                    match native_print(fd, &mut buf, lane, step - 1) {
+                        Sent::Printed(b) => {
+                            done += 1;
+                            bytes += b;
+                        }
+                        _ => failed += 1,
+                    }
+                });
+                (done, bytes, failed)
+            })
+            .unwrap_or_else(|e| fail(&format!("starting the RPC server: {e}")));
+        let (h0, p0) = (threads_cpu(&["rpc-server"]), process_cpu());
+        let rep = dev.run(&ring, lanes, &Program::EditBuffer { steps: lines }, timeout);
+        let (h1, p1) = (threads_cpu(&["rpc-server"]), process_cpu());
+        stop.store(true, Ordering::Release);
+        let served = server.join().expect("the RPC server panicked");
+        (
+            rep,
+            h0.zip(h1).map(|(a, b)| b.saturating_sub(a)),
+            p1.saturating_sub(p0),
+            served,
+        )
+    });
+    let rep = rep.unwrap_or_else(|e| fail(&format!("running edit_buffer: {e}")));
+    let tot = rep.total();
+    let (done, bytes, failed) = served;
+    Throughput {
+        path: "rpc-flag",
+        helpers: "RPC server thread (formats the lines)",
+        lines: done,
+        bytes,
+        secs: rep.elapsed.as_secs_f64(),
+        helper_cpu: h,
+        process_cpu: p,
+        failed: failed + tot.failed + (lanes as u64 * lines as u64).saturating_sub(done),
     }
 }
