@@ -432,3 +432,28 @@ fn print_latency_on_vulkan() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn device_no_poll_on_vulkan() {
+    if !present("vulkan") {
+        return;
+    }
+    let dir = tmpdir("no-poll-vk");
+    let out = bin("device_no_poll")
+        .args([
+            "--device", "vulkan", "--json", "--lanes", "8", "--ops", "40", "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = json_rows(&out.stdout);
+    assert_eq!(rows[0]["sqes"], 320);
+    assert_eq!(rows[0]["writes_in_file"], 320);
+    assert_eq!(rows[0]["verified"], true);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -6,8 +6,11 @@
 //! to choose. `--device auto` without one prints `skip: …` with each backend's reason and exits 0;
 //! `--device cpu`, or an unavailable device named explicitly, exits 2 with the reason.
 //!
-//! State in this build: the Vulkan backend (branch `vulkan`) has not landed its memory import and shader
-//! dispatch yet, so on a Vulkan device this program reports that and exits 2 instead of measuring anything.
+//! State in this build: **not measured.** The Vulkan backend imports the ring's arena (host-coherent) and runs
+//! its built-in programs only; it offers neither device-local buffers nor a way to dispatch another shader,
+//! both of which this comparison needs. On a Vulkan device this program says so and exits 2. (The imported
+//! half alone — host ↔ shader visibility through imported host memory — is what `device_edit_buffer`
+//! measures.)
 
 use clap::Parser;
 use gpu_uring_experiments::{fail, CommonArgs, Experiment};
@@ -30,9 +33,11 @@ fn main() {
         return;
     };
     fail(&format!(
-        "{}: this build's {} backend has no memory import and shader dispatch yet ({} accesses not measured)",
+        "{}: not measured ({} accesses): this build's {} backend runs only its built-in programs on the \
+         imported arena, with no device-local buffers and no dispatch of other shaders; device_edit_buffer \
+         measures the imported-memory half",
         dev.info(),
-        dev.info().backend,
-        cli.accesses
+        cli.accesses,
+        dev.info().backend
     ));
 }
