@@ -457,3 +457,40 @@ fn device_no_poll_on_vulkan() {
     assert_eq!(rows[0]["verified"], true);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn memory_placement_on_vulkan() {
+    if !present("vulkan") {
+        return;
+    }
+    let dir = tmpdir("placement-vk");
+    let out = bin("memory_placement")
+        .args([
+            "--device",
+            "vulkan",
+            "--json",
+            "--mib",
+            "1",
+            "--accesses",
+            "2000",
+            "--repeat",
+            "1",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = json_rows(&out.stdout);
+    let places: Vec<&str> = rows
+        .iter()
+        .map(|r| r["placement"].as_str().unwrap())
+        .collect();
+    assert_eq!(places, ["device-local", "host-visible", "imported host"]);
+    assert_eq!(rows[2]["chase_checked"], "pass");
+    let _ = std::fs::remove_dir_all(dir);
+}
