@@ -113,9 +113,15 @@ impl Gpu {
             .queue_family_index(queue_family)
             .queue_priorities(&prio)];
         let exts = [ash::ext::external_memory_host::NAME.as_ptr()];
+        // The Vulkan memory model with device scope: shaders that hand data to the host (rpc_print.comp) use
+        // acquire/release atomics at device scope. Every device the backend accepts has both (it checks).
+        let mut f12 = vk::PhysicalDeviceVulkan12Features::default()
+            .vulkan_memory_model(true)
+            .vulkan_memory_model_device_scope(true);
         let dinfo = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queues)
-            .enabled_extension_names(&exts);
+            .enabled_extension_names(&exts)
+            .push_next(&mut f12);
         // SAFETY: `pd` came from this instance; `dinfo` and what it points to live across the call.
         let device = unsafe { instance.create_device(pd, &dinfo, None) }.map_err(|e| {
             fail(format!(
@@ -156,10 +162,39 @@ impl Gpu {
             .map(|i| (i as u32, types[i].property_flags))
     }
 
+    /// A storage buffer over caller-owned host memory (`VK_EXT_external_memory_host`), e.g. an RPC mailbox
+    /// arena.
+    ///
+    /// # Safety
+    /// `ptr` must be a live, writable mapping of `len` bytes, aligned to the device's
+    /// `minImportedHostPointerAlignment` (page alignment suffices on the devices seen so far) with `len` a
+    /// multiple of it, and must stay mapped until the returned buffer is dropped, and beyond it if a dispatch
+    /// timed out (the `Gpu` is then poisoned and never frees the import).
+    pub unsafe fn import(&self, ptr: *mut u8, len: usize) -> Result<Buffer<'_>, String> {
+        // The alignment is a power of two (Vulkan requires it).
+        if (ptr as usize | len) & (self.import_align - 1) != 0 {
+            return Err(format!(
+                "{ptr:p} ({len} bytes) is not aligned to minImportedHostPointerAlignment {}",
+                self.import_align
+            ));
+        }
+        self.make(Placement::Imported, len, Some((ptr.cast(), false)))
+    }
+
     /// A storage buffer of `bytes` (rounded up to the import alignment) in `place`.
     pub fn buffer(&self, place: Placement, bytes: usize) -> Result<Buffer<'_>, String> {
-        let d = &self.device;
         let len = bytes.div_ceil(self.import_align) * self.import_align;
+        self.make(place, len, None)
+    }
+
+    /// `host`: for an import, memory the caller owns (`false`) instead of a fresh mapping this buffer owns.
+    fn make(
+        &self,
+        place: Placement,
+        len: usize,
+        host: Option<(*mut c_void, bool)>,
+    ) -> Result<Buffer<'_>, String> {
+        let d = &self.device;
         let handle = vk::ExternalMemoryHandleTypeFlags::HOST_ALLOCATION_EXT;
         let mut ext = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle);
         let mut binfo = vk::BufferCreateInfo::default()
@@ -176,6 +211,7 @@ impl Gpu {
             buf,
             mem: vk::DeviceMemory::null(),
             host: None,
+            owns_host: false,
             flags: vk::MemoryPropertyFlags::empty(),
             len,
         };
@@ -200,16 +236,19 @@ impl Gpu {
                 (mt, f, None)
             }
             Placement::Imported => {
-                // SAFETY: an anonymous private mapping with no address hint; checked below.
-                let p = unsafe {
-                    libc::mmap(
-                        std::ptr::null_mut(),
-                        len,
-                        libc::PROT_READ | libc::PROT_WRITE,
-                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                        -1,
-                        0,
-                    )
+                let p = match host {
+                    Some((p, _)) => p,
+                    // SAFETY: an anonymous private mapping with no address hint; checked below.
+                    None => unsafe {
+                        libc::mmap(
+                            std::ptr::null_mut(),
+                            len,
+                            libc::PROT_READ | libc::PROT_WRITE,
+                            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                            -1,
+                            0,
+                        )
+                    },
                 };
                 if p == libc::MAP_FAILED {
                     return Err(format!(
@@ -218,9 +257,11 @@ impl Gpu {
                     ));
                 }
                 b.host = Some(p);
+                b.owns_host = host.is_none_or(|(_, owned)| owned);
                 let mut hp = vk::MemoryHostPointerPropertiesEXT::default();
-                // SAFETY: `p` is a live, page-aligned mapping of `len` bytes (a multiple of the import
-                // alignment) that `b` unmaps only after freeing the imported memory.
+                // SAFETY: `p` is a live, aligned mapping of `len` bytes (a multiple of the import alignment):
+                // ours, unmapped only after the imported memory is freed, or the caller's under `import`'s
+                // contract.
                 let r = unsafe {
                     (self.host_mem.fp().get_memory_host_pointer_properties_ext)(
                         d.handle(),
@@ -280,6 +321,8 @@ pub struct Buffer<'g> {
     buf: vk::Buffer,
     mem: vk::DeviceMemory,
     host: Option<*mut c_void>,
+    /// Whether `host` is this buffer's own mapping (unmapped on drop) rather than the caller's.
+    owns_host: bool,
     flags: vk::MemoryPropertyFlags,
     len: usize,
 }
@@ -326,7 +369,7 @@ impl Drop for Buffer<'_> {
             if self.mem != vk::DeviceMemory::null() {
                 d.free_memory(self.mem, None);
             }
-            if let Some(p) = self.host {
+            if let (Some(p), true) = (self.host, self.owns_host) {
                 libc::munmap(p, self.len);
             }
         }

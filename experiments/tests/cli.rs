@@ -408,10 +408,20 @@ fn print_latency_on_vulkan() {
         return;
     }
     let dir = tmpdir("print-latency-vk");
+    let file = dir.join("lines.txt");
     let out = bin("print_latency")
         .args([
-            "--device", "vulkan", "--json", "--lanes", "2", "--lines", "20", "--out",
+            "--device",
+            "vulkan",
+            "--json",
+            "--lanes",
+            "3",
+            "--lines",
+            "20",
+            "--print-to",
         ])
+        .arg(&file)
+        .arg("--out")
         .arg(&dir)
         .output()
         .unwrap();
@@ -422,14 +432,25 @@ fn print_latency_on_vulkan() {
     );
     let rows = json_rows(&out.stdout);
     let paths: Vec<&str> = rows.iter().map(|r| r["path"].as_str().unwrap()).collect();
-    assert_eq!(paths, ["direct", "rpc-flag"]);
+    assert_eq!(paths, ["direct", "rpc"]);
     for r in &rows {
         assert_eq!(
             (r["lines"].as_u64(), r["failed"].as_u64()),
-            (Some(40), Some(0)),
+            (Some(60), Some(0)),
             "{r}"
         );
     }
+    // Both paths printed every line, byte for byte what format_print_line makes (the GLSL RPC client
+    // formats its lines itself): each expected line exactly twice.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut got: Vec<&str> = text.lines().collect();
+    got.sort_unstable();
+    let mut want: Vec<String> = (0..3u32)
+        .flat_map(|l| (0..20u32).map(move |s| gpu_uring::backend::expected_line(l, s)))
+        .flat_map(|l| [l.clone(), l])
+        .collect();
+    want.sort_unstable();
+    assert_eq!(got, want);
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -10,10 +10,11 @@
 //!   `write(2)` from the lane's own thread (no helper thread at all), the floor any design can reach on a CPU.
 //!   Vulkan compute has none (debugPrintfEXT needs the validation layers): no native row there.
 //!
-//! On a GPU backend (Vulkan), which runs built-in shaders only, the rpc path is `rpc-flag`: the `edit_buffer`
-//! shader raises the lane's flag once per line and the server formats, writes and replies — the RPC control
-//! path without the payload copy — and there are no per-line timestamps, so no single-lane percentiles: the
-//! throughput table's `mean_us_per_line` at `--lanes 1` is the mean round trip.
+//! On Vulkan the rpc path's client is the `rpc_print` shader (device-shaders/src/rpc_print.comp: each lane
+//! formats its line into its mailbox in imported host memory and waits for the same server's reply), run
+//! through the experiments' own Vulkan harness since the backend runs only its built-in programs; there are
+//! no per-line timestamps inside a dispatch, so no single-lane percentiles: the throughput table's
+//! `mean_us_per_line` at `--lanes 1` is the mean round trip.
 //!
 //! Measured: single-lane round trip (line handed over → its completion visible to the lane), min/p50/p90/p99/
 //! p99.9/max over `--samples`; and `--lanes` lanes printing `--lines` lines each (one line in flight per lane
@@ -27,15 +28,19 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use gpu_uring::backend::{cpu::spawn_lanes, expected_line, format_print_line, Device, Program};
+use gpu_uring::backend::{
+    cpu::spawn_lanes, expected_line, format_print_line, Device, DeviceInfo, Program,
+};
 use gpu_uring::protocol::{Lane, LineBuf};
 use gpu_uring::ring::{DeviceRing, PrintTarget, RingConfig};
-use gpu_uring_experiments::rpc::{serve_flags, MailboxArena, RpcClient, RpcServer, ServerConfig};
+use gpu_uring_experiments::rpc::{
+    MailboxArena, RpcClient, RpcServer, ServerConfig, MB_DONE, MB_FAILED, MB_FINISHED,
+};
+use gpu_uring_experiments::vk::{Gpu, Kernel};
 use gpu_uring_experiments::{
     bar_chart, fail, line_chart, loadavg, process_cpu, si, threads_cpu, CommonArgs, Experiment,
     Percentiles, Record, Series,
@@ -67,6 +72,12 @@ struct Cli {
     #[arg(long, default_value_t = 300)]
     timeout_s: u64,
 }
+
+/// The RPC client shader (device-shaders/src/rpc_print.comp, built by device-shaders/build.sh).
+static RPC_PRINT: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../device-shaders/spirv/rpc_print.spv"
+));
 
 /// The host threads that work for the direct path: the ring's waker, the kernel's SQPOLL thread (a thread of
 /// this process, named `iou-sqp-<pid>`), and the kernel's io-wq workers (`iou-wrk-<pid>`), which execute the
@@ -144,8 +155,8 @@ fn main() {
         tp.push(rpc_throughput(fd, idle, cli.lanes, cli.lines, timeout));
         tp.push(native_throughput(fd, cli.lanes, cli.lines));
     } else {
-        tp.push(rpc_flag_throughput(
-            &*dev, fd, cli.lanes, cli.lines, timeout,
+        tp.push(rpc_vulkan_throughput(
+            &info, fd, idle, cli.lanes, cli.lines, timeout,
         ));
     }
     drop(target);
@@ -602,64 +613,60 @@ impl Throughput {
     }
 }
 
-/// The RPC control path on a device that runs built-in shaders only: the `edit_buffer` program raises lane
-/// `l`'s flag (value = step) once per line, and a server thread (`rpc-server`, [`serve_flags`]) formats that
-/// line, writes it with `write(2)` and replies (ack). Everything of the RPC design but the payload copy.
-fn rpc_flag_throughput(
-    dev: &dyn Device,
+/// The RPC path on Vulkan: the `rpc_print` shader (device-shaders/src/rpc_print.comp) is the client — each lane
+/// formats its line into its mailbox in the arena (host memory imported into the device) and waits for the
+/// reply — and the same [`RpcServer`] thread as on the CPU serves it. The shader runs through the experiments'
+/// Vulkan harness ([`gpu_uring_experiments::vk`]) and resumes across dispatches (lavapipe's loop cap); the
+/// host re-dispatches until every lane has finished.
+fn rpc_vulkan_throughput(
+    device: &DeviceInfo,
     fd: i32,
+    idle: Duration,
     lanes: u32,
     lines: u32,
     timeout: Duration,
 ) -> Throughput {
-    let ring = DeviceRing::new(RingConfig {
-        lanes,
-        fixed_buffer_bytes: (lanes as usize * 8).next_multiple_of(4096),
-        ..Default::default()
-    })
-    .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
-    let stop = AtomicBool::new(false);
-    let (rep, h, p, served) = std::thread::scope(|s| {
-        let server = std::thread::Builder::new()
-            .name("rpc-server".into())
-            .spawn_scoped(s, || {
-                let mut buf = LineBuf::with_capacity(256);
-                let (mut done, mut bytes, mut failed) = (0u64, 0u64, 0u64);
-                serve_flags(&ring, lanes, &stop, |lane, step| {
-                    match native_print(fd, &mut buf, lane, step - 1) {
-                        Sent::Printed(b) => {
-                            done += 1;
-                            bytes += b;
-                        }
-                        _ => failed += 1,
-                    }
-                });
-                (done, bytes, failed)
-            })
-            .unwrap_or_else(|e| fail(&format!("starting the RPC server: {e}")));
-        let (h0, p0) = (threads_cpu(&["rpc-server"]), process_cpu());
-        let rep = dev.run(&ring, lanes, &Program::EditBuffer { steps: lines }, timeout);
-        let (h1, p1) = (threads_cpu(&["rpc-server"]), process_cpu());
-        stop.store(true, Ordering::Release);
-        let served = server.join().expect("the RPC server panicked");
-        (
-            rep,
-            h0.zip(h1).map(|(a, b)| b.saturating_sub(a)),
-            p1.saturating_sub(p0),
-            served,
-        )
-    });
-    let rep = rep.unwrap_or_else(|e| fail(&format!("running edit_buffer: {e}")));
-    let tot = rep.total();
-    let (done, bytes, failed) = served;
+    let gpu = Gpu::open(&device.name)
+        .unwrap_or_else(|e| fail(&format!("opening {} for the RPC client: {e}", device.name)));
+    let mut kernel = Kernel::new(&gpu, RPC_PRINT).unwrap_or_else(|e| fail(&e));
+    let (arena, server) = start_rpc(fd, lanes, idle);
+    let (base, len) = arena.memory();
+    // SAFETY: the arena is a page-aligned mapping of whole pages that `arena` keeps mapped until after the
+    // buffer (declared later, dropped first) is gone; a timed-out dispatch ends the program (`fail`).
+    let buf = unsafe { gpu.import(base, len) }
+        .unwrap_or_else(|e| fail(&format!("importing the mailboxes: {e}")));
+    // lavapipe counts loop iterations per SIMD batch of `subgroup` lanes: each lane's share of the 65535 cap.
+    let budget = 60_000 / (2 * device.subgroup_size.max(1));
+    let deadline = Instant::now() + timeout;
+    let (h0, p0) = (threads_cpu(&["rpc-server"]), process_cpu());
+    let t = Instant::now();
+    let mut dispatches = 0u32;
+    while (0..lanes).any(|l| arena.word(l, MB_FINISHED) == 0) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            eprintln!("warning: the RPC client did not finish within {timeout:?}");
+            break;
+        }
+        dispatches += 1;
+        if let Err(e) = kernel.run(&buf, &[lanes, lines, budget, 0], lanes.div_ceil(8), left) {
+            fail(&format!("rpc_print dispatch {dispatches}: {e}"));
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let (h1, p1) = (threads_cpu(&["rpc-server"]), process_cpu());
+    let st = server.stop();
+    let done: u64 = (0..lanes).map(|l| arena.word(l, MB_DONE) as u64).sum();
+    let failed: u64 = (0..lanes).map(|l| arena.word(l, MB_FAILED) as u64).sum();
+    drop(buf);
+    eprintln!("rpc_print: {dispatches} dispatches");
     Throughput {
-        path: "rpc-flag",
-        helpers: "RPC server thread (formats the lines)",
+        path: "rpc",
+        helpers: "RPC server thread",
         lines: done,
-        bytes,
-        secs: rep.elapsed.as_secs_f64(),
-        helper_cpu: h,
-        process_cpu: p,
-        failed: failed + tot.failed + (lanes as u64 * lines as u64).saturating_sub(done),
+        bytes: st.bytes,
+        secs,
+        helper_cpu: h0.zip(h1).map(|(a, b)| b.saturating_sub(a)),
+        process_cpu: p1.saturating_sub(p0),
+        failed: failed.max(st.errors) + (lanes as u64 * lines as u64).saturating_sub(done + failed),
     }
 }
