@@ -382,11 +382,36 @@ uint gu_poll(uint lane, uint k, out int result) {
     return GU_WOULD_BLOCK;
 }
 
+// §6 wait: polls slot k up to `budget` times (each poll reaps) → GU_READY with the result, or GU_TIMED_OUT.
+// There is no portable backoff instruction in GLSL; the budget counts polls. A program that gets GU_TIMED_OUT
+// keeps the operation pending in its lane state and polls again later (or in the next dispatch).
+uint gu_wait(uint lane, uint k, uint budget, out int result) {
+    result = 0;
+    for (uint i = 0u; i < max(budget, 1u); i++) {
+        gu_iters++;
+        uint s = gu_poll(lane, k, result);
+        if (s != GU_WOULD_BLOCK) return s;
+    }
+    return GU_TIMED_OUT;
+}
+
+// §3 reserve with a budget: up to `budget` attempts, reaping between them → true, or false (TIMED_OUT).
+bool gu_reserve(uint budget, out uint ticket) {
+    ticket = 0u;
+    for (uint i = 0u; i < max(budget, 1u); i++) {
+        gu_iters++;
+        if (gu_try_reserve(ticket)) return true;
+        // Always reap before trying again: that is what frees credits.
+        gu_reap(16u);
+    }
+    return false;
+}
+
 // Fire-and-forget operations of `lane` still in flight (acquire: their CQEs' effects are visible).
 uint gu_in_flight(uint lane) { return gu_ld_acq(gu_lane_word(lane, gu_l.staging_lines)); }
 
 // ---- §7 line formatting (identical digits on every device) ---------------------------------------------------
-const uint GU_MAX_LINE_WORDS = 64u; // lines up to 256 bytes (the host refuses larger line_bytes for prints)
+const uint GU_MAX_LINE_WORDS = 64u; // lines up to 256 bytes; longer lines are cut like LineBuf cuts them
 uint gu_line[GU_MAX_LINE_WORDS];
 uint gu_len = 0u;
 uint gu_cap = 0u;

@@ -19,8 +19,8 @@ void main() {
         gu_iters++;
         if (gu_st.phase == PH_WAITING) {
             int r;
-            uint s = gu_poll(lane, 0u, r);
-            if (s == GU_WOULD_BLOCK) continue;
+            uint s = gu_wait(lane, 0u, 16u, r);
+            if (s == GU_TIMED_OUT) continue; // still pending: keep polling (this dispatch or the next)
             if (s == GU_READY) gu_st.done++; else gu_st.failed++;
             gu_a.w[(gu_l.fixed_off + 64u * count + 4u * gu_st.seq) >> 2] = uint(r);
             gu_st.seq++;
@@ -29,7 +29,7 @@ void main() {
         }
         if (gu_st.seq >= count) { gu_st.flags |= GU_LANE_FINISHED; status = GU_READY; break; }
         uint t;
-        if (!gu_try_reserve(t)) { gu_reap(16u); continue; }
+        if (!gu_reserve(16u, t)) continue;
         uint img = (gu_l.fixed_off + 64u * gu_st.seq) >> 2;
         for (uint i = 0u; i < 16u; i++) gu_sqe[i] = gu_a.w[img + i];
         gu_sqe[8] = lane * gu_l.slots_per_lane; // global slot 0 of lane 0

@@ -5,7 +5,7 @@
 // with READ_FIXED into the fixed region at l * chunk, and checksum each chunk as backend::checksum does
 // (FNV-1a over 32-bit little-endian words, zero-padded, seeded with the chunk's file offset). Resumable: seq
 // (chunks done by this lane) and a read in flight (phase) live in the lane state; a chunk's checksum always
-// completes in the dispatch that sees its completion (the host caps chunks at 16 KiB).
+// completes in the dispatch that sees its completion (the host caps chunk / 4 at the soft loop budget).
 #include "../include/gpu_uring.glsl"
 
 const uint PH_IDLE = 0u, PH_WAITING = 1u;
@@ -40,6 +40,9 @@ void main() {
         uint64_t off = c * uint64_t(chunk);
         uint len = c < nchunks ? uint(min(total - off, uint64_t(chunk))) : 0u;
         if (gu_st.phase == PH_WAITING) {
+            // A chunk's checksum runs in the dispatch that sees its completion: poll only while the budget
+            // still has room for it (the host keeps chunk / 4 within the soft budget, so a fresh dispatch has).
+            if (gu_iters + (len + 3u) / 4u > 2u * gu_soft_budget) break;
             int r;
             uint s = gu_poll(lane, ws, r);
             if (s == GU_WOULD_BLOCK) continue;

@@ -202,7 +202,8 @@ fn sqpoll_sleeps_and_the_waker_wakes_it(dev: &dyn Device) {
         ..Default::default()
     });
     let l = ring.layout();
-    for round in 0..3 {
+    let mut woken = 0;
+    for round in 0..4 {
         // Idle well past the SQ thread's idle time (10 ms): it must be asleep.
         std::thread::sleep(Duration::from_millis(100));
         let flags = ring.view().u32_at(l.sq_flags).load(Ordering::Acquire);
@@ -224,11 +225,17 @@ fn sqpoll_sleeps_and_the_waker_wakes_it(dev: &dyn Device) {
             )
             .unwrap();
         assert_eq!(rep.total().done, 1, "round {round}: the NOP completed");
-        assert!(
-            ring.waker_stats().wakeups > before,
-            "round {round}: completed through a waker wake-up"
-        );
+        if ring.waker_stats().wakeups > before {
+            woken += 1;
+        }
     }
+    // Rarely (about 1 run in 6 of device_ring's version of this test, with the waker of main too) a NOP
+    // published while the flag is set completes before the waker has called io_uring_enter: the SQ thread ran
+    // anyway. The property checked is that sleeping SQ threads are woken, not that nothing else wakes them.
+    assert!(
+        woken >= 3,
+        "{woken} of 4 rounds completed through a waker wake-up"
+    );
     assert_clean(&ring);
 }
 suite!(sqpoll_sleeps_and_the_waker_wakes_it);
@@ -279,7 +286,13 @@ fn nops_and_writes(dev: &dyn Device) {
 suite!(nops_and_writes);
 
 fn read_checksum(dev: &dyn Device) {
-    let (lanes, chunk) = (8u32, 4096u32);
+    for chunk in [4096u32, 8192] {
+        read_checksum_with(dev, chunk);
+    }
+}
+
+fn read_checksum_with(dev: &dyn Device, chunk: u32) {
+    let lanes = 8u32;
     let total = (lanes * chunk * 3 + 101) as u64; // a partial last chunk checks the zero padding
     let data: Vec<u8> = (0..total)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
@@ -653,4 +666,66 @@ fn vulkan_named_programs_run() {
         Err(DeviceError::Run { .. })
     ));
     assert_clean(&ring);
+}
+
+#[test]
+fn vulkan_number_formatting_matches_the_reference_byte_for_byte() {
+    let Some((dev, _g)) = vulkan_device() else {
+        return;
+    };
+    use gpu_uring::backend::vulkan::FormatCase::{self, *};
+    let mut cases: Vec<FormatCase> = vec![
+        U64(0),
+        U64(9),
+        U64(10),
+        U64(u64::MAX),
+        I64(0),
+        I64(-1),
+        I64(-42),
+        I64(i64::MIN),
+        I64(i64::MAX),
+        Hex(0),
+        Hex(0xdead_beef),
+        Hex(u64::MAX),
+        F32(f32::NAN, 3),
+        F32(f32::INFINITY, 3),
+        F32(f32::NEG_INFINITY, 3),
+        F32(f32::MAX, 6),
+        F32(f32::MIN_POSITIVE, 9),
+        F32(-0.0, 6),
+        F32(0.5, 0),
+        F32(1.5, 0),
+        F32(2.5, 0),
+        F32(0.125, 2),
+        F32(0.375, 2),
+        F32(1e-7, 9),
+        F32(9.3e9, 9),
+        F32(1e19, 0),
+        F32(-3.0e38, 1),
+    ];
+    for p in [0, 1, 3, 6, 9] {
+        for x in [1.234_56f32, 123_456.79, 0.1, 2.5e9, -7.875] {
+            cases.push(F32(x, p));
+        }
+    }
+    let ring = ring(RingConfig {
+        lanes: cases.len() as u32,
+        fixed_buffer_bytes: 128 * cases.len(),
+        ..Default::default()
+    });
+    let got = dev.format_probe(&ring, &cases).unwrap();
+    for (c, g) in cases.iter().zip(&got) {
+        let mut want = gpu_uring::protocol::LineBuf::with_capacity(256);
+        match *c {
+            U64(x) => want.u64(x),
+            I64(x) => want.i64(x),
+            Hex(x) => want.hex(x),
+            F32(x, p) => want.f32(x, p),
+        };
+        assert_eq!(
+            String::from_utf8_lossy(g),
+            String::from_utf8_lossy(want.as_bytes()),
+            "{c:?}"
+        );
+    }
 }

@@ -21,6 +21,9 @@ use crate::ctl_off;
 /// the SQ thread actually runs, which on a loaded machine takes a while, and the kernel does not lose a wake-up.
 const REWAKE_AFTER: Duration = Duration::from_millis(1);
 
+/// The longest interval between wake-ups for stalled completions (see `run`).
+const STALL_WAKE_MAX: Duration = Duration::from_millis(100);
+
 /// Waker tuning.
 #[derive(Debug, Clone)]
 pub struct WakerConfig {
@@ -120,7 +123,11 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
         .unwrap_or_else(Instant::now);
     let mut sleep = cfg.min_sleep;
     let mut wake_head = head_w.load(Ordering::Relaxed).wrapping_sub(1);
-    let (cq_tail_w, credits_w) = (view.u32_at(l.cq_tail), view.ctl32(ctl_off!(cq_credits)));
+    let (cq_tail_w, credits_w, claim_w) = (
+        view.u32_at(l.cq_tail),
+        view.ctl32(ctl_off!(cq_credits)),
+        view.ctl32(ctl_off!(cq_claim)),
+    );
     let mut last_cq_tail = cq_tail_w.load(Ordering::Relaxed);
     let mut cq_moved = Instant::now();
     let mut stall_wake = Instant::now();
@@ -149,8 +156,10 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
         // buffered write to a regular file that would block) completes through task work that the SQPOLL
         // thread runs, and an SQ thread asleep with an empty SQ was seen (kernel 6.18, lavapipe lanes that
         // stopped publishing because every staging line was in flight) not to run it until the next wake-up.
-        // So while credited operations are in flight, the SQ thread sleeps and the CQ tail has not moved, wake
-        // it now and then: after REWAKE_AFTER, doubling up to 64 ms while nothing completes.
+        // So while more credited operations are in flight than CQEs wait to be claimed, the SQ thread sleeps
+        // and the CQ tail has not moved, wake it now and then: after REWAKE_AFTER, doubling up to
+        // STALL_WAKE_MAX while nothing completes. (An idle ring, or one whose CQEs are all posted and merely
+        // unreaped, is never woken this way.)
         let cq_tail = cq_tail_w.load(Ordering::Acquire);
         if cq_tail != last_cq_tail {
             last_cq_tail = cq_tail;
@@ -159,16 +168,21 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
         }
         if flags & sys::SQ_NEED_WAKEUP != 0
             && tail == head
-            && credits_w.load(Ordering::Acquire) != l.credit_pool
             && cq_moved.elapsed() >= REWAKE_AFTER
             && stall_wake.elapsed() >= stall_every
         {
-            match sys::enter(fd, 0, 0, sys::ENTER_SQ_WAKEUP) {
-                Ok(_) => c.wakeups.fetch_add(1, Ordering::Relaxed),
-                Err(_) => c.errors.fetch_add(1, Ordering::Relaxed),
-            };
-            stall_wake = Instant::now();
-            stall_every = (stall_every * 2).min(Duration::from_millis(64));
+            let in_flight = l
+                .credit_pool
+                .wrapping_sub(credits_w.load(Ordering::Acquire));
+            let unclaimed = cq_tail.wrapping_sub(claim_w.load(Ordering::Acquire));
+            if (in_flight as i32) > 0 && in_flight > unclaimed {
+                match sys::enter(fd, 0, 0, sys::ENTER_SQ_WAKEUP) {
+                    Ok(_) => c.wakeups.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => c.errors.fetch_add(1, Ordering::Relaxed),
+                };
+                stall_wake = Instant::now();
+                stall_every = (stall_every * 2).min(STALL_WAKE_MAX);
+            }
         }
         if acted {
             last_wake = Instant::now();

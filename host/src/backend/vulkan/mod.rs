@@ -270,6 +270,58 @@ impl VulkanDevice {
         self.run_program(ring, lanes, &program, timeout)
     }
 
+    /// Formats each case with the shader's §7 formatter (one lane per case) and returns the bytes, to compare
+    /// with [`crate::protocol::LineBuf`]. Needs a ring with at least `cases.len()` lanes and
+    /// `128 × cases.len()` bytes of fixed buffer, which it overwrites.
+    pub fn format_probe(
+        &self,
+        ring: &DeviceRing,
+        cases: &[FormatCase],
+    ) -> Result<Vec<Vec<u8>>, DeviceError> {
+        let l = ring.layout();
+        let n = cases.len() as u32;
+        if n == 0 || n > l.lanes || (l.fixed_size as u64) < 128 * n as u64 {
+            return Err(run_error(format!(
+                "format_probe needs 1..={} cases and 128 bytes of fixed buffer per case",
+                l.lanes
+            )));
+        }
+        let v = ring.view();
+        for (i, c) in cases.iter().enumerate() {
+            let (kind, prec, val) = match *c {
+                FormatCase::U64(x) => (0u32, 0u32, x),
+                FormatCase::I64(x) => (1, 0, x as u64),
+                FormatCase::Hex(x) => (2, 0, x),
+                FormatCase::F32(x, p) => (3, p, x.to_bits() as u64),
+            };
+            let words = [kind, prec, val as u32, (val >> 32) as u32];
+            v.write_bytes(l.fixed + 128 * i as u32, bytemuck::bytes_of(&words));
+        }
+        let plan = Plan {
+            name: "format",
+            spirv: shaders::FORMAT,
+            params: RunParams {
+                program: PROGRAM_FORMAT,
+                lanes: n,
+                count: n,
+                iter_budget: self.iter_budget.clamp(64, 30_000),
+                ..Default::default()
+            },
+            texts: &[],
+        };
+        self.run_plan(ring, n, plan, Duration::from_secs(60))?;
+        Ok((0..n)
+            .map(|i| {
+                let mut len = [0u8; 4];
+                v.read_bytes(l.fixed + 128 * i + 16, &mut len);
+                let len = u32::from_le_bytes(len).min(108) as usize;
+                let mut out = vec![0u8; len];
+                v.read_bytes(l.fixed + 128 * i + 20, &mut out);
+                out
+            })
+            .collect())
+    }
+
     /// The physical device this runs on.
     pub fn physical(&self) -> &VulkanPhysicalDevice {
         &self.phys
@@ -291,12 +343,24 @@ impl VulkanDevice {
                 l.lanes
             )));
         }
+        let plan = self.plan(&l, lanes, program)?;
+        self.run_plan(ring, lanes, plan, timeout)
+    }
+
+    fn run_plan(
+        &self,
+        ring: &DeviceRing,
+        lanes: u32,
+        plan: Plan,
+        timeout: Duration,
+    ) -> Result<(RunReport, Vec<LaneState>), DeviceError> {
+        let l = ring.layout();
         let Plan {
             name,
             spirv,
             params,
             texts,
-        } = self.plan(&l, lanes, program)?;
+        } = plan;
         self.ctx.reclaim_orphans();
         let pipeline = self.ctx.pipeline(name, spirv).map_err(run_error)?;
         let run_len =
@@ -323,6 +387,7 @@ impl VulkanDevice {
         let deadline = start + timeout;
         let mut dispatches = 0u32;
         let trace = std::env::var_os("GPU_URING_VULKAN_TRACE").is_some();
+        let (mut last_signature, mut idle) = (u64::MAX, 0u32);
         let states = loop {
             {
                 let bytes = run.run_bytes();
@@ -374,6 +439,20 @@ impl VulkanDevice {
             }
             if states.iter().all(|s| s.flags & LANE_FINISHED != 0) {
                 break states;
+            }
+            // A dispatch in which no lane moved was spent waiting for the kernel: on a CPU device (lavapipe)
+            // its threads compete with the SQPOLL thread and io-wq workers for the same cores, so give them a
+            // moment before the next one (100 µs, doubling to 2 ms while nothing moves).
+            let signature: u64 = states
+                .iter()
+                .map(|s| s.seq as u64 + s.done as u64 + s.phase as u64 + s.flags as u64)
+                .sum();
+            if signature == last_signature {
+                idle = (idle + 1).min(5);
+                std::thread::sleep(Duration::from_micros(100 << (idle - 1)));
+            } else {
+                idle = 0;
+                last_signature = signature;
             }
             if Instant::now() >= deadline {
                 let unfinished: Vec<_> = states
@@ -469,9 +548,12 @@ impl VulkanDevice {
                 ("nop", shaders::NOP, &[][..])
             }
             Program::Read { file, chunk, total } => {
-                if chunk == 0 || chunk % 4 != 0 || chunk > 16384 {
+                // A chunk's checksum (chunk / 4 loop iterations) runs inside one dispatch's loop budget.
+                let max_chunk = (4 * p.iter_budget).min(16384) & !3;
+                if chunk == 0 || chunk % 4 != 0 || chunk > max_chunk {
                     return Err(run_error(format!(
-                        "Read chunk must be a multiple of 4 in 4..=16384 on Vulkan (a chunk's checksum runs in one dispatch), got {chunk}"
+                        "Read chunk must be a multiple of 4 in 4..={max_chunk} on this Vulkan device (a chunk's \
+                         checksum runs within one dispatch's loop budget), got {chunk}"
                     )));
                 }
                 fixed_needs(lanes as u64 * chunk as u64, "Read")?;
@@ -512,6 +594,19 @@ impl VulkanDevice {
             texts: r.2,
         })
     }
+}
+
+/// One value for [`VulkanDevice::format_probe`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FormatCase {
+    /// Unsigned decimal ([`crate::protocol::LineBuf::u64`]).
+    U64(u64),
+    /// Signed decimal ([`crate::protocol::LineBuf::i64`]).
+    I64(i64),
+    /// Lowercase hex ([`crate::protocol::LineBuf::hex`]).
+    Hex(u64),
+    /// A float with a precision ([`crate::protocol::LineBuf::f32`]).
+    F32(f32, u32),
 }
 
 /// What [`VulkanDevice::plan`] decides for a program.

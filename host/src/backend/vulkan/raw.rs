@@ -377,10 +377,10 @@ impl Drop for Context {
             // The device still runs work: destroying it now would be undefined. Leak it.
             return;
         }
-        // SAFETY: no run is alive (each `Run` borrows the context), every orphan is destroyed, so nothing
-        // created from the device is in use.
+        // SAFETY: no run is alive (each `Run` borrows the context and waits for its own dispatches), every
+        // orphan is destroyed, so nothing created from the device is in use. (No vkDeviceWaitIdle: it has no
+        // time bound, and there is nothing left to wait for.)
         unsafe {
-            let _ = self.device.device_wait_idle();
             for (_, p) in self
                 .pipelines
                 .get_mut()

@@ -15,3 +15,5 @@ pub static EDIT_BUFFER: &[u8] = include_bytes!("../../../../device-shaders/spirv
 pub static LAYOUT: &[u8] = include_bytes!("../../../../device-shaders/spirv/layout.spv");
 /// `exact.comp`: SQE images published exactly as given (Program::Exact).
 pub static EXACT: &[u8] = include_bytes!("../../../../device-shaders/spirv/exact.spv");
+/// `format.comp`: the §7 number formatter, case by case (VulkanDevice::format_probe).
+pub static FORMAT: &[u8] = include_bytes!("../../../../device-shaders/spirv/format.spv");

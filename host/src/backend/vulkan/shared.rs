@@ -13,6 +13,7 @@ pub const PROGRAM_LANE_STRESS: u32 = 4;
 pub const PROGRAM_EDIT_BUFFER: u32 = 5;
 pub const PROGRAM_LAYOUT: u32 = 6;
 pub const PROGRAM_EXACT: u32 = 7;
+pub const PROGRAM_FORMAT: u32 = 8;
 
 /// `LaneState::flags`: the lane finished its program, flush included.
 pub const LANE_FINISHED: u32 = 1;
@@ -164,5 +165,89 @@ mod tests {
         for t in PRINT_TEXT {
             assert!(line.contains(t), "{t:?} is a piece of {line:?}");
         }
+    }
+
+    /// The GLSL include's constants equal the Rust ones they mirror (control-block offsets, tags, flags,
+    /// statuses, opcodes), read from the include's source text.
+    #[test]
+    fn glsl_constants_match_rust() {
+        use crate::ctl_off;
+        use crate::protocol::shared::*;
+        use io_uring::{opcode, squeue::Flags};
+        let src = include_str!("../../../../device-shaders/include/gpu_uring.glsl");
+        let mut consts = std::collections::HashMap::new();
+        for stmt in src.split(';') {
+            // The statement's last line that starts a constant declaration (comments may precede it).
+            let Some(rest) = stmt
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("const uint "))
+                .next_back()
+            else {
+                continue;
+            };
+            for item in rest.split(',') {
+                let mut kv = item.split('=');
+                let (Some(k), Some(v)) = (kv.next(), kv.next()) else {
+                    continue;
+                };
+                let v = v.trim().trim_end_matches('u').trim_end_matches('U');
+                let v = match v.strip_prefix("0x") {
+                    Some(h) => u32::from_str_radix(h, 16).unwrap(),
+                    None => v.parse().unwrap(),
+                };
+                consts.insert(k.trim().to_owned(), v);
+            }
+        }
+        let want: &[(&str, u32)] = &[
+            ("GU_CTL_SQ_PUB", ctl_off!(sq_pub)),
+            ("GU_CTL_CQ_PUB", ctl_off!(cq_pub)),
+            ("GU_CTL_PRINT_OFFSET", ctl_off!(print_offset)),
+            ("GU_CTL_FF_LAST_UD", ctl_off!(ff_last_user_data)),
+            ("GU_CTL_SQ_RESERVE", ctl_off!(sq_reserve)),
+            ("GU_CTL_CQ_CREDITS", ctl_off!(cq_credits)),
+            ("GU_CTL_CQ_CLAIM", ctl_off!(cq_claim)),
+            ("GU_CTL_FF_ERRORS", ctl_off!(ff_errors)),
+            ("GU_CTL_FF_LAST_ERROR", ctl_off!(ff_last_error)),
+            ("GU_CTL_SKIP_FAILURES", ctl_off!(skip_failures)),
+            ("GU_CTL_DOORBELL", ctl_off!(doorbell)),
+            ("GU_CTL_PRINT_FD", ctl_off!(print_fd)),
+            ("GU_CTL_PRINT_FLAGS", ctl_off!(print_flags)),
+            ("GU_CTL_LINES_PRINTED", ctl_off!(lines_printed)),
+            ("GU_CTL_PRINT_ERRORS", ctl_off!(print_errors)),
+            ("GU_CTL_FOREIGN_CQES", ctl_off!(foreign_cqes)),
+            ("GU_SLOT_FREE", SLOT_FREE),
+            ("GU_SLOT_PENDING", SLOT_PENDING),
+            ("GU_SLOT_DONE", SLOT_DONE),
+            ("GU_TAG_SLOT_HI", (TAG_SLOT >> 32) as u32),
+            ("GU_TAG_FF_HI", (TAG_FF >> 32) as u32),
+            ("GU_TAG_SKIP_HI", (TAG_SKIP >> 32) as u32),
+            ("GU_PRINT_FIXED_FILE", PRINT_FIXED_FILE),
+            ("GU_PRINT_OFFSET_MODE", PRINT_OFFSET_MODE),
+            ("GU_READY", STATUS_READY),
+            ("GU_WOULD_BLOCK", STATUS_WOULD_BLOCK),
+            ("GU_TIMED_OUT", STATUS_TIMED_OUT),
+            ("GU_RESERVE_TRIES", RESERVE_TRIES),
+            (
+                "GU_RING_FLAG_CONFINED",
+                crate::ring::layout::RING_FLAG_CONFINED,
+            ),
+            ("GU_OP_NOP", opcode::Nop::CODE as u32),
+            ("GU_OP_READ_FIXED", opcode::ReadFixed::CODE as u32),
+            ("GU_OP_WRITE_FIXED", opcode::WriteFixed::CODE as u32),
+            ("GU_OP_READ", opcode::Read::CODE as u32),
+            ("GU_OP_WRITE", opcode::Write::CODE as u32),
+            ("GU_SQE_FIXED_FILE", Flags::FIXED_FILE.bits() as u32),
+            ("GU_SQE_CQE_SKIP_SUCCESS", Flags::SKIP_SUCCESS.bits() as u32),
+            ("GU_LANE_FINISHED", LANE_FINISHED),
+            ("GU_LANE_NO_TARGET", LANE_NO_TARGET),
+        ];
+        for (name, v) in want {
+            assert_eq!(consts.get(*name), Some(v), "{name} in gpu_uring.glsl");
+        }
+        assert_eq!(
+            consts.get("GU_MAX_LINE_WORDS").copied(),
+            Some(64),
+            "STATUS.md promises 256-byte lines"
+        );
     }
 }
