@@ -39,8 +39,11 @@ use shared::*;
 /// Environment variable naming the Vulkan device (index or name substring) when `--device vulkan` gives none.
 pub const DEVICE_ENV: &str = "GPU_URING_VULKAN_DEVICE";
 
-/// Default soft loop budget per lane and dispatch (see the module docs).
+/// Default soft loop budget per lane and dispatch on CPU-type devices (lavapipe; see the module docs). GPUs
+/// get [`DEFAULT_GPU_ITER_BUDGET`]: they have no loop cap, and longer dispatches mean fewer relaunches.
 pub const DEFAULT_ITER_BUDGET: u32 = 3_000;
+/// Default soft loop budget per lane and dispatch on GPUs.
+pub const DEFAULT_GPU_ITER_BUDGET: u32 = 30_000;
 
 /// A physical device as [`VulkanDevice::list`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +223,11 @@ impl VulkanDevice {
             iter_budget: std::env::var("GPU_URING_VULKAN_ITER_BUDGET")
                 .ok()
                 .and_then(|s| s.parse().ok())
-                .unwrap_or(DEFAULT_ITER_BUDGET),
+                .unwrap_or(if list[chosen].device_type == "cpu" {
+                    DEFAULT_ITER_BUDGET
+                } else {
+                    DEFAULT_GPU_ITER_BUDGET
+                }),
         })
     }
 

@@ -18,7 +18,7 @@ use crate::ring::ArenaKeepAlive;
 
 /// `VK_EXT_external_memory_host`.
 const EXT_MEMORY_HOST: &CStr = c"VK_EXT_external_memory_host";
-/// `VK_KHR_external_memory` (core in 1.1, listed for 1.0-style drivers).
+/// Push constants: the RingLayout (Vulkan guarantees at least 128 bytes).
 const PUSH_CONSTANT_BYTES: u32 = 128;
 
 /// The loader and a `VkInstance`.
@@ -74,22 +74,33 @@ impl Instance {
 
     fn describe(&self, pd: vk::PhysicalDevice) -> PhysInfo {
         let inst = &self.instance;
-        let mut subgroup = vk::PhysicalDeviceSubgroupProperties::default();
-        let mut driver = vk::PhysicalDeviceDriverProperties::default();
-        let mut host = vk::PhysicalDeviceExternalMemoryHostPropertiesEXT::default();
-        let mut props2 = vk::PhysicalDeviceProperties2::default()
-            .push_next(&mut subgroup)
-            .push_next(&mut driver)
-            .push_next(&mut host);
-        // SAFETY: `pd` came from this instance; the pNext chain holds structs that live across the call.
-        // (Drivers ignore chained structs they do not know; the host-memory struct stays zero without the
-        // extension.)
-        unsafe { inst.get_physical_device_properties2(pd, &mut props2) };
-        let p = props2.properties;
+        // SAFETY: `pd` came from this instance (Vulkan 1.0 query, valid for every device).
+        let p = unsafe { inst.get_physical_device_properties(pd) };
         let name = p
             .device_name_as_c_str()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // SAFETY: `pd` came from this instance.
+        let exts = unsafe { inst.enumerate_device_extension_properties(pd) }.unwrap_or_default();
+        let has_host_memory = exts
+            .iter()
+            .any(|e| e.extension_name_as_c_str() == Ok(EXT_MEMORY_HOST));
+        let mut subgroup = vk::PhysicalDeviceSubgroupProperties::default();
+        let mut driver = vk::PhysicalDeviceDriverProperties::default();
+        let mut host = vk::PhysicalDeviceExternalMemoryHostPropertiesEXT::default();
+        if p.api_version >= vk::API_VERSION_1_2 {
+            // Only structs this device knows: subgroup (core 1.1), driver (core 1.2), and the host-memory
+            // properties only with the extension.
+            let mut props2 = vk::PhysicalDeviceProperties2::default()
+                .push_next(&mut subgroup)
+                .push_next(&mut driver);
+            if has_host_memory {
+                props2 = props2.push_next(&mut host);
+            }
+            // SAFETY: `pd` came from this instance, whose API version is 1.2; the pNext chain holds structs
+            // valid for this device that live across the call.
+            unsafe { inst.get_physical_device_properties2(pd, &mut props2) };
+        }
         let drv = format!(
             "{} {}",
             driver
@@ -109,7 +120,13 @@ impl Instance {
             .iter()
             .position(|q| q.queue_flags.contains(vk::QueueFlags::COMPUTE) && q.queue_count > 0)
             .map(|i| i as u32);
-        let usable = self.check_usable(pd, p.api_version, queue_family, subgroup.subgroup_size);
+        let usable = self.check_usable(
+            pd,
+            p.api_version,
+            queue_family,
+            subgroup.subgroup_size,
+            has_host_memory,
+        );
         PhysInfo {
             pd,
             name,
@@ -129,6 +146,7 @@ impl Instance {
         api: u32,
         queue_family: Option<u32>,
         subgroup: u32,
+        has_host_memory: bool,
     ) -> Result<(), String> {
         let inst = &self.instance;
         if api < vk::API_VERSION_1_2 {
@@ -144,13 +162,7 @@ impl Instance {
         if subgroup == 0 {
             return Err("subgroup size unknown".into());
         }
-        // SAFETY: `pd` came from this instance.
-        let exts = unsafe { inst.enumerate_device_extension_properties(pd) }
-            .map_err(|e| format!("vkEnumerateDeviceExtensionProperties failed: {e}"))?;
-        if !exts
-            .iter()
-            .any(|e| e.extension_name_as_c_str() == Ok(EXT_MEMORY_HOST))
-        {
+        if !has_host_memory {
             return Err(
                 "missing extension VK_EXT_external_memory_host (the arena is imported host memory)"
                     .into(),
