@@ -103,6 +103,18 @@ impl Gpu {
             qfs.iter()
                 .position(|q| q.queue_flags.contains(vk::QueueFlags::COMPUTE) && q.queue_count > 0)
                 .ok_or_else(|| fail(format!("{name}: no compute queue")))? as u32;
+        // SAFETY: `pd` came from this instance.
+        let exts = unsafe { instance.enumerate_device_extension_properties(pd) }
+            .map_err(|e| fail(format!("vkEnumerateDeviceExtensionProperties failed: {e}")))?;
+        if !exts
+            .iter()
+            .any(|e| e.extension_name_as_c_str() == Ok(ash::ext::external_memory_host::NAME))
+        {
+            return Err(fail(format!(
+                "{name} lacks VK_EXT_external_memory_host (host memory cannot be imported)"
+            )));
+        }
+        // Chained only now that the extension is known to be there.
         let mut host = vk::PhysicalDeviceExternalMemoryHostPropertiesEXT::default();
         let mut props2 = vk::PhysicalDeviceProperties2::default().push_next(&mut host);
         // SAFETY: `pd` came from this instance; the chained struct lives across the call.
