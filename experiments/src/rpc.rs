@@ -28,6 +28,15 @@ pub const MB_STATE: usize = 0;
 pub const MB_LEN: usize = 4;
 /// Offset of `result` (i32): what `write(2)` returned (bytes, or `-errno`).
 pub const MB_RESULT: usize = 8;
+/// Offset of `seq` (u32), for device clients that resume across dispatches (`device-shaders/src/
+/// rpc_print.comp`): the lane's next line. Like `done`, `failed` and `finished` below, only the client uses it.
+pub const MB_SEQ: usize = 12;
+/// Offset of `done` (u32, device clients): replies whose result was the full line.
+pub const MB_DONE: usize = 16;
+/// Offset of `failed` (u32, device clients): replies with a failed or short write.
+pub const MB_FAILED: usize = 20;
+/// Offset of `finished` (u32, device clients): nonzero once the lane has printed all its lines.
+pub const MB_FINISHED: usize = 24;
 /// Offset of the line's bytes.
 pub const MB_DATA: usize = 64;
 /// The longest line a mailbox carries.
@@ -132,6 +141,12 @@ impl MailboxArena {
     fn i32_at(&self, lane: u32, field: usize) -> &AtomicI32 {
         // SAFETY: as in `u32_at`.
         unsafe { AtomicI32::from_ptr(self.off(lane, field).cast()) }
+    }
+
+    /// Word `field` (an `MB_*` offset) of mailbox `lane`, read with acquire ordering (for the host reading a
+    /// device client's counters after a dispatch).
+    pub fn word(&self, lane: u32, field: usize) -> u32 {
+        self.u32_at(lane, field).load(Acquire)
     }
 
     /// Lane `lane`'s side of its mailbox.
@@ -391,7 +406,7 @@ pub fn serve_flags(
             idle = 0;
         } else {
             idle += 1;
-            if idle % 64 == 0 {
+            if idle & 63 == 0 {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();

@@ -1,7 +1,7 @@
 //! device_check — which device backends this build and machine offer, and does each usable one work?
 //!
-//! For every backend (the CPU reference device, Vulkan, HIP, CUDA; with `--device X` only X) it opens the device
-//! and reports usable or the reason it is not. On each usable device it runs one small dispatch of each kind
+//! For every backend (the CPU reference device, each Vulkan physical device the loader lists, HIP, CUDA; with
+//! `--device X` only X) it opens the device and reports usable or the reason it is not. On each usable device it runs one small dispatch of each kind
 //! through a fresh device ring and checks the result:
 //! - `nop`: `--lanes` lanes × 4 waited NOPs (`Program::Nop`), every one completed with result 0;
 //! - `print`: every lane prints one line (`Program::Print`) into a regular file, read back and compared with
@@ -17,6 +17,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use gpu_uring::backend::vulkan::VulkanDevice;
 use gpu_uring::backend::{self, expected_line, Device, DeviceSelector, Program};
 use gpu_uring::ring::{DeviceRing, PrintTarget, RingConfig};
 use gpu_uring_experiments::{fail, CommonArgs, Experiment, Record};
@@ -45,29 +46,55 @@ fn main() {
     if cli.lanes == 0 {
         fail("--lanes must be at least 1");
     }
-    let candidates = match &sel {
-        DeviceSelector::Auto => vec![
-            DeviceSelector::Cpu,
-            DeviceSelector::Vulkan(None),
-            DeviceSelector::Hip,
-            DeviceSelector::Cuda,
-        ],
-        one => vec![one.clone()],
+    // Each candidate: its label and the selector that opens it, or why it cannot be opened.
+    let candidates: Vec<(String, Result<DeviceSelector, String>)> = match &sel {
+        DeviceSelector::Auto => {
+            let mut c = vec![("cpu".to_owned(), Ok(DeviceSelector::Cpu))];
+            // Every Vulkan physical device, each by its index (what `--device vulkan:INDEX` selects).
+            match VulkanDevice::list() {
+                Ok(list) if !list.is_empty() => {
+                    for p in list {
+                        let label = format!("vulkan:{}", p.index);
+                        c.push(match p.usable {
+                            Ok(()) => {
+                                (label, Ok(DeviceSelector::Vulkan(Some(p.index.to_string()))))
+                            }
+                            Err(why) => {
+                                (label, Err(format!("{} ({}): {why}", p.name, p.device_type)))
+                            }
+                        });
+                    }
+                }
+                Ok(_) => c.push((
+                    "vulkan".into(),
+                    Err("vulkan unavailable: the loader lists no physical device".into()),
+                )),
+                Err(e) => c.push(("vulkan".into(), Err(e.to_string()))),
+            }
+            c.push(("hip".into(), Ok(DeviceSelector::Hip)));
+            c.push(("cuda".into(), Ok(DeviceSelector::Cuda)));
+            c
+        }
+        one => vec![(one.to_string(), Ok(one.clone()))],
     };
     exp.say(&format!(
         "device: each backend in turn [--device {sel}]: {}",
         candidates
             .iter()
-            .map(|c| c.to_string())
+            .map(|c| c.0.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     ));
     let timeout = Duration::from_secs(cli.timeout_s);
     let mut rows = Vec::new();
     let mut failed = false;
-    for cand in &candidates {
-        let row = Record::new().text("backend", cand.to_string());
-        let dev = match backend::open(cand) {
+    for (label, cand) in &candidates {
+        let row = Record::new().text("backend", label.clone());
+        let opened = cand
+            .as_ref()
+            .map_err(|why| why.clone())
+            .and_then(|c| backend::open(c).map_err(|e| e.to_string()));
+        let dev = match opened {
             Ok((dev, _)) => dev,
             Err(e) => {
                 if sel != DeviceSelector::Auto {
@@ -76,7 +103,7 @@ fn main() {
                 rows.push(
                     row.text("device", "-")
                         .text("status", "unavailable")
-                        .text("reason", e.to_string()),
+                        .text("reason", e),
                 );
                 continue;
             }

@@ -12,7 +12,12 @@
 //! the host's enter.
 //!
 //! This is the CPU reference device's version (lanes are threads, spawned per dispatch, so the dispatch time
-//! includes thread start-up). Output: table (or `--json` rows), `device_no_poll.csv`, `rounds.csv`,
+//! includes thread start-up). On a GPU backend, which runs built-in shaders only, the lanes run
+//! `Program::Write` (fire-and-forget writes of `--line-bytes` pattern bytes to the file position) as one
+//! resumable run: its lanes flush (wait for their writes) before they finish, so a host submitter thread calls
+//! `io_uring_enter(tail - head)` whenever the device has published SQEs the kernel has not consumed, and the
+//! lanes reap as usual; every CQE is checked by the lane that reaps it (failures counted in `ff_errors`), and
+//! the file must hold exactly every write's bytes. Output: table (or `--json` rows), `device_no_poll.csv`, `rounds.csv`,
 //! `device_no_poll.svg` (per-round times). Exit status 1 if any completion or line is wrong.
 
 use std::fs::File;
@@ -23,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gpu_uring::backend::cpu::spawn_lanes;
+use gpu_uring::backend::{Device, Program};
 use gpu_uring::protocol::shared::SLOT_DONE;
 use gpu_uring::protocol::{Completion, FileRef, Lane, Poll};
 use gpu_uring::ring::{DeviceRing, RingConfig};
@@ -51,6 +57,9 @@ struct Cli {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout_s: u64,
+    /// Bytes per write on a GPU backend (`Program::Write`; at most the ring's 256-byte staging line).
+    #[arg(long, default_value_t = 64)]
+    line_bytes: u32,
 }
 
 /// Spin budget of a lane's reservation: the SQ never fills within a round (checked up front), so a lane that
@@ -74,9 +83,10 @@ struct Round {
 fn main() {
     let cli = Cli::parse();
     let mut exp = Experiment::new("device_no_poll", cli.common.clone());
-    // The lanes here run custom code (consume, fill, publish, return without waiting), which the CPU reference
-    // device's threads can run; GPU backends would need a shader of their own.
-    exp.cpu_only();
+    let dev = exp.open_device();
+    if dev.info().backend != "cpu" {
+        return on_gpu(&exp, &*dev, &cli);
+    }
     let per_round = cli.lanes as u64 * cli.ops as u64;
     if cli.lanes == 0 || cli.ops == 0 || cli.rounds == 0 {
         fail("--lanes, --ops and --rounds must be at least 1");
@@ -333,4 +343,136 @@ fn main() {
     exp.say(&format!(
         "every completion and every line checked: {sqes} WRITEs in {enters} io_uring_enter calls"
     ));
+}
+
+/// The GPU-backend version: `Program::Write` on a ring without SQPOLL, a host thread submitting what the
+/// device publishes.
+fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
+    let info = dev.info();
+    if cli.lanes == 0 || cli.ops == 0 || cli.line_bytes == 0 || cli.line_bytes > 256 {
+        fail("--lanes and --ops must be at least 1, --line-bytes in 1..=256");
+    }
+    let path = exp.out_dir().join("device_no_poll.out");
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap_or_else(|e| fail(&format!("creating {}: {e}", path.display())));
+    let ring = DeviceRing::new(RingConfig {
+        sq_entries: cli.sq_entries,
+        lanes: cli.lanes,
+        sqpoll: false,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| fail(&format!("creating the device ring without SQPOLL: {e}")));
+    let want = cli.lanes as u64 * cli.ops as u64;
+    exp.say(&format!(
+        "ring without SQPOLL (setup flags {:#x}, no waker) on {}: {} lanes x {} fire-and-forget WRITEs of {} \
+         bytes into {}; a host thread submits whatever the device has published",
+        ring.setup_flags(),
+        info.name,
+        cli.lanes,
+        cli.ops,
+        cli.line_bytes,
+        path.display()
+    ));
+    let view = ring.view();
+    let lay = ring.layout();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (rep, (enters, submitted, enter_err)) = std::thread::scope(|s| {
+        let submitter = s.spawn(|| {
+            let (mut enters, mut submitted, mut err) = (0u64, 0u64, None);
+            while !stop.load(Acquire) {
+                let head = view.u32_at(lay.sq_head).load(Acquire);
+                // Acquire: every SQE before the published tail is written.
+                let tail = view.u32_at(lay.sq_tail).load(Acquire);
+                if tail == head {
+                    std::thread::yield_now();
+                    continue;
+                }
+                enters += 1;
+                // Submit only: the lanes reap the completions themselves.
+                match ring.submit_and_wait(tail.wrapping_sub(head), 0) {
+                    Ok(n) => submitted += n as u64,
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                        ) => {}
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                }
+            }
+            (enters, submitted, err)
+        });
+        let rep = dev.run(
+            &ring,
+            cli.lanes,
+            &Program::Write {
+                fd: file.as_raw_fd(),
+                ops: cli.ops,
+                len: cli.line_bytes,
+            },
+            Duration::from_secs(cli.timeout_s),
+        );
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        (rep, submitter.join().expect("the submitter panicked"))
+    });
+    if let Some(e) = enter_err {
+        fail(&format!("io_uring_enter: {e}"));
+    }
+    let rep = rep.unwrap_or_else(|e| fail(&format!("running the write program: {e}")));
+    let quiet = ring.quiesce(Duration::from_secs(5));
+    let ctl = view.control_snapshot();
+    // The file: every write appended `line_bytes` bytes of 'a'..'z' at the file position.
+    let pattern: Vec<u8> = (0..cli.line_bytes).map(|i| b'a' + (i % 26) as u8).collect();
+    let data = std::fs::read(&path).unwrap_or_default();
+    let good_writes = data
+        .chunks(cli.line_bytes as usize)
+        .filter(|c| *c == pattern.as_slice())
+        .count() as u64;
+    let tot = rep.total();
+    let ok = tot.done == want
+        && tot.failed == 0
+        && ctl.ff_errors == 0
+        && submitted == want
+        && good_writes == want
+        && data.len() as u64 == want * cli.line_bytes as u64
+        && quiet;
+    let secs = rep.elapsed.as_secs_f64();
+    let row = Record::new()
+        .text("device", info.backend)
+        .int("lanes", cli.lanes)
+        .int("ops_per_lane", cli.ops)
+        .int("dispatches", rep.dispatches)
+        .int("sqes", submitted)
+        .int("enter_calls", enters)
+        .float("sqes_per_enter", submitted as f64 / enters.max(1) as f64, 1)
+        .float("seconds", secs, 4)
+        .float("writes_per_s", tot.done as f64 / secs, 0)
+        .int("failed_cqes", ctl.ff_errors)
+        .int("writes_in_file", good_writes)
+        .float("loadavg_1m", loadavg(), 2)
+        .pass("verified", ok);
+    exp.table(
+        "device_no_poll",
+        "device fills SQEs (fire-and-forget writes), a host thread submits them with io_uring_enter",
+        &[row],
+    );
+    if !ok {
+        eprintln!(
+            "FAILED: {} of {want} writes done ({} failed), {submitted} submitted, {} failed CQEs, {good_writes} \
+             intact writes in a {}-byte file{}",
+            tot.done,
+            tot.failed,
+            ctl.ff_errors,
+            data.len(),
+            if quiet { "" } else { ", ring did not quiesce" }
+        );
+        std::process::exit(1);
+    }
 }

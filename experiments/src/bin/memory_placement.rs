@@ -1,27 +1,67 @@
-//! memory_placement — where should device-visible memory live? Shader write and read latency to host-coherent
-//! memory imported from the host (`VK_EXT_external_memory_host`, what device rings use) versus device-local
-//! memory, and how soon the host sees a shader's store in each.
+//! memory_placement — where should device-visible memory live? One shader invocation's load and store
+//! latency in each placement a device ring could use: device-local memory, driver-allocated host-visible
+//! (coherent) memory, and host memory imported with `VK_EXT_external_memory_host` (what device rings use for
+//! their arena).
 //!
-//! Needs a GPU-style device (Vulkan): the CPU reference device has only host memory, so there is no placement
-//! to choose. `--device auto` without one prints `skip: …` with each backend's reason and exits 0;
-//! `--device cpu`, or an unavailable device named explicitly, exits 2 with the reason.
+//! Per placement: a `--mib` buffer holds a full-period pseudo-random chain (`memory_placement.comp`, built by
+//! the shader in parallel); one invocation then makes `--accesses` dependent loads along it (each load's
+//! address is the previous load's value: pure latency, no overlap), or `--accesses` stores along the same
+//! scattered sequence. Each dispatch is timed from submission to its fence; the per-access time is
+//! `(median time with N accesses − median time with 0 accesses) / N` over `--repeat` dispatches of each, so the
+//! dispatch overhead cancels out. The table also gives each buffer's memory-type flags: on lavapipe every type
+//! is host memory, so the three placements are expected to agree there; on a discrete GPU they would not.
 //!
-//! State in this build: the Vulkan backend (branch `vulkan`) has not landed its memory import and shader
-//! dispatch yet, so on a Vulkan device this program reports that and exits 2 instead of measuring anything.
+//! Needs a GPU-style device (Vulkan). `--device auto` without one prints `skip: …` with each backend's reason
+//! and exits 0 (auto takes only real GPUs; name lavapipe with `--device vulkan`); `--device cpu`, or an
+//! unavailable device named explicitly, exits 2 with the reason. The shader runs through the experiments'
+//! own small Vulkan harness ([`gpu_uring_experiments::vk`]): the backend runs only its built-in programs.
+//!
+//! The host checks the chase where it can read the memory (the imported buffer): the sink must hold the index
+//! `--accesses` steps along the chain (`chase_checked`; exit status 1 otherwise).
+//!
+//! Output: table (or `--json` rows), `memory_placement.csv`, `memory_placement.svg`.
+
+use std::time::Duration;
 
 use clap::Parser;
-use gpu_uring_experiments::{fail, CommonArgs, Experiment};
+use gpu_uring_experiments::vk::{Gpu, Kernel, Placement};
+use gpu_uring_experiments::{
+    bar_chart, fail, loadavg, CommonArgs, Experiment, Percentiles, Record,
+};
 
-/// Shader latency to imported host-coherent memory vs device-local memory (Vulkan only).
+/// The shader (device-shaders/src/memory_placement.comp, built by device-shaders/build.sh).
+static SHADER: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../device-shaders/spirv/memory_placement.spv"
+));
+
+/// Shader load/store latency: imported host memory vs device-local vs host-visible (Vulkan only).
 #[derive(Parser, Debug)]
 #[command(name = "memory_placement", version, about, long_about = None)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// Dependent accesses per invocation (bounded: lavapipe stops any loop after 65535 iterations).
-    #[arg(long, default_value_t = 4096)]
+    /// Dependent accesses per dispatch (at most 60000: lavapipe stops any loop after 65535 iterations).
+    #[arg(long, default_value_t = 50_000)]
     accesses: u32,
+    /// Buffer size in MiB (a power of two: the chain spans all of it).
+    #[arg(long, default_value_t = 64)]
+    mib: u32,
+    /// Dispatches per measurement (the median is used).
+    #[arg(long, default_value_t = 9)]
+    repeat: u32,
+    /// Time limit of one dispatch, seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout_s: u64,
 }
+
+/// Where every chase starts.
+const SEED: u32 = 12345;
+const MODE_INIT: u32 = 0;
+const MODE_CHASE: u32 = 1;
+const MODE_STORE: u32 = 2;
+/// Chain words each invocation initialises at most (the shader's init loop bound).
+const INIT_PER_INVOCATION: u32 = 1024;
 
 fn main() {
     let cli = Cli::parse();
@@ -29,10 +69,121 @@ fn main() {
     let Some(dev) = exp.gpu_only("device-local memory apart from host memory, and shaders") else {
         return;
     };
-    fail(&format!(
-        "{}: this build's {} backend has no memory import and shader dispatch yet ({} accesses not measured)",
-        dev.info(),
-        dev.info().backend,
-        cli.accesses
-    ));
+    let info = dev.info();
+    if info.backend != "vulkan" {
+        fail(&format!(
+            "{info}: memory_placement runs its shader through Vulkan only"
+        ));
+    }
+    if cli.accesses == 0 || cli.accesses > 60_000 || !cli.mib.is_power_of_two() || cli.repeat == 0 {
+        fail("--accesses in 1..=60000, --mib a power of two, --repeat ≥ 1");
+    }
+    // The backend's DeviceInfo name is the physical device's name: open the same device.
+    let gpu =
+        Gpu::open(&info.name).unwrap_or_else(|e| fail(&format!("opening {}: {e}", info.name)));
+    let words = (cli.mib as u64) << 18; // MiB / 4 bytes
+    let mask = (words - 1) as u32;
+    let bytes = (words as usize + 16) * 4;
+    let mut kernel = Kernel::new(&gpu, SHADER).unwrap_or_else(|e| fail(&e));
+    let limit = Duration::from_secs(cli.timeout_s);
+    let mut rows = Vec::new();
+    let mut failed = false;
+    let mut chart = (Vec::new(), Vec::new(), Vec::new());
+    for place in [
+        Placement::DeviceLocal,
+        Placement::HostVisible,
+        Placement::Imported,
+    ] {
+        let buf = match gpu.buffer(place, bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                exp.say(&format!("{}: not measured: {e}", place.name()));
+                rows.push(
+                    Record::new()
+                        .text("device", info.backend)
+                        .text("placement", place.name())
+                        .text("memory_type", format!("unavailable: {e}")),
+                );
+                continue;
+            }
+        };
+        let mut run = |mode: u32, n: u32, groups: u32| {
+            kernel
+                .run(&buf, &[mode, n, mask, SEED], groups, limit)
+                .unwrap_or_else(|e| fail(&format!("{}: {e}", place.name())))
+                .as_secs_f64()
+                * 1e6
+        };
+        let init_groups = (words as u32).div_ceil(64 * INIT_PER_INVOCATION);
+        run(MODE_INIT, INIT_PER_INVOCATION, init_groups);
+        let median = |run: &mut dyn FnMut() -> f64| {
+            let mut v: Vec<f64> = (0..cli.repeat).map(|_| run()).collect();
+            Percentiles::of(&mut v).p50
+        };
+        // Dependent loads first (stores overwrite the chain).
+        let base = median(&mut || run(MODE_CHASE, 0, 1));
+        let chase = median(&mut || run(MODE_CHASE, cli.accesses, 1));
+        // The host checks the chase on the memory it can read (the imported buffer): the sink must hold the
+        // index `accesses` steps along the chain from the seed.
+        let verified = buf.host_word(words as usize).map(|sink| {
+            let mut idx = SEED & mask;
+            for _ in 0..cli.accesses {
+                idx = 1664525u32.wrapping_mul(idx).wrapping_add(1013904223) & mask;
+            }
+            sink == idx
+        });
+        let store_base = median(&mut || run(MODE_STORE, 0, 1));
+        let store = median(&mut || run(MODE_STORE, cli.accesses, 1));
+        let per = |t: f64, b: f64| ((t - b) * 1e3 / cli.accesses as f64).max(0.0);
+        let (load_ns, store_ns) = (per(chase, base), per(store, store_base));
+        chart.0.push(place.name().to_owned());
+        chart.1.push(load_ns);
+        chart.2.push(store_ns);
+        rows.push(
+            Record::new()
+                .text("device", info.backend)
+                .text("placement", place.name())
+                .text("memory_type", buf.flags())
+                .int("mib", cli.mib)
+                .int("accesses", cli.accesses)
+                .float("dispatch_us", base, 1)
+                .float("chase_dispatch_us", chase, 1)
+                .float("load_ns", load_ns, 2)
+                .float("store_dispatch_us", store, 1)
+                .float("store_ns", store_ns, 2)
+                .text(
+                    "chase_checked",
+                    match verified {
+                        Some(true) => "pass",
+                        Some(false) => "FAIL",
+                        None => "-",
+                    },
+                )
+                .float("loadavg_1m", loadavg(), 2),
+        );
+        failed |= verified == Some(false);
+    }
+    exp.table(
+        "memory_placement",
+        &format!(
+            "one invocation's dependent load / scattered store time per access ({})",
+            gpu.name
+        ),
+        &rows,
+    );
+    if let Err(e) = bar_chart(
+        &exp.out_dir().join("memory_placement.svg"),
+        &format!("shader access time by memory placement ({})", gpu.name),
+        "ns per access",
+        &chart.0,
+        &[("dependent load", chart.1), ("store", chart.2)],
+    ) {
+        eprintln!("warning: {e}");
+    }
+    if failed {
+        eprintln!(
+            "FAILED: the chase's last index in imported memory is not what the host computed"
+        );
+        std::process::exit(1);
+    }
 }

@@ -8,6 +8,13 @@
 //!   through the flag. Host thread involved: the server.
 //! - `native`: the device's own printf. The CPU reference device has none; its "native" path is a plain
 //!   `write(2)` from the lane's own thread (no helper thread at all), the floor any design can reach on a CPU.
+//!   Vulkan compute has none (debugPrintfEXT needs the validation layers): no native row there.
+//!
+//! On Vulkan the rpc path's client is the `rpc_print` shader (device-shaders/src/rpc_print.comp: each lane
+//! formats its line into its mailbox in imported host memory and waits for the same server's reply), run
+//! through the experiments' own Vulkan harness since the backend runs only its built-in programs; there are
+//! no per-line timestamps inside a dispatch, so no single-lane percentiles: the throughput table's
+//! `mean_us_per_line` at `--lanes 1` is the mean round trip.
 //!
 //! Measured: single-lane round trip (line handed over → its completion visible to the lane), min/p50/p90/p99/
 //! p99.9/max over `--samples`; and `--lanes` lanes printing `--lines` lines each (one line in flight per lane
@@ -25,10 +32,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use gpu_uring::backend::{cpu::spawn_lanes, expected_line, format_print_line, Device, Program};
+use gpu_uring::backend::{
+    cpu::spawn_lanes, expected_line, format_print_line, Device, DeviceInfo, Program,
+};
 use gpu_uring::protocol::{Lane, LineBuf};
 use gpu_uring::ring::{DeviceRing, PrintTarget, RingConfig};
-use gpu_uring_experiments::rpc::{MailboxArena, RpcClient, RpcServer, ServerConfig};
+use gpu_uring_experiments::rpc::{
+    MailboxArena, RpcClient, RpcServer, ServerConfig, MB_DONE, MB_FAILED, MB_FINISHED,
+};
+use gpu_uring_experiments::vk::{Gpu, Kernel};
 use gpu_uring_experiments::{
     bar_chart, fail, line_chart, loadavg, process_cpu, si, threads_cpu, CommonArgs, Experiment,
     Percentiles, Record, Series,
@@ -60,6 +72,12 @@ struct Cli {
     #[arg(long, default_value_t = 300)]
     timeout_s: u64,
 }
+
+/// The RPC client shader (device-shaders/src/rpc_print.comp, built by device-shaders/build.sh).
+static RPC_PRINT: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../device-shaders/spirv/rpc_print.spv"
+));
 
 /// The host threads that work for the direct path: the ring's waker, the kernel's SQPOLL thread (a thread of
 /// this process, named `iou-sqp-<pid>`), and the kernel's io-wq workers (`iou-wrk-<pid>`), which execute the
@@ -113,7 +131,7 @@ fn main() {
         if cpu_device {
             "none on the CPU reference device: plain write(2) from the lane thread instead"
         } else {
-            "none in this build for this backend"
+            "none (Vulkan compute has no printf outside validation layers' debugPrintfEXT)"
         }
     ));
 
@@ -126,8 +144,7 @@ fn main() {
         lat.push(native_latency(fd, warm, cli.samples));
     } else {
         exp.say(&format!(
-            "single-lane latency and the rpc/native paths: not available on {} in this build (the lanes' \
-             timing and the RPC client need device code of their own); measuring direct throughput only",
+            "on {}: no per-line timestamps inside a dispatch, so no single-lane percentiles; the throughput              table's mean_us_per_line (run with --lanes 1 for the mean round trip) stands in. The rpc path is              `rpc-flag`: the edit_buffer shader raises its flag per line and the server writes the line and              replies, but the line's bytes are formatted by the server (this backend runs built-in shaders              only, so no mailbox-filling client shader)",
             info.backend
         ));
     }
@@ -137,6 +154,10 @@ fn main() {
     if cpu_device {
         tp.push(rpc_throughput(fd, idle, cli.lanes, cli.lines, timeout));
         tp.push(native_throughput(fd, cli.lanes, cli.lines));
+    } else {
+        tp.push(rpc_vulkan_throughput(
+            &info, fd, idle, cli.lanes, cli.lines, timeout,
+        ));
     }
     drop(target);
 
@@ -205,6 +226,12 @@ fn main() {
                 .float("seconds", t.secs, 4)
                 .float("lines_per_s", t.lines as f64 / t.secs, 0)
                 .float("mb_per_s", t.bytes as f64 / t.secs / 1e6, 2)
+                // One line in flight per lane: a lane's mean time per line is its mean round trip.
+                .float(
+                    "mean_us_per_line",
+                    t.secs * 1e6 * cli.lanes as f64 / t.lines.max(1) as f64,
+                    2,
+                )
                 .text("host_helpers", t.helpers);
             if let Some(h) = t.helper_cpu {
                 r = r.float("helper_cpu_us_per_line", per_line(h), 3);
@@ -583,5 +610,63 @@ impl Throughput {
     fn with_errors(mut self, errors: u64) -> Throughput {
         self.failed = self.failed.max(errors);
         self
+    }
+}
+
+/// The RPC path on Vulkan: the `rpc_print` shader (device-shaders/src/rpc_print.comp) is the client — each lane
+/// formats its line into its mailbox in the arena (host memory imported into the device) and waits for the
+/// reply — and the same [`RpcServer`] thread as on the CPU serves it. The shader runs through the experiments'
+/// Vulkan harness ([`gpu_uring_experiments::vk`]) and resumes across dispatches (lavapipe's loop cap); the
+/// host re-dispatches until every lane has finished.
+fn rpc_vulkan_throughput(
+    device: &DeviceInfo,
+    fd: i32,
+    idle: Duration,
+    lanes: u32,
+    lines: u32,
+    timeout: Duration,
+) -> Throughput {
+    let gpu = Gpu::open(&device.name)
+        .unwrap_or_else(|e| fail(&format!("opening {} for the RPC client: {e}", device.name)));
+    let mut kernel = Kernel::new(&gpu, RPC_PRINT).unwrap_or_else(|e| fail(&e));
+    let (arena, server) = start_rpc(fd, lanes, idle);
+    let (base, len) = arena.memory();
+    // SAFETY: the arena is a page-aligned mapping of whole pages that `arena` keeps mapped until after the
+    // buffer (declared later, dropped first) is gone; a timed-out dispatch ends the program (`fail`).
+    let buf = unsafe { gpu.import(base, len) }
+        .unwrap_or_else(|e| fail(&format!("importing the mailboxes: {e}")));
+    // lavapipe counts loop iterations per SIMD batch of `subgroup` lanes: each lane's share of the 65535 cap.
+    let budget = 60_000 / (2 * device.subgroup_size.max(1));
+    let deadline = Instant::now() + timeout;
+    let (h0, p0) = (threads_cpu(&["rpc-server"]), process_cpu());
+    let t = Instant::now();
+    let mut dispatches = 0u32;
+    while (0..lanes).any(|l| arena.word(l, MB_FINISHED) == 0) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            eprintln!("warning: the RPC client did not finish within {timeout:?}");
+            break;
+        }
+        dispatches += 1;
+        if let Err(e) = kernel.run(&buf, &[lanes, lines, budget, 0], lanes.div_ceil(8), left) {
+            fail(&format!("rpc_print dispatch {dispatches}: {e}"));
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let (h1, p1) = (threads_cpu(&["rpc-server"]), process_cpu());
+    let st = server.stop();
+    let done: u64 = (0..lanes).map(|l| arena.word(l, MB_DONE) as u64).sum();
+    let failed: u64 = (0..lanes).map(|l| arena.word(l, MB_FAILED) as u64).sum();
+    drop(buf);
+    eprintln!("rpc_print: {dispatches} dispatches");
+    Throughput {
+        path: "rpc",
+        helpers: "RPC server thread",
+        lines: done,
+        bytes: st.bytes,
+        secs,
+        helper_cpu: h0.zip(h1).map(|(a, b)| b.saturating_sub(a)),
+        process_cpu: p1.saturating_sub(p0),
+        failed: failed.max(st.errors) + (lanes as u64 * lines as u64).saturating_sub(done + failed),
     }
 }
