@@ -253,10 +253,6 @@ pub struct ServerStats {
     pub bytes: u64,
     /// Calls that failed or wrote short.
     pub errors: u64,
-    /// Scans over all mailboxes.
-    pub scans: u64,
-    /// Sleeps while idle.
-    pub sleeps: u64,
 }
 
 /// The host server thread.
@@ -308,7 +304,6 @@ fn serve(a: &MailboxArena, fd: RawFd, cfg: ServerConfig, stop: &AtomicBool) -> S
     let mut last_work = Instant::now();
     let mut sleep = Duration::from_micros(1);
     while !stop.load(Acquire) {
-        st.scans += 1;
         let mut found = false;
         for lane in 0..a.lanes() {
             let state = a.u32_at(lane, MB_STATE);
@@ -344,7 +339,6 @@ fn serve(a: &MailboxArena, fd: RawFd, cfg: ServerConfig, stop: &AtomicBool) -> S
         } else if last_work.elapsed() < cfg.spin_idle {
             std::hint::spin_loop();
         } else {
-            st.sleeps += 1;
             std::thread::sleep(sleep);
             sleep = (sleep * 2).min(cfg.max_sleep);
         }

@@ -185,6 +185,23 @@ fn json_rows(stdout: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Runs `name` with `args`, `--json` and `--out dir`; it must succeed. Returns its JSON rows.
+fn run_json(name: &str, args: &[&str], dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = bin(name)
+        .args(args)
+        .arg("--json")
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_rows(&out.stdout)
+}
+
 /// Whether `backend` opens on this machine (a Vulkan variant of a smoke test runs only then).
 fn present(backend: &str) -> bool {
     let sel = backend.parse().unwrap();
@@ -283,19 +300,13 @@ fn print_latency_compares_three_paths() {
 #[test]
 fn device_no_poll_checks_every_completion() {
     let dir = tmpdir("no-poll");
-    let out = bin("device_no_poll")
-        .args([
-            "--device", "cpu", "--json", "--lanes", "4", "--ops", "3", "--rounds", "5", "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let rows = run_json(
+        "device_no_poll",
+        &[
+            "--device", "cpu", "--lanes", "4", "--ops", "3", "--rounds", "5",
+        ],
+        &dir,
     );
-    let rows = json_rows(&out.stdout);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["sqes"], 60);
     assert_eq!(rows[0]["enter_calls"], 5);
@@ -315,17 +326,7 @@ fn device_no_poll_checks_every_completion() {
 #[test]
 fn device_check_lists_every_backend() {
     let dir = tmpdir("check");
-    let out = bin("device_check")
-        .args(["--json", "--lanes", "3", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = json_rows(&out.stdout);
+    let rows = run_json("device_check", &["--lanes", "3"], &dir);
     let backends: Vec<&str> = rows
         .iter()
         .map(|r| r["backend"].as_str().unwrap())
@@ -383,19 +384,11 @@ fn device_edit_buffer_on_vulkan() {
         return;
     }
     let dir = tmpdir("edit-vk");
-    let out = bin("device_edit_buffer")
-        .args([
-            "--device", "vulkan", "--json", "--lanes", "4", "--steps", "50", "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let rows = run_json(
+        "device_edit_buffer",
+        &["--device", "vulkan", "--lanes", "4", "--steps", "50"],
+        &dir,
     );
-    let rows = json_rows(&out.stdout);
     assert_eq!(rows[0]["handshakes"], 200);
     assert_eq!(rows[0]["seen_by_host"], 200);
     assert_eq!(rows[0]["verified"], true);
@@ -460,19 +453,11 @@ fn device_no_poll_on_vulkan() {
         return;
     }
     let dir = tmpdir("no-poll-vk");
-    let out = bin("device_no_poll")
-        .args([
-            "--device", "vulkan", "--json", "--lanes", "8", "--ops", "40", "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let rows = run_json(
+        "device_no_poll",
+        &["--device", "vulkan", "--lanes", "8", "--ops", "40"],
+        &dir,
     );
-    let rows = json_rows(&out.stdout);
     assert_eq!(rows[0]["sqes"], 320);
     assert_eq!(rows[0]["writes_in_file"], 320);
     assert_eq!(rows[0]["verified"], true);
@@ -485,28 +470,20 @@ fn memory_placement_on_vulkan() {
         return;
     }
     let dir = tmpdir("placement-vk");
-    let out = bin("memory_placement")
-        .args([
+    let rows = run_json(
+        "memory_placement",
+        &[
             "--device",
             "vulkan",
-            "--json",
             "--mib",
             "1",
             "--accesses",
             "2000",
             "--repeat",
             "1",
-            "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &dir,
     );
-    let rows = json_rows(&out.stdout);
     let places: Vec<&str> = rows
         .iter()
         .map(|r| r["placement"].as_str().unwrap())

@@ -99,14 +99,7 @@ fn main() {
         ));
     }
     let len = line(0, 0, 0).len() as u32;
-    let path = exp.out_dir().join("device_no_poll.out");
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap_or_else(|e| fail(&format!("creating {}: {e}", path.display())));
+    let (path, file) = output_file(&exp);
     let fd = file.as_raw_fd();
     let ring = DeviceRing::new(RingConfig {
         sq_entries: cli.sq_entries,
@@ -352,14 +345,7 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
     if cli.lanes == 0 || cli.ops == 0 || cli.line_bytes == 0 || cli.line_bytes > 256 {
         fail("--lanes and --ops must be at least 1, --line-bytes in 1..=256");
     }
-    let path = exp.out_dir().join("device_no_poll.out");
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap_or_else(|e| fail(&format!("creating {}: {e}", path.display())));
+    let (path, file) = output_file(exp);
     let ring = DeviceRing::new(RingConfig {
         sq_entries: cli.sq_entries,
         lanes: cli.lanes,
@@ -475,4 +461,17 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
         );
         std::process::exit(1);
     }
+}
+
+/// The file the device writes into (created or truncated), read back afterwards.
+fn output_file(exp: &Experiment) -> (std::path::PathBuf, File) {
+    let path = exp.out_dir().join("device_no_poll.out");
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap_or_else(|e| fail(&format!("creating {}: {e}", path.display())));
+    (path, file)
 }
