@@ -8,7 +8,7 @@
 //! wakes about `1 / max_sleep` times a second, and a request published after a long idle waits at most about
 //! `max_sleep` for its wake-up.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -48,7 +48,8 @@ impl Default for WakerConfig {
 /// Waker counters.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WakerStats {
-    /// `IORING_ENTER_SQ_WAKEUP` calls made.
+    /// `IORING_ENTER_SQ_WAKEUP` calls made (counted as each call starts, so a completion a call caused is never
+    /// seen before its count; a call that failed is counted here and in `errors`).
     pub wakeups: u64,
     /// CQ overflow flushes (should stay 0).
     pub overflow_flushes: u64,
@@ -91,7 +92,7 @@ impl Waker {
     pub(crate) fn stats(&self) -> WakerStats {
         let c = &self.counters;
         WakerStats {
-            wakeups: c.wakeups.load(Ordering::Relaxed),
+            wakeups: c.wakeups.load(Ordering::Acquire),
             overflow_flushes: c.overflow_flushes.load(Ordering::Relaxed),
             sleeps: c.sleeps.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
@@ -104,6 +105,16 @@ impl Waker {
             t.thread().unpark();
             let _ = t.join();
         }
+    }
+}
+
+/// One `IORING_ENTER_SQ_WAKEUP` call. It is counted before the system call: the SQ thread it wakes can
+/// complete a request, and the lane see it, before this thread returns from the call, and an observer that
+/// sees the completion must also see the call that caused it.
+fn wake_call(fd: RawFd, c: &Counters) {
+    c.wakeups.fetch_add(1, Ordering::Release);
+    if sys::enter(fd, 0, 0, sys::ENTER_SQ_WAKEUP).is_err() {
+        c.errors.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -145,10 +156,7 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
         // Wake again only once the SQ thread has made progress since the last call, or REWAKE_AFTER passed.
         let rewake = head != wake_head || last_wake.elapsed() >= REWAKE_AFTER;
         if flags & sys::SQ_NEED_WAKEUP != 0 && tail != head && rewake {
-            match sys::enter(fd, 0, 0, sys::ENTER_SQ_WAKEUP) {
-                Ok(_) => c.wakeups.fetch_add(1, Ordering::Relaxed),
-                Err(_) => c.errors.fetch_add(1, Ordering::Relaxed),
-            };
+            wake_call(fd, &c);
             wake_head = head;
             acted = true;
         }
@@ -176,10 +184,7 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
                 .wrapping_sub(credits_w.load(Ordering::Acquire));
             let unclaimed = cq_tail.wrapping_sub(claim_w.load(Ordering::Acquire));
             if (in_flight as i32) > 0 && in_flight > unclaimed {
-                match sys::enter(fd, 0, 0, sys::ENTER_SQ_WAKEUP) {
-                    Ok(_) => c.wakeups.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => c.errors.fetch_add(1, Ordering::Relaxed),
-                };
+                wake_call(fd, &c);
                 stall_wake = Instant::now();
                 stall_every = (stall_every * 2).min(STALL_WAKE_MAX);
             }
