@@ -343,24 +343,31 @@ impl Core {
         } = self;
         let s = &mut slots[idx as usize];
         if s.next == NONE && s.prev == NONE && matches!(s.delivery, Delivery::Callback) {
+            let id = OpId(s.key(idx));
+            let user_data = s.user_data;
             // Lean path: an op that owns nothing (nop, timer, fsync) only has its tag
-            // cleared; no move out of the slot, no resource mapping.
-            let resources = if s.op.as_ref().is_some_and(OpKind::owns_nothing) {
-                // Nothing to drop: forgetting the taken value skips the drop glue.
+            // cleared (forgetting the taken value skips the drop glue), and its
+            // completion is built with constant resources.
+            if s.op.as_ref().is_some_and(OpKind::owns_nothing) {
                 std::mem::forget(s.op.take());
-                Resources::None
+                done.push(Completion {
+                    id,
+                    user_data,
+                    outcome,
+                    resources: Resources::None,
+                });
             } else {
-                match s.op.take() {
+                let resources = match s.op.take() {
                     Some(op) => op.into_resources(),
                     None => unreachable!("running slot has an op"),
-                }
-            };
-            done.push(Completion {
-                id: OpId(s.key(idx)),
-                user_data: s.user_data,
-                outcome,
-                resources,
-            });
+                };
+                done.push(Completion {
+                    id,
+                    user_data,
+                    outcome,
+                    resources,
+                });
+            }
             // Like `release`, minus what already holds its default here: the op was
             // just taken, the delivery is `Callback`, and a raw-path slot never stores
             // a result.
