@@ -111,7 +111,7 @@ pub(crate) enum BackendState {
 
 pub(crate) struct Core {
     pub(crate) slots: Box<[Slot]>,
-    free: Vec<u32>,
+    pub(crate) free: Vec<u32>,
     /// Completions for the raw path, waiting for the poll thread to deliver them.
     pub(crate) done: Vec<Completion>,
     /// Futures to wake once the lock is released.
@@ -193,6 +193,45 @@ fn outcome_is_ok(slot_expected: Option<usize>, o: &Outcome) -> bool {
     }
 }
 
+/// `Core::alloc` on the slot table's fields (so a caller can keep other parts of the
+/// core borrowed), in the given state; hands back the index, the slot and its key
+/// (one slot lookup for the whole submission of an op).
+#[inline(always)]
+pub(crate) fn alloc_slot<'a>(
+    slots: &'a mut [Slot],
+    free: &mut Vec<u32>,
+    live: &mut usize,
+    op: Operation,
+    future: bool,
+    state: State,
+) -> (u32, &'a mut Slot, u64) {
+    let idx = free.pop().expect("caller checked free_slots");
+    *live += 1;
+    let s = &mut slots[idx as usize];
+    debug_assert!(
+        s.state == State::Free
+            && s.op.is_none()
+            && s.result.is_none()
+            && s.prev == NONE
+            && s.next == NONE
+            && s.next_waiter == NONE
+            && s.chain == Chain::None
+            && !s.cancel
+            && !s.cancel_pending
+            && !s.soft
+            && matches!(s.delivery, Delivery::Callback)
+    );
+    let gen = s.gen.wrapping_add(1) & 0x7fff_ffff;
+    s.gen = gen;
+    s.state = state;
+    if future {
+        s.delivery = Delivery::Future(None);
+    }
+    s.user_data = op.user_data;
+    s.op = Some(op.kind);
+    (idx, s, OpId::new(idx, gen).0)
+}
+
 impl Core {
     pub(crate) fn new(max: u32, be: BackendState) -> Core {
         Core {
@@ -218,30 +257,15 @@ impl Core {
     /// the new operation is written here.
     #[inline(always)]
     pub(crate) fn alloc(&mut self, op: Operation, future: bool) -> u32 {
-        let idx = self.free.pop().expect("caller checked free_slots");
-        let s = &mut self.slots[idx as usize];
-        debug_assert!(
-            s.state == State::Free
-                && s.op.is_none()
-                && s.result.is_none()
-                && s.prev == NONE
-                && s.next == NONE
-                && s.next_waiter == NONE
-                && s.chain == Chain::None
-                && !s.cancel
-                && !s.cancel_pending
-                && !s.soft
-                && matches!(s.delivery, Delivery::Callback)
-        );
-        s.gen = s.gen.wrapping_add(1) & 0x7fff_ffff;
-        s.state = State::Queued;
-        if future {
-            s.delivery = Delivery::Future(None);
-        }
-        s.user_data = op.user_data;
-        s.op = Some(op.kind);
-        self.live += 1;
-        idx
+        alloc_slot(
+            &mut self.slots,
+            &mut self.free,
+            &mut self.live,
+            op,
+            future,
+            State::Queued,
+        )
+        .0
     }
 
     /// Frees slot `idx`, restoring every per-operation field to its default (which
@@ -319,16 +343,31 @@ impl Core {
         } = self;
         let s = &mut slots[idx as usize];
         if s.next == NONE && s.prev == NONE && matches!(s.delivery, Delivery::Callback) {
-            let resources = match s.op.take() {
-                Some(op) => op.into_resources(),
-                None => unreachable!("running slot has an op"),
-            };
-            done.push(Completion {
-                id: OpId(s.key(idx)),
-                user_data: s.user_data,
-                outcome,
-                resources,
-            });
+            let id = OpId(s.key(idx));
+            let user_data = s.user_data;
+            // Lean path: an op that owns nothing (nop, timer, fsync) only has its tag
+            // cleared (forgetting the taken value skips the drop glue), and its
+            // completion is built with constant resources.
+            if s.op.as_ref().is_some_and(OpKind::owns_nothing) {
+                std::mem::forget(s.op.take());
+                done.push(Completion {
+                    id,
+                    user_data,
+                    outcome,
+                    resources: Resources::None,
+                });
+            } else {
+                let resources = match s.op.take() {
+                    Some(op) => op.into_resources(),
+                    None => unreachable!("running slot has an op"),
+                };
+                done.push(Completion {
+                    id,
+                    user_data,
+                    outcome,
+                    resources,
+                });
+            }
             // Like `release`, minus what already holds its default here: the op was
             // just taken, the delivery is `Callback`, and a raw-path slot never stores
             // a result.
@@ -610,6 +649,14 @@ impl Shared {
             // fast path (`Uring::start_batch`).
             let mut batchable = true;
             for op in ops.ops() {
+                // Kinds that reference nothing to check and that `start_batch` always
+                // takes: one test instead of the full match.
+                if matches!(
+                    op.kind,
+                    OpKind::Nop | OpKind::Timer(_) | OpKind::EventWait(_)
+                ) {
+                    continue;
+                }
                 self.validate(&core, op)?;
                 batchable &= Uring::batchable(self, &op.kind);
             }

@@ -183,6 +183,16 @@ impl OpKind {
         }
     }
 
+    /// Whether the op owns no resource (its completion hands back `Resources::None`
+    /// and dropping it frees nothing).
+    #[inline(always)]
+    pub(crate) fn owns_nothing(&self) -> bool {
+        matches!(
+            self,
+            OpKind::Nop | OpKind::Timer(_) | OpKind::Fsync { .. } | OpKind::Close { fd: None }
+        )
+    }
+
     #[inline]
     pub(crate) fn into_resources(self) -> Resources {
         match self {

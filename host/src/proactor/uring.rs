@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, squeue, types, IoUring};
 
 use super::caps::{Capability, CapabilitySet};
-use super::core::{thread_id, BackendState, Chain, Core, Shared, State, NONE};
+use super::core::{alloc_slot, thread_id, BackendState, Chain, Core, Shared, State, NONE};
 use super::error::{Error, QueueKind, Result};
 use super::op::{OpError, OpId, OpKind, Outcome, Target, TimerSpec};
 use super::sys;
@@ -264,11 +264,12 @@ impl Uring {
     pub(crate) fn start(&self, sh: &Shared, core: &mut Core, idx: u32) {
         let s = &mut core.slots[idx as usize];
         let link = s.chain == Chain::Kernel && s.next != NONE;
+        let key = s.key(idx);
         // SAFETY: the entry points into this slot's op (buffers, path, iovecs, event,
         // notification epoch) or its `ts`; the slot is not released and the op not
         // dropped until the completion is reaped (`Core::finish`), and teardown waits
         // for outstanding completions or leaks the memory.
-        let pushed = Self::with_entry(sh, &core.files, s, idx, link, |e| unsafe {
+        let pushed = Self::with_entry(sh, &core.files, s, key, link, |e| unsafe {
             self.push(sh, &e)
         });
         if pushed {
@@ -305,15 +306,21 @@ impl Uring {
         // SAFETY: the core lock (held by the caller) guards every SubmissionQueue of
         // this ring, so this is the only one until it is dropped at the end.
         let mut sq = unsafe { self.ring.submission_shared() };
+        let Core {
+            slots,
+            free,
+            live,
+            files,
+            deferred,
+            ..
+        } = core;
         for op in ops.take_all() {
-            let idx = core.alloc(op, future);
-            let s = &mut core.slots[idx as usize];
-            on_id(OpId(s.key(idx)));
-            s.state = State::Running;
+            let (idx, s, key) = alloc_slot(slots, free, live, op, future, State::Running);
+            on_id(OpId(key));
             // Unlinked by the caller's contract: no IO_LINK flag.
             // SAFETY: as in `start`: everything the entry points at lives in the slot
             // until its completion is reaped (or is leaked by teardown).
-            let pushed = Self::with_entry(sh, &core.files, &mut *s, idx, false, |e| unsafe {
+            let pushed = Self::with_entry(sh, files, &mut *s, key, false, |e| unsafe {
                 sq.push(&e).is_ok()
             });
             if pushed {
@@ -322,7 +329,7 @@ impl Uring {
                 // Not expected (the caller reserved room); the poll thread starts it.
                 s.state = State::Queued;
                 let gen = s.gen;
-                core.deferred.push((idx, gen));
+                deferred.push((idx, gen));
                 sh.hint.store(true, Ordering::Relaxed);
             }
         }
@@ -346,14 +353,13 @@ impl Uring {
         sh: &Shared,
         files: &[OwnedFd],
         s: &mut super::core::Slot,
-        idx: u32,
+        key: u64,
         link: bool,
         emit: impl FnOnce(squeue::Entry) -> R,
     ) -> R {
         let files_native = sh.caps.is_native(Capability::FixedFiles);
         let bufs_native = sh.caps.is_native(Capability::RegisteredBuffers);
         let abs_native = sh.caps.is_native(Capability::AbsoluteTimers);
-        let key = s.key(idx);
         let ts = &mut s.ts;
         let iov = &mut s.iov;
         let op = s.op.as_mut().expect("started slot has an op");
