@@ -1038,6 +1038,12 @@ impl Pump {
         &self.arena
     }
 
+    /// A shared handle on the arena, for a GPU API that imports it and must keep it mapped for as long as the
+    /// import exists (even past the pump, e.g. a dispatch that outlived its time limit).
+    pub fn arena_shared(&self) -> Arc<PumpArena> {
+        self.arena.clone()
+    }
+
     /// The registered files (handle = index).
     pub fn files(&self) -> &[PumpFile] {
         &self.files

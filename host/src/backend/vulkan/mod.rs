@@ -23,6 +23,7 @@
 //!   failure, only a reason to come back. Each dispatch is waited for at most `dispatch_timeout`; one that
 //!   exceeds it is reported as a timeout and its resources are parked until its fence signals.
 
+pub mod pump;
 mod raw;
 pub mod shaders;
 pub mod shared;
@@ -377,7 +378,7 @@ impl VulkanDevice {
         let push: [u8; 128] = bytemuck::cast(l);
         let mut run = raw::Run::new(
             &self.ctx,
-            ring.arena_keepalive(),
+            ring.arena_keepalive().into(),
             run_len,
             pipeline,
             &push,

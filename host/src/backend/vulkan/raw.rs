@@ -420,8 +420,43 @@ struct RunObjects {
     desc_pool: vk::DescriptorPool,
     cmd_pool: vk::CommandPool,
     fence: vk::Fence,
-    /// The ring arena stays mapped while the import exists.
-    _arena: Option<ArenaKeepAlive>,
+    /// The imported host memory (ring arena or pump arena) stays mapped while the import exists.
+    _arena: Option<HostMemory>,
+}
+
+/// Page-aligned host memory a run imports (`VK_EXT_external_memory_host`), and what keeps it mapped for as
+/// long as the import exists: a ring's [`ArenaKeepAlive`], or an `Arc` of a pump arena.
+pub(super) struct HostMemory {
+    base: *mut u8,
+    len: usize,
+    _keep: Box<dyn std::any::Any + Send + Sync>,
+}
+
+// SAFETY: the pointer is only an address handed to Vulkan; the memory it names is owned by `_keep` (Send + Sync).
+unsafe impl Send for HostMemory {}
+// SAFETY: as above.
+unsafe impl Sync for HostMemory {}
+
+impl HostMemory {
+    /// `base`/`len` must lie inside memory that `keep` keeps mapped for as long as it lives.
+    pub fn new(
+        base: *mut u8,
+        len: usize,
+        keep: Box<dyn std::any::Any + Send + Sync>,
+    ) -> HostMemory {
+        HostMemory {
+            base,
+            len,
+            _keep: keep,
+        }
+    }
+}
+
+impl From<ArenaKeepAlive> for HostMemory {
+    fn from(keep: ArenaKeepAlive) -> HostMemory {
+        let (base, len) = keep.arena();
+        HostMemory::new(base, len, Box::new(keep))
+    }
 }
 
 impl RunObjects {
@@ -475,18 +510,19 @@ pub(super) enum Waited {
 }
 
 impl<'c> Run<'c> {
-    /// Imports the arena `keep` keeps mapped, creates the run buffer (`run_len` bytes) and records `groups`
-    /// workgroups of `pipeline` with `push` as push constants.
+    /// Imports the host memory `keep` names and keeps mapped (bound at bindings 0 and 1), creates the run
+    /// buffer (`run_len` bytes, binding 2) and records `groups` workgroups of `pipeline` with `push` as push
+    /// constants.
     pub fn new(
         ctx: &'c Context,
-        keep: ArenaKeepAlive,
+        keep: HostMemory,
         run_len: usize,
         pipeline: vk::Pipeline,
         push: &[u8; 128],
         groups: u32,
     ) -> Result<Run<'c>, String> {
         let d = &ctx.device;
-        let (base, len) = keep.arena();
+        let (base, len) = (keep.base, keep.len);
         let align = ctx.min_import_alignment as usize;
         if base as usize % align != 0 || len % align != 0 {
             return Err(format!(
@@ -523,7 +559,7 @@ impl<'c> Run<'c> {
         run.objs.arena_buffer = unsafe { d.create_buffer(&binfo, None) }
             .map_err(|e| format!("vkCreateBuffer(arena) failed: {e}"))?;
         let mut hp = vk::MemoryHostPointerPropertiesEXT::default();
-        // SAFETY: `base` is a live host allocation of `len` bytes (the ring's arena, kept mapped by `keep`
+        // SAFETY: `base` is a live host allocation of `len` bytes (a ring or pump arena, kept mapped by `keep`
         // for as long as this run or its orphan exists), aligned as checked above.
         let r = unsafe {
             (ctx.host_mem.fp().get_memory_host_pointer_properties_ext)(

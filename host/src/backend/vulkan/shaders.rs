@@ -17,3 +17,7 @@ pub static LAYOUT: &[u8] = include_bytes!("../../../../device-shaders/spirv/layo
 pub static EXACT: &[u8] = include_bytes!("../../../../device-shaders/spirv/exact.spv");
 /// `format.comp`: the §7 number formatter, case by case (VulkanDevice::format_probe).
 pub static FORMAT: &[u8] = include_bytes!("../../../../device-shaders/spirv/format.spv");
+/// `pump_stream.comp`: the megakernel_stream kernel on the io_queue (vulkan::pump, PumpProgram::STREAM).
+pub static PUMP_STREAM: &[u8] = include_bytes!("../../../../device-shaders/spirv/pump_stream.spv");
+/// `pump_probe.comp`: io_queue layout echo, exactly-once and validation probes (PumpProgram::PROBE).
+pub static PUMP_PROBE: &[u8] = include_bytes!("../../../../device-shaders/spirv/pump_probe.spv");

@@ -1,0 +1,261 @@
+// gpu_uring_pump.glsl — the GLSL lane side of the io_queue (host/src/protocol/PROTOCOL.md, "io_queue
+// (megakernel pump)", §Q3 and §Q8), step by step as the Rust reference (host/src/pump/device.rs) does it.
+// Include it after `#version 460` and `#pragma use_vulkan_memory_model`; the shader must also
+// `#extension GL_GOOGLE_include_directive`. It stands alone: do not include gpu_uring.glsl in the same shader
+// (the two bind different arenas at binding 0).
+//
+// Bindings (set 0), as backend/vulkan/pump.rs binds them:
+//   0: the whole pump arena as 32-bit words (imported host memory, HOST_COHERENT)
+//   1: the same arena again (unused here: every 64-bit slot field is written as two 32-bit words, which the
+//      release store of PUBLISHED orders before the pump's claim, so no 64-bit atomics are needed)
+//   2: the pump run buffer: GqRunParams, then one GqLaneState per lane (host-visible)
+// Push constants: the 64-byte PumpLayout (host/src/pump/queue.rs), field for field.
+//
+// Every shared word (slot state, pending-bitmap words, pump_state) is accessed with an atomic of device scope
+// (gl_ScopeDevice) and the semantics PROTOCOL.md §Q3 names: "acquire" = gl_SemanticsAcquire |
+// gl_SemanticsMakeVisible, "release" = gl_SemanticsRelease | gl_SemanticsMakeAvailable, "relaxed" =
+// gl_SemanticsRelaxed, storage gl_StorageSemanticsBuffer. The other slot fields are relaxed atomic stores /
+// loads too (the pump reads them as plain memory only after its acquire CAS); region bytes are plain loads of
+// the `coherent` buffer after the acquire of DONE.
+//
+// Loop budget: lavapipe stops every loop of an invocation after 65535 iterations in total, silently. Every loop
+// here counts its iterations in gq_iters and stops at the soft budget (GqRunParams.iter_budget); a program keeps
+// its progress in its GqLaneState and the host re-dispatches. No loop waits on another lane: allocation is one
+// bounded scan, polls are single looks, waits are bounded poll loops that return a status.
+
+#ifndef GPU_URING_PUMP_GLSL
+#define GPU_URING_PUMP_GLSL
+
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#extension GL_KHR_memory_scope_semantics : require
+
+layout(local_size_x_id = 0) in; // = the device's subgroup size (lavapipe: 8)
+
+layout(std430, set = 0, binding = 0) coherent buffer GqArena32 { uint w[]; } gq_a;
+
+// PumpLayout (queue.rs), 64 bytes.
+layout(push_constant) uniform GqPumpLayout {
+    uint64_t arena_size;
+    uint header; uint bitmap; uint bitmap_words; uint slots; uint nslots; uint regions; uint nregions;
+    uint nfiles; uint version; uint reserved0; uint reserved1; uint reserved2; uint reserved3; uint reserved4;
+} gq_l;
+
+// Mirrors backend/vulkan/pump.rs (PumpRunParams, PumpLaneState); pinned by Rust tests and the echo probe.
+struct GqRunParams {
+    uint program; uint lanes; uint iter_budget; uint dispatch;
+    uint file; uint region; uint chunk; uint count;
+    uint64_t total;
+    uint arg0; uint arg1; uint arg2; uint arg3;
+    uint reserved0; uint reserved1;
+};
+struct GqLaneState {
+    uint flags; uint phase; uint seq; uint done;
+    uint failed; uint issued; uint consumed; uint next_alloc;
+    uint slot0; uint slot1; uint hpos; uint last_status;
+    uint last_error; int last_result; uint dispatches; uint waits;
+    uint iters; uint would_block; uint reserved0; uint reserved1;
+    uint64_t hash; uint64_t sum; uint64_t bytes; uint64_t last_tag;
+    uint reserved2; uint reserved3; uint reserved4; uint reserved5;
+};
+layout(std430, set = 0, binding = 2) buffer GqRunBuffer {
+    GqRunParams params;
+    GqLaneState lane[];
+} gq_run;
+
+// ---- constants (pump/queue.rs) ---------------------------------------------------------------------------------
+const uint GQ_SLOT_FREE = 0u, GQ_SLOT_ALLOCATED = 1u, GQ_SLOT_PUBLISHED = 2u, GQ_SLOT_CLAIMED = 3u;
+const uint GQ_SLOT_DONE = 4u, GQ_SLOT_FAILED = 5u;
+const uint GQ_OP_NOP = 0u, GQ_OP_READ = 1u, GQ_OP_WRITE = 2u, GQ_OP_FENCE = 3u;
+const uint GQ_ERR_NONE = 0u, GQ_ERR_BAD_OP = 1u, GQ_ERR_RESERVED = 2u, GQ_ERR_BAD_FILE = 3u, GQ_ERR_BAD_BUFFER = 4u;
+const uint GQ_ERR_BAD_LENGTH = 5u, GQ_ERR_READ_ONLY = 6u, GQ_ERR_BUFFER_RANGE = 7u, GQ_ERR_FILE_RANGE = 8u;
+const uint GQ_ERR_IO = 9u, GQ_ERR_SUBMIT = 10u, GQ_ERR_STOPPED = 11u;
+const uint GQ_PUMP_NOT_STARTED = 0u, GQ_PUMP_RUNNING = 1u, GQ_PUMP_STOPPING = 2u, GQ_PUMP_STOPPED = 3u;
+const uint GQ_PUMP_FAILED = 4u;
+const uint GQ_QUEUE_MAGIC = 0x51495547u, GQ_QUEUE_VERSION = 1u;
+// IoSlot field offsets (queue.rs slot_off)
+const uint GQ_OFF_STATE = 0u, GQ_OFF_OP = 4u, GQ_OFF_FILE = 8u, GQ_OFF_BUF = 12u, GQ_OFF_FILE_OFFSET = 16u;
+const uint GQ_OFF_BUF_OFFSET = 24u, GQ_OFF_LEN = 32u, GQ_OFF_OWNER = 36u, GQ_OFF_TAG = 40u, GQ_OFF_RESULT = 48u;
+const uint GQ_OFF_ERROR = 52u, GQ_OFF_RESERVED0 = 56u, GQ_OFF_RESERVED1 = 60u;
+const uint GQ_SLOT_BYTES = 64u, GQ_HEADER_PUMP_STATE = 12u;
+// Lane-side statuses (device.rs QueueError / SlotPoll)
+const uint GQ_READY = 0u, GQ_WOULD_BLOCK = 1u, GQ_TIMED_OUT = 2u, GQ_PUMP_STOPPED_ST = 3u, GQ_NOT_PUBLISHED = 4u;
+// GqLaneState.flags
+const uint GQ_LANE_FINISHED = 1u;
+const uint GQ_NO_SLOT = 0xffffffffu;
+
+// ---- loop budget -------------------------------------------------------------------------------------------------
+const uint GQ_HARD_BUDGET = 60000u; // below lavapipe's 65535
+uint gq_iters = 0u;
+uint gq_soft_budget = 3000u;
+bool gq_can_start() { return gq_iters < gq_soft_budget; }
+
+// ---- atomics on arena words (byte offsets) -----------------------------------------------------------------------
+uint gq_ld_rlx(uint off) { return atomicLoad(gq_a.w[off >> 2], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+uint gq_ld_acq(uint off) {
+    return atomicLoad(gq_a.w[off >> 2], gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                      gl_SemanticsAcquire | gl_SemanticsMakeVisible);
+}
+void gq_st_rlx(uint off, uint v) { atomicStore(gq_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+void gq_st_rel(uint off, uint v) {
+    atomicStore(gq_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                gl_SemanticsRelease | gl_SemanticsMakeAvailable);
+}
+// CAS with acquire on success, relaxed on failure (§Q3.1 allocation, §Q3.3 withdrawal).
+uint gq_cas_acq(uint off, uint cmp, uint v) {
+    return atomicCompSwap(gq_a.w[off >> 2], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                          gl_SemanticsAcquire | gl_SemanticsMakeVisible, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
+}
+uint gq_or_rel(uint off, uint v) {
+    return atomicOr(gq_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                    gl_SemanticsRelease | gl_SemanticsMakeAvailable);
+}
+void gq_st64_rlx(uint off, uint64_t v) { gq_st_rlx(off, uint(v)); gq_st_rlx(off + 4u, uint(v >> 32)); }
+uint64_t gq_ld64_rlx(uint off) { return uint64_t(gq_ld_rlx(off)) | (uint64_t(gq_ld_rlx(off + 4u)) << 32); }
+
+uint gq_slot_off(uint i) { return gq_l.slots + i * GQ_SLOT_BYTES; }
+uint gq_pump_state() { return gq_ld_acq(gq_l.header + GQ_HEADER_PUMP_STATE); }
+// Region `h`'s arena offset and size (the table the host wrote before the first dispatch).
+uint gq_region_offset(uint h) { return gq_a.w[(gq_l.regions >> 2) + 2u * h]; }
+uint gq_region_size(uint h) { return gq_a.w[(gq_l.regions >> 2) + 2u * h + 1u]; }
+
+// ---- §Q3.1 allocate ------------------------------------------------------------------------------------------------
+// One bounded scan of at most nslots slots from `next` (a lane-specific start kept in the lane state): the first
+// FREE slot whose CAS FREE → ALLOCATED (acquire: pairs with the previous owner's release of FREE) succeeds is
+// this lane's. Stops early when the loop budget is spent. false = WOULD_BLOCK (retry later; never spin on a
+// slot another lane holds).
+bool gq_try_alloc(inout uint next, out uint slot) {
+    slot = GQ_NO_SLOT;
+    uint n = gq_l.nslots;
+    uint start = next % n;
+    for (uint i = 0u; i < n && gq_can_start(); i++) {
+        gq_iters++;
+        uint idx = (start + i) % n;
+        uint off = gq_slot_off(idx);
+        if (gq_ld_rlx(off) == GQ_SLOT_FREE && gq_cas_acq(off, GQ_SLOT_FREE, GQ_SLOT_ALLOCATED) == GQ_SLOT_FREE) {
+            next = (idx + 1u) % n;
+            slot = idx;
+            return true;
+        }
+    }
+    return false;
+}
+
+// ---- §Q3.2 publish -----------------------------------------------------------------------------------------------
+// Fills ALLOCATED slot `slot` (relaxed stores; result = error = 0), then store_release(state, PUBLISHED) — what
+// the pump's claim acquires — then fetch_or_release of the slot's pending bit (the doorbell; as a release RMW
+// after the state store it also orders this publication before the lane's later ones, which FENCE relies on).
+// reserved0/1 are normally zero (anything else is failed RESERVED by the pump).
+void gq_publish_raw(uint slot, uint op, uint file, uint buf, uint64_t file_offset, uint64_t buf_offset, uint len,
+                    uint owner, uint64_t tag, uint reserved0, uint reserved1) {
+    uint s = gq_slot_off(slot);
+    gq_st_rlx(s + GQ_OFF_OP, op);
+    gq_st_rlx(s + GQ_OFF_FILE, file);
+    gq_st_rlx(s + GQ_OFF_BUF, buf);
+    gq_st64_rlx(s + GQ_OFF_FILE_OFFSET, file_offset);
+    gq_st64_rlx(s + GQ_OFF_BUF_OFFSET, buf_offset);
+    gq_st_rlx(s + GQ_OFF_LEN, len);
+    gq_st_rlx(s + GQ_OFF_OWNER, owner);
+    gq_st64_rlx(s + GQ_OFF_TAG, tag);
+    gq_st_rlx(s + GQ_OFF_RESULT, 0u);
+    gq_st_rlx(s + GQ_OFF_ERROR, 0u);
+    gq_st_rlx(s + GQ_OFF_RESERVED0, reserved0);
+    gq_st_rlx(s + GQ_OFF_RESERVED1, reserved1);
+    gq_st_rel(s + GQ_OFF_STATE, GQ_SLOT_PUBLISHED);
+    gq_or_rel(gq_l.bitmap + (slot >> 5) * 4u, 1u << (slot & 31u));
+}
+void gq_publish(uint slot, uint op, uint file, uint buf, uint64_t file_offset, uint64_t buf_offset, uint len,
+                uint owner, uint64_t tag) {
+    gq_publish_raw(slot, op, file, buf, file_offset, buf_offset, len, owner, tag, 0u, 0u);
+}
+
+// ---- §Q3.3 poll and wait -------------------------------------------------------------------------------------------
+struct GqCompletion { bool done; int result; uint error; uint64_t tag; };
+
+// One look at `slot`: acquire load of the state. DONE/FAILED → READY with result, error, tag (relaxed: the pump's
+// release store of the state made them, and any READ data, visible). PUBLISHED while the pump is STOPPED/FAILED
+// → withdraw (CAS PUBLISHED → ALLOCATED, acquire): PUMP_STOPPED, the lane owns the slot again. FREE/ALLOCATED →
+// NOT_PUBLISHED (polling a slot never published is an error, never a wait). Otherwise WOULD_BLOCK.
+uint gq_poll(uint slot, out GqCompletion c) {
+    c.done = false; c.result = 0; c.error = 0u; c.tag = uint64_t(0);
+    uint s = gq_slot_off(slot);
+    uint st = gq_ld_acq(s + GQ_OFF_STATE);
+    if (st == GQ_SLOT_DONE || st == GQ_SLOT_FAILED) {
+        c.done = st == GQ_SLOT_DONE;
+        c.result = int(gq_ld_rlx(s + GQ_OFF_RESULT));
+        c.error = gq_ld_rlx(s + GQ_OFF_ERROR);
+        c.tag = gq_ld64_rlx(s + GQ_OFF_TAG);
+        return GQ_READY;
+    }
+    if (st == GQ_SLOT_PUBLISHED) {
+        uint ps = gq_pump_state();
+        if ((ps == GQ_PUMP_STOPPED || ps == GQ_PUMP_FAILED) &&
+            gq_cas_acq(s + GQ_OFF_STATE, GQ_SLOT_PUBLISHED, GQ_SLOT_ALLOCATED) == GQ_SLOT_PUBLISHED) {
+            return GQ_PUMP_STOPPED_ST;
+        }
+        return GQ_WOULD_BLOCK;
+    }
+    if (st == GQ_SLOT_FREE || st == GQ_SLOT_ALLOCATED) return GQ_NOT_PUBLISHED;
+    return GQ_WOULD_BLOCK; // CLAIMED
+}
+
+// Polls up to `budget` times (and never past the soft loop budget) → READY, PUMP_STOPPED, NOT_PUBLISHED or
+// TIMED_OUT. TIMED_OUT leaves the slot with the pump: wait again (this dispatch or a later one) before freeing it.
+// GLSL has no portable sleep, so the back-off is the poll count itself (one poller per lane; lanes never wait
+// on each other).
+uint gq_wait(uint slot, uint budget, out GqCompletion c) {
+    for (uint i = 0u; i < max(budget, 1u) && gq_can_start(); i++) {
+        gq_iters++;
+        uint st = gq_poll(slot, c);
+        if (st != GQ_WOULD_BLOCK) return st;
+    }
+    c.done = false; c.result = 0; c.error = 0u; c.tag = uint64_t(0);
+    return GQ_TIMED_OUT;
+}
+
+// ---- §Q3.5 free -------------------------------------------------------------------------------------------------------
+// From DONE, FAILED, or ALLOCATED after a withdrawal. Release: this lane's reads of the result happen before the
+// next owner's writes.
+void gq_free(uint slot) { gq_st_rel(gq_slot_off(slot) + GQ_OFF_STATE, GQ_SLOT_FREE); }
+
+// ---- the checksum every device matches (backend::checksum): FNV-1a-style over 32-bit little-endian words,
+// zero-padded, seeded with the chunk's file offset. Resumable: `h` and the byte position live in the lane state.
+const uint64_t GQ_FNV_SEED = 0xcbf29ce484222325UL, GQ_FNV_PRIME = 0x00000100000001b3UL;
+uint64_t gq_checksum_seed(uint64_t file_offset) { return GQ_FNV_SEED ^ file_offset; }
+// Hashes bytes [pos, len) of the bytes at arena offset `arena_off` (4-aligned) into h while the loop budget lasts;
+// returns the new position (len when the chunk is done).
+uint gq_checksum_step(inout uint64_t h, uint arena_off, uint pos, uint len) {
+    uint base = arena_off >> 2;
+    while (pos < len && gq_can_start()) {
+        gq_iters++;
+        uint w = gq_a.w[base + (pos >> 2)];
+        uint rest = len - pos;
+        if (rest < 4u) w &= (1u << (8u * rest)) - 1u;
+        h ^= uint64_t(w);
+        h *= GQ_FNV_PRIME;
+        pos += 4u;
+    }
+    return min(pos, len);
+}
+
+// ---- per-lane state ---------------------------------------------------------------------------------------------------
+GqLaneState gq_st;
+uint gq_lane_id = 0u;
+
+// Loads the lane's state; false for invocations past the lane count or lanes already finished.
+bool gq_begin() {
+    gq_lane_id = gl_GlobalInvocationID.x;
+    if (gq_lane_id >= gq_run.params.lanes) return false;
+    gq_soft_budget = min(gq_run.params.iter_budget, GQ_HARD_BUDGET / 2u);
+    gq_st = gq_run.lane[gq_lane_id];
+    return (gq_st.flags & GQ_LANE_FINISHED) == 0u;
+}
+// Stores the lane's progress for the host and the next dispatch.
+void gq_end(uint status) {
+    gq_st.dispatches++;
+    if (status != GQ_READY) gq_st.waits++;
+    gq_st.iters = gq_iters;
+    gq_st.last_status = status;
+    gq_run.lane[gq_lane_id] = gq_st;
+}
+
+#endif
