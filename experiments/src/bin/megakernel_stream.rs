@@ -7,8 +7,12 @@
 //! (`backend::checksum` per chunk, seeded by the chunk's offset, summed) must equal the host's over the same file:
 //! both are printed and the program exits non-zero on a mismatch.
 //!
-//! Vulkan/lavapipe and HIP device sides of the io_queue are not built yet; `--device` accepts `auto` and `cpu`
-//! (a named GPU device stops the program with its reason, exit status 2).
+//! `--device vulkan[:NAME]` runs the same kernel as a compute shader (`device-shaders/src/pump_stream.comp`, the
+//! GLSL io_queue lane side in `gpu_uring_pump.glsl`) on the pump arena imported into Vulkan: one lane per
+//! invocation, resumable (lavapipe caps loops, so every lane keeps its progress — chunks published and consumed,
+//! the partial checksum of the current chunk — in a lane-state buffer and the host re-dispatches until every lane
+//! is done). Defaults on a CPU-type Vulkan device (lavapipe): 4 MiB, 64 KiB chunks, 32 lanes; on a GPU the CPU
+//! defaults. `auto` and `cpu` run on the CPU reference device; HIP's io_queue side is not built yet (exit 2).
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -16,10 +20,14 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use gpu_uring::backend::checksum;
+use gpu_uring::backend::vulkan::pump::{PumpProgram, PumpRunParams};
+use gpu_uring::backend::vulkan::VulkanDevice;
+use gpu_uring::backend::{checksum, Device, DeviceSelector};
 use gpu_uring::pump::device::run_lanes;
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueError, Request};
-use gpu_uring_experiments::{bar_chart, data_file, fail, CommonArgs, Experiment, Record};
+use gpu_uring_experiments::{
+    bar_chart, data_file, device_line, fail, loadavg, CommonArgs, Experiment, Record,
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "a persistent kernel streams a file through the io_queue pump and checksums it")]
@@ -29,15 +37,19 @@ struct Args {
     /// File to stream (default: a generated file of --mib MiB in the output directory, removed afterwards).
     #[arg(long)]
     file: Option<PathBuf>,
-    /// Size of the generated file, MiB.
-    #[arg(long, default_value_t = 256)]
-    mib: u64,
-    /// Bytes per READ (one half of a lane's double buffer).
-    #[arg(long, default_value_t = 256 << 10)]
-    chunk: u32,
-    /// Lanes of the persistent kernel.
-    #[arg(long, default_value_t = 4)]
-    lanes: u32,
+    /// Size of the generated file, MiB [default: 256; 4 on a CPU-type Vulkan device].
+    #[arg(long)]
+    mib: Option<u64>,
+    /// Bytes per READ (one half of a lane's double buffer) [default: 256 KiB; 64 KiB on a CPU-type Vulkan
+    /// device].
+    #[arg(long)]
+    chunk: Option<u32>,
+    /// Lanes of the persistent kernel [default: 4; 32 on a CPU-type Vulkan device].
+    #[arg(long)]
+    lanes: Option<u32>,
+    /// Longest the Vulkan kernel may run (seconds) before the run fails.
+    #[arg(long, default_value_t = 600)]
+    timeout_s: u64,
     /// Self-check of the mismatch path: the kernel corrupts its checksum of chunk 0 (must exit non-zero).
     #[arg(long, hide = true)]
     corrupt: bool,
@@ -58,21 +70,43 @@ struct LaneOut {
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut exp = Experiment::new("megakernel_stream", args.common.clone());
-    // The io_queue's device side exists for the CPU reference device only (its lanes are CPU threads).
-    exp.cpu_only();
-    if args.lanes == 0 || args.chunk == 0 || args.chunk % 4 != 0 {
+    // `vulkan[:NAME]` runs the GLSL kernel; everything else the CPU reference device (its lanes are threads).
+    let vulkan = match &args.common.device {
+        DeviceSelector::Vulkan(name) => {
+            let dev = VulkanDevice::open(name.as_deref())
+                .unwrap_or_else(|e| fail(&format!("--device {}: {e}", args.common.device)));
+            exp.say(&device_line(
+                &args.common.device,
+                &dev.info().to_string(),
+                &[],
+            ));
+            Some(dev)
+        }
+        _ => {
+            exp.cpu_only();
+            None
+        }
+    };
+    let small = vulkan
+        .as_ref()
+        .is_some_and(|d| d.physical().device_type == "cpu");
+    let mib = args.mib.unwrap_or(if small { 4 } else { 256 });
+    let chunk = args
+        .chunk
+        .unwrap_or(if small { 64 << 10 } else { 256 << 10 });
+    let lanes = args.lanes.unwrap_or(if small { 32 } else { 4 });
+    if lanes == 0 || chunk == 0 || chunk % 4 != 0 {
         fail("--lanes must be ≥ 1 and --chunk a positive multiple of 4");
     }
     let dir = exp.out_dir().to_path_buf();
     let file = match &args.file {
         Some(p) => std::fs::File::open(p)
             .unwrap_or_else(|e| fail(&format!("opening {}: {e}", p.display()))),
-        None => data_file(&dir, ".megakernel_stream.data", args.mib << 20)
+        None => data_file(&dir, ".megakernel_stream.data", mib << 20)
             .unwrap_or_else(|e| fail(&format!("creating the data file in {}: {e}", dir.display()))),
     };
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let chunk = args.chunk as u64;
-    let lanes = args.lanes;
+    let chunk = chunk as u64;
     let nchunks = total.div_ceil(chunk);
     eprintln!(
         "megakernel_stream: {total} bytes, {nchunks} chunks of {chunk}, {lanes} lanes, double-buffered"
@@ -102,9 +136,126 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let load = loadavg();
     let t = Instant::now();
-    // The persistent kernel: one dispatch, every lane loops until its chunks are done.
-    let outs = run_lanes(&pump, lanes, |lane| {
+    let outs = match &vulkan {
+        Some(dev) => {
+            // The GLSL kernel: resumable dispatches until every lane has consumed its chunks.
+            let params = PumpRunParams {
+                file: 0,
+                region: 0,
+                chunk: chunk as u32,
+                total,
+                arg0: args.corrupt as u32,
+                ..Default::default()
+            };
+            match dev.run_pump(
+                &pump,
+                lanes,
+                PumpProgram::STREAM,
+                params,
+                std::time::Duration::from_secs(args.timeout_s),
+            ) {
+                Ok(r) => {
+                    eprintln!(
+                        "vulkan: {} dispatches in {:.3} s, {} would-block allocation scans",
+                        r.dispatches,
+                        r.elapsed.as_secs_f64(),
+                        r.lanes.iter().map(|s| s.would_block as u64).sum::<u64>()
+                    );
+                    r.lanes
+                        .iter()
+                        .map(|s| LaneOut {
+                            sum: s.sum,
+                            bytes: s.bytes,
+                            chunks: s.done as u64,
+                            failed: s.failed as u64,
+                        })
+                        .collect()
+                }
+                Err(e) => {
+                    eprintln!("error: the Vulkan kernel failed: {e}");
+                    let _ = pump.stop();
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => run_cpu_kernel(&pump, &args, lanes, chunk, total, nchunks),
+    };
+    let el = t.elapsed().as_secs_f64();
+    eprintln!(
+        "load average: {load:.1} before the kernel, {:.1} after",
+        loadavg()
+    );
+    let st = match pump.stop() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: the pump stopped with: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let device_sum = outs.iter().fold(0u64, |a, o| a.wrapping_add(o.sum));
+    let bytes: u64 = outs.iter().map(|o| o.bytes).sum();
+    let failed: u64 = outs.iter().map(|o| o.failed).sum();
+    let ok = device_sum == host && bytes == total && failed == 0;
+    let row = Record::new()
+        .text("device", if vulkan.is_some() { "vulkan" } else { "cpu" })
+        .int("lanes", lanes)
+        .int("chunk", chunk)
+        .int("bytes", bytes)
+        .float("seconds", el, 3)
+        .float("mb_per_s", bytes as f64 / el / 1e6, 3)
+        .float("host_mb_per_s", total as f64 / host_s / 1e6, 3)
+        .int("batches", st.batches)
+        .float(
+            "sqes_per_batch",
+            st.sqes as f64 / st.batches.max(1) as f64,
+            3,
+        )
+        .int("idle_parks", st.idle_parks)
+        .text("device_checksum", format!("{device_sum:016x}"))
+        .text("host_checksum", format!("{host:016x}"))
+        .pass("match", ok);
+    exp.table("megakernel_stream", "persistent kernel stream", &[row]);
+    let labels: Vec<String> = (0..lanes).map(|l| format!("lane {l}")).collect();
+    if let Err(e) = bar_chart(
+        &dir.join("megakernel_stream.svg"),
+        &format!(
+            "megakernel_stream: MiB streamed per lane ({:.0} MB/s total)",
+            bytes as f64 / el / 1e6
+        ),
+        "MiB",
+        &labels,
+        &[(
+            "MiB",
+            outs.iter()
+                .map(|o| o.bytes as f64 / (1 << 20) as f64)
+                .collect(),
+        )],
+    ) {
+        eprintln!("warning: {e}");
+    }
+    eprintln!("device checksum {device_sum:016x}");
+    eprintln!("host checksum   {host:016x}");
+    if ok {
+        eprintln!("checksums match");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: checksum mismatch ({failed} chunks failed, {bytes} of {total} bytes)");
+        ExitCode::FAILURE
+    }
+}
+
+/// The persistent kernel on the CPU reference device: one dispatch, every lane loops until its chunks are done.
+fn run_cpu_kernel(
+    pump: &Pump,
+    args: &Args,
+    lanes: u32,
+    chunk: u64,
+    total: u64,
+    nchunks: u64,
+) -> Vec<LaneOut> {
+    run_lanes(pump, lanes, |lane| {
         let id = lane.id() as u64;
         let v = lane.view();
         let half = |j: u64| (id * 2 + j) * chunk;
@@ -168,63 +319,5 @@ fn main() -> ExitCode {
             }
         }
         out
-    });
-    let el = t.elapsed().as_secs_f64();
-    let st = match pump.stop() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: the pump stopped with: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let device_sum = outs.iter().fold(0u64, |a, o| a.wrapping_add(o.sum));
-    let bytes: u64 = outs.iter().map(|o| o.bytes).sum();
-    let failed: u64 = outs.iter().map(|o| o.failed).sum();
-    let ok = device_sum == host && bytes == total && failed == 0;
-    let row = Record::new()
-        .text("device", "cpu")
-        .int("lanes", lanes)
-        .int("chunk", chunk)
-        .int("bytes", bytes)
-        .float("seconds", el, 3)
-        .float("mb_per_s", bytes as f64 / el / 1e6, 3)
-        .float("host_mb_per_s", total as f64 / host_s / 1e6, 3)
-        .int("batches", st.batches)
-        .float(
-            "sqes_per_batch",
-            st.sqes as f64 / st.batches.max(1) as f64,
-            3,
-        )
-        .int("idle_parks", st.idle_parks)
-        .text("device_checksum", format!("{device_sum:016x}"))
-        .text("host_checksum", format!("{host:016x}"))
-        .pass("match", ok);
-    exp.table("megakernel_stream", "persistent kernel stream", &[row]);
-    let labels: Vec<String> = (0..lanes).map(|l| format!("lane {l}")).collect();
-    if let Err(e) = bar_chart(
-        &dir.join("megakernel_stream.svg"),
-        &format!(
-            "megakernel_stream: MiB streamed per lane ({:.0} MB/s total)",
-            bytes as f64 / el / 1e6
-        ),
-        "MiB",
-        &labels,
-        &[(
-            "MiB",
-            outs.iter()
-                .map(|o| o.bytes as f64 / (1 << 20) as f64)
-                .collect(),
-        )],
-    ) {
-        eprintln!("warning: {e}");
-    }
-    eprintln!("device checksum {device_sum:016x}");
-    eprintln!("host checksum   {host:016x}");
-    if ok {
-        eprintln!("checksums match");
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("error: checksum mismatch ({failed} chunks failed, {bytes} of {total} bytes)");
-        ExitCode::FAILURE
-    }
+    })
 }
