@@ -249,12 +249,12 @@ bool gq_begin() {
     gq_st = gq_run.lane[gq_lane_id];
     return (gq_st.flags & GQ_LANE_FINISHED) == 0u;
 }
-// Stores the lane's progress for the host and the next dispatch.
+// Stores the lane's progress for the host and the next dispatch. `status` (READY: the lane finished) only
+// counts the dispatches that ended unfinished; last_status is the program's (its last completed poll or wait).
 void gq_end(uint status) {
     gq_st.dispatches++;
     if (status != GQ_READY) gq_st.waits++;
     gq_st.iters = gq_iters;
-    gq_st.last_status = status;
     gq_run.lane[gq_lane_id] = gq_st;
 }
 

@@ -13,6 +13,9 @@
 //     allocate, publish, bounded wait, check result and tag, checksum in place, free. sum = Σ checksums.
 //   2 bad: every lane publishes one request the pump must reject (lane % 5: BAD_BUFFER, BAD_FILE, RESERVED,
 //     BAD_LENGTH, BUFFER_RANGE), waits and records status, error and result in its state.
+//   3 stopped: every lane publishes a NOP to a stopped pump; its wait withdraws it (PUMP_STOPPED) and frees it.
+//   4 write: every lane writes `chunk` bytes (word i = lane << 16 | i) into region `region` at lane × chunk,
+//     WRITEs them to file `file` at lane × chunk, waits, then publishes a FENCE and waits for its DONE.
 #include "../include/gpu_uring_pump.glsl"
 
 const uint PH_ALLOC = 0u, PH_WAIT = 1u, PH_SUM = 2u;
@@ -51,7 +54,7 @@ void echo() {
     gq_st.next_alloc = 8u; gq_st.slot1 = 10u; gq_st.hpos = 11u; gq_st.last_error = 12u; gq_st.last_result = -13;
     gq_st.would_block = 17u; gq_st.reserved0 = 18u; gq_st.reserved1 = 19u;
     gq_st.hash = 0x1111222233334444UL; gq_st.sum = 0x5555666677778888UL; gq_st.bytes = 0x99990000aaaa0000UL;
-    gq_st.last_tag = 0xbbbbccccddddeeeeUL;
+    gq_st.last_tag = 0xbbbbccccddddeeeeUL; gq_st.last_status = 26u;
     gq_st.reserved2 = 22u; gq_st.reserved3 = 23u; gq_st.reserved4 = 24u; gq_st.reserved5 = 25u;
 }
 
@@ -105,19 +108,60 @@ uint ops(uint lane) {
     return status;
 }
 
-// mode 2
+// mode 4
+uint write_fence(uint lane) {
+    uint chunk = gq_run.params.chunk;
+    while (gq_can_start()) {
+        gq_iters++;
+        if (gq_st.phase == PH_ALLOC || gq_st.phase == 3u) {
+            uint slot;
+            if (!gq_try_alloc(gq_st.next_alloc, slot)) { gq_st.would_block++; continue; }
+            if (gq_st.phase == PH_ALLOC) {
+                // The region bytes are written before the release publication, which carries them to the pump.
+                uint at = (gq_region_offset(gq_run.params.region) + lane * chunk) >> 2;
+                for (uint i = 0u; i < chunk / 4u; i++) { gq_iters++; gq_a.w[at + i] = (lane << 16) | i; }
+                gq_publish(slot, GQ_OP_WRITE, gq_run.params.file, gq_run.params.region, uint64_t(lane * chunk),
+                           uint64_t(lane * chunk), chunk, lane, uint64_t(lane));
+            } else {
+                gq_publish(slot, GQ_OP_FENCE, 0u, 0u, uint64_t(0), uint64_t(0), 0u, lane, uint64_t(lane) | (1UL << 32));
+            }
+            gq_st.slot0 = slot;
+            gq_st.phase = gq_st.phase == PH_ALLOC ? PH_WAIT : 4u;
+        } else {
+            GqCompletion done;
+            uint s = gq_wait(gq_st.slot0, 64u, done);
+            if (s == GQ_TIMED_OUT) continue;
+            gq_st.last_status = s;
+            gq_st.last_error = done.error;
+            gq_st.last_result = done.result;
+            gq_st.last_tag = done.tag;
+            if (s == GQ_READY || s == GQ_PUMP_STOPPED_ST) gq_free(gq_st.slot0);
+            if (s == GQ_READY && done.done) gq_st.done++; else gq_st.failed++;
+            if (gq_st.phase == PH_WAIT) {
+                gq_st.bytes += uint64_t(max(done.result, 0));
+                gq_st.phase = 3u; // the FENCE next
+            } else {
+                gq_st.flags |= GQ_LANE_FINISHED;
+                return GQ_READY;
+            }
+        }
+    }
+    return GQ_TIMED_OUT;
+}
+
+// mode 2 (and 3: a valid NOP to a stopped pump)
 uint bad(uint lane) {
     while (gq_can_start()) {
         gq_iters++;
         if (gq_st.phase == PH_ALLOC) {
             uint slot;
             if (!gq_try_alloc(gq_st.next_alloc, slot)) { gq_st.would_block++; continue; }
-            uint kind = lane % 5u;
+            uint kind = gq_run.params.arg0 == 3u ? 5u : lane % 5u;
             uint file = kind == 1u ? gq_l.nfiles : gq_run.params.file;
             uint buf = kind == 0u ? gq_l.nregions : gq_run.params.region;
             uint len = kind == 3u ? 0u : 4u;
             uint64_t boff = kind == 4u ? uint64_t(gq_region_size(gq_run.params.region)) : uint64_t(0);
-            gq_publish_raw(slot, GQ_OP_READ, file, buf, uint64_t(0), boff, len, lane, uint64_t(lane),
+            gq_publish_raw(slot, kind == 5u ? GQ_OP_NOP : GQ_OP_READ, file, buf, uint64_t(0), boff, len, lane, uint64_t(lane),
                            kind == 2u ? 1u : 0u, 0u);
             gq_st.slot0 = slot;
             gq_st.phase = PH_WAIT;
@@ -149,6 +193,8 @@ void main() {
         gq_st.flags |= GQ_LANE_FINISHED;
     } else if (mode == 1u) {
         status = ops(lane);
+    } else if (mode == 4u) {
+        status = write_fence(lane);
     } else {
         status = bad(lane);
     }

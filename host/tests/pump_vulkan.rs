@@ -155,7 +155,6 @@ fn glsl_io_queue_layout_matches_rust() {
             dispatches: 0,
             iters: 0,
             waits: 0,
-            last_status: 0,
             ..st
         },
         PumpLaneState {
@@ -170,7 +169,7 @@ fn glsl_io_queue_layout_matches_rust() {
             slot0: 17,
             slot1: 10,
             hpos: 11,
-            last_status: 0,
+            last_status: 26,
             last_error: 12,
             last_result: -13,
             dispatches: 0,
@@ -341,4 +340,80 @@ fn glsl_stream_kernel_matches_the_host_checksum() {
     assert_eq!(r.sum(), want, "device checksum vs host");
     assert_eq!(stats.served, total.div_ceil(chunk as u64), "{stats:?}");
     assert!(pump.arena().guards_intact());
+}
+
+#[test]
+fn glsl_lane_withdraws_from_a_stopped_pump() {
+    let Some((dev, _g)) = vulkan() else { return };
+    let data = pattern_file(4096);
+    let pump = Pump::new(PumpConfig {
+        slots: 8,
+        regions: vec![4096],
+        files: vec![PumpFile::reader(&data).unwrap()],
+        ..Default::default()
+    })
+    .unwrap();
+    pump.stop().unwrap();
+    assert_eq!(
+        pump.view().pump_state().load(Ordering::Acquire),
+        PUMP_STOPPED
+    );
+    let params = PumpRunParams {
+        file: 0,
+        region: 0,
+        arg0: 3,
+        ..Default::default()
+    };
+    let r = dev
+        .run_pump(&pump, 8, PumpProgram::PROBE, params, TIMEOUT)
+        .unwrap();
+    for (l, s) in r.lanes.iter().enumerate() {
+        assert_eq!(
+            (s.last_status, s.done, s.failed),
+            (status::PUMP_STOPPED, 0, 1),
+            "lane {l}: {s:?}"
+        );
+    }
+    for i in 0..8 {
+        assert_eq!(pump.view().state(i).load(Ordering::Acquire), SLOT_FREE);
+    }
+}
+
+#[test]
+fn glsl_lanes_write_then_fence() {
+    let Some((dev, _g)) = vulkan() else { return };
+    let (lanes, chunk) = (16u32, 256u32);
+    let out = tempfile::tempfile().unwrap();
+    let pump = Pump::spawn(PumpConfig {
+        slots: 8,
+        regions: vec![(lanes * chunk) as usize],
+        files: vec![PumpFile::writer(&out, (lanes * chunk) as u64)],
+        ..Default::default()
+    })
+    .unwrap();
+    let params = PumpRunParams {
+        file: 0,
+        region: 0,
+        chunk,
+        arg0: 4,
+        ..Default::default()
+    };
+    let r = dev
+        .run_pump(&pump, lanes, PumpProgram::PROBE, params, TIMEOUT)
+        .unwrap();
+    let stats = pump.stop().unwrap();
+    for (l, s) in r.lanes.iter().enumerate() {
+        assert_eq!(
+            (s.done, s.failed, s.bytes, s.last_tag),
+            (2, 0, chunk as u64, l as u64 | 1 << 32),
+            "lane {l}: {s:?}"
+        );
+    }
+    assert_eq!(stats.fences, lanes as u64, "{stats:?}");
+    assert_eq!(stats.bytes_written, (lanes * chunk) as u64, "{stats:?}");
+    let got = words(&read_at(&out, 0, (lanes * chunk) as usize));
+    for (i, w) in got.iter().enumerate() {
+        let (lane, k) = (i as u32 / (chunk / 4), i as u32 % (chunk / 4));
+        assert_eq!(*w, lane << 16 | k, "word {i}");
+    }
 }

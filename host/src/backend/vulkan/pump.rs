@@ -103,7 +103,7 @@ pub struct PumpLaneState {
     pub slot1: u32,
     /// Bytes of the current chunk already checksummed.
     pub hpos: u32,
-    /// The last status (`status::*`) of a poll/wait that completed, or of the dispatch's end.
+    /// The status (`status::*`) of the lane's last poll or wait that did not return WOULD_BLOCK/TIMED_OUT.
     pub last_status: u32,
     /// `ERR_*` of the last completion.
     pub last_error: u32,
