@@ -316,7 +316,7 @@ impl VulkanDevice {
             },
             texts: &[],
         };
-        self.run_plan(ring, n, plan, Duration::from_secs(60))?;
+        self.run_plan(ring, n, plan, Duration::from_secs(60), &mut |_| Ok(()))?;
         Ok((0..n)
             .map(|i| {
                 let mut len = [0u8; 4];
@@ -343,6 +343,26 @@ impl VulkanDevice {
         program: &Program,
         timeout: Duration,
     ) -> Result<(RunReport, Vec<LaneState>), DeviceError> {
+        self.run_program_with(ring, lanes, program, timeout, &mut |_| Ok(()))
+    }
+
+    /// [`VulkanDevice::run_program`] with a host callback between dispatches: `between(i)` runs after dispatch
+    /// `i` (0-based) has completed — its fence signalled, the lanes' states written back — and before dispatch
+    /// `i + 1` is submitted; it also runs after the last dispatch. An error from it ends the run with that
+    /// error (nothing is in flight then).
+    ///
+    /// This is how a ring without SQPOLL (`RingConfig::sqpoll = false`, `RING_FLAG_SQPOLL` clear) is driven
+    /// from the host: lanes publish SQEs during a dispatch, and the callback submits them with one
+    /// `io_uring_enter` ([`DeviceRing::submit_and_wait`]); lanes that need a completion, a credit or an SQ slot
+    /// only a later enter can give yield the dispatch early (PROTOCOL.md §9) and resume in the next one.
+    pub fn run_program_with(
+        &self,
+        ring: &DeviceRing,
+        lanes: u32,
+        program: &Program,
+        timeout: Duration,
+        between: &mut dyn FnMut(u32) -> Result<(), DeviceError>,
+    ) -> Result<(RunReport, Vec<LaneState>), DeviceError> {
         let l = ring.layout();
         if lanes == 0 || lanes > l.lanes || lanes > 65535 {
             return Err(run_error(format!(
@@ -351,7 +371,7 @@ impl VulkanDevice {
             )));
         }
         let plan = self.plan(&l, lanes, program)?;
-        self.run_plan(ring, lanes, plan, timeout)
+        self.run_plan(ring, lanes, plan, timeout, between)
     }
 
     fn run_plan(
@@ -360,6 +380,7 @@ impl VulkanDevice {
         lanes: u32,
         plan: Plan,
         timeout: Duration,
+        between: &mut dyn FnMut(u32) -> Result<(), DeviceError>,
     ) -> Result<(RunReport, Vec<LaneState>), DeviceError> {
         let l = ring.layout();
         let Plan {
@@ -444,6 +465,7 @@ impl VulkanDevice {
                     c.cq_claim, c.cq_pub, c.cq_credits, ld(l.sq_flags)
                 );
             }
+            between(dispatches - 1)?;
             if states.iter().all(|s| s.flags & LANE_FINISHED != 0) {
                 break states;
             }
