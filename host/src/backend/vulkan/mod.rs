@@ -23,6 +23,7 @@
 //!   failure, only a reason to come back. Each dispatch is waited for at most `dispatch_timeout`; one that
 //!   exceeds it is reported as a timeout and its resources are parked until its fence signals.
 
+pub mod kernel;
 mod raw;
 pub mod shaders;
 pub mod shared;
@@ -130,7 +131,7 @@ fn public(i: usize, p: &raw::PhysInfo) -> VulkanPhysicalDevice {
 
 /// A Vulkan device running the built-in programs. Cheap to share: clone the `Arc` it lives in.
 pub struct VulkanDevice {
-    ctx: raw::Context,
+    ctx: Arc<raw::Context>,
     phys: VulkanPhysicalDevice,
     /// Longest a single dispatch may run before the run fails with [`DeviceError::Timeout`].
     pub dispatch_timeout: Duration,
@@ -215,7 +216,7 @@ impl VulkanDevice {
                 best.index
             }
         };
-        let ctx = raw::Context::new(inst, &phys[chosen]).map_err(unavailable)?;
+        let ctx = Arc::new(raw::Context::new(inst, &phys[chosen]).map_err(unavailable)?);
         Ok(VulkanDevice {
             ctx,
             phys: list[chosen].clone(),
