@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gpu_uring::backend::cpu::spawn_lanes;
+use gpu_uring::backend::vulkan::shared::LaneState;
 use gpu_uring::backend::vulkan::VulkanDevice;
 use gpu_uring::backend::{Device, DeviceError, Program};
 use gpu_uring::protocol::shared::SLOT_DONE;
@@ -388,7 +389,7 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
     let lay = ring.layout();
     let deadline = Instant::now() + Duration::from_secs(cli.timeout_s);
     let mut per_dispatch: Vec<Between> = Vec::new();
-    let mut between = |_dispatch: u32| -> Result<(), DeviceError> {
+    let mut between = |_dispatch: u32, _lanes: &[LaneState]| -> Result<(), DeviceError> {
         let t = Instant::now();
         let head = view.u32_at(lay.sq_head).load(Acquire);
         // Acquire: every SQE before the published tail is written (lanes release it when they publish).

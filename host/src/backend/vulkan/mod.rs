@@ -22,6 +22,10 @@
 //!   lane reports finished or the run's timeout expires ([`DeviceError::Timeout`]). A would-block is never a
 //!   failure, only a reason to come back. Each dispatch is waited for at most `dispatch_timeout`; one that
 //!   exceeds it is reported as a timeout and its resources are parked until its fence signals.
+//!   [`VulkanDevice::run_program_with`] calls the host back after every dispatch: how a ring without SQPOLL
+//!   gets its one `io_uring_enter` per dispatch (PROTOCOL.md §9).
+//! - Caller-supplied shaders ([`kernel`]): experiments run their own SPIR-V on their own buffers (device-local,
+//!   host-visible, imported host memory) and/or the ring arena through the same run machinery.
 
 pub mod kernel;
 mod raw;
@@ -45,6 +49,10 @@ pub const DEVICE_ENV: &str = "GPU_URING_VULKAN_DEVICE";
 pub const DEFAULT_ITER_BUDGET: u32 = 3_000;
 /// Default soft loop budget per lane and dispatch on GPUs.
 pub const DEFAULT_GPU_ITER_BUDGET: u32 = 30_000;
+
+/// The host callback of [`VulkanDevice::run_program_with`]: called with the index of the dispatch that has
+/// just completed and every lane's state after it.
+pub type BetweenDispatches<'a> = dyn FnMut(u32, &[LaneState]) -> Result<(), DeviceError> + 'a;
 
 /// A physical device as [`VulkanDevice::list`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,7 +325,7 @@ impl VulkanDevice {
             },
             texts: &[],
         };
-        self.run_plan(ring, n, plan, Duration::from_secs(60), &mut |_| Ok(()))?;
+        self.run_plan(ring, n, plan, Duration::from_secs(60), &mut |_, _| Ok(()))?;
         Ok((0..n)
             .map(|i| {
                 let mut len = [0u8; 4];
@@ -344,13 +352,13 @@ impl VulkanDevice {
         program: &Program,
         timeout: Duration,
     ) -> Result<(RunReport, Vec<LaneState>), DeviceError> {
-        self.run_program_with(ring, lanes, program, timeout, &mut |_| Ok(()))
+        self.run_program_with(ring, lanes, program, timeout, &mut |_, _| Ok(()))
     }
 
-    /// [`VulkanDevice::run_program`] with a host callback between dispatches: `between(i)` runs after dispatch
-    /// `i` (0-based) has completed — its fence signalled, the lanes' states written back — and before dispatch
-    /// `i + 1` is submitted; it also runs after the last dispatch. An error from it ends the run with that
-    /// error (nothing is in flight then).
+    /// [`VulkanDevice::run_program`] with a host callback between dispatches: `between(i, states)` runs after
+    /// dispatch `i` (0-based) has completed — its fence signalled, every lane's [`LaneState`] written back and
+    /// passed in — and before dispatch `i + 1` is submitted; it also runs after the last dispatch. An error
+    /// from it ends the run with that error (nothing is in flight then).
     ///
     /// This is how a ring without SQPOLL (`RingConfig::sqpoll = false`, `RING_FLAG_SQPOLL` clear) is driven
     /// from the host: lanes publish SQEs during a dispatch, and the callback submits them with one
@@ -362,7 +370,7 @@ impl VulkanDevice {
         lanes: u32,
         program: &Program,
         timeout: Duration,
-        between: &mut dyn FnMut(u32) -> Result<(), DeviceError>,
+        between: &mut BetweenDispatches<'_>,
     ) -> Result<(RunReport, Vec<LaneState>), DeviceError> {
         let l = ring.layout();
         if lanes == 0 || lanes > l.lanes || lanes > 65535 {
@@ -381,7 +389,7 @@ impl VulkanDevice {
         lanes: u32,
         plan: Plan,
         timeout: Duration,
-        between: &mut dyn FnMut(u32) -> Result<(), DeviceError>,
+        between: &mut BetweenDispatches<'_>,
     ) -> Result<(RunReport, Vec<LaneState>), DeviceError> {
         let l = ring.layout();
         let Plan {
@@ -466,7 +474,7 @@ impl VulkanDevice {
                     c.cq_claim, c.cq_pub, c.cq_credits, ld(l.sq_flags)
                 );
             }
-            between(dispatches - 1)?;
+            between(dispatches - 1, &states)?;
             if states.iter().all(|s| s.flags & LANE_FINISHED != 0) {
                 break states;
             }
