@@ -4,11 +4,11 @@
 // `#extension GL_GOOGLE_include_directive`. It stands alone: do not include gpu_uring.glsl in the same shader
 // (the two bind different arenas at binding 0).
 //
-// Bindings (set 0), as backend/vulkan/pump.rs binds them:
-//   0: the whole pump arena as 32-bit words (imported host memory, HOST_COHERENT)
-//   1: the same arena again (unused here: every 64-bit slot field is written as two 32-bit words, which the
-//      release store of PUBLISHED orders before the pump's claim, so no 64-bit atomics are needed)
-//   2: the pump run buffer: GqRunParams, then one GqLaneState per lane (host-visible)
+// Bindings (set 0), as backend/vulkan/pump.rs binds them through the backend's kernel API:
+//   0: the whole pump arena as 32-bit words (imported host memory, HOST_COHERENT). Every 64-bit slot field is
+//      written as two 32-bit words, which the release store of PUBLISHED orders before the pump's claim, so no
+//      64-bit atomics (and no 64-bit view of the arena) are needed.
+//   1: the pump run buffer: GqRunParams, then one GqLaneState per lane (host-visible)
 // Push constants: the 64-byte PumpLayout (host/src/pump/queue.rs), field for field.
 //
 // Every shared word (slot state, pending-bitmap words, pump_state) is accessed with an atomic of device scope
@@ -57,7 +57,7 @@ struct GqLaneState {
     uint64_t hash; uint64_t sum; uint64_t bytes; uint64_t last_tag;
     uint reserved2; uint reserved3; uint reserved4; uint reserved5;
 };
-layout(std430, set = 0, binding = 2) buffer GqRunBuffer {
+layout(std430, set = 0, binding = 1) buffer GqRunBuffer {
     GqRunParams params;
     GqLaneState lane[];
 } gq_run;

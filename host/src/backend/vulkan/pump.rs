@@ -1,23 +1,25 @@
 //! io_queue programs on Vulkan: a compute shader whose lanes run the GLSL lane side of the megakernel pump
 //! (`device-shaders/include/gpu_uring_pump.glsl`, PROTOCOL.md §Q3/§Q8) against a [`Pump`]'s arena.
 //!
-//! The pump arena (a separate page-aligned mapping, [`crate::pump::PumpArena`]) is imported with
-//! `VK_EXT_external_memory_host` like a ring arena and bound at bindings 0 and 1; binding 2 is a host-visible
-//! run buffer holding [`PumpRunParams`] and one [`PumpLaneState`] per lane; the push constants are the
-//! [`PumpLayout`]. Programs are resumable exactly like the ring programs (module docs of `vulkan`): each lane
-//! keeps its progress in its [`PumpLaneState`], spends at most the soft loop budget per dispatch, and the host
-//! re-dispatches until every lane sets [`PUMP_LANE_FINISHED`] or the run's timeout expires. The run imports the
-//! arena through an `Arc` of it, so a dispatch that outlives its time limit can never see it unmapped.
+//! Built on the backend's caller-supplied kernel API ([`super::kernel`]): the pump arena (a separate
+//! page-aligned mapping, [`crate::pump::PumpArena`]) is imported with [`VulkanDevice::import_host_memory`]
+//! (`VK_EXT_external_memory_host`, HOST_COHERENT, like a ring arena), the import holding an `Arc` of it, so a
+//! dispatch that outlives its time limit can never see it unmapped. Binding 0 is the arena, binding 1 a
+//! host-visible run buffer holding [`PumpRunParams`] and one [`PumpLaneState`] per lane; the push constants are
+//! the [`PumpLayout`]. Programs are resumable like the ring programs (module docs of `vulkan`): each lane keeps
+//! its progress in its [`PumpLaneState`], spends at most the soft loop budget per dispatch, and the host
+//! re-dispatches until every lane sets [`PUMP_LANE_FINISHED`] or the run's timeout expires.
 //!
 //! [`VulkanDevice::run_pump`] runs any caller-supplied SPIR-V that follows this binding scheme;
 //! [`PumpProgram::STREAM`] (the `megakernel_stream` kernel) and [`PumpProgram::PROBE`] (layout echo,
 //! exactly-once and validation tests) are built in.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytemuck::{Pod, Zeroable};
 
-use super::raw::{self, HostMemory};
+use super::kernel::{Binding, Placement};
 use super::{run_error, shaders, VulkanDevice};
 use crate::backend::DeviceError;
 use crate::pump::{Pump, PumpLayout};
@@ -133,13 +135,11 @@ pub struct PumpLaneState {
     pub reserved2: [u32; 4],
 }
 
-/// A pump program: its SPIR-V and a name that keys the pipeline cache (one name per module).
+/// A pump program: its SPIR-V and a name (diagnostics).
 #[derive(Debug, Clone, Copy)]
 pub struct PumpProgram {
-    /// Pipeline cache key.
-    pub name: &'static str,
-    /// SPIR-V (binding scheme in the module docs).
-    pub spirv: &'static [u8],
+    name: &'static str,
+    spirv: &'static [u8],
 }
 
 impl PumpProgram {
@@ -149,11 +149,28 @@ impl PumpProgram {
         name: "pump_stream",
         spirv: shaders::PUMP_STREAM,
     };
-    /// `pump_probe.comp`: layout echo (arg0 = 0), exactly-once READs (1), validation errors (2).
+    /// `pump_probe.comp`: layout echo (arg0 = 0), exactly-once READs (1), validation errors (2), withdrawal
+    /// from a stopped pump (3), WRITE then FENCE (4).
     pub const PROBE: PumpProgram = PumpProgram {
         name: "pump_probe",
         spirv: shaders::PUMP_PROBE,
     };
+
+    /// A caller's pump program.
+    ///
+    /// # Safety
+    /// `spirv` must be a valid SPIR-V compute module for Vulkan 1.2 (entry point `main`) using only the
+    /// binding scheme of this module — storage buffers at set 0 bindings 0 (the arena) and 1 (the run buffer),
+    /// push constants within 64 bytes — and must not access either buffer out of bounds (as
+    /// [`VulkanDevice::kernel`] requires).
+    pub unsafe fn new(name: &'static str, spirv: &'static [u8]) -> PumpProgram {
+        PumpProgram { name, spirv }
+    }
+
+    /// The program's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
 }
 
 /// What a pump run returns.
@@ -187,7 +204,8 @@ impl VulkanDevice {
     /// buffer holding `params` (its `lanes`, `iter_budget` and `dispatch` are set here), pushes the
     /// [`PumpLayout`], and re-dispatches until every lane reports [`PUMP_LANE_FINISHED`] or `timeout` expires
     /// ([`DeviceError::Timeout`]). The pump must be started for requests to complete (a program that only
-    /// publishes may run before it starts).
+    /// publishes may run before it starts). [`PumpRunReport::elapsed`] counts the dispatches only (not the
+    /// import or the pipeline build).
     pub fn run_pump(
         &self,
         pump: &Pump,
@@ -211,54 +229,51 @@ impl VulkanDevice {
         params.iter_budget = self.iter_budget.clamp(64, cap);
         params.dispatch = 0;
         let layout: PumpLayout = pump.layout();
-        let mut push = [0u8; 128];
-        push[..64].copy_from_slice(bytemuck::bytes_of(&layout));
         let arena = pump.arena_shared();
         let (base, len) = arena.raw();
-        let host = HostMemory::new(base, len, Box::new(arena));
-
-        self.ctx.reclaim_orphans();
-        let pipeline = self
-            .ctx
-            .pipeline(program.name, program.spirv)
-            .map_err(run_error)?;
+        let owner: Arc<dyn Send + Sync> = arena;
+        // SAFETY: the pump arena is one page-aligned, writable anonymous mapping of `len` bytes (a multiple of
+        // the page size), kept mapped by `owner` (an Arc of the arena) for as long as the import and every
+        // dispatch using it exist.
+        let arena_buf = unsafe { self.import_host_memory(base, len, owner) }?;
         let head = std::mem::size_of::<PumpRunParams>();
         let each = std::mem::size_of::<PumpLaneState>();
-        let run_len = head + lanes as usize * each;
+        let run_buf = self.buffer(Placement::HostVisible, head + lanes as usize * each)?;
+        // SAFETY: the built-in programs are built by device-shaders/build.sh (checked in CI) for exactly this
+        // binding scheme and stay inside the arena (offsets from the PumpLayout) and the run buffer (lane ids
+        // below `lanes`); a caller's program carries the same promise (`PumpProgram::new`).
+        let kernel = unsafe { self.kernel(program.name, program.spirv, 2) }?;
+        let store = |at: usize, words: &[u32]| {
+            for (i, w) in words.iter().enumerate() {
+                run_buf.store_u32(at / 4 + i, *w);
+            }
+        };
+        store(0, bytemuck::cast_slice(bytemuck::bytes_of(&params)));
+        store(head, &vec![0u32; lanes as usize * each / 4]);
         let groups = lanes.div_ceil(sg);
-        let mut run =
-            raw::Run::new(&self.ctx, host, run_len, pipeline, &push, groups).map_err(run_error)?;
-        {
-            let bytes = run.run_bytes();
-            bytes.fill(0);
-            bytes[..head].copy_from_slice(bytemuck::bytes_of(&params));
-        }
+        let bindings = [Binding::Buffer(&arena_buf), Binding::Buffer(&run_buf)];
+        let push = bytemuck::bytes_of(&layout);
         let start = Instant::now();
         let deadline = start + timeout;
         let mut dispatches = 0u32;
         let (mut last_signature, mut idle) = (u64::MAX, 0u32);
         let states = loop {
             params.dispatch = dispatches;
-            run.run_bytes()[..head].copy_from_slice(bytemuck::bytes_of(&params));
+            store(0, bytemuck::cast_slice(bytemuck::bytes_of(&params)));
             let limit = self
                 .dispatch_timeout
                 .min(deadline.saturating_duration_since(Instant::now()));
             dispatches += 1;
-            match run
-                .dispatch(limit.max(Duration::from_millis(1)))
-                .map_err(run_error)?
-            {
-                raw::Waited::Done => {}
-                raw::Waited::TimedOut => {
-                    return Err(DeviceError::Timeout {
-                        backend: "vulkan",
-                        limit: limit.min(timeout),
-                    });
-                }
-            }
-            let states: Vec<PumpLaneState> = run.run_bytes()[head..]
-                .chunks_exact(each)
-                .map(bytemuck::pod_read_unaligned)
+            // Over its limit: DeviceError::Timeout; the dispatch stays parked with the arena until it ends.
+            self.dispatch(&kernel, &bindings, push, groups, limit)?;
+            let states: Vec<PumpLaneState> = (0..lanes as usize)
+                .map(|l| {
+                    let mut w = [0u32; 32];
+                    for (i, x) in w.iter_mut().enumerate() {
+                        *x = run_buf.load_u32((head + l * each) / 4 + i).unwrap_or(0);
+                    }
+                    bytemuck::cast(w)
+                })
                 .collect();
             if states.iter().all(|s| s.flags & PUMP_LANE_FINISHED != 0) {
                 break states;
@@ -304,7 +319,6 @@ impl VulkanDevice {
             }
         };
         let elapsed = start.elapsed();
-        drop(run);
         Ok(PumpRunReport {
             lanes: states,
             elapsed,
