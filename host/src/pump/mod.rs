@@ -22,7 +22,9 @@
 //!   holds. Idle, it spins briefly and then parks with a doubling timeout up to `IdleConfig::max_park`, the
 //!   bound on cold latency. Stop drains (bounded), cancels, and leaves no slot CLAIMED; a failing ring fails
 //!   the SQEs it never consumed and is never entered with work again.
-//! - [`device`]: the lane side for the CPU reference device: allocate, publish, bounded wait, free.
+//! - [`device`]: the lane side for the CPU reference device: allocate, publish, bounded wait, free. The GLSL
+//!   lane side is `device-shaders/include/gpu_uring_pump.glsl`, run on Vulkan by
+//!   [`crate::backend::vulkan::pump`].
 
 pub mod device;
 pub mod host;
