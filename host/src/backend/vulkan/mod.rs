@@ -26,6 +26,8 @@
 //!   gets its one `io_uring_enter` per dispatch (PROTOCOL.md §9).
 //! - Caller-supplied shaders ([`kernel`]): experiments run their own SPIR-V on their own buffers (device-local,
 //!   host-visible, imported host memory) and/or the ring arena through the same run machinery.
+//! - io_queue programs ([`pump`]): GLSL lanes of the megakernel pump on a [`crate::pump::Pump`]'s arena, imported
+//!   through the kernel API and re-dispatched like the built-in programs ([`VulkanDevice::run_pump`]).
 
 pub mod kernel;
 pub mod pump;
