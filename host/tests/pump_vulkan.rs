@@ -417,3 +417,36 @@ fn glsl_lanes_write_then_fence() {
         assert_eq!(*w, lane << 16 | k, "word {i}");
     }
 }
+
+#[test]
+fn run_pump_refuses_parameters_outside_the_region() {
+    let Some((dev, _g)) = vulkan() else { return };
+    let data = pattern_file(4096);
+    let pump = Pump::spawn(PumpConfig {
+        slots: 8,
+        regions: vec![4096],
+        files: vec![PumpFile::reader(&data).unwrap()],
+        ..Default::default()
+    })
+    .unwrap();
+    let stream = |lanes, chunk, region| {
+        let params = PumpRunParams {
+            region,
+            chunk,
+            total: 4096,
+            ..Default::default()
+        };
+        dev.run_pump(&pump, lanes, PumpProgram::STREAM, params, TIMEOUT)
+    };
+    for (lanes, chunk, region) in [(2, 2048, 0), (1, 2048, 1), (1, 6, 0), (1, 0, 0)] {
+        let e = stream(lanes, chunk, region).unwrap_err();
+        assert!(
+            matches!(e, DeviceError::Run { .. }),
+            "{lanes} lanes, chunk {chunk}, region {region}: {e}"
+        );
+    }
+    // The largest that fits runs.
+    let r = stream(1, 2048, 0).unwrap();
+    assert_eq!(r.bytes(), 4096);
+    pump.stop().unwrap();
+}

@@ -140,6 +140,8 @@ pub struct PumpLaneState {
 pub struct PumpProgram {
     name: &'static str,
     spirv: &'static [u8],
+    /// One of the built-in shaders, whose parameters `run_pump` checks.
+    builtin: bool,
 }
 
 impl PumpProgram {
@@ -148,12 +150,14 @@ impl PumpProgram {
     pub const STREAM: PumpProgram = PumpProgram {
         name: "pump_stream",
         spirv: shaders::PUMP_STREAM,
+        builtin: true,
     };
     /// `pump_probe.comp`: layout echo (arg0 = 0), exactly-once READs (1), validation errors (2), withdrawal
     /// from a stopped pump (3), WRITE then FENCE (4).
     pub const PROBE: PumpProgram = PumpProgram {
         name: "pump_probe",
         spirv: shaders::PUMP_PROBE,
+        builtin: true,
     };
 
     /// A caller's pump program.
@@ -164,12 +168,49 @@ impl PumpProgram {
     /// push constants within 64 bytes — and must not access either buffer out of bounds (as
     /// [`VulkanDevice::kernel`] requires).
     pub unsafe fn new(name: &'static str, spirv: &'static [u8]) -> PumpProgram {
-        PumpProgram { name, spirv }
+        PumpProgram {
+            name,
+            spirv,
+            builtin: false,
+        }
     }
 
     /// The program's name.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// Refuses parameters with which a built-in program would touch memory outside the pump arena's region
+    /// `params.region` (a caller's program is checked by its author, `PumpProgram::new`).
+    fn check(&self, pump: &Pump, lanes: u32, p: &PumpRunParams) -> Result<(), String> {
+        if !self.builtin {
+            return Ok(());
+        }
+        let region = pump
+            .view()
+            .region(p.region)
+            .ok_or_else(|| format!("{}: no buffer region {}", self.name, p.region))?;
+        let chunk = p.chunk as u64;
+        let needs = match (self.name, p.arg0) {
+            ("pump_stream", _) => 2 * lanes as u64 * chunk,
+            (_, 0) => 56 * 4,
+            (_, 1 | 4) => lanes as u64 * chunk,
+            _ => 0,
+        };
+        let chunked = self.name == "pump_stream" || matches!(p.arg0, 1 | 4);
+        if chunked && (chunk == 0 || chunk % 4 != 0) {
+            return Err(format!(
+                "{}: chunk must be a positive multiple of 4, got {chunk}",
+                self.name
+            ));
+        }
+        if needs > region.size as u64 {
+            return Err(format!(
+                "{}: {lanes} lanes need {needs} bytes of buffer region {}, which has {}",
+                self.name, p.region, region.size
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -224,6 +265,7 @@ impl VulkanDevice {
         } else {
             30_000
         };
+        program.check(pump, lanes, &params).map_err(run_error)?;
         let mut params = params;
         params.lanes = lanes;
         params.iter_budget = self.iter_budget.clamp(64, cap);
@@ -248,7 +290,7 @@ impl VulkanDevice {
                 run_buf.store_u32(at / 4 + i, *w);
             }
         };
-        store(0, bytemuck::cast_slice(bytemuck::bytes_of(&params)));
+        store(0, &bytemuck::cast::<PumpRunParams, [u32; 16]>(params));
         store(head, &vec![0u32; lanes as usize * each / 4]);
         let groups = lanes.div_ceil(sg);
         let bindings = [Binding::Buffer(&arena_buf), Binding::Buffer(&run_buf)];
@@ -259,7 +301,7 @@ impl VulkanDevice {
         let (mut last_signature, mut idle) = (u64::MAX, 0u32);
         let states = loop {
             params.dispatch = dispatches;
-            store(0, bytemuck::cast_slice(bytemuck::bytes_of(&params)));
+            store(0, &bytemuck::cast::<PumpRunParams, [u32; 16]>(params));
             let limit = self
                 .dispatch_timeout
                 .min(deadline.saturating_duration_since(Instant::now()));
