@@ -73,7 +73,7 @@ const uint GU_TAG_SLOT_HI = 0x40000000u, GU_TAG_FF_HI = 0x80000000u, GU_TAG_SKIP
 const uint GU_PRINT_FIXED_FILE = 1u, GU_PRINT_OFFSET_MODE = 2u;
 const uint GU_READY = 0u, GU_WOULD_BLOCK = 1u, GU_TIMED_OUT = 2u, GU_NOT_PENDING = 3u;
 const uint GU_RESERVE_TRIES = 64u;
-const uint GU_RING_FLAG_CONFINED = 2u;
+const uint GU_RING_FLAG_CONFINED = 2u, GU_RING_FLAG_SQPOLL = 4u;
 
 // io_uring ABI
 const uint GU_OP_NOP = 0u, GU_OP_READ_FIXED = 4u, GU_OP_WRITE_FIXED = 5u, GU_OP_READ = 22u, GU_OP_WRITE = 23u;
@@ -90,7 +90,16 @@ const uint GU_HARD_BUDGET = 60000u; // below lavapipe's 65535
 uint gu_iters = 0u;
 uint gu_soft_budget = 30000u;
 
-bool gu_can_start() { return gu_iters < gu_soft_budget; }
+// Rings without SQPOLL (PROTOCOL.md §9): nothing the lane published executes before the host's io_uring_enter
+// after this dispatch, so a lane that has reaped nothing and reserved nothing for GU_NO_POLL_IDLE passes in a
+// row cannot progress in this dispatch: it yields it (the next dispatch resumes it) instead of spending its
+// whole budget. Async completions (io-wq) may still land during the dispatch; the few idle passes leave room
+// for them, and whatever comes later is reaped by the next dispatch.
+const uint GU_NO_POLL_IDLE = 32u;
+uint gu_idle = 0u;
+bool gu_stalled() { return (gu_l.ring_flags & GU_RING_FLAG_SQPOLL) == 0u && gu_idle >= GU_NO_POLL_IDLE; }
+
+bool gu_can_start() { return gu_iters < gu_soft_budget && !gu_stalled(); }
 
 // ---- atomics on arena words (byte offsets) ---------------------------------------------------------------------
 uint gu_ld_rlx(uint off) { return atomicLoad(gu_a.w[off >> 2], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
@@ -171,7 +180,7 @@ bool gu_take_ticket(out uint ticket) {
 bool gu_try_reserve(out uint ticket) {
     ticket = 0u;
     if (!gu_take_credit()) return false;
-    if (gu_take_ticket(ticket)) return true;
+    if (gu_take_ticket(ticket)) { gu_idle = 0u; return true; }
     gu_add_rlx(gu_ctl(GU_CTL_CQ_CREDITS), 1u);
     return false;
 }
@@ -363,6 +372,7 @@ uint gu_reap(uint max) {
         if (gu_mark_and_advance(gu_ctl(GU_CTL_CQ_PUB), c, h)) gu_max_store_release(gu_l.cq_head, h);
         n++;
     }
+    if (n == 0u) gu_idle++; else gu_idle = 0u;
     return n;
 }
 
@@ -391,6 +401,7 @@ uint gu_wait(uint lane, uint k, uint budget, out int result) {
         gu_iters++;
         uint s = gu_poll(lane, k, result);
         if (s != GU_WOULD_BLOCK) return s;
+        if (gu_stalled()) break;
     }
     return GU_TIMED_OUT;
 }
@@ -403,6 +414,7 @@ bool gu_reserve(uint budget, out uint ticket) {
         if (gu_try_reserve(ticket)) return true;
         // Always reap before trying again: that is what frees credits.
         gu_reap(16u);
+        if (gu_stalled()) break;
     }
     return false;
 }

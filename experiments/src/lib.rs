@@ -15,7 +15,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 pub mod rpc;
-pub mod vk;
 
 use clap::Args;
 use gpu_uring::backend::{self, Device, DeviceError, DeviceSelector};

@@ -460,6 +460,17 @@ fn device_no_poll_on_vulkan() {
     );
     assert_eq!(rows[0]["sqes"], 320);
     assert_eq!(rows[0]["writes_in_file"], 320);
+    // No submitter thread: the host enters only between dispatches, once per dispatch that published SQEs
+    // (the last dispatch only reaps and finishes).
+    let (enters, dispatches) = (
+        rows[0]["enter_calls"].as_u64().unwrap(),
+        rows[0]["dispatches"].as_u64().unwrap(),
+    );
+    assert!(
+        enters >= 1 && enters < dispatches,
+        "{enters} enters, {dispatches} dispatches"
+    );
+    assert!(dir.join("rounds.csv").exists());
     assert_eq!(rows[0]["verified"], true);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -723,3 +723,216 @@ fn vulkan_number_formatting_matches_the_reference_byte_for_byte() {
         );
     }
 }
+
+#[test]
+fn vulkan_a_ring_without_sqpoll_is_driven_between_dispatches() {
+    use std::sync::atomic::Ordering::Acquire;
+    let Some((dev, _g)) = vulkan_device() else {
+        return;
+    };
+    let (lanes, ops) = (8u32, 20u32);
+    let ring = ring(RingConfig {
+        lanes,
+        sq_entries: 32,
+        sqpoll: false,
+        ..Default::default()
+    });
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let (view, l) = (ring.view(), ring.layout());
+    let (mut calls, mut enters, mut submitted) = (0u32, 0u32, 0u32);
+    let mut first_iters = 0;
+    let (rep, _) = dev
+        .run_program_with(
+            &ring,
+            lanes,
+            &Program::Write {
+                fd: null.as_raw_fd(),
+                ops,
+                len: 16,
+            },
+            TIMEOUT,
+            &mut |i, states| {
+                assert_eq!(i, calls, "called once after every dispatch, in order");
+                calls += 1;
+                if i == 0 {
+                    // Nothing the lanes published could execute during the dispatch: they must have yielded
+                    // it early rather than spent their loop budget waiting.
+                    first_iters = states.iter().map(|s| s.iters).max().unwrap();
+                }
+                let head = view.u32_at(l.sq_head).load(Acquire);
+                let n = view.u32_at(l.sq_tail).load(Acquire).wrapping_sub(head);
+                assert!(n <= 32, "one dispatch publishes at most the SQ");
+                if n > 0 {
+                    enters += 1;
+                    submitted += ring.submit_and_wait(n, n).map_err(|e| DeviceError::Run {
+                        backend: "test",
+                        message: e.to_string(),
+                    })?;
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    let want = lanes * ops;
+    assert_eq!(rep.total().done, want as u64);
+    assert_eq!(submitted, want);
+    assert_eq!(calls, rep.dispatches);
+    assert!(
+        enters >= want / 32 && enters < rep.dispatches,
+        "{enters} enters, {} dispatches",
+        rep.dispatches
+    );
+    assert!(
+        first_iters < dev.iter_budget.min(3000) / 2,
+        "lanes spent {first_iters} loop iterations in a dispatch that could not progress"
+    );
+    assert_eq!(ring.view().control_snapshot().ff_errors, 0);
+}
+
+#[test]
+fn vulkan_caller_kernels_run_on_their_buffers_and_the_ring_arena() {
+    use gpu_uring::backend::vulkan::kernel::{Binding, Placement};
+    static SHADER: &[u8] = include_bytes!("../../device-shaders/spirv/memory_placement.spv");
+    let Some((dev, _g)) = vulkan_device() else {
+        return;
+    };
+    // SAFETY: memory_placement.spv (device-shaders/build.sh): one storage buffer at binding 0, 16 bytes of
+    // push constants; it touches words 0..=mask + 1 only, and every buffer below holds more.
+    let kernel = unsafe { dev.kernel("memory_placement", SHADER, 1) }.unwrap();
+    let push = |w: [u32; 4]| -> Vec<u8> { w.iter().flat_map(|x| x.to_ne_bytes()).collect() };
+    let next = |i: u32, mask: u32| 1664525u32.wrapping_mul(i).wrapping_add(1013904223) & mask;
+    let (mask, seed, n) = (1023u32, 12345u32, 500u32);
+    let mut want = seed & mask;
+    for _ in 0..n {
+        want = next(want, mask);
+    }
+    for place in [
+        Placement::DeviceLocal,
+        Placement::HostVisible,
+        Placement::ImportedHost,
+    ] {
+        let buf = dev.buffer(place, 4 * (mask as usize + 16)).unwrap();
+        assert_eq!(buf.placement(), place);
+        assert!(buf.len() >= 4 * (mask as usize + 16));
+        let b = [Binding::Buffer(&buf)];
+        dev.dispatch(&kernel, &b, &push([0, 64, mask, seed]), 1, TIMEOUT)
+            .unwrap();
+        dev.dispatch(&kernel, &b, &push([1, n, mask, seed]), 1, TIMEOUT)
+            .unwrap();
+        match place {
+            Placement::DeviceLocal => {}
+            _ => {
+                assert!(buf.host_accessible());
+                assert_eq!(buf.load_u32(mask as usize + 1), Some(want), "{place:?}");
+                assert_eq!(buf.load_u32(5), Some(next(5, mask)), "{place:?}");
+            }
+        }
+    }
+    // Caller-owned host memory, kept alive by its owner.
+    struct Pages(*mut u8, usize);
+    // SAFETY: plain memory, only reached through the buffer's atomics.
+    unsafe impl Send for Pages {}
+    // SAFETY: as above.
+    unsafe impl Sync for Pages {}
+    impl Drop for Pages {
+        fn drop(&mut self) {
+            // SAFETY: our own mapping, no longer imported (the owner outlives the import).
+            unsafe { libc::munmap(self.0.cast(), self.1) };
+        }
+    }
+    let len = 8192;
+    // SAFETY: an anonymous private mapping; checked below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    let pages = Arc::new(Pages(p.cast(), len));
+    // SAFETY: page-aligned, whole pages, mapped while `pages` lives (the buffer holds it).
+    let buf = unsafe { dev.import_host_memory(pages.0, len, pages.clone()) }.unwrap();
+    drop(pages);
+    dev.dispatch(
+        &kernel,
+        &[Binding::Buffer(&buf)],
+        &push([1, 0, 1023, 7]),
+        1,
+        TIMEOUT,
+    )
+    .unwrap();
+    assert_eq!(buf.load_u32(1024), Some(7));
+    // The ring arena as binding 0: a chase of 0 steps stores `seed & mask` at word mask + 1, which must land
+    // in the ring's fixed buffer (a power-of-two word index inside it).
+    let ring = ring(RingConfig {
+        lanes: 8,
+        fixed_buffer_bytes: 1 << 20,
+        ..Default::default()
+    });
+    let l = ring.layout();
+    let sink_byte = (l.fixed as u64).next_power_of_two();
+    assert!(sink_byte + 4 <= l.fixed as u64 + l.fixed_size as u64);
+    let mask = (sink_byte / 4 - 1) as u32;
+    dev.dispatch(
+        &kernel,
+        &[Binding::RingArena(&ring)],
+        &push([1, 0, mask, 0xabcd]),
+        1,
+        TIMEOUT,
+    )
+    .unwrap();
+    let mut got = [0u8; 4];
+    ring.view().read_bytes(sink_byte as u32, &mut got);
+    assert_eq!(u32::from_le_bytes(got), 0xabcd & mask);
+    // Bindings must match the kernel.
+    assert!(matches!(
+        dev.dispatch(&kernel, &[], &[], 1, TIMEOUT),
+        Err(DeviceError::Run { .. })
+    ));
+    assert_clean(&ring);
+    drop(ring);
+    // A dispatch over its limit (filling 64 MiB takes lavapipe far more than the 1 ms minimum) is reported,
+    // and the kernel and buffer it uses may be dropped at once: the parked dispatch keeps them alive.
+    let big = dev.buffer(Placement::ImportedHost, 64 << 20).unwrap();
+    let r = dev.dispatch(
+        &kernel,
+        &[Binding::Buffer(&big)],
+        &push([0, 1024, (16 << 20) - 1, 0]),
+        256,
+        Duration::from_micros(1),
+    );
+    assert!(
+        matches!(
+            r,
+            Err(DeviceError::Timeout {
+                backend: "vulkan",
+                ..
+            }) | Ok(_)
+        ),
+        "{r:?}"
+    );
+    eprintln!("over-limit dispatch: {r:?}");
+    drop(big);
+    drop(kernel);
+    // The device goes on (and frees the parked dispatch once it has ended).
+    std::thread::sleep(Duration::from_millis(200));
+    let buf = dev.buffer(Placement::HostVisible, 8192).unwrap();
+    // SAFETY: as above.
+    let kernel = unsafe { dev.kernel("memory_placement", SHADER, 1) }.unwrap();
+    dev.dispatch(
+        &kernel,
+        &[Binding::Buffer(&buf)],
+        &push([1, 0, 1023, 9]),
+        1,
+        TIMEOUT,
+    )
+    .unwrap();
+    assert_eq!(buf.load_u32(1024), Some(9));
+}

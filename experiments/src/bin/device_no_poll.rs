@@ -12,13 +12,16 @@
 //! the host's enter.
 //!
 //! This is the CPU reference device's version (lanes are threads, spawned per dispatch, so the dispatch time
-//! includes thread start-up). On a GPU backend, which runs built-in shaders only, the lanes run
-//! `Program::Write` (fire-and-forget writes of `--line-bytes` pattern bytes to the file position) as one
-//! resumable run: its lanes flush (wait for their writes) before they finish, so a host submitter thread calls
-//! `io_uring_enter(tail - head)` whenever the device has published SQEs the kernel has not consumed, and the
-//! lanes reap as usual; every CQE is checked by the lane that reaps it (failures counted in `ff_errors`), and
-//! the file must hold exactly every write's bytes. Output: table (or `--json` rows), `device_no_poll.csv`, `rounds.csv`,
-//! `device_no_poll.svg` (per-round times). Exit status 1 if any completion or line is wrong.
+//! includes thread start-up). On Vulkan the lanes run `Program::Write` (fire-and-forget writes of
+//! `--line-bytes` pattern bytes to the file position) as one resumable run through
+//! `VulkanDevice::run_program_with`: during a dispatch lanes reserve, fill and publish as many SQEs as the SQ and
+//! their credits allow, and a lane that can go no further (nothing to reap, no SQ slot or credit: only the host's
+//! next enter can give one) yields the dispatch early (PROTOCOL.md §9). After each dispatch the host callback
+//! calls `io_uring_enter(tail - head, tail - head, GETEVENTS)` once — no host thread runs during a dispatch —
+//! and the next dispatch's lanes reap those completions (checking each; failures count in `ff_errors`) and go
+//! on. The file must hold exactly every write's bytes. Output: table (or `--json` rows), `device_no_poll.csv`,
+//! `rounds.csv` (per round, or per dispatch on Vulkan), `device_no_poll.svg` (per-round times, CPU). Exit
+//! status 1 if any completion or line is wrong.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -28,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gpu_uring::backend::cpu::spawn_lanes;
-use gpu_uring::backend::{Device, Program};
+use gpu_uring::backend::vulkan::shared::LaneState;
+use gpu_uring::backend::vulkan::VulkanDevice;
+use gpu_uring::backend::{Device, DeviceError, Program};
 use gpu_uring::protocol::shared::SLOT_DONE;
 use gpu_uring::protocol::{Completion, FileRef, Lane, Poll};
 use gpu_uring::ring::{DeviceRing, RingConfig};
@@ -338,13 +343,29 @@ fn main() {
     ));
 }
 
-/// The GPU-backend version: `Program::Write` on a ring without SQPOLL, a host thread submitting what the
-/// device publishes.
+/// What the host did after one Vulkan dispatch.
+struct Between {
+    submitted: u32,
+    enters: u32,
+    enter_us: f64,
+}
+
+/// The Vulkan version: `Program::Write` on a ring without SQPOLL, run with
+/// [`VulkanDevice::run_program_with`]; after each dispatch the callback submits what the dispatch published with
+/// one `io_uring_enter` (submit all, wait for all) — no host thread runs during a dispatch.
 fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
     let info = dev.info();
+    if info.backend != "vulkan" {
+        fail(&format!(
+            "{info}: device_no_poll drives a GPU run dispatch by dispatch through the Vulkan backend only"
+        ));
+    }
     if cli.lanes == 0 || cli.ops == 0 || cli.line_bytes == 0 || cli.line_bytes > 256 {
         fail("--lanes and --ops must be at least 1, --line-bytes in 1..=256");
     }
+    // The backend's DeviceInfo name is the physical device's name: open the same device as a VulkanDevice.
+    let vk = VulkanDevice::open(Some(&info.name))
+        .unwrap_or_else(|e| fail(&format!("opening {}: {e}", info.name)));
     let (path, file) = output_file(exp);
     let ring = DeviceRing::new(RingConfig {
         sq_entries: cli.sq_entries,
@@ -356,7 +377,7 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
     let want = cli.lanes as u64 * cli.ops as u64;
     exp.say(&format!(
         "ring without SQPOLL (setup flags {:#x}, no waker) on {}: {} lanes x {} fire-and-forget WRITEs of {} \
-         bytes into {}; a host thread submits whatever the device has published",
+         bytes into {}; after each dispatch the host submits what it published with one io_uring_enter",
         ring.setup_flags(),
         info.name,
         cli.lanes,
@@ -366,36 +387,49 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
     ));
     let view = ring.view();
     let lay = ring.layout();
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let (rep, (enters, submitted, enter_err)) = std::thread::scope(|s| {
-        let submitter = s.spawn(|| {
-            let (mut enters, mut submitted, mut err) = (0u64, 0u64, None);
-            while !stop.load(Acquire) {
-                let head = view.u32_at(lay.sq_head).load(Acquire);
-                // Acquire: every SQE before the published tail is written.
-                let tail = view.u32_at(lay.sq_tail).load(Acquire);
-                if tail == head {
-                    std::thread::yield_now();
-                    continue;
-                }
-                enters += 1;
-                // Submit only: the lanes reap the completions themselves.
-                match ring.submit_and_wait(tail.wrapping_sub(head), 0) {
-                    Ok(n) => submitted += n as u64,
-                    Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
-                        ) => {}
-                    Err(e) => {
-                        err = Some(e);
-                        break;
-                    }
+    let deadline = Instant::now() + Duration::from_secs(cli.timeout_s);
+    let mut per_dispatch: Vec<Between> = Vec::new();
+    let mut between = |_dispatch: u32, _lanes: &[LaneState]| -> Result<(), DeviceError> {
+        let t = Instant::now();
+        let head = view.u32_at(lay.sq_head).load(Acquire);
+        // Acquire: every SQE before the published tail is written (lanes release it when they publish).
+        let tail = view.u32_at(lay.sq_tail).load(Acquire);
+        let n = tail.wrapping_sub(head);
+        let (mut submitted, mut enters) = (0u32, 0u32);
+        // Normally one call; EINTR / EAGAIN / EBUSY are retried (and counted).
+        while submitted < n {
+            if Instant::now() > deadline {
+                return Err(DeviceError::Timeout {
+                    backend: "vulkan",
+                    limit: Duration::from_secs(cli.timeout_s),
+                });
+            }
+            enters += 1;
+            // Submit everything and wait for its completions: the next dispatch's lanes reap them.
+            match ring.submit_and_wait(n - submitted, n - submitted) {
+                Ok(k) => submitted += k,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                    ) => {}
+                Err(e) => {
+                    return Err(DeviceError::Run {
+                        backend: "vulkan",
+                        message: format!("io_uring_enter: {e}"),
+                    })
                 }
             }
-            (enters, submitted, err)
+        }
+        per_dispatch.push(Between {
+            submitted,
+            enters,
+            enter_us: t.elapsed().as_secs_f64() * 1e6,
         });
-        let rep = dev.run(
+        Ok(())
+    };
+    let rep = vk
+        .run_program_with(
             &ring,
             cli.lanes,
             &Program::Write {
@@ -404,16 +438,15 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
                 len: cli.line_bytes,
             },
             Duration::from_secs(cli.timeout_s),
-        );
-        stop.store(true, std::sync::atomic::Ordering::Release);
-        (rep, submitter.join().expect("the submitter panicked"))
-    });
-    if let Some(e) = enter_err {
-        fail(&format!("io_uring_enter: {e}"));
-    }
-    let rep = rep.unwrap_or_else(|e| fail(&format!("running the write program: {e}")));
+            &mut between,
+        )
+        .map(|(r, _)| r)
+        .unwrap_or_else(|e| fail(&format!("running the write program: {e}")));
     let quiet = ring.quiesce(Duration::from_secs(5));
     let ctl = view.control_snapshot();
+    let submitted: u64 = per_dispatch.iter().map(|b| b.submitted as u64).sum();
+    let enters: u64 = per_dispatch.iter().map(|b| b.enters as u64).sum();
+    let max_enters = per_dispatch.iter().map(|b| b.enters).max().unwrap_or(0);
     // The file: every write appended `line_bytes` bytes of 'a'..'z' at the file position.
     let pattern: Vec<u8> = (0..cli.line_bytes).map(|i| b'a' + (i % 26) as u8).collect();
     let data = std::fs::read(&path).unwrap_or_default();
@@ -428,8 +461,15 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
         && submitted == want
         && good_writes == want
         && data.len() as u64 == want * cli.line_bytes as u64
+        && per_dispatch.len() as u32 == rep.dispatches
         && quiet;
     let secs = rep.elapsed.as_secs_f64();
+    let mut enter_us: Vec<f64> = per_dispatch
+        .iter()
+        .filter(|b| b.enters > 0)
+        .map(|b| b.enter_us)
+        .collect();
+    let e = Percentiles::of(&mut enter_us);
     let row = Record::new()
         .text("device", info.backend)
         .int("lanes", cli.lanes)
@@ -437,7 +477,9 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
         .int("dispatches", rep.dispatches)
         .int("sqes", submitted)
         .int("enter_calls", enters)
+        .int("max_enters_per_dispatch", max_enters)
         .float("sqes_per_enter", submitted as f64 / enters.max(1) as f64, 1)
+        .float("enter_p50_us", e.p50, 1)
         .float("seconds", secs, 4)
         .float("writes_per_s", tot.done as f64 / secs, 0)
         .int("failed_cqes", ctl.ff_errors)
@@ -446,9 +488,24 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
         .pass("verified", ok);
     exp.table(
         "device_no_poll",
-        "device fills SQEs (fire-and-forget writes), a host thread submits them with io_uring_enter",
+        "device fills SQEs (fire-and-forget writes), the host submits them with one io_uring_enter after each dispatch",
         &[row],
     );
+    let rows: Vec<Record> = per_dispatch
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            Record::new()
+                .int("dispatch", i)
+                .int("submitted", b.submitted)
+                .int("enter_calls", b.enters)
+                .float("enter_us", b.enter_us, 1)
+        })
+        .collect();
+    let csv = exp.out_dir().join("rounds.csv");
+    if let Err(e) = std::fs::write(&csv, gpu_uring_experiments::render_csv(&rows)) {
+        eprintln!("warning: cannot write {}: {e}", csv.display());
+    }
     if !ok {
         eprintln!(
             "FAILED: {} of {want} writes done ({} failed), {submitted} submitted, {} failed CQEs, {good_writes} \
@@ -461,6 +518,10 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
         );
         std::process::exit(1);
     }
+    exp.say(&format!(
+        "every write checked: {submitted} WRITEs in {} dispatches and {enters} io_uring_enter calls",
+        rep.dispatches
+    ));
 }
 
 /// The file the device writes into (created or truncated), read back afterwards.

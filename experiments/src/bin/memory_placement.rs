@@ -13,18 +13,19 @@
 //!
 //! Needs a GPU-style device (Vulkan). `--device auto` without one prints `skip: …` with each backend's reason
 //! and exits 0 (auto takes only real GPUs; name lavapipe with `--device vulkan`); `--device cpu`, or an
-//! unavailable device named explicitly, exits 2 with the reason. The shader runs through the experiments'
-//! own small Vulkan harness ([`gpu_uring_experiments::vk`]): the backend runs only its built-in programs.
+//! unavailable device named explicitly, exits 2 with the reason. The shader and its buffers go through the
+//! backend's API for caller-supplied shaders (`VulkanDevice::buffer`, `kernel`, `dispatch`).
 //!
-//! The host checks the chase where it can read the memory (the imported buffer): the sink must hold the index
-//! `--accesses` steps along the chain (`chase_checked`; exit status 1 otherwise).
+//! The host checks the chase where it can read the memory (the host-visible and the imported buffer): the sink
+//! must hold the index `--accesses` steps along the chain (`chase_checked`; exit status 1 otherwise).
 //!
 //! Output: table (or `--json` rows), `memory_placement.csv`, `memory_placement.svg`.
 
 use std::time::Duration;
 
 use clap::Parser;
-use gpu_uring_experiments::vk::{Gpu, Kernel, Placement};
+use gpu_uring::backend::vulkan::kernel::{Binding, Placement};
+use gpu_uring::backend::vulkan::VulkanDevice;
 use gpu_uring_experiments::{
     bar_chart, fail, loadavg, CommonArgs, Experiment, Percentiles, Record,
 };
@@ -79,12 +80,17 @@ fn main() {
         fail("--accesses in 1..=60000, --mib a power of two, --repeat ≥ 1");
     }
     // The backend's DeviceInfo name is the physical device's name: open the same device.
-    let gpu =
-        Gpu::open(&info.name).unwrap_or_else(|e| fail(&format!("opening {}: {e}", info.name)));
+    let gpu = VulkanDevice::open(Some(&info.name))
+        .unwrap_or_else(|e| fail(&format!("opening {}: {e}", info.name)));
+    let gpu_name = gpu.physical().name.clone();
     let words = (cli.mib as u64) << 18; // MiB / 4 bytes
     let mask = (words - 1) as u32;
     let bytes = (words as usize + 16) * 4;
-    let mut kernel = Kernel::new(&gpu, SHADER).unwrap_or_else(|e| fail(&e));
+    // SAFETY: memory_placement.spv is built from device-shaders/src/memory_placement.comp by
+    // device-shaders/build.sh (CI checks it matches): one storage buffer at binding 0, 16 bytes of push
+    // constants, and every index it touches is at most `mask + 1` < the buffer's `words + 16` words.
+    let kernel = unsafe { gpu.kernel("memory_placement", SHADER, 1) }
+        .unwrap_or_else(|e| fail(&e.to_string()));
     let limit = Duration::from_secs(cli.timeout_s);
     let mut rows = Vec::new();
     let mut failed = false;
@@ -92,7 +98,7 @@ fn main() {
     for place in [
         Placement::DeviceLocal,
         Placement::HostVisible,
-        Placement::Imported,
+        Placement::ImportedHost,
     ] {
         let buf = match gpu.buffer(place, bytes) {
             Ok(b) => b,
@@ -107,9 +113,12 @@ fn main() {
                 continue;
             }
         };
-        let mut run = |mode: u32, n: u32, groups: u32| {
-            kernel
-                .run(&buf, &[mode, n, mask, SEED], groups, limit)
+        let run = |mode: u32, n: u32, groups: u32| {
+            let push: Vec<u8> = [mode, n, mask, SEED]
+                .iter()
+                .flat_map(|w| w.to_ne_bytes())
+                .collect();
+            gpu.dispatch(&kernel, &[Binding::Buffer(&buf)], &push, groups, limit)
                 .unwrap_or_else(|e| fail(&format!("{}: {e}", place.name())))
                 .as_secs_f64()
                 * 1e6
@@ -123,9 +132,9 @@ fn main() {
         // Dependent loads first (stores overwrite the chain).
         let base = median(&mut || run(MODE_CHASE, 0, 1));
         let chase = median(&mut || run(MODE_CHASE, cli.accesses, 1));
-        // The host checks the chase on the memory it can read (the imported buffer): the sink must hold the
-        // index `accesses` steps along the chain from the seed.
-        let verified = buf.host_word(words as usize).map(|sink| {
+        // The host checks the chase on the memory it can read (host-visible and imported buffers): the sink
+        // must hold the index `accesses` steps along the chain from the seed.
+        let verified = buf.load_u32(words as usize).map(|sink| {
             let mut idx = SEED & mask;
             for _ in 0..cli.accesses {
                 idx = 1664525u32.wrapping_mul(idx).wrapping_add(1013904223) & mask;
@@ -143,7 +152,7 @@ fn main() {
             Record::new()
                 .text("device", info.backend)
                 .text("placement", place.name())
-                .text("memory_type", buf.flags())
+                .text("memory_type", buf.memory_flags())
                 .int("mib", cli.mib)
                 .int("accesses", cli.accesses)
                 .float("dispatch_us", base, 1)
@@ -167,13 +176,13 @@ fn main() {
         "memory_placement",
         &format!(
             "one invocation's dependent load / scattered store time per access ({})",
-            gpu.name
+            gpu_name
         ),
         &rows,
     );
     if let Err(e) = bar_chart(
         &exp.out_dir().join("memory_placement.svg"),
-        &format!("shader access time by memory placement ({})", gpu.name),
+        &format!("shader access time by memory placement ({gpu_name})"),
         "ns per access",
         &chart.0,
         &[("dependent load", chart.1), ("store", chart.2)],
@@ -182,7 +191,7 @@ fn main() {
     }
     if failed {
         eprintln!(
-            "FAILED: the chase's last index in imported memory is not what the host computed"
+            "FAILED: the chase's last index in host-readable memory is not what the host computed"
         );
         std::process::exit(1);
     }

@@ -12,7 +12,7 @@
 //!
 //! On Vulkan the rpc path's client is the `rpc_print` shader (device-shaders/src/rpc_print.comp: each lane
 //! formats its line into its mailbox in imported host memory and waits for the same server's reply), run
-//! through the experiments' own Vulkan harness since the backend runs only its built-in programs; there are
+//! through the backend's API for caller-supplied shaders (`VulkanDevice::kernel` / `dispatch`); there are
 //! no per-line timestamps inside a dispatch, so no single-lane percentiles: the throughput table's
 //! `mean_us_per_line` at `--lanes 1` is the mean round trip.
 //!
@@ -32,6 +32,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use gpu_uring::backend::vulkan::kernel::Binding;
+use gpu_uring::backend::vulkan::VulkanDevice;
 use gpu_uring::backend::{
     cpu::spawn_lanes, expected_line, format_print_line, Device, DeviceInfo, Program,
 };
@@ -40,7 +42,6 @@ use gpu_uring::ring::{DeviceRing, PrintTarget, RingConfig};
 use gpu_uring_experiments::rpc::{
     MailboxArena, RpcClient, RpcServer, ServerConfig, MB_DONE, MB_FAILED, MB_FINISHED,
 };
-use gpu_uring_experiments::vk::{Gpu, Kernel};
 use gpu_uring_experiments::{
     bar_chart, fail, line_chart, loadavg, process_cpu, si, threads_cpu, CommonArgs, Experiment,
     Percentiles, Record, Series,
@@ -144,7 +145,9 @@ fn main() {
         lat.push(native_latency(fd, warm, cli.samples));
     } else {
         exp.say(&format!(
-            "on {}: no per-line timestamps inside a dispatch, so no single-lane percentiles; the throughput              table's mean_us_per_line (run with --lanes 1 for the mean round trip) stands in. The rpc path is              `rpc-flag`: the edit_buffer shader raises its flag per line and the server writes the line and              replies, but the line's bytes are formatted by the server (this backend runs built-in shaders              only, so no mailbox-filling client shader)",
+            "on {}: no per-line timestamps inside a dispatch, so no single-lane percentiles; the throughput \
+             table's mean_us_per_line (run with --lanes 1 for the mean round trip) stands in. The rpc path's \
+             client is the rpc_print shader (mailboxes in imported host memory, the same server thread)",
             info.backend
         ));
     }
@@ -615,9 +618,9 @@ impl Throughput {
 
 /// The RPC path on Vulkan: the `rpc_print` shader (device-shaders/src/rpc_print.comp) is the client — each lane
 /// formats its line into its mailbox in the arena (host memory imported into the device) and waits for the
-/// reply — and the same [`RpcServer`] thread as on the CPU serves it. The shader runs through the experiments'
-/// Vulkan harness ([`gpu_uring_experiments::vk`]) and resumes across dispatches (lavapipe's loop cap); the
-/// host re-dispatches until every lane has finished.
+/// reply — and the same [`RpcServer`] thread as on the CPU serves it. The shader runs through the backend's
+/// API for caller-supplied shaders ([`VulkanDevice::dispatch`]) and resumes across dispatches (lavapipe's loop
+/// cap); the host re-dispatches until every lane has finished.
 fn rpc_vulkan_throughput(
     device: &DeviceInfo,
     fd: i32,
@@ -626,14 +629,19 @@ fn rpc_vulkan_throughput(
     lines: u32,
     timeout: Duration,
 ) -> Throughput {
-    let gpu = Gpu::open(&device.name)
+    // The backend's DeviceInfo name is the physical device's name: open the same device.
+    let vk = VulkanDevice::open(Some(&device.name))
         .unwrap_or_else(|e| fail(&format!("opening {} for the RPC client: {e}", device.name)));
-    let mut kernel = Kernel::new(&gpu, RPC_PRINT).unwrap_or_else(|e| fail(&e));
+    // SAFETY: rpc_print.spv is built from device-shaders/src/rpc_print.comp by device-shaders/build.sh (CI
+    // checks it matches): one storage buffer at binding 0, 16 bytes of push constants, indices bounded by
+    // `lanes` mailboxes of the buffer it is given.
+    let kernel =
+        unsafe { vk.kernel("rpc_print", RPC_PRINT, 1) }.unwrap_or_else(|e| fail(&e.to_string()));
     let (arena, server) = start_rpc(fd, lanes, idle);
     let (base, len) = arena.memory();
-    // SAFETY: the arena is a page-aligned mapping of whole pages that `arena` keeps mapped until after the
-    // buffer (declared later, dropped first) is gone; a timed-out dispatch ends the program (`fail`).
-    let buf = unsafe { gpu.import(base, len) }
+    // SAFETY: the arena is a page-aligned mapping of whole pages that stays mapped while the `Arc` given as
+    // its owner lives (the buffer and any parked dispatch hold it).
+    let buf = unsafe { vk.import_host_memory(base, len, arena.clone()) }
         .unwrap_or_else(|e| fail(&format!("importing the mailboxes: {e}")));
     // lavapipe counts loop iterations per SIMD batch of `subgroup` lanes: each lane's share of the 65535 cap.
     let budget = 60_000 / (2 * device.subgroup_size.max(1));
@@ -648,7 +656,17 @@ fn rpc_vulkan_throughput(
             break;
         }
         dispatches += 1;
-        if let Err(e) = kernel.run(&buf, &[lanes, lines, budget, 0], lanes.div_ceil(8), left) {
+        let push: Vec<u8> = [lanes, lines, budget, 0]
+            .iter()
+            .flat_map(|w| w.to_ne_bytes())
+            .collect();
+        if let Err(e) = vk.dispatch(
+            &kernel,
+            &[Binding::Buffer(&buf)],
+            &push,
+            lanes.div_ceil(8),
+            left,
+        ) {
             fail(&format!("rpc_print dispatch {dispatches}: {e}"));
         }
     }

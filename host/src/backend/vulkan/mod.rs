@@ -22,7 +22,12 @@
 //!   lane reports finished or the run's timeout expires ([`DeviceError::Timeout`]). A would-block is never a
 //!   failure, only a reason to come back. Each dispatch is waited for at most `dispatch_timeout`; one that
 //!   exceeds it is reported as a timeout and its resources are parked until its fence signals.
+//!   [`VulkanDevice::run_program_with`] calls the host back after every dispatch: how a ring without SQPOLL
+//!   gets its one `io_uring_enter` per dispatch (PROTOCOL.md §9).
+//! - Caller-supplied shaders ([`kernel`]): experiments run their own SPIR-V on their own buffers (device-local,
+//!   host-visible, imported host memory) and/or the ring arena through the same run machinery.
 
+pub mod kernel;
 mod raw;
 pub mod shaders;
 pub mod shared;
@@ -44,6 +49,10 @@ pub const DEVICE_ENV: &str = "GPU_URING_VULKAN_DEVICE";
 pub const DEFAULT_ITER_BUDGET: u32 = 3_000;
 /// Default soft loop budget per lane and dispatch on GPUs.
 pub const DEFAULT_GPU_ITER_BUDGET: u32 = 30_000;
+
+/// The host callback of [`VulkanDevice::run_program_with`]: called with the index of the dispatch that has
+/// just completed and every lane's state after it.
+pub type BetweenDispatches<'a> = dyn FnMut(u32, &[LaneState]) -> Result<(), DeviceError> + 'a;
 
 /// A physical device as [`VulkanDevice::list`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +139,7 @@ fn public(i: usize, p: &raw::PhysInfo) -> VulkanPhysicalDevice {
 
 /// A Vulkan device running the built-in programs. Cheap to share: clone the `Arc` it lives in.
 pub struct VulkanDevice {
-    ctx: raw::Context,
+    ctx: Arc<raw::Context>,
     phys: VulkanPhysicalDevice,
     /// Longest a single dispatch may run before the run fails with [`DeviceError::Timeout`].
     pub dispatch_timeout: Duration,
@@ -215,7 +224,7 @@ impl VulkanDevice {
                 best.index
             }
         };
-        let ctx = raw::Context::new(inst, &phys[chosen]).map_err(unavailable)?;
+        let ctx = Arc::new(raw::Context::new(inst, &phys[chosen]).map_err(unavailable)?);
         Ok(VulkanDevice {
             ctx,
             phys: list[chosen].clone(),
@@ -316,7 +325,7 @@ impl VulkanDevice {
             },
             texts: &[],
         };
-        self.run_plan(ring, n, plan, Duration::from_secs(60))?;
+        self.run_plan(ring, n, plan, Duration::from_secs(60), &mut |_, _| Ok(()))?;
         Ok((0..n)
             .map(|i| {
                 let mut len = [0u8; 4];
@@ -343,6 +352,26 @@ impl VulkanDevice {
         program: &Program,
         timeout: Duration,
     ) -> Result<(RunReport, Vec<LaneState>), DeviceError> {
+        self.run_program_with(ring, lanes, program, timeout, &mut |_, _| Ok(()))
+    }
+
+    /// [`VulkanDevice::run_program`] with a host callback between dispatches: `between(i, states)` runs after
+    /// dispatch `i` (0-based) has completed — its fence signalled, every lane's [`LaneState`] written back and
+    /// passed in — and before dispatch `i + 1` is submitted; it also runs after the last dispatch. An error
+    /// from it ends the run with that error (nothing is in flight then).
+    ///
+    /// This is how a ring without SQPOLL (`RingConfig::sqpoll = false`, `RING_FLAG_SQPOLL` clear) is driven
+    /// from the host: lanes publish SQEs during a dispatch, and the callback submits them with one
+    /// `io_uring_enter` ([`DeviceRing::submit_and_wait`]); lanes that need a completion, a credit or an SQ slot
+    /// only a later enter can give yield the dispatch early (PROTOCOL.md §9) and resume in the next one.
+    pub fn run_program_with(
+        &self,
+        ring: &DeviceRing,
+        lanes: u32,
+        program: &Program,
+        timeout: Duration,
+        between: &mut BetweenDispatches<'_>,
+    ) -> Result<(RunReport, Vec<LaneState>), DeviceError> {
         let l = ring.layout();
         if lanes == 0 || lanes > l.lanes || lanes > 65535 {
             return Err(run_error(format!(
@@ -351,7 +380,7 @@ impl VulkanDevice {
             )));
         }
         let plan = self.plan(&l, lanes, program)?;
-        self.run_plan(ring, lanes, plan, timeout)
+        self.run_plan(ring, lanes, plan, timeout, between)
     }
 
     fn run_plan(
@@ -360,6 +389,7 @@ impl VulkanDevice {
         lanes: u32,
         plan: Plan,
         timeout: Duration,
+        between: &mut BetweenDispatches<'_>,
     ) -> Result<(RunReport, Vec<LaneState>), DeviceError> {
         let l = ring.layout();
         let Plan {
@@ -444,6 +474,7 @@ impl VulkanDevice {
                     c.cq_claim, c.cq_pub, c.cq_credits, ld(l.sq_flags)
                 );
             }
+            between(dispatches - 1, &states)?;
             if states.iter().all(|s| s.flags & LANE_FINISHED != 0) {
                 break states;
             }

@@ -308,10 +308,28 @@ impl Context {
         if let Some(&(_, p)) = cache.iter().find(|(n, _)| *n == name) {
             return Ok(p);
         }
+        // SAFETY: the built-in programs are valid SPIR-V built by device-shaders/build.sh (checked in CI) for
+        // this context's pipeline layout.
+        let p = unsafe { self.create_pipeline(self.pipeline_layout, name, spirv) }?;
+        cache.push((name, p));
+        Ok(p)
+    }
+
+    /// A compute pipeline from `spirv` (entry point `main`) with `layout`, and the subgroup size as
+    /// specialization constant 0 (`local_size_x_id = 0`; ignored by a shader that declares no such constant).
+    ///
+    /// # Safety
+    /// `spirv` must be a valid SPIR-V compute module for Vulkan 1.2 whose interface matches `layout`.
+    unsafe fn create_pipeline(
+        &self,
+        layout: vk::PipelineLayout,
+        name: &str,
+        spirv: &[u8],
+    ) -> Result<vk::Pipeline, String> {
         let words = ash::util::read_spv(&mut std::io::Cursor::new(spirv))
-            .map_err(|e| format!("embedded SPIR-V {name} is malformed: {e}"))?;
+            .map_err(|e| format!("SPIR-V {name} is malformed: {e}"))?;
         let info = vk::ShaderModuleCreateInfo::default().code(&words);
-        // SAFETY: live device; `words` is valid SPIR-V built by device-shaders/build.sh (checked in CI).
+        // SAFETY: live device; `words` is valid SPIR-V (the caller's contract).
         let module = unsafe { self.device.create_shader_module(&info, None) }
             .map_err(|e| format!("vkCreateShaderModule({name}) failed: {e}"))?;
         let entries = [vk::SpecializationMapEntry {
@@ -330,17 +348,16 @@ impl Context {
             .specialization_info(&spec);
         let infos = [vk::ComputePipelineCreateInfo::default()
             .stage(stage)
-            .layout(self.pipeline_layout)];
-        // SAFETY: live device, module and layout; the infos live across the call.
+            .layout(layout)];
+        // SAFETY: live device, module and layout; the infos live across the call; the module's interface
+        // matches the layout (the caller's contract).
         let r = unsafe {
             self.device
                 .create_compute_pipelines(vk::PipelineCache::null(), &infos, None)
         };
         // SAFETY: the module is no longer needed once the pipeline exists (or failed).
         unsafe { self.device.destroy_shader_module(module, None) };
-        let p = r.map_err(|(_, e)| format!("vkCreateComputePipelines({name}) failed: {e}"))?[0];
-        cache.push((name, p));
-        Ok(p)
+        Ok(r.map_err(|(_, e)| format!("vkCreateComputePipelines({name}) failed: {e}"))?[0])
     }
 
     fn memory_type(&self, bits: u32, want: vk::MemoryPropertyFlags) -> Option<u32> {
@@ -422,9 +439,26 @@ struct RunObjects {
     fence: vk::Fence,
     /// The ring arena stays mapped while the import exists.
     _arena: Option<ArenaKeepAlive>,
+    /// What a caller-supplied kernel's run uses and does not own (its pipeline, its buffers): kept alive
+    /// until the objects above are destroyed.
+    keep: Vec<Arc<dyn Send + Sync>>,
 }
 
 impl RunObjects {
+    fn empty(arena: Option<ArenaKeepAlive>) -> RunObjects {
+        RunObjects {
+            arena_buffer: vk::Buffer::null(),
+            arena_memory: vk::DeviceMemory::null(),
+            run_buffer: vk::Buffer::null(),
+            run_memory: vk::DeviceMemory::null(),
+            desc_pool: vk::DescriptorPool::null(),
+            cmd_pool: vk::CommandPool::null(),
+            fence: vk::Fence::null(),
+            _arena: arena,
+            keep: Vec::new(),
+        }
+    }
+
     fn destroy(&mut self, d: &ash::Device) {
         // SAFETY: called only when no submitted work uses these objects (fence signalled, or never
         // submitted); null handles are ignored by vkDestroy*/vkFreeMemory.
@@ -438,7 +472,7 @@ impl RunObjects {
             d.free_memory(self.run_memory, None);
             d.destroy_fence(self.fence, None);
         }
-        self._arena = None;
+        *self = RunObjects::empty(None);
     }
 }
 
@@ -456,8 +490,157 @@ impl UnmapIf for ash::Device {
     }
 }
 
+impl Context {
+    /// A memory type allowed by `bits` with every flag of `want`, preferring one without any of `avoid`.
+    fn memory_type_pref(
+        &self,
+        bits: u32,
+        want: vk::MemoryPropertyFlags,
+        avoid: vk::MemoryPropertyFlags,
+    ) -> Option<u32> {
+        let ok = |i: u32| {
+            bits & (1 << i) != 0
+                && self.mem_props.memory_types[i as usize]
+                    .property_flags
+                    .contains(want)
+        };
+        let flags = |i: u32| self.mem_props.memory_types[i as usize].property_flags;
+        (0..self.mem_props.memory_type_count)
+            .find(|&i| ok(i) && !flags(i).intersects(avoid))
+            .or_else(|| (0..self.mem_props.memory_type_count).find(|&i| ok(i)))
+    }
+
+    fn memory_flags(&self, mt: u32) -> vk::MemoryPropertyFlags {
+        self.mem_props.memory_types[mt as usize].property_flags
+    }
+
+    /// A storage buffer over host memory, imported with `VK_EXT_external_memory_host` into a HOST_COHERENT
+    /// memory type: (buffer, memory, the type's flags). On error nothing is left behind.
+    ///
+    /// # Safety
+    /// `base` must be a live, writable host allocation of `len` bytes that stays valid until the returned
+    /// memory is freed (and, if a dispatch using it outlives its time limit, until the parked run is freed).
+    unsafe fn import_host(
+        &self,
+        base: *mut u8,
+        len: usize,
+    ) -> Result<(vk::Buffer, vk::DeviceMemory, vk::MemoryPropertyFlags), String> {
+        let d = &self.device;
+        let align = self.min_import_alignment as usize;
+        if base as usize % align != 0 || len % align != 0 || len == 0 {
+            return Err(format!(
+                "host memory at {base:p} ({len} bytes) is not aligned to minImportedHostPointerAlignment {align}"
+            ));
+        }
+        let handle = vk::ExternalMemoryHandleTypeFlags::HOST_ALLOCATION_EXT;
+        let mut ext_info = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle);
+        let binfo = vk::BufferCreateInfo::default()
+            .size(len as u64)
+            .usage(vk::BufferUsageFlags::STORAGE_BUFFER)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE)
+            .push_next(&mut ext_info);
+        // SAFETY: live device; the info chain lives across the call.
+        let buffer = unsafe { d.create_buffer(&binfo, None) }
+            .map_err(|e| format!("vkCreateBuffer(imported) failed: {e}"))?;
+        let fail = |msg: String| {
+            // SAFETY: the buffer was created above, is bound to nothing in use and never submitted.
+            unsafe { d.destroy_buffer(buffer, None) };
+            msg
+        };
+        let mut hp = vk::MemoryHostPointerPropertiesEXT::default();
+        // SAFETY: `base` is a live host allocation of `len` bytes, aligned as checked above (the caller's
+        // contract).
+        let r = unsafe {
+            (self.host_mem.fp().get_memory_host_pointer_properties_ext)(
+                d.handle(),
+                handle,
+                base as *const c_void,
+                &mut hp,
+            )
+        };
+        if r != vk::Result::SUCCESS {
+            return Err(fail(format!(
+                "vkGetMemoryHostPointerPropertiesEXT failed: {r}"
+            )));
+        }
+        // SAFETY: live buffer.
+        let req = unsafe { d.get_buffer_memory_requirements(buffer) };
+        let bits = hp.memory_type_bits & req.memory_type_bits;
+        let Some(mt) = self.memory_type(
+            bits,
+            vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT,
+        ) else {
+            return Err(fail(format!(
+                "no HOST_COHERENT memory type can import host memory (type bits {bits:#x})"
+            )));
+        };
+        let mut import = vk::ImportMemoryHostPointerInfoEXT::default()
+            .handle_type(handle)
+            .host_pointer(base as *mut c_void);
+        let ainfo = vk::MemoryAllocateInfo::default()
+            .allocation_size(len as u64)
+            .memory_type_index(mt)
+            .push_next(&mut import);
+        // SAFETY: as for the properties query: `base`/`len` stay valid while the import exists.
+        let memory = unsafe { d.allocate_memory(&ainfo, None) }.map_err(|e| {
+            fail(format!(
+                "importing host memory (vkAllocateMemory) failed: {e}"
+            ))
+        })?;
+        // SAFETY: fresh buffer and memory of matching size.
+        if let Err(e) = unsafe { d.bind_buffer_memory(buffer, memory, 0) } {
+            // SAFETY: the memory was allocated above and is bound to nothing.
+            unsafe { d.free_memory(memory, None) };
+            return Err(fail(format!("vkBindBufferMemory(imported) failed: {e}")));
+        }
+        Ok((buffer, memory, self.memory_flags(mt)))
+    }
+
+    /// A storage buffer of `len` bytes in a memory type with `want` (preferring one without `avoid`):
+    /// (buffer, memory, the type's flags). On error nothing is left behind.
+    fn allocate_buffer(
+        &self,
+        len: usize,
+        want: vk::MemoryPropertyFlags,
+        avoid: vk::MemoryPropertyFlags,
+    ) -> Result<(vk::Buffer, vk::DeviceMemory, vk::MemoryPropertyFlags), String> {
+        let d = &self.device;
+        let binfo = vk::BufferCreateInfo::default()
+            .size(len.max(4) as u64)
+            .usage(vk::BufferUsageFlags::STORAGE_BUFFER)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE);
+        // SAFETY: live device; info lives across the call.
+        let buffer = unsafe { d.create_buffer(&binfo, None) }
+            .map_err(|e| format!("vkCreateBuffer failed: {e}"))?;
+        let fail = |msg: String| {
+            // SAFETY: the buffer was created above and never used.
+            unsafe { d.destroy_buffer(buffer, None) };
+            msg
+        };
+        // SAFETY: live buffer.
+        let req = unsafe { d.get_buffer_memory_requirements(buffer) };
+        let Some(mt) = self.memory_type_pref(req.memory_type_bits, want, avoid) else {
+            return Err(fail(format!("no memory type with {want:?} for a buffer")));
+        };
+        let ainfo = vk::MemoryAllocateInfo::default()
+            .allocation_size(req.size)
+            .memory_type_index(mt);
+        // SAFETY: live device; info lives across the call.
+        let memory = unsafe { d.allocate_memory(&ainfo, None) }
+            .map_err(|e| fail(format!("vkAllocateMemory({} bytes) failed: {e}", req.size)))?;
+        // SAFETY: fresh buffer and memory of sufficient size.
+        if let Err(e) = unsafe { d.bind_buffer_memory(buffer, memory, 0) } {
+            // SAFETY: the memory was allocated above and is bound to nothing.
+            unsafe { d.free_memory(memory, None) };
+            return Err(fail(format!("vkBindBufferMemory failed: {e}")));
+        }
+        Ok((buffer, memory, self.memory_flags(mt)))
+    }
+}
+
 /// One program run: the arena imported, a host-visible run buffer mapped, one command buffer that dispatches
-/// the program over every lane (recorded once, submitted once per dispatch).
+/// the program over every lane (recorded once, submitted once per dispatch). A caller-supplied kernel's run
+/// ([`Run::kernel`]) has no run buffer; its bindings are the caller's buffers and, optionally, the arena.
 pub(super) struct Run<'c> {
     ctx: &'c Context,
     objs: RunObjects,
@@ -475,6 +658,36 @@ pub(super) enum Waited {
 }
 
 impl<'c> Run<'c> {
+    fn empty(ctx: &'c Context, arena: Option<ArenaKeepAlive>) -> Run<'c> {
+        Run {
+            ctx,
+            objs: RunObjects::empty(arena),
+            run_ptr: std::ptr::null_mut(),
+            run_len: 0,
+            cmd: vk::CommandBuffer::null(),
+            in_flight: false,
+        }
+    }
+
+    /// Imports the arena the run's keep-alive keeps mapped into `objs` (once).
+    fn import_arena(&mut self) -> Result<vk::Buffer, String> {
+        if self.objs.arena_buffer == vk::Buffer::null() {
+            let (base, len) = self
+                .objs
+                ._arena
+                .as_ref()
+                .map(|k| k.arena())
+                .ok_or("no arena to import")?;
+            // SAFETY: the arena is a live mapping of `len` bytes kept mapped by `objs._arena`, which lives
+            // as long as the import (it is dropped only after `destroy`, and parked with the run otherwise).
+            let (b, m, _) = unsafe { self.ctx.import_host(base, len) }
+                .map_err(|e| format!("the ring arena: {e}"))?;
+            self.objs.arena_buffer = b;
+            self.objs.arena_memory = m;
+        }
+        Ok(self.objs.arena_buffer)
+    }
+
     /// Imports the arena `keep` keeps mapped, creates the run buffer (`run_len` bytes) and records `groups`
     /// workgroups of `pipeline` with `push` as push constants.
     pub fn new(
@@ -486,204 +699,164 @@ impl<'c> Run<'c> {
         groups: u32,
     ) -> Result<Run<'c>, String> {
         let d = &ctx.device;
-        let (base, len) = keep.arena();
-        let align = ctx.min_import_alignment as usize;
-        if base as usize % align != 0 || len % align != 0 {
+        let mut run = Run::empty(ctx, Some(keep));
+        run.run_len = run_len;
+        // -- the arena: a storage buffer over imported host memory
+        let arena = run.import_arena()?;
+        // -- the run buffer: ordinary host-visible memory
+        let (b, m, _) = ctx.allocate_buffer(
+            run_len,
+            vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT,
+            vk::MemoryPropertyFlags::empty(),
+        )?;
+        run.objs.run_buffer = b;
+        run.objs.run_memory = m;
+        // SAFETY: host-visible memory, not mapped yet; unmapped in `destroy`.
+        run.run_ptr = unsafe { d.map_memory(m, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty()) }
+            .map_err(|e| format!("vkMapMemory(run) failed: {e}"))? as *mut u8;
+        // -- descriptors: 0 and 1 = the arena (32- and 64-bit views), 2 = the run buffer
+        run.record(
+            ctx.set_layout,
+            ctx.pipeline_layout,
+            pipeline,
+            &[arena, arena, b],
+            push,
+            groups,
+        )?;
+        Ok(run)
+    }
+
+    /// A run of a caller-supplied kernel: binding `i` is `binds[i]`, the ring arena (imported) where it is
+    /// `None`, else the caller's buffer; the run keeps the kernel and the buffers alive until its objects are
+    /// destroyed.
+    pub fn kernel(
+        ctx: &'c Context,
+        kernel: &Arc<Kernel>,
+        arena: Option<ArenaKeepAlive>,
+        binds: &[Option<Arc<Buffer>>],
+        push: &[u8; 128],
+        groups: u32,
+    ) -> Result<Run<'c>, String> {
+        if binds.len() != kernel.bindings as usize {
             return Err(format!(
-                "arena at {base:p} ({len} bytes) is not aligned to minImportedHostPointerAlignment {align}"
+                "kernel {} has {} bindings, {} given",
+                kernel.name,
+                kernel.bindings,
+                binds.len()
             ));
         }
-        let mut run = Run {
-            ctx,
-            objs: RunObjects {
-                arena_buffer: vk::Buffer::null(),
-                arena_memory: vk::DeviceMemory::null(),
-                run_buffer: vk::Buffer::null(),
-                run_memory: vk::DeviceMemory::null(),
-                desc_pool: vk::DescriptorPool::null(),
-                cmd_pool: vk::CommandPool::null(),
-                fence: vk::Fence::null(),
-                _arena: Some(keep),
-            },
-            run_ptr: std::ptr::null_mut(),
-            run_len,
-            cmd: vk::CommandBuffer::null(),
-            in_flight: false,
-        };
-        let handle = vk::ExternalMemoryHandleTypeFlags::HOST_ALLOCATION_EXT;
-        // -- the arena: a storage buffer over imported host memory
-        let mut ext_info = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle);
-        let binfo = vk::BufferCreateInfo::default()
-            .size(len as u64)
-            .usage(vk::BufferUsageFlags::STORAGE_BUFFER)
-            .sharing_mode(vk::SharingMode::EXCLUSIVE)
-            .push_next(&mut ext_info);
-        // SAFETY: live device; the info chain lives across the call. Each created object is stored in
-        // `run.objs` at once, so an early return destroys it (never submitted).
-        run.objs.arena_buffer = unsafe { d.create_buffer(&binfo, None) }
-            .map_err(|e| format!("vkCreateBuffer(arena) failed: {e}"))?;
-        let mut hp = vk::MemoryHostPointerPropertiesEXT::default();
-        // SAFETY: `base` is a live host allocation of `len` bytes (the ring's arena, kept mapped by `keep`
-        // for as long as this run or its orphan exists), aligned as checked above.
-        let r = unsafe {
-            (ctx.host_mem.fp().get_memory_host_pointer_properties_ext)(
-                d.handle(),
-                handle,
-                base as *const c_void,
-                &mut hp,
-            )
-        };
-        if r != vk::Result::SUCCESS {
-            return Err(format!("vkGetMemoryHostPointerPropertiesEXT failed: {r}"));
+        let mut run = Run::empty(ctx, arena);
+        run.objs.keep.push(kernel.clone());
+        let mut buffers = Vec::with_capacity(binds.len());
+        for b in binds {
+            match b {
+                None => buffers.push(run.import_arena()?),
+                Some(b) => {
+                    buffers.push(b.buffer);
+                    run.objs.keep.push(b.clone());
+                }
+            }
         }
-        // SAFETY: live buffer.
-        let req = unsafe { d.get_buffer_memory_requirements(run.objs.arena_buffer) };
-        let bits = hp.memory_type_bits & req.memory_type_bits;
-        let mt = ctx
-            .memory_type(
-                bits,
-                vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT,
-            )
-            .ok_or_else(|| {
-                format!("no HOST_COHERENT memory type can import host memory (type bits {bits:#x})")
-            })?;
-        let mut import = vk::ImportMemoryHostPointerInfoEXT::default()
-            .handle_type(handle)
-            .host_pointer(base as *mut c_void);
-        let ainfo = vk::MemoryAllocateInfo::default()
-            .allocation_size(len as u64)
-            .memory_type_index(mt)
-            .push_next(&mut import);
-        // SAFETY: as for the properties query: `base`/`len` stay valid while the import exists.
-        run.objs.arena_memory = unsafe { d.allocate_memory(&ainfo, None) }
-            .map_err(|e| format!("importing the arena (vkAllocateMemory) failed: {e}"))?;
-        // SAFETY: fresh buffer and memory of matching size.
-        unsafe { d.bind_buffer_memory(run.objs.arena_buffer, run.objs.arena_memory, 0) }
-            .map_err(|e| format!("vkBindBufferMemory(arena) failed: {e}"))?;
+        run.record(
+            kernel.set_layout,
+            kernel.pipeline_layout,
+            kernel.pipeline,
+            &buffers,
+            push,
+            groups,
+        )?;
+        Ok(run)
+    }
 
-        // -- the run buffer: ordinary host-visible memory
-        let binfo = vk::BufferCreateInfo::default()
-            .size(run_len as u64)
-            .usage(vk::BufferUsageFlags::STORAGE_BUFFER)
-            .sharing_mode(vk::SharingMode::EXCLUSIVE);
-        // SAFETY: live device; info lives across the call.
-        run.objs.run_buffer = unsafe { d.create_buffer(&binfo, None) }
-            .map_err(|e| format!("vkCreateBuffer(run) failed: {e}"))?;
-        // SAFETY: live buffer.
-        let req = unsafe { d.get_buffer_memory_requirements(run.objs.run_buffer) };
-        let mt = ctx
-            .memory_type(
-                req.memory_type_bits,
-                vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT,
-            )
-            .ok_or("no HOST_VISIBLE | HOST_COHERENT memory type for the run buffer")?;
-        let ainfo = vk::MemoryAllocateInfo::default()
-            .allocation_size(req.size)
-            .memory_type_index(mt);
-        // SAFETY: live device; info lives across the call.
-        run.objs.run_memory = unsafe { d.allocate_memory(&ainfo, None) }
-            .map_err(|e| format!("vkAllocateMemory(run) failed: {e}"))?;
-        // SAFETY: fresh buffer and memory of sufficient size.
-        unsafe { d.bind_buffer_memory(run.objs.run_buffer, run.objs.run_memory, 0) }
-            .map_err(|e| format!("vkBindBufferMemory(run) failed: {e}"))?;
-        // SAFETY: host-visible memory, not mapped yet; unmapped in `destroy`.
-        run.run_ptr = unsafe {
-            d.map_memory(
-                run.objs.run_memory,
-                0,
-                vk::WHOLE_SIZE,
-                vk::MemoryMapFlags::empty(),
-            )
-        }
-        .map_err(|e| format!("vkMapMemory(run) failed: {e}"))? as *mut u8;
-
-        // -- descriptors: 0 and 1 = the arena (32- and 64-bit views), 2 = the run buffer
+    /// Creates the descriptor set (binding `i` = `buffers[i]`, whole-size storage buffers), the command
+    /// buffer (bind, push constants, dispatch `groups`, barrier to the host) and the fence.
+    fn record(
+        &mut self,
+        set_layout: vk::DescriptorSetLayout,
+        pipeline_layout: vk::PipelineLayout,
+        pipeline: vk::Pipeline,
+        buffers: &[vk::Buffer],
+        push: &[u8; 128],
+        groups: u32,
+    ) -> Result<(), String> {
+        let ctx = self.ctx;
+        let d = &ctx.device;
         let sizes = [vk::DescriptorPoolSize {
             ty: vk::DescriptorType::STORAGE_BUFFER,
-            descriptor_count: 3,
+            descriptor_count: buffers.len().max(1) as u32,
         }];
         let pinfo = vk::DescriptorPoolCreateInfo::default()
             .max_sets(1)
             .pool_sizes(&sizes);
-        // SAFETY: live device; info lives across the call.
-        run.objs.desc_pool = unsafe { d.create_descriptor_pool(&pinfo, None) }
+        // SAFETY: live device; info lives across the call. Each created object is stored in `self.objs` at
+        // once, so an early return destroys it (never submitted).
+        self.objs.desc_pool = unsafe { d.create_descriptor_pool(&pinfo, None) }
             .map_err(|e| format!("vkCreateDescriptorPool failed: {e}"))?;
-        let layouts = [ctx.set_layout];
+        let layouts = [set_layout];
         let sinfo = vk::DescriptorSetAllocateInfo::default()
-            .descriptor_pool(run.objs.desc_pool)
+            .descriptor_pool(self.objs.desc_pool)
             .set_layouts(&layouts);
         // SAFETY: live pool with room for one set of this layout.
         let set = unsafe { d.allocate_descriptor_sets(&sinfo) }
             .map_err(|e| format!("vkAllocateDescriptorSets failed: {e}"))?[0];
-        let arena_info = [vk::DescriptorBufferInfo {
-            buffer: run.objs.arena_buffer,
-            offset: 0,
-            range: vk::WHOLE_SIZE,
-        }];
-        let run_info = [vk::DescriptorBufferInfo {
-            buffer: run.objs.run_buffer,
-            offset: 0,
-            range: vk::WHOLE_SIZE,
-        }];
-        let writes = [
-            vk::WriteDescriptorSet::default()
-                .dst_set(set)
-                .dst_binding(0)
-                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
-                .buffer_info(&arena_info),
-            vk::WriteDescriptorSet::default()
-                .dst_set(set)
-                .dst_binding(1)
-                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
-                .buffer_info(&arena_info),
-            vk::WriteDescriptorSet::default()
-                .dst_set(set)
-                .dst_binding(2)
-                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
-                .buffer_info(&run_info),
-        ];
+        let infos: Vec<[vk::DescriptorBufferInfo; 1]> = buffers
+            .iter()
+            .map(|&buffer| {
+                [vk::DescriptorBufferInfo {
+                    buffer,
+                    offset: 0,
+                    range: vk::WHOLE_SIZE,
+                }]
+            })
+            .collect();
+        let writes: Vec<_> = infos
+            .iter()
+            .enumerate()
+            .map(|(i, info)| {
+                vk::WriteDescriptorSet::default()
+                    .dst_set(set)
+                    .dst_binding(i as u32)
+                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                    .buffer_info(info)
+            })
+            .collect();
         // SAFETY: the set and buffers are live; nothing uses the set yet.
         unsafe { d.update_descriptor_sets(&writes, &[]) };
 
-        // -- the command buffer
         let cinfo = vk::CommandPoolCreateInfo::default().queue_family_index(ctx.queue_family);
         // SAFETY: live device; info lives across the call.
-        run.objs.cmd_pool = unsafe { d.create_command_pool(&cinfo, None) }
+        self.objs.cmd_pool = unsafe { d.create_command_pool(&cinfo, None) }
             .map_err(|e| format!("vkCreateCommandPool failed: {e}"))?;
         let ainfo = vk::CommandBufferAllocateInfo::default()
-            .command_pool(run.objs.cmd_pool)
+            .command_pool(self.objs.cmd_pool)
             .level(vk::CommandBufferLevel::PRIMARY)
             .command_buffer_count(1);
         // SAFETY: live pool.
-        run.cmd = unsafe { d.allocate_command_buffers(&ainfo) }
+        self.cmd = unsafe { d.allocate_command_buffers(&ainfo) }
             .map_err(|e| format!("vkAllocateCommandBuffers failed: {e}"))?[0];
         let to_host = [vk::MemoryBarrier::default()
             .src_access_mask(vk::AccessFlags::SHADER_WRITE)
             .dst_access_mask(vk::AccessFlags::HOST_READ)];
-        // SAFETY: a fresh command buffer recorded by this thread only; every handle is live; the barrier makes
-        // the run buffer's shader writes visible to the host after the fence.
+        let cmd = self.cmd;
+        // SAFETY: a fresh command buffer recorded by this thread only; every handle is live; the set layout
+        // and the pipeline layout belong to the pipeline; the barrier makes the shader's writes visible to the
+        // host after the fence.
         unsafe {
-            d.begin_command_buffer(run.cmd, &vk::CommandBufferBeginInfo::default())
+            d.begin_command_buffer(cmd, &vk::CommandBufferBeginInfo::default())
                 .map_err(|e| format!("vkBeginCommandBuffer failed: {e}"))?;
-            d.cmd_bind_pipeline(run.cmd, vk::PipelineBindPoint::COMPUTE, pipeline);
+            d.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, pipeline);
             d.cmd_bind_descriptor_sets(
-                run.cmd,
+                cmd,
                 vk::PipelineBindPoint::COMPUTE,
-                ctx.pipeline_layout,
+                pipeline_layout,
                 0,
                 &[set],
                 &[],
             );
-            d.cmd_push_constants(
-                run.cmd,
-                ctx.pipeline_layout,
-                vk::ShaderStageFlags::COMPUTE,
-                0,
-                push,
-            );
-            d.cmd_dispatch(run.cmd, groups, 1, 1);
+            d.cmd_push_constants(cmd, pipeline_layout, vk::ShaderStageFlags::COMPUTE, 0, push);
+            d.cmd_dispatch(cmd, groups.max(1), 1, 1);
             d.cmd_pipeline_barrier(
-                run.cmd,
+                cmd,
                 vk::PipelineStageFlags::COMPUTE_SHADER,
                 vk::PipelineStageFlags::HOST,
                 vk::DependencyFlags::empty(),
@@ -691,24 +864,26 @@ impl<'c> Run<'c> {
                 &[],
                 &[],
             );
-            d.end_command_buffer(run.cmd)
+            d.end_command_buffer(cmd)
                 .map_err(|e| format!("vkEndCommandBuffer failed: {e}"))?;
         }
         // SAFETY: live device.
-        run.objs.fence = unsafe { d.create_fence(&vk::FenceCreateInfo::default(), None) }
+        self.objs.fence = unsafe { d.create_fence(&vk::FenceCreateInfo::default(), None) }
             .map_err(|e| format!("vkCreateFence failed: {e}"))?;
-        Ok(run)
+        Ok(())
     }
 
-    /// The mapped run buffer. Only valid to touch while no dispatch is in flight (between `dispatch` calls),
-    /// except for words the program treats as host-shared.
+    /// The mapped run buffer (empty for a kernel run). Only valid to touch while no dispatch is in flight
+    /// (between `dispatch` calls), except for words the program treats as host-shared.
     pub fn run_bytes(&mut self) -> &mut [u8] {
         assert!(!self.in_flight, "run buffer touched while a dispatch runs");
+        if self.run_ptr.is_null() {
+            return &mut [];
+        }
         // SAFETY: `run_ptr` maps `run_len` bytes of host-coherent memory for as long as `self` lives; no
         // dispatch is in flight (asserted), so the device does not access it concurrently.
         unsafe { std::slice::from_raw_parts_mut(self.run_ptr, self.run_len) }
     }
-
     /// Submits one dispatch and waits at most `limit` for it.
     pub fn dispatch(&mut self, limit: Duration) -> Result<Waited, String> {
         let d = &self.ctx.device;
@@ -751,19 +926,7 @@ impl Drop for Run<'_> {
             let done = unsafe { d.get_fence_status(self.objs.fence) }.unwrap_or(false);
             if !done {
                 // Still running: park everything (with the arena) until the fence signals.
-                let objs = std::mem::replace(
-                    &mut self.objs,
-                    RunObjects {
-                        arena_buffer: vk::Buffer::null(),
-                        arena_memory: vk::DeviceMemory::null(),
-                        run_buffer: vk::Buffer::null(),
-                        run_memory: vk::DeviceMemory::null(),
-                        desc_pool: vk::DescriptorPool::null(),
-                        cmd_pool: vk::CommandPool::null(),
-                        fence: vk::Fence::null(),
-                        _arena: None,
-                    },
-                );
+                let objs = std::mem::replace(&mut self.objs, RunObjects::empty(None));
                 self.ctx
                     .orphans
                     .lock()
@@ -773,5 +936,232 @@ impl Drop for Run<'_> {
             }
         }
         self.objs.destroy(d);
+    }
+}
+
+/// Where a [`Buffer`]'s memory comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BufferKind {
+    /// A DEVICE_LOCAL memory type, preferring one that is not host-visible; not mapped.
+    DeviceLocal,
+    /// A HOST_VISIBLE | HOST_COHERENT memory type allocated by the driver, mapped.
+    HostVisible,
+    /// A fresh anonymous `mmap` of this buffer's own, imported with `VK_EXT_external_memory_host`.
+    Imported,
+}
+
+/// A storage buffer for caller-supplied kernels, with its memory. Shared through an `Arc`: a run that uses it
+/// holds a clone, so a run parked after a timeout keeps it alive.
+pub(super) struct Buffer {
+    ctx: Arc<Context>,
+    pub buffer: vk::Buffer,
+    memory: vk::DeviceMemory,
+    /// The memory type's flags.
+    pub flags: vk::MemoryPropertyFlags,
+    /// Where the host reaches the bytes (mapped or imported), null when it cannot.
+    pub host: *mut u8,
+    /// Bytes.
+    pub len: usize,
+    /// `host` is `vkMapMemory`'s (unmapped before the memory is freed).
+    vk_mapped: bool,
+    /// `host` is this buffer's own `mmap` (unmapped after the memory is freed).
+    own_map: bool,
+    /// Keeps caller-owned imported memory alive while the import exists.
+    _owner: Option<Arc<dyn Send + Sync>>,
+}
+
+// SAFETY: Vulkan handles are plain identifiers usable from any thread; `host` points to memory this buffer
+// keeps alive, and what the host does through it is the (safe, atomic) accessors' business.
+unsafe impl Send for Buffer {}
+// SAFETY: as above; the buffer has no interior mutability of its own.
+unsafe impl Sync for Buffer {}
+
+impl Buffer {
+    /// A buffer of `len` bytes (an import rounds it up to the import alignment).
+    pub fn new(ctx: &Arc<Context>, kind: BufferKind, len: usize) -> Result<Buffer, String> {
+        use vk::MemoryPropertyFlags as F;
+        let mut b = Buffer {
+            ctx: ctx.clone(),
+            buffer: vk::Buffer::null(),
+            memory: vk::DeviceMemory::null(),
+            flags: F::empty(),
+            host: std::ptr::null_mut(),
+            len,
+            vk_mapped: false,
+            own_map: false,
+            _owner: None,
+        };
+        match kind {
+            BufferKind::DeviceLocal => {
+                (b.buffer, b.memory, b.flags) =
+                    ctx.allocate_buffer(len, F::DEVICE_LOCAL, F::HOST_VISIBLE)?;
+            }
+            BufferKind::HostVisible => {
+                (b.buffer, b.memory, b.flags) =
+                    ctx.allocate_buffer(len, F::HOST_VISIBLE | F::HOST_COHERENT, F::empty())?;
+                // SAFETY: host-visible memory of this device, not mapped yet; unmapped in `drop`.
+                b.host = unsafe {
+                    ctx.device
+                        .map_memory(b.memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty())
+                }
+                .map_err(|e| format!("vkMapMemory failed: {e}"))?
+                    as *mut u8;
+                b.vk_mapped = true;
+            }
+            BufferKind::Imported => {
+                let align = (ctx.min_import_alignment as usize).max(4096);
+                b.len = len.max(1).next_multiple_of(align);
+                // SAFETY: an anonymous private mapping with no address hint; the result is checked below.
+                let p = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        b.len,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                        -1,
+                        0,
+                    )
+                };
+                if p == libc::MAP_FAILED {
+                    return Err(format!(
+                        "mmap of {} bytes: {}",
+                        b.len,
+                        std::io::Error::last_os_error()
+                    ));
+                }
+                b.host = p as *mut u8;
+                b.own_map = true;
+                // SAFETY: `p` is our own page-aligned mapping of `b.len` bytes (a multiple of the import
+                // alignment), unmapped only in `drop`, after the imported memory is freed.
+                (b.buffer, b.memory, b.flags) = unsafe { ctx.import_host(b.host, b.len) }?;
+            }
+        }
+        Ok(b)
+    }
+
+    /// A buffer over caller-owned host memory.
+    ///
+    /// # Safety
+    /// `ptr` must be a live, writable mapping of `len` bytes, aligned to the device's
+    /// `minImportedHostPointerAlignment` with `len` a multiple of it, that stays mapped for as long as
+    /// `owner` lives.
+    pub unsafe fn import(
+        ctx: &Arc<Context>,
+        ptr: *mut u8,
+        len: usize,
+        owner: Arc<dyn Send + Sync>,
+    ) -> Result<Buffer, String> {
+        // SAFETY: the caller's contract; `owner` is stored in the buffer, so the memory outlives the import.
+        let (buffer, memory, flags) = unsafe { ctx.import_host(ptr, len) }?;
+        Ok(Buffer {
+            ctx: ctx.clone(),
+            buffer,
+            memory,
+            flags,
+            host: ptr,
+            len,
+            vk_mapped: false,
+            own_map: false,
+            _owner: Some(owner),
+        })
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        let d = &self.ctx.device;
+        // SAFETY: no run uses the buffer any more (every run holds an `Arc` of it until its fence signalled);
+        // the mapping is undone before the memory is freed, and our own host mapping is unmapped only after
+        // the imported memory that points into it is freed. Null handles are ignored.
+        unsafe {
+            if self.vk_mapped {
+                d.unmap_memory(self.memory);
+            }
+            d.destroy_buffer(self.buffer, None);
+            d.free_memory(self.memory, None);
+            if self.own_map {
+                libc::munmap(self.host as *mut c_void, self.len);
+            }
+        }
+    }
+}
+
+/// A caller-supplied compute shader: its own set layout (`bindings` storage buffers at bindings
+/// 0..bindings), the 128-byte push-constant range, and the pipeline (specialization constant 0 = the
+/// subgroup size, for shaders that declare it).
+pub(super) struct Kernel {
+    ctx: Arc<Context>,
+    pub name: String,
+    pub bindings: u32,
+    set_layout: vk::DescriptorSetLayout,
+    pipeline_layout: vk::PipelineLayout,
+    pipeline: vk::Pipeline,
+}
+
+// SAFETY: Vulkan handles are plain identifiers usable from any thread; the kernel is immutable after creation.
+unsafe impl Send for Kernel {}
+// SAFETY: as above.
+unsafe impl Sync for Kernel {}
+
+impl Kernel {
+    /// # Safety
+    /// `spirv` must be a valid SPIR-V compute module for Vulkan 1.2 (entry point `main`) whose descriptor
+    /// bindings are `bindings` storage buffers in set 0 and whose push constants fit 128 bytes.
+    pub unsafe fn new(
+        ctx: &Arc<Context>,
+        name: &str,
+        spirv: &[u8],
+        bindings: u32,
+    ) -> Result<Kernel, String> {
+        let d = &ctx.device;
+        let mut k = Kernel {
+            ctx: ctx.clone(),
+            name: name.to_owned(),
+            bindings,
+            set_layout: vk::DescriptorSetLayout::null(),
+            pipeline_layout: vk::PipelineLayout::null(),
+            pipeline: vk::Pipeline::null(),
+        };
+        let b: Vec<_> = (0..bindings)
+            .map(|i| {
+                vk::DescriptorSetLayoutBinding::default()
+                    .binding(i)
+                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                    .descriptor_count(1)
+                    .stage_flags(vk::ShaderStageFlags::COMPUTE)
+            })
+            .collect();
+        let info = vk::DescriptorSetLayoutCreateInfo::default().bindings(&b);
+        // SAFETY: live device; the info lives across the call; stored in `k` at once, so an error return
+        // destroys it (`Kernel::drop`).
+        k.set_layout = unsafe { d.create_descriptor_set_layout(&info, None) }
+            .map_err(|e| format!("vkCreateDescriptorSetLayout failed: {e}"))?;
+        let ranges = [vk::PushConstantRange::default()
+            .stage_flags(vk::ShaderStageFlags::COMPUTE)
+            .offset(0)
+            .size(PUSH_CONSTANT_BYTES)];
+        let layouts = [k.set_layout];
+        let info = vk::PipelineLayoutCreateInfo::default()
+            .set_layouts(&layouts)
+            .push_constant_ranges(&ranges);
+        // SAFETY: as above.
+        k.pipeline_layout = unsafe { d.create_pipeline_layout(&info, None) }
+            .map_err(|e| format!("vkCreatePipelineLayout failed: {e}"))?;
+        // SAFETY: the caller's contract (valid SPIR-V matching this layout).
+        k.pipeline = unsafe { ctx.create_pipeline(k.pipeline_layout, name, spirv) }?;
+        Ok(k)
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        let d = &self.ctx.device;
+        // SAFETY: no run uses the kernel any more (every run holds an `Arc` of it until its fence signalled);
+        // null handles are ignored.
+        unsafe {
+            d.destroy_pipeline(self.pipeline, None);
+            d.destroy_pipeline_layout(self.pipeline_layout, None);
+            d.destroy_descriptor_set_layout(self.set_layout, None);
+        }
     }
 }

@@ -231,6 +231,7 @@ mod tests {
                 "GU_RING_FLAG_CONFINED",
                 crate::ring::layout::RING_FLAG_CONFINED,
             ),
+            ("GU_RING_FLAG_SQPOLL", crate::ring::layout::RING_FLAG_SQPOLL),
             ("GU_OP_NOP", opcode::Nop::CODE as u32),
             ("GU_OP_READ_FIXED", opcode::ReadFixed::CODE as u32),
             ("GU_OP_WRITE_FIXED", opcode::WriteFixed::CODE as u32),
