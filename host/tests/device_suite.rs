@@ -527,28 +527,33 @@ fn vulkan_edit_buffer_values_are_seen_during_a_dispatch() {
         return;
     };
     let (lanes, steps) = (8, 30);
-    let ring = ring(RingConfig {
-        lanes,
-        fixed_buffer_bytes: 4096,
-        ..Default::default()
-    });
-    let stop = AtomicBool::new(false);
-    let states = std::thread::scope(|s| {
-        let host = s.spawn(|| edit_buffer_host(&ring, lanes, &stop));
-        let r = dev.run_program(&ring, lanes, &Program::EditBuffer { steps }, TIMEOUT);
-        stop.store(true, Ordering::Release);
-        host.join().unwrap();
-        r.unwrap().1
-    });
     // A step needs the host's ack of the value the lane stored. A lane that finished `steps` steps in fewer
     // dispatches completed two steps in one dispatch: the host saw a value and acknowledged it while that
-    // dispatch was still running.
-    let min = states.iter().map(|s| s.dispatches).min().unwrap();
-    assert!(
-        min < steps,
-        "some dispatch saw the host's ack of a value it wrote (dispatches per lane: {:?})",
-        states.iter().map(|s| s.dispatches).collect::<Vec<_>>()
-    );
+    // dispatch was still running. A lane waits for the ack only within its loop budget (lavapipe's cap), so
+    // on a machine loaded enough that the host thread gets no CPU inside that window every step can take a
+    // dispatch of its own: up to five attempts, and one that shows it is enough.
+    let mut seen = Vec::new();
+    for _attempt in 0..5 {
+        let ring = ring(RingConfig {
+            lanes,
+            fixed_buffer_bytes: 4096,
+            ..Default::default()
+        });
+        let stop = AtomicBool::new(false);
+        let states = std::thread::scope(|s| {
+            let host = s.spawn(|| edit_buffer_host(&ring, lanes, &stop));
+            let r = dev.run_program(&ring, lanes, &Program::EditBuffer { steps }, TIMEOUT);
+            stop.store(true, Ordering::Release);
+            host.join().unwrap();
+            r.unwrap().1
+        });
+        let per_lane: Vec<u32> = states.iter().map(|s| s.dispatches).collect();
+        if per_lane.iter().any(|&d| d < steps) {
+            return;
+        }
+        seen.push(per_lane);
+    }
+    panic!("no dispatch saw the host's ack of a value it wrote, in 5 runs (dispatches per lane: {seen:?})");
 }
 
 #[test]
