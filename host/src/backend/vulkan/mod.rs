@@ -107,6 +107,47 @@ fn unavailable(reason: impl Into<String>) -> DeviceError {
     }
 }
 
+/// Pacing and deadline of a resumable run's re-dispatch loop, shared by the ring programs and the pump
+/// programs: each dispatch gets the per-dispatch limit or what is left of the run's time, whichever is less,
+/// and a dispatch in which no lane moved (its lanes only waited for the kernel, the SQPOLL thread or the
+/// pump) is followed by a pause, 100 µs doubling to 1.6 ms while nothing moves, because on a CPU device
+/// (lavapipe) the device's threads compete with those host threads for the same cores.
+pub(crate) struct Redispatch {
+    deadline: Instant,
+    last_signature: u64,
+    idle: u32,
+}
+
+impl Redispatch {
+    pub(crate) fn new(deadline: Instant) -> Redispatch {
+        Redispatch {
+            deadline,
+            last_signature: u64::MAX,
+            idle: 0,
+        }
+    }
+
+    /// The time limit of the next dispatch (at least 1 ms, so a run at its deadline still gets one try).
+    pub(crate) fn next_limit(&self, per_dispatch: Duration) -> Duration {
+        per_dispatch
+            .min(self.deadline.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(1))
+    }
+
+    /// After a dispatch that left some lane unfinished: `signature` sums the lanes' progress counters. Pauses
+    /// when it did not change; returns true when the run's deadline has passed.
+    pub(crate) fn after_unfinished_dispatch(&mut self, signature: u64) -> bool {
+        if signature == self.last_signature {
+            self.idle = (self.idle + 1).min(5);
+            std::thread::sleep(Duration::from_micros(100 << (self.idle - 1)));
+        } else {
+            self.idle = 0;
+            self.last_signature = signature;
+        }
+        Instant::now() >= self.deadline
+    }
+}
+
 fn run_error(message: impl Into<String>) -> DeviceError {
     DeviceError::Run {
         backend: "vulkan",
@@ -424,10 +465,9 @@ impl VulkanDevice {
             bytes[..std::mem::size_of::<RunHeader>()].copy_from_slice(bytemuck::bytes_of(&header));
         }
         let start = Instant::now();
-        let deadline = start + timeout;
+        let mut pacer = Redispatch::new(start + timeout);
         let mut dispatches = 0u32;
         let trace = std::env::var_os("GPU_URING_VULKAN_TRACE").is_some();
-        let (mut last_signature, mut idle) = (u64::MAX, 0u32);
         let states = loop {
             {
                 let bytes = run.run_bytes();
@@ -436,14 +476,9 @@ impl VulkanDevice {
                 p.params.dispatch = dispatches;
             }
             let now = Instant::now();
-            let limit = self
-                .dispatch_timeout
-                .min(deadline.saturating_duration_since(now));
+            let limit = pacer.next_limit(self.dispatch_timeout);
             dispatches += 1;
-            match run
-                .dispatch(limit.max(Duration::from_millis(1)))
-                .map_err(run_error)?
-            {
+            match run.dispatch(limit).map_err(run_error)? {
                 raw::Waited::Done => {}
                 raw::Waited::TimedOut => {
                     return Err(DeviceError::Timeout {
@@ -481,21 +516,11 @@ impl VulkanDevice {
             if states.iter().all(|s| s.flags & LANE_FINISHED != 0) {
                 break states;
             }
-            // A dispatch in which no lane moved was spent waiting for the kernel: on a CPU device (lavapipe)
-            // its threads compete with the SQPOLL thread and io-wq workers for the same cores, so give them a
-            // moment before the next one (100 µs, doubling to 2 ms while nothing moves).
             let signature: u64 = states
                 .iter()
                 .map(|s| s.seq as u64 + s.done as u64 + s.phase as u64 + s.flags as u64)
                 .sum();
-            if signature == last_signature {
-                idle = (idle + 1).min(5);
-                std::thread::sleep(Duration::from_micros(100 << (idle - 1)));
-            } else {
-                idle = 0;
-                last_signature = signature;
-            }
-            if Instant::now() >= deadline {
+            if pacer.after_unfinished_dispatch(signature) {
                 let unfinished: Vec<_> = states
                     .iter()
                     .enumerate()
@@ -536,23 +561,28 @@ impl VulkanDevice {
     }
 
     /// Which SPIR-V, parameters and text a program needs; refuses what the shaders cannot do.
+    /// The loop iterations one lane may spend per dispatch. lavapipe counts loop iterations per SIMD batch of a
+    /// subgroup, and divergent paths run one after the other, so the batch can spend up to `subgroup_size`
+    /// lanes' worth of iterations: a lane's share of the 65535 cap (with a factor 2 of headroom for uncounted
+    /// loops) is the most it may spend on a CPU-type device; GPUs get at most 30 000.
+    pub(crate) fn lane_iter_budget(&self) -> u32 {
+        let cap = if self.phys.device_type == "cpu" {
+            60_000 / (2 * self.phys.subgroup_size.max(1))
+        } else {
+            30_000
+        };
+        self.iter_budget.clamp(64, cap)
+    }
+
     fn plan(
         &self,
         l: &crate::ring::RingLayout,
         lanes: u32,
         program: &Program,
     ) -> Result<Plan, DeviceError> {
-        // lavapipe counts loop iterations per SIMD batch of a subgroup, and divergent paths run one after the
-        // other, so the batch can spend up to `subgroup_size` lanes' worth of iterations: a lane's share of the
-        // 65535 cap (with a factor 2 of headroom for uncounted loops) is the most it may spend per dispatch.
-        let cap = if self.phys.device_type == "cpu" {
-            60_000 / (2 * self.phys.subgroup_size.max(1))
-        } else {
-            30_000
-        };
         let mut p = RunParams {
             lanes,
-            iter_budget: self.iter_budget.clamp(64, cap),
+            iter_budget: self.lane_iter_budget(),
             ..Default::default()
         };
         let fixed_needs = |bytes: u64, what: &str| {

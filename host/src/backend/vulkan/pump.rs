@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytemuck::{Pod, Zeroable};
 
 use super::kernel::{Binding, Placement};
-use super::{run_error, shaders, VulkanDevice};
+use super::{run_error, shaders, Redispatch, VulkanDevice};
 use crate::backend::DeviceError;
 use crate::pump::{Pump, PumpLayout};
 
@@ -259,16 +259,10 @@ impl VulkanDevice {
         if lanes == 0 || lanes > 65535 {
             return Err(run_error(format!("{lanes} lanes requested; 1..=65535")));
         }
-        // The same per-lane share of lavapipe's loop cap as the ring programs (see `plan`).
-        let cap = if self.phys.device_type == "cpu" {
-            60_000 / (2 * sg)
-        } else {
-            30_000
-        };
         program.check(pump, lanes, &params).map_err(run_error)?;
         let mut params = params;
         params.lanes = lanes;
-        params.iter_budget = self.iter_budget.clamp(64, cap);
+        params.iter_budget = self.lane_iter_budget();
         params.dispatch = 0;
         let layout: PumpLayout = pump.layout();
         let arena = pump.arena_shared();
@@ -296,15 +290,12 @@ impl VulkanDevice {
         let bindings = [Binding::Buffer(&arena_buf), Binding::Buffer(&run_buf)];
         let push = bytemuck::bytes_of(&layout);
         let start = Instant::now();
-        let deadline = start + timeout;
+        let mut pacer = Redispatch::new(start + timeout);
         let mut dispatches = 0u32;
-        let (mut last_signature, mut idle) = (u64::MAX, 0u32);
         let states = loop {
             params.dispatch = dispatches;
             store(0, &bytemuck::cast::<PumpRunParams, [u32; 16]>(params));
-            let limit = self
-                .dispatch_timeout
-                .min(deadline.saturating_duration_since(Instant::now()));
+            let limit = pacer.next_limit(self.dispatch_timeout);
             dispatches += 1;
             // Over its limit: DeviceError::Timeout; the dispatch stays parked with the arena until it ends.
             self.dispatch(&kernel, &bindings, push, groups, limit)?;
@@ -320,9 +311,6 @@ impl VulkanDevice {
             if states.iter().all(|s| s.flags & PUMP_LANE_FINISHED != 0) {
                 break states;
             }
-            // A dispatch in which no lane moved was spent waiting for the pump: on a CPU device its threads
-            // compete with the pump thread and the kernel for the same cores, so give them a moment (100 µs,
-            // doubling to 2 ms while nothing moves).
             let signature: u64 = states
                 .iter()
                 .map(|s| {
@@ -335,14 +323,7 @@ impl VulkanDevice {
                         + s.hpos as u64
                 })
                 .sum();
-            if signature == last_signature {
-                idle = (idle + 1).min(5);
-                std::thread::sleep(Duration::from_micros(100 << (idle - 1)));
-            } else {
-                idle = 0;
-                last_signature = signature;
-            }
-            if Instant::now() >= deadline {
+            if pacer.after_unfinished_dispatch(signature) {
                 let unfinished: Vec<_> = states
                     .iter()
                     .enumerate()
