@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use bytemuck::{Pod, Zeroable};
 
 use crate::ring::layout::page_size;
+use crate::ring::words::ArenaWords;
 
 // ---- slot states (IoSlot::state) -------------------------------------------------------------------------
 
@@ -425,7 +426,7 @@ impl PumpArena {
 /// the protocol.
 #[derive(Clone, Copy)]
 pub struct QueueView<'a> {
-    base: *mut u8,
+    words: ArenaWords<'a>,
     layout: PumpLayout,
     _arena: PhantomData<&'a ()>,
 }
@@ -444,7 +445,9 @@ impl<'a> QueueView<'a> {
     /// region table initialised), mapped for all of `'a`.
     pub unsafe fn new(base: *mut u8, layout: PumpLayout) -> QueueView<'a> {
         QueueView {
-            base,
+            // SAFETY: `base` points to `layout.arena_size` bytes mapped for 'a (this function's contract), page-
+            // aligned, whose shared words the io_queue protocol accesses only atomically.
+            words: unsafe { ArenaWords::new(base, layout.arena_size) },
             layout,
             _arena: PhantomData,
         }
@@ -456,37 +459,22 @@ impl<'a> QueueView<'a> {
         &self.layout
     }
 
-    #[inline]
-    fn check(&self, off: u32, size: u32) {
-        assert!(
-            off as u64 + size as u64 <= self.layout.arena_size && off % size == 0,
-            "pump arena offset {off} (size {size}) out of range or misaligned"
-        );
-    }
-
     /// The 32-bit word at `off`.
     #[inline]
     pub fn u32_at(&self, off: u32) -> &'a AtomicU32 {
-        self.check(off, 4);
-        // SAFETY: in bounds and 4-aligned (checked; the mapping is page-aligned); the arena outlives 'a
-        // (`new`'s contract); every access to shared words goes through atomics.
-        unsafe { AtomicU32::from_ptr(self.base.add(off as usize).cast()) }
+        self.words.u32_at(off)
     }
 
     /// The signed 32-bit word at `off`.
     #[inline]
     pub fn i32_at(&self, off: u32) -> &'a AtomicI32 {
-        self.check(off, 4);
-        // SAFETY: as for `u32_at`.
-        unsafe { AtomicI32::from_ptr(self.base.add(off as usize).cast()) }
+        self.words.i32_at(off)
     }
 
     /// The 64-bit word at `off`.
     #[inline]
     pub fn u64_at(&self, off: u32) -> &'a AtomicU64 {
-        self.check(off, 8);
-        // SAFETY: as for `u32_at`, 8-aligned (checked).
-        unsafe { AtomicU64::from_ptr(self.base.add(off as usize).cast()) }
+        self.words.u64_at(off)
     }
 
     fn byte(&self, off: u32) -> u8 {
@@ -588,7 +576,9 @@ impl<'a> QueueView<'a> {
         let at = self.region_range(handle, off, out.len());
         // SAFETY: in bounds of the region (checked), hence of the mapping; quiescent by the caller's protocol
         // obligation; `out` is a distinct Rust buffer.
-        unsafe { std::ptr::copy_nonoverlapping(self.base.add(at), out.as_mut_ptr(), out.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.words.base().add(at), out.as_mut_ptr(), out.len())
+        }
     }
 
     /// Copies `bytes` into buffer region `handle` at `off`.
@@ -598,7 +588,9 @@ impl<'a> QueueView<'a> {
         let at = self.region_range(handle, off, bytes.len());
         // SAFETY: in bounds (checked); exclusive by the caller's protocol obligation; `bytes` is a distinct
         // Rust buffer.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(at), bytes.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.words.base().add(at), bytes.len())
+        }
     }
 
     /// A borrowed slice of buffer region `handle` at `off` (for checksumming in place).
@@ -609,7 +601,7 @@ impl<'a> QueueView<'a> {
         let at = self.region_range(handle, off, len);
         // SAFETY: in bounds (checked), mapped for 'a; immutability for the slice's life is the caller's
         // obligation.
-        unsafe { std::slice::from_raw_parts(self.base.add(at), len) }
+        unsafe { std::slice::from_raw_parts(self.words.base().add(at), len) }
     }
 }
 

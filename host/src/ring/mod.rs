@@ -14,6 +14,7 @@ pub mod layout;
 pub(crate) mod sys;
 pub mod view;
 pub mod waker;
+pub(crate) mod words;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;

@@ -6,13 +6,14 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
 
 use super::layout::{Cqe, RingLayout, Sqe};
+use super::words::ArenaWords;
 use crate::protocol::shared::{CompletionSlot, DeviceControl};
 
 /// A borrowed view of a ring's arena, as device code sees it. `Copy`, `Send` and `Sync`: lanes on many threads
 /// hold copies.
 #[derive(Clone, Copy)]
 pub struct RingView<'a> {
-    base: *mut u8,
+    words: ArenaWords<'a>,
     layout: RingLayout,
     _arena: PhantomData<&'a ()>,
 }
@@ -40,7 +41,9 @@ impl<'a> RingView<'a> {
     /// for `'a`, with the control block and slots initialised.
     pub unsafe fn new(base: *mut u8, layout: RingLayout) -> RingView<'a> {
         RingView {
-            base,
+            // SAFETY: `base` points to `layout.arena_size` bytes mapped for 'a (this function's contract), page-
+            // aligned, whose shared words the protocol accesses only atomically.
+            words: unsafe { ArenaWords::new(base, layout.arena_size) },
             layout,
             _arena: PhantomData,
         }
@@ -54,35 +57,25 @@ impl<'a> RingView<'a> {
 
     #[inline]
     fn check(&self, off: u32, size: u32) {
-        assert!(
-            (off as u64 + size as u64) <= self.layout.arena_size && off % size == 0,
-            "offset {off} (size {size}) outside the arena or misaligned"
-        );
+        self.words.check(off, size)
     }
 
     /// The 32-bit word at `off`, as an atomic.
     #[inline]
     pub fn u32_at(&self, off: u32) -> &'a AtomicU32 {
-        self.check(off, 4);
-        // SAFETY: `off` is inside the arena and 4-aligned (checked above); the arena outlives 'a (`new`'s
-        // contract); every access to shared words goes through atomics.
-        unsafe { AtomicU32::from_ptr(self.base.add(off as usize).cast()) }
+        self.words.u32_at(off)
     }
 
     /// The signed 32-bit word at `off`, as an atomic.
     #[inline]
     pub fn i32_at(&self, off: u32) -> &'a AtomicI32 {
-        self.check(off, 4);
-        // SAFETY: as for `u32_at`.
-        unsafe { AtomicI32::from_ptr(self.base.add(off as usize).cast()) }
+        self.words.i32_at(off)
     }
 
     /// The 64-bit word at `off`, as an atomic.
     #[inline]
     pub fn u64_at(&self, off: u32) -> &'a AtomicU64 {
-        self.check(off, 8);
-        // SAFETY: as for `u32_at`, with 8-byte alignment checked.
-        unsafe { AtomicU64::from_ptr(self.base.add(off as usize).cast()) }
+        self.words.u64_at(off)
     }
 
     /// A control-block word (`ctl_off!(field)`).
@@ -122,7 +115,7 @@ impl<'a> RingView<'a> {
         // SAFETY: in bounds and 64-aligned (checked). Exclusivity: by the protocol the reserving lane is the only
         // writer of this SQE until it publishes it, and the kernel finished reading the previous occupant
         // before the SQ head (acquired during reservation) passed it.
-        unsafe { std::ptr::write_volatile(self.base.add(off as usize).cast::<Sqe>(), *sqe) }
+        unsafe { std::ptr::write_volatile(self.words.base().add(off as usize).cast::<Sqe>(), *sqe) }
     }
 
     /// Reads CQE `index` (`position & cq_mask`). Call only for a claimed CQE (PROTOCOL.md §5).
@@ -134,7 +127,7 @@ impl<'a> RingView<'a> {
         // SAFETY: in bounds, 16-aligned. The kernel wrote this CQE before its release store of the CQ tail that
         // the claiming lane acquired, and will not rewrite it until the CQ head (advanced only after this read)
         // passes it.
-        unsafe { std::ptr::read_volatile(self.base.add(off as usize).cast::<Cqe>()) }
+        unsafe { std::ptr::read_volatile(self.words.base().add(off as usize).cast::<Cqe>()) }
     }
 
     /// Host address of arena offset `off` (what goes into an SQE's `addr`).
@@ -161,7 +154,11 @@ impl<'a> RingView<'a> {
         // SAFETY: in bounds (checked); exclusivity is the caller's protocol obligation stated above, and `bytes`
         // cannot overlap the arena's target range unless the caller passes arena memory it owns.
         unsafe {
-            std::ptr::copy(bytes.as_ptr(), self.base.add(off as usize), bytes.len());
+            std::ptr::copy(
+                bytes.as_ptr(),
+                self.words.base().add(off as usize),
+                bytes.len(),
+            );
         }
     }
 
@@ -171,7 +168,11 @@ impl<'a> RingView<'a> {
         assert!(off as u64 + out.len() as u64 <= self.layout.arena_size);
         // SAFETY: in bounds (checked); the range is quiescent by the caller's protocol obligation.
         unsafe {
-            std::ptr::copy(self.base.add(off as usize), out.as_mut_ptr(), out.len());
+            std::ptr::copy(
+                self.words.base().add(off as usize),
+                out.as_mut_ptr(),
+                out.len(),
+            );
         }
     }
 
