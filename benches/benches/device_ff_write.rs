@@ -19,7 +19,6 @@
 //! batch on the persistent lanes (target: 0). Set `GPU_URING_BENCH_PIN=1` to pin the SQPOLL threads apart
 //! from the submitters (see [`sq_cpu`]).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -29,37 +28,10 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use gpu_uring::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
 use gpu_uring::ring::{DeviceRing, RingConfig};
+use gpu_uring_benches::{allocations, CountingAlloc};
 use io_uring::{opcode, squeue, types, IoUring};
 
 /// Counts every allocation (alloc, alloc_zeroed, realloc) made by the process.
-struct CountingAlloc;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so `System`'s guarantees
-// hold; the counter is a relaxed atomic add with no allocation of its own.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded contract (see the impl).
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded contract (see the impl).
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded contract (see the impl).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded contract (see the impl).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
@@ -421,9 +393,9 @@ fn main() {
     let mut allocs: BTreeMap<String, f64> = BTreeMap::new();
     let mut measure = |name: String, run: &mut dyn FnMut(u64) -> Duration| {
         run(batch / 10);
-        let a0 = ALLOCATIONS.load(Ordering::Relaxed);
+        let a0 = allocations();
         let d = run(batch);
-        let a = ALLOCATIONS.load(Ordering::Relaxed) - a0;
+        let a = allocations() - a0;
         allocs.insert(name.clone(), a as f64 / batch as f64);
         rates
             .entry(name)

@@ -6,7 +6,7 @@
 //! alternating them, and prints the throughput ratio (target: proactor >= 0.9x raw).
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use gpu_uring::proactor::{BackendChoice, Operation, Options, Proactor};
@@ -94,19 +94,9 @@ impl Pro {
     }
 }
 
-/// Operations per second of `f` over about `d`.
-fn rate(d: Duration, mut f: impl FnMut() -> usize) -> f64 {
-    for _ in 0..200 {
-        f();
-    }
-    let start = Instant::now();
-    let mut ops = 0usize;
-    while start.elapsed() < d {
-        for _ in 0..64 {
-            ops += f();
-        }
-    }
-    ops as f64 / start.elapsed().as_secs_f64()
+/// Operations per second of `f` over about `d` (the benches' shared measuring loop).
+fn rate(d: Duration, f: impl FnMut() -> usize) -> f64 {
+    gpu_uring_benches::rate(d, 200, 64, f)
 }
 
 fn compare() {

@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use gpu_uring::proactor::{BackendChoice, OpId, Operation, Options, Proactor};
@@ -158,18 +158,9 @@ impl Pro {
     }
 }
 
-fn rate(d: Duration, mut f: impl FnMut() -> usize) -> f64 {
-    for _ in 0..100 {
-        f();
-    }
-    let start = Instant::now();
-    let mut ops = 0usize;
-    while start.elapsed() < d {
-        for _ in 0..16 {
-            ops += f();
-        }
-    }
-    ops as f64 / start.elapsed().as_secs_f64()
+/// Operations per second of `f` over about `d` (the benches' shared measuring loop).
+fn rate(d: Duration, f: impl FnMut() -> usize) -> f64 {
+    gpu_uring_benches::rate(d, 100, 16, f)
 }
 
 fn compare(fd: i32) {

@@ -3,37 +3,15 @@
 //! global allocator must see zero heap allocations per request, on any thread, once the pump is warm.
 //! Guards: regressions in the pump loop (claim/validate/submit/reap) and any allocation sneaking into it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueLane, Request};
-
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+use gpu_uring_benches::{allocations, CountingAlloc};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 const FILE: u64 = 8 << 20;
 
@@ -87,14 +65,14 @@ fn allocation_check() {
     for k in 0..100 {
         round(&mut lane, &mut slots, k % 2 == 0, k);
     }
-    let before = ALLOCS.load(Ordering::SeqCst);
+    let before = allocations();
     let t = Instant::now();
     let rounds = 625u64;
     for k in 0..rounds {
         round(&mut lane, &mut slots, k % 2 == 0, k);
     }
     let el = t.elapsed();
-    let allocs = ALLOCS.load(Ordering::SeqCst) - before;
+    let allocs = allocations() - before;
     let n = rounds * 32;
     println!(
         "pump steady state: {allocs} heap allocations over {n} requests ({:.3} per request); {:.0} requests/s",

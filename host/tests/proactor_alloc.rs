@@ -5,40 +5,15 @@
 //! return to where they were). Single test in this binary so no other test allocates
 //! concurrently.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gpu_uring::proactor::*;
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        LIVE.fetch_add(n, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static A: Counting = Counting;
+static A: alloc::Counting = alloc::Counting;
 
 const DEPTH: usize = 32;
 
@@ -100,11 +75,11 @@ fn no_per_op_allocation_and_no_leak_on_teardown() {
         for _ in 0..200 {
             round(&p, fd, &mut ops, &mut ids, &mut bufs);
         }
-        let before = ALLOCS.load(Ordering::Relaxed);
+        let before = alloc::calls();
         for _ in 0..500 {
             round(&p, fd, &mut ops, &mut ids, &mut bufs);
         }
-        let n = ALLOCS.load(Ordering::Relaxed) - before;
+        let n = alloc::calls() - before;
         eprintln!("{name}: {n} allocations in {} operations", 500 * DEPTH);
         assert_eq!(n, 0, "{name}: the raw path allocated in steady state");
         drop(p);
@@ -147,11 +122,11 @@ fn teardown_frees_memory(name: &str, backend: BackendChoice, fd: i32) {
     // Warm up one-time allocations (thread-locals, lazily initialised statics).
     cycle(true);
     cycle(false);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = alloc::live_bytes();
     for i in 0..6 {
         cycle(i % 2 == 0);
     }
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = alloc::live_bytes();
     eprintln!("{name}: live heap {before} bytes before, {after} after 6 teardowns with ~4.3 MiB in flight each");
     assert!(
         after <= before + 4096,
@@ -180,11 +155,11 @@ fn teardown_frees_memory(name: &str, backend: BackendChoice, fd: i32) {
         drop(p);
     };
     off_thread();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = alloc::live_bytes();
     for _ in 0..4 {
         off_thread();
     }
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = alloc::live_bytes();
     eprintln!("{name}: live heap {before} bytes before, {after} after 4 idle teardowns off the poll thread");
     assert!(
         after <= before + 4096,

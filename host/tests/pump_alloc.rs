@@ -4,34 +4,13 @@
 
 mod pump_util;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueLane, Request};
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static A: alloc::Counting = alloc::Counting;
 
 #[test]
 fn steady_state_requests_allocate_nothing() {
@@ -70,12 +49,12 @@ fn steady_state_requests_allocate_nothing() {
     for k in 0..50 {
         round(&mut lane, k); // warm-up: the kernel's and the pump's first-use paths
     }
-    let before = ALLOCS.load(Ordering::SeqCst);
+    let before = alloc::calls();
     let served_before = p.stats().served;
     for k in 50..550 {
         round(&mut lane, k);
     }
-    let allocs = ALLOCS.load(Ordering::SeqCst) - before;
+    let allocs = alloc::calls() - before;
     let served = p.stats().served - served_before;
     assert_eq!(served, 500 * 16);
     assert_eq!(
