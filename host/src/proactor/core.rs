@@ -8,7 +8,7 @@
 //! `Shared::poll` is held for a whole `poll` call and marks the single poller.
 //! Lock order: `poll` → `core` → a notification's subscriber list.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -17,7 +17,11 @@ use super::buffers::Registry;
 use super::caps::{Capabilities, Capability};
 use super::epoll::{EState, Epoll};
 use super::error::{Error, QueueKind, Result};
-use super::op::{CancelStatus, Completion, OpId, OpKind, Operation, Outcome, Resources, Target};
+use super::lite::{self, LiteTable};
+use super::op::{
+    CancelStatus, Completion, OpId, OpKind, Operation, Outcome, Resources, SimpleKind, SimpleOp,
+    Target,
+};
 use super::sync::{lock, Notification, Subscriber};
 use super::uring::{UState, Uring};
 
@@ -104,6 +108,19 @@ impl Slot {
     }
 }
 
+/// A completion waiting to be delivered, without its resources: those that own
+/// something wait, in the same order, in a separate list (`done_res`). Keeping this
+/// record `Copy` and small makes parking and delivering a completion that owns nothing
+/// (nop, timer, fsync) a few stores and loads, with no drop glue.
+#[derive(Clone, Copy)]
+pub(crate) struct Done {
+    pub(crate) id: OpId,
+    pub(crate) user_data: u64,
+    pub(crate) outcome: Outcome,
+    /// Its resources are the next entry of the matching `done_res` list.
+    pub(crate) owns: bool,
+}
+
 pub(crate) enum BackendState {
     Uring(UState),
     Epoll(EState),
@@ -113,7 +130,9 @@ pub(crate) struct Core {
     pub(crate) slots: Box<[Slot]>,
     pub(crate) free: Vec<u32>,
     /// Completions for the raw path, waiting for the poll thread to deliver them.
-    pub(crate) done: Vec<Completion>,
+    pub(crate) done: Vec<Done>,
+    /// The resources of the entries of `done` that own some, in the same order.
+    pub(crate) done_res: Vec<Resources>,
     /// Futures to wake once the lock is released.
     pub(crate) wakers: Vec<Waker>,
     /// Slots (index, gen) the poll thread must start (emulated chain steps finished off
@@ -121,6 +140,9 @@ pub(crate) struct Core {
     pub(crate) deferred: Vec<(u32, u32)>,
     /// Slots whose kernel cancellation the poll thread must request.
     pub(crate) cancels: Vec<u32>,
+    /// Keys of simple-operation slots whose kernel cancellation the poll thread must
+    /// request (at most one per slot and generation: `lite::mark_cancelling`).
+    pub(crate) lite_cancels: Vec<u64>,
     pub(crate) live: usize,
     /// Emulated fixed files: `dup`ed descriptors indexed like the registration.
     pub(crate) files: Vec<std::os::fd::OwnedFd>,
@@ -142,9 +164,14 @@ pub(crate) enum Backend {
 
 /// Scratch owned by the polling thread (guarded by `Shared::poll`).
 pub(crate) struct PollScratch {
-    pub(crate) done: Vec<Completion>,
+    pub(crate) done: Vec<Done>,
+    pub(crate) done_res: Vec<Resources>,
     pub(crate) wakers: Vec<Waker>,
     pub(crate) events: Vec<libc::epoll_event>,
+    /// Simple-operation slots (io_uring; empty on epoll): see `lite`.
+    pub(crate) lite: LiteTable,
+    /// CQEs of ordinary slots seen while reaping, processed under the core lock.
+    pub(crate) heavy: Vec<(u64, i32)>,
 }
 
 // SAFETY: `epoll_event` is plain data; the scratch is only used under `Shared::poll`.
@@ -172,6 +199,10 @@ pub(crate) struct Shared {
     pub(crate) caps: Capabilities,
     pub(crate) buffers: OnceLock<Arc<Registry>>,
     pub(crate) max_in_flight: u32,
+    /// State words of the simple-operation slots (see `lite`).
+    pub(crate) lite_states: Box<[AtomicU32]>,
+    /// Simple operations submitted and not yet delivered.
+    pub(crate) lite_live: AtomicUsize,
 }
 
 thread_local! {
@@ -184,6 +215,28 @@ thread_local! {
 /// A cheap, never-reused, nonzero id of the calling thread.
 pub(crate) fn thread_id() -> u64 {
     TID.with(|t| *t)
+}
+
+/// Parks a raw-path completion for delivery.
+#[inline]
+fn park(
+    done: &mut Vec<Done>,
+    done_res: &mut Vec<Resources>,
+    id: OpId,
+    user_data: u64,
+    outcome: Outcome,
+    resources: Resources,
+) {
+    let owns = !matches!(resources, Resources::None);
+    if owns {
+        done_res.push(resources);
+    }
+    done.push(Done {
+        id,
+        user_data,
+        outcome,
+        owns,
+    });
 }
 
 fn outcome_is_ok(slot_expected: Option<usize>, o: &Outcome) -> bool {
@@ -221,7 +274,7 @@ pub(crate) fn alloc_slot<'a>(
             && !s.soft
             && matches!(s.delivery, Delivery::Callback)
     );
-    let gen = s.gen.wrapping_add(1) & 0x7fff_ffff;
+    let gen = s.gen.wrapping_add(1) & lite::GEN_MASK;
     s.gen = gen;
     s.state = state;
     if future {
@@ -238,9 +291,11 @@ impl Core {
             slots: (0..max).map(|_| Slot::new()).collect(),
             free: (0..max).rev().collect(),
             done: Vec::with_capacity(max as usize),
+            done_res: Vec::with_capacity(max as usize),
             wakers: Vec::with_capacity(max as usize),
             deferred: Vec::with_capacity(max as usize),
             cancels: Vec::with_capacity(max as usize),
+            lite_cancels: Vec::with_capacity(max as usize),
             live: 0,
             files: Vec::new(),
             native_files: 0,
@@ -337,6 +392,7 @@ impl Core {
         let Core {
             slots,
             done,
+            done_res,
             free,
             live,
             ..
@@ -350,23 +406,18 @@ impl Core {
             // completion is built with constant resources.
             if s.op.as_ref().is_some_and(OpKind::owns_nothing) {
                 std::mem::forget(s.op.take());
-                done.push(Completion {
+                done.push(Done {
                     id,
                     user_data,
                     outcome,
-                    resources: Resources::None,
+                    owns: false,
                 });
             } else {
                 let resources = match s.op.take() {
                     Some(op) => op.into_resources(),
                     None => unreachable!("running slot has an op"),
                 };
-                done.push(Completion {
-                    id,
-                    user_data,
-                    outcome,
-                    resources,
-                });
+                park(done, done_res, id, user_data, outcome, resources);
             }
             // Like `release`, minus what already holds its default here: the op was
             // just taken, the delivery is `Callback`, and a raw-path slot never stores
@@ -416,12 +467,15 @@ impl Core {
             let key = s.key(idx);
             match std::mem::replace(&mut s.delivery, Delivery::Callback) {
                 Delivery::Callback => {
-                    self.done.push(Completion {
-                        id: OpId(key),
-                        user_data: s.user_data,
+                    let user_data = s.user_data;
+                    park(
+                        &mut self.done,
+                        &mut self.done_res,
+                        OpId(key),
+                        user_data,
                         outcome,
                         resources,
-                    });
+                    );
                     self.release(idx);
                 }
                 Delivery::Future(w) => {
@@ -732,7 +786,90 @@ impl Shared {
         Ok(())
     }
 
+    /// Submits resource-free operations (all or nothing), building each slot and SQE
+    /// in place. `ids` is empty (ids not wanted) or at least `ops.len()` long.
+    pub(crate) fn submit_simple(&self, ops: &[SimpleOp], ids: &mut [OpId]) -> Result<()> {
+        let n = ops.len();
+        if !ids.is_empty() && ids.len() < n {
+            return Err(Error::InvalidArgument(
+                "submit_simple: ids must be empty or at least as long as ops",
+            ));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        // The simple-slot table when no poll runs (see `lite`); ordinary slots otherwise.
+        let scratch = match &self.backend {
+            Backend::Uring(_) => self.poll.try_lock().ok(),
+            Backend::Epoll(_) => None,
+        };
+        {
+            let mut core = lock(&self.core);
+            for op in ops {
+                if let SimpleKind::Fsync { fd, .. } = op.kind {
+                    core.map_target(self, fd)?;
+                }
+            }
+            match (&self.backend, scratch) {
+                (Backend::Uring(u), Some(mut scratch)) => {
+                    if scratch.lite.free.len() < n {
+                        return Err(Error::SubmissionQueueFull {
+                            queue: QueueKind::OperationSlots,
+                            capacity: self.max_in_flight,
+                        });
+                    }
+                    u.reserve(self, &core, n)?;
+                    u.start_lite(self, &core, &mut scratch.lite, ops, ids);
+                    self.lite_live.fetch_add(n, Ordering::Relaxed);
+                }
+                (backend, _) => {
+                    if core.free_slots() < n {
+                        return Err(Error::SubmissionQueueFull {
+                            queue: QueueKind::OperationSlots,
+                            capacity: self.max_in_flight,
+                        });
+                    }
+                    if let Backend::Uring(u) = backend {
+                        u.reserve(self, &core, n)?;
+                    }
+                    for (i, op) in ops.iter().enumerate() {
+                        let idx = core.alloc(Operation::from(*op), false);
+                        if let Some(id) = ids.get_mut(i) {
+                            *id = OpId(core.slots[idx as usize].key(idx));
+                        }
+                        core.start(self, idx);
+                    }
+                }
+            }
+        }
+        if !self.is_poll_thread() {
+            self.nudge();
+        }
+        Ok(())
+    }
+
+    /// `cancel` of a simple-operation slot: exact without the poll mutex (see `lite`).
+    fn cancel_lite(&self, id: OpId) -> CancelStatus {
+        let gen = id.gen() & lite::GEN_MASK;
+        let Some(state) = self.lite_states.get(id.index() as usize) else {
+            return CancelStatus::NotFound;
+        };
+        match lite::mark_cancelling(state, gen) {
+            None => CancelStatus::NotFound,
+            Some(false) => CancelStatus::Requested,
+            Some(true) => {
+                lock(&self.core).lite_cancels.push(id.0);
+                self.hint.store(true, Ordering::Relaxed);
+                self.nudge();
+                CancelStatus::Requested
+            }
+        }
+    }
+
     pub(crate) fn cancel(&self, id: OpId) -> CancelStatus {
+        if id.0 & lite::LITE != 0 {
+            return self.cancel_lite(id);
+        }
         let (st, wakers) = {
             let mut core = lock(&self.core);
             let st = core.cancel(self, id);
@@ -768,12 +905,8 @@ impl Shared {
         self.nudge();
     }
 
-    /// The poll loop; see `Proactor::poll`.
-    pub(crate) fn poll(
-        &self,
-        timeout: Option<Duration>,
-        mut on: impl FnMut(Completion),
-    ) -> Result<usize> {
+    /// The poll loop; see `Proactor::poll` and `Proactor::poll_lent`.
+    pub(crate) fn poll(&self, timeout: Option<Duration>, mut on: impl Sink) -> Result<usize> {
         let mut scratch = match self.poll.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::WouldBlock) => return Err(Error::PollBusy),
@@ -798,6 +931,7 @@ impl Shared {
                 let mut core = lock(&self.core);
                 self.prepare(&mut core)?;
                 std::mem::swap(&mut scratch.done, &mut core.done);
+                std::mem::swap(&mut scratch.done_res, &mut core.done_res);
                 scratch.wakers.append(&mut core.wakers);
             }
             let have = !scratch.done.is_empty() || !scratch.wakers.is_empty();
@@ -821,12 +955,18 @@ impl Shared {
             };
             self.sleeping.store(false, Ordering::SeqCst);
             r?;
-            // Phase 3: reap.
+            // Phase 3: reap. Simple operations are delivered right here, from the
+            // completion ring, with no lock held (see `lite`); the rest is processed
+            // under the core lock and delivered in phase 4.
+            let lite_n = match &self.backend {
+                Backend::Uring(u) => u.reap_lite(self, scratch, &mut on),
+                Backend::Epoll(_) => 0,
+            };
             {
                 let mut core = lock(&self.core);
                 // Interrupt events carry no meaning of their own; `user_wake` decides.
                 let _interrupted = match &self.backend {
-                    Backend::Uring(u) => u.reap(self, &mut core),
+                    Backend::Uring(u) => u.reap_heavy(self, &mut core, &mut scratch.heavy),
                     Backend::Epoll(e) => e.reap(self, &mut core, &scratch.events),
                 };
                 if scratch.done.is_empty() {
@@ -835,14 +975,34 @@ impl Shared {
                 } else {
                     scratch.done.append(&mut core.done);
                 }
+                if scratch.done_res.is_empty() {
+                    std::mem::swap(&mut scratch.done_res, &mut core.done_res);
+                } else {
+                    scratch.done_res.append(&mut core.done_res);
+                }
                 scratch.wakers.append(&mut core.wakers);
             }
             let woken = self.user_wake.swap(false, Ordering::SeqCst);
             // Phase 4: deliver, with no lock held.
-            let n = scratch.done.len() + scratch.wakers.len();
-            for c in scratch.done.drain(..) {
-                on(c);
+            let n = lite_n + scratch.done.len() + scratch.wakers.len();
+            let mut res = scratch.done_res.drain(..);
+            for d in scratch.done.drain(..) {
+                // Two calls, so that where `on` is inlined the common case builds its
+                // completion with constant (drop-free) resources.
+                if d.owns {
+                    on.owning(Completion {
+                        id: d.id,
+                        user_data: d.user_data,
+                        outcome: d.outcome,
+                        resources: res
+                            .next()
+                            .expect("one resources entry per owning completion"),
+                    });
+                } else {
+                    on.lean(d.id, d.user_data, d.outcome);
+                }
             }
+            drop(res);
             for w in scratch.wakers.drain(..) {
                 w.wake();
             }
@@ -863,6 +1023,68 @@ impl Shared {
             Backend::Epoll(e) => e.prepare(self, core),
         }
     }
+}
+
+/// Where `poll` delivers raw completions.
+pub(crate) trait Sink {
+    /// A completion that hands resources back.
+    fn owning(&mut self, c: Completion);
+    /// A completion whose resources are `Resources::None`.
+    fn lean(&mut self, id: OpId, user_data: u64, outcome: Outcome);
+}
+
+/// Completions moved into a closure (`Proactor::poll`).
+pub(crate) struct ByValue<F>(pub(crate) F);
+
+impl<F: FnMut(Completion)> Sink for ByValue<F> {
+    #[inline(always)]
+    fn owning(&mut self, c: Completion) {
+        (self.0)(c)
+    }
+    #[inline(always)]
+    fn lean(&mut self, id: OpId, user_data: u64, outcome: Outcome) {
+        (self.0)(Completion {
+            id,
+            user_data,
+            outcome,
+            resources: Resources::None,
+        })
+    }
+}
+
+/// Completions lent to a closure (`Proactor::poll_lent`); what it leaves in
+/// `resources` is dropped when it returns.
+pub(crate) struct Lent<F>(pub(crate) F);
+
+impl<F: FnMut(&mut Completion)> Sink for Lent<F> {
+    #[inline(always)]
+    fn owning(&mut self, mut c: Completion) {
+        (self.0)(&mut c)
+    }
+    #[inline(always)]
+    fn lean(&mut self, id: OpId, user_data: u64, outcome: Outcome) {
+        let mut c = Completion {
+            id,
+            user_data,
+            outcome,
+            resources: Resources::None,
+        };
+        (self.0)(&mut c);
+        // Nothing to drop unless the closure put resources in (the drop glue is an
+        // out-of-line call; skipping it is the point of lending). A separate function,
+        // so that the compiler cannot merge both arms into one unconditional drop.
+        if matches!(c.resources, Resources::None) {
+            std::mem::forget(c);
+        } else {
+            drop_lent(c);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_lent(c: Completion) {
+    drop(c);
 }
 
 /// Takes the wakers to wake after unlocking. Empty (the raw path) costs nothing; a

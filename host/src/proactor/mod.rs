@@ -101,6 +101,7 @@ mod core;
 mod epoll;
 mod error;
 mod future;
+mod lite;
 mod op;
 mod sync;
 mod sys;
@@ -117,7 +118,7 @@ pub use error::{Error, QueueKind, Result};
 pub use future::OpFuture;
 pub use op::{
     CancelStatus, Completion, Deadline, OpCode, OpError, OpId, Operation, Outcome, Resources,
-    Target, TimerSpec,
+    SimpleOp, Target, TimerSpec,
 };
 pub use sync::{Event, Notification};
 pub use sys::open_fd_count;
@@ -242,8 +243,9 @@ impl Proactor {
 
     fn new_uring(o: &Options) -> Result<Proactor> {
         let entries = o.ring_entries.clamp(2, 32768);
-        // CQ sized for every slot plus cancel requests and the wake read.
-        let cq = (o.max_in_flight.saturating_mul(2).saturating_add(64))
+        // CQ sized for every slot (ordinary and simple) plus cancel requests and the
+        // wake read.
+        let cq = (o.max_in_flight.saturating_mul(3).saturating_add(64))
             .next_power_of_two()
             .max(entries * 2);
         let created = uring::Uring::create(entries, cq.min(1 << 20), o.allowed_capabilities)?;
@@ -276,14 +278,22 @@ impl Proactor {
     }
 
     fn build(o: &Options, backend: Backend, st: BackendState, caps: Capabilities) -> Proactor {
+        // Simple-operation slots exist on io_uring only (see `lite`).
+        let lite_n = match backend {
+            Backend::Uring(_) => o.max_in_flight,
+            Backend::Epoll(_) => 0,
+        };
         let shared = Arc::new_cyclic(|me| Shared {
             me: me.clone(),
             backend,
             core: Mutex::new(Core::new(o.max_in_flight, st)),
             poll: Mutex::new(PollScratch {
                 done: Vec::with_capacity(o.max_in_flight as usize),
+                done_res: Vec::with_capacity(o.max_in_flight as usize),
                 wakers: Vec::with_capacity(64),
                 events: Vec::with_capacity(256),
+                lite: lite::LiteTable::new(lite_n),
+                heavy: Vec::with_capacity(256),
             }),
             owner: AtomicU64::new(0),
             sleeping: AtomicBool::new(false),
@@ -292,6 +302,8 @@ impl Proactor {
             caps,
             buffers: OnceLock::new(),
             max_in_flight: o.max_in_flight,
+            lite_states: lite::new_states(lite_n),
+            lite_live: std::sync::atomic::AtomicUsize::new(0),
         });
         Proactor { shared }
     }
@@ -341,6 +353,17 @@ impl Proactor {
     /// in order; on error both are untouched. Thread-safe.
     pub fn submit_batch(&self, ops: &mut Vec<Operation>, ids: &mut Vec<OpId>) -> Result<()> {
         self.shared.submit_many(ops, |i| ids.push(i), false, false)
+    }
+
+    /// Submits resource-free operations ([`SimpleOp`]: nop, timers, fsync) for the raw
+    /// completion path, all or none of them, like [`submit_batch`](Self::submit_batch).
+    /// The operations are read by reference and each slot and submission entry is built
+    /// in place, which makes this the cheapest way to submit them. `ids` receives their
+    /// ids in order: pass a slice at least as long as `ops`, or an empty slice when the
+    /// ids are not needed (any other length is [`Error::InvalidArgument`]). On error
+    /// nothing is submitted. Thread-safe.
+    pub fn submit_simple(&self, ops: &[SimpleOp], ids: &mut [OpId]) -> Result<()> {
+        self.shared.submit_simple(ops, ids)
     }
 
     /// Submits `ops` as a linked sequence: each step starts after the previous one
@@ -409,12 +432,27 @@ impl Proactor {
         timeout: Option<Duration>,
         on_complete: impl FnMut(Completion),
     ) -> Result<usize> {
-        self.shared.poll(timeout, on_complete)
+        self.shared.poll(timeout, self::core::ByValue(on_complete))
+    }
+
+    /// Like [`poll`](Self::poll), but each raw completion is lent to `on_complete`
+    /// instead of moved into it: the closure reads it and may take what it wants to
+    /// keep (`std::mem::replace(&mut c.resources, Resources::None)`); whatever is left
+    /// in it is dropped when the closure returns. Completions that own nothing (nop,
+    /// timers, fsync: every [`SimpleOp`]) are then delivered without building or
+    /// dropping a value, the cheapest path together with
+    /// [`submit_simple`](Self::submit_simple).
+    pub fn poll_lent(
+        &self,
+        timeout: Option<Duration>,
+        on_complete: impl FnMut(&mut Completion),
+    ) -> Result<usize> {
+        self.shared.poll(timeout, self::core::Lent(on_complete))
     }
 
     /// Operations submitted and not yet delivered (futures count until taken).
     pub fn in_flight(&self) -> usize {
-        lock(&self.shared.core).live
+        lock(&self.shared.core).live + self.shared.lite_live.load(Ordering::Relaxed)
     }
 
     /// Allocates `count` buffers of `size` bytes and registers them with the kernel

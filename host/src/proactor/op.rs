@@ -360,6 +360,97 @@ impl Operation {
     }
 }
 
+/// An operation that owns nothing (no buffer, path, descriptor or handle): `Copy`,
+/// submitted by reference with [`Proactor::submit_simple`](super::Proactor::submit_simple),
+/// which builds its slot and its submission entry in place instead of moving an
+/// [`Operation`] in. Its completion carries [`Resources::None`]. Any `SimpleOp` also
+/// converts into an `Operation` (for linked sequences, futures, `submit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimpleOp {
+    pub(crate) kind: SimpleKind,
+    pub(crate) user_data: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SimpleKind {
+    Nop,
+    Timer(TimerSpec),
+    Fsync { fd: Target, datasync: bool },
+}
+
+impl SimpleOp {
+    /// Like [`Operation::nop`].
+    pub const fn nop() -> SimpleOp {
+        SimpleOp {
+            kind: SimpleKind::Nop,
+            user_data: 0,
+        }
+    }
+
+    /// Like [`Operation::timer`].
+    pub const fn timer(d: Duration) -> SimpleOp {
+        SimpleOp {
+            kind: SimpleKind::Timer(TimerSpec::After(d)),
+            user_data: 0,
+        }
+    }
+
+    /// Like [`Operation::timer_at`].
+    pub const fn timer_at(deadline: Deadline) -> SimpleOp {
+        SimpleOp {
+            kind: SimpleKind::Timer(TimerSpec::At(deadline)),
+            user_data: 0,
+        }
+    }
+
+    /// Like [`Operation::fsync`]; a plain descriptor must stay open until completion.
+    pub fn fsync(fd: impl Into<Target>, datasync: bool) -> SimpleOp {
+        SimpleOp {
+            kind: SimpleKind::Fsync {
+                fd: fd.into(),
+                datasync,
+            },
+            user_data: 0,
+        }
+    }
+
+    /// Sets the value reported in [`Completion::user_data`].
+    pub const fn user_data(mut self, user_data: u64) -> SimpleOp {
+        self.user_data = user_data;
+        self
+    }
+
+    /// The value set with [`user_data`](SimpleOp::user_data).
+    pub const fn get_user_data(&self) -> u64 {
+        self.user_data
+    }
+
+    /// Name of the operation kind (for logs).
+    pub fn name(&self) -> &'static str {
+        OpKind::from(self.kind).name()
+    }
+}
+
+impl From<SimpleKind> for OpKind {
+    #[inline(always)]
+    fn from(k: SimpleKind) -> OpKind {
+        match k {
+            SimpleKind::Nop => OpKind::Nop,
+            SimpleKind::Timer(t) => OpKind::Timer(t),
+            SimpleKind::Fsync { fd, datasync } => OpKind::Fsync { fd, datasync },
+        }
+    }
+}
+
+impl From<SimpleOp> for Operation {
+    fn from(op: SimpleOp) -> Operation {
+        Operation {
+            kind: op.kind.into(),
+            user_data: op.user_data,
+        }
+    }
+}
+
 /// Which kind of operation (in errors and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -14,9 +14,12 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, squeue, types, IoUring};
 
 use super::caps::{Capability, CapabilitySet};
-use super::core::{alloc_slot, thread_id, BackendState, Chain, Core, Shared, State, NONE};
+use super::core::{
+    alloc_slot, thread_id, BackendState, Chain, Core, PollScratch, Shared, Sink, State, NONE,
+};
 use super::error::{Error, QueueKind, Result};
-use super::op::{OpError, OpId, OpKind, Outcome, Target, TimerSpec};
+use super::lite::{self, LiteTable};
+use super::op::{OpCode, OpId, OpKind, Outcome, SimpleKind, SimpleOp, Target, TimerSpec};
 use super::sys;
 
 /// user_data of the wake-eventfd read.
@@ -337,6 +340,109 @@ impl Uring {
         drop(sq);
     }
 
+    /// Pushes the entries of simple operations into slots of the simple-slot table
+    /// (see `lite`), through one view of the submission ring. Caller holds the core
+    /// lock (which guards the ring) and the poll mutex (which guards `table`), and has
+    /// checked the free slots and reserved SQ room for all of `ops`.
+    pub(crate) fn start_lite(
+        &self,
+        sh: &Shared,
+        core: &Core,
+        table: &mut LiteTable,
+        ops: &[SimpleOp],
+        ids: &mut [OpId],
+    ) {
+        // SAFETY: the core lock (held by the caller) guards every SubmissionQueue of
+        // this ring, so this is the only one until it is dropped at the end.
+        let mut sq = unsafe { self.ring.submission_shared() };
+        let want_ids = !ids.is_empty();
+        for (i, op) in ops.iter().enumerate() {
+            let idx = table.free.pop().expect("caller checked the free slots");
+            let state = &sh.lite_states[idx as usize];
+            // Only the poll-mutex holder moves a slot between free and running.
+            let gen = (state.load(Ordering::Relaxed) >> 2).wrapping_add(1) & lite::GEN_MASK;
+            state.store(gen << 2 | lite::RUNNING, Ordering::Release);
+            let key = lite::key(idx, gen);
+            if want_ids {
+                ids[i] = OpId(key);
+            }
+            let slot = &mut table.slots[idx as usize];
+            slot.user_data = op.user_data;
+            // Each kind pushes from its own branch: a nop's entry is then a constant
+            // plus its key, with nothing merged through one exit.
+            let pushed = match op.kind {
+                SimpleKind::Nop => {
+                    slot.code = OpCode::Nop;
+                    let e = opcode::Nop::new().build().user_data(key);
+                    // SAFETY: a nop entry carries no pointers.
+                    unsafe { sq.push(&e) }.is_ok()
+                }
+                kind => {
+                    slot.code = OpKind::from(kind).code();
+                    let e = Self::simple_entry(sh, &core.files, kind, &mut slot.ts);
+                    // SAFETY: an fsync entry carries no pointers; a timer's points at
+                    // the slot's `ts`, which is not reused before this entry's completion
+                    // is reaped (the kernel copies it when the entry is submitted), and
+                    // the table outlives the ring (`Shared` drops the backend first).
+                    unsafe { sq.push(&e.user_data(key)) }.is_ok()
+                }
+            };
+            assert!(pushed, "caller reserved SQ room for every simple operation");
+        }
+        // Dropping `sq` publishes the new tail (Release), which is what the kernel reads.
+        drop(sq);
+    }
+
+    /// The entry of a simple operation (no user_data yet).
+    #[inline(never)]
+    fn simple_entry(
+        sh: &Shared,
+        files: &[OwnedFd],
+        kind: SimpleKind,
+        ts: &mut types::Timespec,
+    ) -> squeue::Entry {
+        match kind {
+            SimpleKind::Nop => opcode::Nop::new().build(),
+            SimpleKind::Timer(spec) => {
+                let abs_native = sh.caps.is_native(Capability::AbsoluteTimers);
+                let mut flags = types::TimeoutFlags::ETIME_SUCCESS;
+                let ns = match spec {
+                    TimerSpec::After(d) => d.as_nanos().min(u64::MAX as u128) as u64,
+                    TimerSpec::At(dl) if abs_native => {
+                        flags |= types::TimeoutFlags::ABS;
+                        dl.as_nanos()
+                    }
+                    // Emulated absolute timer: converted to relative here.
+                    TimerSpec::At(dl) => dl.since(super::op::Deadline::now()).as_nanos() as u64,
+                };
+                *ts = types::Timespec::new()
+                    .sec(ns / 1_000_000_000)
+                    .nsec((ns % 1_000_000_000) as u32);
+                opcode::Timeout::new(ts as *const types::Timespec)
+                    .flags(flags)
+                    .build()
+            }
+            SimpleKind::Fsync { fd, datasync } => {
+                let flags = if datasync {
+                    types::FsyncFlags::DATASYNC
+                } else {
+                    types::FsyncFlags::empty()
+                };
+                match fd {
+                    Target::Fixed(i) if sh.caps.is_native(Capability::FixedFiles) => {
+                        opcode::Fsync::new(types::Fixed(i)).flags(flags).build()
+                    }
+                    // Validated at submission; -1 (EBADF) if the table was replaced since.
+                    Target::Fixed(i) => {
+                        let raw = files.get(i as usize).map_or(-1, |f| f.as_raw_fd());
+                        opcode::Fsync::new(types::Fd(raw)).flags(flags).build()
+                    }
+                    Target::Fd(f) => opcode::Fsync::new(types::Fd(f)).flags(flags).build(),
+                }
+            }
+        }
+    }
+
     /// After a slot's SQE is queued: a queued close now owns its descriptor.
     #[inline]
     fn queued(s: &mut super::core::Slot) {
@@ -359,7 +465,6 @@ impl Uring {
     ) -> R {
         let files_native = sh.caps.is_native(Capability::FixedFiles);
         let bufs_native = sh.caps.is_native(Capability::RegisteredBuffers);
-        let abs_native = sh.caps.is_native(Capability::AbsoluteTimers);
         let ts = &mut s.ts;
         let iov = &mut s.iov;
         let op = s.op.as_mut().expect("started slot has an op");
@@ -399,22 +504,7 @@ impl Uring {
         match op {
             OpKind::Nop => emit!(opcode::Nop::new().build()),
             OpKind::Timer(spec) => {
-                let mut flags = types::TimeoutFlags::ETIME_SUCCESS;
-                let ns = match *spec {
-                    TimerSpec::After(d) => d.as_nanos().min(u64::MAX as u128) as u64,
-                    TimerSpec::At(dl) if abs_native => {
-                        flags |= types::TimeoutFlags::ABS;
-                        dl.as_nanos()
-                    }
-                    // Emulated absolute timer: converted to relative here.
-                    TimerSpec::At(dl) => dl.since(super::op::Deadline::now()).as_nanos() as u64,
-                };
-                *ts = types::Timespec::new()
-                    .sec(ns / 1_000_000_000)
-                    .nsec((ns % 1_000_000_000) as u32);
-                emit!(opcode::Timeout::new(ts as *const types::Timespec)
-                    .flags(flags)
-                    .build())
+                emit!(Self::simple_entry(sh, files, SimpleKind::Timer(*spec), ts))
             }
             OpKind::EventWait(ev) => {
                 emit!(opcode::PollAdd::new(types::Fd(ev.as_raw_fd()), libc::POLLIN as u32).build())
@@ -515,14 +605,15 @@ impl Uring {
                         .build())
                 }
             }
-            OpKind::Fsync { fd, datasync } => {
-                let flags = if *datasync {
-                    types::FsyncFlags::DATASYNC
-                } else {
-                    types::FsyncFlags::empty()
-                };
-                fd!(*fd, |f| opcode::Fsync::new(f).flags(flags).build())
-            }
+            OpKind::Fsync { fd, datasync } => emit!(Self::simple_entry(
+                sh,
+                files,
+                SimpleKind::Fsync {
+                    fd: *fd,
+                    datasync: *datasync
+                },
+                ts
+            )),
             OpKind::Close { fd } => {
                 // Ownership passes to the kernel only once the SQE is queued (below).
                 let raw = fd.as_ref().expect("close owns its fd").as_raw_fd();
@@ -583,6 +674,18 @@ impl Uring {
         if core.cancels.is_empty() {
             core.cancels = cancels;
         }
+        // Simple operations' cancel requests (one per slot and generation; a stale
+        // one finds nothing: the key carries the generation).
+        while let Some(&key) = core.lite_cancels.last() {
+            let e = opcode::AsyncCancel::new(key)
+                .build()
+                .user_data(CANCEL | key);
+            // SAFETY: a cancel SQE carries no pointers.
+            if !unsafe { self.push(sh, &e) } {
+                break; // still full after flushing: retry on the next poll iteration
+            }
+            core.lite_cancels.pop();
+        }
         let mut deferred = std::mem::take(&mut core.deferred);
         for &(idx, gen) in &deferred {
             let s = &core.slots[idx as usize];
@@ -625,11 +728,92 @@ impl Uring {
         }
     }
 
-    /// Processes every available CQE. Returns whether a wake was consumed.
-    pub(crate) fn reap(&self, sh: &Shared, core: &mut Core) -> bool {
-        let mut woken = false;
+    /// Reaps the completion ring: simple operations (see `lite`) are delivered to
+    /// `on` at once, everything else is copied to `scratch.heavy` for `reap_heavy`.
+    /// Runs on the poll thread (poll mutex held: it guards the CQ and the simple-slot
+    /// table) with no other lock held, so `on` may submit and cancel. Returns how many
+    /// completions were delivered.
+    pub(crate) fn reap_lite(
+        &self,
+        sh: &Shared,
+        scratch: &mut PollScratch,
+        on: &mut impl Sink,
+    ) -> usize {
+        let PollScratch { lite, heavy, .. } = scratch;
+        let cap = heavy.capacity();
+        let mut delivered = 0;
         // SAFETY: the CQ is only touched by the poll thread, which holds `Shared::poll`
         // for the whole poll call (and teardown has exclusive access).
+        let mut cq = unsafe { self.ring.completion_shared() };
+        'ring: loop {
+            cq.sync();
+            if cq.is_empty() {
+                break;
+            }
+            // Bounded by `heavy`'s capacity so that it never reallocates; what is left
+            // stays in the ring for the next poll iteration.
+            while heavy.len() < cap {
+                let Some(cqe) = cq.next() else { break };
+                let ud = cqe.user_data();
+                let res = cqe.result();
+                if ud & (CANCEL | lite::LITE) != lite::LITE {
+                    heavy.push((ud, res));
+                    continue;
+                }
+                let idx = ud as u32;
+                let gen = (ud >> 32) as u32 & lite::GEN_MASK;
+                let Some(state) = sh.lite_states.get(idx as usize) else {
+                    continue;
+                };
+                let v = state.load(Ordering::Acquire);
+                if v >> 2 != gen || v & lite::RUNNING == 0 {
+                    continue;
+                }
+                state.store(gen << 2, Ordering::Release);
+                lite.free.push(idx);
+                let slot = &lite.slots[idx as usize];
+                let outcome = if res >= 0 {
+                    Outcome::Ok(res as u32)
+                } else {
+                    lite::error_outcome(slot.code, v & lite::CANCELLING != 0, res)
+                };
+                delivered += 1;
+                on.lean(OpId(ud), slot.user_data, outcome);
+            }
+            if heavy.len() >= cap {
+                break 'ring;
+            }
+        }
+        // Advance the CQ head before anything else can run.
+        drop(cq);
+        if delivered > 0 {
+            sh.lite_live.fetch_sub(delivered, Ordering::Relaxed);
+        }
+        delivered
+    }
+
+    /// Processes the CQEs `reap_lite` set aside (caller holds the core lock). Returns
+    /// whether a wake was consumed.
+    pub(crate) fn reap_heavy(
+        &self,
+        sh: &Shared,
+        core: &mut Core,
+        heavy: &mut Vec<(u64, i32)>,
+    ) -> bool {
+        let mut woken = false;
+        for &(ud, res) in heavy.iter() {
+            Self::reap_one(sh, core, ud, res, &mut woken);
+        }
+        heavy.clear();
+        woken
+    }
+
+    /// Processes every available CQE of ordinary slots and drops those of simple
+    /// operations (teardown: nothing is delivered any more). Returns whether a wake
+    /// was consumed.
+    fn reap(&self, sh: &Shared, core: &mut Core) -> bool {
+        let mut woken = false;
+        // SAFETY: as in `reap_lite`; teardown has exclusive access.
         let mut cq = unsafe { self.ring.completion_shared() };
         loop {
             cq.sync();
@@ -638,44 +822,54 @@ impl Uring {
             }
             for cqe in &mut cq {
                 let ud = cqe.user_data();
-                let res = cqe.result();
-                // Slot keys never have bit 63 set; WAKE and cancel requests do.
-                if ud & CANCEL != 0 {
-                    if ud == WAKE {
-                        woken = true;
-                        if let BackendState::Uring(u) = &mut core.be {
-                            u.wake_armed = false;
-                        }
-                    } else {
-                        Self::cancel_done(sh, core, OpId(ud & !CANCEL), res);
-                    }
-                    continue;
+                if ud & (CANCEL | lite::LITE) != lite::LITE {
+                    Self::reap_one(sh, core, ud, cqe.result(), &mut woken);
                 }
-                let id = OpId(ud);
-                let idx = id.index();
-                let Some(s) = core.slots.get(idx as usize) else {
-                    continue;
-                };
-                // A stale key (generation moved on) or a slot not running: nothing to do.
-                if s.gen != id.gen() || s.state != State::Running {
-                    continue;
-                }
-                let outcome = if res >= 0 {
-                    Outcome::Ok(res as u32)
-                } else {
-                    outcome(
-                        s.op.as_ref().expect("running slot has an op"),
-                        s.cancel,
-                        res,
-                    )
-                };
-                core.finish(sh, idx, outcome);
             }
         }
         woken
     }
 
+    #[inline(always)]
+    fn reap_one(sh: &Shared, core: &mut Core, ud: u64, res: i32, woken: &mut bool) {
+        // Slot keys never have bit 63 set; WAKE and cancel requests do.
+        if ud & CANCEL != 0 {
+            if ud == WAKE {
+                *woken = true;
+                if let BackendState::Uring(u) = &mut core.be {
+                    u.wake_armed = false;
+                }
+            } else {
+                Self::cancel_done(sh, core, OpId(ud & !CANCEL), res);
+            }
+            return;
+        }
+        let id = OpId(ud);
+        let idx = id.index();
+        let Some(s) = core.slots.get(idx as usize) else {
+            return;
+        };
+        // A stale key (generation moved on) or a slot not running: nothing to do.
+        if s.gen != id.gen() || s.state != State::Running {
+            return;
+        }
+        let outcome = if res >= 0 {
+            Outcome::Ok(res as u32)
+        } else {
+            outcome(
+                s.op.as_ref().expect("running slot has an op"),
+                s.cancel,
+                res,
+            )
+        };
+        core.finish(sh, idx, outcome);
+    }
+
     fn cancel_done(sh: &Shared, core: &mut Core, id: OpId, res: i32) {
+        if id.0 & lite::LITE != 0 {
+            // A simple operation's cancel request: nothing to retry (never linked).
+            return;
+        }
         let Some(idx) = core.find(id) else { return };
         let s = &mut core.slots[idx as usize];
         s.cancel_pending = false;
@@ -772,16 +966,9 @@ fn outcome(op: &OpKind, cancel_requested: bool, res: i32) -> Outcome {
         return Outcome::Ok(res as u32);
     }
     match (-res, op) {
-        (libc::ECANCELED, _) => Outcome::Cancelled,
-        (libc::EINTR, _) if cancel_requested => Outcome::Cancelled,
-        // With ETIME_SUCCESS the CQE still carries -ETIME: the timer expired normally.
-        (libc::ETIME, OpKind::Timer(_)) => Outcome::Ok(0),
         // The futex no longer held the token: the epoch already moved on.
         (libc::EAGAIN, OpKind::NotificationWait(..)) => Outcome::Ok(0),
-        (errno, op) => Outcome::Err(OpError {
-            op: op.code(),
-            errno,
-        }),
+        _ => lite::error_outcome(op.code(), cancel_requested, res),
     }
 }
 
@@ -821,7 +1008,7 @@ mod tests {
         assert_eq!(outcome(&OpKind::Nop, false, 5), Outcome::Ok(5));
         assert_eq!(
             outcome(&OpKind::Nop, false, -libc::EBADF),
-            Outcome::Err(OpError {
+            Outcome::Err(super::super::op::OpError {
                 op: super::super::op::OpCode::Nop,
                 errno: libc::EBADF
             })
