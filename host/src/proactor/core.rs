@@ -8,7 +8,7 @@
 //! `Shared::poll` is held for a whole `poll` call and marks the single poller.
 //! Lock order: `poll` → `core` → a notification's subscriber list.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use super::buffers::Registry;
 use super::caps::{Capabilities, Capability};
 use super::epoll::{EState, Epoll};
 use super::error::{Error, QueueKind, Result};
-use super::lite::{self, LiteTable};
+use super::lite::{self, LiteCell, LiteTable};
 use super::op::{
     CancelStatus, Completion, OpId, OpKind, Operation, Outcome, Resources, SimpleKind, SimpleOp,
     Target,
@@ -199,9 +199,11 @@ pub(crate) struct Shared {
     pub(crate) caps: Capabilities,
     pub(crate) buffers: OnceLock<Arc<Registry>>,
     pub(crate) max_in_flight: u32,
-    /// State words of the simple-operation slots (see `lite`).
-    pub(crate) lite_states: Box<[AtomicU32]>,
-    /// Simple operations submitted and not yet delivered.
+    /// The shared part of the simple-operation slots (see `lite`).
+    pub(crate) lite_cells: Box<[LiteCell]>,
+    /// Simple operations submitted and not yet delivered, for `in_flight`: a copy of
+    /// `LiteTable::live` stored by the poll-mutex holder (a plain store, no
+    /// read-modify-write, since only that thread changes it).
     pub(crate) lite_live: AtomicUsize,
 }
 
@@ -274,7 +276,7 @@ pub(crate) fn alloc_slot<'a>(
             && !s.soft
             && matches!(s.delivery, Delivery::Callback)
     );
-    let gen = s.gen.wrapping_add(1) & lite::GEN_MASK;
+    let gen = s.gen.wrapping_add(1) & lite::SLOT_GEN_MASK;
     s.gen = gen;
     s.state = state;
     if future {
@@ -812,15 +814,21 @@ impl Shared {
             }
             match (&self.backend, scratch) {
                 (Backend::Uring(u), Some(mut scratch)) => {
-                    if scratch.lite.free.len() < n {
+                    if scratch.lite.free_len() < n {
                         return Err(Error::SubmissionQueueFull {
                             queue: QueueKind::OperationSlots,
                             capacity: self.max_in_flight,
                         });
                     }
                     u.reserve(self, &core, n)?;
-                    u.start_lite(self, &core, &mut scratch.lite, ops, ids);
-                    self.lite_live.fetch_add(n, Ordering::Relaxed);
+                    // Monomorphized on whether ids are wanted (no test per operation).
+                    if ids.is_empty() {
+                        u.start_lite::<false>(self, &core, &mut scratch.lite, ops, ids);
+                    } else {
+                        u.start_lite::<true>(self, &core, &mut scratch.lite, ops, ids);
+                    }
+                    self.lite_live
+                        .store(scratch.lite.live(), Ordering::Relaxed);
                 }
                 (backend, _) => {
                     if core.free_slots() < n {
@@ -850,11 +858,10 @@ impl Shared {
 
     /// `cancel` of a simple-operation slot: exact without the poll mutex (see `lite`).
     fn cancel_lite(&self, id: OpId) -> CancelStatus {
-        let gen = id.gen() & lite::GEN_MASK;
-        let Some(state) = self.lite_states.get(id.index() as usize) else {
+        let Some(cell) = self.lite_cells.get(id.index() as usize) else {
             return CancelStatus::NotFound;
         };
-        match lite::mark_cancelling(state, gen) {
+        match lite::mark_cancelling(&cell.state, id.0) {
             None => CancelStatus::NotFound,
             Some(false) => CancelStatus::Requested,
             Some(true) => {
@@ -913,20 +920,27 @@ impl Shared {
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         };
         let me = thread_id();
-        match self
-            .owner
-            .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {}
-            Err(o) if o == me => {}
-            Err(_) => return Err(Error::NotPollOwner),
+        // The owner is set once; after that a load decides (no read-modify-write per poll).
+        if self.owner.load(Ordering::Acquire) != me {
+            match self
+                .owner
+                .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {}
+                Err(o) if o == me => {}
+                Err(_) => return Err(Error::NotPollOwner),
+            }
         }
         let deadline = timeout.map(|t| Instant::now() + t);
         let scratch = &mut *scratch;
         loop {
             // Phase 1: work only the poll thread may do, and completions produced
             // elsewhere (cancellations, signals).
-            self.hint.store(false, Ordering::SeqCst);
+            // (Cleared only when set: a hint raised after this load is seen by the
+            // check before blocking, below.)
+            if self.hint.load(Ordering::Relaxed) {
+                self.hint.store(false, Ordering::SeqCst);
+            }
             {
                 let mut core = lock(&self.core);
                 self.prepare(&mut core)?;
@@ -953,20 +967,32 @@ impl Shared {
                 Backend::Uring(u) => u.wait(wait),
                 Backend::Epoll(e) => e.wait(wait, &mut scratch.events),
             };
-            self.sleeping.store(false, Ordering::SeqCst);
+            // A plain store: a submitter that still sees `true` only sends a spare wake.
+            self.sleeping.store(false, Ordering::Release);
             r?;
             // Phase 3: reap. Simple operations are delivered right here, from the
             // completion ring, with no lock held (see `lite`); the rest is processed
             // under the core lock and delivered in phase 4.
+            // With no simple operation in flight (none can be submitted while this
+            // poll holds the poll mutex, and each has exactly one CQE, counted until it
+            // is delivered) the ring is reaped in one pass under the core lock.
+            let split = scratch.lite.live() > 0;
             let lite_n = match &self.backend {
-                Backend::Uring(u) => u.reap_lite(self, scratch, &mut on),
-                Backend::Epoll(_) => 0,
+                Backend::Uring(u) if split => u.reap_lite(self, scratch, &mut on),
+                _ => 0,
             };
-            {
+            // Only simple completions this time: the core lock is not needed (what
+            // other threads queued meanwhile also raised `hint`, so the next poll picks
+            // it up without blocking).
+            let only_lite = split && lite_n > 0 && scratch.heavy.is_empty();
+            if !only_lite {
                 let mut core = lock(&self.core);
                 // Interrupt events carry no meaning of their own; `user_wake` decides.
                 let _interrupted = match &self.backend {
-                    Backend::Uring(u) => u.reap_heavy(self, &mut core, &mut scratch.heavy),
+                    Backend::Uring(u) if split => {
+                        u.reap_heavy(self, &mut core, &mut scratch.heavy)
+                    }
+                    Backend::Uring(u) => u.reap(self, &mut core),
                     Backend::Epoll(e) => e.reap(self, &mut core, &scratch.events),
                 };
                 if scratch.done.is_empty() {
@@ -982,7 +1008,8 @@ impl Shared {
                 }
                 scratch.wakers.append(&mut core.wakers);
             }
-            let woken = self.user_wake.swap(false, Ordering::SeqCst);
+            let woken = self.user_wake.load(Ordering::Relaxed)
+                && self.user_wake.swap(false, Ordering::SeqCst);
             // Phase 4: deliver, with no lock held.
             let n = lite_n + scratch.done.len() + scratch.wakers.len();
             let mut res = scratch.done_res.drain(..);

@@ -1,23 +1,24 @@
 //! The poll thread's table of simple-operation slots (io_uring backend).
 //!
 //! A [`SimpleOp`](super::SimpleOp) owns nothing, so its slot only has to remember the
-//! caller's `user_data`, which kind it is (to map the CQE result) and, for a timer, the
-//! timespec the kernel reads when the entry is submitted. Such slots live in their own
-//! table inside `PollScratch`, guarded by the poll mutex instead of the core mutex:
-//! `poll` holds that mutex for its whole call, so it reaps these completions and hands
-//! them to the callback straight from the completion ring, with no lock taken per
-//! batch, no intermediate list and no value built or dropped. `submit_simple` uses the
-//! table when it can take the poll mutex (any thread, while no `poll` runs); otherwise
-//! (inside a callback, or while `poll` blocks on another thread) the operations take
-//! the ordinary slots, with the same semantics.
+//! caller's `user_data`, its kind (to map an error result) and, for a timer, the
+//! timespec the kernel reads when the entry is submitted. These slots are a table of
+//! their own: the free list and the timespecs live in `PollScratch`, guarded by the
+//! poll mutex instead of the core mutex, and one [`LiteCell`] per slot lives in
+//! `Shared`. `poll` holds the poll mutex for its whole call, so it reaps these
+//! completions and hands them to the callback straight from the completion ring, with
+//! no lock taken, no intermediate list and no value built or dropped. `submit_simple`
+//! uses this table when it can take the poll mutex (any thread, while no `poll` runs);
+//! otherwise (inside a callback, or while `poll` blocks on another thread) the
+//! operations take ordinary slots, with the same semantics.
 //!
-//! Each slot's generation and state are one atomic word (`states`, in `Shared`), so
-//! `cancel` can answer `Requested`/`NotFound` from any thread without the poll mutex:
-//! `gen << 2 | CANCELLING | RUNNING`. Only the poll mutex holder moves a slot between
-//! free and running; `cancel` only sets `CANCELLING` on a running slot (compare and
-//! swap), which is what makes its answer exact.
+//! A cell's state word (`gen << 4 | kind | CANCELLING | RUNNING`) is atomic, so
+//! `cancel` answers `Requested`/`NotFound` exactly from any thread without the poll
+//! mutex: only the poll-mutex holder moves a slot between free and running, and
+//! `cancel` only adds `CANCELLING` to a running slot of the right generation (compare
+//! and swap). A slot's key carries bit 62 ([`LITE`]), its 28-bit generation and kind.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use io_uring::types::Timespec;
 
@@ -26,70 +27,144 @@ use super::op::{OpCode, OpError, Outcome};
 /// Bit 62 of a key: a simple-operation slot (ordinary slot keys keep it clear; bit 63
 /// marks the proactor's own requests).
 pub(crate) const LITE: u64 = 1 << 62;
-/// Generations are 30 bits, so the key's high word never reaches bits 62 and 63.
-pub(crate) const GEN_MASK: u32 = 0x3fff_ffff;
+/// Generations of ordinary slots are 30 bits, so their keys never reach bits 62 and 63.
+pub(crate) const SLOT_GEN_MASK: u32 = 0x3fff_ffff;
+/// Generations of simple-operation slots: 28 bits (the state word packs 4 flag bits).
+pub(crate) const GEN_MASK: u32 = 0x0fff_ffff;
 pub(crate) const RUNNING: u32 = 1;
 pub(crate) const CANCELLING: u32 = 2;
+/// The kind, in bits 2..4 of the state word.
+pub(crate) const NOP: u32 = 0;
+pub(crate) const TIMER: u32 = 1 << 2;
+pub(crate) const FSYNC: u32 = 2 << 2;
+const KIND: u32 = 3 << 2;
 
-pub(crate) struct LiteSlot {
-    pub(crate) user_data: u64,
-    pub(crate) code: OpCode,
-    /// Read by the kernel when a timer's entry is submitted (it copies it then).
-    pub(crate) ts: Timespec,
+/// One simple-operation slot as every thread sees it (in `Shared`).
+pub(crate) struct LiteCell {
+    /// `gen << 4 | kind | CANCELLING | RUNNING`. Only the poll-mutex holder moves a
+    /// slot between free and running; `cancel` only adds `CANCELLING`.
+    pub(crate) state: AtomicU32,
+    /// The caller's value. Written and read only by the poll-mutex holder (atomic only
+    /// so that the cell can be shared; Relaxed accesses are plain moves).
+    pub(crate) user_data: AtomicU64,
 }
 
-/// Slots and free list; guarded by the poll mutex.
+/// The state word of a running slot.
+#[inline(always)]
+pub(crate) fn running(gen: u32, kind: u32) -> u32 {
+    gen << 4 | kind | RUNNING
+}
+
+/// The generation in a state word.
+#[inline(always)]
+pub(crate) fn gen_of(state: u32) -> u32 {
+    state >> 4
+}
+
+/// What only the poll-mutex holder touches: the free slots, and the timespecs the
+/// kernel reads when a timer's entry is submitted (it copies them then).
 pub(crate) struct LiteTable {
-    pub(crate) slots: Box<[LiteSlot]>,
-    pub(crate) free: Vec<u32>,
+    pub(crate) ts: Box<[Timespec]>,
+    free: Box<[u32]>,
+    top: usize,
 }
 
 impl LiteTable {
     pub(crate) fn new(n: u32) -> LiteTable {
         LiteTable {
-            slots: (0..n)
-                .map(|_| LiteSlot {
-                    user_data: 0,
-                    code: OpCode::Nop,
-                    ts: Timespec::new(),
-                })
-                .collect(),
+            ts: (0..n).map(|_| Timespec::new()).collect(),
             free: (0..n).rev().collect(),
+            top: n as usize,
         }
+    }
+
+    /// Free slots.
+    #[inline(always)]
+    pub(crate) fn free_len(&self) -> usize {
+        self.top
+    }
+
+    /// Slots in use (operations submitted and not yet delivered).
+    #[inline(always)]
+    pub(crate) fn live(&self) -> usize {
+        self.free.len() - self.top
+    }
+
+    /// Takes a free slot; the caller checked `free_len`.
+    #[inline(always)]
+    pub(crate) fn pop(&mut self) -> u32 {
+        self.top -= 1;
+        self.free[self.top]
+    }
+
+    /// Returns a slot (at most as many as were taken).
+    #[inline(always)]
+    pub(crate) fn push(&mut self, idx: u32) {
+        self.free[self.top] = idx;
+        self.top += 1;
     }
 }
 
-/// The per-slot state words (see the module docs); readable from any thread.
-pub(crate) fn new_states(n: u32) -> Box<[AtomicU32]> {
-    (0..n).map(|_| AtomicU32::new(0)).collect()
+/// The shared cells of `n` slots.
+pub(crate) fn new_cells(n: u32) -> Box<[LiteCell]> {
+    (0..n)
+        .map(|_| LiteCell {
+            state: AtomicU32::new(0),
+            user_data: AtomicU64::new(0),
+        })
+        .collect()
 }
 
-/// The key of slot `idx` at generation `gen`.
+/// The key of slot `idx` whose running state word is `state`: the high word is the
+/// state's `gen << 2 | kind` part (so the reaper compares one word) plus [`LITE`].
 #[inline(always)]
-pub(crate) fn key(idx: u32, gen: u32) -> u64 {
-    LITE | (gen as u64) << 32 | idx as u64
+pub(crate) fn key(idx: u32, state: u32) -> u64 {
+    LITE | ((state >> 2) as u64) << 32 | idx as u64
 }
 
-/// Marks a running slot as cancelling. `Some(true)`: this call should send the kernel
-/// cancel request; `Some(false)`: one was already requested; `None`: the slot no
-/// longer runs this operation (its completion is already determined).
-pub(crate) fn mark_cancelling(state: &AtomicU32, gen: u32) -> Option<bool> {
+/// The running state word a key was issued for (ignoring `CANCELLING`).
+#[inline(always)]
+pub(crate) fn running_state_of(key: u64) -> u32 {
+    ((key >> 32) as u32 & TAG_MASK) << 2 | RUNNING
+}
+
+/// `gen << 2 | kind`: 30 bits.
+const TAG_MASK: u32 = 0x3fff_ffff;
+
+/// Marks the slot running the operation of `key` as cancelling. `Some(true)`: this
+/// call should send the kernel cancel request; `Some(false)`: one was already
+/// requested; `None`: the slot no longer runs this operation (its completion is
+/// already determined).
+pub(crate) fn mark_cancelling(state: &AtomicU32, key: u64) -> Option<bool> {
+    let expected = running_state_of(key);
     let mut v = state.load(Ordering::Acquire);
     loop {
-        if v >> 2 != gen || v & RUNNING == 0 {
+        if v & !CANCELLING != expected {
             return None;
         }
         if v & CANCELLING != 0 {
             return Some(false);
         }
-        match state.compare_exchange_weak(v, v | CANCELLING, Ordering::AcqRel, Ordering::Acquire) {
+        match state.compare_exchange_weak(v, v | CANCELLING, Ordering::AcqRel, Ordering::Acquire)
+        {
             Ok(_) => return Some(true),
             Err(now) => v = now,
         }
     }
 }
 
-/// Maps a negative CQE result of a simple operation.
+/// Maps a negative CQE result of a simple operation (`state`: its state word).
+#[cold]
+pub(crate) fn error_outcome_of(state: u32, res: i32) -> Outcome {
+    let code = match state & KIND {
+        TIMER => OpCode::Timer,
+        FSYNC => OpCode::Fsync,
+        _ => OpCode::Nop,
+    };
+    error_outcome(code, state & CANCELLING != 0, res)
+}
+
+/// Maps a negative CQE result.
 #[cold]
 pub(crate) fn error_outcome(code: OpCode, cancelling: bool, res: i32) -> Outcome {
     match (-res, code) {

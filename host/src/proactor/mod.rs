@@ -302,7 +302,7 @@ impl Proactor {
             caps,
             buffers: OnceLock::new(),
             max_in_flight: o.max_in_flight,
-            lite_states: lite::new_states(lite_n),
+            lite_cells: lite::new_cells(lite_n),
             lite_live: std::sync::atomic::AtomicUsize::new(0),
         });
         Proactor { shared }

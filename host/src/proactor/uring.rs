@@ -19,7 +19,7 @@ use super::core::{
 };
 use super::error::{Error, QueueKind, Result};
 use super::lite::{self, LiteTable};
-use super::op::{OpCode, OpId, OpKind, Outcome, SimpleKind, SimpleOp, Target, TimerSpec};
+use super::op::{OpId, OpKind, Outcome, SimpleKind, SimpleOp, Target, TimerSpec};
 use super::sys;
 
 /// user_data of the wake-eventfd read.
@@ -344,7 +344,7 @@ impl Uring {
     /// (see `lite`), through one view of the submission ring. Caller holds the core
     /// lock (which guards the ring) and the poll mutex (which guards `table`), and has
     /// checked the free slots and reserved SQ room for all of `ops`.
-    pub(crate) fn start_lite(
+    pub(crate) fn start_lite<const IDS: bool>(
         &self,
         sh: &Shared,
         core: &Core,
@@ -355,31 +355,40 @@ impl Uring {
         // SAFETY: the core lock (held by the caller) guards every SubmissionQueue of
         // this ring, so this is the only one until it is dropped at the end.
         let mut sq = unsafe { self.ring.submission_shared() };
-        let want_ids = !ids.is_empty();
         for (i, op) in ops.iter().enumerate() {
-            let idx = table.free.pop().expect("caller checked the free slots");
-            let state = &sh.lite_states[idx as usize];
+            let idx = table.pop();
+            let cell = &sh.lite_cells[idx as usize];
             // Only the poll-mutex holder moves a slot between free and running.
-            let gen = (state.load(Ordering::Relaxed) >> 2).wrapping_add(1) & lite::GEN_MASK;
-            state.store(gen << 2 | lite::RUNNING, Ordering::Release);
-            let key = lite::key(idx, gen);
-            if want_ids {
-                ids[i] = OpId(key);
-            }
-            let slot = &mut table.slots[idx as usize];
-            slot.user_data = op.user_data;
+            let gen = lite::gen_of(cell.state.load(Ordering::Relaxed)).wrapping_add(1)
+                & lite::GEN_MASK;
+            cell.user_data.store(op.user_data, Ordering::Relaxed);
             // Each kind pushes from its own branch: a nop's entry is then a constant
             // plus its key, with nothing merged through one exit.
             let pushed = match op.kind {
                 SimpleKind::Nop => {
-                    slot.code = OpCode::Nop;
+                    let state = lite::running(gen, lite::NOP);
+                    cell.state.store(state, Ordering::Release);
+                    let key = lite::key(idx, state);
+                    if IDS {
+                        ids[i] = OpId(key);
+                    }
                     let e = opcode::Nop::new().build().user_data(key);
                     // SAFETY: a nop entry carries no pointers.
                     unsafe { sq.push(&e) }.is_ok()
                 }
                 kind => {
-                    slot.code = OpKind::from(kind).code();
-                    let e = Self::simple_entry(sh, &core.files, kind, &mut slot.ts);
+                    let tag = match kind {
+                        SimpleKind::Timer(_) => lite::TIMER,
+                        _ => lite::FSYNC,
+                    };
+                    let state = lite::running(gen, tag);
+                    cell.state.store(state, Ordering::Release);
+                    let key = lite::key(idx, state);
+                    if IDS {
+                        ids[i] = OpId(key);
+                    }
+                    let ts = &mut table.ts[idx as usize];
+                    let e = Self::simple_entry(sh, &core.files, kind, ts);
                     // SAFETY: an fsync entry carries no pointers; a timer's points at
                     // the slot's `ts`, which is not reused before this entry's completion
                     // is reaped (the kernel copies it when the entry is submitted), and
@@ -740,6 +749,7 @@ impl Uring {
         on: &mut impl Sink,
     ) -> usize {
         let PollScratch { lite, heavy, .. } = scratch;
+        let cells = &sh.lite_cells[..];
         let cap = heavy.capacity();
         let mut delivered = 0;
         // SAFETY: the CQ is only touched by the poll thread, which holds `Shared::poll`
@@ -750,44 +760,44 @@ impl Uring {
             if cq.is_empty() {
                 break;
             }
-            // Bounded by `heavy`'s capacity so that it never reallocates; what is left
-            // stays in the ring for the next poll iteration.
-            while heavy.len() < cap {
-                let Some(cqe) = cq.next() else { break };
+            for cqe in &mut cq {
                 let ud = cqe.user_data();
                 let res = cqe.result();
                 if ud & (CANCEL | lite::LITE) != lite::LITE {
                     heavy.push((ud, res));
+                    // Bounded by `heavy`'s capacity so that it never reallocates; what
+                    // is left stays in the ring for the next poll iteration.
+                    if heavy.len() == cap {
+                        break 'ring;
+                    }
                     continue;
                 }
                 let idx = ud as u32;
-                let gen = (ud >> 32) as u32 & lite::GEN_MASK;
-                let Some(state) = sh.lite_states.get(idx as usize) else {
+                let Some(cell) = cells.get(idx as usize) else {
                     continue;
                 };
-                let v = state.load(Ordering::Acquire);
-                if v >> 2 != gen || v & lite::RUNNING == 0 {
+                let v = cell.state.load(Ordering::Acquire);
+                // A stale key (generation moved on) finds a different word.
+                if v & !lite::CANCELLING != lite::running_state_of(ud) {
                     continue;
                 }
-                state.store(gen << 2, Ordering::Release);
-                lite.free.push(idx);
-                let slot = &lite.slots[idx as usize];
+                // Free: keep the generation, clear kind and flags.
+                cell.state.store(v & !0xf, Ordering::Release);
+                let user_data = cell.user_data.load(Ordering::Relaxed);
+                lite.push(idx);
                 let outcome = if res >= 0 {
                     Outcome::Ok(res as u32)
                 } else {
-                    lite::error_outcome(slot.code, v & lite::CANCELLING != 0, res)
+                    lite::error_outcome_of(v, res)
                 };
                 delivered += 1;
-                on.lean(OpId(ud), slot.user_data, outcome);
-            }
-            if heavy.len() >= cap {
-                break 'ring;
+                on.lean(OpId(ud), user_data, outcome);
             }
         }
         // Advance the CQ head before anything else can run.
         drop(cq);
         if delivered > 0 {
-            sh.lite_live.fetch_sub(delivered, Ordering::Relaxed);
+            sh.lite_live.store(lite.live(), Ordering::Relaxed);
         }
         delivered
     }
@@ -808,10 +818,11 @@ impl Uring {
         woken
     }
 
-    /// Processes every available CQE of ordinary slots and drops those of simple
-    /// operations (teardown: nothing is delivered any more). Returns whether a wake
-    /// was consumed.
-    fn reap(&self, sh: &Shared, core: &mut Core) -> bool {
+    /// Processes every available CQE of ordinary slots (caller holds the core lock).
+    /// CQEs of simple operations are dropped: `poll` calls this only when none is in
+    /// flight, and teardown delivers nothing any more. Returns whether a wake was
+    /// consumed.
+    pub(crate) fn reap(&self, sh: &Shared, core: &mut Core) -> bool {
         let mut woken = false;
         // SAFETY: as in `reap_lite`; teardown has exclusive access.
         let mut cq = unsafe { self.ring.completion_shared() };
