@@ -1,6 +1,7 @@
 //! "No allocation per operation on the hot path", checked: a counting global allocator
 //! watches steady-state rounds of raw-path operations (after a warm-up that lets every
-//! reusable buffer reach its capacity) on each backend. The same allocator checks that
+//! reusable buffer reach its capacity) on each backend, both through `submit_batch` +
+//! `poll` and through `submit_simple` + `poll_lent`. The same allocator checks that
 //! tearing a proactor down with operations in flight frees their memory (live bytes
 //! return to where they were). Single test in this binary so no other test allocates
 //! concurrently.
@@ -47,6 +48,25 @@ fn round(
     }
 }
 
+/// One round of the simple-operation hot path: `submit_simple` (ids wanted) and
+/// `poll_lent`. The first half of the batch is submitted in one call, the rest one op
+/// per call.
+fn simple_round(p: &Proactor, ops: &[SimpleOp], ids: &mut [OpId]) {
+    let half = ops.len() / 2;
+    p.submit_simple(&ops[..half], &mut ids[..half]).unwrap();
+    for i in half..ops.len() {
+        p.submit_simple(&ops[i..i + 1], &mut ids[i..i + 1]).unwrap();
+    }
+    let mut n = 0;
+    while n < ops.len() {
+        p.poll_lent(Some(Duration::from_secs(5)), |c| {
+            assert_eq!(c.outcome, Outcome::Ok(0), "{c:?}");
+            n += 1;
+        })
+        .unwrap();
+    }
+}
+
 #[test]
 fn no_per_op_allocation_and_no_leak_on_teardown() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,6 +102,37 @@ fn no_per_op_allocation_and_no_leak_on_teardown() {
         let n = alloc::calls() - before;
         eprintln!("{name}: {n} allocations in {} operations", 500 * DEPTH);
         assert_eq!(n, 0, "{name}: the raw path allocated in steady state");
+
+        // The simple-operation path: submit_simple + poll_lent, nops and short timers
+        // (relative and absolute).
+        let simple: Vec<SimpleOp> = (0..DEPTH)
+            .map(|i| {
+                match i % 4 {
+                    0 | 2 => SimpleOp::nop(),
+                    1 => SimpleOp::timer(Duration::from_micros(1)),
+                    _ => SimpleOp::timer_at(Deadline::now()),
+                }
+                .user_data(i as u64)
+            })
+            .collect();
+        let mut sids = vec![ids[0]; DEPTH];
+        for _ in 0..200 {
+            simple_round(&p, &simple, &mut sids);
+        }
+        let before = alloc::calls();
+        for _ in 0..500 {
+            simple_round(&p, &simple, &mut sids);
+        }
+        let n = alloc::calls() - before;
+        eprintln!(
+            "{name}: {n} allocations in {} simple operations",
+            500 * DEPTH
+        );
+        assert_eq!(
+            n, 0,
+            "{name}: submit_simple + poll_lent allocated in steady state"
+        );
+        assert_eq!(p.in_flight(), 0);
         drop(p);
         teardown_frees_memory(name, backend, fd);
     }
@@ -106,6 +157,9 @@ fn teardown_frees_memory(name: &str, backend: BackendChoice, fd: i32) {
             ];
             p.submit_linked(&mut seq, &mut ids).unwrap();
         }
+        // Simple operations in flight (simple slots on io_uring) as well.
+        p.submit_simple(&[SimpleOp::timer(Duration::from_secs(30)); 4], &mut [])
+            .unwrap();
         let fut = p
             .submit_future(Operation::read_at(fd, vec![0u8; 1 << 16], 0))
             .unwrap();

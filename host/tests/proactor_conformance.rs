@@ -1153,6 +1153,819 @@ fn many_in_flight_mixed(t: &Ctx) {
 }
 
 // ---------------------------------------------------------------------------------
+// Simple operations (SimpleOp, submit_simple, poll_lent)
+
+/// A placeholder for `ids` slices: the id of a nop that already completed (a stale
+/// id, never handed out again).
+fn stale_id(p: &Proactor) -> OpId {
+    one(p, Operation::nop()).id
+}
+
+/// Like `collect`, through `poll_lent`: takes each completion's resources out of the
+/// lent value.
+fn collect_lent(p: &Proactor, n: usize) -> Vec<Completion> {
+    let mut out = Vec::new();
+    let end = Instant::now() + LIMIT;
+    while out.len() < n {
+        assert!(
+            Instant::now() < end,
+            "timed out waiting for {n} lent completions, got {}: {out:?}",
+            out.len()
+        );
+        p.poll_lent(Some(Duration::from_millis(100)), |c| {
+            out.push(Completion {
+                id: c.id,
+                user_data: c.user_data,
+                outcome: c.outcome,
+                resources: std::mem::replace(&mut c.resources, Resources::None),
+            })
+        })
+        .expect("poll_lent");
+    }
+    out
+}
+
+/// Checks that `cs` holds exactly one completion per id, each with the user_data of
+/// the op submitted at the same position, `Ok(0)` and no resources.
+fn assert_simple_done(cs: &[Completion], ops: &[SimpleOp], ids: &[OpId]) {
+    assert_eq!(cs.len(), ops.len(), "{cs:?}");
+    let mut seen = std::collections::HashSet::new();
+    for c in cs {
+        assert!(seen.insert(c.id), "delivered twice: {c:?}");
+        let i = ids
+            .iter()
+            .position(|id| *id == c.id)
+            .unwrap_or_else(|| panic!("unknown id: {c:?}"));
+        assert_eq!(c.user_data, ops[i].get_user_data(), "{c:?}");
+        assert_eq!(c.outcome, Outcome::Ok(0), "{c:?}");
+        assert!(matches!(c.resources, Resources::None), "{c:?}");
+    }
+}
+
+fn simple_ops_complete(t: &Ctx) {
+    let p = t.proactor();
+    let (_d, _path, f) = tmpfile(b"sync me");
+    let dummy = stale_id(&p);
+    let ops = [
+        SimpleOp::nop().user_data(10),
+        SimpleOp::timer(Duration::from_millis(5)).user_data(11),
+        SimpleOp::timer_at(Deadline::after(Duration::from_millis(5))).user_data(12),
+        SimpleOp::timer_at(Deadline::now()).user_data(13),
+        SimpleOp::timer(Duration::ZERO).user_data(14),
+        SimpleOp::fsync(&f, false).user_data(15),
+        SimpleOp::fsync(f.as_raw_fd(), true).user_data(16),
+        SimpleOp::nop().user_data(u64::MAX),
+    ];
+    assert_eq!(ops[0].name(), "nop");
+    assert_eq!(ops[1].name(), "timer");
+    assert_eq!(ops[5].name(), "fsync");
+    for (round, lent) in [(0, true), (1, false), (2, true), (3, false)] {
+        let mut ids = [dummy; 8];
+        p.submit_simple(&ops, &mut ids).unwrap();
+        assert!(ids.iter().all(|id| *id != dummy), "round {round}: {ids:?}");
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "round {round}: ids are distinct");
+        assert_eq!(p.in_flight(), ops.len(), "round {round}");
+        let cs = if lent {
+            collect_lent(&p, ops.len())
+        } else {
+            collect(&p, ops.len())
+        };
+        assert_simple_done(&cs, &ops, &ids);
+        assert_eq!(p.in_flight(), 0, "round {round}");
+        for id in ids {
+            assert_eq!(p.cancel(id), CancelStatus::NotFound, "round {round}");
+        }
+        assert_quiet(&p, Duration::from_millis(20));
+    }
+    // Empty submissions are accepted and do nothing.
+    p.submit_simple(&[], &mut []).unwrap();
+    p.submit_simple(&[], &mut [dummy; 2]).unwrap();
+    assert_eq!(p.in_flight(), 0);
+    // A SimpleOp converts into an Operation with the same meaning.
+    let op: Operation = SimpleOp::timer(Duration::from_millis(1))
+        .user_data(77)
+        .into();
+    assert_eq!(op.name(), "timer");
+    assert_eq!(op.get_user_data(), 77);
+    let c = one(&p, op);
+    assert_eq!((c.user_data, c.outcome), (77, Outcome::Ok(0)));
+    let c = one(&p, SimpleOp::fsync(&f, true).into());
+    assert_eq!(c.outcome, Outcome::Ok(0));
+    assert_quiet(&p, Duration::from_millis(20));
+}
+
+fn simple_ids_argument(t: &Ctx) {
+    let p = t.proactor();
+    let dummy = stale_id(&p);
+    let ops = [SimpleOp::timer(LONG); 4];
+    for short in 1..4 {
+        let mut ids = vec![dummy; short];
+        let e = p.submit_simple(&ops, &mut ids).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+        assert!(!e.is_retryable());
+        assert!(ids.iter().all(|id| *id == dummy), "ids untouched");
+        assert_eq!(p.in_flight(), 0, "nothing submitted");
+    }
+    assert_quiet(&p, Duration::from_millis(30));
+    // A longer slice is fine; entries past ops.len() are left alone.
+    let nops: Vec<SimpleOp> = (0..3).map(|i| SimpleOp::nop().user_data(i)).collect();
+    let mut ids = [dummy; 6];
+    p.submit_simple(&nops, &mut ids).unwrap();
+    assert!(ids[..3].iter().all(|id| *id != dummy));
+    assert!(ids[3..].iter().all(|id| *id == dummy));
+    let cs = collect(&p, 3);
+    assert_simple_done(&cs, &nops, &ids[..3]);
+    // An empty slice: ids not wanted.
+    p.submit_simple(&nops, &mut []).unwrap();
+    let mut ud: Vec<u64> = collect_lent(&p, 3).iter().map(|c| c.user_data).collect();
+    ud.sort();
+    assert_eq!(ud, vec![0, 1, 2]);
+    assert_eq!(p.in_flight(), 0);
+    assert_quiet(&p, Duration::from_millis(20));
+}
+
+fn simple_errors(t: &Ctx) {
+    let p = t.proactor();
+    let dummy = stale_id(&p);
+    // Descriptor numbers no process has open.
+    let ops = [
+        SimpleOp::fsync(1_000_000, false).user_data(1),
+        SimpleOp::fsync(-1, true).user_data(2),
+        SimpleOp::nop().user_data(3),
+    ];
+    let mut ids = [dummy; 3];
+    p.submit_simple(&ops, &mut ids).unwrap();
+    let mut cs = collect_lent(&p, 3);
+    cs.sort_by_key(|c| c.user_data);
+    for (i, c) in cs.iter().enumerate() {
+        assert_eq!(c.id, ids[i]);
+        assert!(matches!(c.resources, Resources::None));
+    }
+    for c in &cs[..2] {
+        match c.outcome {
+            Outcome::Err(e) => {
+                assert_eq!(e.op, OpCode::Fsync, "{c:?}");
+                assert_eq!(e.errno, libc::EBADF, "{c:?}");
+                assert!(e.to_string().contains("fsync"), "{e}");
+            }
+            o => panic!("fsync on a bad descriptor: {o:?}"),
+        }
+    }
+    assert_eq!(cs[2].outcome, Outcome::Ok(0));
+    // Same through poll (by value).
+    p.submit_simple(&ops[..1], &mut []).unwrap();
+    let c = collect(&p, 1).pop().unwrap();
+    assert_eq!(errno_of(&c.outcome), Some(libc::EBADF), "{c:?}");
+    // A fixed index that was never registered: refused at submission, and the whole
+    // batch with it (the valid ops before and after are not submitted either).
+    let bad = [
+        SimpleOp::nop().user_data(10),
+        SimpleOp::timer(Duration::from_millis(1)).user_data(11),
+        SimpleOp::fsync(Target::Fixed(3), false).user_data(12),
+        SimpleOp::nop().user_data(13),
+    ];
+    let mut ids = [dummy; 4];
+    let e = p.submit_simple(&bad, &mut ids).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    assert!(ids.iter().all(|id| *id == dummy));
+    let e = p.submit_simple(&bad[2..3], &mut []).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    assert_eq!(p.in_flight(), 0);
+    assert_quiet(&p, Duration::from_millis(30));
+    // Registered, the index works.
+    let (_d, _path, f) = tmpfile(b"abc");
+    p.register_files(&[f.as_fd()]).unwrap();
+    let good = [
+        SimpleOp::fsync(Target::Fixed(0), false).user_data(20),
+        SimpleOp::fsync(Target::Fixed(0), true).user_data(21),
+    ];
+    let mut ids = [dummy; 2];
+    p.submit_simple(&good, &mut ids).unwrap();
+    assert_simple_done(&collect_lent(&p, 2), &good, &ids);
+    let e = p
+        .submit_simple(&[SimpleOp::fsync(Target::Fixed(1), false)], &mut [])
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    assert_quiet(&p, Duration::from_millis(20));
+}
+
+fn simple_cancel(t: &Ctx) {
+    let p = t.proactor();
+    let dummy = stale_id(&p);
+    let ops = [
+        SimpleOp::timer(LONG).user_data(1),
+        SimpleOp::timer_at(Deadline::after(LONG)).user_data(2),
+    ];
+    let mut ids = [dummy; 2];
+    p.submit_simple(&ops, &mut ids).unwrap();
+    p.poll(Some(Duration::from_millis(10)), |c| panic!("early {c:?}"))
+        .unwrap();
+    assert_eq!(p.in_flight(), 2);
+    assert_eq!(p.cancel(ids[0]), CancelStatus::Requested);
+    // Twice before delivery: harmless. Exactly Requested on io_uring's simple slots
+    // (pending until reaped); epoll runs them in ordinary slots, where a second cancel
+    // may already find the completion determined.
+    let again = p.cancel(ids[0]);
+    if t.cfg == Config::Epoll {
+        assert!(matches!(
+            again,
+            CancelStatus::Requested | CancelStatus::NotFound
+        ));
+    } else {
+        assert_eq!(again, CancelStatus::Requested);
+    }
+    let c = collect_lent(&p, 1).pop().unwrap();
+    assert_eq!(
+        (c.id, c.user_data, c.outcome),
+        (ids[0], 1, Outcome::Cancelled)
+    );
+    assert!(matches!(c.resources, Resources::None));
+    assert_eq!(p.cancel(ids[0]), CancelStatus::NotFound);
+    assert_eq!(p.in_flight(), 1, "the other timer still runs");
+    p.poll(Some(Duration::from_millis(10)), |c| panic!("early {c:?}"))
+        .unwrap();
+    assert_eq!(p.cancel(ids[1]), CancelStatus::Requested);
+    let c = collect(&p, 1).pop().unwrap();
+    assert_eq!(
+        (c.id, c.user_data, c.outcome),
+        (ids[1], 2, Outcome::Cancelled)
+    );
+    assert_eq!(p.cancel(ids[1]), CancelStatus::NotFound);
+    assert_eq!(p.cancel(ids[1]), CancelStatus::NotFound);
+    assert_quiet(&p, Duration::from_millis(30));
+    assert_eq!(p.in_flight(), 0);
+
+    // Cancelled before any poll saw it.
+    let mut id = [dummy];
+    p.submit_simple(&[SimpleOp::timer(LONG).user_data(3)], &mut id)
+        .unwrap();
+    assert_eq!(p.cancel(id[0]), CancelStatus::Requested);
+    let c = collect(&p, 1).pop().unwrap();
+    assert_eq!((c.id, c.outcome), (id[0], Outcome::Cancelled));
+    // A stale id (slot reused) is not found.
+    let old = id[0];
+    p.submit_simple(&[SimpleOp::timer(LONG)], &mut id).unwrap();
+    assert_ne!(old, id[0]);
+    assert_eq!(p.cancel(old), CancelStatus::NotFound);
+    assert_eq!(p.cancel(id[0]), CancelStatus::Requested);
+    assert!(collect(&p, 1)[0].outcome.is_cancelled());
+    assert_quiet(&p, Duration::from_millis(20));
+
+    // A timer that already expired but was not delivered: exactly one completion,
+    // Ok (finished first) or Cancelled.
+    p.submit_simple(&[SimpleOp::timer(Duration::from_millis(1))], &mut id)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let st = p.cancel(id[0]);
+    let c = collect(&p, 1).pop().unwrap();
+    assert_eq!(c.id, id[0]);
+    match c.outcome {
+        Outcome::Ok(0) => {}
+        Outcome::Cancelled => assert_eq!(st, CancelStatus::Requested),
+        o => panic!("{o:?}"),
+    }
+    assert_quiet(&p, Duration::from_millis(20));
+
+    // Cancelled from another thread while this one blocks in poll.
+    let ops = [
+        SimpleOp::timer(LONG).user_data(5),
+        SimpleOp::timer_at(Deadline::after(LONG)).user_data(6),
+    ];
+    let mut ids = [dummy; 2];
+    p.submit_simple(&ops, &mut ids).unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    let th = {
+        let (p, b) = (p.clone(), barrier.clone());
+        std::thread::spawn(move || {
+            b.wait();
+            std::thread::sleep(Duration::from_millis(50));
+            ids.map(|id| p.cancel(id))
+        })
+    };
+    barrier.wait();
+    let start = Instant::now();
+    let mut cs = Vec::new();
+    while cs.len() < 2 {
+        // Blocks far longer than the test allows: only the cancellations can end it.
+        p.poll_lent(Some(LIMIT), |c| cs.push((c.id, c.outcome)))
+            .unwrap();
+        assert!(start.elapsed() < LIMIT);
+    }
+    assert_eq!(
+        th.join().unwrap(),
+        [CancelStatus::Requested, CancelStatus::Requested]
+    );
+    cs.sort_by_key(|(id, _)| ids.iter().position(|i| i == id));
+    assert_eq!(
+        cs,
+        vec![(ids[0], Outcome::Cancelled), (ids[1], Outcome::Cancelled)]
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "cancel did not wake poll: {:?}",
+        start.elapsed()
+    );
+    for id in ids {
+        assert_eq!(p.cancel(id), CancelStatus::NotFound);
+    }
+    assert_quiet(&p, Duration::from_millis(30));
+    assert_eq!(p.in_flight(), 0);
+}
+
+fn simple_queue_full(t: &Ctx) {
+    let p = t.proactor_with(|o| o.max_in_flight = 8);
+    let dummy = stale_id(&p);
+    let is_slots_full = |e: &Error| {
+        e.is_retryable()
+            && matches!(
+                e,
+                Error::SubmissionQueueFull {
+                    queue: QueueKind::OperationSlots,
+                    ..
+                }
+            )
+    };
+    let long = [SimpleOp::timer(LONG); 9];
+    let mut ids = [dummy; 9];
+    let e = p.submit_simple(&long, &mut ids).unwrap_err();
+    assert!(is_slots_full(&e), "{e}");
+    assert!(ids.iter().all(|id| *id == dummy));
+    assert_eq!(p.in_flight(), 0, "nothing submitted");
+    assert_quiet(&p, Duration::from_millis(20));
+
+    p.submit_simple(&long[..8], &mut ids[..8]).unwrap();
+    assert_eq!(p.in_flight(), 8);
+    let e = p.submit_simple(&[SimpleOp::nop()], &mut []).unwrap_err();
+    assert!(is_slots_full(&e), "{e}");
+    p.poll(Some(Duration::from_millis(10)), |c| panic!("early {c:?}"))
+        .unwrap();
+    let e = p.submit_simple(&[SimpleOp::nop()], &mut []).unwrap_err();
+    assert!(is_slots_full(&e), "still full after a poll: {e}");
+    assert_eq!(p.in_flight(), 8);
+    // io_uring keeps simple slots apart from the ordinary ones; epoll shares them.
+    match p.submit(Operation::nop().user_data(99)) {
+        Ok(id) => {
+            assert_ne!(t.cfg, Config::Epoll, "epoll had a free slot beyond 8");
+            let c = collect(&p, 1).pop().unwrap();
+            assert_eq!((c.id, c.user_data), (id, 99));
+        }
+        Err(e) => {
+            assert_eq!(t.cfg, Config::Epoll, "ordinary slots are separate: {e}");
+            assert!(is_slots_full(&e.error), "{e}");
+        }
+    }
+    // Free one slot: the retry succeeds.
+    assert_eq!(p.cancel(ids[0]), CancelStatus::Requested);
+    let c = collect(&p, 1).pop().unwrap();
+    assert_eq!((c.id, c.outcome), (ids[0], Outcome::Cancelled));
+    let mut nid = [dummy];
+    p.submit_simple(&[SimpleOp::nop().user_data(7)], &mut nid)
+        .expect("retry after a slot was freed");
+    let c = collect_lent(&p, 1).pop().unwrap();
+    assert_eq!((c.id, c.user_data, c.outcome), (nid[0], 7, Outcome::Ok(0)));
+    for id in &ids[1..8] {
+        assert_eq!(p.cancel(*id), CancelStatus::Requested);
+    }
+    let cs = collect(&p, 7);
+    assert!(cs.iter().all(|c| c.outcome.is_cancelled()), "{cs:?}");
+    assert_eq!(p.in_flight(), 0);
+    // Every slot is usable again, many times over.
+    for round in 0..20u64 {
+        let nops: Vec<SimpleOp> = (0..8)
+            .map(|i| SimpleOp::nop().user_data(round * 8 + i))
+            .collect();
+        let mut ids = [dummy; 8];
+        p.submit_simple(&nops, &mut ids).unwrap();
+        assert_simple_done(&collect_lent(&p, 8), &nops, &ids);
+    }
+    assert_quiet(&p, Duration::from_millis(20));
+}
+
+fn simple_from_callback_and_other_thread(t: &Ctx) {
+    let p = t.proactor();
+    let dummy = stale_id(&p);
+    // From inside a poll_lent callback.
+    p.submit_simple(&[SimpleOp::nop().user_data(1)], &mut [])
+        .unwrap();
+    let inner = [
+        SimpleOp::nop().user_data(100),
+        SimpleOp::timer(Duration::from_millis(5)).user_data(101),
+        SimpleOp::timer(LONG).user_data(102),
+    ];
+    let mut inner_ids = [dummy; 3];
+    let mut got: Vec<(OpId, u64, Outcome)> = Vec::new();
+    let mut submitted = false;
+    let end = Instant::now() + LIMIT;
+    while got.len() < 4 {
+        assert!(Instant::now() < end, "got {got:?}");
+        p.poll_lent(Some(Duration::from_millis(100)), |c| {
+            assert!(matches!(c.resources, Resources::None));
+            got.push((c.id, c.user_data, c.outcome));
+            if c.user_data == 1 && !submitted {
+                p.submit_simple(&inner, &mut inner_ids)
+                    .expect("submit_simple from a callback");
+                // Cancel from the callback as well.
+                assert_eq!(p.cancel(inner_ids[2]), CancelStatus::Requested);
+                submitted = true;
+            }
+        })
+        .unwrap();
+    }
+    assert_eq!(got[0].1, 1);
+    got.sort_by_key(|g| g.1);
+    assert_eq!(
+        got[1..],
+        [
+            (inner_ids[0], 100, Outcome::Ok(0)),
+            (inner_ids[1], 101, Outcome::Ok(0)),
+            (inner_ids[2], 102, Outcome::Cancelled),
+        ]
+    );
+    assert_quiet(&p, Duration::from_millis(20));
+    assert_eq!(p.in_flight(), 0);
+
+    // From inside a poll (by value) callback.
+    p.submit_simple(&[SimpleOp::nop().user_data(2)], &mut [])
+        .unwrap();
+    let mut got = Vec::new();
+    let mut id = [dummy];
+    let end = Instant::now() + LIMIT;
+    while got.len() < 2 {
+        assert!(Instant::now() < end, "got {got:?}");
+        p.poll(Some(Duration::from_millis(100)), |c| {
+            if c.user_data == 2 {
+                p.submit_simple(
+                    &[SimpleOp::timer(Duration::from_millis(1)).user_data(200)],
+                    &mut id,
+                )
+                .unwrap();
+            }
+            got.push(c);
+        })
+        .unwrap();
+    }
+    assert_eq!(got[1].id, id[0]);
+    assert_eq!((got[1].user_data, got[1].outcome), (200, Outcome::Ok(0)));
+    assert_quiet(&p, Duration::from_millis(20));
+
+    // From another thread while this one blocks in poll: the submission wakes it.
+    for lent in [true, false] {
+        let barrier = Arc::new(Barrier::new(2));
+        let th = {
+            let (p, b) = (p.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let ops = [
+                    SimpleOp::nop().user_data(300),
+                    SimpleOp::timer(Duration::from_millis(1)).user_data(301),
+                ];
+                let mut ids = [dummy; 2];
+                b.wait();
+                std::thread::sleep(Duration::from_millis(50));
+                p.submit_simple(&ops, &mut ids).unwrap();
+                ids
+            })
+        };
+        barrier.wait();
+        let start = Instant::now();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            assert!(start.elapsed() < LIMIT, "got {got:?}");
+            // Not woken by the submission, this would sleep for the whole LIMIT.
+            if lent {
+                p.poll_lent(Some(LIMIT), |c| got.push((c.id, c.user_data, c.outcome)))
+                    .unwrap();
+            } else {
+                p.poll(Some(LIMIT), |c| got.push((c.id, c.user_data, c.outcome)))
+                    .unwrap();
+            }
+        }
+        let ids = th.join().unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "submission did not wake poll: {:?}",
+            start.elapsed()
+        );
+        got.sort_by_key(|g| g.1);
+        assert_eq!(
+            got,
+            vec![(ids[0], 300, Outcome::Ok(0)), (ids[1], 301, Outcome::Ok(0))]
+        );
+        assert_quiet(&p, Duration::from_millis(20));
+    }
+    assert_eq!(p.in_flight(), 0);
+}
+
+fn simple_concurrent_submitters(t: &Ctx) {
+    // Several threads submit simple ops while this one polls: each submission races
+    // the poll mutex (simple slots when it is free, ordinary slots otherwise).
+    let p = t.proactor();
+    let dummy = stale_id(&p);
+    let threads = 3u64;
+    let per = 200u64;
+    let barrier = Arc::new(Barrier::new(threads as usize + 1));
+    let mut hs = Vec::new();
+    for th in 0..threads {
+        let (p, b) = (p.clone(), barrier.clone());
+        hs.push(std::thread::spawn(move || {
+            b.wait();
+            let mut all = Vec::new();
+            for i in (0..per).step_by(2) {
+                let base = th * per + i;
+                let ops = [
+                    SimpleOp::nop().user_data(base),
+                    SimpleOp::timer(Duration::from_micros(100 * (i % 5))).user_data(base + 1),
+                ];
+                let mut ids = [dummy; 2];
+                loop {
+                    match p.submit_simple(&ops, &mut ids) {
+                        Ok(()) => break,
+                        Err(e) if e.is_retryable() => std::thread::yield_now(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                all.push((ids[0], base));
+                all.push((ids[1], base + 1));
+            }
+            all
+        }));
+    }
+    barrier.wait();
+    let total = (threads * per) as usize;
+    let mut got = std::collections::HashMap::new();
+    let end = Instant::now() + LIMIT;
+    let mut lent = false;
+    while got.len() < total {
+        assert!(
+            Instant::now() < end,
+            "only {} of {total} delivered",
+            got.len()
+        );
+        let mut rec = |id: OpId, ud: u64, o: Outcome| {
+            assert_eq!(o, Outcome::Ok(0), "{ud}");
+            assert!(got.insert(id, ud).is_none(), "delivered twice: {ud}");
+        };
+        // Long timeouts: the submitters must wake us. Alternate both delivery paths.
+        lent = !lent;
+        let r = if lent {
+            p.poll_lent(Some(Duration::from_secs(2)), |c| {
+                rec(c.id, c.user_data, c.outcome)
+            })
+        } else {
+            p.poll(Some(Duration::from_secs(2)), |c| {
+                rec(c.id, c.user_data, c.outcome)
+            })
+        };
+        // LIBRARY BUG (found by this test, io_uring configs): `submit_simple` on
+        // another thread try-locks the poll mutex to use the simple-slot table; a
+        // `poll` by the owning thread that starts in that window fails its own
+        // try_lock and returns `Err(PollBusy)`, although it is the owner and not
+        // re-entrant (the module docs promise PollBusy only for a poll from inside a
+        // callback). Kept failing on purpose until the library is fixed.
+        if let Err(e) = r {
+            panic!(
+                "LIBRARY BUG: poll on the owning thread failed with {e:?} while other \
+                 threads called submit_simple ({} of {total} delivered)",
+                got.len()
+            );
+        }
+    }
+    for h in hs {
+        for (id, ud) in h.join().unwrap() {
+            assert_eq!(
+                got.get(&id),
+                Some(&ud),
+                "id {id:?} delivered with the wrong user_data"
+            );
+        }
+    }
+    assert_quiet(&p, Duration::from_millis(30));
+    assert_eq!(p.in_flight(), 0);
+}
+
+fn simple_mixed_with_ordinary(t: &Ctx) {
+    let p = t.proactor();
+    let content: Vec<u8> = (0..4096u32).map(|i| (i % 253) as u8).collect();
+    let (_d, path, f) = tmpfile(&content);
+    let raw = f.as_raw_fd();
+    let dummy = stale_id(&p);
+    let mut want: std::collections::HashMap<OpId, u64> = std::collections::HashMap::new();
+    let mut ids = Vec::new();
+    for round in 0..6u64 {
+        let mut ops: Vec<Operation> = (0..4u64)
+            .map(|k| {
+                Operation::read_at(raw, vec![0; 256], (round * 4 + k) * 128 % 3840)
+                    .user_data(1000 + round * 10 + k)
+            })
+            .collect();
+        ops.push(
+            Operation::write_at(raw, vec![b'a' + round as u8; 16], 8192 + round * 16)
+                .user_data(2000 + round),
+        );
+        ids.clear();
+        p.submit_batch(&mut ops, &mut ids).unwrap();
+        for (k, id) in ids.iter().enumerate() {
+            let ud = if k < 4 {
+                1000 + round * 10 + k as u64
+            } else {
+                2000 + round
+            };
+            want.insert(*id, ud);
+        }
+        let simple = [
+            SimpleOp::nop().user_data(3000 + round),
+            SimpleOp::timer(Duration::from_millis(1)).user_data(3100 + round),
+            SimpleOp::timer_at(Deadline::now()).user_data(3200 + round),
+            SimpleOp::fsync(raw, true).user_data(3300 + round),
+        ];
+        let mut sids = [dummy; 4];
+        p.submit_simple(&simple, &mut sids).unwrap();
+        for (op, id) in simple.iter().zip(sids) {
+            want.insert(id, op.get_user_data());
+        }
+        let mut one_more = vec![
+            Operation::readv_at(raw, vec![vec![0; 3], vec![0; 5]], round * 8)
+                .user_data(4000 + round),
+        ];
+        ids.clear();
+        p.submit_batch(&mut one_more, &mut ids).unwrap();
+        want.insert(ids[0], 4000 + round);
+        // Deliver some of them between rounds.
+        if round % 2 == 1 {
+            p.poll(Some(Duration::ZERO), |c| {
+                assert_eq!(want.remove(&c.id), Some(c.user_data), "{c:?}");
+                check_mixed(&content, c.user_data, c.outcome, c.resources);
+            })
+            .unwrap();
+        }
+    }
+    let n = want.len();
+    let cs = collect_lent(&p, n);
+    for c in cs {
+        assert_eq!(want.remove(&c.id), Some(c.user_data), "{c:?}");
+        check_mixed(&content, c.user_data, c.outcome, c.resources);
+    }
+    assert!(want.is_empty());
+    assert_quiet(&p, Duration::from_millis(30));
+    assert_eq!(p.in_flight(), 0);
+    let file = std::fs::read(&path).unwrap();
+    for round in 0..6u64 {
+        let off = 8192 + round as usize * 16;
+        assert_eq!(file[off..off + 16], [b'a' + round as u8; 16]);
+    }
+}
+
+fn check_mixed(content: &[u8], ud: u64, outcome: Outcome, res: Resources) {
+    match ud {
+        1000..=1999 => {
+            let (round, k) = ((ud - 1000) / 10, (ud - 1000) % 10);
+            let off = ((round * 4 + k) * 128 % 3840) as usize;
+            assert_eq!(outcome, Outcome::Ok(256), "read {ud}");
+            let buf = res.into_buf().expect("read buffer returned");
+            assert_eq!(buf, &content[off..off + 256], "read {ud}");
+        }
+        2000..=2999 => {
+            assert_eq!(outcome, Outcome::Ok(16), "write {ud}");
+            let buf = res.into_buf().expect("write buffer returned");
+            assert_eq!(buf, vec![b'a' + (ud - 2000) as u8; 16]);
+        }
+        3000..=3999 => {
+            assert_eq!(outcome, Outcome::Ok(0), "simple {ud}");
+            assert!(matches!(res, Resources::None), "simple {ud}: {res:?}");
+        }
+        4000..=4999 => {
+            let off = ((ud - 4000) * 8) as usize;
+            assert_eq!(outcome, Outcome::Ok(8), "readv {ud}");
+            let bufs = res.into_bufs().expect("readv buffers returned");
+            assert_eq!(bufs[0], &content[off..off + 3]);
+            assert_eq!(bufs[1], &content[off + 3..off + 8]);
+        }
+        _ => panic!("unexpected user_data {ud}"),
+    }
+}
+
+fn simple_timer_ordering(t: &Ctx) {
+    let p = t.proactor();
+    let start = Instant::now();
+    let base = Deadline::now();
+    let ops = [
+        SimpleOp::timer(Duration::from_millis(30)).user_data(30),
+        SimpleOp::timer(Duration::from_millis(10)).user_data(10),
+        SimpleOp::timer_at(base.plus(Duration::from_millis(20))).user_data(20),
+    ];
+    p.submit_simple(&ops, &mut []).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        assert!(start.elapsed() < LIMIT, "got {got:?}");
+        p.poll_lent(Some(Duration::from_millis(100)), |c| {
+            assert_eq!(c.outcome, Outcome::Ok(0), "{c:?}");
+            got.push((c.user_data, start.elapsed()));
+        })
+        .unwrap();
+    }
+    let order: Vec<u64> = got.iter().map(|g| g.0).collect();
+    assert_eq!(order, vec![10, 20, 30], "deadline order: {got:?}");
+    for (ms, el) in &got {
+        assert!(
+            *el >= Duration::from_millis(*ms - 1),
+            "timer {ms} ms fired early: {el:?}"
+        );
+        assert!(
+            *el < Duration::from_secs(3),
+            "timer {ms} ms far too late: {el:?}"
+        );
+    }
+    // Same through poll, each submitted on its own.
+    let start = Instant::now();
+    for ms in [30u64, 10, 20] {
+        p.submit_simple(
+            &[SimpleOp::timer(Duration::from_millis(ms)).user_data(ms)],
+            &mut [],
+        )
+        .unwrap();
+    }
+    let got: Vec<(u64, Duration)> = collect(&p, 3)
+        .iter()
+        .map(|c| (c.user_data, start.elapsed()))
+        .collect();
+    let order: Vec<u64> = got.iter().map(|g| g.0).collect();
+    assert_eq!(order, vec![10, 20, 30], "deadline order: {got:?}");
+    assert!(got[0].1 >= Duration::from_millis(9), "fired early: {got:?}");
+}
+
+fn poll_lent_takes_resources(t: &Ctx) {
+    let p = t.proactor();
+    let content: Vec<u8> = (0..1024u32).map(|i| (i * 7 % 256) as u8).collect();
+    let (_d, _path, f) = tmpfile(&content);
+    let id = p
+        .submit(Operation::read_at(&f, vec![0; 100], 17).user_data(5))
+        .unwrap();
+    let mut taken = None;
+    let end = Instant::now() + LIMIT;
+    while taken.is_none() {
+        assert!(Instant::now() < end);
+        p.poll_lent(Some(Duration::from_millis(100)), |c| {
+            assert_eq!((c.id, c.user_data, c.outcome), (id, 5, Outcome::Ok(100)));
+            // The buffer is visible in place before it is taken.
+            match &c.resources {
+                Resources::Buf(b) => assert_eq!(b[..], content[17..117]),
+                r => panic!("{r:?}"),
+            }
+            taken = Some(std::mem::replace(&mut c.resources, Resources::None));
+        })
+        .unwrap();
+    }
+    assert_eq!(taken.unwrap().into_buf().unwrap(), &content[17..117]);
+    // readv buffers likewise.
+    p.submit(Operation::readv_at(&f, vec![vec![0; 4], vec![0; 6]], 1000))
+        .unwrap();
+    let c = collect_lent(&p, 1).pop().unwrap();
+    assert_eq!(c.outcome, Outcome::Ok(10));
+    let bufs = c.resources.into_bufs().unwrap();
+    assert_eq!(bufs.concat(), &content[1000..1010]);
+    // What the closure leaves in place is dropped when it returns: a registered
+    // buffer's lease goes back, an event wait's handle is released.
+    p.register_buffers(1, 4096).unwrap();
+    let buf = p.fixed_buffer(0).unwrap();
+    assert!(p.fixed_buffer(0).is_none());
+    p.submit(Operation::read_fixed(&f, buf, 0, 64)).unwrap();
+    let ev = Event::new().unwrap();
+    ev.set().unwrap();
+    p.submit(Operation::event_wait(&ev)).unwrap();
+    let mut n = 0;
+    let end = Instant::now() + LIMIT;
+    while n < 2 {
+        assert!(Instant::now() < end);
+        p.poll_lent(Some(Duration::from_millis(100)), |c| {
+            match &c.resources {
+                Resources::Fixed(b) => {
+                    assert_eq!(c.outcome, Outcome::Ok(64));
+                    assert_eq!(b[..64], content[..64]);
+                }
+                Resources::Event(_) => assert!(c.outcome.ok().is_some(), "{c:?}"),
+                r => panic!("{r:?}"),
+            }
+            n += 1;
+        })
+        .unwrap();
+    }
+    assert!(
+        p.fixed_buffer(0).is_some(),
+        "a lease left in the lent completion is dropped"
+    );
+    assert_eq!(ev.handle_count(), 1, "an event left in place is released");
+    // Taking part of a completion and leaving the rest is fine too; simple ops lend
+    // Resources::None.
+    p.submit_simple(&[SimpleOp::nop().user_data(9)], &mut [])
+        .unwrap();
+    let c = collect_lent(&p, 1).pop().unwrap();
+    assert_eq!((c.user_data, c.outcome), (9, Outcome::Ok(0)));
+    assert!(matches!(c.resources, Resources::None));
+    assert_eq!(p.in_flight(), 0);
+    assert_quiet(&p, Duration::from_millis(20));
+}
+
+// ---------------------------------------------------------------------------------
 // Backend-independent checks (run once)
 
 #[test]
@@ -1272,4 +2085,14 @@ conformance!(
     queue_full_and_retry,
     capabilities_reported,
     many_in_flight_mixed,
+    simple_ops_complete,
+    simple_ids_argument,
+    simple_errors,
+    simple_cancel,
+    simple_queue_full,
+    simple_from_callback_and_other_thread,
+    simple_concurrent_submitters,
+    simple_mixed_with_ordinary,
+    simple_timer_ordering,
+    poll_lent_takes_resources,
 );

@@ -103,6 +103,73 @@ fn teardown_round(name: &str, opts: &Options, file: &std::fs::File, round: usize
     );
 }
 
+/// Simple operations (long timers, an fsync, nops) in flight at drop: submitted on
+/// this thread before or after it polled (simple slots on io_uring), from inside a
+/// callback (ordinary slots), and from another thread, either while nobody polls or
+/// while this thread blocks in poll (ordinary slots on io_uring).
+fn simple_teardown_round(opts: &Options, file: &std::fs::File, round: usize) {
+    let p = Proactor::new(opts.clone()).unwrap();
+    let long = [
+        SimpleOp::timer(LONG),
+        SimpleOp::timer_at(Deadline::after(LONG)),
+        SimpleOp::timer(LONG),
+    ];
+    if round % 2 == 1 {
+        p.poll(Some(Duration::ZERO), |_| {}).unwrap();
+    }
+    p.submit_simple(&long, &mut []).unwrap();
+    p.submit_simple(&[SimpleOp::fsync(file, false), SimpleOp::nop()], &mut [])
+        .unwrap();
+    // From a callback.
+    p.submit_simple(&[SimpleOp::nop()], &mut []).unwrap();
+    let mut n = 0;
+    let end = Instant::now() + Duration::from_secs(10);
+    while n == 0 {
+        assert!(Instant::now() < end);
+        p.poll(Some(Duration::from_millis(50)), |_| {
+            if n == 0 {
+                p.submit_simple(&long, &mut []).unwrap();
+            }
+            n += 1;
+        })
+        .unwrap();
+    }
+    // From another thread, nobody polling.
+    let p2 = p.clone();
+    std::thread::spawn(move || p2.submit_simple(&long, &mut []).unwrap())
+        .join()
+        .unwrap();
+    // From another thread while this one blocks in poll (the submission wakes it).
+    let p2 = p.clone();
+    let th = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        // One call: a second one could race this thread's next poll for the poll
+        // mutex (see simple_concurrent_submitters in proactor_conformance.rs).
+        let mut ops = long.to_vec();
+        ops.push(SimpleOp::nop());
+        p2.submit_simple(&ops, &mut []).unwrap();
+    });
+    let mut woke = false;
+    let end = Instant::now() + Duration::from_secs(10);
+    while !woke {
+        assert!(Instant::now() < end, "the submission did not wake poll");
+        p.poll(Some(Duration::from_secs(5)), |_| woke = true)
+            .unwrap();
+    }
+    th.join().unwrap();
+    assert!(
+        p.in_flight() >= 12,
+        "long timers in flight: {}",
+        p.in_flight()
+    );
+    if round % 2 == 0 {
+        drop(p);
+    } else {
+        // The last handle dropped on another thread.
+        std::thread::spawn(move || drop(p)).join().unwrap();
+    }
+}
+
 #[test]
 fn teardown_releases_fds_and_resources() {
     let dir = tempfile::tempdir().unwrap();
@@ -126,6 +193,9 @@ fn teardown_releases_fds_and_resources() {
         for round in 0..4 {
             teardown_round(name, &opts, &file, round);
         }
+        for round in 0..4 {
+            simple_teardown_round(&opts, &file, round);
+        }
         for _ in 0..20 {
             let p = Proactor::new(opts.clone()).unwrap();
             p.submit(Operation::nop()).unwrap();
@@ -139,7 +209,7 @@ fn teardown_releases_fds_and_resources() {
             "{name}: descriptor leak after teardown"
         );
         eprintln!(
-            "{name}: {before} descriptors before and after 24 proactors with operations in flight"
+            "{name}: {before} descriptors before and after 28 proactors with operations in flight"
         );
     }
 }
