@@ -1716,16 +1716,14 @@ fn simple_concurrent_submitters(t: &Ctx) {
                 rec(c.id, c.user_data, c.outcome)
             })
         };
-        // LIBRARY BUG (found by this test, io_uring configs): `submit_simple` on
-        // another thread try-locks the poll mutex to use the simple-slot table; a
-        // `poll` by the owning thread that starts in that window fails its own
-        // try_lock and returns `Err(PollBusy)`, although it is the owner and not
-        // re-entrant (the module docs promise PollBusy only for a poll from inside a
-        // callback). Kept failing on purpose until the library is fixed.
+        // The owner's poll must never fail here: `submit_simple` on another thread
+        // holds the poll mutex for a moment, which once made a poll starting in that
+        // window return `PollBusy` (fixed: the owner waits; only a re-entrant poll
+        // from inside a callback gets `PollBusy`).
         if let Err(e) = r {
             panic!(
-                "LIBRARY BUG: poll on the owning thread failed with {e:?} while other \
-                 threads called submit_simple ({} of {total} delivered)",
+                "poll on the owning thread failed with {e:?} while other threads called \
+                 submit_simple ({} of {total} delivered)",
                 got.len()
             );
         }

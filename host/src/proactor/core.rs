@@ -185,6 +185,9 @@ pub(crate) struct Shared {
     pub(crate) poll: Mutex<PollScratch>,
     /// Thread id (see `thread_id`) of the poll owner; 0 before the first poll.
     pub(crate) owner: AtomicU64,
+    /// Thread id of the thread inside `poll` (0: none); tells a re-entrant poll from a
+    /// `submit_simple` holding the poll mutex for a moment.
+    pub(crate) polling: AtomicU64,
     /// Set by the poll thread just before it may block in the kernel; read by
     /// submitters to decide whether a wake is needed (Dekker pair with `hint`).
     pub(crate) sleeping: AtomicBool,
@@ -914,14 +917,26 @@ impl Shared {
 
     /// The poll loop; see `Proactor::poll` and `Proactor::poll_lent`.
     pub(crate) fn poll(&self, timeout: Option<Duration>, mut on: impl Sink) -> Result<usize> {
+        let me = thread_id();
+        let owner = self.owner.load(Ordering::Acquire);
+        if owner != 0 && owner != me {
+            return Err(Error::NotPollOwner);
+        }
         let mut scratch = match self.poll.try_lock() {
             Ok(g) => g,
-            Err(std::sync::TryLockError::WouldBlock) => return Err(Error::PollBusy),
+            // A poll from inside this thread's own poll (a completion callback).
+            Err(std::sync::TryLockError::WouldBlock) if self.polling.load(Ordering::Relaxed) == me => {
+                return Err(Error::PollBusy)
+            }
+            // Held for a moment by `submit_simple` on another thread (or by a racing
+            // first poll, which then finds the owner set): wait for it.
+            Err(std::sync::TryLockError::WouldBlock) => lock(&self.poll),
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         };
-        let me = thread_id();
+        // Cleared when this guard drops (before the poll mutex is released).
+        let _polling = PollingMark::set(&self.polling, me);
         // The owner is set once; after that a load decides (no read-modify-write per poll).
-        if self.owner.load(Ordering::Acquire) != me {
+        if owner != me {
             match self
                 .owner
                 .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
@@ -1049,6 +1064,22 @@ impl Shared {
             Backend::Uring(u) => u.prepare(self, core),
             Backend::Epoll(e) => e.prepare(self, core),
         }
+    }
+}
+
+/// Marks the thread inside `poll` (`Shared::polling`) for as long as it lives.
+struct PollingMark<'a>(&'a AtomicU64);
+
+impl<'a> PollingMark<'a> {
+    fn set(cell: &'a AtomicU64, me: u64) -> PollingMark<'a> {
+        cell.store(me, Ordering::Relaxed);
+        PollingMark(cell)
+    }
+}
+
+impl Drop for PollingMark<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Relaxed);
     }
 }
 

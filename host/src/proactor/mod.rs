@@ -296,6 +296,7 @@ impl Proactor {
                 heavy: Vec::with_capacity(256),
             }),
             owner: AtomicU64::new(0),
+            polling: AtomicU64::new(0),
             sleeping: AtomicBool::new(false),
             hint: AtomicBool::new(false),
             user_wake: AtomicBool::new(false),
