@@ -830,8 +830,7 @@ impl Shared {
                     } else {
                         u.start_lite::<true>(self, &core, &mut scratch.lite, ops, ids);
                     }
-                    self.lite_live
-                        .store(scratch.lite.live(), Ordering::Relaxed);
+                    self.lite_live.store(scratch.lite.live(), Ordering::Relaxed);
                 }
                 (backend, _) => {
                     if core.free_slots() < n {
@@ -925,7 +924,9 @@ impl Shared {
         let mut scratch = match self.poll.try_lock() {
             Ok(g) => g,
             // A poll from inside this thread's own poll (a completion callback).
-            Err(std::sync::TryLockError::WouldBlock) if self.polling.load(Ordering::Relaxed) == me => {
+            Err(std::sync::TryLockError::WouldBlock)
+                if self.polling.load(Ordering::Relaxed) == me =>
+            {
                 return Err(Error::PollBusy)
             }
             // Held for a moment by `submit_simple` on another thread (or by a racing
@@ -1004,10 +1005,12 @@ impl Shared {
                 let mut core = lock(&self.core);
                 // Interrupt events carry no meaning of their own; `user_wake` decides.
                 let _interrupted = match &self.backend {
-                    Backend::Uring(u) if split => {
-                        u.reap_heavy(self, &mut core, &mut scratch.heavy)
+                    Backend::Uring(u) if split => u.reap_heavy(self, &mut core, &mut scratch.heavy),
+                    Backend::Uring(u) => {
+                        // CQEs set aside by a poll whose callback panicked, if any.
+                        let w = u.reap_heavy(self, &mut core, &mut scratch.heavy);
+                        u.reap(self, &mut core) || w
                     }
-                    Backend::Uring(u) => u.reap(self, &mut core),
                     Backend::Epoll(e) => e.reap(self, &mut core, &scratch.events),
                 };
                 if scratch.done.is_empty() {

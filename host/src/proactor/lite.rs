@@ -61,47 +61,79 @@ pub(crate) fn gen_of(state: u32) -> u32 {
     state >> 4
 }
 
-/// What only the poll-mutex holder touches: the free slots, and the timespecs the
-/// kernel reads when a timer's entry is submitted (it copies them then).
+/// What only the poll-mutex holder touches: where the next free slot is looked for,
+/// how many are in use, and the timespecs the kernel reads when a timer's entry is
+/// submitted (it copies them then).
+///
+/// Slots are taken in ring order: the next one after the last taken that is not
+/// running. Freeing a slot is then nothing more than the state store its completion
+/// does anyway (no free list to maintain per operation). A slot still running (a long
+/// timer) is stepped over; with `k` of `n` slots held that costs `k / (n - k)` extra
+/// looks per operation on average, which only grows when the table is nearly full.
 pub(crate) struct LiteTable {
     pub(crate) ts: Box<[Timespec]>,
-    free: Box<[u32]>,
-    top: usize,
+    /// Operations in flight at most (`Options::max_in_flight`).
+    cap: usize,
+    /// Slots in use.
+    live: usize,
+    next: usize,
+    mask: usize,
 }
 
 impl LiteTable {
-    pub(crate) fn new(n: u32) -> LiteTable {
+    /// A table for `cap` operations; `slots` (a power of two, at least `cap`) cells.
+    pub(crate) fn new(cap: u32, slots: u32) -> LiteTable {
+        debug_assert!(slots.is_power_of_two() || slots == 0);
+        debug_assert!(slots >= cap);
         LiteTable {
-            ts: (0..n).map(|_| Timespec::new()).collect(),
-            free: (0..n).rev().collect(),
-            top: n as usize,
+            ts: (0..slots).map(|_| Timespec::new()).collect(),
+            cap: cap as usize,
+            live: 0,
+            next: 0,
+            mask: (slots as usize).wrapping_sub(1),
         }
     }
 
     /// Free slots.
     #[inline(always)]
     pub(crate) fn free_len(&self) -> usize {
-        self.top
+        self.cap - self.live
     }
 
     /// Slots in use (operations submitted and not yet delivered).
     #[inline(always)]
     pub(crate) fn live(&self) -> usize {
-        self.free.len() - self.top
+        self.live
     }
 
-    /// Takes a free slot; the caller checked `free_len`.
+    /// Takes the next slot that is not running (the caller checked `free_len`, so
+    /// there is one) and counts it in use; returns its index and state word.
     #[inline(always)]
-    pub(crate) fn pop(&mut self) -> u32 {
-        self.top -= 1;
-        self.free[self.top]
+    pub(crate) fn take(&mut self, cells: &[LiteCell]) -> (u32, u32) {
+        self.live += 1;
+        loop {
+            let idx = self.next & self.mask;
+            self.next = self.next.wrapping_add(1);
+            let v = cells[idx].state.load(Ordering::Relaxed);
+            if v & RUNNING == 0 {
+                return (idx as u32, v);
+            }
+        }
     }
 
-    /// Returns a slot (at most as many as were taken).
+    /// Counts `n` slots free again (their state words were cleared by the reaper).
     #[inline(always)]
-    pub(crate) fn push(&mut self, idx: u32) {
-        self.free[self.top] = idx;
-        self.top += 1;
+    pub(crate) fn released(&mut self, n: usize) {
+        self.live -= n;
+    }
+}
+
+/// The number of cells for `cap` operations: a power of two (ring-order allocation).
+pub(crate) fn slots_for(cap: u32) -> u32 {
+    if cap == 0 {
+        0
+    } else {
+        cap.next_power_of_two()
     }
 }
 
@@ -145,8 +177,7 @@ pub(crate) fn mark_cancelling(state: &AtomicU32, key: u64) -> Option<bool> {
         if v & CANCELLING != 0 {
             return Some(false);
         }
-        match state.compare_exchange_weak(v, v | CANCELLING, Ordering::AcqRel, Ordering::Acquire)
-        {
+        match state.compare_exchange_weak(v, v | CANCELLING, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => return Some(true),
             Err(now) => v = now,
         }

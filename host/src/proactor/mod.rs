@@ -292,7 +292,7 @@ impl Proactor {
                 done_res: Vec::with_capacity(o.max_in_flight as usize),
                 wakers: Vec::with_capacity(64),
                 events: Vec::with_capacity(256),
-                lite: lite::LiteTable::new(lite_n),
+                lite: lite::LiteTable::new(lite_n, lite::slots_for(lite_n)),
                 heavy: Vec::with_capacity(256),
             }),
             owner: AtomicU64::new(0),
@@ -303,7 +303,7 @@ impl Proactor {
             caps,
             buffers: OnceLock::new(),
             max_in_flight: o.max_in_flight,
-            lite_cells: lite::new_cells(lite_n),
+            lite_cells: lite::new_cells(lite::slots_for(lite_n)),
             lite_live: std::sync::atomic::AtomicUsize::new(0),
         });
         Proactor { shared }

@@ -356,11 +356,10 @@ impl Uring {
         // this ring, so this is the only one until it is dropped at the end.
         let mut sq = unsafe { self.ring.submission_shared() };
         for (i, op) in ops.iter().enumerate() {
-            let idx = table.pop();
-            let cell = &sh.lite_cells[idx as usize];
             // Only the poll-mutex holder moves a slot between free and running.
-            let gen = lite::gen_of(cell.state.load(Ordering::Relaxed)).wrapping_add(1)
-                & lite::GEN_MASK;
+            let (idx, v) = table.take(&sh.lite_cells);
+            let cell = &sh.lite_cells[idx as usize];
+            let gen = lite::gen_of(v).wrapping_add(1) & lite::GEN_MASK;
             cell.user_data.store(op.user_data, Ordering::Relaxed);
             // Each kind pushes from its own branch: a nop's entry is then a constant
             // plus its key, with nothing merged through one exit.
@@ -751,7 +750,13 @@ impl Uring {
         let PollScratch { lite, heavy, .. } = scratch;
         let cells = &sh.lite_cells[..];
         let cap = heavy.capacity();
-        let mut delivered = 0;
+        // Counts the slots freed here back into the table when this function ends,
+        // also if `on` panics (no slot stays counted as in use).
+        let mut freed = Freed {
+            table: lite,
+            sh,
+            n: 0,
+        };
         // SAFETY: the CQ is only touched by the poll thread, which holds `Shared::poll`
         // for the whole poll call (and teardown has exclusive access).
         let mut cq = unsafe { self.ring.completion_shared() };
@@ -784,22 +789,18 @@ impl Uring {
                 // Free: keep the generation, clear kind and flags.
                 cell.state.store(v & !0xf, Ordering::Release);
                 let user_data = cell.user_data.load(Ordering::Relaxed);
-                lite.push(idx);
                 let outcome = if res >= 0 {
                     Outcome::Ok(res as u32)
                 } else {
                     lite::error_outcome_of(v, res)
                 };
-                delivered += 1;
+                freed.n += 1;
                 on.lean(OpId(ud), user_data, outcome);
             }
         }
         // Advance the CQ head before anything else can run.
         drop(cq);
-        if delivered > 0 {
-            sh.lite_live.store(lite.live(), Ordering::Relaxed);
-        }
-        delivered
+        freed.n
     }
 
     /// Processes the CQEs `reap_lite` set aside (caller holds the core lock). Returns
@@ -968,6 +969,25 @@ impl Uring {
             unsafe { self.push(sh, &e) };
         }
         Ok(())
+    }
+}
+
+/// Counts the simple slots `reap_lite` freed back into the table when it ends (also
+/// when a completion callback panics), and mirrors the count for `in_flight`.
+struct Freed<'a> {
+    table: &'a mut LiteTable,
+    sh: &'a Shared,
+    n: usize,
+}
+
+impl Drop for Freed<'_> {
+    fn drop(&mut self) {
+        if self.n > 0 {
+            self.table.released(self.n);
+            self.sh
+                .lite_live
+                .store(self.table.live(), Ordering::Relaxed);
+        }
     }
 }
 
