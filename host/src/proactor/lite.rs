@@ -106,11 +106,41 @@ impl LiteTable {
         self.live
     }
 
-    /// Takes the next slot that is not running (the caller checked `free_len`, so
-    /// there is one) and counts it in use; returns its index and state word.
+    /// A cursor for taking `n` slots (the caller checked `free_len`); they count as
+    /// in use from now on. Hand the cursor back with `taken`.
+    #[inline(always)]
+    pub(crate) fn taker(&mut self, n: usize) -> Taker {
+        self.live += n;
+        Taker {
+            next: self.next,
+            mask: self.mask,
+        }
+    }
+
+    /// Where the next search starts.
+    #[inline(always)]
+    pub(crate) fn taken(&mut self, t: Taker) {
+        self.next = t.next;
+    }
+
+    /// Counts `n` slots free again (their state words were cleared by the reaper).
+    #[inline(always)]
+    pub(crate) fn released(&mut self, n: usize) {
+        self.live -= n;
+    }
+}
+
+/// Walks the cells in ring order (a copy of the table's cursor, kept in registers).
+pub(crate) struct Taker {
+    next: usize,
+    mask: usize,
+}
+
+impl Taker {
+    /// The next slot that is not running, with its state word (Relaxed: the word
+    /// carries no data for anyone, and only the poll-mutex holder frees and takes).
     #[inline(always)]
     pub(crate) fn take(&mut self, cells: &[LiteCell]) -> (u32, u32) {
-        self.live += 1;
         loop {
             let idx = self.next & self.mask;
             self.next = self.next.wrapping_add(1);
@@ -119,12 +149,6 @@ impl LiteTable {
                 return (idx as u32, v);
             }
         }
-    }
-
-    /// Counts `n` slots free again (their state words were cleared by the reaper).
-    #[inline(always)]
-    pub(crate) fn released(&mut self, n: usize) {
-        self.live -= n;
     }
 }
 

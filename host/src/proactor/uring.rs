@@ -355,10 +355,14 @@ impl Uring {
         // SAFETY: the core lock (held by the caller) guards every SubmissionQueue of
         // this ring, so this is the only one until it is dropped at the end.
         let mut sq = unsafe { self.ring.submission_shared() };
+        let cells = &sh.lite_cells[..];
+        let mut taker = table.taker(ops.len());
         for (i, op) in ops.iter().enumerate() {
-            // Only the poll-mutex holder moves a slot between free and running.
-            let (idx, v) = table.take(&sh.lite_cells);
-            let cell = &sh.lite_cells[idx as usize];
+            // Only the poll-mutex holder moves a slot between free and running. The
+            // state word is written Relaxed: it carries no data (the user_data and
+            // timespec are read only by the poll-mutex holder, ordered by that mutex).
+            let (idx, v) = taker.take(cells);
+            let cell = &cells[idx as usize];
             let gen = lite::gen_of(v).wrapping_add(1) & lite::GEN_MASK;
             cell.user_data.store(op.user_data, Ordering::Relaxed);
             // Each kind pushes from its own branch: a nop's entry is then a constant
@@ -366,7 +370,7 @@ impl Uring {
             let pushed = match op.kind {
                 SimpleKind::Nop => {
                     let state = lite::running(gen, lite::NOP);
-                    cell.state.store(state, Ordering::Release);
+                    cell.state.store(state, Ordering::Relaxed);
                     let key = lite::key(idx, state);
                     if IDS {
                         ids[i] = OpId(key);
@@ -381,7 +385,7 @@ impl Uring {
                         _ => lite::FSYNC,
                     };
                     let state = lite::running(gen, tag);
-                    cell.state.store(state, Ordering::Release);
+                    cell.state.store(state, Ordering::Relaxed);
                     let key = lite::key(idx, state);
                     if IDS {
                         ids[i] = OpId(key);
@@ -397,6 +401,7 @@ impl Uring {
             };
             assert!(pushed, "caller reserved SQ room for every simple operation");
         }
+        table.taken(taker);
         // Dropping `sq` publishes the new tail (Release), which is what the kernel reads.
         drop(sq);
     }
@@ -781,13 +786,14 @@ impl Uring {
                 let Some(cell) = cells.get(idx as usize) else {
                     continue;
                 };
-                let v = cell.state.load(Ordering::Acquire);
+                // Relaxed: the word carries no data (see `start_lite`).
+                let v = cell.state.load(Ordering::Relaxed);
                 // A stale key (generation moved on) finds a different word.
                 if v & !lite::CANCELLING != lite::running_state_of(ud) {
                     continue;
                 }
                 // Free: keep the generation, clear kind and flags.
-                cell.state.store(v & !0xf, Ordering::Release);
+                cell.state.store(v & !0xf, Ordering::Relaxed);
                 let user_data = cell.user_data.load(Ordering::Relaxed);
                 let outcome = if res >= 0 {
                     Outcome::Ok(res as u32)
