@@ -2,8 +2,12 @@
 //!
 //! Guards the proactor's per-operation overhead (slot, locking, delivery) on top of
 //! the kernel: both sides push `BATCH` NOPs, enter the kernel once, and reap them.
-//! Before the criterion groups run, `main` measures both in the same process,
-//! alternating them, and prints the throughput ratio (target: proactor >= 0.9x raw).
+//! The proactor runs two ways: the general API (`Operation` values moved in through
+//! `submit_batch`, `Completion` values moved out of `poll`) and the simple-operation
+//! path (`SimpleOp`s submitted by reference with `submit_simple`, completions lent by
+//! `poll_lent`). Before the criterion groups run, `main` measures all of them in the
+//! same process, alternating them, and prints the throughput ratios (target: proactor
+//! >= 0.9x raw; the simple path is the one built for it).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -171,13 +175,18 @@ fn benches(c: &mut Criterion) {
         g.bench_function("raw_io_uring", |b| b.iter(|| raw.round()));
         g.bench_function("raw_io_uring_proactor_flags", |b| b.iter(|| raw2.round()));
         g.bench_function("proactor_io_uring", |b| b.iter(|| pro.round()));
+        g.bench_function("proactor_io_uring_simple", |b| {
+            b.iter(|| pro.round_simple())
+        });
     }
     let mut epoll = Pro::new(BackendChoice::Epoll).unwrap();
     g.bench_function("proactor_epoll", |b| b.iter(|| epoll.round()));
+    g.bench_function("proactor_epoll_simple", |b| b.iter(|| epoll.round_simple()));
     g.finish();
 }
 
-/// `PROACTOR_BENCH_ROUNDS=<raw|raw_flags|proactor|epoll>:<rounds>` runs just that many
+/// `PROACTOR_BENCH_ROUNDS=<raw|raw_flags|proactor|epoll|simple|simple_epoll>:<rounds>`
+/// runs just that many
 /// rounds of one variant and exits: for `perf stat` or `valgrind --tool=callgrind`
 /// (instructions per operation are far less noisy than time on a shared machine; the
 /// difference between two round counts gives user-space instructions per NOP).

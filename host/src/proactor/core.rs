@@ -279,7 +279,11 @@ pub(crate) fn alloc_slot<'a>(
             && !s.soft
             && matches!(s.delivery, Delivery::Callback)
     );
-    let gen = s.gen.wrapping_add(1) & lite::SLOT_GEN_MASK;
+    // Never 0, so that no key is 0 (`OpId::default()`).
+    let gen = match s.gen.wrapping_add(1) & lite::SLOT_GEN_MASK {
+        0 => 1,
+        g => g,
+    };
     s.gen = gen;
     s.state = state;
     if future {

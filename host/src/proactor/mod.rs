@@ -27,6 +27,47 @@
 //! The raw path is the primitive; futures are built on the same slots (the outcome is
 //! parked in the slot until the future takes it).
 //!
+//! # The simple-operation path (lowest overhead)
+//!
+//! Operations that own nothing — nop, timers, fsync — can also be described as
+//! [`SimpleOp`] values (`Copy`, 32 bytes) and submitted by reference with
+//! [`submit_simple`](Proactor::submit_simple), and any completion can be lent to the
+//! poll closure by reference with [`poll_lent`](Proactor::poll_lent) instead of moved
+//! into it. On io_uring the two together form the cheapest path: each slot and
+//! submission entry is written in place, and `poll` hands these completions to the
+//! closure straight from the completion ring, without a lock, an intermediate list or
+//! a value built and dropped. Semantics are those of the raw path (exactly-once
+//! delivery, ids, `cancel`, `in_flight`, teardown); the differences:
+//!
+//! - simple operations have a slot table of their own, of `Options::max_in_flight`
+//!   slots (besides the ordinary ones), used when `submit_simple` is called while no
+//!   `poll` runs — from any thread. Inside a completion callback, or while `poll`
+//!   blocks on another thread, `submit_simple` uses ordinary slots instead (same
+//!   behaviour, ordinary cost); the epoll backend always does;
+//! - within one `poll`, simple completions may be delivered before other completions
+//!   reaped by the same call (no order between operations is promised anyway);
+//! - `in_flight` may still count a simple operation while the callback that receives
+//!   it runs; once that `poll` returns it no longer does.
+//!
+//! ```
+//! use std::time::Duration;
+//! use gpu_uring::proactor::{OpId, Options, Outcome, Proactor, SimpleOp};
+//!
+//! let p = Proactor::new(Options::default())?;
+//! let ops = [SimpleOp::nop().user_data(1), SimpleOp::timer(Duration::from_millis(1)).user_data(2)];
+//! let mut ids = [OpId::default(); 2];
+//! p.submit_simple(&ops, &mut ids)?; // or `&mut []` when the ids are not needed
+//! let mut seen = 0;
+//! while seen < ops.len() {
+//!     p.poll_lent(Some(Duration::from_secs(5)), |c| {
+//!         assert_eq!(c.outcome, Outcome::Ok(0));
+//!         assert!(ids.contains(&c.id));
+//!         seen += 1;
+//!     })?;
+//! }
+//! # Ok::<(), gpu_uring::proactor::Error>(())
+//! ```
+//!
 //! ```
 //! use std::time::Duration;
 //! use gpu_uring::proactor::{Operation, Options, Outcome, Proactor};
@@ -51,7 +92,8 @@
 //!   its lifetime (io_uring's `SINGLE_ISSUER` needs this; the epoll backend enforces the
 //!   same rule so code behaves alike on both). Another thread gets
 //!   [`Error::NotPollOwner`]; a poll from inside a completion callback gets
-//!   [`Error::PollBusy`].
+//!   [`Error::PollBusy`]. (A `submit_simple` on another thread holds the poll mutex
+//!   for a moment; the owner's `poll` then waits for it, it never fails for that.)
 //! - `submit*`, `cancel`, `wake`, `Event::set` and `Notification::signal` may be called
 //!   from any thread, also while `poll` blocks. They never enter the kernel ring
 //!   themselves (only the poll thread does); they queue work and wake the poll thread

@@ -20,6 +20,14 @@ use super::sys;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OpId(pub(crate) u64);
 
+/// An id no operation ever has (generations start at 1 and skip 0 when they wrap):
+/// for preallocating arrays of ids, e.g. for [`Proactor::submit_simple`](super::Proactor::submit_simple).
+impl Default for OpId {
+    fn default() -> OpId {
+        OpId(0)
+    }
+}
+
 impl OpId {
     pub(crate) fn new(index: u32, gen: u32) -> OpId {
         OpId(((gen as u64) << 32) | index as u64)
