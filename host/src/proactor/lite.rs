@@ -124,9 +124,14 @@ impl LiteTable {
     }
 
     /// Counts `n` slots free again (their state words were cleared by the reaper).
+    /// When none is left in use the search restarts at the first slot, so that a
+    /// steady stream of short operations keeps reusing the same, cache-warm cells.
     #[inline(always)]
     pub(crate) fn released(&mut self, n: usize) {
         self.live -= n;
+        if self.live == 0 {
+            self.next = 0;
+        }
     }
 }
 
