@@ -56,6 +56,21 @@ pub fn rate(d: Duration, warmup: usize, per_check: usize, mut round: impl FnMut(
     ops as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Median and range of `v` (sorted in place); `(NaN, NaN, NaN)` when empty.
+pub fn median_range(v: &mut [f64]) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (median, v[0], v[n - 1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +85,12 @@ mod tests {
         let v = std::hint::black_box(vec![0u8; 4096]);
         assert!(allocations() >= before + 2);
         drop((b, v));
+    }
+
+    #[test]
+    fn median_and_range() {
+        assert_eq!(median_range(&mut [3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+        assert_eq!(median_range(&mut [4.0, 1.0, 2.0, 3.0]), (2.5, 1.0, 4.0));
+        assert!(median_range(&mut []).0.is_nan());
     }
 }

@@ -2049,7 +2049,68 @@ macro_rules! conformance {
     };
 }
 
+/// A completion callback that panics loses nothing: the completion it was given
+/// counts as delivered, every other one comes with a later poll, exactly once, on
+/// both delivery paths and for simple and ordinary operations alike; no slot is left
+/// in use.
+fn callback_panic_loses_nothing(t: &Ctx) {
+    let p = t.proactor_with(|o| o.max_in_flight = 16);
+    for (round, panic_on_simple) in [(0u64, true), (1, false), (2, true), (3, false)] {
+        let base = round * 1000;
+        let simple: Vec<SimpleOp> = (0..6)
+            .map(|i| SimpleOp::nop().user_data(base + i))
+            .collect();
+        p.submit_simple(&simple, &mut []).unwrap();
+        let mut ops: Vec<Operation> = (0..4)
+            .map(|i| Operation::nop().user_data(base + 100 + i))
+            .collect();
+        p.submit_batch(&mut ops, &mut Vec::new()).unwrap();
+        let mut seen = Vec::new();
+        // The first poll panics in the callback at the first completion of the chosen
+        // kind (simple: user data below 100; ordinary: 100 and up).
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut on = |c: &Completion| {
+                seen.push(c.user_data);
+                if (c.user_data - base < 100) == panic_on_simple {
+                    panic!("test: callback panics");
+                }
+            };
+            let end = Instant::now() + LIMIT;
+            while Instant::now() < end {
+                if round % 2 == 0 {
+                    p.poll_lent(Some(Duration::from_millis(100)), |c| on(c))
+                        .unwrap();
+                } else {
+                    p.poll(Some(Duration::from_millis(100)), |c| on(&c))
+                        .unwrap();
+                }
+            }
+        }));
+        assert!(panicked.is_err(), "the callback was meant to panic");
+        let end = Instant::now() + LIMIT;
+        while seen.len() < 10 {
+            assert!(
+                Instant::now() < end,
+                "round {round}: only {seen:?} delivered"
+            );
+            p.poll_lent(Some(Duration::from_millis(100)), |c| seen.push(c.user_data))
+                .unwrap();
+        }
+        seen.sort_unstable();
+        let want: Vec<u64> = (0..6).chain(100..104).map(|i| base + i).collect();
+        assert_eq!(seen, want, "round {round}: every completion exactly once");
+        assert_quiet(&p, Duration::from_millis(20));
+        assert_eq!(p.in_flight(), 0, "round {round}");
+    }
+    // Every slot is free again: a full table of simple operations goes in and comes out.
+    let full: Vec<SimpleOp> = (0..16).map(|i| SimpleOp::nop().user_data(i)).collect();
+    p.submit_simple(&full, &mut []).unwrap();
+    assert_eq!(collect(&p, 16).len(), 16);
+    assert_eq!(p.in_flight(), 0);
+}
+
 conformance!(
+    callback_panic_loses_nothing,
     nop_completes,
     batch_submit,
     future_nop,

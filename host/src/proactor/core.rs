@@ -809,7 +809,13 @@ impl Shared {
         }
         // The simple-slot table when no poll runs (see `lite`); ordinary slots otherwise.
         let scratch = match &self.backend {
-            Backend::Uring(_) => self.poll.try_lock().ok(),
+            Backend::Uring(_) => match self.poll.try_lock() {
+                Ok(g) => Some(g),
+                // A callback panicked inside an earlier poll; the table is consistent
+                // (see `reap_lite`).
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            },
             Backend::Epoll(_) => None,
         };
         {
@@ -964,9 +970,7 @@ impl Shared {
             {
                 let mut core = lock(&self.core);
                 self.prepare(&mut core)?;
-                std::mem::swap(&mut scratch.done, &mut core.done);
-                std::mem::swap(&mut scratch.done_res, &mut core.done_res);
-                scratch.wakers.append(&mut core.wakers);
+                take_parked(scratch, &mut core);
             }
             let have = !scratch.done.is_empty() || !scratch.wakers.is_empty();
             let wait = if have {
@@ -1017,44 +1021,13 @@ impl Shared {
                     }
                     Backend::Epoll(e) => e.reap(self, &mut core, &scratch.events),
                 };
-                if scratch.done.is_empty() {
-                    // Swap rather than copy; both keep their capacity.
-                    std::mem::swap(&mut scratch.done, &mut core.done);
-                } else {
-                    scratch.done.append(&mut core.done);
-                }
-                if scratch.done_res.is_empty() {
-                    std::mem::swap(&mut scratch.done_res, &mut core.done_res);
-                } else {
-                    scratch.done_res.append(&mut core.done_res);
-                }
-                scratch.wakers.append(&mut core.wakers);
+                take_parked(scratch, &mut core);
             }
             let woken = self.user_wake.load(Ordering::Relaxed)
                 && self.user_wake.swap(false, Ordering::SeqCst);
             // Phase 4: deliver, with no lock held.
             let n = lite_n + scratch.done.len() + scratch.wakers.len();
-            let mut res = scratch.done_res.drain(..);
-            for d in scratch.done.drain(..) {
-                // Two calls, so that where `on` is inlined the common case builds its
-                // completion with constant (drop-free) resources.
-                if d.owns {
-                    on.owning(Completion {
-                        id: d.id,
-                        user_data: d.user_data,
-                        outcome: d.outcome,
-                        resources: res
-                            .next()
-                            .expect("one resources entry per owning completion"),
-                    });
-                } else {
-                    on.lean(d.id, d.user_data, d.outcome);
-                }
-            }
-            drop(res);
-            for w in scratch.wakers.drain(..) {
-                w.wake();
-            }
+            deliver(scratch, &mut on);
             if n > 0 || woken {
                 return Ok(n);
             }
@@ -1070,6 +1043,78 @@ impl Shared {
         match &self.backend {
             Backend::Uring(u) => u.prepare(self, core),
             Backend::Epoll(e) => e.prepare(self, core),
+        }
+    }
+}
+
+/// Moves the completions and wakers parked in the core to the poll thread's lists,
+/// after what is already there (left over by a callback that panicked).
+fn take_parked(scratch: &mut PollScratch, core: &mut Core) {
+    if scratch.done.is_empty() {
+        // Swap rather than copy; both keep their capacity.
+        std::mem::swap(&mut scratch.done, &mut core.done);
+    } else {
+        scratch.done.append(&mut core.done);
+    }
+    if scratch.done_res.is_empty() {
+        std::mem::swap(&mut scratch.done_res, &mut core.done_res);
+    } else {
+        scratch.done_res.append(&mut core.done_res);
+    }
+    scratch.wakers.append(&mut core.wakers);
+}
+
+/// Phase 4 of `poll`: delivers the parked completions, then wakes the futures. If a
+/// callback (or a waker) panics, what was not handed over yet stays parked for the
+/// next poll instead of being dropped ([`Delivered`]).
+fn deliver(scratch: &mut PollScratch, on: &mut impl Sink) {
+    let mut g = Delivered {
+        scratch,
+        done: 0,
+        res: 0,
+        wakers: 0,
+    };
+    while let Some(&d) = g.scratch.done.get(g.done) {
+        g.done += 1;
+        if d.owns {
+            let resources = std::mem::replace(&mut g.scratch.done_res[g.res], Resources::None);
+            g.res += 1;
+            on.owning(Completion {
+                id: d.id,
+                user_data: d.user_data,
+                outcome: d.outcome,
+                resources,
+            });
+        } else {
+            on.lean(d.id, d.user_data, d.outcome);
+        }
+    }
+    while g.wakers < g.scratch.wakers.len() {
+        g.wakers += 1;
+        g.scratch.wakers[g.wakers - 1].wake_by_ref();
+    }
+}
+
+/// What `deliver` has handed over; dropping it removes exactly that from the parked
+/// lists (everything, unless a callback panicked).
+struct Delivered<'a> {
+    scratch: &'a mut PollScratch,
+    done: usize,
+    res: usize,
+    wakers: usize,
+}
+
+impl Drop for Delivered<'_> {
+    fn drop(&mut self) {
+        let s = &mut *self.scratch;
+        if self.done == s.done.len() && self.wakers == s.wakers.len() {
+            s.done.clear();
+            s.done_res.clear();
+            s.wakers.clear();
+        } else {
+            s.done.drain(..self.done);
+            s.done_res.drain(..self.res);
+            s.wakers.drain(..self.wakers);
         }
     }
 }
