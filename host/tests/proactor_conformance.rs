@@ -1002,6 +1002,41 @@ fn poll_ownership(t: &Ctx) {
     assert_eq!(inner.lock().unwrap().take(), Some(Err(Error::PollBusy)));
 }
 
+/// Threads racing to poll a fresh proactor: one becomes the owner; every other gets
+/// `NotPollOwner` at once — not `PollBusy`, and without waiting for the owner's poll.
+fn racing_first_pollers(t: &Ctx) {
+    let p = t.proactor();
+    let n = 4;
+    let barrier = Arc::new(Barrier::new(n));
+    let hs: Vec<_> = (0..n)
+        .map(|_| {
+            let (p, barrier) = (p.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let start = Instant::now();
+                let r = p.poll(Some(Duration::from_secs(5)), |_| {});
+                (r, start.elapsed())
+            })
+        })
+        .collect();
+    // The losers return by themselves; then the owner's poll is woken.
+    let end = Instant::now() + LIMIT;
+    while hs.iter().filter(|h| h.is_finished()).count() < n - 1 {
+        assert!(Instant::now() < end, "a losing poller did not return");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    p.wake();
+    let results: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+    let owners = results.iter().filter(|(r, _)| r.is_ok()).count();
+    assert_eq!(owners, 1, "{results:?}");
+    for (r, took) in &results {
+        if let Err(e) = r {
+            assert_eq!(*e, Error::NotPollOwner, "{results:?}");
+            assert!(*took < Duration::from_secs(2), "a loser waited {took:?}");
+        }
+    }
+}
+
 fn collect_with(p: &Proactor, n: usize, mut f: impl FnMut(Completion)) {
     let mut got = 0;
     let end = Instant::now() + LIMIT;
@@ -2141,6 +2176,7 @@ conformance!(
     submit_wakes_blocked_poll,
     wake_interrupts_poll,
     poll_ownership,
+    racing_first_pollers,
     queue_full_and_retry,
     capabilities_reported,
     many_in_flight_mixed,

@@ -939,9 +939,21 @@ impl Shared {
             {
                 return Err(Error::PollBusy)
             }
-            // Held for a moment by `submit_simple` on another thread (or by a racing
-            // first poll, which then finds the owner set): wait for it.
-            Err(std::sync::TryLockError::WouldBlock) => lock(&self.poll),
+            // Held for a moment by `submit_simple` on another thread, or by another
+            // thread's poll that got there first (it sets the owner at once): retry
+            // until the mutex is free or the owner turns out to be someone else.
+            Err(std::sync::TryLockError::WouldBlock) => loop {
+                std::thread::yield_now();
+                let owner = self.owner.load(Ordering::Acquire);
+                if owner != 0 && owner != me {
+                    return Err(Error::NotPollOwner);
+                }
+                match self.poll.try_lock() {
+                    Ok(g) => break g,
+                    Err(std::sync::TryLockError::WouldBlock) => continue,
+                    Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                }
+            },
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         };
         // Cleared when this guard drops (before the poll mutex is released).
