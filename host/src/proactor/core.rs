@@ -2,11 +2,14 @@
 //! sequences (including their emulation), and the poll loop.
 //!
 //! Locking: `Shared::core` (one mutex) guards the slots and every queue the poll
-//! thread drains. It is taken once per submitted batch, once per `cancel`, and twice
-//! per poll iteration (prepare, reap); never across a blocking system call and never
-//! while user code (callbacks, wakers, resource drops of user types) runs.
-//! `Shared::poll` is held for a whole `poll` call and marks the single poller.
-//! Lock order: `poll` → `core` → a notification's subscriber list.
+//! thread drains. It is taken once per submitted batch, once per `cancel`, and at most
+//! twice per poll iteration (prepare, reap); never across a blocking system call and
+//! never while user code (callbacks, wakers, resource drops of user types) runs.
+//! `Shared::poll` is held for a whole `poll` call and marks the single poller; it also
+//! guards the completion ring and the simple-operation slots (`lite`), which is why
+//! `submit_simple` takes it (briefly, only when free) and why simple completions can
+//! be handed to the callback with `core` not held. Lock order: `poll` → `core` → a
+//! notification's subscriber list.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
