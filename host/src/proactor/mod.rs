@@ -470,6 +470,10 @@ impl Proactor {
     /// something happens) and delivers completions — raw ones to `on_complete`, future
     /// ones by waking them. Returns how many completions were delivered; returns
     /// `Ok(0)` on timeout or after [`wake`](Self::wake). Only the owning thread may poll.
+    ///
+    /// If `on_complete` (or a future's waker) panics, the panic propagates out of
+    /// `poll`; the completion it was given counts as delivered, and every completion not
+    /// handed over yet is delivered by a later `poll` — none is lost.
     pub fn poll(
         &self,
         timeout: Option<Duration>,
