@@ -365,31 +365,26 @@ impl Uring {
             let cell = &cells[idx as usize];
             let gen = lite::gen_of(v).wrapping_add(1) & lite::GEN_MASK;
             cell.user_data.store(op.user_data, Ordering::Relaxed);
-            // Each kind pushes from its own branch: a nop's entry is then a constant
-            // plus its key, with nothing merged through one exit.
+            let tag = match op.kind {
+                SimpleKind::Nop => lite::NOP,
+                SimpleKind::Timer(_) => lite::TIMER,
+                SimpleKind::Fsync { .. } => lite::FSYNC,
+            };
+            let state = lite::running(gen, tag);
+            cell.state.store(state, Ordering::Relaxed);
+            let key = lite::key(idx, state);
+            if IDS {
+                ids[i] = OpId(key);
+            }
+            // A nop's entry is a constant plus its key, built and pushed from its own
+            // branch rather than merged with the others through one exit.
             let pushed = match op.kind {
                 SimpleKind::Nop => {
-                    let state = lite::running(gen, lite::NOP);
-                    cell.state.store(state, Ordering::Relaxed);
-                    let key = lite::key(idx, state);
-                    if IDS {
-                        ids[i] = OpId(key);
-                    }
                     let e = opcode::Nop::new().build().user_data(key);
                     // SAFETY: a nop entry carries no pointers.
                     unsafe { sq.push(&e) }.is_ok()
                 }
                 kind => {
-                    let tag = match kind {
-                        SimpleKind::Timer(_) => lite::TIMER,
-                        _ => lite::FSYNC,
-                    };
-                    let state = lite::running(gen, tag);
-                    cell.state.store(state, Ordering::Relaxed);
-                    let key = lite::key(idx, state);
-                    if IDS {
-                        ids[i] = OpId(key);
-                    }
                     let ts = &mut table.ts[idx as usize];
                     let e = Self::simple_entry(sh, &core.files, kind, ts);
                     // SAFETY: an fsync entry carries no pointers; a timer's points at
