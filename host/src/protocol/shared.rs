@@ -40,8 +40,11 @@ pub struct DeviceControl {
     pub print_errors: u32,
     /// CQEs whose `user_data` no lane recognised (counted and recorded, never dropped silently).
     pub foreign_cqes: u32,
+    /// Device-written words found outside what the protocol allows (a window position out of range, a
+    /// corrupted control word): counted by whoever detects it, host or lane, never acted on.
+    pub protocol_violations: u32,
     /// Reserved, zero.
-    pub _reserved: [u32; 12],
+    pub _reserved: [u32; 11],
 }
 
 /// A per-request completion slot (PROTOCOL.md §2, §6).
@@ -103,6 +106,7 @@ mod tests {
         assert_eq!(offset_of!(DeviceControl, ff_errors), 44);
         assert_eq!(offset_of!(DeviceControl, print_fd), 60);
         assert_eq!(offset_of!(DeviceControl, foreign_cqes), 76);
+        assert_eq!(offset_of!(DeviceControl, protocol_violations), 80);
         assert_eq!(size_of::<CompletionSlot>(), 16);
     }
 }

@@ -215,6 +215,7 @@ mod tests {
             ("GU_CTL_LINES_PRINTED", ctl_off!(lines_printed)),
             ("GU_CTL_PRINT_ERRORS", ctl_off!(print_errors)),
             ("GU_CTL_FOREIGN_CQES", ctl_off!(foreign_cqes)),
+            ("GU_CTL_PROTOCOL_VIOLATIONS", ctl_off!(protocol_violations)),
             ("GU_SLOT_FREE", SLOT_FREE),
             ("GU_SLOT_PENDING", SLOT_PENDING),
             ("GU_SLOT_DONE", SLOT_DONE),
