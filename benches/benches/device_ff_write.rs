@@ -156,7 +156,7 @@ fn wait_sq_consumed(ring: &DeviceRing) {
     }
 }
 
-fn worker(ring: &DeviceRing, id: u32, job: &Job, fd: i32) {
+fn worker(ring: &DeviceRing, id: u32, job: &Job) {
     let view = ring.view();
     let mut lane = Lane::new(view, id);
     let off = view.line_off(id, 0);
@@ -178,7 +178,7 @@ fn worker(ring: &DeviceRing, id: u32, job: &Job, fd: i32) {
         let mut failed = 0;
         for _ in 0..n {
             if lane
-                .write(FileRef::Raw(fd), off, LEN, -1, c, DEFAULT_BUDGET)
+                .write(FileRef::Fixed(0), off, LEN, -1, c, DEFAULT_BUDGET)
                 .is_err()
             {
                 failed += 1;
@@ -200,6 +200,7 @@ fn with_pool<R>(lanes: u32, fd: i32, f: impl FnOnce(&Pool<'_>) -> R) -> R {
         lanes,
         sq_thread_idle: Duration::from_millis(SQ_IDLE_MS),
         sq_thread_cpu: sq_cpu(),
+        fixed_files: vec![fd],
         ..Default::default()
     })
     .expect("creating the device ring");
@@ -216,7 +217,7 @@ fn with_pool<R>(lanes: u32, fd: i32, f: impl FnOnce(&Pool<'_>) -> R) -> R {
             let (ring, job) = (&ring, &job);
             std::thread::Builder::new()
                 .name(format!("lane-{id}"))
-                .spawn_scoped(s, move || worker(ring, id, job, fd))
+                .spawn_scoped(s, move || worker(ring, id, job))
                 .expect("spawning a lane");
         }
         let pool = Pool {
@@ -237,10 +238,10 @@ fn with_pool<R>(lanes: u32, fd: i32, f: impl FnOnce(&Pool<'_>) -> R) -> R {
     r
 }
 
-/// The ceiling: one thread pushing the same writes through an `io-uring` crate SQPOLL ring.
+/// The ceiling: one thread pushing the same writes through an `io-uring` crate SQPOLL ring, with the same
+/// registered file and buffer as the (confined) device ring.
 struct Ceiling {
     ring: IoUring,
-    fd: i32,
     buf: Box<[u8; 4096]>,
 }
 
@@ -259,13 +260,16 @@ impl Ceiling {
         };
         // SAFETY: `buf` is owned by the returned `Ceiling` and outlives every request (`run` waits for all).
         unsafe { ring.submitter().register_buffers(&[iov]) }.expect("registering the buffer");
-        Ceiling { ring, fd, buf }
+        ring.submitter()
+            .register_files(&[fd])
+            .expect("registering the file");
+        Ceiling { ring, buf }
     }
 
     /// Pushes `ops` writes; with `skip` they carry SKIP_SUCCESS and the run ends when the SQ is consumed,
     /// otherwise every CQE is reaped.
     fn run(&mut self, ops: u64, skip: bool) -> Duration {
-        let e = opcode::WriteFixed::new(types::Fd(self.fd), self.buf.as_ptr(), LEN, 0)
+        let e = opcode::WriteFixed::new(types::Fixed(0), self.buf.as_ptr(), LEN, 0)
             .offset(u64::MAX)
             .build()
             .flags(if skip {

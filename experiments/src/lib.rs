@@ -18,6 +18,22 @@ pub mod rpc;
 
 use clap::Args;
 use gpu_uring::backend::{self, Device, DeviceError, DeviceSelector};
+use gpu_uring::ring::{DeviceAccess, DeviceRing};
+
+/// One line for an experiment's summary: which access mode the ring ran in, and the protocol-violation
+/// counters (PROTOCOL.md, "Trust model"), which stay 0 for device code that follows the library.
+pub fn ring_mode_line(ring: &DeviceRing) -> String {
+    let v = ring.violations();
+    let w = ring.waker_stats();
+    format!(
+        "ring: {}; protocol violations: host-detected {}, device-reported {}; foreign CQEs {}; CQ overflow flushes {}",
+        ring.access().name(),
+        v.host_detected,
+        v.device_reported,
+        v.foreign_cqes,
+        w.overflow_flushes
+    )
+}
 
 /// Flags every experiment accepts.
 #[derive(Debug, Clone, Args)]
@@ -32,6 +48,10 @@ pub struct CommonArgs {
     /// Folder for CSV and SVG output [default: target/experiments/<experiment>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Build rings with `DeviceAccess::DangerouslyUnconfined`: device code may then open files, write any fd
+    /// and read into any host address as this process. Only to measure what confinement costs.
+    #[arg(long)]
+    pub dangerously_unconfined: bool,
 }
 
 /// One experiment run: its name, its flags, and where its output goes.
@@ -85,6 +105,15 @@ impl Experiment {
     /// The output folder.
     pub fn out_dir(&self) -> &Path {
         &self.out
+    }
+
+    /// What device code may do on the rings this run builds (`--dangerously-unconfined`, else confined).
+    pub fn access(&self) -> DeviceAccess {
+        if self.args.dangerously_unconfined {
+            DeviceAccess::DangerouslyUnconfined
+        } else {
+            DeviceAccess::default()
+        }
     }
 
     /// The device line printed by [`Experiment::open_device`] / [`Experiment::cpu_only`].
@@ -318,6 +347,14 @@ impl Record {
     pub fn pass(mut self, name: &'static str, ok: bool) -> Record {
         self.cells.push((name, Cell::Bool(ok)));
         self
+    }
+
+    /// Adds the ring's access mode and its protocol-violation counters (see [`ring_mode_line`]).
+    pub fn ring_mode(self, ring: &DeviceRing) -> Record {
+        let v = ring.violations();
+        self.text("access", ring.access().name())
+            .int("violations", v.host_detected + v.device_reported as u64)
+            .int("foreign_cqes", v.foreign_cqes)
     }
 
     /// The cell named `name`.

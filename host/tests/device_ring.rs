@@ -1,5 +1,9 @@
 //! Device-ring behaviour on the CPU reference device: exactly-once prints, backpressure, SQPOLL sleep and
 //! wake, fire-and-forget failure accounting.
+//!
+//! The exactly-once tests run 64 lanes × 4 000 lines in every `cargo test`; the full stress size, 64 lanes ×
+//! 100 000 lines into a file and into a pipe, is ignored by default and runs with
+//! `cargo test --release -p gpu-uring --test device_ring -- --ignored` (about a minute each on 2 cores).
 
 mod common;
 
@@ -15,10 +19,34 @@ use gpu_uring::protocol::{Completion, FileRef, DEFAULT_BUDGET};
 use gpu_uring::ring::{PrintTarget, RingConfig, WakerConfig};
 
 const LANES: u32 = 64;
-const LINES: u32 = 100_000;
+/// Lines per lane in every run of the suite.
+const LINES: u32 = 4_000;
+/// Lines per lane of the ignored stress runs.
+const STRESS_LINES: u32 = 100_000;
 
 #[test]
+fn exactly_once_64_lanes_prints_into_a_regular_file() {
+    exactly_once_into_a_regular_file(LINES);
+}
+
+#[test]
+#[ignore = "stress size: cargo test --release -p gpu-uring --test device_ring -- --ignored"]
 fn exactly_once_64_lanes_x_100k_prints_into_a_regular_file() {
+    exactly_once_into_a_regular_file(STRESS_LINES);
+}
+
+#[test]
+fn exactly_once_64_lanes_prints_into_a_pipe() {
+    exactly_once_into_a_pipe(LINES);
+}
+
+#[test]
+#[ignore = "stress size: cargo test --release -p gpu-uring --test device_ring -- --ignored"]
+fn exactly_once_64_lanes_x_100k_prints_into_a_pipe() {
+    exactly_once_into_a_pipe(STRESS_LINES);
+}
+
+fn exactly_once_into_a_regular_file(lines: u32) {
     let f = tempfile::tempfile().unwrap();
     let ring = common::ring(RingConfig {
         lanes: LANES,
@@ -30,20 +58,20 @@ fn exactly_once_64_lanes_x_100k_prints_into_a_regular_file() {
         .run(
             &ring,
             LANES,
-            &Program::Print { lines: LINES },
+            &Program::Print { lines },
             Duration::from_secs(600),
         )
         .unwrap();
     assert_eq!(rep.total().failed, 0, "every print was submitted");
-    assert_eq!(rep.total().done, (LANES * LINES) as u64);
+    assert_eq!(rep.total().done, LANES as u64 * lines as u64);
     assert!(ring.quiesce(Duration::from_secs(10)), "ring drained");
     let end = ring
         .finish_prints()
         .expect("a regular file uses offset mode");
     let out = common::read_fd_file(f.as_raw_fd());
     assert_eq!(end as usize, out.len());
-    let n = common::check_prints(&out, LANES, LINES);
-    assert_eq!(n, (LANES * LINES) as usize);
+    let n = common::check_prints(&out, LANES, lines);
+    assert_eq!(n, LANES as usize * lines as usize);
     let c = ring.view().control_snapshot();
     assert_eq!(c.ff_errors, 0);
     assert_eq!(c.print_errors, 0);
@@ -67,12 +95,11 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
-#[test]
-fn exactly_once_64_lanes_x_100k_prints_into_a_pipe() {
+fn exactly_once_into_a_pipe(lines: u32) {
     let (rd, wr) = pipe();
     let reader = std::thread::spawn(move || {
         let mut f = std::fs::File::from(rd);
-        let mut out = Vec::with_capacity(400 << 20);
+        let mut out = Vec::with_capacity(lines as usize * LANES as usize * 40);
         f.read_to_end(&mut out).unwrap();
         out
     });
@@ -86,7 +113,7 @@ fn exactly_once_64_lanes_x_100k_prints_into_a_pipe() {
         .run(
             &ring,
             LANES,
-            &Program::Print { lines: LINES },
+            &Program::Print { lines },
             Duration::from_secs(600),
         )
         .unwrap();
@@ -97,8 +124,8 @@ fn exactly_once_64_lanes_x_100k_prints_into_a_pipe() {
     drop(ring);
     drop(wr);
     let out = reader.join().unwrap();
-    let n = common::check_prints(&out, LANES, LINES);
-    assert_eq!(n, (LANES * LINES) as usize);
+    let n = common::check_prints(&out, LANES, lines);
+    assert_eq!(n, LANES as usize * lines as usize);
     assert_eq!(c.print_errors, 0);
     assert_eq!(c.ff_errors, 0);
     eprintln!("pipe: {n} lines in {:?}", rep.elapsed);
@@ -115,6 +142,7 @@ fn backpressure_8_entry_ring_64_lanes() {
         sq_entries: 8,
         lanes: LANES,
         fixed_buffer_bytes: 4096,
+        fixed_files: vec![devnull.as_raw_fd()],
         ..Default::default()
     });
     let l = ring.layout();
@@ -139,7 +167,7 @@ fn backpressure_8_entry_ring_64_lanes() {
                     let off = lane.view().layout().fixed + id * 16;
                     lane.view().write_bytes(off, b"0123456789abcdef");
                     lane.write(
-                        FileRef::Raw(devnull.as_raw_fd()),
+                        FileRef::Fixed(0),
                         off,
                         16,
                         -1,
@@ -228,17 +256,18 @@ fn sqpoll_sleeps_when_idle_and_the_waker_wakes_it() {
 
 #[test]
 fn fire_and_forget_failures_are_counted_and_recorded() {
+    // Writes to a file registered read-only fail with EBADF; nobody waits, yet each failure is counted.
+    let read_only = std::fs::File::open("/dev/null").unwrap();
     let ring = common::ring(RingConfig {
         lanes: 4,
+        fixed_files: vec![read_only.as_raw_fd()],
         ..Default::default()
     });
-    // Writes to a closed fd number fail with EBADF; nobody waits, yet each failure is counted.
-    let bad_fd = 987_654;
     run_lanes(&ring, 4, |lane| {
         let off = lane.view().line_off(lane.id(), 0);
         for _ in 0..10 {
             lane.write(
-                FileRef::Raw(bad_fd),
+                FileRef::Fixed(0),
                 off,
                 8,
                 -1,
@@ -249,7 +278,7 @@ fn fire_and_forget_failures_are_counted_and_recorded() {
         }
         for _ in 0..5 {
             lane.write(
-                FileRef::Raw(bad_fd),
+                FileRef::Fixed(0),
                 off,
                 8,
                 -1,

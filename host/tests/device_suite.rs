@@ -20,7 +20,7 @@ use gpu_uring::backend::{
     Program,
 };
 use gpu_uring::ring::{
-    Confinement, DeviceRing, PrintTarget, RingConfig, RingLayout, Sqe, WakerConfig,
+    DeviceAccess, DeviceRing, PrintTarget, RingConfig, RingLayout, Sqe, WakerConfig,
 };
 use io_uring::{opcode, squeue::Flags, types};
 
@@ -336,7 +336,7 @@ fn confined_ring_refuses_what_it_must(dev: &dyn Device) {
         lanes: 1,
         fixed_buffer_bytes: 8192,
         fixed_files: vec![out.as_raw_fd()],
-        confined: Some(Confinement::default()),
+        access: DeviceAccess::default(),
         ..Default::default()
     });
     let l = ring.layout();
@@ -407,7 +407,7 @@ fn confined_ring_prints_to_a_fixed_file(dev: &dyn Device) {
     let ring = ring(RingConfig {
         lanes,
         fixed_files: vec![out.as_raw_fd()],
-        confined: Some(Confinement::default()),
+        access: DeviceAccess::default(),
         ..Default::default()
     });
     ring.set_print_target(PrintTarget::Fixed(0)).unwrap();

@@ -22,7 +22,7 @@ use clap::Parser;
 use gpu_uring::backend::cpu::run_lanes;
 use gpu_uring::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
 use gpu_uring::ring::{DeviceRing, RingConfig};
-use gpu_uring_experiments::{fail, CommonArgs, Experiment, Percentiles, Record};
+use gpu_uring_experiments::{fail, ring_mode_line, CommonArgs, Experiment, Percentiles, Record};
 
 /// CPU threads as lanes writing through one SQPOLL device ring: throughput and waker wake-ups.
 #[derive(Parser, Debug)]
@@ -76,6 +76,8 @@ fn main() {
     let ring = DeviceRing::new(RingConfig {
         lanes: cli.threads.max(1),
         sq_thread_idle: Duration::from_millis(cli.sq_idle_ms.max(1)),
+        fixed_files: vec![fd],
+        access: exp.access(),
         ..Default::default()
     })
     .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
@@ -94,7 +96,7 @@ fn main() {
         ("bursty", Completion::FireAndForget),
     ] {
         let bursty = mode == "bursty";
-        let r = run(&ring, &cli, fd, completion, bursty);
+        let r = run(&ring, &cli, completion, bursty);
         let bytes = r.ops * cli.len as u64;
         let secs = r.elapsed.as_secs_f64();
         let mut row = Record::new()
@@ -139,6 +141,7 @@ fn main() {
             _ => 0,
         })
         .sum();
+    exp.say(&ring_mode_line(&ring));
     drop(ring);
     if failed > 0 {
         eprintln!("FAILED: {failed} operations failed");
@@ -146,7 +149,7 @@ fn main() {
     }
 }
 
-fn run(ring: &DeviceRing, cli: &Cli, fd: i32, c: Completion, bursty: bool) -> Run {
+fn run(ring: &DeviceRing, cli: &Cli, c: Completion, bursty: bool) -> Run {
     let view = ring.view();
     let errs_before = view.control_snapshot().ff_errors as u64;
     let w0 = ring.waker_stats().wakeups;
@@ -158,7 +161,7 @@ fn run(ring: &DeviceRing, cli: &Cli, fd: i32, c: Completion, bursty: bool) -> Ru
         let (mut ops, mut failed) = (0u64, 0u64);
         let mut bursts = Vec::new();
         let write = |lane: &mut Lane<'_>| {
-            lane.write(FileRef::Raw(fd), off, cli.len, -1, c, DEFAULT_BUDGET)
+            lane.write(FileRef::Fixed(0), off, cli.len, -1, c, DEFAULT_BUDGET)
                 .is_ok()
         };
         if bursty {

@@ -58,6 +58,7 @@ fn main() {
     let ring = DeviceRing::new(RingConfig {
         lanes: cli.lanes,
         fixed_buffer_bytes: (cli.lanes as usize * 8).next_multiple_of(4096),
+        access: exp.access(),
         ..Default::default()
     })
     .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
@@ -103,6 +104,7 @@ fn main() {
         .float("rt_max_us", p.max, 1)
         .int("failed", tot.failed)
         .float("loadavg_1m", loadavg(), 2)
+        .ring_mode(&ring)
         .pass("verified", ok);
     exp.table(
         "device_edit_buffer",

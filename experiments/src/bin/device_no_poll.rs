@@ -113,6 +113,8 @@ fn main() {
         staging_lines: cli.ops,
         line_bytes: len.next_multiple_of(8),
         sqpoll: false,
+        fixed_files: vec![fd],
+        access: exp.access(),
         ..Default::default()
     })
     .unwrap_or_else(|e| fail(&format!("creating the device ring without SQPOLL: {e}")));
@@ -159,7 +161,7 @@ fn main() {
                     * len as u64;
                 if lane
                     .write(
-                        FileRef::Raw(fd),
+                        FileRef::Fixed(0),
                         off,
                         len,
                         pos as i64,
@@ -371,6 +373,8 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
         sq_entries: cli.sq_entries,
         lanes: cli.lanes,
         sqpoll: false,
+        fixed_files: vec![file.as_raw_fd()],
+        access: exp.access(),
         ..Default::default()
     })
     .unwrap_or_else(|e| fail(&format!("creating the device ring without SQPOLL: {e}")));

@@ -19,7 +19,7 @@ use clap::Parser;
 use gpu_uring::backend::{expected_line, Program};
 use gpu_uring::ctl_off;
 use gpu_uring::ring::{DeviceRing, PrintTarget, RingConfig};
-use gpu_uring_experiments::{fail, si, CommonArgs, Experiment, Record};
+use gpu_uring_experiments::{fail, ring_mode_line, si, CommonArgs, Experiment, Record};
 
 /// N device lanes print formatted lines through a device ring; a summary goes to stderr.
 #[derive(Parser, Debug)]
@@ -82,6 +82,7 @@ fn main() {
         sq_entries: cli.sq_entries,
         lanes: cli.lanes.max(1),
         sq_thread_idle: Duration::from_millis(cli.sq_idle_ms.max(1)),
+        access: exp.access(),
         ..Default::default()
     })
     .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
@@ -145,12 +146,14 @@ fn main() {
         .float("lines_per_s", total.done as f64 / secs, 0)
         .float("mb_per_s", bytes as f64 / secs / 1e6, 2)
         .int("waker_wakeups", wakeups)
-        .int("failed", failed);
+        .int("failed", failed)
+        .ring_mode(&ring);
 
     eprintln!(
-        "\n{}\nlines {}  bytes {}  seconds {secs:.4}  lines/s {}  MB/s {:.2}  waker wake-ups {wakeups}  \
+        "\n{}\n{}\nlines {}  bytes {}  seconds {secs:.4}  lines/s {}  MB/s {:.2}  waker wake-ups {wakeups}  \
          failed {failed}{}",
         exp.device_desc(),
+        ring_mode_line(&ring),
         total.done,
         bytes,
         si(total.done as f64 / secs),

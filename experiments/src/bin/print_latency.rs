@@ -38,13 +38,13 @@ use gpu_uring::backend::{
     cpu::spawn_lanes, expected_line, format_print_line, Device, DeviceInfo, Program,
 };
 use gpu_uring::protocol::{Lane, LineBuf};
-use gpu_uring::ring::{DeviceRing, PrintTarget, RingConfig};
+use gpu_uring::ring::{DeviceAccess, DeviceRing, PrintTarget, RingConfig};
 use gpu_uring_experiments::rpc::{
     MailboxArena, RpcClient, RpcServer, ServerConfig, MB_DONE, MB_FAILED, MB_FINISHED,
 };
 use gpu_uring_experiments::{
-    bar_chart, fail, line_chart, loadavg, process_cpu, si, threads_cpu, CommonArgs, Experiment,
-    Percentiles, Record, Series,
+    bar_chart, fail, line_chart, loadavg, process_cpu, ring_mode_line, si, threads_cpu, CommonArgs,
+    Experiment, Percentiles, Record, Series,
 };
 
 /// Direct SQE printing vs a mailbox RPC server vs the device's own print: latency and throughput.
@@ -140,7 +140,14 @@ fn main() {
     let mut tp = Vec::new();
     if cpu_device {
         let warm = (cli.samples / 10).max(10);
-        lat.push(direct_latency(fd, idle, warm, cli.samples, timeout));
+        lat.push(direct_latency(
+            fd,
+            idle,
+            warm,
+            cli.samples,
+            timeout,
+            &exp.access(),
+        ));
         lat.push(rpc_latency(fd, idle, warm, cli.samples, timeout));
         lat.push(native_latency(fd, warm, cli.samples));
     } else {
@@ -152,7 +159,13 @@ fn main() {
         ));
     }
     tp.push(direct_throughput(
-        &*dev, fd, idle, cli.lanes, cli.lines, timeout,
+        &*dev,
+        fd,
+        idle,
+        cli.lanes,
+        cli.lines,
+        timeout,
+        &exp.access(),
     ));
     if cpu_device {
         tp.push(rpc_throughput(fd, idle, cli.lanes, cli.lines, timeout));
@@ -285,6 +298,9 @@ fn main() {
             t.bytes as f64 / t.secs / 1e6
         ));
     }
+    for m in RING_MODES.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        exp.say(&format!(" direct {m}"));
+    }
     let failed: u64 =
         lat.iter().map(|l| l.failed).sum::<u64>() + tp.iter().map(|t| t.failed).sum::<u64>();
     if failed > 0 {
@@ -311,10 +327,11 @@ fn line_of(buf: &mut LineBuf, lane: u32, seq: u32) -> usize {
 }
 
 /// The device ring the direct path prints through.
-fn ring(fd: i32, lanes: u32, idle: Duration) -> DeviceRing {
+fn ring(fd: i32, lanes: u32, idle: Duration, access: &DeviceAccess) -> DeviceRing {
     let ring = DeviceRing::new(RingConfig {
         lanes,
         sq_thread_idle: idle,
+        access: access.clone(),
         ..Default::default()
     })
     .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
@@ -331,7 +348,14 @@ fn finish(ring: &DeviceRing) {
         eprintln!("warning: the device ring did not quiesce within 10 s");
     }
     ring.finish_prints();
+    RING_MODES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(ring_mode_line(ring));
 }
+
+/// The direct runs' ring mode lines, for the summary.
+static RING_MODES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 /// Budget of one lane-side wait: with the lanes' backoff, far longer than any healthy print.
 const BUDGET: u32 = 1 << 20;
@@ -431,8 +455,15 @@ fn start_rpc(fd: i32, lanes: u32, idle: Duration) -> (Arc<MailboxArena>, RpcServ
     (arena, server)
 }
 
-fn direct_latency(fd: i32, idle: Duration, warm: u32, n: u32, timeout: Duration) -> Latency {
-    let ring = ring(fd, 1, idle);
+fn direct_latency(
+    fd: i32,
+    idle: Duration,
+    warm: u32,
+    n: u32,
+    timeout: Duration,
+    access: &DeviceAccess,
+) -> Latency {
+    let ring = ring(fd, 1, idle, access);
     let deadline = Instant::now() + timeout;
     let (samples, failed) = gpu_uring::backend::cpu::run_lanes(&ring, 1, |lane: &mut Lane<'_>| {
         round_trips(warm, n, |seq| {
@@ -499,8 +530,9 @@ fn direct_throughput(
     lanes: u32,
     lines: u32,
     timeout: Duration,
+    access: &DeviceAccess,
 ) -> Throughput {
-    let ring = ring(fd, lanes, idle);
+    let ring = ring(fd, lanes, idle, access);
     let (h0, p0) = (threads_cpu(DIRECT_HELPERS), process_cpu());
     let rep = dev
         .run(&ring, lanes, &Program::Print { lines }, timeout)

@@ -24,7 +24,7 @@ use clap::Parser;
 use gpu_uring::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
 use gpu_uring::ring::{DeviceRing, RingConfig, WakerConfig};
 use gpu_uring_experiments::{
-    fail, line_chart, CommonArgs, Experiment, Percentiles, Record, Series,
+    fail, line_chart, ring_mode_line, CommonArgs, Experiment, Percentiles, Record, Series,
 };
 use io_uring::{opcode, types, IoUring};
 
@@ -101,7 +101,6 @@ trait RoundTrip {
 struct DevicePath<'a> {
     ring: &'a DeviceRing,
     lane: Lane<'a>,
-    fd: i32,
     line: u32,
 }
 
@@ -114,10 +113,9 @@ impl RoundTrip for DevicePath<'_> {
         let c = Completion::Slot(SLOT);
         match op {
             Op::Nop => self.lane.nop(c, DEFAULT_BUDGET),
-            Op::Write1 => {
-                self.lane
-                    .write(FileRef::Raw(self.fd), self.line, 1, -1, c, DEFAULT_BUDGET)
-            }
+            Op::Write1 => self
+                .lane
+                .write(FileRef::Fixed(0), self.line, 1, -1, c, DEFAULT_BUDGET),
         }
         .and_then(|_| self.lane.wait(SLOT, DEFAULT_BUDGET))
         .map_err(|e| e.to_string())
@@ -127,9 +125,9 @@ impl RoundTrip for DevicePath<'_> {
     }
 }
 
+/// The baseline: an io-uring crate SQPOLL ring with the same registered file and buffer as the device ring.
 struct CratePath {
     ring: IoUring,
-    fd: i32,
     buf: Box<[u8; 4096]>,
 }
 
@@ -140,7 +138,7 @@ impl RoundTrip for CratePath {
     fn once(&mut self, op: Op) -> Result<i32, String> {
         let e = match op {
             Op::Nop => opcode::Nop::new().build(),
-            Op::Write1 => opcode::WriteFixed::new(types::Fd(self.fd), self.buf.as_ptr(), 1, 0)
+            Op::Write1 => opcode::WriteFixed::new(types::Fixed(0), self.buf.as_ptr(), 1, 0)
                 .offset(u64::MAX)
                 .build(),
         };
@@ -228,6 +226,8 @@ fn main() {
         lanes: 1,
         sq_thread_idle: idle,
         waker,
+        fixed_files: vec![fd],
+        access: exp.access(),
         ..Default::default()
     })
     .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
@@ -236,7 +236,6 @@ fn main() {
     let mut dev = DevicePath {
         ring: &ring,
         lane: Lane::new(ring.view(), 0),
-        fd,
         line,
     };
 
@@ -253,11 +252,11 @@ fn main() {
     // it, after every request has completed).
     unsafe { cring.submitter().register_buffers(&[iov]) }
         .unwrap_or_else(|e| fail(&format!("registering the crate ring's buffer: {e}")));
-    let mut crate_path = CratePath {
-        ring: cring,
-        fd,
-        buf,
-    };
+    cring
+        .submitter()
+        .register_files(&[fd])
+        .unwrap_or_else(|e| fail(&format!("registering the crate ring's file: {e}")));
+    let mut crate_path = CratePath { ring: cring, buf };
 
     exp.say(&format!(
         "single lane, waited round trips; SQ idle {} ms; cold gap {} ms; {} hot / {} cold samples per row; \
@@ -360,6 +359,7 @@ fn main() {
          the CQ; both wait with the same backoff (spin 32 times, then yield).",
     );
     drop(dev);
+    exp.say(&ring_mode_line(&ring));
     drop(ring);
     if failed > 0 {
         eprintln!("FAILED: {failed} round trips failed or returned the wrong result");

@@ -76,6 +76,8 @@ fn main() {
     let ring = DeviceRing::new(RingConfig {
         lanes: 1,
         sq_thread_idle: idle,
+        fixed_files: vec![fd],
+        access: exp.access(),
         ..Default::default()
     })
     .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
@@ -105,7 +107,7 @@ fn main() {
         let t = Instant::now();
         let r = if write {
             lane.write(
-                FileRef::Raw(fd),
+                FileRef::Fixed(0),
                 line,
                 1,
                 -1,
@@ -166,7 +168,7 @@ fn main() {
     let w0 = ring.waker_stats().wakeups;
     let t = Instant::now();
     let sub = lane.write(
-        FileRef::Raw(fd),
+        FileRef::Fixed(0),
         line,
         1,
         -1,
@@ -241,6 +243,7 @@ fn main() {
         steps.rows.len()
     ));
     drop(lane);
+    exp.say(&gpu_uring_experiments::ring_mode_line(&ring));
     drop(ring);
     if failed > 0 {
         std::process::exit(1);

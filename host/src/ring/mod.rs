@@ -8,6 +8,15 @@
 //! [`waker`]. Devices get a [`RingLayout`] (by value) and a [`RingView`] (CPU devices) or the arena's address
 //! (GPU APIs import it). Dropping the ring stops the waker, waits (bounded) for in-flight work, closes the ring
 //! and only then unmaps the arena.
+//!
+//! Every arena word the device can write is untrusted here: the host reads such words only to count, report
+//! or bound its own waits, never to index, assert or unwrap (the lints below keep it so).
+#![deny(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 pub mod error;
 pub mod layout;
@@ -17,7 +26,7 @@ pub mod waker;
 pub(crate) mod words;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,8 +41,44 @@ use crate::protocol::shared::{
 };
 use layout::{round_up, ArenaPlan};
 
-/// Confinement (PROTOCOL.md §9): the ring accepts only these opcodes, only on registered files
-/// (`IOSQE_FIXED_FILE` required), and fixed-buffer opcodes only inside registered buffers.
+/// What device code on a ring may make the kernel do: the ring is a privilege boundary between device code and
+/// the host process (PROTOCOL.md, "Trust model"). Confined is the default.
+#[derive(Debug, Clone)]
+pub enum DeviceAccess {
+    /// Restrictions registered before the ring is enabled (`IORING_REGISTER_RESTRICTIONS`): only the allowed
+    /// opcodes, only on registered files (`IOSQE_FIXED_FILE` required), fixed-buffer opcodes only inside
+    /// registered buffers, and only `IORING_REGISTER_FILES_UPDATE` among later registrations (the print
+    /// target). Device code can then touch nothing but the ring's own files and buffers.
+    Confined(Confinement),
+    /// No restrictions. Device code can make the kernel do anything this process may: open any file (as
+    /// root, `/etc/shadow`), read or write any descriptor, read into any host address, post completions into
+    /// other io_uring instances (`MSG_RING`). Choose it only for device code trusted as much as the process
+    /// itself, e.g. to measure what confinement costs.
+    DangerouslyUnconfined,
+}
+
+impl Default for DeviceAccess {
+    fn default() -> Self {
+        DeviceAccess::Confined(Confinement::default())
+    }
+}
+
+impl DeviceAccess {
+    /// Whether restrictions are registered.
+    pub fn is_confined(&self) -> bool {
+        matches!(self, DeviceAccess::Confined(_))
+    }
+
+    /// `"confined"` or `"UNCONFINED"`, for summaries.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DeviceAccess::Confined(_) => "confined",
+            DeviceAccess::DangerouslyUnconfined => "UNCONFINED",
+        }
+    }
+}
+
+/// The opcodes a confined ring accepts (PROTOCOL.md, "Trust model").
 #[derive(Debug, Clone)]
 pub struct Confinement {
     /// Allowed opcodes (the `io-uring` crate's `opcode::X::CODE`).
@@ -41,7 +86,8 @@ pub struct Confinement {
 }
 
 impl Default for Confinement {
-    /// NOP, READ_FIXED, WRITE_FIXED: what prints, reads into fixed buffers and drains need.
+    /// NOP, READ_FIXED, WRITE_FIXED: what the device library needs for prints, writes and reads through
+    /// registered buffers, and the protocol's own NOPs.
     fn default() -> Self {
         use io_uring::opcode;
         Confinement {
@@ -79,10 +125,11 @@ pub struct RingConfig {
     pub line_bytes: u32,
     /// Size of the user fixed-buffer region in bytes (0 for none).
     pub fixed_buffer_bytes: usize,
-    /// Files to register as fixed files, in index order.
+    /// Files to register as fixed files, in index order. One more fixed-file slot, index
+    /// `fixed_files.len()`, is reserved for the print target ([`DeviceRing::set_print_target`]).
     pub fixed_files: Vec<RawFd>,
-    /// Confine the ring (restrictions registered before it is enabled).
-    pub confined: Option<Confinement>,
+    /// What device code may do through the ring (default: confined).
+    pub access: DeviceAccess,
     /// Use this arena size instead of the computed one (must be large enough).
     pub arena_bytes: Option<usize>,
     /// Create the ring without SQPOLL (only for experiments that submit from the host).
@@ -106,7 +153,7 @@ impl Default for RingConfig {
             line_bytes: 256,
             fixed_buffer_bytes: 0,
             fixed_files: Vec::new(),
-            confined: None,
+            access: DeviceAccess::default(),
             arena_bytes: None,
             sqpoll: true,
             waker: WakerConfig::default(),
@@ -253,253 +300,90 @@ pub struct DeviceRing {
     waker: Option<waker::Waker>,
     inner: Arc<Inner>,
     fixed_files: Vec<RawFd>,
+    access: DeviceAccess,
     features: u32,
     setup_flags: u32,
+    /// The descriptor behind the print target, for `fstat`/`lseek` on the host (-1: none).
+    print_fd: AtomicI32,
+    /// Protocol violations the host itself detected in device-written words (host memory: the device cannot
+    /// rewrite this count).
+    host_violations: AtomicU64,
 }
 
 /// Where device prints go.
 #[derive(Debug, Clone, Copy)]
 pub enum PrintTarget {
-    /// A raw file descriptor (not allowed on confined rings).
+    /// A file descriptor. The ring registers it in its reserved print slot (fixed file `fixed_files.len()`,
+    /// `IORING_REGISTER_FILES_UPDATE`), so it works on confined rings; the ring holds its own reference.
     Fd(RawFd),
     /// A registered fixed file, by index.
     Fixed(u32),
 }
 
+/// Why [`DeviceRing::try_quiesce`] did not reach a quiescent ring.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QuiesceError {
+    /// Requests were still in flight when the timeout passed.
+    #[error("ring not quiescent after {waited:?}: SQ head {sq_head}, tail {sq_tail}, reserved {sq_reserved}; {credits} of {credit_pool} CQ credits back")]
+    TimedOut {
+        /// How long it waited.
+        waited: Duration,
+        /// The kernel's SQ head.
+        sq_head: u32,
+        /// The SQ tail.
+        sq_tail: u32,
+        /// The device's next SQ ticket.
+        sq_reserved: u32,
+        /// CQ credits back in the pool.
+        credits: u32,
+        /// The credit pool's size.
+        credit_pool: u32,
+    },
+    /// Device-written words are in a state the protocol cannot reach (counted in
+    /// [`DeviceRing::violations`]); waiting longer cannot help.
+    #[error("protocol violation in device-written words: {0}")]
+    Violation(&'static str),
+}
+
+/// Protocol violations seen on a ring (PROTOCOL.md, "Trust model").
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Violations {
+    /// Found by the host (quiesce, drop) in device-written words; kept in host memory.
+    pub host_detected: u64,
+    /// Counted by lanes in the arena's `protocol_violations` word (device-written, so only a report).
+    pub device_reported: u32,
+    /// CQEs no lane recognised or whose generation was stale (`foreign_cqes`, device-written).
+    pub foreign_cqes: u32,
+}
+
+/// The kernel ring's parameters after `io_uring_setup`.
+struct KernelRing {
+    fd: OwnedFd,
+    params: sys::Params,
+}
+
 impl DeviceRing {
-    /// Creates a device ring.
+    /// Creates a device ring: plan and map the arena, set up the kernel ring over it, lay out the descriptor,
+    /// register files and buffers, confine, enable, start the waker.
     pub fn new(cfg: RingConfig) -> Result<DeviceRing, RingError> {
         let plan = cfg.validate()?;
-        let total = cfg.arena_bytes.unwrap_or(plan.total);
-        let mut arena = memmap2::MmapOptions::new()
-            .len(total)
-            .populate()
-            .map_anon()
-            .map_err(|source| RingError::Io {
-                context: "mapping the arena",
-                source,
-            })?;
-        // Pinned pages must not become copy-on-write in a forked child.
-        let _ = arena.advise(memmap2::Advice::DontFork);
-        let base = arena.as_mut_ptr();
-
-        let cq = cfg.cq();
-        let mut flags = sys::SETUP_NO_MMAP | sys::SETUP_CQSIZE;
-        if cfg.sqpoll {
-            flags |= sys::SETUP_SQPOLL;
-            if cfg.sq_thread_cpu.is_some() {
-                flags |= sys::SETUP_SQ_AFF;
-            }
-            if cfg.attach_to.is_some() {
-                flags |= sys::SETUP_ATTACH_WQ;
-            }
-        }
-        if cfg.confined.is_some() || !cfg.fixed_files.is_empty() {
-            flags |= sys::SETUP_R_DISABLED;
-        }
-        let release = error::kernel_release();
-        let try_setup = |flags: u32| {
-            let mut p = sys::Params {
-                cq_entries: cq,
-                flags,
-                sq_thread_cpu: cfg.sq_thread_cpu.unwrap_or(0),
-                sq_thread_idle: cfg.sq_thread_idle.as_millis() as u32,
-                wq_fd: cfg.attach_to.unwrap_or(0) as u32,
-                ..Default::default()
-            };
-            p.sq_off.user_addr = base as u64 + plan.sqes as u64;
-            p.cq_off.user_addr = base as u64 + plan.rings as u64;
-            sys::setup(cfg.sq_entries, &mut p).map(|fd| (fd, p))
-        };
-        let attempt = if cfg.no_sqarray {
-            match try_setup(flags | sys::SETUP_NO_SQARRAY) {
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => try_setup(flags),
-                r => r,
-            }
-        } else {
-            try_setup(flags)
-        };
-        let (fd, params) =
-            attempt.map_err(|e| error::classify_setup_error(e, flags, cfg.sq_entries, &release))?;
-
-        if params.sq_entries != cfg.sq_entries || params.cq_entries != cq {
-            return Err(RingError::InvalidConfig(format!(
-                "kernel changed ring sizes to {}/{} (asked {}/{})",
-                params.sq_entries, params.cq_entries, cfg.sq_entries, cq
-            )));
-        }
-        let no_sqarray = params.flags & sys::SETUP_NO_SQARRAY != 0;
-        // The kernel's offsets must fall inside the rings region we planned.
-        let cq_end = params.cq_off.cqes as usize + cq as usize * 16;
-        let arr_end = if no_sqarray {
-            0
-        } else {
-            params.sq_off.array as usize + cfg.sq_entries as usize * 4
-        };
-        if cq_end.max(arr_end) > plan.rings_len {
-            return Err(RingError::InvalidConfig(format!(
-                "kernel ring layout needs {} bytes, planned {}",
-                cq_end.max(arr_end),
-                plan.rings_len
-            )));
-        }
-
-        let w_sq = cfg.sq_entries.min(32);
-        let w_cq = (cq / 4).min(32);
-        let credit_pool = cq - w_cq - skip_headroom(cq);
-        let nslots = cfg.lanes * cfg.slots_per_lane;
-        let ring_off = plan.rings as u32;
-        let mut ring_flags = 0;
-        if no_sqarray {
-            ring_flags |= layout::RING_FLAG_NO_SQARRAY;
-        }
-        if cfg.confined.is_some() {
-            ring_flags |= layout::RING_FLAG_CONFINED;
-        }
-        if cfg.sqpoll {
-            ring_flags |= layout::RING_FLAG_SQPOLL;
-        }
-        let lay = RingLayout {
-            arena_host_base: base as u64,
-            arena_size: total as u64,
-            sq_head: ring_off + params.sq_off.head,
-            sq_tail: ring_off + params.sq_off.tail,
-            sq_flags: ring_off + params.sq_off.flags,
-            sq_mask: cfg.sq_entries - 1,
-            sq_entries: cfg.sq_entries,
-            sq_array: if no_sqarray {
-                0
-            } else {
-                ring_off + params.sq_off.array
-            },
-            cq_head: ring_off + params.cq_off.head,
-            cq_tail: ring_off + params.cq_off.tail,
-            cq_mask: cq - 1,
-            cq_entries: cq,
-            cqes: ring_off + params.cq_off.cqes,
-            sqes: plan.sqes as u32,
-            control: plan.control as u32,
-            slots: (plan.control + CONTROL_BYTES) as u32,
-            slots_per_lane: cfg.slots_per_lane,
-            lanes: cfg.lanes,
-            staging: plan.staging as u32,
-            staging_lines: cfg.staging_lines,
-            line_bytes: cfg.line_bytes,
-            staging_buf_index: 0,
-            fixed: if cfg.fixed_buffer_bytes > 0 {
-                plan.fixed as u32
-            } else {
-                0
-            },
-            fixed_size: cfg.fixed_buffer_bytes as u32,
-            fixed_buf_index: 1,
-            w_sq,
-            w_cq,
-            credit_pool,
-            ring_flags,
-            lane_words: (plan.control
-                + CONTROL_BYTES
-                + nslots as usize * std::mem::size_of::<CompletionSlot>())
-                as u32,
-        };
-        let _ = nslots;
+        let mut arena = map_arena(cfg.arena_bytes.unwrap_or(plan.total))?;
+        let kring = setup_kernel_ring(&cfg, &plan, arena.as_mut_ptr())?;
+        let lay = describe(&cfg, &plan, &kring.params, &arena)?;
         let inner = Arc::new(Inner {
-            fd,
+            fd: kring.fd,
             arena,
             layout: lay,
         });
-        let view = inner.view();
-        if !no_sqarray {
-            for i in 0..cfg.sq_entries {
-                view.u32_at(lay.sq_array + i * 4)
-                    .store(i, Ordering::Relaxed);
-            }
-        }
-        view.ctl32(ctl_off!(cq_credits))
-            .store(credit_pool, Ordering::Release);
-
+        init_control(&inner.view(), cfg.sq_entries);
         let raw = inner.fd.as_raw_fd();
-        if !cfg.fixed_files.is_empty() {
-            // SAFETY: `fixed_files` is a live slice of `len` i32 fds for the duration of the call.
-            unsafe {
-                sys::register(
-                    raw,
-                    sys::REGISTER_FILES,
-                    cfg.fixed_files.as_ptr().cast(),
-                    cfg.fixed_files.len() as u32,
-                )
-            }
-            .map_err(|source| RingError::Register {
-                op: "IORING_REGISTER_FILES",
-                source,
-            })?;
+        register_files(raw, &cfg.fixed_files)?;
+        register_buffers(raw, &inner, &plan, cfg.fixed_buffer_bytes)?;
+        if let DeviceAccess::Confined(conf) = &cfg.access {
+            confine(raw, conf)?;
         }
-        let mut iovs = vec![libc::iovec {
-            iov_base: view.host_addr(lay.staging) as *mut libc::c_void,
-            iov_len: plan.staging_len,
-        }];
-        if cfg.fixed_buffer_bytes > 0 {
-            iovs.push(libc::iovec {
-                iov_base: view.host_addr(lay.fixed) as *mut libc::c_void,
-                iov_len: round_up(cfg.fixed_buffer_bytes, layout::page_size()),
-            });
-        }
-        let pinned: usize = iovs.iter().map(|v| v.iov_len).sum();
-        // SAFETY: `iovs` is a live array of iovecs describing arena memory that outlives the ring (the ring fd
-        // is dropped before the arena, see `Inner`).
-        unsafe {
-            sys::register(
-                raw,
-                sys::REGISTER_BUFFERS,
-                iovs.as_ptr().cast(),
-                iovs.len() as u32,
-            )
-        }
-        .map_err(|source| {
-            if source.raw_os_error() == Some(libc::ENOMEM) {
-                RingError::MemlockLimit {
-                    what: "registering the staging and fixed buffers",
-                    bytes: pinned,
-                    limit: error::memlock_limit_text(),
-                    needed_kib: (pinned + total).div_ceil(1024) + 64,
-                }
-            } else {
-                RingError::Register {
-                    op: "IORING_REGISTER_BUFFERS",
-                    source,
-                }
-            }
-        })?;
-
-        if let Some(conf) = &cfg.confined {
-            let mut res: Vec<io_uring::register::Restriction> = conf
-                .allowed_ops
-                .iter()
-                .map(|&op| io_uring::register::Restriction::sqe_op(op))
-                .collect();
-            use io_uring::squeue::Flags;
-            res.push(io_uring::register::Restriction::sqe_flags_required(
-                Flags::FIXED_FILE.bits(),
-            ));
-            res.push(io_uring::register::Restriction::sqe_flags_allowed(
-                (Flags::FIXED_FILE | Flags::SKIP_SUCCESS | Flags::IO_DRAIN | Flags::IO_LINK).bits(),
-            ));
-            // SAFETY: `Restriction` is the crate's `#[repr(C)]` wrapper of `struct io_uring_restriction`; the
-            // vector is live for the call.
-            unsafe {
-                sys::register(
-                    raw,
-                    sys::REGISTER_RESTRICTIONS,
-                    res.as_ptr().cast(),
-                    res.len() as u32,
-                )
-            }
-            .map_err(|source| RingError::Register {
-                op: "IORING_REGISTER_RESTRICTIONS",
-                source,
-            })?;
-        }
-        if flags & sys::SETUP_R_DISABLED != 0 {
+        if kring.params.flags & sys::SETUP_R_DISABLED != 0 {
             // SAFETY: ENABLE_RINGS takes no argument.
             unsafe { sys::register(raw, sys::REGISTER_ENABLE_RINGS, std::ptr::null(), 0) }
                 .map_err(|source| RingError::Register {
@@ -508,7 +392,14 @@ impl DeviceRing {
                 })?;
         }
         let waker = if cfg.sqpoll {
-            Some(waker::Waker::start(inner.clone(), cfg.waker.clone()))
+            Some(
+                waker::Waker::start(inner.clone(), cfg.waker.clone()).map_err(|source| {
+                    RingError::Io {
+                        context: "spawning the waker thread",
+                        source,
+                    }
+                })?,
+            )
         } else {
             None
         };
@@ -516,8 +407,11 @@ impl DeviceRing {
             waker,
             inner,
             fixed_files: cfg.fixed_files,
-            features: params.features,
-            setup_flags: params.flags,
+            access: cfg.access,
+            features: kring.params.features,
+            setup_flags: kring.params.flags,
+            print_fd: AtomicI32::new(-1),
+            host_violations: AtomicU64::new(0),
         })
     }
 
@@ -556,6 +450,11 @@ impl DeviceRing {
         self.setup_flags
     }
 
+    /// What device code may do through this ring.
+    pub fn access(&self) -> &DeviceAccess {
+        &self.access
+    }
+
     /// For a ring created without SQPOLL (`RingConfig::sqpoll = false`), where nothing executes the SQEs lanes
     /// publish until the host submits them: `io_uring_enter(2)` submitting `to_submit` of them and, with
     /// `wait_for > 0`, waiting until that many completions are in the CQ (`IORING_ENTER_GETEVENTS`). Returns
@@ -580,22 +479,55 @@ impl DeviceRing {
         self.waker.as_ref().map(|w| w.stats()).unwrap_or_default()
     }
 
-    /// The registered fixed files.
+    /// Protocol violations seen so far (host-detected, and what lanes reported in the arena).
+    pub fn violations(&self) -> Violations {
+        let view = self.view();
+        Violations {
+            host_detected: self.host_violations.load(Ordering::Relaxed),
+            device_reported: view
+                .ctl32(ctl_off!(protocol_violations))
+                .load(Ordering::Relaxed),
+            foreign_cqes: view.ctl32(ctl_off!(foreign_cqes)).load(Ordering::Relaxed),
+        }
+    }
+
+    /// The registered fixed files (the reserved print slot, index `fixed_files().len()`, is not listed).
     pub fn fixed_files(&self) -> &[RawFd] {
         &self.fixed_files
     }
 
+    /// The fixed-file index reserved for [`PrintTarget::Fd`].
+    pub fn print_slot(&self) -> u32 {
+        self.fixed_files.len() as u32
+    }
+
     /// Sets where device prints go. Call while no lane is printing. A regular file without `O_APPEND` uses
-    /// offset mode from its current position; anything else uses stream mode (PROTOCOL.md §7).
+    /// offset mode from its current position; anything else uses stream mode (PROTOCOL.md §7). Prints always
+    /// go through a registered file, so this works on confined rings too.
     pub fn set_print_target(&self, target: PrintTarget) -> Result<(), RingError> {
-        let (fd_for_stat, print_fd, mut flags) = match target {
+        let (fd, index) = match target {
             PrintTarget::Fd(fd) => {
-                if self.inner.layout.ring_flags & layout::RING_FLAG_CONFINED != 0 {
-                    return Err(RingError::InvalidConfig(
-                        "a confined ring prints only to registered (fixed) files".into(),
-                    ));
+                let slot = self.print_slot();
+                let update = sys::FilesUpdate {
+                    offset: slot,
+                    resv: 0,
+                    fds: &fd as *const RawFd as u64,
+                };
+                // SAFETY: `update` is a valid `io_uring_files_update` whose `fds` points to one live i32 for the
+                // duration of the call.
+                unsafe {
+                    sys::register(
+                        self.fd(),
+                        sys::REGISTER_FILES_UPDATE,
+                        (&update as *const sys::FilesUpdate).cast(),
+                        1,
+                    )
                 }
-                (fd, fd, 0)
+                .map_err(|source| RingError::Register {
+                    op: "IORING_REGISTER_FILES_UPDATE (print target)",
+                    source,
+                })?;
+                (fd, slot)
             }
             PrintTarget::Fixed(i) => {
                 let fd = *self.fixed_files.get(i as usize).ok_or_else(|| {
@@ -604,88 +536,127 @@ impl DeviceRing {
                         self.fixed_files.len()
                     ))
                 })?;
-                (fd, i as i32, PRINT_FIXED_FILE)
+                (fd, i)
             }
         };
-        flags |= PRINT_FIXED_BUF;
         // SAFETY: an all-zero `stat` is a valid out-parameter.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: `st` is a valid out-parameter; `fd_for_stat` is just a number to the kernel.
-        if unsafe { libc::fstat(fd_for_stat, &mut st) } != 0 {
+        // SAFETY: `st` is a valid out-parameter; `fd` is just a number to the kernel.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
             return Err(RingError::Io {
                 context: "fstat on the print target",
                 source: std::io::Error::last_os_error(),
             });
         }
         // SAFETY: F_GETFL has no pointer arguments.
-        let fl = unsafe { libc::fcntl(fd_for_stat, libc::F_GETFL) };
-        let view = self.view();
+        let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        let mut flags = PRINT_FIXED_FILE | PRINT_FIXED_BUF;
         let mut offset = 0u64;
         if st.st_mode & libc::S_IFMT == libc::S_IFREG && fl >= 0 && fl & libc::O_APPEND == 0 {
             // SAFETY: lseek has no pointer arguments.
-            let pos = unsafe { libc::lseek(fd_for_stat, 0, libc::SEEK_CUR) };
+            let pos = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
             if pos >= 0 {
                 flags |= PRINT_OFFSET_MODE;
                 offset = pos as u64;
             }
         }
+        self.print_fd.store(fd, Ordering::Relaxed);
+        let view = self.view();
         view.ctl64(ctl_off!(print_offset))
             .store(offset, Ordering::Relaxed);
         view.ctl32(ctl_off!(print_fd))
-            .store(print_fd as u32, Ordering::Relaxed);
+            .store(index, Ordering::Relaxed);
+        // Release: a lane that acquires the flags sees the target and the offset.
         view.ctl32(ctl_off!(print_flags))
             .store(flags, Ordering::Release);
         Ok(())
     }
 
     /// After prints in offset mode, moves the target's file position past the printed lines (so later writes
-    /// through the fd append after them). Returns the final offset.
+    /// through the fd append after them). Returns the final offset. The offset is device-written: one that
+    /// does not fit a file offset is counted as a violation and leaves the position alone.
     pub fn finish_prints(&self) -> Option<u64> {
         let view = self.view();
         let flags = view.ctl32(ctl_off!(print_flags)).load(Ordering::Acquire);
-        if flags & PRINT_OFFSET_MODE == 0 {
+        let fd = self.print_fd.load(Ordering::Relaxed);
+        if flags & PRINT_OFFSET_MODE == 0 || fd < 0 {
             return None;
         }
-        let fd = view.ctl32(ctl_off!(print_fd)).load(Ordering::Relaxed) as i32;
-        let fd = if flags & PRINT_FIXED_FILE != 0 {
-            *self.fixed_files.get(fd as usize)?
-        } else {
-            fd
-        };
         let off = view.ctl64(ctl_off!(print_offset)).load(Ordering::Acquire);
+        let Ok(pos) = i64::try_from(off) else {
+            self.host_violations.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
         // SAFETY: lseek has no pointer arguments.
-        unsafe { libc::lseek(fd, off as i64, libc::SEEK_SET) };
+        unsafe { libc::lseek(fd, pos, libc::SEEK_SET) };
         Some(off)
     }
 
     /// Waits until the kernel has consumed every published SQE and every CQ credit is back (no credited request
-    /// is in flight). Reaps on the host's behalf. Returns false if `timeout` passed first.
+    /// is in flight), reaping on the host's behalf. Returns false if `timeout` passed first or the device left
+    /// its words in a state no wait can fix (see [`DeviceRing::try_quiesce`]).
     pub fn quiesce(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        self.try_quiesce(timeout).is_ok()
+    }
+
+    /// [`DeviceRing::quiesce`] with the reason it failed. Every word read here is device-written and checked:
+    /// more credits than the pool, a reservation or tail beyond what the SQ can hold, or a lane's window
+    /// violation while reaping are counted in [`DeviceRing::violations`] and end the wait at once. Never
+    /// panics.
+    pub fn try_quiesce(&self, timeout: Duration) -> Result<(), QuiesceError> {
+        let start = Instant::now();
         let view = self.view();
+        let l = *view.layout();
         let mut host = crate::protocol::Lane::host(view);
+        let violations = view.ctl32(ctl_off!(protocol_violations));
         loop {
+            let before = violations.load(Ordering::Relaxed);
             host.reap(64);
-            let l = view.layout();
+            if violations.load(Ordering::Relaxed) != before {
+                return Err(
+                    self.violation("a publication window word (sq_pub or cq_pub) is corrupted")
+                );
+            }
             let head = view.u32_at(l.sq_head).load(Ordering::Acquire);
             let tail = view.u32_at(l.sq_tail).load(Ordering::Acquire);
             let reserved = view.ctl32(ctl_off!(sq_reserve)).load(Ordering::Acquire);
             let credits = view.ctl32(ctl_off!(cq_credits)).load(Ordering::Acquire);
-            if head == tail && tail == reserved && credits == l.credit_pool {
-                return true;
+            if credits > l.credit_pool {
+                return Err(self.violation("more CQ credits than the pool holds"));
             }
-            if Instant::now() >= deadline {
-                return false;
+            if reserved.wrapping_sub(head) > l.sq_entries || tail.wrapping_sub(head) > l.sq_entries
+            {
+                return Err(self.violation("SQ tail or reservation beyond what the SQ holds"));
+            }
+            if head == tail && tail == reserved && credits == l.credit_pool {
+                return Ok(());
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(QuiesceError::TimedOut {
+                    waited,
+                    sq_head: head,
+                    sq_tail: tail,
+                    sq_reserved: reserved,
+                    credits,
+                    credit_pool: l.credit_pool,
+                });
             }
             std::thread::sleep(Duration::from_micros(50));
         }
+    }
+
+    fn violation(&self, what: &'static str) -> QuiesceError {
+        self.host_violations.fetch_add(1, Ordering::Relaxed);
+        QuiesceError::Violation(what)
     }
 }
 
 impl Drop for DeviceRing {
     fn drop(&mut self) {
-        // Keep the waker running while quiescing: the SQ thread may be asleep.
-        let _ = self.quiesce(Duration::from_secs(2));
+        // Keep the waker running while quiescing: the SQ thread may be asleep. Bounded, and it never panics;
+        // the waker also stops itself when dropped, so even an unwinding drop joins its thread.
+        let _ = self.try_quiesce(Duration::from_secs(2));
         if let Some(w) = self.waker.take() {
             w.stop();
         }
@@ -693,7 +664,273 @@ impl Drop for DeviceRing {
     }
 }
 
+fn map_arena(total: usize) -> Result<memmap2::MmapMut, RingError> {
+    let arena = memmap2::MmapOptions::new()
+        .len(total)
+        .populate()
+        .map_anon()
+        .map_err(|source| RingError::Io {
+            context: "mapping the arena",
+            source,
+        })?;
+    // Pinned pages must not become copy-on-write in a forked child.
+    let _ = arena.advise(memmap2::Advice::DontFork);
+    Ok(arena)
+}
+
+/// `io_uring_setup` over the planned arena (SQPOLL, NO_MMAP, NO_SQARRAY with the SQ-array fallback).
+fn setup_kernel_ring(
+    cfg: &RingConfig,
+    plan: &ArenaPlan,
+    base: *mut u8,
+) -> Result<KernelRing, RingError> {
+    let cq = cfg.cq();
+    let mut flags = sys::SETUP_NO_MMAP | sys::SETUP_CQSIZE;
+    if cfg.sqpoll {
+        flags |= sys::SETUP_SQPOLL;
+        if cfg.sq_thread_cpu.is_some() {
+            flags |= sys::SETUP_SQ_AFF;
+        }
+        if cfg.attach_to.is_some() {
+            flags |= sys::SETUP_ATTACH_WQ;
+        }
+    }
+    if cfg.access.is_confined() {
+        // Restrictions can only be registered while the ring is disabled.
+        flags |= sys::SETUP_R_DISABLED;
+    }
+    let release = error::kernel_release();
+    let try_setup = |flags: u32| {
+        let mut p = sys::Params {
+            cq_entries: cq,
+            flags,
+            sq_thread_cpu: cfg.sq_thread_cpu.unwrap_or(0),
+            sq_thread_idle: cfg.sq_thread_idle.as_millis() as u32,
+            wq_fd: cfg.attach_to.unwrap_or(0) as u32,
+            ..Default::default()
+        };
+        p.sq_off.user_addr = base as u64 + plan.sqes as u64;
+        p.cq_off.user_addr = base as u64 + plan.rings as u64;
+        sys::setup(cfg.sq_entries, &mut p).map(|fd| KernelRing { fd, params: p })
+    };
+    let attempt = if cfg.no_sqarray {
+        match try_setup(flags | sys::SETUP_NO_SQARRAY) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => try_setup(flags),
+            r => r,
+        }
+    } else {
+        try_setup(flags)
+    };
+    let kring =
+        attempt.map_err(|e| error::classify_setup_error(e, flags, cfg.sq_entries, &release))?;
+    let params = &kring.params;
+    if params.sq_entries != cfg.sq_entries || params.cq_entries != cq {
+        return Err(RingError::InvalidConfig(format!(
+            "kernel changed ring sizes to {}/{} (asked {}/{})",
+            params.sq_entries, params.cq_entries, cfg.sq_entries, cq
+        )));
+    }
+    // The kernel's offsets must fall inside the rings region we planned.
+    let cq_end = params.cq_off.cqes as usize + cq as usize * 16;
+    let arr_end = if params.flags & sys::SETUP_NO_SQARRAY != 0 {
+        0
+    } else {
+        params.sq_off.array as usize + cfg.sq_entries as usize * 4
+    };
+    if cq_end.max(arr_end) > plan.rings_len {
+        return Err(RingError::InvalidConfig(format!(
+            "kernel ring layout needs {} bytes, planned {}",
+            cq_end.max(arr_end),
+            plan.rings_len
+        )));
+    }
+    Ok(kring)
+}
+
+/// The layout descriptor devices get (PROTOCOL.md §8).
+fn describe(
+    cfg: &RingConfig,
+    plan: &ArenaPlan,
+    params: &sys::Params,
+    arena: &memmap2::MmapMut,
+) -> Result<RingLayout, RingError> {
+    let cq = cfg.cq();
+    let no_sqarray = params.flags & sys::SETUP_NO_SQARRAY != 0;
+    let w_sq = cfg.sq_entries.min(32);
+    let w_cq = (cq / 4).min(32);
+    let credit_pool = cq - w_cq - skip_headroom(cq);
+    let nslots = cfg.lanes * cfg.slots_per_lane;
+    let ring_off = plan.rings as u32;
+    let mut ring_flags = 0;
+    if no_sqarray {
+        ring_flags |= layout::RING_FLAG_NO_SQARRAY;
+    }
+    if cfg.access.is_confined() {
+        ring_flags |= layout::RING_FLAG_CONFINED;
+    }
+    if cfg.sqpoll {
+        ring_flags |= layout::RING_FLAG_SQPOLL;
+    }
+    Ok(RingLayout {
+        arena_host_base: arena.as_ptr() as u64,
+        arena_size: arena.len() as u64,
+        sq_head: ring_off + params.sq_off.head,
+        sq_tail: ring_off + params.sq_off.tail,
+        sq_flags: ring_off + params.sq_off.flags,
+        sq_mask: cfg.sq_entries - 1,
+        sq_entries: cfg.sq_entries,
+        sq_array: if no_sqarray {
+            0
+        } else {
+            ring_off + params.sq_off.array
+        },
+        cq_head: ring_off + params.cq_off.head,
+        cq_tail: ring_off + params.cq_off.tail,
+        cq_mask: cq - 1,
+        cq_entries: cq,
+        cqes: ring_off + params.cq_off.cqes,
+        sqes: plan.sqes as u32,
+        control: plan.control as u32,
+        slots: (plan.control + CONTROL_BYTES) as u32,
+        slots_per_lane: cfg.slots_per_lane,
+        lanes: cfg.lanes,
+        staging: plan.staging as u32,
+        staging_lines: cfg.staging_lines,
+        line_bytes: cfg.line_bytes,
+        staging_buf_index: 0,
+        fixed: if cfg.fixed_buffer_bytes > 0 {
+            plan.fixed as u32
+        } else {
+            0
+        },
+        fixed_size: cfg.fixed_buffer_bytes as u32,
+        fixed_buf_index: 1,
+        w_sq,
+        w_cq,
+        credit_pool,
+        ring_flags,
+        lane_words: (plan.control
+            + CONTROL_BYTES
+            + nslots as usize * std::mem::size_of::<CompletionSlot>()) as u32,
+    })
+}
+
+/// The identity SQ array (without NO_SQARRAY) and the credit pool; everything else in the control block
+/// starts at zero (the arena is fresh anonymous memory).
+fn init_control(view: &RingView<'_>, sq_entries: u32) {
+    let lay = *view.layout();
+    if lay.ring_flags & layout::RING_FLAG_NO_SQARRAY == 0 {
+        for i in 0..sq_entries {
+            view.u32_at(lay.sq_array + i * 4)
+                .store(i, Ordering::Relaxed);
+        }
+    }
+    view.ctl32(ctl_off!(cq_credits))
+        .store(lay.credit_pool, Ordering::Release);
+}
+
+/// The caller's files, then the reserved print slot (-1: empty until `set_print_target`).
+fn register_files(raw: RawFd, files: &[RawFd]) -> Result<(), RingError> {
+    let mut table = files.to_vec();
+    table.push(-1);
+    // SAFETY: `table` is a live slice of `len` i32 fds (-1 = an empty slot) for the duration of the call.
+    unsafe {
+        sys::register(
+            raw,
+            sys::REGISTER_FILES,
+            table.as_ptr().cast(),
+            table.len() as u32,
+        )
+    }
+    .map_err(|source| RingError::Register {
+        op: "IORING_REGISTER_FILES",
+        source,
+    })?;
+    Ok(())
+}
+
+/// The staging lines (buffer 0) and the fixed region (buffer 1).
+fn register_buffers(
+    raw: RawFd,
+    inner: &Inner,
+    plan: &ArenaPlan,
+    fixed_buffer_bytes: usize,
+) -> Result<(), RingError> {
+    let view = inner.view();
+    let lay = inner.layout;
+    let mut iovs = vec![libc::iovec {
+        iov_base: view.host_addr(lay.staging) as *mut libc::c_void,
+        iov_len: plan.staging_len,
+    }];
+    if fixed_buffer_bytes > 0 {
+        iovs.push(libc::iovec {
+            iov_base: view.host_addr(lay.fixed) as *mut libc::c_void,
+            iov_len: round_up(fixed_buffer_bytes, layout::page_size()),
+        });
+    }
+    let pinned: usize = iovs.iter().map(|v| v.iov_len).sum();
+    // SAFETY: `iovs` is a live array of iovecs describing arena memory that outlives the ring (the ring fd is
+    // dropped before the arena, see `Inner`).
+    unsafe {
+        sys::register(
+            raw,
+            sys::REGISTER_BUFFERS,
+            iovs.as_ptr().cast(),
+            iovs.len() as u32,
+        )
+    }
+    .map_err(|source| {
+        if source.raw_os_error() == Some(libc::ENOMEM) {
+            RingError::MemlockLimit {
+                what: "registering the staging and fixed buffers",
+                bytes: pinned,
+                limit: error::memlock_limit_text(),
+                needed_kib: (pinned + inner.arena.len()).div_ceil(1024) + 64,
+            }
+        } else {
+            RingError::Register {
+                op: "IORING_REGISTER_BUFFERS",
+                source,
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// `IORING_REGISTER_RESTRICTIONS` (the ring is still disabled): the allowed opcodes, registered files
+/// required, the SQE flags the library uses, and `FILES_UPDATE` as the only later registration.
+fn confine(raw: RawFd, conf: &Confinement) -> Result<(), RingError> {
+    use io_uring::register::Restriction;
+    use io_uring::squeue::Flags;
+    let mut res: Vec<Restriction> = conf
+        .allowed_ops
+        .iter()
+        .map(|&op| Restriction::sqe_op(op))
+        .collect();
+    res.push(Restriction::sqe_flags_required(Flags::FIXED_FILE.bits()));
+    res.push(Restriction::sqe_flags_allowed(
+        (Flags::FIXED_FILE | Flags::SKIP_SUCCESS | Flags::IO_DRAIN | Flags::IO_LINK).bits(),
+    ));
+    res.push(Restriction::register_op(sys::REGISTER_FILES_UPDATE as u8));
+    // SAFETY: `Restriction` is the crate's `#[repr(C)]` wrapper of `struct io_uring_restriction`; the vector is
+    // live for the call.
+    unsafe {
+        sys::register(
+            raw,
+            sys::REGISTER_RESTRICTIONS,
+            res.as_ptr().cast(),
+            res.len() as u32,
+        )
+    }
+    .map_err(|source| RingError::Register {
+        op: "IORING_REGISTER_RESTRICTIONS",
+        source,
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -73,8 +73,18 @@ pub const REGISTER_BUFFERS: u32 = 0;
 pub const UNREGISTER_BUFFERS: u32 = 1;
 pub const REGISTER_FILES: u32 = 2;
 pub const UNREGISTER_FILES: u32 = 3;
+pub const REGISTER_FILES_UPDATE: u32 = 6;
 pub const REGISTER_RESTRICTIONS: u32 = 11;
 pub const REGISTER_ENABLE_RINGS: u32 = 12;
+
+/// `io_uring_files_update` (`IORING_REGISTER_FILES_UPDATE`): `fds` is the address of an i32 array.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FilesUpdate {
+    pub offset: u32,
+    pub resv: u32,
+    pub fds: u64,
+}
 
 /// `io_uring_setup(2)`. Returns the ring's fd; `params` is updated by the kernel.
 pub fn setup(entries: u32, params: &mut Params) -> io::Result<OwnedFd> {

@@ -1,7 +1,8 @@
 //! The waker: the one host thread a device ring needs. Devices cannot make system calls, so when the SQPOLL
 //! thread has gone to sleep (`IORING_SQ_NEED_WAKEUP`) and lanes have published SQEs it calls
 //! `io_uring_enter(IORING_ENTER_SQ_WAKEUP)`. It also flushes the kernel's CQ overflow list if the overflow
-//! flag ever appears (the protocol's credits make that impossible; the counter proves it).
+//! flag ever appears (the protocol's credits make that impossible for device code that follows the library;
+//! the counter shows it), backing off while a flush moves nothing.
 //!
 //! Backoff: right after a wake-up it spins for `spin`; while the doorbell moves (lanes publishing, SQ thread
 //! awake) it checks every `min_sleep`; when idle the sleep doubles up to `max_sleep`. An idle waker therefore
@@ -51,7 +52,8 @@ pub struct WakerStats {
     /// `IORING_ENTER_SQ_WAKEUP` calls made (counted as each call starts, so a completion a call caused is never
     /// seen before its count; a call that failed is counted here and in `errors`).
     pub wakeups: u64,
-    /// CQ overflow flushes (should stay 0).
+    /// CQ overflow flushes: 0 unless device code broke the credit rules (PROTOCOL.md §4). A flush that moved
+    /// nothing backs off, so a CQ that nobody reaps costs a call every 100 ms at most, not a spinning core.
     pub overflow_flushes: u64,
     /// Times the waker went to sleep.
     pub sleeps: u64,
@@ -74,19 +76,18 @@ pub(crate) struct Waker {
 }
 
 impl Waker {
-    pub(crate) fn start(inner: Arc<Inner>, cfg: WakerConfig) -> Waker {
+    pub(crate) fn start(inner: Arc<Inner>, cfg: WakerConfig) -> std::io::Result<Waker> {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let (s, c) = (stop.clone(), counters.clone());
         let thread = std::thread::Builder::new()
             .name("gpu-uring-waker".into())
-            .spawn(move || run(inner, cfg, s, c))
-            .expect("spawning the waker thread");
-        Waker {
+            .spawn(move || run(inner, cfg, s, c))?;
+        Ok(Waker {
             stop,
             counters,
             thread: Some(thread),
-        }
+        })
     }
 
     pub(crate) fn stats(&self) -> WakerStats {
@@ -99,11 +100,54 @@ impl Waker {
         }
     }
 
+    /// Stops the thread and joins it (also what dropping the waker does).
     pub(crate) fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
             t.thread().unpark();
             let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Waker {
+    /// A waker always stops with its owner, even one unwinding from a panic: the thread holds the ring and the
+    /// arena, and would otherwise keep both alive (and keep polling) forever.
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// When the next overflow flush is due: at once after one that made progress, else after an interval that
+/// doubles from REWAKE_AFTER up to STALL_WAKE_MAX.
+struct Backoff {
+    next: Instant,
+    every: Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            next: Instant::now(),
+            every: REWAKE_AFTER,
+        }
+    }
+
+    fn due(&self) -> bool {
+        Instant::now() >= self.next
+    }
+
+    fn after_flush(&mut self, progressed: bool) {
+        if progressed {
+            self.every = REWAKE_AFTER;
+            self.next = Instant::now();
+        } else {
+            self.next = Instant::now() + self.every;
+            self.every = (self.every * 2).min(STALL_WAKE_MAX);
         }
     }
 }
@@ -143,15 +187,22 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
     let mut cq_moved = Instant::now();
     let mut stall_wake = Instant::now();
     let mut stall_every = REWAKE_AFTER;
+    let mut overflow = Backoff::new();
     while !stop.load(Ordering::Acquire) {
         let flags = flags_w.load(Ordering::Acquire);
         let tail = tail_w.load(Ordering::Acquire);
         let head = head_w.load(Ordering::Acquire);
         let mut acted = false;
-        if flags & sys::SQ_CQ_OVERFLOW != 0 {
+        if flags & sys::SQ_CQ_OVERFLOW != 0 && overflow.due() {
+            let cq_before = cq_tail_w.load(Ordering::Acquire);
             let _ = sys::enter(fd, 0, 0, sys::ENTER_GETEVENTS);
             c.overflow_flushes.fetch_add(1, Ordering::Relaxed);
-            acted = true;
+            // A flush moves CQEs from the kernel's overflow list into the CQ only while the CQ has room, i.e.
+            // while lanes reap. One that moved nothing backs off (doubling up to STALL_WAKE_MAX) instead of
+            // spinning on a flag that nobody is clearing.
+            let progressed = cq_tail_w.load(Ordering::Acquire) != cq_before;
+            overflow.after_flush(progressed);
+            acted = progressed;
         }
         // Wake again only once the SQ thread has made progress since the last call, or REWAKE_AFTER passed.
         let rewake = head != wake_head || last_wake.elapsed() >= REWAKE_AFTER;

@@ -1,0 +1,171 @@
+//! The host treats every arena word the device can write as untrusted: device code that corrupts the control
+//! block starves only its own ring's lanes. The host never panics, never spins, and still shuts down cleanly
+//! (waker joined, ring fd closed, arena unmapped).
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gpu_uring::ctl_off;
+use gpu_uring::protocol::shared::TAG_FF;
+use gpu_uring::protocol::Lane;
+use gpu_uring::ring::{QuiesceError, RingConfig, Sqe};
+
+/// The tests of this file count process-wide fds and threads: they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Open descriptors of this process.
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Threads of this process named like the ring's waker.
+fn waker_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "gpu-uring-waker")
+        .count()
+}
+
+/// Device code that forges CQ credits and publishes more NOPs than the CQ holds, while nobody reaps: the
+/// kernel keeps the rest in its overflow list and raises IORING_SQ_CQ_OVERFLOW. The waker's flushes move
+/// nothing while nobody reaps, so it must back off instead of spinning on the flag.
+#[test]
+fn waker_backs_off_while_an_overflow_flush_moves_nothing() {
+    let _serial = serial();
+    let ring = common::ring(RingConfig {
+        sq_entries: 8,
+        lanes: 1,
+        ..Default::default()
+    });
+    let v = ring.view();
+    let l = ring.layout();
+    v.ctl32(ctl_off!(cq_credits))
+        .store(1 << 20, Ordering::Relaxed);
+    let mut lane = Lane::new(v, 0);
+    let nop = Sqe::from_entry(&io_uring::opcode::Nop::new().build());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut published = 0u32;
+    while published < 4 * l.cq_entries && Instant::now() < deadline {
+        if let Ok(r) = lane.try_reserve() {
+            let mut sqe = nop;
+            sqe.flags |= io_uring::squeue::Flags::FIXED_FILE.bits();
+            sqe.user_data = TAG_FF | 0xffff_0000;
+            lane.commit_exact(r, sqe);
+            published += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    assert_eq!(
+        published,
+        4 * l.cq_entries,
+        "the forged credits let it publish"
+    );
+    // Wait until the kernel has overflowed.
+    let flags = v.u32_at(l.sq_flags);
+    while flags.load(Ordering::Acquire) & 2 == 0 {
+        assert!(Instant::now() < deadline, "the CQ never overflowed");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let before = ring.waker_stats().overflow_flushes;
+    std::thread::sleep(Duration::from_secs(1));
+    let flushes = ring.waker_stats().overflow_flushes - before;
+    assert!(
+        flushes <= 30,
+        "{flushes} overflow flushes in one second with nobody reaping: the waker does not back off"
+    );
+    // The host's quiesce sees more credits than the pool: a violation, reported at once.
+    let t = Instant::now();
+    assert!(matches!(
+        ring.try_quiesce(Duration::from_secs(5)),
+        Err(QuiesceError::Violation(_))
+    ));
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert!(ring.violations().host_detected >= 1);
+}
+
+/// A device thread that keeps rewriting the control block with wild values while the host quiesces and drops
+/// the ring: no panic, a bounded drop, no fd or thread left behind.
+#[test]
+fn corrupted_control_words_during_quiesce_and_drop_never_panic_or_leak() {
+    let _serial = serial();
+    let fds = fd_count();
+    let threads = waker_threads();
+    for word in [
+        ctl_off!(cq_pub),
+        ctl_off!(cq_claim),
+        ctl_off!(sq_pub),
+        ctl_off!(sq_reserve),
+        ctl_off!(cq_credits),
+    ] {
+        let ring = common::ring(RingConfig {
+            lanes: 2,
+            ..Default::default()
+        });
+        let v = ring.view();
+        let stop = AtomicBool::new(false);
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut x = 0x9e37_79b9_7f4a_7c15u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    v.u32_at(v.layout().control + word)
+                        .store(x as u32, Ordering::Relaxed);
+                    std::thread::yield_now();
+                }
+            });
+            // Stops the rewriting thread however this closure ends (a panic would otherwise leave the scope
+            // waiting for it forever).
+            struct StopOnDrop<'a>(&'a AtomicBool);
+            impl Drop for StopOnDrop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+            let _stop = StopOnDrop(&stop);
+            // Some real traffic too, from a lane that keeps going whatever it gets back.
+            let mut lane = Lane::new(v, 0);
+            for _ in 0..200 {
+                let _ = lane.nop(gpu_uring::protocol::Completion::FireAndForget, 4);
+                let _ = lane.reap(8);
+            }
+            let _ = ring.try_quiesce(Duration::from_millis(200));
+        });
+        drop(ring);
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "word {word}: quiesce and drop are bounded ({:?})",
+            t.elapsed()
+        );
+    }
+    assert_eq!(fd_count(), fds, "every ring fd closed");
+    assert_eq!(waker_threads(), threads, "every waker joined");
+}
+
+/// A ring dropped while its owner unwinds from a panic still stops its waker.
+#[test]
+fn a_ring_dropped_by_a_panic_still_joins_its_waker() {
+    let _serial = serial();
+    let threads = waker_threads();
+    let fds = fd_count();
+    let r = std::panic::catch_unwind(|| {
+        let _ring = common::ring(RingConfig {
+            lanes: 1,
+            ..Default::default()
+        });
+        panic!("the owner panics while the ring is alive");
+    });
+    assert!(r.is_err());
+    assert_eq!(waker_threads(), threads);
+    assert_eq!(fd_count(), fds);
+}
