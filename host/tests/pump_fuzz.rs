@@ -547,18 +547,18 @@ fn hostile_lane(p: &Pump, id: u32, pipe_w: &std::fs::File, end: Instant, seed: u
                     .state(slot)
                     .store(random_state(&mut rng), Ordering::Relaxed),
                 1 => scribble(&v, slot, &hostile_fields(&mut rng, nfiles)),
-                2 => {
-                    if v.state(slot)
-                        .compare_exchange(
-                            SLOT_PUBLISHED,
-                            SLOT_ALLOCATED,
-                            Ordering::Acquire,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                    {
-                        log.withdrawn += 1;
-                    }
+                2 if v
+                    .state(slot)
+                    .compare_exchange(
+                        SLOT_PUBLISHED,
+                        SLOT_ALLOCATED,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok() =>
+                {
+                    // A withdrawal while the pump runs (only allowed after it stopped).
+                    log.withdrawn += 1;
                 }
                 _ => {}
             }
