@@ -754,3 +754,29 @@ fn fences_from_many_lanes_at_once() {
     assert_eq!(st.served, LANES as u64 * 60 * 5);
     assert_nothing_stranded(&p);
 }
+
+/// A lane publishes again a slot the pump holds with its READ in flight: the pump refuses the second
+/// publication (counted `protocol_violations`), the held READ completes once with its own result, and after 7
+/// such rounds the pump still puts its full in-flight cap of requests in flight and stops at once.
+#[test]
+fn republishing_a_held_slot_is_refused_and_leaks_nothing() {
+    let o = republish_held_slot(7);
+    for c in &o.completions {
+        assert_eq!((c.done, c.result, c.error), (true, 10, ERR_NONE), "{o:?}");
+    }
+    let (b, a) = (&o.before, &o.after);
+    assert_eq!(a.claimed - b.claimed, 7, "{o:?}");
+    assert_eq!(a.served - b.served, 7, "{o:?}");
+    assert_eq!(a.protocol_violations - b.protocol_violations, 7, "{o:?}");
+    assert_eq!(a.foreign_cqes, 0, "{o:?}");
+    assert_eq!(a.stale_bits, 0, "{o:?}");
+    assert_eq!(a.in_flight, 0, "{o:?}");
+    assert_eq!(
+        o.concurrent_after, o.cap,
+        "in-flight capacity leaked: {o:?}"
+    );
+    assert!(o.stop_time < Duration::from_secs(5), "{o:?}");
+    assert_eq!(o.stopped.in_flight, 0);
+    assert_eq!(o.stopped.claimed, o.stopped.completed());
+    assert_eq!((o.stopped.cancelled, o.stopped.abandoned), (0, 0));
+}

@@ -6,6 +6,17 @@
 //! and push SQEs (up to the batch size and the in-flight cap) → one `io_uring_enter` for the batch → complete
 //! fences whose predecessors are done → back off when nothing happened. The steady state allocates nothing:
 //! every buffer the loop uses is sized when the pump is built.
+//!
+//! Every arena word is device-written and untrusted: the pump keeps its own record of which slots it holds and
+//! which I/O is in flight (never re-reading them from the arena), counts whatever breaks the protocol, and
+//! never panics on it.
+
+#![deny(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -202,9 +213,15 @@ pub struct PumpStats {
     pub bytes_read: u64,
     /// Bytes written from buffer regions.
     pub bytes_written: u64,
-    /// Bitmap bits whose slot was not PUBLISHED (withdrawn by its lane, or a device bug); left untouched.
+    /// Bitmap bits whose slot was not PUBLISHED (withdrawn by its lane, or a device bug), or that name no
+    /// slot; left untouched.
     pub stale_bits: u64,
-    /// CQEs whose `user_data` matched no request in flight (must stay 0).
+    /// Device writes that broke the protocol and were refused (PROTOCOL.md §Q4): a slot published again while
+    /// the pump still held it (its I/O in flight, or a FENCE waiting). The held request completes normally;
+    /// the second publication is dropped.
+    pub protocol_violations: u64,
+    /// CQEs whose `user_data` matched no request in flight, or carried a stale generation; never applied
+    /// (must stay 0).
     pub foreign_cqes: u64,
     /// Transient `io_uring_enter` errors that were retried.
     pub submit_errors: u64,
@@ -213,6 +230,9 @@ pub struct PumpStats {
     /// In-flight requests the kernel never completed, even after cancellation, when the pump stopped: their
     /// slots were failed `ERR_STOPPED` anyway (see PROTOCOL.md §Q7). Must stay 0 for regular files.
     pub abandoned: u64,
+    /// Requests pushed to the pump's ring whose CQE has not been reaped yet (a gauge, not a counter; 0 once
+    /// the pump stopped).
+    pub in_flight: u64,
 }
 
 impl PumpStats {
@@ -239,10 +259,12 @@ struct Counters {
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
     stale_bits: AtomicU64,
+    protocol_violations: AtomicU64,
     foreign_cqes: AtomicU64,
     submit_errors: AtomicU64,
     cancelled: AtomicU64,
     abandoned: AtomicU64,
+    in_flight: AtomicU64,
 }
 
 /// Counter updates: only the pump thread writes, so a relaxed load + store would do; `fetch_add` keeps it
@@ -269,10 +291,12 @@ impl Counters {
             bytes_read: l(&self.bytes_read),
             bytes_written: l(&self.bytes_written),
             stale_bits: l(&self.stale_bits),
+            protocol_violations: l(&self.protocol_violations),
             foreign_cqes: l(&self.foreign_cqes),
             submit_errors: l(&self.submit_errors),
             cancelled: l(&self.cancelled),
             abandoned: l(&self.abandoned),
+            in_flight: l(&self.in_flight),
         }
     }
 }
@@ -356,6 +380,24 @@ fn is_transient(errno: i32) -> bool {
 /// Consecutive transient `io_uring_enter` failures after which the ring is treated as failed.
 const MAX_TRANSIENT: u32 = 10_000;
 
+/// What the pump holds a slot for, in its private per-slot record. The arena's `state` word says the same
+/// thing to lanes, but a device can overwrite it at any time; the pump decides from this record only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Not held: the slot may be claimed when its bit is seen and it is PUBLISHED.
+    No,
+    /// A READ or WRITE of this op (`OP_READ`/`OP_WRITE`) is pushed to the ring; its CQE is not reaped yet.
+    Io(u32),
+    /// A FENCE waiting for its before set.
+    Fence,
+}
+
+/// `user_data` of the SQE for slot `idx` armed with generation `gen`: the generation in the high 32 bits, the
+/// slot index in the low 32.
+fn user_data(idx: u32, gen: u32) -> u64 {
+    (u64::from(gen) << 32) | u64::from(idx)
+}
+
 /// Everything the pump thread owns.
 struct Engine {
     ring: IoUring,
@@ -374,10 +416,13 @@ struct Engine {
     fence_mask: Box<[u32]>,
     fence_waiters: Vec<u32>,
     fence_mode: bool,
-    /// Requests pushed to the ring whose CQE has not been reaped.
+    /// Requests pushed to the ring whose CQE has not been reaped: the number of `Held::Io` entries in `held`.
     inflight: u32,
-    /// Per slot: 0 = not in flight, else the op in flight.
-    inflight_op: Box<[u8]>,
+    /// Per slot: what the pump holds it for (private; never read back from the arena).
+    held: Box<[Held]>,
+    /// Per slot: the generation of its latest READ/WRITE, carried in `user_data` so that a CQE that is not the
+    /// one the pump waits for is never applied.
+    gen: Box<[u32]>,
     /// Slots whose SQEs are pushed but not yet consumed by the kernel, in push order (a ring).
     fifo: Box<[u32]>,
     fifo_head: usize,
@@ -410,14 +455,34 @@ impl Engine {
             .store(if ok { SLOT_DONE } else { SLOT_FAILED }, Release);
         if ok {
             bump(&self.counters.served, 1);
-        } else {
-            bump(&self.counters.failed[error as usize % ERR_COUNT], 1);
+        } else if let Some(c) = self.counters.failed.get(error as usize) {
+            bump(c, 1);
         }
     }
 
+    /// Publishes the in-flight gauge (only this thread writes it).
+    fn note_inflight(&self) {
+        self.counters
+            .in_flight
+            .store(u64::from(self.inflight), Relaxed);
+    }
+
     /// Claims slot `idx`: CAS PUBLISHED → CLAIMED with acquire (pairs with the lane's release store of
-    /// PUBLISHED: the request fields it wrote are visible). Fails if the slot is not PUBLISHED.
+    /// PUBLISHED: the request fields it wrote are visible). Fails if the slot is not PUBLISHED, if there is no
+    /// such slot, or if the pump still holds it (a device published it again while its I/O is in flight or
+    /// its FENCE waits: counted `protocol_violations`; the held request goes on and completes normally).
     fn claim(&self, idx: u32) -> bool {
+        match self.held.get(idx as usize) {
+            Some(Held::No) => {}
+            Some(_) => {
+                bump(&self.counters.protocol_violations, 1);
+                return false;
+            }
+            None => {
+                bump(&self.counters.stale_bits, 1);
+                return false;
+            }
+        }
         let ok = self
             .q
             .state(idx)
@@ -452,14 +517,15 @@ impl Engine {
 
     /// Fails every pending request with `ERR_STOPPED` (stopping).
     fn fail_pending(&mut self) {
+        self.fence_mask.fill(0);
         for w in 0..self.pending.len() {
-            let mut bits = std::mem::take(&mut self.pending[w]);
-            self.fence_mask[w] = 0;
+            let mut bits = self.pending.get_mut(w).map_or(0, std::mem::take);
             while bits != 0 {
                 let b = bits.trailing_zeros();
                 bits &= bits - 1;
                 let idx = (w as u32) * 32 + b;
-                if idx < self.nslots && self.claim(idx) {
+                // `claim` counts a bit past the last slot as stale.
+                if self.claim(idx) {
                     self.complete(idx, false, 0, ERR_STOPPED);
                 }
             }
@@ -474,11 +540,11 @@ impl Engine {
         let mut did = false;
         let mut pushed = 0u32;
         for k in 0..words {
-            let w = (self.scan_word + k) % words;
+            let w = (self.scan_word + k) % words.max(1);
             loop {
-                let mut bits = self.pending[w];
+                let mut bits = self.pending.get(w).copied().unwrap_or(0);
                 if self.fence_mode {
-                    bits &= self.fence_mask[w];
+                    bits &= self.fence_mask.get(w).copied().unwrap_or(0);
                 }
                 if bits == 0 {
                     break;
@@ -492,14 +558,15 @@ impl Engine {
                     return did;
                 }
                 let b = bits.trailing_zeros();
-                self.pending[w] &= !(1 << b);
-                self.fence_mask[w] &= !(1 << b);
+                if let Some(p) = self.pending.get_mut(w) {
+                    *p &= !(1 << b);
+                }
+                if let Some(m) = self.fence_mask.get_mut(w) {
+                    *m &= !(1 << b);
+                }
                 did = true;
                 let idx = (w as u32) * 32 + b;
-                if idx >= self.nslots {
-                    bump(&self.counters.stale_bits, 1);
-                    continue;
-                }
+                // A bit past the last slot is counted stale by `claim`.
                 if !self.claim(idx) {
                     continue;
                 }
@@ -515,7 +582,7 @@ impl Engine {
                 }
             }
         }
-        self.scan_word = (self.scan_word + 1) % words;
+        self.scan_word = (self.scan_word + 1) % words.max(1);
         did
     }
 
@@ -530,24 +597,48 @@ impl Engine {
         for (m, p) in self.fence_mask.iter_mut().zip(self.pending.iter()) {
             *m |= *p;
         }
+        if let Some(h) = self.held.get_mut(idx as usize) {
+            *h = Held::Fence;
+        }
         self.fence_waiters.push(idx);
+    }
+
+    /// Completes every waiting FENCE (DONE when `ok`, else FAILED `STOPPED`) and releases it.
+    fn complete_fences(&mut self, ok: bool) {
+        let waiters = std::mem::take(&mut self.fence_waiters);
+        for &idx in &waiters {
+            if let Some(h) = self.held.get_mut(idx as usize) {
+                *h = Held::No;
+            }
+            if ok {
+                self.complete(idx, true, 0, ERR_NONE);
+                bump(&self.counters.fences, 1);
+            } else {
+                self.complete(idx, false, 0, ERR_STOPPED);
+            }
+        }
+        // Keep the allocation (the steady state allocates nothing).
+        self.fence_waiters = waiters;
+        self.fence_waiters.clear();
     }
 
     fn check_fences(&mut self) -> bool {
         if !self.fence_mode || self.inflight != 0 || self.fence_mask.iter().any(|&m| m != 0) {
             return false;
         }
-        for i in 0..self.fence_waiters.len() {
-            let idx = self.fence_waiters[i];
-            self.complete(idx, true, 0, ERR_NONE);
-            bump(&self.counters.fences, 1);
-        }
-        self.fence_waiters.clear();
+        self.complete_fences(true);
         self.fence_mode = false;
         true
     }
 
     fn push_io(&mut self, idx: u32, io: &ValidIo) {
+        let Some(gen) = self.gen.get_mut(idx as usize) else {
+            // Cannot happen: `claim` succeeded, so `idx` names a slot.
+            self.complete(idx, false, -libc::EINVAL, ERR_SUBMIT);
+            return;
+        };
+        *gen = gen.wrapping_add(1);
+        let gen = *gen;
         let addr = self.arena_base + io.arena_offset;
         let file = types::Fixed(io.file);
         let entry = if io.op == OP_READ {
@@ -559,7 +650,7 @@ impl Engine {
                 .offset(io.file_offset)
                 .build()
         }
-        .user_data(idx as u64);
+        .user_data(user_data(idx, gen));
         // SAFETY: the buffer `[addr, addr + len)` lies inside registered buffer `io.buf` (validated), which
         // is arena memory that outlives the ring (the engine owns the arena and drops the ring first, and the
         // kernel pins registered pages); the lane does not touch it until it sees the slot complete.
@@ -570,11 +661,16 @@ impl Engine {
             self.complete(idx, false, -libc::EBUSY, ERR_SUBMIT);
             return;
         }
-        let at = (self.fifo_head + self.fifo_len) % self.fifo.len();
-        self.fifo[at] = idx;
+        let at = (self.fifo_head + self.fifo_len) % self.fifo.len().max(1);
+        if let Some(f) = self.fifo.get_mut(at) {
+            *f = idx;
+        }
         self.fifo_len += 1;
         self.inflight += 1;
-        self.inflight_op[idx as usize] = io.op as u8;
+        if let Some(h) = self.held.get_mut(idx as usize) {
+            *h = Held::Io(io.op);
+        }
+        self.note_inflight();
     }
 
     // ---- submitting -------------------------------------------------------------------------------------------
@@ -607,7 +703,7 @@ impl Engine {
         // How many did the kernel consume? The SQ head says (acquire, in `submission()`).
         let left = self.ring.submission().len();
         let consumed = self.fifo_len.saturating_sub(left);
-        self.fifo_head = (self.fifo_head + consumed) % self.fifo.len();
+        self.fifo_head = (self.fifo_head + consumed) % self.fifo.len().max(1);
         self.fifo_len -= consumed;
         if consumed > 0 {
             bump(&self.counters.batches, 1);
@@ -640,13 +736,18 @@ impl Engine {
     fn fail_unconsumed(&mut self, errno: i32) {
         self.dead = Some(errno);
         while self.fifo_len > 0 {
-            let idx = self.fifo[self.fifo_head];
-            self.fifo_head = (self.fifo_head + 1) % self.fifo.len();
+            let idx = self.fifo.get(self.fifo_head).copied().unwrap_or(u32::MAX);
+            self.fifo_head = (self.fifo_head + 1) % self.fifo.len().max(1);
             self.fifo_len -= 1;
-            self.inflight_op[idx as usize] = 0;
-            self.inflight -= 1;
-            self.complete(idx, false, -errno, ERR_SUBMIT);
+            if let Some(h) = self.held.get_mut(idx as usize) {
+                if matches!(*h, Held::Io(_)) {
+                    *h = Held::No;
+                    self.inflight = self.inflight.saturating_sub(1);
+                    self.complete(idx, false, -errno, ERR_SUBMIT);
+                }
+            }
         }
+        self.note_inflight();
     }
 
     // ---- reaping ---------------------------------------------------------------------------------------------
@@ -685,14 +786,32 @@ impl Engine {
         any
     }
 
+    /// Applies one CQE. Only the CQE of the I/O the pump holds the slot for — same slot, same generation — is
+    /// applied, and it releases the slot and the in-flight count exactly once; anything else is counted
+    /// `foreign_cqes` and dropped.
     fn on_cqe(&mut self, ud: u64, res: i32) {
         let idx = ud as u32;
-        if ud >= self.nslots as u64 || self.inflight_op[idx as usize] == 0 {
-            bump(&self.counters.foreign_cqes, 1);
-            return;
-        }
-        let op = std::mem::take(&mut self.inflight_op[idx as usize]) as u32;
-        self.inflight -= 1;
+        let gen = (ud >> 32) as u32;
+        let held = self.held.get_mut(idx as usize);
+        let current = self.gen.get(idx as usize).copied();
+        let op = match held {
+            Some(h) if current == Some(gen) => match *h {
+                Held::Io(op) => {
+                    *h = Held::No;
+                    op
+                }
+                Held::No | Held::Fence => {
+                    bump(&self.counters.foreign_cqes, 1);
+                    return;
+                }
+            },
+            _ => {
+                bump(&self.counters.foreign_cqes, 1);
+                return;
+            }
+        };
+        self.inflight = self.inflight.saturating_sub(1);
+        self.note_inflight();
         if res >= 0 {
             let c = if op == OP_READ {
                 &self.counters.bytes_read
@@ -792,26 +911,20 @@ impl Engine {
         }
         let mut abandoned = 0;
         for idx in 0..self.nslots {
-            if self.inflight_op[idx as usize] != 0 {
-                // The kernel did not complete it even after cancellation (only non-regular files can do this).
-                self.inflight_op[idx as usize] = 0;
-                self.complete(idx, false, -libc::ECANCELED, ERR_STOPPED);
-                abandoned += 1;
+            if let Some(h) = self.held.get_mut(idx as usize) {
+                if matches!(*h, Held::Io(_)) {
+                    // The kernel did not complete it even after cancellation (only non-regular files can do
+                    // this).
+                    *h = Held::No;
+                    self.complete(idx, false, -libc::ECANCELED, ERR_STOPPED);
+                    abandoned += 1;
+                }
             }
         }
         self.inflight = 0;
+        self.note_inflight();
         bump(&self.counters.abandoned, abandoned);
-        let fences_ok = fence_clean && abandoned == 0;
-        for i in 0..self.fence_waiters.len() {
-            let idx = self.fence_waiters[i];
-            if fences_ok {
-                self.complete(idx, true, 0, ERR_NONE);
-                bump(&self.counters.fences, 1);
-            } else {
-                self.complete(idx, false, 0, ERR_STOPPED);
-            }
-        }
-        self.fence_waiters.clear();
+        self.complete_fences(fence_clean && abandoned == 0);
         let final_state = if self.dead.is_some() {
             PUMP_FAILED
         } else {
@@ -968,7 +1081,8 @@ impl Pump {
             fence_waiters: Vec::with_capacity(nslots as usize),
             fence_mode: false,
             inflight: 0,
-            inflight_op: vec![0; nslots as usize].into(),
+            held: vec![Held::No; nslots as usize].into(),
+            gen: vec![0; nslots as usize].into(),
             fifo: vec![0; cfg.sq_entries as usize].into(),
             fifo_head: 0,
             fifo_len: 0,
@@ -1120,6 +1234,7 @@ impl Drop for Pump {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -4,6 +4,17 @@
 //!
 //! Spec: PROTOCOL.md, section "io_queue (megakernel pump)". Sizes and offsets are pinned by the tests at the
 //! bottom of this file; a GLSL or HIP mirror must match them field for field.
+//!
+//! Every word of the arena is device-written, so nothing here indexes, unwraps or panics on one: the pump reads
+//! the region table from its own copy, and [`QueueView`]'s region copies check the table they read against
+//! the arena's bounds.
+
+#![deny(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -348,6 +359,7 @@ impl PumpArena {
         // Registered (pinned) pages must not become copy-on-write in a forked child.
         let _ = map.advise(memmap2::Advice::DontFork);
         let l = plan.layout;
+        let short = || std::io::Error::other("the pump arena plan does not fit its mapping");
         // Nothing else can see the mapping yet: plain writes.
         let hdr = QueueHeader {
             magic: QUEUE_MAGIC,
@@ -358,12 +370,20 @@ impl PumpArena {
             nfiles: l.nfiles,
             reserved: [0; 10],
         };
-        map[..64].copy_from_slice(bytemuck::bytes_of(&hdr));
+        map.get_mut(..64)
+            .ok_or_else(short)?
+            .copy_from_slice(bytemuck::bytes_of(&hdr));
         let t = l.regions as usize;
-        map[t..t + plan.regions.len() * 8].copy_from_slice(bytemuck::cast_slice(&plan.regions));
-        map[plan.queue_len..].fill(GUARD_BYTE);
+        map.get_mut(t..t + plan.regions.len() * 8)
+            .ok_or_else(short)?
+            .copy_from_slice(bytemuck::cast_slice(&plan.regions));
+        map.get_mut(plan.queue_len..)
+            .ok_or_else(short)?
+            .fill(GUARD_BYTE);
         for r in &plan.regions {
-            map[r.offset as usize..(r.offset + r.size) as usize].fill(0);
+            map.get_mut(r.offset as usize..(r.offset as usize + r.size as usize))
+                .ok_or_else(short)?
+                .fill(0);
         }
         Ok(PumpArena { map, plan })
     }
@@ -479,7 +499,13 @@ impl<'a> QueueView<'a> {
 
     fn byte(&self, off: u32) -> u8 {
         let w = self.u32_at(off & !3).load(Ordering::Relaxed);
-        w.to_ne_bytes()[(off & 3) as usize]
+        let [b0, b1, b2, b3] = w.to_ne_bytes();
+        match off & 3 {
+            0 => b0,
+            1 => b1,
+            2 => b2,
+            _ => b3,
+        }
     }
 
     /// The pump's state word (`PUMP_*`).
@@ -555,25 +581,38 @@ impl<'a> QueueView<'a> {
         })
     }
 
-    fn region_range(&self, handle: u32, off: u64, len: usize) -> usize {
-        let r = self
-            .region(handle)
-            .unwrap_or_else(|| panic!("no buffer region {handle}"));
-        assert!(
-            off.checked_add(len as u64)
-                .is_some_and(|end| end <= r.size as u64),
-            "[{off}, +{len}) is outside buffer region {handle} ({} bytes)",
-            r.size
-        );
-        r.offset as usize + off as usize
+    /// The arena offset of `[off, off + len)` in buffer region `handle`, if the region exists and the range
+    /// lies inside it — and inside the arena: the region table is arena memory a device can overwrite, so it
+    /// is checked too.
+    fn region_range(&self, handle: u32, off: u64, len: usize) -> Option<usize> {
+        let r = self.region(handle)?;
+        let end = off.checked_add(len as u64)?;
+        let start = u64::from(r.offset).checked_add(off)?;
+        (end <= u64::from(r.size) && start + len as u64 <= self.layout.arena_size)
+            .then_some(start as usize)
+    }
+
+    /// [`region_range`](Self::region_range), or a panic naming the caller's bad argument (lane-side API: the
+    /// pump never calls it).
+    #[allow(clippy::panic)]
+    fn region_range_or_panic(&self, handle: u32, off: u64, len: usize) -> usize {
+        self.region_range(handle, off, len).unwrap_or_else(|| {
+            panic!(
+                "[{off}, +{len}) is outside buffer region {handle} (or there is no such region, or the \
+                 region table in the arena was overwritten)"
+            )
+        })
     }
 
     /// Copies bytes out of buffer region `handle` at `off`.
     ///
     /// The caller must own those bytes by the protocol: no READ in flight writes them (it has seen the READ
     /// that filled them DONE, or never published one).
+    ///
+    /// # Panics
+    /// If the range is not inside the region (the caller's bug).
     pub fn read_region(&self, handle: u32, off: u64, out: &mut [u8]) {
-        let at = self.region_range(handle, off, out.len());
+        let at = self.region_range_or_panic(handle, off, out.len());
         // SAFETY: in bounds of the region (checked), hence of the mapping; quiescent by the caller's protocol
         // obligation; `out` is a distinct Rust buffer.
         unsafe {
@@ -584,8 +623,11 @@ impl<'a> QueueView<'a> {
     /// Copies `bytes` into buffer region `handle` at `off`.
     ///
     /// The caller must own those bytes by the protocol: no READ or WRITE in flight uses them.
+    ///
+    /// # Panics
+    /// If the range is not inside the region (the caller's bug).
     pub fn write_region(&self, handle: u32, off: u64, bytes: &[u8]) {
-        let at = self.region_range(handle, off, bytes.len());
+        let at = self.region_range_or_panic(handle, off, bytes.len());
         // SAFETY: in bounds (checked); exclusive by the caller's protocol obligation; `bytes` is a distinct
         // Rust buffer.
         unsafe {
@@ -597,8 +639,11 @@ impl<'a> QueueView<'a> {
     ///
     /// # Safety
     /// Nothing may write those bytes while the slice lives: no READ into them in flight, no lane writing them.
+    ///
+    /// # Panics
+    /// If the range is not inside the region (the caller's bug).
     pub unsafe fn region_slice(&self, handle: u32, off: u64, len: usize) -> &'a [u8] {
-        let at = self.region_range(handle, off, len);
+        let at = self.region_range_or_panic(handle, off, len);
         // SAFETY: in bounds (checked), mapped for 'a; immutability for the slice's life is the caller's
         // obligation.
         unsafe { std::slice::from_raw_parts(self.words.base().add(at), len) }
@@ -606,6 +651,7 @@ impl<'a> QueueView<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};

@@ -45,3 +45,119 @@ pub fn pipe() -> (std::fs::File, std::fs::File) {
         )
     }
 }
+
+/// Polls `cond` until it holds or `within` runs out; returns whether it held.
+pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// The hostile input "a lane publishes again a slot the pump holds": what it did, for a table row.
+#[derive(Debug)]
+pub struct RepublishOutcome {
+    /// Each round's completion of the held READ (expected: DONE, `result = 10`, `error = 0`).
+    pub completions: Vec<gpu_uring::pump::device::Completion>,
+    /// Counters before the first round and after the last (expected delta per round: `claimed` +1, `served`
+    /// +1, `protocol_violations` +1, `foreign_cqes` +0, `stale_bits` +0; `in_flight` back to 0).
+    pub before: gpu_uring::pump::PumpStats,
+    pub after: gpu_uring::pump::PumpStats,
+    /// Requests in flight at once after the rounds, when the pump was offered `cap` of them (expected: `cap`,
+    /// i.e. no in-flight capacity leaked).
+    pub concurrent_after: u64,
+    /// The pump's in-flight cap (`min(cq_entries, slots)`).
+    pub cap: u64,
+    /// How long `stop()` took with nothing in flight (expected: far below `stop_timeout`, 30 s here).
+    pub stop_time: Duration,
+    /// `stop()`'s counters.
+    pub stopped: gpu_uring::pump::PumpStats,
+}
+
+/// Re-publishes, `rounds` times, a slot whose READ the pump has in flight, on the CPU reference device.
+///
+/// Each round: a lane publishes a 10-byte READ of an empty pipe (so the pump holds the slot CLAIMED with the
+/// I/O in flight until the test writes); once the pump reports it in flight, the lane stores PUBLISHED into
+/// the slot again and sets its bitmap bit (the attack); once the pump counted that as a protocol violation,
+/// the test writes 10 bytes into the pipe, the lane waits for the slot and frees it. Then the lane offers the
+/// pump `cap` blocking pipe READs at once (all must be in flight together), feeds them, and stops the pump.
+/// Pump: `sq_entries` 4 (so `cq_entries` 8, the cap), 16 slots, `stop_timeout` 30 s.
+pub fn republish_held_slot(rounds: u32) -> RepublishOutcome {
+    use gpu_uring::pump::queue::*;
+    use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueLane, Request};
+    use std::sync::atomic::Ordering;
+
+    let (pr, mut pw) = pipe();
+    let p = Pump::spawn(PumpConfig {
+        slots: 16,
+        regions: vec![4096],
+        files: vec![PumpFile::reader_with_extent(&pr, 1 << 30)],
+        sq_entries: 4,
+        stop_timeout: Duration::from_secs(30),
+        ..Default::default()
+    })
+    .unwrap();
+    let v = p.view();
+    let mut lane = QueueLane::new(v, 0);
+    let before = p.stats();
+    let wait = Duration::from_secs(20);
+    let mut completions = Vec::new();
+    for r in 0..rounds {
+        let slot = lane.alloc(100).unwrap();
+        lane.publish(slot, &Request::read(0, 0, 0, 0, 10));
+        assert!(
+            eventually(wait, || p.stats().in_flight == 1),
+            "round {r}: the pump never put the READ in flight: {:?}",
+            p.stats()
+        );
+        let violations = p.stats().protocol_violations;
+        // The attack: publish the held slot again (Release, as a lane publishes), and ring its doorbell.
+        v.state(slot).store(SLOT_PUBLISHED, Ordering::Release);
+        v.bitmap_word(slot / 32)
+            .fetch_or(1 << (slot % 32), Ordering::Release);
+        assert!(
+            eventually(wait, || p.stats().protocol_violations > violations),
+            "round {r}: the re-publication was not refused: {:?}",
+            p.stats()
+        );
+        pw.write_all(&[r as u8; 10]).unwrap();
+        let c = lane.wait_until(slot, deadline()).unwrap();
+        completions.push(c);
+        assert!(eventually(wait, || p.stats().in_flight == 0));
+        lane.free(slot);
+    }
+    let after = p.stats();
+    let cap = 8u64;
+    let slots: Vec<u32> = (0..cap)
+        .map(|i| {
+            let s = lane.alloc(100).unwrap();
+            lane.publish(s, &Request::read(0, 0, 0, i * 16, 10));
+            s
+        })
+        .collect();
+    eventually(wait, || p.stats().in_flight == cap);
+    let concurrent_after = p.stats().in_flight;
+    pw.write_all(&[0xEE; 80]).unwrap();
+    for s in slots {
+        lane.wait_until(s, deadline()).unwrap();
+        lane.free(s);
+    }
+    let t = Instant::now();
+    let stopped = p.stop().unwrap();
+    let stop_time = t.elapsed();
+    RepublishOutcome {
+        completions,
+        before,
+        after,
+        concurrent_after,
+        cap,
+        stop_time,
+        stopped,
+    }
+}
