@@ -248,7 +248,11 @@ fn table(dev: &dyn Device) {
         }
     }
     drop_bounded(rings);
-    assert!(bad.is_empty(), "{backend}: rows that differ:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{backend}: rows that differ:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -303,7 +307,9 @@ fn linked_skip_success_is_refused_and_credits_come_back() {
         };
         for _ in 0..8 {
             let r = lane.reserve(DEFAULT_BUDGET).unwrap();
-            let e = lane.commit(r, failing(), Completion::SkipSuccess).unwrap_err();
+            let e = lane
+                .commit(r, failing(), Completion::SkipSuccess)
+                .unwrap_err();
             assert!(matches!(e, OpError::BadFlags { .. }), "{e}");
             assert!(e.to_string().contains("IOSQE_IO_LINK"), "{e}");
             lane.nop(Completion::FireAndForget, DEFAULT_BUDGET).unwrap();

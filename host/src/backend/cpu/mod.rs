@@ -295,19 +295,20 @@ fn run_program(
 
 /// Lane 0 of [`Program::Hostile`]: the case's library calls, as `hostile.comp` makes them. Returns (status,
 /// res).
-fn hostile(
-    lane: &mut Lane<'_>,
-    case: HostileCase,
-    budget: u32,
-    deadline: Instant,
-) -> (u32, i32) {
+fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instant) -> (u32, i32) {
     use crate::protocol::shared::*;
     use io_uring::{opcode, squeue::Flags};
     let v = lane.view();
     let l = *v.layout();
     let nop = || crate::ring::Sqe::from_entry(&opcode::Nop::new().build());
     let status = |r: Result<u32, OpError>| r.map_or_else(|e| e.status(), |_| STATUS_READY);
-    let reap_status = |n: u32| if n > 0 { STATUS_READY } else { STATUS_WOULD_BLOCK };
+    let reap_status = |n: u32| {
+        if n > 0 {
+            STATUS_READY
+        } else {
+            STATUS_WOULD_BLOCK
+        }
+    };
     // Relaxed throughout: the corrupting stores stand for device code that ignores the protocol.
     let sq_pub = v.ctl64(crate::ctl_off!(sq_pub));
     let back_1000 = |w: &std::sync::atomic::AtomicU64| {
@@ -328,7 +329,10 @@ fn hostile(
         },
         HostileCase::SqWindowAtReserve => {
             back_1000(sq_pub);
-            (status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))), 0)
+            (
+                status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))),
+                0,
+            )
         }
         HostileCase::CqWindow => {
             if let Err(e) = lane.submit(nop(), Completion::Slot(0), budget) {
@@ -371,7 +375,10 @@ fn hostile(
             };
             v.ctl32(crate::ctl_off!(cq_credits))
                 .store(wild, Ordering::Relaxed);
-            (status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))), 0)
+            (
+                status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))),
+                0,
+            )
         }
         HostileCase::CqClaimWild => {
             v.ctl32(crate::ctl_off!(cq_claim))
@@ -381,7 +388,10 @@ fn hostile(
         HostileCase::SqReserveWild => {
             v.ctl32(crate::ctl_off!(sq_reserve))
                 .fetch_add(0x10000, Ordering::Relaxed);
-            (status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))), 0)
+            (
+                status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))),
+                0,
+            )
         }
         HostileCase::StaleCompletion => {
             if let Err(e) = waited(lane, nop()) {
