@@ -67,17 +67,21 @@ const uint GU_CTL_FF_LAST_ERROR = 48u, GU_CTL_SKIP_FAILURES = 52u, GU_CTL_DOORBE
 const uint GU_CTL_PRINT_FLAGS = 64u, GU_CTL_LINES_PRINTED = 68u, GU_CTL_PRINT_ERRORS = 72u;
 const uint GU_CTL_FOREIGN_CQES = 76u, GU_CTL_PROTOCOL_VIOLATIONS = 80u;
 
-const uint GU_SLOT_FREE = 0u, GU_SLOT_PENDING = 1u, GU_SLOT_DONE = 2u;
+// Slot state word: generation << 8 | state (PROTOCOL.md §2, §6).
+const uint GU_SLOT_FREE = 0u, GU_SLOT_PENDING = 1u, GU_SLOT_DONE = 2u, GU_SLOT_REAPING = 3u;
+const uint GU_SLOT_STATE_MASK = 0xffu, GU_SLOT_GEN_SHIFT = 8u, GU_SLOT_GEN_MASK = 0x00ffffffu;
 // user_data tags, as the high 32 bits of user_data (TAG_SHIFT = 62)
 const uint GU_TAG_SLOT_HI = 0x40000000u, GU_TAG_FF_HI = 0x80000000u, GU_TAG_SKIP_HI = 0xC0000000u;
 const uint GU_PRINT_FIXED_FILE = 1u, GU_PRINT_OFFSET_MODE = 2u;
 const uint GU_READY = 0u, GU_WOULD_BLOCK = 1u, GU_TIMED_OUT = 2u, GU_NOT_PENDING = 3u;
+// gu_commit refusals and violations (OpError::BadFlags, BadSlot, ProtocolViolation)
+const uint GU_BAD_FLAGS = 4u, GU_BAD_SLOT = 5u, GU_PROTOCOL_VIOLATION = 6u;
 const uint GU_RESERVE_TRIES = 64u;
 const uint GU_RING_FLAG_CONFINED = 2u, GU_RING_FLAG_SQPOLL = 4u;
 
 // io_uring ABI
 const uint GU_OP_NOP = 0u, GU_OP_READ_FIXED = 4u, GU_OP_WRITE_FIXED = 5u, GU_OP_READ = 22u, GU_OP_WRITE = 23u;
-const uint GU_SQE_FIXED_FILE = 1u, GU_SQE_CQE_SKIP_SUCCESS = 64u;
+const uint GU_SQE_FIXED_FILE = 1u, GU_SQE_IO_LINK = 4u, GU_SQE_IO_HARDLINK = 8u, GU_SQE_CQE_SKIP_SUCCESS = 64u;
 
 // completion modes (protocol::Completion)
 const uint GU_FF = 0u, GU_SKIP = 1u, GU_SLOT = 2u;
@@ -146,6 +150,9 @@ uint gu_line_off(uint lane, uint line) { return gu_l.staging + (lane * gu_l.stag
 uint64_t gu_host_addr(uint off) { return gu_l.arena_host_base + uint64_t(off); }
 uint gu_nslots() { return gu_l.lanes * gu_l.slots_per_lane; }
 
+// A device-written word outside what the protocol allows: counted (relaxed: a statistic), never acted on.
+void gu_violation() { gu_add_rlx(gu_ctl(GU_CTL_PROTOCOL_VIOLATIONS), 1u); }
+
 // ---- §4 credits ----------------------------------------------------------------------------------------------
 bool gu_take_credit() {
     uint off = gu_ctl(GU_CTL_CQ_CREDITS);
@@ -153,6 +160,8 @@ bool gu_take_credit() {
         gu_iters++;
         uint cur = gu_ld_rlx(off);
         if (cur == 0u) return false;
+        // More credits than the pool holds: device code rewrote the word (§4).
+        if (cur > gu_l.credit_pool) { gu_violation(); return false; }
         if (gu_cas_rlx(off, cur, cur - 1u) == cur) return true;
     }
     return false;
@@ -168,6 +177,9 @@ bool gu_take_ticket(out uint ticket) {
         // Acquire: the kernel has finished reading every SQE before `head`.
         uint head = gu_ld_acq(gu_l.sq_head);
         uint published = uint(gu_ld64_acq(gu_ctl(GU_CTL_SQ_PUB)));
+        // r was read first; head and the published tail never pass a reservation: r ahead of them by more
+        // than the SQ / the window means device code rewrote a word (§3). A stale r is behind, not ahead.
+        if (int(r - head) > int(gu_l.sq_entries) || int(r - published) > int(gu_l.w_sq)) { gu_violation(); return false; }
         uint next = r + 1u;
         if (next - head > gu_l.sq_entries) return false;   // SQ full
         if (next - published > gu_l.w_sq) return false;    // publication window full
@@ -188,24 +200,27 @@ bool gu_try_reserve(out uint ticket) {
 // §3 publish steps 1–3 and §5.5: set bit `pos` in a (low: base, high: bitmap) word and advance the base over
 // the ready prefix. AcqRel CAS: release publishes this lane's stores; acquire takes in those of the lanes whose
 // bits this CAS consumes, so the kernel-index store that follows carries them all. Lock-free: every failed CAS
-// means another lane made progress.
-bool gu_mark_and_advance(uint off, uint pos, out uint nbase) {
+// means another lane made progress. A position outside the 32-wide window (device code rewrote the word) is
+// counted in protocol_violations and nothing is marked (never masked).
+const uint GU_MARK_KEPT = 0u, GU_MARK_MOVED = 1u, GU_MARK_VIOLATION = 2u;
+uint gu_mark_and_advance(uint off, uint pos, out uint nbase) {
     uint64_t old = gu_ld64_rlx(off);
     nbase = uint(old);
     for (;;) {
         gu_iters++;
         uint base = uint(old);
-        uint k = pos - base; // < 32 by the protocol (reservation checks the window)
-        uint bits = uint(old >> 32) | (1u << (k & 31u));
+        uint k = pos - base;
+        if (k >= 32u) { gu_violation(); return GU_MARK_VIOLATION; }
+        uint bits = uint(old >> 32) | (1u << k);
         uint m = (bits == 0xffffffffu) ? 32u : uint(findLSB(~bits));
         nbase = base + m;
         uint nbits = (m == 32u) ? 0u : (bits >> m);
         uint64_t nw = uint64_t(nbase) | (uint64_t(nbits) << 32);
         uint64_t cur = gu_cas64_acqrel(off, old, nw);
-        if (cur == old) return m > 0u;
+        if (cur == old) return m > 0u ? GU_MARK_MOVED : GU_MARK_KEPT;
         old = cur;
     }
-    return false;
+    return GU_MARK_KEPT;
 }
 
 // Moves a kernel ring index forward to `v` unless already at or past it; release carries the SQEs (or the CQE
@@ -237,13 +252,16 @@ void gu_sqe_nop() { gu_sqe_rw(GU_OP_NOP, 0u, -1, uint64_t(0), uint64_t(0), 0u, 0
 
 // A write of arena bytes [arena_off, +len): WRITE_FIXED from the staging or fixed region, plain WRITE
 // otherwise (Lane::write_sqe). `fixed_file`: fd is a fixed-file index. file_off = ~0 means "file position".
+// The range end is computed in 64 bits, as Rust does: an end that wraps 2^32 never passes for a buffer range.
 void gu_sqe_write(bool fixed_file, int fd, uint arena_off, uint len, uint64_t file_off) {
-    uint staging_end = gu_l.staging + gu_l.lanes * gu_l.staging_lines * gu_l.line_bytes;
+    uint64_t end = uint64_t(arena_off) + uint64_t(len);
+    uint64_t staging_end = uint64_t(gu_l.staging) + uint64_t(gu_l.lanes * gu_l.staging_lines * gu_l.line_bytes);
     uint flags = fixed_file ? GU_SQE_FIXED_FILE : 0u;
     uint64_t addr = gu_host_addr(arena_off);
-    if (arena_off >= gu_l.staging && arena_off + len <= staging_end) {
+    if (arena_off >= gu_l.staging && end <= staging_end) {
         gu_sqe_rw(GU_OP_WRITE_FIXED, flags, fd, file_off, addr, len, gu_l.staging_buf_index);
-    } else if (gu_l.fixed_size > 0u && arena_off >= gu_l.fixed_off && arena_off + len <= gu_l.fixed_off + gu_l.fixed_size) {
+    } else if (gu_l.fixed_size > 0u && arena_off >= gu_l.fixed_off
+               && end <= uint64_t(gu_l.fixed_off) + uint64_t(gu_l.fixed_size)) {
         gu_sqe_rw(GU_OP_WRITE_FIXED, flags, fd, file_off, addr, len, gu_l.fixed_buf_index);
     } else {
         gu_sqe_rw(GU_OP_WRITE, flags, fd, file_off, addr, len, 0u);
@@ -256,21 +274,59 @@ void gu_sqe_read_fixed(bool fixed_file, int fd, uint fixed_off, uint len, uint64
               gu_host_addr(gu_l.fixed_off + fixed_off), len, gu_l.fixed_buf_index);
 }
 
-// Fill (plain stores: the lane owns the ticket) and publish ticket `t` (§3).
-void gu_publish(uint t) {
+// Fill (plain stores: the lane owns the ticket) and publish ticket `t` (§3). False (counted): sq_pub no longer
+// has `t` in its window, so the SQE was written but not published.
+bool gu_publish(uint t) {
     uint base = (gu_l.sqes + (t & gu_l.sq_mask) * 64u) >> 2;
     for (uint i = 0u; i < 16u; i++) gu_a.w[base + i] = gu_sqe[i];
     uint nb;
-    if (gu_mark_and_advance(gu_ctl(GU_CTL_SQ_PUB), t, nb)) {
+    uint m = gu_mark_and_advance(gu_ctl(GU_CTL_SQ_PUB), t, nb);
+    if (m == GU_MARK_MOVED) {
         // §3.4: the kernel reads the tail with acquire; our release carries every SQE the tail covers.
         gu_max_store_release(gu_l.sq_tail, nb);
         gu_add_rlx(gu_ctl(GU_CTL_DOORBELL), 1u);
     }
+    return m != GU_MARK_VIOLATION;
 }
 
-// Lane::commit_line: sets user_data and flags for the completion mode, then publishes.
+// The flag rule of §4 (protocol::check_flags) on the caller's gu_sqe: IOSQE_CQE_SKIP_SUCCESS only from the
+// GU_SKIP mode, and never linked.
+uint gu_check_flags(uint mode) {
+    uint f = (gu_sqe[0] >> 8) & 0xffu;
+    if ((f & GU_SQE_CQE_SKIP_SUCCESS) != 0u) return GU_BAD_FLAGS;
+    if (mode == GU_SKIP && (f & (GU_SQE_IO_LINK | GU_SQE_IO_HARDLINK)) != 0u) return GU_BAD_FLAGS;
+    return GU_READY;
+}
+
+// Publishes ticket `t` as the filler NOP of a refused commit (Rust: the dropped Reservation): fire-and-forget
+// of no lane, so its CQE returns the credit.
+void gu_publish_filler(uint t) {
+    gu_sqe_nop();
+    if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[0] |= GU_SQE_FIXED_FILE << 8;
+    gu_sqe[8] = 0xffff0000u;
+    gu_sqe[9] = GU_TAG_FF_HI;
+    gu_publish(t);
+}
+
+// Arms global slot g of `lane`: bumps its generation (skipping 0), marks it PENDING, returns the generation.
+// Relaxed: only the owner writes a FREE slot; the publication release orders it before any completion.
+uint gu_arm(uint lane, uint g) {
+    uint soff = gu_l.slots + g * 16u;
+    gu_st_rlx(soff + 12u, lane);
+    uint gen = ((gu_ld_rlx(soff) >> GU_SLOT_GEN_SHIFT) + 1u) & GU_SLOT_GEN_MASK;
+    if (gen == 0u) gen = 1u;
+    gu_st_rlx(soff, (gen << GU_SLOT_GEN_SHIFT) | GU_SLOT_PENDING);
+    return gen;
+}
+
+// Lane::commit_line: sets user_data and flags for the completion mode, then publishes. Returns GU_READY, or
+// GU_BAD_FLAGS / GU_BAD_SLOT (the ticket is published as a filler NOP; nothing of gu_sqe is submitted), or
+// GU_PROTOCOL_VIOLATION (counted; the mode's bookkeeping is undone).
 // mode GU_SLOT: k = lane-relative slot; mode GU_FF: line_plus1 = staging line + 1 (0 = none).
-void gu_commit(uint lane, uint t, uint mode, uint k, uint line_plus1) {
+uint gu_commit(uint lane, uint t, uint mode, uint k, uint line_plus1) {
+    uint bad = gu_check_flags(mode);
+    if (bad == GU_READY && mode == GU_SLOT && (lane >= gu_l.lanes || k >= gu_l.slots_per_lane)) bad = GU_BAD_SLOT;
+    if (bad != GU_READY) { gu_publish_filler(t); return bad; }
     if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[0] |= GU_SQE_FIXED_FILE << 8;
     if (mode == GU_FF) {
         gu_sqe[8] = ((lane & 0xffffu) << 16) | line_plus1;
@@ -288,20 +344,33 @@ void gu_commit(uint lane, uint t, uint mode, uint k, uint line_plus1) {
         gu_add_rlx(gu_ctl(GU_CTL_CQ_CREDITS), 1u);
     } else {
         uint g = lane * gu_l.slots_per_lane + k;
-        uint soff = gu_l.slots + g * 16u;
-        gu_st_rlx(soff + 12u, lane);
-        // Relaxed: the publication release orders it before the kernel can complete the op.
-        gu_st_rlx(soff, GU_SLOT_PENDING);
         gu_sqe[8] = g;
-        gu_sqe[9] = GU_TAG_SLOT_HI;
+        gu_sqe[9] = GU_TAG_SLOT_HI | gu_arm(lane, g); // user_data = TAG_SLOT | generation << 32 | slot
     }
-    gu_publish(t);
+    if (!gu_publish(t)) {
+        // Not published (counted): undo the mode's bookkeeping, so flushes do not wait for a CQE that cannot come.
+        if (mode == GU_FF) {
+            if (line_plus1 != 0u) gu_st_rlx(gu_lane_word(lane, line_plus1 - 1u), 0u);
+            gu_add_rlx(gu_lane_word(lane, gu_l.staging_lines), 0xffffffffu);
+            gu_add_rlx(gu_ctl(GU_CTL_CQ_CREDITS), 1u);
+        } else if (mode == GU_SLOT) {
+            uint soff = gu_l.slots + (lane * gu_l.slots_per_lane + k) * 16u;
+            gu_st_rlx(soff, gu_ld_rlx(soff) & ~GU_SLOT_STATE_MASK); // FREE, generation kept
+            gu_add_rlx(gu_ctl(GU_CTL_CQ_CREDITS), 1u);
+        }
+        return GU_PROTOCOL_VIOLATION;
+    }
+    return GU_READY;
 }
 
-// Lane::commit_exact: publishes gu_sqe exactly as given (no flags added, user_data kept); a TAG_SLOT user_data
-// naming an existing slot marks that slot PENDING first, so the reaper's result reaches it.
-void gu_commit_exact(uint t) {
-    if ((gu_sqe[9] >> 30) == 1u && gu_sqe[8] < gu_nslots()) gu_st_rlx(gu_l.slots + gu_sqe[8] * 16u, GU_SLOT_PENDING);
+// Lane::commit_exact: publishes gu_sqe exactly as given (no flags added, no flag rule, user_data kept), except
+// that a TAG_SLOT user_data with generation 0 naming one of `lane`'s own slots arms that slot and is published
+// with the armed generation (so the lane can wait on it). Anything else arms nothing.
+void gu_commit_exact(uint lane, uint t) {
+    uint g = gu_sqe[8];
+    uint first = lane * gu_l.slots_per_lane;
+    bool own = lane < gu_l.lanes && g >= first && g - first < gu_l.slots_per_lane;
+    if ((gu_sqe[9] >> 30) == 1u && (gu_sqe[9] & GU_SLOT_GEN_MASK) == 0u && own) gu_sqe[9] = GU_TAG_SLOT_HI | gu_arm(lane, g);
     gu_publish(t);
 }
 
@@ -315,12 +384,27 @@ void gu_record_failure(uint ud_lo, uint ud_hi, int res) {
 void gu_dispatch_cqe(uint ud_lo, uint ud_hi, int res, uint cflags) {
     uint tag = ud_hi >> 30;
     uint credits = gu_ctl(GU_CTL_CQ_CREDITS);
-    if (tag == 1u && ud_lo < gu_nslots()) {
-        uint soff = gu_l.slots + ud_lo * 16u;
-        gu_st_rlx(soff + 4u, uint(res));
-        gu_st_rlx(soff + 8u, cflags);
-        // Release: the owner's acquire of DONE sees result and flags.
-        gu_st_rel(soff, GU_SLOT_DONE);
+    if (tag == 1u) {
+        uint gen = ud_hi & GU_SLOT_GEN_MASK;
+        bool delivered = false;
+        if (ud_lo < gu_nslots()) {
+            uint soff = gu_l.slots + ud_lo * 16u;
+            // Claim: only a PENDING slot of the same generation takes the CQE, and only once (§5).
+            uint want = (gen << GU_SLOT_GEN_SHIFT) | GU_SLOT_PENDING;
+            if (gu_cas_rlx(soff, want, (gen << GU_SLOT_GEN_SHIFT) | GU_SLOT_REAPING) == want) {
+                gu_st_rlx(soff + 4u, uint(res));
+                gu_st_rlx(soff + 8u, cflags);
+                // Release: the owner's acquire of DONE sees result and flags.
+                gu_st_rel(soff, (gen << GU_SLOT_GEN_SHIFT) | GU_SLOT_DONE);
+                delivered = true;
+            }
+        }
+        if (!delivered) {
+            // A stale or forged completion: counted and recorded, never delivered.
+            gu_add_rlx(gu_ctl(GU_CTL_FOREIGN_CQES), 1u);
+            gu_record_failure(ud_lo, ud_hi, res);
+        }
+        // Every TAG_SLOT CQE was paid for by a reservation's credit, delivered or not (§5).
         gu_add_rlx(credits, 1u);
     } else if (tag == 2u) {
         uint lane = ud_lo >> 16;
@@ -359,6 +443,9 @@ uint gu_reap(uint max) {
         uint tail = gu_ld_acq(gu_l.cq_tail);
         if (c == tail) break;
         uint released = uint(gu_ld64_rlx(gu_ctl(GU_CTL_CQ_PUB)));
+        // c was read first; the tail and the released head never pass a claim: a claim ahead of the tail, or of
+        // the released head by more than the window, means device code rewrote a word (§5): counted, stop.
+        if (int(c - tail) > 0 || int(c - released) > int(gu_l.w_cq)) { gu_violation(); break; }
         if (c - released >= gu_l.w_cq) break;
         if (gu_cas_rlx(claim, c, c + 1u) != c) continue;
         uint cb = (gu_l.cqes + (c & gu_l.cq_mask) * 16u) >> 2;
@@ -367,10 +454,12 @@ uint gu_reap(uint max) {
         int res = int(gu_a.w[cb + 2u]);
         uint cflags = gu_a.w[cb + 3u];
         gu_dispatch_cqe(ud_lo, ud_hi, res, cflags);
+        n++;
         uint h;
         // Release (inside): we and the lanes whose bits we consumed are done reading those CQEs.
-        if (gu_mark_and_advance(gu_ctl(GU_CTL_CQ_PUB), c, h)) gu_max_store_release(gu_l.cq_head, h);
-        n++;
+        uint m = gu_mark_and_advance(gu_ctl(GU_CTL_CQ_PUB), c, h);
+        if (m == GU_MARK_MOVED) gu_max_store_release(gu_l.cq_head, h);
+        if (m == GU_MARK_VIOLATION) break; // cq_pub rewritten under us (counted): stop reaping
     }
     if (n == 0u) gu_idle++; else gu_idle = 0u;
     return n;
@@ -380,15 +469,16 @@ uint gu_reap(uint max) {
 // One reap pass, then checks the lane's slot k. READY frees the slot and returns the CQE's res in `result`.
 uint gu_poll(uint lane, uint k, out int result) {
     result = 0;
+    if (lane >= gu_l.lanes || k >= gu_l.slots_per_lane) return GU_BAD_SLOT;
     gu_reap(16u);
     uint soff = gu_l.slots + (lane * gu_l.slots_per_lane + k) * 16u;
     uint st = gu_ld_acq(soff);
-    if (st == GU_SLOT_DONE) {
+    if ((st & GU_SLOT_STATE_MASK) == GU_SLOT_DONE) {
         result = int(gu_ld_rlx(soff + 4u));
-        gu_st_rlx(soff, GU_SLOT_FREE);
+        gu_st_rlx(soff, st & ~GU_SLOT_STATE_MASK); // FREE, generation kept
         return GU_READY;
     }
-    if (st == GU_SLOT_FREE) return GU_NOT_PENDING;
+    if ((st & GU_SLOT_STATE_MASK) == GU_SLOT_FREE) return GU_NOT_PENDING;
     return GU_WOULD_BLOCK;
 }
 

@@ -2,7 +2,8 @@
 #pragma use_vulkan_memory_model
 #extension GL_GOOGLE_include_directive : require
 // exact: lane 0 publishes params.count SQE images the host wrote at fixed + 64 i exactly as given
-// (Lane::commit_exact: no flags added), except user_data = TAG_SLOT | its slot 0, one at a time; it waits for
+// (Lane::commit_exact: no flags added), except user_data = TAG_SLOT | its slot 0 with generation 0 (which
+// commit_exact arms with the slot's next generation), one at a time; it waits for
 // each and stores the CQE's res at fixed + 64 count + 4 i (Program::Exact). What device code that ignores the
 // library could write: the confined-ring tests show what the kernel refuses.
 #include "../include/gpu_uring.glsl"
@@ -33,8 +34,8 @@ void main() {
         uint img = (gu_l.fixed_off + 64u * gu_st.seq) >> 2;
         for (uint i = 0u; i < 16u; i++) gu_sqe[i] = gu_a.w[img + i];
         gu_sqe[8] = lane * gu_l.slots_per_lane; // global slot 0 of lane 0
-        gu_sqe[9] = GU_TAG_SLOT_HI;
-        gu_commit_exact(t);
+        gu_sqe[9] = GU_TAG_SLOT_HI;               // generation 0: arm it
+        gu_commit_exact(lane, t);
         gu_st.phase = PH_WAITING;
     }
     gu_end(status);

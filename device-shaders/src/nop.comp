@@ -3,7 +3,7 @@
 #extension GL_GOOGLE_include_directive : require
 // nop: each lane submits params.count operations (Program::Nop / Program::Write):
 //   arg0 = 0: fire-and-forget NOPs; 1: waited NOPs (slot min(slots_per_lane - 1, 1)); 2: fire-and-forget
-//   writes of arg2 bytes of the lane's first staging line ('a'..'z' repeated) to raw fd arg1 at the file
+//   writes of arg2 bytes of the lane's first staging line ('a'..'z' repeated) to fixed file arg1 at the file
 //   position. Resumable: seq, and a waited NOP in flight (phase), live in the lane state.
 #include "../include/gpu_uring.glsl"
 
@@ -47,7 +47,7 @@ void main() {
         uint t;
         if (!gu_try_reserve(t)) { gu_reap(16u); continue; }
         if (mode == 2u) {
-            gu_sqe_write(false, int(gu_run.params.arg1), line_off, len, ~uint64_t(0));
+            gu_sqe_write(true, int(gu_run.params.arg1), line_off, len, ~uint64_t(0));
             gu_commit(lane, t, GU_FF, 0u, 0u);
             gu_st.seq++;
             gu_st.done++;

@@ -238,8 +238,14 @@ suite!(sqpoll_sleeps_and_the_waker_wakes_it);
 
 fn nops_and_writes(dev: &dyn Device) {
     let lanes = 16;
+    // Writes go to a registered fixed file (a confined ring refuses raw fds).
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
     let ring = ring(RingConfig {
         lanes,
+        fixed_files: vec![null.as_raw_fd()],
         ..Default::default()
     });
     for fire_and_forget in [true, false] {
@@ -257,16 +263,12 @@ fn nops_and_writes(dev: &dyn Device) {
         assert_eq!(rep.total().done, lanes as u64 * 100, "ff={fire_and_forget}");
         assert_eq!(rep.total().failed, 0);
     }
-    let null = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .unwrap();
     let rep = dev
         .run(
             &ring,
             lanes,
             &Program::Write {
-                fd: null.as_raw_fd(),
+                file: 0,
                 ops: 50,
                 len: 100,
             },
@@ -736,16 +738,17 @@ fn vulkan_a_ring_without_sqpoll_is_driven_between_dispatches() {
         return;
     };
     let (lanes, ops) = (8u32, 20u32);
-    let ring = ring(RingConfig {
-        lanes,
-        sq_entries: 32,
-        sqpoll: false,
-        ..Default::default()
-    });
     let null = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/null")
         .unwrap();
+    let ring = ring(RingConfig {
+        lanes,
+        sq_entries: 32,
+        sqpoll: false,
+        fixed_files: vec![null.as_raw_fd()],
+        ..Default::default()
+    });
     let (view, l) = (ring.view(), ring.layout());
     let (mut calls, mut enters, mut submitted) = (0u32, 0u32, 0u32);
     let mut first_iters = 0;
@@ -754,7 +757,7 @@ fn vulkan_a_ring_without_sqpoll_is_driven_between_dispatches() {
             &ring,
             lanes,
             &Program::Write {
-                fd: null.as_raw_fd(),
+                file: 0,
                 ops,
                 len: 16,
             },

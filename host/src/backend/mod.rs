@@ -131,10 +131,11 @@ pub enum Program {
         fire_and_forget: bool,
     },
     /// Each lane submits `ops` fire-and-forget writes of the first `len` bytes of its first staging line to
-    /// `fd` (e.g. /dev/null) at the file position.
+    /// registered fixed file `file` (e.g. /dev/null in `RingConfig::fixed_files`) at the file position. A fixed
+    /// file, not a raw fd: a confined ring refuses raw fds.
     Write {
-        /// Raw fd.
-        fd: i32,
+        /// Fixed-file index.
+        file: u32,
         /// Writes per lane.
         ops: u32,
         /// Bytes per write (≤ line_bytes).
@@ -177,6 +178,79 @@ pub enum Program {
         /// SQE images.
         count: u32,
     },
+    /// Lane 0 does what device code that corrupts its own ring could do ([`HostileCase`]), through the same
+    /// library calls on every device, and reports in its [`LaneReport`]: `done` = 1, `checksum` = the status
+    /// of the case's last library call (`protocol::shared::STATUS_*`), `bytes` = the CQE `res` the case
+    /// waited for (as `u32`), or 0. Other lanes do nothing. The hostile-input table drives it on every
+    /// backend; both must report the same status and the same counter deltas. Run it on a fresh, confined
+    /// ring with at least one fixed file; the ring may be left corrupted (drop it afterwards).
+    Hostile {
+        /// What lane 0 does.
+        case: HostileCase,
+    },
+}
+
+/// What [`Program::Hostile`]'s lane 0 does. Every case makes a fixed sequence of library calls, so the
+/// status and counters it leaves are the same on every device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostileCase {
+    /// Reserves a ticket, moves `sq_pub`'s base 1000 back (bitmap cleared), commits a fire-and-forget NOP:
+    /// the publish finds its ticket outside the window (`STATUS_PROTOCOL_VIOLATION`, one violation).
+    SqWindowAtPublish = 0,
+    /// Moves `sq_pub`'s base 1000 back, then tries one reservation: refused (`STATUS_WOULD_BLOCK`, one
+    /// violation).
+    SqWindowAtReserve = 1,
+    /// Submits a waited NOP on slot 0, waits (without reaping) until its CQE is posted, moves `cq_pub`'s base
+    /// 1000 back, reaps once: nothing reaped (`STATUS_WOULD_BLOCK`, one violation).
+    CqWindow = 2,
+    /// Reserves and commits a NOP on completion slot `slots_per_lane` (one past the lane's last):
+    /// `STATUS_BAD_SLOT`; the reservation is published as a NOP.
+    SlotOutOfRange = 3,
+    /// Builds a write of the arena bytes `[staging, staging + len)` where `len` makes the end wrap past
+    /// 2³² to inside the staging region, to fixed file 0, waited on slot 0. The range check is 64-bit, so
+    /// this is a plain WRITE (a confined ring refuses it: `res` = -EACCES), never a WRITE_FIXED.
+    WriteRangeWrapsU32 = 4,
+    /// Sets `cq_credits` to 0xdead_beef (more than the pool), tries one reservation (`STATUS_WOULD_BLOCK`,
+    /// one violation).
+    CqCreditsWild = 5,
+    /// Sets `cq_credits` to 0, tries one reservation (`STATUS_WOULD_BLOCK`, no violation: an empty pool is
+    /// a state the protocol has).
+    CqCreditsZero = 6,
+    /// Moves `cq_claim` 0x10000 ahead, reaps once (`STATUS_WOULD_BLOCK`, one violation).
+    CqClaimWild = 7,
+    /// Moves `sq_reserve` 0x10000 ahead, tries one reservation (`STATUS_WOULD_BLOCK`, one violation).
+    SqReserveWild = 8,
+    /// A waited NOP on slot 0 (generation G), then a NOP published with `commit_exact` carrying slot 0's tag
+    /// and the stale generation G, then a waited NOP on slot 0 (generation G + 1): the forged CQE is counted
+    /// foreign, the waited NOP reports 0 (`STATUS_READY`, `res` 0, one foreign CQE).
+    StaleCompletion = 9,
+    /// Commits a NOP with `IOSQE_IO_LINK` as `Completion::SkipSuccess`: `STATUS_BAD_FLAGS`.
+    LinkedSkipSuccess = 10,
+    /// Commits a NOP carrying `IOSQE_CQE_SKIP_SUCCESS` as fire-and-forget: `STATUS_BAD_FLAGS`.
+    CallerSkipSuccess = 11,
+}
+
+impl HostileCase {
+    /// Every case, in table order.
+    pub const ALL: [HostileCase; 12] = [
+        HostileCase::SqWindowAtPublish,
+        HostileCase::SqWindowAtReserve,
+        HostileCase::CqWindow,
+        HostileCase::SlotOutOfRange,
+        HostileCase::WriteRangeWrapsU32,
+        HostileCase::CqCreditsWild,
+        HostileCase::CqCreditsZero,
+        HostileCase::CqClaimWild,
+        HostileCase::SqReserveWild,
+        HostileCase::StaleCompletion,
+        HostileCase::LinkedSkipSuccess,
+        HostileCase::CallerSkipSuccess,
+    ];
+
+    /// The case's number (`RunParams::arg0` of the `hostile` shader).
+    pub fn code(self) -> u32 {
+        self as u32
+    }
 }
 
 /// The SQE lane `lane` writes in [`Program::Layout`], built with the `io-uring` crate: a WRITE_FIXED of

@@ -1,6 +1,16 @@
 //! The device side of the protocol in Rust: what one lane does to reserve, fill, publish, reap, wait and
 //! print (PROTOCOL.md §3–§7). The CPU reference device runs this code on its threads; the GLSL and HIP/CUDA
 //! implementations mirror it step by step. Comments name the spec section and the ordering of each access.
+//!
+//! The host runs this code too (`Lane::host`: `DeviceRing::quiesce` reaps with it), on words device code can
+//! write: nothing here may panic or index out of range on such a value. A word outside what the protocol
+//! allows is counted in `protocol_violations` and not acted on.
+#![deny(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
@@ -31,6 +41,61 @@ pub enum OpError {
     /// Polled a completion slot with nothing in flight.
     #[error("completion slot {0} has no operation in flight")]
     NotPending(u32),
+    /// The SQE's flags would leak CQ credits (PROTOCOL.md §4). A refused `commit` publishes its reservation as
+    /// a NOP (which returns the credit); nothing of the caller's SQE is submitted.
+    #[error("SQE flags {flags:#04x} refused: {why}")]
+    BadFlags {
+        /// The caller's SQE flags.
+        flags: u8,
+        /// Which combination, and why it is refused.
+        why: &'static str,
+    },
+    /// A shared word was outside what the protocol allows (device code corrupted it). Counted in
+    /// `protocol_violations`; the operation did not happen.
+    #[error("protocol violation: a shared ring word is outside what the protocol allows (counted in protocol_violations)")]
+    ProtocolViolation,
+}
+
+impl OpError {
+    /// The status code device code returns for this error (`STATUS_*`, what the GLSL library returns).
+    pub fn status(&self) -> u32 {
+        match self {
+            OpError::WouldBlock => STATUS_WOULD_BLOCK,
+            OpError::TimedOut => STATUS_TIMED_OUT,
+            OpError::NoPrintTarget => STATUS_WOULD_BLOCK,
+            OpError::BadSlot(_) => STATUS_BAD_SLOT,
+            OpError::NotPending(_) => STATUS_NOT_PENDING,
+            OpError::BadFlags { .. } => STATUS_BAD_FLAGS,
+            OpError::ProtocolViolation => STATUS_PROTOCOL_VIOLATION,
+        }
+    }
+}
+
+/// Why `IOSQE_CQE_SKIP_SUCCESS` may not come from the caller.
+const WHY_CALLER_SKIP: &str = "IOSQE_CQE_SKIP_SUCCESS set by the caller: the completion mode sets it \
+     (Completion::SkipSuccess); in a credited mode the operation would post no CQE on success and its CQ credit \
+     would never come back";
+/// Why skip-success may not be linked.
+const WHY_LINKED_SKIP: &str = "Completion::SkipSuccess with IOSQE_IO_LINK or IOSQE_IO_HARDLINK: if it fails, the \
+     kernel cancels the rest of the chain without posting their CQEs, so their CQ credits would never come back";
+
+/// The flag rule of PROTOCOL.md §4: checked before reserving (`submit`) and again at `commit`.
+pub fn check_flags(flags: u8, c: Completion) -> Result<(), OpError> {
+    if flags & Flags::SKIP_SUCCESS.bits() != 0 {
+        return Err(OpError::BadFlags {
+            flags,
+            why: WHY_CALLER_SKIP,
+        });
+    }
+    if c == Completion::SkipSuccess
+        && flags & (Flags::IO_LINK.bits() | Flags::IO_HARDLINK.bits()) != 0
+    {
+        return Err(OpError::BadFlags {
+            flags,
+            why: WHY_LINKED_SKIP,
+        });
+    }
+    Ok(())
 }
 
 /// How an operation completes.
@@ -108,7 +173,8 @@ impl Drop for Reservation<'_> {
             let mut sqe = Sqe::from_entry(&opcode::Nop::new().build());
             sqe.flags |= self.base_flags;
             sqe.user_data = TAG_FF | ff_user_data(u32::MAX, None);
-            publish_sqe(&self.view, self.ticket, &sqe);
+            // A window violation is counted inside; nothing else can be done with the ticket.
+            let _ = publish_sqe(&self.view, self.ticket, &sqe);
         }
     }
 }
@@ -119,28 +185,37 @@ fn ff_user_data(lane: u32, line: Option<u32>) -> u64 {
     (((lane & 0xffff) << 16) | line.map_or(0, |l| l + 1)) as u64
 }
 
-/// Writes SQE `ticket` and publishes it (§3 fill + publish).
-fn publish_sqe(view: &RingView<'_>, ticket: u32, sqe: &Sqe) {
+/// Writes SQE `ticket` and publishes it (§3 fill + publish). `Err` (counted): `sq_pub` no longer has `ticket`
+/// in its window, so the SQE was written but not published.
+fn publish_sqe(view: &RingView<'_>, ticket: u32, sqe: &Sqe) -> Result<(), OpError> {
     view.write_sqe(ticket, sqe);
     let l = view.layout();
-    if let Some(t) = mark_and_advance(view.ctl64(ctl_off!(sq_pub)), ticket) {
+    let violations = view.ctl32(ctl_off!(protocol_violations));
+    if let Some(t) = mark_and_advance(view.ctl64(ctl_off!(sq_pub)), ticket, violations)? {
         // §3.4: the kernel reads the tail with acquire; our release carries every SQE the tail covers.
         max_store_release(view.u32_at(l.sq_tail), t);
         view.ctl32(ctl_off!(doorbell)).fetch_add(1, Relaxed);
     }
+    Ok(())
 }
 
 /// §3 steps 1–3 (and §5.5): sets the bit for `pos` in a (low: base, high: bitmap) word and advances the base
-/// over the prefix of set bits. Returns the new base if it moved.
-pub(crate) fn mark_and_advance(word: &AtomicU64, pos: u32) -> Option<u32> {
+/// over the prefix of set bits. Returns the new base if it moved. A `pos` outside the 32-wide window (device
+/// code rewrote the word) is counted in `violations` and nothing is marked.
+pub(crate) fn mark_and_advance(
+    word: &AtomicU64,
+    pos: u32,
+    violations: &AtomicU32,
+) -> Result<Option<u32>, OpError> {
     let mut old = word.load(Relaxed);
     loop {
         let base = old as u32;
         let k = pos.wrapping_sub(base);
-        assert!(
-            k < 32,
-            "position {pos} outside the window at {base}: protocol violated"
-        );
+        if k >= 32 {
+            // Relaxed: a statistic; nothing is ordered by it.
+            violations.fetch_add(1, Relaxed);
+            return Err(OpError::ProtocolViolation);
+        }
         let bits = (old >> 32) as u32 | (1 << k);
         let m = bits.trailing_ones();
         let nbase = base.wrapping_add(m);
@@ -149,7 +224,7 @@ pub(crate) fn mark_and_advance(word: &AtomicU64, pos: u32) -> Option<u32> {
         // AcqRel: release publishes this lane's stores (SQE or CQE read); acquire takes in those of the lanes
         // whose bits this CAS consumes, so the base store that follows carries them all.
         match word.compare_exchange_weak(old, new, AcqRel, Relaxed) {
-            Ok(_) => return (m > 0).then_some(nbase),
+            Ok(_) => return Ok((m > 0).then_some(nbase)),
             Err(cur) => old = cur,
         }
     }
@@ -235,11 +310,24 @@ impl<'a> Lane<'a> {
 
     // ---- §4 credits -------------------------------------------------------------------------------
 
+    /// Counts a device-written word found outside the protocol (relaxed: a statistic).
+    fn violation(&self) {
+        self.view
+            .ctl32(ctl_off!(protocol_violations))
+            .fetch_add(1, Relaxed);
+    }
+
     fn take_credit(&mut self) -> bool {
         let c = self.view.ctl32(ctl_off!(cq_credits));
+        let pool = self.view.layout().credit_pool;
         for _ in 0..RESERVE_TRIES {
             let cur = c.load(Relaxed);
             if cur == 0 {
+                break;
+            }
+            if cur > pool {
+                // More credits than the pool holds: device code rewrote the word (§4).
+                self.violation();
                 break;
             }
             if c.compare_exchange_weak(cur, cur - 1, Relaxed, Relaxed)
@@ -263,6 +351,15 @@ impl<'a> Lane<'a> {
             // Acquire: the kernel has finished reading every SQE before `head`.
             let head = v.u32_at(l.sq_head).load(Acquire);
             let published = v.ctl64(ctl_off!(sq_pub)).load(Acquire) as u32;
+            // `r` was read first, and head and the published tail only move forward and never pass a
+            // reservation: `r` ahead of the head by more than the SQ, or of the published tail by more than
+            // the window, means device code rewrote a word (§3). (A stale `r` is behind, not ahead.)
+            if r.wrapping_sub(head) as i32 > l.sq_entries as i32
+                || r.wrapping_sub(published) as i32 > l.w_sq as i32
+            {
+                self.violation();
+                return None;
+            }
             let next = r.wrapping_add(1);
             if next.wrapping_sub(head) > l.sq_entries {
                 self.stats.sq_full += 1;
@@ -322,22 +419,44 @@ impl<'a> Lane<'a> {
     }
 
     /// Fills and publishes a reserved SQE (§3). Sets the completion mode's `user_data` and flags; returns the
-    /// ticket.
+    /// ticket. Refused (`BadFlags`, `BadSlot`): the reservation is published as a NOP that returns its credit,
+    /// and nothing of `sqe` is submitted.
     pub fn commit(&mut self, r: Reservation<'a>, sqe: Sqe, c: Completion) -> Result<u32, OpError> {
         self.commit_line(r, sqe, c, None)
     }
 
-    /// Publishes `sqe` exactly as given: no flags added, `user_data` kept (its tag decides how the reaper treats
-    /// the CQE, so use `TAG_SLOT | slot` to get the result). This is what device code that does not follow
-    /// the library could write; tests use it to show what a confined ring refuses.
-    pub fn commit_exact(&mut self, mut r: Reservation<'a>, sqe: Sqe) -> u32 {
+    /// Publishes `sqe` exactly as given: no flags added, no flag rule applied, `user_data` kept (its tag decides
+    /// how the reaper treats the CQE). This is what device code that does not follow the library could write;
+    /// tests use it to show what a confined ring refuses. One convenience: a `user_data` of `TAG_SLOT | slot`
+    /// with generation 0 naming one of *this lane's* slots arms that slot (as `commit` does) and is published
+    /// with the armed generation, so the caller can `wait` on it. Any other `user_data` is published untouched
+    /// and arms nothing (a completion it forges for another generation or lane is counted foreign, §5).
+    pub fn commit_exact(&mut self, mut r: Reservation<'a>, mut sqe: Sqe) -> u32 {
         let (ud, v) = (sqe.user_data, self.view);
-        if ud & TAG_MASK == TAG_SLOT && (ud as u32) < v.layout().nslots() {
-            v.slot(ud as u32).0.store(SLOT_PENDING, Relaxed);
+        let l = v.layout();
+        let g = ud as u32;
+        let own = self.id < l.lanes
+            && g >= self.id * l.slots_per_lane
+            && g - self.id * l.slots_per_lane < l.slots_per_lane;
+        if ud & TAG_MASK == TAG_SLOT && (ud >> 32) as u32 & SLOT_GEN_MASK == 0 && own {
+            sqe.user_data = self.arm(g);
         }
         r.live = false;
-        publish_sqe(&v, r.ticket, &sqe);
+        // A window violation is counted inside.
+        let _ = publish_sqe(&v, r.ticket, &sqe);
         r.ticket
+    }
+
+    /// Arms global slot `g` (this lane's): bumps its generation, marks it PENDING, returns the `user_data`.
+    fn arm(&self, g: u32) -> u64 {
+        let v = self.view;
+        let (state, _, _, owner) = v.slot(g);
+        owner.store(self.id, Relaxed);
+        // Relaxed: only the owner writes a FREE slot; the publication release orders the new word before the
+        // kernel can complete the operation.
+        let gen = next_generation(slot_generation(state.load(Relaxed)));
+        state.store(slot_word(gen, SLOT_PENDING), Relaxed);
+        slot_user_data(g, gen)
     }
 
     /// The global index of this lane's completion slot `k` (for `TAG_SLOT | index` in `commit_exact`).
@@ -354,6 +473,8 @@ impl<'a> Lane<'a> {
     ) -> Result<u32, OpError> {
         let v = self.view;
         let ticket = r.ticket;
+        // Refused: `r` drops and is published as a NOP that returns the credit (§4).
+        check_flags(sqe.flags, c)?;
         sqe.flags |= self.base_flags;
         match c {
             Completion::FireAndForget => {
@@ -377,20 +498,44 @@ impl<'a> Lane<'a> {
             Completion::Slot(k) => {
                 // On error `r` drops and is published as a NOP.
                 let g = self.global_slot(k)?;
-                let (state, _, _, owner) = v.slot(g);
-                owner.store(self.id, Relaxed);
-                // Relaxed: the publication release below orders it before the kernel can complete the op.
-                state.store(SLOT_PENDING, Relaxed);
-                sqe.user_data = TAG_SLOT | g as u64;
+                sqe.user_data = self.arm(g);
             }
         }
         r.live = false;
-        publish_sqe(&v, ticket, &sqe);
+        if let Err(e) = publish_sqe(&v, ticket, &sqe) {
+            // Not published (counted): undo what the mode did, so this lane's flush and the host's quiesce
+            // do not wait for a CQE that cannot come.
+            let l = v.layout();
+            match c {
+                Completion::FireAndForget => {
+                    if self.id < l.lanes {
+                        if let Some(j) = line {
+                            v.u32_at(l.lane_word(self.id, j)).store(0, Relaxed);
+                        }
+                        v.u32_at(l.lane_word(self.id, l.staging_lines))
+                            .fetch_sub(1, Relaxed);
+                    }
+                    v.ctl32(ctl_off!(cq_credits)).fetch_add(1, Relaxed);
+                }
+                Completion::SkipSuccess => {}
+                Completion::Slot(k) => {
+                    if let Ok(g) = self.global_slot(k) {
+                        let state = v.slot(g).0;
+                        let gen = slot_generation(state.load(Relaxed));
+                        state.store(slot_word(gen, SLOT_FREE), Relaxed);
+                    }
+                    v.ctl32(ctl_off!(cq_credits)).fetch_add(1, Relaxed);
+                }
+            }
+            return Err(e);
+        }
         Ok(ticket)
     }
 
-    /// Reserve (within `budget`) and commit.
+    /// Reserve (within `budget`) and commit. Refused before reserving: a completion slot this lane does not
+    /// have (`BadSlot`), flags that would leak credits (`BadFlags`, §4).
     pub fn submit(&mut self, sqe: Sqe, c: Completion, budget: u32) -> Result<u32, OpError> {
+        check_flags(sqe.flags, c)?;
         if let Completion::Slot(k) = c {
             self.global_slot(k)?;
         }
@@ -490,9 +635,10 @@ impl<'a> Lane<'a> {
         let v = self.view;
         let l = *v.layout();
         let claim = v.ctl32(ctl_off!(cq_claim));
+        let violations = v.ctl32(ctl_off!(protocol_violations));
         let mut n = 0;
         let mut tries = 0;
-        while n < max && tries < max + RESERVE_TRIES {
+        while n < max && tries < max.saturating_add(RESERVE_TRIES) {
             tries += 1;
             let c = claim.load(Relaxed);
             // Acquire: every CQE before the tail is written.
@@ -501,6 +647,13 @@ impl<'a> Lane<'a> {
                 break;
             }
             let released = v.ctl64(ctl_off!(cq_pub)).load(Relaxed) as u32;
+            // `c` was read first; the tail and the released head only move forward and never pass a claim.
+            // A claim ahead of the tail, or ahead of the released head by more than the window, means device
+            // code rewrote a word (§5): counted, and this reap stops. (A stale `c` is behind, not ahead.)
+            if c.wrapping_sub(tail) as i32 > 0 || c.wrapping_sub(released) as i32 > l.w_cq as i32 {
+                violations.fetch_add(1, Relaxed);
+                break;
+            }
             if c.wrapping_sub(released) >= l.w_cq {
                 break;
             }
@@ -512,11 +665,14 @@ impl<'a> Lane<'a> {
             }
             let cqe = v.read_cqe(c);
             self.dispatch(cqe.user_data, cqe.res, cqe.flags);
-            if let Some(h) = mark_and_advance(v.ctl64(ctl_off!(cq_pub)), c) {
-                // Release: we (and the lanes whose bits we consumed) are done reading those CQEs.
-                max_store_release(v.u32_at(l.cq_head), h);
-            }
             n += 1;
+            match mark_and_advance(v.ctl64(ctl_off!(cq_pub)), c, violations) {
+                // Release: we (and the lanes whose bits we consumed) are done reading those CQEs.
+                Ok(Some(h)) => max_store_release(v.u32_at(l.cq_head), h),
+                Ok(None) => {}
+                // `cq_pub` was rewritten under us (counted): stop reaping.
+                Err(_) => break,
+            }
         }
         self.stats.reaped += n as u64;
         n
@@ -527,12 +683,37 @@ impl<'a> Lane<'a> {
         let l = v.layout();
         let credits = v.ctl32(ctl_off!(cq_credits));
         match ud & TAG_MASK {
-            TAG_SLOT if ((ud as u32) < l.nslots()) => {
-                let (state, result, fl, _) = v.slot(ud as u32);
-                result.store(res, Relaxed);
-                fl.store(flags, Relaxed);
-                // Release: the owner's acquire of DONE sees result and flags.
-                state.store(SLOT_DONE, Release);
+            TAG_SLOT => {
+                let (g, gen) = (ud as u32, (ud >> 32) as u32 & SLOT_GEN_MASK);
+                let mut delivered = false;
+                if g < l.nslots() {
+                    let (state, result, fl, _) = v.slot(g);
+                    // Claim the slot: only a PENDING slot of the same generation takes the CQE, and only once
+                    // (a duplicate or late CQE finds REAPING, DONE, FREE or another generation). Relaxed: the
+                    // owner's PENDING store reached us through the kernel (SQ tail release, CQ tail acquire).
+                    if state
+                        .compare_exchange(
+                            slot_word(gen, SLOT_PENDING),
+                            slot_word(gen, SLOT_REAPING),
+                            Relaxed,
+                            Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        result.store(res, Relaxed);
+                        fl.store(flags, Relaxed);
+                        // Release: the owner's acquire of DONE sees result and flags.
+                        state.store(slot_word(gen, SLOT_DONE), Release);
+                        delivered = true;
+                    }
+                }
+                if !delivered {
+                    // A stale or forged completion (another generation, no such slot): counted and recorded,
+                    // never delivered.
+                    v.ctl32(ctl_off!(foreign_cqes)).fetch_add(1, Relaxed);
+                    self.record_failure(ud, res);
+                }
+                // Every TAG_SLOT CQE was paid for by a reservation's credit (§4), delivered or not.
                 credits.fetch_add(1, Relaxed);
             }
             TAG_FF => {
@@ -615,10 +796,11 @@ impl<'a> Lane<'a> {
         let g = self.global_slot(k)?;
         self.reap(16);
         let (state, result, _, _) = self.view.slot(g);
-        match state.load(Acquire) {
+        let word = state.load(Acquire);
+        match slot_state(word) {
             SLOT_DONE => {
                 let r = result.load(Relaxed);
-                state.store(SLOT_FREE, Relaxed);
+                state.store(slot_word(slot_generation(word), SLOT_FREE), Relaxed);
                 Ok(Poll::Ready(r))
             }
             SLOT_FREE => Err(OpError::NotPending(k)),
@@ -640,7 +822,8 @@ impl<'a> Lane<'a> {
     /// Whether slot `k` has an operation in flight.
     pub fn slot_pending(&self, k: u32) -> Result<bool, OpError> {
         let g = self.global_slot(k)?;
-        Ok(self.view.slot(g).0.load(Acquire) == SLOT_PENDING)
+        let st = slot_state(self.view.slot(g).0.load(Acquire));
+        Ok(st == SLOT_PENDING || st == SLOT_REAPING)
     }
 
     // ---- §7 prints -----------------------------------------------------------------------------------
@@ -741,5 +924,67 @@ pub fn backoff(i: u32) {
     } else {
         let us = 1u64 << ((i - 32) / 4).min(6);
         std::thread::sleep(std::time::Duration::from_micros(us.min(50)));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mark_and_advance_counts_a_position_outside_the_window_and_marks_nothing() {
+        let word = AtomicU64::new(100);
+        let violations = AtomicU32::new(0);
+        assert_eq!(mark_and_advance(&word, 101, &violations), Ok(None));
+        assert_eq!(word.load(Relaxed), 100 | (1 << 33));
+        assert_eq!(mark_and_advance(&word, 100, &violations), Ok(Some(102)));
+        for pos in [134, 99, 102 + 32, u32::MAX] {
+            assert_eq!(
+                mark_and_advance(&word, pos, &violations),
+                Err(OpError::ProtocolViolation),
+                "{pos}"
+            );
+        }
+        assert_eq!(word.load(Relaxed), 102, "nothing marked");
+        assert_eq!(violations.load(Relaxed), 4);
+        assert_eq!(mark_and_advance(&word, 102 + 31, &violations), Ok(None));
+    }
+
+    #[test]
+    fn the_flag_rule() {
+        let link = Flags::IO_LINK.bits();
+        let hard = Flags::IO_HARDLINK.bits();
+        let skip = Flags::SKIP_SUCCESS.bits();
+        assert!(check_flags(link, Completion::FireAndForget).is_ok());
+        assert!(check_flags(hard, Completion::Slot(0)).is_ok());
+        assert!(check_flags(0, Completion::SkipSuccess).is_ok());
+        for (f, c) in [
+            (link, Completion::SkipSuccess),
+            (hard, Completion::SkipSuccess),
+            (skip, Completion::FireAndForget),
+            (skip, Completion::Slot(1)),
+            (skip, Completion::SkipSuccess),
+        ] {
+            assert!(
+                matches!(check_flags(f, c), Err(OpError::BadFlags { flags, .. }) if flags == f),
+                "{f:#x} {c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn slot_words_and_generations() {
+        assert_eq!(slot_word(5, SLOT_PENDING), 5 << 8 | 1);
+        assert_eq!(
+            slot_generation(slot_word(SLOT_GEN_MASK, SLOT_DONE)),
+            SLOT_GEN_MASK
+        );
+        assert_eq!(slot_state(slot_word(7, SLOT_REAPING)), SLOT_REAPING);
+        assert_eq!(next_generation(SLOT_GEN_MASK), 1, "wraps past 0");
+        let ud = slot_user_data(9, 0x12_3456);
+        assert_eq!(ud & TAG_MASK, TAG_SLOT);
+        assert_eq!(ud as u32, 9);
+        assert_eq!((ud >> 32) as u32 & SLOT_GEN_MASK, 0x12_3456);
     }
 }

@@ -8,5 +8,6 @@ pub mod shared;
 
 pub use format::LineBuf;
 pub use lane::{
-    backoff, Completion, FileRef, Lane, LaneStats, OpError, Poll, Reservation, DEFAULT_BUDGET,
+    backoff, check_flags, Completion, FileRef, Lane, LaneStats, OpError, Poll, Reservation,
+    DEFAULT_BUDGET,
 };

@@ -51,7 +51,7 @@ pub struct DeviceControl {
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
 pub struct CompletionSlot {
-    /// `SLOT_FREE`, `SLOT_PENDING` or `SLOT_DONE`.
+    /// `generation << 8 | SLOT_FREE / SLOT_PENDING / SLOT_REAPING / SLOT_DONE` (§2, §6).
     pub state: u32,
     /// The CQE's `res`.
     pub result: i32,
@@ -61,9 +61,54 @@ pub struct CompletionSlot {
     pub owner: u32,
 }
 
+/// Slot states: the low 8 bits of a slot's state word; the high 24 bits are the slot's generation.
 pub const SLOT_FREE: u32 = 0;
 pub const SLOT_PENDING: u32 = 1;
 pub const SLOT_DONE: u32 = 2;
+/// Transient: the reaper that claimed the CQE is copying it into the slot (§5).
+pub const SLOT_REAPING: u32 = 3;
+/// Mask of the state in a slot's state word.
+pub const SLOT_STATE_MASK: u32 = 0xff;
+/// Bits the generation is shifted by in a slot's state word.
+pub const SLOT_GEN_SHIFT: u32 = 8;
+/// Mask of a generation (24 bits).
+pub const SLOT_GEN_MASK: u32 = 0x00ff_ffff;
+
+/// The state in a slot's state word.
+#[inline]
+pub const fn slot_state(word: u32) -> u32 {
+    word & SLOT_STATE_MASK
+}
+
+/// The generation in a slot's state word.
+#[inline]
+pub const fn slot_generation(word: u32) -> u32 {
+    word >> SLOT_GEN_SHIFT
+}
+
+/// A slot state word.
+#[inline]
+pub const fn slot_word(generation: u32, state: u32) -> u32 {
+    ((generation & SLOT_GEN_MASK) << SLOT_GEN_SHIFT) | (state & SLOT_STATE_MASK)
+}
+
+/// The generation an owner arms a slot with after `generation`: one more, skipping 0 (generation 0 never
+/// names an armed slot, so `commit_exact` can use it to ask for one).
+#[inline]
+pub const fn next_generation(generation: u32) -> u32 {
+    let g = generation.wrapping_add(1) & SLOT_GEN_MASK;
+    if g == 0 {
+        1
+    } else {
+        g
+    }
+}
+
+/// `user_data` of a waited operation: `TAG_SLOT | generation << 32 | global slot` (§4).
+#[inline]
+pub const fn slot_user_data(slot: u32, generation: u32) -> u64 {
+    TAG_SLOT | (((generation & SLOT_GEN_MASK) as u64) << 32) | slot as u64
+}
 
 /// `user_data` tags (bits 62–63).
 pub const TAG_SHIFT: u32 = 62;
@@ -81,6 +126,14 @@ pub const PRINT_FIXED_BUF: u32 = 4;
 pub const STATUS_READY: u32 = 0;
 pub const STATUS_WOULD_BLOCK: u32 = 1;
 pub const STATUS_TIMED_OUT: u32 = 2;
+/// A poll of a slot with nothing in flight.
+pub const STATUS_NOT_PENDING: u32 = 3;
+/// A commit refused for its SQE flags (§4); nothing of the caller's SQE was submitted.
+pub const STATUS_BAD_FLAGS: u32 = 4;
+/// A commit naming a completion slot the lane does not have.
+pub const STATUS_BAD_SLOT: u32 = 5;
+/// A shared word was outside what the protocol allows; counted in `protocol_violations`.
+pub const STATUS_PROTOCOL_VIOLATION: u32 = 6;
 
 /// CAS attempts before a reservation reports would-block (§3).
 pub const RESERVE_TRIES: u32 = 64;

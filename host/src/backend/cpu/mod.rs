@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{
-    checksum, format_print_line, Device, DeviceError, DeviceInfo, LaneReport, Program, RunReport,
+    checksum, format_print_line, Device, DeviceError, DeviceInfo, HostileCase, LaneReport, Program,
+    RunReport,
 };
-use crate::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
+use crate::protocol::{Completion, FileRef, Lane, OpError, DEFAULT_BUDGET};
 use crate::ring::DeviceRing;
 
 /// The CPU reference device.
@@ -161,7 +162,7 @@ fn run_program(
                 }
             }
         }
-        Program::Write { fd, ops, len } => {
+        Program::Write { file, ops, len } => {
             let v = lane.view();
             let off = v.line_off(id, 0);
             let len = len.min(v.layout().line_bytes);
@@ -169,7 +170,7 @@ fn run_program(
             v.write_bytes(off, &fill);
             for _ in 0..ops {
                 match lane.write(
-                    FileRef::Raw(fd),
+                    FileRef::Fixed(file),
                     off,
                     len,
                     -1,
@@ -251,8 +252,9 @@ fn run_program(
                 for i in 0..count {
                     let mut sqe = crate::ring::Sqe::default();
                     v.read_bytes(l.fixed + 64 * i, bytemuck::bytes_of_mut(&mut sqe));
+                    // Generation 0 names this lane's slot 0 for commit_exact to arm.
                     let slot = lane.slot_index(0).unwrap_or(0);
-                    sqe.user_data = crate::protocol::shared::TAG_SLOT | slot as u64;
+                    sqe.user_data = crate::protocol::shared::slot_user_data(slot, 0);
                     let r = lane.reserve(budget).map(|r| lane.commit_exact(r, sqe));
                     match r.and_then(|_| lane.wait(0, budget)) {
                         Ok(res) => {
@@ -262,6 +264,14 @@ fn run_program(
                         Err(_) => rep.failed += 1,
                     }
                 }
+            }
+        }
+        Program::Hostile { case } => {
+            if id == 0 {
+                let (status, res) = hostile(lane, case, budget, deadline);
+                rep.done = 1;
+                rep.checksum = status as u64;
+                rep.bytes = res as u32 as u64;
             }
         }
         Program::Layout => {
@@ -281,4 +291,140 @@ fn run_program(
         }
     }
     rep
+}
+
+/// Lane 0 of [`Program::Hostile`]: the case's library calls, as `hostile.comp` makes them. Returns (status,
+/// res).
+fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instant) -> (u32, i32) {
+    use crate::protocol::shared::*;
+    use io_uring::{opcode, squeue::Flags};
+    let v = lane.view();
+    let l = *v.layout();
+    let nop = || crate::ring::Sqe::from_entry(&opcode::Nop::new().build());
+    let status = |r: Result<u32, OpError>| r.map_or_else(|e| e.status(), |_| STATUS_READY);
+    let reap_status = |n: u32| {
+        if n > 0 {
+            STATUS_READY
+        } else {
+            STATUS_WOULD_BLOCK
+        }
+    };
+    // Relaxed throughout: the corrupting stores stand for device code that ignores the protocol.
+    let sq_pub = v.ctl64(crate::ctl_off!(sq_pub));
+    let back_1000 = |w: &std::sync::atomic::AtomicU64| {
+        let base = w.load(Ordering::Relaxed) as u32;
+        w.store(base.wrapping_sub(1000) as u64, Ordering::Relaxed);
+    };
+    let waited = |lane: &mut Lane<'_>, sqe| {
+        lane.submit(sqe, Completion::Slot(0), budget)
+            .and_then(|_| lane.wait(0, budget))
+    };
+    match case {
+        HostileCase::SqWindowAtPublish => match lane.reserve(budget) {
+            Ok(r) => {
+                back_1000(sq_pub);
+                (status(lane.commit(r, nop(), Completion::FireAndForget)), 0)
+            }
+            Err(e) => (e.status(), 0),
+        },
+        HostileCase::SqWindowAtReserve => {
+            back_1000(sq_pub);
+            (
+                status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))),
+                0,
+            )
+        }
+        HostileCase::CqWindow => {
+            if let Err(e) = lane.submit(nop(), Completion::Slot(0), budget) {
+                return (e.status(), 0);
+            }
+            let claim = v.ctl32(crate::ctl_off!(cq_claim)).load(Ordering::Relaxed);
+            let mut i = 0u32;
+            // Acquire: the CQE is posted (not reaped: the corruption must come first).
+            while v.u32_at(l.cq_tail).load(Ordering::Acquire) == claim {
+                if Instant::now() > deadline {
+                    return (STATUS_TIMED_OUT, 0);
+                }
+                crate::protocol::lane::backoff(i);
+                i = i.saturating_add(1);
+            }
+            v.ctl64(crate::ctl_off!(cq_pub))
+                .store(claim.wrapping_sub(1000) as u64, Ordering::Relaxed);
+            (reap_status(lane.reap(1)), 0)
+        }
+        HostileCase::SlotOutOfRange => match lane.reserve(budget) {
+            Ok(r) => (
+                status(lane.commit(r, nop(), Completion::Slot(l.slots_per_lane))),
+                0,
+            ),
+            Err(e) => (e.status(), 0),
+        },
+        HostileCase::WriteRangeWrapsU32 => {
+            let len = 0u32.wrapping_sub(l.staging).wrapping_add(64);
+            let sqe = lane.write_sqe(FileRef::Fixed(0), l.staging, len, 0);
+            match waited(lane, sqe) {
+                Ok(res) => (STATUS_READY, res),
+                Err(e) => (e.status(), 0),
+            }
+        }
+        HostileCase::CqCreditsWild | HostileCase::CqCreditsZero => {
+            let wild = if case == HostileCase::CqCreditsWild {
+                0xdead_beef
+            } else {
+                0
+            };
+            v.ctl32(crate::ctl_off!(cq_credits))
+                .store(wild, Ordering::Relaxed);
+            (
+                status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))),
+                0,
+            )
+        }
+        HostileCase::CqClaimWild => {
+            v.ctl32(crate::ctl_off!(cq_claim))
+                .fetch_add(0x10000, Ordering::Relaxed);
+            (reap_status(lane.reap(1)), 0)
+        }
+        HostileCase::SqReserveWild => {
+            v.ctl32(crate::ctl_off!(sq_reserve))
+                .fetch_add(0x10000, Ordering::Relaxed);
+            (
+                status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))),
+                0,
+            )
+        }
+        HostileCase::StaleCompletion => {
+            if let Err(e) = waited(lane, nop()) {
+                return (e.status(), 0);
+            }
+            let g = lane.slot_index(0).unwrap_or(0);
+            let stale = slot_generation(v.slot(g).0.load(Ordering::Relaxed));
+            let mut forged = nop();
+            forged.flags = Flags::FIXED_FILE.bits();
+            forged.user_data = slot_user_data(g, stale);
+            match lane.reserve(budget) {
+                Ok(r) => {
+                    lane.commit_exact(r, forged);
+                }
+                Err(e) => return (e.status(), 0),
+            }
+            match waited(lane, nop()) {
+                Ok(res) => (STATUS_READY, res),
+                Err(e) => (e.status(), 0),
+            }
+        }
+        HostileCase::LinkedSkipSuccess | HostileCase::CallerSkipSuccess => {
+            let (flags, c) = if case == HostileCase::LinkedSkipSuccess {
+                (Flags::IO_LINK, Completion::SkipSuccess)
+            } else {
+                (Flags::SKIP_SUCCESS, Completion::FireAndForget)
+            };
+            let mut sqe = nop();
+            sqe.flags = flags.bits();
+            match lane.reserve(budget) {
+                Ok(r) => (status(lane.commit(r, sqe, c)), 0),
+                Err(e) => (e.status(), 0),
+            }
+        }
+    }
 }

@@ -285,7 +285,7 @@ impl VulkanDevice {
     }
 
     /// The built-in programs' names, as [`VulkanDevice::run_named`] takes them (one SPIR-V module each).
-    pub const PROGRAMS: [&'static str; 7] = [
+    pub const PROGRAMS: [&'static str; 8] = [
         "print",
         "nop",
         "read",
@@ -293,12 +293,13 @@ impl VulkanDevice {
         "edit_buffer",
         "layout",
         "exact",
+        "hostile",
     ];
 
     /// Runs a built-in program by name with one size argument, for experiments that pick programs from the
     /// command line: `print` (lines per lane), `nop` (fire-and-forget NOPs per lane), `nop_wait` (waited NOPs),
-    /// `lane_stress` (NOPs per lane), `edit_buffer` (steps), `layout` (ignored). `write`, `read` and `exact`
-    /// need more arguments: use [`VulkanDevice::run_program`] with a [`Program`].
+    /// `lane_stress` (NOPs per lane), `edit_buffer` (steps), `layout` (ignored). `write`, `read`, `exact` and
+    /// `hostile` need more arguments: use [`VulkanDevice::run_program`] with a [`Program`].
     pub fn run_named(
         &self,
         ring: &DeviceRing,
@@ -610,11 +611,11 @@ impl VulkanDevice {
                 p.arg0 = if fire_and_forget { 0 } else { 1 };
                 ("nop", shaders::NOP, &[][..])
             }
-            Program::Write { fd, ops, len } => {
+            Program::Write { file, ops, len } => {
                 p.program = PROGRAM_NOP;
                 p.count = ops;
                 p.arg0 = 2;
-                p.arg1 = fd as u32;
+                p.arg1 = file;
                 p.arg2 = len.min(l.line_bytes);
                 ("nop", shaders::NOP, &[][..])
             }
@@ -650,6 +651,12 @@ impl VulkanDevice {
                 p.program = PROGRAM_EXACT;
                 p.count = count;
                 ("exact", shaders::EXACT, &[][..])
+            }
+            Program::Hostile { case } => {
+                p.program = PROGRAM_HOSTILE;
+                p.count = 1;
+                p.arg0 = case.code();
+                ("hostile", shaders::HOSTILE, &[][..])
             }
             Program::Layout => {
                 fixed_needs(lanes as u64 * 256, "Layout")?;

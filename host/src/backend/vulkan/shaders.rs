@@ -21,3 +21,5 @@ pub static FORMAT: &[u8] = include_bytes!("../../../../device-shaders/spirv/form
 pub static PUMP_STREAM: &[u8] = include_bytes!("../../../../device-shaders/spirv/pump_stream.spv");
 /// `pump_probe.comp`: io_queue layout echo, exactly-once and validation probes (PumpProgram::PROBE).
 pub static PUMP_PROBE: &[u8] = include_bytes!("../../../../device-shaders/spirv/pump_probe.spv");
+/// `hostile.comp`: lane 0 corrupts its own ring the way hostile device code could (Program::Hostile).
+pub static HOSTILE: &[u8] = include_bytes!("../../../../device-shaders/spirv/hostile.spv");

@@ -14,6 +14,7 @@ pub const PROGRAM_EDIT_BUFFER: u32 = 5;
 pub const PROGRAM_LAYOUT: u32 = 6;
 pub const PROGRAM_EXACT: u32 = 7;
 pub const PROGRAM_FORMAT: u32 = 8;
+pub const PROGRAM_HOSTILE: u32 = 9;
 
 /// `LaneState::flags`: the lane finished its program, flush included.
 pub const LANE_FINISHED: u32 = 1;
@@ -30,9 +31,9 @@ pub struct RunParams {
     pub lanes: u32,
     /// Lines / operations / steps per lane.
     pub count: u32,
-    /// Program argument (NOP/Write: mode; Read: fixed-file index).
+    /// Program argument (NOP/Write: mode; Read: fixed-file index; Hostile: the case).
     pub arg0: u32,
-    /// Program argument (Write: fd; Read: chunk bytes).
+    /// Program argument (Write: fixed-file index; Read: chunk bytes).
     pub arg1: u32,
     /// Program argument (Write: bytes per write).
     pub arg2: u32,
@@ -227,6 +228,16 @@ mod tests {
             ("GU_READY", STATUS_READY),
             ("GU_WOULD_BLOCK", STATUS_WOULD_BLOCK),
             ("GU_TIMED_OUT", STATUS_TIMED_OUT),
+            ("GU_NOT_PENDING", STATUS_NOT_PENDING),
+            ("GU_BAD_FLAGS", STATUS_BAD_FLAGS),
+            ("GU_BAD_SLOT", STATUS_BAD_SLOT),
+            ("GU_PROTOCOL_VIOLATION", STATUS_PROTOCOL_VIOLATION),
+            ("GU_SLOT_REAPING", SLOT_REAPING),
+            ("GU_SLOT_STATE_MASK", SLOT_STATE_MASK),
+            ("GU_SLOT_GEN_SHIFT", SLOT_GEN_SHIFT),
+            ("GU_SLOT_GEN_MASK", SLOT_GEN_MASK),
+            ("GU_SQE_IO_LINK", Flags::IO_LINK.bits() as u32),
+            ("GU_SQE_IO_HARDLINK", Flags::IO_HARDLINK.bits() as u32),
             ("GU_RESERVE_TRIES", RESERVE_TRIES),
             (
                 "GU_RING_FLAG_CONFINED",

@@ -1,0 +1,133 @@
+#version 460
+#pragma use_vulkan_memory_model
+#extension GL_GOOGLE_include_directive : require
+// hostile: lane 0 corrupts its own ring the way hostile device code could, then makes the library calls the
+// case names (Program::Hostile, backend::HostileCase; the CPU reference device makes the same calls in
+// backend/cpu/mod.rs). It reports in its lane state: done = 1, checksum = the status of the case's last
+// library call (GU_READY, GU_WOULD_BLOCK, GU_BAD_FLAGS, ...), bytes = the CQE res it waited for (or 0).
+// Other lanes do nothing. arg0 = the case. Resumable: phase (0: start a step, 1: wait for a posted CQE without
+// reaping, 2: poll slot 0), seq (the step), pending_len (the claim index a CqWindow case waits past).
+#include "../include/gpu_uring.glsl"
+
+const uint C_SQ_WINDOW_AT_PUBLISH = 0u, C_SQ_WINDOW_AT_RESERVE = 1u, C_CQ_WINDOW = 2u, C_SLOT_OUT_OF_RANGE = 3u;
+const uint C_WRITE_RANGE_WRAPS_U32 = 4u, C_CQ_CREDITS_WILD = 5u, C_CQ_CREDITS_ZERO = 6u, C_CQ_CLAIM_WILD = 7u;
+const uint C_SQ_RESERVE_WILD = 8u, C_STALE_COMPLETION = 9u, C_LINKED_SKIP_SUCCESS = 10u, C_CALLER_SKIP_SUCCESS = 11u;
+
+const uint PH_START = 0u, PH_WAIT_CQE = 1u, PH_WAIT_SLOT = 2u;
+
+void finish(uint status, int res) {
+    gu_st.done = 1u;
+    gu_st.checksum = uint64_t(status);
+    gu_st.bytes = uint64_t(uint(res));
+    gu_st.flags |= GU_LANE_FINISHED;
+}
+
+// sq_pub's base moved 1000 back, bitmap cleared (relaxed: device code that ignores the protocol).
+void sq_pub_back_1000() {
+    uint off = gu_ctl(GU_CTL_SQ_PUB);
+    gu_st64_rlx(off, uint64_t(uint(gu_ld64_rlx(off)) - 1000u));
+}
+
+// One reservation attempt, then (never expected) a NOP published as is: the status of the attempt.
+uint try_once() {
+    uint t;
+    if (!gu_try_reserve(t)) return GU_WOULD_BLOCK;
+    gu_sqe_nop();
+    gu_commit_exact(gu_lane_id, t);
+    return GU_READY;
+}
+
+void main() {
+    if (!gu_begin()) return;
+    uint lane = gu_lane_id;
+    if (lane != 0u) { gu_st.flags |= GU_LANE_FINISHED; gu_end(GU_READY); return; }
+    uint c = gu_run.params.arg0;
+    while (gu_can_start() && (gu_st.flags & GU_LANE_FINISHED) == 0u) {
+        gu_iters++;
+        if (gu_st.phase == PH_WAIT_CQE) {
+            // Acquire: the CQE is posted; not reaped, so the corruption comes first.
+            if (gu_ld_acq(gu_l.cq_tail) == gu_st.pending_len) continue;
+            gu_st64_rlx(gu_ctl(GU_CTL_CQ_PUB), uint64_t(gu_st.pending_len - 1000u));
+            finish(gu_reap(1u) > 0u ? GU_READY : GU_WOULD_BLOCK, 0);
+            break;
+        }
+        if (gu_st.phase == PH_WAIT_SLOT) {
+            int r;
+            uint s = gu_poll(lane, 0u, r);
+            if (s == GU_WOULD_BLOCK) continue;
+            gu_st.phase = PH_START;
+            if (s != GU_READY) { finish(s, 0); break; }
+            if (c == C_STALE_COMPLETION && gu_st.seq == 0u) { gu_st.seq = 1u; continue; }
+            finish(GU_READY, r);
+            break;
+        }
+        // PH_START: the cases that need no reservation first.
+        if (c == C_SQ_WINDOW_AT_RESERVE) { sq_pub_back_1000(); finish(try_once(), 0); break; }
+        if (c == C_CQ_CREDITS_WILD || c == C_CQ_CREDITS_ZERO) {
+            gu_st_rlx(gu_ctl(GU_CTL_CQ_CREDITS), c == C_CQ_CREDITS_WILD ? 0xdeadbeefu : 0u);
+            finish(try_once(), 0);
+            break;
+        }
+        if (c == C_CQ_CLAIM_WILD) {
+            gu_add_rlx(gu_ctl(GU_CTL_CQ_CLAIM), 0x10000u);
+            finish(gu_reap(1u) > 0u ? GU_READY : GU_WOULD_BLOCK, 0);
+            break;
+        }
+        if (c == C_SQ_RESERVE_WILD) {
+            gu_add_rlx(gu_ctl(GU_CTL_SQ_RESERVE), 0x10000u);
+            finish(try_once(), 0);
+            break;
+        }
+        // The rest reserve first (reaping between attempts, as Lane::reserve does).
+        uint t;
+        if (!gu_try_reserve(t)) { gu_reap(16u); continue; }
+        if (c == C_SQ_WINDOW_AT_PUBLISH) {
+            sq_pub_back_1000();
+            gu_sqe_nop();
+            finish(gu_commit(lane, t, GU_FF, 0u, 0u), 0);
+        } else if (c == C_CQ_WINDOW) {
+            gu_sqe_nop();
+            uint s = gu_commit(lane, t, GU_SLOT, 0u, 0u);
+            if (s != GU_READY) { finish(s, 0); break; }
+            gu_st.pending_len = gu_ld_rlx(gu_ctl(GU_CTL_CQ_CLAIM));
+            gu_st.phase = PH_WAIT_CQE;
+        } else if (c == C_SLOT_OUT_OF_RANGE) {
+            gu_sqe_nop();
+            finish(gu_commit(lane, t, GU_SLOT, gu_l.slots_per_lane, 0u), 0);
+        } else if (c == C_WRITE_RANGE_WRAPS_U32) {
+            // [staging, staging + len) with an end of 2^32 + 64: wraps to 64 in 32 bits.
+            gu_sqe_write(true, 0, gu_l.staging, 64u - gu_l.staging, uint64_t(0));
+            uint s = gu_commit(lane, t, GU_SLOT, 0u, 0u);
+            if (s != GU_READY) { finish(s, 0); break; }
+            gu_st.phase = PH_WAIT_SLOT;
+        } else if (c == C_STALE_COMPLETION && gu_st.seq == 1u) {
+            // A NOP carrying slot 0's tag with the generation its last (finished) operation had.
+            uint g = lane * gu_l.slots_per_lane;
+            uint stale = gu_ld_rlx(gu_l.slots + g * 16u) >> GU_SLOT_GEN_SHIFT;
+            gu_sqe_nop();
+            gu_sqe[0] |= GU_SQE_FIXED_FILE << 8;
+            gu_sqe[8] = g;
+            gu_sqe[9] = GU_TAG_SLOT_HI | stale;
+            gu_commit_exact(lane, t);
+            gu_st.seq = 2u;
+        } else if (c == C_STALE_COMPLETION) {
+            gu_sqe_nop();
+            uint s = gu_commit(lane, t, GU_SLOT, 0u, 0u);
+            if (s != GU_READY) { finish(s, 0); break; }
+            gu_st.phase = PH_WAIT_SLOT;
+        } else if (c == C_LINKED_SKIP_SUCCESS) {
+            gu_sqe_nop();
+            gu_sqe[0] |= GU_SQE_IO_LINK << 8;
+            finish(gu_commit(lane, t, GU_SKIP, 0u, 0u), 0);
+        } else if (c == C_CALLER_SKIP_SUCCESS) {
+            gu_sqe_nop();
+            gu_sqe[0] |= GU_SQE_CQE_SKIP_SUCCESS << 8;
+            finish(gu_commit(lane, t, GU_FF, 0u, 0u), 0);
+        } else {
+            // Unknown case: publish the reservation as a filler and report it.
+            gu_publish_filler(t);
+            finish(GU_BAD_FLAGS, -22);
+        }
+    }
+    gu_end((gu_st.flags & GU_LANE_FINISHED) != 0u ? GU_READY : GU_TIMED_OUT);
+}
