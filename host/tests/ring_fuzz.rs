@@ -39,6 +39,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -200,6 +201,7 @@ struct Target {
 
 /// Everything the generator needs to know; plain numbers, shared by all lanes.
 struct Aim {
+    /// The staging buffer, the fixed buffer, then everything else.
     targets: Vec<Target>,
     /// Raw fd numbers: the unregistered file, the ring itself, stdio, AT_FDCWD, nonsense.
     raw_fds: Vec<i32>,
@@ -238,6 +240,17 @@ fn gen_flags(rng: &mut Rng) -> u8 {
 
 /// An (addr, len, buf_index) triple near the edges of a target.
 fn gen_range(rng: &mut Rng, aim: &Aim) -> (u64, u32, u16) {
+    if rng.chance(45) {
+        // Valid: inside the staging or the fixed buffer, with its index.
+        let t = rng.pick(&aim.targets[..2]);
+        let start = rng.below(t.len);
+        let len = rng.below((t.len - start).min(8192)) + 1;
+        return (
+            t.addr + start,
+            len as u32,
+            t.buf_index.unwrap_or(aim.fixed_buf),
+        );
+    }
     let t = rng.pick(&aim.targets);
     let start_in = match rng.below(9) {
         0 | 1 => 0,
@@ -486,11 +499,17 @@ struct LaneOut {
     committed: u64,
     /// Anything that must never happen, with enough detail to reproduce.
     violations: Vec<String>,
+    stalled: bool,
 }
 
 impl LaneOut {
     fn count(&mut self, op: u8, result: String) {
         *self.hist.entry((row(op), result)).or_default() += 1;
+    }
+    /// A spin budget ran out: the ring is starved (e.g. credits leaked); every lane stops generating.
+    fn stall(&mut self, s: String) {
+        self.stalled = true;
+        self.violation(s);
     }
     fn violation(&mut self, s: String) {
         if self.violations.len() < 20 {
@@ -515,7 +534,7 @@ fn settle(
         Ok(res) => record(out, &sqe, res, allowed),
         Err(e) => {
             out.count(sqe.opcode, format!("wait {}", refusal_label(&e)));
-            out.violation(format!(
+            out.stall(format!(
                 "lane {}: waiting for slot {k} failed with {e:?} (opcode {}, flags {:#x})",
                 lane.id(),
                 sqe.opcode,
@@ -544,12 +563,26 @@ fn record(out: &mut LaneOut, sqe: &Sqe, res: i32, allowed: &[u8]) {
     out.count(sqe.opcode, result_label(sqe, res));
 }
 
-fn run_lane(lane: &mut Lane<'_>, aim: &Aim, seed: u64, n: u64, allowed: &[u8]) -> LaneOut {
+fn run_lane(
+    lane: &mut Lane<'_>,
+    aim: &Aim,
+    seed: u64,
+    n: u64,
+    allowed: &[u8],
+    stop: &AtomicBool,
+) -> LaneOut {
     let mut rng = Rng(seed ^ (lane.id() as u64 + 1).wrapping_mul(0xa076_1d64_78bd_642f));
     let spl = lane.view().layout().slots_per_lane;
     let mut pending: Vec<Option<Sqe>> = vec![None; spl as usize];
     let mut out = LaneOut::default();
     for _ in 0..n {
+        if out.stalled {
+            // Relaxed: a hint to stop early; nothing else is published through it.
+            stop.store(true, Relaxed);
+        }
+        if stop.load(Relaxed) {
+            break;
+        }
         out.generated += 1;
         let op = gen_op(&mut rng, aim, spl);
         if let Completion::Slot(k) = op.mode {
@@ -566,7 +599,12 @@ fn run_lane(lane: &mut Lane<'_>, aim: &Aim, seed: u64, n: u64, allowed: &[u8]) -
                         drop(r);
                         out.count(OP_NOP, "reservation dropped".into());
                     }
-                    Err(e) => out.count(OP_NOP, refusal_label(&e)),
+                    Err(e) => {
+                        if e == OpError::TimedOut {
+                            out.stall(format!("lane {}: reserving timed out", lane.id()));
+                        }
+                        out.count(OP_NOP, refusal_label(&e))
+                    }
                 }
                 continue;
             }
@@ -602,7 +640,7 @@ fn run_lane(lane: &mut Lane<'_>, aim: &Aim, seed: u64, n: u64, allowed: &[u8]) -
             }
             Err(e) => {
                 if e == OpError::TimedOut {
-                    out.violation(format!("lane {}: reserving timed out", lane.id()));
+                    out.stall(format!("lane {}: reserving timed out", lane.id()));
                 }
                 out.count(op.sqe.opcode, refusal_label(&e));
             }
@@ -630,7 +668,7 @@ fn run_lane(lane: &mut Lane<'_>, aim: &Aim, seed: u64, n: u64, allowed: &[u8]) -
             }
             13 => {
                 if let Err(e) = lane.flush(WAIT_BUDGET) {
-                    out.violation(format!("lane {}: flush failed: {e:?}", lane.id()));
+                    out.stall(format!("lane {}: flush failed: {e:?}", lane.id()));
                 }
             }
             _ => {}
@@ -782,11 +820,6 @@ fn fuzz(total: u64, lanes: u32) {
             buf_index: Some(l.fixed_buf_index as u16),
         },
         Target {
-            addr: view.host_addr(l.fixed),
-            len: l.fixed_size as u64,
-            buf_index: Some(l.fixed_buf_index as u16),
-        },
-        Target {
             addr: heap.as_ptr() as u64,
             len: heap.len() as u64,
             buf_index: None,
@@ -850,11 +883,14 @@ fn fuzz(total: u64, lanes: u32) {
 
     let t0 = Instant::now();
     let per_lane = total.div_ceil(lanes as u64);
+    let stop = AtomicBool::new(false);
     let outs: Vec<LaneOut> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..lanes)
             .map(|id| {
-                let (aim, allowed) = (&aim, &allowed[..]);
-                s.spawn(move || run_lane(&mut Lane::new(view, id), aim, seed, per_lane, allowed))
+                let (aim, allowed, stop) = (&aim, &allowed[..], &stop);
+                s.spawn(move || {
+                    run_lane(&mut Lane::new(view, id), aim, seed, per_lane, allowed, stop)
+                })
             })
             .collect();
         hs.into_iter()
@@ -951,13 +987,29 @@ fn fuzz(total: u64, lanes: u32) {
          cq_credits {}/{}; waker: {:?}",
         ctl.ff_errors, ctl.skip_failures, ctl.foreign_cqes, ctl.protocol_violations, ctl.cq_credits, l.credit_pool, waker
     );
-    assert!(generated >= total, "generated {generated} of {total}");
+    let quiet_text: Vec<String> = quiet
+        .iter()
+        .map(|(off, len)| format!("[{off:#x}, +{len:#x})"))
+        .collect();
+    println!(
+        "ring_fuzz: canaries: heap {} B, arena {}, read-only fixed file {} B, unregistered file {} B, {} fds",
+        heap.len(),
+        quiet_text.join(" "),
+        ro_content.len(),
+        unreg_content.len(),
+        fds_before
+    );
+    assert!(
+        !quiet.is_empty(),
+        "no arena region the protocol never writes (the extra pages at the end should be one)"
+    );
     assert!(
         failures.is_empty(),
         "seed {seed:#x}: {} failure(s):\n{}",
         failures.len(),
         failures.join("\n")
     );
+    assert!(generated >= total, "generated {generated} of {total}");
     drop(paths);
 }
 
