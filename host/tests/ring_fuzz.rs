@@ -47,14 +47,6 @@ use std::time::{Duration, Instant};
 use gpu_uring::protocol::{Completion, Lane, OpError, Poll};
 use gpu_uring::ring::{Confinement, RingConfig, RingLayout, Sqe};
 
-/// Flip to `true` once `Lane::commit`/`submit` refuse (with an `OpError`) a `SkipSuccess` operation whose flags
-/// contain `IOSQE_IO_LINK`/`IOSQE_IO_HARDLINK`, and a caller-set `IOSQE_CQE_SKIP_SUCCESS` in any mode. Until the
-/// library refuses them the generator never produces those combinations: a failing skip-success member makes
-/// the kernel suppress the CQEs of the rest of its chain (and a caller-set skip flag hides a credited
-/// operation's CQE), so credits would leak and the final checks would fail for that known reason. Once `true`,
-/// the generator produces them and the test checks that each one is refused.
-const LIBRARY_REFUSES_SKIP_LINK: bool = false;
-
 const IOSQE_FIXED_FILE: u8 = 1 << 0;
 const IOSQE_IO_DRAIN: u8 = 1 << 1;
 const IOSQE_IO_LINK: u8 = 1 << 2;
@@ -345,16 +337,12 @@ fn gen_op(rng: &mut Rng, aim: &Aim, slots_per_lane: u32) -> Op {
         _ if rng.chance(3) => Completion::Slot(slots_per_lane + rng.below(2) as u32),
         _ => Completion::Slot(rng.below(slots_per_lane as u64) as u32),
     };
-    if !LIBRARY_REFUSES_SKIP_LINK {
-        sqe.flags &= !IOSQE_CQE_SKIP_SUCCESS;
-        if mode == Completion::SkipSuccess {
-            sqe.flags &= !(IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
-        }
-    }
     Op { sqe, mode }
 }
 
-/// Whether the library must refuse this combination (see [`LIBRARY_REFUSES_SKIP_LINK`]).
+/// Whether the library must refuse this combination with `OpError::BadFlags`: a failing skip-success member
+/// makes the kernel suppress the CQEs of the rest of its chain, and a caller-set skip flag hides a credited
+/// operation's CQE, so either would leak credits (PROTOCOL.md §4).
 fn must_refuse(op: &Op) -> bool {
     op.sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0
         || (op.mode == Completion::SkipSuccess
@@ -433,7 +421,7 @@ fn result_label(sqe: &Sqe, res: i32) -> String {
 
 fn refusal_label(e: &OpError) -> String {
     let s = format!("{e:?}");
-    let name = s.split('(').next().unwrap_or(&s);
+    let name = s.split(['(', ' ']).next().unwrap_or(&s);
     format!("refused {name}")
 }
 
@@ -731,7 +719,6 @@ fn fuzz(total: u64, lanes: u32) {
         line_bytes: 256,
         fixed_buffer_bytes: 16384,
         fixed_files: vec![scratch.as_raw_fd(), ro.as_raw_fd()],
-        confined: Some(Confinement::default()),
         ..Default::default()
     };
     let allowed = Confinement::default().allowed_ops;
@@ -740,6 +727,7 @@ fn fuzz(total: u64, lanes: u32) {
         arena_bytes: Some(plan.total + 2 * page),
         ..cfg
     });
+    assert!(ring.access().is_confined(), "rings are confined by default");
     let fds_with_ring = open_fds();
     let l = ring.layout();
     let view = ring.view();
