@@ -26,8 +26,9 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use gpu_uring::protocol::DeviceRing;
 use gpu_uring::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
-use gpu_uring::ring::{DeviceRing, RingConfig};
+use gpu_uring::ring::RingConfig;
 use gpu_uring_benches::{allocations, CountingAlloc};
 use io_uring::{opcode, squeue, types, IoUring};
 

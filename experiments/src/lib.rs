@@ -18,7 +18,8 @@ pub mod rpc;
 
 use clap::Args;
 use gpu_uring::backend::{self, Device, DeviceError, DeviceSelector};
-use gpu_uring::ring::{DeviceAccess, DeviceRing};
+use gpu_uring::protocol::DeviceRing;
+use gpu_uring::ring::DeviceAccess;
 
 /// One line for an experiment's summary: which access mode the ring ran in, and the protocol-violation
 /// counters (PROTOCOL.md, "Trust model"), which stay 0 for device code that follows the library.

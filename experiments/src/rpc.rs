@@ -361,7 +361,7 @@ pub struct FlagStats {
 /// `on_value(lane, value)` (an RPC server does its work there) and then acknowledged. Polls until `stop` is
 /// set: spinning, yielding after 64 empty scans so a device that runs on the same CPU cores keeps running.
 pub fn serve_flags(
-    ring: &gpu_uring::ring::DeviceRing,
+    ring: &gpu_uring::protocol::DeviceRing,
     lanes: u32,
     stop: &AtomicBool,
     mut on_value: impl FnMut(u32, u32),

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use gpu_uring::backend::cpu::run_lanes;
 use gpu_uring::protocol::shared::TAG_SLOT;
+use gpu_uring::protocol::PrintTarget;
 use gpu_uring::protocol::{Completion, FileRef, DEFAULT_BUDGET};
-use gpu_uring::ring::{DeviceAccess, PrintTarget, RingConfig, Sqe};
+use gpu_uring::ring::{DeviceAccess, RingConfig, Sqe};
 use io_uring::{opcode, squeue::Flags, types};
 
 #[test]
 fn default_ring_refuses_forbidden_opcode_raw_fd_and_foreign_address() {
+    let _serial = serial();
     let out = tempfile::tempfile().unwrap();
     let ring = common::ring(RingConfig {
         lanes: 1,
@@ -103,6 +105,7 @@ fn default_ring_refuses_forbidden_opcode_raw_fd_and_foreign_address() {
 
 #[test]
 fn confined_ring_prints_to_a_plain_fd_through_its_print_slot() {
+    let _serial = serial();
     for target in ["fd", "fixed"] {
         let out = tempfile::tempfile().unwrap();
         let ring = common::ring(RingConfig {
@@ -131,6 +134,13 @@ fn confined_ring_prints_to_a_plain_fd_through_its_print_slot() {
     }
 }
 
+/// The tests of this file open and count process-wide fds: they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Open descriptors of this process.
 fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -138,6 +148,7 @@ fn fd_count() -> usize {
 
 /// What the attacks below did: the result of each, in order.
 fn run_attacks(access: DeviceAccess) -> (Vec<i32>, Canaries) {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, b"the host's secret\n").unwrap();

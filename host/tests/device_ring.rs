@@ -15,8 +15,9 @@ use std::time::Duration;
 use gpu_uring::backend::cpu::{run_lanes, CpuDevice};
 use gpu_uring::backend::{Device, Program};
 use gpu_uring::ctl_off;
+use gpu_uring::protocol::PrintTarget;
 use gpu_uring::protocol::{Completion, FileRef, DEFAULT_BUDGET};
-use gpu_uring::ring::{PrintTarget, RingConfig, WakerConfig};
+use gpu_uring::ring::{RingConfig, WakerConfig};
 
 const LANES: u32 = 64;
 /// Lines per lane in every run of the suite.

@@ -19,9 +19,8 @@ use gpu_uring::backend::{
     checksum, edit_buffer_host, layout_sqe_expected, open, Device, DeviceError, DeviceSelector,
     Program,
 };
-use gpu_uring::ring::{
-    DeviceAccess, DeviceRing, PrintTarget, RingConfig, RingLayout, Sqe, WakerConfig,
-};
+use gpu_uring::protocol::{DeviceRing, PrintTarget};
+use gpu_uring::ring::{DeviceAccess, RingConfig, RingLayout, Sqe, WakerConfig};
 use io_uring::{opcode, squeue::Flags, types};
 
 const TIMEOUT: Duration = Duration::from_secs(20);

@@ -18,8 +18,9 @@ use gpu_uring::backend::cpu::{run_lanes, spawn_lanes, CpuDevice};
 use gpu_uring::backend::vulkan::VulkanDevice;
 use gpu_uring::backend::{Device, HostileCase, Program};
 use gpu_uring::protocol::shared::*;
+use gpu_uring::protocol::DeviceRing;
 use gpu_uring::protocol::{Completion, FileRef, Lane, OpError, DEFAULT_BUDGET};
-use gpu_uring::ring::{DeviceAccess, DeviceRing, RingConfig, Sqe};
+use gpu_uring::ring::{DeviceAccess, RingConfig, Sqe};
 use io_uring::{opcode, squeue::Flags, types};
 
 const TIMEOUT: Duration = Duration::from_secs(30);

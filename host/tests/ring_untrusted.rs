@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use gpu_uring::ctl_off;
 use gpu_uring::protocol::shared::TAG_FF;
 use gpu_uring::protocol::Lane;
-use gpu_uring::ring::{QuiesceError, RingConfig, Sqe};
+use gpu_uring::protocol::QuiesceError;
+use gpu_uring::ring::{RingConfig, Sqe};
 
 /// The tests of this file count process-wide fds and threads: they run one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());

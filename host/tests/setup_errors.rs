@@ -8,7 +8,9 @@
 //! The old-kernel classification (EINVAL on Linux < 6.5 for NO_MMAP) cannot happen on this kernel; its unit test
 //! is in `ring::error`. The `kernel.io_uring_disabled` sysctl is exercised in `tests/sysctl_disabled.rs`.
 
-use gpu_uring::ring::{DeviceRing, RingConfig, RingError};
+use gpu_uring::ring::{RingConfig, RingError};
+
+use gpu_uring::protocol::DeviceRing;
 
 /// Installs, on the calling thread only, a seccomp filter that makes `io_uring_setup` fail with `errno`.
 fn deny_io_uring_setup_on_this_thread(errno: u32) {

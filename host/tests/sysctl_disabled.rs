@@ -3,7 +3,9 @@
 //! (cargo runs test binaries one after another) and restores the value even if it panics. Skips (saying why)
 //! when the sysctl is absent or not writable.
 
-use gpu_uring::ring::{DeviceRing, RingConfig, RingError};
+use gpu_uring::ring::{RingConfig, RingError};
+
+use gpu_uring::protocol::DeviceRing;
 
 const SYSCTL: &str = "/proc/sys/kernel/io_uring_disabled";
 

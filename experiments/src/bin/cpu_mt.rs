@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gpu_uring::backend::cpu::run_lanes;
+use gpu_uring::protocol::DeviceRing;
 use gpu_uring::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
-use gpu_uring::ring::{DeviceRing, RingConfig};
+use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::{fail, ring_mode_line, CommonArgs, Experiment, Percentiles, Record};
 
 /// CPU threads as lanes writing through one SQPOLL device ring: throughput and waker wake-ups.

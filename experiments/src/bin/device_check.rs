@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use gpu_uring::backend::vulkan::VulkanDevice;
 use gpu_uring::backend::{self, expected_line, Device, DeviceSelector, Program};
-use gpu_uring::ring::{DeviceRing, PrintTarget, RingConfig};
+use gpu_uring::protocol::{DeviceRing, PrintTarget};
+use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::{fail, CommonArgs, Experiment, Record};
 
 /// Lists every device backend with why it is (not) usable, and runs a one-dispatch sanity check on each.

@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use gpu_uring::backend::Program;
-use gpu_uring::ring::{DeviceRing, RingConfig};
+use gpu_uring::protocol::DeviceRing;
+use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::rpc::serve_flags;
 use gpu_uring_experiments::{
     fail, line_chart, loadavg, CommonArgs, Experiment, Percentiles, Record, Series,

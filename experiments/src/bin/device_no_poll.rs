@@ -35,8 +35,9 @@ use gpu_uring::backend::vulkan::shared::LaneState;
 use gpu_uring::backend::vulkan::VulkanDevice;
 use gpu_uring::backend::{Device, DeviceError, Program};
 use gpu_uring::protocol::shared::{slot_state, SLOT_DONE};
+use gpu_uring::protocol::DeviceRing;
 use gpu_uring::protocol::{Completion, FileRef, Lane, Poll};
-use gpu_uring::ring::{DeviceRing, RingConfig};
+use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::{
     fail, line_chart, loadavg, CommonArgs, Experiment, Percentiles, Record, Series,
 };

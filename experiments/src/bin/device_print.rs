@@ -18,7 +18,8 @@ use std::time::Duration;
 use clap::Parser;
 use gpu_uring::backend::{expected_line, Program};
 use gpu_uring::ctl_off;
-use gpu_uring::ring::{DeviceRing, PrintTarget, RingConfig};
+use gpu_uring::protocol::{DeviceRing, PrintTarget};
+use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::{fail, ring_mode_line, si, CommonArgs, Experiment, Record};
 
 /// N device lanes print formatted lines through a device ring; a summary goes to stderr.

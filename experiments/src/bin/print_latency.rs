@@ -37,8 +37,9 @@ use gpu_uring::backend::vulkan::VulkanDevice;
 use gpu_uring::backend::{
     cpu::spawn_lanes, expected_line, format_print_line, Device, DeviceInfo, Program,
 };
+use gpu_uring::protocol::{DeviceRing, PrintTarget};
 use gpu_uring::protocol::{Lane, LineBuf};
-use gpu_uring::ring::{DeviceAccess, DeviceRing, PrintTarget, RingConfig};
+use gpu_uring::ring::{DeviceAccess, RingConfig};
 use gpu_uring_experiments::rpc::{
     MailboxArena, RpcClient, RpcServer, ServerConfig, MB_DONE, MB_FAILED, MB_FINISHED,
 };

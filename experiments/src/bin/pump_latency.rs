@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gpu_uring::backend::{checksum, cpu::CpuDevice, Device, Program};
+use gpu_uring::protocol::DeviceRing;
 use gpu_uring::pump::device::run_lanes;
 use gpu_uring::pump::{IdleConfig, Pump, PumpConfig, PumpFile, QueueLane, Request};
-use gpu_uring::ring::{DeviceRing, RingConfig};
+use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::{
     bar_chart, data_file, fail, loadavg, CommonArgs, Experiment, Percentiles, Record,
 };

@@ -21,8 +21,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use gpu_uring::protocol::DeviceRing;
 use gpu_uring::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
-use gpu_uring::ring::{DeviceRing, RingConfig, WakerConfig};
+use gpu_uring::ring::{RingConfig, WakerConfig};
 use gpu_uring_experiments::{
     fail, line_chart, ring_mode_line, CommonArgs, Experiment, Percentiles, Record, Series,
 };

@@ -20,8 +20,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use gpu_uring::protocol::DeviceRing;
 use gpu_uring::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
-use gpu_uring::ring::{DeviceRing, RingConfig};
+use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::{fail, CommonArgs, Experiment, Record};
 
 /// `IORING_SQ_NEED_WAKEUP` from `<linux/io_uring.h>`: set in `sq.flags` by the kernel when the SQPOLL thread

@@ -12,7 +12,7 @@ pub mod vulkan;
 use std::fmt;
 use std::time::Duration;
 
-use crate::ring::DeviceRing;
+use crate::protocol::DeviceRing;
 
 /// Which device to use (`--device auto|cpu|vulkan[:NAME]|hip|cuda`).
 #[derive(Debug, Clone, PartialEq, Eq)]

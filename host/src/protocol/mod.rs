@@ -2,10 +2,12 @@
 //! The specification is `PROTOCOL.md` in this folder; this module is its Rust implementation and the oracle
 //! the GLSL (`device-shaders/`) and HIP/CUDA (`kernels/`) implementations are tested against.
 
+mod device_ring;
 pub mod format;
 pub mod lane;
 pub mod shared;
 
+pub use device_ring::{DeviceRing, PrintTarget, QuiesceError, Violations};
 pub use format::LineBuf;
 pub use lane::{
     backoff, check_flags, Completion, FileRef, Lane, LaneStats, OpError, Poll, Reservation,

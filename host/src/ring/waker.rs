@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{sys, Inner};
+use super::arena::Inner;
+use super::sys;
 use crate::ctl_off;
 
 /// Without progress (the SQ head not moving), a repeated wake-up call waits this long: the flag stays set until

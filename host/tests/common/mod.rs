@@ -47,8 +47,8 @@ pub fn check_prints(out: &[u8], lanes: u32, lines: u32) -> usize {
 }
 
 /// A ring for tests: short SQ idle so SQPOLL threads do not hog the 2-core machines.
-pub fn ring(cfg: gpu_uring::ring::RingConfig) -> gpu_uring::ring::DeviceRing {
-    gpu_uring::ring::DeviceRing::new(gpu_uring::ring::RingConfig {
+pub fn ring(cfg: gpu_uring::ring::RingConfig) -> gpu_uring::protocol::DeviceRing {
+    gpu_uring::protocol::DeviceRing::new(gpu_uring::ring::RingConfig {
         sq_thread_idle: std::time::Duration::from_millis(10),
         ..cfg
     })

@@ -10,8 +10,8 @@ use super::{
     checksum, format_print_line, Device, DeviceError, DeviceInfo, HostileCase, LaneReport, Program,
     RunReport,
 };
+use crate::protocol::DeviceRing;
 use crate::protocol::{Completion, FileRef, Lane, OpError, DEFAULT_BUDGET};
-use crate::ring::DeviceRing;
 
 /// The CPU reference device.
 #[derive(Debug, Clone)]

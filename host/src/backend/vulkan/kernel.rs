@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::{raw, run_error, VulkanDevice};
 use crate::backend::DeviceError;
-use crate::ring::DeviceRing;
+use crate::protocol::DeviceRing;
 
 /// Where a [`KernelBuffer`]'s memory lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use ash::vk;
 
 use super::{Device, DeviceError, DeviceInfo, LaneReport, Program, RunReport};
-use crate::ring::DeviceRing;
+use crate::protocol::DeviceRing;
 use shared::*;
 
 /// Environment variable naming the Vulkan device (index or name substring) when `--device vulkan` gives none.

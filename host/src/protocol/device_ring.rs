@@ -1,0 +1,236 @@
+//! [`DeviceRing`]: a [`Ring`] as the protocol uses it — the print target (PROTOCOL.md §7), quiescing with the
+//! host's own lane (§9), and the violation counters (§10). It dereferences to the [`Ring`], so
+//! `layout()`, `view()`, `fd()` and the rest are the ring's.
+
+use std::ops::Deref;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::lane::Lane;
+use super::shared::{PRINT_FIXED_BUF, PRINT_FIXED_FILE, PRINT_OFFSET_MODE};
+use crate::ctl_off;
+use crate::ring::{Ring, RingConfig, RingError};
+
+/// Where device prints go.
+#[derive(Debug, Clone, Copy)]
+pub enum PrintTarget {
+    /// A file descriptor. The ring registers it in its reserved print slot (fixed file `fixed_files.len()`,
+    /// `IORING_REGISTER_FILES_UPDATE`), so it works on confined rings; the ring holds its own reference.
+    Fd(RawFd),
+    /// A registered fixed file, by index.
+    Fixed(u32),
+}
+
+/// Why [`DeviceRing::try_quiesce`] did not reach a quiescent ring.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QuiesceError {
+    /// Requests were still in flight when the timeout passed.
+    #[error("ring not quiescent after {waited:?}: SQ head {sq_head}, tail {sq_tail}, reserved {sq_reserved}; {credits} of {credit_pool} CQ credits back")]
+    TimedOut {
+        /// How long it waited.
+        waited: Duration,
+        /// The kernel's SQ head.
+        sq_head: u32,
+        /// The SQ tail.
+        sq_tail: u32,
+        /// The device's next SQ ticket.
+        sq_reserved: u32,
+        /// CQ credits back in the pool.
+        credits: u32,
+        /// The credit pool's size.
+        credit_pool: u32,
+    },
+    /// Device-written words are in a state the protocol cannot reach (counted in
+    /// [`DeviceRing::violations`]); waiting longer cannot help.
+    #[error("protocol violation in device-written words: {0}")]
+    Violation(&'static str),
+}
+
+/// Protocol violations seen on a ring (PROTOCOL.md §10).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Violations {
+    /// Found by the host (quiesce, drop) in device-written words; kept in host memory.
+    pub host_detected: u64,
+    /// Counted by lanes in the arena's `protocol_violations` word (device-written, so only a report).
+    pub device_reported: u32,
+    /// CQEs no lane recognised or whose generation was stale (`foreign_cqes`, device-written).
+    pub foreign_cqes: u32,
+}
+
+/// A device ring as the protocol uses it.
+pub struct DeviceRing {
+    ring: Ring,
+    /// The descriptor behind the print target, for `fstat`/`lseek` on the host (-1: none).
+    print_fd: AtomicI32,
+}
+
+impl Deref for DeviceRing {
+    type Target = Ring;
+
+    fn deref(&self) -> &Ring {
+        &self.ring
+    }
+}
+
+impl DeviceRing {
+    /// Creates the ring ([`Ring::new`]).
+    pub fn new(cfg: RingConfig) -> Result<DeviceRing, RingError> {
+        Ok(DeviceRing {
+            ring: Ring::new(cfg)?,
+            print_fd: AtomicI32::new(-1),
+        })
+    }
+
+    /// The ring underneath.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// Protocol violations seen so far (host-detected, and what lanes reported in the arena).
+    pub fn violations(&self) -> Violations {
+        let view = self.view();
+        Violations {
+            host_detected: self.ring.host_violations(),
+            device_reported: view
+                .ctl32(ctl_off!(protocol_violations))
+                .load(Ordering::Relaxed),
+            foreign_cqes: view.ctl32(ctl_off!(foreign_cqes)).load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sets where device prints go. Call while no lane is printing. A regular file without `O_APPEND` uses
+    /// offset mode from its current position; anything else uses stream mode (PROTOCOL.md §7). Prints always
+    /// go through a registered file, so this works on confined rings too.
+    pub fn set_print_target(&self, target: PrintTarget) -> Result<(), RingError> {
+        let (fd, index) = match target {
+            PrintTarget::Fd(fd) => (fd, self.ring.register_print_file(fd)?),
+            PrintTarget::Fixed(i) => {
+                let fd = *self.fixed_files().get(i as usize).ok_or_else(|| {
+                    RingError::InvalidConfig(format!(
+                        "fixed file {i} is not registered ({} registered)",
+                        self.fixed_files().len()
+                    ))
+                })?;
+                (fd, i)
+            }
+        };
+        // SAFETY: an all-zero `stat` is a valid out-parameter.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is a valid out-parameter; `fd` is just a number to the kernel.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            return Err(RingError::Io {
+                context: "fstat on the print target",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: F_GETFL has no pointer arguments.
+        let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        let mut flags = PRINT_FIXED_FILE | PRINT_FIXED_BUF;
+        let mut offset = 0u64;
+        if st.st_mode & libc::S_IFMT == libc::S_IFREG && fl >= 0 && fl & libc::O_APPEND == 0 {
+            // SAFETY: lseek has no pointer arguments.
+            let pos = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+            if pos >= 0 {
+                flags |= PRINT_OFFSET_MODE;
+                offset = pos as u64;
+            }
+        }
+        self.print_fd.store(fd, Ordering::Relaxed);
+        let view = self.view();
+        view.ctl64(ctl_off!(print_offset))
+            .store(offset, Ordering::Relaxed);
+        view.ctl32(ctl_off!(print_fd))
+            .store(index, Ordering::Relaxed);
+        // Release: a lane that acquires the flags sees the target and the offset.
+        view.ctl32(ctl_off!(print_flags))
+            .store(flags, Ordering::Release);
+        Ok(())
+    }
+
+    /// After prints in offset mode, moves the target's file position past the printed lines (so later writes
+    /// through the fd append after them). Returns the final offset. The offset is device-written: one that
+    /// does not fit a file offset is counted as a violation and leaves the position alone.
+    pub fn finish_prints(&self) -> Option<u64> {
+        let view = self.view();
+        let flags = view.ctl32(ctl_off!(print_flags)).load(Ordering::Acquire);
+        let fd = self.print_fd.load(Ordering::Relaxed);
+        if flags & PRINT_OFFSET_MODE == 0 || fd < 0 {
+            return None;
+        }
+        let off = view.ctl64(ctl_off!(print_offset)).load(Ordering::Acquire);
+        let Ok(pos) = i64::try_from(off) else {
+            self.ring.record_violation();
+            return None;
+        };
+        // SAFETY: lseek has no pointer arguments.
+        unsafe { libc::lseek(fd, pos, libc::SEEK_SET) };
+        Some(off)
+    }
+
+    /// Waits until the kernel has consumed every published SQE and every CQ credit is back (no credited request
+    /// is in flight), reaping on the host's behalf. Returns false if `timeout` passed first or the device left
+    /// its words in a state no wait can fix (see [`DeviceRing::try_quiesce`]).
+    pub fn quiesce(&self, timeout: Duration) -> bool {
+        self.try_quiesce(timeout).is_ok()
+    }
+
+    /// [`DeviceRing::quiesce`] with the reason it failed. Every word read here is device-written and checked:
+    /// more credits than the pool, a reservation or tail beyond what the SQ can hold, or a window violation
+    /// while reaping are counted in [`DeviceRing::violations`] and end the wait at once. Never panics.
+    pub fn try_quiesce(&self, timeout: Duration) -> Result<(), QuiesceError> {
+        let start = Instant::now();
+        let view = self.view();
+        let l = *view.layout();
+        let mut host = Lane::host(view);
+        let violations = view.ctl32(ctl_off!(protocol_violations));
+        loop {
+            let before = violations.load(Ordering::Relaxed);
+            host.reap(64);
+            if violations.load(Ordering::Relaxed) != before {
+                return Err(
+                    self.violation("a publication window word (sq_pub or cq_pub) is corrupted")
+                );
+            }
+            let head = view.u32_at(l.sq_head).load(Ordering::Acquire);
+            let tail = view.u32_at(l.sq_tail).load(Ordering::Acquire);
+            let reserved = view.ctl32(ctl_off!(sq_reserve)).load(Ordering::Acquire);
+            let credits = view.ctl32(ctl_off!(cq_credits)).load(Ordering::Acquire);
+            if credits > l.credit_pool {
+                return Err(self.violation("more CQ credits than the pool holds"));
+            }
+            if reserved.wrapping_sub(head) > l.sq_entries || tail.wrapping_sub(head) > l.sq_entries
+            {
+                return Err(self.violation("SQ tail or reservation beyond what the SQ holds"));
+            }
+            if head == tail && tail == reserved && credits == l.credit_pool {
+                return Ok(());
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(QuiesceError::TimedOut {
+                    waited,
+                    sq_head: head,
+                    sq_tail: tail,
+                    sq_reserved: reserved,
+                    credits,
+                    credit_pool: l.credit_pool,
+                });
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    fn violation(&self, what: &'static str) -> QuiesceError {
+        self.ring.record_violation();
+        QuiesceError::Violation(what)
+    }
+}
+
+impl Drop for DeviceRing {
+    fn drop(&mut self) {
+        // Bounded and panic-free; the ring underneath then stops its waker and closes.
+        let _ = self.try_quiesce(Duration::from_secs(2));
+    }
+}
