@@ -54,7 +54,7 @@ const SHORT: &[(&str, &[&str])] = &[
     ),
     (
         "device_no_poll",
-        &["--lanes", "32", "--ops", "100", "--rounds", "3"],
+        &["--lanes", "8", "--ops", "30", "--rounds", "3"],
     ),
     (
         "pump_latency",
