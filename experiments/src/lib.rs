@@ -6,11 +6,11 @@
 //! line*: which device ran, and why each better device was skipped. Results are [`Record`]s collected into
 //! named tables; [`Experiment::table`] prints an aligned table, writes `DIR/<table>.csv`, and with `--json`
 //! writes one JSON object per row to stdout (the human-readable output then goes to stderr, so stdout stays
-//! machine-readable). [`line_chart`] draws SVG charts beside the CSV.
+//! machine-readable). [`line_chart`] draws SVG charts beside the CSV. The library's log records (the `log`
+//! facade) go to stderr: warnings by default, more with `--verbose` (`-v` debug, `-vv` trace).
 //!
 //! Criterion benchmarks live in `benches/benches/`; see `benches/README.md`.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -53,6 +53,9 @@ pub struct CommonArgs {
     /// and read into any host address as this process. Only to measure what confinement costs.
     #[arg(long)]
     pub dangerously_unconfined: bool,
+    /// Show the library's log records on stderr: `-v` debug, `-vv` trace (default: warnings and errors).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 /// One experiment run: its name, its flags, and where its output goes.
@@ -67,6 +70,7 @@ pub struct Experiment {
 impl Experiment {
     /// Starts experiment `name` (the binary's name) and creates its output folder.
     pub fn new(name: &'static str, args: CommonArgs) -> Experiment {
+        init_logging(args.verbose);
         let out = args
             .out
             .clone()
@@ -245,6 +249,35 @@ impl Experiment {
     }
 }
 
+/// Writes the `log` facade's records to stderr as `level target: message`.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::max_level()
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            eprintln!("{} {}: {}", r.level(), r.target(), r.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs the stderr logger: warnings and errors, plus debug with `verbose == 1`, trace with more. A second
+/// call only changes the level.
+pub fn init_logging(verbose: u8) {
+    static LOGGER: StderrLog = StderrLog;
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(match verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    });
+}
+
 /// The standard device line: `device: NAME (selected by --device SEL)`, then why better devices were skipped.
 pub fn device_line(sel: &DeviceSelector, device: &str, skipped: &[DeviceError]) -> String {
     let mut s = format!("device: {device} [--device {sel}]");
@@ -299,17 +332,40 @@ impl Cell {
         }
     }
 
-    fn json(&self) -> serde_json::Value {
-        match self {
-            Cell::Text(s) => serde_json::Value::from(s.as_str()),
-            Cell::Int(i) => serde_json::Value::from(*i),
-            Cell::Float(f, _) => serde_json::Value::from(*f),
-            Cell::Bool(b) => serde_json::Value::from(*b),
-        }
-    }
-
     fn numeric(&self) -> bool {
         matches!(self, Cell::Int(_) | Cell::Float(..))
+    }
+}
+
+/// JSON carries the full value: a string, an integer, a float (`null` when not finite) or a boolean.
+impl serde::Serialize for Cell {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Cell::Text(v) => s.serialize_str(v),
+            Cell::Int(v) => s.serialize_i64(*v),
+            Cell::Float(v, _) => s.serialize_f64(*v),
+            Cell::Bool(v) => s.serialize_bool(*v),
+        }
+    }
+}
+
+/// A row as a JSON object: `prefix` fields, then the cells, keys in that order.
+struct JsonRow<'a> {
+    prefix: &'a [(&'a str, &'a str)],
+    cells: &'a [(&'static str, Cell)],
+}
+
+impl serde::Serialize for JsonRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.prefix.len() + self.cells.len()))?;
+        for (k, v) in self.prefix {
+            m.serialize_entry(k, v)?;
+        }
+        for (k, v) in self.cells {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
     }
 }
 
@@ -365,24 +421,12 @@ impl Record {
 
     /// The row as one JSON object, `prefix` fields first, keys in column order.
     pub fn to_json(&self, prefix: &[(&str, &str)]) -> String {
-        // Built by hand so keys keep column order (serde_json's map sorts them without `preserve_order`).
-        let mut s = String::from("{");
-        let mut first = true;
-        let mut field = |s: &mut String, k: &str, v: serde_json::Value| {
-            if !first {
-                s.push(',');
-            }
-            first = false;
-            let _ = write!(s, "{}:{}", serde_json::Value::from(k), v);
+        let row = JsonRow {
+            prefix,
+            cells: &self.cells,
         };
-        for (k, v) in prefix {
-            field(&mut s, k, serde_json::Value::from(*v));
-        }
-        for (k, c) in &self.cells {
-            field(&mut s, k, c.json());
-        }
-        s.push('}');
-        s
+        // Serializing strings, numbers and booleans into a map cannot fail.
+        serde_json::to_string(&row).unwrap_or_default()
     }
 }
 
@@ -460,27 +504,30 @@ pub fn render_table(rows: &[Record]) -> String {
     out
 }
 
-/// CSV (RFC 4180 quoting) with a header row.
+/// CSV (RFC 4180 quoting) with a header row: the union of the rows' columns, in first-seen order; a row
+/// without a column leaves its field empty.
 pub fn render_csv(rows: &[Record]) -> String {
-    fn field(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_owned()
+    let cols = columns(rows);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut put = |fields: Vec<String>| {
+        if let Err(e) = w.write_record(&fields) {
+            log::warn!("csv: {e}");
+        }
+    };
+    put(cols.iter().map(|c| c.to_string()).collect());
+    for r in rows {
+        put(cols
+            .iter()
+            .map(|c| r.get(c).map_or(String::new(), Cell::text))
+            .collect());
+    }
+    match w.into_inner() {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => {
+            log::warn!("csv: {e}");
+            String::new()
         }
     }
-    let cols = columns(rows);
-    let mut out = cols.join(",");
-    out.push('\n');
-    for r in rows {
-        let cells: Vec<String> = cols
-            .iter()
-            .map(|c| r.get(c).map_or(String::new(), |v| field(&v.text())))
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
 }
 
 /// Percentiles of a sample of durations in nanoseconds.

@@ -2019,16 +2019,29 @@ fn backend_env_values_parse() {
     assert_eq!(BACKEND_ENV, "GPU_URING_PROACTOR");
 }
 
+/// The backend `GPU_URING_PROACTOR` names, read here as a program would (the library reads no
+/// environment variable): `GPU_URING_PROACTOR=epoll cargo test` runs the `Auto` proactors of
+/// this suite on epoll.
+fn backend_from_env() -> BackendChoice {
+    match std::env::var(BACKEND_ENV) {
+        Ok(v) => BackendChoice::from_env_value(&v)
+            .unwrap_or_else(|| panic!("{BACKEND_ENV}={v:?}: use io_uring, epoll or auto")),
+        Err(_) => BackendChoice::Auto,
+    }
+}
+
 #[test]
 fn auto_selects_a_backend() {
-    let p = Proactor::new(Options::default()).unwrap();
-    let forced = std::env::var(BACKEND_ENV)
-        .ok()
-        .and_then(|v| BackendChoice::from_env_value(&v));
+    let forced = backend_from_env();
+    let p = Proactor::new(Options {
+        backend: forced,
+        ..Options::default()
+    })
+    .unwrap();
     match forced {
-        Some(BackendChoice::Epoll) => assert_eq!(p.backend(), BackendKind::Epoll),
-        Some(BackendChoice::IoUring) => assert_eq!(p.backend(), BackendKind::IoUring),
-        _ => {
+        BackendChoice::Epoll => assert_eq!(p.backend(), BackendKind::Epoll),
+        BackendChoice::IoUring => assert_eq!(p.backend(), BackendKind::IoUring),
+        BackendChoice::Auto => {
             let uring = Proactor::new(Options {
                 backend: BackendChoice::IoUring,
                 ..Options::default()

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gpu_uring::pump::device::{run_lanes, SlotPoll};
-use gpu_uring::pump::host::SubmitFault;
 use gpu_uring::pump::queue::*;
+use gpu_uring::pump::SubmitFault;
 use gpu_uring::pump::{Pump, PumpConfig, PumpError, PumpFile, QueueError, QueueLane, Request};
 use pump_util::*;
 

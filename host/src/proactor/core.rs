@@ -6,7 +6,7 @@
 //! twice per poll iteration (prepare, reap); never across a blocking system call and
 //! never while user code (callbacks, wakers, resource drops of user types) runs.
 //! `Shared::poll` is held for a whole `poll` call and marks the single poller; it also
-//! guards the completion ring and the simple-operation slots (`lite`), which is why
+//! guards the completion ring and the simple-operation slots (`simple`), which is why
 //! `submit_simple` takes it (briefly, only when free) and why simple completions can
 //! be handed to the callback with `core` not held. Lock order: `poll` → `core` → a
 //! notification's subscriber list.
@@ -20,11 +20,11 @@ use super::buffers::Registry;
 use super::caps::{Capabilities, Capability};
 use super::epoll::{EState, Epoll};
 use super::error::{Error, QueueKind, Result};
-use super::lite::{self, LiteCell, LiteTable};
 use super::op::{
     CancelStatus, Completion, OpId, OpKind, Operation, Outcome, Resources, SimpleKind, SimpleOp,
     Target,
 };
+use super::simple::{self, SimpleCell, SimpleTable};
 use super::sync::{lock, Notification, Subscriber};
 use super::uring::{UState, Uring};
 
@@ -144,8 +144,8 @@ pub(crate) struct Core {
     /// Slots whose kernel cancellation the poll thread must request.
     pub(crate) cancels: Vec<u32>,
     /// Keys of simple-operation slots whose kernel cancellation the poll thread must
-    /// request (at most one per slot and generation: `lite::mark_cancelling`).
-    pub(crate) lite_cancels: Vec<u64>,
+    /// request (at most one per slot and generation: `simple::mark_cancelling`).
+    pub(crate) simple_cancels: Vec<u64>,
     pub(crate) live: usize,
     /// Emulated fixed files: `dup`ed descriptors indexed like the registration.
     pub(crate) files: Vec<std::os::fd::OwnedFd>,
@@ -171,8 +171,8 @@ pub(crate) struct PollScratch {
     pub(crate) done_res: Vec<Resources>,
     pub(crate) wakers: Vec<Waker>,
     pub(crate) events: Vec<libc::epoll_event>,
-    /// Simple-operation slots (io_uring; empty on epoll): see `lite`.
-    pub(crate) lite: LiteTable,
+    /// Simple-operation slots (io_uring; empty on epoll): see `simple`.
+    pub(crate) simple: SimpleTable,
     /// CQEs of ordinary slots seen while reaping, processed under the core lock.
     pub(crate) heavy: Vec<(u64, i32)>,
 }
@@ -205,12 +205,12 @@ pub(crate) struct Shared {
     pub(crate) caps: Capabilities,
     pub(crate) buffers: OnceLock<Arc<Registry>>,
     pub(crate) max_in_flight: u32,
-    /// The shared part of the simple-operation slots (see `lite`).
-    pub(crate) lite_cells: Box<[LiteCell]>,
+    /// The shared part of the simple-operation slots (see `simple`).
+    pub(crate) simple_cells: Box<[SimpleCell]>,
     /// Simple operations submitted and not yet delivered, for `in_flight`: a copy of
-    /// `LiteTable::live` stored by the poll-mutex holder (a plain store, no
+    /// `SimpleTable::live` stored by the poll-mutex holder (a plain store, no
     /// read-modify-write, since only that thread changes it).
-    pub(crate) lite_live: AtomicUsize,
+    pub(crate) simple_live: AtomicUsize,
 }
 
 thread_local! {
@@ -283,7 +283,7 @@ pub(crate) fn alloc_slot<'a>(
             && matches!(s.delivery, Delivery::Callback)
     );
     // Never 0, so that no key is 0 (`OpId::default()`).
-    let gen = match s.gen.wrapping_add(1) & lite::SLOT_GEN_MASK {
+    let gen = match s.gen.wrapping_add(1) & simple::SLOT_GEN_MASK {
         0 => 1,
         g => g,
     };
@@ -307,7 +307,7 @@ impl Core {
             wakers: Vec::with_capacity(max as usize),
             deferred: Vec::with_capacity(max as usize),
             cancels: Vec::with_capacity(max as usize),
-            lite_cancels: Vec::with_capacity(max as usize),
+            simple_cancels: Vec::with_capacity(max as usize),
             live: 0,
             files: Vec::new(),
             native_files: 0,
@@ -810,12 +810,12 @@ impl Shared {
         if n == 0 {
             return Ok(());
         }
-        // The simple-slot table when no poll runs (see `lite`); ordinary slots otherwise.
+        // The simple-slot table when no poll runs (see `simple`); ordinary slots otherwise.
         let scratch = match &self.backend {
             Backend::Uring(_) => match self.poll.try_lock() {
                 Ok(g) => Some(g),
                 // A callback panicked inside an earlier poll; the table is consistent
-                // (see `reap_lite`).
+                // (see `reap_simple`).
                 Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
                 Err(std::sync::TryLockError::WouldBlock) => None,
             },
@@ -830,7 +830,7 @@ impl Shared {
             }
             match (&self.backend, scratch) {
                 (Backend::Uring(u), Some(mut scratch)) => {
-                    if scratch.lite.free_len() < n {
+                    if scratch.simple.free_len() < n {
                         return Err(Error::SubmissionQueueFull {
                             queue: QueueKind::OperationSlots,
                             capacity: self.max_in_flight,
@@ -839,11 +839,12 @@ impl Shared {
                     u.reserve(self, &core, n)?;
                     // Monomorphized on whether ids are wanted (no test per operation).
                     if ids.is_empty() {
-                        u.start_lite::<false>(self, &core, &mut scratch.lite, ops, ids);
+                        u.start_simple::<false>(self, &core, &mut scratch.simple, ops, ids);
                     } else {
-                        u.start_lite::<true>(self, &core, &mut scratch.lite, ops, ids);
+                        u.start_simple::<true>(self, &core, &mut scratch.simple, ops, ids);
                     }
-                    self.lite_live.store(scratch.lite.live(), Ordering::Relaxed);
+                    self.simple_live
+                        .store(scratch.simple.live(), Ordering::Relaxed);
                 }
                 (backend, _) => {
                     if core.free_slots() < n {
@@ -871,16 +872,16 @@ impl Shared {
         Ok(())
     }
 
-    /// `cancel` of a simple-operation slot: exact without the poll mutex (see `lite`).
-    fn cancel_lite(&self, id: OpId) -> CancelStatus {
-        let Some(cell) = self.lite_cells.get(id.index() as usize) else {
+    /// `cancel` of a simple-operation slot: exact without the poll mutex (see `simple`).
+    fn cancel_simple(&self, id: OpId) -> CancelStatus {
+        let Some(cell) = self.simple_cells.get(id.index() as usize) else {
             return CancelStatus::NotFound;
         };
-        match lite::mark_cancelling(&cell.state, id.0) {
+        match simple::mark_cancelling(&cell.state, id.0) {
             None => CancelStatus::NotFound,
             Some(false) => CancelStatus::Requested,
             Some(true) => {
-                lock(&self.core).lite_cancels.push(id.0);
+                lock(&self.core).simple_cancels.push(id.0);
                 self.hint.store(true, Ordering::Relaxed);
                 self.nudge();
                 CancelStatus::Requested
@@ -889,8 +890,8 @@ impl Shared {
     }
 
     pub(crate) fn cancel(&self, id: OpId) -> CancelStatus {
-        if id.0 & lite::LITE != 0 {
-            return self.cancel_lite(id);
+        if id.0 & simple::SIMPLE != 0 {
+            return self.cancel_simple(id);
         }
         let (st, wakers) = {
             let mut core = lock(&self.core);
@@ -1010,21 +1011,21 @@ impl Shared {
             self.sleeping.store(false, Ordering::Release);
             r?;
             // Phase 3: reap. Simple operations are delivered right here, from the
-            // completion ring, with no lock held (see `lite`); the rest is processed
+            // completion ring, with no lock held (see `simple`); the rest is processed
             // under the core lock and delivered in phase 4.
             // With no simple operation in flight (none can be submitted while this
             // poll holds the poll mutex, and each has exactly one CQE, counted until it
             // is delivered) the ring is reaped in one pass under the core lock.
-            let split = scratch.lite.live() > 0;
-            let lite_n = match &self.backend {
-                Backend::Uring(u) if split => u.reap_lite(self, scratch, &mut on),
+            let split = scratch.simple.live() > 0;
+            let simple_n = match &self.backend {
+                Backend::Uring(u) if split => u.reap_simple(self, scratch, &mut on),
                 _ => 0,
             };
             // Only simple completions this time: the core lock is not needed (what
             // other threads queued meanwhile also raised `hint`, so the next poll picks
             // it up without blocking).
-            let only_lite = split && lite_n > 0 && scratch.heavy.is_empty();
-            if !only_lite {
+            let only_simple = split && simple_n > 0 && scratch.heavy.is_empty();
+            if !only_simple {
                 let mut core = lock(&self.core);
                 // Interrupt events carry no meaning of their own; `user_wake` decides.
                 let _interrupted = match &self.backend {
@@ -1041,7 +1042,7 @@ impl Shared {
             let woken = self.user_wake.load(Ordering::Relaxed)
                 && self.user_wake.swap(false, Ordering::SeqCst);
             // Phase 4: deliver, with no lock held.
-            let n = lite_n + scratch.done.len() + scratch.wakers.len();
+            let n = simple_n + scratch.done.len() + scratch.wakers.len();
             deliver(scratch, &mut on);
             if n > 0 || woken {
                 return Ok(n);

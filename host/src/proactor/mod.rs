@@ -121,8 +121,10 @@
 //! # Backends
 //!
 //! [`Options::backend`] picks io_uring, epoll, or `Auto`: io_uring when it can be set up,
-//! epoll otherwise. With `Auto`, the environment variable `GPU_URING_PROACTOR`
-//! (`io_uring` or `epoll`) forces one. io_uring rings are created with
+//! epoll otherwise. The library reads no environment variable; a program that wants the
+//! choice from its environment parses [`BACKEND_ENV`] with [`BackendChoice::from_env_value`]
+//! (the crate's tests do, so `GPU_URING_PROACTOR=epoll cargo test` runs their `Auto`
+//! proactors on epoll). io_uring rings are created with
 //! `SINGLE_ISSUER | DEFER_TASKRUN | R_DISABLED` and retried with fewer flags on `EINVAL`;
 //! `EPERM`, `EACCES`, `ENOSYS` or `kernel.io_uring_disabled=2` report
 //! [`Error::Unavailable`]. [`Proactor::capabilities`] tells what is native, emulated or
@@ -143,8 +145,8 @@ mod core;
 mod epoll;
 mod error;
 mod future;
-mod lite;
 mod op;
+mod simple;
 mod sync;
 mod sys;
 mod uring;
@@ -168,13 +170,15 @@ pub use sys::open_fd_count;
 use self::core::{Backend, BackendState, Core, PollScratch, Shared};
 use self::sync::lock;
 
-/// Environment variable consulted by `BackendChoice::Auto`: `io_uring` or `epoll`.
+/// The environment variable by which programs (and this crate's tests) let a user choose the
+/// backend: `io_uring`, `epoll` or `auto`, parsed by [`BackendChoice::from_env_value`]. The
+/// library itself never reads it: the choice is [`Options::backend`].
 pub const BACKEND_ENV: &str = "GPU_URING_PROACTOR";
 
 /// Which backend to create.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendChoice {
-    /// io_uring if it can be set up, epoll otherwise; `GPU_URING_PROACTOR` overrides.
+    /// io_uring if it can be set up, epoll otherwise.
     #[default]
     Auto,
     /// io_uring only (fails with `Error::Unavailable` when it cannot be used).
@@ -184,7 +188,8 @@ pub enum BackendChoice {
 }
 
 impl BackendChoice {
-    /// Parses a `GPU_URING_PROACTOR` value.
+    /// Parses a [`BACKEND_ENV`] value (`io_uring`, `epoll` or `auto`, case-insensitive);
+    /// `None` for anything else.
     pub fn from_env_value(v: &str) -> Option<BackendChoice> {
         match v.trim().to_ascii_lowercase().as_str() {
             "io_uring" | "iouring" | "uring" => Some(BackendChoice::IoUring),
@@ -262,18 +267,10 @@ impl std::fmt::Debug for Proactor {
 impl Proactor {
     /// Creates a proactor.
     pub fn new(options: Options) -> Result<Proactor> {
-        let mut choice = options.backend;
-        if choice == BackendChoice::Auto {
-            if let Ok(v) = std::env::var(BACKEND_ENV) {
-                choice = BackendChoice::from_env_value(&v).ok_or(Error::InvalidArgument(
-                    "GPU_URING_PROACTOR must be `io_uring`, `epoll` or `auto`",
-                ))?;
-            }
-        }
         if options.max_in_flight == 0 || options.max_in_flight > (1 << 24) {
             return Err(Error::InvalidArgument("max_in_flight must be in 1..=16M"));
         }
-        match choice {
+        match options.backend {
             BackendChoice::IoUring => Self::new_uring(&options),
             BackendChoice::Epoll => Self::new_epoll(&options),
             BackendChoice::Auto => match Self::new_uring(&options) {
@@ -320,8 +317,8 @@ impl Proactor {
     }
 
     fn build(o: &Options, backend: Backend, st: BackendState, caps: Capabilities) -> Proactor {
-        // Simple-operation slots exist on io_uring only (see `lite`).
-        let lite_n = match backend {
+        // Simple-operation slots exist on io_uring only (see `simple`).
+        let simple_n = match backend {
             Backend::Uring(_) => o.max_in_flight,
             Backend::Epoll(_) => 0,
         };
@@ -334,7 +331,7 @@ impl Proactor {
                 done_res: Vec::with_capacity(o.max_in_flight as usize),
                 wakers: Vec::with_capacity(64),
                 events: Vec::with_capacity(256),
-                lite: lite::LiteTable::new(lite_n, lite::slots_for(lite_n)),
+                simple: simple::SimpleTable::new(simple_n, simple::slots_for(simple_n)),
                 heavy: Vec::with_capacity(256),
             }),
             owner: AtomicU64::new(0),
@@ -345,8 +342,8 @@ impl Proactor {
             caps,
             buffers: OnceLock::new(),
             max_in_flight: o.max_in_flight,
-            lite_cells: lite::new_cells(lite::slots_for(lite_n)),
-            lite_live: std::sync::atomic::AtomicUsize::new(0),
+            simple_cells: simple::new_cells(simple::slots_for(simple_n)),
+            simple_live: std::sync::atomic::AtomicUsize::new(0),
         });
         Proactor { shared }
     }
@@ -499,7 +496,7 @@ impl Proactor {
 
     /// Operations submitted and not yet delivered (futures count until taken).
     pub fn in_flight(&self) -> usize {
-        lock(&self.shared.core).live + self.shared.lite_live.load(Ordering::Relaxed)
+        lock(&self.shared.core).live + self.shared.simple_live.load(Ordering::Relaxed)
     }
 
     /// Allocates `count` buffers of `size` bytes and registers them with the kernel
@@ -582,7 +579,8 @@ impl Proactor {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
-    #[doc(hidden)]
+    /// Test hook: whether a thread currently owns `poll`.
+    #[cfg(feature = "testing")]
     pub fn poll_owner_is_set(&self) -> bool {
         self.shared.owner.load(Ordering::Relaxed) != 0
     }

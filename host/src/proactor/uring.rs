@@ -18,8 +18,8 @@ use super::core::{
     alloc_slot, thread_id, BackendState, Chain, Core, PollScratch, Shared, Sink, State, NONE,
 };
 use super::error::{Error, QueueKind, Result};
-use super::lite::{self, LiteTable};
 use super::op::{OpId, OpKind, Outcome, SimpleKind, SimpleOp, Target, TimerSpec};
+use super::simple::{self, SimpleTable};
 use super::sys;
 
 /// user_data of the wake-eventfd read.
@@ -341,21 +341,21 @@ impl Uring {
     }
 
     /// Pushes the entries of simple operations into slots of the simple-slot table
-    /// (see `lite`), through one view of the submission ring. Caller holds the core
+    /// (see `simple`), through one view of the submission ring. Caller holds the core
     /// lock (which guards the ring) and the poll mutex (which guards `table`), and has
     /// checked the free slots and reserved SQ room for all of `ops`.
-    pub(crate) fn start_lite<const IDS: bool>(
+    pub(crate) fn start_simple<const IDS: bool>(
         &self,
         sh: &Shared,
         core: &Core,
-        table: &mut LiteTable,
+        table: &mut SimpleTable,
         ops: &[SimpleOp],
         ids: &mut [OpId],
     ) {
         // SAFETY: the core lock (held by the caller) guards every SubmissionQueue of
         // this ring, so this is the only one until it is dropped at the end.
         let mut sq = unsafe { self.ring.submission_shared() };
-        let cells = &sh.lite_cells[..];
+        let cells = &sh.simple_cells[..];
         let mut taker = table.taker(ops.len());
         for (i, op) in ops.iter().enumerate() {
             // Only the poll-mutex holder moves a slot between free and running. The
@@ -363,16 +363,16 @@ impl Uring {
             // timespec are read only by the poll-mutex holder, ordered by that mutex).
             let (idx, v) = taker.take(cells);
             let cell = &cells[idx as usize];
-            let gen = lite::gen_of(v).wrapping_add(1) & lite::GEN_MASK;
+            let gen = simple::gen_of(v).wrapping_add(1) & simple::GEN_MASK;
             cell.user_data.store(op.user_data, Ordering::Relaxed);
             let tag = match op.kind {
-                SimpleKind::Nop => lite::NOP,
-                SimpleKind::Timer(_) => lite::TIMER,
-                SimpleKind::Fsync { .. } => lite::FSYNC,
+                SimpleKind::Nop => simple::NOP,
+                SimpleKind::Timer(_) => simple::TIMER,
+                SimpleKind::Fsync { .. } => simple::FSYNC,
             };
-            let state = lite::running(gen, tag);
+            let state = simple::running(gen, tag);
             cell.state.store(state, Ordering::Relaxed);
-            let key = lite::key(idx, state);
+            let key = simple::key(idx, state);
             if IDS {
                 ids[i] = OpId(key);
             }
@@ -684,7 +684,7 @@ impl Uring {
         }
         // Simple operations' cancel requests (one per slot and generation; a stale
         // one finds nothing: the key carries the generation).
-        while let Some(&key) = core.lite_cancels.last() {
+        while let Some(&key) = core.simple_cancels.last() {
             let e = opcode::AsyncCancel::new(key)
                 .build()
                 .user_data(CANCEL | key);
@@ -692,7 +692,7 @@ impl Uring {
             if !unsafe { self.push(sh, &e) } {
                 break; // still full after flushing: retry on the next poll iteration
             }
-            core.lite_cancels.pop();
+            core.simple_cancels.pop();
         }
         let mut deferred = std::mem::take(&mut core.deferred);
         for &(idx, gen) in &deferred {
@@ -736,24 +736,24 @@ impl Uring {
         }
     }
 
-    /// Reaps the completion ring: simple operations (see `lite`) are delivered to
+    /// Reaps the completion ring: simple operations (see `simple`) are delivered to
     /// `on` at once, everything else is copied to `scratch.heavy` for `reap_heavy`.
     /// Runs on the poll thread (poll mutex held: it guards the CQ and the simple-slot
     /// table) with no other lock held, so `on` may submit and cancel. Returns how many
     /// completions were delivered.
-    pub(crate) fn reap_lite(
+    pub(crate) fn reap_simple(
         &self,
         sh: &Shared,
         scratch: &mut PollScratch,
         on: &mut impl Sink,
     ) -> usize {
-        let PollScratch { lite, heavy, .. } = scratch;
-        let cells = &sh.lite_cells[..];
+        let PollScratch { simple, heavy, .. } = scratch;
+        let cells = &sh.simple_cells[..];
         let cap = heavy.capacity();
         // Counts the slots freed here back into the table when this function ends,
         // also if `on` panics (no slot stays counted as in use).
         let mut freed = Freed {
-            table: lite,
+            table: simple,
             sh,
             n: 0,
         };
@@ -768,7 +768,7 @@ impl Uring {
             for cqe in &mut cq {
                 let ud = cqe.user_data();
                 let res = cqe.result();
-                if ud & (CANCEL | lite::LITE) != lite::LITE {
+                if ud & (CANCEL | simple::SIMPLE) != simple::SIMPLE {
                     heavy.push((ud, res));
                     // Bounded by `heavy`'s capacity so that it never reallocates; what
                     // is left stays in the ring for the next poll iteration.
@@ -781,10 +781,10 @@ impl Uring {
                 let Some(cell) = cells.get(idx as usize) else {
                     continue;
                 };
-                // Relaxed: the word carries no data (see `start_lite`).
+                // Relaxed: the word carries no data (see `start_simple`).
                 let v = cell.state.load(Ordering::Relaxed);
                 // A stale key (generation moved on) finds a different word.
-                if v & !lite::CANCELLING != lite::running_state_of(ud) {
+                if v & !simple::CANCELLING != simple::running_state_of(ud) {
                     continue;
                 }
                 // Free: keep the generation, clear kind and flags.
@@ -793,7 +793,7 @@ impl Uring {
                 let outcome = if res >= 0 {
                     Outcome::Ok(res as u32)
                 } else {
-                    lite::error_outcome_of(v, res)
+                    simple::error_outcome_of(v, res)
                 };
                 freed.n += 1;
                 on.lean(OpId(ud), user_data, outcome);
@@ -804,7 +804,7 @@ impl Uring {
         freed.n
     }
 
-    /// Processes the CQEs `reap_lite` set aside (caller holds the core lock). Returns
+    /// Processes the CQEs `reap_simple` set aside (caller holds the core lock). Returns
     /// whether a wake was consumed.
     pub(crate) fn reap_heavy(
         &self,
@@ -826,7 +826,7 @@ impl Uring {
     /// consumed.
     pub(crate) fn reap(&self, sh: &Shared, core: &mut Core) -> bool {
         let mut woken = false;
-        // SAFETY: as in `reap_lite`; teardown has exclusive access.
+        // SAFETY: as in `reap_simple`; teardown has exclusive access.
         let mut cq = unsafe { self.ring.completion_shared() };
         loop {
             cq.sync();
@@ -835,7 +835,7 @@ impl Uring {
             }
             for cqe in &mut cq {
                 let ud = cqe.user_data();
-                if ud & (CANCEL | lite::LITE) != lite::LITE {
+                if ud & (CANCEL | simple::SIMPLE) != simple::SIMPLE {
                     Self::reap_one(sh, core, ud, cqe.result(), &mut woken);
                 }
             }
@@ -879,7 +879,7 @@ impl Uring {
     }
 
     fn cancel_done(sh: &Shared, core: &mut Core, id: OpId, res: i32) {
-        if id.0 & lite::LITE != 0 {
+        if id.0 & simple::SIMPLE != 0 {
             // A simple operation's cancel request: nothing to retry (never linked).
             return;
         }
@@ -973,10 +973,10 @@ impl Uring {
     }
 }
 
-/// Counts the simple slots `reap_lite` freed back into the table when it ends (also
+/// Counts the simple slots `reap_simple` freed back into the table when it ends (also
 /// when a completion callback panics), and mirrors the count for `in_flight`.
 struct Freed<'a> {
-    table: &'a mut LiteTable,
+    table: &'a mut SimpleTable,
     sh: &'a Shared,
     n: usize,
 }
@@ -986,7 +986,7 @@ impl Drop for Freed<'_> {
         if self.n > 0 {
             self.table.released(self.n);
             self.sh
-                .lite_live
+                .simple_live
                 .store(self.table.live(), Ordering::Relaxed);
         }
     }
@@ -1000,7 +1000,7 @@ fn outcome(op: &OpKind, cancel_requested: bool, res: i32) -> Outcome {
     match (-res, op) {
         // The futex no longer held the token: the epoch already moved on.
         (libc::EAGAIN, OpKind::NotificationWait(..)) => Outcome::Ok(0),
-        _ => lite::error_outcome(op.code(), cancel_requested, res),
+        _ => simple::error_outcome(op.code(), cancel_requested, res),
     }
 }
 

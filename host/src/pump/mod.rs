@@ -15,23 +15,33 @@
 //! - A slot moves FREE → ALLOCATED (a lane's CAS) → PUBLISHED (the lane's release store, then a release
 //!   `fetch_or` of the slot's bit in a pending bitmap) → CLAIMED (the pump's acquire CAS) → DONE | FAILED (the
 //!   pump's release store) → FREE (the lane's release store).
-//! - [`host`]: the pump thread. It swaps bitmap words to find work (an idle pump only reads one or two cache
-//!   lines), validates (`host::validate`: pure, no system call), pushes one SQE per READ/WRITE with the slot
-//!   index and a pump-private generation as `user_data`, submits a batch with one `io_uring_enter`, reaps CQEs into slots, and completes
-//!   FENCEs once everything published before them is done. It never has more requests in flight than its CQ
-//!   holds. Idle, it spins briefly and then parks with a doubling timeout up to `IdleConfig::max_park`, the
-//!   bound on cold latency. Stop drains (bounded), cancels, and leaves no slot CLAIMED; a failing ring fails
-//!   the SQEs it never consumed and is never entered with work again. Arena words are untrusted: the pump
-//!   keeps its own per-slot record of what it holds, never claims a slot whose I/O is in flight, applies a
-//!   CQE only if slot and generation match, and counts protocol violations instead of panicking.
+//! - [`host`]: the [`Pump`] handle (build, start, stop, counters); its configuration ([`PumpConfig`],
+//!   [`PumpFile`], [`IdleConfig`]), errors and counters live in `config.rs`, the pure check of a request in
+//!   `validate.rs` ([`validate`]), the pump thread in `engine.rs`.
+//! - The pump thread swaps bitmap words to find work (an idle pump only reads one or two cache lines),
+//!   validates, pushes one SQE per READ/WRITE with the slot index and a pump-private generation as
+//!   `user_data`, submits a batch with one `io_uring_enter`, reaps CQEs into slots, and completes FENCEs once
+//!   everything published before them is done. It never has more requests in flight than its CQ holds. Idle,
+//!   it spins briefly and then parks with a doubling timeout up to `IdleConfig::max_park`, the bound on cold
+//!   latency. Stop drains (bounded), cancels, and leaves no slot CLAIMED; a failing ring fails the SQEs it
+//!   never consumed and is never entered with work again. Arena words are untrusted: the pump keeps its own
+//!   per-slot record of what it holds, never claims a slot whose I/O is in flight, applies a CQE only if slot
+//!   and generation match, and counts protocol violations instead of panicking.
 //! - [`device`]: the lane side for the CPU reference device: allocate, publish, bounded wait, free. The GLSL
 //!   lane side is `device-shaders/include/gpu_uring_pump.glsl`, run on Vulkan by
 //!   [`crate::backend::vulkan::pump`].
 
+mod config;
 pub mod device;
+mod engine;
 pub mod host;
 pub mod queue;
+mod validate;
 
+#[cfg(feature = "testing")]
+pub use config::SubmitFault;
+pub use config::{IdleConfig, PumpConfig, PumpError, PumpFile, PumpStats};
 pub use device::{Completion, QueueError, QueueLane, Request, SlotPoll};
-pub use host::{IdleConfig, Pump, PumpConfig, PumpError, PumpFile, PumpStats};
+pub use host::Pump;
 pub use queue::{IoSlot, PumpArena, PumpLayout, QueueView, RegionDesc};
+pub use validate::{validate, Valid, ValidIo};

@@ -4,7 +4,7 @@
 //! caller's `user_data`, its kind (to map an error result) and, for a timer, the
 //! timespec the kernel reads when the entry is submitted. These slots are a table of
 //! their own: the free list and the timespecs live in `PollScratch`, guarded by the
-//! poll mutex instead of the core mutex, and one [`LiteCell`] per slot lives in
+//! poll mutex instead of the core mutex, and one [`SimpleCell`] per slot lives in
 //! `Shared`. `poll` holds the poll mutex for its whole call, so it reaps these
 //! completions and hands them to the callback straight from the completion ring, with
 //! no lock taken, no intermediate list and no value built or dropped. `submit_simple`
@@ -16,7 +16,7 @@
 //! `cancel` answers `Requested`/`NotFound` exactly from any thread without the poll
 //! mutex: only the poll-mutex holder moves a slot between free and running, and
 //! `cancel` only adds `CANCELLING` to a running slot of the right generation (compare
-//! and swap). A slot's key carries bit 62 ([`LITE`]), its 28-bit generation and kind.
+//! and swap). A slot's key carries bit 62 ([`SIMPLE`]), its 28-bit generation and kind.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -26,7 +26,7 @@ use super::op::{OpCode, OpError, Outcome};
 
 /// Bit 62 of a key: a simple-operation slot (ordinary slot keys keep it clear; bit 63
 /// marks the proactor's own requests).
-pub(crate) const LITE: u64 = 1 << 62;
+pub(crate) const SIMPLE: u64 = 1 << 62;
 /// Generations of ordinary slots are 30 bits, so their keys never reach bits 62 and 63.
 pub(crate) const SLOT_GEN_MASK: u32 = 0x3fff_ffff;
 /// Generations of simple-operation slots: 28 bits (the state word packs 4 flag bits).
@@ -40,7 +40,7 @@ pub(crate) const FSYNC: u32 = 2 << 2;
 const KIND: u32 = 3 << 2;
 
 /// One simple-operation slot as every thread sees it (in `Shared`).
-pub(crate) struct LiteCell {
+pub(crate) struct SimpleCell {
     /// `gen << 4 | kind | CANCELLING | RUNNING`. Only the poll-mutex holder moves a
     /// slot between free and running; `cancel` only adds `CANCELLING`.
     pub(crate) state: AtomicU32,
@@ -70,7 +70,7 @@ pub(crate) fn gen_of(state: u32) -> u32 {
 /// does anyway (no free list to maintain per operation). A slot still running (a long
 /// timer) is stepped over; with `k` of `n` slots held that costs `k / (n - k)` extra
 /// looks per operation on average, which only grows when the table is nearly full.
-pub(crate) struct LiteTable {
+pub(crate) struct SimpleTable {
     pub(crate) ts: Box<[Timespec]>,
     /// Operations in flight at most (`Options::max_in_flight`).
     cap: usize,
@@ -80,12 +80,12 @@ pub(crate) struct LiteTable {
     mask: usize,
 }
 
-impl LiteTable {
+impl SimpleTable {
     /// A table for `cap` operations; `slots` (a power of two, at least `cap`) cells.
-    pub(crate) fn new(cap: u32, slots: u32) -> LiteTable {
+    pub(crate) fn new(cap: u32, slots: u32) -> SimpleTable {
         debug_assert!(slots.is_power_of_two() || slots == 0);
         debug_assert!(slots >= cap);
-        LiteTable {
+        SimpleTable {
             ts: (0..slots).map(|_| Timespec::new()).collect(),
             cap: cap as usize,
             live: 0,
@@ -145,7 +145,7 @@ impl Taker {
     /// The next slot that is not running, with its state word (Relaxed: the word
     /// carries no data for anyone, and only the poll-mutex holder frees and takes).
     #[inline(always)]
-    pub(crate) fn take(&mut self, cells: &[LiteCell]) -> (u32, u32) {
+    pub(crate) fn take(&mut self, cells: &[SimpleCell]) -> (u32, u32) {
         loop {
             let idx = self.next & self.mask;
             self.next = self.next.wrapping_add(1);
@@ -167,9 +167,9 @@ pub(crate) fn slots_for(cap: u32) -> u32 {
 }
 
 /// The shared cells of `n` slots.
-pub(crate) fn new_cells(n: u32) -> Box<[LiteCell]> {
+pub(crate) fn new_cells(n: u32) -> Box<[SimpleCell]> {
     (0..n)
-        .map(|_| LiteCell {
+        .map(|_| SimpleCell {
             state: AtomicU32::new(0),
             user_data: AtomicU64::new(0),
         })
@@ -177,10 +177,10 @@ pub(crate) fn new_cells(n: u32) -> Box<[LiteCell]> {
 }
 
 /// The key of slot `idx` whose running state word is `state`: the high word is the
-/// state's `gen << 2 | kind` part (so the reaper compares one word) plus [`LITE`].
+/// state's `gen << 2 | kind` part (so the reaper compares one word) plus [`SIMPLE`].
 #[inline(always)]
 pub(crate) fn key(idx: u32, state: u32) -> u64 {
-    LITE | ((state >> 2) as u64) << 32 | idx as u64
+    SIMPLE | ((state >> 2) as u64) << 32 | idx as u64
 }
 
 /// The running state word a key was issued for (ignoring `CANCELLING`).
