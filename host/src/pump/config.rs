@@ -14,16 +14,13 @@ use std::time::Duration;
 
 use super::queue::{PlanError, ERR_COUNT};
 
-#[cfg(doc)]
-use super::host::Pump;
-
 /// A file the pump may read or write, registered with its ring. Its handle is its index in
 /// [`PumpConfig::files`]. Requests are validated against `extent`, never against the live file size, so
 /// validation costs no system call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PumpFile {
     /// The descriptor to register (the pump's ring holds its own reference; the caller may close it after
-    /// [`Pump::new`]).
+    /// [`Pump::new`](crate::pump::Pump::new)).
     pub fd: RawFd,
     /// Whether WRITE is allowed (READ always is).
     pub writable: bool,
@@ -107,7 +104,7 @@ pub struct SubmitFault {
     pub times: u32,
 }
 
-/// How to build a [`Pump`].
+/// How to build a [`Pump`](crate::pump::Pump).
 #[derive(Debug, Clone)]
 pub struct PumpConfig {
     /// io_queue slots (1..=65536).
@@ -124,7 +121,7 @@ pub struct PumpConfig {
     pub max_batch: u32,
     /// Idle backoff.
     pub idle: IdleConfig,
-    /// How long [`Pump::stop`] lets in-flight I/O finish before cancelling it.
+    /// How long [`Pump::stop`](crate::pump::Pump::stop) lets in-flight I/O finish before cancelling it.
     pub stop_timeout: Duration,
     /// Test hook: a failure injected into the pump's `io_uring_enter` (the `testing` feature).
     #[cfg(feature = "testing")]
@@ -182,7 +179,7 @@ pub enum PumpError {
     /// The pump thread panicked (a bug); slots it owned may be left CLAIMED.
     #[error("the pump thread panicked: a bug in gpu-uring, please report it")]
     Panicked,
-    /// [`Pump::start`] was called twice.
+    /// [`Pump::start`](crate::pump::Pump::start) was called twice.
     #[error("the pump was already started")]
     AlreadyStarted,
 }

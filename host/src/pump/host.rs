@@ -1,5 +1,5 @@
 //! The public pump handle: [`Pump`] builds the arena and the ring, registers regions and files, and runs the
-//! pump thread ([`super::engine`]) between [`Pump::start`] and [`Pump::stop`].
+//! pump thread (`engine.rs`) between [`Pump::start`] and [`Pump::stop`].
 
 #![deny(
     clippy::panic,
