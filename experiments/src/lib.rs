@@ -35,6 +35,30 @@ pub fn ring_mode_line(ring: &DeviceRing) -> String {
     )
 }
 
+/// Sends the library's `log` records to stderr: warnings always, more with `GPU_URING_LOG=debug|trace`
+/// (trace shows every Vulkan dispatch). Installed once by [`Experiment::new`].
+pub fn install_logger() {
+    struct Stderr;
+    impl log::Log for Stderr {
+        fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+            m.level() <= log::max_level()
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            if self.enabled(r.metadata()) {
+                eprintln!("{}: {}", r.level().as_str().to_lowercase(), r.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    let level = std::env::var("GPU_URING_LOG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(log::LevelFilter::Warn);
+    if log::set_logger(&Stderr).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
 /// Flags every experiment accepts.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
@@ -66,6 +90,7 @@ pub struct Experiment {
 impl Experiment {
     /// Starts experiment `name` (the binary's name) and creates its output folder.
     pub fn new(name: &'static str, args: CommonArgs) -> Experiment {
+        install_logger();
         let out = args
             .out
             .clone()
