@@ -51,7 +51,7 @@ fn main() {
             let mut c = vec![("cpu".to_owned(), Ok(DeviceSelector::Cpu))];
             // Every adapter of every GPU backend, each by its index (what `--device BACKEND:INDEX` selects);
             // a backend compiled out of this build is listed with the feature that enables it.
-            for entry in backend::backends() {
+            for entry in backend::backends().into_iter().rev() {
                 let adapters = entry.get().and_then(|b| b.adapters());
                 match adapters {
                     Ok(list) if !list.is_empty() && entry.name == "vulkan" => {
