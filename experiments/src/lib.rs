@@ -148,7 +148,7 @@ impl Experiment {
     /// [`Experiment::open_device`] without printing the device line (for experiments that print it in their
     /// summary instead; [`Experiment::device_desc`] returns it).
     pub fn open_device_quietly(&mut self) -> Box<dyn Device> {
-        match backend::open(&self.args.device) {
+        match backend::open_with(&self.args.device, &backend::DeviceConfig::from_env()) {
             Ok((dev, skipped)) => {
                 self.device_desc =
                     device_line(&self.args.device, &dev.info().to_string(), &skipped);
@@ -164,21 +164,23 @@ impl Experiment {
     pub fn cpu_only(&mut self) {
         let sel = self.args.device.clone();
         let skipped = match &sel {
-            DeviceSelector::Auto => match backend::open(&sel) {
-                Ok((dev, skipped)) if dev.info().backend == "cpu" => skipped,
-                Ok((dev, skipped)) => {
-                    self.say(&format!(
+            DeviceSelector::Auto => {
+                match backend::open_with(&sel, &backend::DeviceConfig::from_env()) {
+                    Ok((dev, skipped)) if dev.info().backend == "cpu" => skipped,
+                    Ok((dev, skipped)) => {
+                        self.say(&format!(
                         "note: auto found {}, but {} measures CPU threads as lanes; running on the CPU \
                          reference device",
                         dev.info(),
                         self.name
                     ));
-                    skipped
+                        skipped
+                    }
+                    Err(e) => fail(&format!("--device auto: {e}")),
                 }
-                Err(e) => fail(&format!("--device auto: {e}")),
-            },
+            }
             DeviceSelector::Cpu => Vec::new(),
-            gpu => match backend::open(gpu) {
+            gpu => match backend::open_with(gpu, &backend::DeviceConfig::from_env()) {
                 Err(e) => fail(&format!("--device {gpu}: {e}")),
                 Ok(_) => fail(&format!(
                     "--device {gpu}: {} drives the ring from CPU threads only; use --device cpu",
@@ -205,7 +207,7 @@ impl Experiment {
                 self.name
             ));
         }
-        let (dev, skipped) = match backend::open(&sel) {
+        let (dev, skipped) = match backend::open_with(&sel, &backend::DeviceConfig::from_env()) {
             Ok(v) => v,
             Err(e) => fail(&format!("--device {sel}: {e}")),
         };

@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use gpu_uring::backend::cpu::CpuDevice;
-use gpu_uring::backend::vulkan::shared::{self, LaneState, RunParams};
-use gpu_uring::backend::vulkan::VulkanDevice;
+use gpu_uring::backend::run_buffer::{self as shared, LaneState, RunParams};
 use gpu_uring::backend::{
-    checksum, edit_buffer_host, layout_sqe_expected, open, Device, DeviceError, DeviceSelector,
-    Program,
+    backend, checksum, edit_buffer_host, layout_sqe_expected, open, open_with, Device,
+    DeviceConfig, DeviceError, DeviceSelector, DeviceType, Grid, KernelArg, KernelCode,
+    KernelLayout, Program,
 };
 use gpu_uring::protocol::{DeviceRing, PrintTarget};
 use gpu_uring::ring::{DeviceAccess, RingConfig, RingLayout, Sqe, WakerConfig};
@@ -34,10 +34,10 @@ fn cpu() -> Backend {
 
 /// The suite's one Vulkan device (one instance and logical device shared by every test), and a lock that runs
 /// Vulkan tests one at a time (one queue; lavapipe shares 2 cores with the SQPOLL threads).
-fn vulkan_device() -> Option<(Arc<VulkanDevice>, MutexGuard<'static, ()>)> {
-    static DEV: OnceLock<Result<Arc<VulkanDevice>, DeviceError>> = OnceLock::new();
+fn vulkan_device() -> Option<(Arc<dyn Device>, MutexGuard<'static, ()>)> {
+    static DEV: OnceLock<Result<Arc<dyn Device>, DeviceError>> = OnceLock::new();
     static LOCK: Mutex<()> = Mutex::new(());
-    match DEV.get_or_init(|| VulkanDevice::open(None).map(Arc::new)) {
+    match DEV.get_or_init(|| open_vulkan(&DeviceConfig::from_env()).map(Arc::from)) {
         Ok(d) => Some((d.clone(), LOCK.lock().unwrap_or_else(|p| p.into_inner()))),
         Err(e) => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -49,8 +49,13 @@ fn vulkan_device() -> Option<(Arc<VulkanDevice>, MutexGuard<'static, ()>)> {
     }
 }
 
+/// `--device vulkan` with `config`.
+fn open_vulkan(config: &DeviceConfig) -> Result<Box<dyn Device>, DeviceError> {
+    open_with(&DeviceSelector::Vulkan(None), config).map(|(d, _)| d)
+}
+
 fn vulkan() -> Backend {
-    vulkan_device().map(|(d, g)| (d as Arc<dyn Device>, Some(g)))
+    vulkan_device().map(|(d, g)| (d, Some(g)))
 }
 
 /// Instantiates `body(&dyn Device)` once per backend.
@@ -483,9 +488,10 @@ fn vulkan_run_buffer_structs_agree_with_the_glsl() {
         fixed_buffer_bytes: 256 * lanes as usize,
         ..Default::default()
     });
-    let (_, states) = dev
-        .run_program(&ring, lanes, &Program::Layout, TIMEOUT)
-        .unwrap();
+    let states = dev
+        .run(&ring, lanes, &Program::Layout, TIMEOUT)
+        .unwrap()
+        .states;
     let v = ring.view();
     let l = ring.layout();
     for (lane, s) in states.iter().enumerate() {
@@ -543,10 +549,10 @@ fn vulkan_edit_buffer_values_are_seen_during_a_dispatch() {
         let stop = AtomicBool::new(false);
         let states = std::thread::scope(|s| {
             let host = s.spawn(|| edit_buffer_host(&ring, lanes, &stop));
-            let r = dev.run_program(&ring, lanes, &Program::EditBuffer { steps }, TIMEOUT);
+            let r = dev.run(&ring, lanes, &Program::EditBuffer { steps }, TIMEOUT);
             stop.store(true, Ordering::Release);
             host.join().unwrap();
-            r.unwrap().1
+            r.unwrap().states
         });
         let per_lane: Vec<u32> = states.iter().map(|s| s.dispatches).collect();
         if per_lane.iter().any(|&d| d < steps) {
@@ -562,7 +568,7 @@ fn vulkan_selection_errors_name_the_reason() {
     let Some((_dev, _g)) = vulkan_device() else {
         return;
     };
-    let list = VulkanDevice::list().unwrap();
+    let list = backend("vulkan").unwrap().adapters().unwrap();
     assert!(!list.is_empty());
     for d in &list {
         eprintln!(
@@ -570,7 +576,11 @@ fn vulkan_selection_errors_name_the_reason() {
             d.index, d.name, d.device_type, d.usable
         );
     }
-    match VulkanDevice::open(Some("no-such-device-anywhere")) {
+    match open(&DeviceSelector::Vulkan(Some(
+        "no-such-device-anywhere".into(),
+    )))
+    .map(|_| ())
+    {
         Err(DeviceError::Unavailable { backend, reason }) => {
             assert_eq!(backend, "vulkan");
             assert!(reason.contains("no Vulkan device matches"), "{reason}");
@@ -578,7 +588,7 @@ fn vulkan_selection_errors_name_the_reason() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
     // auto never picks a CPU-type Vulkan device: with only lavapipe it falls back to the reference device.
-    if list.iter().all(|d| d.device_type == "cpu") {
+    if list.iter().all(|d| d.device_type == DeviceType::Cpu) {
         let (d, skipped) = open(&DeviceSelector::Auto).unwrap();
         assert_eq!(d.info().backend, "cpu");
         assert!(
@@ -596,8 +606,11 @@ fn vulkan_a_dispatch_over_its_time_limit_is_reported_not_waited_for() {
         return;
     };
     // A device of its own, so its limits can be changed.
-    let mut dev = VulkanDevice::open(None).unwrap();
-    dev.dispatch_timeout = Duration::from_micros(1); // waits at least 1 ms
+    let dev = open_vulkan(&DeviceConfig {
+        dispatch_timeout: Duration::from_micros(1), // waits at least 1 ms
+        ..DeviceConfig::from_env()
+    })
+    .unwrap();
     let lanes = 8;
     let ring = ring(RingConfig {
         lanes,
@@ -622,7 +635,7 @@ fn vulkan_a_dispatch_over_its_time_limit_is_reported_not_waited_for() {
     drop(ring);
     drop(dev);
     // And a run whose lanes cannot finish in the run's time ends with Timeout too.
-    let dev = VulkanDevice::open(None).unwrap();
+    let dev = open_vulkan(&DeviceConfig::from_env()).unwrap();
     let ring = self::ring(RingConfig {
         lanes,
         fixed_buffer_bytes: 4096,
@@ -657,12 +670,17 @@ fn vulkan_named_programs_run() {
         ..Default::default()
     });
     for name in ["nop", "nop_wait", "lane_stress"] {
-        let (rep, states) = dev.run_named(&ring, lanes, name, 10, TIMEOUT).unwrap();
+        let rep = dev
+            .run(&ring, lanes, &Program::named(name, 10).unwrap(), TIMEOUT)
+            .unwrap();
         assert_eq!(rep.total().done, lanes as u64 * 10, "{name}");
-        assert!(states.iter().all(|s| s.flags & shared::LANE_FINISHED != 0));
+        assert!(rep
+            .states
+            .iter()
+            .all(|s| s.flags & shared::LANE_FINISHED != 0));
     }
     assert!(matches!(
-        dev.run_named(&ring, lanes, "no-such-program", 1, TIMEOUT),
+        Program::named("no-such-program", 1).and_then(|p| dev.run(&ring, lanes, &p, TIMEOUT)),
         Err(DeviceError::Run { .. })
     ));
     assert_clean(&ring);
@@ -673,7 +691,7 @@ fn vulkan_number_formatting_matches_the_reference_byte_for_byte() {
     let Some((dev, _g)) = vulkan_device() else {
         return;
     };
-    use gpu_uring::backend::vulkan::FormatCase::{self, *};
+    use gpu_uring::backend::FormatCase::{self, *};
     let mut cases: Vec<FormatCase> = vec![
         U64(0),
         U64(9),
@@ -751,8 +769,8 @@ fn vulkan_a_ring_without_sqpoll_is_driven_between_dispatches() {
     let (view, l) = (ring.view(), ring.layout());
     let (mut calls, mut enters, mut submitted) = (0u32, 0u32, 0u32);
     let mut first_iters = 0;
-    let (rep, _) = dev
-        .run_program_with(
+    let rep = dev
+        .run_with(
             &ring,
             lanes,
             &Program::Write {
@@ -793,7 +811,7 @@ fn vulkan_a_ring_without_sqpoll_is_driven_between_dispatches() {
         rep.dispatches
     );
     assert!(
-        first_iters < dev.iter_budget.min(3000) / 2,
+        first_iters < dev.lane_iter_budget().min(3000) / 2,
         "lanes spent {first_iters} loop iterations in a dispatch that could not progress"
     );
     assert_eq!(ring.view().control_snapshot().ff_errors, 0);
@@ -801,14 +819,19 @@ fn vulkan_a_ring_without_sqpoll_is_driven_between_dispatches() {
 
 #[test]
 fn vulkan_caller_kernels_run_on_their_buffers_and_the_ring_arena() {
-    use gpu_uring::backend::vulkan::kernel::{Binding, Placement};
+    use gpu_uring::backend::Placement;
     static SHADER: &[u8] = include_bytes!("../../device-shaders/spirv/memory_placement.spv");
+    const LAYOUT: KernelLayout = KernelLayout {
+        buffers: 1,
+        value_bytes: 16,
+    };
     let Some((dev, _g)) = vulkan_device() else {
         return;
     };
     // SAFETY: memory_placement.spv (device-shaders/build.sh): one storage buffer at binding 0, 16 bytes of
     // push constants; it touches words 0..=mask + 1 only, and every buffer below holds more.
-    let kernel = unsafe { dev.kernel("memory_placement", SHADER, 1) }.unwrap();
+    let kernel =
+        unsafe { dev.load_kernel("memory_placement", KernelCode::SpirV(SHADER), LAYOUT) }.unwrap();
     let push = |w: [u32; 4]| -> Vec<u8> { w.iter().flat_map(|x| x.to_ne_bytes()).collect() };
     let next = |i: u32, mask: u32| 1664525u32.wrapping_mul(i).wrapping_add(1013904223) & mask;
     let (mask, seed, n) = (1023u32, 12345u32, 500u32);
@@ -821,14 +844,25 @@ fn vulkan_caller_kernels_run_on_their_buffers_and_the_ring_arena() {
         Placement::HostVisible,
         Placement::ImportedHost,
     ] {
-        let buf = dev.buffer(place, 4 * (mask as usize + 16)).unwrap();
+        let buf = dev.alloc(place, 4 * (mask as usize + 16)).unwrap();
         assert_eq!(buf.placement(), place);
         assert!(buf.len() >= 4 * (mask as usize + 16));
-        let b = [Binding::Buffer(&buf)];
-        dev.dispatch(&kernel, &b, &push([0, 64, mask, seed]), 1, TIMEOUT)
-            .unwrap();
-        dev.dispatch(&kernel, &b, &push([1, n, mask, seed]), 1, TIMEOUT)
-            .unwrap();
+        let p0 = push([0, 64, mask, seed]);
+        let p1 = push([1, n, mask, seed]);
+        dev.launch(
+            &kernel,
+            &[KernelArg::Buffer(&buf), KernelArg::Bytes(&p0)],
+            Grid::groups(1),
+            TIMEOUT,
+        )
+        .unwrap();
+        dev.launch(
+            &kernel,
+            &[KernelArg::Buffer(&buf), KernelArg::Bytes(&p1)],
+            Grid::groups(1),
+            TIMEOUT,
+        )
+        .unwrap();
         match place {
             Placement::DeviceLocal => {}
             _ => {
@@ -865,13 +899,15 @@ fn vulkan_caller_kernels_run_on_their_buffers_and_the_ring_arena() {
     assert_ne!(p, libc::MAP_FAILED);
     let pages = Arc::new(Pages(p.cast(), len));
     // SAFETY: page-aligned, whole pages, mapped while `pages` lives (the buffer holds it).
-    let buf = unsafe { dev.import_host_memory(pages.0, len, pages.clone()) }.unwrap();
+    let buf = unsafe { dev.import_host(pages.0, len, pages.clone()) }.unwrap();
     drop(pages);
-    dev.dispatch(
+    dev.launch(
         &kernel,
-        &[Binding::Buffer(&buf)],
-        &push([1, 0, 1023, 7]),
-        1,
+        &[
+            KernelArg::Buffer(&buf),
+            KernelArg::Bytes(&push([1, 0, 1023, 7])),
+        ],
+        Grid::groups(1),
         TIMEOUT,
     )
     .unwrap();
@@ -887,11 +923,13 @@ fn vulkan_caller_kernels_run_on_their_buffers_and_the_ring_arena() {
     let sink_byte = (l.fixed as u64).next_power_of_two();
     assert!(sink_byte + 4 <= l.fixed as u64 + l.fixed_size as u64);
     let mask = (sink_byte / 4 - 1) as u32;
-    dev.dispatch(
+    dev.launch(
         &kernel,
-        &[Binding::RingArena(&ring)],
-        &push([1, 0, mask, 0xabcd]),
-        1,
+        &[
+            KernelArg::RingArena(&ring),
+            KernelArg::Bytes(&push([1, 0, mask, 0xabcd])),
+        ],
+        Grid::groups(1),
         TIMEOUT,
     )
     .unwrap();
@@ -900,19 +938,21 @@ fn vulkan_caller_kernels_run_on_their_buffers_and_the_ring_arena() {
     assert_eq!(u32::from_le_bytes(got), 0xabcd & mask);
     // Bindings must match the kernel.
     assert!(matches!(
-        dev.dispatch(&kernel, &[], &[], 1, TIMEOUT),
+        dev.launch(&kernel, &[], Grid::groups(1), TIMEOUT),
         Err(DeviceError::Run { .. })
     ));
     assert_clean(&ring);
     drop(ring);
     // A dispatch over its limit (filling 64 MiB takes lavapipe far more than the 1 ms minimum) is reported,
     // and the kernel and buffer it uses may be dropped at once: the parked dispatch keeps them alive.
-    let big = dev.buffer(Placement::ImportedHost, 64 << 20).unwrap();
-    let r = dev.dispatch(
+    let big = dev.alloc(Placement::ImportedHost, 64 << 20).unwrap();
+    let r = dev.launch(
         &kernel,
-        &[Binding::Buffer(&big)],
-        &push([0, 1024, (16 << 20) - 1, 0]),
-        256,
+        &[
+            KernelArg::Buffer(&big),
+            KernelArg::Bytes(&push([0, 1024, (16 << 20) - 1, 0])),
+        ],
+        Grid::groups(256),
         Duration::from_micros(1),
     );
     assert!(
@@ -930,14 +970,17 @@ fn vulkan_caller_kernels_run_on_their_buffers_and_the_ring_arena() {
     drop(kernel);
     // The device goes on (and frees the parked dispatch once it has ended).
     std::thread::sleep(Duration::from_millis(200));
-    let buf = dev.buffer(Placement::HostVisible, 8192).unwrap();
+    let buf = dev.alloc(Placement::HostVisible, 8192).unwrap();
     // SAFETY: as above.
-    let kernel = unsafe { dev.kernel("memory_placement", SHADER, 1) }.unwrap();
-    dev.dispatch(
+    let kernel =
+        unsafe { dev.load_kernel("memory_placement", KernelCode::SpirV(SHADER), LAYOUT) }.unwrap();
+    dev.launch(
         &kernel,
-        &[Binding::Buffer(&buf)],
-        &push([1, 0, 1023, 9]),
-        1,
+        &[
+            KernelArg::Buffer(&buf),
+            KernelArg::Bytes(&push([1, 0, 1023, 9])),
+        ],
+        Grid::groups(1),
         TIMEOUT,
     )
     .unwrap();

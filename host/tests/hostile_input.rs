@@ -15,7 +15,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gpu_uring::backend::cpu::{run_lanes, spawn_lanes, CpuDevice};
-use gpu_uring::backend::vulkan::VulkanDevice;
 use gpu_uring::backend::{Device, HostileCase, Program};
 use gpu_uring::protocol::shared::*;
 use gpu_uring::protocol::DeviceRing;
@@ -267,8 +266,11 @@ fn hostile_table_cpu() {
 
 #[test]
 fn hostile_table_vulkan() {
-    let dev = match VulkanDevice::open(None) {
-        Ok(d) => d,
+    let dev = match gpu_uring::backend::open_with(
+        &gpu_uring::backend::DeviceSelector::Vulkan(None),
+        &gpu_uring::backend::DeviceConfig::from_env(),
+    ) {
+        Ok((d, _)) => d,
         Err(e) => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("CI needs a Vulkan device (lavapipe: mesa-vulkan-drivers): {e}");
@@ -277,7 +279,7 @@ fn hostile_table_vulkan() {
             return;
         }
     };
-    table(&dev);
+    table(&*dev);
 }
 
 // ---- the library API cases, driven through Lane -----------------------------------------------------------

@@ -13,11 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use gpu_uring::backend::checksum;
-use gpu_uring::backend::vulkan::pump::{
-    status, PumpLaneState, PumpProgram, PumpRunParams, PUMP_LANE_FINISHED,
+use gpu_uring::backend::pump::{
+    run_pump, status, PumpLaneState, PumpProgram, PumpRunParams, PUMP_LANE_FINISHED,
 };
-use gpu_uring::backend::vulkan::VulkanDevice;
-use gpu_uring::backend::DeviceError;
+use gpu_uring::backend::{open_with, Device, DeviceConfig, DeviceError, DeviceSelector};
 use gpu_uring::pump::queue::*;
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
 use pump_util::*;
@@ -25,10 +24,13 @@ use pump_util::*;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One Vulkan device for the whole file, and a lock that runs the tests one at a time.
-fn vulkan() -> Option<(Arc<VulkanDevice>, MutexGuard<'static, ()>)> {
-    static DEV: OnceLock<Result<Arc<VulkanDevice>, DeviceError>> = OnceLock::new();
+fn vulkan() -> Option<(Arc<dyn Device>, MutexGuard<'static, ()>)> {
+    static DEV: OnceLock<Result<Arc<dyn Device>, DeviceError>> = OnceLock::new();
     static LOCK: Mutex<()> = Mutex::new(());
-    match DEV.get_or_init(|| VulkanDevice::open(None).map(Arc::new)) {
+    match DEV.get_or_init(|| {
+        open_with(&DeviceSelector::Vulkan(None), &DeviceConfig::from_env())
+            .map(|(d, _)| Arc::from(d))
+    }) {
         Ok(d) => Some((d.clone(), LOCK.lock().unwrap_or_else(|p| p.into_inner()))),
         Err(e) => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -92,9 +94,7 @@ fn glsl_io_queue_layout_matches_rust() {
         arg3: 0xdead_beef,
         ..Default::default()
     };
-    let r = dev
-        .run_pump(&pump, 3, PumpProgram::PROBE, params, TIMEOUT)
-        .unwrap();
+    let r = run_pump(&*dev, &pump, 3, PumpProgram::PROBE, params, TIMEOUT).unwrap();
     let mut out = vec![0u8; 56 * 4];
     v.read_region(1, 0, &mut out);
     let out = words(&out);
@@ -222,9 +222,7 @@ fn glsl_lanes_read_exactly_once() {
         arg0: 1,
         ..Default::default()
     };
-    let r = dev
-        .run_pump(&pump, lanes, PumpProgram::PROBE, params, TIMEOUT)
-        .unwrap();
+    let r = run_pump(&*dev, &pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap();
     let stats = pump.stop().unwrap();
     let mut want = 0u64;
     let mut buf = vec![0u8; chunk as usize];
@@ -277,9 +275,7 @@ fn glsl_lane_observes_validation_errors() {
         arg0: 2,
         ..Default::default()
     };
-    let r = dev
-        .run_pump(&pump, lanes, PumpProgram::PROBE, params, TIMEOUT)
-        .unwrap();
+    let r = run_pump(&*dev, &pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap();
     let stats = pump.stop().unwrap();
     let expect = [
         ERR_BAD_BUFFER,
@@ -324,9 +320,7 @@ fn glsl_stream_kernel_matches_the_host_checksum() {
         total,
         ..Default::default()
     };
-    let r = dev
-        .run_pump(&pump, lanes, PumpProgram::STREAM, params, TIMEOUT)
-        .unwrap();
+    let r = run_pump(&*dev, &pump, lanes, PumpProgram::STREAM, params, TIMEOUT).unwrap();
     let stats = pump.stop().unwrap();
     let mut want = 0u64;
     let mut off = 0u64;
@@ -364,9 +358,7 @@ fn glsl_lane_withdraws_from_a_stopped_pump() {
         arg0: 3,
         ..Default::default()
     };
-    let r = dev
-        .run_pump(&pump, 8, PumpProgram::PROBE, params, TIMEOUT)
-        .unwrap();
+    let r = run_pump(&*dev, &pump, 8, PumpProgram::PROBE, params, TIMEOUT).unwrap();
     for (l, s) in r.lanes.iter().enumerate() {
         assert_eq!(
             (s.last_status, s.done, s.failed),
@@ -398,9 +390,7 @@ fn glsl_lanes_write_then_fence() {
         arg0: 4,
         ..Default::default()
     };
-    let r = dev
-        .run_pump(&pump, lanes, PumpProgram::PROBE, params, TIMEOUT)
-        .unwrap();
+    let r = run_pump(&*dev, &pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap();
     let stats = pump.stop().unwrap();
     for (l, s) in r.lanes.iter().enumerate() {
         assert_eq!(
@@ -436,7 +426,7 @@ fn run_pump_refuses_parameters_outside_the_region() {
             total: 4096,
             ..Default::default()
         };
-        dev.run_pump(&pump, lanes, PumpProgram::STREAM, params, TIMEOUT)
+        run_pump(&*dev, &pump, lanes, PumpProgram::STREAM, params, TIMEOUT)
     };
     for (lanes, chunk, region) in [(2, 2048, 0), (1, 2048, 1), (1, 6, 0), (1, 0, 0)] {
         let e = stream(lanes, chunk, region).unwrap_err();

@@ -17,7 +17,6 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use gpu_uring::backend::vulkan::VulkanDevice;
 use gpu_uring::backend::{self, expected_line, Device, DeviceSelector, Program};
 use gpu_uring::protocol::{DeviceRing, PrintTarget};
 use gpu_uring::ring::RingConfig;
@@ -51,29 +50,32 @@ fn main() {
     let candidates: Vec<(String, Result<DeviceSelector, String>)> = match &sel {
         DeviceSelector::Auto => {
             let mut c = vec![("cpu".to_owned(), Ok(DeviceSelector::Cpu))];
-            // Every Vulkan physical device, each by its index (what `--device vulkan:INDEX` selects).
-            match VulkanDevice::list() {
-                Ok(list) if !list.is_empty() => {
-                    for p in list {
-                        let label = format!("vulkan:{}", p.index);
-                        c.push(match p.usable {
-                            Ok(()) => {
-                                (label, Ok(DeviceSelector::Vulkan(Some(p.index.to_string()))))
-                            }
-                            Err(why) => {
-                                (label, Err(format!("{} ({}): {why}", p.name, p.device_type)))
-                            }
-                        });
+            // Every adapter of every GPU backend, each by its index (what `--device BACKEND:INDEX` selects);
+            // a backend compiled out of this build is listed with the feature that enables it.
+            for entry in backend::backends().into_iter().rev() {
+                let adapters = entry.get().and_then(|b| b.adapters());
+                match adapters {
+                    Ok(list) if !list.is_empty() && entry.name == "vulkan" => {
+                        for p in list {
+                            let label = format!("vulkan:{}", p.index);
+                            c.push(match p.usable {
+                                Ok(()) => {
+                                    (label, Ok(DeviceSelector::Vulkan(Some(p.index.to_string()))))
+                                }
+                                Err(why) => {
+                                    (label, Err(format!("{} ({}): {why}", p.name, p.device_type)))
+                                }
+                            });
+                        }
                     }
+                    Ok(list) if list.is_empty() => c.push((
+                        entry.name.into(),
+                        Err(format!("{} unavailable: no adapter found", entry.name)),
+                    )),
+                    Ok(_) => c.push((entry.name.into(), entry.name.parse().map_err(|e: String| e))),
+                    Err(e) => c.push((entry.name.into(), Err(e.to_string()))),
                 }
-                Ok(_) => c.push((
-                    "vulkan".into(),
-                    Err("vulkan unavailable: the loader lists no physical device".into()),
-                )),
-                Err(e) => c.push(("vulkan".into(), Err(e.to_string()))),
             }
-            c.push(("hip".into(), Ok(DeviceSelector::Hip)));
-            c.push(("cuda".into(), Ok(DeviceSelector::Cuda)));
             c
         }
         one => vec![(one.to_string(), Ok(one.clone()))],
@@ -91,10 +93,9 @@ fn main() {
     let mut failed = false;
     for (label, cand) in &candidates {
         let row = Record::new().text("backend", label.clone());
-        let opened = cand
-            .as_ref()
-            .map_err(|why| why.clone())
-            .and_then(|c| backend::open(c).map_err(|e| e.to_string()));
+        let opened = cand.as_ref().map_err(|why| why.clone()).and_then(|c| {
+            backend::open_with(c, &backend::DeviceConfig::from_env()).map_err(|e| e.to_string())
+        });
         let dev = match opened {
             Ok((dev, _)) => dev,
             Err(e) => {

@@ -14,7 +14,7 @@
 //! This is the CPU reference device's version (lanes are threads, spawned per dispatch, so the dispatch time
 //! includes thread start-up). On Vulkan the lanes run `Program::Write` (fire-and-forget writes of
 //! `--line-bytes` pattern bytes to the file position) as one resumable run through
-//! `VulkanDevice::run_program_with`: during a dispatch lanes reserve, fill and publish as many SQEs as the SQ and
+//! `Device::run_with`: during a dispatch lanes reserve, fill and publish as many SQEs as the SQ and
 //! their credits allow, and a lane that can go no further (nothing to reap, no SQ slot or credit: only the host's
 //! next enter can give one) yields the dispatch early (PROTOCOL.md §9). After each dispatch the host callback
 //! calls `io_uring_enter(tail - head, tail - head, GETEVENTS)` once — no host thread runs during a dispatch —
@@ -31,8 +31,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gpu_uring::backend::cpu::spawn_lanes;
-use gpu_uring::backend::vulkan::shared::LaneState;
-use gpu_uring::backend::vulkan::VulkanDevice;
+use gpu_uring::backend::run_buffer::LaneState;
 use gpu_uring::backend::{Device, DeviceError, Program};
 use gpu_uring::protocol::shared::{slot_state, SLOT_DONE};
 use gpu_uring::protocol::DeviceRing;
@@ -354,21 +353,13 @@ struct Between {
 }
 
 /// The Vulkan version: `Program::Write` on a ring without SQPOLL, run with
-/// [`VulkanDevice::run_program_with`]; after each dispatch the callback submits what the dispatch published with
+/// [`Device::run_with`]; after each dispatch the callback submits what the dispatch published with
 /// one `io_uring_enter` (submit all, wait for all) — no host thread runs during a dispatch.
 fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
     let info = dev.info();
-    if info.backend != "vulkan" {
-        fail(&format!(
-            "{info}: device_no_poll drives a GPU run dispatch by dispatch through the Vulkan backend only"
-        ));
-    }
     if cli.lanes == 0 || cli.ops == 0 || cli.line_bytes == 0 || cli.line_bytes > 256 {
         fail("--lanes and --ops must be at least 1, --line-bytes in 1..=256");
     }
-    // The backend's DeviceInfo name is the physical device's name: open the same device as a VulkanDevice.
-    let vk = VulkanDevice::open(Some(&info.name))
-        .unwrap_or_else(|e| fail(&format!("opening {}: {e}", info.name)));
     let (path, file) = output_file(exp);
     let ring = DeviceRing::new(RingConfig {
         sq_entries: cli.sq_entries,
@@ -433,8 +424,8 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
         });
         Ok(())
     };
-    let rep = vk
-        .run_program_with(
+    let rep = dev
+        .run_with(
             &ring,
             cli.lanes,
             &Program::Write {
@@ -445,7 +436,6 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
             Duration::from_secs(cli.timeout_s),
             &mut between,
         )
-        .map(|(r, _)| r)
         .unwrap_or_else(|e| fail(&format!("running the write program: {e}")));
     let quiet = ring.quiesce(Duration::from_secs(5));
     let ctl = view.control_snapshot();

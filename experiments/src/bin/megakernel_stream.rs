@@ -20,9 +20,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use gpu_uring::backend::vulkan::pump::{PumpProgram, PumpRunParams};
-use gpu_uring::backend::vulkan::VulkanDevice;
-use gpu_uring::backend::{checksum, Device, DeviceSelector};
+use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams};
+use gpu_uring::backend::{checksum, DeviceConfig, DeviceSelector, DeviceType};
 use gpu_uring::pump::device::run_lanes;
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueError, Request};
 use gpu_uring_experiments::{
@@ -73,8 +72,12 @@ fn main() -> ExitCode {
     // `vulkan[:NAME]` runs the GLSL kernel; everything else the CPU reference device (its lanes are threads).
     let vulkan = match &args.common.device {
         DeviceSelector::Vulkan(name) => {
-            let dev = VulkanDevice::open(name.as_deref())
-                .unwrap_or_else(|e| fail(&format!("--device {}: {e}", args.common.device)));
+            let dev = gpu_uring::backend::open_with(
+                &DeviceSelector::Vulkan(name.clone()),
+                &DeviceConfig::from_env(),
+            )
+            .map(|(d, _)| d)
+            .unwrap_or_else(|e| fail(&format!("--device {}: {e}", args.common.device)));
             exp.say(&device_line(
                 &args.common.device,
                 &dev.info().to_string(),
@@ -89,7 +92,7 @@ fn main() -> ExitCode {
     };
     let small = vulkan
         .as_ref()
-        .is_some_and(|d| d.physical().device_type == "cpu");
+        .is_some_and(|d| d.info().device_type == DeviceType::Cpu);
     let mib = args.mib.unwrap_or(if small { 4 } else { 256 });
     let chunk = args
         .chunk
@@ -151,7 +154,8 @@ fn main() -> ExitCode {
                 arg0: args.corrupt as u32,
                 ..Default::default()
             };
-            match dev.run_pump(
+            match run_pump(
+                &**dev,
                 &pump,
                 lanes,
                 PumpProgram::STREAM,

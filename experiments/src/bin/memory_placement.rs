@@ -14,7 +14,7 @@
 //! Needs a GPU-style device (Vulkan). `--device auto` without one prints `skip: …` with each backend's reason
 //! and exits 0 (auto takes only real GPUs; name lavapipe with `--device vulkan`); `--device cpu`, or an
 //! unavailable device named explicitly, exits 2 with the reason. The shader and its buffers go through the
-//! backend's API for caller-supplied shaders (`VulkanDevice::buffer`, `kernel`, `dispatch`).
+//! backend's API for caller-supplied shaders (`Device::alloc`, `load_kernel`, `launch`).
 //!
 //! The host checks the chase where it can read the memory (the host-visible and the imported buffer): the sink
 //! must hold the index `--accesses` steps along the chain (`chase_checked`; exit status 1 otherwise).
@@ -24,8 +24,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use gpu_uring::backend::vulkan::kernel::{Binding, Placement};
-use gpu_uring::backend::vulkan::VulkanDevice;
+use gpu_uring::backend::{Grid, KernelArg, KernelCode, KernelLayout, Placement};
 use gpu_uring_experiments::{
     bar_chart, fail, loadavg, CommonArgs, Experiment, Percentiles, Record,
 };
@@ -71,25 +70,22 @@ fn main() {
         return;
     };
     let info = dev.info();
-    if info.backend != "vulkan" {
-        fail(&format!(
-            "{info}: memory_placement runs its shader through Vulkan only"
-        ));
-    }
     if cli.accesses == 0 || cli.accesses > 60_000 || !cli.mib.is_power_of_two() || cli.repeat == 0 {
         fail("--accesses in 1..=60000, --mib a power of two, --repeat ≥ 1");
     }
-    // The backend's DeviceInfo name is the physical device's name: open the same device.
-    let gpu = VulkanDevice::open(Some(&info.name))
-        .unwrap_or_else(|e| fail(&format!("opening {}: {e}", info.name)));
-    let gpu_name = gpu.physical().name.clone();
+    let gpu = &*dev;
+    let gpu_name = info.name.clone();
     let words = (cli.mib as u64) << 18; // MiB / 4 bytes
     let mask = (words - 1) as u32;
     let bytes = (words as usize + 16) * 4;
+    let layout = KernelLayout {
+        buffers: 1,
+        value_bytes: 16,
+    };
     // SAFETY: memory_placement.spv is built from device-shaders/src/memory_placement.comp by
     // device-shaders/build.sh (CI checks it matches): one storage buffer at binding 0, 16 bytes of push
     // constants, and every index it touches is at most `mask + 1` < the buffer's `words + 16` words.
-    let kernel = unsafe { gpu.kernel("memory_placement", SHADER, 1) }
+    let kernel = unsafe { gpu.load_kernel("memory_placement", KernelCode::SpirV(SHADER), layout) }
         .unwrap_or_else(|e| fail(&e.to_string()));
     let limit = Duration::from_secs(cli.timeout_s);
     let mut rows = Vec::new();
@@ -100,7 +96,7 @@ fn main() {
         Placement::HostVisible,
         Placement::ImportedHost,
     ] {
-        let buf = match gpu.buffer(place, bytes) {
+        let buf = match gpu.alloc(place, bytes) {
             Ok(b) => b,
             Err(e) => {
                 exp.say(&format!("{}: not measured: {e}", place.name()));
@@ -118,7 +114,8 @@ fn main() {
                 .iter()
                 .flat_map(|w| w.to_ne_bytes())
                 .collect();
-            gpu.dispatch(&kernel, &[Binding::Buffer(&buf)], &push, groups, limit)
+            let args = [KernelArg::Buffer(&buf), KernelArg::Bytes(&push)];
+            gpu.launch(&kernel, &args, Grid::groups(groups), limit)
                 .unwrap_or_else(|e| fail(&format!("{}: {e}", place.name())))
                 .as_secs_f64()
                 * 1e6

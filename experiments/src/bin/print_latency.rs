@@ -32,13 +32,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use gpu_uring::backend::vulkan::kernel::Binding;
-use gpu_uring::backend::vulkan::VulkanDevice;
-use gpu_uring::backend::{
-    cpu::spawn_lanes, expected_line, format_print_line, Device, DeviceInfo, Program,
-};
-use gpu_uring::protocol::{DeviceRing, PrintTarget};
-use gpu_uring::protocol::{Lane, LineBuf};
+use gpu_uring::backend::{cpu::spawn_lanes, expected_line, format_print_line, Device, Program};
+use gpu_uring::protocol::{DeviceRing, Lane, LineBuf, PrintTarget};
 use gpu_uring::ring::{DeviceAccess, RingConfig};
 use gpu_uring_experiments::rpc::{
     MailboxArena, RpcClient, RpcServer, ServerConfig, MB_DONE, MB_FAILED, MB_FINISHED,
@@ -173,7 +168,7 @@ fn main() {
         tp.push(native_throughput(fd, cli.lanes, cli.lines));
     } else {
         tp.push(rpc_vulkan_throughput(
-            &info, fd, idle, cli.lanes, cli.lines, timeout,
+            &*dev, fd, idle, cli.lanes, cli.lines, timeout,
         ));
     }
     drop(target);
@@ -652,29 +647,36 @@ impl Throughput {
 /// The RPC path on Vulkan: the `rpc_print` shader (device-shaders/src/rpc_print.comp) is the client — each lane
 /// formats its line into its mailbox in the arena (host memory imported into the device) and waits for the
 /// reply — and the same [`RpcServer`] thread as on the CPU serves it. The shader runs through the backend's
-/// API for caller-supplied shaders ([`VulkanDevice::dispatch`]) and resumes across dispatches (lavapipe's loop
+/// API for caller-supplied shaders ([`gpu_uring::backend::Device::launch`]) and resumes across dispatches (lavapipe's loop
 /// cap); the host re-dispatches until every lane has finished.
 fn rpc_vulkan_throughput(
-    device: &DeviceInfo,
+    vk: &dyn gpu_uring::backend::Device,
     fd: i32,
     idle: Duration,
     lanes: u32,
     lines: u32,
     timeout: Duration,
 ) -> Throughput {
-    // The backend's DeviceInfo name is the physical device's name: open the same device.
-    let vk = VulkanDevice::open(Some(&device.name))
-        .unwrap_or_else(|e| fail(&format!("opening {} for the RPC client: {e}", device.name)));
+    let device = vk.info();
     // SAFETY: rpc_print.spv is built from device-shaders/src/rpc_print.comp by device-shaders/build.sh (CI
     // checks it matches): one storage buffer at binding 0, 16 bytes of push constants, indices bounded by
     // `lanes` mailboxes of the buffer it is given.
-    let kernel =
-        unsafe { vk.kernel("rpc_print", RPC_PRINT, 1) }.unwrap_or_else(|e| fail(&e.to_string()));
+    let kernel = unsafe {
+        vk.load_kernel(
+            "rpc_print",
+            gpu_uring::backend::KernelCode::SpirV(RPC_PRINT),
+            gpu_uring::backend::KernelLayout {
+                buffers: 1,
+                value_bytes: 16,
+            },
+        )
+    }
+    .unwrap_or_else(|e| fail(&e.to_string()));
     let (arena, server) = start_rpc(fd, lanes, idle);
     let (base, len) = arena.memory();
     // SAFETY: the arena is a page-aligned mapping of whole pages that stays mapped while the `Arc` given as
     // its owner lives (the buffer and any parked dispatch hold it).
-    let buf = unsafe { vk.import_host_memory(base, len, arena.clone()) }
+    let buf = unsafe { vk.import_host(base, len, arena.clone()) }
         .unwrap_or_else(|e| fail(&format!("importing the mailboxes: {e}")));
     // lavapipe counts loop iterations per SIMD batch of `subgroup` lanes: each lane's share of the 65535 cap.
     let budget = 60_000 / (2 * device.subgroup_size.max(1));
@@ -693,11 +695,13 @@ fn rpc_vulkan_throughput(
             .iter()
             .flat_map(|w| w.to_ne_bytes())
             .collect();
-        if let Err(e) = vk.dispatch(
+        if let Err(e) = vk.launch(
             &kernel,
-            &[Binding::Buffer(&buf)],
-            &push,
-            lanes.div_ceil(8),
+            &[
+                gpu_uring::backend::KernelArg::Buffer(&buf),
+                gpu_uring::backend::KernelArg::Bytes(&push),
+            ],
+            gpu_uring::backend::Grid::groups(lanes.div_ceil(8)),
             left,
         ) {
             fail(&format!("rpc_print dispatch {dispatches}: {e}"));

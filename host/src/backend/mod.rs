@@ -1,18 +1,42 @@
 //! Devices that run the device protocol. Every backend looks the same from outside: it is opened from a
 //! [`DeviceSelector`], says what it is ([`DeviceInfo`]), and runs the built-in [`Program`]s against a
-//! [`DeviceRing`] so one test suite and one set of experiments cover every backend.
+//! [`DeviceRing`] so one test suite and one set of experiments cover every backend. The traits a backend
+//! implements are in [`hal`]; each backend is a folder with the same file names.
 //!
 //! - [`cpu`]: the CPU reference device — threads as lanes, grouped into subgroups. Runs everywhere; the oracle.
-//! - [`vulkan`]: compute shaders on any Vulkan 1.2 device with `VK_EXT_external_memory_host` (lavapipe in CI).
-//! - `hip`, `cuda`: GPU backends (each in its own folder, same shape).
+//! - `vulkan` (cargo feature `vulkan`, on by default): compute shaders on any Vulkan 1.2 device with
+//!   `VK_EXT_external_memory_host` (lavapipe in CI).
+//! - `cuda` (cargo feature `cuda`): a skeleton that shows the HAL fits kernel-parameter launches; it opens no
+//!   device yet.
+//!
+//! Backend-neutral pieces: [`redispatch`] (re-dispatch of resumable programs), [`pump`] (io_queue programs on
+//! any device that loads their kernels), [`run_buffer`] (the run-buffer structures device programs share with
+//! the host), [`spirv`] (the committed SPIR-V of the built-in programs).
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+pub mod hal;
+#[path = "vulkan/pump.rs"]
+pub mod pump;
+pub mod redispatch;
+#[path = "vulkan/shared.rs"]
+pub mod run_buffer;
+pub mod spirv;
+#[cfg(feature = "vulkan")]
 pub mod vulkan;
+
+pub use hal::{
+    AdapterInfo, Backend, BetweenDispatches, Capabilities, Device, DeviceBuffer, DeviceConfig,
+    DeviceInfo, DeviceType, FormatCase, Grid, Kernel, KernelArg, KernelCode, KernelLayout,
+    NativeArg, NativeKernel, Placement,
+};
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::protocol::DeviceRing;
+use run_buffer::LaneState;
 
 /// Which device to use (`--device auto|cpu|vulkan[:NAME]|hip|cuda`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,29 +85,6 @@ impl fmt::Display for DeviceSelector {
     }
 }
 
-/// What a device is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceInfo {
-    /// Backend name: `cpu`, `vulkan`, `hip`, `cuda`.
-    pub backend: &'static str,
-    /// Human-readable device name.
-    pub name: String,
-    /// Driver / API details.
-    pub driver: String,
-    /// Lanes per subgroup.
-    pub subgroup_size: u32,
-}
-
-impl fmt::Display for DeviceInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({}; {}; subgroup {})",
-            self.name, self.backend, self.driver, self.subgroup_size
-        )
-    }
-}
-
 /// A backend could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -103,6 +104,15 @@ pub enum DeviceError {
         backend: &'static str,
         /// What happened.
         message: String,
+    },
+    /// The device cannot do what was asked (a kernel format it does not load, a placement it lacks, an
+    /// operation its backend does not implement yet).
+    #[error("{backend}: {what} is not supported")]
+    Unsupported {
+        /// Backend name.
+        backend: &'static str,
+        /// What was asked.
+        what: String,
     },
     /// A dispatch exceeded its time limit.
     #[error("{backend}: dispatch exceeded {limit:?}")]
@@ -188,6 +198,38 @@ pub enum Program {
         /// What lane 0 does.
         case: HostileCase,
     },
+}
+
+impl Program {
+    /// A built-in program by name with one size argument, for experiments that pick programs from the command
+    /// line: `print` (lines per lane), `nop` (fire-and-forget NOPs per lane), `nop_wait` (waited NOPs),
+    /// `lane_stress` (NOPs per lane), `edit_buffer` (steps), `layout` (ignored). `write`, `read`, `exact` and
+    /// `hostile` need more arguments: build the [`Program`] itself.
+    pub fn named(name: &str, count: u32) -> Result<Program, DeviceError> {
+        Ok(match name {
+            "print" => Program::Print { lines: count },
+            "nop" => Program::Nop {
+                ops: count,
+                fire_and_forget: true,
+            },
+            "nop_wait" => Program::Nop {
+                ops: count,
+                fire_and_forget: false,
+            },
+            "lane_stress" => Program::LaneStress { ops: count },
+            "edit_buffer" => Program::EditBuffer { steps: count },
+            "layout" => Program::Layout,
+            other => {
+                return Err(DeviceError::Run {
+                    backend: "any",
+                    message: format!(
+                        "no built-in program {other:?} with one argument (print, nop, nop_wait, \
+                         lane_stress, edit_buffer, layout)"
+                    ),
+                })
+            }
+        })
+    }
 }
 
 /// What [`Program::Hostile`]'s lane 0 does. Every case makes a fixed sequence of library calls, so the
@@ -327,6 +369,9 @@ pub struct RunReport {
     pub elapsed: Duration,
     /// Dispatches it took (1 on devices that run a program in one go; resumable devices re-dispatch).
     pub dispatches: u32,
+    /// Every lane's final state in the run buffer (dispatch counts, loop iterations, phases), for tests and
+    /// experiments that look inside; a device without a run buffer fills what it knows (counters, finished).
+    pub states: Vec<LaneState>,
 }
 
 impl RunReport {
@@ -343,58 +388,101 @@ impl RunReport {
     }
 }
 
-/// A device that runs programs against a ring.
-pub trait Device: Send + Sync {
-    /// What the device is.
-    fn info(&self) -> DeviceInfo;
-    /// Runs `program` on `lanes` lanes (≤ the ring's `lanes`) and waits, at most `timeout`.
-    fn run(
-        &self,
-        ring: &DeviceRing,
-        lanes: u32,
-        program: &Program,
-        timeout: Duration,
-    ) -> Result<RunReport, DeviceError>;
+/// A backend of this crate, compiled in or not.
+#[derive(Clone, Copy)]
+pub struct BackendEntry {
+    /// Backend name (what `--device NAME` selects).
+    pub name: &'static str,
+    /// The cargo feature that compiles it in (`None`: no implementation exists yet).
+    pub feature: Option<&'static str>,
+    /// The backend, when compiled in.
+    pub backend: Option<&'static dyn Backend>,
+}
+
+impl BackendEntry {
+    /// The backend, or why it is not in this build.
+    pub fn get(&self) -> Result<&'static dyn Backend, DeviceError> {
+        match (self.backend, self.feature) {
+            (Some(b), _) => Ok(b),
+            (None, Some(f)) => Err(hal::compiled_out(self.name, f)),
+            (None, None) => Err(DeviceError::Unavailable {
+                backend: self.name,
+                reason: "gpu-uring has no backend for it yet".into(),
+            }),
+        }
+    }
+}
+
+/// Every GPU backend, in the order `--device auto` tries them.
+pub fn backends() -> [BackendEntry; 3] {
+    [
+        BackendEntry {
+            name: "cuda",
+            feature: Some("cuda"),
+            #[cfg(feature = "cuda")]
+            backend: Some(&cuda::CudaBackend),
+            #[cfg(not(feature = "cuda"))]
+            backend: None,
+        },
+        BackendEntry {
+            name: "hip",
+            feature: None,
+            backend: None,
+        },
+        BackendEntry {
+            name: "vulkan",
+            feature: Some("vulkan"),
+            #[cfg(feature = "vulkan")]
+            backend: Some(&vulkan::VulkanBackend),
+            #[cfg(not(feature = "vulkan"))]
+            backend: None,
+        },
+    ]
+}
+
+/// The backend named `name` (`vulkan`, `cuda`, `hip`), or why it is not in this build.
+pub fn backend(name: &str) -> Result<&'static dyn Backend, DeviceError> {
+    match backends().into_iter().find(|b| b.name == name) {
+        Some(b) => b.get(),
+        None => Err(DeviceError::Unavailable {
+            backend: "unknown",
+            reason: format!("no backend named {name:?}"),
+        }),
+    }
+}
+
+/// Opens a device with the default [`DeviceConfig`]: [`open_with`].
+pub fn open(sel: &DeviceSelector) -> Result<(Box<dyn Device>, Vec<DeviceError>), DeviceError> {
+    open_with(sel, &DeviceConfig::default())
 }
 
 /// Opens a device. `Auto` tries GPU backends first and falls back to the CPU reference device; the second
-/// value lists why each better device was skipped.
-pub fn open(sel: &DeviceSelector) -> Result<(Box<dyn Device>, Vec<DeviceError>), DeviceError> {
+/// value lists why each better device was skipped. Only a real GPU is taken automatically: a CPU-type
+/// device (lavapipe) is slower than the CPU reference device and loop-capped, so auto prefers the reference
+/// device over it (`--device vulkan` selects it explicitly).
+pub fn open_with(
+    sel: &DeviceSelector,
+    config: &DeviceConfig,
+) -> Result<(Box<dyn Device>, Vec<DeviceError>), DeviceError> {
     let mut skipped = Vec::new();
+    let by_name = |name: &str, adapter: Option<&str>| {
+        backend(name).and_then(|b| b.open(adapter, false, config))
+    };
     match sel {
         DeviceSelector::Cpu => Ok((Box::new(cpu::CpuDevice::default()), skipped)),
         DeviceSelector::Auto => {
-            for gpu in [DeviceSelector::Cuda, DeviceSelector::Hip] {
-                match open_gpu(&gpu) {
+            for entry in backends() {
+                match entry.get().and_then(|b| b.open(None, true, config)) {
                     Ok(d) => return Ok((d, skipped)),
                     Err(e) => skipped.push(e),
                 }
             }
-            // Only a real GPU: a CPU-type Vulkan device (lavapipe) is slower than the CPU reference device
-            // and loop-capped, so auto prefers the reference device over it (`vulkan` selects it explicitly).
-            match vulkan::VulkanDevice::open_auto() {
-                Ok(d) => return Ok((Box::new(d), skipped)),
-                Err(e) => skipped.push(e),
-            }
             Ok((Box::new(cpu::CpuDevice::default()), skipped))
         }
-        other => open_gpu(other).map(|d| (d, skipped)),
+        DeviceSelector::Vulkan(name) => by_name("vulkan", name.as_deref()).map(|d| (d, skipped)),
+        DeviceSelector::Hip => by_name("hip", None).map(|d| (d, skipped)),
+        DeviceSelector::Cuda => by_name("cuda", None).map(|d| (d, skipped)),
     }
-}
-
-fn open_gpu(sel: &DeviceSelector) -> Result<Box<dyn Device>, DeviceError> {
-    if let DeviceSelector::Vulkan(name) = sel {
-        return vulkan::VulkanDevice::open(name.as_deref()).map(|d| Box::new(d) as Box<dyn Device>);
-    }
-    let backend = match sel {
-        DeviceSelector::Hip => "hip",
-        DeviceSelector::Cuda => "cuda",
-        _ => "cpu",
-    };
-    Err(DeviceError::Unavailable {
-        backend,
-        reason: "this build has no such backend yet".into(),
-    })
 }
 
 /// The line lane `lane` prints as its `seq`-th line in [`Program::Print`] (without the newline). Every

@@ -1,27 +1,27 @@
-//! io_queue programs on Vulkan: a compute shader whose lanes run the GLSL lane side of the megakernel pump
-//! (`device-shaders/include/gpu_uring_pump.glsl`, PROTOCOL.md §Q3/§Q8) against a [`Pump`]'s arena.
+//! io_queue programs on any device that loads their kernels: a kernel whose lanes run the device lane side
+//! of the megakernel pump (`device-shaders/include/gpu_uring_pump.glsl`, PROTOCOL.md §Q3/§Q8) against a
+//! [`Pump`]'s arena.
 //!
-//! Built on the backend's caller-supplied kernel API ([`super::kernel`]): the pump arena (a separate
-//! page-aligned mapping, [`crate::pump::PumpArena`]) is imported with [`VulkanDevice::import_host_memory`]
-//! (`VK_EXT_external_memory_host`, HOST_COHERENT, like a ring arena), the import holding an `Arc` of it, so a
-//! dispatch that outlives its time limit can never see it unmapped. Binding 0 is the arena, binding 1 a
-//! host-visible run buffer holding [`PumpRunParams`] and one [`PumpLaneState`] per lane; the push constants are
-//! the [`PumpLayout`]. Programs are resumable like the ring programs (module docs of `vulkan`): each lane keeps
-//! its progress in its [`PumpLaneState`], spends at most the soft loop budget per dispatch, and the host
-//! re-dispatches until every lane sets [`PUMP_LANE_FINISHED`] or the run's timeout expires.
+//! Built on the HAL's kernel API ([`Device::import_host`], [`Device::alloc`], [`Device::load_kernel`],
+//! [`Device::launch`]): the pump arena (a separate page-aligned mapping, [`crate::pump::PumpArena`]) is
+//! imported, the import holding an `Arc` of it, so a launch that outlives its time limit can never see it
+//! unmapped. Argument 0 is the arena, argument 1 a host-visible run buffer holding [`PumpRunParams`] and one
+//! [`PumpLaneState`] per lane, argument 2 the [`PumpLayout`] by value. Programs are resumable like the ring
+//! programs: each lane keeps its progress in its [`PumpLaneState`], spends at most the soft loop budget per
+//! dispatch, and the backend-neutral re-dispatch loop ([`crate::backend::redispatch`]) launches again until
+//! every lane sets [`PUMP_LANE_FINISHED`] or the run's timeout expires.
 //!
-//! [`VulkanDevice::run_pump`] runs any caller-supplied SPIR-V that follows this binding scheme;
-//! [`PumpProgram::STREAM`] (the `megakernel_stream` kernel) and [`PumpProgram::PROBE`] (layout echo,
-//! exactly-once and validation tests) are built in.
+//! [`run_pump`] runs any caller-supplied kernel that follows this argument scheme; [`PumpProgram::STREAM`]
+//! (the `megakernel_stream` kernel) and [`PumpProgram::PROBE`] (layout echo, exactly-once and validation
+//! tests) are built in (SPIR-V: a device that loads no SPIR-V reports them unsupported).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::kernel::{Binding, Placement};
-use super::{run_error, shaders, Redispatch, VulkanDevice};
-use crate::backend::DeviceError;
+use super::redispatch::{run_resumable, Resumable};
+use super::{spirv, Device, DeviceError, Grid, KernelArg, KernelCode, KernelLayout, Placement};
 use crate::pump::{Pump, PumpLayout};
 
 /// `PumpLaneState::flags`: the lane has finished its program.
@@ -50,11 +50,11 @@ pub mod status {
 pub struct PumpRunParams {
     /// Program-specific id (diagnostics).
     pub program: u32,
-    /// Lanes taking part (set by [`VulkanDevice::run_pump`]).
+    /// Lanes taking part (set by [`run_pump`]).
     pub lanes: u32,
-    /// Soft loop budget per lane and dispatch (set by [`VulkanDevice::run_pump`]).
+    /// Soft loop budget per lane and dispatch (set by [`run_pump`]).
     pub iter_budget: u32,
-    /// Dispatch number (set by [`VulkanDevice::run_pump`]).
+    /// Dispatch number (set by [`run_pump`]).
     pub dispatch: u32,
     /// Pump file handle.
     pub file: u32,
@@ -149,14 +149,14 @@ impl PumpProgram {
     /// double buffer in region `region`, checksummed in place).
     pub const STREAM: PumpProgram = PumpProgram {
         name: "pump_stream",
-        spirv: shaders::PUMP_STREAM,
+        spirv: spirv::PUMP_STREAM,
         builtin: true,
     };
     /// `pump_probe.comp`: layout echo (arg0 = 0), exactly-once READs (1), validation errors (2), withdrawal
     /// from a stopped pump (3), WRITE then FENCE (4).
     pub const PROBE: PumpProgram = PumpProgram {
         name: "pump_probe",
-        spirv: shaders::PUMP_PROBE,
+        spirv: spirv::PUMP_PROBE,
         builtin: true,
     };
 
@@ -164,9 +164,9 @@ impl PumpProgram {
     ///
     /// # Safety
     /// `spirv` must be a valid SPIR-V compute module for Vulkan 1.2 (entry point `main`) using only the
-    /// binding scheme of this module — storage buffers at set 0 bindings 0 (the arena) and 1 (the run buffer),
+    /// argument scheme of this module — storage buffers at set 0 bindings 0 (the arena) and 1 (the run buffer),
     /// push constants within 64 bytes — and must not access either buffer out of bounds (as
-    /// [`VulkanDevice::kernel`] requires).
+    /// [`Device::load_kernel`] requires).
     pub unsafe fn new(name: &'static str, spirv: &'static [u8]) -> PumpProgram {
         PumpProgram {
             name,
@@ -240,114 +240,111 @@ impl PumpRunReport {
     }
 }
 
-impl VulkanDevice {
-    /// Runs `program` on `lanes` lanes against `pump`'s io_queue: imports the pump arena, binds it with a run
-    /// buffer holding `params` (its `lanes`, `iter_budget` and `dispatch` are set here), pushes the
-    /// [`PumpLayout`], and re-dispatches until every lane reports [`PUMP_LANE_FINISHED`] or `timeout` expires
-    /// ([`DeviceError::Timeout`]). The pump must be started for requests to complete (a program that only
-    /// publishes may run before it starts). [`PumpRunReport::elapsed`] counts the dispatches only (not the
-    /// import or the pipeline build).
-    pub fn run_pump(
-        &self,
-        pump: &Pump,
-        lanes: u32,
-        program: PumpProgram,
-        params: PumpRunParams,
-        timeout: Duration,
-    ) -> Result<PumpRunReport, DeviceError> {
-        let sg = self.ctx.subgroup_size.max(1);
-        if lanes == 0 || lanes > 65535 {
-            return Err(run_error(format!("{lanes} lanes requested; 1..=65535")));
-        }
-        program.check(pump, lanes, &params).map_err(run_error)?;
-        let mut params = params;
-        params.lanes = lanes;
-        params.iter_budget = self.lane_iter_budget();
-        params.dispatch = 0;
-        let layout: PumpLayout = pump.layout();
-        let arena = pump.arena_shared();
-        let (base, len) = arena.raw();
-        let owner: Arc<dyn Send + Sync> = arena;
-        // SAFETY: the pump arena is one page-aligned, writable anonymous mapping of `len` bytes (a multiple of
-        // the page size), kept mapped by `owner` (an Arc of the arena) for as long as the import and every
-        // dispatch using it exist.
-        let arena_buf = unsafe { self.import_host_memory(base, len, owner) }?;
-        let head = std::mem::size_of::<PumpRunParams>();
-        let each = std::mem::size_of::<PumpLaneState>();
-        let run_buf = self.buffer(Placement::HostVisible, head + lanes as usize * each)?;
-        // SAFETY: the built-in programs are built by device-shaders/build.sh (checked in CI) for exactly this
-        // binding scheme and stay inside the arena (offsets from the PumpLayout) and the run buffer (lane ids
-        // below `lanes`); a caller's program carries the same promise (`PumpProgram::new`).
-        let kernel = unsafe { self.kernel(program.name, program.spirv, 2) }?;
-        let store = |at: usize, words: &[u32]| {
-            for (i, w) in words.iter().enumerate() {
-                run_buf.store_u32(at / 4 + i, *w);
-            }
-        };
-        store(0, &bytemuck::cast::<PumpRunParams, [u32; 16]>(params));
-        store(head, &vec![0u32; lanes as usize * each / 4]);
-        let groups = lanes.div_ceil(sg);
-        let bindings = [Binding::Buffer(&arena_buf), Binding::Buffer(&run_buf)];
-        let push = bytemuck::bytes_of(&layout);
-        let start = Instant::now();
-        let mut pacer = Redispatch::new(start + timeout);
-        let mut dispatches = 0u32;
-        let states = loop {
-            params.dispatch = dispatches;
-            store(0, &bytemuck::cast::<PumpRunParams, [u32; 16]>(params));
-            let limit = pacer.next_limit(self.dispatch_timeout);
-            dispatches += 1;
-            // Over its limit: DeviceError::Timeout; the dispatch stays parked with the arena until it ends.
-            self.dispatch(&kernel, &bindings, push, groups, limit)?;
-            let states: Vec<PumpLaneState> = (0..lanes as usize)
-                .map(|l| {
-                    let mut w = [0u32; 32];
-                    for (i, x) in w.iter_mut().enumerate() {
-                        *x = run_buf.load_u32((head + l * each) / 4 + i).unwrap_or(0);
-                    }
-                    bytemuck::cast(w)
-                })
-                .collect();
-            if states.iter().all(|s| s.flags & PUMP_LANE_FINISHED != 0) {
-                break states;
-            }
-            let signature: u64 = states
-                .iter()
-                .map(|s| {
-                    s.seq as u64
-                        + s.done as u64
-                        + s.failed as u64
-                        + s.issued as u64
-                        + s.consumed as u64
-                        + s.phase as u64
-                        + s.hpos as u64
-                })
-                .sum();
-            if pacer.after_unfinished_dispatch(signature) {
-                let unfinished: Vec<_> = states
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.flags & PUMP_LANE_FINISHED == 0)
-                    .collect();
-                eprintln!(
-                    "vulkan: pump run timed out after {dispatches} dispatches with {} lanes unfinished; first: {:?}; pump: {:?}",
-                    unfinished.len(),
-                    unfinished.first(),
-                    pump.stats()
-                );
-                return Err(DeviceError::Timeout {
-                    backend: "vulkan",
-                    limit: timeout,
-                });
-            }
-        };
-        let elapsed = start.elapsed();
-        Ok(PumpRunReport {
-            lanes: states,
-            elapsed,
-            dispatches,
-        })
+/// Runs `program` on `lanes` lanes of `dev` against `pump`'s io_queue: imports the pump arena, passes it with
+/// a run buffer holding `params` (its `lanes`, `iter_budget` and `dispatch` are set here) and the
+/// [`PumpLayout`], and re-dispatches until every lane reports [`PUMP_LANE_FINISHED`] or `timeout` expires
+/// ([`DeviceError::Timeout`]). The pump must be started for requests to complete (a program that only
+/// publishes may run before it starts). [`PumpRunReport::elapsed`] counts the dispatches only (not the
+/// import or the kernel load).
+pub fn run_pump(
+    dev: &dyn Device,
+    pump: &Pump,
+    lanes: u32,
+    program: PumpProgram,
+    params: PumpRunParams,
+    timeout: Duration,
+) -> Result<PumpRunReport, DeviceError> {
+    let info = dev.info();
+    let run_error = |message: String| DeviceError::Run {
+        backend: info.backend,
+        message,
+    };
+    if lanes == 0 || lanes > 65535 {
+        return Err(run_error(format!("{lanes} lanes requested; 1..=65535")));
     }
+    program.check(pump, lanes, &params).map_err(run_error)?;
+    let mut params = params;
+    params.lanes = lanes;
+    params.iter_budget = dev.lane_iter_budget();
+    params.dispatch = 0;
+    let layout: PumpLayout = pump.layout();
+    let arena = pump.arena_shared();
+    let (base, len) = arena.raw();
+    let owner: Arc<dyn Send + Sync> = arena;
+    // SAFETY: the pump arena is one page-aligned, writable anonymous mapping of `len` bytes (a multiple of
+    // the page size), kept mapped by `owner` (an Arc of the arena) for as long as the import and every
+    // launch using it exist.
+    let arena_buf = unsafe { dev.import_host(base, len, owner) }?;
+    let head = std::mem::size_of::<PumpRunParams>();
+    let each = std::mem::size_of::<PumpLaneState>();
+    let run_buf = dev.alloc(Placement::HostVisible, head + lanes as usize * each)?;
+    let klayout = KernelLayout {
+        buffers: 2,
+        value_bytes: std::mem::size_of::<PumpLayout>() as u32,
+    };
+    // SAFETY: the built-in programs are built by device-shaders/build.sh (checked in CI) for exactly this
+    // argument scheme and stay inside the arena (offsets from the PumpLayout) and the run buffer (lane ids
+    // below `lanes`); a caller's program carries the same promise (`PumpProgram::new`).
+    let kernel =
+        unsafe { dev.load_kernel(program.name, KernelCode::SpirV(program.spirv), klayout) }?;
+    let store = |at: usize, words: &[u32]| {
+        for (i, w) in words.iter().enumerate() {
+            run_buf.store_u32(at / 4 + i, *w);
+        }
+    };
+    store(0, &bytemuck::cast::<PumpRunParams, [u32; 16]>(params));
+    store(head, &vec![0u32; lanes as usize * each / 4]);
+    let grid = Grid::groups(lanes.div_ceil(info.subgroup_size.max(1)));
+    let args = [
+        KernelArg::Buffer(&arena_buf),
+        KernelArg::Buffer(&run_buf),
+        KernelArg::Bytes(bytemuck::bytes_of(&layout)),
+    ];
+    let mut dispatch = |i: u32, limit: Duration| -> Result<Vec<PumpLaneState>, DeviceError> {
+        params.dispatch = i;
+        store(0, &bytemuck::cast::<PumpRunParams, [u32; 16]>(params));
+        // Over its limit: DeviceError::Timeout; the launch stays parked with the arena until it ends.
+        dev.launch(&kernel, &args, grid, limit)?;
+        Ok((0..lanes as usize)
+            .map(|l| {
+                let mut w = [0u32; 32];
+                for (i, x) in w.iter_mut().enumerate() {
+                    *x = run_buf.load_u32((head + l * each) / 4 + i).unwrap_or(0);
+                }
+                bytemuck::cast(w)
+            })
+            .collect())
+    };
+    let r = run_resumable(Resumable {
+        backend: info.backend,
+        timeout,
+        per_dispatch: timeout,
+        dispatch: &mut dispatch,
+        between: &mut |_, _| Ok(()),
+        finished: |s: &PumpLaneState| s.flags & PUMP_LANE_FINISHED != 0,
+        progress: |s: &PumpLaneState| {
+            s.seq as u64
+                + s.done as u64
+                + s.failed as u64
+                + s.issued as u64
+                + s.consumed as u64
+                + s.phase as u64
+                + s.hpos as u64
+        },
+    });
+    if r.is_err() {
+        log::warn!(
+            "{}: pump run ended early; pump: {:?}",
+            info.backend,
+            pump.stats()
+        );
+    }
+    let r = r?;
+    Ok(PumpRunReport {
+        lanes: r.states,
+        elapsed: r.elapsed,
+        dispatches: r.dispatches,
+    })
 }
 
 #[cfg(test)]

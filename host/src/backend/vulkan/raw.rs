@@ -19,7 +19,7 @@ use crate::ring::ArenaKeepAlive;
 /// `VK_EXT_external_memory_host`.
 const EXT_MEMORY_HOST: &CStr = c"VK_EXT_external_memory_host";
 /// Push constants: the RingLayout (Vulkan guarantees at least 128 bytes).
-const PUSH_CONSTANT_BYTES: u32 = 128;
+pub(super) const PUSH_CONSTANT_BYTES: u32 = 128;
 
 /// The loader and a `VkInstance`.
 pub(super) struct Instance {
@@ -910,11 +910,6 @@ impl<'c> Run<'c> {
             Err(vk::Result::TIMEOUT) => Ok(Waited::TimedOut),
             Err(e) => Err(format!("vkWaitForFences failed: {e}")),
         }
-    }
-
-    /// Whether a dispatch is still running (only after a `TimedOut`).
-    pub fn in_flight(&self) -> bool {
-        self.in_flight
     }
 }
 

@@ -1,0 +1,130 @@
+//! Kernels of the CPU reference device: Rust closures ([`KernelCode::Native`]), called once per invocation
+//! (`groups × group_size` invocations, one thread each) with the launch's arguments.
+
+use std::any::Any;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::memory::CpuBuffer;
+use super::{spawn_lanes, CpuDevice};
+use crate::backend::hal::KernelImpl;
+use crate::backend::{
+    DeviceError, Grid, Kernel, KernelArg, KernelCode, KernelLayout, NativeArg, NativeKernel,
+};
+
+struct CpuKernel {
+    name: String,
+    f: NativeKernel,
+}
+
+impl KernelImpl for CpuKernel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+fn run_error(message: impl Into<String>) -> DeviceError {
+    DeviceError::Run {
+        backend: "cpu",
+        message: message.into(),
+    }
+}
+
+pub(super) fn load(
+    name: &str,
+    code: KernelCode<'_>,
+    layout: KernelLayout,
+) -> Result<Kernel, DeviceError> {
+    let KernelCode::Native(f) = code else {
+        return Err(DeviceError::Unsupported {
+            backend: "cpu",
+            what: format!(
+                "a {} kernel (the CPU reference device runs Rust closures)",
+                code.format()
+            ),
+        });
+    };
+    let k = CpuKernel {
+        name: name.to_owned(),
+        f,
+    };
+    Ok(Kernel::new(Arc::new(k), layout))
+}
+
+pub(super) fn launch(
+    dev: &CpuDevice,
+    kernel: &Kernel,
+    args: &[KernelArg<'_>],
+    grid: Grid,
+    limit: Duration,
+) -> Result<Duration, DeviceError> {
+    let k = kernel
+        .backend_object()
+        .clone()
+        .into_any()
+        .downcast::<CpuKernel>()
+        .map_err(|_| run_error("a kernel from another backend was passed to a CPU launch"))?;
+    let mut bufs: Vec<Option<Arc<CpuBuffer>>> = Vec::with_capacity(args.len());
+    for a in args {
+        bufs.push(match a {
+            KernelArg::Buffer(b) => Some(
+                b.backend_object()
+                    .clone()
+                    .into_any()
+                    .downcast::<CpuBuffer>()
+                    .map_err(|_| {
+                        run_error("a buffer from another backend was passed to a CPU launch")
+                    })?,
+            ),
+            _ => None,
+        });
+    }
+    let buffers = args
+        .iter()
+        .filter(|a| !matches!(a, KernelArg::Bytes(_)))
+        .count();
+    if buffers != kernel.layout().buffers as usize {
+        return Err(run_error(format!(
+            "kernel {} takes {} buffers, {buffers} given",
+            kernel.name(),
+            kernel.layout().buffers
+        )));
+    }
+    let native: Vec<NativeArg<'_>> = args
+        .iter()
+        .zip(&bufs)
+        .map(|(a, b)| match (a, b) {
+            (KernelArg::Bytes(v), _) => NativeArg::Bytes(v),
+            (KernelArg::RingArena(r), _) => {
+                let (base, len) = r.arena_keepalive().arena();
+                // SAFETY: the ring's arena is a page-aligned mapping of `len` bytes that lives as long as the
+                // ring, which the caller's borrow keeps alive for the whole launch; only atomics touch it.
+                NativeArg::Words(unsafe {
+                    std::slice::from_raw_parts(base as *const AtomicU32, len / 4)
+                })
+            }
+            (_, Some(b)) => NativeArg::Words(b.words()),
+            (_, None) => NativeArg::Bytes(&[]),
+        })
+        .collect();
+    let size = if grid.group_size == 0 {
+        dev.subgroup_size
+    } else {
+        grid.group_size
+    };
+    let n = grid.groups.saturating_mul(size);
+    let start = Instant::now();
+    spawn_lanes(n, &k.name, |id| (k.f)(id, &native));
+    let t = start.elapsed();
+    if t > limit.max(Duration::from_millis(1)) {
+        return Err(DeviceError::Timeout {
+            backend: "cpu",
+            limit,
+        });
+    }
+    Ok(t)
+}

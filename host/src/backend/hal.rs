@@ -1,0 +1,574 @@
+//! The device HAL: everything a backend implements, in one file.
+//!
+//! A backend (a folder under `backend/` with the same file names as the others: `mod.rs`, `adapter.rs`,
+//! `memory.rs`, `kernel.rs`, `run.rs`) provides:
+//!
+//! - a [`Backend`]: enumerates its adapters ([`AdapterInfo`] with [`Capabilities`]) and opens one as a
+//!   [`Device`] from a [`DeviceConfig`] (no environment variables are read below this point: binaries read
+//!   them and fill the config, [`DeviceConfig::from_env`]);
+//! - a [`Device`]: runs the built-in [`Program`]s against a [`DeviceRing`], allocates device memory
+//!   ([`Device::alloc`]), imports host memory ([`Device::import_host`]; what is imported stays alive while any
+//!   launch using it runs), loads kernels from their binary ([`KernelCode`]: SPIR-V today, PTX and AMD code
+//!   objects next, Rust closures on the CPU reference device), and launches them ([`Device::launch`]) with
+//!   [`KernelArg`]s and a [`Grid`], waiting at most a limit.
+//!
+//! Launch arguments are one ordered list that fits both launch styles: a binding-style backend (Vulkan)
+//! binds the buffer arguments, in order, to storage-buffer bindings `0..n` and concatenates the byte
+//! arguments into its push constants; a kernel-parameter backend (CUDA, HIP) passes argument `i` as kernel
+//! parameter `i` (a buffer as its device pointer, bytes by value).
+//!
+//! Resumable programs (a device with a loop cap or a dispatch time limit) are re-dispatched by one
+//! backend-neutral pacer ([`super::redispatch`]); every backend that re-dispatches uses it.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::run_buffer::LaneState;
+use super::{DeviceError, Program, RunReport};
+use crate::protocol::DeviceRing;
+
+/// What kind of processor an adapter is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceType {
+    /// A GPU with its own memory.
+    DiscreteGpu,
+    /// A GPU sharing the host's memory.
+    IntegratedGpu,
+    /// A virtualised GPU.
+    VirtualGpu,
+    /// A device that runs on the host's CPU (the CPU reference device, lavapipe).
+    Cpu,
+    /// Anything else.
+    Other,
+}
+
+impl DeviceType {
+    /// Short name: `discrete`, `integrated`, `virtual`, `cpu`, `other`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceType::DiscreteGpu => "discrete",
+            DeviceType::IntegratedGpu => "integrated",
+            DeviceType::VirtualGpu => "virtual",
+            DeviceType::Cpu => "cpu",
+            DeviceType::Other => "other",
+        }
+    }
+
+    /// Preference when a device is chosen automatically (lower is better).
+    pub fn rank(self) -> u32 {
+        match self {
+            DeviceType::DiscreteGpu => 0,
+            DeviceType::IntegratedGpu => 1,
+            DeviceType::VirtualGpu => 2,
+            DeviceType::Cpu => 3,
+            DeviceType::Other => 4,
+        }
+    }
+
+    /// Whether it is a GPU of any kind.
+    pub fn is_gpu(self) -> bool {
+        matches!(
+            self,
+            DeviceType::DiscreteGpu | DeviceType::IntegratedGpu | DeviceType::VirtualGpu
+        )
+    }
+}
+
+impl fmt::Display for DeviceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What an adapter can do that the protocol cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// Lanes per subgroup (warp, wavefront).
+    pub subgroup_size: u32,
+    /// 64-bit atomics on device-visible memory.
+    pub atomics_64: bool,
+    /// Alignment host memory must have to be imported (pointer and length), or `None` if the adapter cannot
+    /// import host memory.
+    pub host_import_alignment: Option<u64>,
+    /// Whether the adapter has memory of its own (device-local, not host memory).
+    pub device_local_memory: bool,
+    /// Whether the device's atomics on imported host memory are atomic with respect to the host's
+    /// (coherent host-native atomics: PCIe atomics, a shared cache, or the host itself).
+    pub host_native_atomics: bool,
+}
+
+/// An adapter a backend can open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterInfo {
+    /// Backend name.
+    pub backend: &'static str,
+    /// Index in the backend's enumeration (what `--device BACKEND:INDEX` selects).
+    pub index: usize,
+    /// Device name.
+    pub name: String,
+    /// What kind of processor it is.
+    pub device_type: DeviceType,
+    /// API version, as the backend writes it (e.g. `1.3.255`).
+    pub api_version: String,
+    /// Driver name and version.
+    pub driver: String,
+    /// What it can do.
+    pub caps: Capabilities,
+    /// `Ok` if the protocol can run on it, else why not.
+    pub usable: Result<(), String>,
+}
+
+/// How an opened device is configured. The library reads no environment variable; binaries that honour
+/// `GPU_URING_VULKAN_DEVICE` / `GPU_URING_VULKAN_ITER_BUDGET` build this with [`DeviceConfig::from_env`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// The adapter (index or case-insensitive name substring) when the selector names none.
+    pub adapter: Option<String>,
+    /// Soft loop budget per lane and dispatch of resumable programs; `None` takes the backend's default
+    /// for the adapter's type.
+    pub iter_budget: Option<u32>,
+    /// Longest a single dispatch may run before the run fails with [`DeviceError::Timeout`].
+    pub dispatch_timeout: Duration,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            adapter: None,
+            iter_budget: None,
+            dispatch_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Environment variable naming the adapter (index or name substring) when `--device vulkan` gives none.
+pub const ADAPTER_ENV: &str = "GPU_URING_VULKAN_DEVICE";
+/// Environment variable overriding the soft loop budget of resumable programs.
+pub const ITER_BUDGET_ENV: &str = "GPU_URING_VULKAN_ITER_BUDGET";
+
+impl DeviceConfig {
+    /// The default config with [`ADAPTER_ENV`] and [`ITER_BUDGET_ENV`] applied. For binaries and tests: the
+    /// library itself never calls it.
+    pub fn from_env() -> DeviceConfig {
+        DeviceConfig {
+            adapter: std::env::var(ADAPTER_ENV).ok().filter(|s| !s.is_empty()),
+            iter_budget: std::env::var(ITER_BUDGET_ENV)
+                .ok()
+                .and_then(|s| s.parse().ok()),
+            ..DeviceConfig::default()
+        }
+    }
+}
+
+/// A backend: enumerates adapters and opens devices. One static value per compiled-in backend
+/// ([`super::backends`]).
+pub trait Backend: Send + Sync {
+    /// Backend name (`vulkan`, `cuda`, …).
+    fn name(&self) -> &'static str;
+    /// Every adapter the backend sees, usable or not (with why).
+    fn adapters(&self) -> Result<Vec<AdapterInfo>, DeviceError>;
+    /// Opens an adapter: `adapter` is an index or a name substring (`None`: `config.adapter`, else the best
+    /// usable one). `gpu_only` refuses CPU-type adapters (what `--device auto` wants).
+    fn open(
+        &self,
+        adapter: Option<&str>,
+        gpu_only: bool,
+        config: &DeviceConfig,
+    ) -> Result<Box<dyn Device>, DeviceError>;
+}
+
+/// What a device is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Backend name: `cpu`, `vulkan`, `hip`, `cuda`.
+    pub backend: &'static str,
+    /// Human-readable device name.
+    pub name: String,
+    /// Driver / API details.
+    pub driver: String,
+    /// Lanes per subgroup (equals `caps.subgroup_size`).
+    pub subgroup_size: u32,
+    /// What kind of processor it is.
+    pub device_type: DeviceType,
+    /// What it can do.
+    pub caps: Capabilities,
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}; {}; subgroup {})",
+            self.name, self.backend, self.driver, self.subgroup_size
+        )
+    }
+}
+
+/// Where a [`DeviceBuffer`]'s memory lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The device's own memory (preferring memory the host cannot see). The host cannot reach it.
+    DeviceLocal,
+    /// Driver-allocated memory the host can map (coherent).
+    HostVisible,
+    /// Page-aligned host memory imported into the device: how device rings give the device their arena.
+    ImportedHost,
+}
+
+impl Placement {
+    /// A short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::DeviceLocal => "device-local",
+            Placement::HostVisible => "host-visible",
+            Placement::ImportedHost => "imported host",
+        }
+    }
+}
+
+/// A backend's buffer object behind a [`DeviceBuffer`].
+pub trait BufferImpl: Send + Sync + 'static {
+    /// Bytes.
+    fn len(&self) -> usize;
+    /// Whether it has no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Where the host reaches the bytes, or null when it cannot. Must stay valid (and 4-byte aligned) for as
+    /// long as the object lives.
+    fn host_ptr(&self) -> *mut u8;
+    /// The memory's properties, as the backend names them (for tables).
+    fn memory_flags(&self) -> String;
+    /// For the backend that made it (the only code that looks behind the trait).
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+/// Device memory usable as a kernel argument. Clones share the memory; it is freed when the last clone and
+/// the last launch using it are gone.
+#[derive(Clone)]
+pub struct DeviceBuffer {
+    inner: Arc<dyn BufferImpl>,
+    placement: Placement,
+}
+
+impl fmt::Debug for DeviceBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceBuffer")
+            .field("placement", &self.placement)
+            .field("len", &self.inner.len())
+            .field("flags", &self.inner.memory_flags())
+            .finish()
+    }
+}
+
+impl DeviceBuffer {
+    /// Wraps a backend's buffer (backends only).
+    pub fn new(inner: Arc<dyn BufferImpl>, placement: Placement) -> DeviceBuffer {
+        DeviceBuffer { inner, placement }
+    }
+
+    /// The backend's object (backends only: each downcasts to its own type).
+    pub fn backend_object(&self) -> &Arc<dyn BufferImpl> {
+        &self.inner
+    }
+
+    /// Bytes (an imported buffer's size is rounded up to the import alignment).
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether the buffer has no bytes (never: sizes are at least 4 bytes).
+    pub fn is_empty(&self) -> bool {
+        self.inner.len() == 0
+    }
+
+    /// Where the memory lives.
+    pub fn placement(&self) -> Placement {
+        self.placement
+    }
+
+    /// The memory's property flags, e.g. `DEVICE_LOCAL | HOST_VISIBLE | HOST_COHERENT`.
+    pub fn memory_flags(&self) -> String {
+        self.inner.memory_flags()
+    }
+
+    /// Whether the host can read and write the bytes ([`Placement::HostVisible`], [`Placement::ImportedHost`]).
+    pub fn host_accessible(&self) -> bool {
+        !self.inner.host_ptr().is_null()
+    }
+
+    fn word(&self, i: usize) -> Option<&AtomicU32> {
+        let p = self.inner.host_ptr();
+        if p.is_null() || i.checked_add(1)?.checked_mul(4)? > self.inner.len() {
+            return None;
+        }
+        // SAFETY: `p` points to `len` bytes of host-coherent memory that live as long as `self.inner`
+        // (`BufferImpl::host_ptr`'s contract) and is at least 4-byte aligned, so word `i` (in bounds, checked)
+        // is an aligned u32; the device touches the memory concurrently only through its own atomics or plain
+        // stores, and the host only through this atomic, so there is no non-atomic host access to race with.
+        Some(unsafe { &*(p.add(4 * i) as *const AtomicU32) })
+    }
+
+    /// Word `i` as the host sees it (acquire), or `None` if the host cannot reach the buffer or `i` is past
+    /// the end.
+    pub fn load_u32(&self, i: usize) -> Option<u32> {
+        // Acquire: pairs with the device's (or another host thread's) release of what it wrote before.
+        self.word(i).map(|w| w.load(Ordering::Acquire))
+    }
+
+    /// Stores word `i` (release); `false` if the host cannot reach the buffer or `i` is past the end.
+    pub fn store_u32(&self, i: usize, v: u32) -> bool {
+        // Release: the device's acquire of this word sees the host's earlier stores.
+        self.word(i)
+            .map(|w| w.store(v, Ordering::Release))
+            .is_some()
+    }
+}
+
+/// A native (Rust) kernel of the CPU reference device: called once per invocation with its global id and the
+/// launch's arguments.
+pub type NativeKernel = Arc<dyn Fn(u32, &[NativeArg<'_>]) + Send + Sync>;
+
+/// An argument as a native kernel sees it.
+pub enum NativeArg<'a> {
+    /// A buffer's host bytes, as 32-bit atomic words.
+    Words(&'a [AtomicU32]),
+    /// Bytes passed by value.
+    Bytes(&'a [u8]),
+}
+
+/// A kernel's binary, in the form its backend loads.
+#[derive(Clone)]
+pub enum KernelCode<'a> {
+    /// A SPIR-V compute module, entry point `main` (Vulkan).
+    SpirV(&'a [u8]),
+    /// PTX text, entry point named by the kernel's name (CUDA).
+    Ptx(&'a str),
+    /// An AMD code object (HIP).
+    AmdCodeObject(&'a [u8]),
+    /// A Rust closure (the CPU reference device).
+    Native(NativeKernel),
+}
+
+impl KernelCode<'_> {
+    /// The format's name, for errors.
+    pub fn format(&self) -> &'static str {
+        match self {
+            KernelCode::SpirV(_) => "SPIR-V",
+            KernelCode::Ptx(_) => "PTX",
+            KernelCode::AmdCodeObject(_) => "AMD code object",
+            KernelCode::Native(_) => "native closure",
+        }
+    }
+}
+
+impl fmt::Debug for KernelCode<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KernelCode::{}", self.format())
+    }
+}
+
+/// A kernel's interface: how many buffer arguments it takes and how many bytes of by-value arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelLayout {
+    /// Buffer arguments (Vulkan: storage buffers at set 0, bindings `0..buffers`).
+    pub buffers: u32,
+    /// Bytes of by-value arguments, at most 128 (Vulkan: the push-constant range).
+    pub value_bytes: u32,
+}
+
+/// A backend's kernel object behind a [`Kernel`].
+pub trait KernelImpl: Send + Sync + 'static {
+    /// The kernel's name.
+    fn name(&self) -> &str;
+    /// For the backend that made it.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+/// A loaded kernel. Clones share it; it is freed when the last clone and the last launch using it are gone.
+#[derive(Clone)]
+pub struct Kernel {
+    inner: Arc<dyn KernelImpl>,
+    layout: KernelLayout,
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernel")
+            .field("name", &self.inner.name())
+            .field("layout", &self.layout)
+            .finish()
+    }
+}
+
+impl Kernel {
+    /// Wraps a backend's kernel (backends only).
+    pub fn new(inner: Arc<dyn KernelImpl>, layout: KernelLayout) -> Kernel {
+        Kernel { inner, layout }
+    }
+    /// The backend's object (backends only: each downcasts to its own type).
+    pub fn backend_object(&self) -> &Arc<dyn KernelImpl> {
+        &self.inner
+    }
+    /// The kernel's name.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+    /// Its interface.
+    pub fn layout(&self) -> KernelLayout {
+        self.layout
+    }
+}
+
+/// One argument of a launch, in kernel-parameter order.
+#[derive(Clone, Copy)]
+pub enum KernelArg<'a> {
+    /// A buffer.
+    Buffer(&'a DeviceBuffer),
+    /// The whole arena of a device ring (imported for the launch, kept mapped until it ends). Every
+    /// `RingArena` argument of one launch must name the same ring.
+    RingArena(&'a DeviceRing),
+    /// Bytes by value (Vulkan: appended to the push constants).
+    Bytes(&'a [u8]),
+}
+
+/// How many invocations a launch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grid {
+    /// Workgroups (blocks).
+    pub groups: u32,
+    /// Invocations per group; 0 means one subgroup (the device's subgroup size).
+    pub group_size: u32,
+}
+
+impl Grid {
+    /// `groups` groups of one subgroup each.
+    pub fn groups(groups: u32) -> Grid {
+        Grid {
+            groups,
+            group_size: 0,
+        }
+    }
+}
+
+/// The host callback of [`Device::run_with`]: called with the index of the dispatch that has just completed
+/// and every lane's state after it.
+pub type BetweenDispatches<'a> = dyn FnMut(u32, &[LaneState]) -> Result<(), DeviceError> + 'a;
+
+/// One value for [`Device::format_probe`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FormatCase {
+    /// Unsigned decimal ([`crate::protocol::LineBuf::u64`]).
+    U64(u64),
+    /// Signed decimal ([`crate::protocol::LineBuf::i64`]).
+    I64(i64),
+    /// Lowercase hex ([`crate::protocol::LineBuf::hex`]).
+    Hex(u64),
+    /// A float with a precision ([`crate::protocol::LineBuf::f32`]).
+    F32(f32, u32),
+}
+
+/// A device that runs programs against a ring, and caller-supplied kernels on its memory. Object-safe: the
+/// device suite and the experiments hold `&dyn Device`.
+pub trait Device: Send + Sync {
+    /// What the device is.
+    fn info(&self) -> DeviceInfo;
+
+    /// Runs `program` on `lanes` lanes (≤ the ring's `lanes`) and waits, at most `timeout`.
+    fn run(
+        &self,
+        ring: &DeviceRing,
+        lanes: u32,
+        program: &Program,
+        timeout: Duration,
+    ) -> Result<RunReport, DeviceError> {
+        self.run_with(ring, lanes, program, timeout, &mut |_, _| Ok(()))
+    }
+
+    /// [`Device::run`] with a host callback between dispatches: `between(i, states)` runs after dispatch `i`
+    /// (0-based) has completed — every lane's [`LaneState`] passed in — and before dispatch `i + 1` starts; it
+    /// also runs after the last dispatch. An error from it ends the run with that error. A device that runs a
+    /// program in one dispatch calls it once.
+    ///
+    /// This is how a ring without SQPOLL is driven from the host: lanes publish SQEs during a dispatch, and
+    /// the callback submits them with one `io_uring_enter` ([`DeviceRing::submit_and_wait`]); lanes that need
+    /// what only a later enter can give yield the dispatch early (PROTOCOL.md §9) and resume in the next one.
+    fn run_with(
+        &self,
+        ring: &DeviceRing,
+        lanes: u32,
+        program: &Program,
+        timeout: Duration,
+        between: &mut BetweenDispatches<'_>,
+    ) -> Result<RunReport, DeviceError>;
+
+    /// Formats each case with the device's §7 formatter (one lane per case) and returns the bytes, to compare
+    /// with [`crate::protocol::LineBuf`]. Needs a ring with at least `cases.len()` lanes and
+    /// `128 × cases.len()` bytes of fixed buffer, which it may overwrite.
+    fn format_probe(
+        &self,
+        ring: &DeviceRing,
+        cases: &[FormatCase],
+    ) -> Result<Vec<Vec<u8>>, DeviceError>;
+
+    /// The loop iterations one lane may spend per dispatch of a resumable program (what the device's
+    /// programs are told in their run parameters).
+    fn lane_iter_budget(&self) -> u32;
+
+    /// A buffer of `bytes` bytes in `placement`.
+    fn alloc(&self, placement: Placement, bytes: usize) -> Result<DeviceBuffer, DeviceError>;
+
+    /// A buffer over host memory the caller owns ([`Placement::ImportedHost`]); `owner` is kept alive as long
+    /// as the import (and any launch using it) exists.
+    ///
+    /// # Safety
+    /// `ptr` must be a live, writable mapping of `len` bytes, aligned to the adapter's
+    /// [`Capabilities::host_import_alignment`] with `len` a multiple of it, that stays mapped for as long as
+    /// `owner` lives.
+    unsafe fn import_host(
+        &self,
+        ptr: *mut u8,
+        len: usize,
+        owner: Arc<dyn Send + Sync>,
+    ) -> Result<DeviceBuffer, DeviceError>;
+
+    /// Loads a kernel from its binary.
+    ///
+    /// # Safety
+    /// `code` must be a valid kernel for this device whose interface matches `layout`, and, like any kernel,
+    /// must not access its buffers out of bounds (devices are created without robust buffer access).
+    unsafe fn load_kernel(
+        &self,
+        name: &str,
+        code: KernelCode<'_>,
+        layout: KernelLayout,
+    ) -> Result<Kernel, DeviceError>;
+
+    /// Runs `grid` of `kernel` once with `args` and waits at most `limit`. Returns the time from submission to
+    /// completion. Over the limit: [`DeviceError::Timeout`]; the launch and what it uses (kernel, buffers,
+    /// arena) stay alive until it ends.
+    fn launch(
+        &self,
+        kernel: &Kernel,
+        args: &[KernelArg<'_>],
+        grid: Grid,
+        limit: Duration,
+    ) -> Result<Duration, DeviceError>;
+}
+
+/// A backend's "not available in this build" error: the backend exists but its cargo feature is off.
+pub fn compiled_out(backend: &'static str, feature: &'static str) -> DeviceError {
+    DeviceError::Unavailable {
+        backend,
+        reason: format!("not compiled in (build gpu-uring with the `{feature}` cargo feature)"),
+    }
+}
+
+impl fmt::Debug for dyn Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Device({})", self.info())
+    }
+}
