@@ -510,7 +510,11 @@ fn stop_with_requests_in_flight_strands_nothing() {
     eprintln!("served {ok}, failed STOPPED {stopped}, withdrawn {withdrawn}; {st:?}");
     assert_nothing_stranded(&p);
     for i in 0..p.layout().nslots {
-        assert_eq!(v.state(i).load(Ordering::Acquire), QUEUE_SLOT_FREE, "slot {i}");
+        assert_eq!(
+            v.state(i).load(Ordering::Acquire),
+            QUEUE_SLOT_FREE,
+            "slot {i}"
+        );
     }
 }
 

@@ -529,7 +529,9 @@ fn hostile_lane(p: &Pump, id: u32, pipe_w: &std::fs::File, end: Instant, seed: u
         if blocking {
             // Wait (briefly) until the pump claimed the READ: it holds the slot until the pipe has data.
             let t = Instant::now() + Duration::from_millis(100);
-            while v.state(slot).load(Ordering::Acquire) == QUEUE_SLOT_PUBLISHED && Instant::now() < t {
+            while v.state(slot).load(Ordering::Acquire) == QUEUE_SLOT_PUBLISHED
+                && Instant::now() < t
+            {
                 std::thread::yield_now();
             }
             if v.state(slot).load(Ordering::Acquire) == QUEUE_SLOT_PUBLISHED {
@@ -732,7 +734,11 @@ fn hostile_fuzz((secs, legit, hostile): (u64, u32, u32)) {
     assert!(p.arena().guards_intact(), "a guard byte changed");
     let v = p.view();
     for i in 0..p.layout().nslots {
-        assert_eq!(v.state(i).load(Ordering::Acquire), QUEUE_SLOT_FREE, "slot {i}");
+        assert_eq!(
+            v.state(i).load(Ordering::Acquire),
+            QUEUE_SLOT_FREE,
+            "slot {i}"
+        );
     }
 }
 

@@ -249,7 +249,10 @@ fn glsl_lanes_read_exactly_once() {
     assert_eq!(stats.bytes_read, total, "{stats:?}");
     assert!(pump.arena().guards_intact());
     for i in 0..6 {
-        assert_eq!(pump.view().state(i).load(Ordering::Acquire), QUEUE_SLOT_FREE);
+        assert_eq!(
+            pump.view().state(i).load(Ordering::Acquire),
+            QUEUE_SLOT_FREE
+        );
     }
     eprintln!(
         "{n} READs by {lanes} GLSL lanes in {} dispatches, {:?}; would-block scans {}",
@@ -375,7 +378,10 @@ fn glsl_lane_withdraws_from_a_stopped_pump() {
         );
     }
     for i in 0..8 {
-        assert_eq!(pump.view().state(i).load(Ordering::Acquire), QUEUE_SLOT_FREE);
+        assert_eq!(
+            pump.view().state(i).load(Ordering::Acquire),
+            QUEUE_SLOT_FREE
+        );
     }
 }
 

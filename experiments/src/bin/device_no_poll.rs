@@ -213,7 +213,9 @@ fn main() {
         for g in 0..lanes * ops {
             let (state, result, _, _) = view.slot(g);
             // Acquire: pairs with the reaper's release store of DONE.
-            if slot_state(state.load(Acquire)) != RING_SLOT_DONE || result.load(Relaxed) != len as i32 {
+            if slot_state(state.load(Acquire)) != RING_SLOT_DONE
+                || result.load(Relaxed) != len as i32
+            {
                 bad_host += 1;
             }
         }

@@ -97,7 +97,9 @@ pub fn render() -> String {
     h.u32("RESERVE_TRIES", RESERVE_TRIES);
     h.u32("MAX_LINE", MAX_LINE);
 
-    h.section("CompletionSlot: a ring completion slot; state word = generation << 8 | RingSlotState");
+    h.section(
+        "CompletionSlot: a ring completion slot; state word = generation << 8 | RingSlotState",
+    );
     h.offsets::<CompletionSlot>("COMPLETION_SLOT");
     h.enumeration::<RingSlotState>("RING_SLOT");
     h.u32("RING_SLOT_STATE_MASK", SLOT_STATE_MASK);
@@ -117,7 +119,9 @@ pub fn render() -> String {
     h.section("WaitStatus: what device-side ring protocol calls return");
     h.enumeration::<WaitStatus>("STATUS");
 
-    h.section("io_uring: the kernel's SQE and CQE, and the opcodes and SQE flags device code writes");
+    h.section(
+        "io_uring: the kernel's SQE and CQE, and the opcodes and SQE flags device code writes",
+    );
     h.offsets::<Sqe>("SQE");
     h.offsets::<Cqe>("CQE");
     h.u32("IORING_OP_NOP", IORING_OP_NOP);
@@ -237,13 +241,19 @@ impl Header {
     fn offsets<S: AbiStruct>(&mut self, prefix: &str) {
         self.u32(&format!("SIZEOF_{prefix}"), std::mem::size_of::<S>() as u32);
         for f in S::FIELDS {
-            self.u32(&format!("{prefix}_{}", define_name(f.name)), f.offset as u32);
+            self.u32(
+                &format!("{prefix}_{}", define_name(f.name)),
+                f.offset as u32,
+            );
         }
     }
 
     fn enumeration<E: WireEnum>(&mut self, prefix: &str) {
         for e in E::ALL {
-            self.u32(&format!("{prefix}_{}", e.name().to_ascii_uppercase()), e.raw());
+            self.u32(
+                &format!("{prefix}_{}", e.name().to_ascii_uppercase()),
+                e.raw(),
+            );
         }
     }
 

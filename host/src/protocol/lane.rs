@@ -980,7 +980,10 @@ mod tests {
             slot_generation(slot_word(SLOT_GEN_MASK, RING_SLOT_DONE)),
             SLOT_GEN_MASK
         );
-        assert_eq!(slot_state(slot_word(7, RING_SLOT_REAPING)), RING_SLOT_REAPING);
+        assert_eq!(
+            slot_state(slot_word(7, RING_SLOT_REAPING)),
+            RING_SLOT_REAPING
+        );
         assert_eq!(next_generation(SLOT_GEN_MASK), 1, "wraps past 0");
         let ud = slot_user_data(9, 0x12_3456);
         assert_eq!(ud & TAG_MASK, TAG_SLOT);

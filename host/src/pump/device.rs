@@ -243,7 +243,12 @@ impl<'a> QueueLane<'a> {
             QUEUE_SLOT_PUBLISHED
                 if matches!(q.pump_state().load(Acquire), PUMP_STOPPED | PUMP_FAILED)
                     && q.state(slot)
-                        .compare_exchange(QUEUE_SLOT_PUBLISHED, QUEUE_SLOT_ALLOCATED, Acquire, Relaxed)
+                        .compare_exchange(
+                            QUEUE_SLOT_PUBLISHED,
+                            QUEUE_SLOT_ALLOCATED,
+                            Acquire,
+                            Relaxed,
+                        )
                         .is_ok() =>
             {
                 Err(QueueError::PumpStopped)

@@ -451,8 +451,14 @@ impl Engine {
         let q = &self.q;
         q.result(idx).store(result, Relaxed);
         q.slot32(idx, slot_off::ERROR).store(error, Relaxed);
-        q.state(idx)
-            .store(if ok { QUEUE_SLOT_DONE } else { QUEUE_SLOT_FAILED }, Release);
+        q.state(idx).store(
+            if ok {
+                QUEUE_SLOT_DONE
+            } else {
+                QUEUE_SLOT_FAILED
+            },
+            Release,
+        );
         if ok {
             bump(&self.counters.served, 1);
         } else if let Some(c) = self.counters.failed.get(error as usize) {

@@ -1,7 +1,9 @@
 //! Where each region of a ring's arena lives ([`ArenaPlan`]). The [`RingLayout`] descriptor handed to every
 //! device and the kernel's SQE/CQE layouts are defined in [`crate::abi`] and re-exported here.
 
-pub use crate::abi::ring::{RingLayout, RING_FLAG_CONFINED, RING_FLAG_NO_SQARRAY, RING_FLAG_SQPOLL};
+pub use crate::abi::ring::{
+    RingLayout, RING_FLAG_CONFINED, RING_FLAG_NO_SQARRAY, RING_FLAG_SQPOLL,
+};
 pub use crate::abi::uring::{Cqe, Sqe};
 
 /// Where each region of the arena lives. All offsets page-aligned.

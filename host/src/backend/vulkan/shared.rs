@@ -5,9 +5,9 @@
 //! (device suite) checks the GLSL side against them on a real device.
 
 pub use crate::abi::run::{
-    LaneState, RunHeader, RunParams, LANE_FINISHED, LANE_NO_TARGET, PROGRAM_EDIT_BUFFER, PROGRAM_EXACT,
-    PROGRAM_FORMAT, PROGRAM_HOSTILE, PROGRAM_LANE_STRESS, PROGRAM_LAYOUT, PROGRAM_NOP, PROGRAM_PRINT,
-    PROGRAM_READ, TEXT_BYTES, TEXT_ENTRIES,
+    LaneState, RunHeader, RunParams, LANE_FINISHED, LANE_NO_TARGET, PROGRAM_EDIT_BUFFER,
+    PROGRAM_EXACT, PROGRAM_FORMAT, PROGRAM_HOSTILE, PROGRAM_LANE_STRESS, PROGRAM_LAYOUT,
+    PROGRAM_NOP, PROGRAM_PRINT, PROGRAM_READ, TEXT_BYTES, TEXT_ENTRIES,
 };
 
 /// The bytes of the text pieces of [`crate::backend::Program::Print`] (ids 0–5), in the order
