@@ -6,7 +6,7 @@
 //! cargo run -p gpu-uring --example gen-abi-header -- --check
 //! ```
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -18,8 +18,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
+    // The header's path is relative to the workspace root, the parent of this package's folder.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = manifest
+        .parent()
+        .unwrap_or(manifest)
         .join(gpu_uring::abi::header::HEADER_PATH);
     let text = gpu_uring::abi::header::render();
     if check {

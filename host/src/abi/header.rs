@@ -169,7 +169,7 @@ pub fn render() -> String {
     h.enumeration::<QueueSlotState>("QUEUE_SLOT");
     h.enumeration::<QueueOp>("QUEUE_OP");
     h.enumeration::<QueueErrorCode>("QUEUE_ERR");
-    h.u32("ERR_COUNT", ERR_COUNT as u32);
+    h.u32("QUEUE_ERR_COUNT", ERR_COUNT as u32);
     h.enumeration::<PumpState>("PUMP");
 
     h.section("io_queue programs' run buffer: PumpRunParams, then one PumpLaneState per lane");
@@ -307,6 +307,35 @@ mod tests {
         assert!(seen.contains("GU_CTL_PROTOCOL_VIOLATIONS"));
         assert!(seen.contains("GU_QUEUE_SLOT_DONE"));
         assert!(seen.contains("GU_RING_SLOT_DONE"));
+    }
+
+    /// A C++ compiler agrees with Rust's `repr(C)` layout: the header's `static_assert`s hold. Skipped (saying
+    /// so) where no `c++` is installed; CI images with a C++ compiler run it.
+    #[test]
+    fn cpp_views_compile_and_match() {
+        let dir = std::env::temp_dir().join(format!("gpu_uring_abi_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("check.cpp");
+        std::fs::write(&src, format!("{}\nint main() {{ return 0; }}\n", render())).unwrap();
+        let out = std::process::Command::new("c++")
+            .args([
+                "-std=c++14",
+                "-Wall",
+                "-Wextra",
+                "-pedantic",
+                "-fsyntax-only",
+            ])
+            .arg(&src)
+            .output();
+        let _ = std::fs::remove_dir_all(&dir);
+        match out {
+            Err(e) => eprintln!("skipped: no C++ compiler (`c++`: {e})"),
+            Ok(o) => assert!(
+                o.status.success(),
+                "the header's C++ views do not compile:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        }
     }
 
     /// The committed header is what [`render`] produces now (the example's `--check` says the same in CI).
