@@ -797,14 +797,15 @@ impl<'a> Lane<'a> {
         self.reap(16);
         let (state, result, _, _) = self.view.slot(g);
         let word = state.load(Acquire);
-        match slot_state(word) {
-            RING_SLOT_DONE => {
+        // A state no value names (device code rewrote the word) reads as still in flight, like PENDING.
+        match RingSlotState::try_from(slot_state(word)) {
+            Ok(RingSlotState::Done) => {
                 let r = result.load(Relaxed);
                 state.store(slot_word(slot_generation(word), RING_SLOT_FREE), Relaxed);
                 Ok(Poll::Ready(r))
             }
-            RING_SLOT_FREE => Err(OpError::NotPending(k)),
-            _ => Ok(Poll::WouldBlock),
+            Ok(RingSlotState::Free) => Err(OpError::NotPending(k)),
+            Ok(RingSlotState::Pending | RingSlotState::Reaping) | Err(_) => Ok(Poll::WouldBlock),
         }
     }
 
@@ -822,8 +823,11 @@ impl<'a> Lane<'a> {
     /// Whether slot `k` has an operation in flight.
     pub fn slot_pending(&self, k: u32) -> Result<bool, OpError> {
         let g = self.global_slot(k)?;
-        let st = slot_state(self.view.slot(g).0.load(Acquire));
-        Ok(st == RING_SLOT_PENDING || st == RING_SLOT_REAPING)
+        let st = RingSlotState::try_from(slot_state(self.view.slot(g).0.load(Acquire)));
+        Ok(matches!(
+            st,
+            Ok(RingSlotState::Pending | RingSlotState::Reaping)
+        ))
     }
 
     // ---- §7 prints -----------------------------------------------------------------------------------

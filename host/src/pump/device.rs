@@ -233,28 +233,33 @@ impl<'a> QueueLane<'a> {
     /// returns [`QueueError::PumpStopped`].
     pub fn poll(&mut self, slot: u32) -> Result<SlotPoll, QueueError> {
         let q = &self.q;
-        match q.state(slot).load(Acquire) {
-            s @ (QUEUE_SLOT_DONE | QUEUE_SLOT_FAILED) => Ok(SlotPoll::Complete(Completion {
-                done: s == QUEUE_SLOT_DONE,
-                result: q.result(slot).load(Relaxed),
-                error: q.slot32(slot, slot_off::ERROR).load(Relaxed),
-                tag: q.slot64(slot, slot_off::TAG).load(Relaxed),
-            })),
-            QUEUE_SLOT_PUBLISHED
-                if matches!(q.pump_state().load(Acquire), PUMP_STOPPED | PUMP_FAILED)
-                    && q.state(slot)
-                        .compare_exchange(
-                            QUEUE_SLOT_PUBLISHED,
-                            QUEUE_SLOT_ALLOCATED,
-                            Acquire,
-                            Relaxed,
-                        )
-                        .is_ok() =>
+        // A state no value names (device code rewrote the word) reads as still the pump's, like CLAIMED.
+        match QueueSlotState::try_from(q.state(slot).load(Acquire)) {
+            Ok(s @ (QueueSlotState::Done | QueueSlotState::Failed)) => {
+                Ok(SlotPoll::Complete(Completion {
+                    done: s == QueueSlotState::Done,
+                    result: q.result(slot).load(Relaxed),
+                    error: q.slot32(slot, slot_off::ERROR).load(Relaxed),
+                    tag: q.slot64(slot, slot_off::TAG).load(Relaxed),
+                }))
+            }
+            Ok(QueueSlotState::Published)
+                if matches!(
+                    PumpState::try_from(q.pump_state().load(Acquire)),
+                    Ok(PumpState::Stopped | PumpState::Failed)
+                ) && q
+                    .state(slot)
+                    .compare_exchange(QUEUE_SLOT_PUBLISHED, QUEUE_SLOT_ALLOCATED, Acquire, Relaxed)
+                    .is_ok() =>
             {
                 Err(QueueError::PumpStopped)
             }
-            QUEUE_SLOT_FREE | QUEUE_SLOT_ALLOCATED => Err(QueueError::NotPublished(slot)),
-            _ => Ok(SlotPoll::Pending),
+            Ok(QueueSlotState::Free | QueueSlotState::Allocated) => {
+                Err(QueueError::NotPublished(slot))
+            }
+            Ok(QueueSlotState::Published | QueueSlotState::Claimed) | Err(_) => {
+                Ok(SlotPoll::Pending)
+            }
         }
     }
 
