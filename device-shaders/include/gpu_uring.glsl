@@ -6,7 +6,7 @@
 //   0: the whole arena as 32-bit words      (imported host memory, HOST_COHERENT)
 //   1: the same arena as 64-bit words       (only the 64-bit control words are touched through it, atomically)
 //   2: the run buffer: GuRunParams, the text table, then one GuLaneState per lane (host-visible)
-// Push constants: the 128-byte RingLayout (host/src/ring/layout.rs), field for field.
+// Push constants: the 128-byte RingLayout (host/src/abi/ring.rs; GU_RING_LAYOUT_* in the ABI header), field for field.
 //
 // Every shared word is accessed with an atomic of device scope (gl_ScopeDevice) and the semantics PROTOCOL.md
 // names; SQE fills, CQE reads and staging bytes are plain accesses ordered by those atomics (the buffers are
@@ -26,6 +26,9 @@
 #extension GL_EXT_shader_atomic_int64 : require
 #extension GL_KHR_memory_scope_semantics : require
 
+// Offsets, sizes, states, tags, flags and statuses shared with the host (generated from host/src/abi/).
+#include "../../abi/gpu_uring_abi.h"
+
 layout(local_size_x_id = 0) in; // = the device's subgroup size (lavapipe: 8); see vulkan/mod.rs
 
 layout(std430, set = 0, binding = 0) coherent buffer GuArena32 { uint w[]; } gu_a;
@@ -41,11 +44,12 @@ layout(push_constant) uniform GuRingLayout {
     uint w_sq; uint w_cq; uint credit_pool; uint ring_flags; uint lane_words;
 } gu_l;
 
-// Mirrors backend/vulkan/shared.rs (RunParams, LaneState); pinned by the layout program and Rust tests.
+// Views of RunParams, RunHeader and LaneState (host/src/abi/run.rs); sizes from the ABI header, fields pinned
+// by the layout program.
 struct GuRunParams {
     uint program; uint lanes; uint count; uint arg0; uint arg1; uint arg2; uint iter_budget; uint dispatch;
     uint64_t total;
-    uint reserved[6];
+    uint reserved[(GU_SIZEOF_RUN_PARAMS - GU_RUN_PARAMS_RESERVED) / 4u];
 };
 struct GuLaneState {
     uint seq; uint phase; uint done; uint failed; uint flags; uint next_line; uint pending_len; uint line_len;
@@ -54,40 +58,17 @@ struct GuLaneState {
 };
 layout(std430, set = 0, binding = 2) buffer GuRunBuffer {
     GuRunParams params;
-    uint text_index[32]; // text k: byte offset text_index[2k] into text_bytes, length text_index[2k+1]
-    uint text_bytes[128];
-    uint reserved[16];
+    uint text_index[2u * GU_TEXT_ENTRIES]; // text k: byte offset text_index[2k] into text_bytes, length text_index[2k+1]
+    uint text_bytes[GU_TEXT_BYTES / 4u];
+    uint reserved[(GU_SIZEOF_RUN_HEADER - GU_RUN_HEADER_RESERVED) / 4u];
     GuLaneState lane[];
 } gu_run;
 
-// ---- constants (host/src/protocol/shared.rs, ring/layout.rs) -----------------------------------------------
-const uint GU_CTL_SQ_PUB = 0u, GU_CTL_CQ_PUB = 8u, GU_CTL_PRINT_OFFSET = 16u, GU_CTL_FF_LAST_UD = 24u;
-const uint GU_CTL_SQ_RESERVE = 32u, GU_CTL_CQ_CREDITS = 36u, GU_CTL_CQ_CLAIM = 40u, GU_CTL_FF_ERRORS = 44u;
-const uint GU_CTL_FF_LAST_ERROR = 48u, GU_CTL_SKIP_FAILURES = 52u, GU_CTL_DOORBELL = 56u, GU_CTL_PRINT_FD = 60u;
-const uint GU_CTL_PRINT_FLAGS = 64u, GU_CTL_LINES_PRINTED = 68u, GU_CTL_PRINT_ERRORS = 72u;
-const uint GU_CTL_FOREIGN_CQES = 76u, GU_CTL_PROTOCOL_VIOLATIONS = 80u;
-
-// Slot state word: generation << 8 | state (PROTOCOL.md §2, §6).
-const uint GU_SLOT_FREE = 0u, GU_SLOT_PENDING = 1u, GU_SLOT_DONE = 2u, GU_SLOT_REAPING = 3u;
-const uint GU_SLOT_STATE_MASK = 0xffu, GU_SLOT_GEN_SHIFT = 8u, GU_SLOT_GEN_MASK = 0x00ffffffu;
-// user_data tags, as the high 32 bits of user_data (TAG_SHIFT = 62)
-const uint GU_TAG_SLOT_HI = 0x40000000u, GU_TAG_FF_HI = 0x80000000u, GU_TAG_SKIP_HI = 0xC0000000u;
-const uint GU_PRINT_FIXED_FILE = 1u, GU_PRINT_OFFSET_MODE = 2u;
-const uint GU_READY = 0u, GU_WOULD_BLOCK = 1u, GU_TIMED_OUT = 2u, GU_NOT_PENDING = 3u;
-// gu_commit refusals and violations (OpError::BadFlags, BadSlot, ProtocolViolation)
-const uint GU_BAD_FLAGS = 4u, GU_BAD_SLOT = 5u, GU_PROTOCOL_VIOLATION = 6u;
-const uint GU_RESERVE_TRIES = 64u;
-const uint GU_RING_FLAG_CONFINED = 2u, GU_RING_FLAG_SQPOLL = 4u;
-
-// io_uring ABI
-const uint GU_OP_NOP = 0u, GU_OP_READ_FIXED = 4u, GU_OP_WRITE_FIXED = 5u, GU_OP_READ = 22u, GU_OP_WRITE = 23u;
-const uint GU_SQE_FIXED_FILE = 1u, GU_SQE_IO_LINK = 4u, GU_SQE_IO_HARDLINK = 8u, GU_SQE_CQE_SKIP_SUCCESS = 64u;
+// ---- constants: everything shared with the host comes from the generated ABI header (abi/gpu_uring_abi.h,
+// included above); only the GLSL library's own conventions are defined here.
 
 // completion modes (protocol::Completion)
 const uint GU_FF = 0u, GU_SKIP = 1u, GU_SLOT = 2u;
-
-// GuLaneState.flags
-const uint GU_LANE_FINISHED = 1u, GU_LANE_NO_TARGET = 2u;
 
 // ---- loop budget ---------------------------------------------------------------------------------------------
 const uint GU_HARD_BUDGET = 60000u; // below lavapipe's 65535
@@ -248,7 +229,7 @@ void gu_sqe_rw(uint opcode, uint flags, int fd, uint64_t off, uint64_t addr, uin
     gu_sqe[10] = buf_index & 0xffffu;                      // buf_index, personality = 0
     gu_sqe[11] = 0u; gu_sqe[12] = 0u; gu_sqe[13] = 0u; gu_sqe[14] = 0u; gu_sqe[15] = 0u;
 }
-void gu_sqe_nop() { gu_sqe_rw(GU_OP_NOP, 0u, -1, uint64_t(0), uint64_t(0), 0u, 0u); }
+void gu_sqe_nop() { gu_sqe_rw(GU_IORING_OP_NOP, 0u, -1, uint64_t(0), uint64_t(0), 0u, 0u); }
 
 // A write of arena bytes [arena_off, +len): WRITE_FIXED from the staging or fixed region, plain WRITE
 // otherwise (Lane::write_sqe). `fixed_file`: fd is a fixed-file index. file_off = ~0 means "file position".
@@ -256,29 +237,29 @@ void gu_sqe_nop() { gu_sqe_rw(GU_OP_NOP, 0u, -1, uint64_t(0), uint64_t(0), 0u, 0
 void gu_sqe_write(bool fixed_file, int fd, uint arena_off, uint len, uint64_t file_off) {
     uint64_t end = uint64_t(arena_off) + uint64_t(len);
     uint64_t staging_end = uint64_t(gu_l.staging) + uint64_t(gu_l.lanes * gu_l.staging_lines * gu_l.line_bytes);
-    uint flags = fixed_file ? GU_SQE_FIXED_FILE : 0u;
+    uint flags = fixed_file ? GU_IOSQE_FIXED_FILE : 0u;
     uint64_t addr = gu_host_addr(arena_off);
     if (arena_off >= gu_l.staging && end <= staging_end) {
-        gu_sqe_rw(GU_OP_WRITE_FIXED, flags, fd, file_off, addr, len, gu_l.staging_buf_index);
+        gu_sqe_rw(GU_IORING_OP_WRITE_FIXED, flags, fd, file_off, addr, len, gu_l.staging_buf_index);
     } else if (gu_l.fixed_size > 0u && arena_off >= gu_l.fixed_off
                && end <= uint64_t(gu_l.fixed_off) + uint64_t(gu_l.fixed_size)) {
-        gu_sqe_rw(GU_OP_WRITE_FIXED, flags, fd, file_off, addr, len, gu_l.fixed_buf_index);
+        gu_sqe_rw(GU_IORING_OP_WRITE_FIXED, flags, fd, file_off, addr, len, gu_l.fixed_buf_index);
     } else {
-        gu_sqe_rw(GU_OP_WRITE, flags, fd, file_off, addr, len, 0u);
+        gu_sqe_rw(GU_IORING_OP_WRITE, flags, fd, file_off, addr, len, 0u);
     }
 }
 
 // READ_FIXED into the fixed region at fixed_off.
 void gu_sqe_read_fixed(bool fixed_file, int fd, uint fixed_off, uint len, uint64_t file_off) {
-    gu_sqe_rw(GU_OP_READ_FIXED, fixed_file ? GU_SQE_FIXED_FILE : 0u, fd, file_off,
+    gu_sqe_rw(GU_IORING_OP_READ_FIXED, fixed_file ? GU_IOSQE_FIXED_FILE : 0u, fd, file_off,
               gu_host_addr(gu_l.fixed_off + fixed_off), len, gu_l.fixed_buf_index);
 }
 
 // Fill (plain stores: the lane owns the ticket) and publish ticket `t` (§3). False (counted): sq_pub no longer
 // has `t` in its window, so the SQE was written but not published.
 bool gu_publish(uint t) {
-    uint base = (gu_l.sqes + (t & gu_l.sq_mask) * 64u) >> 2;
-    for (uint i = 0u; i < 16u; i++) gu_a.w[base + i] = gu_sqe[i];
+    uint base = (gu_l.sqes + (t & gu_l.sq_mask) * GU_SIZEOF_SQE) >> 2;
+    for (uint i = 0u; i < GU_SIZEOF_SQE / 4u; i++) gu_a.w[base + i] = gu_sqe[i];
     uint nb;
     uint m = gu_mark_and_advance(gu_ctl(GU_CTL_SQ_PUB), t, nb);
     if (m == GU_MARK_MOVED) {
@@ -293,16 +274,16 @@ bool gu_publish(uint t) {
 // GU_SKIP mode, and never linked.
 uint gu_check_flags(uint mode) {
     uint f = (gu_sqe[0] >> 8) & 0xffu;
-    if ((f & GU_SQE_CQE_SKIP_SUCCESS) != 0u) return GU_BAD_FLAGS;
-    if (mode == GU_SKIP && (f & (GU_SQE_IO_LINK | GU_SQE_IO_HARDLINK)) != 0u) return GU_BAD_FLAGS;
-    return GU_READY;
+    if ((f & GU_IOSQE_CQE_SKIP_SUCCESS) != 0u) return GU_STATUS_BAD_FLAGS;
+    if (mode == GU_SKIP && (f & (GU_IOSQE_IO_LINK | GU_IOSQE_IO_HARDLINK)) != 0u) return GU_STATUS_BAD_FLAGS;
+    return GU_STATUS_READY;
 }
 
 // Publishes ticket `t` as the filler NOP of a refused commit (Rust: the dropped Reservation): fire-and-forget
 // of no lane, so its CQE returns the credit.
 void gu_publish_filler(uint t) {
     gu_sqe_nop();
-    if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[0] |= GU_SQE_FIXED_FILE << 8;
+    if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[0] |= GU_IOSQE_FIXED_FILE << 8;
     gu_sqe[8] = 0xffff0000u;
     gu_sqe[9] = GU_TAG_FF_HI;
     gu_publish(t);
@@ -311,23 +292,23 @@ void gu_publish_filler(uint t) {
 // Arms global slot g of `lane`: bumps its generation (skipping 0), marks it PENDING, returns the generation.
 // Relaxed: only the owner writes a FREE slot; the publication release orders it before any completion.
 uint gu_arm(uint lane, uint g) {
-    uint soff = gu_l.slots + g * 16u;
-    gu_st_rlx(soff + 12u, lane);
-    uint gen = ((gu_ld_rlx(soff) >> GU_SLOT_GEN_SHIFT) + 1u) & GU_SLOT_GEN_MASK;
+    uint soff = gu_l.slots + g * GU_SIZEOF_COMPLETION_SLOT;
+    gu_st_rlx(soff + GU_COMPLETION_SLOT_OWNER, lane);
+    uint gen = ((gu_ld_rlx(soff) >> GU_RING_SLOT_GEN_SHIFT) + 1u) & GU_RING_SLOT_GEN_MASK;
     if (gen == 0u) gen = 1u;
-    gu_st_rlx(soff, (gen << GU_SLOT_GEN_SHIFT) | GU_SLOT_PENDING);
+    gu_st_rlx(soff, (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_PENDING);
     return gen;
 }
 
-// Lane::commit_line: sets user_data and flags for the completion mode, then publishes. Returns GU_READY, or
-// GU_BAD_FLAGS / GU_BAD_SLOT (the ticket is published as a filler NOP; nothing of gu_sqe is submitted), or
-// GU_PROTOCOL_VIOLATION (counted; the mode's bookkeeping is undone).
+// Lane::commit_line: sets user_data and flags for the completion mode, then publishes. Returns GU_STATUS_READY, or
+// GU_STATUS_BAD_FLAGS / GU_STATUS_BAD_SLOT (the ticket is published as a filler NOP; nothing of gu_sqe is submitted), or
+// GU_STATUS_PROTOCOL_VIOLATION (counted; the mode's bookkeeping is undone).
 // mode GU_SLOT: k = lane-relative slot; mode GU_FF: line_plus1 = staging line + 1 (0 = none).
 uint gu_commit(uint lane, uint t, uint mode, uint k, uint line_plus1) {
     uint bad = gu_check_flags(mode);
-    if (bad == GU_READY && mode == GU_SLOT && (lane >= gu_l.lanes || k >= gu_l.slots_per_lane)) bad = GU_BAD_SLOT;
-    if (bad != GU_READY) { gu_publish_filler(t); return bad; }
-    if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[0] |= GU_SQE_FIXED_FILE << 8;
+    if (bad == GU_STATUS_READY && mode == GU_SLOT && (lane >= gu_l.lanes || k >= gu_l.slots_per_lane)) bad = GU_STATUS_BAD_SLOT;
+    if (bad != GU_STATUS_READY) { gu_publish_filler(t); return bad; }
+    if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[0] |= GU_IOSQE_FIXED_FILE << 8;
     if (mode == GU_FF) {
         gu_sqe[8] = ((lane & 0xffffu) << 16) | line_plus1;
         gu_sqe[9] = GU_TAG_FF_HI;
@@ -337,7 +318,7 @@ uint gu_commit(uint lane, uint t, uint mode, uint k, uint line_plus1) {
         }
         gu_add_rlx(gu_lane_word(lane, gu_l.staging_lines), 1u);
     } else if (mode == GU_SKIP) {
-        gu_sqe[0] |= GU_SQE_CQE_SKIP_SUCCESS << 8;
+        gu_sqe[0] |= GU_IOSQE_CQE_SKIP_SUCCESS << 8;
         gu_sqe[8] = (lane & 0xffffu) << 16;
         gu_sqe[9] = GU_TAG_SKIP_HI;
         // No CQE on success: the credit goes back now; failures use the headroom (§4).
@@ -354,13 +335,13 @@ uint gu_commit(uint lane, uint t, uint mode, uint k, uint line_plus1) {
             gu_add_rlx(gu_lane_word(lane, gu_l.staging_lines), 0xffffffffu);
             gu_add_rlx(gu_ctl(GU_CTL_CQ_CREDITS), 1u);
         } else if (mode == GU_SLOT) {
-            uint soff = gu_l.slots + (lane * gu_l.slots_per_lane + k) * 16u;
-            gu_st_rlx(soff, gu_ld_rlx(soff) & ~GU_SLOT_STATE_MASK); // FREE, generation kept
+            uint soff = gu_l.slots + (lane * gu_l.slots_per_lane + k) * GU_SIZEOF_COMPLETION_SLOT;
+            gu_st_rlx(soff, gu_ld_rlx(soff) & ~GU_RING_SLOT_STATE_MASK); // FREE, generation kept
             gu_add_rlx(gu_ctl(GU_CTL_CQ_CREDITS), 1u);
         }
-        return GU_PROTOCOL_VIOLATION;
+        return GU_STATUS_PROTOCOL_VIOLATION;
     }
-    return GU_READY;
+    return GU_STATUS_READY;
 }
 
 // Lane::commit_exact: publishes gu_sqe exactly as given (no flags added, no flag rule, user_data kept), except
@@ -370,7 +351,7 @@ void gu_commit_exact(uint lane, uint t) {
     uint g = gu_sqe[8];
     uint first = lane * gu_l.slots_per_lane;
     bool own = lane < gu_l.lanes && g >= first && g - first < gu_l.slots_per_lane;
-    if ((gu_sqe[9] >> 30) == 1u && (gu_sqe[9] & GU_SLOT_GEN_MASK) == 0u && own) gu_sqe[9] = GU_TAG_SLOT_HI | gu_arm(lane, g);
+    if ((gu_sqe[9] >> (GU_TAG_SHIFT - 32u)) == GU_TAG_SLOT && (gu_sqe[9] & GU_RING_SLOT_GEN_MASK) == 0u && own) gu_sqe[9] = GU_TAG_SLOT_HI | gu_arm(lane, g);
     gu_publish(t);
 }
 
@@ -378,24 +359,24 @@ void gu_commit_exact(uint lane, uint t) {
 void gu_record_failure(uint ud_lo, uint ud_hi, int res) {
     gu_add_rlx(gu_ctl(GU_CTL_FF_ERRORS), 1u);
     gu_st_rlx(gu_ctl(GU_CTL_FF_LAST_ERROR), uint(res));
-    gu_st64_rlx(gu_ctl(GU_CTL_FF_LAST_UD), uint64_t(ud_lo) | (uint64_t(ud_hi) << 32));
+    gu_st64_rlx(gu_ctl(GU_CTL_FF_LAST_USER_DATA), uint64_t(ud_lo) | (uint64_t(ud_hi) << 32));
 }
 
 void gu_dispatch_cqe(uint ud_lo, uint ud_hi, int res, uint cflags) {
-    uint tag = ud_hi >> 30;
+    uint tag = ud_hi >> (GU_TAG_SHIFT - 32u);
     uint credits = gu_ctl(GU_CTL_CQ_CREDITS);
-    if (tag == 1u) {
-        uint gen = ud_hi & GU_SLOT_GEN_MASK;
+    if (tag == GU_TAG_SLOT) {
+        uint gen = ud_hi & GU_RING_SLOT_GEN_MASK;
         bool delivered = false;
         if (ud_lo < gu_nslots()) {
-            uint soff = gu_l.slots + ud_lo * 16u;
+            uint soff = gu_l.slots + ud_lo * GU_SIZEOF_COMPLETION_SLOT;
             // Claim: only a PENDING slot of the same generation takes the CQE, and only once (§5).
-            uint want = (gen << GU_SLOT_GEN_SHIFT) | GU_SLOT_PENDING;
-            if (gu_cas_rlx(soff, want, (gen << GU_SLOT_GEN_SHIFT) | GU_SLOT_REAPING) == want) {
-                gu_st_rlx(soff + 4u, uint(res));
-                gu_st_rlx(soff + 8u, cflags);
+            uint want = (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_PENDING;
+            if (gu_cas_rlx(soff, want, (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_REAPING) == want) {
+                gu_st_rlx(soff + GU_COMPLETION_SLOT_RESULT, uint(res));
+                gu_st_rlx(soff + GU_COMPLETION_SLOT_FLAGS, cflags);
                 // Release: the owner's acquire of DONE sees result and flags.
-                gu_st_rel(soff, (gen << GU_SLOT_GEN_SHIFT) | GU_SLOT_DONE);
+                gu_st_rel(soff, (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_DONE);
                 delivered = true;
             }
         }
@@ -406,7 +387,7 @@ void gu_dispatch_cqe(uint ud_lo, uint ud_hi, int res, uint cflags) {
         }
         // Every TAG_SLOT CQE was paid for by a reservation's credit, delivered or not (§5).
         gu_add_rlx(credits, 1u);
-    } else if (tag == 2u) {
+    } else if (tag == GU_TAG_FF) {
         uint lane = ud_lo >> 16;
         uint line = ud_lo & 0xffffu;
         if (res < 0) {
@@ -419,7 +400,7 @@ void gu_dispatch_cqe(uint ud_lo, uint ud_hi, int res, uint cflags) {
             gu_add_rel(gu_lane_word(lane, gu_l.staging_lines), 0xffffffffu);
         }
         gu_add_rlx(credits, 1u);
-    } else if (tag == 3u) {
+    } else if (tag == GU_TAG_SKIP) {
         // Only failures of skip-success ops post; they hold no credit.
         gu_add_rlx(gu_ctl(GU_CTL_SKIP_FAILURES), 1u);
         gu_record_failure(ud_lo, ud_hi, res);
@@ -448,7 +429,7 @@ uint gu_reap(uint max) {
         if (int(c - tail) > 0 || int(c - released) > int(gu_l.w_cq)) { gu_violation(); break; }
         if (c - released >= gu_l.w_cq) break;
         if (gu_cas_rlx(claim, c, c + 1u) != c) continue;
-        uint cb = (gu_l.cqes + (c & gu_l.cq_mask) * 16u) >> 2;
+        uint cb = (gu_l.cqes + (c & gu_l.cq_mask) * GU_SIZEOF_CQE) >> 2;
         uint ud_lo = gu_a.w[cb];
         uint ud_hi = gu_a.w[cb + 1u];
         int res = int(gu_a.w[cb + 2u]);
@@ -469,31 +450,31 @@ uint gu_reap(uint max) {
 // One reap pass, then checks the lane's slot k. READY frees the slot and returns the CQE's res in `result`.
 uint gu_poll(uint lane, uint k, out int result) {
     result = 0;
-    if (lane >= gu_l.lanes || k >= gu_l.slots_per_lane) return GU_BAD_SLOT;
+    if (lane >= gu_l.lanes || k >= gu_l.slots_per_lane) return GU_STATUS_BAD_SLOT;
     gu_reap(16u);
-    uint soff = gu_l.slots + (lane * gu_l.slots_per_lane + k) * 16u;
+    uint soff = gu_l.slots + (lane * gu_l.slots_per_lane + k) * GU_SIZEOF_COMPLETION_SLOT;
     uint st = gu_ld_acq(soff);
-    if ((st & GU_SLOT_STATE_MASK) == GU_SLOT_DONE) {
-        result = int(gu_ld_rlx(soff + 4u));
-        gu_st_rlx(soff, st & ~GU_SLOT_STATE_MASK); // FREE, generation kept
-        return GU_READY;
+    if ((st & GU_RING_SLOT_STATE_MASK) == GU_RING_SLOT_DONE) {
+        result = int(gu_ld_rlx(soff + GU_COMPLETION_SLOT_RESULT));
+        gu_st_rlx(soff, st & ~GU_RING_SLOT_STATE_MASK); // FREE, generation kept
+        return GU_STATUS_READY;
     }
-    if ((st & GU_SLOT_STATE_MASK) == GU_SLOT_FREE) return GU_NOT_PENDING;
-    return GU_WOULD_BLOCK;
+    if ((st & GU_RING_SLOT_STATE_MASK) == GU_RING_SLOT_FREE) return GU_STATUS_NOT_PENDING;
+    return GU_STATUS_WOULD_BLOCK;
 }
 
-// §6 wait: polls slot k up to `budget` times (each poll reaps) → GU_READY with the result, or GU_TIMED_OUT.
-// There is no portable backoff instruction in GLSL; the budget counts polls. A program that gets GU_TIMED_OUT
+// §6 wait: polls slot k up to `budget` times (each poll reaps) → GU_STATUS_READY with the result, or GU_STATUS_TIMED_OUT.
+// There is no portable backoff instruction in GLSL; the budget counts polls. A program that gets GU_STATUS_TIMED_OUT
 // keeps the operation pending in its lane state and polls again later (or in the next dispatch).
 uint gu_wait(uint lane, uint k, uint budget, out int result) {
     result = 0;
     for (uint i = 0u; i < max(budget, 1u); i++) {
         gu_iters++;
         uint s = gu_poll(lane, k, result);
-        if (s != GU_WOULD_BLOCK) return s;
+        if (s != GU_STATUS_WOULD_BLOCK) return s;
         if (gu_stalled()) break;
     }
-    return GU_TIMED_OUT;
+    return GU_STATUS_TIMED_OUT;
 }
 
 // §3 reserve with a budget: up to `budget` attempts, reaping between them → true, or false (TIMED_OUT).
@@ -653,7 +634,7 @@ bool gu_begin() {
 // Stores the lane's progress for the host and the next dispatch.
 void gu_end(uint status) {
     gu_st.dispatches++;
-    if (status != GU_READY) gu_st.waits++;
+    if (status != GU_STATUS_READY) gu_st.waits++;
     gu_st.iters = gu_iters;
     gu_st.last_status = status;
     gu_run.lane[gu_lane_id] = gu_st;

@@ -9,7 +9,7 @@
 //      written as two 32-bit words, which the release store of PUBLISHED orders before the pump's claim, so no
 //      64-bit atomics (and no 64-bit view of the arena) are needed.
 //   1: the pump run buffer: GqRunParams, then one GqLaneState per lane (host-visible)
-// Push constants: the 64-byte PumpLayout (host/src/pump/queue.rs), field for field.
+// Push constants: the 64-byte PumpLayout (host/src/abi/queue.rs; GU_PUMP_LAYOUT_* in the ABI header), field for field.
 //
 // Every shared word (slot state, pending-bitmap words, pump_state) is accessed with an atomic of device scope
 // (gl_ScopeDevice) and the semantics PROTOCOL.md §Q3 names: "acquire" = gl_SemanticsAcquire |
@@ -29,18 +29,21 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #extension GL_KHR_memory_scope_semantics : require
 
+// Offsets, sizes, states, ops, error codes and statuses shared with the host (generated from host/src/abi/).
+#include "../../abi/gpu_uring_abi.h"
+
 layout(local_size_x_id = 0) in; // = the device's subgroup size (lavapipe: 8)
 
 layout(std430, set = 0, binding = 0) coherent buffer GqArena32 { uint w[]; } gq_a;
 
-// PumpLayout (queue.rs), 64 bytes.
+// PumpLayout (host/src/abi/queue.rs), 64 bytes.
 layout(push_constant) uniform GqPumpLayout {
     uint64_t arena_size;
     uint header; uint bitmap; uint bitmap_words; uint slots; uint nslots; uint regions; uint nregions;
     uint nfiles; uint version; uint reserved0; uint reserved1; uint reserved2; uint reserved3; uint reserved4;
 } gq_l;
 
-// Mirrors backend/vulkan/pump.rs (PumpRunParams, PumpLaneState); pinned by Rust tests and the echo probe.
+// Views of PumpRunParams and PumpLaneState (host/src/abi/run.rs); fields pinned by the echo probe.
 struct GqRunParams {
     uint program; uint lanes; uint iter_budget; uint dispatch;
     uint file; uint region; uint chunk; uint count;
@@ -62,26 +65,8 @@ layout(std430, set = 0, binding = 1) buffer GqRunBuffer {
     GqLaneState lane[];
 } gq_run;
 
-// ---- constants (pump/queue.rs) ---------------------------------------------------------------------------------
-const uint GQ_SLOT_FREE = 0u, GQ_SLOT_ALLOCATED = 1u, GQ_SLOT_PUBLISHED = 2u, GQ_SLOT_CLAIMED = 3u;
-const uint GQ_SLOT_DONE = 4u, GQ_SLOT_FAILED = 5u;
-const uint GQ_OP_NOP = 0u, GQ_OP_READ = 1u, GQ_OP_WRITE = 2u, GQ_OP_FENCE = 3u;
-const uint GQ_ERR_NONE = 0u, GQ_ERR_BAD_OP = 1u, GQ_ERR_RESERVED = 2u, GQ_ERR_BAD_FILE = 3u, GQ_ERR_BAD_BUFFER = 4u;
-const uint GQ_ERR_BAD_LENGTH = 5u, GQ_ERR_READ_ONLY = 6u, GQ_ERR_BUFFER_RANGE = 7u, GQ_ERR_FILE_RANGE = 8u;
-const uint GQ_ERR_IO = 9u, GQ_ERR_SUBMIT = 10u, GQ_ERR_STOPPED = 11u;
-const uint GQ_PUMP_NOT_STARTED = 0u, GQ_PUMP_RUNNING = 1u, GQ_PUMP_STOPPING = 2u, GQ_PUMP_STOPPED = 3u;
-const uint GQ_PUMP_FAILED = 4u;
-const uint GQ_QUEUE_MAGIC = 0x51495547u, GQ_QUEUE_VERSION = 1u;
-// IoSlot field offsets (queue.rs slot_off)
-const uint GQ_OFF_STATE = 0u, GQ_OFF_OP = 4u, GQ_OFF_FILE = 8u, GQ_OFF_BUF = 12u, GQ_OFF_FILE_OFFSET = 16u;
-const uint GQ_OFF_BUF_OFFSET = 24u, GQ_OFF_LEN = 32u, GQ_OFF_OWNER = 36u, GQ_OFF_TAG = 40u, GQ_OFF_RESULT = 48u;
-const uint GQ_OFF_ERROR = 52u, GQ_OFF_RESERVED0 = 56u, GQ_OFF_RESERVED1 = 60u;
-const uint GQ_SLOT_BYTES = 64u, GQ_HEADER_PUMP_STATE = 12u;
-// Lane-side statuses (device.rs QueueError / SlotPoll)
-const uint GQ_READY = 0u, GQ_WOULD_BLOCK = 1u, GQ_TIMED_OUT = 2u, GQ_PUMP_STOPPED_ST = 3u, GQ_NOT_PUBLISHED = 4u;
-// GqLaneState.flags
-const uint GQ_LANE_FINISHED = 1u;
-const uint GQ_NO_SLOT = 0xffffffffu;
+// ---- constants: slot states, ops, error codes, pump states, IoSlot offsets, lane statuses and flags all come
+// from the generated ABI header (abi/gpu_uring_abi.h, included above).
 
 // ---- loop budget -------------------------------------------------------------------------------------------------
 const uint GQ_HARD_BUDGET = 60000u; // below lavapipe's 65535
@@ -112,8 +97,8 @@ uint gq_or_rel(uint off, uint v) {
 void gq_st64_rlx(uint off, uint64_t v) { gq_st_rlx(off, uint(v)); gq_st_rlx(off + 4u, uint(v >> 32)); }
 uint64_t gq_ld64_rlx(uint off) { return uint64_t(gq_ld_rlx(off)) | (uint64_t(gq_ld_rlx(off + 4u)) << 32); }
 
-uint gq_slot_off(uint i) { return gq_l.slots + i * GQ_SLOT_BYTES; }
-uint gq_pump_state() { return gq_ld_acq(gq_l.header + GQ_HEADER_PUMP_STATE); }
+uint gq_slot_off(uint i) { return gq_l.slots + i * GU_SIZEOF_IO_SLOT; }
+uint gq_pump_state() { return gq_ld_acq(gq_l.header + GU_QUEUE_HEADER_PUMP_STATE); }
 // Region `h`'s arena offset and size (the table the host wrote before the first dispatch).
 uint gq_region_offset(uint h) { return gq_a.w[(gq_l.regions >> 2) + 2u * h]; }
 uint gq_region_size(uint h) { return gq_a.w[(gq_l.regions >> 2) + 2u * h + 1u]; }
@@ -124,14 +109,14 @@ uint gq_region_size(uint h) { return gq_a.w[(gq_l.regions >> 2) + 2u * h + 1u]; 
 // this lane's. Stops early when the loop budget is spent. false = WOULD_BLOCK (retry later; never spin on a
 // slot another lane holds).
 bool gq_try_alloc(inout uint next, out uint slot) {
-    slot = GQ_NO_SLOT;
+    slot = GU_PUMP_NO_SLOT;
     uint n = gq_l.nslots;
     uint start = next % n;
     for (uint i = 0u; i < n && gq_can_start(); i++) {
         gq_iters++;
         uint idx = (start + i) % n;
         uint off = gq_slot_off(idx);
-        if (gq_ld_rlx(off) == GQ_SLOT_FREE && gq_cas_acq(off, GQ_SLOT_FREE, GQ_SLOT_ALLOCATED) == GQ_SLOT_FREE) {
+        if (gq_ld_rlx(off) == GU_QUEUE_SLOT_FREE && gq_cas_acq(off, GU_QUEUE_SLOT_FREE, GU_QUEUE_SLOT_ALLOCATED) == GU_QUEUE_SLOT_FREE) {
             next = (idx + 1u) % n;
             slot = idx;
             return true;
@@ -148,19 +133,19 @@ bool gq_try_alloc(inout uint next, out uint slot) {
 void gq_publish_raw(uint slot, uint op, uint file, uint buf, uint64_t file_offset, uint64_t buf_offset, uint len,
                     uint owner, uint64_t tag, uint reserved0, uint reserved1) {
     uint s = gq_slot_off(slot);
-    gq_st_rlx(s + GQ_OFF_OP, op);
-    gq_st_rlx(s + GQ_OFF_FILE, file);
-    gq_st_rlx(s + GQ_OFF_BUF, buf);
-    gq_st64_rlx(s + GQ_OFF_FILE_OFFSET, file_offset);
-    gq_st64_rlx(s + GQ_OFF_BUF_OFFSET, buf_offset);
-    gq_st_rlx(s + GQ_OFF_LEN, len);
-    gq_st_rlx(s + GQ_OFF_OWNER, owner);
-    gq_st64_rlx(s + GQ_OFF_TAG, tag);
-    gq_st_rlx(s + GQ_OFF_RESULT, 0u);
-    gq_st_rlx(s + GQ_OFF_ERROR, 0u);
-    gq_st_rlx(s + GQ_OFF_RESERVED0, reserved0);
-    gq_st_rlx(s + GQ_OFF_RESERVED1, reserved1);
-    gq_st_rel(s + GQ_OFF_STATE, GQ_SLOT_PUBLISHED);
+    gq_st_rlx(s + GU_IO_SLOT_OP, op);
+    gq_st_rlx(s + GU_IO_SLOT_FILE, file);
+    gq_st_rlx(s + GU_IO_SLOT_BUF, buf);
+    gq_st64_rlx(s + GU_IO_SLOT_FILE_OFFSET, file_offset);
+    gq_st64_rlx(s + GU_IO_SLOT_BUF_OFFSET, buf_offset);
+    gq_st_rlx(s + GU_IO_SLOT_LEN, len);
+    gq_st_rlx(s + GU_IO_SLOT_OWNER, owner);
+    gq_st64_rlx(s + GU_IO_SLOT_TAG, tag);
+    gq_st_rlx(s + GU_IO_SLOT_RESULT, 0u);
+    gq_st_rlx(s + GU_IO_SLOT_ERROR, 0u);
+    gq_st_rlx(s + GU_IO_SLOT_RESERVED, reserved0);
+    gq_st_rlx(s + (GU_IO_SLOT_RESERVED + 4u), reserved1);
+    gq_st_rel(s + GU_IO_SLOT_STATE, GU_QUEUE_SLOT_PUBLISHED);
     gq_or_rel(gq_l.bitmap + (slot >> 5) * 4u, 1u << (slot & 31u));
 }
 void gq_publish(uint slot, uint op, uint file, uint buf, uint64_t file_offset, uint64_t buf_offset, uint len,
@@ -178,24 +163,24 @@ struct GqCompletion { bool done; int result; uint error; uint64_t tag; };
 uint gq_poll(uint slot, out GqCompletion c) {
     c.done = false; c.result = 0; c.error = 0u; c.tag = uint64_t(0);
     uint s = gq_slot_off(slot);
-    uint st = gq_ld_acq(s + GQ_OFF_STATE);
-    if (st == GQ_SLOT_DONE || st == GQ_SLOT_FAILED) {
-        c.done = st == GQ_SLOT_DONE;
-        c.result = int(gq_ld_rlx(s + GQ_OFF_RESULT));
-        c.error = gq_ld_rlx(s + GQ_OFF_ERROR);
-        c.tag = gq_ld64_rlx(s + GQ_OFF_TAG);
-        return GQ_READY;
+    uint st = gq_ld_acq(s + GU_IO_SLOT_STATE);
+    if (st == GU_QUEUE_SLOT_DONE || st == GU_QUEUE_SLOT_FAILED) {
+        c.done = st == GU_QUEUE_SLOT_DONE;
+        c.result = int(gq_ld_rlx(s + GU_IO_SLOT_RESULT));
+        c.error = gq_ld_rlx(s + GU_IO_SLOT_ERROR);
+        c.tag = gq_ld64_rlx(s + GU_IO_SLOT_TAG);
+        return GU_QUEUE_STATUS_READY;
     }
-    if (st == GQ_SLOT_PUBLISHED) {
+    if (st == GU_QUEUE_SLOT_PUBLISHED) {
         uint ps = gq_pump_state();
-        if ((ps == GQ_PUMP_STOPPED || ps == GQ_PUMP_FAILED) &&
-            gq_cas_acq(s + GQ_OFF_STATE, GQ_SLOT_PUBLISHED, GQ_SLOT_ALLOCATED) == GQ_SLOT_PUBLISHED) {
-            return GQ_PUMP_STOPPED_ST;
+        if ((ps == GU_PUMP_STOPPED || ps == GU_PUMP_FAILED) &&
+            gq_cas_acq(s + GU_IO_SLOT_STATE, GU_QUEUE_SLOT_PUBLISHED, GU_QUEUE_SLOT_ALLOCATED) == GU_QUEUE_SLOT_PUBLISHED) {
+            return GU_QUEUE_STATUS_PUMP_STOPPED;
         }
-        return GQ_WOULD_BLOCK;
+        return GU_QUEUE_STATUS_WOULD_BLOCK;
     }
-    if (st == GQ_SLOT_FREE || st == GQ_SLOT_ALLOCATED) return GQ_NOT_PUBLISHED;
-    return GQ_WOULD_BLOCK; // CLAIMED
+    if (st == GU_QUEUE_SLOT_FREE || st == GU_QUEUE_SLOT_ALLOCATED) return GU_QUEUE_STATUS_NOT_PUBLISHED;
+    return GU_QUEUE_STATUS_WOULD_BLOCK; // CLAIMED
 }
 
 // Polls up to `budget` times (and never past the soft loop budget) → READY, PUMP_STOPPED, NOT_PUBLISHED or
@@ -206,16 +191,16 @@ uint gq_wait(uint slot, uint budget, out GqCompletion c) {
     for (uint i = 0u; i < max(budget, 1u) && gq_can_start(); i++) {
         gq_iters++;
         uint st = gq_poll(slot, c);
-        if (st != GQ_WOULD_BLOCK) return st;
+        if (st != GU_QUEUE_STATUS_WOULD_BLOCK) return st;
     }
     c.done = false; c.result = 0; c.error = 0u; c.tag = uint64_t(0);
-    return GQ_TIMED_OUT;
+    return GU_QUEUE_STATUS_TIMED_OUT;
 }
 
 // ---- §Q3.5 free -------------------------------------------------------------------------------------------------------
 // From DONE, FAILED, or ALLOCATED after a withdrawal. Release: this lane's reads of the result happen before the
 // next owner's writes.
-void gq_free(uint slot) { gq_st_rel(gq_slot_off(slot) + GQ_OFF_STATE, GQ_SLOT_FREE); }
+void gq_free(uint slot) { gq_st_rel(gq_slot_off(slot) + GU_IO_SLOT_STATE, GU_QUEUE_SLOT_FREE); }
 
 // ---- the checksum every device matches (backend::checksum): FNV-1a-style over 32-bit little-endian words,
 // zero-padded, seeded with the chunk's file offset. Resumable: `h` and the byte position live in the lane state.
@@ -247,13 +232,13 @@ bool gq_begin() {
     if (gq_lane_id >= gq_run.params.lanes) return false;
     gq_soft_budget = min(gq_run.params.iter_budget, GQ_HARD_BUDGET / 2u);
     gq_st = gq_run.lane[gq_lane_id];
-    return (gq_st.flags & GQ_LANE_FINISHED) == 0u;
+    return (gq_st.flags & GU_PUMP_LANE_FINISHED) == 0u;
 }
 // Stores the lane's progress for the host and the next dispatch. `status` (READY: the lane finished) only
 // counts the dispatches that ended unfinished; last_status is the program's (its last completed poll or wait).
 void gq_end(uint status) {
     gq_st.dispatches++;
-    if (status != GQ_READY) gq_st.waits++;
+    if (status != GU_QUEUE_STATUS_READY) gq_st.waits++;
     gq_st.iters = gq_iters;
     gq_run.lane[gq_lane_id] = gq_st;
 }

@@ -25,10 +25,10 @@ void main() {
     uint lane = gu_lane_id;
     uint steps = gu_run.params.count;
     uint value = gu_l.fixed_off + 8u * lane;
-    uint status = GU_TIMED_OUT;
+    uint status = GU_STATUS_TIMED_OUT;
     while (gu_can_start()) {
         gu_iters++;
-        if (gu_st.seq >= steps) { gu_st.flags |= GU_LANE_FINISHED; status = GU_READY; break; }
+        if (gu_st.seq >= steps) { gu_st.flags |= GU_LANE_FINISHED; status = GU_STATUS_READY; break; }
         uint k = gu_st.seq + 1u;
         if (gu_st.phase == PH_IDLE) {
             // Release: the host's acquire of the value sees the lane's earlier stores.

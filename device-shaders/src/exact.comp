@@ -14,21 +14,21 @@ void main() {
     if (!gu_begin()) return;
     uint lane = gu_lane_id;
     uint count = gu_run.params.count;
-    if (lane != 0u) { gu_st.flags |= GU_LANE_FINISHED; gu_end(GU_READY); return; }
-    uint status = GU_TIMED_OUT;
+    if (lane != 0u) { gu_st.flags |= GU_LANE_FINISHED; gu_end(GU_STATUS_READY); return; }
+    uint status = GU_STATUS_TIMED_OUT;
     while (gu_can_start()) {
         gu_iters++;
         if (gu_st.phase == PH_WAITING) {
             int r;
             uint s = gu_wait(lane, 0u, 16u, r);
-            if (s == GU_TIMED_OUT) continue; // still pending: keep polling (this dispatch or the next)
-            if (s == GU_READY) gu_st.done++; else gu_st.failed++;
+            if (s == GU_STATUS_TIMED_OUT) continue; // still pending: keep polling (this dispatch or the next)
+            if (s == GU_STATUS_READY) gu_st.done++; else gu_st.failed++;
             gu_a.w[(gu_l.fixed_off + 64u * count + 4u * gu_st.seq) >> 2] = uint(r);
             gu_st.seq++;
             gu_st.phase = PH_IDLE;
             continue;
         }
-        if (gu_st.seq >= count) { gu_st.flags |= GU_LANE_FINISHED; status = GU_READY; break; }
+        if (gu_st.seq >= count) { gu_st.flags |= GU_LANE_FINISHED; status = GU_STATUS_READY; break; }
         uint t;
         if (!gu_reserve(16u, t)) continue;
         uint img = (gu_l.fixed_off + 64u * gu_st.seq) >> 2;

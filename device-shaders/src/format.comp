@@ -22,5 +22,5 @@ void main() {
     for (uint i = 0u; i < (gu_len + 3u) / 4u; i++) gu_a.w[b + 5u + i] = gu_line[i];
     gu_st.done = 1u;
     gu_st.flags |= GU_LANE_FINISHED;
-    gu_end(GU_READY);
+    gu_end(GU_STATUS_READY);
 }

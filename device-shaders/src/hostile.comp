@@ -4,7 +4,7 @@
 // hostile: lane 0 corrupts its own ring the way hostile device code could, then makes the library calls the
 // case names (Program::Hostile, backend::HostileCase; the CPU reference device makes the same calls in
 // backend/cpu/mod.rs). It reports in its lane state: done = 1, checksum = the status of the case's last
-// library call (GU_READY, GU_WOULD_BLOCK, GU_BAD_FLAGS, ...), bytes = the CQE res it waited for (or 0).
+// library call (GU_STATUS_READY, GU_STATUS_WOULD_BLOCK, GU_STATUS_BAD_FLAGS, ...), bytes = the CQE res it waited for (or 0).
 // Other lanes do nothing. arg0 = the case. Resumable: phase (0: start a step, 1: wait for a posted CQE without
 // reaping, 2: poll slot 0), seq (the step), pending_len (the claim index a CqWindow case waits past).
 #include "../include/gpu_uring.glsl"
@@ -31,16 +31,16 @@ void sq_pub_back_1000() {
 // One reservation attempt, then (never expected) a NOP published as is: the status of the attempt.
 uint try_once() {
     uint t;
-    if (!gu_try_reserve(t)) return GU_WOULD_BLOCK;
+    if (!gu_try_reserve(t)) return GU_STATUS_WOULD_BLOCK;
     gu_sqe_nop();
     gu_commit_exact(gu_lane_id, t);
-    return GU_READY;
+    return GU_STATUS_READY;
 }
 
 void main() {
     if (!gu_begin()) return;
     uint lane = gu_lane_id;
-    if (lane != 0u) { gu_st.flags |= GU_LANE_FINISHED; gu_end(GU_READY); return; }
+    if (lane != 0u) { gu_st.flags |= GU_LANE_FINISHED; gu_end(GU_STATUS_READY); return; }
     uint c = gu_run.params.arg0;
     while (gu_can_start() && (gu_st.flags & GU_LANE_FINISHED) == 0u) {
         gu_iters++;
@@ -48,17 +48,17 @@ void main() {
             // Acquire: the CQE is posted; not reaped, so the corruption comes first.
             if (gu_ld_acq(gu_l.cq_tail) == gu_st.pending_len) continue;
             gu_st64_rlx(gu_ctl(GU_CTL_CQ_PUB), uint64_t(gu_st.pending_len - 1000u));
-            finish(gu_reap(1u) > 0u ? GU_READY : GU_WOULD_BLOCK, 0);
+            finish(gu_reap(1u) > 0u ? GU_STATUS_READY : GU_STATUS_WOULD_BLOCK, 0);
             break;
         }
         if (gu_st.phase == PH_WAIT_SLOT) {
             int r;
             uint s = gu_poll(lane, 0u, r);
-            if (s == GU_WOULD_BLOCK) continue;
+            if (s == GU_STATUS_WOULD_BLOCK) continue;
             gu_st.phase = PH_START;
-            if (s != GU_READY) { finish(s, 0); break; }
+            if (s != GU_STATUS_READY) { finish(s, 0); break; }
             if (c == C_STALE_COMPLETION && gu_st.seq == 0u) { gu_st.seq = 1u; continue; }
-            finish(GU_READY, r);
+            finish(GU_STATUS_READY, r);
             break;
         }
         // PH_START: the cases that need no reservation first.
@@ -70,7 +70,7 @@ void main() {
         }
         if (c == C_CQ_CLAIM_WILD) {
             gu_add_rlx(gu_ctl(GU_CTL_CQ_CLAIM), 0x10000u);
-            finish(gu_reap(1u) > 0u ? GU_READY : GU_WOULD_BLOCK, 0);
+            finish(gu_reap(1u) > 0u ? GU_STATUS_READY : GU_STATUS_WOULD_BLOCK, 0);
             break;
         }
         if (c == C_SQ_RESERVE_WILD) {
@@ -88,7 +88,7 @@ void main() {
         } else if (c == C_CQ_WINDOW) {
             gu_sqe_nop();
             uint s = gu_commit(lane, t, GU_SLOT, 0u, 0u);
-            if (s != GU_READY) { finish(s, 0); break; }
+            if (s != GU_STATUS_READY) { finish(s, 0); break; }
             gu_st.pending_len = gu_ld_rlx(gu_ctl(GU_CTL_CQ_CLAIM));
             gu_st.phase = PH_WAIT_CQE;
         } else if (c == C_SLOT_OUT_OF_RANGE) {
@@ -98,14 +98,14 @@ void main() {
             // [staging, staging + len) with an end of 2^32 + 64: wraps to 64 in 32 bits.
             gu_sqe_write(true, 0, gu_l.staging, 64u - gu_l.staging, uint64_t(0));
             uint s = gu_commit(lane, t, GU_SLOT, 0u, 0u);
-            if (s != GU_READY) { finish(s, 0); break; }
+            if (s != GU_STATUS_READY) { finish(s, 0); break; }
             gu_st.phase = PH_WAIT_SLOT;
         } else if (c == C_STALE_COMPLETION && gu_st.seq == 1u) {
             // A NOP carrying slot 0's tag with the generation its last (finished) operation had.
             uint g = lane * gu_l.slots_per_lane;
-            uint stale = gu_ld_rlx(gu_l.slots + g * 16u) >> GU_SLOT_GEN_SHIFT;
+            uint stale = gu_ld_rlx(gu_l.slots + g * 16u) >> GU_RING_SLOT_GEN_SHIFT;
             gu_sqe_nop();
-            gu_sqe[0] |= GU_SQE_FIXED_FILE << 8;
+            gu_sqe[0] |= GU_IOSQE_FIXED_FILE << 8;
             gu_sqe[8] = g;
             gu_sqe[9] = GU_TAG_SLOT_HI | stale;
             gu_commit_exact(lane, t);
@@ -113,21 +113,21 @@ void main() {
         } else if (c == C_STALE_COMPLETION) {
             gu_sqe_nop();
             uint s = gu_commit(lane, t, GU_SLOT, 0u, 0u);
-            if (s != GU_READY) { finish(s, 0); break; }
+            if (s != GU_STATUS_READY) { finish(s, 0); break; }
             gu_st.phase = PH_WAIT_SLOT;
         } else if (c == C_LINKED_SKIP_SUCCESS) {
             gu_sqe_nop();
-            gu_sqe[0] |= GU_SQE_IO_LINK << 8;
+            gu_sqe[0] |= GU_IOSQE_IO_LINK << 8;
             finish(gu_commit(lane, t, GU_SKIP, 0u, 0u), 0);
         } else if (c == C_CALLER_SKIP_SUCCESS) {
             gu_sqe_nop();
-            gu_sqe[0] |= GU_SQE_CQE_SKIP_SUCCESS << 8;
+            gu_sqe[0] |= GU_IOSQE_CQE_SKIP_SUCCESS << 8;
             finish(gu_commit(lane, t, GU_FF, 0u, 0u), 0);
         } else {
             // Unknown case: publish the reservation as a filler and report it.
             gu_publish_filler(t);
-            finish(GU_BAD_FLAGS, -22);
+            finish(GU_STATUS_BAD_FLAGS, -22);
         }
     }
-    gu_end((gu_st.flags & GU_LANE_FINISHED) != 0u ? GU_READY : GU_TIMED_OUT);
+    gu_end((gu_st.flags & GU_LANE_FINISHED) != 0u ? GU_STATUS_READY : GU_STATUS_TIMED_OUT);
 }

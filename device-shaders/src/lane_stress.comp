@@ -13,21 +13,21 @@ void main() {
     uint lane = gu_lane_id;
     uint ops = gu_run.params.count;
     uint ws = min(gu_l.slots_per_lane - 1u, 1u);
-    uint status = GU_TIMED_OUT;
+    uint status = GU_STATUS_TIMED_OUT;
     while (gu_can_start()) {
         gu_iters++;
         if (gu_st.phase == PH_WAITING) {
             int r;
             uint s = gu_poll(lane, ws, r);
-            if (s == GU_WOULD_BLOCK) continue;
-            if (s == GU_READY && r >= 0) gu_st.done++; else gu_st.failed++;
+            if (s == GU_STATUS_WOULD_BLOCK) continue;
+            if (s == GU_STATUS_READY && r >= 0) gu_st.done++; else gu_st.failed++;
             gu_st.seq++;
             gu_st.phase = PH_IDLE;
             continue;
         }
         if (gu_st.seq >= ops) {
             gu_reap(16u);
-            if (gu_in_flight(lane) == 0u) { gu_st.flags |= GU_LANE_FINISHED; status = GU_READY; break; }
+            if (gu_in_flight(lane) == 0u) { gu_st.flags |= GU_LANE_FINISHED; status = GU_STATUS_READY; break; }
             continue;
         }
         uint t;

@@ -28,8 +28,8 @@ bool finish_stream_print(uint lane) {
     if (gu_st.pending_len == 0u) return true;
     int r;
     uint s = gu_poll(lane, 0u, r);
-    if (s == GU_WOULD_BLOCK) return false;
-    if (s == GU_READY && r != int(gu_st.pending_len)) {
+    if (s == GU_STATUS_WOULD_BLOCK) return false;
+    if (s == GU_STATUS_READY && r != int(gu_st.pending_len)) {
         // A failed or short line write: counted where host and device read it.
         gu_add_rlx(gu_ctl(GU_CTL_PRINT_ERRORS), 1u);
         if (r < 0) gu_st_rlx(gu_ctl(GU_CTL_FF_LAST_ERROR), uint(r));
@@ -46,20 +46,20 @@ void main() {
     if (pflags == 0u) {
         gu_st.failed = lines - gu_st.seq;
         gu_st.flags |= GU_LANE_FINISHED | GU_LANE_NO_TARGET;
-        gu_end(GU_READY);
+        gu_end(GU_STATUS_READY);
         return;
     }
     bool offset_mode = (pflags & GU_PRINT_OFFSET_MODE) != 0u;
     bool fixed_file = (pflags & GU_PRINT_FIXED_FILE) != 0u;
     int fd = int(gu_ld_rlx(gu_ctl(GU_CTL_PRINT_FD)));
-    uint status = GU_TIMED_OUT;
+    uint status = GU_STATUS_TIMED_OUT;
     while (gu_can_start()) {
         gu_iters++;
         if (gu_st.seq >= lines) {
             // §7 flush: the last stream print, then every fire-and-forget write of this lane.
             if (!finish_stream_print(lane)) continue;
             gu_reap(16u);
-            if (gu_in_flight(lane) == 0u) { gu_st.flags |= GU_LANE_FINISHED; status = GU_READY; break; }
+            if (gu_in_flight(lane) == 0u) { gu_st.flags |= GU_LANE_FINISHED; status = GU_STATUS_READY; break; }
             continue;
         }
         uint j = gu_st.next_line % gu_l.staging_lines;

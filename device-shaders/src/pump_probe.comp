@@ -3,7 +3,7 @@
 #extension GL_GOOGLE_include_directive : require
 // pump_probe: io_queue tests on Vulkan (backend/vulkan/pump.rs, host/tests/pump_vulkan.rs). arg0 picks the mode:
 //   0 echo: lane 0 writes into region `region` at 0: [0, 16) the PumpLayout push constants, [16, 22) the
-//     QueueHeader words, [22, 24) region 0's table entry, [24, 40) slot arg1's 16 words read through the GQ_OFF_*
+//     QueueHeader words, [22, 24) region 0's table entry, [24, 40) slot arg1's 16 words read through the GU_IO_SLOT_*
 //     offsets, [40, 56) its GqRunParams; then it allocates a slot and publishes a NOP with known fields (tag
 //     0x0123456789abcdef, file_offset 0x1122334455667788, buf_offset 0x99aabbccddeeff00, len 7, file 3, buf 5,
 //     reserved 0, 0) for the host to compare with the Rust IoSlot (run it before the pump starts), and sets its
@@ -31,9 +31,9 @@ void echo() {
     for (uint i = 0u; i < 6u; i++) gq_a.w[b + 16u + i] = gq_ld_rlx(gq_l.header + 4u * i);
     gq_a.w[b + 22u] = gq_region_offset(0u); gq_a.w[b + 23u] = gq_region_size(0u);
     uint s = gq_slot_off(gq_run.params.arg1);
-    uint f[16] = uint[16](GQ_OFF_STATE, GQ_OFF_OP, GQ_OFF_FILE, GQ_OFF_BUF, GQ_OFF_FILE_OFFSET, GQ_OFF_FILE_OFFSET + 4u,
-                          GQ_OFF_BUF_OFFSET, GQ_OFF_BUF_OFFSET + 4u, GQ_OFF_LEN, GQ_OFF_OWNER, GQ_OFF_TAG,
-                          GQ_OFF_TAG + 4u, GQ_OFF_RESULT, GQ_OFF_ERROR, GQ_OFF_RESERVED0, GQ_OFF_RESERVED1);
+    uint f[16] = uint[16](GU_IO_SLOT_STATE, GU_IO_SLOT_OP, GU_IO_SLOT_FILE, GU_IO_SLOT_BUF, GU_IO_SLOT_FILE_OFFSET, GU_IO_SLOT_FILE_OFFSET + 4u,
+                          GU_IO_SLOT_BUF_OFFSET, GU_IO_SLOT_BUF_OFFSET + 4u, GU_IO_SLOT_LEN, GU_IO_SLOT_OWNER, GU_IO_SLOT_TAG,
+                          GU_IO_SLOT_TAG + 4u, GU_IO_SLOT_RESULT, GU_IO_SLOT_ERROR, GU_IO_SLOT_RESERVED, (GU_IO_SLOT_RESERVED + 4u));
     for (uint i = 0u; i < 16u; i++) gq_a.w[b + 24u + i] = gq_ld_rlx(s + f[i]);
     GqRunParams p = gq_run.params;
     gq_a.w[b + 40u] = p.program; gq_a.w[b + 41u] = p.lanes; gq_a.w[b + 42u] = p.iter_budget;
@@ -44,11 +44,11 @@ void echo() {
     gq_a.w[b + 54u] = p.reserved0; gq_a.w[b + 55u] = p.reserved1;
     uint next = gq_run.params.arg2, slot;
     if (gq_try_alloc(next, slot)) {
-        gq_publish(slot, GQ_OP_NOP, 3u, 5u, 0x1122334455667788UL, 0x99aabbccddeeff00UL, 7u, gq_lane_id,
+        gq_publish(slot, GU_QUEUE_OP_NOP, 3u, 5u, 0x1122334455667788UL, 0x99aabbccddeeff00UL, 7u, gq_lane_id,
                    0x0123456789abcdefUL);
         gq_st.slot0 = slot;
     } else {
-        gq_st.slot0 = GQ_NO_SLOT;
+        gq_st.slot0 = GU_PUMP_NO_SLOT;
     }
     gq_st.phase = 2u; gq_st.seq = 3u; gq_st.done = 4u; gq_st.failed = 5u; gq_st.issued = 6u; gq_st.consumed = 7u;
     gq_st.next_alloc = 8u; gq_st.slot1 = 10u; gq_st.hpos = 11u; gq_st.last_error = 12u; gq_st.last_result = -13;
@@ -62,29 +62,29 @@ void echo() {
 uint ops(uint lane) {
     uint chunk = gq_run.params.chunk;
     uint count = gq_run.params.count;
-    uint status = GQ_TIMED_OUT;
+    uint status = GU_QUEUE_STATUS_TIMED_OUT;
     while (gq_can_start()) {
         gq_iters++;
-        if (gq_st.seq == count) { gq_st.flags |= GQ_LANE_FINISHED; return GQ_READY; }
+        if (gq_st.seq == count) { gq_st.flags |= GU_PUMP_LANE_FINISHED; return GU_QUEUE_STATUS_READY; }
         uint64_t c = uint64_t(lane) * uint64_t(count) + uint64_t(gq_st.seq);
         uint64_t off = c * uint64_t(chunk);
         uint64_t boff = uint64_t(lane) * uint64_t(chunk);
         if (gq_st.phase == PH_ALLOC) {
             uint slot;
             if (!gq_try_alloc(gq_st.next_alloc, slot)) { gq_st.would_block++; continue; }
-            gq_publish(slot, GQ_OP_READ, gq_run.params.file, gq_run.params.region, off, boff, chunk, lane, c);
+            gq_publish(slot, GU_QUEUE_OP_READ, gq_run.params.file, gq_run.params.region, off, boff, chunk, lane, c);
             gq_st.slot0 = slot;
             gq_st.phase = PH_WAIT;
         } else if (gq_st.phase == PH_WAIT) {
             GqCompletion done;
             uint s = gq_wait(gq_st.slot0, 64u, done);
-            if (s == GQ_TIMED_OUT) continue; // still the pump's: wait again (here or in the next dispatch)
+            if (s == GU_QUEUE_STATUS_TIMED_OUT) continue; // still the pump's: wait again (here or in the next dispatch)
             gq_st.last_status = s;
             gq_st.last_error = done.error;
             gq_st.last_result = done.result;
             gq_st.last_tag = done.tag;
-            if (s == GQ_READY || s == GQ_PUMP_STOPPED_ST) gq_free(gq_st.slot0);
-            if (s == GQ_READY && done.done && done.result == int(chunk) && done.tag == c) {
+            if (s == GU_QUEUE_STATUS_READY || s == GU_QUEUE_STATUS_PUMP_STOPPED) gq_free(gq_st.slot0);
+            if (s == GU_QUEUE_STATUS_READY && done.done && done.result == int(chunk) && done.tag == c) {
                 gq_st.phase = PH_SUM;
                 gq_st.hash = gq_checksum_seed(off);
                 gq_st.hpos = 0u;
@@ -120,33 +120,33 @@ uint write_fence(uint lane) {
                 // The region bytes are written before the release publication, which carries them to the pump.
                 uint at = (gq_region_offset(gq_run.params.region) + lane * chunk) >> 2;
                 for (uint i = 0u; i < chunk / 4u; i++) { gq_iters++; gq_a.w[at + i] = (lane << 16) | i; }
-                gq_publish(slot, GQ_OP_WRITE, gq_run.params.file, gq_run.params.region, uint64_t(lane * chunk),
+                gq_publish(slot, GU_QUEUE_OP_WRITE, gq_run.params.file, gq_run.params.region, uint64_t(lane * chunk),
                            uint64_t(lane * chunk), chunk, lane, uint64_t(lane));
             } else {
-                gq_publish(slot, GQ_OP_FENCE, 0u, 0u, uint64_t(0), uint64_t(0), 0u, lane, uint64_t(lane) | (1UL << 32));
+                gq_publish(slot, GU_QUEUE_OP_FENCE, 0u, 0u, uint64_t(0), uint64_t(0), 0u, lane, uint64_t(lane) | (1UL << 32));
             }
             gq_st.slot0 = slot;
             gq_st.phase = gq_st.phase == PH_ALLOC ? PH_WAIT : 4u;
         } else {
             GqCompletion done;
             uint s = gq_wait(gq_st.slot0, 64u, done);
-            if (s == GQ_TIMED_OUT) continue;
+            if (s == GU_QUEUE_STATUS_TIMED_OUT) continue;
             gq_st.last_status = s;
             gq_st.last_error = done.error;
             gq_st.last_result = done.result;
             gq_st.last_tag = done.tag;
-            if (s == GQ_READY || s == GQ_PUMP_STOPPED_ST) gq_free(gq_st.slot0);
-            if (s == GQ_READY && done.done) gq_st.done++; else gq_st.failed++;
+            if (s == GU_QUEUE_STATUS_READY || s == GU_QUEUE_STATUS_PUMP_STOPPED) gq_free(gq_st.slot0);
+            if (s == GU_QUEUE_STATUS_READY && done.done) gq_st.done++; else gq_st.failed++;
             if (gq_st.phase == PH_WAIT) {
                 gq_st.bytes += uint64_t(max(done.result, 0));
                 gq_st.phase = 3u; // the FENCE next
             } else {
-                gq_st.flags |= GQ_LANE_FINISHED;
-                return GQ_READY;
+                gq_st.flags |= GU_PUMP_LANE_FINISHED;
+                return GU_QUEUE_STATUS_READY;
             }
         }
     }
-    return GQ_TIMED_OUT;
+    return GU_QUEUE_STATUS_TIMED_OUT;
 }
 
 // mode 2 (and 3: a valid NOP to a stopped pump)
@@ -161,36 +161,36 @@ uint bad(uint lane) {
             uint buf = kind == 0u ? gq_l.nregions : gq_run.params.region;
             uint len = kind == 3u ? 0u : 4u;
             uint64_t boff = kind == 4u ? uint64_t(gq_region_size(gq_run.params.region)) : uint64_t(0);
-            gq_publish_raw(slot, kind == 5u ? GQ_OP_NOP : GQ_OP_READ, file, buf, uint64_t(0), boff, len, lane, uint64_t(lane),
+            gq_publish_raw(slot, kind == 5u ? GU_QUEUE_OP_NOP : GU_QUEUE_OP_READ, file, buf, uint64_t(0), boff, len, lane, uint64_t(lane),
                            kind == 2u ? 1u : 0u, 0u);
             gq_st.slot0 = slot;
             gq_st.phase = PH_WAIT;
         } else {
             GqCompletion done;
             uint s = gq_wait(gq_st.slot0, 64u, done);
-            if (s == GQ_TIMED_OUT) continue;
+            if (s == GU_QUEUE_STATUS_TIMED_OUT) continue;
             gq_st.last_status = s;
             gq_st.last_error = done.error;
             gq_st.last_result = done.result;
             gq_st.last_tag = done.tag;
-            if (s == GQ_READY || s == GQ_PUMP_STOPPED_ST) gq_free(gq_st.slot0);
-            if (s == GQ_READY && done.done) gq_st.done++; else gq_st.failed++;
-            gq_st.flags |= GQ_LANE_FINISHED;
-            return GQ_READY;
+            if (s == GU_QUEUE_STATUS_READY || s == GU_QUEUE_STATUS_PUMP_STOPPED) gq_free(gq_st.slot0);
+            if (s == GU_QUEUE_STATUS_READY && done.done) gq_st.done++; else gq_st.failed++;
+            gq_st.flags |= GU_PUMP_LANE_FINISHED;
+            return GU_QUEUE_STATUS_READY;
         }
     }
-    return GQ_TIMED_OUT;
+    return GU_QUEUE_STATUS_TIMED_OUT;
 }
 
 void main() {
     if (!gq_begin()) return;
     uint lane = gq_lane_id;
     if (gq_st.dispatches == 0u) gq_st.next_alloc = lane * 2u;
-    uint status = GQ_READY;
+    uint status = GU_QUEUE_STATUS_READY;
     uint mode = gq_run.params.arg0;
     if (mode == 0u) {
         if (lane == 0u) echo();
-        gq_st.flags |= GQ_LANE_FINISHED;
+        gq_st.flags |= GU_PUMP_LANE_FINISHED;
     } else if (mode == 1u) {
         status = ops(lane);
     } else if (mode == 4u) {

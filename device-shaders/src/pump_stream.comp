@@ -23,13 +23,13 @@ void main() {
     uint mine = uint64_t(lane) < nchunks ? uint((nchunks - uint64_t(lane) - 1UL) / uint64_t(lanes)) + 1u : 0u;
     if (gq_st.dispatches == 0u) {
         gq_st.next_alloc = lane * 2u;
-        gq_st.slot0 = GQ_NO_SLOT;
-        gq_st.slot1 = GQ_NO_SLOT;
+        gq_st.slot0 = GU_PUMP_NO_SLOT;
+        gq_st.slot1 = GU_PUMP_NO_SLOT;
     }
-    uint status = GQ_TIMED_OUT;
+    uint status = GU_QUEUE_STATUS_TIMED_OUT;
     while (gq_can_start()) {
         gq_iters++;
-        if (gq_st.consumed == mine) { gq_st.flags |= GQ_LANE_FINISHED; status = GQ_READY; break; }
+        if (gq_st.consumed == mine) { gq_st.flags |= GU_PUMP_LANE_FINISHED; status = GU_QUEUE_STATUS_READY; break; }
         // Prefetch: publish the next chunk's READ into its half while at most one other chunk is outstanding
         // (that half was consumed and its slot freed).
         if (gq_st.issued < mine && gq_st.issued - gq_st.consumed < 2u) {
@@ -40,7 +40,7 @@ void main() {
                 uint64_t off = c * uint64_t(chunk);
                 uint len = uint(min(total - off, uint64_t(chunk)));
                 uint j = k & 1u;
-                gq_publish(slot, GQ_OP_READ, gq_run.params.file, gq_run.params.region, off,
+                gq_publish(slot, GU_QUEUE_OP_READ, gq_run.params.file, gq_run.params.region, off,
                            uint64_t(2u * lane + j) * uint64_t(chunk), len, lane, c);
                 if (j == 0u) gq_st.slot0 = slot; else gq_st.slot1 = slot;
                 gq_st.issued++;
@@ -58,14 +58,14 @@ void main() {
             uint slot = j == 0u ? gq_st.slot0 : gq_st.slot1;
             GqCompletion done;
             uint s = gq_poll(slot, done);
-            if (s == GQ_WOULD_BLOCK) continue;
+            if (s == GU_QUEUE_STATUS_WOULD_BLOCK) continue;
             gq_st.last_status = s;
             gq_st.last_error = done.error;
             gq_st.last_result = done.result;
             gq_st.last_tag = done.tag;
-            if (s == GQ_READY || s == GQ_PUMP_STOPPED_ST) gq_free(slot);
-            if (j == 0u) gq_st.slot0 = GQ_NO_SLOT; else gq_st.slot1 = GQ_NO_SLOT;
-            if (s == GQ_READY && done.done && done.result == int(len) && done.tag == c) {
+            if (s == GU_QUEUE_STATUS_READY || s == GU_QUEUE_STATUS_PUMP_STOPPED) gq_free(slot);
+            if (j == 0u) gq_st.slot0 = GU_PUMP_NO_SLOT; else gq_st.slot1 = GU_PUMP_NO_SLOT;
+            if (s == GU_QUEUE_STATUS_READY && done.done && done.result == int(len) && done.tag == c) {
                 gq_st.phase = PH_SUM;
                 gq_st.hash = gq_checksum_seed(off);
                 gq_st.hpos = 0u;

@@ -33,7 +33,7 @@ void main() {
     uint64_t nchunks = (total + uint64_t(chunk) - 1UL) / uint64_t(chunk);
     uint ws = min(gu_l.slots_per_lane - 1u, 1u);
     uint fixed_off = lane * chunk;
-    uint status = GU_TIMED_OUT;
+    uint status = GU_STATUS_TIMED_OUT;
     while (gu_can_start()) {
         gu_iters++;
         uint64_t c = uint64_t(lane) + uint64_t(gu_st.seq) * uint64_t(gu_run.params.lanes);
@@ -45,8 +45,8 @@ void main() {
             if (gu_iters + (len + 3u) / 4u > 2u * gu_soft_budget) break;
             int r;
             uint s = gu_poll(lane, ws, r);
-            if (s == GU_WOULD_BLOCK) continue;
-            if (s == GU_READY && r == int(len)) {
+            if (s == GU_STATUS_WOULD_BLOCK) continue;
+            if (s == GU_STATUS_READY && r == int(len)) {
                 gu_st.checksum += chunk_checksum(off, gu_l.fixed_off + fixed_off, len);
                 gu_st.done++;
                 gu_st.bytes += uint64_t(len);
@@ -59,7 +59,7 @@ void main() {
         }
         if (c >= nchunks) {
             gu_reap(16u);
-            if (gu_in_flight(lane) == 0u) { gu_st.flags |= GU_LANE_FINISHED; status = GU_READY; break; }
+            if (gu_in_flight(lane) == 0u) { gu_st.flags |= GU_LANE_FINISHED; status = GU_STATUS_READY; break; }
             continue;
         }
         uint t;

@@ -1,6 +1,8 @@
 //! gpu-uring: device code doing real I/O through Linux io_uring, without a host RPC server.
 //!
 //! The crate is organised the way the system works:
+//! - [`abi`]: every structure and constant host and device code share through memory, defined once; the C
+//!   header GLSL, HIP and CUDA include (`abi/gpu_uring_abi.h`) is generated from it.
 //! - [`ring`]: io_uring instances whose rings, SQEs, device control block, staging lines and fixed buffers
 //!   live in one page-aligned arena that a GPU API can import (`IORING_SETUP_NO_MMAP`), plus the SQPOLL waker.
 //! - [`protocol`]: the rules by which many device lanes share one ring (spec: `src/protocol/PROTOCOL.md`),
@@ -9,6 +11,7 @@
 //! - [`pump`]: the megakernel io_queue pump.
 //! - [`proactor`]: completion-based async I/O for the CPU side.
 
+pub mod abi;
 pub mod backend;
 pub mod proactor;
 pub mod protocol;

@@ -401,7 +401,11 @@ fn a_forged_completion_does_not_complete_another_lanes_slot() {
     let c = view.control_snapshot();
     assert_eq!(c.foreign_cqes, 2, "both forged completions counted foreign");
     let word = view.slot(l.slots_per_lane).0.load(Ordering::Acquire);
-    assert_eq!(slot_state(word), SLOT_FREE, "delivered once, then freed");
+    assert_eq!(
+        slot_state(word),
+        RING_SLOT_FREE,
+        "delivered once, then freed"
+    );
     assert_eq!(common::read_fd_file(out.as_raw_fd()), b"hello");
 }
 

@@ -21,7 +21,7 @@ fn assert_nothing_stranded(p: &Pump) {
     for i in 0..p.layout().nslots {
         let s = v.state(i).load(Ordering::Acquire);
         assert!(
-            s != SLOT_CLAIMED && s != SLOT_PUBLISHED,
+            s != QUEUE_SLOT_CLAIMED && s != QUEUE_SLOT_PUBLISHED,
             "slot {i} left in state {s}"
         );
     }
@@ -356,7 +356,7 @@ fn fence_waits_for_every_earlier_request() {
     let c = b.wait_until(fence, deadline()).unwrap();
     assert!(c.done);
     // Acquiring the fence's DONE shows the pipe read already complete.
-    assert_eq!(v.state(blocked).load(Ordering::Acquire), SLOT_DONE);
+    assert_eq!(v.state(blocked).load(Ordering::Acquire), QUEUE_SLOT_DONE);
     assert_eq!(v.result(blocked).load(Ordering::Relaxed), 100);
     for s in reads.into_iter().chain([blocked]) {
         a.free(s);
@@ -510,7 +510,11 @@ fn stop_with_requests_in_flight_strands_nothing() {
     eprintln!("served {ok}, failed STOPPED {stopped}, withdrawn {withdrawn}; {st:?}");
     assert_nothing_stranded(&p);
     for i in 0..p.layout().nslots {
-        assert_eq!(v.state(i).load(Ordering::Acquire), SLOT_FREE, "slot {i}");
+        assert_eq!(
+            v.state(i).load(Ordering::Acquire),
+            QUEUE_SLOT_FREE,
+            "slot {i}"
+        );
     }
 }
 
@@ -735,7 +739,7 @@ fn fences_from_many_lanes_at_once() {
             for s in slots {
                 // Acquired through the fence's DONE: already complete, no waiting.
                 let st = v.state(s).load(Ordering::Acquire);
-                if st != SLOT_DONE {
+                if st != QUEUE_SLOT_DONE {
                     bad += 1;
                 }
                 let c = lane.wait_until(s, deadline()).unwrap();

@@ -313,7 +313,7 @@ fn one_million_fuzzed_slots() {
         if let Some(s) = planted.filter(|&s| s < SLOTS) {
             assert_eq!(
                 v.state(s).load(Ordering::Acquire),
-                SLOT_FREE,
+                QUEUE_SLOT_FREE,
                 "stale bit left alone"
             );
         }
@@ -454,7 +454,7 @@ fn scribble(v: &QueueView<'_>, slot: u32, s: &IoSlot) {
 
 /// Publishes `slot` again as a device would: release store of PUBLISHED, then the doorbell bit.
 fn republish(v: &QueueView<'_>, slot: u32) {
-    v.state(slot).store(SLOT_PUBLISHED, Ordering::Release);
+    v.state(slot).store(QUEUE_SLOT_PUBLISHED, Ordering::Release);
     v.bitmap_word(slot / 32)
         .fetch_or(1 << (slot % 32), Ordering::Release);
 }
@@ -466,7 +466,7 @@ fn settle(v: &QueueView<'_>, slot: u32, until: Instant) -> bool {
     loop {
         if matches!(
             v.state(slot).load(Ordering::Acquire),
-            SLOT_DONE | SLOT_FAILED
+            QUEUE_SLOT_DONE | QUEUE_SLOT_FAILED
         ) {
             return true;
         }
@@ -529,10 +529,12 @@ fn hostile_lane(p: &Pump, id: u32, pipe_w: &std::fs::File, end: Instant, seed: u
         if blocking {
             // Wait (briefly) until the pump claimed the READ: it holds the slot until the pipe has data.
             let t = Instant::now() + Duration::from_millis(100);
-            while v.state(slot).load(Ordering::Acquire) == SLOT_PUBLISHED && Instant::now() < t {
+            while v.state(slot).load(Ordering::Acquire) == QUEUE_SLOT_PUBLISHED
+                && Instant::now() < t
+            {
                 std::thread::yield_now();
             }
-            if v.state(slot).load(Ordering::Acquire) == SLOT_PUBLISHED {
+            if v.state(slot).load(Ordering::Acquire) == QUEUE_SLOT_PUBLISHED {
                 // Not claimed in time (a FENCE may hold it back): no attack this round.
                 (&*pipe_w).write_all(&[id as u8; 16]).unwrap();
                 pipe_fed = true;
@@ -550,8 +552,8 @@ fn hostile_lane(p: &Pump, id: u32, pipe_w: &std::fs::File, end: Instant, seed: u
                 2 if v
                     .state(slot)
                     .compare_exchange(
-                        SLOT_PUBLISHED,
-                        SLOT_ALLOCATED,
+                        QUEUE_SLOT_PUBLISHED,
+                        QUEUE_SLOT_ALLOCATED,
                         Ordering::Acquire,
                         Ordering::Relaxed,
                     )
@@ -732,7 +734,11 @@ fn hostile_fuzz((secs, legit, hostile): (u64, u32, u32)) {
     assert!(p.arena().guards_intact(), "a guard byte changed");
     let v = p.view();
     for i in 0..p.layout().nslots {
-        assert_eq!(v.state(i).load(Ordering::Acquire), SLOT_FREE, "slot {i}");
+        assert_eq!(
+            v.state(i).load(Ordering::Acquire),
+            QUEUE_SLOT_FREE,
+            "slot {i}"
+        );
     }
 }
 

@@ -64,7 +64,7 @@ fn glsl_io_queue_layout_matches_rust() {
     let v = pump.view();
     // A slot with a known value in every field, in a state no lane allocates.
     let known = IoSlot {
-        state: SLOT_CLAIMED,
+        state: QUEUE_SLOT_CLAIMED,
         op: 0x0102_0304,
         file: 0x0506_0708,
         buf: 0x090a_0b0c,
@@ -133,7 +133,7 @@ fn glsl_io_queue_layout_matches_rust() {
     assert_eq!(
         v.snapshot(s),
         IoSlot {
-            state: SLOT_PUBLISHED,
+            state: QUEUE_SLOT_PUBLISHED,
             op: OP_NOP,
             file: 3,
             buf: 5,
@@ -188,10 +188,10 @@ fn glsl_io_queue_layout_matches_rust() {
     assert_eq!(st.dispatches, 1);
     assert!(r.lanes[1..].iter().all(|l| l.flags == PUMP_LANE_FINISHED));
     // The pump serves the GLSL lane's NOP once started.
-    v.state(9).store(SLOT_FREE, Ordering::Release);
+    v.state(9).store(QUEUE_SLOT_FREE, Ordering::Release);
     pump.start().unwrap();
     let end = Instant::now() + Duration::from_secs(30);
-    while v.state(s).load(Ordering::Acquire) != SLOT_DONE {
+    while v.state(s).load(Ordering::Acquire) != QUEUE_SLOT_DONE {
         assert!(Instant::now() < end, "the NOP was not served");
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -247,7 +247,10 @@ fn glsl_lanes_read_exactly_once() {
     assert_eq!(stats.bytes_read, total, "{stats:?}");
     assert!(pump.arena().guards_intact());
     for i in 0..6 {
-        assert_eq!(pump.view().state(i).load(Ordering::Acquire), SLOT_FREE);
+        assert_eq!(
+            pump.view().state(i).load(Ordering::Acquire),
+            QUEUE_SLOT_FREE
+        );
     }
     eprintln!(
         "{n} READs by {lanes} GLSL lanes in {} dispatches, {:?}; would-block scans {}",
@@ -367,7 +370,10 @@ fn glsl_lane_withdraws_from_a_stopped_pump() {
         );
     }
     for i in 0..8 {
-        assert_eq!(pump.view().state(i).load(Ordering::Acquire), SLOT_FREE);
+        assert_eq!(
+            pump.view().state(i).load(Ordering::Acquire),
+            QUEUE_SLOT_FREE
+        );
     }
 }
 

@@ -33,7 +33,7 @@ use clap::Parser;
 use gpu_uring::backend::cpu::spawn_lanes;
 use gpu_uring::backend::run_buffer::LaneState;
 use gpu_uring::backend::{Device, DeviceError, Program};
-use gpu_uring::protocol::shared::{slot_state, SLOT_DONE};
+use gpu_uring::protocol::shared::{slot_state, RING_SLOT_DONE};
 use gpu_uring::protocol::DeviceRing;
 use gpu_uring::protocol::{Completion, FileRef, Lane, Poll};
 use gpu_uring::ring::RingConfig;
@@ -213,7 +213,9 @@ fn main() {
         for g in 0..lanes * ops {
             let (state, result, _, _) = view.slot(g);
             // Acquire: pairs with the reaper's release store of DONE.
-            if slot_state(state.load(Acquire)) != SLOT_DONE || result.load(Relaxed) != len as i32 {
+            if slot_state(state.load(Acquire)) != RING_SLOT_DONE
+                || result.load(Relaxed) != len as i32
+            {
                 bad_host += 1;
             }
         }

@@ -455,7 +455,7 @@ impl<'a> Lane<'a> {
         // Relaxed: only the owner writes a FREE slot; the publication release orders the new word before the
         // kernel can complete the operation.
         let gen = next_generation(slot_generation(state.load(Relaxed)));
-        state.store(slot_word(gen, SLOT_PENDING), Relaxed);
+        state.store(slot_word(gen, RING_SLOT_PENDING), Relaxed);
         slot_user_data(g, gen)
     }
 
@@ -522,7 +522,7 @@ impl<'a> Lane<'a> {
                     if let Ok(g) = self.global_slot(k) {
                         let state = v.slot(g).0;
                         let gen = slot_generation(state.load(Relaxed));
-                        state.store(slot_word(gen, SLOT_FREE), Relaxed);
+                        state.store(slot_word(gen, RING_SLOT_FREE), Relaxed);
                     }
                     v.ctl32(ctl_off!(cq_credits)).fetch_add(1, Relaxed);
                 }
@@ -693,8 +693,8 @@ impl<'a> Lane<'a> {
                     // owner's PENDING store reached us through the kernel (SQ tail release, CQ tail acquire).
                     if state
                         .compare_exchange(
-                            slot_word(gen, SLOT_PENDING),
-                            slot_word(gen, SLOT_REAPING),
+                            slot_word(gen, RING_SLOT_PENDING),
+                            slot_word(gen, RING_SLOT_REAPING),
                             Relaxed,
                             Relaxed,
                         )
@@ -703,7 +703,7 @@ impl<'a> Lane<'a> {
                         result.store(res, Relaxed);
                         fl.store(flags, Relaxed);
                         // Release: the owner's acquire of DONE sees result and flags.
-                        state.store(slot_word(gen, SLOT_DONE), Release);
+                        state.store(slot_word(gen, RING_SLOT_DONE), Release);
                         delivered = true;
                     }
                 }
@@ -797,14 +797,15 @@ impl<'a> Lane<'a> {
         self.reap(16);
         let (state, result, _, _) = self.view.slot(g);
         let word = state.load(Acquire);
-        match slot_state(word) {
-            SLOT_DONE => {
+        // A state no value names (device code rewrote the word) reads as still in flight, like PENDING.
+        match RingSlotState::try_from(slot_state(word)) {
+            Ok(RingSlotState::Done) => {
                 let r = result.load(Relaxed);
-                state.store(slot_word(slot_generation(word), SLOT_FREE), Relaxed);
+                state.store(slot_word(slot_generation(word), RING_SLOT_FREE), Relaxed);
                 Ok(Poll::Ready(r))
             }
-            SLOT_FREE => Err(OpError::NotPending(k)),
-            _ => Ok(Poll::WouldBlock),
+            Ok(RingSlotState::Free) => Err(OpError::NotPending(k)),
+            Ok(RingSlotState::Pending | RingSlotState::Reaping) | Err(_) => Ok(Poll::WouldBlock),
         }
     }
 
@@ -822,8 +823,11 @@ impl<'a> Lane<'a> {
     /// Whether slot `k` has an operation in flight.
     pub fn slot_pending(&self, k: u32) -> Result<bool, OpError> {
         let g = self.global_slot(k)?;
-        let st = slot_state(self.view.slot(g).0.load(Acquire));
-        Ok(st == SLOT_PENDING || st == SLOT_REAPING)
+        let st = RingSlotState::try_from(slot_state(self.view.slot(g).0.load(Acquire)));
+        Ok(matches!(
+            st,
+            Ok(RingSlotState::Pending | RingSlotState::Reaping)
+        ))
     }
 
     // ---- §7 prints -----------------------------------------------------------------------------------
@@ -975,12 +979,15 @@ mod tests {
 
     #[test]
     fn slot_words_and_generations() {
-        assert_eq!(slot_word(5, SLOT_PENDING), 5 << 8 | 1);
+        assert_eq!(slot_word(5, RING_SLOT_PENDING), 5 << 8 | 1);
         assert_eq!(
-            slot_generation(slot_word(SLOT_GEN_MASK, SLOT_DONE)),
+            slot_generation(slot_word(SLOT_GEN_MASK, RING_SLOT_DONE)),
             SLOT_GEN_MASK
         );
-        assert_eq!(slot_state(slot_word(7, SLOT_REAPING)), SLOT_REAPING);
+        assert_eq!(
+            slot_state(slot_word(7, RING_SLOT_REAPING)),
+            RING_SLOT_REAPING
+        );
         assert_eq!(next_generation(SLOT_GEN_MASK), 1, "wraps past 0");
         let ud = slot_user_data(9, 0x12_3456);
         assert_eq!(ud & TAG_MASK, TAG_SLOT);

@@ -159,9 +159,9 @@ impl<'a> QueueLane<'a> {
         for i in 0..n {
             let idx = (self.next + i) % n;
             let st = self.q.state(idx);
-            if st.load(Relaxed) == SLOT_FREE
+            if st.load(Relaxed) == QUEUE_SLOT_FREE
                 && st
-                    .compare_exchange(SLOT_FREE, SLOT_ALLOCATED, Acquire, Relaxed)
+                    .compare_exchange(QUEUE_SLOT_FREE, QUEUE_SLOT_ALLOCATED, Acquire, Relaxed)
                     .is_ok()
             {
                 self.next = (idx + 1) % n;
@@ -187,7 +187,7 @@ impl<'a> QueueLane<'a> {
     pub fn publish_raw(&mut self, slot: u32, s: &IoSlot) {
         use slot_off::*;
         let q = &self.q;
-        debug_assert_eq!(q.state(slot).load(Relaxed), SLOT_ALLOCATED);
+        debug_assert_eq!(q.state(slot).load(Relaxed), QUEUE_SLOT_ALLOCATED);
         // Relaxed stores: the release store of PUBLISHED below orders them before the pump's claim.
         q.slot32(slot, OP).store(s.op, Relaxed);
         q.slot32(slot, FILE).store(s.file, Relaxed);
@@ -203,7 +203,7 @@ impl<'a> QueueLane<'a> {
         q.slot32(slot, RESERVED1).store(s.reserved[1], Relaxed);
         // Release: the pump's acquire CAS that claims the slot sees every field above (and, for WRITE, the
         // buffer bytes this lane wrote before publishing).
-        q.state(slot).store(SLOT_PUBLISHED, Release);
+        q.state(slot).store(QUEUE_SLOT_PUBLISHED, Release);
         // Release RMW: the pump's acquire swap of this word makes the PUBLISHED store visible, and orders this
         // publication before any later one of this lane (what FENCE relies on, §Q6).
         q.bitmap_word(slot / 32).fetch_or(1 << (slot % 32), Release);
@@ -233,23 +233,33 @@ impl<'a> QueueLane<'a> {
     /// returns [`QueueError::PumpStopped`].
     pub fn poll(&mut self, slot: u32) -> Result<SlotPoll, QueueError> {
         let q = &self.q;
-        match q.state(slot).load(Acquire) {
-            s @ (SLOT_DONE | SLOT_FAILED) => Ok(SlotPoll::Complete(Completion {
-                done: s == SLOT_DONE,
-                result: q.result(slot).load(Relaxed),
-                error: q.slot32(slot, slot_off::ERROR).load(Relaxed),
-                tag: q.slot64(slot, slot_off::TAG).load(Relaxed),
-            })),
-            SLOT_PUBLISHED
-                if matches!(q.pump_state().load(Acquire), PUMP_STOPPED | PUMP_FAILED)
-                    && q.state(slot)
-                        .compare_exchange(SLOT_PUBLISHED, SLOT_ALLOCATED, Acquire, Relaxed)
-                        .is_ok() =>
+        // A state no value names (device code rewrote the word) reads as still the pump's, like CLAIMED.
+        match QueueSlotState::try_from(q.state(slot).load(Acquire)) {
+            Ok(s @ (QueueSlotState::Done | QueueSlotState::Failed)) => {
+                Ok(SlotPoll::Complete(Completion {
+                    done: s == QueueSlotState::Done,
+                    result: q.result(slot).load(Relaxed),
+                    error: q.slot32(slot, slot_off::ERROR).load(Relaxed),
+                    tag: q.slot64(slot, slot_off::TAG).load(Relaxed),
+                }))
+            }
+            Ok(QueueSlotState::Published)
+                if matches!(
+                    PumpState::try_from(q.pump_state().load(Acquire)),
+                    Ok(PumpState::Stopped | PumpState::Failed)
+                ) && q
+                    .state(slot)
+                    .compare_exchange(QUEUE_SLOT_PUBLISHED, QUEUE_SLOT_ALLOCATED, Acquire, Relaxed)
+                    .is_ok() =>
             {
                 Err(QueueError::PumpStopped)
             }
-            SLOT_FREE | SLOT_ALLOCATED => Err(QueueError::NotPublished(slot)),
-            _ => Ok(SlotPoll::Pending),
+            Ok(QueueSlotState::Free | QueueSlotState::Allocated) => {
+                Err(QueueError::NotPublished(slot))
+            }
+            Ok(QueueSlotState::Published | QueueSlotState::Claimed) | Err(_) => {
+                Ok(SlotPoll::Pending)
+            }
         }
     }
 
@@ -284,9 +294,9 @@ impl<'a> QueueLane<'a> {
     pub fn free(&mut self, slot: u32) {
         debug_assert!(matches!(
             self.q.state(slot).load(Relaxed),
-            SLOT_DONE | SLOT_FAILED | SLOT_ALLOCATED
+            QUEUE_SLOT_DONE | QUEUE_SLOT_FAILED | QUEUE_SLOT_ALLOCATED
         ));
-        self.q.state(slot).store(SLOT_FREE, Release);
+        self.q.state(slot).store(QUEUE_SLOT_FREE, Release);
     }
 
     /// Allocate, publish, wait, free. On [`QueueError::TimedOut`] the slot is not freed (the pump still owns

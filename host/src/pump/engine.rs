@@ -221,8 +221,14 @@ impl Engine {
         let q = &self.q;
         q.result(idx).store(result, Relaxed);
         q.slot32(idx, slot_off::ERROR).store(error, Relaxed);
-        q.state(idx)
-            .store(if ok { SLOT_DONE } else { SLOT_FAILED }, Release);
+        q.state(idx).store(
+            if ok {
+                QUEUE_SLOT_DONE
+            } else {
+                QUEUE_SLOT_FAILED
+            },
+            Release,
+        );
         if ok {
             bump(&self.counters.served, 1);
         } else if let Some(c) = self.counters.failed.get(error as usize) {
@@ -256,7 +262,7 @@ impl Engine {
         let ok = self
             .q
             .state(idx)
-            .compare_exchange(SLOT_PUBLISHED, SLOT_CLAIMED, Acquire, Relaxed)
+            .compare_exchange(QUEUE_SLOT_PUBLISHED, QUEUE_SLOT_CLAIMED, Acquire, Relaxed)
             .is_ok();
         if ok {
             bump(&self.counters.claimed, 1);

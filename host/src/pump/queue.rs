@@ -1,9 +1,10 @@
-//! The io_queue as the device sees it: the `#[repr(C)]` `Pod` structs that live in the pump arena, the state,
-//! op and error constants, the [`PumpLayout`] descriptor handed to devices, the arena itself
-//! ([`PumpArena`]) and [`QueueView`], the one place that turns arena offsets into atomics.
+//! The io_queue as the device sees it: the pump arena ([`PumpArena`]) and [`QueueView`], the one place that
+//! turns arena offsets into atomics. The `#[repr(C)]` `Pod` structs that live in the arena, the state, op and
+//! error constants and the [`PumpLayout`] descriptor handed to devices are defined in [`crate::abi::queue`]
+//! (sizes and offsets asserted at compile time there; device languages include the generated header) and
+//! re-exported here.
 //!
-//! Spec: PROTOCOL.md, section "io_queue (megakernel pump)". Sizes and offsets are pinned by the tests at the
-//! bottom of this file; a GLSL or HIP mirror must match them field for field.
+//! Spec: PROTOCOL.md, section "io_queue (megakernel pump)".
 //!
 //! Every word of the arena is device-written, so nothing here indexes, unwraps or panics on one: the pump reads
 //! the region table from its own copy, and [`QueueView`]'s region copies check the table they read against
@@ -19,233 +20,12 @@
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::ring::layout::page_size;
 use crate::ring::words::ArenaWords;
 
-// ---- slot states (IoSlot::state) -------------------------------------------------------------------------
-
-/// Nobody uses the slot; a lane may allocate it (CAS FREE → ALLOCATED).
-pub const SLOT_FREE: u32 = 0;
-/// A lane owns the slot and is filling it. Device-private; the pump never touches such a slot.
-pub const SLOT_ALLOCATED: u32 = 1;
-/// The request is complete and visible to the pump; only the pump (claim) or its owner (withdraw, when the
-/// pump has stopped) may move it on.
-pub const SLOT_PUBLISHED: u32 = 2;
-/// The pump owns the request (validating it, or its I/O is in flight).
-pub const SLOT_CLAIMED: u32 = 3;
-/// Served: `result` holds the bytes moved (READ/WRITE) or 0 (NOP/FENCE).
-pub const SLOT_DONE: u32 = 4;
-/// Rejected or failed: `error` holds an `ERR_*` code, `result` a `-errno` where one applies.
-pub const SLOT_FAILED: u32 = 5;
-
-// ---- ops (IoSlot::op, low 8 bits; the upper 24 bits must be zero) ----------------------------------------
-
-/// Completes DONE with result 0; touches nothing.
-pub const OP_NOP: u32 = 0;
-/// Read `len` bytes of registered file `file` at `file_offset` into buffer region `buf` at `buf_offset`
-/// (`IORING_OP_READ_FIXED`).
-pub const OP_READ: u32 = 1;
-/// Write `len` bytes of buffer region `buf` at `buf_offset` to registered file `file` at `file_offset`
-/// (`IORING_OP_WRITE_FIXED`).
-pub const OP_WRITE: u32 = 2;
-/// Ordering point: completes DONE only after every request published before it has completed.
-pub const OP_FENCE: u32 = 3;
-
-// ---- error codes (IoSlot::error, with SLOT_FAILED) --------------------------------------------------------
-
-/// No error (DONE slots).
-pub const ERR_NONE: u32 = 0;
-/// Unknown op, or non-zero bits 8–31 of `op`.
-pub const ERR_BAD_OP: u32 = 1;
-/// A reserved word is not zero.
-pub const ERR_RESERVED: u32 = 2;
-/// `file` is not a registered file handle.
-pub const ERR_BAD_FILE: u32 = 3;
-/// `buf` is not a registered buffer region handle.
-pub const ERR_BAD_BUFFER: u32 = 4;
-/// `len` is 0.
-pub const ERR_BAD_LENGTH: u32 = 5;
-/// WRITE to a file registered read-only.
-pub const ERR_READ_ONLY: u32 = 6;
-/// `[buf_offset, buf_offset + len)` is not inside the buffer region.
-pub const ERR_BUFFER_RANGE: u32 = 7;
-/// `[file_offset, file_offset + len)` is not inside the file's registered extent.
-pub const ERR_FILE_RANGE: u32 = 8;
-/// The kernel failed the operation: `result` is its `-errno`.
-pub const ERR_IO: u32 = 9;
-/// The pump could not submit the operation to its ring (`result` is the `-errno` of `io_uring_enter`); the
-/// operation never ran.
-pub const ERR_SUBMIT: u32 = 10;
-/// The pump stopped before the request ran, or cancelled it while stopping (`result` is `-ECANCELED` then).
-pub const ERR_STOPPED: u32 = 11;
-/// Number of error codes (counters are indexed by code).
-pub const ERR_COUNT: usize = 12;
-
-/// A short name for an error code.
-pub fn error_name(code: u32) -> &'static str {
-    match code {
-        ERR_NONE => "none",
-        ERR_BAD_OP => "bad_op",
-        ERR_RESERVED => "reserved",
-        ERR_BAD_FILE => "bad_file",
-        ERR_BAD_BUFFER => "bad_buffer",
-        ERR_BAD_LENGTH => "bad_length",
-        ERR_READ_ONLY => "read_only",
-        ERR_BUFFER_RANGE => "buffer_range",
-        ERR_FILE_RANGE => "file_range",
-        ERR_IO => "io",
-        ERR_SUBMIT => "submit",
-        ERR_STOPPED => "stopped",
-        _ => "unknown",
-    }
-}
-
-// ---- pump states (QueueHeader::pump_state) ---------------------------------------------------------------
-
-/// The pump has not started yet; published requests wait for it.
-pub const PUMP_NOT_STARTED: u32 = 0;
-/// The pump is serving.
-pub const PUMP_RUNNING: u32 = 1;
-/// The pump is stopping: it claims no new work, fails unstarted requests `ERR_STOPPED`, drains in-flight I/O.
-pub const PUMP_STOPPING: u32 = 2;
-/// The pump has stopped cleanly; a lane may withdraw a request still PUBLISHED.
-pub const PUMP_STOPPED: u32 = 3;
-/// The pump stopped on an error (its ring failed); as `PUMP_STOPPED` for lanes.
-pub const PUMP_FAILED: u32 = 4;
-
-/// `QueueHeader::magic`: "GUIQ".
-pub const QUEUE_MAGIC: u32 = u32::from_le_bytes(*b"GUIQ");
-/// Version of the io_queue layout.
-pub const QUEUE_VERSION: u32 = 1;
-/// Byte written into every guard byte of the arena (around the buffer regions).
-pub const GUARD_BYTE: u8 = 0xA5;
-/// Most slots a queue may have.
-pub const MAX_SLOTS: u32 = 1 << 16;
-/// Largest buffer region (the kernel's limit for one registered buffer).
-pub const MAX_REGION: usize = 1 << 30;
-
-/// One io_queue slot: one request and its completion. 64 bytes (one cache line, so lanes filling adjacent
-/// slots do not false-share), 8-byte aligned. Field owners: the allocating lane writes everything but
-/// `state`, `result` and `error` between allocate and publish; the pump writes `result` and `error` while it
-/// owns the slot (CLAIMED); `state` moves as PROTOCOL.md says.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
-pub struct IoSlot {
-    /// `SLOT_*`.
-    pub state: u32,
-    /// `OP_*` in bits 0–7; bits 8–31 must be zero.
-    pub op: u32,
-    /// Registered file handle (READ: the source; WRITE: the destination).
-    pub file: u32,
-    /// Registered buffer region handle (READ: the destination; WRITE: the source).
-    pub buf: u32,
-    /// Byte offset in the file.
-    pub file_offset: u64,
-    /// Byte offset in the buffer region.
-    pub buf_offset: u64,
-    /// Bytes to move (≥ 1).
-    pub len: u32,
-    /// The owning lane, for diagnostics; the pump ignores it.
-    pub owner: u32,
-    /// The device's cookie; the pump never reads or writes it.
-    pub tag: u64,
-    /// Written by the pump: bytes moved, or `-errno`.
-    pub result: i32,
-    /// Written by the pump: `ERR_*`.
-    pub error: u32,
-    /// Must be zero (`ERR_RESERVED` otherwise).
-    pub reserved: [u32; 2],
-}
-
-/// Byte offsets of [`IoSlot`] fields (for device code and for [`QueueView`]).
-pub mod slot_off {
-    pub const STATE: u32 = 0;
-    pub const OP: u32 = 4;
-    pub const FILE: u32 = 8;
-    pub const BUF: u32 = 12;
-    pub const FILE_OFFSET: u32 = 16;
-    pub const BUF_OFFSET: u32 = 24;
-    pub const LEN: u32 = 32;
-    pub const OWNER: u32 = 36;
-    pub const TAG: u32 = 40;
-    pub const RESULT: u32 = 48;
-    pub const ERROR: u32 = 52;
-    pub const RESERVED0: u32 = 56;
-    pub const RESERVED1: u32 = 60;
-}
-
-/// The queue header at arena offset 0. 64 bytes.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
-pub struct QueueHeader {
-    /// [`QUEUE_MAGIC`].
-    pub magic: u32,
-    /// [`QUEUE_VERSION`].
-    pub version: u32,
-    /// Slots in the queue.
-    pub nslots: u32,
-    /// `PUMP_*`, written by the pump with release; lanes read it with acquire.
-    pub pump_state: u32,
-    /// Registered buffer regions.
-    pub nregions: u32,
-    /// Registered files.
-    pub nfiles: u32,
-    /// Reserved, zero.
-    pub reserved: [u32; 10],
-}
-
-/// Offset of `QueueHeader::pump_state`.
-pub const HEADER_PUMP_STATE: u32 = 12;
-
-/// One registered buffer region: where it lies in the arena. Its handle is its index in the table; it is
-/// registered with the pump's ring as fixed buffer `handle`.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
-pub struct RegionDesc {
-    /// Arena offset (page-aligned).
-    pub offset: u32,
-    /// Size in bytes.
-    pub size: u32,
-}
-
-/// The io_queue layout descriptor handed to a device (push constants / kernel argument), 64 bytes. It holds
-/// no host address and no file descriptor: devices name files and buffers by handle.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
-pub struct PumpLayout {
-    /// Arena size in bytes (a multiple of the page size).
-    pub arena_size: u64,
-    /// Offset of the [`QueueHeader`] (0).
-    pub header: u32,
-    /// Offset of the pending bitmap: `bitmap_words` u32 words, bit `i % 32` of word `i / 32` for slot `i`.
-    pub bitmap: u32,
-    /// Words in the pending bitmap (`ceil(nslots / 32)`).
-    pub bitmap_words: u32,
-    /// Offset of the slot array (64-byte aligned).
-    pub slots: u32,
-    /// Slots.
-    pub nslots: u32,
-    /// Offset of the [`RegionDesc`] table.
-    pub regions: u32,
-    /// Registered buffer regions.
-    pub nregions: u32,
-    /// Registered files (handles `0..nfiles`).
-    pub nfiles: u32,
-    /// [`QUEUE_VERSION`].
-    pub version: u32,
-    /// Reserved, zero.
-    pub reserved: [u32; 5],
-}
-
-impl PumpLayout {
-    /// Arena offset of slot `i`.
-    #[inline]
-    pub fn slot(&self, i: u32) -> u32 {
-        self.slots + i * std::mem::size_of::<IoSlot>() as u32
-    }
-}
+// The shared structs and constants (slot states, ops, error codes, pump states, `IoSlot`, `QueueHeader`,
+// `RegionDesc`, `PumpLayout`) are defined once in `crate::abi::queue`, with compile-time layout asserts.
+pub use crate::abi::queue::*;
 
 /// Where everything lies in a pump arena: the queue pages, then each region between guard bytes.
 #[derive(Debug, Clone)]
@@ -654,45 +434,6 @@ impl<'a> QueueView<'a> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use std::mem::{offset_of, size_of};
-
-    #[test]
-    fn slot_layout_is_pinned() {
-        assert_eq!(size_of::<IoSlot>(), 64);
-        assert_eq!(std::mem::align_of::<IoSlot>(), 8);
-        assert_eq!(offset_of!(IoSlot, state), slot_off::STATE as usize);
-        assert_eq!(offset_of!(IoSlot, op), slot_off::OP as usize);
-        assert_eq!(offset_of!(IoSlot, file), slot_off::FILE as usize);
-        assert_eq!(offset_of!(IoSlot, buf), slot_off::BUF as usize);
-        assert_eq!(
-            offset_of!(IoSlot, file_offset),
-            slot_off::FILE_OFFSET as usize
-        );
-        assert_eq!(
-            offset_of!(IoSlot, buf_offset),
-            slot_off::BUF_OFFSET as usize
-        );
-        assert_eq!(offset_of!(IoSlot, len), slot_off::LEN as usize);
-        assert_eq!(offset_of!(IoSlot, owner), slot_off::OWNER as usize);
-        assert_eq!(offset_of!(IoSlot, tag), slot_off::TAG as usize);
-        assert_eq!(offset_of!(IoSlot, result), slot_off::RESULT as usize);
-        assert_eq!(offset_of!(IoSlot, error), slot_off::ERROR as usize);
-        assert_eq!(offset_of!(IoSlot, reserved), slot_off::RESERVED0 as usize);
-    }
-
-    #[test]
-    fn header_and_layout_are_pinned() {
-        assert_eq!(size_of::<QueueHeader>(), 64);
-        assert_eq!(
-            offset_of!(QueueHeader, pump_state),
-            HEADER_PUMP_STATE as usize
-        );
-        assert_eq!(size_of::<RegionDesc>(), 8);
-        assert_eq!(size_of::<PumpLayout>(), 64);
-        assert_eq!(offset_of!(PumpLayout, header), 8);
-        assert_eq!(offset_of!(PumpLayout, slots), 20);
-        assert_eq!(offset_of!(PumpLayout, nfiles), 36);
-    }
 
     #[test]
     fn plan_is_page_aligned_with_guards() {

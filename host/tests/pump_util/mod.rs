@@ -118,7 +118,7 @@ pub fn republish_held_slot(rounds: u32) -> RepublishOutcome {
         );
         let violations = p.stats().protocol_violations;
         // The attack: publish the held slot again (Release, as a lane publishes), and ring its doorbell.
-        v.state(slot).store(SLOT_PUBLISHED, Ordering::Release);
+        v.state(slot).store(QUEUE_SLOT_PUBLISHED, Ordering::Release);
         v.bitmap_word(slot / 32)
             .fetch_or(1 << (slot % 32), Ordering::Release);
         assert!(

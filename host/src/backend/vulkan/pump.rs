@@ -18,121 +18,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytemuck::{Pod, Zeroable};
-
 use super::redispatch::{run_resumable, Resumable};
 use super::{spirv, Device, DeviceError, Grid, KernelArg, KernelCode, KernelLayout, Placement};
 use crate::pump::{Pump, PumpLayout};
 
-/// `PumpLaneState::flags`: the lane has finished its program.
-pub const PUMP_LANE_FINISHED: u32 = 1;
-/// `PumpLaneState::slot0/slot1`: no slot.
-pub const PUMP_NO_SLOT: u32 = u32::MAX;
+pub use crate::abi::run::{PumpLaneState, PumpRunParams, PUMP_LANE_FINISHED, PUMP_NO_SLOT};
 
-/// Lane-side statuses the GLSL io_queue functions return (`GQ_*` in `gpu_uring_pump.glsl`), recorded in
+/// Lane-side statuses the GLSL io_queue functions return ([`crate::abi::QueueStatus`]), recorded in
 /// `PumpLaneState::last_status`.
 pub mod status {
+    use crate::abi::QueueStatus;
+
     /// Complete (DONE or FAILED): the result was read.
-    pub const READY: u32 = 0;
+    pub const READY: u32 = QueueStatus::Ready as u32;
     /// Not complete yet (a poll), or no free slot (an allocation).
-    pub const WOULD_BLOCK: u32 = 1;
+    pub const WOULD_BLOCK: u32 = QueueStatus::WouldBlock as u32;
     /// A bounded wait ran out of budget; the request is still the pump's.
-    pub const TIMED_OUT: u32 = 2;
+    pub const TIMED_OUT: u32 = QueueStatus::TimedOut as u32;
     /// The pump stopped and never claimed the request: the lane withdrew it.
-    pub const PUMP_STOPPED: u32 = 3;
+    pub const PUMP_STOPPED: u32 = QueueStatus::PumpStopped as u32;
     /// The slot holds no published request.
-    pub const NOT_PUBLISHED: u32 = 4;
-}
-
-/// What one pump run asks of every lane (64 bytes; `GqRunParams` in the GLSL).
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
-pub struct PumpRunParams {
-    /// Program-specific id (diagnostics).
-    pub program: u32,
-    /// Lanes taking part (set by [`run_pump`]).
-    pub lanes: u32,
-    /// Soft loop budget per lane and dispatch (set by [`run_pump`]).
-    pub iter_budget: u32,
-    /// Dispatch number (set by [`run_pump`]).
-    pub dispatch: u32,
-    /// Pump file handle.
-    pub file: u32,
-    /// Pump buffer region handle.
-    pub region: u32,
-    /// Bytes per READ.
-    pub chunk: u32,
-    /// Requests per lane (probe).
-    pub count: u32,
-    /// Bytes to stream (stream).
-    pub total: u64,
-    /// Program arguments (stream: arg0 = 1 corrupts chunk 0's checksum; probe: arg0 = mode, arg1/arg2 echo
-    /// inputs).
-    pub arg0: u32,
-    /// Program argument.
-    pub arg1: u32,
-    /// Program argument.
-    pub arg2: u32,
-    /// Program argument.
-    pub arg3: u32,
-    /// Zero.
-    pub reserved: [u32; 2],
-}
-
-/// One lane's progress in a pump program, kept across dispatches (128 bytes; `GqLaneState` in the GLSL).
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
-pub struct PumpLaneState {
-    /// `PUMP_LANE_FINISHED`.
-    pub flags: u32,
-    /// Program-specific phase.
-    pub phase: u32,
-    /// Requests finished (probe).
-    pub seq: u32,
-    /// Requests / chunks that completed and checked out.
-    pub done: u32,
-    /// Requests / chunks that failed.
-    pub failed: u32,
-    /// Chunks published (stream).
-    pub issued: u32,
-    /// Chunks consumed (stream).
-    pub consumed: u32,
-    /// Where the lane's next allocation scan starts.
-    pub next_alloc: u32,
-    /// Slot of the request in flight (stream: of buffer half 0), or `PUMP_NO_SLOT`.
-    pub slot0: u32,
-    /// Slot of buffer half 1's request (stream), or `PUMP_NO_SLOT`.
-    pub slot1: u32,
-    /// Bytes of the current chunk already checksummed.
-    pub hpos: u32,
-    /// The status (`status::*`) of the lane's last poll or wait that did not return WOULD_BLOCK/TIMED_OUT.
-    pub last_status: u32,
-    /// `ERR_*` of the last completion.
-    pub last_error: u32,
-    /// `result` of the last completion.
-    pub last_result: i32,
-    /// Dispatches this lane ran in.
-    pub dispatches: u32,
-    /// Dispatches that ended with the lane not finished (budget spent).
-    pub waits: u32,
-    /// Loop iterations counted in the last dispatch.
-    pub iters: u32,
-    /// Allocation scans that found no free slot (WOULD_BLOCK).
-    pub would_block: u32,
-    /// Zero (probe echo values).
-    pub reserved0: u32,
-    /// Zero (probe echo values).
-    pub reserved1: u32,
-    /// Partial checksum of the current chunk.
-    pub hash: u64,
-    /// Sum of the finished chunks' checksums (wrapping).
-    pub sum: u64,
-    /// Bytes checksummed.
-    pub bytes: u64,
-    /// Tag of the last completion.
-    pub last_tag: u64,
-    /// Zero (probe echo values).
-    pub reserved2: [u32; 4],
+    pub const NOT_PUBLISHED: u32 = QueueStatus::NotPublished as u32;
 }
 
 /// A pump program: its SPIR-V and a name (diagnostics).
@@ -345,105 +251,4 @@ pub fn run_pump(
         elapsed: r.elapsed,
         dispatches: r.dispatches,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::mem::{offset_of, size_of};
-
-    #[test]
-    fn pump_run_structs_are_pinned() {
-        assert_eq!(size_of::<PumpRunParams>(), 64);
-        assert_eq!(offset_of!(PumpRunParams, total), 32);
-        assert_eq!(offset_of!(PumpRunParams, arg0), 40);
-        assert_eq!(size_of::<PumpLaneState>(), 128);
-        assert_eq!(offset_of!(PumpLaneState, hash), 80);
-        assert_eq!(offset_of!(PumpLaneState, last_tag), 104);
-    }
-
-    /// The GLSL include's io_queue constants equal the Rust ones (read from the include's source text).
-    #[test]
-    fn glsl_pump_constants_match_rust() {
-        use crate::pump::queue::*;
-        let src = include_str!("../../../../device-shaders/include/gpu_uring_pump.glsl");
-        let mut consts = std::collections::HashMap::new();
-        for stmt in src.split(';') {
-            let Some(rest) = stmt
-                .lines()
-                .filter_map(|l| l.trim().strip_prefix("const uint "))
-                .next_back()
-            else {
-                continue;
-            };
-            for item in rest.split(',') {
-                let mut kv = item.split('=');
-                let (Some(k), Some(v)) = (kv.next(), kv.next()) else {
-                    continue;
-                };
-                let v = v.trim().trim_end_matches('u');
-                let v = match v.strip_prefix("0x") {
-                    Some(h) => u32::from_str_radix(h, 16).unwrap(),
-                    None => v.parse().unwrap(),
-                };
-                consts.insert(k.trim().to_owned(), v);
-            }
-        }
-        let want: &[(&str, u32)] = &[
-            ("GQ_SLOT_FREE", SLOT_FREE),
-            ("GQ_SLOT_ALLOCATED", SLOT_ALLOCATED),
-            ("GQ_SLOT_PUBLISHED", SLOT_PUBLISHED),
-            ("GQ_SLOT_CLAIMED", SLOT_CLAIMED),
-            ("GQ_SLOT_DONE", SLOT_DONE),
-            ("GQ_SLOT_FAILED", SLOT_FAILED),
-            ("GQ_OP_NOP", OP_NOP),
-            ("GQ_OP_READ", OP_READ),
-            ("GQ_OP_WRITE", OP_WRITE),
-            ("GQ_OP_FENCE", OP_FENCE),
-            ("GQ_ERR_NONE", ERR_NONE),
-            ("GQ_ERR_BAD_OP", ERR_BAD_OP),
-            ("GQ_ERR_RESERVED", ERR_RESERVED),
-            ("GQ_ERR_BAD_FILE", ERR_BAD_FILE),
-            ("GQ_ERR_BAD_BUFFER", ERR_BAD_BUFFER),
-            ("GQ_ERR_BAD_LENGTH", ERR_BAD_LENGTH),
-            ("GQ_ERR_READ_ONLY", ERR_READ_ONLY),
-            ("GQ_ERR_BUFFER_RANGE", ERR_BUFFER_RANGE),
-            ("GQ_ERR_FILE_RANGE", ERR_FILE_RANGE),
-            ("GQ_ERR_IO", ERR_IO),
-            ("GQ_ERR_SUBMIT", ERR_SUBMIT),
-            ("GQ_ERR_STOPPED", ERR_STOPPED),
-            ("GQ_PUMP_NOT_STARTED", PUMP_NOT_STARTED),
-            ("GQ_PUMP_RUNNING", PUMP_RUNNING),
-            ("GQ_PUMP_STOPPING", PUMP_STOPPING),
-            ("GQ_PUMP_STOPPED", PUMP_STOPPED),
-            ("GQ_PUMP_FAILED", PUMP_FAILED),
-            ("GQ_QUEUE_MAGIC", QUEUE_MAGIC),
-            ("GQ_QUEUE_VERSION", QUEUE_VERSION),
-            ("GQ_OFF_STATE", slot_off::STATE),
-            ("GQ_OFF_OP", slot_off::OP),
-            ("GQ_OFF_FILE", slot_off::FILE),
-            ("GQ_OFF_BUF", slot_off::BUF),
-            ("GQ_OFF_FILE_OFFSET", slot_off::FILE_OFFSET),
-            ("GQ_OFF_BUF_OFFSET", slot_off::BUF_OFFSET),
-            ("GQ_OFF_LEN", slot_off::LEN),
-            ("GQ_OFF_OWNER", slot_off::OWNER),
-            ("GQ_OFF_TAG", slot_off::TAG),
-            ("GQ_OFF_RESULT", slot_off::RESULT),
-            ("GQ_OFF_ERROR", slot_off::ERROR),
-            ("GQ_OFF_RESERVED0", slot_off::RESERVED0),
-            ("GQ_OFF_RESERVED1", slot_off::RESERVED1),
-            ("GQ_SLOT_BYTES", size_of::<IoSlot>() as u32),
-            ("GQ_HEADER_PUMP_STATE", HEADER_PUMP_STATE),
-            ("GQ_READY", status::READY),
-            ("GQ_WOULD_BLOCK", status::WOULD_BLOCK),
-            ("GQ_TIMED_OUT", status::TIMED_OUT),
-            ("GQ_PUMP_STOPPED_ST", status::PUMP_STOPPED),
-            ("GQ_NOT_PUBLISHED", status::NOT_PUBLISHED),
-            ("GQ_LANE_FINISHED", PUMP_LANE_FINISHED),
-            ("GQ_NO_SLOT", PUMP_NO_SLOT),
-        ];
-        for (k, v) in want {
-            assert_eq!(consts.get(*k), Some(v), "{k} in gpu_uring_pump.glsl");
-        }
-    }
 }

@@ -1,0 +1,350 @@
+//! The C header generated from this module: `abi/gpu_uring_abi.h` at the repository root, included by GLSL
+//! (`GL_GOOGLE_include_directive`), HIP and CUDA.
+//!
+//! Outside C++ the header holds include-guarded `#define`s only — field offsets and struct sizes in bytes
+//! (`GU_<STRUCT>_<FIELD>`, `GU_SIZEOF_<STRUCT>`), enum values and constants — every one unsigned, with a `u`
+//! suffix (`UL` for 64-bit values), so that GLSL's preprocessor reads it. Under `#ifdef __cplusplus` it adds
+//! plain C++ struct views (`namespace gpu_uring`) with `static_assert`s of every size, alignment and offset
+//! against those defines.
+//!
+//! [`render`] is pure; `cargo run -p gpu-uring --example gen-abi-header` writes its output to the header, and
+//! `-- --check` (run by CI, like `device-shaders/build.sh --check`) fails when the committed header differs.
+
+use std::fmt::Write as _;
+
+use super::*;
+
+/// Path of the generated header, relative to the repository root.
+pub const HEADER_PATH: &str = "abi/gpu_uring_abi.h";
+
+/// One field of an [`AbiStruct`].
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// The Rust (and C++) field name.
+    pub name: &'static str,
+    /// Byte offset.
+    pub offset: usize,
+    /// The C element type.
+    pub c_type: &'static str,
+    /// Array length, or 0 for a scalar.
+    pub count: usize,
+}
+
+/// A shared struct the header describes (implemented by the module's struct definitions).
+pub trait AbiStruct: Sized {
+    /// The struct's name (also its C++ name).
+    const NAME: &'static str;
+    /// Its fields in declaration order.
+    const FIELDS: &'static [Field];
+}
+
+/// A field type's C spelling.
+pub trait CType {
+    /// The C element type.
+    const C_TYPE: &'static str;
+    /// Array length, or 0 for a scalar.
+    const COUNT: usize;
+}
+
+macro_rules! c_scalar {
+    ($($t:ty => $c:literal),*) => {
+        $(impl CType for $t {
+            const C_TYPE: &'static str = $c;
+            const COUNT: usize = 0;
+        })*
+    };
+}
+
+c_scalar!(u8 => "uint8_t", u16 => "uint16_t", u32 => "uint32_t", i32 => "int32_t", u64 => "uint64_t");
+c_scalar!(RunParams => "RunParams");
+
+impl<T: CType, const N: usize> CType for [T; N] {
+    const C_TYPE: &'static str = T::C_TYPE;
+    const COUNT: usize = N;
+}
+
+/// A `#[repr(u32)]` wire enum (implemented by the module's enum definitions).
+pub trait WireEnum: Copy + 'static {
+    /// Every value.
+    const ALL: &'static [Self];
+    /// The value's short lower-case name.
+    fn name(self) -> &'static str;
+    /// The raw wire value.
+    fn raw(self) -> u32;
+}
+
+/// The header's text.
+pub fn render() -> String {
+    let mut h = Header::default();
+    h.line("// gpu_uring_abi.h: the memory host and device code of gpu-uring share (host/src/protocol/PROTOCOL.md).");
+    h.line("// GENERATED from host/src/abi/ by `cargo run -p gpu-uring --example gen-abi-header`: do not edit; CI checks");
+    h.line("// it is current. Outside C++: #defines only (byte offsets GU_<STRUCT>_<FIELD>, sizes GU_SIZEOF_<STRUCT>,");
+    h.line("// enum values and constants), all unsigned, so GLSL (GL_GOOGLE_include_directive), HIP and CUDA include it.");
+    h.line("#ifndef GPU_URING_ABI_H");
+    h.line("#define GPU_URING_ABI_H");
+
+    h.section("RingLayout: the ring layout descriptor (push constants / kernel argument)");
+    h.offsets::<RingLayout>("RING_LAYOUT");
+    h.u32("RING_FLAG_NO_SQARRAY", RING_FLAG_NO_SQARRAY);
+    h.u32("RING_FLAG_CONFINED", RING_FLAG_CONFINED);
+    h.u32("RING_FLAG_SQPOLL", RING_FLAG_SQPOLL);
+
+    h.section("DeviceControl: the control block all lanes share (offsets from RingLayout.control)");
+    h.offsets::<DeviceControl>("CTL");
+    h.u32("PRINT_FIXED_FILE", PRINT_FIXED_FILE);
+    h.u32("PRINT_OFFSET_MODE", PRINT_OFFSET_MODE);
+    h.u32("PRINT_FIXED_BUF", PRINT_FIXED_BUF);
+    h.u32("RESERVE_TRIES", RESERVE_TRIES);
+    h.u32("MAX_LINE", MAX_LINE);
+
+    h.section(
+        "CompletionSlot: a ring completion slot; state word = generation << 8 | RingSlotState",
+    );
+    h.offsets::<CompletionSlot>("COMPLETION_SLOT");
+    h.enumeration::<RingSlotState>("RING_SLOT");
+    h.u32("RING_SLOT_STATE_MASK", SLOT_STATE_MASK);
+    h.u32("RING_SLOT_GEN_SHIFT", SLOT_GEN_SHIFT);
+    h.u32("RING_SLOT_GEN_MASK", SLOT_GEN_MASK);
+
+    h.section("user_data tags (bits 62-63): GU_TAG_<X> is the 2-bit tag, _HI the high word, _UD the 64-bit value");
+    h.u32("TAG_SHIFT", TAG_SHIFT);
+    for t in UserDataTag::ALL {
+        let ud = (t.raw() as u64) << TAG_SHIFT;
+        let name = t.name().to_ascii_uppercase();
+        h.u32(&format!("TAG_{name}"), t.raw());
+        h.u32(&format!("TAG_{name}_HI"), (ud >> 32) as u32);
+        h.u64(&format!("TAG_{name}_UD"), ud);
+    }
+
+    h.section("WaitStatus: what device-side ring protocol calls return");
+    h.enumeration::<WaitStatus>("STATUS");
+
+    h.section(
+        "io_uring: the kernel's SQE and CQE, and the opcodes and SQE flags device code writes",
+    );
+    h.offsets::<Sqe>("SQE");
+    h.offsets::<Cqe>("CQE");
+    h.u32("IORING_OP_NOP", IORING_OP_NOP);
+    h.u32("IORING_OP_READ_FIXED", IORING_OP_READ_FIXED);
+    h.u32("IORING_OP_WRITE_FIXED", IORING_OP_WRITE_FIXED);
+    h.u32("IORING_OP_READ", IORING_OP_READ);
+    h.u32("IORING_OP_WRITE", IORING_OP_WRITE);
+    h.u32("IOSQE_FIXED_FILE", IOSQE_FIXED_FILE);
+    h.u32("IOSQE_IO_LINK", IOSQE_IO_LINK);
+    h.u32("IOSQE_IO_HARDLINK", IOSQE_IO_HARDLINK);
+    h.u32("IOSQE_CQE_SKIP_SUCCESS", IOSQE_CQE_SKIP_SUCCESS);
+
+    h.section("Ring programs' run buffer: RunHeader, then one LaneState per lane");
+    h.offsets::<RunParams>("RUN_PARAMS");
+    h.offsets::<RunHeader>("RUN_HEADER");
+    h.offsets::<LaneState>("LANE_STATE");
+    h.u32("TEXT_ENTRIES", TEXT_ENTRIES as u32);
+    h.u32("TEXT_BYTES", TEXT_BYTES as u32);
+    h.u32("LANE_FINISHED", LANE_FINISHED);
+    h.u32("LANE_NO_TARGET", LANE_NO_TARGET);
+    for (name, v) in [
+        ("PRINT", PROGRAM_PRINT),
+        ("NOP", PROGRAM_NOP),
+        ("READ", PROGRAM_READ),
+        ("LANE_STRESS", PROGRAM_LANE_STRESS),
+        ("EDIT_BUFFER", PROGRAM_EDIT_BUFFER),
+        ("LAYOUT", PROGRAM_LAYOUT),
+        ("EXACT", PROGRAM_EXACT),
+        ("FORMAT", PROGRAM_FORMAT),
+        ("HOSTILE", PROGRAM_HOSTILE),
+    ] {
+        h.u32(&format!("PROGRAM_{name}"), v);
+    }
+
+    h.section("io_queue: QueueHeader at arena offset 0, RegionDesc table, IoSlots; PumpLayout (push constants)");
+    h.offsets::<QueueHeader>("QUEUE_HEADER");
+    h.offsets::<RegionDesc>("REGION_DESC");
+    h.offsets::<IoSlot>("IO_SLOT");
+    h.offsets::<PumpLayout>("PUMP_LAYOUT");
+    h.u32("QUEUE_MAGIC", QUEUE_MAGIC);
+    h.u32("QUEUE_VERSION", QUEUE_VERSION);
+    h.u32("QUEUE_GUARD_BYTE", GUARD_BYTE.into());
+    h.u32("QUEUE_MAX_SLOTS", MAX_SLOTS);
+    h.u32("QUEUE_MAX_REGION", MAX_REGION as u32);
+    h.enumeration::<QueueSlotState>("QUEUE_SLOT");
+    h.enumeration::<QueueOp>("QUEUE_OP");
+    h.enumeration::<QueueErrorCode>("QUEUE_ERR");
+    h.u32("QUEUE_ERR_COUNT", ERR_COUNT as u32);
+    h.enumeration::<PumpState>("PUMP");
+
+    h.section("io_queue programs' run buffer: PumpRunParams, then one PumpLaneState per lane");
+    h.offsets::<PumpRunParams>("PUMP_RUN_PARAMS");
+    h.offsets::<PumpLaneState>("PUMP_LANE_STATE");
+    h.u32("PUMP_LANE_FINISHED", PUMP_LANE_FINISHED);
+    h.u32("PUMP_NO_SLOT", PUMP_NO_SLOT);
+    h.enumeration::<QueueStatus>("QUEUE_STATUS");
+
+    h.line("");
+    h.line("#ifdef __cplusplus");
+    h.line("// C++ views (HIP, CUDA, host C++): plain structs, checked against the defines above.");
+    h.line("#include <stddef.h>");
+    h.line("#include <stdint.h>");
+    h.line("namespace gpu_uring {");
+    h.view::<RingLayout>("RING_LAYOUT");
+    h.view::<DeviceControl>("CTL");
+    h.view::<CompletionSlot>("COMPLETION_SLOT");
+    h.view::<Sqe>("SQE");
+    h.view::<Cqe>("CQE");
+    h.view::<RunParams>("RUN_PARAMS");
+    h.view::<RunHeader>("RUN_HEADER");
+    h.view::<LaneState>("LANE_STATE");
+    h.view::<QueueHeader>("QUEUE_HEADER");
+    h.view::<RegionDesc>("REGION_DESC");
+    h.view::<IoSlot>("IO_SLOT");
+    h.view::<PumpLayout>("PUMP_LAYOUT");
+    h.view::<PumpRunParams>("PUMP_RUN_PARAMS");
+    h.view::<PumpLaneState>("PUMP_LANE_STATE");
+    h.line("} // namespace gpu_uring");
+    h.line("#endif // __cplusplus");
+    h.line("");
+    h.line("#endif // GPU_URING_ABI_H");
+    h.out
+}
+
+#[derive(Default)]
+struct Header {
+    out: String,
+}
+
+/// A field name as the define spells it: upper case, without leading underscores.
+fn define_name(field: &str) -> String {
+    field.trim_start_matches('_').to_ascii_uppercase()
+}
+
+impl Header {
+    fn line(&mut self, s: &str) {
+        self.out.push_str(s);
+        self.out.push('\n');
+    }
+
+    fn section(&mut self, title: &str) {
+        let _ = write!(self.out, "\n// ---- {title}\n");
+    }
+
+    fn u32(&mut self, name: &str, v: u32) {
+        let _ = if v > 0xffff || name.ends_with("MASK") {
+            writeln!(self.out, "#define GU_{name} 0x{v:08x}u")
+        } else {
+            writeln!(self.out, "#define GU_{name} {v}u")
+        };
+    }
+
+    fn u64(&mut self, name: &str, v: u64) {
+        let _ = writeln!(self.out, "#define GU_{name} 0x{v:016x}UL");
+    }
+
+    fn offsets<S: AbiStruct>(&mut self, prefix: &str) {
+        self.u32(&format!("SIZEOF_{prefix}"), std::mem::size_of::<S>() as u32);
+        for f in S::FIELDS {
+            self.u32(
+                &format!("{prefix}_{}", define_name(f.name)),
+                f.offset as u32,
+            );
+        }
+    }
+
+    fn enumeration<E: WireEnum>(&mut self, prefix: &str) {
+        for e in E::ALL {
+            self.u32(
+                &format!("{prefix}_{}", e.name().to_ascii_uppercase()),
+                e.raw(),
+            );
+        }
+    }
+
+    fn view<S: AbiStruct>(&mut self, prefix: &str) {
+        let name = S::NAME;
+        let _ = writeln!(self.out, "struct {name} {{");
+        for f in S::FIELDS {
+            let _ = if f.count == 0 {
+                writeln!(self.out, "    {} {};", f.c_type, f.name)
+            } else {
+                writeln!(self.out, "    {} {}[{}];", f.c_type, f.name, f.count)
+            };
+        }
+        let _ = writeln!(self.out, "}};");
+        let _ = writeln!(
+            self.out,
+            "static_assert(sizeof({name}) == GU_SIZEOF_{prefix}, \"{name} size\");"
+        );
+        let _ = writeln!(
+            self.out,
+            "static_assert(alignof({name}) == {}u, \"{name} alignment\");",
+            std::mem::align_of::<S>()
+        );
+        for f in S::FIELDS {
+            let _ = writeln!(
+                self.out,
+                "static_assert(offsetof({name}, {}) == GU_{prefix}_{}, \"{name}::{}\");",
+                f.name,
+                define_name(f.name),
+                f.name
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_define_is_unique_and_unsigned() {
+        let text = render();
+        let mut seen = std::collections::HashSet::new();
+        for l in text.lines().filter(|l| l.starts_with("#define GU_")) {
+            let mut it = l.split_whitespace().skip(1);
+            let (name, value) = (it.next().unwrap(), it.next().unwrap());
+            assert!(seen.insert(name.to_owned()), "{name} defined twice");
+            assert!(value.ends_with('u') || value.ends_with("UL"), "{l}");
+        }
+        assert!(seen.contains("GU_CTL_PROTOCOL_VIOLATIONS"));
+        assert!(seen.contains("GU_QUEUE_SLOT_DONE"));
+        assert!(seen.contains("GU_RING_SLOT_DONE"));
+    }
+
+    /// A C++ compiler agrees with Rust's `repr(C)` layout: the header's `static_assert`s hold. Skipped (saying
+    /// so) where no `c++` is installed; CI images with a C++ compiler run it.
+    #[test]
+    fn cpp_views_compile_and_match() {
+        let dir = std::env::temp_dir().join(format!("gpu_uring_abi_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("check.cpp");
+        std::fs::write(&src, format!("{}\nint main() {{ return 0; }}\n", render())).unwrap();
+        let out = std::process::Command::new("c++")
+            .args([
+                "-std=c++14",
+                "-Wall",
+                "-Wextra",
+                "-pedantic",
+                "-fsyntax-only",
+            ])
+            .arg(&src)
+            .output();
+        let _ = std::fs::remove_dir_all(&dir);
+        match out {
+            Err(e) => eprintln!("skipped: no C++ compiler (`c++`: {e})"),
+            Ok(o) => assert!(
+                o.status.success(),
+                "the header's C++ views do not compile:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        }
+    }
+
+    /// The committed header is what [`render`] produces now (the example's `--check` says the same in CI).
+    #[test]
+    fn committed_header_is_current() {
+        let committed = include_str!("../../../abi/gpu_uring_abi.h");
+        assert!(
+            committed == render(),
+            "{HEADER_PATH} is stale: run `cargo run -p gpu-uring --example gen-abi-header` and commit it"
+        );
+    }
+}

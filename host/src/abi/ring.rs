@@ -1,0 +1,316 @@
+//! The ring protocol's shared memory (PROTOCOL.md §2–§7): the [`RingLayout`] descriptor every device receives,
+//! the [`DeviceControl`] block all lanes share, the per-request [`CompletionSlot`]s, and the states, tags,
+//! flags and statuses written into them.
+
+use bytemuck::{Pod, Zeroable};
+
+abi_struct! {
+    /// The layout descriptor, handed to every device as push constants or a kernel argument. Every offset is in
+    /// bytes from the arena base; every field a device reads is a `u32` except the two `u64`s at the start.
+    /// Exactly 128 bytes: Vulkan guarantees at least 128 bytes of push constants. (The GLSL push-constant block
+    /// names `fixed` `fixed_off`, `fixed` being reserved in GLSL.)
+    #[repr(C)]
+    #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+    pub struct RingLayout {
+        /// Host virtual address of the arena base: SQE `addr` fields are `arena_host_base + offset`.
+        pub arena_host_base: u64,
+        /// Arena size in bytes (a multiple of the page size).
+        pub arena_size: u64,
+        /// Kernel SQ head (written by the kernel).
+        pub sq_head: u32,
+        /// Kernel SQ tail (written by lanes, §3).
+        pub sq_tail: u32,
+        /// Kernel SQ flags (`IORING_SQ_NEED_WAKEUP`, `IORING_SQ_CQ_OVERFLOW`).
+        pub sq_flags: u32,
+        /// `sq_entries - 1`.
+        pub sq_mask: u32,
+        /// SQ entries (power of two).
+        pub sq_entries: u32,
+        /// Offset of the SQ index array, or 0 with `IORING_SETUP_NO_SQARRAY`.
+        pub sq_array: u32,
+        /// Kernel CQ head (written by lanes, §5).
+        pub cq_head: u32,
+        /// Kernel CQ tail (written by the kernel).
+        pub cq_tail: u32,
+        /// `cq_entries - 1`.
+        pub cq_mask: u32,
+        /// CQ entries (power of two).
+        pub cq_entries: u32,
+        /// Offset of the CQE array.
+        pub cqes: u32,
+        /// Offset of the SQE array.
+        pub sqes: u32,
+        /// Offset of the `DeviceControl` block.
+        pub control: u32,
+        /// Offset of the completion-slot array (`lanes * slots_per_lane` slots of 16 bytes).
+        pub slots: u32,
+        /// Completion slots owned by each lane (lane `l` owns `l*slots_per_lane ..`); slot 0 of each is its print
+        /// slot.
+        pub slots_per_lane: u32,
+        /// Lanes this arena was sized for.
+        pub lanes: u32,
+        /// Offset of the staging region (print lines), registered as fixed buffer `staging_buf_index`.
+        pub staging: u32,
+        /// Staging lines per lane.
+        pub staging_lines: u32,
+        /// Bytes per staging line (at most 4096 = PIPE_BUF).
+        pub line_bytes: u32,
+        /// Fixed-buffer index of the staging region.
+        pub staging_buf_index: u32,
+        /// Offset of the user fixed buffer region (0 if none).
+        pub fixed: u32,
+        /// Size of the user fixed buffer region in bytes.
+        pub fixed_size: u32,
+        /// Fixed-buffer index of the user region.
+        pub fixed_buf_index: u32,
+        /// Publication window `W_SQ` (§2).
+        pub w_sq: u32,
+        /// Release window `W_CQ` (§2).
+        pub w_cq: u32,
+        /// CQ credits in the pool (§4).
+        pub credit_pool: u32,
+        /// `RING_FLAG_*` bits.
+        pub ring_flags: u32,
+        /// Offset of the per-lane words: lane `l` has `staging_lines` line-state words (0 = free, else the
+        /// line's write is in flight) followed by one count of its fire-and-forget operations in flight.
+        pub lane_words: u32,
+    }
+}
+
+pin_layout!(RingLayout, size = 128, align = 8 {
+    arena_host_base = 0, arena_size = 8, sq_head = 16, sq_tail = 20, sq_flags = 24, sq_mask = 28,
+    sq_entries = 32, sq_array = 36, cq_head = 40, cq_tail = 44, cq_mask = 48, cq_entries = 52, cqes = 56,
+    sqes = 60, control = 64, slots = 68, slots_per_lane = 72, lanes = 76, staging = 80, staging_lines = 84,
+    line_bytes = 88, staging_buf_index = 92, fixed = 96, fixed_size = 100, fixed_buf_index = 104, w_sq = 108,
+    w_cq = 112, credit_pool = 116, ring_flags = 120, lane_words = 124,
+});
+
+impl RingLayout {
+    /// Total completion slots.
+    pub fn nslots(&self) -> u32 {
+        self.lanes * self.slots_per_lane
+    }
+
+    /// Offset of line-state word `line` of `lane` (`line == staging_lines` is the lane's in-flight count).
+    pub fn lane_word(&self, lane: u32, line: u32) -> u32 {
+        self.lane_words + (lane * (self.staging_lines + 1) + line) * 4
+    }
+}
+
+/// `RingLayout::ring_flags`: the ring was created with `IORING_SETUP_NO_SQARRAY`.
+pub const RING_FLAG_NO_SQARRAY: u32 = 1;
+/// `RingLayout::ring_flags`: the ring is confined: only registered files and buffers, only allowed opcodes.
+pub const RING_FLAG_CONFINED: u32 = 2;
+/// `RingLayout::ring_flags`: the ring has an SQPOLL thread (device rings always do; the no-poll experiment
+/// does not).
+pub const RING_FLAG_SQPOLL: u32 = 4;
+
+abi_struct! {
+    /// The control block all lanes share (PROTOCOL.md §2). 128 bytes, 8-byte aligned.
+    #[repr(C)]
+    #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+    pub struct DeviceControl {
+        /// Low 32: published SQ tail; high 32: ready bitmap.
+        pub sq_pub: u64,
+        /// Low 32: released CQ head; high 32: done bitmap.
+        pub cq_pub: u64,
+        /// Next file offset for offset-mode prints.
+        pub print_offset: u64,
+        /// `user_data` of the last failed fire-and-forget operation.
+        pub ff_last_user_data: u64,
+        /// Next SQ ticket.
+        pub sq_reserve: u32,
+        /// CQ credits left.
+        pub cq_credits: u32,
+        /// Next CQE to claim.
+        pub cq_claim: u32,
+        /// Failed fire-and-forget and skip-success operations.
+        pub ff_errors: u32,
+        /// Last failure's `-errno`.
+        pub ff_last_error: i32,
+        /// Failure CQEs of skip-success operations reaped (they use the CQ headroom, §4).
+        pub skip_failures: u32,
+        /// Bumped after each tail advance.
+        pub doorbell: u32,
+        /// Print target (fixed-file index or raw fd).
+        pub print_fd: i32,
+        /// `PRINT_*` flags.
+        pub print_flags: u32,
+        /// Lines submitted by prints.
+        pub lines_printed: u32,
+        /// Failed or short print writes.
+        pub print_errors: u32,
+        /// CQEs whose `user_data` no lane recognised (counted and recorded, never dropped silently).
+        pub foreign_cqes: u32,
+        /// Device-written words found outside what the protocol allows (a window position out of range, a
+        /// corrupted control word): counted by whoever detects it, host or lane, never acted on.
+        pub protocol_violations: u32,
+        /// Reserved, zero.
+        pub _reserved: [u32; 11],
+    }
+}
+
+pin_layout!(DeviceControl, size = 128, align = 8 {
+    sq_pub = 0, cq_pub = 8, print_offset = 16, ff_last_user_data = 24, sq_reserve = 32, cq_credits = 36,
+    cq_claim = 40, ff_errors = 44, ff_last_error = 48, skip_failures = 52, doorbell = 56, print_fd = 60,
+    print_flags = 64, lines_printed = 68, print_errors = 72, foreign_cqes = 76, protocol_violations = 80,
+    _reserved = 84,
+});
+
+/// Size of the control block; completion slots follow it.
+pub const CONTROL_BYTES: usize = std::mem::size_of::<DeviceControl>();
+
+abi_struct! {
+    /// A per-request completion slot (PROTOCOL.md §2, §6).
+    #[repr(C)]
+    #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+    pub struct CompletionSlot {
+        /// `generation << 8 | RingSlotState` (§2, §6).
+        pub state: u32,
+        /// The CQE's `res`.
+        pub result: i32,
+        /// The CQE's `flags`.
+        pub flags: u32,
+        /// The owning lane.
+        pub owner: u32,
+    }
+}
+
+pin_layout!(CompletionSlot, size = 16, align = 4 { state = 0, result = 4, flags = 8, owner = 12 });
+
+wire_enum! {
+    /// The state of a ring completion slot: the low 8 bits of its state word; the high 24 bits are the slot's
+    /// generation (§2, §6).
+    pub enum RingSlotState: "ring completion slot state" {
+        /// Nothing in flight.
+        Free = 0 => "free",
+        /// Armed: a waited operation is in flight.
+        Pending = 1 => "pending",
+        /// The CQE has been copied in; the owner may read it.
+        Done = 2 => "done",
+        /// Transient: the reaper that claimed the CQE is copying it into the slot (§5).
+        Reaping = 3 => "reaping",
+    }
+}
+
+/// [`RingSlotState::Free`] as the wire writes it.
+pub const RING_SLOT_FREE: u32 = RingSlotState::Free as u32;
+/// [`RingSlotState::Pending`] as the wire writes it.
+pub const RING_SLOT_PENDING: u32 = RingSlotState::Pending as u32;
+/// [`RingSlotState::Done`] as the wire writes it.
+pub const RING_SLOT_DONE: u32 = RingSlotState::Done as u32;
+/// [`RingSlotState::Reaping`] as the wire writes it.
+pub const RING_SLOT_REAPING: u32 = RingSlotState::Reaping as u32;
+/// Mask of the state in a slot's state word.
+pub const SLOT_STATE_MASK: u32 = 0xff;
+/// Bits the generation is shifted by in a slot's state word.
+pub const SLOT_GEN_SHIFT: u32 = 8;
+/// Mask of a generation (24 bits).
+pub const SLOT_GEN_MASK: u32 = 0x00ff_ffff;
+
+/// The state in a slot's state word.
+#[inline]
+pub const fn slot_state(word: u32) -> u32 {
+    word & SLOT_STATE_MASK
+}
+
+/// The generation in a slot's state word.
+#[inline]
+pub const fn slot_generation(word: u32) -> u32 {
+    word >> SLOT_GEN_SHIFT
+}
+
+/// A slot state word.
+#[inline]
+pub const fn slot_word(generation: u32, state: u32) -> u32 {
+    ((generation & SLOT_GEN_MASK) << SLOT_GEN_SHIFT) | (state & SLOT_STATE_MASK)
+}
+
+/// The generation an owner arms a slot with after `generation`: one more, skipping 0 (generation 0 never
+/// names an armed slot, so `commit_exact` can use it to ask for one).
+#[inline]
+pub const fn next_generation(generation: u32) -> u32 {
+    let g = generation.wrapping_add(1) & SLOT_GEN_MASK;
+    if g == 0 {
+        1
+    } else {
+        g
+    }
+}
+
+wire_enum! {
+    /// The tag in bits 62–63 of an SQE's `user_data`: how its CQE is dispatched (§4, §5).
+    pub enum UserDataTag: "user_data tag" {
+        /// A waited operation: `TAG_SLOT | generation << 32 | global slot`.
+        Slot = 1 => "slot",
+        /// Fire-and-forget: `TAG_FF | lane << 16 | staging line + 1` (0 = none).
+        FireAndForget = 2 => "ff",
+        /// `IOSQE_CQE_SKIP_SUCCESS`: only failures post (`TAG_SKIP | lane << 16`).
+        SkipSuccess = 3 => "skip",
+    }
+}
+
+/// Bits the tag is shifted by in `user_data`.
+pub const TAG_SHIFT: u32 = 62;
+/// `user_data` tag of a waited operation.
+pub const TAG_SLOT: u64 = (UserDataTag::Slot as u64) << TAG_SHIFT;
+/// `user_data` tag of a fire-and-forget operation.
+pub const TAG_FF: u64 = (UserDataTag::FireAndForget as u64) << TAG_SHIFT;
+/// `user_data` tag of a skip-success operation.
+pub const TAG_SKIP: u64 = (UserDataTag::SkipSuccess as u64) << TAG_SHIFT;
+/// Mask of the tag bits.
+pub const TAG_MASK: u64 = 3 << TAG_SHIFT;
+
+/// `user_data` of a waited operation: `TAG_SLOT | generation << 32 | global slot` (§4).
+#[inline]
+pub const fn slot_user_data(slot: u32, generation: u32) -> u64 {
+    TAG_SLOT | (((generation & SLOT_GEN_MASK) as u64) << 32) | slot as u64
+}
+
+/// `DeviceControl::print_flags`: `print_fd` is a fixed-file index.
+pub const PRINT_FIXED_FILE: u32 = 1;
+/// `DeviceControl::print_flags`: prints write at `print_offset` (advanced per line) instead of the file
+/// position.
+pub const PRINT_OFFSET_MODE: u32 = 2;
+/// `DeviceControl::print_flags`: staging lines are a registered buffer (WRITE_FIXED).
+pub const PRINT_FIXED_BUF: u32 = 4;
+
+wire_enum! {
+    /// What a device-side protocol call returns (§6), in the GLSL library and in lane states.
+    pub enum WaitStatus: "wait status" {
+        /// Complete.
+        Ready = 0 => "ready",
+        /// Nothing to do yet; try again.
+        WouldBlock = 1 => "would_block",
+        /// A bounded wait ran out of budget.
+        TimedOut = 2 => "timed_out",
+        /// A poll of a slot with nothing in flight.
+        NotPending = 3 => "not_pending",
+        /// A commit refused for its SQE flags (§4); nothing of the caller's SQE was submitted.
+        BadFlags = 4 => "bad_flags",
+        /// A commit naming a completion slot the lane does not have.
+        BadSlot = 5 => "bad_slot",
+        /// A shared word was outside what the protocol allows; counted in `protocol_violations`.
+        ProtocolViolation = 6 => "protocol_violation",
+    }
+}
+
+/// [`WaitStatus::Ready`] as device code returns it.
+pub const STATUS_READY: u32 = WaitStatus::Ready as u32;
+/// [`WaitStatus::WouldBlock`] as device code returns it.
+pub const STATUS_WOULD_BLOCK: u32 = WaitStatus::WouldBlock as u32;
+/// [`WaitStatus::TimedOut`] as device code returns it.
+pub const STATUS_TIMED_OUT: u32 = WaitStatus::TimedOut as u32;
+/// [`WaitStatus::NotPending`] as device code returns it.
+pub const STATUS_NOT_PENDING: u32 = WaitStatus::NotPending as u32;
+/// [`WaitStatus::BadFlags`] as device code returns it.
+pub const STATUS_BAD_FLAGS: u32 = WaitStatus::BadFlags as u32;
+/// [`WaitStatus::BadSlot`] as device code returns it.
+pub const STATUS_BAD_SLOT: u32 = WaitStatus::BadSlot as u32;
+/// [`WaitStatus::ProtocolViolation`] as device code returns it.
+pub const STATUS_PROTOCOL_VIOLATION: u32 = WaitStatus::ProtocolViolation as u32;
+
+/// CAS attempts before a reservation reports would-block (§3).
+pub const RESERVE_TRIES: u32 = 64;
+/// Largest line a print writes (PIPE_BUF: atomic on pipes).
+pub const MAX_LINE: u32 = 4096;
