@@ -4,9 +4,9 @@
 //! it).
 //!
 //! What is measured (criterion, one "element" = one write):
-//! - `skip/<n>-lanes`: `Completion::SkipSuccess` (`IOSQE_CQE_SKIP_SUCCESS`): the true fire-and-forget; no CQE
+//! - `skip/<n>-lanes`: `CompletionMode::SkipSuccess` (`IOSQE_CQE_SKIP_SUCCESS`): the true fire-and-forget; no CQE
 //!   on success. A batch ends when the kernel has consumed every SQE (for /dev/null, executed).
-//! - `ff/<n>-lanes`: `Completion::FireAndForget`: a CQE per write, reaped by whichever lane passes by; a batch
+//! - `ff/<n>-lanes`: `CompletionMode::FireAndForget`: a CQE per write, reaped by whichever lane passes by; a batch
 //!   ends when every lane's flush returns.
 //! - `ceiling-skip` / `ceiling-cqe`: one thread and an `io-uring` crate SQPOLL ring, the same 64-byte
 //!   WRITE_FIXED to /dev/null, with SKIP_SUCCESS, or reaping every CQE.
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use gpu_uring::protocol::DeviceRing;
-use gpu_uring::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
+use gpu_uring::protocol::{CompletionMode, FileRef, Lane, DEFAULT_BUDGET};
 use gpu_uring::ring::RingConfig;
 use gpu_uring_benches::{allocations, CountingAlloc};
 use io_uring::{opcode, squeue, types, IoUring};
@@ -172,9 +172,9 @@ fn worker(ring: &DeviceRing, id: u32, job: &Job) {
         let total = job.ops.load(Ordering::Relaxed);
         let n = total / job.lanes as u64 + u64::from((id as u64) < total % job.lanes as u64);
         let c = if mode == Mode::Skip as u8 {
-            Completion::SkipSuccess
+            CompletionMode::SkipSuccess
         } else {
-            Completion::FireAndForget
+            CompletionMode::FireAndForget
         };
         let mut failed = 0;
         for _ in 0..n {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use gpu_uring::backend::cpu::run_lanes;
 use gpu_uring::protocol::shared::TAG_SLOT;
 use gpu_uring::protocol::PrintTarget;
-use gpu_uring::protocol::{Completion, FileRef, DEFAULT_BUDGET};
+use gpu_uring::protocol::{CompletionMode, FileRef, DEFAULT_BUDGET};
 use gpu_uring::ring::{DeviceAccess, RingConfig, Sqe};
 use io_uring::{opcode, squeue::Flags, types};
 
@@ -36,13 +36,13 @@ fn default_ring_refuses_forbidden_opcode_raw_fd_and_foreign_address() {
             l.fixed,
             20,
             0,
-            Completion::Slot(0),
+            CompletionMode::Slot(0),
             DEFAULT_BUDGET,
         )
         .unwrap();
         res.push(lane.wait(0, DEFAULT_BUDGET).unwrap());
         // 2. A NOP (what the protocol itself needs) is allowed.
-        lane.nop(Completion::Slot(0), DEFAULT_BUDGET).unwrap();
+        lane.nop(CompletionMode::Slot(0), DEFAULT_BUDGET).unwrap();
         res.push(lane.wait(0, DEFAULT_BUDGET).unwrap());
         let slot = lane.slot_index(0).unwrap() as u64;
         let addr = v.host_addr(l.fixed) as *const u8;

@@ -16,7 +16,7 @@ use gpu_uring::backend::cpu::{run_lanes, CpuDevice};
 use gpu_uring::backend::{Device, Program};
 use gpu_uring::ctl_off;
 use gpu_uring::protocol::PrintTarget;
-use gpu_uring::protocol::{Completion, FileRef, DEFAULT_BUDGET};
+use gpu_uring::protocol::{CompletionMode, FileRef, DEFAULT_BUDGET};
 use gpu_uring::ring::{RingConfig, WakerConfig};
 
 const LANES: u32 = 64;
@@ -156,9 +156,11 @@ fn backpressure_8_entry_ring_64_lanes() {
         let mut waited_ok = 0u32;
         for k in 0..OPS {
             match k % 4 {
-                0 => lane.nop(Completion::FireAndForget, DEFAULT_BUDGET).unwrap(),
+                0 => lane
+                    .nop(CompletionMode::FireAndForget, DEFAULT_BUDGET)
+                    .unwrap(),
                 1 => {
-                    lane.nop(Completion::Slot(1), DEFAULT_BUDGET).unwrap();
+                    lane.nop(CompletionMode::Slot(1), DEFAULT_BUDGET).unwrap();
                     assert_eq!(lane.wait(1, DEFAULT_BUDGET).unwrap(), 0);
                     waited_ok += 1;
                     0
@@ -172,7 +174,7 @@ fn backpressure_8_entry_ring_64_lanes() {
                         off,
                         16,
                         -1,
-                        Completion::SkipSuccess,
+                        CompletionMode::SkipSuccess,
                         DEFAULT_BUDGET,
                     )
                     .unwrap()
@@ -243,7 +245,7 @@ fn sqpoll_sleeps_when_idle_and_the_waker_wakes_it() {
         );
         let before = ring.waker_stats().wakeups;
         let res = run_lanes(&ring, 1, |lane| {
-            lane.nop(Completion::Slot(0), DEFAULT_BUDGET).unwrap();
+            lane.nop(CompletionMode::Slot(0), DEFAULT_BUDGET).unwrap();
             lane.wait(0, DEFAULT_BUDGET)
         });
         assert_eq!(res[0], Ok(0), "round {round}: the NOP completed");
@@ -272,7 +274,7 @@ fn fire_and_forget_failures_are_counted_and_recorded() {
                 off,
                 8,
                 -1,
-                Completion::FireAndForget,
+                CompletionMode::FireAndForget,
                 DEFAULT_BUDGET,
             )
             .unwrap();
@@ -283,7 +285,7 @@ fn fire_and_forget_failures_are_counted_and_recorded() {
                 off,
                 8,
                 -1,
-                Completion::SkipSuccess,
+                CompletionMode::SkipSuccess,
                 DEFAULT_BUDGET,
             )
             .unwrap();
@@ -318,10 +320,11 @@ fn io_drain_is_refused_after_skip_success_so_the_protocol_does_not_use_it() {
         ..Default::default()
     });
     let r = run_lanes(&ring, 1, |lane| {
-        lane.nop(Completion::SkipSuccess, DEFAULT_BUDGET).unwrap();
+        lane.nop(CompletionMode::SkipSuccess, DEFAULT_BUDGET)
+            .unwrap();
         let mut sqe = gpu_uring::ring::Sqe::from_entry(&io_uring::opcode::Nop::new().build());
         sqe.flags |= io_uring::squeue::Flags::IO_DRAIN.bits();
-        lane.submit(sqe, Completion::Slot(0), DEFAULT_BUDGET)
+        lane.submit(sqe, CompletionMode::Slot(0), DEFAULT_BUDGET)
             .unwrap();
         lane.wait(0, DEFAULT_BUDGET).unwrap()
     });
@@ -360,8 +363,8 @@ fn a_subgroup_run_in_lockstep_by_one_thread_makes_progress() {
             match lane.print_with(0, |b| gpu_uring::backend::format_print_line(b, id, seq)) {
                 Ok(()) => next[i] += 1,
                 Err(
-                    gpu_uring::protocol::OpError::TimedOut
-                    | gpu_uring::protocol::OpError::WouldBlock,
+                    gpu_uring::protocol::LaneError::TimedOut
+                    | gpu_uring::protocol::LaneError::WouldBlock,
                 ) => refused += 1,
                 Err(e) => panic!("{e}"),
             }

@@ -18,7 +18,7 @@ use gpu_uring::backend::cpu::{run_lanes, spawn_lanes, CpuDevice};
 use gpu_uring::backend::{Device, HostileCase, Program};
 use gpu_uring::protocol::shared::*;
 use gpu_uring::protocol::DeviceRing;
-use gpu_uring::protocol::{Completion, FileRef, Lane, OpError, DEFAULT_BUDGET};
+use gpu_uring::protocol::{CompletionMode, FileRef, Lane, LaneError, DEFAULT_BUDGET};
 use gpu_uring::ring::{DeviceAccess, RingConfig, Sqe};
 use io_uring::{opcode, squeue::Flags, types};
 
@@ -311,36 +311,38 @@ fn linked_skip_success_is_refused_and_credits_come_back() {
         for _ in 0..8 {
             let r = lane.reserve(DEFAULT_BUDGET).unwrap();
             let e = lane
-                .commit(r, failing(), Completion::SkipSuccess)
+                .commit(r, failing(), CompletionMode::SkipSuccess)
                 .unwrap_err();
-            assert!(matches!(e, OpError::BadFlags { .. }), "{e}");
+            assert!(matches!(e, LaneError::BadFlags { .. }), "{e}");
             assert!(e.to_string().contains("IOSQE_IO_LINK"), "{e}");
-            lane.nop(Completion::FireAndForget, DEFAULT_BUDGET).unwrap();
+            lane.nop(CompletionMode::FireAndForget, DEFAULT_BUDGET)
+                .unwrap();
         }
         // Refused before reserving too, and a caller's SKIP_SUCCESS in a credited mode.
         let e = lane
-            .submit(failing(), Completion::SkipSuccess, DEFAULT_BUDGET)
+            .submit(failing(), CompletionMode::SkipSuccess, DEFAULT_BUDGET)
             .unwrap_err();
-        assert!(matches!(e, OpError::BadFlags { .. }));
+        assert!(matches!(e, LaneError::BadFlags { .. }));
         let mut hard = failing();
         hard.flags = Flags::IO_HARDLINK.bits();
         assert!(matches!(
-            lane.submit(hard, Completion::SkipSuccess, DEFAULT_BUDGET),
-            Err(OpError::BadFlags { .. })
+            lane.submit(hard, CompletionMode::SkipSuccess, DEFAULT_BUDGET),
+            Err(LaneError::BadFlags { .. })
         ));
         let mut skip = Sqe::from_entry(&opcode::Nop::new().build());
         skip.flags = Flags::SKIP_SUCCESS.bits();
-        for c in [Completion::FireAndForget, Completion::Slot(0)] {
+        for c in [CompletionMode::FireAndForget, CompletionMode::Slot(0)] {
             let e = lane.submit(skip, c, DEFAULT_BUDGET).unwrap_err();
-            assert!(matches!(e, OpError::BadFlags { .. }), "{c:?}");
+            assert!(matches!(e, LaneError::BadFlags { .. }), "{c:?}");
             assert!(e.to_string().contains("SKIP_SUCCESS"), "{e}");
         }
         // Linked fire-and-forget is fine: every member posts its CQE.
         let mut linked = Sqe::from_entry(&opcode::Nop::new().build());
         linked.flags = Flags::IO_LINK.bits();
-        lane.submit(linked, Completion::FireAndForget, DEFAULT_BUDGET)
+        lane.submit(linked, CompletionMode::FireAndForget, DEFAULT_BUDGET)
             .unwrap();
-        lane.nop(Completion::FireAndForget, DEFAULT_BUDGET).unwrap();
+        lane.nop(CompletionMode::FireAndForget, DEFAULT_BUDGET)
+            .unwrap();
     });
     Lane::host(view)
         .flush(DEFAULT_BUDGET)
@@ -369,7 +371,7 @@ fn a_forged_completion_does_not_complete_another_lanes_slot() {
                 l.fixed,
                 5,
                 0,
-                Completion::Slot(0),
+                CompletionMode::Slot(0),
                 DEFAULT_BUDGET,
             )
             .unwrap();
@@ -447,8 +449,8 @@ fn the_host_survives_control_words_rewritten_under_it() {
         spawn_lanes(4, "hostile-lane", |id| {
             let mut lane = Lane::new(view, id);
             for _ in 0..200 {
-                let _ = lane.nop(Completion::FireAndForget, 200);
-                let _ = lane.nop(Completion::Slot(0), 200);
+                let _ = lane.nop(CompletionMode::FireAndForget, 200);
+                let _ = lane.nop(CompletionMode::Slot(0), 200);
                 let _ = lane.wait(0, 200);
             }
             let _ = lane.flush(200);

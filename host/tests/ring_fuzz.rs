@@ -21,7 +21,7 @@
 //!
 //! At the end an opcode × result histogram is printed (a completion slot's result as `ok`/`short`/errno name;
 //! fire-and-forget and skip-success operations as `ff`/`skip`, their failures show up in the control counters;
-//! library refusals as the `OpError` variant).
+//! library refusals as the `LaneError` variant).
 //!
 //! The normal test runs 10⁵ SQEs with 4 lanes (seconds in a debug build). The 10⁶ run, 8 lanes (seconds in
 //! release):
@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use gpu_uring::protocol::{Completion, Lane, OpError, Poll};
+use gpu_uring::protocol::{CompletionMode, Lane, LaneError, Poll};
 use gpu_uring::ring::{Confinement, RingConfig, RingLayout, Sqe};
 
 const IOSQE_FIXED_FILE: u8 = 1 << 0;
@@ -155,7 +155,7 @@ struct Aim {
 /// A generated operation.
 struct Op {
     sqe: Sqe,
-    mode: Completion,
+    mode: CompletionMode,
 }
 
 fn gen_flags(rng: &mut Rng) -> u8 {
@@ -331,21 +331,21 @@ fn gen_op(rng: &mut Rng, aim: &Aim, slots_per_lane: u32) -> Op {
     }
     sqe.flags = gen_flags(rng);
     let mode = match rng.below(10) {
-        0..=2 => Completion::FireAndForget,
-        3 | 4 => Completion::SkipSuccess,
+        0..=2 => CompletionMode::FireAndForget,
+        3 | 4 => CompletionMode::SkipSuccess,
         // One past the lane's last slot now and then: the library must refuse it.
-        _ if rng.chance(3) => Completion::Slot(slots_per_lane + rng.below(2) as u32),
-        _ => Completion::Slot(rng.below(slots_per_lane as u64) as u32),
+        _ if rng.chance(3) => CompletionMode::Slot(slots_per_lane + rng.below(2) as u32),
+        _ => CompletionMode::Slot(rng.below(slots_per_lane as u64) as u32),
     };
     Op { sqe, mode }
 }
 
-/// Whether the library must refuse this combination with `OpError::BadFlags`: a failing skip-success member
+/// Whether the library must refuse this combination with `LaneError::BadFlags`: a failing skip-success member
 /// makes the kernel suppress the CQEs of the rest of its chain, and a caller-set skip flag hides a credited
 /// operation's CQE, so either would leak credits (PROTOCOL.md §4).
 fn must_refuse(op: &Op) -> bool {
     op.sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0
-        || (op.mode == Completion::SkipSuccess
+        || (op.mode == CompletionMode::SkipSuccess
             && op.sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0)
 }
 
@@ -419,7 +419,7 @@ fn result_label(sqe: &Sqe, res: i32) -> String {
     }
 }
 
-fn refusal_label(e: &OpError) -> String {
+fn refusal_label(e: &LaneError) -> String {
     let s = format!("{e:?}");
     let name = s.split(['(', ' ']).next().unwrap_or(&s);
     format!("refused {name}")
@@ -520,13 +520,13 @@ fn run_lane(
         }
         out.generated += 1;
         let op = gen_op(&mut rng, aim, spl);
-        if let Completion::Slot(k) = op.mode {
+        if let CompletionMode::Slot(k) = op.mode {
             // A slot is reused only after its result was taken.
             settle(lane, &mut out, &mut pending, k as usize, allowed);
         }
         let refuse = must_refuse(&op);
         let path = rng.below(100);
-        let committed: Result<u32, OpError> = match path {
+        let committed: Result<u32, LaneError> = match path {
             0..=3 => {
                 // Reserve and walk away: the reservation is published as a NOP.
                 match lane.reserve(RESERVE_BUDGET) {
@@ -535,7 +535,7 @@ fn run_lane(
                         out.count(OP_NOP, "reservation dropped".into());
                     }
                     Err(e) => {
-                        if e == OpError::TimedOut {
+                        if e == LaneError::TimedOut {
                             out.stall(format!("lane {}: reserving timed out", lane.id()));
                         }
                         out.count(OP_NOP, refusal_label(&e))
@@ -564,9 +564,9 @@ fn run_lane(
                     ));
                 }
                 match op.mode {
-                    Completion::FireAndForget => out.count(op.sqe.opcode, "ff".into()),
-                    Completion::SkipSuccess => out.count(op.sqe.opcode, "skip".into()),
-                    Completion::Slot(k) => {
+                    CompletionMode::FireAndForget => out.count(op.sqe.opcode, "ff".into()),
+                    CompletionMode::SkipSuccess => out.count(op.sqe.opcode, "skip".into()),
+                    CompletionMode::Slot(k) => {
                         if let Some(p) = pending.get_mut(k as usize) {
                             *p = Some(op.sqe);
                         }
@@ -574,7 +574,7 @@ fn run_lane(
                 }
             }
             Err(e) => {
-                if e == OpError::TimedOut {
+                if e == LaneError::TimedOut {
                     out.stall(format!("lane {}: reserving timed out", lane.id()));
                 }
                 out.count(op.sqe.opcode, refusal_label(&e));

@@ -135,7 +135,7 @@ fn corrupted_control_words_during_quiesce_and_drop_never_panic_or_leak() {
             // Some real traffic too, from a lane that keeps going whatever it gets back.
             let mut lane = Lane::new(v, 0);
             for _ in 0..200 {
-                let _ = lane.nop(gpu_uring::protocol::Completion::FireAndForget, 4);
+                let _ = lane.nop(gpu_uring::protocol::CompletionMode::FireAndForget, 4);
                 let _ = lane.reap(8);
             }
             let _ = ring.try_quiesce(Duration::from_millis(200));

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use gpu_uring::backend::cpu::run_lanes;
 use gpu_uring::protocol::DeviceRing;
-use gpu_uring::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
+use gpu_uring::protocol::{CompletionMode, FileRef, Lane, DEFAULT_BUDGET};
 use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::{fail, ring_mode_line, CommonArgs, Experiment, Percentiles, Record};
 
@@ -92,9 +92,9 @@ fn main() {
 
     let mut rows = Vec::new();
     for (mode, completion) in [
-        ("continuous", Completion::FireAndForget),
-        ("continuous", Completion::SkipSuccess),
-        ("bursty", Completion::FireAndForget),
+        ("continuous", CompletionMode::FireAndForget),
+        ("continuous", CompletionMode::SkipSuccess),
+        ("bursty", CompletionMode::FireAndForget),
     ] {
         let bursty = mode == "bursty";
         let r = run(&ring, &cli, completion, bursty);
@@ -105,7 +105,7 @@ fn main() {
             .text(
                 "completion",
                 match completion {
-                    Completion::SkipSuccess => "skip",
+                    CompletionMode::SkipSuccess => "skip",
                     _ => "ff",
                 },
             )
@@ -150,7 +150,7 @@ fn main() {
     }
 }
 
-fn run(ring: &DeviceRing, cli: &Cli, c: Completion, bursty: bool) -> Run {
+fn run(ring: &DeviceRing, cli: &Cli, c: CompletionMode, bursty: bool) -> Run {
     let view = ring.view();
     let errs_before = view.control_snapshot().ff_errors as u64;
     let w0 = ring.waker_stats().wakeups;

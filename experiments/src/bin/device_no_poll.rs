@@ -35,7 +35,7 @@ use gpu_uring::backend::run_buffer::LaneState;
 use gpu_uring::backend::{Device, DeviceError, Program};
 use gpu_uring::protocol::shared::{slot_state, RING_SLOT_DONE};
 use gpu_uring::protocol::DeviceRing;
-use gpu_uring::protocol::{Completion, FileRef, Lane, Poll};
+use gpu_uring::protocol::{CompletionMode, FileRef, Lane, Poll};
 use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::{
     fail, line_chart, loadavg, CommonArgs, Experiment, Percentiles, Record, Series,
@@ -165,7 +165,7 @@ fn main() {
                         off,
                         len,
                         pos as i64,
-                        Completion::Slot(k),
+                        CompletionMode::Slot(k),
                         BUDGET,
                     )
                     .is_err()

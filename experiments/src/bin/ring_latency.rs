@@ -3,7 +3,7 @@
 //! Two paths, two operations, two modes (one table row each; latencies in microseconds):
 //! - `device-ring`: one lane of the CPU reference device on the main thread, through a device ring (NO_MMAP
 //!   arena, SQPOLL): reserve + fill + publish the SQE, then reap its CQE into the lane's completion slot
-//!   (`Lane::nop`/`Lane::write` with `Completion::Slot`, then `Lane::wait`). No syscall on the lane's path:
+//!   (`Lane::nop`/`Lane::write` with `CompletionMode::Slot`, then `Lane::wait`). No syscall on the lane's path:
 //!   when the SQ thread sleeps, the waker thread wakes it.
 //! - `io-uring-crate`: a plain CPU thread with its own SQPOLL ring from the `io-uring` crate: push the SQE,
 //!   `submit()` (a syscall only when the SQ thread sleeps), poll the CQ with the lane's backoff (spin 32
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gpu_uring::protocol::DeviceRing;
-use gpu_uring::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
+use gpu_uring::protocol::{CompletionMode, FileRef, Lane, DEFAULT_BUDGET};
 use gpu_uring::ring::{RingConfig, WakerConfig};
 use gpu_uring_experiments::{
     fail, line_chart, ring_mode_line, CommonArgs, Experiment, Percentiles, Record, Series,
@@ -111,7 +111,7 @@ impl RoundTrip for DevicePath<'_> {
         v.u32_at(v.layout().sq_flags).load(Ordering::Acquire) & IORING_SQ_NEED_WAKEUP != 0
     }
     fn once(&mut self, op: Op) -> Result<i32, String> {
-        let c = Completion::Slot(SLOT);
+        let c = CompletionMode::Slot(SLOT);
         match op {
             Op::Nop => self.lane.nop(c, DEFAULT_BUDGET),
             Op::Write1 => self

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gpu_uring::protocol::DeviceRing;
-use gpu_uring::protocol::{Completion, FileRef, Lane, DEFAULT_BUDGET};
+use gpu_uring::protocol::{CompletionMode, FileRef, Lane, DEFAULT_BUDGET};
 use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::{fail, CommonArgs, Experiment, Record};
 
@@ -112,11 +112,11 @@ fn main() {
                 line,
                 1,
                 -1,
-                Completion::Slot(SLOT),
+                CompletionMode::Slot(SLOT),
                 DEFAULT_BUDGET,
             )
         } else {
-            lane.nop(Completion::Slot(SLOT), DEFAULT_BUDGET)
+            lane.nop(CompletionMode::Slot(SLOT), DEFAULT_BUDGET)
         }
         .and_then(|_| lane.wait(SLOT, DEFAULT_BUDGET));
         let us = t.elapsed().as_secs_f64() * 1e6;
@@ -173,7 +173,7 @@ fn main() {
         line,
         1,
         -1,
-        Completion::FireAndForget,
+        CompletionMode::FireAndForget,
         DEFAULT_BUDGET,
     );
     let fl = lane.flush(DEFAULT_BUDGET);

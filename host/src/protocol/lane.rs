@@ -25,7 +25,7 @@ use crate::ring::RingView;
 /// Why a device operation did not happen. Nothing was submitted when one of these is returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum OpError {
+pub enum LaneError {
     /// No room right now (SQ full, publication window full, or no CQ credit); try again.
     #[error("would block: no SQ slot or CQ credit free right now")]
     WouldBlock,
@@ -56,41 +56,41 @@ pub enum OpError {
     ProtocolViolation,
 }
 
-impl OpError {
+impl LaneError {
     /// The status code device code returns for this error (`STATUS_*`, what the GLSL library returns).
     pub fn status(&self) -> u32 {
         match self {
-            OpError::WouldBlock => STATUS_WOULD_BLOCK,
-            OpError::TimedOut => STATUS_TIMED_OUT,
-            OpError::NoPrintTarget => STATUS_WOULD_BLOCK,
-            OpError::BadSlot(_) => STATUS_BAD_SLOT,
-            OpError::NotPending(_) => STATUS_NOT_PENDING,
-            OpError::BadFlags { .. } => STATUS_BAD_FLAGS,
-            OpError::ProtocolViolation => STATUS_PROTOCOL_VIOLATION,
+            LaneError::WouldBlock => STATUS_WOULD_BLOCK,
+            LaneError::TimedOut => STATUS_TIMED_OUT,
+            LaneError::NoPrintTarget => STATUS_WOULD_BLOCK,
+            LaneError::BadSlot(_) => STATUS_BAD_SLOT,
+            LaneError::NotPending(_) => STATUS_NOT_PENDING,
+            LaneError::BadFlags { .. } => STATUS_BAD_FLAGS,
+            LaneError::ProtocolViolation => STATUS_PROTOCOL_VIOLATION,
         }
     }
 }
 
 /// Why `IOSQE_CQE_SKIP_SUCCESS` may not come from the caller.
 const WHY_CALLER_SKIP: &str = "IOSQE_CQE_SKIP_SUCCESS set by the caller: the completion mode sets it \
-     (Completion::SkipSuccess); in a credited mode the operation would post no CQE on success and its CQ credit \
+     (CompletionMode::SkipSuccess); in a credited mode the operation would post no CQE on success and its CQ credit \
      would never come back";
 /// Why skip-success may not be linked.
-const WHY_LINKED_SKIP: &str = "Completion::SkipSuccess with IOSQE_IO_LINK or IOSQE_IO_HARDLINK: if it fails, the \
+const WHY_LINKED_SKIP: &str = "CompletionMode::SkipSuccess with IOSQE_IO_LINK or IOSQE_IO_HARDLINK: if it fails, the \
      kernel cancels the rest of the chain without posting their CQEs, so their CQ credits would never come back";
 
 /// The flag rule of PROTOCOL.md §4: checked before reserving (`submit`) and again at `commit`.
-pub fn check_flags(flags: u8, c: Completion) -> Result<(), OpError> {
+pub fn check_flags(flags: u8, c: CompletionMode) -> Result<(), LaneError> {
     if flags & Flags::SKIP_SUCCESS.bits() != 0 {
-        return Err(OpError::BadFlags {
+        return Err(LaneError::BadFlags {
             flags,
             why: WHY_CALLER_SKIP,
         });
     }
-    if c == Completion::SkipSuccess
+    if c == CompletionMode::SkipSuccess
         && flags & (Flags::IO_LINK.bits() | Flags::IO_HARDLINK.bits()) != 0
     {
-        return Err(OpError::BadFlags {
+        return Err(LaneError::BadFlags {
             flags,
             why: WHY_LINKED_SKIP,
         });
@@ -100,7 +100,7 @@ pub fn check_flags(flags: u8, c: Completion) -> Result<(), OpError> {
 
 /// How an operation completes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Completion {
+pub enum CompletionMode {
     /// The lane does not wait: whichever lane reaps the CQE returns the credit and counts a failure in
     /// `ff_errors` (§4).
     FireAndForget,
@@ -187,7 +187,7 @@ fn ff_user_data(lane: u32, line: Option<u32>) -> u64 {
 
 /// Writes SQE `ticket` and publishes it (§3 fill + publish). `Err` (counted): `sq_pub` no longer has `ticket`
 /// in its window, so the SQE was written but not published.
-fn publish_sqe(view: &RingView<'_>, ticket: u32, sqe: &Sqe) -> Result<(), OpError> {
+fn publish_sqe(view: &RingView<'_>, ticket: u32, sqe: &Sqe) -> Result<(), LaneError> {
     view.write_sqe(ticket, sqe);
     let l = view.layout();
     let violations = view.ctl32(ctl_off!(protocol_violations));
@@ -206,7 +206,7 @@ pub(crate) fn mark_and_advance(
     word: &AtomicU64,
     pos: u32,
     violations: &AtomicU32,
-) -> Result<Option<u32>, OpError> {
+) -> Result<Option<u32>, LaneError> {
     let mut old = word.load(Relaxed);
     loop {
         let base = old as u32;
@@ -214,7 +214,7 @@ pub(crate) fn mark_and_advance(
         if k >= 32 {
             // Relaxed: a statistic; nothing is ordered by it.
             violations.fetch_add(1, Relaxed);
-            return Err(OpError::ProtocolViolation);
+            return Err(LaneError::ProtocolViolation);
         }
         let bits = (old >> 32) as u32 | (1 << k);
         let m = bits.trailing_ones();
@@ -300,10 +300,10 @@ impl<'a> Lane<'a> {
         self.stats
     }
 
-    fn global_slot(&self, k: u32) -> Result<u32, OpError> {
+    fn global_slot(&self, k: u32) -> Result<u32, LaneError> {
         let l = self.view.layout();
         if self.id >= l.lanes || k >= l.slots_per_lane {
-            return Err(OpError::BadSlot(k));
+            return Err(LaneError::BadSlot(k));
         }
         Ok(self.id * l.slots_per_lane + k)
     }
@@ -380,9 +380,9 @@ impl<'a> Lane<'a> {
     }
 
     /// One attempt to reserve an SQ slot with its CQ credit. Never waits.
-    pub fn try_reserve(&mut self) -> Result<Reservation<'a>, OpError> {
+    pub fn try_reserve(&mut self) -> Result<Reservation<'a>, LaneError> {
         if !self.take_credit() {
-            return Err(OpError::WouldBlock);
+            return Err(LaneError::WouldBlock);
         }
         match self.take_ticket() {
             Some(ticket) => Ok(Reservation {
@@ -393,22 +393,22 @@ impl<'a> Lane<'a> {
             }),
             None => {
                 self.view.ctl32(ctl_off!(cq_credits)).fetch_add(1, Relaxed);
-                Err(OpError::WouldBlock)
+                Err(LaneError::WouldBlock)
             }
         }
     }
 
     /// Reserves, reaping and backing off between attempts, for at most `budget` attempts.
-    pub fn reserve(&mut self, budget: u32) -> Result<Reservation<'a>, OpError> {
+    pub fn reserve(&mut self, budget: u32) -> Result<Reservation<'a>, LaneError> {
         let mut i = 0;
         loop {
             match self.try_reserve() {
                 Ok(r) => return Ok(r),
-                Err(OpError::WouldBlock) => {
+                Err(LaneError::WouldBlock) => {
                     // Always reap before giving up: with a zero budget this is what frees credits.
                     self.reap(16);
                     if i >= budget {
-                        return Err(OpError::TimedOut);
+                        return Err(LaneError::TimedOut);
                     }
                     backoff(i);
                     i += 1;
@@ -421,7 +421,12 @@ impl<'a> Lane<'a> {
     /// Fills and publishes a reserved SQE (§3). Sets the completion mode's `user_data` and flags; returns the
     /// ticket. Refused (`BadFlags`, `BadSlot`): the reservation is published as a NOP that returns its credit,
     /// and nothing of `sqe` is submitted.
-    pub fn commit(&mut self, r: Reservation<'a>, sqe: Sqe, c: Completion) -> Result<u32, OpError> {
+    pub fn commit(
+        &mut self,
+        r: Reservation<'a>,
+        sqe: Sqe,
+        c: CompletionMode,
+    ) -> Result<u32, LaneError> {
         self.commit_line(r, sqe, c, None)
     }
 
@@ -460,7 +465,7 @@ impl<'a> Lane<'a> {
     }
 
     /// The global index of this lane's completion slot `k` (for `TAG_SLOT | index` in `commit_exact`).
-    pub fn slot_index(&self, k: u32) -> Result<u32, OpError> {
+    pub fn slot_index(&self, k: u32) -> Result<u32, LaneError> {
         self.global_slot(k)
     }
 
@@ -468,16 +473,16 @@ impl<'a> Lane<'a> {
         &mut self,
         mut r: Reservation<'a>,
         mut sqe: Sqe,
-        c: Completion,
+        c: CompletionMode,
         line: Option<u32>,
-    ) -> Result<u32, OpError> {
+    ) -> Result<u32, LaneError> {
         let v = self.view;
         let ticket = r.ticket;
         // Refused: `r` drops and is published as a NOP that returns the credit (§4).
         check_flags(sqe.flags, c)?;
         sqe.flags |= self.base_flags;
         match c {
-            Completion::FireAndForget => {
+            CompletionMode::FireAndForget => {
                 sqe.user_data = TAG_FF | ff_user_data(self.id, line);
                 if self.id < v.layout().lanes {
                     if let Some(j) = line {
@@ -489,13 +494,13 @@ impl<'a> Lane<'a> {
                         .fetch_add(1, Relaxed);
                 }
             }
-            Completion::SkipSuccess => {
+            CompletionMode::SkipSuccess => {
                 sqe.flags |= Flags::SKIP_SUCCESS.bits();
                 sqe.user_data = TAG_SKIP | ff_user_data(self.id, None);
                 // No CQE on success: the credit goes back now; failures use the headroom (§4).
                 v.ctl32(ctl_off!(cq_credits)).fetch_add(1, Relaxed);
             }
-            Completion::Slot(k) => {
+            CompletionMode::Slot(k) => {
                 // On error `r` drops and is published as a NOP.
                 let g = self.global_slot(k)?;
                 sqe.user_data = self.arm(g);
@@ -507,7 +512,7 @@ impl<'a> Lane<'a> {
             // do not wait for a CQE that cannot come.
             let l = v.layout();
             match c {
-                Completion::FireAndForget => {
+                CompletionMode::FireAndForget => {
                     if self.id < l.lanes {
                         if let Some(j) = line {
                             v.u32_at(l.lane_word(self.id, j)).store(0, Relaxed);
@@ -517,8 +522,8 @@ impl<'a> Lane<'a> {
                     }
                     v.ctl32(ctl_off!(cq_credits)).fetch_add(1, Relaxed);
                 }
-                Completion::SkipSuccess => {}
-                Completion::Slot(k) => {
+                CompletionMode::SkipSuccess => {}
+                CompletionMode::Slot(k) => {
                     if let Ok(g) = self.global_slot(k) {
                         let state = v.slot(g).0;
                         let gen = slot_generation(state.load(Relaxed));
@@ -534,9 +539,9 @@ impl<'a> Lane<'a> {
 
     /// Reserve (within `budget`) and commit. Refused before reserving: a completion slot this lane does not
     /// have (`BadSlot`), flags that would leak credits (`BadFlags`, §4).
-    pub fn submit(&mut self, sqe: Sqe, c: Completion, budget: u32) -> Result<u32, OpError> {
+    pub fn submit(&mut self, sqe: Sqe, c: CompletionMode, budget: u32) -> Result<u32, LaneError> {
         check_flags(sqe.flags, c)?;
-        if let Completion::Slot(k) = c {
+        if let CompletionMode::Slot(k) = c {
             self.global_slot(k)?;
         }
         let r = self.reserve(budget)?;
@@ -546,7 +551,7 @@ impl<'a> Lane<'a> {
     // ---- operations ---------------------------------------------------------------------------------
 
     /// A NOP.
-    pub fn nop(&mut self, c: Completion, budget: u32) -> Result<u32, OpError> {
+    pub fn nop(&mut self, c: CompletionMode, budget: u32) -> Result<u32, LaneError> {
         self.submit(Sqe::from_entry(&opcode::Nop::new().build()), c, budget)
     }
 
@@ -607,9 +612,9 @@ impl<'a> Lane<'a> {
         arena_off: u32,
         len: u32,
         file_off: i64,
-        c: Completion,
+        c: CompletionMode,
         budget: u32,
-    ) -> Result<u32, OpError> {
+    ) -> Result<u32, LaneError> {
         let sqe = self.write_sqe(file, arena_off, len, file_off);
         self.submit(sqe, c, budget)
     }
@@ -623,9 +628,9 @@ impl<'a> Lane<'a> {
         file_off: u64,
         k: u32,
         budget: u32,
-    ) -> Result<u32, OpError> {
+    ) -> Result<u32, LaneError> {
         let sqe = self.read_fixed_sqe(file, fixed_off, len, file_off);
-        self.submit(sqe, Completion::Slot(k), budget)
+        self.submit(sqe, CompletionMode::Slot(k), budget)
     }
 
     // ---- §5 reaping ---------------------------------------------------------------------------------
@@ -771,7 +776,7 @@ impl<'a> Lane<'a> {
         &mut self,
         budget: u32,
         mut done: impl FnMut(&Self) -> bool,
-    ) -> Result<(), OpError> {
+    ) -> Result<(), LaneError> {
         let mut i = 0;
         loop {
             if done(self) {
@@ -782,7 +787,7 @@ impl<'a> Lane<'a> {
                 return Ok(());
             }
             if i >= budget {
-                return Err(OpError::TimedOut);
+                return Err(LaneError::TimedOut);
             }
             backoff(i);
             i += 1;
@@ -792,7 +797,7 @@ impl<'a> Lane<'a> {
     // ---- §6 waiting ---------------------------------------------------------------------------------
 
     /// One reap pass, then checks slot `k`. A `Ready` slot is freed.
-    pub fn poll(&mut self, k: u32) -> Result<Poll, OpError> {
+    pub fn poll(&mut self, k: u32) -> Result<Poll, LaneError> {
         let g = self.global_slot(k)?;
         self.reap(16);
         let (state, result, _, _) = self.view.slot(g);
@@ -804,24 +809,24 @@ impl<'a> Lane<'a> {
                 state.store(slot_word(slot_generation(word), RING_SLOT_FREE), Relaxed);
                 Ok(Poll::Ready(r))
             }
-            Ok(RingSlotState::Free) => Err(OpError::NotPending(k)),
+            Ok(RingSlotState::Free) => Err(LaneError::NotPending(k)),
             Ok(RingSlotState::Pending | RingSlotState::Reaping) | Err(_) => Ok(Poll::WouldBlock),
         }
     }
 
     /// Polls slot `k` up to `budget` times.
-    pub fn wait(&mut self, k: u32, budget: u32) -> Result<i32, OpError> {
+    pub fn wait(&mut self, k: u32, budget: u32) -> Result<i32, LaneError> {
         for i in 0..budget.max(1) {
             if let Poll::Ready(r) = self.poll(k)? {
                 return Ok(r);
             }
             backoff(i);
         }
-        Err(OpError::TimedOut)
+        Err(LaneError::TimedOut)
     }
 
     /// Whether slot `k` has an operation in flight.
-    pub fn slot_pending(&self, k: u32) -> Result<bool, OpError> {
+    pub fn slot_pending(&self, k: u32) -> Result<bool, LaneError> {
         let g = self.global_slot(k)?;
         let st = RingSlotState::try_from(slot_state(self.view.slot(g).0.load(Acquire)));
         Ok(matches!(
@@ -834,12 +839,16 @@ impl<'a> Lane<'a> {
 
     /// Formats one line with `f` and writes it with one write (a `\n` is appended if missing). Returns
     /// `TimedOut` (the line is not printed) if it could not be submitted within `budget`.
-    pub fn print_with(&mut self, budget: u32, f: impl FnOnce(&mut LineBuf)) -> Result<(), OpError> {
+    pub fn print_with(
+        &mut self,
+        budget: u32,
+        f: impl FnOnce(&mut LineBuf),
+    ) -> Result<(), LaneError> {
         let v = self.view;
         let l = *v.layout();
         let pflags = v.ctl32(ctl_off!(print_flags)).load(Acquire);
         if pflags == 0 || self.id >= l.lanes {
-            return Err(OpError::NoPrintTarget);
+            return Err(LaneError::NoPrintTarget);
         }
         let offset_mode = pflags & PRINT_OFFSET_MODE != 0;
         let j = self.next_line % l.staging_lines;
@@ -870,10 +879,10 @@ impl<'a> Lane<'a> {
                 .ctl64(ctl_off!(print_offset))
                 .fetch_add(len as u64, Relaxed);
             let sqe = self.write_sqe(file, line_off, len, off as i64);
-            self.commit_line(r, sqe, Completion::FireAndForget, Some(j))?;
+            self.commit_line(r, sqe, CompletionMode::FireAndForget, Some(j))?;
         } else {
             let sqe = self.write_sqe(file, line_off, len, -1);
-            self.commit(r, sqe, Completion::Slot(0))?;
+            self.commit(r, sqe, CompletionMode::Slot(0))?;
             self.stream_pending = Some(len);
         }
         self.next_line = self.next_line.wrapping_add(1);
@@ -882,7 +891,7 @@ impl<'a> Lane<'a> {
         Ok(())
     }
 
-    fn finish_stream_print(&mut self, budget: u32) -> Result<(), OpError> {
+    fn finish_stream_print(&mut self, budget: u32) -> Result<(), LaneError> {
         if let Some(len) = self.stream_pending {
             let res = self.wait(0, budget)?;
             self.stream_pending = None;
@@ -903,7 +912,7 @@ impl<'a> Lane<'a> {
 
     /// Waits until every fire-and-forget operation of this lane has completed and its last stream print is
     /// done (§7 flush). The host lane waits until every credit is back.
-    pub fn flush(&mut self, budget: u32) -> Result<(), OpError> {
+    pub fn flush(&mut self, budget: u32) -> Result<(), LaneError> {
         let l = *self.view.layout();
         if self.id < l.lanes {
             self.finish_stream_print(budget)?;
@@ -946,7 +955,7 @@ mod tests {
         for pos in [134, 99, 102 + 32, u32::MAX] {
             assert_eq!(
                 mark_and_advance(&word, pos, &violations),
-                Err(OpError::ProtocolViolation),
+                Err(LaneError::ProtocolViolation),
                 "{pos}"
             );
         }
@@ -960,18 +969,18 @@ mod tests {
         let link = Flags::IO_LINK.bits();
         let hard = Flags::IO_HARDLINK.bits();
         let skip = Flags::SKIP_SUCCESS.bits();
-        assert!(check_flags(link, Completion::FireAndForget).is_ok());
-        assert!(check_flags(hard, Completion::Slot(0)).is_ok());
-        assert!(check_flags(0, Completion::SkipSuccess).is_ok());
+        assert!(check_flags(link, CompletionMode::FireAndForget).is_ok());
+        assert!(check_flags(hard, CompletionMode::Slot(0)).is_ok());
+        assert!(check_flags(0, CompletionMode::SkipSuccess).is_ok());
         for (f, c) in [
-            (link, Completion::SkipSuccess),
-            (hard, Completion::SkipSuccess),
-            (skip, Completion::FireAndForget),
-            (skip, Completion::Slot(1)),
-            (skip, Completion::SkipSuccess),
+            (link, CompletionMode::SkipSuccess),
+            (hard, CompletionMode::SkipSuccess),
+            (skip, CompletionMode::FireAndForget),
+            (skip, CompletionMode::Slot(1)),
+            (skip, CompletionMode::SkipSuccess),
         ] {
             assert!(
-                matches!(check_flags(f, c), Err(OpError::BadFlags { flags, .. }) if flags == f),
+                matches!(check_flags(f, c), Err(LaneError::BadFlags { flags, .. }) if flags == f),
                 "{f:#x} {c:?}"
             );
         }

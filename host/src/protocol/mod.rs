@@ -10,6 +10,6 @@ pub mod shared;
 pub use device_ring::{DeviceRing, PrintTarget, QuiesceError, Violations};
 pub use format::LineBuf;
 pub use lane::{
-    backoff, check_flags, Completion, FileRef, Lane, LaneStats, OpError, Poll, Reservation,
+    backoff, check_flags, CompletionMode, FileRef, Lane, LaneError, LaneStats, Poll, Reservation,
     DEFAULT_BUDGET,
 };

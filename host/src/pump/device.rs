@@ -74,7 +74,7 @@ impl Request {
 
 /// A finished request, as read from its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Completion {
+pub struct QueueCompletion {
     /// DONE (true) or FAILED (false).
     pub done: bool,
     /// Bytes moved, 0, or `-errno`.
@@ -85,7 +85,7 @@ pub struct Completion {
     pub tag: u64,
 }
 
-impl Completion {
+impl QueueCompletion {
     /// The bytes moved if the request was served.
     pub fn bytes(&self) -> Option<u32> {
         (self.done && self.result >= 0).then_some(self.result as u32)
@@ -117,7 +117,7 @@ pub enum SlotPoll {
     /// Still PUBLISHED or CLAIMED.
     Pending,
     /// DONE or FAILED.
-    Complete(Completion),
+    Complete(QueueCompletion),
 }
 
 /// Default poll budget for [`QueueLane::wait`]: with the CPU backoff, about a minute at most.
@@ -236,7 +236,7 @@ impl<'a> QueueLane<'a> {
         // A state no value names (device code rewrote the word) reads as still the pump's, like CLAIMED.
         match QueueSlotState::try_from(q.state(slot).load(Acquire)) {
             Ok(s @ (QueueSlotState::Done | QueueSlotState::Failed)) => {
-                Ok(SlotPoll::Complete(Completion {
+                Ok(SlotPoll::Complete(QueueCompletion {
                     done: s == QueueSlotState::Done,
                     result: q.result(slot).load(Relaxed),
                     error: q.slot32(slot, slot_off::ERROR).load(Relaxed),
@@ -264,7 +264,7 @@ impl<'a> QueueLane<'a> {
     }
 
     /// §Q3.3: polls up to `budget` times. [`QueueError::TimedOut`] leaves the slot with the pump.
-    pub fn wait(&mut self, slot: u32, budget: u32) -> Result<Completion, QueueError> {
+    pub fn wait(&mut self, slot: u32, budget: u32) -> Result<QueueCompletion, QueueError> {
         for i in 0..budget.max(1) {
             if let SlotPoll::Complete(c) = self.poll(slot)? {
                 return Ok(c);
@@ -275,7 +275,11 @@ impl<'a> QueueLane<'a> {
     }
 
     /// [`wait`](Self::wait) bounded by a deadline instead of a poll count (CPU lanes only).
-    pub fn wait_until(&mut self, slot: u32, deadline: Instant) -> Result<Completion, QueueError> {
+    pub fn wait_until(
+        &mut self,
+        slot: u32,
+        deadline: Instant,
+    ) -> Result<QueueCompletion, QueueError> {
         let mut i = 0u32;
         loop {
             if let SlotPoll::Complete(c) = self.poll(slot)? {
@@ -301,7 +305,7 @@ impl<'a> QueueLane<'a> {
 
     /// Allocate, publish, wait, free. On [`QueueError::TimedOut`] the slot is not freed (the pump still owns
     /// the request); use the step-by-step API where a lane must keep waiting for it.
-    pub fn submit(&mut self, req: &Request, budget: u32) -> Result<Completion, QueueError> {
+    pub fn submit(&mut self, req: &Request, budget: u32) -> Result<QueueCompletion, QueueError> {
         let slot = self.alloc(budget)?;
         self.publish(slot, req);
         let r = self.wait(slot, budget);

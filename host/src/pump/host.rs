@@ -84,7 +84,7 @@ impl Pump {
         if cfg.regions.len() > u16::MAX as usize + 1 {
             return Err(PumpError::Config("at most 65536 buffer regions".into()));
         }
-        let plan = ArenaPlan::new(cfg.slots, &cfg.regions, cfg.files.len() as u32)?;
+        let plan = QueueArenaPlan::new(cfg.slots, &cfg.regions, cfg.files.len() as u32)?;
         let arena = Arc::new(PumpArena::new(plan).map_err(|e| setup_err("mmap", e, 0))?);
 
         let build = |coop: bool| {

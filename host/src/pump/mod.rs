@@ -41,7 +41,7 @@ mod validate;
 #[cfg(feature = "testing")]
 pub use config::SubmitFault;
 pub use config::{IdleConfig, PumpConfig, PumpError, PumpFile, PumpStats};
-pub use device::{Completion, QueueError, QueueLane, Request, SlotPoll};
+pub use device::{QueueCompletion, QueueError, QueueLane, Request, SlotPoll};
 pub use host::Pump;
 pub use queue::{IoSlot, PumpArena, PumpLayout, QueueView, RegionDesc};
 pub use validate::{validate, Valid, ValidIo};

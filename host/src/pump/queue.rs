@@ -29,7 +29,7 @@ pub use crate::abi::queue::*;
 
 /// Where everything lies in a pump arena: the queue pages, then each region between guard bytes.
 #[derive(Debug, Clone)]
-pub struct ArenaPlan {
+pub struct QueueArenaPlan {
     pub layout: PumpLayout,
     pub regions: Vec<RegionDesc>,
     /// Bytes of the queue part (header, bitmap, region table, slots), page-rounded.
@@ -65,11 +65,15 @@ pub enum PlanError {
     TooLarge(usize),
 }
 
-impl ArenaPlan {
+impl QueueArenaPlan {
     /// Plans an arena for `nslots` slots and the given region sizes. Every region starts on a page boundary
     /// and is followed by guard bytes up to the next page boundary plus one whole guard page; one guard page
     /// also separates the queue from the first region.
-    pub fn new(nslots: u32, region_sizes: &[usize], nfiles: u32) -> Result<ArenaPlan, PlanError> {
+    pub fn new(
+        nslots: u32,
+        region_sizes: &[usize],
+        nfiles: u32,
+    ) -> Result<QueueArenaPlan, PlanError> {
         if nslots == 0 || nslots > MAX_SLOTS {
             return Err(PlanError::Slots(nslots));
         }
@@ -113,7 +117,7 @@ impl ArenaPlan {
             version: QUEUE_VERSION,
             reserved: [0; 5],
         };
-        Ok(ArenaPlan {
+        Ok(QueueArenaPlan {
             layout,
             regions: descs,
             queue_len,
@@ -126,12 +130,12 @@ impl ArenaPlan {
 /// size, no host pointers inside).
 pub struct PumpArena {
     map: memmap2::MmapMut,
-    plan: ArenaPlan,
+    plan: QueueArenaPlan,
 }
 
 impl PumpArena {
     /// Maps and initialises an arena: header, region table, guard bytes; every slot FREE, bitmap clear.
-    pub fn new(plan: ArenaPlan) -> std::io::Result<PumpArena> {
+    pub fn new(plan: QueueArenaPlan) -> std::io::Result<PumpArena> {
         let mut map = memmap2::MmapOptions::new()
             .len(plan.layout.arena_size as usize)
             .populate()
@@ -437,7 +441,7 @@ mod tests {
 
     #[test]
     fn plan_is_page_aligned_with_guards() {
-        let p = ArenaPlan::new(100, &[5000, 4096, 1], 2).unwrap();
+        let p = QueueArenaPlan::new(100, &[5000, 4096, 1], 2).unwrap();
         let page = page_size();
         assert_eq!(p.layout.bitmap_words, 4);
         assert_eq!(p.layout.slots % 64, 0);
@@ -453,13 +457,13 @@ mod tests {
         }
         assert!(p.layout.arena_size as usize >= prev_end + page);
         assert_eq!(p.layout.arena_size as usize % page, 0);
-        assert!(ArenaPlan::new(0, &[], 0).is_err());
-        assert!(ArenaPlan::new(8, &[0], 0).is_err());
+        assert!(QueueArenaPlan::new(0, &[], 0).is_err());
+        assert!(QueueArenaPlan::new(8, &[0], 0).is_err());
     }
 
     #[test]
     fn fresh_arena_is_free_and_guarded() {
-        let a = PumpArena::new(ArenaPlan::new(40, &[100, 8192], 1).unwrap()).unwrap();
+        let a = PumpArena::new(QueueArenaPlan::new(40, &[100, 8192], 1).unwrap()).unwrap();
         let v = a.view();
         assert!(a.guards_intact());
         for i in 0..40 {

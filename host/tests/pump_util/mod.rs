@@ -64,7 +64,7 @@ pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 #[derive(Debug)]
 pub struct RepublishOutcome {
     /// Each round's completion of the held READ (expected: DONE, `result = 10`, `error = 0`).
-    pub completions: Vec<gpu_uring::pump::device::Completion>,
+    pub completions: Vec<gpu_uring::pump::device::QueueCompletion>,
     /// Counters before the first round and after the last (expected delta per round: `claimed` +1, `served`
     /// +1, `protocol_violations` +1, `foreign_cqes` +0, `stale_bits` +0; `in_flight` back to 0).
     pub before: gpu_uring::pump::PumpStats,

@@ -11,7 +11,7 @@ use crate::backend::{
     RunReport,
 };
 use crate::protocol::DeviceRing;
-use crate::protocol::{Completion, FileRef, Lane, LineBuf, OpError};
+use crate::protocol::{CompletionMode, FileRef, Lane, LaneError, LineBuf};
 
 /// Runs a built-in program (the device's one dispatch).
 pub(super) fn run(
@@ -107,9 +107,9 @@ fn run_program(
         } => {
             for _ in 0..ops {
                 let r = if fire_and_forget {
-                    lane.nop(Completion::FireAndForget, budget).map(|_| 0)
+                    lane.nop(CompletionMode::FireAndForget, budget).map(|_| 0)
                 } else {
-                    lane.nop(Completion::Slot(wait_slot), budget)
+                    lane.nop(CompletionMode::Slot(wait_slot), budget)
                         .and_then(|_| lane.wait(wait_slot, budget))
                 };
                 match r {
@@ -130,7 +130,7 @@ fn run_program(
                     off,
                     len,
                     -1,
-                    Completion::FireAndForget,
+                    CompletionMode::FireAndForget,
                     budget,
                 ) {
                     Ok(_) => {
@@ -170,10 +170,10 @@ fn run_program(
         Program::LaneStress { ops } => {
             for seq in 0..ops {
                 let r = if seq % 2 == 0 {
-                    lane.nop(Completion::Slot(wait_slot), budget)
+                    lane.nop(CompletionMode::Slot(wait_slot), budget)
                         .and_then(|_| lane.wait(wait_slot, budget))
                 } else {
-                    lane.nop(Completion::FireAndForget, budget).map(|_| 0)
+                    lane.nop(CompletionMode::FireAndForget, budget).map(|_| 0)
                 };
                 match r {
                     Ok(res) if res >= 0 => rep.done += 1,
@@ -257,7 +257,7 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
     let v = lane.view();
     let l = *v.layout();
     let nop = || crate::ring::Sqe::from_entry(&opcode::Nop::new().build());
-    let status = |r: Result<u32, OpError>| r.map_or_else(|e| e.status(), |_| STATUS_READY);
+    let status = |r: Result<u32, LaneError>| r.map_or_else(|e| e.status(), |_| STATUS_READY);
     let reap_status = |n: u32| {
         if n > 0 {
             STATUS_READY
@@ -272,14 +272,17 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
         w.store(base.wrapping_sub(1000) as u64, Ordering::Relaxed);
     };
     let waited = |lane: &mut Lane<'_>, sqe| {
-        lane.submit(sqe, Completion::Slot(0), budget)
+        lane.submit(sqe, CompletionMode::Slot(0), budget)
             .and_then(|_| lane.wait(0, budget))
     };
     match case {
         HostileCase::SqWindowAtPublish => match lane.reserve(budget) {
             Ok(r) => {
                 back_1000(sq_pub);
-                (status(lane.commit(r, nop(), Completion::FireAndForget)), 0)
+                (
+                    status(lane.commit(r, nop(), CompletionMode::FireAndForget)),
+                    0,
+                )
             }
             Err(e) => (e.status(), 0),
         },
@@ -291,7 +294,7 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
             )
         }
         HostileCase::CqWindow => {
-            if let Err(e) = lane.submit(nop(), Completion::Slot(0), budget) {
+            if let Err(e) = lane.submit(nop(), CompletionMode::Slot(0), budget) {
                 return (e.status(), 0);
             }
             let claim = v.ctl32(crate::ctl_off!(cq_claim)).load(Ordering::Relaxed);
@@ -310,7 +313,7 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
         }
         HostileCase::SlotOutOfRange => match lane.reserve(budget) {
             Ok(r) => (
-                status(lane.commit(r, nop(), Completion::Slot(l.slots_per_lane))),
+                status(lane.commit(r, nop(), CompletionMode::Slot(l.slots_per_lane))),
                 0,
             ),
             Err(e) => (e.status(), 0),
@@ -371,9 +374,9 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
         }
         HostileCase::LinkedSkipSuccess | HostileCase::CallerSkipSuccess => {
             let (flags, c) = if case == HostileCase::LinkedSkipSuccess {
-                (Flags::IO_LINK, Completion::SkipSuccess)
+                (Flags::IO_LINK, CompletionMode::SkipSuccess)
             } else {
-                (Flags::SKIP_SUCCESS, Completion::FireAndForget)
+                (Flags::SKIP_SUCCESS, CompletionMode::FireAndForget)
             };
             let mut sqe = nop();
             sqe.flags = flags.bits();
