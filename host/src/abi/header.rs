@@ -12,66 +12,14 @@
 
 use std::fmt::Write as _;
 
-use super::*;
+use super::describe::{AbiStruct, WireEnum};
+use super::queue::*;
+use super::ring::*;
+use super::run::*;
+use super::uring::*;
 
 /// Path of the generated header, relative to the repository root.
 pub const HEADER_PATH: &str = "abi/gpu_uring_abi.h";
-
-/// One field of an [`AbiStruct`].
-#[derive(Debug, Clone, Copy)]
-pub struct Field {
-    /// The Rust (and C++) field name.
-    pub name: &'static str,
-    /// Byte offset.
-    pub offset: usize,
-    /// The C element type.
-    pub c_type: &'static str,
-    /// Array length, or 0 for a scalar.
-    pub count: usize,
-}
-
-/// A shared struct the header describes (implemented by the module's struct definitions).
-pub trait AbiStruct: Sized {
-    /// The struct's name (also its C++ name).
-    const NAME: &'static str;
-    /// Its fields in declaration order.
-    const FIELDS: &'static [Field];
-}
-
-/// A field type's C spelling.
-pub trait CType {
-    /// The C element type.
-    const C_TYPE: &'static str;
-    /// Array length, or 0 for a scalar.
-    const COUNT: usize;
-}
-
-macro_rules! c_scalar {
-    ($($t:ty => $c:literal),*) => {
-        $(impl CType for $t {
-            const C_TYPE: &'static str = $c;
-            const COUNT: usize = 0;
-        })*
-    };
-}
-
-c_scalar!(u8 => "uint8_t", u16 => "uint16_t", u32 => "uint32_t", i32 => "int32_t", u64 => "uint64_t");
-c_scalar!(RunParams => "RunParams");
-
-impl<T: CType, const N: usize> CType for [T; N] {
-    const C_TYPE: &'static str = T::C_TYPE;
-    const COUNT: usize = N;
-}
-
-/// A `#[repr(u32)]` wire enum (implemented by the module's enum definitions).
-pub trait WireEnum: Copy + 'static {
-    /// Every value.
-    const ALL: &'static [Self];
-    /// The value's short lower-case name.
-    fn name(self) -> &'static str;
-    /// The raw wire value.
-    fn raw(self) -> u32;
-}
 
 /// The header's text.
 pub fn render() -> String {

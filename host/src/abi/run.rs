@@ -310,3 +310,8 @@ pin_layout!(PumpLaneState, size = 128, align = 8 {
     waits = 60, iters = 64, would_block = 68, reserved0 = 72, reserved1 = 76, hash = 80, sum = 88, bytes = 96,
     last_tag = 104, reserved2 = 112,
 });
+
+impl super::describe::CType for RunParams {
+    const C_TYPE: &'static str = "RunParams";
+    const COUNT: usize = 0;
+}

@@ -40,8 +40,8 @@ pub use layout::{Cqe, RingLayout, Sqe};
 pub use view::RingView;
 pub use waker::{WakerConfig, WakerStats};
 
+use crate::abi::{CompletionSlot, CONTROL_BYTES, MAX_LINE};
 use crate::ctl_off;
-use crate::protocol::shared::{CompletionSlot, CONTROL_BYTES, MAX_LINE};
 use layout::{round_up, ArenaPlan};
 
 /// What device code on a ring may make the kernel do: the ring is a privilege boundary between device code and

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
 
 use super::layout::{Cqe, RingLayout, Sqe};
 use super::words::ArenaWords;
-use crate::protocol::shared::{CompletionSlot, DeviceControl};
+use crate::abi::{CompletionSlot, DeviceControl};
 
 /// A borrowed view of a ring's arena, as device code sees it. `Copy`, `Send` and `Sync`: lanes on many threads
 /// hold copies.
@@ -29,7 +29,7 @@ unsafe impl Sync for RingView<'_> {}
 #[doc(hidden)]
 macro_rules! ctl_off {
     ($field:ident) => {
-        ::std::mem::offset_of!($crate::protocol::shared::DeviceControl, $field) as u32
+        ::std::mem::offset_of!($crate::abi::DeviceControl, $field) as u32
     };
 }
 
