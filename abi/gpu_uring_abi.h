@@ -1,4 +1,4 @@
-// gpu_uring_abi.h: the memory host and device code of gpu-uring share (host/src/protocol/PROTOCOL.md).
+// gpu_uring_abi.h: the memory host and device code of gpu-uring share (PROTOCOL.md).
 // GENERATED from host/src/abi/ by `cargo run -p gpu-uring --example gen-abi-header`: do not edit; CI checks
 // it is current. Outside C++: #defines only (byte offsets GU_<STRUCT>_<FIELD>, sizes GU_SIZEOF_<STRUCT>,
 // enum values and constants), all unsigned, so GLSL (GL_GOOGLE_include_directive), HIP and CUDA include it.

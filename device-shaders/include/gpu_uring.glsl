@@ -1,4 +1,4 @@
-// gpu_uring.glsl — the GLSL side of the device protocol (host/src/protocol/PROTOCOL.md), step by step as the
+// gpu_uring.glsl — the GLSL side of the device protocol (PROTOCOL.md), step by step as the
 // Rust reference (host/src/protocol/lane.rs) does it. Include it after `#version 460` and
 // `#pragma use_vulkan_memory_model`; the shader must also `#extension GL_GOOGLE_include_directive`.
 //

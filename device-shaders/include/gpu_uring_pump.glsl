@@ -1,4 +1,4 @@
-// gpu_uring_pump.glsl — the GLSL lane side of the io_queue (host/src/protocol/PROTOCOL.md, "io_queue
+// gpu_uring_pump.glsl — the GLSL lane side of the io_queue (PROTOCOL.md, "io_queue
 // (megakernel pump)", §Q3 and §Q8), step by step as the Rust reference (host/src/pump/device.rs) does it.
 // Include it after `#version 460` and `#pragma use_vulkan_memory_model`; the shader must also
 // `#extension GL_GOOGLE_include_directive`. It stands alone: do not include gpu_uring.glsl in the same shader

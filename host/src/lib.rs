@@ -5,7 +5,7 @@
 //!   header GLSL, HIP and CUDA include (`abi/gpu_uring_abi.h`) is generated from it.
 //! - [`ring`]: io_uring instances whose rings, SQEs, device control block, staging lines and fixed buffers
 //!   live in one page-aligned arena that a GPU API can import (`IORING_SETUP_NO_MMAP`), plus the SQPOLL waker.
-//! - [`protocol`]: the rules by which many device lanes share one ring (spec: `src/protocol/PROTOCOL.md`),
+//! - [`protocol`]: the rules by which many device lanes share one ring (spec: `PROTOCOL.md` at the repository root),
 //!   implemented in Rust; the GLSL and HIP/CUDA implementations follow the same spec.
 //! - [`backend`]: devices that run the protocol; the CPU reference device (threads as lanes) runs everywhere.
 //! - [`pump`]: the megakernel io_queue pump.

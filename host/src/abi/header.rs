@@ -24,7 +24,7 @@ pub const HEADER_PATH: &str = "abi/gpu_uring_abi.h";
 /// The header's text.
 pub fn render() -> String {
     let mut h = Header::default();
-    h.line("// gpu_uring_abi.h: the memory host and device code of gpu-uring share (host/src/protocol/PROTOCOL.md).");
+    h.line("// gpu_uring_abi.h: the memory host and device code of gpu-uring share (PROTOCOL.md).");
     h.line("// GENERATED from host/src/abi/ by `cargo run -p gpu-uring --example gen-abi-header`: do not edit; CI checks");
     h.line("// it is current. Outside C++: #defines only (byte offsets GU_<STRUCT>_<FIELD>, sizes GU_SIZEOF_<STRUCT>,");
     h.line("// enum values and constants), all unsigned, so GLSL (GL_GOOGLE_include_directive), HIP and CUDA include it.");

@@ -1,5 +1,5 @@
 //! The device protocol: how many lanes share one ring without locks and without any lane waiting on another.
-//! The specification is `PROTOCOL.md` in this folder; this module is its Rust implementation and the oracle
+//! The specification is `PROTOCOL.md` at the repository root; this module is its Rust implementation and the oracle
 //! the GLSL (`device-shaders/`) and HIP/CUDA (`kernels/`) implementations are tested against.
 
 mod device_ring;

@@ -6,7 +6,7 @@
 //! **pump** ([`host::Pump`]) claims each published request exactly once, validates it against the registered
 //! files and buffer regions, and services READ/WRITE with `READ_FIXED`/`WRITE_FIXED` on its own io_uring into
 //! and out of buffer regions of the same arena, registered as fixed buffers. The device reads the data in
-//! place. Spec: `src/protocol/PROTOCOL.md`, section "io_queue (megakernel pump)".
+//! place. Spec: `PROTOCOL.md` at the repository root, section "io_queue (megakernel pump)".
 //!
 //! How it works inside:
 //! - [`queue`]: the `#[repr(C)]` `Pod` structs (`IoSlot`, `QueueHeader`, `RegionDesc`, the `PumpLayout`
