@@ -1,6 +1,13 @@
 //! [`DeviceRing`]: a [`Ring`] as the protocol uses it — the print target (PROTOCOL.md §7), quiescing with the
 //! host's own lane (§9), and the violation counters (§10). It dereferences to the [`Ring`], so
-//! `layout()`, `view()`, `fd()` and the rest are the ring's.
+//! `layout()`, `view()`, `fd()` and the rest are the ring's. Every control word read here is device-written:
+//! it is checked and counted, never trusted (the lints below keep panics out).
+#![deny(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::ops::Deref;
 use std::os::fd::RawFd;
