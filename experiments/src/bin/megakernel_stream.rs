@@ -20,9 +20,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use gpu_uring::backend::cpu::run_queue_lanes;
 use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams};
 use gpu_uring::backend::{checksum, DeviceConfig, DeviceSelector, DeviceType};
-use gpu_uring::pump::device::run_lanes;
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueError, Request};
 use gpu_uring_experiments::{
     bar_chart, data_file, device_line, fail, loadavg, CommonArgs, Experiment, Record,
@@ -262,7 +262,7 @@ fn run_cpu_kernel(
     total: u64,
     nchunks: u64,
 ) -> Vec<LaneOut> {
-    run_lanes(pump, lanes, |lane| {
+    run_queue_lanes(pump, lanes, |lane| {
         let id = lane.id() as u64;
         let v = lane.view();
         let half = |j: u64| (id * 2 + j) * chunk;

@@ -26,8 +26,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::DeviceError;
+use super::program::Program;
+use super::report::RunReport;
 use super::run_buffer::LaneState;
-use super::{DeviceError, Program, RunReport};
 use crate::protocol::DeviceRing;
 
 /// What kind of processor an adapter is.
@@ -557,14 +559,6 @@ pub trait Device: Send + Sync {
         grid: Grid,
         limit: Duration,
     ) -> Result<Duration, DeviceError>;
-}
-
-/// A backend's "not available in this build" error: the backend exists but its cargo feature is off.
-pub fn compiled_out(backend: &'static str, feature: &'static str) -> DeviceError {
-    DeviceError::Unavailable {
-        backend,
-        reason: format!("not compiled in (build gpu-uring with the `{feature}` cargo feature)"),
-    }
 }
 
 impl fmt::Debug for dyn Device {
