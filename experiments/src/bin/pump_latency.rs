@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gpu_uring::backend::cpu::run_queue_lanes;
-use gpu_uring::backend::{checksum, cpu::CpuDevice, Device, Program};
+use gpu_uring::backend::{checksum, open, DeviceSelector, Program};
 use gpu_uring::protocol::DeviceRing;
 use gpu_uring::pump::{IdleConfig, Pump, PumpConfig, PumpFile, QueueLane, Request};
 use gpu_uring::ring::RingConfig;
@@ -141,7 +141,8 @@ fn through_ring(data: &std::fs::File, lanes: u32, total: u64) -> (f64, u64, Opti
         ..Default::default()
     })
     .expect("creating the device ring");
-    let rep = CpuDevice::default()
+    let (cpu, _) = open(&DeviceSelector::Cpu).expect("the CPU reference device always opens");
+    let rep = cpu
         .run(
             &ring,
             lanes,

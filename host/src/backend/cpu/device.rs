@@ -47,6 +47,7 @@ impl Device for CpuDevice {
                 host_import_alignment: Some(4),
                 device_local_memory: false,
                 host_native_atomics: true,
+                lanes_are_host_threads: true,
             },
         }
     }

@@ -89,6 +89,7 @@ fn info(i: usize, p: &raw::PhysInfo) -> AdapterInfo {
             // Imported host memory is HOST_COHERENT; a CPU-type device's atomics are the host's own. A GPU's
             // atomics on host memory over PCIe are not promised by Vulkan.
             host_native_atomics: ty == DeviceType::Cpu,
+            lanes_are_host_threads: false,
         },
         usable: p.usable.clone(),
     }
