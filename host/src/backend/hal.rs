@@ -501,7 +501,7 @@ pub trait Device: Send + Sync {
     /// program in one dispatch calls it once.
     ///
     /// This is how a ring without SQPOLL is driven from the host: lanes publish SQEs during a dispatch, and
-    /// the callback submits them with one `io_uring_enter` ([`DeviceRing::submit_and_wait`]); lanes that need
+    /// the callback submits them with one `io_uring_enter` ([`Ring::submit_and_wait`](crate::ring::Ring::submit_and_wait)); lanes that need
     /// what only a later enter can give yield the dispatch early (PROTOCOL.md §9) and resume in the next one.
     fn run_with(
         &self,
