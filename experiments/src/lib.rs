@@ -166,7 +166,7 @@ impl Experiment {
         let skipped = match &sel {
             DeviceSelector::Auto => {
                 match backend::open_with(&sel, &backend::DeviceConfig::from_env()) {
-                    Ok((dev, skipped)) if dev.info().backend == "cpu" => skipped,
+                    Ok((dev, skipped)) if dev.info().caps.lanes_are_host_threads => skipped,
                     Ok((dev, skipped)) => {
                         self.say(&format!(
                         "note: auto found {}, but {} measures CPU threads as lanes; running on the CPU \
@@ -188,7 +188,10 @@ impl Experiment {
                 )),
             },
         };
-        let info = backend::cpu::CpuDevice::default().info();
+        let info = match backend::open(&DeviceSelector::Cpu) {
+            Ok((dev, _)) => dev.info(),
+            Err(e) => fail(&format!("--device cpu: {e}")),
+        };
         self.device_desc = device_line(&sel, &info.to_string(), &skipped);
         self.say(&self.device_desc.clone());
     }
@@ -211,7 +214,7 @@ impl Experiment {
             Ok(v) => v,
             Err(e) => fail(&format!("--device {sel}: {e}")),
         };
-        if dev.info().backend != "cpu" {
+        if !dev.info().caps.lanes_are_host_threads {
             self.device_desc = device_line(&sel, &dev.info().to_string(), &skipped);
             self.say(&self.device_desc.clone());
             return Some(dev);

@@ -214,10 +214,11 @@ fn present(backend: &str) -> bool {
     }
 }
 
-/// Whether `--device auto` falls back to the CPU reference device here (it takes only real GPUs).
+/// Whether `--device auto` falls back to the CPU reference device here (it takes only real GPUs): the device
+/// it opens has host threads as lanes.
 fn auto_is_cpu() -> bool {
     let (dev, _) = gpu_uring::backend::open(&gpu_uring::backend::DeviceSelector::Auto).unwrap();
-    dev.info().backend == "cpu"
+    dev.info().caps.lanes_are_host_threads
 }
 
 #[test]

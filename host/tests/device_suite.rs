@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use gpu_uring::backend::cpu::CpuDevice;
-use gpu_uring::backend::run_buffer::{self as shared, LaneState, RunParams};
+use gpu_uring::backend::run_buffer::{self, LaneState, RunParams};
 use gpu_uring::backend::{
     backend, checksum, edit_buffer_host, layout_sqe_expected, open, open_with, Device,
     DeviceConfig, DeviceError, DeviceSelector, DeviceType, Grid, KernelArg, KernelCode,
@@ -29,7 +28,8 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 type Backend = Option<(Arc<dyn Device>, Option<MutexGuard<'static, ()>>)>;
 
 fn cpu() -> Backend {
-    Some((Arc::new(CpuDevice::default()), None))
+    let (dev, _) = open(&DeviceSelector::Cpu).expect("the CPU reference device always opens");
+    Some((Arc::from(dev), None))
 }
 
 /// The suite's one Vulkan device (one instance and logical device shared by every test), and a lock that runs
@@ -500,7 +500,7 @@ fn vulkan_run_buffer_structs_agree_with_the_glsl() {
             phase: 12,
             done: 1,
             failed: 0,
-            flags: shared::LANE_FINISHED,
+            flags: run_buffer::LANE_FINISHED,
             next_line: 15,
             pending_len: 16,
             line_len: 17,
@@ -520,7 +520,7 @@ fn vulkan_run_buffer_structs_agree_with_the_glsl() {
             l.fixed + 256 * lane as u32 + 192,
             bytemuck::bytes_of_mut(&mut p),
         );
-        assert_eq!(p.program, shared::PROGRAM_LAYOUT);
+        assert_eq!(p.program, run_buffer::PROGRAM_LAYOUT);
         assert_eq!(p.lanes, lanes);
         assert_eq!(p.count, 1);
         assert!(p.iter_budget >= 64);
@@ -677,7 +677,7 @@ fn vulkan_named_programs_run() {
         assert!(rep
             .states
             .iter()
-            .all(|s| s.flags & shared::LANE_FINISHED != 0));
+            .all(|s| s.flags & run_buffer::LANE_FINISHED != 0));
     }
     assert!(matches!(
         Program::named("no-such-program", 1).and_then(|p| dev.run(&ring, lanes, &p, TIMEOUT)),

@@ -8,7 +8,8 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use gpu_uring::pump::device::{run_lanes, SlotPoll};
+use gpu_uring::backend::cpu::run_queue_lanes;
+use gpu_uring::pump::device::SlotPoll;
 use gpu_uring::pump::queue::*;
 use gpu_uring::pump::SubmitFault;
 use gpu_uring::pump::{Pump, PumpConfig, PumpError, PumpFile, QueueError, QueueLane, Request};
@@ -92,7 +93,7 @@ fn exactly_once_under_64_lanes() {
         ..Default::default()
     })
     .unwrap();
-    let failures = run_lanes(&p, LANES, |lane| {
+    let failures = run_queue_lanes(&p, LANES, |lane| {
         let id = lane.id();
         let v = lane.view();
         let base = id as u64 * 8192;
@@ -608,7 +609,7 @@ fn a_tiny_ring_still_serves_everything() {
         ..Default::default()
     })
     .unwrap();
-    let bad = run_lanes(&p, 8, |lane| {
+    let bad = run_queue_lanes(&p, 8, |lane| {
         let id = lane.id() as u64;
         let v = lane.view();
         let mut got = vec![0u8; 4096];
@@ -713,7 +714,7 @@ fn fences_from_many_lanes_at_once() {
         ..Default::default()
     })
     .unwrap();
-    let bad = run_lanes(&p, LANES, |lane| {
+    let bad = run_queue_lanes(&p, LANES, |lane| {
         let id = lane.id() as u64;
         let v = lane.view();
         let mut bad = 0;

@@ -11,8 +11,8 @@
 //! The lanes × ops SQEs of one round must fit the SQ (`--sq-entries`), since the kernel's head only moves at
 //! the host's enter.
 //!
-//! This is the CPU reference device's version (lanes are threads, spawned per dispatch, so the dispatch time
-//! includes thread start-up). On Vulkan the lanes run `Program::Write` (fire-and-forget writes of
+//! That is the version for devices whose lanes are host threads (the CPU reference device: lanes are spawned
+//! per dispatch, so the dispatch time includes thread start-up). On other devices (Vulkan) the lanes run `Program::Write` (fire-and-forget writes of
 //! `--line-bytes` pattern bytes to the file position) as one resumable run through
 //! `Device::run_with`: during a dispatch lanes reserve, fill and publish as many SQEs as the SQ and
 //! their credits allow, and a lane that can go no further (nothing to reap, no SQ slot or credit: only the host's
@@ -89,7 +89,9 @@ fn main() {
     let cli = Cli::parse();
     let mut exp = Experiment::new("device_no_poll", cli.common.clone());
     let dev = exp.open_device();
-    if dev.info().backend != "cpu" {
+    // Lanes that are host threads run this program's own lane code per round; other devices run
+    // `Program::Write` as one resumable run.
+    if !dev.info().caps.lanes_are_host_threads {
         return on_gpu(&exp, &*dev, &cli);
     }
     let per_round = cli.lanes as u64 * cli.ops as u64;
@@ -272,7 +274,7 @@ fn main() {
         && ff_errors == 0
         && sqes == cli.rounds as u64 * per_round;
     let row = Record::new()
-        .text("device", "cpu")
+        .text("device", dev.info().backend)
         .int("lanes", lanes)
         .int("ops_per_lane", ops)
         .int("rounds", rounds.len())
@@ -398,7 +400,7 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
         while submitted < n {
             if Instant::now() > deadline {
                 return Err(DeviceError::Timeout {
-                    backend: "vulkan",
+                    backend: info.backend,
                     limit: Duration::from_secs(cli.timeout_s),
                 });
             }
@@ -413,7 +415,7 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
                     ) => {}
                 Err(e) => {
                     return Err(DeviceError::Run {
-                        backend: "vulkan",
+                        backend: info.backend,
                         message: format!("io_uring_enter: {e}"),
                     })
                 }

@@ -1,18 +1,19 @@
 //! megakernel_stream: a persistent kernel streams a file through the io_queue pump and checksums it.
 //!
-//! The "kernel" runs once on the CPU reference device (`--lanes` lanes, one thread each) and never relaunches.
+//! On a device whose lanes are host threads (the CPU reference device: `cpu`, and `auto` without a GPU) the
+//! "kernel" runs once (`--lanes` lanes, one thread each) and never relaunches.
 //! Lane `l` owns chunks `l, l + lanes, …` of the file and a double buffer (two `--chunk`-byte halves of its
 //! part of the pump's buffer region): it publishes the READ of its next chunk into one half, then checksums the
 //! chunk already in the other half in place while the pump and the kernel fill the first. The checksum
 //! (`backend::checksum` per chunk, seeded by the chunk's offset, summed) must equal the host's over the same file:
 //! both are printed and the program exits non-zero on a mismatch.
 //!
-//! `--device vulkan[:NAME]` runs the same kernel as a compute shader (`device-shaders/src/pump_stream.comp`, the
+//! Any other device (`--device vulkan[:NAME]`, `auto` on a GPU) runs the same kernel as a compute shader (`device-shaders/src/pump_stream.comp`, the
 //! GLSL io_queue lane side in `gpu_uring_pump.glsl`) on the pump arena imported into Vulkan: one lane per
 //! invocation, resumable (lavapipe caps loops, so every lane keeps its progress — chunks published and consumed,
 //! the partial checksum of the current chunk — in a lane-state buffer and the host re-dispatches until every lane
 //! is done). Defaults on a CPU-type Vulkan device (lavapipe): 4 MiB, 64 KiB chunks, 32 lanes; on a GPU the CPU
-//! defaults. `auto` and `cpu` run on the CPU reference device; HIP's io_queue side is not built yet (exit 2).
+//! defaults. An unavailable device (HIP, CUDA today) ends it with exit status 2.
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -20,13 +21,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use gpu_uring::backend::cpu::run_queue_lanes;
 use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams};
-use gpu_uring::backend::{checksum, DeviceConfig, DeviceSelector, DeviceType};
-use gpu_uring::pump::device::run_lanes;
+use gpu_uring::backend::{checksum, DeviceType};
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueError, Request};
-use gpu_uring_experiments::{
-    bar_chart, data_file, device_line, fail, loadavg, CommonArgs, Experiment, Record,
-};
+use gpu_uring_experiments::{bar_chart, data_file, fail, loadavg, CommonArgs, Experiment, Record};
 
 #[derive(Parser, Debug)]
 #[command(about = "a persistent kernel streams a file through the io_queue pump and checksums it")]
@@ -69,30 +68,12 @@ struct LaneOut {
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut exp = Experiment::new("megakernel_stream", args.common.clone());
-    // `vulkan[:NAME]` runs the GLSL kernel; everything else the CPU reference device (its lanes are threads).
-    let vulkan = match &args.common.device {
-        DeviceSelector::Vulkan(name) => {
-            let dev = gpu_uring::backend::open_with(
-                &DeviceSelector::Vulkan(name.clone()),
-                &DeviceConfig::from_env(),
-            )
-            .map(|(d, _)| d)
-            .unwrap_or_else(|e| fail(&format!("--device {}: {e}", args.common.device)));
-            exp.say(&device_line(
-                &args.common.device,
-                &dev.info().to_string(),
-                &[],
-            ));
-            Some(dev)
-        }
-        _ => {
-            exp.cpu_only();
-            None
-        }
-    };
-    let small = vulkan
-        .as_ref()
-        .is_some_and(|d| d.info().device_type == DeviceType::Cpu);
+    // A device whose lanes are host threads runs the kernel as Rust lane code on its threads; any other device
+    // runs the GLSL kernel (`PumpProgram::STREAM`) through `run_pump`.
+    let dev = exp.open_device();
+    let info = dev.info();
+    let host_lanes = info.caps.lanes_are_host_threads;
+    let small = !host_lanes && info.device_type == DeviceType::Cpu;
     let mib = args.mib.unwrap_or(if small { 4 } else { 256 });
     let chunk = args
         .chunk
@@ -141,53 +122,53 @@ fn main() -> ExitCode {
     };
     let load = loadavg();
     let t = Instant::now();
-    // Vulkan: the dispatches' time only (not the arena import and the pipeline build before them).
+    // A GPU kernel: the dispatches' time only (not the arena import and the pipeline build before them).
     let mut kernel_s = None;
-    let outs = match &vulkan {
-        Some(dev) => {
-            // The GLSL kernel: resumable dispatches until every lane has consumed its chunks.
-            let params = PumpRunParams {
-                file: 0,
-                region: 0,
-                chunk: chunk as u32,
-                total,
-                arg0: args.corrupt as u32,
-                ..Default::default()
-            };
-            match run_pump(
-                &**dev,
-                &pump,
-                lanes,
-                PumpProgram::STREAM,
-                params,
-                std::time::Duration::from_secs(args.timeout_s),
-            ) {
-                Ok(r) => {
-                    kernel_s = Some(r.elapsed.as_secs_f64());
-                    eprintln!(
-                        "vulkan: {} dispatches in {:.3} s, {} would-block allocation scans",
-                        r.dispatches,
-                        r.elapsed.as_secs_f64(),
-                        r.lanes.iter().map(|s| s.would_block as u64).sum::<u64>()
-                    );
-                    r.lanes
-                        .iter()
-                        .map(|s| LaneOut {
-                            sum: s.sum,
-                            bytes: s.bytes,
-                            chunks: s.done as u64,
-                            failed: s.failed as u64,
-                        })
-                        .collect()
-                }
-                Err(e) => {
-                    eprintln!("error: the Vulkan kernel failed: {e}");
-                    let _ = pump.stop();
-                    return ExitCode::FAILURE;
-                }
+    let outs = if !host_lanes {
+        // The GLSL kernel: resumable dispatches until every lane has consumed its chunks.
+        let params = PumpRunParams {
+            file: 0,
+            region: 0,
+            chunk: chunk as u32,
+            total,
+            arg0: args.corrupt as u32,
+            ..Default::default()
+        };
+        match run_pump(
+            &*dev,
+            &pump,
+            lanes,
+            PumpProgram::STREAM,
+            params,
+            std::time::Duration::from_secs(args.timeout_s),
+        ) {
+            Ok(r) => {
+                kernel_s = Some(r.elapsed.as_secs_f64());
+                eprintln!(
+                    "{}: {} dispatches in {:.3} s, {} would-block allocation scans",
+                    info.backend,
+                    r.dispatches,
+                    r.elapsed.as_secs_f64(),
+                    r.lanes.iter().map(|s| s.would_block as u64).sum::<u64>()
+                );
+                r.lanes
+                    .iter()
+                    .map(|s| LaneOut {
+                        sum: s.sum,
+                        bytes: s.bytes,
+                        chunks: s.done as u64,
+                        failed: s.failed as u64,
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                eprintln!("error: the {} kernel failed: {e}", info.backend);
+                let _ = pump.stop();
+                return ExitCode::FAILURE;
             }
         }
-        None => run_cpu_kernel(&pump, &args, lanes, chunk, total, nchunks),
+    } else {
+        run_cpu_kernel(&pump, &args, lanes, chunk, total, nchunks)
     };
     let el = kernel_s.unwrap_or_else(|| t.elapsed().as_secs_f64());
     eprintln!(
@@ -206,7 +187,7 @@ fn main() -> ExitCode {
     let failed: u64 = outs.iter().map(|o| o.failed).sum();
     let ok = device_sum == host && bytes == total && failed == 0;
     let row = Record::new()
-        .text("device", if vulkan.is_some() { "vulkan" } else { "cpu" })
+        .text("device", info.backend)
         .int("lanes", lanes)
         .int("chunk", chunk)
         .int("bytes", bytes)
@@ -262,7 +243,7 @@ fn run_cpu_kernel(
     total: u64,
     nchunks: u64,
 ) -> Vec<LaneOut> {
-    run_lanes(pump, lanes, |lane| {
+    run_queue_lanes(pump, lanes, |lane| {
         let id = lane.id() as u64;
         let v = lane.view();
         let half = |j: u64| (id * 2 + j) * chunk;

@@ -12,7 +12,7 @@
 //!
 //! On Vulkan the rpc path's client is the `rpc_print` shader (device-shaders/src/rpc_print.comp: each lane
 //! formats its line into its mailbox in imported host memory and waits for the same server's reply), run
-//! through the backend's API for caller-supplied shaders (`VulkanDevice::kernel` / `dispatch`); there are
+//! through the HAL's API for caller-supplied kernels (`Device::load_kernel` / `launch`); there are
 //! no per-line timestamps inside a dispatch, so no single-lane percentiles: the throughput table's
 //! `mean_us_per_line` at `--lanes 1` is the mean round trip.
 //!
@@ -122,11 +122,13 @@ fn main() {
     let fd = target.as_raw_fd();
     let idle = Duration::from_millis(cli.poll_idle_ms.max(1));
     let timeout = Duration::from_secs(cli.timeout_s);
-    let cpu_device = info.backend == "cpu";
+    // Lanes that are host threads can be played by host code (per-line timestamps, the rpc and native
+    // clients as threads); other devices run the rpc client as a shader and report throughput only.
+    let host_lanes = info.caps.lanes_are_host_threads;
     exp.say(&format!(
         "lines go to {target_name}; native path: {}",
-        if cpu_device {
-            "none on the CPU reference device: plain write(2) from the lane thread instead"
+        if host_lanes {
+            "none on host-thread lanes: plain write(2) from the lane thread instead"
         } else {
             "none (Vulkan compute has no printf outside validation layers' debugPrintfEXT)"
         }
@@ -134,7 +136,7 @@ fn main() {
 
     let mut lat = Vec::new();
     let mut tp = Vec::new();
-    if cpu_device {
+    if host_lanes {
         let warm = (cli.samples / 10).max(10);
         lat.push(direct_latency(
             fd,
@@ -163,7 +165,7 @@ fn main() {
         timeout,
         &exp.access(),
     ));
-    if cpu_device {
+    if host_lanes {
         tp.push(rpc_throughput(fd, idle, cli.lanes, cli.lines, timeout));
         tp.push(native_throughput(fd, cli.lanes, cli.lines));
     } else {

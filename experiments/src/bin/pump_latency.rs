@@ -17,9 +17,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use gpu_uring::backend::{checksum, cpu::CpuDevice, Device, Program};
+use gpu_uring::backend::cpu::run_queue_lanes;
+use gpu_uring::backend::{checksum, open, DeviceSelector, Program};
 use gpu_uring::protocol::DeviceRing;
-use gpu_uring::pump::device::run_lanes;
 use gpu_uring::pump::{IdleConfig, Pump, PumpConfig, PumpFile, QueueLane, Request};
 use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::{
@@ -106,7 +106,7 @@ fn through_pump(
     })
     .expect("starting the pump");
     let t = Instant::now();
-    let sums = run_lanes(&pump, lanes, |lane| {
+    let sums = run_queue_lanes(&pump, lanes, |lane| {
         let id = lane.id() as u64;
         let v = lane.view();
         let mut sum = 0u64;
@@ -141,7 +141,8 @@ fn through_ring(data: &std::fs::File, lanes: u32, total: u64) -> (f64, u64, Opti
         ..Default::default()
     })
     .expect("creating the device ring");
-    let rep = CpuDevice::default()
+    let (cpu, _) = open(&DeviceSelector::Cpu).expect("the CPU reference device always opens");
+    let rep = cpu
         .run(
             &ring,
             lanes,

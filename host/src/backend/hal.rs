@@ -26,8 +26,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::DeviceError;
+use super::program::Program;
+use super::report::RunReport;
 use super::run_buffer::LaneState;
-use super::{DeviceError, Program, RunReport};
 use crate::protocol::DeviceRing;
 
 /// What kind of processor an adapter is.
@@ -98,6 +100,11 @@ pub struct Capabilities {
     /// Whether the device's atomics on imported host memory are atomic with respect to the host's
     /// (coherent host-native atomics: PCIe atomics, a shared cache, or the host itself).
     pub host_native_atomics: bool,
+    /// Whether the device's lanes are host threads (the CPU reference device): host code can then play lanes
+    /// itself, on the device's own dispatch ([`crate::backend::cpu::spawn_lanes`], `run_lanes`,
+    /// `run_queue_lanes`), and read host clocks inside a dispatch (per-line timestamps). A device whose lanes
+    /// run elsewhere runs only its programs and kernels.
+    pub lanes_are_host_threads: bool,
 }
 
 /// An adapter a backend can open.
@@ -494,7 +501,7 @@ pub trait Device: Send + Sync {
     /// program in one dispatch calls it once.
     ///
     /// This is how a ring without SQPOLL is driven from the host: lanes publish SQEs during a dispatch, and
-    /// the callback submits them with one `io_uring_enter` ([`DeviceRing::submit_and_wait`]); lanes that need
+    /// the callback submits them with one `io_uring_enter` ([`Ring::submit_and_wait`](crate::ring::Ring::submit_and_wait)); lanes that need
     /// what only a later enter can give yield the dispatch early (PROTOCOL.md §9) and resume in the next one.
     fn run_with(
         &self,
@@ -557,14 +564,6 @@ pub trait Device: Send + Sync {
         grid: Grid,
         limit: Duration,
     ) -> Result<Duration, DeviceError>;
-}
-
-/// A backend's "not available in this build" error: the backend exists but its cargo feature is off.
-pub fn compiled_out(backend: &'static str, feature: &'static str) -> DeviceError {
-    DeviceError::Unavailable {
-        backend,
-        reason: format!("not compiled in (build gpu-uring with the `{feature}` cargo feature)"),
-    }
 }
 
 impl fmt::Debug for dyn Device {

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::DeviceError;
+use super::error::DeviceError;
 
 /// Pacing and deadline of a resumable run's re-dispatch loop: each dispatch gets the per-dispatch limit or
 /// what is left of the run's time, whichever is less, and a dispatch in which no lane moved (its lanes only

@@ -8,7 +8,6 @@
 use std::sync::atomic::Ordering::*;
 use std::time::Instant;
 
-use super::host::Pump;
 use super::queue::*;
 
 /// A request as a lane states it.
@@ -328,15 +327,4 @@ pub fn backoff(i: u32) {
     } else {
         std::thread::sleep(std::time::Duration::from_micros(20));
     }
-}
-
-/// The reference device's dispatch for io_queue programs: runs `f` on `lanes` threads, lane `id` on thread
-/// `id` ([`crate::backend::cpu::spawn_lanes`]), and returns each lane's result in lane order.
-pub fn run_lanes<R: Send>(
-    pump: &Pump,
-    lanes: u32,
-    f: impl Fn(&mut QueueLane<'_>) -> R + Sync,
-) -> Vec<R> {
-    let view = pump.view();
-    crate::backend::cpu::spawn_lanes(lanes, "qlane", |id| f(&mut QueueLane::new(view, id)))
 }

@@ -27,9 +27,10 @@
 //!   never consumed and is never entered with work again. Arena words are untrusted: the pump keeps its own
 //!   per-slot record of what it holds, never claims a slot whose I/O is in flight, applies a CQE only if slot
 //!   and generation match, and counts protocol violations instead of panicking.
-//! - [`device`]: the lane side for the CPU reference device: allocate, publish, bounded wait, free. The GLSL
-//!   lane side is `device-shaders/include/gpu_uring_pump.glsl`, run on Vulkan by
-//!   [`crate::backend::vulkan::pump`].
+//! - [`device`]: the lane side in Rust: allocate, publish, bounded wait, free. The CPU reference device runs
+//!   it on its threads (`backend::cpu::run_queue_lanes`); the GLSL lane side is
+//!   `device-shaders/include/gpu_uring_pump.glsl`, run on any device that loads its kernels by
+//!   `backend::pump::run_pump`.
 
 mod config;
 pub mod device;

@@ -1,25 +1,39 @@
 //! The CPU reference device as an adapter: always present, always usable.
 
-use super::CpuDevice;
-use crate::backend::{Capabilities, DeviceInfo, DeviceType};
+use super::device::CpuDevice;
+use crate::backend::hal::{AdapterInfo, Backend, Device, DeviceConfig};
+use crate::backend::DeviceError;
 
-/// What the device is.
-pub(super) fn info(dev: &CpuDevice) -> DeviceInfo {
-    DeviceInfo {
-        backend: "cpu",
-        name: "CPU reference device".into(),
-        driver: format!(
-            "one thread per lane on {} cores",
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        ),
-        subgroup_size: dev.subgroup_size,
-        device_type: DeviceType::Cpu,
-        caps: Capabilities {
-            subgroup_size: dev.subgroup_size,
-            atomics_64: true,
-            host_import_alignment: Some(4),
-            device_local_memory: false,
-            host_native_atomics: true,
-        },
+/// The CPU reference device's backend: one adapter, the host ([`crate::backend::open`] with
+/// `--device cpu`, and the fallback of `--device auto`).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuBackend;
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn adapters(&self) -> Result<Vec<AdapterInfo>, DeviceError> {
+        let info = CpuDevice::default().info();
+        Ok(vec![AdapterInfo {
+            backend: "cpu",
+            index: 0,
+            name: info.name,
+            device_type: info.device_type,
+            api_version: env!("CARGO_PKG_VERSION").into(),
+            driver: info.driver,
+            caps: info.caps,
+            usable: Ok(()),
+        }])
+    }
+
+    fn open(
+        &self,
+        _adapter: Option<&str>,
+        _gpu_only: bool,
+        _config: &DeviceConfig,
+    ) -> Result<Box<dyn Device>, DeviceError> {
+        Ok(Box::new(CpuDevice::default()))
     }
 }

@@ -6,12 +6,13 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::error::run_error;
+use super::lanes::spawn_lanes;
 use super::memory::CpuBuffer;
-use super::{spawn_lanes, CpuDevice};
-use crate::backend::hal::KernelImpl;
-use crate::backend::{
-    DeviceError, Grid, Kernel, KernelArg, KernelCode, KernelLayout, NativeArg, NativeKernel,
+use crate::backend::hal::{
+    Grid, Kernel, KernelArg, KernelCode, KernelImpl, KernelLayout, NativeArg, NativeKernel,
 };
+use crate::backend::DeviceError;
 
 struct CpuKernel {
     name: String,
@@ -24,13 +25,6 @@ impl KernelImpl for CpuKernel {
     }
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
-    }
-}
-
-fn run_error(message: impl Into<String>) -> DeviceError {
-    DeviceError::Run {
-        backend: "cpu",
-        message: message.into(),
     }
 }
 
@@ -55,8 +49,9 @@ pub(super) fn load(
     Ok(Kernel::new(Arc::new(k), layout))
 }
 
+/// Runs `grid` of `kernel` (a group size of 0 is one subgroup of `subgroup_size`).
 pub(super) fn launch(
-    dev: &CpuDevice,
+    subgroup_size: u32,
     kernel: &Kernel,
     args: &[KernelArg<'_>],
     grid: Grid,
@@ -112,7 +107,7 @@ pub(super) fn launch(
         })
         .collect();
     let size = if grid.group_size == 0 {
-        dev.subgroup_size
+        subgroup_size
     } else {
         grid.group_size
     };

@@ -5,8 +5,9 @@ use std::any::Any;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
-use crate::backend::hal::BufferImpl;
-use crate::backend::{DeviceBuffer, DeviceError, Placement};
+use super::error::run_error;
+use crate::backend::hal::{BufferImpl, DeviceBuffer, Placement};
+use crate::backend::DeviceError;
 
 /// A CPU buffer: its words, or the caller's memory.
 pub(super) struct CpuBuffer {
@@ -67,10 +68,9 @@ pub(super) unsafe fn import(
     owner: Arc<dyn Send + Sync>,
 ) -> Result<DeviceBuffer, DeviceError> {
     if ptr.is_null() || ptr as usize % 4 != 0 || len % 4 != 0 {
-        return Err(DeviceError::Run {
-            backend: "cpu",
-            message: format!("host memory at {ptr:p} ({len} bytes) is not 4-byte aligned"),
-        });
+        return Err(run_error(format!(
+            "host memory at {ptr:p} ({len} bytes) is not 4-byte aligned"
+        )));
     }
     let b = CpuBuffer {
         ptr,

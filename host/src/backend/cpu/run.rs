@@ -4,18 +4,19 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{run_lanes, CpuDevice};
+use super::error::run_error;
+use super::lanes::run_lanes;
+use crate::backend::hal::FormatCase;
 use crate::backend::run_buffer::{LaneState, LANE_FINISHED};
 use crate::backend::{
-    checksum, format_print_line, DeviceError, FormatCase, HostileCase, LaneReport, Program,
-    RunReport,
+    checksum, format_print_line, DeviceError, HostileCase, LaneReport, Program, RunReport,
 };
 use crate::protocol::DeviceRing;
 use crate::protocol::{CompletionMode, FileRef, Lane, LaneError, LineBuf};
 
-/// Runs a built-in program (the device's one dispatch).
+/// Runs a built-in program (the device's one dispatch); `budget` is the spin budget of each device-side wait.
 pub(super) fn run(
-    dev: &CpuDevice,
+    budget: u32,
     ring: &DeviceRing,
     lanes: u32,
     program: &Program,
@@ -23,13 +24,12 @@ pub(super) fn run(
 ) -> Result<RunReport, DeviceError> {
     let l = ring.layout();
     if lanes == 0 || lanes > l.lanes {
-        return Err(DeviceError::Run {
-            backend: "cpu",
-            message: format!("{lanes} lanes requested; the ring has 1..={}", l.lanes),
-        });
+        return Err(run_error(format!(
+            "{lanes} lanes requested; the ring has 1..={}",
+            l.lanes
+        )));
     }
     let deadline = Instant::now() + timeout;
-    let budget = dev.budget;
     let start = Instant::now();
     let lanes_v = run_lanes(ring, lanes, |lane| {
         run_program(lane, lanes, program, budget, deadline)

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use super::{no_driver, CudaDevice};
-use crate::backend::{DeviceError, Grid, Kernel, KernelArg, KernelCode, KernelLayout};
+use super::error::no_driver;
+use crate::backend::hal::{Grid, Kernel, KernelArg, KernelCode, KernelLayout};
+use crate::backend::DeviceError;
 
 /// One kernel parameter as `cuLaunchKernel` takes it (a pointer to each value).
 #[derive(Debug, PartialEq, Eq)]
@@ -53,15 +54,16 @@ pub(super) fn load(
     }
 }
 
+/// Launches `kernel` (a group size of 0 is one warp of `warp` threads).
 pub(super) fn launch(
-    dev: &CudaDevice,
+    warp: u32,
     kernel: &Kernel,
     args: &[KernelArg<'_>],
     grid: Grid,
     _limit: Duration,
 ) -> Result<Duration, DeviceError> {
     let _params = params(args)?;
-    let (_grid_x, _block_x) = geometry(grid, dev.adapter.caps.subgroup_size);
+    let (_grid_x, _block_x) = geometry(grid, warp);
     Err(no_driver(&format!("launching {}", kernel.name())))
 }
 

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use super::no_driver;
-use crate::backend::{DeviceBuffer, DeviceError, Placement};
+use super::error::no_driver;
+use crate::backend::hal::{DeviceBuffer, Placement};
+use crate::backend::DeviceError;
 
 pub(super) fn alloc(placement: Placement, _bytes: usize) -> Result<DeviceBuffer, DeviceError> {
     Err(no_driver(&format!("a {} buffer", placement.name())))

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use super::{no_driver, CudaDevice};
-use crate::backend::{BetweenDispatches, DeviceError, Program, RunReport};
+use super::error::no_driver;
+use crate::backend::hal::BetweenDispatches;
+use crate::backend::{DeviceError, Program, RunReport};
 use crate::protocol::DeviceRing;
 
 pub(super) fn run_builtin(
-    _dev: &CudaDevice,
     _ring: &DeviceRing,
     _lanes: u32,
     program: &Program,

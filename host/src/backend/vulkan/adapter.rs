@@ -8,8 +8,43 @@ use std::sync::Arc;
 
 use ash::vk;
 
-use super::{raw, unavailable};
-use crate::backend::{AdapterInfo, Capabilities, DeviceError, DeviceType};
+use super::device::VulkanDevice;
+use super::error::unavailable;
+use super::raw;
+use crate::backend::hal::{AdapterInfo, Backend, Capabilities, Device, DeviceConfig, DeviceType};
+use crate::backend::DeviceError;
+
+/// The Vulkan backend ([`crate::backend::backends`]).
+#[derive(Debug, Clone, Copy)]
+pub struct VulkanBackend;
+
+impl Backend for VulkanBackend {
+    fn name(&self) -> &'static str {
+        "vulkan"
+    }
+
+    fn adapters(&self) -> Result<Vec<AdapterInfo>, DeviceError> {
+        let (_inst, phys) = enumerate()?;
+        Ok(phys.iter().enumerate().map(|(i, p)| info(i, p)).collect())
+    }
+
+    fn open(
+        &self,
+        name: Option<&str>,
+        gpu_only: bool,
+        config: &DeviceConfig,
+    ) -> Result<Box<dyn Device>, DeviceError> {
+        let (inst, phys) = enumerate()?;
+        let list: Vec<_> = phys.iter().enumerate().map(|(i, p)| info(i, p)).collect();
+        let name = name.or(config.adapter.as_deref().filter(|_| !gpu_only));
+        let chosen = choose(&list, name, gpu_only)?;
+        let (Some(p), Some(a)) = (phys.get(chosen), list.get(chosen)) else {
+            return Err(unavailable(format!("no Vulkan device {chosen}")));
+        };
+        let ctx = Arc::new(raw::Context::new(inst, p).map_err(unavailable)?);
+        Ok(Box::new(VulkanDevice::new(ctx, a.clone(), config)))
+    }
+}
 
 fn device_type(t: vk::PhysicalDeviceType) -> DeviceType {
     match t {
@@ -22,7 +57,7 @@ fn device_type(t: vk::PhysicalDeviceType) -> DeviceType {
 }
 
 /// The loader's instance and every physical device it reports.
-pub(super) fn enumerate() -> Result<(Arc<raw::Instance>, Vec<raw::PhysInfo>), DeviceError> {
+fn enumerate() -> Result<(Arc<raw::Instance>, Vec<raw::PhysInfo>), DeviceError> {
     let inst = Arc::new(raw::Instance::load().map_err(unavailable)?);
     let phys = inst.physical_devices().map_err(unavailable)?;
     if phys.is_empty() {
@@ -32,7 +67,7 @@ pub(super) fn enumerate() -> Result<(Arc<raw::Instance>, Vec<raw::PhysInfo>), De
 }
 
 /// What the HAL reports of a physical device.
-pub(super) fn info(i: usize, p: &raw::PhysInfo) -> AdapterInfo {
+fn info(i: usize, p: &raw::PhysInfo) -> AdapterInfo {
     let ty = device_type(p.device_type);
     AdapterInfo {
         backend: "vulkan",
@@ -54,6 +89,7 @@ pub(super) fn info(i: usize, p: &raw::PhysInfo) -> AdapterInfo {
             // Imported host memory is HOST_COHERENT; a CPU-type device's atomics are the host's own. A GPU's
             // atomics on host memory over PCIe are not promised by Vulkan.
             host_native_atomics: ty == DeviceType::Cpu,
+            lanes_are_host_threads: false,
         },
         usable: p.usable.clone(),
     }
@@ -61,11 +97,7 @@ pub(super) fn info(i: usize, p: &raw::PhysInfo) -> AdapterInfo {
 
 /// Chooses a physical device: `name` is an index or a case-insensitive name substring; `None` takes the best
 /// usable one (`gpu_only`: refusing a CPU-type device).
-pub(super) fn choose(
-    list: &[AdapterInfo],
-    name: Option<&str>,
-    gpu_only: bool,
-) -> Result<usize, DeviceError> {
+fn choose(list: &[AdapterInfo], name: Option<&str>, gpu_only: bool) -> Result<usize, DeviceError> {
     match name {
         Some(n) => {
             let by_index = n.parse::<usize>().ok().filter(|&i| i < list.len());

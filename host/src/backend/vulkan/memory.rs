@@ -6,9 +6,10 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use super::{raw, run_error, VulkanDevice};
-use crate::backend::hal::BufferImpl;
-use crate::backend::{DeviceBuffer, DeviceError, Placement};
+use super::error::run_error;
+use super::raw;
+use crate::backend::hal::{BufferImpl, DeviceBuffer, Placement};
+use crate::backend::DeviceError;
 
 impl BufferImpl for raw::Buffer {
     fn len(&self) -> usize {
@@ -25,35 +26,34 @@ impl BufferImpl for raw::Buffer {
     }
 }
 
-impl VulkanDevice {
-    pub(super) fn alloc_buffer(
-        &self,
-        placement: Placement,
-        bytes: usize,
-    ) -> Result<DeviceBuffer, DeviceError> {
-        let kind = match placement {
-            Placement::DeviceLocal => raw::BufferKind::DeviceLocal,
-            Placement::HostVisible => raw::BufferKind::HostVisible,
-            Placement::ImportedHost => raw::BufferKind::Imported,
-        };
-        let b = raw::Buffer::new(&self.ctx, kind, bytes)
-            .map_err(|e| run_error(format!("{} buffer: {e}", placement.name())))?;
-        Ok(DeviceBuffer::new(Arc::new(b), placement))
-    }
+/// A buffer of `bytes` bytes in `placement`.
+pub(super) fn alloc(
+    ctx: &Arc<raw::Context>,
+    placement: Placement,
+    bytes: usize,
+) -> Result<DeviceBuffer, DeviceError> {
+    let kind = match placement {
+        Placement::DeviceLocal => raw::BufferKind::DeviceLocal,
+        Placement::HostVisible => raw::BufferKind::HostVisible,
+        Placement::ImportedHost => raw::BufferKind::Imported,
+    };
+    let b = raw::Buffer::new(ctx, kind, bytes)
+        .map_err(|e| run_error(format!("{} buffer: {e}", placement.name())))?;
+    Ok(DeviceBuffer::new(Arc::new(b), placement))
+}
 
-    /// # Safety
-    /// As [`crate::backend::Device::import_host`].
-    pub(super) unsafe fn import_buffer(
-        &self,
-        ptr: *mut u8,
-        len: usize,
-        owner: Arc<dyn Send + Sync>,
-    ) -> Result<DeviceBuffer, DeviceError> {
-        // SAFETY: the caller's contract.
-        let b = unsafe { raw::Buffer::import(&self.ctx, ptr, len, owner) }
-            .map_err(|e| run_error(format!("importing host memory: {e}")))?;
-        Ok(DeviceBuffer::new(Arc::new(b), Placement::ImportedHost))
-    }
+/// # Safety
+/// As [`crate::backend::Device::import_host`].
+pub(super) unsafe fn import(
+    ctx: &Arc<raw::Context>,
+    ptr: *mut u8,
+    len: usize,
+    owner: Arc<dyn Send + Sync>,
+) -> Result<DeviceBuffer, DeviceError> {
+    // SAFETY: the caller's contract.
+    let b = unsafe { raw::Buffer::import(ctx, ptr, len, owner) }
+        .map_err(|e| run_error(format!("importing host memory: {e}")))?;
+    Ok(DeviceBuffer::new(Arc::new(b), Placement::ImportedHost))
 }
 
 /// The Vulkan buffer behind a [`DeviceBuffer`] this backend made.

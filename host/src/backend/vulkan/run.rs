@@ -5,17 +5,31 @@
 //! recorded once and re-submitted by the backend-neutral re-dispatch loop
 //! ([`crate::backend::redispatch::run_resumable`]) until every lane reports finished.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{raw, run_error, VulkanDevice};
+use super::error::run_error;
+use super::raw;
+use crate::backend::hal::{BetweenDispatches, FormatCase};
 use crate::backend::redispatch::{run_resumable, Resumable};
 use crate::backend::run_buffer::*;
-use crate::backend::{
-    spirv, BetweenDispatches, DeviceError, FormatCase, LaneReport, Program, RunReport,
-};
+use crate::backend::spirv;
+use crate::backend::{DeviceError, LaneReport, Program, RunReport};
 use crate::protocol::DeviceRing;
 
-/// What [`VulkanDevice::plan`] decides for a program.
+/// What a device's runs of built-in programs need: its context and budgets.
+pub(super) struct Runner<'a> {
+    /// The device's context.
+    pub ctx: &'a Arc<raw::Context>,
+    /// Loop iterations per lane and dispatch of resumable programs.
+    pub lane_budget: u32,
+    /// Loop iterations per lane of the format probe.
+    pub format_budget: u32,
+    /// Longest a single dispatch may run.
+    pub dispatch_timeout: Duration,
+}
+
+/// What [`Runner::plan`] decides for a program.
 pub(super) struct Plan {
     name: &'static str,
     spirv: &'static [u8],
@@ -23,7 +37,7 @@ pub(super) struct Plan {
     texts: &'static [&'static str],
 }
 
-impl VulkanDevice {
+impl Runner<'_> {
     pub(super) fn run_builtin(
         &self,
         ring: &DeviceRing,
@@ -66,7 +80,7 @@ impl VulkanDevice {
         let groups = lanes.div_ceil(sg);
         let push: [u8; 128] = bytemuck::cast(l);
         let mut run = raw::Run::new(
-            &self.ctx,
+            self.ctx,
             ring.arena_keepalive(),
             run_len,
             pipeline,
@@ -180,7 +194,7 @@ impl VulkanDevice {
                 program: PROGRAM_FORMAT,
                 lanes: n,
                 count: n,
-                iter_budget: self.iter_budget.clamp(64, 30_000),
+                iter_budget: self.format_budget,
                 ..Default::default()
             },
             texts: &[],
@@ -207,7 +221,7 @@ impl VulkanDevice {
     ) -> Result<Plan, DeviceError> {
         let mut p = RunParams {
             lanes,
-            iter_budget: self.lane_budget(),
+            iter_budget: self.lane_budget,
             ..Default::default()
         };
         let fixed_needs = |bytes: u64, what: &str| {

@@ -18,8 +18,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::DeviceError;
+use super::hal::{Device, Grid, KernelArg, KernelCode, KernelLayout, Placement};
 use super::redispatch::{run_resumable, Resumable};
-use super::{spirv, Device, DeviceError, Grid, KernelArg, KernelCode, KernelLayout, Placement};
+use super::spirv;
 use crate::pump::{Pump, PumpLayout};
 
 pub use crate::abi::run::{PumpLaneState, PumpRunParams, PUMP_LANE_FINISHED, PUMP_NO_SLOT};

@@ -1,4 +1,4 @@
-//! The structs the Vulkan programs share with the host through the *run buffer* (binding 2): the run
+//! The structs built-in programs share with the host through the *run buffer* (Vulkan: binding 2): the run
 //! parameters, the text table and one [`LaneState`] per lane, defined in [`crate::abi::run`] (layout asserted
 //! at compile time there) and re-exported here; `device-shaders/include/gpu_uring.glsl` (`GuRunParams`,
 //! `GuLaneState`, `GuRunBuffer`) reads their sizes from the generated ABI header, and the `layout` program

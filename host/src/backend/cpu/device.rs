@@ -1,0 +1,112 @@
+//! The CPU reference device as a HAL [`Device`]: built-in programs ([`super::run`]), memory
+//! ([`super::memory`]) and native kernels ([`super::kernel`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{kernel, memory, run};
+use crate::backend::hal::{
+    BetweenDispatches, Capabilities, Device, DeviceBuffer, DeviceInfo, DeviceType, FormatCase,
+    Grid, Kernel, KernelArg, KernelCode, KernelLayout, Placement,
+};
+use crate::backend::{DeviceError, Program, RunReport};
+use crate::protocol::{DeviceRing, DEFAULT_BUDGET};
+
+/// The CPU reference device.
+#[derive(Debug, Clone)]
+pub struct CpuDevice {
+    /// Lanes per subgroup (8, like lavapipe's SIMD width).
+    pub subgroup_size: u32,
+    /// Spin budget for each device-side wait.
+    pub budget: u32,
+}
+
+impl Default for CpuDevice {
+    fn default() -> Self {
+        CpuDevice {
+            subgroup_size: 8,
+            budget: DEFAULT_BUDGET,
+        }
+    }
+}
+
+impl Device for CpuDevice {
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            backend: "cpu",
+            name: "CPU reference device".into(),
+            driver: format!(
+                "one thread per lane on {} cores",
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            ),
+            subgroup_size: self.subgroup_size,
+            device_type: DeviceType::Cpu,
+            caps: Capabilities {
+                subgroup_size: self.subgroup_size,
+                atomics_64: true,
+                host_import_alignment: Some(4),
+                device_local_memory: false,
+                host_native_atomics: true,
+                lanes_are_host_threads: true,
+            },
+        }
+    }
+
+    fn run_with(
+        &self,
+        ring: &DeviceRing,
+        lanes: u32,
+        program: &Program,
+        timeout: Duration,
+        between: &mut BetweenDispatches<'_>,
+    ) -> Result<RunReport, DeviceError> {
+        let rep = run::run(self.budget, ring, lanes, program, timeout)?;
+        between(0, &rep.states)?;
+        Ok(rep)
+    }
+
+    fn format_probe(
+        &self,
+        _ring: &DeviceRing,
+        cases: &[FormatCase],
+    ) -> Result<Vec<Vec<u8>>, DeviceError> {
+        Ok(run::format_cases(cases))
+    }
+
+    fn lane_iter_budget(&self) -> u32 {
+        self.budget
+    }
+
+    fn alloc(&self, placement: Placement, bytes: usize) -> Result<DeviceBuffer, DeviceError> {
+        memory::alloc(placement, bytes)
+    }
+
+    unsafe fn import_host(
+        &self,
+        ptr: *mut u8,
+        len: usize,
+        owner: Arc<dyn Send + Sync>,
+    ) -> Result<DeviceBuffer, DeviceError> {
+        // SAFETY: the caller's contract (the trait's).
+        unsafe { memory::import(ptr, len, owner) }
+    }
+
+    unsafe fn load_kernel(
+        &self,
+        name: &str,
+        code: KernelCode<'_>,
+        layout: KernelLayout,
+    ) -> Result<Kernel, DeviceError> {
+        kernel::load(name, code, layout)
+    }
+
+    fn launch(
+        &self,
+        kernel: &Kernel,
+        args: &[KernelArg<'_>],
+        grid: Grid,
+        limit: Duration,
+    ) -> Result<Duration, DeviceError> {
+        kernel::launch(self.subgroup_size, kernel, args, grid, limit)
+    }
+}

@@ -1,0 +1,312 @@
+//! Runs: the descriptor set, the recorded command buffer and the fence of one program or kernel, submitted
+//! once per dispatch and waited for with a time limit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ash::vk;
+
+use super::context::Context;
+use super::kernel::Kernel;
+use super::memory::Buffer;
+use super::objects::RunObjects;
+use crate::backend::vulkan::error::VkError;
+use crate::ring::ArenaKeepAlive;
+
+/// One program run: the arena imported, a host-visible run buffer mapped, one command buffer that dispatches
+/// the program over every lane (recorded once, submitted once per dispatch). A caller-supplied kernel's run
+/// ([`Run::kernel`]) has no run buffer; its bindings are the caller's buffers and, optionally, the arena.
+pub(crate) struct Run<'c> {
+    ctx: &'c Context,
+    objs: RunObjects,
+    run_ptr: *mut u8,
+    run_len: usize,
+    cmd: vk::CommandBuffer,
+    /// Submitted and not yet seen signalled.
+    in_flight: bool,
+}
+
+/// How a dispatch ended.
+pub(crate) enum Waited {
+    Done,
+    TimedOut,
+}
+
+impl<'c> Run<'c> {
+    fn empty(ctx: &'c Context, arena: Option<ArenaKeepAlive>) -> Run<'c> {
+        Run {
+            ctx,
+            objs: RunObjects::empty(arena),
+            run_ptr: std::ptr::null_mut(),
+            run_len: 0,
+            cmd: vk::CommandBuffer::null(),
+            in_flight: false,
+        }
+    }
+
+    /// Imports the arena the run's keep-alive keeps mapped into `objs` (once).
+    fn import_arena(&mut self) -> Result<vk::Buffer, VkError> {
+        if self.objs.arena_buffer == vk::Buffer::null() {
+            let (base, len) = self
+                .objs
+                .arena
+                .as_ref()
+                .map(|k| k.arena())
+                .ok_or(VkError::NoArena)?;
+            // SAFETY: the arena is a live mapping of `len` bytes kept mapped by `objs.arena`, which lives
+            // as long as the import (it is dropped only after `destroy`, and parked with the run otherwise).
+            let (b, m, _) = unsafe { self.ctx.import_host(base, len) }
+                .map_err(|e| VkError::Arena(Box::new(e)))?;
+            self.objs.arena_buffer = b;
+            self.objs.arena_memory = m;
+        }
+        Ok(self.objs.arena_buffer)
+    }
+
+    /// Imports the arena `keep` keeps mapped, creates the run buffer (`run_len` bytes) and records `groups`
+    /// workgroups of `pipeline` with `push` as push constants.
+    pub fn new(
+        ctx: &'c Context,
+        keep: ArenaKeepAlive,
+        run_len: usize,
+        pipeline: vk::Pipeline,
+        push: &[u8; 128],
+        groups: u32,
+    ) -> Result<Run<'c>, VkError> {
+        let d = &ctx.device;
+        let mut run = Run::empty(ctx, Some(keep));
+        run.run_len = run_len;
+        // -- the arena: a storage buffer over imported host memory
+        let arena = run.import_arena()?;
+        // -- the run buffer: ordinary host-visible memory
+        let (b, m, _) = ctx.allocate_buffer(
+            run_len,
+            vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT,
+            vk::MemoryPropertyFlags::empty(),
+        )?;
+        run.objs.run_buffer = b;
+        run.objs.run_memory = m;
+        // SAFETY: host-visible memory, not mapped yet; unmapped in `destroy`.
+        run.run_ptr = unsafe { d.map_memory(m, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty()) }
+            .map_err(VkError::call("vkMapMemory(run)"))? as *mut u8;
+        // -- descriptors: 0 and 1 = the arena (32- and 64-bit views), 2 = the run buffer
+        run.record(
+            ctx.set_layout,
+            ctx.pipeline_layout,
+            pipeline,
+            &[arena, arena, b],
+            push,
+            groups,
+        )?;
+        Ok(run)
+    }
+
+    /// A run of a caller-supplied kernel: binding `i` is `binds[i]`, the ring arena (imported) where it is
+    /// `None`, else the caller's buffer; the run keeps the kernel and the buffers alive until its objects are
+    /// destroyed.
+    pub fn kernel(
+        ctx: &'c Context,
+        kernel: &Arc<Kernel>,
+        arena: Option<ArenaKeepAlive>,
+        binds: &[Option<Arc<Buffer>>],
+        push: &[u8; 128],
+        groups: u32,
+    ) -> Result<Run<'c>, VkError> {
+        if binds.len() != kernel.bindings as usize {
+            return Err(VkError::Bindings {
+                kernel: kernel.name.clone(),
+                bindings: kernel.bindings,
+                given: binds.len(),
+            });
+        }
+        let mut run = Run::empty(ctx, arena);
+        run.objs.keep.push(kernel.clone());
+        let mut buffers = Vec::with_capacity(binds.len());
+        for b in binds {
+            match b {
+                None => buffers.push(run.import_arena()?),
+                Some(b) => {
+                    buffers.push(b.buffer);
+                    run.objs.keep.push(b.clone());
+                }
+            }
+        }
+        run.record(
+            kernel.set_layout,
+            kernel.pipeline_layout,
+            kernel.pipeline,
+            &buffers,
+            push,
+            groups,
+        )?;
+        Ok(run)
+    }
+
+    /// Creates the descriptor set (binding `i` = `buffers[i]`, whole-size storage buffers), the command
+    /// buffer (bind, push constants, dispatch `groups`, barrier to the host) and the fence.
+    fn record(
+        &mut self,
+        set_layout: vk::DescriptorSetLayout,
+        pipeline_layout: vk::PipelineLayout,
+        pipeline: vk::Pipeline,
+        buffers: &[vk::Buffer],
+        push: &[u8; 128],
+        groups: u32,
+    ) -> Result<(), VkError> {
+        let ctx = self.ctx;
+        let d = &ctx.device;
+        let sizes = [vk::DescriptorPoolSize {
+            ty: vk::DescriptorType::STORAGE_BUFFER,
+            descriptor_count: buffers.len().max(1) as u32,
+        }];
+        let pinfo = vk::DescriptorPoolCreateInfo::default()
+            .max_sets(1)
+            .pool_sizes(&sizes);
+        // SAFETY: live device; info lives across the call. Each created object is stored in `self.objs` at
+        // once, so an early return destroys it (never submitted).
+        self.objs.desc_pool = unsafe { d.create_descriptor_pool(&pinfo, None) }
+            .map_err(VkError::call("vkCreateDescriptorPool"))?;
+        let layouts = [set_layout];
+        let sinfo = vk::DescriptorSetAllocateInfo::default()
+            .descriptor_pool(self.objs.desc_pool)
+            .set_layouts(&layouts);
+        // SAFETY: live pool with room for one set of this layout.
+        let set = unsafe { d.allocate_descriptor_sets(&sinfo) }
+            .map_err(VkError::call("vkAllocateDescriptorSets"))?[0];
+        let infos: Vec<[vk::DescriptorBufferInfo; 1]> = buffers
+            .iter()
+            .map(|&buffer| {
+                [vk::DescriptorBufferInfo {
+                    buffer,
+                    offset: 0,
+                    range: vk::WHOLE_SIZE,
+                }]
+            })
+            .collect();
+        let writes: Vec<_> = infos
+            .iter()
+            .enumerate()
+            .map(|(i, info)| {
+                vk::WriteDescriptorSet::default()
+                    .dst_set(set)
+                    .dst_binding(i as u32)
+                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                    .buffer_info(info)
+            })
+            .collect();
+        // SAFETY: the set and buffers are live; nothing uses the set yet.
+        unsafe { d.update_descriptor_sets(&writes, &[]) };
+
+        let cinfo = vk::CommandPoolCreateInfo::default().queue_family_index(ctx.queue_family);
+        // SAFETY: live device; info lives across the call.
+        self.objs.cmd_pool = unsafe { d.create_command_pool(&cinfo, None) }
+            .map_err(VkError::call("vkCreateCommandPool"))?;
+        let ainfo = vk::CommandBufferAllocateInfo::default()
+            .command_pool(self.objs.cmd_pool)
+            .level(vk::CommandBufferLevel::PRIMARY)
+            .command_buffer_count(1);
+        // SAFETY: live pool.
+        self.cmd = unsafe { d.allocate_command_buffers(&ainfo) }
+            .map_err(VkError::call("vkAllocateCommandBuffers"))?[0];
+        let to_host = [vk::MemoryBarrier::default()
+            .src_access_mask(vk::AccessFlags::SHADER_WRITE)
+            .dst_access_mask(vk::AccessFlags::HOST_READ)];
+        let cmd = self.cmd;
+        // SAFETY: a fresh command buffer recorded by this thread only; every handle is live; the set layout
+        // and the pipeline layout belong to the pipeline; the barrier makes the shader's writes visible to the
+        // host after the fence.
+        unsafe {
+            d.begin_command_buffer(cmd, &vk::CommandBufferBeginInfo::default())
+                .map_err(VkError::call("vkBeginCommandBuffer"))?;
+            d.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, pipeline);
+            d.cmd_bind_descriptor_sets(
+                cmd,
+                vk::PipelineBindPoint::COMPUTE,
+                pipeline_layout,
+                0,
+                &[set],
+                &[],
+            );
+            d.cmd_push_constants(cmd, pipeline_layout, vk::ShaderStageFlags::COMPUTE, 0, push);
+            d.cmd_dispatch(cmd, groups.max(1), 1, 1);
+            d.cmd_pipeline_barrier(
+                cmd,
+                vk::PipelineStageFlags::COMPUTE_SHADER,
+                vk::PipelineStageFlags::HOST,
+                vk::DependencyFlags::empty(),
+                &to_host,
+                &[],
+                &[],
+            );
+            d.end_command_buffer(cmd)
+                .map_err(VkError::call("vkEndCommandBuffer"))?;
+        }
+        // SAFETY: live device.
+        self.objs.fence = unsafe { d.create_fence(&vk::FenceCreateInfo::default(), None) }
+            .map_err(VkError::call("vkCreateFence"))?;
+        Ok(())
+    }
+
+    /// The mapped run buffer (empty for a kernel run). Only valid to touch while no dispatch is in flight
+    /// (between `dispatch` calls), except for words the program treats as host-shared.
+    pub fn run_bytes(&mut self) -> &mut [u8] {
+        assert!(!self.in_flight, "run buffer touched while a dispatch runs");
+        if self.run_ptr.is_null() {
+            return &mut [];
+        }
+        // SAFETY: `run_ptr` maps `run_len` bytes of host-coherent memory for as long as `self` lives; no
+        // dispatch is in flight (asserted), so the device does not access it concurrently.
+        unsafe { std::slice::from_raw_parts_mut(self.run_ptr, self.run_len) }
+    }
+    /// Submits one dispatch and waits at most `limit` for it.
+    pub fn dispatch(&mut self, limit: Duration) -> Result<Waited, VkError> {
+        let d = &self.ctx.device;
+        let cmds = [self.cmd];
+        let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
+        {
+            let q = self.ctx.queue.lock().unwrap_or_else(|p| p.into_inner());
+            // SAFETY: the queue is externally synchronised by the mutex; the command buffer is executable and
+            // not pending (the previous submission's fence was waited for and reset); the fence is unsignalled.
+            unsafe { d.queue_submit(*q, &submit, self.objs.fence) }
+                .map_err(VkError::call("vkQueueSubmit"))?;
+        }
+        self.in_flight = true;
+        let ns = limit.as_nanos().min(u64::MAX as u128) as u64;
+        // SAFETY: the fence belongs to this device.
+        match unsafe { d.wait_for_fences(&[self.objs.fence], true, ns) } {
+            Ok(()) => {
+                self.in_flight = false;
+                // SAFETY: the fence is signalled and no longer used by a pending submission.
+                unsafe { d.reset_fences(&[self.objs.fence]) }
+                    .map_err(VkError::call("vkResetFences"))?;
+                Ok(Waited::Done)
+            }
+            Err(vk::Result::TIMEOUT) => Ok(Waited::TimedOut),
+            Err(result) => Err(VkError::Call {
+                call: "vkWaitForFences",
+                result,
+            }),
+        }
+    }
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        let d = &self.ctx.device;
+        if self.in_flight {
+            // SAFETY: the fence belongs to this device.
+            let done = unsafe { d.get_fence_status(self.objs.fence) }.unwrap_or(false);
+            if !done {
+                // Still running: park everything (with the arena) until the fence signals.
+                let objs = std::mem::replace(&mut self.objs, RunObjects::empty(None));
+                self.ctx
+                    .orphans
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(objs);
+                return;
+            }
+        }
+        self.objs.destroy(d);
+    }
+}
