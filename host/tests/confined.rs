@@ -120,7 +120,7 @@ fn confined_ring_prints_to_a_plain_fd_through_its_print_slot() {
         };
         ring.set_print_target(t).unwrap();
         let rep = gpu_uring::backend::Device::run(
-            &gpu_uring::backend::cpu::CpuDevice::default(),
+            &*common::cpu(),
             &ring,
             4,
             &gpu_uring::backend::Program::Print { lines: 500 },

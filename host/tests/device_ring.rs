@@ -12,8 +12,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use gpu_uring::backend::cpu::{run_lanes, CpuDevice};
-use gpu_uring::backend::{Device, Program};
+use gpu_uring::backend::cpu::run_lanes;
+use gpu_uring::backend::Program;
 use gpu_uring::ctl_off;
 use gpu_uring::protocol::PrintTarget;
 use gpu_uring::protocol::{CompletionMode, FileRef, DEFAULT_BUDGET};
@@ -55,7 +55,7 @@ fn exactly_once_into_a_regular_file(lines: u32) {
     });
     ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
         .unwrap();
-    let rep = CpuDevice::default()
+    let rep = common::cpu()
         .run(
             &ring,
             LANES,
@@ -110,7 +110,7 @@ fn exactly_once_into_a_pipe(lines: u32) {
     });
     ring.set_print_target(PrintTarget::Fd(wr.as_raw_fd()))
         .unwrap();
-    let rep = CpuDevice::default()
+    let rep = common::cpu()
         .run(
             &ring,
             LANES,
@@ -396,7 +396,7 @@ fn rings_without_no_sqarray_use_the_identity_sq_array() {
     assert_ne!(ring.layout().sq_array, 0);
     ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
         .unwrap();
-    let rep = CpuDevice::default()
+    let rep = common::cpu()
         .run(
             &ring,
             8,
@@ -427,7 +427,7 @@ fn lanes_read_a_file_into_fixed_buffers_and_checksum_it() {
         ..Default::default()
     });
     let total = data.len() as u64;
-    let rep = CpuDevice::default()
+    let rep = common::cpu()
         .run(
             &ring,
             LANES_R,

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use gpu_uring::backend::cpu::{run_lanes, spawn_lanes, CpuDevice};
+use gpu_uring::backend::cpu::{run_lanes, spawn_lanes};
 use gpu_uring::backend::{Device, HostileCase, Program};
 use gpu_uring::protocol::shared::*;
 use gpu_uring::protocol::DeviceRing;
@@ -257,11 +257,15 @@ fn table(dev: &dyn Device) {
 
 #[test]
 fn hostile_table_cpu() {
-    let dev = CpuDevice {
-        budget: 4000,
-        ..Default::default()
-    };
-    table(&dev);
+    let (dev, _) = gpu_uring::backend::open_with(
+        &gpu_uring::backend::DeviceSelector::Cpu,
+        &gpu_uring::backend::DeviceConfig {
+            wait_budget: Some(4000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    table(&*dev);
 }
 
 #[test]

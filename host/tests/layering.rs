@@ -49,7 +49,11 @@ fn code_lines(text: &str) -> Vec<String> {
         if t.starts_with("#[cfg(test)]") {
             break;
         }
-        if t.starts_with("//") || t.starts_with("pub use") || t.starts_with("pub(crate) use") {
+        if t.starts_with("//")
+            || t.starts_with("pub use")
+            || t.starts_with("pub(crate) use")
+            || t.starts_with("pub(super) use")
+        {
             continue;
         }
         if t.starts_with("mod ") || t.starts_with("pub mod ") || t.starts_with("pub(crate) mod ") {
@@ -163,7 +167,11 @@ fn reexports_of(text: &str, module: &[String], children: &[String]) -> Vec<(Stri
     let mut stmt = String::new();
     for line in text.lines() {
         let t = line.trim_start();
-        if stmt.is_empty() && !(t.starts_with("pub use ") || t.starts_with("pub(crate) use ")) {
+        if stmt.is_empty()
+            && !(t.starts_with("pub use ")
+                || t.starts_with("pub(crate) use ")
+                || t.starts_with("pub(super) use "))
+        {
             continue;
         }
         stmt.push_str(t);
@@ -174,6 +182,7 @@ fn reexports_of(text: &str, module: &[String], children: &[String]) -> Vec<(Stri
         let body = stmt
             .trim()
             .trim_start_matches("pub(crate) use ")
+            .trim_start_matches("pub(super) use ")
             .trim_start_matches("pub use ")
             .trim_end_matches(';')
             .to_owned();

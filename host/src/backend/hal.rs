@@ -139,6 +139,9 @@ pub struct DeviceConfig {
     pub iter_budget: Option<u32>,
     /// Longest a single dispatch may run before the run fails with [`DeviceError::Timeout`].
     pub dispatch_timeout: Duration,
+    /// Spin budget of each device-side wait in built-in programs on devices whose lanes are host threads
+    /// (the CPU reference device); `None` takes the backend's default.
+    pub wait_budget: Option<u32>,
 }
 
 impl Default for DeviceConfig {
@@ -147,6 +150,7 @@ impl Default for DeviceConfig {
             adapter: None,
             iter_budget: None,
             dispatch_timeout: Duration::from_secs(60),
+            wait_budget: None,
         }
     }
 }

@@ -59,3 +59,10 @@ pub fn ring(cfg: gpu_uring::ring::RingConfig) -> gpu_uring::protocol::DeviceRing
 pub fn read_fd_file(fd: i32) -> Vec<u8> {
     std::fs::read(format!("/proc/self/fd/{fd}")).expect("reading the output file")
 }
+
+/// The CPU reference device, opened through the backend registry like any other device.
+pub fn cpu() -> Box<dyn gpu_uring::backend::Device> {
+    gpu_uring::backend::open(&gpu_uring::backend::DeviceSelector::Cpu)
+        .expect("the CPU reference device is always present")
+        .0
+}

@@ -32,8 +32,12 @@ impl Backend for CpuBackend {
         &self,
         _adapter: Option<&str>,
         _gpu_only: bool,
-        _config: &DeviceConfig,
+        config: &DeviceConfig,
     ) -> Result<Box<dyn Device>, DeviceError> {
-        Ok(Box::new(CpuDevice::default()))
+        let mut dev = CpuDevice::default();
+        if let Some(budget) = config.wait_budget {
+            dev.budget = budget;
+        }
+        Ok(Box::new(dev))
     }
 }
