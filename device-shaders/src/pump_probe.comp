@@ -16,6 +16,9 @@
 //   3 stopped: every lane publishes a NOP to a stopped pump; its wait withdraws it (PUMP_STOPPED) and frees it.
 //   4 write: every lane writes `chunk` bytes (word i = lane << 16 | i) into region `region` at lane × chunk,
 //     WRITEs them to file `file` at lane × chunk, waits, then publishes a FENCE and waits for its DONE.
+//   5 republish (hostile, one lane): publishes a READ of `chunk` bytes of file `file` (a pipe the host fills
+//     later) into region `region`, waits until the pump holds it (state CLAIMED), publishes the same slot again
+//     (the attack the pump must refuse and count), then waits for the READ's completion and frees the slot.
 #include "../include/gpu_uring_pump.glsl"
 
 const uint PH_ALLOC = 0u, PH_WAIT = 1u, PH_SUM = 2u;
@@ -182,6 +185,41 @@ uint bad(uint lane) {
     return GU_QUEUE_STATUS_TIMED_OUT;
 }
 
+// mode 5
+uint republish(uint lane) {
+    uint chunk = gq_run.params.chunk;
+    while (gq_can_start()) {
+        gq_iters++;
+        if (gq_st.phase == PH_ALLOC) {
+            uint slot;
+            if (!gq_try_alloc(gq_st.next_alloc, slot)) { gq_st.would_block++; continue; }
+            gq_publish(slot, GU_QUEUE_OP_READ, gq_run.params.file, gq_run.params.region, uint64_t(0), uint64_t(0),
+                       chunk, lane, uint64_t(5));
+            gq_st.slot0 = slot;
+            gq_st.phase = 3u;
+        } else if (gq_st.phase == 3u) {
+            // A bounded wait on the pump (not on a lane): the hold shows as CLAIMED in the slot's state word.
+            if (gq_ld_acq(gq_slot_off(gq_st.slot0) + GU_IO_SLOT_STATE) != GU_QUEUE_SLOT_CLAIMED) continue;
+            gq_publish(gq_st.slot0, GU_QUEUE_OP_READ, gq_run.params.file, gq_run.params.region, uint64_t(0),
+                       uint64_t(0), chunk, lane, uint64_t(5));
+            gq_st.issued = 1u;
+            gq_st.phase = PH_WAIT;
+        } else {
+            GqCompletion done;
+            uint s = gq_wait(gq_st.slot0, 64u, done);
+            if (s == GU_QUEUE_STATUS_TIMED_OUT) continue;
+            gq_st.last_status = s;
+            gq_st.last_error = done.error;
+            gq_st.last_result = done.result;
+            gq_st.last_tag = done.tag;
+            if (s == GU_QUEUE_STATUS_READY || s == GU_QUEUE_STATUS_PUMP_STOPPED) gq_free(gq_st.slot0);
+            gq_st.flags |= GU_PUMP_LANE_FINISHED;
+            return s;
+        }
+    }
+    return GU_QUEUE_STATUS_TIMED_OUT;
+}
+
 void main() {
     if (!gq_begin()) return;
     uint lane = gq_lane_id;
@@ -195,6 +233,8 @@ void main() {
         status = ops(lane);
     } else if (mode == 4u) {
         status = write_fence(lane);
+    } else if (mode == 5u) {
+        status = republish(lane);
     } else {
         status = bad(lane);
     }

@@ -1,13 +1,17 @@
 //! Hostile device code, one table for every backend: each row corrupts a ring the way device code holding the
 //! arena could, names ONE expected status and ONE expected counter delta, and runs on the CPU reference
 //! device and on Vulkan (lavapipe; with `CI=true` a missing Vulkan device is a failure). Both must match the
-//! row. After every row the ring is dropped: no panic, and the drop ends within a bound.
+//! row. After every row the ring is dropped: no panic, and the drop ends within a bound. The io_queue row runs
+//! each device's own lane side of the pump: the Rust `QueueLane` where lanes are host threads, the GLSL one
+//! (`pump_probe.comp`, mode 5) elsewhere.
 //!
 //! Also here: the library-API cases the table stands for, driven through `Lane` directly (the failing
 //! skip-success link chain, a forged completion for another lane's slot, a host quiescing while device code
 //! rewrites the control words).
 
 mod common;
+#[allow(dead_code)]
+mod pump_util;
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -32,6 +36,8 @@ enum Counter {
     ProtocolViolations,
     ForeignCqes,
     FfErrors,
+    /// `PumpStats::protocol_violations` of the row's pump.
+    PumpProtocolViolations,
 }
 
 impl Counter {
@@ -40,6 +46,7 @@ impl Counter {
             Counter::ProtocolViolations => c.protocol_violations,
             Counter::ForeignCqes => c.foreign_cqes,
             Counter::FfErrors => c.ff_errors,
+            Counter::PumpProtocolViolations => 0,
         }
     }
 }
@@ -51,6 +58,10 @@ impl Counter {
 enum Action {
     /// `Program::Hostile` on a fresh confined ring with one lane.
     Ring(HostileCase),
+    /// One lane of an io_queue program publishes a READ of an empty pipe, waits until the pump holds it
+    /// (CLAIMED), and publishes the same slot again; once the pump counts the violation the host fills the
+    /// pipe, and the lane's READ completes exactly once.
+    RepublishedPumpSlot,
 }
 
 /// One row of the table.
@@ -65,7 +76,17 @@ struct Row {
     delta: (Counter, u32),
 }
 
+/// Bytes the io_queue row reads.
+const PUMP_CHUNK: u32 = 64;
+
 const TABLE: &[Row] = &[
+    Row {
+        name: "io_queue slot re-published while the pump holds it: refused, counted, served once",
+        action: Action::RepublishedPumpSlot,
+        status: gpu_uring::abi::QueueStatus::Ready as u32,
+        res: Some(PUMP_CHUNK as i32),
+        delta: (Counter::PumpProtocolViolations, 1),
+    },
     Row {
         name: "sq_pub rewritten between reserve and publish: the ticket is outside the SQ window",
         action: Action::Ring(HostileCase::SqWindowAtPublish),
@@ -179,8 +200,9 @@ fn confined_ring(lanes: u32, fixed_files: Vec<i32>) -> DeviceRing {
 }
 
 /// Runs one row; returns its outcome and the ring (to be dropped by the caller, bounded).
-fn run_row(dev: &dyn Device, row: &Row, null: &std::fs::File) -> (Outcome, DeviceRing) {
+fn run_row(dev: &dyn Device, row: &Row, null: &std::fs::File) -> (Outcome, Option<DeviceRing>) {
     match row.action {
+        Action::RepublishedPumpSlot => (republished_pump_slot(dev), None),
         Action::Ring(case) => {
             let ring = confined_ring(1, vec![null.as_raw_fd()]);
             let before = ring.view().control_snapshot();
@@ -197,9 +219,80 @@ fn run_row(dev: &dyn Device, row: &Row, null: &std::fs::File) -> (Outcome, Devic
                     res: lane.bytes as u32 as i32,
                     delta: c.read(&after).wrapping_sub(c.read(&before)),
                 },
-                ring,
+                Some(ring),
             )
         }
+    }
+}
+
+/// The io_queue row: see [`Action::RepublishedPumpSlot`].
+fn republished_pump_slot(dev: &dyn Device) -> Outcome {
+    use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams};
+    use gpu_uring::pump::{Pump, PumpConfig, PumpFile, Request};
+    use std::io::Write;
+
+    let (pr, mut pw) = pump_util::pipe();
+    let pump = Pump::spawn(PumpConfig {
+        slots: 16,
+        regions: vec![4096],
+        files: vec![PumpFile::reader_with_extent(&pr, 1 << 30)],
+        sq_entries: 4,
+        stop_timeout: Duration::from_secs(30),
+        ..Default::default()
+    })
+    .unwrap();
+    let before = pump.stats().protocol_violations;
+    let (status, res) = std::thread::scope(|s| {
+        // The host's part: fill the pipe once the pump has refused the second publication (or give up after
+        // a bound, so a device that never attacks still finishes).
+        let pump = &pump;
+        s.spawn(move || {
+            pump_util::eventually(Duration::from_secs(20), || {
+                pump.stats().protocol_violations > before
+            });
+            pw.write_all(&[0x5a; PUMP_CHUNK as usize]).unwrap();
+        });
+        if dev.info().caps.lanes_are_host_threads {
+            let r = gpu_uring::backend::cpu::run_queue_lanes(pump, 1, |lane| {
+                let v = lane.view();
+                let req = Request::read(0, 0, 0, 0, PUMP_CHUNK);
+                let slot = lane.alloc(100).unwrap();
+                lane.publish(slot, &req);
+                // A bounded wait on the pump (not on a lane): its hold shows as CLAIMED.
+                assert!(pump_util::eventually(Duration::from_secs(20), || {
+                    v.state(slot).load(Ordering::Acquire) == gpu_uring::abi::QUEUE_SLOT_CLAIMED
+                }));
+                // The attack, as device code holding the arena can write it: publish the held slot again.
+                v.state(slot)
+                    .store(gpu_uring::abi::QUEUE_SLOT_PUBLISHED, Ordering::Release);
+                v.bitmap_word(slot / 32)
+                    .fetch_or(1 << (slot % 32), Ordering::Release);
+                let c = lane.wait_until(slot, pump_util::deadline());
+                lane.free(slot);
+                c
+            });
+            match r.into_iter().next() {
+                Some(Ok(c)) => (gpu_uring::abi::QueueStatus::Ready as u32, c.result),
+                other => panic!("the CPU lane's wait failed: {other:?}"),
+            }
+        } else {
+            let params = PumpRunParams {
+                file: 0,
+                region: 0,
+                chunk: PUMP_CHUNK,
+                arg0: 5,
+                ..Default::default()
+            };
+            let r = run_pump(dev, pump, 1, PumpProgram::PROBE, params, TIMEOUT).unwrap();
+            (r.lanes[0].last_status, r.lanes[0].last_result)
+        }
+    });
+    let delta = pump.stats().protocol_violations - before;
+    pump.stop().unwrap();
+    Outcome {
+        status,
+        res,
+        delta: delta as u32,
     }
 }
 
@@ -233,7 +326,7 @@ fn table(dev: &dyn Device) {
     let mut bad = Vec::new();
     for row in TABLE {
         let (got, ring) = run_row(dev, row, &null);
-        rings.push((row.name, ring));
+        rings.extend(ring.map(|r| (row.name, r)));
         let want = Outcome {
             status: row.status,
             res: row.res.unwrap_or(got.res),

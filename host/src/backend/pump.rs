@@ -61,7 +61,8 @@ impl PumpProgram {
         builtin: true,
     };
     /// `pump_probe.comp`: layout echo (arg0 = 0), exactly-once READs (1), validation errors (2), withdrawal
-    /// from a stopped pump (3), WRITE then FENCE (4).
+    /// from a stopped pump (3), WRITE then FENCE (4), and a hostile lane that publishes a slot the pump holds
+    /// a second time (5).
     pub const PROBE: PumpProgram = PumpProgram {
         name: "pump_probe",
         spirv: spirv::PUMP_PROBE,
@@ -103,9 +104,10 @@ impl PumpProgram {
             ("pump_stream", _) => 2 * lanes as u64 * chunk,
             (_, 0) => 56 * 4,
             (_, 1 | 4) => lanes as u64 * chunk,
+            (_, 5) => chunk,
             _ => 0,
         };
-        let chunked = self.name == "pump_stream" || matches!(p.arg0, 1 | 4);
+        let chunked = self.name == "pump_stream" || matches!(p.arg0, 1 | 4 | 5);
         if chunked && (chunk == 0 || chunk % 4 != 0) {
             return Err(format!(
                 "{}: chunk must be a positive multiple of 4, got {chunk}",
