@@ -10,7 +10,6 @@
 //! rewrites the control words).
 
 mod common;
-#[allow(dead_code)]
 mod pump_util;
 
 use std::os::fd::AsRawFd;
