@@ -299,6 +299,134 @@
 #define GU_QUEUE_STATUS_PUMP_STOPPED 3u
 #define GU_QUEUE_STATUS_NOT_PUBLISHED 4u
 
+#ifndef __cplusplus
+// GLSL member lists of the structs GLSL declares, each expanded as `struct <GlslType> { GU_<STRUCT>_MEMBERS };`
+// or inside a push-constant / buffer block. Members keep the Rust names (GLSL-reserved names renamed);
+// nested structs are named by their GLSL type. std430 places every member at the offset defined above.
+// RingLayout as GLSL's GuRingLayout
+#define GU_RING_LAYOUT_MEMBERS \
+    uint64_t arena_host_base; \
+    uint64_t arena_size; \
+    uint sq_head; \
+    uint sq_tail; \
+    uint sq_flags; \
+    uint sq_mask; \
+    uint sq_entries; \
+    uint sq_array; \
+    uint cq_head; \
+    uint cq_tail; \
+    uint cq_mask; \
+    uint cq_entries; \
+    uint cqes; \
+    uint sqes; \
+    uint control; \
+    uint slots; \
+    uint slots_per_lane; \
+    uint lanes; \
+    uint staging; \
+    uint staging_lines; \
+    uint line_bytes; \
+    uint staging_buf_index; \
+    uint fixed_off; \
+    uint fixed_size; \
+    uint fixed_buf_index; \
+    uint w_sq; \
+    uint w_cq; \
+    uint credit_pool; \
+    uint ring_flags; \
+    uint lane_words;
+// RunParams as GLSL's GuRunParams
+#define GU_RUN_PARAMS_MEMBERS \
+    uint program; \
+    uint lanes; \
+    uint count; \
+    uint arg0; \
+    uint arg1; \
+    uint arg2; \
+    uint iter_budget; \
+    uint dispatch; \
+    uint64_t total; \
+    uint reserved[6];
+// RunHeader as GLSL's GuRunBuffer
+#define GU_RUN_HEADER_MEMBERS \
+    GuRunParams params; \
+    uint text_index[32]; \
+    uint text_bytes[128]; \
+    uint reserved[16];
+// LaneState as GLSL's GuLaneState
+#define GU_LANE_STATE_MEMBERS \
+    uint seq; \
+    uint phase; \
+    uint done; \
+    uint failed; \
+    uint flags; \
+    uint next_line; \
+    uint pending_len; \
+    uint line_len; \
+    uint64_t checksum; \
+    uint64_t bytes; \
+    uint dispatches; \
+    uint waits; \
+    uint iters; \
+    uint last_status;
+// PumpLayout as GLSL's GqPumpLayout
+#define GU_PUMP_LAYOUT_MEMBERS \
+    uint64_t arena_size; \
+    uint header; \
+    uint bitmap; \
+    uint bitmap_words; \
+    uint slots; \
+    uint nslots; \
+    uint regions; \
+    uint nregions; \
+    uint nfiles; \
+    uint version; \
+    uint reserved[5];
+// PumpRunParams as GLSL's GqRunParams
+#define GU_PUMP_RUN_PARAMS_MEMBERS \
+    uint program; \
+    uint lanes; \
+    uint iter_budget; \
+    uint dispatch; \
+    uint file; \
+    uint region; \
+    uint chunk; \
+    uint count; \
+    uint64_t total; \
+    uint arg0; \
+    uint arg1; \
+    uint arg2; \
+    uint arg3; \
+    uint reserved[2];
+// PumpLaneState as GLSL's GqLaneState
+#define GU_PUMP_LANE_STATE_MEMBERS \
+    uint flags; \
+    uint phase; \
+    uint seq; \
+    uint done; \
+    uint failed; \
+    uint issued; \
+    uint consumed; \
+    uint next_alloc; \
+    uint slot0; \
+    uint slot1; \
+    uint hpos; \
+    uint last_status; \
+    uint last_error; \
+    int last_result; \
+    uint dispatches; \
+    uint waits; \
+    uint iters; \
+    uint would_block; \
+    uint reserved0; \
+    uint reserved1; \
+    uint64_t hash; \
+    uint64_t sum; \
+    uint64_t bytes; \
+    uint64_t last_tag; \
+    uint reserved2[4];
+#endif // !__cplusplus
+
 #ifdef __cplusplus
 // C++ views (HIP, CUDA, host C++): plain structs, checked against the defines above.
 #include <stddef.h>

@@ -6,7 +6,7 @@
 //   0: the whole arena as 32-bit words      (imported host memory, HOST_COHERENT)
 //   1: the same arena as 64-bit words       (only the 64-bit control words are touched through it, atomically)
 //   2: the run buffer: GuRunParams, the text table, then one GuLaneState per lane (host-visible)
-// Push constants: the 128-byte RingLayout (host/src/abi/ring.rs; GU_RING_LAYOUT_* in the ABI header), field for field.
+// Push constants: the 128-byte RingLayout (host/src/abi/ring.rs; GU_RING_LAYOUT_MEMBERS in the ABI header).
 //
 // Every shared word is accessed with an atomic of device scope (gl_ScopeDevice) and the semantics PROTOCOL.md
 // names; SQE fills, CQE reads and staging bytes are plain accesses ordered by those atomics (the buffers are
@@ -34,33 +34,16 @@ layout(local_size_x_id = 0) in; // = the device's subgroup size (lavapipe: 8); s
 layout(std430, set = 0, binding = 0) coherent buffer GuArena32 { uint w[]; } gu_a;
 layout(std430, set = 0, binding = 1) coherent buffer GuArena64 { uint64_t d[]; } gu_a64;
 
-layout(push_constant) uniform GuRingLayout {
-    uint64_t arena_host_base;
-    uint64_t arena_size;
-    uint sq_head; uint sq_tail; uint sq_flags; uint sq_mask; uint sq_entries; uint sq_array;
-    uint cq_head; uint cq_tail; uint cq_mask; uint cq_entries; uint cqes; uint sqes;
-    uint control; uint slots; uint slots_per_lane; uint lanes; uint staging; uint staging_lines;
-    uint line_bytes; uint staging_buf_index; uint fixed_off; uint fixed_size; uint fixed_buf_index;
-    uint w_sq; uint w_cq; uint credit_pool; uint ring_flags; uint lane_words;
-} gu_l;
+// The structs below are the ABI header's member lists (GU_<STRUCT>_MEMBERS, generated from host/src/abi/ with the
+// Rust field names and offsets); no member is typed here. RingLayout's `fixed` is `fixed_off` (`fixed` is
+// reserved in GLSL).
+layout(push_constant, std430) uniform GuRingLayout { GU_RING_LAYOUT_MEMBERS } gu_l;
 
-// Views of RunParams, RunHeader and LaneState (host/src/abi/run.rs); sizes from the ABI header, fields pinned
-// by the layout program.
-struct GuRunParams {
-    uint program; uint lanes; uint count; uint arg0; uint arg1; uint arg2; uint iter_budget; uint dispatch;
-    uint64_t total;
-    uint reserved[(GU_SIZEOF_RUN_PARAMS - GU_RUN_PARAMS_RESERVED) / 4u];
-};
-struct GuLaneState {
-    uint seq; uint phase; uint done; uint failed; uint flags; uint next_line; uint pending_len; uint line_len;
-    uint64_t checksum; uint64_t bytes;
-    uint dispatches; uint waits; uint iters; uint last_status;
-};
+struct GuRunParams { GU_RUN_PARAMS_MEMBERS };
+struct GuLaneState { GU_LANE_STATE_MEMBERS };
+// RunHeader (params; text k: byte offset text_index[2k] into text_bytes, length text_index[2k+1]), then the lanes.
 layout(std430, set = 0, binding = 2) buffer GuRunBuffer {
-    GuRunParams params;
-    uint text_index[2u * GU_TEXT_ENTRIES]; // text k: byte offset text_index[2k] into text_bytes, length text_index[2k+1]
-    uint text_bytes[GU_TEXT_BYTES / 4u];
-    uint reserved[(GU_SIZEOF_RUN_HEADER - GU_RUN_HEADER_RESERVED) / 4u];
+    GU_RUN_HEADER_MEMBERS
     GuLaneState lane[];
 } gu_run;
 

@@ -9,7 +9,7 @@
 //      written as two 32-bit words, which the release store of PUBLISHED orders before the pump's claim, so no
 //      64-bit atomics (and no 64-bit view of the arena) are needed.
 //   1: the pump run buffer: GqRunParams, then one GqLaneState per lane (host-visible)
-// Push constants: the 64-byte PumpLayout (host/src/abi/queue.rs; GU_PUMP_LAYOUT_* in the ABI header), field for field.
+// Push constants: the 64-byte PumpLayout (host/src/abi/queue.rs; GU_PUMP_LAYOUT_MEMBERS in the ABI header).
 //
 // Every shared word (slot state, pending-bitmap words, pump_state) is accessed with an atomic of device scope
 // (gl_ScopeDevice) and the semantics PROTOCOL.md §Q3 names: "acquire" = gl_SemanticsAcquire |
@@ -36,30 +36,12 @@ layout(local_size_x_id = 0) in; // = the device's subgroup size (lavapipe: 8)
 
 layout(std430, set = 0, binding = 0) coherent buffer GqArena32 { uint w[]; } gq_a;
 
-// PumpLayout (host/src/abi/queue.rs), 64 bytes.
-layout(push_constant) uniform GqPumpLayout {
-    uint64_t arena_size;
-    uint header; uint bitmap; uint bitmap_words; uint slots; uint nslots; uint regions; uint nregions;
-    uint nfiles; uint version; uint reserved0; uint reserved1; uint reserved2; uint reserved3; uint reserved4;
-} gq_l;
+// PumpLayout (host/src/abi/queue.rs, 64 bytes), PumpRunParams and PumpLaneState (host/src/abi/run.rs): the ABI
+// header's member lists (GU_<STRUCT>_MEMBERS, with the Rust field names and offsets); no member is typed here.
+layout(push_constant, std430) uniform GqPumpLayout { GU_PUMP_LAYOUT_MEMBERS } gq_l;
 
-// Views of PumpRunParams and PumpLaneState (host/src/abi/run.rs); fields pinned by the echo probe.
-struct GqRunParams {
-    uint program; uint lanes; uint iter_budget; uint dispatch;
-    uint file; uint region; uint chunk; uint count;
-    uint64_t total;
-    uint arg0; uint arg1; uint arg2; uint arg3;
-    uint reserved0; uint reserved1;
-};
-struct GqLaneState {
-    uint flags; uint phase; uint seq; uint done;
-    uint failed; uint issued; uint consumed; uint next_alloc;
-    uint slot0; uint slot1; uint hpos; uint last_status;
-    uint last_error; int last_result; uint dispatches; uint waits;
-    uint iters; uint would_block; uint reserved0; uint reserved1;
-    uint64_t hash; uint64_t sum; uint64_t bytes; uint64_t last_tag;
-    uint reserved2; uint reserved3; uint reserved4; uint reserved5;
-};
+struct GqRunParams { GU_PUMP_RUN_PARAMS_MEMBERS };
+struct GqLaneState { GU_PUMP_LANE_STATE_MEMBERS };
 layout(std430, set = 0, binding = 1) buffer GqRunBuffer {
     GqRunParams params;
     GqLaneState lane[];

@@ -29,8 +29,8 @@ void echo() {
     gq_a.w[b + 2u] = gq_l.header; gq_a.w[b + 3u] = gq_l.bitmap; gq_a.w[b + 4u] = gq_l.bitmap_words;
     gq_a.w[b + 5u] = gq_l.slots; gq_a.w[b + 6u] = gq_l.nslots; gq_a.w[b + 7u] = gq_l.regions;
     gq_a.w[b + 8u] = gq_l.nregions; gq_a.w[b + 9u] = gq_l.nfiles; gq_a.w[b + 10u] = gq_l.version;
-    gq_a.w[b + 11u] = gq_l.reserved0; gq_a.w[b + 12u] = gq_l.reserved1; gq_a.w[b + 13u] = gq_l.reserved2;
-    gq_a.w[b + 14u] = gq_l.reserved3; gq_a.w[b + 15u] = gq_l.reserved4;
+    gq_a.w[b + 11u] = gq_l.reserved[0]; gq_a.w[b + 12u] = gq_l.reserved[1]; gq_a.w[b + 13u] = gq_l.reserved[2];
+    gq_a.w[b + 14u] = gq_l.reserved[3]; gq_a.w[b + 15u] = gq_l.reserved[4];
     for (uint i = 0u; i < 6u; i++) gq_a.w[b + 16u + i] = gq_ld_rlx(gq_l.header + 4u * i);
     gq_a.w[b + 22u] = gq_region_offset(0u); gq_a.w[b + 23u] = gq_region_size(0u);
     uint s = gq_slot_off(gq_run.params.arg1);
@@ -44,7 +44,7 @@ void echo() {
     gq_a.w[b + 46u] = p.chunk; gq_a.w[b + 47u] = p.count;
     gq_a.w[b + 48u] = uint(p.total); gq_a.w[b + 49u] = uint(p.total >> 32);
     gq_a.w[b + 50u] = p.arg0; gq_a.w[b + 51u] = p.arg1; gq_a.w[b + 52u] = p.arg2; gq_a.w[b + 53u] = p.arg3;
-    gq_a.w[b + 54u] = p.reserved0; gq_a.w[b + 55u] = p.reserved1;
+    gq_a.w[b + 54u] = p.reserved[0]; gq_a.w[b + 55u] = p.reserved[1];
     uint next = gq_run.params.arg2, slot;
     if (gq_try_alloc(next, slot)) {
         gq_publish(slot, GU_QUEUE_OP_NOP, 3u, 5u, 0x1122334455667788UL, 0x99aabbccddeeff00UL, 7u, gq_lane_id,
@@ -58,7 +58,7 @@ void echo() {
     gq_st.would_block = 17u; gq_st.reserved0 = 18u; gq_st.reserved1 = 19u;
     gq_st.hash = 0x1111222233334444UL; gq_st.sum = 0x5555666677778888UL; gq_st.bytes = 0x99990000aaaa0000UL;
     gq_st.last_tag = 0xbbbbccccddddeeeeUL; gq_st.last_status = 26u;
-    gq_st.reserved2 = 22u; gq_st.reserved3 = 23u; gq_st.reserved4 = 24u; gq_st.reserved5 = 25u;
+    gq_st.reserved2[0] = 22u; gq_st.reserved2[1] = 23u; gq_st.reserved2[2] = 24u; gq_st.reserved2[3] = 25u;
 }
 
 // mode 1; returns the status of the last step.

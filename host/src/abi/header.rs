@@ -3,7 +3,11 @@
 //!
 //! Outside C++ the header holds include-guarded `#define`s only — field offsets and struct sizes in bytes
 //! (`GU_<STRUCT>_<FIELD>`, `GU_SIZEOF_<STRUCT>`), enum values and constants — every one unsigned, with a `u`
-//! suffix (`UL` for 64-bit values), so that GLSL's preprocessor reads it. Under `#ifdef __cplusplus` it adds
+//! suffix (`UL` for 64-bit values), so that GLSL's preprocessor reads it. Under `#ifndef __cplusplus` it adds
+//! the member lists of the structs GLSL declares (`GU_<STRUCT>_MEMBERS`: `uint`, `int`, `uint64_t`, arrays and
+//! nested structs by their GLSL type name), which the GLSL library expands inside its push-constant blocks,
+//! buffer blocks and structs, so no GLSL file retypes a layout; the generator checks that GLSL's std430 rules
+//! place every member at the Rust offset (`#error` in the header otherwise). Under `#ifdef __cplusplus` it adds
 //! plain C++ struct views (`namespace gpu_uring`) with `static_assert`s of every size, alignment and offset
 //! against those defines.
 //!
@@ -128,6 +132,19 @@ pub fn render() -> String {
     h.enumeration::<QueueStatus>("QUEUE_STATUS");
 
     h.line("");
+    h.line("#ifndef __cplusplus");
+    h.line("// GLSL member lists of the structs GLSL declares, each expanded as `struct <GlslType> { GU_<STRUCT>_MEMBERS };`");
+    h.line("// or inside a push-constant / buffer block. Members keep the Rust names (GLSL-reserved names renamed);");
+    h.line("// nested structs are named by their GLSL type. std430 places every member at the offset defined above.");
+    h.glsl::<RingLayout>("RING_LAYOUT", "GuRingLayout");
+    h.glsl::<RunParams>("RUN_PARAMS", "GuRunParams");
+    h.glsl::<RunHeader>("RUN_HEADER", "GuRunBuffer");
+    h.glsl::<LaneState>("LANE_STATE", "GuLaneState");
+    h.glsl::<PumpLayout>("PUMP_LAYOUT", "GqPumpLayout");
+    h.glsl::<PumpRunParams>("PUMP_RUN_PARAMS", "GqRunParams");
+    h.glsl::<PumpLaneState>("PUMP_LANE_STATE", "GqLaneState");
+    h.line("#endif // !__cplusplus");
+    h.line("");
     h.line("#ifdef __cplusplus");
     h.line("// C++ views (HIP, CUDA, host C++): plain structs, checked against the defines above.");
     h.line("#include <stddef.h>");
@@ -157,11 +174,43 @@ pub fn render() -> String {
 #[derive(Default)]
 struct Header {
     out: String,
+    /// Structs given a GLSL member list so far: (Rust name, GLSL type name, size, alignment), so that a later
+    /// struct can nest them.
+    glsl_types: Vec<GlslType>,
 }
+
+#[derive(Clone, Copy)]
+struct GlslType {
+    rust: &'static str,
+    glsl: &'static str,
+    size: usize,
+    align: usize,
+}
+
+/// Fields whose Rust name is a GLSL reserved word, and the name GLSL gives them: (struct, field, GLSL name).
+const GLSL_RENAMES: &[(&str, &str, &str)] = &[("RingLayout", "fixed", "fixed_off")];
+
+/// GLSL keywords and reserved words (GLSL 4.60 §3.6) that could plausibly be field names; a member list naming
+/// one fails with `#error` until [`GLSL_RENAMES`] renames it.
+const GLSL_RESERVED: &str = "\
+    active asm atomic_uint attribute bool break buffer case cast centroid class coherent common const \
+    continue default discard do double else enum extern external false filter fixed flat float for goto \
+    half highp if in inline inout input int interface invariant layout long lowp mediump namespace \
+    noinline noperspective out output partition patch precise precision public readonly resource \
+    restrict return sample sampler shared short sizeof smooth static struct subroutine superp switch \
+    template this true typedef uint uniform union unsigned using varying void volatile while writeonly";
 
 /// A field name as the define spells it: upper case, without leading underscores.
 fn define_name(field: &str) -> String {
     field.trim_start_matches('_').to_ascii_uppercase()
+}
+
+/// A field's name in GLSL: the Rust name, unless [`GLSL_RENAMES`] renames it.
+fn glsl_field_name(strukt: &str, field: &'static str) -> &'static str {
+    GLSL_RENAMES
+        .iter()
+        .find(|(s, f, _)| *s == strukt && *f == field)
+        .map_or(field, |r| r.2)
 }
 
 impl Header {
@@ -203,6 +252,95 @@ impl Header {
                 e.raw(),
             );
         }
+    }
+
+    /// `GU_<prefix>_MEMBERS`: `S`'s members as GLSL declares them, after checking that std430 gives each the
+    /// Rust offset. A member GLSL cannot express (8/16-bit scalars, an unregistered nested struct, a reserved
+    /// name) or a layout std430 would place differently becomes an `#error` line instead, so neither the
+    /// committed-header test nor a shader compile can miss it.
+    fn glsl<S: AbiStruct>(&mut self, prefix: &str, glsl_type: &'static str) {
+        let mut members = Vec::new();
+        let mut errors = Vec::new();
+        let (mut at, mut align) = (0usize, 1usize);
+        for f in S::FIELDS {
+            let name = glsl_field_name(S::NAME, f.name);
+            if GLSL_RESERVED.split_whitespace().any(|w| w == name)
+                || name.starts_with("gl_")
+                || name.contains("__")
+            {
+                errors.push(format!(
+                    "{}::{} is reserved in GLSL: rename it in GLSL_RENAMES",
+                    S::NAME,
+                    f.name
+                ));
+                continue;
+            }
+            // (GLSL type, std430 size, std430 alignment) of one element.
+            let elem = match f.c_type {
+                "uint32_t" => Some(("uint", 4, 4)),
+                "int32_t" => Some(("int", 4, 4)),
+                "uint64_t" => Some(("uint64_t", 8, 8)),
+                nested => self
+                    .glsl_types
+                    .iter()
+                    .find(|t| t.rust == nested)
+                    .map(|t| (t.glsl, t.size, t.align)),
+            };
+            let Some((ty, size, elem_align)) = elem else {
+                errors.push(format!(
+                    "{}::{} ({}) has no GLSL type (8/16-bit, or a struct not yet given a member list)",
+                    S::NAME,
+                    f.name,
+                    f.c_type
+                ));
+                continue;
+            };
+            at = at.next_multiple_of(elem_align);
+            align = align.max(elem_align);
+            if at != f.offset {
+                errors.push(format!(
+                    "std430 puts {}::{} at {at}, Rust at {}",
+                    S::NAME,
+                    f.name,
+                    f.offset
+                ));
+            }
+            at = f.offset + size * f.count.max(1);
+            members.push(if f.count == 0 {
+                format!("{ty} {name};")
+            } else {
+                format!("{ty} {name}[{}];", f.count)
+            });
+        }
+        let size = at.next_multiple_of(align);
+        if errors.is_empty()
+            && (size != std::mem::size_of::<S>() || align != std::mem::align_of::<S>())
+        {
+            errors.push(format!(
+                "std430 makes {} {size} bytes aligned to {align}, Rust {} aligned to {}",
+                S::NAME,
+                std::mem::size_of::<S>(),
+                std::mem::align_of::<S>()
+            ));
+        }
+        for e in &errors {
+            let _ = writeln!(self.out, "#error \"{e}\"");
+        }
+        if !errors.is_empty() {
+            return;
+        }
+        self.glsl_types.push(GlslType {
+            rust: S::NAME,
+            glsl: glsl_type,
+            size,
+            align,
+        });
+        let _ = writeln!(self.out, "// {} as GLSL's {glsl_type}", S::NAME);
+        let _ = write!(self.out, "#define GU_{prefix}_MEMBERS");
+        for m in &members {
+            let _ = write!(self.out, " \\\n    {m}");
+        }
+        self.out.push('\n');
     }
 
     fn view<S: AbiStruct>(&mut self, prefix: &str) {
@@ -248,13 +386,53 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for l in text.lines().filter(|l| l.starts_with("#define GU_")) {
             let mut it = l.split_whitespace().skip(1);
-            let (name, value) = (it.next().unwrap(), it.next().unwrap());
+            let name = it.next().unwrap();
             assert!(seen.insert(name.to_owned()), "{name} defined twice");
+            if name.ends_with("_MEMBERS") {
+                continue; // a GLSL member list, continued on the following lines
+            }
+            let value = it.next().unwrap();
             assert!(value.ends_with('u') || value.ends_with("UL"), "{l}");
         }
         assert!(seen.contains("GU_CTL_PROTOCOL_VIOLATIONS"));
         assert!(seen.contains("GU_QUEUE_SLOT_DONE"));
         assert!(seen.contains("GU_RING_SLOT_DONE"));
+    }
+
+    #[test]
+    fn glsl_member_lists_follow_rust() {
+        let text = render();
+        assert!(!text.contains("#error"), "{text}");
+        let start = text.find("#define GU_RING_LAYOUT_MEMBERS").unwrap();
+        let ring = &text[start..text[start..].find("\n//").unwrap() + start];
+        assert!(ring.contains("uint64_t arena_host_base;"), "{ring}");
+        assert!(ring.contains("uint fixed_off;"), "{ring}");
+        assert!(ring.trim_end().ends_with("uint lane_words;"), "{ring}");
+        assert!(text.contains("    GuRunParams params; \\\n    uint text_index[32];"));
+        assert!(text.contains("    int last_result; \\\n"));
+        assert!(text.contains("    uint reserved2[4];\n"));
+    }
+
+    #[test]
+    fn glsl_member_lists_refuse_what_glsl_cannot_hold() {
+        let mut h = Header::default();
+        h.glsl::<Sqe>("SQE", "GuSqe");
+        assert!(
+            h.out
+                .contains("#error \"Sqe::opcode (uint8_t) has no GLSL type"),
+            "{}",
+            h.out
+        );
+        assert!(!h.out.contains("#define"), "{}", h.out);
+        // A nested struct needs its own member list first.
+        let mut h = Header::default();
+        h.glsl::<RunHeader>("RUN_HEADER", "GuRunBuffer");
+        assert!(
+            h.out.contains("#error \"RunHeader::params (RunParams)"),
+            "{}",
+            h.out
+        );
+        assert!(GLSL_RESERVED.split_whitespace().any(|w| w == "fixed"));
     }
 
     /// A C++ compiler agrees with Rust's `repr(C)` layout: the header's `static_assert`s hold. Skipped (saying
