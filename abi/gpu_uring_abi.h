@@ -1,7 +1,8 @@
 // gpu_uring_abi.h: the memory host and device code of gpu-uring share (PROTOCOL.md).
 // GENERATED from host/src/abi/ by `cargo run -p gpu-uring --example gen-abi-header`: do not edit; CI checks
 // it is current. Outside C++: #defines only (byte offsets GU_<STRUCT>_<FIELD>, sizes GU_SIZEOF_<STRUCT>,
-// enum values and constants), all unsigned, so GLSL (GL_GOOGLE_include_directive), HIP and CUDA include it.
+// enum values and constants, all unsigned; GLSL member lists GU_<STRUCT>_MEMBERS), so GLSL
+// (GL_GOOGLE_include_directive), HIP and CUDA include it.
 #ifndef GPU_URING_ABI_H
 #define GPU_URING_ABI_H
 

@@ -31,7 +31,8 @@ pub fn render() -> String {
     h.line("// gpu_uring_abi.h: the memory host and device code of gpu-uring share (PROTOCOL.md).");
     h.line("// GENERATED from host/src/abi/ by `cargo run -p gpu-uring --example gen-abi-header`: do not edit; CI checks");
     h.line("// it is current. Outside C++: #defines only (byte offsets GU_<STRUCT>_<FIELD>, sizes GU_SIZEOF_<STRUCT>,");
-    h.line("// enum values and constants), all unsigned, so GLSL (GL_GOOGLE_include_directive), HIP and CUDA include it.");
+    h.line("// enum values and constants, all unsigned; GLSL member lists GU_<STRUCT>_MEMBERS), so GLSL");
+    h.line("// (GL_GOOGLE_include_directive), HIP and CUDA include it.");
     h.line("#ifndef GPU_URING_ABI_H");
     h.line("#define GPU_URING_ABI_H");
 
@@ -376,7 +377,7 @@ impl Header {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -435,32 +436,48 @@ mod tests {
         assert!(GLSL_RESERVED.split_whitespace().any(|w| w == "fixed"));
     }
 
-    /// A C++ compiler agrees with Rust's `repr(C)` layout: the header's `static_assert`s hold. Skipped (saying
-    /// so) where no `c++` is installed; CI images with a C++ compiler run it.
-    #[test]
-    fn cpp_views_compile_and_match() {
-        let dir = std::env::temp_dir().join(format!("gpu_uring_abi_{}", std::process::id()));
+    /// Compiles the header with `compiler` (`-fsyntax-only`), or says why it was skipped: `None` when it
+    /// compiled or no such compiler is installed, else the compiler's errors.
+    fn compile(compiler: &str, file: &str, std: &str) -> Option<String> {
+        let dir =
+            std::env::temp_dir().join(format!("gpu_uring_abi_{}_{compiler}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let src = dir.join("check.cpp");
-        std::fs::write(&src, format!("{}\nint main() {{ return 0; }}\n", render())).unwrap();
-        let out = std::process::Command::new("c++")
-            .args([
-                "-std=c++14",
-                "-Wall",
-                "-Wextra",
-                "-pedantic",
-                "-fsyntax-only",
-            ])
+        let src = dir.join(file);
+        std::fs::write(
+            &src,
+            format!("{}\nint main(void) {{ return 0; }}\n", render()),
+        )
+        .unwrap();
+        let out = std::process::Command::new(compiler)
+            .args([std, "-Wall", "-Wextra", "-pedantic", "-fsyntax-only"])
             .arg(&src)
             .output();
         let _ = std::fs::remove_dir_all(&dir);
         match out {
-            Err(e) => eprintln!("skipped: no C++ compiler (`c++`: {e})"),
-            Ok(o) => assert!(
-                o.status.success(),
-                "the header's C++ views do not compile:\n{}",
-                String::from_utf8_lossy(&o.stderr)
-            ),
+            Err(e) => {
+                eprintln!("skipped: no `{compiler}` ({e})");
+                None
+            }
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(String::from_utf8_lossy(&o.stderr).into_owned()),
+        }
+    }
+
+    /// A C++ compiler agrees with Rust's `repr(C)` layout: the header's `static_assert`s hold. Skipped (saying
+    /// so) where no `c++` is installed; CI images with a C++ compiler run it.
+    #[test]
+    fn cpp_views_compile_and_match() {
+        if let Some(e) = compile("c++", "check.cpp", "-std=c++14") {
+            panic!("the header's C++ views do not compile:\n{e}");
+        }
+    }
+
+    /// A C includer sees only defines (the GLSL member lists included, never expanded): the header compiles as
+    /// C99. Skipped (saying so) where no `cc` is installed.
+    #[test]
+    fn c_includers_compile() {
+        if let Some(e) = compile("cc", "check.c", "-std=c99") {
+            panic!("the header does not compile as C:\n{e}");
         }
     }
 
