@@ -200,17 +200,32 @@ void gu_max_store_release(uint off, uint v) {
 }
 
 // ---- SQE building (a private 64-byte image, then copied into the SQ with plain stores) ------------------------
-uint gu_sqe[16];
+// Word indices into the image, from the ABI header's byte offsets. Word GU_SQE_W_OPCODE holds opcode (bits 0-7),
+// flags (bits GU_SQE_FLAGS_SHIFT..+7) and ioprio; 64-bit fields are two words, low first.
+const uint GU_SQE_W_OPCODE = GU_SQE_OPCODE / 4u;
+const uint GU_SQE_FLAGS_SHIFT = (GU_SQE_FLAGS % 4u) * 8u;
+const uint GU_SQE_W_FD = GU_SQE_FD / 4u;
+const uint GU_SQE_W_OFF = GU_SQE_OFF / 4u;
+const uint GU_SQE_W_ADDR = GU_SQE_ADDR / 4u;
+const uint GU_SQE_W_LEN = GU_SQE_LEN / 4u;
+const uint GU_SQE_W_OP_FLAGS = GU_SQE_OP_FLAGS / 4u;
+const uint GU_SQE_W_USER_DATA = GU_SQE_USER_DATA / 4u;
+const uint GU_SQE_W_BUF_INDEX = GU_SQE_BUF_INDEX / 4u;
+uint gu_sqe[GU_SIZEOF_SQE / 4u];
 
 void gu_sqe_rw(uint opcode, uint flags, int fd, uint64_t off, uint64_t addr, uint len, uint buf_index) {
-    gu_sqe[0] = (opcode & 0xffu) | ((flags & 0xffu) << 8); // opcode, flags, ioprio = 0
-    gu_sqe[1] = uint(fd);
-    gu_sqe[2] = uint(off);  gu_sqe[3] = uint(off >> 32);
-    gu_sqe[4] = uint(addr); gu_sqe[5] = uint(addr >> 32);
-    gu_sqe[6] = len;        gu_sqe[7] = 0u;                // rw_flags
-    gu_sqe[8] = 0u;         gu_sqe[9] = 0u;                // user_data (set at commit)
-    gu_sqe[10] = buf_index & 0xffffu;                      // buf_index, personality = 0
-    gu_sqe[11] = 0u; gu_sqe[12] = 0u; gu_sqe[13] = 0u; gu_sqe[14] = 0u; gu_sqe[15] = 0u;
+    // Straight-line stores (no loop: lavapipe counts every loop iteration against its per-invocation cap).
+    gu_sqe[GU_SQE_W_OPCODE] = (opcode & 0xffu) | ((flags & 0xffu) << GU_SQE_FLAGS_SHIFT); // ioprio = 0
+    gu_sqe[GU_SQE_W_FD] = uint(fd);
+    gu_sqe[GU_SQE_W_OFF] = uint(off);   gu_sqe[GU_SQE_W_OFF + 1u] = uint(off >> 32);
+    gu_sqe[GU_SQE_W_ADDR] = uint(addr); gu_sqe[GU_SQE_W_ADDR + 1u] = uint(addr >> 32);
+    gu_sqe[GU_SQE_W_LEN] = len;
+    gu_sqe[GU_SQE_W_OP_FLAGS] = 0u;                                                       // rw_flags
+    gu_sqe[GU_SQE_W_USER_DATA] = 0u; gu_sqe[GU_SQE_W_USER_DATA + 1u] = 0u;                // set at commit
+    gu_sqe[GU_SQE_W_BUF_INDEX] = buf_index & 0xffffu;                                     // personality = 0
+    gu_sqe[GU_SQE_FILE_INDEX / 4u] = 0u;
+    gu_sqe[GU_SQE_ADDR3 / 4u] = 0u; gu_sqe[GU_SQE_ADDR3 / 4u + 1u] = 0u;
+    gu_sqe[GU_SQE_PAD2 / 4u] = 0u;  gu_sqe[GU_SQE_PAD2 / 4u + 1u] = 0u;
 }
 void gu_sqe_nop() { gu_sqe_rw(GU_IORING_OP_NOP, 0u, -1, uint64_t(0), uint64_t(0), 0u, 0u); }
 
@@ -256,7 +271,7 @@ bool gu_publish(uint t) {
 // The flag rule of §4 (protocol::check_flags) on the caller's gu_sqe: IOSQE_CQE_SKIP_SUCCESS only from the
 // GU_SKIP mode, and never linked.
 uint gu_check_flags(uint mode) {
-    uint f = (gu_sqe[0] >> 8) & 0xffu;
+    uint f = (gu_sqe[GU_SQE_W_OPCODE] >> GU_SQE_FLAGS_SHIFT) & 0xffu;
     if ((f & GU_IOSQE_CQE_SKIP_SUCCESS) != 0u) return GU_STATUS_BAD_FLAGS;
     if (mode == GU_SKIP && (f & (GU_IOSQE_IO_LINK | GU_IOSQE_IO_HARDLINK)) != 0u) return GU_STATUS_BAD_FLAGS;
     return GU_STATUS_READY;
@@ -266,9 +281,9 @@ uint gu_check_flags(uint mode) {
 // of no lane, so its CQE returns the credit.
 void gu_publish_filler(uint t) {
     gu_sqe_nop();
-    if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[0] |= GU_IOSQE_FIXED_FILE << 8;
-    gu_sqe[8] = 0xffff0000u;
-    gu_sqe[9] = GU_TAG_FF_HI;
+    if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_FIXED_FILE << GU_SQE_FLAGS_SHIFT;
+    gu_sqe[GU_SQE_W_USER_DATA] = 0xffff0000u;
+    gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_FF_HI;
     gu_publish(t);
 }
 
@@ -291,25 +306,25 @@ uint gu_commit(uint lane, uint t, uint mode, uint k, uint line_plus1) {
     uint bad = gu_check_flags(mode);
     if (bad == GU_STATUS_READY && mode == GU_SLOT && (lane >= gu_l.lanes || k >= gu_l.slots_per_lane)) bad = GU_STATUS_BAD_SLOT;
     if (bad != GU_STATUS_READY) { gu_publish_filler(t); return bad; }
-    if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[0] |= GU_IOSQE_FIXED_FILE << 8;
+    if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_FIXED_FILE << GU_SQE_FLAGS_SHIFT;
     if (mode == GU_FF) {
-        gu_sqe[8] = ((lane & 0xffffu) << 16) | line_plus1;
-        gu_sqe[9] = GU_TAG_FF_HI;
+        gu_sqe[GU_SQE_W_USER_DATA] = ((lane & 0xffffu) << 16) | line_plus1;
+        gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_FF_HI;
         if (line_plus1 != 0u) {
             // Relaxed: published by the SQ tail release before any CQE can clear it.
             gu_st_rlx(gu_lane_word(lane, line_plus1 - 1u), 1u);
         }
         gu_add_rlx(gu_lane_word(lane, gu_l.staging_lines), 1u);
     } else if (mode == GU_SKIP) {
-        gu_sqe[0] |= GU_IOSQE_CQE_SKIP_SUCCESS << 8;
-        gu_sqe[8] = (lane & 0xffffu) << 16;
-        gu_sqe[9] = GU_TAG_SKIP_HI;
+        gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_CQE_SKIP_SUCCESS << GU_SQE_FLAGS_SHIFT;
+        gu_sqe[GU_SQE_W_USER_DATA] = (lane & 0xffffu) << 16;
+        gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_SKIP_HI;
         // No CQE on success: the credit goes back now; failures use the headroom (§4).
         gu_add_rlx(gu_ctl(GU_CTL_CQ_CREDITS), 1u);
     } else {
         uint g = lane * gu_l.slots_per_lane + k;
-        gu_sqe[8] = g;
-        gu_sqe[9] = GU_TAG_SLOT_HI | gu_arm(lane, g); // user_data = TAG_SLOT | generation << 32 | slot
+        gu_sqe[GU_SQE_W_USER_DATA] = g;
+        gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_SLOT_HI | gu_arm(lane, g); // user_data = TAG_SLOT | generation << 32 | slot
     }
     if (!gu_publish(t)) {
         // Not published (counted): undo the mode's bookkeeping, so flushes do not wait for a CQE that cannot come.
@@ -331,10 +346,10 @@ uint gu_commit(uint lane, uint t, uint mode, uint k, uint line_plus1) {
 // that a TAG_SLOT user_data with generation 0 naming one of `lane`'s own slots arms that slot and is published
 // with the armed generation (so the lane can wait on it). Anything else arms nothing.
 void gu_commit_exact(uint lane, uint t) {
-    uint g = gu_sqe[8];
+    uint g = gu_sqe[GU_SQE_W_USER_DATA];
     uint first = lane * gu_l.slots_per_lane;
     bool own = lane < gu_l.lanes && g >= first && g - first < gu_l.slots_per_lane;
-    if ((gu_sqe[9] >> (GU_TAG_SHIFT - 32u)) == GU_TAG_SLOT && (gu_sqe[9] & GU_RING_SLOT_GEN_MASK) == 0u && own) gu_sqe[9] = GU_TAG_SLOT_HI | gu_arm(lane, g);
+    if ((gu_sqe[GU_SQE_W_USER_DATA + 1u] >> (GU_TAG_SHIFT - 32u)) == GU_TAG_SLOT && (gu_sqe[GU_SQE_W_USER_DATA + 1u] & GU_RING_SLOT_GEN_MASK) == 0u && own) gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_SLOT_HI | gu_arm(lane, g);
     gu_publish(t);
 }
 
@@ -413,10 +428,10 @@ uint gu_reap(uint max) {
         if (c - released >= gu_l.w_cq) break;
         if (gu_cas_rlx(claim, c, c + 1u) != c) continue;
         uint cb = (gu_l.cqes + (c & gu_l.cq_mask) * GU_SIZEOF_CQE) >> 2;
-        uint ud_lo = gu_a.w[cb];
-        uint ud_hi = gu_a.w[cb + 1u];
-        int res = int(gu_a.w[cb + 2u]);
-        uint cflags = gu_a.w[cb + 3u];
+        uint ud_lo = gu_a.w[cb + GU_CQE_USER_DATA / 4u];
+        uint ud_hi = gu_a.w[cb + GU_CQE_USER_DATA / 4u + 1u];
+        int res = int(gu_a.w[cb + GU_CQE_RES / 4u]);
+        uint cflags = gu_a.w[cb + GU_CQE_FLAGS / 4u];
         gu_dispatch_cqe(ud_lo, ud_hi, res, cflags);
         n++;
         uint h;

@@ -32,9 +32,9 @@ void main() {
         uint t;
         if (!gu_reserve(16u, t)) continue;
         uint img = (gu_l.fixed_off + 64u * gu_st.seq) >> 2;
-        for (uint i = 0u; i < 16u; i++) gu_sqe[i] = gu_a.w[img + i];
-        gu_sqe[8] = lane * gu_l.slots_per_lane; // global slot 0 of lane 0
-        gu_sqe[9] = GU_TAG_SLOT_HI;               // generation 0: arm it
+        for (uint i = 0u; i < GU_SIZEOF_SQE / 4u; i++) gu_sqe[i] = gu_a.w[img + i];
+        gu_sqe[GU_SQE_W_USER_DATA] = lane * gu_l.slots_per_lane; // global slot 0 of lane 0
+        gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_SLOT_HI;               // generation 0: arm it
         gu_commit_exact(lane, t);
         gu_st.phase = PH_WAITING;
     }

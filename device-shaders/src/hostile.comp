@@ -105,9 +105,9 @@ void main() {
             uint g = lane * gu_l.slots_per_lane;
             uint stale = gu_ld_rlx(gu_l.slots + g * 16u) >> GU_RING_SLOT_GEN_SHIFT;
             gu_sqe_nop();
-            gu_sqe[0] |= GU_IOSQE_FIXED_FILE << 8;
-            gu_sqe[8] = g;
-            gu_sqe[9] = GU_TAG_SLOT_HI | stale;
+            gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_FIXED_FILE << GU_SQE_FLAGS_SHIFT;
+            gu_sqe[GU_SQE_W_USER_DATA] = g;
+            gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_SLOT_HI | stale;
             gu_commit_exact(lane, t);
             gu_st.seq = 2u;
         } else if (c == C_STALE_COMPLETION) {
@@ -117,11 +117,11 @@ void main() {
             gu_st.phase = PH_WAIT_SLOT;
         } else if (c == C_LINKED_SKIP_SUCCESS) {
             gu_sqe_nop();
-            gu_sqe[0] |= GU_IOSQE_IO_LINK << 8;
+            gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_IO_LINK << GU_SQE_FLAGS_SHIFT;
             finish(gu_commit(lane, t, GU_SKIP, 0u, 0u), 0);
         } else if (c == C_CALLER_SKIP_SUCCESS) {
             gu_sqe_nop();
-            gu_sqe[0] |= GU_IOSQE_CQE_SKIP_SUCCESS << 8;
+            gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_CQE_SKIP_SUCCESS << GU_SQE_FLAGS_SHIFT;
             finish(gu_commit(lane, t, GU_FF, 0u, 0u), 0);
         } else {
             // Unknown case: publish the reservation as a filler and report it.

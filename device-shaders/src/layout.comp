@@ -13,9 +13,9 @@ void main() {
     uint lane = gu_lane_id;
     uint b = (gu_l.fixed_off + 256u * lane) >> 2;
     gu_sqe_write(true, int(lane), gu_line_off(lane, 0u), 17u + lane, uint64_t(0x1000u + lane));
-    gu_sqe[8] = ((lane & 0xffffu) << 16) | 1u;
-    gu_sqe[9] = GU_TAG_FF_HI;
-    for (uint i = 0u; i < 16u; i++) gu_a.w[b + i] = gu_sqe[i];
+    gu_sqe[GU_SQE_W_USER_DATA] = ((lane & 0xffffu) << 16) | 1u;
+    gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_FF_HI;
+    for (uint i = 0u; i < GU_SIZEOF_SQE / 4u; i++) gu_a.w[b + i] = gu_sqe[i];
     b += 16u;
     gu_a.w[b + 0u] = uint(gu_l.arena_host_base); gu_a.w[b + 1u] = uint(gu_l.arena_host_base >> 32);
     gu_a.w[b + 2u] = uint(gu_l.arena_size);      gu_a.w[b + 3u] = uint(gu_l.arena_size >> 32);
