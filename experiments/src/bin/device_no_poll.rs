@@ -290,6 +290,7 @@ fn main() {
         .int("bad_lines", bad_lines)
         .int("not_submitted", not_submitted)
         .float("loadavg_1m", loadavg(), 2)
+        .ring_mode(&ring)
         .pass("verified", ok);
     exp.table(
         "device_no_poll",
@@ -484,6 +485,7 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
         .int("failed_cqes", ctl.ff_errors)
         .int("writes_in_file", good_writes)
         .float("loadavg_1m", loadavg(), 2)
+        .ring_mode(&ring)
         .pass("verified", ok);
     exp.table(
         "device_no_poll",

@@ -201,6 +201,8 @@ fn main() -> ExitCode {
             3,
         )
         .int("idle_parks", st.idle_parks)
+        .int("protocol_violations", st.protocol_violations)
+        .int("foreign_cqes", st.foreign_cqes)
         .text("device_checksum", format!("{device_sum:016x}"))
         .text("host_checksum", format!("{host:016x}"))
         .pass("match", ok);

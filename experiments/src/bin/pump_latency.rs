@@ -160,6 +160,10 @@ fn through_ring(data: &std::fs::File, lanes: u32, total: u64) -> (f64, u64, Opti
     } else {
         !tot.checksum
     };
+    eprintln!(
+        "direct path {}",
+        gpu_uring_experiments::ring_mode_line(&ring)
+    );
     (rep.elapsed.as_secs_f64(), sum, None)
 }
 
