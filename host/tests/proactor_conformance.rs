@@ -2019,12 +2019,24 @@ fn backend_env_values_parse() {
     assert_eq!(BACKEND_ENV, "GPU_URING_PROACTOR");
 }
 
+/// The backend `GPU_URING_PROACTOR` asks for (read here: the library reads no
+/// environment variable).
+fn env_choice() -> Option<BackendChoice> {
+    let v = std::env::var(BACKEND_ENV).ok()?;
+    Some(
+        BackendChoice::from_env_value(&v)
+            .expect("GPU_URING_PROACTOR must be io_uring, epoll or auto"),
+    )
+}
+
 #[test]
 fn auto_selects_a_backend() {
-    let p = Proactor::new(Options::default()).unwrap();
-    let forced = std::env::var(BACKEND_ENV)
-        .ok()
-        .and_then(|v| BackendChoice::from_env_value(&v));
+    let forced = env_choice();
+    let p = Proactor::new(Options {
+        backend: forced.unwrap_or_default(),
+        ..Options::default()
+    })
+    .unwrap();
     match forced {
         Some(BackendChoice::Epoll) => assert_eq!(p.backend(), BackendKind::Epoll),
         Some(BackendChoice::IoUring) => assert_eq!(p.backend(), BackendKind::IoUring),
