@@ -145,6 +145,7 @@ mod deliver;
 mod epoll;
 mod error;
 mod future;
+pub mod net;
 mod op;
 mod operation;
 mod ops;

@@ -120,6 +120,11 @@ pub enum OpCode {
     WriteFixed,
     Fsync,
     Close,
+    Accept,
+    Connect,
+    Recv,
+    Send,
+    Shutdown,
 }
 
 impl OpCode {
@@ -139,6 +144,11 @@ impl OpCode {
             OpCode::WriteFixed => "write_fixed",
             OpCode::Fsync => "fsync",
             OpCode::Close => "close",
+            OpCode::Accept => "accept",
+            OpCode::Connect => "connect",
+            OpCode::Recv => "recv",
+            OpCode::Send => "send",
+            OpCode::Shutdown => "shutdown",
         }
     }
 }

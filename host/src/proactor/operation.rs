@@ -6,6 +6,7 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::buffers::FixedBuf;
+use super::net::SockAddr;
 use super::op::{Deadline, Target, TimerSpec};
 use super::ops::{self, OpKind};
 use super::sync::{Event, Notification};
@@ -156,6 +157,51 @@ impl Operation {
         Operation::new(OpKind::Fsync(ops::fsync::Fsync {
             fd: fd.into(),
             datasync,
+        }))
+    }
+
+    /// Accepts a connection on a listening socket; completes with the new socket's
+    /// descriptor (non-blocking, close-on-exec), which the caller then owns (e.g.
+    /// `OwnedFd::from_raw_fd`). `IORING_OP_ACCEPT` (5.5+) / epoll + `accept4`.
+    pub fn accept(listener: impl Into<Target>) -> Operation {
+        Operation::new(OpKind::Accept(ops::accept::Accept {
+            fd: listener.into(),
+        }))
+    }
+
+    /// Connects a socket to `addr`; completes with `Ok(0)`. The socket must be
+    /// non-blocking (see [`Socket`](super::net::Socket)). `IORING_OP_CONNECT` (5.5+) /
+    /// epoll + `SO_ERROR`.
+    pub fn connect(socket: impl Into<Target>, addr: impl Into<SockAddr>) -> Operation {
+        Operation::new(OpKind::Connect(ops::connect::Connect {
+            fd: socket.into(),
+            addr: Box::new(addr.into()),
+        }))
+    }
+
+    /// Receives up to `buf.len()` bytes; completes with the count (0: the peer closed
+    /// its side) and returns `buf`. `IORING_OP_RECV` (5.6+) / epoll + `recv`.
+    pub fn recv(socket: impl Into<Target>, buf: Vec<u8>) -> Operation {
+        Operation::new(OpKind::Recv(ops::recv::Recv {
+            fd: socket.into(),
+            buf,
+        }))
+    }
+
+    /// Sends `buf` (the count sent is the result; it may be short) and returns it.
+    /// Never raises `SIGPIPE` (`MSG_NOSIGNAL`). `IORING_OP_SEND` (5.6+) / epoll + `send`.
+    pub fn send(socket: impl Into<Target>, buf: Vec<u8>) -> Operation {
+        Operation::new(OpKind::Send(ops::send::Send {
+            fd: socket.into(),
+            buf,
+        }))
+    }
+
+    /// Shuts down one or both directions of a connection. `IORING_OP_SHUTDOWN` (5.11+).
+    pub fn shutdown(socket: impl Into<Target>, how: std::net::Shutdown) -> Operation {
+        Operation::new(OpKind::Shutdown(ops::shutdown::Shutdown {
+            fd: socket.into(),
+            how,
         }))
     }
 

@@ -70,6 +70,7 @@ pub(crate) struct EpollCx<'a> {
 
 /// Readiness interest (epoll event bits).
 pub(crate) const READABLE: u32 = libc::EPOLLIN as u32;
+pub(crate) const WRITABLE: u32 = libc::EPOLLOUT as u32;
 
 /// What an operation asks of the epoll driver.
 pub(crate) enum Step {

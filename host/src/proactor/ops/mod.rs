@@ -10,7 +10,9 @@ use super::op::{OpCode, Outcome, Resources};
 
 pub(crate) mod base;
 
+pub(crate) mod accept;
 pub(crate) mod close;
+pub(crate) mod connect;
 pub(crate) mod event_wait;
 pub(crate) mod fsync;
 pub(crate) mod nop;
@@ -19,6 +21,9 @@ pub(crate) mod open;
 pub(crate) mod read;
 pub(crate) mod read_fixed;
 pub(crate) mod readv;
+pub(crate) mod recv;
+pub(crate) mod send;
+pub(crate) mod shutdown;
 pub(crate) mod timer;
 pub(crate) mod write;
 pub(crate) mod write_fixed;
@@ -90,6 +95,11 @@ kinds! {
     WriteFixed(write_fixed::WriteFixed),
     Fsync(fsync::Fsync),
     Close(close::Close),
+    Accept(accept::Accept),
+    Connect(connect::Connect),
+    Recv(recv::Recv),
+    Send(send::Send),
+    Shutdown(shutdown::Shutdown),
 }
 
 impl OpKind {
