@@ -1,6 +1,15 @@
-//! Capability query: what the running backend does natively, emulates, or lacks.
+//! Which backend runs, and what it does natively, emulates, or lacks.
 
 use std::fmt;
+
+/// The backend a proactor runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Linux io_uring.
+    IoUring,
+    /// epoll + timerfd + eventfd, with file I/O run on the poll thread.
+    Epoll,
+}
 
 /// A feature a backend may provide natively or by emulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,11 +3,18 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use super::core::{Delivery, Shared, State};
 use super::op::{CancelStatus, Completion, OpId};
-use super::sync::lock;
+
+/// What an `OpFuture` needs from the proactor behind it (any driver).
+pub(crate) trait FutureHost: Send + Sync {
+    /// The completion if it is there (the slot is freed), or registers the waker.
+    fn poll_op(&self, id: OpId, waker: &Waker) -> Poll<Completion>;
+    /// The future is dropped unfinished: detach and cancel.
+    fn drop_op(&self, id: OpId);
+    fn cancel_op(&self, id: OpId) -> CancelStatus;
+}
 
 /// Resolves to the [`Completion`] of one operation. Works with any executor: it is
 /// woken from the thread that runs [`Proactor::poll`](super::Proactor::poll) (or from
@@ -18,7 +25,7 @@ use super::sync::lock;
 /// stay with the proactor until the kernel is done with them, then are dropped.
 #[must_use = "dropping an OpFuture cancels its operation"]
 pub struct OpFuture {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<dyn FutureHost>,
     pub(crate) id: OpId,
     pub(crate) taken: bool,
 }
@@ -32,7 +39,7 @@ impl OpFuture {
     /// Requests cancellation without dropping the future; it then resolves to the
     /// completion (normally `Cancelled`).
     pub fn cancel(&self) -> CancelStatus {
-        self.shared.cancel(self.id)
+        self.shared.cancel_op(self.id)
     }
 }
 
@@ -41,63 +48,18 @@ impl Future for OpFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Completion> {
         assert!(!self.taken, "OpFuture polled after completion");
-        let id = self.id;
-        let mut core = lock(&self.shared.core);
-        let idx = id.index() as usize;
-        let s = &mut core.slots[idx];
-        debug_assert_eq!(s.gen, id.gen());
-        if s.state == State::Done {
-            let (outcome, resources) = s.result.take().expect("done slot holds its result");
-            let user_data = s.user_data;
-            core.release(id.index());
-            drop(core);
+        let r = self.shared.poll_op(self.id, cx.waker());
+        if r.is_ready() {
             self.taken = true;
-            return Poll::Ready(Completion {
-                id,
-                user_data,
-                outcome,
-                resources,
-            });
         }
-        if let Delivery::Future(w) = &mut s.delivery {
-            match w {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => *w = Some(cx.waker().clone()),
-            }
-        }
-        Poll::Pending
+        r
     }
 }
 
 impl Drop for OpFuture {
     fn drop(&mut self) {
-        if self.taken {
-            return;
+        if !self.taken {
+            self.shared.drop_op(self.id);
         }
-        let id = self.id;
-        let idx = id.index() as usize;
-        let leftover = {
-            let mut core = lock(&self.shared.core);
-            let s = &mut core.slots[idx];
-            if s.gen != id.gen() {
-                return;
-            }
-            match s.state {
-                State::Done => {
-                    let r = s.result.take();
-                    core.release(id.index());
-                    r
-                }
-                State::Free => None,
-                State::Queued | State::Running => {
-                    // The completion will only release the resources.
-                    s.delivery = Delivery::Detached;
-                    None
-                }
-            }
-        };
-        drop(leftover);
-        let st = self.shared.cancel(id);
-        let _ = st;
     }
 }

@@ -121,10 +121,9 @@
 //! # Backends
 //!
 //! [`Options::backend`] picks io_uring, epoll, or `Auto`: io_uring when it can be set up,
-//! epoll otherwise. The library reads no environment variable; a program that wants the
-//! choice from its environment parses [`BACKEND_ENV`] with [`BackendChoice::from_env_value`]
-//! (the crate's tests do, so `GPU_URING_PROACTOR=epoll cargo test` runs their `Auto`
-//! proactors on epoll). io_uring rings are created with
+//! epoll otherwise. The library reads no environment variable; a program that wants
+//! one to choose (the tests use [`BACKEND_ENV`]) parses it with
+//! [`BackendChoice::from_env_value`] and sets `Options::backend`. io_uring rings are created with
 //! `SINGLE_ISSUER | DEFER_TASKRUN | R_DISABLED` and retried with fewer flags on `EINVAL`;
 //! `EPERM`, `EACCES`, `ENOSYS` or `kernel.io_uring_disabled=2` report
 //! [`Error::Unavailable`]. [`Proactor::capabilities`] tells what is native, emulated or
@@ -142,37 +141,41 @@
 mod buffers;
 mod caps;
 mod core;
+mod deliver;
 mod epoll;
 mod error;
 mod future;
+pub mod net;
 mod op;
-mod simple;
+mod operation;
+mod ops;
 mod sync;
 mod sys;
 mod uring;
 
-use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use buffers::FixedBuf;
-pub use caps::{Capabilities, Capability, CapabilitySet, Support};
+pub use caps::{BackendKind, Capabilities, Capability, CapabilitySet, Support};
 pub use error::{Error, QueueKind, Result};
 pub use future::OpFuture;
 pub use op::{
-    CancelStatus, Completion, Deadline, OpCode, OpError, OpId, Operation, Outcome, Resources,
-    SimpleOp, Target, TimerSpec,
+    CancelStatus, Completion, Deadline, OpCode, OpError, OpId, Outcome, Resources, Target,
+    TimerSpec,
 };
+pub use operation::{Operation, SimpleOp};
 pub use sync::{Event, Notification};
 pub use sys::open_fd_count;
 
-use self::core::{Backend, BackendState, Core, PollScratch, Shared};
-use self::sync::lock;
+use self::core::{Driver, Shared};
+use self::epoll::Epoll;
+use self::uring::Uring;
 
-/// The environment variable by which programs (and this crate's tests) let a user choose the
-/// backend: `io_uring`, `epoll` or `auto`, parsed by [`BackendChoice::from_env_value`]. The
-/// library itself never reads it: the choice is [`Options::backend`].
+/// Name of the environment variable the tests and tools of this crate read to pick a
+/// backend (`io_uring`, `epoll` or `auto`; see [`BackendChoice::from_env_value`]).
+/// The library itself never reads it.
 pub const BACKEND_ENV: &str = "GPU_URING_PROACTOR";
 
 /// Which backend to create.
@@ -188,8 +191,8 @@ pub enum BackendChoice {
 }
 
 impl BackendChoice {
-    /// Parses a [`BACKEND_ENV`] value (`io_uring`, `epoll` or `auto`, case-insensitive);
-    /// `None` for anything else.
+    /// Parses a backend name as written in [`BACKEND_ENV`]: `io_uring`, `epoll` or
+    /// `auto` (also empty), case-insensitive.
     pub fn from_env_value(v: &str) -> Option<BackendChoice> {
         match v.trim().to_ascii_lowercase().as_str() {
             "io_uring" | "iouring" | "uring" => Some(BackendChoice::IoUring),
@@ -198,15 +201,6 @@ impl BackendChoice {
             _ => None,
         }
     }
-}
-
-/// The backend a proactor runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendKind {
-    /// Linux io_uring.
-    IoUring,
-    /// epoll + timerfd + eventfd, with file I/O run on the poll thread.
-    Epoll,
 }
 
 /// Creation options.
@@ -249,10 +243,28 @@ impl From<SubmitError> for Error {
     }
 }
 
+/// The engine behind a handle: the core monomorphized for one driver.
+#[derive(Clone)]
+enum Engine {
+    Uring(Arc<Shared<Uring>>),
+    Epoll(Arc<Shared<Epoll>>),
+}
+
+/// Runs `$body` with `$s` bound to the engine's `Arc<Shared<D>>`, whatever its
+/// driver: the one place where the backend is chosen per call.
+macro_rules! on_engine {
+    ($engine:expr, |$s:ident| $body:expr) => {
+        match $engine {
+            Engine::Uring($s) => $body,
+            Engine::Epoll($s) => $body,
+        }
+    };
+}
+
 /// The completion-based I/O engine. See the module docs for the model and threading rules.
 #[derive(Clone)]
 pub struct Proactor {
-    shared: Arc<Shared>,
+    engine: Engine,
 }
 
 impl std::fmt::Debug for Proactor {
@@ -262,6 +274,16 @@ impl std::fmt::Debug for Proactor {
             .field("capabilities", &self.capabilities())
             .finish()
     }
+}
+
+/// Capabilities every backend provides by emulation when not natively.
+fn emulated_caps() -> CapabilitySet {
+    CapabilitySet::NONE
+        .with(Capability::LinkedOperations)
+        .with(Capability::RegisteredBuffers)
+        .with(Capability::FixedFiles)
+        .with(Capability::AbsoluteTimers)
+        .with(Capability::KernelNotificationWait)
 }
 
 impl Proactor {
@@ -287,86 +309,39 @@ impl Proactor {
         let cq = (o.max_in_flight.saturating_mul(3).saturating_add(64))
             .next_power_of_two()
             .max(entries * 2);
-        let created = uring::Uring::create(entries, cq.min(1 << 20), o.allowed_capabilities)?;
-        let emulated = CapabilitySet::NONE
-            .with(Capability::LinkedOperations)
-            .with(Capability::RegisteredBuffers)
-            .with(Capability::FixedFiles)
-            .with(Capability::AbsoluteTimers)
-            .with(Capability::KernelNotificationWait);
-        let caps = Capabilities::new(created.native, emulated);
-        Ok(Self::build(
-            o,
-            Backend::Uring(created.uring),
-            BackendState::Uring(Default::default()),
-            caps,
-        ))
+        let created = Uring::create(
+            entries,
+            cq.min(1 << 20),
+            o.max_in_flight,
+            o.allowed_capabilities,
+        )?;
+        let caps = Capabilities::new(created.native, emulated_caps());
+        Ok(Proactor {
+            engine: Engine::Uring(Shared::new(created.uring, caps, o.max_in_flight)),
+        })
     }
 
     fn new_epoll(o: &Options) -> Result<Proactor> {
-        let (e, native) = epoll::Epoll::create(o.allowed_capabilities)?;
-        let emulated = CapabilitySet::NONE
-            .with(Capability::LinkedOperations)
-            .with(Capability::RegisteredBuffers)
-            .with(Capability::FixedFiles)
-            .with(Capability::AbsoluteTimers)
-            .with(Capability::KernelNotificationWait);
-        let caps = Capabilities::new(native, emulated);
-        let st = BackendState::Epoll(epoll::EState::new(o.max_in_flight as usize));
-        Ok(Self::build(o, Backend::Epoll(e), st, caps))
-    }
-
-    fn build(o: &Options, backend: Backend, st: BackendState, caps: Capabilities) -> Proactor {
-        // Simple-operation slots exist on io_uring only (see `simple`).
-        let simple_n = match backend {
-            Backend::Uring(_) => o.max_in_flight,
-            Backend::Epoll(_) => 0,
-        };
-        let shared = Arc::new_cyclic(|me| Shared {
-            me: me.clone(),
-            backend,
-            core: Mutex::new(Core::new(o.max_in_flight, st)),
-            poll: Mutex::new(PollScratch {
-                done: Vec::with_capacity(o.max_in_flight as usize),
-                done_res: Vec::with_capacity(o.max_in_flight as usize),
-                wakers: Vec::with_capacity(64),
-                events: Vec::with_capacity(256),
-                simple: simple::SimpleTable::new(simple_n, simple::slots_for(simple_n)),
-                heavy: Vec::with_capacity(256),
-            }),
-            owner: AtomicU64::new(0),
-            polling: AtomicU64::new(0),
-            sleeping: AtomicBool::new(false),
-            hint: AtomicBool::new(false),
-            user_wake: AtomicBool::new(false),
-            caps,
-            buffers: OnceLock::new(),
-            max_in_flight: o.max_in_flight,
-            simple_cells: simple::new_cells(simple::slots_for(simple_n)),
-            simple_live: std::sync::atomic::AtomicUsize::new(0),
-        });
-        Proactor { shared }
+        let (e, native) = Epoll::create(o.allowed_capabilities)?;
+        let caps = Capabilities::new(native, emulated_caps());
+        Ok(Proactor {
+            engine: Engine::Epoll(Shared::new(e, caps, o.max_in_flight)),
+        })
     }
 
     /// The backend in use.
     pub fn backend(&self) -> BackendKind {
-        match self.shared.backend {
-            Backend::Uring(_) => BackendKind::IoUring,
-            Backend::Epoll(_) => BackendKind::Epoll,
-        }
+        on_engine!(&self.engine, |s| kind_of(s))
     }
 
     /// What the backend does natively, emulates, or lacks (after `allowed_capabilities`).
     pub fn capabilities(&self) -> Capabilities {
-        self.shared.caps
+        on_engine!(&self.engine, |s| s.caps)
     }
 
     /// io_uring setup flags that were accepted (for diagnostics); `None` on epoll.
     pub fn ring_flags(&self) -> Option<&'static str> {
-        match &self.shared.backend {
-            Backend::Uring(u) => Some(u.flags_used),
-            Backend::Epoll(_) => None,
-        }
+        on_engine!(&self.engine, |s| s.driver.ring_flags())
     }
 
     /// Submits one operation for the raw completion path. Thread-safe.
@@ -376,15 +351,16 @@ impl Proactor {
     pub fn submit(&self, op: Operation) -> Result<OpId, SubmitError> {
         let mut src = Some(op);
         let mut id = None;
-        match self
-            .shared
-            .submit_many(&mut src, |i| id = Some(i), false, false)
-        {
-            Ok(()) => Ok(id.expect("one id per operation")),
-            Err(error) => Err(SubmitError {
-                error,
-                op: src.expect("rejected op is untouched"),
-            }),
+        let r = on_engine!(&self.engine, |s| s.submit_many(
+            &mut src,
+            |i| id = Some(i),
+            false,
+            false
+        ));
+        match (r, id, src) {
+            (Ok(()), Some(id), _) => Ok(id),
+            (Err(error), _, Some(op)) => Err(SubmitError { error, op }),
+            _ => unreachable!("one id per accepted operation; a rejected one is untouched"),
         }
     }
 
@@ -392,7 +368,12 @@ impl Proactor {
     /// `ops` is drained (its capacity kept for reuse) and the ids are appended to `ids`
     /// in order; on error both are untouched. Thread-safe.
     pub fn submit_batch(&self, ops: &mut Vec<Operation>, ids: &mut Vec<OpId>) -> Result<()> {
-        self.shared.submit_many(ops, |i| ids.push(i), false, false)
+        on_engine!(&self.engine, |s| s.submit_many(
+            ops,
+            |i| ids.push(i),
+            false,
+            false
+        ))
     }
 
     /// Submits resource-free operations ([`SimpleOp`]: nop, timers, fsync) for the raw
@@ -403,7 +384,7 @@ impl Proactor {
     /// ids are not needed (any other length is [`Error::InvalidArgument`]). On error
     /// nothing is submitted. Thread-safe.
     pub fn submit_simple(&self, ops: &[SimpleOp], ids: &mut [OpId]) -> Result<()> {
-        self.shared.submit_simple(ops, ids)
+        on_engine!(&self.engine, |s| s.submit_simple(ops, ids))
     }
 
     /// Submits `ops` as a linked sequence: each step starts after the previous one
@@ -411,56 +392,64 @@ impl Proactor {
     /// `Cancelled`. Every step gets its own completion. Kernel-linked on io_uring
     /// (`IOSQE_IO_LINK`), emulated otherwise. All-or-nothing like `submit_batch`.
     pub fn submit_linked(&self, ops: &mut Vec<Operation>, ids: &mut Vec<OpId>) -> Result<()> {
-        self.shared.submit_many(ops, |i| ids.push(i), true, false)
+        on_engine!(&self.engine, |s| s.submit_many(
+            ops,
+            |i| ids.push(i),
+            true,
+            false
+        ))
     }
 
     /// Submits one operation and returns a future of its completion. Thread-safe.
     pub fn submit_future(&self, op: Operation) -> Result<OpFuture, SubmitError> {
         let mut src = Some(op);
         let mut id = None;
-        match self
-            .shared
-            .submit_many(&mut src, |i| id = Some(i), false, true)
-        {
-            Ok(()) => Ok(OpFuture {
-                shared: self.shared.clone(),
-                id: id.expect("one id"),
+        let r = on_engine!(&self.engine, |s| s.submit_many(
+            &mut src,
+            |i| id = Some(i),
+            false,
+            true
+        ));
+        match (r, id, src) {
+            (Ok(()), Some(id), _) => Ok(OpFuture {
+                shared: self.host(),
+                id,
                 taken: false,
             }),
-            Err(error) => Err(SubmitError {
-                error,
-                op: src.expect("rejected op is untouched"),
-            }),
+            (Err(error), _, Some(op)) => Err(SubmitError { error, op }),
+            _ => unreachable!("one id per accepted operation; a rejected one is untouched"),
         }
     }
 
     /// Like [`submit_linked`](Self::submit_linked), returning one future per step.
     pub fn submit_linked_futures(&self, ops: &mut Vec<Operation>) -> Result<Vec<OpFuture>> {
         let mut futs = Vec::with_capacity(ops.len());
-        let sh = &self.shared;
-        sh.submit_many(
+        let host = self.host();
+        on_engine!(&self.engine, |s| s.submit_many(
             ops,
-            |id| {
-                futs.push(OpFuture {
-                    shared: sh.clone(),
-                    id,
-                    taken: false,
-                })
-            },
+            |id| futs.push(OpFuture {
+                shared: host.clone(),
+                id,
+                taken: false,
+            }),
             true,
             true,
-        )?;
+        ))?;
         Ok(futs)
+    }
+
+    fn host(&self) -> Arc<dyn future::FutureHost> {
+        on_engine!(&self.engine, |s| s.clone() as Arc<dyn future::FutureHost>)
     }
 
     /// Requests cancellation of a pending operation. Thread-safe; see the module docs.
     pub fn cancel(&self, id: OpId) -> CancelStatus {
-        self.shared.cancel(id)
+        on_engine!(&self.engine, |s| s.cancel(id))
     }
 
     /// Makes a blocked (or the next) `poll` return. Thread-safe; wakes coalesce.
     pub fn wake(&self) {
-        self.shared.wake();
+        on_engine!(&self.engine, |s| s.wake())
     }
 
     /// Runs the proactor: submits queued work, waits up to `timeout` (`None`: until
@@ -476,7 +465,8 @@ impl Proactor {
         timeout: Option<Duration>,
         on_complete: impl FnMut(Completion),
     ) -> Result<usize> {
-        self.shared.poll(timeout, self::core::ByValue(on_complete))
+        on_engine!(&self.engine, |s| s
+            .poll(timeout, deliver::ByValue(on_complete)))
     }
 
     /// Like [`poll`](Self::poll), but each raw completion is lent to `on_complete`
@@ -491,12 +481,13 @@ impl Proactor {
         timeout: Option<Duration>,
         on_complete: impl FnMut(&mut Completion),
     ) -> Result<usize> {
-        self.shared.poll(timeout, self::core::Lent(on_complete))
+        on_engine!(&self.engine, |s| s
+            .poll(timeout, deliver::Lent(on_complete)))
     }
 
     /// Operations submitted and not yet delivered (futures count until taken).
     pub fn in_flight(&self) -> usize {
-        lock(&self.shared.core).live + self.shared.simple_live.load(Ordering::Relaxed)
+        on_engine!(&self.engine, |s| s.in_flight())
     }
 
     /// Allocates `count` buffers of `size` bytes and registers them with the kernel
@@ -508,36 +499,21 @@ impl Proactor {
                 "register_buffers needs count > 0 and size > 0",
             ));
         }
-        if self.shared.buffers.get().is_some() {
-            return Err(Error::InvalidArgument("buffers are already registered"));
-        }
         let reg = Arc::new(buffers::Registry::new(count as usize, size));
-        if let Backend::Uring(u) = &self.shared.backend {
-            if self.shared.caps.is_native(Capability::RegisteredBuffers) {
-                if !u.may_register(&self.shared) {
-                    return Err(Error::NotPollOwner);
-                }
-                let iov = reg.iovecs();
-                // SAFETY: the registry's memory is never moved or freed before the ring is
-                // closed: `Shared` keeps an `Arc` to it and drops its backend (the ring) first.
-                unsafe { u.submitter().register_buffers(&iov) }
-                    .map_err(|e| Error::sys("IORING_REGISTER_BUFFERS", e))?;
-            }
-        }
-        self.shared
-            .buffers
-            .set(reg)
-            .map_err(|_| Error::InvalidArgument("buffers are already registered"))
+        on_engine!(&self.engine, |s| s.register_buffers(reg))
     }
 
     /// Leases registered buffer `index` if it is free.
     pub fn fixed_buffer(&self, index: u16) -> Option<FixedBuf> {
-        self.shared.buffers.get()?.lease(index as usize)
+        on_engine!(&self.engine, |s| s.buffers.get()?.lease(index as usize))
     }
 
     /// Number and size of the registered buffers.
     pub fn registered_buffers(&self) -> Option<(usize, usize)> {
-        self.shared.buffers.get().map(|r| (r.count(), r.buf_size()))
+        on_engine!(&self.engine, |s| s
+            .buffers
+            .get()
+            .map(|r| (r.count(), r.buf_size())))
     }
 
     /// Registers files for [`Target::Fixed`] (`IORING_REGISTER_FILES`, 5.1+), replacing
@@ -545,45 +521,21 @@ impl Proactor {
     /// `dup`s when emulated), so the caller may close its descriptors. Before the first
     /// poll or on the poll thread, with no fixed-file operation pending.
     pub fn register_files(&self, fds: &[BorrowedFd<'_>]) -> Result<()> {
-        let mut core = lock(&self.shared.core);
-        let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        match &self.shared.backend {
-            Backend::Uring(u) if self.shared.caps.is_native(Capability::FixedFiles) => {
-                if !u.may_register(&self.shared) {
-                    return Err(Error::NotPollOwner);
-                }
-                if core.native_files > 0 {
-                    u.submitter()
-                        .unregister_files()
-                        .map_err(|e| Error::sys("IORING_UNREGISTER_FILES", e))?;
-                    core.native_files = 0;
-                }
-                u.submitter()
-                    .register_files(&raw)
-                    .map_err(|e| Error::sys("IORING_REGISTER_FILES", e))?;
-                core.native_files = raw.len() as u32;
-            }
-            _ => {
-                let mut dups = Vec::with_capacity(raw.len());
-                for f in &raw {
-                    dups.push(sys::dup(*f).map_err(|e| Error::sys("dup", e))?);
-                }
-                core.files = dups;
-            }
-        }
-        Ok(())
+        on_engine!(&self.engine, |s| s.register_files(fds))
     }
 
     /// Whether the proactor was created with the given handle's state (same engine).
     pub fn same_as(&self, other: &Proactor) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
+        match (&self.engine, &other.engine) {
+            (Engine::Uring(a), Engine::Uring(b)) => Arc::ptr_eq(a, b),
+            (Engine::Epoll(a), Engine::Epoll(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
+}
 
-    /// Test hook: whether a thread currently owns `poll`.
-    #[cfg(feature = "testing")]
-    pub fn poll_owner_is_set(&self) -> bool {
-        self.shared.owner.load(Ordering::Relaxed) != 0
-    }
+fn kind_of<D: Driver>(_: &Shared<D>) -> BackendKind {
+    D::KIND
 }
 
 #[cfg(test)]

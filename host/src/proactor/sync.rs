@@ -1,12 +1,11 @@
 //! Cross-thread signalling objects the proactor can wait on: [`Event`] (an eventfd)
 //! and [`Notification`] (an epoch counter).
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::core::Shared;
 use super::error::{Error, Result};
 use super::sys;
 
@@ -28,15 +27,15 @@ impl Event {
     }
     /// Sets the event; waits in progress complete. Thread-safe.
     pub fn set(&self) -> Result<()> {
-        sys::eventfd_signal(self.0.as_raw_fd()).map_err(|e| Error::sys("eventfd write", e))
+        sys::eventfd_signal(self.0.as_fd()).map_err(|e| Error::sys("eventfd write", e))
     }
     /// Clears the event. Returns whether it was set.
     pub fn reset(&self) -> Result<bool> {
-        Ok(sys::eventfd_drain(self.0.as_raw_fd()).map_err(|e| Error::sys("eventfd read", e))? != 0)
+        Ok(sys::eventfd_drain(self.0.as_fd()).map_err(|e| Error::sys("eventfd read", e))? != 0)
     }
     /// Whether the event is set right now.
     pub fn is_set(&self) -> Result<bool> {
-        sys::is_readable(self.0.as_raw_fd()).map_err(|e| Error::sys("poll", e))
+        sys::is_readable(self.0.as_fd()).map_err(|e| Error::sys("poll", e))
     }
     /// Number of handles sharing this event (including operations in flight).
     pub fn handle_count(&self) -> usize {
@@ -50,9 +49,15 @@ impl AsRawFd for Event {
     }
 }
 
+/// A proactor that runs notification waits in user space (emulated path).
+pub(crate) trait SoftWaiter: Send + Sync {
+    /// The wait with this key may complete (the epoch moved).
+    fn soft_complete(&self, key: u64);
+}
+
 /// A waiting proactor operation registered on a notification (emulated path).
 pub(crate) struct Subscriber {
-    pub(crate) proactor: Weak<Shared>,
+    pub(crate) proactor: Weak<dyn SoftWaiter>,
     pub(crate) key: u64,
 }
 
@@ -117,7 +122,7 @@ impl Notification {
         let mut subs = std::mem::take(&mut *lock(&self.0.subscribers));
         for s in subs.drain(..) {
             if let Some(p) = s.proactor.upgrade() {
-                p.soft_complete(s.key, self);
+                p.soft_complete(s.key);
             }
         }
         // Give the (empty) allocation back so steady-state signalling does not allocate.
@@ -159,7 +164,7 @@ impl Notification {
         true
     }
 
-    pub(crate) fn unsubscribe(&self, key: u64, proactor: &Weak<Shared>) {
+    pub(crate) fn unsubscribe(&self, key: u64, proactor: &Weak<dyn SoftWaiter>) {
         lock(&self.0.subscribers).retain(|s| !(s.key == key && s.proactor.ptr_eq(proactor)));
     }
 

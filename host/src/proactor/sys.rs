@@ -1,18 +1,159 @@
-//! Raw syscall edge for the proactor: the only file (with `buffers.rs` and the
-//! ring access in `uring.rs`) that contains `unsafe`. Each wrapper returns
-//! `io::Result` and keeps the invariant it relies on next to the call.
+//! The proactor's system-call edge. Everything goes through `rustix` except the
+//! vectored positioned calls (whose iovec arrays are kept in the slot for the kernel
+//! and reused, which `rustix`'s borrowed slices cannot express) and `close` with its
+//! error reported. Each wrapper returns `io::Result`.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
+use rustix::event::{epoll, eventfd as rx_eventfd, EventfdFlags, PollFd, PollFlags};
+use rustix::time::{
+    timerfd_create, timerfd_settime, ClockId, Itimerspec, TimerfdClockId, TimerfdFlags,
+    TimerfdTimerFlags, Timespec,
+};
+
+fn io_err(e: rustix::io::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+/// Borrows a descriptor number the caller promised to keep open for the call
+/// (`Target::Fd`); a negative number is `EBADF` without a system call.
+pub(crate) fn borrow(fd: RawFd) -> io::Result<BorrowedFd<'static>> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
     }
+    // SAFETY: the number is not -1 (checked). A closed or foreign number makes the
+    // system call fail with EBADF or act on that descriptor, exactly as the raw call
+    // the caller asked for would; the borrow never outlives the call that uses it.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+/// `eventfd(2)`, non-blocking and close-on-exec.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    rx_eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC).map_err(io_err)
+}
+
+/// Adds 1 to an eventfd counter. EAGAIN (counter saturated) means it is already
+/// readable, which is all a signal needs.
+pub(crate) fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
+    match rustix::io::write(fd, &1u64.to_ne_bytes()) {
+        Ok(_) | Err(rustix::io::Errno::AGAIN) => Ok(()),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// Reads (and so clears) an eventfd counter; returns 0 when it was not set.
+pub(crate) fn eventfd_drain(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut v = [0u8; 8];
+    match rustix::io::read(fd, &mut v) {
+        Ok(_) => Ok(u64::from_ne_bytes(v)),
+        Err(rustix::io::Errno::AGAIN) => Ok(0),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// Whether `fd` is readable right now (`poll(2)` with a zero timeout).
+pub(crate) fn is_readable(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut p = [PollFd::new(&fd, PollFlags::IN)];
+    let n = rustix::event::poll(&mut p, Some(&Timespec::default())).map_err(io_err)?;
+    Ok(n > 0 && p[0].revents().contains(PollFlags::IN))
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (the clock io_uring timeouts and timerfd use).
+pub(crate) fn monotonic_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(ClockId::Monotonic);
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub(crate) fn timerfd() -> io::Result<OwnedFd> {
+    timerfd_create(
+        TimerfdClockId::Monotonic,
+        TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+    )
+    .map_err(io_err)
+}
+
+/// Arms a timerfd for an absolute CLOCK_MONOTONIC deadline; `None` disarms it.
+pub(crate) fn timerfd_set_abs(fd: BorrowedFd<'_>, deadline_ns: Option<u64>) -> io::Result<()> {
+    let mut spec = Itimerspec {
+        it_interval: Timespec::default(),
+        it_value: Timespec::default(),
+    };
+    if let Some(ns) = deadline_ns {
+        // A zero it_value would disarm; an already-passed deadline of 1 ns fires at once.
+        let ns = ns.max(1);
+        spec.it_value.tv_sec = (ns / 1_000_000_000) as _;
+        spec.it_value.tv_nsec = (ns % 1_000_000_000) as _;
+    }
+    timerfd_settime(fd, TimerfdTimerFlags::ABSTIME, &spec).map_err(io_err)?;
+    Ok(())
+}
+
+pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
+    epoll::create(epoll::CreateFlags::CLOEXEC).map_err(io_err)
+}
+
+/// Registers `fd` with `events` (level-triggered) and `data`.
+pub(crate) fn epoll_add(
+    ep: BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
+    events: u32,
+    data: u64,
+) -> io::Result<()> {
+    epoll::add(
+        ep,
+        fd,
+        epoll::EventData::new_u64(data),
+        epoll::EventFlags::from_bits_retain(events),
+    )
+    .map_err(io_err)
+}
+
+pub(crate) fn epoll_mod(
+    ep: BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
+    events: u32,
+    data: u64,
+) -> io::Result<()> {
+    epoll::modify(
+        ep,
+        fd,
+        epoll::EventData::new_u64(data),
+        epoll::EventFlags::from_bits_retain(events),
+    )
+    .map_err(io_err)
+}
+
+pub(crate) fn epoll_del(ep: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+    epoll::delete(ep, fd).map_err(io_err)
+}
+
+/// `epoll_wait(2)` into `events` (cleared first; at most its capacity); EINTR is
+/// reported as zero events.
+pub(crate) fn epoll_wait(
+    ep: BorrowedFd<'_>,
+    events: &mut Vec<epoll::Event>,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    events.clear();
+    let ts = timeout.map(|t| Timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as _,
+        tv_nsec: t.subsec_nanos() as _,
+    });
+    match epoll::wait(ep, rustix::buffer::spare_capacity(events), ts.as_ref()) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+pub(crate) fn pread(fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    rustix::io::pread(borrow(fd)?, buf, offset).map_err(io_err)
+}
+
+pub(crate) fn pwrite(fd: RawFd, buf: &[u8], offset: u64) -> io::Result<usize> {
+    rustix::io::pwrite(borrow(fd)?, buf, offset).map_err(io_err)
 }
 
 fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
@@ -23,168 +164,15 @@ fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
     }
 }
 
-/// Takes ownership of a freshly created descriptor.
-fn own(fd: libc::c_int) -> io::Result<OwnedFd> {
-    let fd = cvt(fd)?;
-    // SAFETY: `fd` was just returned by a successful fd-creating syscall, so it is open
-    // and owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `eventfd(2)`, non-blocking and close-on-exec.
-pub(crate) fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments.
-    own(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })
-}
-
-/// Adds 1 to an eventfd counter. EAGAIN (counter saturated) means it is already
-/// readable, which is all a signal needs.
-pub(crate) fn eventfd_signal(fd: RawFd) -> io::Result<()> {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live stack u64.
-    let r = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
-    match cvt_size(r) {
-        Ok(_) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Reads (and so clears) an eventfd counter; returns 0 when it was not set.
-pub(crate) fn eventfd_drain(fd: RawFd) -> io::Result<u64> {
-    let mut v: u64 = 0;
-    // SAFETY: reads at most 8 bytes into a live stack u64.
-    let r = unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
-    match cvt_size(r) {
-        Ok(_) => Ok(v),
-        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Ok(0),
-        Err(e) => Err(e),
-    }
-}
-
-/// Whether `fd` is readable right now (`poll(2)` with a zero timeout).
-pub(crate) fn is_readable(fd: RawFd) -> io::Result<bool> {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd on the stack, count 1.
-    let n = cvt(unsafe { libc::poll(&mut p, 1, 0) })?;
-    Ok(n > 0 && p.revents & libc::POLLIN != 0)
-}
-
-/// CLOCK_MONOTONIC in nanoseconds (the clock io_uring timeouts and timerfd use).
-pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-pub(crate) fn timerfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments.
-    own(unsafe {
-        libc::timerfd_create(
-            libc::CLOCK_MONOTONIC,
-            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-        )
-    })
-}
-
-/// Arms a timerfd for an absolute CLOCK_MONOTONIC deadline; `None` disarms it.
-pub(crate) fn timerfd_set_abs(fd: RawFd, deadline_ns: Option<u64>) -> io::Result<()> {
-    let mut spec: libc::itimerspec = libc::itimerspec {
-        it_interval: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-        it_value: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-    };
-    if let Some(ns) = deadline_ns {
-        // A zero it_value would disarm; an already-passed deadline of 1 ns fires at once.
-        let ns = ns.max(1);
-        spec.it_value.tv_sec = (ns / 1_000_000_000) as libc::time_t;
-        spec.it_value.tv_nsec = (ns % 1_000_000_000) as libc::c_long;
-    }
-    // SAFETY: `spec` is a valid itimerspec; old-value pointer may be null.
-    cvt(unsafe {
-        libc::timerfd_settime(fd, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut())
-    })?;
-    Ok(())
-}
-
-pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments.
-    own(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
-}
-
-pub(crate) fn epoll_ctl(
-    epfd: RawFd,
-    op: libc::c_int,
-    fd: RawFd,
-    events: u32,
-    data: u64,
-) -> io::Result<()> {
-    let mut ev = libc::epoll_event { events, u64: data };
-    // SAFETY: `ev` is a valid epoll_event for the duration of the call (ignored for DEL).
-    cvt(unsafe { libc::epoll_ctl(epfd, op, fd, &mut ev) })?;
-    Ok(())
-}
-
-/// `epoll_wait(2)`; EINTR is reported as zero events.
-pub(crate) fn epoll_wait(
-    epfd: RawFd,
-    events: &mut [libc::epoll_event],
-    timeout_ms: i32,
-) -> io::Result<usize> {
-    // SAFETY: the kernel writes at most `events.len()` entries into the slice.
-    let n = unsafe {
-        libc::epoll_wait(
-            epfd,
-            events.as_mut_ptr(),
-            events.len() as libc::c_int,
-            timeout_ms,
-        )
-    };
-    match cvt(n) {
-        Ok(n) => Ok(n as usize),
-        Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(0),
-        Err(e) => Err(e),
-    }
-}
-
-pub(crate) fn pread(fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    // SAFETY: `buf` is a live, exclusively borrowed slice of `buf.len()` bytes.
-    cvt_size(unsafe {
-        libc::pread(
-            fd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            offset as libc::off_t,
-        )
-    })
-}
-
-pub(crate) fn pwrite(fd: RawFd, buf: &[u8], offset: u64) -> io::Result<usize> {
-    // SAFETY: `buf` is a live slice of `buf.len()` bytes.
-    cvt_size(unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), offset as libc::off_t) })
-}
-
 /// `preadv(2)`. `iov` must describe memory that stays valid and unaliased for the call;
 /// callers build it from `&mut [Vec<u8>]` they hold exclusively.
 pub(crate) fn preadv(fd: RawFd, iov: &[libc::iovec], offset: u64) -> io::Result<usize> {
+    let fd = borrow(fd)?;
     // SAFETY: see the function contract: every iovec points into a buffer the caller
     // borrows mutably for the duration of this call.
     cvt_size(unsafe {
         libc::preadv(
-            fd,
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
             iov.as_ptr(),
             iov.len() as libc::c_int,
             offset as libc::off_t,
@@ -194,10 +182,11 @@ pub(crate) fn preadv(fd: RawFd, iov: &[libc::iovec], offset: u64) -> io::Result<
 
 /// `pwritev(2)`; `iov` must describe memory that stays valid for the call.
 pub(crate) fn pwritev(fd: RawFd, iov: &[libc::iovec], offset: u64) -> io::Result<usize> {
+    let fd = borrow(fd)?;
     // SAFETY: every iovec points into a buffer the caller keeps alive for this call.
     cvt_size(unsafe {
         libc::pwritev(
-            fd,
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
             iov.as_ptr(),
             iov.len() as libc::c_int,
             offset as libc::off_t,
@@ -206,15 +195,12 @@ pub(crate) fn pwritev(fd: RawFd, iov: &[libc::iovec], offset: u64) -> io::Result
 }
 
 pub(crate) fn fsync(fd: RawFd, datasync: bool) -> io::Result<()> {
-    // SAFETY: plain syscalls with an integer argument.
-    cvt(unsafe {
-        if datasync {
-            libc::fdatasync(fd)
-        } else {
-            libc::fsync(fd)
-        }
-    })?;
-    Ok(())
+    let fd = borrow(fd)?;
+    if datasync {
+        rustix::fs::fdatasync(fd).map_err(io_err)
+    } else {
+        rustix::fs::fsync(fd).map_err(io_err)
+    }
 }
 
 pub(crate) fn openat(
@@ -222,63 +208,51 @@ pub(crate) fn openat(
     path: &std::ffi::CStr,
     flags: i32,
     mode: u32,
-) -> io::Result<RawFd> {
-    // SAFETY: `path` is a NUL-terminated string alive for the call.
-    cvt(unsafe {
-        libc::openat(
-            dir,
-            path.as_ptr(),
-            flags | libc::O_CLOEXEC,
-            mode as libc::c_uint,
-        )
-    })
+) -> io::Result<OwnedFd> {
+    let dir = if dir == libc::AT_FDCWD {
+        rustix::fs::CWD
+    } else {
+        borrow(dir)?
+    };
+    rustix::fs::openat(
+        dir,
+        path,
+        rustix::fs::OFlags::from_bits_retain((flags | libc::O_CLOEXEC) as _),
+        rustix::fs::Mode::from_bits_retain(mode as _),
+    )
+    .map_err(io_err)
 }
 
-/// Closes a raw descriptor that the caller owns and gives up.
-pub(crate) fn close(fd: RawFd) -> io::Result<()> {
-    // SAFETY: the caller transferred ownership of `fd` (it came from `OwnedFd::into_raw_fd`).
-    cvt(unsafe { libc::close(fd) })?;
-    Ok(())
+/// Closes a descriptor and reports the kernel's answer.
+pub(crate) fn close(fd: OwnedFd) -> io::Result<()> {
+    let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
+    // SAFETY: `raw` came from an `OwnedFd` given up just above: nobody else owns it.
+    unsafe { rustix::io::try_close(raw) }.map_err(io_err)
 }
 
-pub(crate) fn dup(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: duplicating a descriptor number has no memory-safety preconditions.
-    own(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
+pub(crate) fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(io_err)
 }
 
 /// `FUTEX_WAIT_PRIVATE` on `word` while it holds `expected`; returns on wake, value
 /// change, timeout or signal (callers re-check the word).
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(|t| libc::timespec {
-        tv_sec: t.as_secs() as libc::time_t,
-        tv_nsec: t.subsec_nanos() as libc::c_long,
+    let ts = timeout.map(|t| Timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as _,
+        tv_nsec: t.subsec_nanos() as _,
     });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `word` is a live AtomicU32 (same layout as u32); the timespec lives on the stack.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
-            ts_ptr,
-        )
-    };
+    let _ = rustix::thread::futex::wait(
+        word,
+        rustix::thread::futex::Flags::PRIVATE,
+        expected,
+        ts.as_ref(),
+    );
 }
 
 /// Wakes every thread in `FUTEX_WAIT` on `word` (process-private futex).
 pub(crate) fn futex_wake_all(word: &AtomicU32) {
-    // SAFETY: `word` is a live AtomicU32; FUTEX_WAKE only uses its address.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            i32::MAX,
-        )
-    };
+    let _ =
+        rustix::thread::futex::wake(word, rustix::thread::futex::Flags::PRIVATE, i32::MAX as u32);
 }
 
 /// Number of open descriptors of this process (for leak checks in tests and docs).

@@ -1,0 +1,68 @@
+//! accept: completes with a new connected socket (non-blocking, close-on-exec),
+//! which the caller then owns. `IORING_OP_ACCEPT`; on epoll `accept4` once the
+//! listener is readable.
+
+use std::os::fd::IntoRawFd;
+
+use io_uring::{opcode, squeue};
+use rustix::net::SocketFlags;
+
+use super::base::{with_fd, Env, EpollCx, Op, Step, UringCx, READABLE};
+use crate::proactor::error::Result;
+use crate::proactor::op::{OpCode, Resources, Target};
+use crate::proactor::sys;
+
+pub(crate) struct Accept {
+    pub(crate) fd: Target,
+}
+
+impl Op for Accept {
+    const CODE: OpCode = OpCode::Accept;
+    fn validate(&self, env: &Env<'_>) -> Result<()> {
+        env.check(self.fd)
+    }
+    fn owns_nothing(&self) -> bool {
+        true
+    }
+    fn into_resources(self) -> Resources {
+        Resources::None
+    }
+    fn entry(&mut self, cx: &mut UringCx<'_>) -> squeue::Entry {
+        let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+        with_fd!(cx.env, self.fd, |f| opcode::Accept::new(
+            f,
+            std::ptr::null_mut(),
+            std::ptr::null_mut()
+        )
+        .flags(flags)
+        .build())
+    }
+    fn epoll(&mut self, cx: &mut EpollCx<'_>, ready: bool) -> Step {
+        let raw = cx.env.raw(self.fd);
+        if !ready {
+            // Readiness first: a listener made elsewhere may be blocking.
+            return Step::Wait {
+                fd: raw,
+                events: READABLE,
+            };
+        }
+        let r = sys::borrow(raw).and_then(|fd| {
+            rustix::net::accept_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
+                .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
+        });
+        match r {
+            Ok(s) => Step::io(Self::CODE, Ok(s.into_raw_fd() as usize)),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::Wait {
+                fd: raw,
+                events: READABLE,
+            },
+            // A connection that died in the queue: wait for the next one, as the
+            // kernel does for io_uring.
+            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => Step::Wait {
+                fd: raw,
+                events: READABLE,
+            },
+            Err(e) => Step::io(Self::CODE, Err(e)),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! connect: `IORING_OP_CONNECT`; on epoll a non-blocking `connect` and, when it is
+//! in progress, `SO_ERROR` once the socket is writable.
+
+use io_uring::{opcode, squeue};
+
+use super::base::{with_fd, Env, EpollCx, Op, Step, UringCx, WRITABLE};
+use crate::proactor::error::Result;
+use crate::proactor::net::SockAddr;
+use crate::proactor::op::{OpCode, OpError, Outcome, Resources, Target};
+use crate::proactor::sys;
+
+pub(crate) struct Connect {
+    pub(crate) fd: Target,
+    /// Read by the kernel: lives (boxed, so that every `Operation` stays small)
+    /// until completion.
+    pub(crate) addr: Box<SockAddr>,
+}
+
+impl Op for Connect {
+    const CODE: OpCode = OpCode::Connect;
+    fn validate(&self, env: &Env<'_>) -> Result<()> {
+        env.check(self.fd)
+    }
+    fn into_resources(self) -> Resources {
+        Resources::None
+    }
+    fn entry(&mut self, cx: &mut UringCx<'_>) -> squeue::Entry {
+        let (ptr, len) = (self.addr.0.as_ptr().cast(), self.addr.0.addr_len());
+        with_fd!(cx.env, self.fd, |f| opcode::Connect::new(f, ptr, len)
+            .build())
+    }
+    fn epoll(&mut self, cx: &mut EpollCx<'_>, ready: bool) -> Step {
+        let raw = cx.env.raw(self.fd);
+        let fd = match sys::borrow(raw) {
+            Ok(fd) => fd,
+            Err(e) => return Step::io(Self::CODE, Err(e)),
+        };
+        let err = |errno: i32| {
+            Step::Done(Outcome::Err(OpError {
+                op: Self::CODE,
+                errno,
+            }))
+        };
+        if ready {
+            return match rustix::net::sockopt::socket_error(fd) {
+                Ok(Ok(())) => Step::Done(Outcome::Ok(0)),
+                Ok(Err(e)) | Err(e) => err(e.raw_os_error()),
+            };
+        }
+        match rustix::net::connect(fd, &self.addr.0) {
+            Ok(()) => Step::Done(Outcome::Ok(0)),
+            Err(rustix::io::Errno::INPROGRESS) | Err(rustix::io::Errno::AGAIN) => Step::Wait {
+                fd: raw,
+                events: WRITABLE,
+            },
+            Err(e) => err(e.raw_os_error()),
+        }
+    }
+}

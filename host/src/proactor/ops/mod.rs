@@ -1,0 +1,109 @@
+//! Operation kinds. Each file holds one kind: what it checks at submission, the
+//! io_uring entry it becomes, and what the epoll driver does with it, side by side.
+//! [`OpKind`] is generated from the list at the end of this file; adding an operation
+//! is a new file, a line in that list and a constructor on `Operation`.
+
+use io_uring::squeue;
+
+use super::error::Result;
+use super::op::{OpCode, Outcome, Resources};
+
+pub(crate) mod base;
+
+pub(crate) mod accept;
+pub(crate) mod close;
+pub(crate) mod connect;
+pub(crate) mod event_wait;
+pub(crate) mod fsync;
+pub(crate) mod nop;
+pub(crate) mod notification_wait;
+pub(crate) mod open;
+pub(crate) mod read;
+pub(crate) mod read_fixed;
+pub(crate) mod readv;
+pub(crate) mod recv;
+pub(crate) mod send;
+pub(crate) mod shutdown;
+pub(crate) mod timer;
+pub(crate) mod write;
+pub(crate) mod write_fixed;
+pub(crate) mod writev;
+
+pub(crate) use base::{error_outcome, Env, EpollCx, Op, Step, UringCx};
+
+macro_rules! kinds {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        /// Every operation kind.
+        pub(crate) enum OpKind {
+            $($variant($ty),)*
+        }
+
+        impl OpKind {
+            pub(crate) fn code(&self) -> OpCode {
+                match self { $(OpKind::$variant(_) => <$ty as Op>::CODE,)* }
+            }
+            #[inline(always)]
+            pub(crate) fn validate(&self, env: &Env<'_>) -> Result<()> {
+                match self { $(OpKind::$variant(o) => o.validate(env),)* }
+            }
+            pub(crate) fn expected_len(&self) -> Option<usize> {
+                match self { $(OpKind::$variant(o) => o.expected_len(),)* }
+            }
+            #[inline(always)]
+            pub(crate) fn owns_nothing(&self) -> bool {
+                match self { $(OpKind::$variant(o) => o.owns_nothing(),)* }
+            }
+            #[inline]
+            pub(crate) fn into_resources(self) -> Resources {
+                match self { $(OpKind::$variant(o) => o.into_resources(),)* }
+            }
+            /// Builds the entry and hands it to `emit` from the kind's own branch, so
+            /// each entry is built and copied straight out.
+            #[inline(always)]
+            pub(crate) fn with_entry<R>(
+                &mut self,
+                cx: &mut UringCx<'_>,
+                emit: impl FnOnce(squeue::Entry) -> R,
+            ) -> R {
+                match self { $(OpKind::$variant(o) => emit(o.entry(cx)),)* }
+            }
+            #[inline(always)]
+            pub(crate) fn queued(&mut self) {
+                match self { $(OpKind::$variant(o) => o.queued(),)* }
+            }
+            pub(crate) fn cqe_error(&self, res: i32, cancelling: bool) -> Outcome {
+                match self { $(OpKind::$variant(o) => o.cqe_error(res, cancelling),)* }
+            }
+            pub(crate) fn epoll(&mut self, cx: &mut EpollCx<'_>, ready: bool) -> Step {
+                match self { $(OpKind::$variant(o) => o.epoll(cx, ready),)* }
+            }
+        }
+    };
+}
+
+kinds! {
+    Nop(nop::Nop),
+    Timer(timer::Timer),
+    EventWait(event_wait::EventWait),
+    NotificationWait(notification_wait::NotificationWait),
+    Open(open::Open),
+    Read(read::Read),
+    Write(write::Write),
+    Readv(readv::Readv),
+    Writev(writev::Writev),
+    ReadFixed(read_fixed::ReadFixed),
+    WriteFixed(write_fixed::WriteFixed),
+    Fsync(fsync::Fsync),
+    Close(close::Close),
+    Accept(accept::Accept),
+    Connect(connect::Connect),
+    Recv(recv::Recv),
+    Send(send::Send),
+    Shutdown(shutdown::Shutdown),
+}
+
+impl OpKind {
+    pub(crate) fn name(&self) -> &'static str {
+        self.code().name()
+    }
+}

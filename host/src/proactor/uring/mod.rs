@@ -1,0 +1,911 @@
+//! io_uring driver.
+//!
+//! Any thread may push SQEs (under the core lock); only the poll thread enters the
+//! kernel (`io_uring_enter`, registration after the first poll). That is what
+//! `IORING_SETUP_SINGLE_ISSUER` requires, and the ring is created disabled
+//! (`IORING_SETUP_R_DISABLED`) and enabled by the first poll so that the poll thread,
+//! not the creating thread, becomes the issuer. Other threads that submit or cancel
+//! wake the poll thread through an eventfd that has a read armed on the ring.
+
+mod simple;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, squeue, types, IoUring};
+
+use super::buffers::Registry;
+use super::caps::{BackendKind, Capability, CapabilitySet};
+use super::core::slots::alloc_slot;
+use super::core::{Chain, Core, Driver, OpSource, Shared, Slot, SlotExt, State, NONE};
+use super::deliver::Sink;
+use super::error::{Error, QueueKind, Result};
+use super::op::{CancelStatus, OpId, Outcome};
+use super::operation::SimpleOp;
+use super::ops::{Env, UringCx};
+use super::sync::lock;
+use super::sys;
+
+/// user_data of the wake-eventfd read.
+const WAKE: u64 = u64::MAX;
+/// Bit set in the user_data of a cancel request (slot keys never use bit 63).
+const CANCEL: u64 = simple::OWN;
+/// `IORING_ENTER_GETEVENTS`.
+const ENTER_GETEVENTS: u32 = 1;
+
+pub(crate) struct Uring {
+    /// First field: dropped (the ring closed) before anything else of the driver.
+    ring: IoUring,
+    wakefd: OwnedFd,
+    single_issuer: bool,
+    r_disabled: bool,
+    enabled: AtomicBool,
+    sq_cap: u32,
+    flags_used: &'static str,
+    /// The shared part of the simple-operation table.
+    simple: simple::Cells,
+}
+
+/// Where every ring's wake read puts the eventfd counter. Only the kernel writes it
+/// and nothing reads it (the value carries no information), so one never-freed static
+/// serves all rings: a ring torn down off its poll thread, whose read may still be
+/// armed, cannot leave the kernel a dangling target.
+static WAKE_SINK: AtomicU64 = AtomicU64::new(0);
+
+/// The io_uring part of a slot.
+pub(crate) struct USlot {
+    /// Kernel-read timeout storage (io_uring copies it at submission, but it lives
+    /// here, at a stable address, until completion anyway).
+    ts: types::Timespec,
+    /// Kernel-read iovec storage for readv/writev; capacity is kept across reuse.
+    iov: Vec<libc::iovec>,
+    /// A kernel cancel request for this slot is queued or in flight.
+    cancel_pending: bool,
+    cancel_tries: u8,
+}
+
+// SAFETY: the iovecs point into buffers owned by the same slot's operation and are
+// only read by the kernel; the slot is only reached under the core mutex.
+unsafe impl Send for USlot {}
+
+impl SlotExt for USlot {
+    fn new() -> USlot {
+        USlot {
+            ts: types::Timespec::new(),
+            iov: Vec::with_capacity(4),
+            cancel_pending: false,
+            cancel_tries: 0,
+        }
+    }
+    #[inline(always)]
+    fn reset(&mut self) {
+        self.cancel_pending = false;
+        self.cancel_tries = 0;
+    }
+    fn is_reset(&self) -> bool {
+        !self.cancel_pending && self.cancel_tries == 0
+    }
+}
+
+/// Driver state under the core lock.
+pub(crate) struct UState {
+    wake_armed: bool,
+    /// Slots whose kernel cancellation the poll thread must request.
+    cancels: Vec<u32>,
+    /// Keys of simple-operation slots whose kernel cancellation the poll thread must
+    /// request (at most one per slot and generation: `simple::mark_cancelling`).
+    simple_cancels: Vec<u64>,
+    /// Slots (index, gen) the poll thread must start (a ring that was full).
+    deferred: Vec<(u32, u32)>,
+}
+
+/// Poll-thread scratch.
+pub(crate) struct UPoll {
+    /// Simple-operation slots: see `simple`.
+    table: simple::Table,
+    /// CQEs of ordinary slots seen while reaping simple ones, processed under the
+    /// core lock.
+    heavy: Vec<(u64, i32)>,
+    /// This round's reap went through the simple-operation path first.
+    split: bool,
+}
+
+pub(crate) struct Created {
+    pub(crate) uring: Uring,
+    pub(crate) native: CapabilitySet,
+}
+
+fn unavailable(errno: i32) -> Error {
+    let hint = match errno {
+        libc::ENOSYS => "kernel built without io_uring (needs 5.1+)",
+        libc::EPERM | libc::EACCES => {
+            "blocked by seccomp or sysctl kernel.io_uring_disabled (set it to 0, or add the user to kernel.io_uring_group)"
+        }
+        libc::ENOMEM => "ring memory could not be allocated (raise RLIMIT_MEMLOCK on kernels before 5.12)",
+        _ => "io_uring_setup refused the ring",
+    };
+    Error::Unavailable {
+        backend: "io_uring",
+        errno,
+        hint,
+    }
+}
+
+impl Uring {
+    pub(crate) fn create(
+        entries: u32,
+        cq_entries: u32,
+        max_in_flight: u32,
+        allowed: CapabilitySet,
+    ) -> Result<Created> {
+        if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+            if v.trim() == "2" {
+                return Err(unavailable(libc::EPERM));
+            }
+        }
+        // Most capable first; retry with fewer flags when the kernel says EINVAL.
+        let mut attempts: Vec<(bool, bool, bool, &'static str)> = Vec::new();
+        let si = allowed.contains(Capability::SingleIssuer);
+        let dt = allowed.contains(Capability::DeferTaskrun);
+        if si && dt {
+            attempts.push((true, true, true, "SINGLE_ISSUER|DEFER_TASKRUN|R_DISABLED"));
+        }
+        if si {
+            attempts.push((true, false, true, "SINGLE_ISSUER|R_DISABLED"));
+        }
+        attempts.push((false, false, true, "R_DISABLED"));
+        attempts.push((false, false, false, "none"));
+        let mut last = libc::EINVAL;
+        for (single, defer, disabled, name) in attempts {
+            let mut b = IoUring::builder();
+            b.setup_cqsize(cq_entries).setup_clamp();
+            if single {
+                b.setup_single_issuer();
+            }
+            if defer {
+                b.setup_defer_taskrun();
+            }
+            if disabled {
+                b.setup_r_disabled();
+            }
+            match b.build(entries) {
+                Ok(ring) => {
+                    return Self::finish_create(
+                        ring,
+                        single,
+                        defer,
+                        disabled,
+                        name,
+                        allowed,
+                        max_in_flight,
+                    )
+                }
+                Err(e) => {
+                    last = e.raw_os_error().unwrap_or(libc::EIO);
+                    if last != libc::EINVAL {
+                        break;
+                    }
+                }
+            }
+        }
+        match last {
+            libc::EPERM | libc::EACCES | libc::ENOSYS | libc::ENOMEM | libc::EINVAL => {
+                Err(unavailable(last))
+            }
+            e => Err(Error::Sys {
+                what: "io_uring_setup",
+                errno: e,
+            }),
+        }
+    }
+
+    fn finish_create(
+        ring: IoUring,
+        single: bool,
+        defer: bool,
+        disabled: bool,
+        name: &'static str,
+        allowed: CapabilitySet,
+        max_in_flight: u32,
+    ) -> Result<Created> {
+        let wakefd = sys::eventfd().map_err(|e| Error::sys("eventfd", e))?;
+        let mut probe = io_uring::Probe::new();
+        let futex = ring.submitter().register_probe(&mut probe).is_ok()
+            && probe.is_supported(opcode::FutexWait::CODE)
+            && probe.is_supported(opcode::FutexWake::CODE);
+        let p = ring.params();
+        let mut native = CapabilitySet::NONE
+            .with(Capability::RegisteredBuffers)
+            .with(Capability::FixedFiles)
+            .with(Capability::AbsoluteTimers);
+        // ETIME_SUCCESS (5.16) keeps an expired timer from breaking a link; the
+        // skip-cqe feature (5.17) is the closest feature bit that proves it exists.
+        if p.is_feature_skip_cqe_on_success() {
+            native = native.with(Capability::LinkedOperations);
+        }
+        if futex {
+            native = native.with(Capability::KernelNotificationWait);
+        }
+        if single {
+            native = native.with(Capability::SingleIssuer);
+        }
+        if defer {
+            native = native.with(Capability::DeferTaskrun);
+        }
+        let mut masked = CapabilitySet::NONE;
+        for c in Capability::ALL {
+            if native.contains(c) && allowed.contains(c) {
+                masked = masked.with(c);
+            }
+        }
+        let sq_cap = ring.params().sq_entries();
+        Ok(Created {
+            uring: Uring {
+                ring,
+                wakefd,
+                single_issuer: single,
+                r_disabled: disabled,
+                enabled: AtomicBool::new(!disabled),
+                sq_cap,
+                flags_used: name,
+                simple: simple::Cells::new(simple::slots_for(max_in_flight)),
+            },
+            native: masked,
+        })
+    }
+
+    fn is_poll_thread(&self, sh: &Shared<Self>) -> bool {
+        sh.is_poll_thread()
+    }
+
+    /// Whether this thread may register resources now.
+    fn may_register(&self, sh: &Shared<Self>) -> bool {
+        !(self.single_issuer && self.enabled.load(Ordering::Acquire) && !self.is_poll_thread(sh))
+    }
+
+    /// Flushes the SQ to the kernel when this thread is allowed to enter.
+    fn try_flush(&self, sh: &Shared<Self>) -> bool {
+        if self.enabled.load(Ordering::Acquire) && (self.is_poll_thread(sh) || !self.single_issuer)
+        {
+            self.ring.submitter().submit().is_ok()
+        } else {
+            false
+        }
+    }
+
+    fn sq_free(&self) -> usize {
+        // SAFETY: called with the core lock held; the core lock guards every
+        // `SubmissionQueue` of this ring, so no other one exists.
+        let sq = unsafe { self.ring.submission_shared() };
+        sq.capacity() - sq.len()
+    }
+
+    /// Pushes one SQE. Caller holds the core lock.
+    ///
+    /// # Safety
+    /// Every pointer in `entry` must stay valid (and, for buffers the kernel writes,
+    /// unaliased) until the entry's completion has been reaped.
+    unsafe fn push(&self, sh: &Shared<Self>, entry: &squeue::Entry) -> bool {
+        for _ in 0..2 {
+            {
+                // SAFETY: the core lock (held by the caller) guards every SubmissionQueue.
+                let mut sq = unsafe { self.ring.submission_shared() };
+                // SAFETY: forwarded from this function's contract. Dropping `sq` publishes
+                // the new tail (Release), which is what the kernel reads.
+                if unsafe { sq.push(entry) }.is_ok() {
+                    return true;
+                }
+            }
+            if !self.try_flush(sh) {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// Builds the entry of slot `s` (key `key`; `link` sets `IOSQE_IO_LINK`) and hands
+    /// it to `emit`, from the operation kind's own branch.
+    #[inline(always)]
+    fn with_entry<R>(
+        env: Env<'_>,
+        s: &mut Slot<USlot>,
+        key: u64,
+        link: bool,
+        emit: impl FnOnce(squeue::Entry) -> R,
+    ) -> R {
+        let mut cx = UringCx {
+            env,
+            ts: &mut s.ext.ts,
+            iov: &mut s.ext.iov,
+        };
+        let op = s.op.as_mut().expect("started slot has an op");
+        op.with_entry(&mut cx, |e| {
+            let e = if link {
+                e.flags(squeue::Flags::IO_LINK)
+            } else {
+                e
+            };
+            emit(e.user_data(key))
+        })
+    }
+
+    /// Poll-thread work before waiting: enable the ring, arm the wake read, send
+    /// cancel requests, start deferred steps.
+    fn prepare_inner(&self, sh: &Shared<Self>, core: &mut Core<Self>) -> Result<()> {
+        if !self.enabled.load(Ordering::Acquire) {
+            if self.r_disabled {
+                self.ring
+                    .submitter()
+                    .register_enable_rings()
+                    .map_err(|e| Error::sys("IORING_REGISTER_ENABLE_RINGS", e))?;
+            }
+            self.enabled.store(true, Ordering::Release);
+        }
+        if !core.be.wake_armed {
+            let e = opcode::Read::new(
+                types::Fd(self.wakefd.as_raw_fd()),
+                WAKE_SINK.as_ptr().cast::<u8>(),
+                8,
+            )
+            .build()
+            .user_data(WAKE);
+            // SAFETY: the target is a static, valid for the whole program; the kernel's
+            // write is the only access to it.
+            if unsafe { self.push(sh, &e) } {
+                core.be.wake_armed = true;
+            }
+        }
+        let mut cancels = std::mem::take(&mut core.be.cancels);
+        for &idx in &cancels {
+            let s = &core.slots[idx as usize];
+            if s.state != State::Running || !s.ext.cancel_pending {
+                continue;
+            }
+            let key = s.key(idx);
+            let e = opcode::AsyncCancel::new(key)
+                .build()
+                .user_data(CANCEL | key);
+            // SAFETY: a cancel SQE carries no pointers.
+            if !unsafe { self.push(sh, &e) } {
+                // Still full after flushing: retry on the next poll iteration.
+                core.be.cancels.push(idx);
+            }
+        }
+        cancels.clear();
+        if core.be.cancels.is_empty() {
+            core.be.cancels = cancels;
+        }
+        // Simple operations' cancel requests (one per slot and generation; a stale
+        // one finds nothing: the key carries the generation).
+        while let Some(&key) = core.be.simple_cancels.last() {
+            let e = opcode::AsyncCancel::new(key)
+                .build()
+                .user_data(CANCEL | key);
+            // SAFETY: a cancel SQE carries no pointers.
+            if !unsafe { self.push(sh, &e) } {
+                break; // still full after flushing: retry on the next poll iteration
+            }
+            core.be.simple_cancels.pop();
+        }
+        let mut deferred = std::mem::take(&mut core.be.deferred);
+        for &(idx, gen) in &deferred {
+            let s = &core.slots[idx as usize];
+            if s.gen == gen && s.state == State::Queued {
+                core.start(sh, idx);
+            }
+        }
+        deferred.clear();
+        if core.be.deferred.is_empty() {
+            core.be.deferred = deferred;
+        }
+        Ok(())
+    }
+
+    /// Processes the CQEs `reap_simple` set aside (caller holds the core lock).
+    fn reap_heavy(&self, sh: &Shared<Self>, core: &mut Core<Self>, heavy: &mut Vec<(u64, i32)>) {
+        for &(ud, res) in heavy.iter() {
+            Self::reap_one(sh, core, ud, res);
+        }
+        heavy.clear();
+    }
+
+    /// Processes every available CQE of ordinary slots (caller holds the core lock).
+    /// CQEs of simple operations are dropped: `poll` calls this only when none is in
+    /// flight, and teardown delivers nothing any more.
+    fn reap_all(&self, sh: &Shared<Self>, core: &mut Core<Self>) {
+        // SAFETY: the CQ is only touched by the poll thread, which holds
+        // `Shared::poll` for the whole poll call; teardown has exclusive access.
+        let mut cq = unsafe { self.ring.completion_shared() };
+        loop {
+            cq.sync();
+            if cq.is_empty() {
+                break;
+            }
+            for cqe in &mut cq {
+                let ud = cqe.user_data();
+                if !simple::is_simple(ud) {
+                    Self::reap_one(sh, core, ud, cqe.result());
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn reap_one(sh: &Shared<Self>, core: &mut Core<Self>, ud: u64, res: i32) {
+        // Slot keys never have bit 63 set; WAKE and cancel requests do.
+        if ud & CANCEL != 0 {
+            if ud == WAKE {
+                // Interrupts carry no meaning of their own; `user_wake` decides.
+                core.be.wake_armed = false;
+            } else {
+                Self::cancel_done(sh, core, OpId(ud & !CANCEL), res);
+            }
+            return;
+        }
+        let id = OpId(ud);
+        let idx = id.index();
+        let Some(s) = core.slots.get(idx as usize) else {
+            return;
+        };
+        // A stale key (generation moved on) or a slot not running: nothing to do.
+        if s.gen != id.gen() || s.state != State::Running {
+            return;
+        }
+        let outcome = if res >= 0 {
+            Outcome::Ok(res as u32)
+        } else {
+            s.op.as_ref()
+                .expect("running slot has an op")
+                .cqe_error(res, s.cancel)
+        };
+        core.finish(sh, idx, outcome);
+    }
+
+    fn cancel_done(sh: &Shared<Self>, core: &mut Core<Self>, id: OpId, res: i32) {
+        if simple::is_simple(id.0) {
+            // A simple operation's cancel request: nothing to retry (never linked).
+            return;
+        }
+        let Some(idx) = core.find(id) else { return };
+        let s = &mut core.slots[idx as usize];
+        s.ext.cancel_pending = false;
+        let tries = s.ext.cancel_tries;
+        if res != -libc::ENOENT
+            || s.state != State::Running
+            || s.chain != Chain::Kernel
+            || tries > 32
+        {
+            return;
+        }
+        // Not found but still pending: a later step of a kernel-linked sequence whose
+        // predecessor finished as our request went in. Cancel the new front.
+        let front = core.chain_front(idx);
+        let f = &mut core.slots[front as usize];
+        f.ext.cancel_tries = f.ext.cancel_tries.max(tries);
+        core.cancel_slot(sh, front);
+    }
+
+    fn push_cancels(&self, sh: &Shared<Self>, core: &mut Core<Self>) {
+        let cancels = std::mem::take(&mut core.be.cancels);
+        for &idx in &cancels {
+            let s = &core.slots[idx as usize];
+            if s.state != State::Running {
+                continue;
+            }
+            let key = s.key(idx);
+            let e = opcode::AsyncCancel::new(key)
+                .build()
+                .user_data(CANCEL | key);
+            // SAFETY: a cancel SQE carries no pointers.
+            unsafe { self.push(sh, &e) };
+        }
+    }
+}
+
+impl Driver for Uring {
+    type Slot = USlot;
+    type State = UState;
+    type PollState = UPoll;
+
+    const KIND: BackendKind = BackendKind::IoUring;
+    const SIMPLE_TABLE: bool = true;
+
+    fn new_state(&self, max: u32) -> UState {
+        UState {
+            wake_armed: false,
+            cancels: Vec::with_capacity(max as usize),
+            simple_cancels: Vec::with_capacity(max as usize),
+            deferred: Vec::with_capacity(max as usize),
+        }
+    }
+
+    fn new_poll_state(&self, max: u32) -> UPoll {
+        UPoll {
+            table: simple::Table::new(max, simple::slots_for(max)),
+            heavy: Vec::with_capacity(256),
+            split: false,
+        }
+    }
+
+    fn interrupt(&self) {
+        // A failed write leaves the counter set (EAGAIN is swallowed); nothing to do.
+        let _ = sys::eventfd_signal(self.wakefd.as_fd());
+    }
+
+    /// Ensures `n` SQ entries are free (flushing if this thread may), or reports the
+    /// retryable queue-full error. Caller holds the core lock.
+    fn reserve(&self, sh: &Shared<Self>, _core: &Core<Self>, n: usize) -> Result<()> {
+        if n > self.sq_cap as usize {
+            return Err(Error::SubmissionQueueFull {
+                queue: QueueKind::SubmissionRing,
+                capacity: self.sq_cap,
+            });
+        }
+        if self.sq_free() >= n {
+            return Ok(());
+        }
+        if self.try_flush(sh) && self.sq_free() >= n {
+            return Ok(());
+        }
+        Err(Error::SubmissionQueueFull {
+            queue: QueueKind::SubmissionRing,
+            capacity: self.sq_cap,
+        })
+    }
+
+    /// Builds and pushes the SQE of slot `idx`.
+    fn start(&self, sh: &Shared<Self>, core: &mut Core<Self>, idx: u32) {
+        let Core {
+            slots,
+            files,
+            native_files,
+            be,
+            ..
+        } = core;
+        let env = Env {
+            caps: sh.caps,
+            files,
+            native_files: *native_files,
+        };
+        let s = &mut slots[idx as usize];
+        let link = s.chain == Chain::Kernel && s.next != NONE;
+        let key = s.key(idx);
+        // SAFETY: the entry points into this slot's op (buffers, path, iovecs, event,
+        // notification epoch) or its `ts`; the slot is not released and the op not
+        // dropped until the completion is reaped (`Core::finish`), and teardown waits
+        // for outstanding completions or leaks the memory.
+        let pushed = Self::with_entry(env, s, key, link, |e| unsafe { self.push(sh, &e) });
+        if pushed {
+            if let Some(op) = &mut s.op {
+                op.queued();
+            }
+        } else {
+            // Ring full and this thread may not flush: the poll thread starts it.
+            s.state = State::Queued;
+            be.deferred.push((idx, s.gen));
+            sh.hint.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Allocates a slot for each of `ops` (unlinked) and pushes their SQEs through one
+    /// view of the submission ring, publishing the tail once. Caller holds the core
+    /// lock and has reserved SQ room for all of them.
+    fn start_batch<S: OpSource>(
+        &self,
+        sh: &Shared<Self>,
+        core: &mut Core<Self>,
+        ops: &mut S,
+        on_id: &mut impl FnMut(OpId),
+        future: bool,
+    ) -> bool {
+        // SAFETY: the core lock (held by the caller) guards every SubmissionQueue of
+        // this ring, so this is the only one until it is dropped at the end.
+        let mut sq = unsafe { self.ring.submission_shared() };
+        let Core {
+            slots,
+            free,
+            live,
+            files,
+            native_files,
+            be,
+            ..
+        } = core;
+        let env = Env {
+            caps: sh.caps,
+            files,
+            native_files: *native_files,
+        };
+        for op in ops.take_all() {
+            let (idx, s, key) = alloc_slot(slots, free, live, op, future, State::Running);
+            on_id(OpId(key));
+            // Unlinked by the caller's contract: no IO_LINK flag.
+            // SAFETY: as in `start`: everything the entry points at lives in the slot
+            // until its completion is reaped (or is leaked by teardown).
+            let pushed = Self::with_entry(env, s, key, false, |e| unsafe { sq.push(&e).is_ok() });
+            if pushed {
+                if let Some(op) = &mut s.op {
+                    op.queued();
+                }
+            } else {
+                // Not expected (the caller reserved room); the poll thread starts it.
+                s.state = State::Queued;
+                be.deferred.push((idx, s.gen));
+                sh.hint.store(true, Ordering::Relaxed);
+            }
+        }
+        // Dropping `sq` publishes the new tail (Release), which is what the kernel reads.
+        drop(sq);
+        true
+    }
+
+    fn cancel(&self, sh: &Shared<Self>, core: &mut Core<Self>, idx: u32) {
+        let s = &mut core.slots[idx as usize];
+        // One kernel cancel request at a time per slot; a repeated `cancel` is
+        // answered `Requested` without another request.
+        if !s.ext.cancel_pending {
+            s.ext.cancel_pending = true;
+            s.ext.cancel_tries = s.ext.cancel_tries.saturating_add(1);
+            core.be.cancels.push(idx);
+            sh.hint.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn prepare(&self, sh: &Shared<Self>, core: &mut Core<Self>) -> Result<()> {
+        self.prepare_inner(sh, core)
+    }
+
+    /// Submits queued SQEs and waits for at least one completion, `timeout` (None:
+    /// forever; zero: just submit and run completion work).
+    fn wait(&self, timeout: Option<Duration>, _ps: &mut UPoll) -> Result<()> {
+        let sub = self.ring.submitter();
+        let r = match timeout {
+            Some(t) if t.is_zero() => {
+                // SAFETY: no extended argument; `to_submit` is clamped by the kernel to the
+                // number of queued SQEs.
+                unsafe { sub.enter::<libc::sigset_t>(self.sq_cap, 0, ENTER_GETEVENTS, None) }
+            }
+            Some(t) => {
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                sub.submit_with_args(1, &args)
+            }
+            None => sub.submit_and_wait(1),
+        };
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {
+                    Ok(())
+                }
+                _ => Err(Error::sys("io_uring_enter", e)),
+            },
+        }
+    }
+
+    #[inline(always)]
+    fn reap_unlocked(
+        &self,
+        _sh: &Shared<Self>,
+        ps: &mut UPoll,
+        on: &mut impl Sink,
+    ) -> (usize, bool) {
+        // With no simple operation in flight (none can be submitted while this poll
+        // holds the poll mutex, and each has exactly one CQE, counted until it is
+        // delivered) the ring is reaped in one pass under the core lock.
+        ps.split = ps.table.live() > 0;
+        if !ps.split {
+            return (0, true);
+        }
+        // SAFETY: this is the poll thread holding the poll mutex (`ps`), the only
+        // user of the completion queue.
+        let n = unsafe { simple::reap(&self.ring, &self.simple, &mut ps.table, &mut ps.heavy, on) };
+        // Only simple completions this time: the core lock is not needed (what other
+        // threads queued meanwhile also raised `hint`, so the next poll picks it up
+        // without blocking).
+        (n, !(n > 0 && ps.heavy.is_empty()))
+    }
+
+    fn reap(&self, sh: &Shared<Self>, core: &mut Core<Self>, ps: &mut UPoll) {
+        // CQEs set aside by the simple path (or by a poll whose callback panicked).
+        self.reap_heavy(sh, core, &mut ps.heavy);
+        if !ps.split {
+            self.reap_all(sh, core);
+        }
+    }
+
+    /// Cancels everything still in the kernel and waits (bounded) for it to finish,
+    /// so the slots' memory can be freed; leaks that memory otherwise.
+    fn teardown(&self, sh: &Shared<Self>, can_enter: bool) {
+        let mut core = lock(&sh.core);
+        let core = &mut *core;
+        // The wake read needs no waiting: its target is a static (`WAKE_SINK`).
+        let running = |core: &Core<Self>| {
+            core.slots
+                .iter()
+                .any(|s| s.state == State::Running && !s.soft)
+        };
+        for s in core.slots.iter_mut() {
+            s.cancel = true;
+        }
+        if !self.enabled.load(Ordering::Acquire) {
+            // Nothing ever reached the kernel; queued SQEs die with the ring.
+            return;
+        }
+        let can_enter = can_enter || !self.single_issuer;
+        if can_enter {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                for idx in 0..core.slots.len() as u32 {
+                    let s = &mut core.slots[idx as usize];
+                    if s.state == State::Running && !s.soft && !s.ext.cancel_pending {
+                        s.ext.cancel_pending = true;
+                        core.be.cancels.push(idx);
+                    }
+                }
+                self.push_cancels(sh, core);
+                if !running(core) || Instant::now() >= deadline {
+                    break;
+                }
+                let mut ps = UPoll {
+                    table: simple::Table::new(0, 0),
+                    heavy: Vec::new(),
+                    split: false,
+                };
+                let _ = self.wait(Some(Duration::from_millis(20)), &mut ps);
+                self.reap_all(sh, core);
+                if !running(core) {
+                    break;
+                }
+            }
+        }
+        if running(core) {
+            // The kernel may still use these operations' memory: never free it. Only
+            // what an SQE points at is leaked (the op's buffers, path, event, epoch and
+            // its iovec array); timeouts were copied by the kernel when submitted.
+            for s in core.slots.iter_mut() {
+                if s.state == State::Running && !s.soft {
+                    std::mem::forget(s.op.take());
+                    std::mem::forget(std::mem::take(&mut s.ext.iov));
+                }
+            }
+        }
+    }
+
+    fn submit_simple(
+        &self,
+        sh: &Shared<Self>,
+        core: &Core<Self>,
+        ps: &mut UPoll,
+        ops: &[SimpleOp],
+        ids: &mut [OpId],
+    ) -> Result<()> {
+        if ps.table.free_len() < ops.len() {
+            return Err(Error::SubmissionQueueFull {
+                queue: QueueKind::OperationSlots,
+                capacity: sh.max_in_flight,
+            });
+        }
+        self.reserve(sh, core, ops.len())?;
+        let env = core.env(sh.caps);
+        // Monomorphized on whether ids are wanted (no test per operation).
+        // SAFETY: the caller holds the core lock (which guards the submission queue)
+        // and the poll mutex (`ps`); room was checked and reserved above; `Shared`
+        // drops the driver (the ring) before the poll state (the table).
+        unsafe {
+            if ids.is_empty() {
+                simple::start::<false>(&self.ring, &self.simple, &env, &mut ps.table, ops, ids);
+            } else {
+                simple::start::<true>(&self.ring, &self.simple, &env, &mut ps.table, ops, ids);
+            }
+        }
+        self.simple.set_live(ps.table.live());
+        Ok(())
+    }
+
+    fn cancel_simple(&self, sh: &Shared<Self>, id: OpId) -> Option<CancelStatus> {
+        if !simple::is_simple(id.0) {
+            return None;
+        }
+        Some(match self.simple.mark_cancelling(id) {
+            None => CancelStatus::NotFound,
+            Some(false) => CancelStatus::Requested,
+            Some(true) => {
+                lock(&sh.core).be.simple_cancels.push(id.0);
+                sh.hint.store(true, Ordering::Relaxed);
+                sh.nudge();
+                CancelStatus::Requested
+            }
+        })
+    }
+
+    #[inline(always)]
+    fn simple_live(&self) -> usize {
+        self.simple.live()
+    }
+
+    fn register_buffers(&self, sh: &Shared<Self>, reg: &Registry) -> Result<()> {
+        if !sh.caps.is_native(Capability::RegisteredBuffers) {
+            return Ok(());
+        }
+        if !self.may_register(sh) {
+            return Err(Error::NotPollOwner);
+        }
+        let iov = reg.iovecs();
+        // SAFETY: the registry's memory is never moved or freed before the ring is
+        // closed: `Shared` keeps an `Arc` to it and drops its driver (the ring) first.
+        unsafe { self.ring.submitter().register_buffers(&iov) }
+            .map_err(|e| Error::sys("IORING_REGISTER_BUFFERS", e))
+    }
+
+    fn register_files(
+        &self,
+        sh: &Shared<Self>,
+        core: &mut Core<Self>,
+        fds: &[RawFd],
+    ) -> Result<bool> {
+        if !sh.caps.is_native(Capability::FixedFiles) {
+            return Ok(false);
+        }
+        if !self.may_register(sh) {
+            return Err(Error::NotPollOwner);
+        }
+        let sub = self.ring.submitter();
+        if core.native_files > 0 {
+            sub.unregister_files()
+                .map_err(|e| Error::sys("IORING_UNREGISTER_FILES", e))?;
+            core.native_files = 0;
+        }
+        sub.register_files(fds)
+            .map_err(|e| Error::sys("IORING_REGISTER_FILES", e))?;
+        core.native_files = fds.len() as u32;
+        Ok(true)
+    }
+
+    fn ring_flags(&self) -> Option<&'static str> {
+        Some(self.flags_used)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_errors_map_to_unavailable_with_a_hint() {
+        for errno in [libc::EPERM, libc::EACCES, libc::ENOSYS, libc::ENOMEM] {
+            match unavailable(errno) {
+                Error::Unavailable {
+                    backend,
+                    errno: e,
+                    hint,
+                } => {
+                    assert_eq!(backend, "io_uring");
+                    assert_eq!(e, errno);
+                    assert!(!hint.is_empty());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let s = unavailable(libc::EPERM).to_string();
+        assert!(s.contains("io_uring_disabled"), "{s}");
+    }
+
+    #[test]
+    fn cqe_results_map_to_outcomes() {
+        use crate::proactor::op::{OpCode, OpError, TimerSpec};
+        use crate::proactor::ops::{self, OpKind};
+        let timer = OpKind::Timer(ops::timer::Timer(TimerSpec::After(Duration::ZERO)));
+        assert_eq!(timer.cqe_error(-libc::ETIME, false), Outcome::Ok(0));
+        assert_eq!(timer.cqe_error(-libc::ECANCELED, false), Outcome::Cancelled);
+        let nop = OpKind::Nop(ops::nop::Nop);
+        assert_eq!(nop.cqe_error(-libc::EINTR, true), Outcome::Cancelled);
+        assert_eq!(
+            nop.cqe_error(-libc::EBADF, false),
+            Outcome::Err(OpError {
+                op: OpCode::Nop,
+                errno: libc::EBADF
+            })
+        );
+    }
+}

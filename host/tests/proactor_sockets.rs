@@ -1,0 +1,523 @@
+//! Socket conformance: every test is written once and run on io_uring under three
+//! capability masks and on epoll (see `conformance!` at the end). Loopback only;
+//! every wait is bounded. A configuration is skipped, with the reason printed, only
+//! when its backend cannot be created here.
+//!
+//! Scenarios (one function each): TCP over IPv4 and IPv6 echo, Unix stream echo
+//! (socket pair and a listener on a path), UDP (connected), Unix datagrams, a recv
+//! that waits for data, end of stream, half-close, peer reset in the middle of a
+//! recv, connection refused, cancelling a pending recv and a pending accept, a
+//! 4 MiB transfer through partial sends, send to a closed peer (EPIPE, no SIGPIPE),
+//! registered (fixed) sockets, futures, 64 concurrent connections, imported std
+//! sockets, a linked send → recv sequence. Scenarios that change or count process-wide
+//! state (fd limits, fd counts) are in `proactor_socket_limits.rs`, a process of
+//! their own.
+
+use std::future::Future;
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::task::Wake;
+use std::time::{Duration, Instant};
+
+use gpu_uring::proactor::net::{SockAddr, Socket, SocketKind};
+use gpu_uring::proactor::*;
+
+#[derive(Debug, Clone, Copy)]
+enum Config {
+    Uring,
+    UringNoSingleIssuer,
+    UringEmulated,
+    Epoll,
+}
+
+fn options(cfg: Config) -> Options {
+    let mut o = Options::default();
+    match cfg {
+        Config::Uring => o.backend = BackendChoice::IoUring,
+        Config::UringNoSingleIssuer => {
+            o.backend = BackendChoice::IoUring;
+            o.allowed_capabilities = CapabilitySet::ALL
+                .without(Capability::SingleIssuer)
+                .without(Capability::DeferTaskrun);
+        }
+        Config::UringEmulated => {
+            o.backend = BackendChoice::IoUring;
+            o.allowed_capabilities = CapabilitySet::NONE;
+        }
+        Config::Epoll => o.backend = BackendChoice::Epoll,
+    }
+    o
+}
+
+fn run(cfg: Config, name: &str, test: fn(&Proactor)) {
+    match Proactor::new(options(cfg)) {
+        Ok(p) => test(&p),
+        Err(e @ Error::Unavailable { .. }) => {
+            eprintln!("SKIP {name} [{cfg:?}]: backend unavailable: {e}")
+        }
+        Err(e) => panic!("{cfg:?}: creating the proactor failed: {e}"),
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn collect(p: &Proactor, n: usize) -> Vec<Completion> {
+    let mut out = Vec::new();
+    let end = Instant::now() + LIMIT;
+    while out.len() < n {
+        assert!(
+            Instant::now() < end,
+            "timed out: {} of {n}: {out:?}",
+            out.len()
+        );
+        p.poll(Some(Duration::from_millis(100)), |c| out.push(c))
+            .unwrap();
+    }
+    out
+}
+
+fn one(p: &Proactor, op: Operation) -> Completion {
+    let id = p.submit(op).expect("submit");
+    let c = collect(p, 1).pop().unwrap();
+    assert_eq!(c.id, id);
+    c
+}
+
+fn assert_quiet(p: &Proactor, d: Duration) {
+    let end = Instant::now() + d;
+    let mut extra = Vec::new();
+    while Instant::now() < end {
+        p.poll(Some(Duration::from_millis(10)), |c| extra.push(c))
+            .unwrap();
+    }
+    assert!(extra.is_empty(), "unexpected completions: {extra:?}");
+}
+
+fn errno_of(o: &Outcome) -> Option<i32> {
+    match o {
+        Outcome::Err(e) => Some(e.errno),
+        _ => None,
+    }
+}
+
+fn owned(fd: u32) -> OwnedFd {
+    // SAFETY: an accept completion's value is a new descriptor the caller owns.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// A listener on loopback and a client connected to it through the proactor:
+/// (listener, client, server side).
+fn tcp_pair(p: &Proactor, kind: SocketKind) -> Option<(Socket, Socket, Socket)> {
+    let lst = Socket::new(kind).unwrap();
+    let any: SocketAddr = match kind {
+        SocketKind::TcpV6 => (Ipv6Addr::LOCALHOST, 0).into(),
+        _ => (Ipv4Addr::LOCALHOST, 0).into(),
+    };
+    if let Err(e) = lst.bind(&any.into()) {
+        assert_eq!(kind, SocketKind::TcpV6, "{e}");
+        eprintln!("SKIP: no IPv6 loopback here: {e}");
+        return None;
+    }
+    lst.listen(64).unwrap();
+    let addr = lst.local_addr().unwrap();
+    let cli = Socket::new(kind).unwrap();
+    let a = p.submit(Operation::accept(&lst).user_data(1)).unwrap();
+    let c = p
+        .submit(Operation::connect(&cli, addr).user_data(2))
+        .unwrap();
+    let mut srv = None;
+    for done in collect(p, 2) {
+        if done.id == a {
+            let fd = done.outcome.ok().expect("accept");
+            srv = Some(Socket::import(owned(fd)).unwrap());
+        } else {
+            assert_eq!(done.id, c);
+            assert_eq!(done.outcome, Outcome::Ok(0), "connect");
+        }
+    }
+    Some((lst, cli, srv.unwrap()))
+}
+
+/// Sends `msg` one way and checks it arrives whole (recv loop for stream sockets).
+fn echo_once(p: &Proactor, from: &Socket, to: &Socket, msg: &[u8]) {
+    let c = one(p, Operation::send(from, msg.to_vec()));
+    assert_eq!(c.outcome, Outcome::Ok(msg.len() as u32));
+    let mut got = Vec::new();
+    while got.len() < msg.len() {
+        let c = one(p, Operation::recv(to, vec![0; 4096]));
+        let n = c.outcome.ok().expect("recv") as usize;
+        assert!(n > 0, "early end of stream");
+        got.extend_from_slice(&c.resources.into_buf().unwrap()[..n]);
+    }
+    assert_eq!(got, msg);
+}
+
+fn tcp_v4_echo(p: &Proactor) {
+    let (_l, cli, srv) = tcp_pair(p, SocketKind::TcpV4).unwrap();
+    cli.set_nodelay(true).unwrap();
+    echo_once(p, &cli, &srv, b"hello over ipv4");
+    echo_once(p, &srv, &cli, b"and back");
+    assert_eq!(p.in_flight(), 0);
+}
+
+fn tcp_v6_echo(p: &Proactor) {
+    if let Some((_l, cli, srv)) = tcp_pair(p, SocketKind::TcpV6) {
+        echo_once(p, &cli, &srv, b"hello over ipv6");
+        echo_once(p, &srv, &cli, &[7u8; 3000]);
+    }
+}
+
+fn unix_stream_pair_echo(p: &Proactor) {
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    echo_once(p, &a, &b, b"unix stream");
+    echo_once(p, &b, &a, &[1u8; 10_000]);
+}
+
+fn unix_stream_listener(p: &Proactor) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sock");
+    let lst = Socket::new(SocketKind::UnixStream).unwrap();
+    lst.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+    lst.listen(8).unwrap();
+    let cli = Socket::new(SocketKind::UnixStream).unwrap();
+    p.submit(Operation::accept(&lst).user_data(1)).unwrap();
+    p.submit(Operation::connect(&cli, SockAddr::unix(&path).unwrap()).user_data(2))
+        .unwrap();
+    let mut srv = None;
+    for c in collect(p, 2) {
+        match c.user_data {
+            1 => srv = Some(Socket::import(owned(c.outcome.ok().unwrap())).unwrap()),
+            _ => assert_eq!(c.outcome, Outcome::Ok(0)),
+        }
+    }
+    echo_once(p, &cli, srv.as_ref().unwrap(), b"over a path");
+}
+
+fn udp_connected(p: &Proactor) {
+    let a = Socket::new(SocketKind::UdpV4).unwrap();
+    let b = Socket::new(SocketKind::UdpV4).unwrap();
+    let lo: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
+    a.bind(&lo.into()).unwrap();
+    b.bind(&lo.into()).unwrap();
+    let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    assert_eq!(one(p, Operation::connect(&a, ba)).outcome, Outcome::Ok(0));
+    assert_eq!(one(p, Operation::connect(&b, aa)).outcome, Outcome::Ok(0));
+    // A pending recv completes with exactly one datagram.
+    let r = p.submit(Operation::recv(&b, vec![0; 100])).unwrap();
+    assert_quiet(p, Duration::from_millis(10));
+    let s = p.submit(Operation::send(&a, b"dgram".to_vec())).unwrap();
+    for c in collect(p, 2) {
+        assert_eq!(c.outcome, Outcome::Ok(5));
+        if c.id == r {
+            assert_eq!(&c.resources.into_buf().unwrap()[..5], b"dgram");
+        } else {
+            assert_eq!(c.id, s);
+        }
+    }
+}
+
+fn unix_datagram(p: &Proactor) {
+    let (a, b) = Socket::pair(SocketKind::UnixDatagram).unwrap();
+    for i in 0..3u8 {
+        let msg = vec![i; 10 + i as usize];
+        assert_eq!(
+            one(p, Operation::send(&a, msg.clone())).outcome,
+            Outcome::Ok(msg.len() as u32)
+        );
+    }
+    for i in 0..3u8 {
+        let c = one(p, Operation::recv(&b, vec![0; 64]));
+        assert_eq!(
+            c.outcome,
+            Outcome::Ok(10 + i as u32),
+            "datagram boundaries kept"
+        );
+    }
+}
+
+fn recv_waits_for_data(p: &Proactor) {
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let id = p.submit(Operation::recv(&b, vec![0; 16])).unwrap();
+    assert_quiet(p, Duration::from_millis(30));
+    assert_eq!(p.in_flight(), 1);
+    rustix::io::write(&a, b"late").unwrap();
+    let c = collect(p, 1).pop().unwrap();
+    assert_eq!((c.id, c.outcome), (id, Outcome::Ok(4)));
+}
+
+fn end_of_stream(p: &Proactor) {
+    let (_l, cli, srv) = tcp_pair(p, SocketKind::TcpV4).unwrap();
+    let id = p.submit(Operation::recv(&srv, vec![0; 16])).unwrap();
+    assert_quiet(p, Duration::from_millis(10));
+    p.submit(Operation::close(cli.into_fd())).unwrap();
+    let cs = collect(p, 2);
+    assert!(cs.iter().all(|c| c.outcome == Outcome::Ok(0)), "{cs:?}");
+    assert!(cs.iter().any(|c| c.id == id));
+}
+
+fn half_close(p: &Proactor) {
+    let (_l, cli, srv) = tcp_pair(p, SocketKind::TcpV4).unwrap();
+    assert_eq!(
+        one(p, Operation::shutdown(&cli, Shutdown::Write)).outcome,
+        Outcome::Ok(0)
+    );
+    assert_eq!(
+        one(p, Operation::recv(&srv, vec![0; 8])).outcome,
+        Outcome::Ok(0)
+    );
+    // The other direction still works.
+    echo_once(p, &srv, &cli, b"still open this way");
+    // Sending on the shut side fails.
+    let c = one(p, Operation::send(&cli, b"x".to_vec()));
+    assert_eq!(errno_of(&c.outcome), Some(libc::EPIPE));
+}
+
+fn peer_reset_mid_recv(p: &Proactor) {
+    let (_l, cli, srv) = tcp_pair(p, SocketKind::TcpV4).unwrap();
+    let id = p.submit(Operation::recv(&cli, vec![0; 64])).unwrap();
+    assert_quiet(p, Duration::from_millis(20));
+    srv.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(srv); // RST
+    let c = collect(p, 1).pop().unwrap();
+    assert_eq!(c.id, id);
+    assert_eq!(
+        errno_of(&c.outcome),
+        Some(libc::ECONNRESET),
+        "{:?}",
+        c.outcome
+    );
+}
+
+fn connect_refused(p: &Proactor) {
+    let probe = Socket::new(SocketKind::TcpV4).unwrap();
+    probe
+        .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe); // bound, never listened, now closed: nobody there
+    let cli = Socket::new(SocketKind::TcpV4).unwrap();
+    let c = one(p, Operation::connect(&cli, addr));
+    assert_eq!(
+        errno_of(&c.outcome),
+        Some(libc::ECONNREFUSED),
+        "{:?}",
+        c.outcome
+    );
+}
+
+fn cancel_pending_recv_and_accept(p: &Proactor) {
+    let (_a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let lst = Socket::new(SocketKind::TcpV4).unwrap();
+    lst.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .unwrap();
+    lst.listen(4).unwrap();
+    let r = p.submit(Operation::recv(&b, vec![0; 8])).unwrap();
+    let a = p.submit(Operation::accept(&lst)).unwrap();
+    assert_quiet(p, Duration::from_millis(20));
+    assert_eq!(p.cancel(r), CancelStatus::Requested);
+    assert_eq!(p.cancel(a), CancelStatus::Requested);
+    let cs = collect(p, 2);
+    assert!(cs.iter().all(|c| c.outcome == Outcome::Cancelled), "{cs:?}");
+    assert_eq!(p.cancel(r), CancelStatus::NotFound);
+    assert_quiet(p, Duration::from_millis(20));
+    assert_eq!(p.in_flight(), 0);
+    // The socket still works after the cancelled recv.
+    let (a2, b2) = (_a, b);
+    echo_once(p, &a2, &b2, b"after cancel");
+}
+
+fn large_transfer(p: &Proactor) {
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let data: Vec<u8> = (0..4 << 20)
+        .map(|i: u32| (i * 7 + i / 4096) as u8)
+        .collect();
+    let mut sent = 0usize;
+    let mut got = Vec::with_capacity(data.len());
+    let mut send_busy = false;
+    let mut recv_busy = false;
+    let end = Instant::now() + LIMIT;
+    while got.len() < data.len() {
+        assert!(
+            Instant::now() < end,
+            "transfer stalled at {} bytes",
+            got.len()
+        );
+        if !send_busy && sent < data.len() {
+            let chunk = data[sent..(sent + 256 * 1024).min(data.len())].to_vec();
+            p.submit(Operation::send(&a, chunk).user_data(1)).unwrap();
+            send_busy = true;
+        }
+        if !recv_busy {
+            p.submit(Operation::recv(&b, vec![0; 64 * 1024]).user_data(2))
+                .unwrap();
+            recv_busy = true;
+        }
+        p.poll(Some(Duration::from_millis(100)), |c| {
+            let n = c.outcome.ok().expect("transfer op") as usize;
+            if c.user_data == 1 {
+                sent += n;
+                send_busy = false;
+            } else {
+                got.extend_from_slice(&c.resources.into_buf().unwrap()[..n]);
+                recv_busy = false;
+            }
+        })
+        .unwrap();
+    }
+    assert!(got == data, "4 MiB arrive intact and in order");
+    if recv_busy {
+        // The last recv may still be pending; it ends with the stream.
+        drop(a);
+        let c = collect(p, 1).pop().unwrap();
+        assert_eq!(c.outcome, Outcome::Ok(0));
+    }
+}
+
+fn send_to_closed_peer(p: &Proactor) {
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    drop(b);
+    let c = one(p, Operation::send(&a, b"nobody".to_vec()));
+    assert_eq!(errno_of(&c.outcome), Some(libc::EPIPE), "{:?}", c.outcome);
+}
+
+fn fixed_sockets(p: &Proactor) {
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    p.register_files(&[a.as_fd(), b.as_fd()]).unwrap();
+    let c = one(p, Operation::send(Target::Fixed(0), b"fixed".to_vec()));
+    assert_eq!(c.outcome, Outcome::Ok(5));
+    let c = one(p, Operation::recv(Target::Fixed(1), vec![0; 8]));
+    assert_eq!(c.outcome, Outcome::Ok(5));
+    assert_eq!(&c.resources.into_buf().unwrap()[..5], b"fixed");
+    // An index that is not registered is refused at submission.
+    let e = p
+        .submit(Operation::recv(Target::Fixed(9), vec![0; 8]))
+        .unwrap_err();
+    assert!(matches!(e.error, Error::InvalidArgument(_)));
+}
+
+fn recv_future(p: &Proactor) {
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let mut fut = Box::pin(p.submit_future(Operation::recv(&b, vec![0; 8])).unwrap());
+    rustix::io::write(&a, b"fut").unwrap();
+    struct Nothing;
+    impl Wake for Nothing {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(Arc::new(Nothing));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let end = Instant::now() + LIMIT;
+    let c = loop {
+        if let std::task::Poll::Ready(c) = fut.as_mut().poll(&mut cx) {
+            break c;
+        }
+        assert!(Instant::now() < end);
+        p.poll(Some(Duration::from_millis(20)), |_| {
+            panic!("raw completion")
+        })
+        .unwrap();
+    };
+    assert_eq!(c.outcome, Outcome::Ok(3));
+}
+
+fn many_connections(p: &Proactor) {
+    let lst = Socket::new(SocketKind::TcpV4).unwrap();
+    lst.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .unwrap();
+    lst.listen(128).unwrap();
+    let addr = lst.local_addr().unwrap();
+    let n = 64;
+    let clients: Vec<Socket> = (0..n)
+        .map(|_| Socket::new(SocketKind::TcpV4).unwrap())
+        .collect();
+    let mut ops: Vec<Operation> = (0..n)
+        .map(|_| Operation::accept(&lst).user_data(u64::MAX))
+        .collect();
+    ops.extend(
+        clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Operation::connect(c, addr.clone()).user_data(i as u64)),
+    );
+    p.submit_batch(&mut ops, &mut Vec::new()).unwrap();
+    let mut servers = Vec::new();
+    for c in collect(p, 2 * n) {
+        let v = c.outcome.ok().unwrap_or_else(|| panic!("{c:?}"));
+        if c.user_data == u64::MAX {
+            servers.push(Socket::import(owned(v)).unwrap());
+        }
+    }
+    assert_eq!(servers.len(), n);
+    // Every client sends its index; every server echoes what it got.
+    let mut ops: Vec<Operation> = clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Operation::send(c, vec![i as u8; 8]))
+        .collect();
+    ops.extend(servers.iter().map(|s| Operation::recv(s, vec![0; 8])));
+    p.submit_batch(&mut ops, &mut Vec::new()).unwrap();
+    let cs = collect(p, 2 * n);
+    assert!(cs.iter().all(|c| c.outcome == Outcome::Ok(8)), "{cs:?}");
+}
+
+fn import_std_sockets(p: &Proactor) {
+    let lst = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = lst.local_addr().unwrap();
+    let cli = std::net::TcpStream::connect(addr).unwrap();
+    let (srv, _) = lst.accept().unwrap();
+    let cli = Socket::import(OwnedFd::from(cli)).unwrap();
+    let srv = Socket::import(OwnedFd::from(srv)).unwrap();
+    echo_once(p, &cli, &srv, b"imported");
+}
+
+fn linked_send_recv(p: &Proactor) {
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let mut ops = vec![
+        Operation::send(&a, b"chain".to_vec()).user_data(1),
+        Operation::recv(&b, vec![0; 5]).user_data(2),
+    ];
+    p.submit_linked(&mut ops, &mut Vec::new()).unwrap();
+    let mut cs = collect(p, 2);
+    cs.sort_by_key(|c| c.user_data);
+    assert_eq!(cs[0].outcome, Outcome::Ok(5));
+    assert_eq!(cs[1].outcome, Outcome::Ok(5));
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod io_uring {
+            $( #[test] fn $name() { super::run(super::Config::Uring, stringify!($name), super::$name) } )*
+        }
+        mod io_uring_no_single_issuer {
+            $( #[test] fn $name() { super::run(super::Config::UringNoSingleIssuer, stringify!($name), super::$name) } )*
+        }
+        mod io_uring_emulated {
+            $( #[test] fn $name() { super::run(super::Config::UringEmulated, stringify!($name), super::$name) } )*
+        }
+        mod epoll {
+            $( #[test] fn $name() { super::run(super::Config::Epoll, stringify!($name), super::$name) } )*
+        }
+    };
+}
+
+conformance!(
+    tcp_v4_echo,
+    tcp_v6_echo,
+    unix_stream_pair_echo,
+    unix_stream_listener,
+    udp_connected,
+    unix_datagram,
+    recv_waits_for_data,
+    end_of_stream,
+    half_close,
+    peer_reset_mid_recv,
+    connect_refused,
+    cancel_pending_recv_and_accept,
+    large_transfer,
+    send_to_closed_peer,
+    fixed_sockets,
+    recv_future,
+    many_connections,
+    import_std_sockets,
+    linked_send_recv,
+);
