@@ -340,7 +340,7 @@ fn plan<D: Device + ?Sized>(
             // A SPIR-V chunk's checksum (chunk / 4 loop iterations) runs inside one dispatch's loop budget.
             let max_chunk = match flavor {
                 Flavor::SpirV => (4 * p.iter_budget).min(16384) & !3,
-                Flavor::Native => u32::MAX & !3,
+                Flavor::Native => !3,
             };
             if chunk == 0 || chunk % 4 != 0 || chunk > max_chunk {
                 return Err(run_error(

@@ -59,7 +59,7 @@ fn invocation(id: u32, args: &[NativeArg<'_>], deadline: Instant) {
         dispatches: 1,
         ..LaneState::default()
     };
-    if (arena.len() as u64) * 4 >= l.arena_size as u64 {
+    if (arena.len() as u64) * 4 >= l.arena_size {
         // SAFETY: `arena` is the ring's whole arena (the built-in programs' argument scheme, which the
         // kernel's loader promises), `l.arena_size` bytes of it checked present, initialised by the ring and
         // mapped for the whole launch, which outlives this invocation.
