@@ -23,8 +23,8 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::error::DeviceError;
 use super::program::Program;
@@ -339,9 +339,10 @@ impl DeviceBuffer {
     }
 }
 
-/// A native (Rust) kernel of the CPU reference device: called once per invocation with its global id and the
-/// launch's arguments.
-pub type NativeKernel = Arc<dyn Fn(u32, &[NativeArg<'_>]) + Send + Sync>;
+/// A native (Rust) kernel of the CPU reference device: called once per invocation with its global id, the
+/// launch's arguments and the instant the launch's time limit ends (a kernel that waits gives up there, as a
+/// GPU's watchdog would end it).
+pub type NativeKernel = Arc<dyn Fn(u32, &[NativeArg<'_>], Instant) + Send + Sync>;
 
 /// An argument as a native kernel sees it.
 pub enum NativeArg<'a> {
@@ -372,6 +373,31 @@ impl KernelCode<'_> {
             KernelCode::Ptx(_) => "PTX",
             KernelCode::AmdCodeObject(_) => "AMD code object",
             KernelCode::Native(_) => "native closure",
+        }
+    }
+}
+
+/// The binary formats kernels come in ([`KernelCode`] without the code), for [`Device::kernel_formats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KernelFormat {
+    /// [`KernelCode::SpirV`].
+    SpirV,
+    /// [`KernelCode::Ptx`].
+    Ptx,
+    /// [`KernelCode::AmdCodeObject`].
+    AmdCodeObject,
+    /// [`KernelCode::Native`].
+    Native,
+}
+
+impl KernelCode<'_> {
+    /// Its format.
+    pub fn kind(&self) -> KernelFormat {
+        match self {
+            KernelCode::SpirV(_) => KernelFormat::SpirV,
+            KernelCode::Ptx(_) => KernelFormat::Ptx,
+            KernelCode::AmdCodeObject(_) => KernelFormat::AmdCodeObject,
+            KernelCode::Native(_) => KernelFormat::Native,
         }
     }
 }
@@ -431,6 +457,37 @@ impl Kernel {
     /// Its interface.
     pub fn layout(&self) -> KernelLayout {
         self.layout
+    }
+}
+
+/// Kernels a device keeps loaded by name (the built-in programs' kernels, loaded on first use): a device that
+/// has one returns it from [`Device::kernel_cache`].
+#[derive(Default)]
+pub struct KernelCache {
+    kernels: Mutex<Vec<(&'static str, Kernel)>>,
+}
+
+impl fmt::Debug for KernelCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let k = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
+        f.debug_list().entries(k.iter().map(|(n, _)| n)).finish()
+    }
+}
+
+impl KernelCache {
+    /// The kernel named `name`, loaded with `load` if it is not there yet (an error is returned, not kept).
+    pub fn get_or_load(
+        &self,
+        name: &'static str,
+        load: impl FnOnce() -> Result<Kernel, DeviceError>,
+    ) -> Result<Kernel, DeviceError> {
+        let mut k = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, kernel)) = k.iter().find(|(n, _)| *n == name) {
+            return Ok(kernel.clone());
+        }
+        let kernel = load()?;
+        k.push((name, kernel.clone()));
+        Ok(kernel)
     }
 }
 
@@ -504,6 +561,11 @@ pub trait Device: Send + Sync {
     /// also runs after the last dispatch. An error from it ends the run with that error. A device that runs a
     /// program in one dispatch calls it once.
     ///
+    /// Backend-neutral: every backend implements it by calling `backend::builtin::run`, which loads the
+    /// program's kernel in a format the device loads ([`Device::kernel_formats`]; once, where the device has a
+    /// [`Device::kernel_cache`]) and launches it through [`Device::launch`] with the ring's arena and a run
+    /// buffer, re-dispatched until every lane has finished.
+    ///
     /// This is how a ring without SQPOLL is driven from the host: lanes publish SQEs during a dispatch, and
     /// the callback submits them with one `io_uring_enter` ([`Ring::submit_and_wait`](crate::ring::Ring::submit_and_wait)); lanes that need
     /// what only a later enter can give yield the dispatch early (PROTOCOL.md §9) and resume in the next one.
@@ -518,7 +580,8 @@ pub trait Device: Send + Sync {
 
     /// Formats each case with the device's §7 formatter (one lane per case) and returns the bytes, to compare
     /// with [`crate::protocol::LineBuf`]. Needs a ring with at least `cases.len()` lanes and
-    /// `128 × cases.len()` bytes of fixed buffer, which it may overwrite.
+    /// `128 × cases.len()` bytes of fixed buffer, which it may overwrite. Backend-neutral like
+    /// [`Device::run_with`] (`backend::builtin::format_probe`).
     fn format_probe(
         &self,
         ring: &DeviceRing,
@@ -528,6 +591,20 @@ pub trait Device: Send + Sync {
     /// The loop iterations one lane may spend per dispatch of a resumable program (what the device's
     /// programs are told in their run parameters).
     fn lane_iter_budget(&self) -> u32;
+
+    /// The kernel formats [`Device::load_kernel`] accepts, preferred first.
+    fn kernel_formats(&self) -> &'static [KernelFormat];
+
+    /// Where the device keeps the built-in programs' kernels once loaded, or `None` to load them for every run
+    /// (a device whose loads cost nothing).
+    fn kernel_cache(&self) -> Option<&KernelCache> {
+        None
+    }
+
+    /// The longest one dispatch of a built-in program may run (the run's own timeout bounds it too).
+    fn dispatch_limit(&self) -> Duration {
+        Duration::MAX
+    }
 
     /// A buffer of `bytes` bytes in `placement`.
     fn alloc(&self, placement: Placement, bytes: usize) -> Result<DeviceBuffer, DeviceError>;

@@ -11,16 +11,19 @@
 //!   device yet.
 //!
 //! Backend-neutral pieces: the registry and `--device` selection ([`open`], [`backends`]), the built-in
-//! programs and their expected output ([`Program`], [`expected_line`], [`checksum`]), run reports
+//! programs and their expected output ([`Program`], [`expected_line`], [`checksum`]), how they run on any
+//! device (`builtin`: load, launch, re-dispatch; [`native`]: their Rust kernels), run reports
 //! ([`RunReport`]), [`redispatch`] (re-dispatch of resumable programs), [`pump`] (io_queue programs on any
 //! device that loads their kernels), [`run_buffer`] (the run-buffer structures device programs share with the
 //! host), [`spirv`] (the committed SPIR-V of the built-in programs).
 
+mod builtin;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod error;
 pub mod hal;
+pub mod native;
 mod program;
 pub mod pump;
 pub mod redispatch;
@@ -34,8 +37,8 @@ pub mod vulkan;
 pub use error::{compiled_out, DeviceError};
 pub use hal::{
     AdapterInfo, Backend, BetweenDispatches, Capabilities, Device, DeviceBuffer, DeviceConfig,
-    DeviceInfo, DeviceType, FormatCase, Grid, Kernel, KernelArg, KernelCode, KernelLayout,
-    NativeArg, NativeKernel, Placement,
+    DeviceInfo, DeviceType, FormatCase, Grid, Kernel, KernelArg, KernelCache, KernelCode,
+    KernelFormat, KernelLayout, NativeArg, NativeKernel, Placement,
 };
 pub use program::{
     checksum, edit_buffer_host, expected_line, format_print_line, layout_sqe_expected, HostileCase,

@@ -1,13 +1,15 @@
-//! The CPU reference device as a HAL [`Device`]: built-in programs ([`super::run`]), memory
-//! ([`super::memory`]) and native kernels ([`super::kernel`]).
+//! The CPU reference device as a HAL [`Device`]: memory ([`super::memory`]), native kernels
+//! ([`super::kernel`]) and their launches ([`super::run`]); the built-in programs run through them as native
+//! kernels ([`crate::backend::native`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{kernel, memory, run};
+use crate::backend::builtin;
 use crate::backend::hal::{
     BetweenDispatches, Capabilities, Device, DeviceBuffer, DeviceInfo, DeviceType, FormatCase,
-    Grid, Kernel, KernelArg, KernelCode, KernelLayout, Placement,
+    Grid, Kernel, KernelArg, KernelCode, KernelFormat, KernelLayout, Placement,
 };
 use crate::backend::{DeviceError, Program, RunReport};
 use crate::protocol::{DeviceRing, DEFAULT_BUDGET};
@@ -17,7 +19,7 @@ use crate::protocol::{DeviceRing, DEFAULT_BUDGET};
 pub struct CpuDevice {
     /// Lanes per subgroup (8, like lavapipe's SIMD width).
     pub subgroup_size: u32,
-    /// Spin budget for each device-side wait.
+    /// Spin budget for each device-side wait (the built-in programs' `iter_budget`).
     pub budget: u32,
 }
 
@@ -60,21 +62,23 @@ impl Device for CpuDevice {
         timeout: Duration,
         between: &mut BetweenDispatches<'_>,
     ) -> Result<RunReport, DeviceError> {
-        let rep = run::run(self.budget, ring, lanes, program, timeout)?;
-        between(0, &rep.states)?;
-        Ok(rep)
+        builtin::run(self, ring, lanes, program, timeout, between)
     }
 
     fn format_probe(
         &self,
-        _ring: &DeviceRing,
+        ring: &DeviceRing,
         cases: &[FormatCase],
     ) -> Result<Vec<Vec<u8>>, DeviceError> {
-        Ok(run::format_cases(cases))
+        builtin::format_probe(self, ring, cases)
     }
 
     fn lane_iter_budget(&self) -> u32 {
         self.budget
+    }
+
+    fn kernel_formats(&self) -> &'static [KernelFormat] {
+        &[KernelFormat::Native]
     }
 
     fn alloc(&self, placement: Placement, bytes: usize) -> Result<DeviceBuffer, DeviceError> {
@@ -107,6 +111,6 @@ impl Device for CpuDevice {
         grid: Grid,
         limit: Duration,
     ) -> Result<Duration, DeviceError> {
-        kernel::launch(self.subgroup_size, kernel, args, grid, limit)
+        run::launch(self.subgroup_size, kernel, args, grid, limit)
     }
 }

@@ -1,14 +1,14 @@
-//! A CUDA device as a HAL [`Device`]: built-in programs ([`super::run`]), memory ([`super::memory`]) and PTX
-//! kernels ([`super::kernel`]).
+//! A CUDA device as a HAL [`Device`]: memory ([`super::memory`]), PTX kernels ([`super::kernel`]) and their
+//! launches ([`super::run`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::no_driver;
 use super::{kernel, memory, run};
+use crate::backend::builtin;
 use crate::backend::hal::{
     AdapterInfo, BetweenDispatches, Device, DeviceBuffer, DeviceInfo, FormatCase, Grid, Kernel,
-    KernelArg, KernelCode, KernelLayout, Placement,
+    KernelArg, KernelCode, KernelFormat, KernelLayout, Placement,
 };
 use crate::backend::{DeviceError, Program, RunReport};
 use crate::protocol::DeviceRing;
@@ -16,7 +16,6 @@ use crate::protocol::DeviceRing;
 /// A CUDA device (never constructed until the driver binding exists).
 pub(super) struct CudaDevice {
     pub(super) adapter: AdapterInfo,
-    #[allow(dead_code)] // the run loop's per-dispatch limit, once launches exist
     pub(super) dispatch_timeout: Duration,
 }
 
@@ -41,19 +40,27 @@ impl Device for CudaDevice {
         timeout: Duration,
         between: &mut BetweenDispatches<'_>,
     ) -> Result<RunReport, DeviceError> {
-        run::run_builtin(ring, lanes, program, timeout, between)
+        builtin::run(self, ring, lanes, program, timeout, between)
     }
 
     fn format_probe(
         &self,
-        _ring: &DeviceRing,
-        _cases: &[FormatCase],
+        ring: &DeviceRing,
+        cases: &[FormatCase],
     ) -> Result<Vec<Vec<u8>>, DeviceError> {
-        Err(no_driver("format_probe"))
+        builtin::format_probe(self, ring, cases)
     }
 
     fn lane_iter_budget(&self) -> u32 {
         30_000
+    }
+
+    fn kernel_formats(&self) -> &'static [KernelFormat] {
+        &[KernelFormat::Ptx]
+    }
+
+    fn dispatch_limit(&self) -> Duration {
+        self.dispatch_timeout
     }
 
     fn alloc(&self, placement: Placement, bytes: usize) -> Result<DeviceBuffer, DeviceError> {
@@ -85,6 +92,6 @@ impl Device for CudaDevice {
         grid: Grid,
         limit: Duration,
     ) -> Result<Duration, DeviceError> {
-        kernel::launch(self.adapter.caps.subgroup_size, kernel, args, grid, limit)
+        run::launch(self.adapter.caps.subgroup_size, kernel, args, grid, limit)
     }
 }

@@ -2,8 +2,6 @@
 //! complete up to the driver call: it turns the HAL's argument list into the kernel-parameter list CUDA
 //! takes.
 
-use std::time::Duration;
-
 use super::error::no_driver;
 use crate::backend::hal::{Grid, Kernel, KernelArg, KernelCode, KernelLayout};
 use crate::backend::DeviceError;
@@ -52,19 +50,6 @@ pub(super) fn load(
             what: format!("a {} kernel (CUDA loads PTX)", other.format()),
         }),
     }
-}
-
-/// Launches `kernel` (a group size of 0 is one warp of `warp` threads).
-pub(super) fn launch(
-    warp: u32,
-    kernel: &Kernel,
-    args: &[KernelArg<'_>],
-    grid: Grid,
-    _limit: Duration,
-) -> Result<Duration, DeviceError> {
-    let _params = params(args)?;
-    let (_grid_x, _block_x) = geometry(grid, warp);
-    Err(no_driver(&format!("launching {}", kernel.name())))
 }
 
 #[cfg(test)]

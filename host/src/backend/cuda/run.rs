@@ -1,20 +1,24 @@
-//! Built-in programs on CUDA: the same run-buffer scheme as the other GPU backends
-//! ([`crate::backend::run_buffer`]), each program a PTX kernel, re-dispatched by
-//! [`crate::backend::redispatch`]. Not yet: no PTX of the programs is built.
+//! CUDA launches: the HAL's argument list as kernel parameters ([`super::kernel::params`]), the grid as CUDA's
+//! geometry, then `cuLaunchKernel` and a wait with the launch's limit. Built-in programs run through here
+//! once PTX of them exists ([`crate::backend::Device::kernel_formats`] names PTX only, so until then they are
+//! reported unsupported).
 
 use std::time::Duration;
 
 use super::error::no_driver;
-use crate::backend::hal::BetweenDispatches;
-use crate::backend::{DeviceError, Program, RunReport};
-use crate::protocol::DeviceRing;
+use super::kernel::{geometry, params};
+use crate::backend::hal::{Grid, Kernel, KernelArg};
+use crate::backend::DeviceError;
 
-pub(super) fn run_builtin(
-    _ring: &DeviceRing,
-    _lanes: u32,
-    program: &Program,
-    _timeout: Duration,
-    _between: &mut BetweenDispatches<'_>,
-) -> Result<RunReport, DeviceError> {
-    Err(no_driver(&format!("running {program:?}")))
+/// Launches `kernel` (a group size of 0 is one warp of `warp` threads).
+pub(super) fn launch(
+    warp: u32,
+    kernel: &Kernel,
+    args: &[KernelArg<'_>],
+    grid: Grid,
+    _limit: Duration,
+) -> Result<Duration, DeviceError> {
+    let _params = params(args)?;
+    let (_grid_x, _block_x) = geometry(grid, warp);
+    Err(no_driver(&format!("launching {}", kernel.name())))
 }

@@ -1,14 +1,17 @@
-//! A Vulkan device as a HAL [`Device`]: built-in programs ([`super::run`]), memory ([`super::memory`]) and
-//! caller-supplied kernels ([`super::kernel`]), all on one [`raw::Context`].
+//! A Vulkan device as a HAL [`Device`]: memory ([`super::memory`]), SPIR-V kernels ([`super::kernel`]) and
+//! their launches ([`super::run`]), all on one [`raw::Context`]. The built-in programs run through them
+//! (their SPIR-V kernels, kept loaded in the device's [`KernelCache`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::run::Runner;
-use super::{kernel, memory, raw};
+use super::run::Recorder;
+use super::{kernel, memory, raw, run};
+use crate::backend::builtin;
 use crate::backend::hal::{
     AdapterInfo, BetweenDispatches, Device, DeviceBuffer, DeviceConfig, DeviceInfo, DeviceType,
-    FormatCase, Grid, Kernel, KernelArg, KernelCode, KernelLayout, Placement,
+    FormatCase, Grid, Kernel, KernelArg, KernelCache, KernelCode, KernelFormat, KernelLayout,
+    Placement,
 };
 use crate::backend::{DeviceError, Program, RunReport};
 use crate::protocol::DeviceRing;
@@ -27,6 +30,10 @@ pub(super) struct VulkanDevice {
     dispatch_timeout: Duration,
     /// Soft loop budget per lane and dispatch (below lavapipe's 65535; see the module docs).
     iter_budget: u32,
+    /// The built-in programs' kernels, loaded on first use.
+    kernels: KernelCache,
+    /// Launches kept recorded for re-submission.
+    recorder: Recorder,
 }
 
 impl VulkanDevice {
@@ -48,6 +55,8 @@ impl VulkanDevice {
             adapter,
             dispatch_timeout: config.dispatch_timeout,
             iter_budget,
+            kernels: KernelCache::default(),
+            recorder: Recorder::default(),
         }
     }
 
@@ -62,15 +71,6 @@ impl VulkanDevice {
             30_000
         };
         self.iter_budget.clamp(64, cap)
-    }
-
-    fn runner(&self) -> Runner<'_> {
-        Runner {
-            ctx: &self.ctx,
-            lane_budget: self.lane_budget(),
-            format_budget: self.iter_budget.clamp(64, 30_000),
-            dispatch_timeout: self.dispatch_timeout,
-        }
     }
 }
 
@@ -95,8 +95,7 @@ impl Device for VulkanDevice {
         timeout: Duration,
         between: &mut BetweenDispatches<'_>,
     ) -> Result<RunReport, DeviceError> {
-        self.runner()
-            .run_builtin(ring, lanes, program, timeout, between)
+        builtin::run(self, ring, lanes, program, timeout, between)
     }
 
     fn format_probe(
@@ -104,11 +103,23 @@ impl Device for VulkanDevice {
         ring: &DeviceRing,
         cases: &[FormatCase],
     ) -> Result<Vec<Vec<u8>>, DeviceError> {
-        self.runner().format_cases(ring, cases)
+        builtin::format_probe(self, ring, cases)
     }
 
     fn lane_iter_budget(&self) -> u32 {
         self.lane_budget()
+    }
+
+    fn kernel_formats(&self) -> &'static [KernelFormat] {
+        &[KernelFormat::SpirV]
+    }
+
+    fn kernel_cache(&self) -> Option<&KernelCache> {
+        Some(&self.kernels)
+    }
+
+    fn dispatch_limit(&self) -> Duration {
+        self.dispatch_timeout
     }
 
     fn alloc(&self, placement: Placement, bytes: usize) -> Result<DeviceBuffer, DeviceError> {
@@ -142,6 +153,6 @@ impl Device for VulkanDevice {
         grid: Grid,
         limit: Duration,
     ) -> Result<Duration, DeviceError> {
-        kernel::launch(&self.ctx, kernel, args, grid, limit)
+        run::launch(&self.ctx, &self.recorder, kernel, args, grid, limit)
     }
 }

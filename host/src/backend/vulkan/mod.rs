@@ -6,10 +6,11 @@
 //!   absent; no loader, no driver, or a device without what the protocol needs gives
 //!   [`DeviceError::Unavailable`](crate::backend::DeviceError::Unavailable) with the reason.
 //! - Adapters and their choice: `adapter.rs`; the device: `device.rs`.
-//! - Built-in programs: `run.rs`. A run imports the whole arena into a HOST_COHERENT memory type, creates a
-//!   host-visible run buffer and dispatches the program's SPIR-V in workgroups of exactly one subgroup
-//!   (local_size_x is a specialization constant): device-scope atomics in loops inside larger workgroups
-//!   made lavapipe end invocations early.
+//! - Kernels: `kernel.rs` (SPIR-V, one pipeline each); launches: `run.rs`. The built-in programs run through
+//!   them (`backend::builtin`): the arena imported into a HOST_COHERENT memory type, a host-visible run buffer,
+//!   the program's SPIR-V dispatched in workgroups of exactly one subgroup (local_size_x is a specialization
+//!   constant): device-scope atomics in loops inside larger workgroups made lavapipe end invocations early.
+//!   A launch that binds only buffers stays recorded, so re-dispatches only re-submit it.
 //! - **Resumable dispatch.** lavapipe ends every loop of an invocation after 65535 iterations in total, so no
 //!   program may rely on finishing in one dispatch. Each lane counts its loop iterations, starts no new work
 //!   past a soft budget, and keeps its progress in its run-buffer state; the backend-neutral
@@ -17,7 +18,7 @@
 //!   expires ([`DeviceError::Timeout`](crate::backend::DeviceError::Timeout)). Each dispatch is waited for at most `dispatch_timeout`; one that
 //!   exceeds it is reported as a timeout and its resources are parked until its fence signals.
 //! - Caller-supplied kernels (`kernel.rs`, `memory.rs`): SPIR-V on the caller's buffers (device-local,
-//!   host-visible, imported host memory) and/or the ring arena through the same run machinery.
+//!   host-visible, imported host memory) and/or the ring arena through the same launches.
 //! - Every `unsafe` Vulkan call lives in `raw/`; its errors are typed (`error.rs`) and mapped into
 //!   [`DeviceError`](crate::backend::DeviceError)s with their message.
 

@@ -1,5 +1,5 @@
-//! A logical device (`VkDevice`) with one compute queue, the built-in programs' pipeline layout and their
-//! pipelines, and the orphan list of dispatches that outlived their time limit.
+//! A logical device (`VkDevice`) with one compute queue, and the orphan list of dispatches that outlived their
+//! time limit.
 
 use std::sync::{Arc, Mutex};
 
@@ -9,10 +9,10 @@ use super::instance::{Instance, PhysInfo, EXT_MEMORY_HOST};
 use super::objects::RunObjects;
 use crate::backend::vulkan::error::VkError;
 
-/// Push constants: the RingLayout (Vulkan guarantees at least 128 bytes).
+/// Push-constant bytes of every kernel (Vulkan guarantees at least 128).
 pub(crate) const PUSH_CONSTANT_BYTES: u32 = 128;
 
-/// A logical device with the backend's pipeline layout and its pipelines.
+/// A logical device.
 pub(crate) struct Context {
     instance: Arc<Instance>,
     pub(crate) device: ash::Device,
@@ -22,15 +22,12 @@ pub(crate) struct Context {
     pub(crate) mem_props: vk::PhysicalDeviceMemoryProperties,
     pub min_import_alignment: u64,
     pub subgroup_size: u32,
-    pub(crate) set_layout: vk::DescriptorSetLayout,
-    pub(crate) pipeline_layout: vk::PipelineLayout,
-    pipelines: Mutex<Vec<(&'static str, vk::Pipeline)>>,
     pub(crate) orphans: Mutex<Vec<RunObjects>>,
 }
 
 // SAFETY: Vulkan handles are plain identifiers usable from any thread; the one object with external
-// synchronisation requirements used from several threads, the queue, is behind a Mutex, and the pipeline list
-// and orphan list are too. Command pools, descriptor pools and fences belong to one `Run` at a time.
+// synchronisation requirements used from several threads, the queue, is behind a Mutex, and the orphan list
+// is too. Command pools, descriptor pools and fences belong to one `Run` at a time.
 unsafe impl Send for Context {}
 // SAFETY: as above.
 unsafe impl Sync for Context {}
@@ -70,17 +67,7 @@ impl Context {
         let queue = unsafe { device.get_device_queue(qf, 0) };
         // SAFETY: `phys.pd` came from this instance.
         let mem_props = unsafe { inst.get_physical_device_memory_properties(phys.pd) };
-        let bindings: Vec<_> = (0..3)
-            .map(|b| {
-                vk::DescriptorSetLayoutBinding::default()
-                    .binding(b)
-                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
-                    .descriptor_count(1)
-                    .stage_flags(vk::ShaderStageFlags::COMPUTE)
-            })
-            .collect();
-        let dsl_info = vk::DescriptorSetLayoutCreateInfo::default().bindings(&bindings);
-        let mut ctx = Context {
+        let ctx = Context {
             instance: instance.clone(),
             device,
             host_mem,
@@ -89,40 +76,9 @@ impl Context {
             mem_props,
             min_import_alignment: phys.min_import_alignment.max(1),
             subgroup_size: phys.subgroup_size,
-            set_layout: vk::DescriptorSetLayout::null(),
-            pipeline_layout: vk::PipelineLayout::null(),
-            pipelines: Mutex::new(Vec::new()),
             orphans: Mutex::new(Vec::new()),
         };
-        // SAFETY: live device; `dsl_info` lives across the call. On error `ctx` drops and destroys what exists.
-        ctx.set_layout = unsafe { ctx.device.create_descriptor_set_layout(&dsl_info, None) }
-            .map_err(VkError::call("vkCreateDescriptorSetLayout"))?;
-        let ranges = [vk::PushConstantRange::default()
-            .stage_flags(vk::ShaderStageFlags::COMPUTE)
-            .offset(0)
-            .size(PUSH_CONSTANT_BYTES)];
-        let layouts = [ctx.set_layout];
-        let pl_info = vk::PipelineLayoutCreateInfo::default()
-            .set_layouts(&layouts)
-            .push_constant_ranges(&ranges);
-        // SAFETY: live device and set layout; the info lives across the call.
-        ctx.pipeline_layout = unsafe { ctx.device.create_pipeline_layout(&pl_info, None) }
-            .map_err(VkError::call("vkCreatePipelineLayout"))?;
         Ok(ctx)
-    }
-
-    /// The compute pipeline for `name` (created from `spirv` on first use, with `local_size_x` = the
-    /// subgroup size through specialization constant 0).
-    pub fn pipeline(&self, name: &'static str, spirv: &[u8]) -> Result<vk::Pipeline, VkError> {
-        let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(&(_, p)) = cache.iter().find(|(n, _)| *n == name) {
-            return Ok(p);
-        }
-        // SAFETY: the built-in programs are valid SPIR-V built by device-shaders/build.sh (checked in CI) for
-        // this context's pipeline layout.
-        let p = unsafe { self.create_pipeline(self.pipeline_layout, name, spirv) }?;
-        cache.push((name, p));
-        Ok(p)
     }
 
     /// A compute pipeline from `spirv` (entry point `main`) with `layout`, and the subgroup size as
@@ -235,22 +191,10 @@ impl Drop for Context {
             // The device still runs work: destroying it now would be undefined. Leak it.
             return;
         }
-        // SAFETY: no run is alive (each `Run` borrows the context and waits for its own dispatches), every
-        // orphan is destroyed, so nothing created from the device is in use. (No vkDeviceWaitIdle: it has no
-        // time bound, and there is nothing left to wait for.)
+        // SAFETY: no run, kernel or buffer is alive (each holds an `Arc` of the context), every orphan is
+        // destroyed, so nothing created from the device is in use. (No vkDeviceWaitIdle: it has no time bound,
+        // and there is nothing left to wait for.)
         unsafe {
-            for (_, p) in self
-                .pipelines
-                .get_mut()
-                .unwrap_or_else(|p| p.into_inner())
-                .drain(..)
-            {
-                self.device.destroy_pipeline(p, None);
-            }
-            self.device
-                .destroy_pipeline_layout(self.pipeline_layout, None);
-            self.device
-                .destroy_descriptor_set_layout(self.set_layout, None);
             self.device.destroy_device(None);
         }
         let _ = &self.instance;

@@ -1,5 +1,5 @@
-//! Runs: the descriptor set, the recorded command buffer and the fence of one program or kernel, submitted
-//! once per dispatch and waited for with a time limit.
+//! Runs: the descriptor set, the recorded command buffer and the fence of one kernel launch, submitted once per
+//! dispatch (and again for a later launch with the same kernel and arguments) and waited for with a time limit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,14 +13,12 @@ use super::objects::RunObjects;
 use crate::backend::vulkan::error::VkError;
 use crate::ring::ArenaKeepAlive;
 
-/// One program run: the arena imported, a host-visible run buffer mapped, one command buffer that dispatches
-/// the program over every lane (recorded once, submitted once per dispatch). A caller-supplied kernel's run
-/// ([`Run::kernel`]) has no run buffer; its bindings are the caller's buffers and, optionally, the arena.
-pub(crate) struct Run<'c> {
-    ctx: &'c Context,
+/// One kernel's run: one command buffer that dispatches the kernel with its bindings (the caller's buffers and,
+/// optionally, the ring arena, imported by the run) and push constants, recorded once and submittable again
+/// once the previous submission has been waited for.
+pub(crate) struct Run {
+    ctx: Arc<Context>,
     objs: RunObjects,
-    run_ptr: *mut u8,
-    run_len: usize,
     cmd: vk::CommandBuffer,
     /// Submitted and not yet seen signalled.
     in_flight: bool,
@@ -32,13 +30,11 @@ pub(crate) enum Waited {
     TimedOut,
 }
 
-impl<'c> Run<'c> {
-    fn empty(ctx: &'c Context, arena: Option<ArenaKeepAlive>) -> Run<'c> {
+impl Run {
+    fn empty(ctx: &Arc<Context>, arena: Option<ArenaKeepAlive>) -> Run {
         Run {
-            ctx,
+            ctx: ctx.clone(),
             objs: RunObjects::empty(arena),
-            run_ptr: std::ptr::null_mut(),
-            run_len: 0,
             cmd: vk::CommandBuffer::null(),
             in_flight: false,
         }
@@ -63,55 +59,17 @@ impl<'c> Run<'c> {
         Ok(self.objs.arena_buffer)
     }
 
-    /// Imports the arena `keep` keeps mapped, creates the run buffer (`run_len` bytes) and records `groups`
-    /// workgroups of `pipeline` with `push` as push constants.
-    pub fn new(
-        ctx: &'c Context,
-        keep: ArenaKeepAlive,
-        run_len: usize,
-        pipeline: vk::Pipeline,
-        push: &[u8; 128],
-        groups: u32,
-    ) -> Result<Run<'c>, VkError> {
-        let d = &ctx.device;
-        let mut run = Run::empty(ctx, Some(keep));
-        run.run_len = run_len;
-        // -- the arena: a storage buffer over imported host memory
-        let arena = run.import_arena()?;
-        // -- the run buffer: ordinary host-visible memory
-        let (b, m, _) = ctx.allocate_buffer(
-            run_len,
-            vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT,
-            vk::MemoryPropertyFlags::empty(),
-        )?;
-        run.objs.run_buffer = b;
-        run.objs.run_memory = m;
-        // SAFETY: host-visible memory, not mapped yet; unmapped in `destroy`.
-        run.run_ptr = unsafe { d.map_memory(m, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty()) }
-            .map_err(VkError::call("vkMapMemory(run)"))? as *mut u8;
-        // -- descriptors: 0 and 1 = the arena (32- and 64-bit views), 2 = the run buffer
-        run.record(
-            ctx.set_layout,
-            ctx.pipeline_layout,
-            pipeline,
-            &[arena, arena, b],
-            push,
-            groups,
-        )?;
-        Ok(run)
-    }
-
     /// A run of a caller-supplied kernel: binding `i` is `binds[i]`, the ring arena (imported) where it is
     /// `None`, else the caller's buffer; the run keeps the kernel and the buffers alive until its objects are
     /// destroyed.
     pub fn kernel(
-        ctx: &'c Context,
+        ctx: &Arc<Context>,
         kernel: &Arc<Kernel>,
         arena: Option<ArenaKeepAlive>,
         binds: &[Option<Arc<Buffer>>],
         push: &[u8; 128],
         groups: u32,
-    ) -> Result<Run<'c>, VkError> {
+    ) -> Result<Run, VkError> {
         if binds.len() != kernel.bindings as usize {
             return Err(VkError::Bindings {
                 kernel: kernel.name.clone(),
@@ -153,7 +111,7 @@ impl<'c> Run<'c> {
         push: &[u8; 128],
         groups: u32,
     ) -> Result<(), VkError> {
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         let d = &ctx.device;
         let sizes = [vk::DescriptorPoolSize {
             ty: vk::DescriptorType::STORAGE_BUFFER,
@@ -247,18 +205,19 @@ impl<'c> Run<'c> {
         Ok(())
     }
 
-    /// The mapped run buffer (empty for a kernel run). Only valid to touch while no dispatch is in flight
-    /// (between `dispatch` calls), except for words the program treats as host-shared.
-    pub fn run_bytes(&mut self) -> &mut [u8] {
-        assert!(!self.in_flight, "run buffer touched while a dispatch runs");
-        if self.run_ptr.is_null() {
-            return &mut [];
-        }
-        // SAFETY: `run_ptr` maps `run_len` bytes of host-coherent memory for as long as `self` lives; no
-        // dispatch is in flight (asserted), so the device does not access it concurrently.
-        unsafe { std::slice::from_raw_parts_mut(self.run_ptr, self.run_len) }
+    /// Whether the run imported the ring arena itself (it then keeps the ring's arena mapped while it lives).
+    pub fn holds_arena(&self) -> bool {
+        self.objs.arena.is_some()
     }
-    /// Submits one dispatch and waits at most `limit` for it.
+
+    /// Replaces what the run keeps alive besides its own objects (its kernel and buffers): a run kept for
+    /// re-submission holds none, and gets them back before it is submitted again.
+    pub fn set_keep(&mut self, keep: Vec<Arc<dyn Send + Sync>>) {
+        self.objs.keep = keep;
+    }
+
+    /// Submits one dispatch and waits at most `limit` for it. Every kernel and buffer the recorded commands use
+    /// must be alive (held by the run's keep list while it may be pending).
     pub fn dispatch(&mut self, limit: Duration) -> Result<Waited, VkError> {
         let d = &self.ctx.device;
         let cmds = [self.cmd];
@@ -290,7 +249,7 @@ impl<'c> Run<'c> {
     }
 }
 
-impl Drop for Run<'_> {
+impl Drop for Run {
     fn drop(&mut self) {
         let d = &self.ctx.device;
         if self.in_flight {

@@ -4,8 +4,8 @@
 //!
 //! Object lifetimes: [`Instance`] (`instance.rs`) owns the loader and the `VkInstance`; a [`Context`]
 //! (`context.rs`) owns a `VkDevice` created from it (and keeps the `Instance` alive through an `Arc`); a
-//! [`Run`] (`dispatch.rs`) owns everything one dispatch sequence creates (`objects.rs`: the imported arena,
-//! the run buffer, descriptor and command pools, the fence). A `Run` is destroyed only after its fence has
+//! [`Run`] (`dispatch.rs`) owns everything one recorded launch creates (`objects.rs`: the imported arena, if
+//! it binds the ring's, descriptor and command pools, the fence). A `Run` is destroyed only after its fence has
 //! signalled; a run whose dispatch outlived its time limit is parked in the context's orphan list, with the
 //! ring arena kept alive ([`crate::ring::ArenaKeepAlive`]), until the fence signals. Buffers and memory
 //! types are in `memory.rs`, caller-supplied kernels in `kernel.rs`.

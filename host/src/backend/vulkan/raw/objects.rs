@@ -10,8 +10,6 @@ use crate::ring::ArenaKeepAlive;
 pub(crate) struct RunObjects {
     pub(crate) arena_buffer: vk::Buffer,
     pub(crate) arena_memory: vk::DeviceMemory,
-    pub(crate) run_buffer: vk::Buffer,
-    pub(crate) run_memory: vk::DeviceMemory,
     pub(crate) desc_pool: vk::DescriptorPool,
     pub(crate) cmd_pool: vk::CommandPool,
     pub(crate) fence: vk::Fence,
@@ -27,8 +25,6 @@ impl RunObjects {
         RunObjects {
             arena_buffer: vk::Buffer::null(),
             arena_memory: vk::DeviceMemory::null(),
-            run_buffer: vk::Buffer::null(),
-            run_memory: vk::DeviceMemory::null(),
             desc_pool: vk::DescriptorPool::null(),
             cmd_pool: vk::CommandPool::null(),
             fence: vk::Fence::null(),
@@ -45,25 +41,8 @@ impl RunObjects {
             d.destroy_descriptor_pool(self.desc_pool, None);
             d.destroy_buffer(self.arena_buffer, None);
             d.free_memory(self.arena_memory, None);
-            d.unmap_memory_if(self.run_memory);
-            d.destroy_buffer(self.run_buffer, None);
-            d.free_memory(self.run_memory, None);
             d.destroy_fence(self.fence, None);
         }
         *self = RunObjects::empty(None);
-    }
-}
-
-pub(crate) trait UnmapIf {
-    /// # Safety
-    /// `m` must be null or memory of this device that is mapped and not in use by the host.
-    unsafe fn unmap_memory_if(&self, m: vk::DeviceMemory);
-}
-impl UnmapIf for ash::Device {
-    unsafe fn unmap_memory_if(&self, m: vk::DeviceMemory) {
-        if m != vk::DeviceMemory::null() {
-            // SAFETY: the caller's contract.
-            unsafe { self.unmap_memory(m) };
-        }
     }
 }

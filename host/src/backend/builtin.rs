@@ -1,0 +1,397 @@
+//! How every device runs the built-in [`Program`]s: through the HAL's kernel API, the same way on every backend.
+//!
+//! A run picks the program's kernel in a format the device loads ([`Device::kernel_formats`]): the committed
+//! SPIR-V ([`super::spirv`]) or the native kernel ([`super::native`]). It imports the ring's arena
+//! ([`Device::import_host`], the import holding an [`ArenaKeepAlive`](crate::ring::ArenaKeepAlive) so the arena
+//! outlives any launch that outlives its limit), allocates a host-visible run buffer ([`super::run_buffer`]:
+//! parameters, text table, one [`LaneState`] per lane), and launches ([`Device::launch`]) with the arguments
+//! arena, arena (the GLSL's 32- and 64-bit views), run buffer, [`RingLayout`] by value, re-dispatching
+//! ([`super::redispatch`]) until every lane reports [`LANE_FINISHED`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::error::DeviceError;
+use super::hal::{
+    BetweenDispatches, Device, FormatCase, Grid, Kernel, KernelArg, KernelCode, KernelFormat,
+    KernelLayout, Placement,
+};
+use super::redispatch::{run_resumable, Resumable};
+use super::run_buffer::*;
+use super::{native, spirv, LaneReport, Program, RunReport};
+use crate::protocol::DeviceRing;
+use crate::ring::RingLayout;
+
+/// Which kernels of the built-in programs a device runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    /// The SPIR-V shaders: resumable, bounded by the loop budget per dispatch.
+    SpirV,
+    /// The native kernels: each lane runs its program to the end in one dispatch.
+    Native,
+}
+
+/// What one run needs: the program's kernel, parameters and text table.
+struct Plan {
+    name: &'static str,
+    spirv: &'static [u8],
+    params: RunParams,
+    texts: &'static [&'static str],
+}
+
+fn run_error(backend: &'static str, message: impl std::fmt::Display) -> DeviceError {
+    DeviceError::Run {
+        backend,
+        message: message.to_string(),
+    }
+}
+
+fn flavor<D: Device + ?Sized>(dev: &D, what: &str) -> Result<Flavor, DeviceError> {
+    dev.kernel_formats()
+        .iter()
+        .find_map(|f| match f {
+            KernelFormat::SpirV => Some(Flavor::SpirV),
+            KernelFormat::Native => Some(Flavor::Native),
+            _ => None,
+        })
+        .ok_or_else(|| DeviceError::Unsupported {
+            backend: dev.info().backend,
+            what: format!(
+                "{what}: the built-in programs exist as SPIR-V and native kernels; this device loads {:?}",
+                dev.kernel_formats()
+            ),
+        })
+}
+
+/// [`Device::run_with`] on any device.
+pub(super) fn run<D: Device + ?Sized>(
+    dev: &D,
+    ring: &DeviceRing,
+    lanes: u32,
+    program: &Program,
+    timeout: Duration,
+    between: &mut BetweenDispatches<'_>,
+) -> Result<RunReport, DeviceError> {
+    let backend = dev.info().backend;
+    let l = ring.layout();
+    if lanes == 0 || lanes > l.lanes || lanes > 65535 {
+        return Err(run_error(
+            backend,
+            format!("{lanes} lanes requested; the ring has 1..={}", l.lanes),
+        ));
+    }
+    let flavor = flavor(dev, &format!("running {program:?}"))?;
+    let plan = plan(dev, flavor, &l, lanes, program)?;
+    run_plan(dev, flavor, ring, lanes, plan, timeout, between)
+}
+
+/// [`Device::format_probe`] on any device.
+pub(super) fn format_probe<D: Device + ?Sized>(
+    dev: &D,
+    ring: &DeviceRing,
+    cases: &[FormatCase],
+) -> Result<Vec<Vec<u8>>, DeviceError> {
+    let backend = dev.info().backend;
+    let l = ring.layout();
+    let n = cases.len() as u32;
+    if n == 0 || n > l.lanes || (l.fixed_size as u64) < 128 * n as u64 {
+        return Err(run_error(
+            backend,
+            format!(
+                "format_probe needs 1..={} cases and 128 bytes of fixed buffer per case",
+                l.lanes
+            ),
+        ));
+    }
+    let flavor = flavor(dev, "format_probe")?;
+    let v = ring.view();
+    for (i, c) in cases.iter().enumerate() {
+        let (kind, prec, val) = match *c {
+            FormatCase::U64(x) => (0u32, 0u32, x),
+            FormatCase::I64(x) => (1, 0, x as u64),
+            FormatCase::Hex(x) => (2, 0, x),
+            FormatCase::F32(x, p) => (3, p, x.to_bits() as u64),
+        };
+        let words = [kind, prec, val as u32, (val >> 32) as u32];
+        v.write_bytes(l.fixed + 128 * i as u32, bytemuck::bytes_of(&words));
+    }
+    let plan = Plan {
+        name: "format",
+        spirv: spirv::FORMAT,
+        params: RunParams {
+            program: PROGRAM_FORMAT,
+            lanes: n,
+            count: n,
+            iter_budget: dev.lane_iter_budget(),
+            ..Default::default()
+        },
+        texts: &[],
+    };
+    run_plan(
+        dev,
+        flavor,
+        ring,
+        n,
+        plan,
+        Duration::from_secs(60),
+        &mut |_, _| Ok(()),
+    )?;
+    Ok((0..n)
+        .map(|i| {
+            let mut len = [0u8; 4];
+            v.read_bytes(l.fixed + 128 * i + 16, &mut len);
+            let len = u32::from_le_bytes(len).min(108) as usize;
+            let mut out = vec![0u8; len];
+            v.read_bytes(l.fixed + 128 * i + 20, &mut out);
+            out
+        })
+        .collect())
+}
+
+/// The program's kernel, from the device's cache where it has one.
+fn kernel<D: Device + ?Sized>(
+    dev: &D,
+    flavor: Flavor,
+    name: &'static str,
+    spirv: &'static [u8],
+) -> Result<Kernel, DeviceError> {
+    let layout = KernelLayout {
+        buffers: 3,
+        value_bytes: std::mem::size_of::<RingLayout>() as u32,
+    };
+    let load = || {
+        let code = match flavor {
+            Flavor::SpirV => KernelCode::SpirV(spirv),
+            Flavor::Native => KernelCode::Native(native::kernel()),
+        };
+        // SAFETY: the SPIR-V is built by device-shaders/build.sh (checked in CI) for exactly this argument
+        // scheme (three storage buffers, the RingLayout as push constants) and the native kernel reads the same
+        // arguments; both stay inside the arena (offsets from the layout) and the run buffer (lane ids below
+        // the run parameters' `lanes`, which `run_plan` sizes the run buffer for).
+        unsafe { dev.load_kernel(name, code, layout) }
+    };
+    match dev.kernel_cache() {
+        Some(cache) => cache.get_or_load(name, load),
+        None => load(),
+    }
+}
+
+fn run_plan<D: Device + ?Sized>(
+    dev: &D,
+    flavor: Flavor,
+    ring: &DeviceRing,
+    lanes: u32,
+    plan: Plan,
+    timeout: Duration,
+    between: &mut BetweenDispatches<'_>,
+) -> Result<RunReport, DeviceError> {
+    let info = dev.info();
+    let backend = info.backend;
+    let l = ring.layout();
+    let Plan {
+        name,
+        spirv,
+        params,
+        texts,
+    } = plan;
+    let kernel = kernel(dev, flavor, name, spirv)?;
+    let keep = ring.arena_keepalive();
+    let (base, len) = keep.arena();
+    let owner: Arc<dyn Send + Sync> = Arc::new(keep);
+    // SAFETY: a ring's arena is one page-aligned, writable mapping of `len` bytes (a multiple of the page
+    // size), kept mapped by `owner` (its keep-alive) for as long as the import and every launch using it exist.
+    let arena = unsafe { dev.import_host(base, len, owner) }?;
+    let head = std::mem::size_of::<RunHeader>();
+    let each = std::mem::size_of::<LaneState>();
+    let run_buf = dev.alloc(Placement::HostVisible, head + lanes as usize * each)?;
+    let header = RunHeader::new(params, texts);
+    let header_words: &[u32] = bytemuck::cast_slice(std::slice::from_ref(&header));
+    for (i, w) in header_words.iter().enumerate() {
+        run_buf.store_u32(i, *w);
+    }
+    for i in head / 4..(head + lanes as usize * each) / 4 {
+        run_buf.store_u32(i, 0);
+    }
+    let dispatch_word = std::mem::offset_of!(RunParams, dispatch) / 4;
+    let push: [u8; 128] = bytemuck::cast(l);
+    let args = [
+        KernelArg::Buffer(&arena),
+        KernelArg::Buffer(&arena),
+        KernelArg::Buffer(&run_buf),
+        KernelArg::Bytes(&push),
+    ];
+    let grid = match flavor {
+        Flavor::SpirV => Grid::groups(lanes.div_ceil(info.subgroup_size.max(1))),
+        // One invocation per lane: the native lanes are threads.
+        Flavor::Native => Grid {
+            groups: 1,
+            group_size: lanes,
+        },
+    };
+    let mut dispatch = |i: u32, limit: Duration| -> Result<Vec<LaneState>, DeviceError> {
+        run_buf.store_u32(dispatch_word, i);
+        // Over its limit: DeviceError::Timeout; the launch keeps the arena alive until it ends.
+        dev.launch(&kernel, &args, grid, limit)?;
+        let words: Vec<u32> = (head / 4..(head + lanes as usize * each) / 4)
+            .map(|w| run_buf.load_u32(w).unwrap_or(0))
+            .collect();
+        let states: Vec<LaneState> = bytemuck::cast_slice::<u32, u8>(&words)
+            .chunks_exact(each)
+            .map(bytemuck::pod_read_unaligned)
+            .collect();
+        if log::log_enabled!(log::Level::Trace) {
+            let fin = states
+                .iter()
+                .filter(|s| s.flags & LANE_FINISHED != 0)
+                .count();
+            let done: u64 = states.iter().map(|s| s.done as u64).sum();
+            log::trace!(
+                "{backend}: {name} dispatch {i}: {fin} lanes finished, {done} ops done; lane 0 {:?}; control {:?}",
+                states.first(),
+                ring.view().control_snapshot()
+            );
+        }
+        Ok(states)
+    };
+    let r = run_resumable(Resumable {
+        backend,
+        timeout,
+        per_dispatch: dev.dispatch_limit(),
+        dispatch: &mut dispatch,
+        between,
+        finished: |s: &LaneState| s.flags & LANE_FINISHED != 0,
+        progress: |s: &LaneState| s.seq as u64 + s.done as u64 + s.phase as u64 + s.flags as u64,
+    });
+    if r.is_err() {
+        log::warn!(
+            "{backend}: run of {name} ended early; control: {:?}",
+            ring.view().control_snapshot()
+        );
+    }
+    let r = r?;
+    Ok(RunReport {
+        lanes: r
+            .states
+            .iter()
+            .map(|s| LaneReport {
+                done: s.done as u64,
+                failed: s.failed as u64,
+                checksum: s.checksum,
+                bytes: s.bytes,
+            })
+            .collect(),
+        elapsed: r.elapsed,
+        dispatches: r.dispatches,
+        states: r.states,
+    })
+}
+
+/// Which kernel, parameters and text a program needs; refuses what the kernels cannot do.
+fn plan<D: Device + ?Sized>(
+    dev: &D,
+    flavor: Flavor,
+    l: &RingLayout,
+    lanes: u32,
+    program: &Program,
+) -> Result<Plan, DeviceError> {
+    let backend = dev.info().backend;
+    let mut p = RunParams {
+        lanes,
+        iter_budget: dev.lane_iter_budget(),
+        ..Default::default()
+    };
+    let fixed_needs = |bytes: u64, what: &str| {
+        if (l.fixed_size as u64) < bytes {
+            Err(run_error(
+                backend,
+                format!(
+                    "{what} needs a fixed buffer of at least {bytes} bytes (RingConfig::fixed_buffer_bytes), the ring has {}",
+                    l.fixed_size
+                ),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let r = match *program {
+        Program::Print { lines } => {
+            p.program = PROGRAM_PRINT;
+            p.count = lines;
+            ("print", spirv::PRINT, &PRINT_TEXT[..])
+        }
+        Program::Nop {
+            ops,
+            fire_and_forget,
+        } => {
+            p.program = PROGRAM_NOP;
+            p.count = ops;
+            p.arg0 = if fire_and_forget { 0 } else { 1 };
+            ("nop", spirv::NOP, &[][..])
+        }
+        Program::Write { file, ops, len } => {
+            p.program = PROGRAM_NOP;
+            p.count = ops;
+            p.arg0 = 2;
+            p.arg1 = file;
+            p.arg2 = len.min(l.line_bytes);
+            ("nop", spirv::NOP, &[][..])
+        }
+        Program::Read { file, chunk, total } => {
+            // A SPIR-V chunk's checksum (chunk / 4 loop iterations) runs inside one dispatch's loop budget.
+            let max_chunk = match flavor {
+                Flavor::SpirV => (4 * p.iter_budget).min(16384) & !3,
+                Flavor::Native => !3,
+            };
+            if chunk == 0 || chunk % 4 != 0 || chunk > max_chunk {
+                return Err(run_error(
+                    backend,
+                    format!(
+                        "Read chunk must be a multiple of 4 in 4..={max_chunk} on this device (a chunk's \
+                         checksum runs within one dispatch's loop budget), got {chunk}"
+                    ),
+                ));
+            }
+            fixed_needs(lanes as u64 * chunk as u64, "Read")?;
+            p.program = PROGRAM_READ;
+            p.arg0 = file;
+            p.arg1 = chunk;
+            p.total = total;
+            ("read", spirv::READ, &[][..])
+        }
+        Program::LaneStress { ops } => {
+            p.program = PROGRAM_LANE_STRESS;
+            p.count = ops;
+            ("lane_stress", spirv::LANE_STRESS, &[][..])
+        }
+        Program::EditBuffer { steps } => {
+            fixed_needs(lanes as u64 * 8, "EditBuffer")?;
+            p.program = PROGRAM_EDIT_BUFFER;
+            p.count = steps;
+            ("edit_buffer", spirv::EDIT_BUFFER, &[][..])
+        }
+        Program::Exact { count } => {
+            fixed_needs(count as u64 * 68, "Exact")?;
+            p.program = PROGRAM_EXACT;
+            p.count = count;
+            ("exact", spirv::EXACT, &[][..])
+        }
+        Program::Hostile { case } => {
+            p.program = PROGRAM_HOSTILE;
+            p.count = 1;
+            p.arg0 = case.code();
+            ("hostile", spirv::HOSTILE, &[][..])
+        }
+        Program::Layout => {
+            fixed_needs(lanes as u64 * 256, "Layout")?;
+            p.program = PROGRAM_LAYOUT;
+            p.count = 1;
+            ("layout", spirv::LAYOUT, &[][..])
+        }
+    };
+    Ok(Plan {
+        name: r.0,
+        spirv: r.1,
+        params: p,
+        texts: r.2,
+    })
+}

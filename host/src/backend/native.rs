@@ -1,0 +1,430 @@
+//! The built-in programs as native (Rust) kernels, as [`super::spirv`] holds them as SPIR-V: the Rust protocol
+//! implementation ([`crate::protocol::Lane`]), one invocation per lane, each running its program to the end in
+//! one dispatch. A device that loads [`KernelCode::Native`](super::KernelCode::Native) (the CPU reference
+//! device) runs the built-in programs with [`kernel`].
+//!
+//! The argument scheme is the SPIR-V programs' one: the ring arena twice (the GLSL's 32- and 64-bit views),
+//! the run buffer ([`super::run_buffer`]: parameters, then one [`LaneState`] per lane) and the
+//! [`RingLayout`] by value. Each invocation reads its program from the run parameters and writes its
+//! [`LaneState`] (finished, with its counters) when it is done.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::hal::{NativeArg, NativeKernel};
+use super::run_buffer::*;
+use super::{checksum, format_print_line, HostileCase, LaneReport};
+use crate::protocol::{CompletionMode, FileRef, Lane, LaneError, LineBuf, DEFAULT_BUDGET};
+use crate::ring::{RingLayout, RingView};
+
+/// The native kernel of every built-in program (the program is the run parameters' `program`; the format
+/// probe is [`PROGRAM_FORMAT`]).
+pub fn kernel() -> NativeKernel {
+    Arc::new(invocation)
+}
+
+/// The run parameters, read from the run buffer's first words.
+fn params(run: &[AtomicU32]) -> Option<RunParams> {
+    let n = std::mem::size_of::<RunParams>() / 4;
+    // Acquire: pairs with the host's release stores of the parameters before the launch.
+    let words: Vec<u32> = run
+        .get(..n)?
+        .iter()
+        .map(|w| w.load(Ordering::Acquire))
+        .collect();
+    Some(bytemuck::pod_read_unaligned(bytemuck::cast_slice(&words)))
+}
+
+fn invocation(id: u32, args: &[NativeArg<'_>], deadline: Instant) {
+    let (
+        Some(NativeArg::Words(arena)),
+        Some(NativeArg::Words(run)),
+        Some(NativeArg::Bytes(layout)),
+    ) = (args.first(), args.get(2), args.get(3))
+    else {
+        return;
+    };
+    let Some(p) = params(run) else { return };
+    let each = std::mem::size_of::<LaneState>() / 4;
+    let at = std::mem::size_of::<RunHeader>() / 4 + id as usize * each;
+    let (true, Some(state)) = (id < p.lanes, run.get(at..at + each)) else {
+        return;
+    };
+    let Ok(l) = bytemuck::try_pod_read_unaligned::<RingLayout>(layout) else {
+        return;
+    };
+    let mut st = LaneState {
+        flags: LANE_FINISHED,
+        dispatches: 1,
+        ..LaneState::default()
+    };
+    if (arena.len() as u64) * 4 >= l.arena_size {
+        // SAFETY: `arena` is the ring's whole arena (the built-in programs' argument scheme, which the
+        // kernel's loader promises), `l.arena_size` bytes of it checked present, initialised by the ring and
+        // mapped for the whole launch, which outlives this invocation.
+        let view = unsafe { RingView::new(arena.as_ptr() as *mut u8, l) };
+        let mut lane = Lane::new(view, id);
+        let rep = if p.program == PROGRAM_FORMAT {
+            format_case(&lane, &p)
+        } else {
+            run_program(&mut lane, &p, deadline)
+        };
+        let _ = lane.flush(DEFAULT_BUDGET);
+        st.done = rep.done as u32;
+        st.failed = rep.failed as u32;
+        st.checksum = rep.checksum;
+        st.bytes = rep.bytes;
+    } else {
+        st.failed = 1;
+    }
+    for (w, v) in state.iter().zip(bytemuck::cast_slice::<LaneState, u32>(
+        std::slice::from_ref(&st),
+    )) {
+        // Release: the host reads the state after the launch has ended (the join orders it too).
+        w.store(*v, Ordering::Release);
+    }
+}
+
+/// [`PROGRAM_FORMAT`]: the case at `fixed + 128 id` (kind, precision, value low, value high) formatted with
+/// the §7 formatter; its length at `+ 16`, its bytes (at most 108) at `+ 20`.
+fn format_case(lane: &Lane<'_>, p: &RunParams) -> LaneReport {
+    let mut rep = LaneReport::default();
+    let id = lane.id();
+    if id >= p.count {
+        return rep;
+    }
+    let v = lane.view();
+    let at = v.layout().fixed + 128 * id;
+    let mut w = [0u32; 4];
+    v.read_bytes(at, bytemuck::bytes_of_mut(&mut w));
+    let val = w[2] as u64 | (w[3] as u64) << 32;
+    let mut l = LineBuf::with_capacity(256);
+    match w[0] {
+        0 => l.u64(val),
+        1 => l.i64(val as i64),
+        2 => l.hex(val),
+        _ => l.f32(f32::from_bits(val as u32), w[1]),
+    };
+    let bytes = l.as_bytes();
+    let n = bytes.len().min(108);
+    v.write_bytes(at + 16, &(n as u32).to_le_bytes());
+    v.write_bytes(at + 20, &bytes[..n]);
+    rep.done = 1;
+    rep
+}
+
+/// One lane of the program the run parameters name (the Rust version of its shader).
+fn run_program(lane: &mut Lane<'_>, p: &RunParams, deadline: Instant) -> LaneReport {
+    let mut rep = LaneReport::default();
+    let id = lane.id();
+    let budget = p.iter_budget;
+    let lanes = p.lanes;
+    let wait_slot = (lane.view().layout().slots_per_lane - 1).min(1);
+    match p.program {
+        PROGRAM_PRINT => {
+            let lines = p.count;
+            for seq in 0..lines {
+                if seq % 1024 == 0 && Instant::now() > deadline {
+                    rep.failed += (lines - seq) as u64;
+                    break;
+                }
+                match lane.print_with(budget, |b| format_print_line(b, id, seq)) {
+                    Ok(()) => rep.done += 1,
+                    Err(_) => rep.failed += 1,
+                }
+            }
+        }
+        PROGRAM_NOP if p.arg0 < 2 => {
+            let (ops, fire_and_forget) = (p.count, p.arg0 == 0);
+            for _ in 0..ops {
+                let r = if fire_and_forget {
+                    lane.nop(CompletionMode::FireAndForget, budget).map(|_| 0)
+                } else {
+                    lane.nop(CompletionMode::Slot(wait_slot), budget)
+                        .and_then(|_| lane.wait(wait_slot, budget))
+                };
+                match r {
+                    Ok(res) if res >= 0 => rep.done += 1,
+                    _ => rep.failed += 1,
+                }
+            }
+        }
+        PROGRAM_NOP => {
+            let (file, ops, len) = (p.arg1, p.count, p.arg2);
+            let v = lane.view();
+            let off = v.line_off(id, 0);
+            let len = len.min(v.layout().line_bytes);
+            let fill: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            v.write_bytes(off, &fill);
+            for _ in 0..ops {
+                match lane.write(
+                    FileRef::Fixed(file),
+                    off,
+                    len,
+                    -1,
+                    CompletionMode::FireAndForget,
+                    budget,
+                ) {
+                    Ok(_) => {
+                        rep.done += 1;
+                        rep.bytes += len as u64;
+                    }
+                    Err(_) => rep.failed += 1,
+                }
+            }
+        }
+        PROGRAM_READ => {
+            let (file, chunk, total) = (p.arg0, p.arg1, p.total);
+            if chunk == 0 {
+                return rep;
+            }
+            let v = lane.view();
+            let fixed_off = id * chunk;
+            let mut buf = vec![0u8; chunk as usize];
+            let nchunks = total.div_ceil(chunk as u64);
+            let mut c = id as u64;
+            while c < nchunks {
+                let off = c * chunk as u64;
+                let len = (total - off).min(chunk as u64) as u32;
+                let r = lane
+                    .read_fixed(FileRef::Fixed(file), fixed_off, len, off, wait_slot, budget)
+                    .and_then(|_| lane.wait(wait_slot, budget));
+                match r {
+                    Ok(n) if n == len as i32 => {
+                        v.read_bytes(v.layout().fixed + fixed_off, &mut buf[..len as usize]);
+                        rep.checksum = rep
+                            .checksum
+                            .wrapping_add(checksum(off, &buf[..len as usize]));
+                        rep.done += 1;
+                        rep.bytes += len as u64;
+                    }
+                    _ => rep.failed += 1,
+                }
+                c += lanes as u64;
+            }
+        }
+        PROGRAM_LANE_STRESS => {
+            for seq in 0..p.count {
+                let r = if seq % 2 == 0 {
+                    lane.nop(CompletionMode::Slot(wait_slot), budget)
+                        .and_then(|_| lane.wait(wait_slot, budget))
+                } else {
+                    lane.nop(CompletionMode::FireAndForget, budget).map(|_| 0)
+                };
+                match r {
+                    Ok(res) if res >= 0 => rep.done += 1,
+                    _ => rep.failed += 1,
+                }
+            }
+        }
+        PROGRAM_EDIT_BUFFER => {
+            let steps = p.count;
+            let v = lane.view();
+            let l = *v.layout();
+            let (value, ack) = (v.u32_at(l.fixed + 8 * id), v.u32_at(l.fixed + 8 * id + 4));
+            'steps: for k in 1..=steps {
+                // Release: the host's acquire of the value sees this lane's earlier stores.
+                value.store(k, Ordering::Release);
+                let mut i = 0u32;
+                // Acquire: pairs with the host's release store of the ack.
+                while ack.load(Ordering::Acquire) < k {
+                    if i % 1024 == 0 && Instant::now() > deadline {
+                        rep.failed += (steps - k + 1) as u64;
+                        break 'steps;
+                    }
+                    crate::protocol::lane::backoff(i);
+                    i = i.wrapping_add(1);
+                }
+                rep.done += 1;
+            }
+        }
+        PROGRAM_EXACT => {
+            let count = p.count;
+            if id == 0 {
+                let v = lane.view();
+                let l = *v.layout();
+                for i in 0..count {
+                    let mut sqe = crate::ring::Sqe::default();
+                    v.read_bytes(l.fixed + 64 * i, bytemuck::bytes_of_mut(&mut sqe));
+                    // Generation 0 names this lane's slot 0 for commit_exact to arm.
+                    let slot = lane.slot_index(0).unwrap_or(0);
+                    sqe.user_data = crate::protocol::shared::slot_user_data(slot, 0);
+                    let r = lane.reserve(budget).map(|r| lane.commit_exact(r, sqe));
+                    match r.and_then(|_| lane.wait(0, budget)) {
+                        Ok(res) => {
+                            v.write_bytes(l.fixed + 64 * count + 4 * i, &res.to_le_bytes());
+                            rep.done += 1;
+                        }
+                        Err(_) => rep.failed += 1,
+                    }
+                }
+            }
+        }
+        PROGRAM_HOSTILE => {
+            let case = HostileCase::ALL.get(p.arg0 as usize);
+            if let (0, Some(&case)) = (id, case) {
+                let (status, res) = hostile(lane, case, budget, deadline);
+                rep.done = 1;
+                rep.checksum = status as u64;
+                rep.bytes = res as u32 as u64;
+            }
+        }
+        PROGRAM_LAYOUT => {
+            let v = lane.view();
+            let l = *v.layout();
+            let base = l.fixed + 256 * id;
+            let mut sqe = lane.write_sqe(
+                FileRef::Fixed(id),
+                v.line_off(id, 0),
+                17 + id,
+                0x1000 + id as i64,
+            );
+            sqe.user_data = crate::protocol::shared::TAG_FF | ((id as u64 & 0xffff) << 16) | 1;
+            v.write_bytes(base, bytemuck::bytes_of(&sqe));
+            v.write_bytes(base + 64, bytemuck::bytes_of(&l));
+            rep.done += 1;
+        }
+        _ => rep.failed += 1,
+    }
+    rep
+}
+
+/// Lane 0 of [`Program::Hostile`](super::Program::Hostile): the case's library calls, as `hostile.comp` makes them. Returns (status,
+/// res).
+fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instant) -> (u32, i32) {
+    use crate::protocol::shared::*;
+    use io_uring::{opcode, squeue::Flags};
+    let v = lane.view();
+    let l = *v.layout();
+    let nop = || crate::ring::Sqe::from_entry(&opcode::Nop::new().build());
+    let status = |r: Result<u32, LaneError>| r.map_or_else(|e| e.status(), |_| STATUS_READY);
+    let reap_status = |n: u32| {
+        if n > 0 {
+            STATUS_READY
+        } else {
+            STATUS_WOULD_BLOCK
+        }
+    };
+    // Relaxed throughout: the corrupting stores stand for device code that ignores the protocol.
+    let sq_pub = v.ctl64(crate::ctl_off!(sq_pub));
+    let back_1000 = |w: &std::sync::atomic::AtomicU64| {
+        let base = w.load(Ordering::Relaxed) as u32;
+        w.store(base.wrapping_sub(1000) as u64, Ordering::Relaxed);
+    };
+    let waited = |lane: &mut Lane<'_>, sqe| {
+        lane.submit(sqe, CompletionMode::Slot(0), budget)
+            .and_then(|_| lane.wait(0, budget))
+    };
+    match case {
+        HostileCase::SqWindowAtPublish => match lane.reserve(budget) {
+            Ok(r) => {
+                back_1000(sq_pub);
+                (
+                    status(lane.commit(r, nop(), CompletionMode::FireAndForget)),
+                    0,
+                )
+            }
+            Err(e) => (e.status(), 0),
+        },
+        HostileCase::SqWindowAtReserve => {
+            back_1000(sq_pub);
+            (
+                status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))),
+                0,
+            )
+        }
+        HostileCase::CqWindow => {
+            if let Err(e) = lane.submit(nop(), CompletionMode::Slot(0), budget) {
+                return (e.status(), 0);
+            }
+            let claim = v.ctl32(crate::ctl_off!(cq_claim)).load(Ordering::Relaxed);
+            let mut i = 0u32;
+            // Acquire: the CQE is posted (not reaped: the corruption must come first).
+            while v.u32_at(l.cq_tail).load(Ordering::Acquire) == claim {
+                if Instant::now() > deadline {
+                    return (STATUS_TIMED_OUT, 0);
+                }
+                crate::protocol::lane::backoff(i);
+                i = i.saturating_add(1);
+            }
+            v.ctl64(crate::ctl_off!(cq_pub))
+                .store(claim.wrapping_sub(1000) as u64, Ordering::Relaxed);
+            (reap_status(lane.reap(1)), 0)
+        }
+        HostileCase::SlotOutOfRange => match lane.reserve(budget) {
+            Ok(r) => (
+                status(lane.commit(r, nop(), CompletionMode::Slot(l.slots_per_lane))),
+                0,
+            ),
+            Err(e) => (e.status(), 0),
+        },
+        HostileCase::WriteRangeWrapsU32 => {
+            let len = 0u32.wrapping_sub(l.staging).wrapping_add(64);
+            let sqe = lane.write_sqe(FileRef::Fixed(0), l.staging, len, 0);
+            match waited(lane, sqe) {
+                Ok(res) => (STATUS_READY, res),
+                Err(e) => (e.status(), 0),
+            }
+        }
+        HostileCase::CqCreditsWild | HostileCase::CqCreditsZero => {
+            let wild = if case == HostileCase::CqCreditsWild {
+                0xdead_beef
+            } else {
+                0
+            };
+            v.ctl32(crate::ctl_off!(cq_credits))
+                .store(wild, Ordering::Relaxed);
+            (
+                status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))),
+                0,
+            )
+        }
+        HostileCase::CqClaimWild => {
+            v.ctl32(crate::ctl_off!(cq_claim))
+                .fetch_add(0x10000, Ordering::Relaxed);
+            (reap_status(lane.reap(1)), 0)
+        }
+        HostileCase::SqReserveWild => {
+            v.ctl32(crate::ctl_off!(sq_reserve))
+                .fetch_add(0x10000, Ordering::Relaxed);
+            (
+                status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))),
+                0,
+            )
+        }
+        HostileCase::StaleCompletion => {
+            if let Err(e) = waited(lane, nop()) {
+                return (e.status(), 0);
+            }
+            let g = lane.slot_index(0).unwrap_or(0);
+            let stale = slot_generation(v.slot(g).0.load(Ordering::Relaxed));
+            let mut forged = nop();
+            forged.flags = Flags::FIXED_FILE.bits();
+            forged.user_data = slot_user_data(g, stale);
+            match lane.reserve(budget) {
+                Ok(r) => {
+                    lane.commit_exact(r, forged);
+                }
+                Err(e) => return (e.status(), 0),
+            }
+            match waited(lane, nop()) {
+                Ok(res) => (STATUS_READY, res),
+                Err(e) => (e.status(), 0),
+            }
+        }
+        HostileCase::LinkedSkipSuccess | HostileCase::CallerSkipSuccess => {
+            let (flags, c) = if case == HostileCase::LinkedSkipSuccess {
+                (Flags::IO_LINK, CompletionMode::SkipSuccess)
+            } else {
+                (Flags::SKIP_SUCCESS, CompletionMode::FireAndForget)
+            };
+            let mut sqe = nop();
+            sqe.flags = flags.bits();
+            match lane.reserve(budget) {
+                Ok(r) => (status(lane.commit(r, sqe, c)), 0),
+                Err(e) => (e.status(), 0),
+            }
+        }
+    }
+}
