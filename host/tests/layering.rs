@@ -46,7 +46,7 @@ fn code_lines(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for line in text.lines() {
         let t = line.trim_start();
-        if t.starts_with("#[cfg(test)]") {
+        if t.starts_with("#[cfg(test)]") || t.starts_with("#![cfg(test)]") {
             break;
         }
         if t.starts_with("//")
