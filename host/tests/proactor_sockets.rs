@@ -9,7 +9,12 @@
 //! recv, connection refused, cancelling a pending recv and a pending accept, a
 //! 4 MiB transfer through partial sends, send to a closed peer (EPIPE, no SIGPIPE),
 //! registered (fixed) sockets, futures, 64 concurrent connections, imported std
-//! sockets, a linked send → recv sequence. Scenarios that change or count process-wide
+//! sockets, a linked send → recv sequence; per-operation timeouts: a recv that times
+//! out (`ETIMEDOUT`, buffer returned, socket still usable), a recv whose data beats
+//! its timeout (no stray completion), cancelling a recv with a timeout (`Cancelled`,
+//! not `ETIMEDOUT`), three timeouts firing in deadline order, a timed-out recv
+//! through a future, a connect with a timeout that succeeds, a timeout in a linked
+//! sequence rejected. Scenarios that change or count process-wide
 //! state (fd limits, fd counts) are in `proactor_socket_limits.rs`, a process of
 //! their own.
 
@@ -483,6 +488,157 @@ fn linked_send_recv(p: &Proactor) {
     assert_eq!(cs[1].outcome, Outcome::Ok(5));
 }
 
+fn recv_timeout_expires(p: &Proactor) {
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let t0 = Instant::now();
+    let c = one(
+        p,
+        Operation::recv_timeout(&b, vec![7; 16], Duration::from_millis(40)),
+    );
+    let took = t0.elapsed();
+    assert_eq!(
+        errno_of(&c.outcome),
+        Some(libc::ETIMEDOUT),
+        "{:?}",
+        c.outcome
+    );
+    assert!(
+        took >= Duration::from_millis(30),
+        "timed out early: {took:?}"
+    );
+    assert_eq!(
+        c.resources.into_buf().unwrap(),
+        vec![7; 16],
+        "buffer returned"
+    );
+    assert_quiet(p, Duration::from_millis(20));
+    assert_eq!(p.in_flight(), 0);
+    // The socket still works, and nothing was consumed.
+    echo_once(p, &a, &b, b"after timeout");
+}
+
+fn recv_timeout_data_first(p: &Proactor) {
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let r = p
+        .submit(Operation::recv_timeout(
+            &b,
+            vec![0; 16],
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    assert_quiet(p, Duration::from_millis(20));
+    let s = p.submit(Operation::send(&a, b"in time".to_vec())).unwrap();
+    let mut cs = collect(p, 2);
+    cs.sort_by_key(|c| c.id != s);
+    assert_eq!(cs[0].outcome, Outcome::Ok(7), "send");
+    let c = cs.pop().unwrap();
+    assert_eq!(c.id, r);
+    assert_eq!(c.outcome, Outcome::Ok(7));
+    assert_eq!(&c.resources.into_buf().unwrap()[..7], b"in time");
+    // The timeout that did not fire leaves no completion behind.
+    assert_quiet(p, Duration::from_millis(20));
+    assert_eq!(p.in_flight(), 0);
+}
+
+fn recv_timeout_cancelled(p: &Proactor) {
+    let (_a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let r = p
+        .submit(Operation::recv_timeout(
+            &b,
+            vec![0; 8],
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    assert_quiet(p, Duration::from_millis(20));
+    assert_eq!(p.cancel(r), CancelStatus::Requested);
+    let c = collect(p, 1).pop().unwrap();
+    assert_eq!(c.outcome, Outcome::Cancelled, "cancel is not a timeout");
+    assert_quiet(p, Duration::from_millis(20));
+    assert_eq!(p.in_flight(), 0);
+}
+
+fn recv_timeouts_in_order(p: &Proactor) {
+    // Several pending timeouts of different lengths fire in deadline order.
+    let pairs: Vec<_> = (0..3)
+        .map(|_| Socket::pair(SocketKind::UnixStream).unwrap())
+        .collect();
+    for (i, ms) in [(0u64, 90u64), (1, 10), (2, 50)] {
+        p.submit(
+            Operation::recv_timeout(&pairs[i as usize].1, vec![0; 4], Duration::from_millis(ms))
+                .user_data(i),
+        )
+        .unwrap();
+    }
+    let order: Vec<u64> = collect(p, 3)
+        .into_iter()
+        .map(|c| {
+            assert_eq!(errno_of(&c.outcome), Some(libc::ETIMEDOUT), "{c:?}");
+            c.user_data
+        })
+        .collect();
+    assert_eq!(order, vec![1, 2, 0]);
+}
+
+fn recv_timeout_future(p: &Proactor) {
+    let (_a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let mut fut = Box::pin(
+        p.submit_future(Operation::recv_timeout(
+            &b,
+            vec![0; 8],
+            Duration::from_millis(20),
+        ))
+        .unwrap(),
+    );
+    struct NoopWake;
+    impl Wake for NoopWake {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(Arc::new(NoopWake));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let end = Instant::now() + LIMIT;
+    let c = loop {
+        assert!(Instant::now() < end, "future never completed");
+        if let std::task::Poll::Ready(c) = fut.as_mut().poll(&mut cx) {
+            break c;
+        }
+        p.poll(Some(Duration::from_millis(50)), |_| {}).unwrap();
+    };
+    assert_eq!(
+        errno_of(&c.outcome),
+        Some(libc::ETIMEDOUT),
+        "{:?}",
+        c.outcome
+    );
+}
+
+fn connect_timeout_succeeds(p: &Proactor) {
+    let lst = Socket::new(SocketKind::TcpV4).unwrap();
+    lst.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .unwrap();
+    lst.listen(4).unwrap();
+    let cli = Socket::new(SocketKind::TcpV4).unwrap();
+    let c = one(
+        p,
+        Operation::connect_timeout(&cli, lst.local_addr().unwrap(), Duration::from_secs(5)),
+    );
+    assert_eq!(c.outcome, Outcome::Ok(0));
+    assert_quiet(p, Duration::from_millis(20));
+    assert_eq!(p.in_flight(), 0);
+}
+
+fn timeout_in_linked_sequence_rejected(p: &Proactor) {
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let mut ops = vec![
+        Operation::send(&a, b"x".to_vec()),
+        Operation::recv_timeout(&b, vec![0; 1], Duration::from_secs(1)),
+    ];
+    match p.submit_linked(&mut ops, &mut Vec::new()) {
+        Err(Error::InvalidArgument(_)) => {}
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    assert_eq!(p.in_flight(), 0);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod io_uring {
@@ -520,4 +676,11 @@ conformance!(
     many_connections,
     import_std_sockets,
     linked_send_recv,
+    recv_timeout_expires,
+    recv_timeout_data_first,
+    recv_timeout_cancelled,
+    recv_timeouts_in_order,
+    recv_timeout_future,
+    connect_timeout_succeeds,
+    timeout_in_linked_sequence_rejected,
 );

@@ -37,11 +37,15 @@ pub enum Capability {
     /// Ring created with `IORING_SETUP_DEFER_TASKRUN` (6.1+): completion work runs only
     /// when the poll thread asks for events.
     DeferTaskrun = 1 << 6,
+    /// Per-operation timeouts on connect and recv (`IORING_OP_LINK_TIMEOUT`, 5.5+,
+    /// linked after the operation). Emulated: the poll loop cancels the operation at
+    /// its deadline. Either way a timed-out operation completes with `ETIMEDOUT`.
+    OperationTimeouts = 1 << 7,
 }
 
 impl Capability {
     /// Every capability, for iteration.
-    pub const ALL: [Capability; 7] = [
+    pub const ALL: [Capability; 8] = [
         Capability::LinkedOperations,
         Capability::RegisteredBuffers,
         Capability::FixedFiles,
@@ -49,6 +53,7 @@ impl Capability {
         Capability::KernelNotificationWait,
         Capability::SingleIssuer,
         Capability::DeferTaskrun,
+        Capability::OperationTimeouts,
     ];
 }
 

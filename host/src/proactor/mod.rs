@@ -284,6 +284,7 @@ fn emulated_caps() -> CapabilitySet {
         .with(Capability::FixedFiles)
         .with(Capability::AbsoluteTimers)
         .with(Capability::KernelNotificationWait)
+        .with(Capability::OperationTimeouts)
 }
 
 impl Proactor {

@@ -176,6 +176,25 @@ impl Operation {
         Operation::new(OpKind::Connect(ops::connect::Connect {
             fd: socket.into(),
             addr: Box::new(addr.into()),
+            timeout_ns: 0,
+        }))
+    }
+
+    /// [`connect`](Operation::connect) that gives up after `timeout`, measured from
+    /// submission: it then completes with `ETIMEDOUT` (an `OpError`), never with
+    /// `Cancelled`. io_uring: `IORING_OP_LINK_TIMEOUT` linked after the connect;
+    /// otherwise the poll loop cancels it at its deadline
+    /// ([`Capability::OperationTimeouts`](super::Capability::OperationTimeouts)). Not
+    /// allowed in a linked sequence.
+    pub fn connect_timeout(
+        socket: impl Into<Target>,
+        addr: impl Into<SockAddr>,
+        timeout: Duration,
+    ) -> Operation {
+        Operation::new(OpKind::Connect(ops::connect::Connect {
+            fd: socket.into(),
+            addr: Box::new(addr.into()),
+            timeout_ns: timeout_ns(timeout),
         }))
     }
 
@@ -185,6 +204,18 @@ impl Operation {
         Operation::new(OpKind::Recv(ops::recv::Recv {
             fd: socket.into(),
             buf,
+            timeout_ns: 0,
+        }))
+    }
+
+    /// [`recv`](Operation::recv) that gives up after `timeout` with no data, measured
+    /// from submission: it then completes with `ETIMEDOUT` and returns `buf`. Same
+    /// mechanism and rules as [`connect_timeout`](Operation::connect_timeout).
+    pub fn recv_timeout(socket: impl Into<Target>, buf: Vec<u8>, timeout: Duration) -> Operation {
+        Operation::new(OpKind::Recv(ops::recv::Recv {
+            fd: socket.into(),
+            buf,
+            timeout_ns: timeout_ns(timeout),
         }))
     }
 
@@ -210,6 +241,11 @@ impl Operation {
     pub fn close(fd: OwnedFd) -> Operation {
         Operation::new(OpKind::Close(ops::close::Close { fd: Some(fd) }))
     }
+}
+
+/// A timeout in nanoseconds, at least 1 (0 means "none").
+fn timeout_ns(d: Duration) -> u64 {
+    d.as_nanos().clamp(1, u64::MAX as u128) as u64
 }
 
 /// An operation that owns nothing (no buffer, path, descriptor or handle): `Copy`,

@@ -80,6 +80,10 @@ pub(crate) struct Slot<X> {
     pub(crate) chain: Chain,
     pub(crate) prev: u32,
     pub(crate) next: u32,
+    /// Emulated operation timeout: CLOCK_MONOTONIC deadline in nanoseconds (0: none).
+    pub(crate) deadline: u64,
+    /// Cancelled by its emulated timeout (completes with `ETIMEDOUT`).
+    pub(crate) timed_out: bool,
     /// The driver's part.
     pub(crate) ext: X,
 }
@@ -98,6 +102,8 @@ impl<X: SlotExt> Slot<X> {
             chain: Chain::None,
             prev: NONE,
             next: NONE,
+            deadline: 0,
+            timed_out: false,
             ext: X::new(),
         }
     }
@@ -134,6 +140,8 @@ pub(crate) struct Core<D: Driver> {
     pub(crate) files: Vec<OwnedFd>,
     /// Files registered with the kernel.
     pub(crate) native_files: u32,
+    /// Slots with an emulated timeout (`Slot::deadline`) pending.
+    pub(crate) timed: usize,
     /// The driver's state.
     pub(crate) be: D::State,
 }

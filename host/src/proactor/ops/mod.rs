@@ -50,6 +50,10 @@ macro_rules! kinds {
                 match self { $(OpKind::$variant(o) => o.expected_len(),)* }
             }
             #[inline(always)]
+            pub(crate) fn timeout_ns(&self) -> u64 {
+                match self { $(OpKind::$variant(o) => o.timeout_ns(),)* }
+            }
+            #[inline(always)]
             pub(crate) fn owns_nothing(&self) -> bool {
                 match self { $(OpKind::$variant(o) => o.owns_nothing(),)* }
             }

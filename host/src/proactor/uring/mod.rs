@@ -31,6 +31,11 @@ use super::sys;
 const WAKE: u64 = u64::MAX;
 /// Bit set in the user_data of a cancel request (slot keys never use bit 63).
 const CANCEL: u64 = simple::OWN;
+/// user_data of the `LINK_TIMEOUT` entry that follows an operation with a timeout:
+/// `LINK_TIMEOUT | key`. Its completion is ignored (the operation's own says whether
+/// it timed out), as is that of a simple operation's cancel request, which carries
+/// the same two bits.
+const LINK_TIMEOUT: u64 = CANCEL | simple::LITE;
 /// `IORING_ENTER_GETEVENTS`.
 const ENTER_GETEVENTS: u32 = 1;
 
@@ -218,7 +223,8 @@ impl Uring {
         let mut native = CapabilitySet::NONE
             .with(Capability::RegisteredBuffers)
             .with(Capability::FixedFiles)
-            .with(Capability::AbsoluteTimers);
+            .with(Capability::AbsoluteTimers)
+            .with(Capability::OperationTimeouts);
         // ETIME_SUCCESS (5.16) keeps an expired timer from breaking a link; the
         // skip-cqe feature (5.17) is the closest feature bit that proves it exists.
         if p.is_feature_skip_cqe_on_success() {
@@ -435,6 +441,10 @@ impl Uring {
     fn reap_one(sh: &Shared<Self>, core: &mut Core<Self>, ud: u64, res: i32) {
         // Slot keys never have bit 63 set; WAKE and cancel requests do.
         if ud & CANCEL != 0 {
+            if ud & LINK_TIMEOUT == LINK_TIMEOUT && ud != WAKE {
+                // A linked timeout's own completion: the operation's tells.
+                return;
+            }
             if ud == WAKE {
                 // Interrupts carry no meaning of their own; `user_wake` decides.
                 core.be.wake_armed = false;
@@ -569,13 +579,33 @@ impl Driver for Uring {
             native_files: *native_files,
         };
         let s = &mut slots[idx as usize];
-        let link = s.chain == Chain::Kernel && s.next != NONE;
         let key = s.key(idx);
+        let timeout_ns = match &s.op {
+            Some(op) if sh.caps.is_native(Capability::OperationTimeouts) => op.timeout_ns(),
+            _ => 0,
+        };
+        // A timeout is a second entry linked after the operation: both or neither.
+        let room =
+            timeout_ns == 0 || self.sq_free() >= 2 || (self.try_flush(sh) && self.sq_free() >= 2);
+        let link = (s.chain == Chain::Kernel && s.next != NONE) || timeout_ns != 0;
         // SAFETY: the entry points into this slot's op (buffers, path, iovecs, event,
         // notification epoch) or its `ts`; the slot is not released and the op not
         // dropped until the completion is reaped (`Core::finish`), and teardown waits
         // for outstanding completions or leaks the memory.
-        let pushed = Self::with_entry(env, s, key, link, |e| unsafe { self.push(sh, &e) });
+        let pushed = room && Self::with_entry(env, s, key, link, |e| unsafe { self.push(sh, &e) });
+        if pushed && timeout_ns != 0 {
+            s.ext.ts = types::Timespec::new()
+                .sec(timeout_ns / 1_000_000_000)
+                .nsec((timeout_ns % 1_000_000_000) as u32);
+            let e = opcode::LinkTimeout::new(&s.ext.ts)
+                .build()
+                .user_data(LINK_TIMEOUT | key);
+            // SAFETY: the timespec lives in the slot until the operation's completion
+            // (the kernel copies it at submission anyway). Room for it was checked
+            // above under the same core lock, so this push cannot fail.
+            let ok = unsafe { self.push(sh, &e) };
+            debug_assert!(ok);
+        }
         if pushed {
             if let Some(op) = &mut s.op {
                 op.queued();
