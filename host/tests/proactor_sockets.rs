@@ -14,7 +14,11 @@
 //! its timeout (no stray completion), cancelling a recv with a timeout (`Cancelled`,
 //! not `ETIMEDOUT`), three timeouts firing in deadline order, a timed-out recv
 //! through a future, a connect with a timeout that succeeds, a timeout in a linked
-//! sequence rejected. Scenarios that change or count process-wide
+//! sequence rejected; recvmsg/sendmsg: unconnected UDP over IPv4 and IPv6 (the
+//! sender's address reported and answered to), Unix datagrams to a path (the
+//! sender's path reported), a connected Unix datagram pair with no address, a long
+//! datagram truncated to the buffer, cancelling a pending recvmsg, a UDP sendmsg to
+//! a port nobody holds. Scenarios that change or count process-wide
 //! state (fd limits, fd counts) are in `proactor_socket_limits.rs`, a process of
 //! their own.
 
@@ -639,6 +643,138 @@ fn timeout_in_linked_sequence_rejected(p: &Proactor) {
     assert_eq!(p.in_flight(), 0);
 }
 
+/// Two unconnected UDP sockets bound to `lo`, or `None` (with the reason printed)
+/// where that loopback is missing.
+fn udp_unconnected(lo: SocketAddr, kind: SocketKind) -> Option<(Socket, Socket)> {
+    let a = Socket::new(kind).unwrap();
+    let b = Socket::new(kind).unwrap();
+    if let Err(e) = a.bind(&lo.into()) {
+        assert_eq!(kind, SocketKind::UdpV6, "{e}");
+        eprintln!("SKIP: no IPv6 loopback here: {e}");
+        return None;
+    }
+    b.bind(&lo.into()).unwrap();
+    Some((a, b))
+}
+
+/// a → b with sendmsg to b's address; b sees a's address and answers to it.
+fn sendmsg_recvmsg_roundtrip(p: &Proactor, a: &Socket, b: &Socket) {
+    let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let r = p.submit(Operation::recvmsg(b, vec![0; 64])).unwrap();
+    assert_quiet(p, Duration::from_millis(10));
+    let s = p
+        .submit(Operation::sendmsg(a, b"to b".to_vec(), Some(ba.clone())))
+        .unwrap();
+    let mut from = None;
+    for c in collect(p, 2) {
+        assert_eq!(c.outcome, Outcome::Ok(4), "{c:?}");
+        if c.id == r {
+            let (buf, f) = c.resources.into_msg().expect("msg resources");
+            assert_eq!(&buf[..4], b"to b");
+            from = f;
+        } else {
+            assert_eq!(c.id, s);
+            assert_eq!(c.resources.into_buf().unwrap(), b"to b");
+        }
+    }
+    let from = from.expect("sender address");
+    assert_eq!(from.as_inet(), aa.as_inet());
+    // Answer to the address recvmsg reported.
+    let c = one(p, Operation::sendmsg(b, b"back".to_vec(), Some(from)));
+    assert_eq!(c.outcome, Outcome::Ok(4));
+    let c = one(p, Operation::recvmsg(a, vec![0; 64]));
+    assert_eq!(c.outcome, Outcome::Ok(4));
+    let (buf, f) = c.resources.into_msg().unwrap();
+    assert_eq!(&buf[..4], b"back");
+    assert_eq!(f.unwrap().as_inet(), ba.as_inet());
+}
+
+fn udp_v4_sendmsg_recvmsg(p: &Proactor) {
+    let lo: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
+    let (a, b) = udp_unconnected(lo, SocketKind::UdpV4).unwrap();
+    sendmsg_recvmsg_roundtrip(p, &a, &b);
+}
+
+fn udp_v6_sendmsg_recvmsg(p: &Proactor) {
+    let lo: SocketAddr = (Ipv6Addr::LOCALHOST, 0).into();
+    if let Some((a, b)) = udp_unconnected(lo, SocketKind::UdpV6) {
+        sendmsg_recvmsg_roundtrip(p, &a, &b);
+    }
+}
+
+fn unix_datagram_sendmsg_to_path(p: &Proactor) {
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, pb) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
+    let a = Socket::new(SocketKind::UnixDatagram).unwrap();
+    let b = Socket::new(SocketKind::UnixDatagram).unwrap();
+    a.bind(&SockAddr::unix(&pa).unwrap()).unwrap();
+    b.bind(&SockAddr::unix(&pb).unwrap()).unwrap();
+    let c = one(
+        p,
+        Operation::sendmsg(&a, b"by path".to_vec(), Some(SockAddr::unix(&pb).unwrap())),
+    );
+    assert_eq!(c.outcome, Outcome::Ok(7));
+    let c = one(p, Operation::recvmsg(&b, vec![0; 32]));
+    assert_eq!(c.outcome, Outcome::Ok(7));
+    let (buf, from) = c.resources.into_msg().unwrap();
+    assert_eq!(&buf[..7], b"by path");
+    assert_eq!(from.and_then(|f| f.as_unix_path()), Some(pa));
+}
+
+fn sendmsg_connected_recvmsg_unnamed(p: &Proactor) {
+    // No address on either side: the connected peer, and an unnamed sender.
+    let (a, b) = Socket::pair(SocketKind::UnixDatagram).unwrap();
+    let c = one(p, Operation::sendmsg(&a, b"pair".to_vec(), None));
+    assert_eq!(c.outcome, Outcome::Ok(4));
+    let c = one(p, Operation::recvmsg(&b, vec![0; 8]));
+    assert_eq!(c.outcome, Outcome::Ok(4));
+    let (buf, from) = c.resources.into_msg().unwrap();
+    assert_eq!(&buf[..4], b"pair");
+    assert!(from.and_then(|f| f.as_unix_path()).is_none());
+}
+
+fn recvmsg_truncates_long_datagram(p: &Proactor) {
+    let (a, b) = Socket::pair(SocketKind::UnixDatagram).unwrap();
+    let c = one(p, Operation::sendmsg(&a, vec![9; 100], None));
+    assert_eq!(c.outcome, Outcome::Ok(100));
+    let c = one(p, Operation::recvmsg(&b, vec![0; 10]));
+    assert_eq!(c.outcome, Outcome::Ok(10), "cut to the buffer");
+    // The rest of that datagram is gone: the next one arrives whole.
+    assert_eq!(
+        one(p, Operation::sendmsg(&a, b"next".to_vec(), None)).outcome,
+        Outcome::Ok(4)
+    );
+    let c = one(p, Operation::recvmsg(&b, vec![0; 10]));
+    assert_eq!(c.outcome, Outcome::Ok(4));
+    assert_eq!(&c.resources.into_msg().unwrap().0[..4], b"next");
+}
+
+fn recvmsg_cancelled(p: &Proactor) {
+    let (_a, b) = Socket::pair(SocketKind::UnixDatagram).unwrap();
+    let r = p.submit(Operation::recvmsg(&b, vec![5; 8])).unwrap();
+    assert_quiet(p, Duration::from_millis(20));
+    assert_eq!(p.cancel(r), CancelStatus::Requested);
+    let c = collect(p, 1).pop().unwrap();
+    assert_eq!(c.outcome, Outcome::Cancelled);
+    let (buf, from) = c.resources.into_msg().unwrap();
+    assert_eq!(buf, vec![5; 8], "buffer returned untouched");
+    assert!(from.is_none());
+    assert_eq!(p.in_flight(), 0);
+}
+
+fn sendmsg_to_unbound_port(p: &Proactor) {
+    // UDP to a loopback port nobody holds: the send itself succeeds.
+    let probe = Socket::new(SocketKind::UdpV4).unwrap();
+    probe
+        .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .unwrap();
+    let nobody = probe.local_addr().unwrap();
+    drop(probe);
+    let a = Socket::new(SocketKind::UdpV4).unwrap();
+    let c = one(p, Operation::sendmsg(&a, b"lost".to_vec(), Some(nobody)));
+    assert_eq!(c.outcome, Outcome::Ok(4));
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod io_uring {
@@ -683,4 +819,11 @@ conformance!(
     recv_timeout_future,
     connect_timeout_succeeds,
     timeout_in_linked_sequence_rejected,
+    udp_v4_sendmsg_recvmsg,
+    udp_v6_sendmsg_recvmsg,
+    unix_datagram_sendmsg_to_path,
+    sendmsg_connected_recvmsg_unnamed,
+    recvmsg_truncates_long_datagram,
+    recvmsg_cancelled,
+    sendmsg_to_unbound_port,
 );

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::buffers::FixedBuf;
 use super::error::{Errno, Error};
+use super::net::SockAddr;
 use super::sync::{Event, Notification};
 use super::sys;
 
@@ -125,6 +126,8 @@ pub enum OpCode {
     Recv,
     Send,
     Shutdown,
+    Recvmsg,
+    Sendmsg,
 }
 
 impl OpCode {
@@ -149,6 +152,8 @@ impl OpCode {
             OpCode::Recv => "recv",
             OpCode::Send => "send",
             OpCode::Shutdown => "shutdown",
+            OpCode::Recvmsg => "recvmsg",
+            OpCode::Sendmsg => "sendmsg",
         }
     }
 }
@@ -231,6 +236,14 @@ pub enum Resources {
     Event(Event),
     /// The notification of a notification wait.
     Notification(Notification),
+    /// The buffer of a recvmsg and the sender's address (`None` when the kernel
+    /// reported none, e.g. an unnamed Unix socket or a failed receive).
+    Msg {
+        /// The buffer.
+        buf: Vec<u8>,
+        /// The sender's address.
+        from: Option<SockAddr>,
+    },
 }
 
 impl Resources {
@@ -245,6 +258,13 @@ impl Resources {
     pub fn into_bufs(self) -> Option<Vec<Vec<u8>>> {
         match self {
             Resources::Bufs(b) => Some(b),
+            _ => None,
+        }
+    }
+    /// The buffer and sender's address of a recvmsg.
+    pub fn into_msg(self) -> Option<(Vec<u8>, Option<SockAddr>)> {
+        match self {
+            Resources::Msg { buf, from } => Some((buf, from)),
             _ => None,
         }
     }

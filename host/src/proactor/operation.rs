@@ -219,6 +219,30 @@ impl Operation {
         }))
     }
 
+    /// Receives one message into `buf`; completes with the count and returns `buf`
+    /// with the sender's address ([`Resources::into_msg`](super::Resources::into_msg)).
+    /// A datagram longer than `buf` is truncated. `IORING_OP_RECVMSG` (5.3+) / epoll +
+    /// `recvmsg`.
+    pub fn recvmsg(socket: impl Into<Target>, buf: Vec<u8>) -> Operation {
+        Operation::new(OpKind::Recvmsg(ops::recvmsg::Recvmsg {
+            fd: socket.into(),
+            buf,
+            msg: ops::recvmsg::MsgHdr::new(),
+        }))
+    }
+
+    /// Sends `buf` as one message to `to` (an unconnected datagram socket), or to the
+    /// connected peer with `None`; the count sent is the result and `buf` comes back.
+    /// Never raises `SIGPIPE`. `IORING_OP_SENDMSG` (5.3+) / epoll + `sendmsg`.
+    pub fn sendmsg(socket: impl Into<Target>, buf: Vec<u8>, to: Option<SockAddr>) -> Operation {
+        Operation::new(OpKind::Sendmsg(ops::sendmsg::Sendmsg {
+            fd: socket.into(),
+            buf,
+            to: to.map(Box::new),
+            msg: ops::recvmsg::MsgHdr::new(),
+        }))
+    }
+
     /// Sends `buf` (the count sent is the result; it may be short) and returns it.
     /// Never raises `SIGPIPE` (`MSG_NOSIGNAL`). `IORING_OP_SEND` (5.6+) / epoll + `send`.
     pub fn send(socket: impl Into<Target>, buf: Vec<u8>) -> Operation {

@@ -22,7 +22,9 @@ pub(crate) mod read;
 pub(crate) mod read_fixed;
 pub(crate) mod readv;
 pub(crate) mod recv;
+pub(crate) mod recvmsg;
 pub(crate) mod send;
+pub(crate) mod sendmsg;
 pub(crate) mod shutdown;
 pub(crate) mod timer;
 pub(crate) mod write;
@@ -103,6 +105,8 @@ kinds! {
     Connect(connect::Connect),
     Recv(recv::Recv),
     Send(send::Send),
+    Recvmsg(recvmsg::Recvmsg),
+    Sendmsg(sendmsg::Sendmsg),
     Shutdown(shutdown::Shutdown),
 }
 
