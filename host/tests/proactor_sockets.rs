@@ -18,7 +18,10 @@
 //! sender's address reported and answered to), Unix datagrams to a path (the
 //! sender's path reported), a connected Unix datagram pair with no address, a long
 //! datagram truncated to the buffer, cancelling a pending recvmsg, a UDP sendmsg to
-//! a port nobody holds. Scenarios that change or count process-wide
+//! a port nobody holds; multishot accept: six connections through one operation
+//! (each completion `more`, the cancellation ending it), accepted connections that
+//! echo, cancelling an idle multishot accept, multishot refused as a future and in a
+//! linked sequence, the `Multishot` capability reported per configuration. Scenarios that change or count process-wide
 //! state (fd limits, fd counts) are in `proactor_socket_limits.rs`, a process of
 //! their own.
 
@@ -775,6 +778,96 @@ fn sendmsg_to_unbound_port(p: &Proactor) {
     assert_eq!(c.outcome, Outcome::Ok(4));
 }
 
+/// A TCP listener on IPv4 loopback and its address.
+fn listener() -> (Socket, SocketAddr) {
+    let lst = Socket::new(SocketKind::TcpV4).unwrap();
+    lst.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .unwrap();
+    lst.listen(64).unwrap();
+    let addr = lst.local_addr().unwrap().as_inet().unwrap();
+    (lst, addr)
+}
+
+fn multishot_accept_many(p: &Proactor) {
+    let (lst, addr) = listener();
+    let id = p
+        .submit(Operation::accept_multishot(&lst).user_data(9))
+        .unwrap();
+    let clients: Vec<_> = (0..5)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let cs = collect(p, 5);
+    let mut servers = Vec::new();
+    for c in cs {
+        assert_eq!((c.id, c.user_data), (id, 9));
+        assert!(c.more, "the operation goes on: {c:?}");
+        servers.push(owned(c.outcome.ok().expect("a connection")));
+    }
+    assert_eq!(p.in_flight(), 1, "one operation for all connections");
+    // A sixth connection after the first batch is accepted by the same operation.
+    let late = std::net::TcpStream::connect(addr).unwrap();
+    let c = collect(p, 1).pop().unwrap();
+    assert!(c.more && c.id == id, "{c:?}");
+    servers.push(owned(c.outcome.ok().unwrap()));
+    assert_eq!(p.cancel(id), CancelStatus::Requested);
+    let last = collect(p, 1).pop().unwrap();
+    assert_eq!(last.id, id);
+    assert!(!last.more, "the cancellation ends it");
+    assert_eq!(last.outcome, Outcome::Cancelled);
+    assert_eq!(p.cancel(id), CancelStatus::NotFound);
+    assert_quiet(p, Duration::from_millis(20));
+    assert_eq!(p.in_flight(), 0);
+    drop((clients, late));
+}
+
+fn multishot_accept_connections_usable(p: &Proactor) {
+    let (lst, addr) = listener();
+    let id = p.submit(Operation::accept_multishot(&lst)).unwrap();
+    let cli = Socket::import(std::net::TcpStream::connect(addr).unwrap().into()).unwrap();
+    let c = collect(p, 1).pop().unwrap();
+    let srv = Socket::import(owned(c.outcome.ok().unwrap())).unwrap();
+    echo_once(p, &cli, &srv, b"through a multishot accept");
+    echo_once(p, &srv, &cli, b"and back");
+    p.cancel(id);
+    let last = collect(p, 1).pop().unwrap();
+    assert!(!last.more && last.outcome == Outcome::Cancelled, "{last:?}");
+}
+
+fn multishot_accept_cancel_idle(p: &Proactor) {
+    let (lst, _) = listener();
+    let id = p.submit(Operation::accept_multishot(&lst)).unwrap();
+    assert_quiet(p, Duration::from_millis(20));
+    assert_eq!(p.cancel(id), CancelStatus::Requested);
+    let c = collect(p, 1).pop().unwrap();
+    assert_eq!((c.id, c.outcome, c.more), (id, Outcome::Cancelled, false));
+    assert_quiet(p, Duration::from_millis(20));
+    assert_eq!(p.in_flight(), 0);
+}
+
+fn multishot_not_future_or_linked(p: &Proactor) {
+    let (lst, _) = listener();
+    match p.submit_future(Operation::accept_multishot(&lst)) {
+        Err(e) => assert!(matches!(e.error, Error::InvalidArgument(_)), "{e:?}"),
+        Ok(_) => panic!("a multishot future was accepted"),
+    }
+    let mut ops = vec![Operation::nop(), Operation::accept_multishot(&lst)];
+    assert!(matches!(
+        p.submit_linked(&mut ops, &mut Vec::new()),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(p.in_flight(), 0);
+}
+
+fn multishot_capability_reported(p: &Proactor) {
+    let got = p.capabilities().get(Capability::Multishot);
+    let masked = p.capabilities().get(Capability::RegisteredBuffers) == Support::Emulated;
+    match p.backend() {
+        BackendKind::Epoll => assert_eq!(got, Support::Emulated),
+        BackendKind::IoUring if masked => assert_eq!(got, Support::Emulated),
+        BackendKind::IoUring => assert_ne!(got, Support::Absent),
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod io_uring {
@@ -826,4 +919,9 @@ conformance!(
     recvmsg_truncates_long_datagram,
     recvmsg_cancelled,
     sendmsg_to_unbound_port,
+    multishot_accept_many,
+    multishot_accept_connections_usable,
+    multishot_accept_cancel_idle,
+    multishot_not_future_or_linked,
+    multishot_capability_reported,
 );

@@ -41,11 +41,16 @@ pub enum Capability {
     /// linked after the operation). Emulated: the poll loop cancels the operation at
     /// its deadline. Either way a timed-out operation completes with `ETIMEDOUT`.
     OperationTimeouts = 1 << 7,
+    /// Multishot accept: one submission, one completion per connection
+    /// (`IORING_ACCEPT_MULTISHOT`, 5.19+; reported native from Linux 6.0). Emulated:
+    /// the proactor re-arms a single-shot accept after each connection (io_uring) or
+    /// accepts while the listener is readable (epoll).
+    Multishot = 1 << 8,
 }
 
 impl Capability {
     /// Every capability, for iteration.
-    pub const ALL: [Capability; 8] = [
+    pub const ALL: [Capability; 9] = [
         Capability::LinkedOperations,
         Capability::RegisteredBuffers,
         Capability::FixedFiles,
@@ -54,6 +59,7 @@ impl Capability {
         Capability::SingleIssuer,
         Capability::DeferTaskrun,
         Capability::OperationTimeouts,
+        Capability::Multishot,
     ];
 }
 

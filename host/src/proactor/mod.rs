@@ -285,6 +285,7 @@ fn emulated_caps() -> CapabilitySet {
         .with(Capability::AbsoluteTimers)
         .with(Capability::KernelNotificationWait)
         .with(Capability::OperationTimeouts)
+        .with(Capability::Multishot)
 }
 
 impl Proactor {

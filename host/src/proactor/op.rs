@@ -288,6 +288,9 @@ pub struct Completion {
     pub outcome: Outcome,
     /// What it owned.
     pub resources: Resources,
+    /// Another completion of the same operation follows (a multishot operation that
+    /// goes on); `false` on the completion that ends it.
+    pub more: bool,
 }
 
 /// Answer of [`Proactor::cancel`](super::Proactor::cancel).

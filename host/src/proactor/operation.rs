@@ -166,6 +166,19 @@ impl Operation {
     pub fn accept(listener: impl Into<Target>) -> Operation {
         Operation::new(OpKind::Accept(ops::accept::Accept {
             fd: listener.into(),
+            multishot: false,
+        }))
+    }
+
+    /// Accepts connections until cancelled or an error ends it: one completion per
+    /// connection, each with `more` set and a new descriptor the caller owns; the
+    /// completion with `more == false` ends the operation (`Cancelled`, an error, or a
+    /// last connection). Raw completions only (not with `submit_future`, not in a
+    /// linked sequence). See [`Capability::Multishot`](super::Capability::Multishot).
+    pub fn accept_multishot(listener: impl Into<Target>) -> Operation {
+        Operation::new(OpKind::Accept(ops::accept::Accept {
+            fd: listener.into(),
+            multishot: true,
         }))
     }
 

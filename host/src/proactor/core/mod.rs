@@ -124,6 +124,8 @@ pub(crate) struct Done {
     pub(crate) outcome: Outcome,
     /// Its resources are the next entry of the matching `done_res` list.
     pub(crate) owns: bool,
+    /// Not the operation's last completion (multishot).
+    pub(crate) more: bool,
 }
 
 pub(crate) struct Core<D: Driver> {

@@ -164,6 +164,15 @@ fn deliver<D: Driver>(scratch: &mut PollScratch<D>, on: &mut impl Sink) {
                 user_data: d.user_data,
                 outcome: d.outcome,
                 resources,
+                more: d.more,
+            });
+        } else if d.more {
+            on.owning(Completion {
+                id: d.id,
+                user_data: d.user_data,
+                outcome: d.outcome,
+                resources: Resources::None,
+                more: true,
             });
         } else {
             on.lean(d.id, d.user_data, d.outcome);

@@ -32,6 +32,7 @@ fn park(
         user_data,
         outcome,
         owns,
+        more: false,
     });
 }
 
@@ -218,6 +219,7 @@ impl<D: Driver> Core<D> {
                     user_data,
                     outcome,
                     owns: false,
+                    more: false,
                 });
             } else {
                 let resources = match s.op.take() {
@@ -313,6 +315,19 @@ impl<D: Driver> Core<D> {
                 }
             }
         }
+    }
+
+    /// Delivers one result of multishot slot `idx` that does not end it (raw path
+    /// only: multishot operations cannot be futures).
+    pub(crate) fn emit(&mut self, idx: u32, outcome: Outcome) {
+        let s = &self.slots[idx as usize];
+        self.done.push(Done {
+            id: OpId(s.key(idx)),
+            user_data: s.user_data,
+            outcome,
+            owns: false,
+            more: true,
+        });
     }
 
     /// Ends the emulated timeout of slot `idx`: a cancellation it caused becomes

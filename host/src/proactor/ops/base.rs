@@ -80,6 +80,9 @@ pub(crate) enum Step {
     Wait { fd: RawFd, events: u32 },
     /// Finish with `Ok(0)` at this CLOCK_MONOTONIC instant (nanoseconds).
     Timer(u64),
+    /// A multishot result that does not end the operation: deliver it and call again
+    /// (with `ready` true).
+    More(Outcome),
 }
 
 impl Step {
@@ -115,6 +118,12 @@ pub(crate) trait Op: Sized {
     /// dropping it frees nothing).
     #[inline(always)]
     fn owns_nothing(&self) -> bool {
+        false
+    }
+
+    /// Whether it completes many times (multishot).
+    #[inline(always)]
+    fn multishot(&self) -> bool {
         false
     }
 

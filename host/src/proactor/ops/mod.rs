@@ -52,6 +52,10 @@ macro_rules! kinds {
                 match self { $(OpKind::$variant(o) => o.expected_len(),)* }
             }
             #[inline(always)]
+            pub(crate) fn multishot(&self) -> bool {
+                match self { $(OpKind::$variant(o) => o.multishot(),)* }
+            }
+            #[inline(always)]
             pub(crate) fn timeout_ns(&self) -> u64 {
                 match self { $(OpKind::$variant(o) => o.timeout_ns(),)* }
             }

@@ -111,7 +111,7 @@ pub(crate) struct UPoll {
     table: simple::Table,
     /// CQEs of ordinary slots seen while reaping simple ones, processed under the
     /// core lock.
-    heavy: Vec<(u64, i32)>,
+    heavy: Vec<(u64, i32, u32)>,
     /// This round's reap went through the simple-operation path first.
     split: bool,
 }
@@ -135,6 +135,19 @@ fn unavailable(errno: i32) -> Error {
         errno,
         hint,
     }
+}
+
+/// Whether the running kernel's release is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let Ok(r) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let mut it = r
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (ma, mi) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (ma, mi) >= (major, minor)
 }
 
 impl Uring {
@@ -232,6 +245,10 @@ impl Uring {
         }
         if futex {
             native = native.with(Capability::KernelNotificationWait);
+        }
+        // Multishot accept exists from 5.19; no probe tells, so the release decides.
+        if kernel_at_least(6, 0) {
+            native = native.with(Capability::Multishot);
         }
         if single {
             native = native.with(Capability::SingleIssuer);
@@ -409,9 +426,14 @@ impl Uring {
     }
 
     /// Processes the CQEs `reap_simple` set aside (caller holds the core lock).
-    fn reap_heavy(&self, sh: &Shared<Self>, core: &mut Core<Self>, heavy: &mut Vec<(u64, i32)>) {
-        for &(ud, res) in heavy.iter() {
-            Self::reap_one(sh, core, ud, res);
+    fn reap_heavy(
+        &self,
+        sh: &Shared<Self>,
+        core: &mut Core<Self>,
+        heavy: &mut Vec<(u64, i32, u32)>,
+    ) {
+        for &(ud, res, flags) in heavy.iter() {
+            Self::reap_one(sh, core, ud, res, flags);
         }
         heavy.clear();
     }
@@ -431,14 +453,14 @@ impl Uring {
             for cqe in &mut cq {
                 let ud = cqe.user_data();
                 if !simple::is_simple(ud) {
-                    Self::reap_one(sh, core, ud, cqe.result());
+                    Self::reap_one(sh, core, ud, cqe.result(), cqe.flags());
                 }
             }
         }
     }
 
     #[inline(always)]
-    fn reap_one(sh: &Shared<Self>, core: &mut Core<Self>, ud: u64, res: i32) {
+    fn reap_one(sh: &Shared<Self>, core: &mut Core<Self>, ud: u64, res: i32, flags: u32) {
         // Slot keys never have bit 63 set; WAKE and cancel requests do.
         if ud & CANCEL != 0 {
             if ud & LINK_TIMEOUT == LINK_TIMEOUT && ud != WAKE {
@@ -469,7 +491,39 @@ impl Uring {
                 .expect("running slot has an op")
                 .cqe_error(res, s.cancel)
         };
+        if s.op.as_ref().is_some_and(|o| o.multishot()) {
+            Self::reap_multishot(sh, core, idx, outcome, flags);
+            return;
+        }
         core.finish(sh, idx, outcome);
+    }
+
+    /// A completion of a multishot operation: native ones go on while the kernel sets
+    /// `IORING_CQE_F_MORE`; emulated ones are re-armed after each success.
+    #[cold]
+    fn reap_multishot(
+        sh: &Shared<Self>,
+        core: &mut Core<Self>,
+        idx: u32,
+        outcome: Outcome,
+        flags: u32,
+    ) {
+        if io_uring::cqueue::more(flags) {
+            core.emit(idx, outcome);
+            return;
+        }
+        let native = sh.caps.is_native(Capability::Multishot);
+        let s = &core.slots[idx as usize];
+        if native || !matches!(outcome, Outcome::Ok(_)) {
+            core.finish(sh, idx, outcome);
+        } else if s.cancel {
+            // The result is the caller's (a connection); the cancellation ends it.
+            core.emit(idx, outcome);
+            core.finish(sh, idx, Outcome::Cancelled);
+        } else {
+            core.emit(idx, outcome);
+            sh.driver.start(sh, core, idx);
+        }
     }
 
     fn cancel_done(sh: &Shared<Self>, core: &mut Core<Self>, id: OpId, res: i32) {
