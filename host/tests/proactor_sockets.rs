@@ -21,7 +21,11 @@
 //! a port nobody holds; multishot accept: six connections through one operation
 //! (each completion `more`, the cancellation ending it), accepted connections that
 //! echo, cancelling an idle multishot accept, multishot refused as a future and in a
-//! linked sequence, the `Multishot` capability reported per configuration. Scenarios that change or count process-wide
+//! linked sequence, the `Multishot` capability reported per configuration;
+//! multishot recv with provided buffers: chunks leased and returned on drop, running
+//! out of buffers (`ENOBUFS` ends it) and re-arming after returning them, end of
+//! stream, cancelling an idle one (no buffer kept), leases dropped on another
+//! thread, bad group sizes refused, a group of the other kind refused. Scenarios that change or count process-wide
 //! state (fd limits, fd counts) are in `proactor_socket_limits.rs`, a process of
 //! their own.
 
@@ -868,6 +872,167 @@ fn multishot_capability_reported(p: &Proactor) {
     }
 }
 
+fn multishot_recv_chunks(p: &Proactor) {
+    let ring = p.buf_ring(8, 64).unwrap();
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let id = p
+        .submit(Operation::recv_multishot(&b, &ring).user_data(3))
+        .unwrap();
+    let mut kept = Vec::new();
+    for i in 0..3u8 {
+        let msg = vec![i + 1; 10 + i as usize];
+        rustix::io::write(&a, &msg).unwrap();
+        let c = collect(p, 1).pop().unwrap();
+        assert_eq!((c.id, c.user_data), (id, 3));
+        assert!(c.more, "{c:?}");
+        assert_eq!(c.outcome, Outcome::Ok(msg.len() as u32));
+        let buf = c.resources.into_leased().expect("a leased buffer");
+        assert_eq!(&buf[..], &msg[..]);
+        kept.push(buf);
+    }
+    assert_eq!(ring.available(), 5, "three buffers leased");
+    drop(kept);
+    assert_eq!(ring.available(), 8, "dropped leases return to the group");
+    assert_eq!(p.cancel(id), CancelStatus::Requested);
+    let last = collect(p, 1).pop().unwrap();
+    assert_eq!((last.outcome, last.more), (Outcome::Cancelled, false));
+    assert_eq!(p.in_flight(), 0);
+    assert_eq!(ring.available(), 8);
+}
+
+fn multishot_recv_out_of_buffers_rearm(p: &Proactor) {
+    let ring = p.buf_ring(2, 16).unwrap();
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let data: Vec<u8> = (0..40u8).collect();
+    rustix::io::write(&a, &data).unwrap();
+    let id = p.submit(Operation::recv_multishot(&b, &ring)).unwrap();
+    let cs = collect(p, 3);
+    let mut held = Vec::new();
+    for c in &cs[..2] {
+        assert!(c.more && c.outcome == Outcome::Ok(16), "{c:?}");
+    }
+    for c in cs {
+        if let Some(buf) = c.resources.into_leased() {
+            held.push(buf);
+        } else {
+            assert_eq!(c.id, id);
+            assert!(!c.more);
+            assert_eq!(errno_of(&c.outcome), Some(libc::ENOBUFS), "{:?}", c.outcome);
+        }
+    }
+    assert_eq!(&held[0][..], &data[..16]);
+    assert_eq!(&held[1][..], &data[16..32]);
+    assert_eq!(ring.available(), 0);
+    assert_eq!(p.in_flight(), 0, "ENOBUFS ends the operation");
+    // Return the buffers and arm it again: the rest arrives.
+    drop(held);
+    let id = p.submit(Operation::recv_multishot(&b, &ring)).unwrap();
+    let c = collect(p, 1).pop().unwrap();
+    assert!(c.more && c.outcome == Outcome::Ok(8), "{c:?}");
+    assert_eq!(&c.resources.into_leased().unwrap()[..], &data[32..]);
+    p.cancel(id);
+    let last = collect(p, 1).pop().unwrap();
+    assert!(!last.more, "{last:?}");
+}
+
+fn multishot_recv_end_of_stream(p: &Proactor) {
+    let ring = p.buf_ring(4, 32).unwrap();
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let id = p.submit(Operation::recv_multishot(&b, &ring)).unwrap();
+    rustix::io::write(&a, b"bye").unwrap();
+    let c = collect(p, 1).pop().unwrap();
+    assert!(c.more);
+    assert_eq!(&c.resources.into_leased().unwrap()[..], b"bye");
+    drop(a);
+    let last = collect(p, 1).pop().unwrap();
+    assert_eq!(
+        (last.id, last.outcome, last.more),
+        (id, Outcome::Ok(0), false)
+    );
+    assert_eq!(ring.available(), 4);
+    assert_eq!(p.in_flight(), 0);
+}
+
+fn multishot_recv_cancel_idle(p: &Proactor) {
+    let ring = p.buf_ring(4, 32).unwrap();
+    let (_a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let id = p.submit(Operation::recv_multishot(&b, &ring)).unwrap();
+    assert_quiet(p, Duration::from_millis(20));
+    assert_eq!(p.cancel(id), CancelStatus::Requested);
+    let c = collect(p, 1).pop().unwrap();
+    assert_eq!((c.outcome, c.more), (Outcome::Cancelled, false));
+    assert_quiet(p, Duration::from_millis(20));
+    assert_eq!(
+        ring.available(),
+        4,
+        "no buffer kept by the cancelled operation"
+    );
+    assert_eq!(p.in_flight(), 0);
+}
+
+fn multishot_recv_leases_cross_threads(p: &Proactor) {
+    // Leased buffers may be dropped on another thread.
+    let ring = p.buf_ring(4, 8).unwrap();
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let id = p.submit(Operation::recv_multishot(&b, &ring)).unwrap();
+    rustix::io::write(&a, b"12345678abc").unwrap();
+    let mut bufs = Vec::new();
+    let mut total = 0;
+    while total < 11 {
+        for c in collect(p, 1) {
+            assert!(c.more, "{c:?}");
+            let buf = c.resources.into_leased().unwrap();
+            total += buf.len();
+            bufs.push(buf);
+        }
+    }
+    std::thread::spawn(move || drop(bufs)).join().unwrap();
+    assert_eq!(ring.available(), 4);
+    p.cancel(id);
+    assert!(!collect(p, 1).pop().unwrap().more);
+}
+
+fn buf_ring_of_another_kind_refused(p: &Proactor) {
+    // A group from a proactor on the other backend: refused where the kinds
+    // (native, emulated) differ, never misused.
+    let other = Proactor::new(Options {
+        backend: if p.backend() == BackendKind::Epoll {
+            BackendChoice::IoUring
+        } else {
+            BackendChoice::Epoll
+        },
+        ..Options::default()
+    });
+    let Ok(other) = other else {
+        eprintln!("SKIP: the other backend is unavailable here");
+        return;
+    };
+    let ring = other.buf_ring(2, 16).unwrap();
+    let (_a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let same = other.capabilities().get(Capability::Multishot)
+        == p.capabilities().get(Capability::Multishot);
+    match p.submit(Operation::recv_multishot(&b, &ring)) {
+        Err(e) => {
+            assert!(!same, "{e:?}");
+            assert!(matches!(e.error, Error::InvalidArgument(_)), "{e:?}");
+        }
+        Ok(id) => {
+            assert!(same);
+            p.cancel(id);
+            assert!(!collect(p, 1).pop().unwrap().more);
+        }
+    }
+}
+
+fn buf_ring_rejects_bad_sizes(p: &Proactor) {
+    for (count, size) in [(0u16, 16usize), (3, 16), (4, 0)] {
+        assert!(
+            matches!(p.buf_ring(count, size), Err(Error::InvalidArgument(_))),
+            "count {count} size {size}"
+        );
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod io_uring {
@@ -924,4 +1089,11 @@ conformance!(
     multishot_accept_cancel_idle,
     multishot_not_future_or_linked,
     multishot_capability_reported,
+    multishot_recv_chunks,
+    multishot_recv_out_of_buffers_rearm,
+    multishot_recv_end_of_stream,
+    multishot_recv_cancel_idle,
+    multishot_recv_leases_cross_threads,
+    buf_ring_rejects_bad_sizes,
+    buf_ring_of_another_kind_refused,
 );

@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::buffers::FixedBuf;
+use super::bufring::RingBuf;
 use super::error::{Errno, Error};
 use super::net::SockAddr;
 use super::sync::{Event, Notification};
@@ -128,6 +129,7 @@ pub enum OpCode {
     Shutdown,
     Recvmsg,
     Sendmsg,
+    RecvMultishot,
 }
 
 impl OpCode {
@@ -154,6 +156,7 @@ impl OpCode {
             OpCode::Shutdown => "shutdown",
             OpCode::Recvmsg => "recvmsg",
             OpCode::Sendmsg => "sendmsg",
+            OpCode::RecvMultishot => "multishot recv",
         }
     }
 }
@@ -236,6 +239,8 @@ pub enum Resources {
     Event(Event),
     /// The notification of a notification wait.
     Notification(Notification),
+    /// A buffer leased from a provided-buffer group (multishot recv).
+    Leased(RingBuf),
     /// The buffer of a recvmsg and the sender's address (`None` when the kernel
     /// reported none, e.g. an unnamed Unix socket or a failed receive).
     Msg {
@@ -265,6 +270,13 @@ impl Resources {
     pub fn into_msg(self) -> Option<(Vec<u8>, Option<SockAddr>)> {
         match self {
             Resources::Msg { buf, from } => Some((buf, from)),
+            _ => None,
+        }
+    }
+    /// The leased buffer of a multishot recv.
+    pub fn into_leased(self) -> Option<RingBuf> {
+        match self {
+            Resources::Leased(b) => Some(b),
             _ => None,
         }
     }

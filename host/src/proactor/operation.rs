@@ -232,6 +232,21 @@ impl Operation {
         }))
     }
 
+    /// Receives chunk after chunk into buffers picked from `ring`: one completion per
+    /// chunk with `more` set and the bytes as a [`RingBuf`](super::RingBuf)
+    /// (`Resources::into_leased`), which goes back to the group when dropped. Ends
+    /// (`more == false`) with `Ok(0)` at end of stream, an error, `Cancelled`, or
+    /// `ENOBUFS` when no buffer is free (drop leased buffers, then submit again); on
+    /// io_uring also with `EAGAIN` if the kernel stopped it after a chunk. Raw
+    /// completions only. See [`Capability::Multishot`](super::Capability::Multishot).
+    pub fn recv_multishot(socket: impl Into<Target>, ring: &super::BufRing) -> Operation {
+        Operation::new(OpKind::RecvMultishot(ops::recv_multishot::RecvMultishot {
+            fd: socket.into(),
+            ring: ring.inner.clone(),
+            cur: None,
+        }))
+    }
+
     /// Receives one message into `buf`; completes with the count and returns `buf`
     /// with the sender's address ([`Resources::into_msg`](super::Resources::into_msg)).
     /// A datagram longer than `buf` is truncated. `IORING_OP_RECVMSG` (5.3+) / epoll +

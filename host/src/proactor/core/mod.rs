@@ -394,6 +394,16 @@ pub(crate) trait Driver: Sized + Send + Sync + 'static {
         0
     }
 
+    /// Registers a provided-buffer group with the kernel where that is native (and
+    /// keeps it alive as long as the kernel may use it).
+    fn register_buf_ring(
+        &self,
+        _sh: &Shared<Self>,
+        _ring: &Arc<super::bufring::RingInner>,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Registers the buffers with the kernel where that is native.
     fn register_buffers(&self, _sh: &Shared<Self>, _reg: &Registry) -> Result<()> {
         Ok(())

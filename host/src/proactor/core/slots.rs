@@ -319,13 +319,17 @@ impl<D: Driver> Core<D> {
 
     /// Delivers one result of multishot slot `idx` that does not end it (raw path
     /// only: multishot operations cannot be futures).
-    pub(crate) fn emit(&mut self, idx: u32, outcome: Outcome) {
+    pub(crate) fn emit(&mut self, idx: u32, outcome: Outcome, resources: Resources) {
         let s = &self.slots[idx as usize];
+        let owns = !matches!(resources, Resources::None);
+        if owns {
+            self.done_res.push(resources);
+        }
         self.done.push(Done {
             id: OpId(s.key(idx)),
             user_data: s.user_data,
             outcome,
-            owns: false,
+            owns,
             more: true,
         });
     }

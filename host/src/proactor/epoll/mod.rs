@@ -143,8 +143,8 @@ impl Epoll {
         // Multishot results: delivered while the operation goes on (bounded per
         // readiness; what is left is picked up on the next round).
         let mut rounds = 0;
-        while let Step::More(o) = step {
-            core.emit(idx, o);
+        while let Step::More(o, r) = step {
+            core.emit(idx, o, r);
             rounds += 1;
             if rounds == 64 {
                 core.be.pending.push((idx, gen));
@@ -164,7 +164,7 @@ impl Epoll {
             step = op.epoll(&mut cx, true);
         }
         match step {
-            Step::More(_) => {}
+            Step::More(..) => {}
             Step::Done(o) => core.finish(sh, idx, o),
             Step::Timer(at) => self.push_timer(core, at, idx, gen),
             Step::Wait { fd, events } => {

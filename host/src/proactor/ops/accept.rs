@@ -64,7 +64,9 @@ impl Op for Accept {
                 .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
         });
         match r {
-            Ok(s) if self.multishot => Step::More(Outcome::Ok(s.into_raw_fd() as u32)),
+            Ok(s) if self.multishot => {
+                Step::More(Outcome::Ok(s.into_raw_fd() as u32), Resources::None)
+            }
             Ok(s) => Step::io(Self::CODE, Ok(s.into_raw_fd() as usize)),
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::Wait {
                 fd: raw,

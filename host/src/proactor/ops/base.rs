@@ -82,7 +82,7 @@ pub(crate) enum Step {
     Timer(u64),
     /// A multishot result that does not end the operation: deliver it and call again
     /// (with `ready` true).
-    More(Outcome),
+    More(Outcome, Resources),
 }
 
 impl Step {

@@ -22,6 +22,7 @@ pub(crate) mod read;
 pub(crate) mod read_fixed;
 pub(crate) mod readv;
 pub(crate) mod recv;
+pub(crate) mod recv_multishot;
 pub(crate) mod recvmsg;
 pub(crate) mod send;
 pub(crate) mod sendmsg;
@@ -111,6 +112,7 @@ kinds! {
     Send(send::Send),
     Recvmsg(recvmsg::Recvmsg),
     Sendmsg(sendmsg::Sendmsg),
+    RecvMultishot(recv_multishot::RecvMultishot),
     Shutdown(shutdown::Shutdown),
 }
 

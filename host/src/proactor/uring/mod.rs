@@ -21,9 +21,9 @@ use super::core::slots::alloc_slot;
 use super::core::{Chain, Core, Driver, OpSource, Shared, Slot, SlotExt, State, NONE};
 use super::deliver::Sink;
 use super::error::{Error, QueueKind, Result};
-use super::op::{CancelStatus, OpId, Outcome};
+use super::op::{CancelStatus, OpCode, OpError, OpId, Outcome, Resources};
 use super::operation::SimpleOp;
-use super::ops::{Env, UringCx};
+use super::ops::{Env, OpKind, UringCx};
 use super::sync::lock;
 use super::sys;
 
@@ -50,6 +50,8 @@ pub(crate) struct Uring {
     flags_used: &'static str,
     /// The shared part of the simple-operation table.
     simple: simple::Cells,
+    /// Provided-buffer groups registered with the kernel: kept until the ring closes.
+    buf_rings: std::sync::Mutex<Vec<std::sync::Arc<super::bufring::RingInner>>>,
 }
 
 /// Where every ring's wake read puts the eventfd counter. Only the kernel writes it
@@ -273,6 +275,7 @@ impl Uring {
                 sq_cap,
                 flags_used: name,
                 simple: simple::Cells::new(simple::slots_for(max_in_flight)),
+                buf_rings: std::sync::Mutex::new(Vec::new()),
             },
             native: masked,
         })
@@ -508,20 +511,38 @@ impl Uring {
         outcome: Outcome,
         flags: u32,
     ) {
-        if io_uring::cqueue::more(flags) {
-            core.emit(idx, outcome);
-            return;
-        }
         let native = sh.caps.is_native(Capability::Multishot);
-        let s = &core.slots[idx as usize];
-        if native || !matches!(outcome, Outcome::Ok(_)) {
+        let s = &mut core.slots[idx as usize];
+        let (outcome, res, goes_on) = match s.op.as_mut() {
+            Some(OpKind::RecvMultishot(r)) => r.reap(outcome, flags),
+            _ => (outcome, Resources::None, matches!(outcome, Outcome::Ok(_))),
+        };
+        if native {
+            if io_uring::cqueue::more(flags) {
+                core.emit(idx, outcome, res);
+            } else if matches!(res, Resources::None) {
+                core.finish(sh, idx, outcome);
+            } else {
+                // Data on the kernel's last completion: delivered, then the end.
+                core.emit(idx, outcome, res);
+                core.finish(
+                    sh,
+                    idx,
+                    Outcome::Err(OpError {
+                        op: OpCode::RecvMultishot,
+                        errno: libc::EAGAIN,
+                    }),
+                );
+            }
+        } else if !goes_on {
             core.finish(sh, idx, outcome);
         } else if s.cancel {
-            // The result is the caller's (a connection); the cancellation ends it.
-            core.emit(idx, outcome);
+            // The result is the caller's (a connection, a buffer); the cancellation
+            // ends it.
+            core.emit(idx, outcome, res);
             core.finish(sh, idx, Outcome::Cancelled);
         } else {
-            core.emit(idx, outcome);
+            core.emit(idx, outcome, res);
             sh.driver.start(sh, core, idx);
         }
     }
@@ -906,6 +927,32 @@ impl Driver for Uring {
     #[inline(always)]
     fn simple_live(&self) -> usize {
         self.simple.live()
+    }
+
+    fn register_buf_ring(
+        &self,
+        sh: &Shared<Self>,
+        ring: &std::sync::Arc<super::bufring::RingInner>,
+    ) -> Result<()> {
+        if !ring.native {
+            return Ok(());
+        }
+        if !self.may_register(sh) {
+            return Err(Error::NotPollOwner);
+        }
+        // SAFETY: the ring memory (page-aligned, `count` entries) lives in `ring`, kept
+        // in `buf_rings` until this driver, and with it the io_uring, is dropped.
+        unsafe {
+            self.ring.submitter().register_buf_ring_with_flags(
+                ring.ring_addr(),
+                ring.count(),
+                ring.group,
+                0,
+            )
+        }
+        .map_err(|e| Error::sys("IORING_REGISTER_PBUF_RING", e))?;
+        lock(&self.buf_rings).push(ring.clone());
+        Ok(())
     }
 
     fn register_buffers(&self, sh: &Shared<Self>, reg: &Registry) -> Result<()> {
