@@ -23,7 +23,8 @@
 //! echo, cancelling an idle multishot accept, multishot refused as a future and in a
 //! linked sequence, the `Multishot` capability reported per configuration;
 //! multishot recv with provided buffers: chunks leased and returned on drop, running
-//! out of buffers (`ENOBUFS` ends it) and re-arming after returning them, end of
+//! out of buffers (`ENOBUFS` ends it) and re-arming after returning them, an empty
+//! group that waits for data before ending with `ENOBUFS`, end of
 //! stream, cancelling an idle one (no buffer kept), leases dropped on another
 //! thread, bad group sizes refused, a group of the other kind refused. Scenarios that change or count process-wide
 //! state (fd limits, fd counts) are in `proactor_socket_limits.rs`, a process of
@@ -935,6 +936,32 @@ fn multishot_recv_out_of_buffers_rearm(p: &Proactor) {
     assert!(!last.more, "{last:?}");
 }
 
+fn multishot_recv_empty_group_waits_for_data(p: &Proactor) {
+    // With every buffer leased the operation keeps waiting; data then ends it.
+    let ring = p.buf_ring(1, 8).unwrap();
+    let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
+    let id = p.submit(Operation::recv_multishot(&b, &ring)).unwrap();
+    rustix::io::write(&a, b"12345678").unwrap();
+    let c = collect(p, 1).pop().unwrap();
+    assert!(c.more && c.outcome == Outcome::Ok(8), "{c:?}");
+    let held = c.resources.into_leased().unwrap();
+    assert_eq!(ring.available(), 0);
+    assert_quiet(p, Duration::from_millis(30));
+    assert_eq!(p.in_flight(), 1, "still armed with an empty group");
+    rustix::io::write(&a, b"more").unwrap();
+    let last = collect(p, 1).pop().unwrap();
+    assert_eq!(last.id, id);
+    assert!(!last.more);
+    assert_eq!(errno_of(&last.outcome), Some(libc::ENOBUFS), "{last:?}");
+    drop(held);
+    // The data waits in the socket for the next arming.
+    let id = p.submit(Operation::recv_multishot(&b, &ring)).unwrap();
+    let c = collect(p, 1).pop().unwrap();
+    assert_eq!(&c.resources.into_leased().unwrap()[..], b"more");
+    p.cancel(id);
+    assert!(!collect(p, 1).pop().unwrap().more);
+}
+
 fn multishot_recv_end_of_stream(p: &Proactor) {
     let ring = p.buf_ring(4, 32).unwrap();
     let (a, b) = Socket::pair(SocketKind::UnixStream).unwrap();
@@ -1092,6 +1119,7 @@ conformance!(
     multishot_recv_chunks,
     multishot_recv_out_of_buffers_rearm,
     multishot_recv_end_of_stream,
+    multishot_recv_empty_group_waits_for_data,
     multishot_recv_cancel_idle,
     multishot_recv_leases_cross_threads,
     buf_ring_rejects_bad_sizes,

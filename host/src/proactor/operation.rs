@@ -236,9 +236,9 @@ impl Operation {
     /// chunk with `more` set and the bytes as a [`RingBuf`](super::RingBuf)
     /// (`Resources::into_leased`), which goes back to the group when dropped. Ends
     /// (`more == false`) with `Ok(0)` at end of stream, an error, `Cancelled`, or
-    /// `ENOBUFS` when no buffer is free (drop leased buffers, then submit again); on
-    /// io_uring also with `EAGAIN` if the kernel stopped it after a chunk. Raw
-    /// completions only. See [`Capability::Multishot`](super::Capability::Multishot).
+    /// `ENOBUFS` when data arrives and no buffer is free (drop leased buffers, then
+    /// submit again; the data waits); on io_uring also with `EAGAIN` if the kernel
+    /// stopped it after a chunk. Raw completions only. See [`Capability::Multishot`](super::Capability::Multishot).
     pub fn recv_multishot(socket: impl Into<Target>, ring: &super::BufRing) -> Operation {
         Operation::new(OpKind::RecvMultishot(ops::recv_multishot::RecvMultishot {
             fd: socket.into(),

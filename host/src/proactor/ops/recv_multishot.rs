@@ -1,8 +1,8 @@
 //! Multishot recv with provided buffers: one completion per chunk received, each
 //! with a [`RingBuf`] leased from the operation's [`BufRing`](crate::proactor::BufRing).
 //! It ends (`more == false`) at end of stream (`Ok(0)`), on an error, on cancellation,
-//! or with `ENOBUFS` when the group has no free buffer (return buffers, then submit
-//! it again). Native: `IORING_OP_RECV` with `IORING_RECV_MULTISHOT` and buffer
+//! or with `ENOBUFS` when data arrives and the group has no free buffer (return
+//! buffers, then submit it again). Native: `IORING_OP_RECV` with `IORING_RECV_MULTISHOT` and buffer
 //! select. Emulated on io_uring: a single-shot recv into a buffer taken from the
 //! group, re-armed after each chunk; on epoll: `recv` into a taken buffer while the
 //! socket is readable.
@@ -43,8 +43,15 @@ impl RecvMultishot {
         } else {
             match self.cur.take() {
                 Some(b) => Some(b),
-                // Armed with no free buffer (a NOP stood in for the recv).
-                None => return (enobufs(), Resources::None, false),
+                // Armed with no free buffer: a readiness poll stood in for the
+                // recv; data arrived with nowhere to put it (as the kernel does).
+                None => {
+                    let o = match outcome {
+                        Outcome::Ok(_) => enobufs(),
+                        o => o,
+                    };
+                    return (o, Resources::None, false);
+                }
             }
         };
         match (outcome, bid) {
@@ -94,13 +101,30 @@ impl Op for RecvMultishot {
                 let (ptr, len) = (self.ring.buf_ptr(b), self.ring.size() as u32);
                 with_fd!(cx.env, self.fd, |f| opcode::Recv::new(f, ptr, len).build())
             }
-            None => opcode::Nop::new().build(),
+            None => with_fd!(cx.env, self.fd, |f| opcode::PollAdd::new(
+                f,
+                libc::POLLIN as u32
+            )
+            .build()),
         }
     }
     fn epoll(&mut self, cx: &mut EpollCx<'_>, _ready: bool) -> Step {
         let raw = cx.env.raw(self.fd);
         let Some(b) = self.ring.take() else {
-            return Step::Done(enobufs());
+            // No free buffer: like the kernel, fail only once data is there.
+            let mut one = [0u8; 1];
+            let r = sys::borrow(raw).and_then(|fd| {
+                rustix::net::recv(fd, &mut one[..], RecvFlags::DONTWAIT | RecvFlags::PEEK)
+                    .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
+            });
+            return match r {
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::Wait {
+                    fd: raw,
+                    events: READABLE,
+                },
+                Err(e) => Step::io(Self::CODE, Err(e)),
+                Ok(_) => Step::Done(enobufs()),
+            };
         };
         let r = sys::borrow(raw).and_then(|fd| {
             // SAFETY: buffer `b` was just taken from the free list: nothing else
