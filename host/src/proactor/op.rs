@@ -289,7 +289,8 @@ impl Resources {
     }
 }
 
-/// A delivered completion: exactly one per submitted operation.
+/// A delivered completion: exactly one per submitted operation, except that a
+/// multishot operation delivers any number with `more` set before its last one.
 #[derive(Debug)]
 pub struct Completion {
     /// The operation's id.
