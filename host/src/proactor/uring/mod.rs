@@ -7,6 +7,7 @@
 //! not the creating thread, becomes the issuer. Other threads that submit or cancel
 //! wake the poll thread through an eventfd that has a read armed on the ring.
 
+mod multishot;
 mod simple;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -21,9 +22,9 @@ use super::core::slots::alloc_slot;
 use super::core::{Chain, Core, Driver, OpSource, Shared, Slot, SlotExt, State, NONE};
 use super::deliver::Sink;
 use super::error::{Error, QueueKind, Result};
-use super::op::{CancelStatus, OpCode, OpError, OpId, Outcome, Resources};
+use super::op::{CancelStatus, OpId, Outcome};
 use super::operation::SimpleOp;
-use super::ops::{Env, OpKind, UringCx};
+use super::ops::{Env, UringCx};
 use super::sync::lock;
 use super::sys;
 
@@ -499,52 +500,6 @@ impl Uring {
             return;
         }
         core.finish(sh, idx, outcome);
-    }
-
-    /// A completion of a multishot operation: native ones go on while the kernel sets
-    /// `IORING_CQE_F_MORE`; emulated ones are re-armed after each success.
-    #[cold]
-    fn reap_multishot(
-        sh: &Shared<Self>,
-        core: &mut Core<Self>,
-        idx: u32,
-        outcome: Outcome,
-        flags: u32,
-    ) {
-        let native = sh.caps.is_native(Capability::Multishot);
-        let s = &mut core.slots[idx as usize];
-        let (outcome, res, goes_on) = match s.op.as_mut() {
-            Some(OpKind::RecvMultishot(r)) => r.reap(outcome, flags),
-            _ => (outcome, Resources::None, matches!(outcome, Outcome::Ok(_))),
-        };
-        if native {
-            if io_uring::cqueue::more(flags) {
-                core.emit(idx, outcome, res);
-            } else if matches!(res, Resources::None) {
-                core.finish(sh, idx, outcome);
-            } else {
-                // Data on the kernel's last completion: delivered, then the end.
-                core.emit(idx, outcome, res);
-                core.finish(
-                    sh,
-                    idx,
-                    Outcome::Err(OpError {
-                        op: OpCode::RecvMultishot,
-                        errno: libc::EAGAIN,
-                    }),
-                );
-            }
-        } else if !goes_on {
-            core.finish(sh, idx, outcome);
-        } else if s.cancel {
-            // The result is the caller's (a connection, a buffer); the cancellation
-            // ends it.
-            core.emit(idx, outcome, res);
-            core.finish(sh, idx, Outcome::Cancelled);
-        } else {
-            core.emit(idx, outcome, res);
-            sh.driver.start(sh, core, idx);
-        }
     }
 
     fn cancel_done(sh: &Shared<Self>, core: &mut Core<Self>, id: OpId, res: i32) {
