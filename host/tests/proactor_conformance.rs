@@ -1213,6 +1213,7 @@ fn collect_lent(p: &Proactor, n: usize) -> Vec<Completion> {
                 user_data: c.user_data,
                 outcome: c.outcome,
                 resources: std::mem::replace(&mut c.resources, Resources::None),
+                more: c.more,
             })
         })
         .expect("poll_lent");

@@ -37,11 +37,20 @@ pub enum Capability {
     /// Ring created with `IORING_SETUP_DEFER_TASKRUN` (6.1+): completion work runs only
     /// when the poll thread asks for events.
     DeferTaskrun = 1 << 6,
+    /// Per-operation timeouts on connect and recv (`IORING_OP_LINK_TIMEOUT`, 5.5+,
+    /// linked after the operation). Emulated: the poll loop cancels the operation at
+    /// its deadline. Either way a timed-out operation completes with `ETIMEDOUT`.
+    OperationTimeouts = 1 << 7,
+    /// Multishot accept: one submission, one completion per connection
+    /// (`IORING_ACCEPT_MULTISHOT`, 5.19+; reported native from Linux 6.0). Emulated:
+    /// the proactor re-arms a single-shot accept after each connection (io_uring) or
+    /// accepts while the listener is readable (epoll).
+    Multishot = 1 << 8,
 }
 
 impl Capability {
     /// Every capability, for iteration.
-    pub const ALL: [Capability; 7] = [
+    pub const ALL: [Capability; 9] = [
         Capability::LinkedOperations,
         Capability::RegisteredBuffers,
         Capability::FixedFiles,
@@ -49,6 +58,8 @@ impl Capability {
         Capability::KernelNotificationWait,
         Capability::SingleIssuer,
         Capability::DeferTaskrun,
+        Capability::OperationTimeouts,
+        Capability::Multishot,
     ];
 }
 

@@ -26,6 +26,7 @@ impl<F: FnMut(Completion)> Sink for ByValue<F> {
             user_data,
             outcome,
             resources: Resources::None,
+            more: false,
         })
     }
 }
@@ -46,6 +47,7 @@ impl<F: FnMut(&mut Completion)> Sink for Lent<F> {
             user_data,
             outcome,
             resources: Resources::None,
+            more: false,
         };
         (self.0)(&mut c);
         // Nothing to drop unless the closure put resources in (the drop glue is an

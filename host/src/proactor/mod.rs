@@ -139,6 +139,7 @@
 //! runs operations as a sequence in which a failed (or short) step cancels the rest.
 
 mod buffers;
+mod bufring;
 mod caps;
 mod core;
 mod deliver;
@@ -158,6 +159,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use buffers::FixedBuf;
+pub use bufring::{BufRing, RingBuf};
 pub use caps::{BackendKind, Capabilities, Capability, CapabilitySet, Support};
 pub use error::{Error, QueueKind, Result};
 pub use future::OpFuture;
@@ -284,6 +286,8 @@ fn emulated_caps() -> CapabilitySet {
         .with(Capability::FixedFiles)
         .with(Capability::AbsoluteTimers)
         .with(Capability::KernelNotificationWait)
+        .with(Capability::OperationTimeouts)
+        .with(Capability::Multishot)
 }
 
 impl Proactor {
@@ -501,6 +505,21 @@ impl Proactor {
         }
         let reg = Arc::new(buffers::Registry::new(count as usize, size));
         on_engine!(&self.engine, |s| s.register_buffers(reg))
+    }
+
+    /// Makes a group of `count` (a power of two, at most 32768) provided buffers of
+    /// `size` bytes for [`Operation::recv_multishot`]: registered with the kernel
+    /// (`IORING_REGISTER_PBUF_RING`) where [`Capability::Multishot`] is native, a free
+    /// list otherwise. Before the first poll or on the poll thread. The memory lives
+    /// until the proactor and every clone of the group and its leased buffers are gone.
+    pub fn buf_ring(&self, count: u16, size: usize) -> Result<BufRing> {
+        static GROUPS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        let group = GROUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let native = self.capabilities().is_native(Capability::Multishot);
+        let inner = Arc::new(bufring::RingInner::new(group, count, size, native)?);
+        on_engine!(&self.engine, |s| s.driver.register_buf_ring(s, &inner))?;
+        inner.fill();
+        Ok(BufRing { inner })
     }
 
     /// Leases registered buffer `index` if it is free.

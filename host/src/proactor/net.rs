@@ -69,6 +69,15 @@ impl SockAddr {
     pub fn as_inet(&self) -> Option<SocketAddr> {
         SocketAddr::try_from(self.0.clone()).ok()
     }
+
+    /// The filesystem path, if this is a Unix-domain address bound to one.
+    pub fn as_unix_path(&self) -> Option<std::path::PathBuf> {
+        use std::os::unix::ffi::OsStrExt;
+        let u = rn::SocketAddrUnix::try_from(self.0.clone()).ok()?;
+        let bytes = u.path_bytes()?;
+        let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+        Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+    }
 }
 
 impl From<SocketAddr> for SockAddr {

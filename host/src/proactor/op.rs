@@ -11,7 +11,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::buffers::FixedBuf;
+use super::bufring::RingBuf;
 use super::error::{Errno, Error};
+use super::net::SockAddr;
 use super::sync::{Event, Notification};
 use super::sys;
 
@@ -125,6 +127,9 @@ pub enum OpCode {
     Recv,
     Send,
     Shutdown,
+    Recvmsg,
+    Sendmsg,
+    RecvMultishot,
 }
 
 impl OpCode {
@@ -149,6 +154,9 @@ impl OpCode {
             OpCode::Recv => "recv",
             OpCode::Send => "send",
             OpCode::Shutdown => "shutdown",
+            OpCode::Recvmsg => "recvmsg",
+            OpCode::Sendmsg => "sendmsg",
+            OpCode::RecvMultishot => "multishot recv",
         }
     }
 }
@@ -231,6 +239,16 @@ pub enum Resources {
     Event(Event),
     /// The notification of a notification wait.
     Notification(Notification),
+    /// A buffer leased from a provided-buffer group (multishot recv).
+    Leased(RingBuf),
+    /// The buffer of a recvmsg and the sender's address (`None` when the kernel
+    /// reported none, e.g. an unnamed Unix socket or a failed receive).
+    Msg {
+        /// The buffer.
+        buf: Vec<u8>,
+        /// The sender's address.
+        from: Option<SockAddr>,
+    },
 }
 
 impl Resources {
@@ -248,6 +266,20 @@ impl Resources {
             _ => None,
         }
     }
+    /// The buffer and sender's address of a recvmsg.
+    pub fn into_msg(self) -> Option<(Vec<u8>, Option<SockAddr>)> {
+        match self {
+            Resources::Msg { buf, from } => Some((buf, from)),
+            _ => None,
+        }
+    }
+    /// The leased buffer of a multishot recv.
+    pub fn into_leased(self) -> Option<RingBuf> {
+        match self {
+            Resources::Leased(b) => Some(b),
+            _ => None,
+        }
+    }
     /// The registered buffer of a fixed read or write.
     pub fn into_fixed(self) -> Option<FixedBuf> {
         match self {
@@ -257,7 +289,8 @@ impl Resources {
     }
 }
 
-/// A delivered completion: exactly one per submitted operation.
+/// A delivered completion: exactly one per submitted operation, except that a
+/// multishot operation delivers any number with `more` set before its last one.
 #[derive(Debug)]
 pub struct Completion {
     /// The operation's id.
@@ -268,6 +301,9 @@ pub struct Completion {
     pub outcome: Outcome,
     /// What it owned.
     pub resources: Resources,
+    /// Another completion of the same operation follows (a multishot operation that
+    /// goes on); `false` on the completion that ends it.
+    pub more: bool,
 }
 
 /// Answer of [`Proactor::cancel`](super::Proactor::cancel).

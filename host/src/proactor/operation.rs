@@ -166,6 +166,19 @@ impl Operation {
     pub fn accept(listener: impl Into<Target>) -> Operation {
         Operation::new(OpKind::Accept(ops::accept::Accept {
             fd: listener.into(),
+            multishot: false,
+        }))
+    }
+
+    /// Accepts connections until cancelled or an error ends it: one completion per
+    /// connection, each with `more` set and a new descriptor the caller owns; the
+    /// completion with `more == false` ends the operation (`Cancelled`, an error, or a
+    /// last connection). Raw completions only (not with `submit_future`, not in a
+    /// linked sequence). See [`Capability::Multishot`](super::Capability::Multishot).
+    pub fn accept_multishot(listener: impl Into<Target>) -> Operation {
+        Operation::new(OpKind::Accept(ops::accept::Accept {
+            fd: listener.into(),
+            multishot: true,
         }))
     }
 
@@ -176,6 +189,25 @@ impl Operation {
         Operation::new(OpKind::Connect(ops::connect::Connect {
             fd: socket.into(),
             addr: Box::new(addr.into()),
+            timeout_ns: 0,
+        }))
+    }
+
+    /// [`connect`](Operation::connect) that gives up after `timeout`, measured from
+    /// submission: it then completes with `ETIMEDOUT` (an `OpError`), never with
+    /// `Cancelled`. io_uring: `IORING_OP_LINK_TIMEOUT` linked after the connect;
+    /// otherwise the poll loop cancels it at its deadline
+    /// ([`Capability::OperationTimeouts`](super::Capability::OperationTimeouts)). Not
+    /// allowed in a linked sequence.
+    pub fn connect_timeout(
+        socket: impl Into<Target>,
+        addr: impl Into<SockAddr>,
+        timeout: Duration,
+    ) -> Operation {
+        Operation::new(OpKind::Connect(ops::connect::Connect {
+            fd: socket.into(),
+            addr: Box::new(addr.into()),
+            timeout_ns: timeout_ns(timeout),
         }))
     }
 
@@ -185,6 +217,57 @@ impl Operation {
         Operation::new(OpKind::Recv(ops::recv::Recv {
             fd: socket.into(),
             buf,
+            timeout_ns: 0,
+        }))
+    }
+
+    /// [`recv`](Operation::recv) that gives up after `timeout` with no data, measured
+    /// from submission: it then completes with `ETIMEDOUT` and returns `buf`. Same
+    /// mechanism and rules as [`connect_timeout`](Operation::connect_timeout).
+    pub fn recv_timeout(socket: impl Into<Target>, buf: Vec<u8>, timeout: Duration) -> Operation {
+        Operation::new(OpKind::Recv(ops::recv::Recv {
+            fd: socket.into(),
+            buf,
+            timeout_ns: timeout_ns(timeout),
+        }))
+    }
+
+    /// Receives chunk after chunk into buffers picked from `ring`: one completion per
+    /// chunk with `more` set and the bytes as a [`RingBuf`](super::RingBuf)
+    /// (`Resources::into_leased`), which goes back to the group when dropped. Ends
+    /// (`more == false`) with `Ok(0)` at end of stream, an error, `Cancelled`, or
+    /// `ENOBUFS` when data arrives and no buffer is free (drop leased buffers, then
+    /// submit again; the data waits); on io_uring also with `EAGAIN` if the kernel
+    /// stopped it after a chunk. Raw completions only. See [`Capability::Multishot`](super::Capability::Multishot).
+    pub fn recv_multishot(socket: impl Into<Target>, ring: &super::BufRing) -> Operation {
+        Operation::new(OpKind::RecvMultishot(ops::recv_multishot::RecvMultishot {
+            fd: socket.into(),
+            ring: ring.inner.clone(),
+            cur: None,
+        }))
+    }
+
+    /// Receives one message into `buf`; completes with the count and returns `buf`
+    /// with the sender's address ([`Resources::into_msg`](super::Resources::into_msg)).
+    /// A datagram longer than `buf` is truncated. `IORING_OP_RECVMSG` (5.3+) / epoll +
+    /// `recvmsg`.
+    pub fn recvmsg(socket: impl Into<Target>, buf: Vec<u8>) -> Operation {
+        Operation::new(OpKind::Recvmsg(ops::recvmsg::Recvmsg {
+            fd: socket.into(),
+            buf,
+            msg: ops::recvmsg::MsgHdr::new(),
+        }))
+    }
+
+    /// Sends `buf` as one message to `to` (an unconnected datagram socket), or to the
+    /// connected peer with `None`; the count sent is the result and `buf` comes back.
+    /// Never raises `SIGPIPE`. `IORING_OP_SENDMSG` (5.3+) / epoll + `sendmsg`.
+    pub fn sendmsg(socket: impl Into<Target>, buf: Vec<u8>, to: Option<SockAddr>) -> Operation {
+        Operation::new(OpKind::Sendmsg(ops::sendmsg::Sendmsg {
+            fd: socket.into(),
+            buf,
+            to: to.map(Box::new),
+            msg: ops::recvmsg::MsgHdr::new(),
         }))
     }
 
@@ -210,6 +293,11 @@ impl Operation {
     pub fn close(fd: OwnedFd) -> Operation {
         Operation::new(OpKind::Close(ops::close::Close { fd: Some(fd) }))
     }
+}
+
+/// A timeout in nanoseconds, at least 1 (0 means "none").
+fn timeout_ns(d: Duration) -> u64 {
+    d.as_nanos().clamp(1, u64::MAX as u128) as u64
 }
 
 /// An operation that owns nothing (no buffer, path, descriptor or handle): `Copy`,

@@ -43,6 +43,7 @@ impl<D: Driver> FutureHost for Shared<D> {
                 user_data,
                 outcome,
                 resources,
+                more: false,
             });
         }
         if let Delivery::Future(w) = &mut s.delivery {

@@ -80,6 +80,10 @@ pub(crate) struct Slot<X> {
     pub(crate) chain: Chain,
     pub(crate) prev: u32,
     pub(crate) next: u32,
+    /// Emulated operation timeout: CLOCK_MONOTONIC deadline in nanoseconds (0: none).
+    pub(crate) deadline: u64,
+    /// Cancelled by its emulated timeout (completes with `ETIMEDOUT`).
+    pub(crate) timed_out: bool,
     /// The driver's part.
     pub(crate) ext: X,
 }
@@ -98,6 +102,8 @@ impl<X: SlotExt> Slot<X> {
             chain: Chain::None,
             prev: NONE,
             next: NONE,
+            deadline: 0,
+            timed_out: false,
             ext: X::new(),
         }
     }
@@ -118,6 +124,8 @@ pub(crate) struct Done {
     pub(crate) outcome: Outcome,
     /// Its resources are the next entry of the matching `done_res` list.
     pub(crate) owns: bool,
+    /// Not the operation's last completion (multishot).
+    pub(crate) more: bool,
 }
 
 pub(crate) struct Core<D: Driver> {
@@ -134,6 +142,8 @@ pub(crate) struct Core<D: Driver> {
     pub(crate) files: Vec<OwnedFd>,
     /// Files registered with the kernel.
     pub(crate) native_files: u32,
+    /// Slots with an emulated timeout (`Slot::deadline`) pending.
+    pub(crate) timed: usize,
     /// The driver's state.
     pub(crate) be: D::State,
 }
@@ -382,6 +392,16 @@ pub(crate) trait Driver: Sized + Send + Sync + 'static {
     #[inline(always)]
     fn simple_live(&self) -> usize {
         0
+    }
+
+    /// Registers a provided-buffer group with the kernel where that is native (and
+    /// keeps it alive as long as the kernel may use it).
+    fn register_buf_ring(
+        &self,
+        _sh: &Shared<Self>,
+        _ring: &Arc<super::bufring::RingInner>,
+    ) -> Result<()> {
+        Ok(())
     }
 
     /// Registers the buffers with the kernel where that is native.

@@ -8,6 +8,7 @@ use crate::proactor::deliver::Sink;
 use crate::proactor::error::{Error, Result};
 use crate::proactor::op::{Completion, Resources};
 use crate::proactor::sync::lock;
+use crate::proactor::sys;
 
 impl<D: Driver> Shared<D> {
     /// The poll loop; see `Proactor::poll` and `Proactor::poll_lent`.
@@ -65,17 +66,28 @@ impl<D: Driver> Shared<D> {
             if self.hint.load(Ordering::Relaxed) {
                 self.hint.store(false, Ordering::SeqCst);
             }
-            {
+            let next_timeout = {
                 let mut core = lock(&self.core);
+                // Emulated operation timeouts: cancel what is due, note the next one.
+                let next = if core.timed > 0 {
+                    core.expire_timeouts(self)
+                } else {
+                    None
+                };
                 self.driver.prepare(self, &mut core)?;
                 take_parked(scratch, &mut core);
-            }
+                next
+            };
             let have = !scratch.done.is_empty() || !scratch.wakers.is_empty();
-            let wait = if have {
+            let mut wait = if have {
                 Some(Duration::ZERO)
             } else {
                 deadline.map(|d| d.saturating_duration_since(Instant::now()))
             };
+            if let Some(t) = next_timeout {
+                let until = Duration::from_nanos(t.saturating_sub(sys::monotonic_ns()));
+                wait = Some(wait.map_or(until, |w| w.min(until)));
+            }
             // Phase 2: block in the kernel. `sleeping` is published before we look at
             // `hint` (and before the kernel reads the SQ tail), see `nudge`.
             self.sleeping.store(true, Ordering::SeqCst);
@@ -152,6 +164,15 @@ fn deliver<D: Driver>(scratch: &mut PollScratch<D>, on: &mut impl Sink) {
                 user_data: d.user_data,
                 outcome: d.outcome,
                 resources,
+                more: d.more,
+            });
+        } else if d.more {
+            on.owning(Completion {
+                id: d.id,
+                user_data: d.user_data,
+                outcome: d.outcome,
+                resources: Resources::None,
+                more: true,
             });
         } else {
             on.lean(d.id, d.user_data, d.outcome);

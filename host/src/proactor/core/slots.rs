@@ -7,10 +7,11 @@ use super::{
     Chain, Core, Delivery, Done, Driver, Shared, Slot, SlotExt, State, NONE, SLOT_GEN_MASK,
 };
 use crate::proactor::caps::{Capabilities, Capability};
-use crate::proactor::op::{CancelStatus, OpId, Outcome, Resources};
+use crate::proactor::op::{CancelStatus, OpError, OpId, Outcome, Resources};
 use crate::proactor::operation::Operation;
 use crate::proactor::ops::{Env, OpKind};
 use crate::proactor::sync::{SoftWaiter, Subscriber};
+use crate::proactor::sys;
 
 /// Parks a raw-path completion for delivery.
 #[inline]
@@ -31,6 +32,7 @@ fn park(
         user_data,
         outcome,
         owns,
+        more: false,
     });
 }
 
@@ -94,6 +96,7 @@ impl<D: Driver> Core<D> {
             live: 0,
             files: Vec::new(),
             native_files: 0,
+            timed: 0,
             be,
         }
     }
@@ -163,6 +166,12 @@ impl<D: Driver> Core<D> {
             self.finish(sh, idx, Outcome::Cancelled);
             return;
         }
+        if let Some(ns) = s.op.as_ref().map(OpKind::timeout_ns).filter(|&ns| ns != 0) {
+            if !sh.caps.is_native(Capability::OperationTimeouts) {
+                s.deadline = sys::monotonic_ns().saturating_add(ns);
+                self.timed += 1;
+            }
+        }
         if let Some(OpKind::NotificationWait(w)) = &s.op {
             if !sh.caps.is_native(Capability::KernelNotificationWait) {
                 let (n, token) = (w.n.clone(), w.token);
@@ -182,6 +191,11 @@ impl<D: Driver> Core<D> {
     /// sequence, then delivers (raw path), stores (future) or drops (detached).
     #[inline(always)]
     pub(crate) fn finish(&mut self, sh: &Shared<D>, idx: u32, outcome: Outcome) {
+        let outcome = if self.slots[idx as usize].deadline != 0 {
+            self.settle_timeout(idx, outcome)
+        } else {
+            outcome
+        };
         // Fast path: an unlinked operation on the raw path.
         let Core {
             slots,
@@ -205,6 +219,7 @@ impl<D: Driver> Core<D> {
                     user_data,
                     outcome,
                     owns: false,
+                    more: false,
                 });
             } else {
                 let resources = match s.op.take() {
@@ -300,6 +315,60 @@ impl<D: Driver> Core<D> {
                 }
             }
         }
+    }
+
+    /// Delivers one result of multishot slot `idx` that does not end it (raw path
+    /// only: multishot operations cannot be futures).
+    pub(crate) fn emit(&mut self, idx: u32, outcome: Outcome, resources: Resources) {
+        let s = &self.slots[idx as usize];
+        let owns = !matches!(resources, Resources::None);
+        if owns {
+            self.done_res.push(resources);
+        }
+        self.done.push(Done {
+            id: OpId(s.key(idx)),
+            user_data: s.user_data,
+            outcome,
+            owns,
+            more: true,
+        });
+    }
+
+    /// Ends the emulated timeout of slot `idx`: a cancellation it caused becomes
+    /// `ETIMEDOUT`.
+    #[cold]
+    fn settle_timeout(&mut self, idx: u32, outcome: Outcome) -> Outcome {
+        let s = &mut self.slots[idx as usize];
+        s.deadline = 0;
+        self.timed -= 1;
+        let timed_out = std::mem::take(&mut s.timed_out);
+        match (&s.op, outcome) {
+            (Some(op), Outcome::Cancelled) if timed_out => Outcome::Err(OpError {
+                op: op.code(),
+                errno: libc::ETIMEDOUT,
+            }),
+            _ => outcome,
+        }
+    }
+
+    /// Cancels the running operations whose emulated timeout has passed; returns the
+    /// earliest deadline still pending (CLOCK_MONOTONIC nanoseconds).
+    pub(crate) fn expire_timeouts(&mut self, sh: &Shared<D>) -> Option<u64> {
+        let now = sys::monotonic_ns();
+        let mut next: Option<u64> = None;
+        for idx in 0..self.slots.len() as u32 {
+            let s = &mut self.slots[idx as usize];
+            if s.deadline == 0 || s.timed_out || s.cancel {
+                continue;
+            }
+            if s.deadline <= now && s.state == State::Running {
+                s.timed_out = true;
+                self.cancel_slot(sh, idx);
+            } else {
+                next = Some(next.map_or(s.deadline, |n| n.min(s.deadline)));
+            }
+        }
+        next
     }
 
     /// First step of `idx`'s sequence that has not finished (`idx` itself if unlinked).

@@ -38,6 +38,19 @@ impl<D: Driver> Shared<D> {
                 let env = core.env(self.caps);
                 for op in ops.ops() {
                     op.kind.validate(&env)?;
+                    if op.kind.multishot() && (future || (linked && n > 1)) {
+                        return Err(Error::InvalidArgument(
+                            "a multishot operation is delivered raw, alone: not as a future or in a linked sequence",
+                        ));
+                    }
+                    let timed = op.kind.timeout_ns() != 0;
+                    if timed && linked && n > 1 {
+                        return Err(Error::InvalidArgument(
+                            "an operation with a timeout cannot be part of a linked sequence",
+                        ));
+                    }
+                    // Started one by one: a native timeout is a second entry.
+                    batchable &= !timed;
                     batchable &= !(soft_waits && matches!(op.kind, OpKind::NotificationWait(_)));
                 }
             }

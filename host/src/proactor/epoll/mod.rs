@@ -139,8 +139,32 @@ impl Epoll {
             env,
             iov: &mut s.ext.iov,
         };
-        let step = op.epoll(&mut cx, ready);
+        let mut step = op.epoll(&mut cx, ready);
+        // Multishot results: delivered while the operation goes on (bounded per
+        // readiness; what is left is picked up on the next round).
+        let mut rounds = 0;
+        while let Step::More(o, r) = step {
+            core.emit(idx, o, r);
+            rounds += 1;
+            if rounds == 64 {
+                core.be.pending.push((idx, gen));
+                sh.hint.store(true, Ordering::Relaxed);
+                return;
+            }
+            let s = &mut core.slots[idx as usize];
+            let Some(op) = s.op.as_mut() else { return };
+            let mut cx = EpollCx {
+                env: Env {
+                    caps: sh.caps,
+                    files: &core.files,
+                    native_files: core.native_files,
+                },
+                iov: &mut s.ext.iov,
+            };
+            step = op.epoll(&mut cx, true);
+        }
         match step {
+            Step::More(..) => {}
             Step::Done(o) => core.finish(sh, idx, o),
             Step::Timer(at) => self.push_timer(core, at, idx, gen),
             Step::Wait { fd, events } => {

@@ -1,6 +1,9 @@
 //! accept: completes with a new connected socket (non-blocking, close-on-exec),
 //! which the caller then owns. `IORING_OP_ACCEPT`; on epoll `accept4` once the
-//! listener is readable.
+//! listener is readable. Multishot: one completion per connection (`more` set) until
+//! an error or cancellation ends it; `IORING_ACCEPT_MULTISHOT` when the capability is
+//! native, else re-armed by the io_uring driver after each connection, and on epoll
+//! connections are accepted while the listener stays readable.
 
 use std::os::fd::IntoRawFd;
 
@@ -8,12 +11,14 @@ use io_uring::{opcode, squeue};
 use rustix::net::SocketFlags;
 
 use super::base::{with_fd, Env, EpollCx, Op, Step, UringCx, READABLE};
+use crate::proactor::caps::Capability;
 use crate::proactor::error::Result;
-use crate::proactor::op::{OpCode, Resources, Target};
+use crate::proactor::op::{OpCode, Outcome, Resources, Target};
 use crate::proactor::sys;
 
 pub(crate) struct Accept {
     pub(crate) fd: Target,
+    pub(crate) multishot: bool,
 }
 
 impl Op for Accept {
@@ -24,11 +29,19 @@ impl Op for Accept {
     fn owns_nothing(&self) -> bool {
         true
     }
+    fn multishot(&self) -> bool {
+        self.multishot
+    }
     fn into_resources(self) -> Resources {
         Resources::None
     }
     fn entry(&mut self, cx: &mut UringCx<'_>) -> squeue::Entry {
         let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+        if self.multishot && cx.env.caps.is_native(Capability::Multishot) {
+            return with_fd!(cx.env, self.fd, |f| opcode::AcceptMulti::new(f)
+                .flags(flags)
+                .build());
+        }
         with_fd!(cx.env, self.fd, |f| opcode::Accept::new(
             f,
             std::ptr::null_mut(),
@@ -51,6 +64,9 @@ impl Op for Accept {
                 .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
         });
         match r {
+            Ok(s) if self.multishot => {
+                Step::More(Outcome::Ok(s.into_raw_fd() as u32), Resources::None)
+            }
             Ok(s) => Step::io(Self::CODE, Ok(s.into_raw_fd() as usize)),
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::Wait {
                 fd: raw,

@@ -80,6 +80,9 @@ pub(crate) enum Step {
     Wait { fd: RawFd, events: u32 },
     /// Finish with `Ok(0)` at this CLOCK_MONOTONIC instant (nanoseconds).
     Timer(u64),
+    /// A multishot result that does not end the operation: deliver it and call again
+    /// (with `ready` true).
+    More(Outcome, Resources),
 }
 
 impl Step {
@@ -118,6 +121,18 @@ pub(crate) trait Op: Sized {
         false
     }
 
+    /// Whether it completes many times (multishot).
+    #[inline(always)]
+    fn multishot(&self) -> bool {
+        false
+    }
+
+    /// Its timeout in nanoseconds (0: none); only connect and recv take one.
+    #[inline(always)]
+    fn timeout_ns(&self) -> u64 {
+        0
+    }
+
     /// What it owned, handed back with the completion.
     fn into_resources(self) -> Resources;
 
@@ -137,6 +152,24 @@ pub(crate) trait Op: Sized {
     /// Runs it on the epoll driver: `ready` is false on the first call, true when
     /// the readiness it waited for arrived.
     fn epoll(&mut self, cx: &mut EpollCx<'_>, ready: bool) -> Step;
+}
+
+/// Maps a negative CQE result of an operation that may carry a timeout: with one, a
+/// cancellation nobody asked for is its linked timeout firing (`ETIMEDOUT`).
+#[cold]
+pub(crate) fn timed_error_outcome(
+    code: OpCode,
+    timeout_ns: u64,
+    cancelling: bool,
+    res: i32,
+) -> Outcome {
+    if timeout_ns != 0 && !cancelling && res == -libc::ECANCELED {
+        return Outcome::Err(OpError {
+            op: code,
+            errno: libc::ETIMEDOUT,
+        });
+    }
+    error_outcome(code, cancelling, res)
 }
 
 /// Maps a negative CQE result.

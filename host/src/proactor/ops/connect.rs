@@ -3,7 +3,7 @@
 
 use io_uring::{opcode, squeue};
 
-use super::base::{with_fd, Env, EpollCx, Op, Step, UringCx, WRITABLE};
+use super::base::{timed_error_outcome, with_fd, Env, EpollCx, Op, Step, UringCx, WRITABLE};
 use crate::proactor::error::Result;
 use crate::proactor::net::SockAddr;
 use crate::proactor::op::{OpCode, OpError, Outcome, Resources, Target};
@@ -14,12 +14,20 @@ pub(crate) struct Connect {
     /// Read by the kernel: lives (boxed, so that every `Operation` stays small)
     /// until completion.
     pub(crate) addr: Box<SockAddr>,
+    /// Timeout in nanoseconds (0: none).
+    pub(crate) timeout_ns: u64,
 }
 
 impl Op for Connect {
     const CODE: OpCode = OpCode::Connect;
     fn validate(&self, env: &Env<'_>) -> Result<()> {
         env.check(self.fd)
+    }
+    fn timeout_ns(&self) -> u64 {
+        self.timeout_ns
+    }
+    fn cqe_error(&self, res: i32, cancelling: bool) -> Outcome {
+        timed_error_outcome(Self::CODE, self.timeout_ns, cancelling, res)
     }
     fn into_resources(self) -> Resources {
         Resources::None

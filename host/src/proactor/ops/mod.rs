@@ -22,7 +22,10 @@ pub(crate) mod read;
 pub(crate) mod read_fixed;
 pub(crate) mod readv;
 pub(crate) mod recv;
+pub(crate) mod recv_multishot;
+pub(crate) mod recvmsg;
 pub(crate) mod send;
+pub(crate) mod sendmsg;
 pub(crate) mod shutdown;
 pub(crate) mod timer;
 pub(crate) mod write;
@@ -48,6 +51,14 @@ macro_rules! kinds {
             }
             pub(crate) fn expected_len(&self) -> Option<usize> {
                 match self { $(OpKind::$variant(o) => o.expected_len(),)* }
+            }
+            #[inline(always)]
+            pub(crate) fn multishot(&self) -> bool {
+                match self { $(OpKind::$variant(o) => o.multishot(),)* }
+            }
+            #[inline(always)]
+            pub(crate) fn timeout_ns(&self) -> u64 {
+                match self { $(OpKind::$variant(o) => o.timeout_ns(),)* }
             }
             #[inline(always)]
             pub(crate) fn owns_nothing(&self) -> bool {
@@ -99,6 +110,9 @@ kinds! {
     Connect(connect::Connect),
     Recv(recv::Recv),
     Send(send::Send),
+    Recvmsg(recvmsg::Recvmsg),
+    Sendmsg(sendmsg::Sendmsg),
+    RecvMultishot(recv_multishot::RecvMultishot),
     Shutdown(shutdown::Shutdown),
 }
 

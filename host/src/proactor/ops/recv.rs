@@ -5,20 +5,28 @@
 use io_uring::{opcode, squeue};
 use rustix::net::RecvFlags;
 
-use super::base::{with_fd, Env, EpollCx, Op, Step, UringCx, READABLE};
+use super::base::{timed_error_outcome, with_fd, Env, EpollCx, Op, Step, UringCx, READABLE};
 use crate::proactor::error::Result;
-use crate::proactor::op::{OpCode, Resources, Target};
+use crate::proactor::op::{OpCode, Outcome, Resources, Target};
 use crate::proactor::sys;
 
 pub(crate) struct Recv {
     pub(crate) fd: Target,
     pub(crate) buf: Vec<u8>,
+    /// Timeout in nanoseconds (0: none).
+    pub(crate) timeout_ns: u64,
 }
 
 impl Op for Recv {
     const CODE: OpCode = OpCode::Recv;
     fn validate(&self, env: &Env<'_>) -> Result<()> {
         env.check(self.fd)
+    }
+    fn timeout_ns(&self) -> u64 {
+        self.timeout_ns
+    }
+    fn cqe_error(&self, res: i32, cancelling: bool) -> Outcome {
+        timed_error_outcome(Self::CODE, self.timeout_ns, cancelling, res)
     }
     fn into_resources(self) -> Resources {
         Resources::Buf(self.buf)

@@ -7,6 +7,7 @@
 //! not the creating thread, becomes the issuer. Other threads that submit or cancel
 //! wake the poll thread through an eventfd that has a read armed on the ring.
 
+mod multishot;
 mod simple;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -31,6 +32,11 @@ use super::sys;
 const WAKE: u64 = u64::MAX;
 /// Bit set in the user_data of a cancel request (slot keys never use bit 63).
 const CANCEL: u64 = simple::OWN;
+/// user_data of the `LINK_TIMEOUT` entry that follows an operation with a timeout:
+/// `LINK_TIMEOUT | key`. Its completion is ignored (the operation's own says whether
+/// it timed out), as is that of a simple operation's cancel request, which carries
+/// the same two bits.
+const LINK_TIMEOUT: u64 = CANCEL | simple::LITE;
 /// `IORING_ENTER_GETEVENTS`.
 const ENTER_GETEVENTS: u32 = 1;
 
@@ -45,6 +51,8 @@ pub(crate) struct Uring {
     flags_used: &'static str,
     /// The shared part of the simple-operation table.
     simple: simple::Cells,
+    /// Provided-buffer groups registered with the kernel: kept until the ring closes.
+    buf_rings: std::sync::Mutex<Vec<std::sync::Arc<super::bufring::RingInner>>>,
 }
 
 /// Where every ring's wake read puts the eventfd counter. Only the kernel writes it
@@ -106,7 +114,7 @@ pub(crate) struct UPoll {
     table: simple::Table,
     /// CQEs of ordinary slots seen while reaping simple ones, processed under the
     /// core lock.
-    heavy: Vec<(u64, i32)>,
+    heavy: Vec<(u64, i32, u32)>,
     /// This round's reap went through the simple-operation path first.
     split: bool,
 }
@@ -130,6 +138,19 @@ fn unavailable(errno: i32) -> Error {
         errno,
         hint,
     }
+}
+
+/// Whether the running kernel's release is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let Ok(r) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let mut it = r
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (ma, mi) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (ma, mi) >= (major, minor)
 }
 
 impl Uring {
@@ -218,7 +239,8 @@ impl Uring {
         let mut native = CapabilitySet::NONE
             .with(Capability::RegisteredBuffers)
             .with(Capability::FixedFiles)
-            .with(Capability::AbsoluteTimers);
+            .with(Capability::AbsoluteTimers)
+            .with(Capability::OperationTimeouts);
         // ETIME_SUCCESS (5.16) keeps an expired timer from breaking a link; the
         // skip-cqe feature (5.17) is the closest feature bit that proves it exists.
         if p.is_feature_skip_cqe_on_success() {
@@ -226,6 +248,10 @@ impl Uring {
         }
         if futex {
             native = native.with(Capability::KernelNotificationWait);
+        }
+        // Multishot accept exists from 5.19; no probe tells, so the release decides.
+        if kernel_at_least(6, 0) {
+            native = native.with(Capability::Multishot);
         }
         if single {
             native = native.with(Capability::SingleIssuer);
@@ -250,6 +276,7 @@ impl Uring {
                 sq_cap,
                 flags_used: name,
                 simple: simple::Cells::new(simple::slots_for(max_in_flight)),
+                buf_rings: std::sync::Mutex::new(Vec::new()),
             },
             native: masked,
         })
@@ -403,9 +430,14 @@ impl Uring {
     }
 
     /// Processes the CQEs `reap_simple` set aside (caller holds the core lock).
-    fn reap_heavy(&self, sh: &Shared<Self>, core: &mut Core<Self>, heavy: &mut Vec<(u64, i32)>) {
-        for &(ud, res) in heavy.iter() {
-            Self::reap_one(sh, core, ud, res);
+    fn reap_heavy(
+        &self,
+        sh: &Shared<Self>,
+        core: &mut Core<Self>,
+        heavy: &mut Vec<(u64, i32, u32)>,
+    ) {
+        for &(ud, res, flags) in heavy.iter() {
+            Self::reap_one(sh, core, ud, res, flags);
         }
         heavy.clear();
     }
@@ -425,16 +457,20 @@ impl Uring {
             for cqe in &mut cq {
                 let ud = cqe.user_data();
                 if !simple::is_simple(ud) {
-                    Self::reap_one(sh, core, ud, cqe.result());
+                    Self::reap_one(sh, core, ud, cqe.result(), cqe.flags());
                 }
             }
         }
     }
 
     #[inline(always)]
-    fn reap_one(sh: &Shared<Self>, core: &mut Core<Self>, ud: u64, res: i32) {
+    fn reap_one(sh: &Shared<Self>, core: &mut Core<Self>, ud: u64, res: i32, flags: u32) {
         // Slot keys never have bit 63 set; WAKE and cancel requests do.
         if ud & CANCEL != 0 {
+            if ud & LINK_TIMEOUT == LINK_TIMEOUT && ud != WAKE {
+                // A linked timeout's own completion: the operation's tells.
+                return;
+            }
             if ud == WAKE {
                 // Interrupts carry no meaning of their own; `user_wake` decides.
                 core.be.wake_armed = false;
@@ -459,6 +495,10 @@ impl Uring {
                 .expect("running slot has an op")
                 .cqe_error(res, s.cancel)
         };
+        if s.op.as_ref().is_some_and(|o| o.multishot()) {
+            Self::reap_multishot(sh, core, idx, outcome, flags);
+            return;
+        }
         core.finish(sh, idx, outcome);
     }
 
@@ -569,13 +609,33 @@ impl Driver for Uring {
             native_files: *native_files,
         };
         let s = &mut slots[idx as usize];
-        let link = s.chain == Chain::Kernel && s.next != NONE;
         let key = s.key(idx);
+        let timeout_ns = match &s.op {
+            Some(op) if sh.caps.is_native(Capability::OperationTimeouts) => op.timeout_ns(),
+            _ => 0,
+        };
+        // A timeout is a second entry linked after the operation: both or neither.
+        let room =
+            timeout_ns == 0 || self.sq_free() >= 2 || (self.try_flush(sh) && self.sq_free() >= 2);
+        let link = (s.chain == Chain::Kernel && s.next != NONE) || timeout_ns != 0;
         // SAFETY: the entry points into this slot's op (buffers, path, iovecs, event,
         // notification epoch) or its `ts`; the slot is not released and the op not
         // dropped until the completion is reaped (`Core::finish`), and teardown waits
         // for outstanding completions or leaks the memory.
-        let pushed = Self::with_entry(env, s, key, link, |e| unsafe { self.push(sh, &e) });
+        let pushed = room && Self::with_entry(env, s, key, link, |e| unsafe { self.push(sh, &e) });
+        if pushed && timeout_ns != 0 {
+            s.ext.ts = types::Timespec::new()
+                .sec(timeout_ns / 1_000_000_000)
+                .nsec((timeout_ns % 1_000_000_000) as u32);
+            let e = opcode::LinkTimeout::new(&s.ext.ts)
+                .build()
+                .user_data(LINK_TIMEOUT | key);
+            // SAFETY: the timespec lives in the slot until the operation's completion
+            // (the kernel copies it at submission anyway). Room for it was checked
+            // above under the same core lock, so this push cannot fail.
+            let ok = unsafe { self.push(sh, &e) };
+            debug_assert!(ok);
+        }
         if pushed {
             if let Some(op) = &mut s.op {
                 op.queued();
@@ -822,6 +882,32 @@ impl Driver for Uring {
     #[inline(always)]
     fn simple_live(&self) -> usize {
         self.simple.live()
+    }
+
+    fn register_buf_ring(
+        &self,
+        sh: &Shared<Self>,
+        ring: &std::sync::Arc<super::bufring::RingInner>,
+    ) -> Result<()> {
+        if !ring.native {
+            return Ok(());
+        }
+        if !self.may_register(sh) {
+            return Err(Error::NotPollOwner);
+        }
+        // SAFETY: the ring memory (page-aligned, `count` entries) lives in `ring`, kept
+        // in `buf_rings` until this driver, and with it the io_uring, is dropped.
+        unsafe {
+            self.ring.submitter().register_buf_ring_with_flags(
+                ring.ring_addr(),
+                ring.count(),
+                ring.group,
+                0,
+            )
+        }
+        .map_err(|e| Error::sys("IORING_REGISTER_PBUF_RING", e))?;
+        lock(&self.buf_rings).push(ring.clone());
+        Ok(())
     }
 
     fn register_buffers(&self, sh: &Shared<Self>, reg: &Registry) -> Result<()> {

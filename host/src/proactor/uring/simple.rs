@@ -351,7 +351,7 @@ pub(crate) unsafe fn reap(
     ring: &IoUring,
     cells: &Cells,
     table: &mut Table,
-    heavy: &mut Vec<(u64, i32)>,
+    heavy: &mut Vec<(u64, i32, u32)>,
     on: &mut impl Sink,
 ) -> usize {
     {
@@ -371,7 +371,7 @@ pub(crate) unsafe fn reap(
                 let ud = cqe.user_data();
                 let res = cqe.result();
                 if !is_simple(ud) {
-                    heavy.push((ud, res));
+                    heavy.push((ud, res, cqe.flags()));
                     // Bounded by `heavy`'s capacity so that it never reallocates; what
                     // is left stays in the ring for the next poll iteration.
                     if heavy.len() == cap {
