@@ -14,41 +14,12 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+mod proactor_common;
 use gpu_uring::proactor::*;
+use proactor_common::Config;
 
 // ---------------------------------------------------------------------------------
 // Configurations and helpers
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Config {
-    /// io_uring with every native capability.
-    Uring,
-    /// io_uring without SINGLE_ISSUER / DEFER_TASKRUN.
-    UringNoSingleIssuer,
-    /// io_uring with every capability masked: all emulated paths.
-    UringEmulated,
-    /// epoll.
-    Epoll,
-}
-
-fn options(cfg: Config) -> Options {
-    let mut o = Options::default();
-    match cfg {
-        Config::Uring => o.backend = BackendChoice::IoUring,
-        Config::UringNoSingleIssuer => {
-            o.backend = BackendChoice::IoUring;
-            o.allowed_capabilities = CapabilitySet::ALL
-                .without(Capability::SingleIssuer)
-                .without(Capability::DeferTaskrun);
-        }
-        Config::UringEmulated => {
-            o.backend = BackendChoice::IoUring;
-            o.allowed_capabilities = CapabilitySet::NONE;
-        }
-        Config::Epoll => o.backend = BackendChoice::Epoll,
-    }
-    o
-}
 
 struct Ctx {
     cfg: Config,
@@ -67,7 +38,7 @@ impl Ctx {
 }
 
 fn run(cfg: Config, name: &str, test: fn(&Ctx)) {
-    let opts = options(cfg);
+    let opts = cfg.options();
     match Proactor::new(opts.clone()) {
         Ok(_) => {}
         Err(e @ Error::Unavailable { .. }) => {

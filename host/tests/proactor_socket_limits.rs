@@ -11,47 +11,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+mod proactor_common;
 use gpu_uring::proactor::net::{Socket, SocketKind};
 use gpu_uring::proactor::*;
+use proactor_common::configs;
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-
-fn configs() -> Vec<(&'static str, Options)> {
-    let base = Options::default();
-    vec![
-        (
-            "io_uring",
-            Options {
-                backend: BackendChoice::IoUring,
-                ..base.clone()
-            },
-        ),
-        (
-            "io_uring_no_single_issuer",
-            Options {
-                backend: BackendChoice::IoUring,
-                allowed_capabilities: CapabilitySet::ALL
-                    .without(Capability::SingleIssuer)
-                    .without(Capability::DeferTaskrun),
-                ..base.clone()
-            },
-        ),
-        (
-            "io_uring_emulated",
-            Options {
-                backend: BackendChoice::IoUring,
-                allowed_capabilities: CapabilitySet::NONE,
-                ..base.clone()
-            },
-        ),
-        (
-            "epoll",
-            Options {
-                backend: BackendChoice::Epoll,
-                ..base
-            },
-        ),
-    ]
-}
 
 fn collect(p: &Proactor, n: usize) -> Vec<Completion> {
     let mut out = Vec::new();

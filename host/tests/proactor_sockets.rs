@@ -37,38 +37,13 @@ use std::sync::Arc;
 use std::task::Wake;
 use std::time::{Duration, Instant};
 
+mod proactor_common;
 use gpu_uring::proactor::net::{SockAddr, Socket, SocketKind};
 use gpu_uring::proactor::*;
-
-#[derive(Debug, Clone, Copy)]
-enum Config {
-    Uring,
-    UringNoSingleIssuer,
-    UringEmulated,
-    Epoll,
-}
-
-fn options(cfg: Config) -> Options {
-    let mut o = Options::default();
-    match cfg {
-        Config::Uring => o.backend = BackendChoice::IoUring,
-        Config::UringNoSingleIssuer => {
-            o.backend = BackendChoice::IoUring;
-            o.allowed_capabilities = CapabilitySet::ALL
-                .without(Capability::SingleIssuer)
-                .without(Capability::DeferTaskrun);
-        }
-        Config::UringEmulated => {
-            o.backend = BackendChoice::IoUring;
-            o.allowed_capabilities = CapabilitySet::NONE;
-        }
-        Config::Epoll => o.backend = BackendChoice::Epoll,
-    }
-    o
-}
+use proactor_common::Config;
 
 fn run(cfg: Config, name: &str, test: fn(&Proactor)) {
-    match Proactor::new(options(cfg)) {
+    match Proactor::new(cfg.options()) {
         Ok(p) => test(&p),
         Err(e @ Error::Unavailable { .. }) => {
             eprintln!("SKIP {name} [{cfg:?}]: backend unavailable: {e}")

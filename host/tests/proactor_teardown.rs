@@ -6,45 +6,9 @@
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+mod proactor_common;
 use gpu_uring::proactor::*;
-
-fn configs() -> Vec<(&'static str, Options)> {
-    let base = Options::default();
-    vec![
-        (
-            "io_uring",
-            Options {
-                backend: BackendChoice::IoUring,
-                ..base.clone()
-            },
-        ),
-        (
-            "io_uring_no_single_issuer",
-            Options {
-                backend: BackendChoice::IoUring,
-                allowed_capabilities: CapabilitySet::ALL
-                    .without(Capability::SingleIssuer)
-                    .without(Capability::DeferTaskrun),
-                ..base.clone()
-            },
-        ),
-        (
-            "io_uring_emulated",
-            Options {
-                backend: BackendChoice::IoUring,
-                allowed_capabilities: CapabilitySet::NONE,
-                ..base.clone()
-            },
-        ),
-        (
-            "epoll",
-            Options {
-                backend: BackendChoice::Epoll,
-                ..base
-            },
-        ),
-    ]
-}
+use proactor_common::configs;
 
 const LONG: Duration = Duration::from_secs(10);
 
