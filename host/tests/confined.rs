@@ -4,6 +4,7 @@
 
 mod common;
 
+use gpu_uring::backend::Programs;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -119,14 +120,14 @@ fn confined_ring_prints_to_a_plain_fd_through_its_print_slot() {
             PrintTarget::Fixed(0)
         };
         ring.set_print_target(t).unwrap();
-        let rep = gpu_uring::backend::Device::run(
-            &*common::cpu(),
-            &ring,
-            4,
-            &gpu_uring::backend::Program::Print { lines: 500 },
-            Duration::from_secs(60),
-        )
-        .unwrap();
+        let rep = common::cpu()
+            .run(
+                &ring,
+                4,
+                &gpu_uring::backend::Program::Print { lines: 500 },
+                Duration::from_secs(60),
+            )
+            .unwrap();
         assert_eq!(rep.total().failed, 0, "{target}");
         assert!(ring.quiesce(Duration::from_secs(5)));
         ring.finish_prints();

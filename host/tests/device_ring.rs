@@ -7,6 +7,7 @@
 
 mod common;
 
+use gpu_uring::backend::Programs;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;

@@ -12,6 +12,7 @@
 mod common;
 mod pump_util;
 
+use gpu_uring::backend::Programs;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;

@@ -11,6 +11,7 @@
 //! `auto`, an unavailable backend is reported, not an error), 1 if a check failed, 2 if the device named with
 //! `--device` is unavailable.
 
+use gpu_uring::backend::Programs;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;

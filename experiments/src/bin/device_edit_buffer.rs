@@ -16,6 +16,7 @@
 //! Output: table (or `--json` rows), `device_edit_buffer.csv`, `device_edit_buffer.svg` (round-trip
 //! percentiles, log scale). Exit status 1 if a check fails.
 
+use gpu_uring::backend::Programs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 

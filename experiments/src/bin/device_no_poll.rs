@@ -14,7 +14,7 @@
 //! That is the version for devices whose lanes are host threads (the CPU reference device: lanes are spawned
 //! per dispatch, so the dispatch time includes thread start-up). On other devices (Vulkan) the lanes run `Program::Write` (fire-and-forget writes of
 //! `--line-bytes` pattern bytes to the file position) as one resumable run through
-//! `Device::run_with`: during a dispatch lanes reserve, fill and publish as many SQEs as the SQ and
+//! `Programs::run_with`: during a dispatch lanes reserve, fill and publish as many SQEs as the SQ and
 //! their credits allow, and a lane that can go no further (nothing to reap, no SQ slot or credit: only the host's
 //! next enter can give one) yields the dispatch early (PROTOCOL.md §9). After each dispatch the host callback
 //! calls `io_uring_enter(tail - head, tail - head, GETEVENTS)` once — no host thread runs during a dispatch —
@@ -23,6 +23,7 @@
 //! `rounds.csv` (per round, or per dispatch on Vulkan), `device_no_poll.svg` (per-round times, CPU). Exit
 //! status 1 if any completion or line is wrong.
 
+use gpu_uring::backend::Programs;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
@@ -358,7 +359,7 @@ struct Between {
 }
 
 /// The Vulkan version: `Program::Write` on a ring without SQPOLL, run with
-/// [`Device::run_with`]; after each dispatch the callback submits what the dispatch published with
+/// [`Programs::run_with`]; after each dispatch the callback submits what the dispatch published with
 /// one `io_uring_enter` (submit all, wait for all) — no host thread runs during a dispatch.
 fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
     let info = dev.info();

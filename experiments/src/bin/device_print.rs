@@ -10,6 +10,7 @@
 //! untorn, in each lane's order. Exit status 1 if any line failed (not submitted within its budget, a failed
 //! or short write, or a failed verification), 2 on a setup error.
 
+use gpu_uring::backend::Programs;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;

@@ -25,6 +25,7 @@
 //! Output: tables (or `--json` rows), `latency.csv`, `throughput.csv`, `latency.svg` (percentile curves, log
 //! scale) and `throughput.svg`. Exit status 1 if any line failed on any path.
 
+use gpu_uring::backend::Programs;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;

@@ -11,6 +11,7 @@
 //! Output: tables (or `--json` rows), `latency.csv`, `idle.csv`, `throughput.csv`, and `latency.svg`,
 //! `idle.svg`, `throughput.svg`.
 
+use gpu_uring::backend::Programs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::process::ExitCode;

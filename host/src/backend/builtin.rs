@@ -63,8 +63,73 @@ fn flavor<D: Device + ?Sized>(dev: &D, what: &str) -> Result<Flavor, DeviceError
         })
 }
 
-/// [`Device::run_with`] on any device.
-pub(super) fn run<D: Device + ?Sized>(
+/// The built-in programs, on every device: implemented once, for every [`Device`], by loading the
+/// program's kernel in a format the device loads ([`Device::kernel_formats`]; once, where the device has a
+/// [`Device::kernel_cache`]) and launching it through [`Device::launch`] with the ring's arena and a run buffer,
+/// re-dispatched until every lane has finished.
+pub trait Programs {
+    /// Runs `program` on `lanes` lanes (≤ the ring's `lanes`) and waits, at most `timeout`.
+    fn run(
+        &self,
+        ring: &DeviceRing,
+        lanes: u32,
+        program: &Program,
+        timeout: Duration,
+    ) -> Result<RunReport, DeviceError> {
+        self.run_with(ring, lanes, program, timeout, &mut |_, _| Ok(()))
+    }
+
+    /// [`Programs::run`] with a host callback between dispatches: `between(i, states)` runs after dispatch `i`
+    /// (0-based) has completed — every lane's `LaneState` passed in — and before dispatch `i + 1` starts; it
+    /// also runs after the last dispatch. An error from it ends the run with that error. A device that runs a
+    /// program in one dispatch calls it once.
+    ///
+    /// This is how a ring without SQPOLL is driven from the host: lanes publish SQEs during a dispatch, and
+    /// the callback submits them with one `io_uring_enter`
+    /// ([`Ring::submit_and_wait`](crate::ring::Ring::submit_and_wait)); lanes that need what only a later enter
+    /// can give yield the dispatch early (PROTOCOL.md §9) and resume in the next one.
+    fn run_with(
+        &self,
+        ring: &DeviceRing,
+        lanes: u32,
+        program: &Program,
+        timeout: Duration,
+        between: &mut BetweenDispatches<'_>,
+    ) -> Result<RunReport, DeviceError>;
+
+    /// Formats each case with the device's §7 formatter (one lane per case) and returns the bytes, to compare
+    /// with [`crate::protocol::LineBuf`]. Needs a ring with at least `cases.len()` lanes and
+    /// `128 × cases.len()` bytes of fixed buffer, which it may overwrite.
+    fn format_probe(
+        &self,
+        ring: &DeviceRing,
+        cases: &[FormatCase],
+    ) -> Result<Vec<Vec<u8>>, DeviceError>;
+}
+
+impl<D: Device + ?Sized> Programs for D {
+    fn run_with(
+        &self,
+        ring: &DeviceRing,
+        lanes: u32,
+        program: &Program,
+        timeout: Duration,
+        between: &mut BetweenDispatches<'_>,
+    ) -> Result<RunReport, DeviceError> {
+        run(self, ring, lanes, program, timeout, between)
+    }
+
+    fn format_probe(
+        &self,
+        ring: &DeviceRing,
+        cases: &[FormatCase],
+    ) -> Result<Vec<Vec<u8>>, DeviceError> {
+        format_probe(self, ring, cases)
+    }
+}
+
+/// [`Programs::run_with`] on any device.
+fn run<D: Device + ?Sized>(
     dev: &D,
     ring: &DeviceRing,
     lanes: u32,
@@ -85,8 +150,8 @@ pub(super) fn run<D: Device + ?Sized>(
     run_plan(dev, flavor, ring, lanes, plan, timeout, between)
 }
 
-/// [`Device::format_probe`] on any device.
-pub(super) fn format_probe<D: Device + ?Sized>(
+/// [`Programs::format_probe`] on any device.
+fn format_probe<D: Device + ?Sized>(
     dev: &D,
     ring: &DeviceRing,
     cases: &[FormatCase],

@@ -6,11 +6,12 @@
 //! - a [`Backend`]: enumerates its adapters ([`AdapterInfo`] with [`Capabilities`]) and opens one as a
 //!   [`Device`] from a [`DeviceConfig`] (no environment variables are read below this point: binaries read
 //!   them and fill the config, [`DeviceConfig::from_env`]);
-//! - a [`Device`]: runs the built-in [`Program`]s against a [`DeviceRing`], allocates device memory
+//! - a [`Device`]: allocates device memory
 //!   ([`Device::alloc`]), imports host memory ([`Device::import_host`]; what is imported stays alive while any
 //!   launch using it runs), loads kernels from their binary ([`KernelCode`]: SPIR-V today, PTX and AMD code
 //!   objects next, Rust closures on the CPU reference device), and launches them ([`Device::launch`]) with
-//!   [`KernelArg`]s and a [`Grid`], waiting at most a limit.
+//!   [`KernelArg`]s and a [`Grid`], waiting at most a limit. The built-in programs run on every device through
+//!   [`Programs`](super::Programs), written once on top of these calls.
 //!
 //! Launch arguments are one ordered list that fits both launch styles: a binding-style backend (Vulkan)
 //! binds the buffer arguments, in order, to storage-buffer bindings `0..n` and concatenates the byte
@@ -27,8 +28,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::error::DeviceError;
-use super::program::Program;
-use super::report::RunReport;
 use super::run_buffer::LaneState;
 use crate::protocol::DeviceRing;
 
@@ -522,11 +521,11 @@ impl Grid {
     }
 }
 
-/// The host callback of [`Device::run_with`]: called with the index of the dispatch that has just completed
+/// The host callback of [`Programs::run_with`](super::Programs::run_with): called with the index of the dispatch that has just completed
 /// and every lane's state after it.
 pub type BetweenDispatches<'a> = dyn FnMut(u32, &[LaneState]) -> Result<(), DeviceError> + 'a;
 
-/// One value for [`Device::format_probe`].
+/// One value for [`Programs::format_probe`](super::Programs::format_probe).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FormatCase {
     /// Unsigned decimal ([`crate::protocol::LineBuf::u64`]).
@@ -539,54 +538,12 @@ pub enum FormatCase {
     F32(f32, u32),
 }
 
-/// A device that runs programs against a ring, and caller-supplied kernels on its memory. Object-safe: the
-/// device suite and the experiments hold `&dyn Device`.
+/// A device that runs caller-supplied kernels on its memory. Object-safe: the device suite and the
+/// experiments hold `&dyn Device`. The built-in programs run on every device through
+/// [`Programs`](super::Programs), implemented once for all of them.
 pub trait Device: Send + Sync {
     /// What the device is.
     fn info(&self) -> DeviceInfo;
-
-    /// Runs `program` on `lanes` lanes (≤ the ring's `lanes`) and waits, at most `timeout`.
-    fn run(
-        &self,
-        ring: &DeviceRing,
-        lanes: u32,
-        program: &Program,
-        timeout: Duration,
-    ) -> Result<RunReport, DeviceError> {
-        self.run_with(ring, lanes, program, timeout, &mut |_, _| Ok(()))
-    }
-
-    /// [`Device::run`] with a host callback between dispatches: `between(i, states)` runs after dispatch `i`
-    /// (0-based) has completed — every lane's [`LaneState`] passed in — and before dispatch `i + 1` starts; it
-    /// also runs after the last dispatch. An error from it ends the run with that error. A device that runs a
-    /// program in one dispatch calls it once.
-    ///
-    /// Backend-neutral: every backend implements it by calling `backend::builtin::run`, which loads the
-    /// program's kernel in a format the device loads ([`Device::kernel_formats`]; once, where the device has a
-    /// [`Device::kernel_cache`]) and launches it through [`Device::launch`] with the ring's arena and a run
-    /// buffer, re-dispatched until every lane has finished.
-    ///
-    /// This is how a ring without SQPOLL is driven from the host: lanes publish SQEs during a dispatch, and
-    /// the callback submits them with one `io_uring_enter` ([`Ring::submit_and_wait`](crate::ring::Ring::submit_and_wait)); lanes that need
-    /// what only a later enter can give yield the dispatch early (PROTOCOL.md §9) and resume in the next one.
-    fn run_with(
-        &self,
-        ring: &DeviceRing,
-        lanes: u32,
-        program: &Program,
-        timeout: Duration,
-        between: &mut BetweenDispatches<'_>,
-    ) -> Result<RunReport, DeviceError>;
-
-    /// Formats each case with the device's §7 formatter (one lane per case) and returns the bytes, to compare
-    /// with [`crate::protocol::LineBuf`]. Needs a ring with at least `cases.len()` lanes and
-    /// `128 × cases.len()` bytes of fixed buffer, which it may overwrite. Backend-neutral like
-    /// [`Device::run_with`] (`backend::builtin::format_probe`).
-    fn format_probe(
-        &self,
-        ring: &DeviceRing,
-        cases: &[FormatCase],
-    ) -> Result<Vec<Vec<u8>>, DeviceError>;
 
     /// The loop iterations one lane may spend per dispatch of a resumable program (what the device's
     /// programs are told in their run parameters).

@@ -34,6 +34,7 @@ pub mod spirv;
 #[cfg(feature = "vulkan")]
 pub mod vulkan;
 
+pub use builtin::Programs;
 pub use error::{compiled_out, DeviceError};
 pub use hal::{
     AdapterInfo, Backend, BetweenDispatches, Capabilities, Device, DeviceBuffer, DeviceConfig,

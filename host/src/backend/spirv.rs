@@ -15,7 +15,7 @@ pub static EDIT_BUFFER: &[u8] = include_bytes!("../../../device-shaders/spirv/ed
 pub static LAYOUT: &[u8] = include_bytes!("../../../device-shaders/spirv/layout.spv");
 /// `exact.comp`: SQE images published exactly as given (Program::Exact).
 pub static EXACT: &[u8] = include_bytes!("../../../device-shaders/spirv/exact.spv");
-/// `format.comp`: the §7 number formatter, case by case (Device::format_probe).
+/// `format.comp`: the §7 number formatter, case by case (Programs::format_probe).
 pub static FORMAT: &[u8] = include_bytes!("../../../device-shaders/spirv/format.spv");
 /// `pump_stream.comp`: the megakernel_stream kernel on the io_queue (backend::pump, PumpProgram::STREAM).
 pub static PUMP_STREAM: &[u8] = include_bytes!("../../../device-shaders/spirv/pump_stream.spv");

@@ -295,7 +295,7 @@ impl Resources {
 pub struct Completion {
     /// The operation's id.
     pub id: OpId,
-    /// The value set with [`Operation::user_data`].
+    /// The value set with [`Operation::user_data`](crate::proactor::Operation::user_data).
     pub user_data: u64,
     /// How it ended.
     pub outcome: Outcome,

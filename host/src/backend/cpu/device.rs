@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{kernel, memory, run};
-use crate::backend::builtin;
 use crate::backend::hal::{
-    BetweenDispatches, Capabilities, Device, DeviceBuffer, DeviceInfo, DeviceType, FormatCase,
-    Grid, Kernel, KernelArg, KernelCode, KernelFormat, KernelLayout, Placement,
+    Capabilities, Device, DeviceBuffer, DeviceInfo, DeviceType, Grid, Kernel, KernelArg,
+    KernelCode, KernelFormat, KernelLayout, Placement,
 };
-use crate::backend::{DeviceError, Program, RunReport};
-use crate::protocol::{DeviceRing, DEFAULT_BUDGET};
+use crate::backend::DeviceError;
+use crate::protocol::DEFAULT_BUDGET;
 
 /// The CPU reference device.
 #[derive(Debug, Clone)]
@@ -52,25 +51,6 @@ impl Device for CpuDevice {
                 lanes_are_host_threads: true,
             },
         }
-    }
-
-    fn run_with(
-        &self,
-        ring: &DeviceRing,
-        lanes: u32,
-        program: &Program,
-        timeout: Duration,
-        between: &mut BetweenDispatches<'_>,
-    ) -> Result<RunReport, DeviceError> {
-        builtin::run(self, ring, lanes, program, timeout, between)
-    }
-
-    fn format_probe(
-        &self,
-        ring: &DeviceRing,
-        cases: &[FormatCase],
-    ) -> Result<Vec<Vec<u8>>, DeviceError> {
-        builtin::format_probe(self, ring, cases)
     }
 
     fn lane_iter_budget(&self) -> u32 {

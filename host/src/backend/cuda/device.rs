@@ -32,25 +32,6 @@ impl Device for CudaDevice {
         }
     }
 
-    fn run_with(
-        &self,
-        ring: &DeviceRing,
-        lanes: u32,
-        program: &Program,
-        timeout: Duration,
-        between: &mut BetweenDispatches<'_>,
-    ) -> Result<RunReport, DeviceError> {
-        builtin::run(self, ring, lanes, program, timeout, between)
-    }
-
-    fn format_probe(
-        &self,
-        ring: &DeviceRing,
-        cases: &[FormatCase],
-    ) -> Result<Vec<Vec<u8>>, DeviceError> {
-        builtin::format_probe(self, ring, cases)
-    }
-
     fn lane_iter_budget(&self) -> u32 {
         30_000
     }

@@ -7,14 +7,11 @@ use std::time::Duration;
 
 use super::run::Recorder;
 use super::{kernel, memory, raw, run};
-use crate::backend::builtin;
 use crate::backend::hal::{
-    AdapterInfo, BetweenDispatches, Device, DeviceBuffer, DeviceConfig, DeviceInfo, DeviceType,
-    FormatCase, Grid, Kernel, KernelArg, KernelCache, KernelCode, KernelFormat, KernelLayout,
-    Placement,
+    AdapterInfo, Device, DeviceBuffer, DeviceConfig, DeviceInfo, DeviceType, Grid, Kernel,
+    KernelArg, KernelCache, KernelCode, KernelFormat, KernelLayout, Placement,
 };
-use crate::backend::{DeviceError, Program, RunReport};
-use crate::protocol::DeviceRing;
+use crate::backend::DeviceError;
 
 /// Default soft loop budget per lane and dispatch on CPU-type devices (lavapipe; see the module docs). GPUs
 /// get [`DEFAULT_GPU_ITER_BUDGET`]: they have no loop cap, and longer dispatches mean fewer relaunches.
@@ -85,25 +82,6 @@ impl Device for VulkanDevice {
             device_type: a.device_type,
             caps: a.caps,
         }
-    }
-
-    fn run_with(
-        &self,
-        ring: &DeviceRing,
-        lanes: u32,
-        program: &Program,
-        timeout: Duration,
-        between: &mut BetweenDispatches<'_>,
-    ) -> Result<RunReport, DeviceError> {
-        builtin::run(self, ring, lanes, program, timeout, between)
-    }
-
-    fn format_probe(
-        &self,
-        ring: &DeviceRing,
-        cases: &[FormatCase],
-    ) -> Result<Vec<Vec<u8>>, DeviceError> {
-        builtin::format_probe(self, ring, cases)
     }
 
     fn lane_iter_budget(&self) -> u32 {
