@@ -17,7 +17,7 @@ use io_uring::{opcode, squeue::Flags, types};
 
 #[test]
 fn default_ring_refuses_forbidden_opcode_raw_fd_and_foreign_address() {
-    let _serial = serial();
+    let _serial = common::serial();
     let out = tempfile::tempfile().unwrap();
     let ring = common::ring(RingConfig {
         lanes: 1,
@@ -106,7 +106,7 @@ fn default_ring_refuses_forbidden_opcode_raw_fd_and_foreign_address() {
 
 #[test]
 fn confined_ring_prints_to_a_plain_fd_through_its_print_slot() {
-    let _serial = serial();
+    let _serial = common::serial();
     for target in ["fd", "fixed"] {
         let out = tempfile::tempfile().unwrap();
         let ring = common::ring(RingConfig {
@@ -135,21 +135,9 @@ fn confined_ring_prints_to_a_plain_fd_through_its_print_slot() {
     }
 }
 
-/// The tests of this file open and count process-wide fds: they run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Open descriptors of this process.
-fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
 /// What the attacks below did: the result of each, in order.
 fn run_attacks(access: DeviceAccess) -> (Vec<i32>, Canaries) {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, b"the host's secret\n").unwrap();
@@ -163,7 +151,7 @@ fn run_attacks(access: DeviceAccess) -> (Vec<i32>, Canaries) {
     .unwrap();
     let heap = vec![0x5au8; 4096];
     let other = io_uring::IoUring::new(8).unwrap();
-    let fds_before = fd_count();
+    let fds_before = common::fd_count();
     let ring = common::ring(RingConfig {
         lanes: 1,
         fixed_buffer_bytes: 4096,
@@ -261,7 +249,7 @@ fn run_attacks(access: DeviceAccess) -> (Vec<i32>, Canaries) {
         secret_intact: std::fs::read(&secret).unwrap() == b"the host's secret\n",
         unregistered_len: common::read_fd_file(unregistered.as_raw_fd()).len(),
         forged_cqes: forged,
-        fds_leaked: fd_count() as isize - fds_before as isize,
+        fds_leaked: common::fd_count() as isize - fds_before as isize,
     };
     (results.into_iter().next().unwrap(), canaries)
 }

@@ -41,7 +41,6 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use gpu_uring::protocol::{CompletionMode, Lane, LaneError, Poll};
@@ -79,9 +78,6 @@ const NAMED_ROWS: [u8; 13] = [0, 4, 5, 18, 28, 40, 46, 22, 23, 19, 20, 1, 54];
 /// operation here needs, small enough that a stuck ring fails the test instead of hanging it.
 const RESERVE_BUDGET: u32 = 1 << 16;
 const WAIT_BUDGET: u32 = 1 << 17;
-
-/// Only one fuzz run at a time in this process: the fd counts must not see another test's files.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 #[test]
 fn confined_ring_survives_random_sqes() {
@@ -633,12 +629,6 @@ fn pattern(seed: u8, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 /// A file with `content`, in /dev/shm when it exists (fast syncs), else the temp dir.
 fn temp_file(content: &[u8]) -> File {
     let mut f = tempfile::tempfile_in("/dev/shm")
@@ -684,7 +674,7 @@ fn quiet_regions(l: &RingLayout, planned_total: u64) -> Vec<(u32, u32)> {
 // ---- the run ------------------------------------------------------------------------------------------------
 
 fn fuzz(total: u64, lanes: u32) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::serial();
     let seed = env_u64("RING_FUZZ_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -708,7 +698,7 @@ fn fuzz(total: u64, lanes: u32) {
         format!("/proc/self/fd/{}\0", unreg.as_raw_fd()).into_bytes(),
         b"/tmp/ring_fuzz_must_not_exist\0".to_vec(),
     ];
-    let fds_before = open_fds();
+    let fds_before = common::fd_count();
 
     let page = gpu_uring::ring::layout::page_size();
     let cfg = RingConfig {
@@ -728,7 +718,7 @@ fn fuzz(total: u64, lanes: u32) {
         ..cfg
     });
     assert!(ring.access().is_confined(), "rings are confined by default");
-    let fds_with_ring = open_fds();
+    let fds_with_ring = common::fd_count();
     let l = ring.layout();
     let view = ring.view();
     let quiet = quiet_regions(&l, plan.total as u64);
@@ -895,19 +885,19 @@ fn fuzz(total: u64, lanes: u32) {
     if file_content(&unreg) != unreg_content {
         failures.push("the unregistered file changed".into());
     }
-    if open_fds() != fds_with_ring {
+    if common::fd_count() != fds_with_ring {
         failures.push(format!(
             "fds with the ring: {} at start, {} at the end",
             fds_with_ring,
-            open_fds()
+            common::fd_count()
         ));
     }
     let waker = ring.waker_stats();
     drop(ring);
-    if open_fds() != fds_before {
+    if common::fd_count() != fds_before {
         failures.push(format!(
             "fds: {fds_before} before the ring, {} after dropping it",
-            open_fds()
+            common::fd_count()
         ));
     }
     let elapsed = t0.elapsed();

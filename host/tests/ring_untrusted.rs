@@ -13,18 +13,6 @@ use gpu_uring::protocol::Lane;
 use gpu_uring::protocol::QuiesceError;
 use gpu_uring::ring::{RingConfig, Sqe};
 
-/// The tests of this file count process-wide fds and threads: they run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Open descriptors of this process.
-fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
 /// Threads of this process named like the ring's waker.
 fn waker_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
@@ -40,7 +28,7 @@ fn waker_threads() -> usize {
 /// spinning on the flag.
 #[test]
 fn waker_backs_off_while_an_overflow_flush_moves_nothing() {
-    let _serial = serial();
+    let _serial = common::serial();
     let ring = common::ring(RingConfig {
         sq_entries: 8,
         lanes: 1,
@@ -94,8 +82,8 @@ fn waker_backs_off_while_an_overflow_flush_moves_nothing() {
 /// the ring: no panic, a bounded drop, no fd or thread left behind.
 #[test]
 fn corrupted_control_words_during_quiesce_and_drop_never_panic_or_leak() {
-    let _serial = serial();
-    let fds = fd_count();
+    let _serial = common::serial();
+    let fds = common::fd_count();
     let threads = waker_threads();
     for word in [
         ctl_off!(cq_pub),
@@ -147,16 +135,16 @@ fn corrupted_control_words_during_quiesce_and_drop_never_panic_or_leak() {
             t.elapsed()
         );
     }
-    assert_eq!(fd_count(), fds, "every ring fd closed");
+    assert_eq!(common::fd_count(), fds, "every ring fd closed");
     assert_eq!(waker_threads(), threads, "every waker joined");
 }
 
 /// A ring dropped while its owner unwinds from a panic still stops its waker.
 #[test]
 fn a_ring_dropped_by_a_panic_still_joins_its_waker() {
-    let _serial = serial();
+    let _serial = common::serial();
     let threads = waker_threads();
-    let fds = fd_count();
+    let fds = common::fd_count();
     let r = std::panic::catch_unwind(|| {
         let _ring = common::ring(RingConfig {
             lanes: 1,
@@ -166,5 +154,5 @@ fn a_ring_dropped_by_a_panic_still_joins_its_waker() {
     });
     assert!(r.is_err());
     assert_eq!(waker_threads(), threads);
-    assert_eq!(fd_count(), fds);
+    assert_eq!(common::fd_count(), fds);
 }

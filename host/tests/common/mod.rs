@@ -66,3 +66,17 @@ pub fn cpu() -> Box<dyn gpu_uring::backend::Device> {
         .expect("the CPU reference device is always present")
         .0
 }
+
+/// Open descriptors of this process.
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Serialises the tests of one test binary that count process-wide resources (fds, threads): each holds the
+/// guard while it runs.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
