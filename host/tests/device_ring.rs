@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use gpu_uring::backend::cpu::run_lanes;
 use gpu_uring::backend::Program;
-use gpu_uring::ctl_off;
+use gpu_uring::local_off;
 use gpu_uring::protocol::PrintTarget;
 use gpu_uring::protocol::{CompletionMode, FileRef, DEFAULT_BUDGET};
 use gpu_uring::ring::{RingConfig, WakerConfig};
@@ -74,7 +74,7 @@ fn exactly_once_into_a_regular_file(lines: u32) {
     assert_eq!(end as usize, out.len());
     let n = common::check_prints(&out, LANES, lines);
     assert_eq!(n, LANES as usize * lines as usize);
-    let c = ring.view().control_snapshot();
+    let c = ring.view().local_snapshot();
     assert_eq!(c.ff_errors, 0);
     assert_eq!(c.print_errors, 0);
     assert_eq!(
@@ -122,7 +122,7 @@ fn exactly_once_into_a_pipe(lines: u32) {
     assert_eq!(rep.total().failed, 0);
     assert!(ring.quiesce(Duration::from_secs(10)));
     assert_eq!(ring.finish_prints(), None, "a pipe uses stream mode");
-    let c = ring.view().control_snapshot();
+    let c = ring.view().local_snapshot();
     drop(ring);
     drop(wr);
     let out = reader.join().unwrap();
@@ -208,7 +208,7 @@ fn backpressure_8_entry_ring_64_lanes() {
     assert_eq!(waited, LANES * OPS / 4, "every waited NOP completed");
     let out = common::read_fd_file(f.as_raw_fd());
     common::check_prints(&out, LANES, OPS / 4);
-    let c = ring.view().control_snapshot();
+    let c = ring.view().local_snapshot();
     assert_eq!((c.ff_errors, c.foreign_cqes, c.skip_failures), (0, 0, 0));
     assert_eq!(
         ring.waker_stats().overflow_flushes,
@@ -217,7 +217,7 @@ fn backpressure_8_entry_ring_64_lanes() {
     );
     // Everything the lanes reserved was published and consumed by the kernel.
     let v = ring.view();
-    let reserved = v.ctl32(ctl_off!(sq_reserve)).load(Ordering::Acquire);
+    let reserved = v.local32(local_off!(sq_reserve)).load(Ordering::Acquire);
     assert_eq!(v.u32_at(l.sq_head).load(Ordering::Acquire), reserved);
     assert_eq!(reserved, LANES * OPS);
 }
@@ -297,13 +297,13 @@ fn fire_and_forget_failures_are_counted_and_recorded() {
     let v = ring.view();
     let mut host = gpu_uring::protocol::Lane::host(v);
     for _ in 0..10_000 {
-        if v.control_snapshot().ff_errors == 60 {
+        if v.local_snapshot().ff_errors == 60 {
             break;
         }
         host.reap(64);
         std::thread::sleep(Duration::from_micros(100));
     }
-    let c = v.control_snapshot();
+    let c = v.local_snapshot();
     assert_eq!(
         c.ff_errors, 60,
         "40 fire-and-forget + 20 skip-success failures counted"

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use gpu_uring::backend::{expected_line, Program};
-use gpu_uring::ctl_off;
 use gpu_uring::protocol::{DeviceRing, PrintTarget};
 use gpu_uring::ring::RingConfig;
+use gpu_uring::shared_off;
 use gpu_uring_experiments::{fail, ring_mode_line, si, CommonArgs, Experiment, Record};
 
 /// N device lanes print formatted lines through a device ring; a summary goes to stderr.
@@ -92,7 +92,7 @@ fn main() {
         .unwrap_or_else(|e| fail(&format!("setting the print target: {e}")));
     let mode = if ring
         .view()
-        .ctl32(ctl_off!(print_flags))
+        .shared32(shared_off!(print_flags))
         .load(std::sync::atomic::Ordering::Relaxed)
         & gpu_uring::protocol::shared::PRINT_OFFSET_MODE
         != 0
@@ -121,7 +121,7 @@ fn main() {
     let quiet = ring.quiesce(Duration::from_secs(10));
     ring.finish_prints();
     let after = ring.waker_stats();
-    let ctl = ring.view().control_snapshot();
+    let ctl = ring.view().local_snapshot();
 
     let total = report.total();
     let secs = report.elapsed.as_secs_f64();

@@ -483,7 +483,7 @@ fn direct_latency(
     .pop()
     .unwrap_or_default();
     finish(&ring);
-    let errs = ring.view().control_snapshot().print_errors as u64;
+    let errs = ring.view().local_snapshot().print_errors as u64;
     Latency {
         path: "direct",
         samples,
@@ -539,7 +539,7 @@ fn direct_throughput(
     // Count the helpers' work until the last line is done (the run ends when every lane's lines completed).
     let (h1, p1) = (threads_cpu(DIRECT_HELPERS), process_cpu());
     finish(&ring);
-    let errs = ring.view().control_snapshot().print_errors as u64;
+    let errs = ring.view().local_snapshot().print_errors as u64;
     let tot = rep.total();
     let bytes: u64 = rep
         .lanes

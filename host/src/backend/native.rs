@@ -4,7 +4,8 @@
 //! device) runs the built-in programs with [`kernel`].
 //!
 //! The argument scheme is the SPIR-V programs' one: the ring arena twice (the GLSL's 32- and 64-bit views),
-//! the run buffer ([`super::run_buffer`]: parameters, then one [`LaneState`] per lane) and the
+//! the run buffer ([`super::run_buffer`]: parameters, then one [`LaneState`] per lane), the device-local block
+//! twice (32- and 64-bit views; on the CPU reference device the ring's host copy itself) and the
 //! [`RingLayout`] by value. Each invocation reads its program from the run parameters and writes its
 //! [`LaneState`] (finished, with its counters) when it is done.
 
@@ -40,8 +41,9 @@ fn invocation(id: u32, args: &[NativeArg<'_>], deadline: Instant) {
     let (
         Some(NativeArg::Words(arena)),
         Some(NativeArg::Words(run)),
+        Some(NativeArg::Words(local)),
         Some(NativeArg::Bytes(layout)),
-    ) = (args.first(), args.get(2), args.get(3))
+    ) = (args.first(), args.get(2), args.get(3), args.get(5))
     else {
         return;
     };
@@ -59,11 +61,19 @@ fn invocation(id: u32, args: &[NativeArg<'_>], deadline: Instant) {
         dispatches: 1,
         ..LaneState::default()
     };
-    if (arena.len() as u64) * 4 >= l.arena_size {
-        // SAFETY: `arena` is the ring's whole arena (the built-in programs' argument scheme, which the
-        // kernel's loader promises), `l.arena_size` bytes of it checked present, initialised by the ring and
-        // mapped for the whole launch, which outlives this invocation.
-        let view = unsafe { RingView::new(arena.as_ptr() as *mut u8, l) };
+    if (arena.len() as u64) * 4 >= l.arena_size && (local.len() as u64) * 4 >= l.local_size() {
+        // SAFETY: `arena` is the ring's whole arena and `local` its device-local block (the built-in programs'
+        // argument scheme, which the kernel's loader promises), `l.arena_size` and `l.local_size()` bytes of
+        // them checked present, initialised by the ring and mapped for the whole launch, which outlives this
+        // invocation.
+        let view = unsafe {
+            RingView::new(
+                arena.as_ptr() as *mut u8,
+                local.as_ptr() as *mut u8,
+                local.len() as u64 * 4,
+                l,
+            )
+        };
         let mut lane = Lane::new(view, id);
         let rep = if p.program == PROGRAM_FORMAT {
             format_case(&lane, &p)
@@ -307,7 +317,7 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
         }
     };
     // Relaxed throughout: the corrupting stores stand for device code that ignores the protocol.
-    let sq_pub = v.ctl64(crate::ctl_off!(sq_pub));
+    let sq_pub = v.local64(crate::local_off!(sq_pub));
     let back_1000 = |w: &std::sync::atomic::AtomicU64| {
         let base = w.load(Ordering::Relaxed) as u32;
         w.store(base.wrapping_sub(1000) as u64, Ordering::Relaxed);
@@ -338,7 +348,9 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
             if let Err(e) = lane.submit(nop(), CompletionMode::Slot(0), budget) {
                 return (e.status(), 0);
             }
-            let claim = v.ctl32(crate::ctl_off!(cq_claim)).load(Ordering::Relaxed);
+            let claim = v
+                .local32(crate::local_off!(cq_claim))
+                .load(Ordering::Relaxed);
             let mut i = 0u32;
             // Acquire: the CQE is posted (not reaped: the corruption must come first).
             while v.u32_at(l.cq_tail).load(Ordering::Acquire) == claim {
@@ -348,7 +360,7 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
                 crate::protocol::lane::backoff(i);
                 i = i.saturating_add(1);
             }
-            v.ctl64(crate::ctl_off!(cq_pub))
+            v.local64(crate::local_off!(cq_pub))
                 .store(claim.wrapping_sub(1000) as u64, Ordering::Relaxed);
             (reap_status(lane.reap(1)), 0)
         }
@@ -373,7 +385,7 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
             } else {
                 0
             };
-            v.ctl32(crate::ctl_off!(cq_credits))
+            v.local32(crate::local_off!(cq_credits))
                 .store(wild, Ordering::Relaxed);
             (
                 status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))),
@@ -381,12 +393,12 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
             )
         }
         HostileCase::CqClaimWild => {
-            v.ctl32(crate::ctl_off!(cq_claim))
+            v.local32(crate::local_off!(cq_claim))
                 .fetch_add(0x10000, Ordering::Relaxed);
             (reap_status(lane.reap(1)), 0)
         }
         HostileCase::SqReserveWild => {
-            v.ctl32(crate::ctl_off!(sq_reserve))
+            v.local32(crate::local_off!(sq_reserve))
                 .fetch_add(0x10000, Ordering::Relaxed);
             (
                 status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))),
