@@ -156,8 +156,8 @@ uint64_t gu_local_cas64_acqrel(uint off, uint64_t cmp, uint64_t v) {
 // acquisitions of its earlier atomics happen-before the other lanes' later accesses. This is what lets one elected
 // lane's release publish every lane's SQE, and one lane's acquire cover every lane's CQE reads.
 void gu_subgroup_sync() {
-    controlBarrier(gl_ScopeSubgroup, gl_ScopeDevice, gl_StorageSemanticsBuffer,
-                   gl_SemanticsAcquireRelease | gl_SemanticsMakeAvailable | gl_SemanticsMakeVisible);
+    memoryBarrier(gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                  gl_SemanticsAcquireRelease | gl_SemanticsMakeAvailable | gl_SemanticsMakeVisible);
 }
 
 // Where the words are: LocalControl at offset 0 of the device-local block; SharedControl at `control` in the arena.
@@ -180,21 +180,22 @@ void gu_violation() { gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_PROTOCOL_VIOLATI
 // kernel index: the CQ holder copies the counters and the free credits, the SQ holder the free credits into its
 // own mirror. Relaxed loads of device-local counters; release stores, so a host that acquires a mirror sees the
 // kernel index stored before it.
+const uint GU_MIRRORED = 7u;
+const uint GU_MIRROR_FROM[GU_MIRRORED] = uint[](GU_LOCAL_CONTROL_FF_ERRORS, GU_LOCAL_CONTROL_SKIP_FAILURES,
+    GU_LOCAL_CONTROL_LINES_PRINTED, GU_LOCAL_CONTROL_PRINT_ERRORS, GU_LOCAL_CONTROL_FOREIGN_CQES,
+    GU_LOCAL_CONTROL_PROTOCOL_VIOLATIONS, GU_LOCAL_CONTROL_FF_LAST_ERROR);
+const uint GU_MIRROR_TO[GU_MIRRORED] = uint[](GU_SHARED_CONTROL_FF_ERRORS, GU_SHARED_CONTROL_SKIP_FAILURES,
+    GU_SHARED_CONTROL_LINES_PRINTED, GU_SHARED_CONTROL_PRINT_ERRORS, GU_SHARED_CONTROL_FOREIGN_CQES,
+    GU_SHARED_CONTROL_PROTOCOL_VIOLATIONS, GU_SHARED_CONTROL_FF_LAST_ERROR);
 void gu_mirrors(bool cq) {
     uint credits = gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CREDITS));
-    if (!cq) {
-        gu_host_st_rel(gu_sctl(GU_SHARED_CONTROL_SQ_CREDITS_FREE), credits);
-        return;
+    gu_host_st_rel(gu_sctl(cq ? GU_SHARED_CONTROL_CREDITS_FREE : GU_SHARED_CONTROL_SQ_CREDITS_FREE), credits);
+    if (!cq) return;
+    for (uint i = 0u; i < GU_MIRRORED; i++) {
+        gu_iters++;
+        gu_host_st_rel(gu_sctl(GU_MIRROR_TO[i]), gu_local_ld_rlx(gu_lctl(GU_MIRROR_FROM[i])));
     }
-    gu_host_st_rel(gu_sctl(GU_SHARED_CONTROL_FF_ERRORS), gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_FF_ERRORS)));
-    gu_host_st_rel(gu_sctl(GU_SHARED_CONTROL_SKIP_FAILURES), gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_SKIP_FAILURES)));
-    gu_host_st_rel(gu_sctl(GU_SHARED_CONTROL_LINES_PRINTED), gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_LINES_PRINTED)));
-    gu_host_st_rel(gu_sctl(GU_SHARED_CONTROL_PRINT_ERRORS), gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_PRINT_ERRORS)));
-    gu_host_st_rel(gu_sctl(GU_SHARED_CONTROL_FOREIGN_CQES), gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_FOREIGN_CQES)));
-    gu_host_st_rel(gu_sctl(GU_SHARED_CONTROL_PROTOCOL_VIOLATIONS), gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_PROTOCOL_VIOLATIONS)));
-    gu_host_st_rel(gu_sctl(GU_SHARED_CONTROL_FF_LAST_ERROR), gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_FF_LAST_ERROR)));
     gu_host_st64_rel(gu_sctl(GU_SHARED_CONTROL_FF_LAST_USER_DATA), gu_local_ld64_rlx(gu_lctl(GU_LOCAL_CONTROL_FF_LAST_USER_DATA)));
-    gu_host_st_rel(gu_sctl(GU_SHARED_CONTROL_CREDITS_FREE), credits);
 }
 
 // Steps 2a–2d, run by the lane that took LOCK. `entries`: the kernel ring's size (a prefix that moved backwards
@@ -237,22 +238,31 @@ void gu_bell_ring(uint bell, uint pubw, uint stored, uint kword, uint entries, b
     gu_bell_hold(bell, pubw, stored, kword, entries, cq);
 }
 
-void gu_sq_bell() {
-    gu_bell_ring(gu_lctl(GU_LOCAL_CONTROL_SQ_BELL), gu_lctl(GU_LOCAL_CONTROL_SQ_PUB),
-                 gu_lctl(GU_LOCAL_CONTROL_SQ_TAIL_STORED), gu_l.sq_tail, gu_l.sq_entries, false);
-}
-void gu_cq_bell() {
-    gu_bell_ring(gu_lctl(GU_LOCAL_CONTROL_CQ_BELL), gu_lctl(GU_LOCAL_CONTROL_CQ_PUB),
-                 gu_lctl(GU_LOCAL_CONTROL_CQ_HEAD_STORED), gu_l.cq_head, gu_l.cq_entries, true);
+// Which bells a lane rings: bit GU_RING_SQ (sq_bell → kernel sq.tail), bit GU_RING_CQ (cq_bell → kernel cq.head).
+// Every library call rings through one gu_bells call site (the shader compiler inlines every call; one site keeps
+// the doorbell's code once per call).
+const uint GU_RING_SQ = 1u, GU_RING_CQ = 2u;
+void gu_bells(uint which) {
+    for (uint b = 0u; b < 2u; b++) {
+        if ((which & (1u << b)) == 0u) continue;
+        gu_iters++;
+        bool cq = b == 1u;
+        gu_bell_ring(cq ? gu_lctl(GU_LOCAL_CONTROL_CQ_BELL) : gu_lctl(GU_LOCAL_CONTROL_SQ_BELL),
+                     cq ? gu_lctl(GU_LOCAL_CONTROL_CQ_PUB) : gu_lctl(GU_LOCAL_CONTROL_SQ_PUB),
+                     cq ? gu_lctl(GU_LOCAL_CONTROL_CQ_HEAD_STORED) : gu_lctl(GU_LOCAL_CONTROL_SQ_TAIL_STORED),
+                     cq ? gu_l.cq_head : gu_l.sq_tail, cq ? gu_l.cq_entries : gu_l.sq_entries, cq);
+    }
 }
 
 // A pending duty (DIRTY without LOCK: a holder ran out of rounds) is taken by the next lane that touches the
-// ring: one relaxed load of each bell word.
-void gu_bells_check() {
+// ring: one relaxed load of each bell word; returns the bells to ring.
+uint gu_bells_pending() {
+    uint r = 0u;
     uint sb = gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_SQ_BELL));
-    if ((sb & (GU_BELL_LOCK | GU_BELL_DIRTY)) == GU_BELL_DIRTY) gu_sq_bell();
+    if ((sb & (GU_BELL_LOCK | GU_BELL_DIRTY)) == GU_BELL_DIRTY) r |= GU_RING_SQ;
     uint cb = gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_BELL));
-    if ((cb & (GU_BELL_LOCK | GU_BELL_DIRTY)) == GU_BELL_DIRTY) gu_cq_bell();
+    if ((cb & (GU_BELL_LOCK | GU_BELL_DIRTY)) == GU_BELL_DIRTY) r |= GU_RING_CQ;
+    return r;
 }
 
 // ---- §4 credits (elected lane) --------------------------------------------------------------------------------
@@ -317,7 +327,7 @@ bool gu_try_reserve(out uint ticket) {
     uint got = 0u;
     uint first = 0u;
     if (subgroupElect()) {
-        gu_bells_check();
+        gu_bells(gu_bells_pending());
         uint c = gu_take_credits(n);
         if (c > 0u) {
             got = gu_take_tickets(c, first);
@@ -428,21 +438,22 @@ bool gu_publish(uint t) {
     bool together = subgroupBallotBitCount(subgroupBallot(t != first + rank)) == 0u;
     uint pub = gu_lctl(GU_LOCAL_CONTROL_SQ_PUB);
     uint m = GU_MARK_KEPT;
+    uint ring = 0u;
     uint nb;
     if (together) {
         // Every lane's SQE stores happen-before the elected lane's publishing CAS (release).
         gu_subgroup_sync();
         if (subgroupElect()) {
-            gu_bells_check();
+            ring = gu_bells_pending();
             m = gu_mark_and_advance(pub, first, n, nb);
-            // §3.4: the combining doorbell stores the new tail into the kernel's sq.tail.
-            if (m == GU_MARK_MOVED) gu_sq_bell();
         }
         m = subgroupBroadcastFirst(m);
     } else {
         m = gu_mark_and_advance(pub, t, 1u, nb);
-        if (m == GU_MARK_MOVED) gu_sq_bell();
     }
+    // §3.4: the lane that moved the tail rings the combining doorbell, which stores it into the kernel's sq.tail.
+    if (m == GU_MARK_MOVED && (!together || subgroupElect())) ring |= GU_RING_SQ;
+    gu_bells(ring);
     return m != GU_MARK_VIOLATION;
 }
 
@@ -457,11 +468,14 @@ uint gu_check_flags(uint mode) {
 
 // Publishes ticket `t` as the filler NOP of a refused commit (Rust: the dropped Reservation): fire-and-forget
 // of no lane, so its CQE returns the credit.
-void gu_publish_filler(uint t) {
+void gu_sqe_filler() {
     gu_sqe_nop();
     if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_FIXED_FILE << GU_SQE_FLAGS_SHIFT;
     gu_sqe[GU_SQE_W_USER_DATA] = 0xffff0000u;
     gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_FF_HI;
+}
+void gu_publish_filler(uint t) {
+    gu_sqe_filler();
     gu_publish(t);
 }
 
@@ -483,9 +497,15 @@ uint gu_arm(uint lane, uint g) {
 uint gu_commit(uint lane, uint t, uint mode, uint k, uint line_plus1) {
     uint bad = gu_check_flags(mode);
     if (bad == GU_STATUS_READY && mode == GU_SLOT && (lane >= gu_l.lanes || k >= gu_l.slots_per_lane)) bad = GU_STATUS_BAD_SLOT;
-    if (bad != GU_STATUS_READY) { gu_publish_filler(t); return bad; }
-    if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_FIXED_FILE << GU_SQE_FLAGS_SHIFT;
-    if (mode == GU_FF) {
+    // One publication site for both outcomes (the shader compiler inlines every call).
+    if (bad != GU_STATUS_READY) {
+        gu_sqe_filler();
+    } else if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) {
+        gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_FIXED_FILE << GU_SQE_FLAGS_SHIFT;
+    }
+    if (bad != GU_STATUS_READY) {
+        // Refused: nothing of the caller's SQE, no bookkeeping.
+    } else if (mode == GU_FF) {
         gu_sqe[GU_SQE_W_USER_DATA] = ((lane & 0xffffu) << 16) | line_plus1;
         gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_FF_HI;
         if (line_plus1 != 0u) {
@@ -504,7 +524,9 @@ uint gu_commit(uint lane, uint t, uint mode, uint k, uint line_plus1) {
         gu_sqe[GU_SQE_W_USER_DATA] = g;
         gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_SLOT_HI | gu_arm(lane, g); // user_data = TAG_SLOT | generation << 32 | slot
     }
-    if (!gu_publish(t)) {
+    bool published = gu_publish(t);
+    if (bad != GU_STATUS_READY) return bad;
+    if (!published) {
         // Not published (counted): undo the mode's bookkeeping, so flushes do not wait for a CQE that cannot come.
         if (mode == GU_FF) {
             if (line_plus1 != 0u) gu_local_st_rlx(gu_lane_word(lane, line_plus1 - 1u), 0u);
@@ -632,9 +654,14 @@ uint gu_reap(uint max) {
     uint n = subgroupBallotBitCount(act);
     uint rank = subgroupBallotExclusiveBitCount(act);
     uint total = 0u;
-    if (subgroupElect()) gu_bells_check();
-    for (uint round = 0u; round < max; round++) {
+    // The elected lane's bells: a pending duty first, then the CQ bell after each release that moved the head,
+    // rung at the top of the next round (one call site; the last round only rings).
+    uint ring = subgroupElect() ? gu_bells_pending() : 0u;
+    for (uint round = 0u; round <= max; round++) {
         gu_iters++;
+        gu_bells(ring);
+        ring = 0u;
+        if (round == max) break;
         uint first = 0u;
         uint k = 0u;
         if (subgroupElect()) k = gu_claim_cqes(n, first);
@@ -661,12 +688,12 @@ uint gu_reap(uint max) {
             uint h;
             // Release (inside): we and the lanes whose bits we consumed are done reading those CQEs.
             m = gu_mark_and_advance(gu_lctl(GU_LOCAL_CONTROL_CQ_PUB), first, k, h);
-            if (m == GU_MARK_MOVED) gu_cq_bell();
+            if (m == GU_MARK_MOVED) ring = GU_RING_CQ;
         }
         m = subgroupBroadcastFirst(m);
         total += k;
-        if (m == GU_MARK_VIOLATION) break; // cq_pub rewritten under us (counted): stop reaping
-        if (k < n) break;                  // fewer CQEs than lanes: the ring is drained for now
+        // cq_pub rewritten under us (counted), or fewer CQEs than lanes (drained for now): ring and stop.
+        if (m == GU_MARK_VIOLATION || k < n) max = round + 1u;
     }
     if (total == 0u) gu_idle++; else gu_idle = 0u;
     return total;
