@@ -156,8 +156,8 @@ uint64_t gu_local_cas64_acqrel(uint off, uint64_t cmp, uint64_t v) {
 // acquisitions of its earlier atomics happen-before the other lanes' later accesses. This is what lets one elected
 // lane's release publish every lane's SQE, and one lane's acquire cover every lane's CQE reads.
 void gu_subgroup_sync() {
-    memoryBarrier(gl_ScopeDevice, gl_StorageSemanticsBuffer,
-                  gl_SemanticsAcquireRelease | gl_SemanticsMakeAvailable | gl_SemanticsMakeVisible);
+    controlBarrier(gl_ScopeSubgroup, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                   gl_SemanticsAcquireRelease | gl_SemanticsMakeAvailable | gl_SemanticsMakeVisible);
 }
 
 // Where the words are: LocalControl at offset 0 of the device-local block; SharedControl at `control` in the arena.

@@ -105,13 +105,7 @@ impl Instance {
             .iter()
             .position(|q| q.queue_flags.contains(vk::QueueFlags::COMPUTE) && q.queue_count > 0)
             .map(|i| i as u32);
-        let usable = self.check_usable(
-            pd,
-            p.api_version,
-            queue_family,
-            &subgroup,
-            has_host_memory,
-        );
+        let usable = self.check_usable(pd, p.api_version, queue_family, &subgroup, has_host_memory);
         PhysInfo {
             pd,
             name,

@@ -123,9 +123,7 @@ impl Context {
         want: vk::MemoryPropertyFlags,
         avoid: vk::MemoryPropertyFlags,
     ) -> Result<(vk::Buffer, vk::DeviceMemory, vk::MemoryPropertyFlags), VkError> {
-        self.allocate_buffer_in(len, want, |bits| {
-            self.memory_type_pref(bits, want, avoid)
-        })
+        self.allocate_buffer_in(len, want, |bits| self.memory_type_pref(bits, want, avoid))
     }
 
     /// A storage buffer of `len` bytes in a memory type with `want`, preferring one that also has `prefer`.
@@ -249,8 +247,12 @@ impl Buffer {
                 if b.flags.contains(F::HOST_VISIBLE | F::HOST_COHERENT) {
                     // SAFETY: host-visible memory of this device, not mapped yet; unmapped in `drop`.
                     b.host = unsafe {
-                        ctx.device
-                            .map_memory(b.memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty())
+                        ctx.device.map_memory(
+                            b.memory,
+                            0,
+                            vk::WHOLE_SIZE,
+                            vk::MemoryMapFlags::empty(),
+                        )
                     }
                     .map_err(VkError::call("vkMapMemory"))? as *mut u8;
                     b.vk_mapped = true;
