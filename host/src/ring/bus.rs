@@ -174,6 +174,16 @@ impl<R: RegionClass> BusCounters<R> {
         }
     }
 
+    /// Subtracts an earlier snapshot `o` (wrapping), leaving the accesses made since.
+    pub fn sub(&mut self, o: &BusCounters<R>) {
+        for (a, b) in self.counts.iter_mut().zip(o.counts.iter()) {
+            a.rmw = a.rmw.wrapping_sub(b.rmw);
+            a.waited_loads = a.waited_loads.wrapping_sub(b.waited_loads);
+            a.loads = a.loads.wrapping_sub(b.loads);
+            a.stores = a.stores.wrapping_sub(b.stores);
+        }
+    }
+
     /// The sum of many snapshots.
     pub fn total<'b>(all: impl IntoIterator<Item = &'b BusCounters<R>>) -> BusCounters<R> {
         let mut t = BusCounters::default();
