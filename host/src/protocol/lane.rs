@@ -224,6 +224,15 @@ impl<'a> Lane<'a> {
     }
 }
 
+impl Drop for Lane<'_> {
+    /// A device lane adds its bus counters to the process totals ([`crate::ring::bus::ring_totals`]).
+    fn drop(&mut self) {
+        if self.id != u32::MAX {
+            crate::ring::bus::add_to_ring_totals(&self.meter.snapshot());
+        }
+    }
+}
+
 /// Counts a device-written word found outside the protocol (relaxed: a statistic).
 pub(super) fn violation(bus: &RingBus<'_, '_>) {
     bus.local(local_off!(protocol_violations))
