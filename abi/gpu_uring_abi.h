@@ -62,7 +62,8 @@
 #define GU_LOCAL_CONTROL_PRINT_ERRORS 76u
 #define GU_LOCAL_CONTROL_FOREIGN_CQES 80u
 #define GU_LOCAL_CONTROL_PROTOCOL_VIOLATIONS 84u
-#define GU_LOCAL_CONTROL_RESERVED 88u
+#define GU_LOCAL_CONTROL_MIRROR_SUM 88u
+#define GU_LOCAL_CONTROL_RESERVED 92u
 #define GU_BELL_LOCK 1u
 #define GU_BELL_DIRTY 2u
 #define GU_BELL_ROUNDS 16u
@@ -536,7 +537,8 @@ struct LocalControl {
     uint32_t print_errors;
     uint32_t foreign_cqes;
     uint32_t protocol_violations;
-    uint32_t _reserved[10];
+    uint32_t mirror_sum;
+    uint32_t _reserved[9];
 };
 static_assert(sizeof(LocalControl) == GU_SIZEOF_LOCAL_CONTROL, "LocalControl size");
 static_assert(alignof(LocalControl) == 8u, "LocalControl alignment");
@@ -558,6 +560,7 @@ static_assert(offsetof(LocalControl, lines_printed) == GU_LOCAL_CONTROL_LINES_PR
 static_assert(offsetof(LocalControl, print_errors) == GU_LOCAL_CONTROL_PRINT_ERRORS, "LocalControl::print_errors");
 static_assert(offsetof(LocalControl, foreign_cqes) == GU_LOCAL_CONTROL_FOREIGN_CQES, "LocalControl::foreign_cqes");
 static_assert(offsetof(LocalControl, protocol_violations) == GU_LOCAL_CONTROL_PROTOCOL_VIOLATIONS, "LocalControl::protocol_violations");
+static_assert(offsetof(LocalControl, mirror_sum) == GU_LOCAL_CONTROL_MIRROR_SUM, "LocalControl::mirror_sum");
 static_assert(offsetof(LocalControl, _reserved) == GU_LOCAL_CONTROL_RESERVED, "LocalControl::_reserved");
 struct SharedControl {
     uint64_t ff_last_user_data;

@@ -636,7 +636,12 @@ uint gu_claim_cqes(uint n, out uint first) {
         // move forward and never pass a claim: a claim ahead of the tail, or of the released head by more than
         // the window, means device code rewrote a word (§5): counted, stop.
         if (int(c - tail) > 0 || int(c - released) > int(gu_l.w_cq)) { gu_violation(); return 0u; }
-        uint window = released + gu_l.w_cq - c;
+        // The window counts from the head the CQ-bell holder last stored into the kernel's cq.head, not from
+        // cq_pub's released head: credits of claimed CQEs come back as they are dispatched, so the CQEs the kernel
+        // still counts as unread must stay within W_CQ however long a holder takes to store the head (§5).
+        // Relaxed: holder-written; a stale value is behind, which only narrows the window.
+        uint stored = gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_HEAD_STORED));
+        uint window = stored + gu_l.w_cq - c;
         uint posted = tail - c;
         if (window == 0u || window > gu_l.w_cq || posted > gu_l.cq_entries) return 0u;
         uint k = min(min(n, 32u), min(window, posted));

@@ -449,3 +449,74 @@ fn lanes_read_a_file_into_fixed_buffers_and_checksum_it() {
     }
     assert_eq!(t.checksum, want, "device checksum equals the host's");
 }
+
+/// The aggregated `Subgroup`: 8 lanes print in lockstep on one thread (exactly once, in order per lane, the
+/// file range of all 8 lines taken with one RMW), and waited NOPs cost fewer device-local RMWs per operation
+/// than the same lanes submitting one by one — and no RMW on host-shared memory either way.
+#[test]
+fn an_aggregated_subgroup_prints_exactly_once_with_fewer_rmws_per_op() {
+    use gpu_uring::protocol::{CompletionMode, Lane, Subgroup};
+    use gpu_uring::ring::bus::BusCounters;
+    const SUB: u32 = 8;
+    const N: u32 = 500;
+    let f = tempfile::tempfile().unwrap();
+    let ring = common::ring(RingConfig {
+        sq_entries: 64,
+        lanes: SUB,
+        ..Default::default()
+    });
+    ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+        .unwrap();
+    let v = ring.view();
+    let mut g = Subgroup::new(v, 0, SUB);
+    let all = g.all();
+    for seq in 0..N {
+        let r = g.print_with(all, DEFAULT_BUDGET, |_, id, b| {
+            gpu_uring::backend::format_print_line(b, id, seq)
+        });
+        assert!(r.iter().take(SUB as usize).all(|r| *r == Some(Ok(()))));
+    }
+    // Waited NOPs, aggregated.
+    let before: Vec<_> = g.stats().map(|s| s.bus).collect();
+    for _ in 0..N {
+        let sub = g.nop(all, CompletionMode::Slot(1), DEFAULT_BUDGET);
+        assert!(sub
+            .iter()
+            .take(SUB as usize)
+            .all(|r| matches!(r, Some(Ok(_)))));
+        let done = g.wait(all, 1, DEFAULT_BUDGET);
+        assert!(done.iter().take(SUB as usize).all(|r| *r == Some(Ok(0))));
+    }
+    let mut agg = BusCounters::total(&g.stats().map(|s| s.bus).collect::<Vec<_>>());
+    agg.sub(&BusCounters::total(&before));
+    for r in g.flush(DEFAULT_BUDGET).iter().take(SUB as usize) {
+        assert_eq!(*r, Some(Ok(())));
+    }
+    drop(g);
+    // The same waited NOPs, lane by lane.
+    let mut lanes: Vec<_> = (0..SUB).map(|i| Lane::new(v, i)).collect();
+    for _ in 0..N {
+        for lane in lanes.iter_mut() {
+            lane.nop(CompletionMode::Slot(1), DEFAULT_BUDGET).unwrap();
+        }
+        for lane in lanes.iter_mut() {
+            assert_eq!(lane.wait(1, DEFAULT_BUDGET), Ok(0));
+        }
+    }
+    let single = BusCounters::total(&lanes.iter().map(|l| l.stats().bus).collect::<Vec<_>>());
+    drop(lanes);
+    assert!(ring.quiesce(Duration::from_secs(5)));
+    ring.finish_prints();
+    common::check_prints(&common::read_fd_file(f.as_raw_fd()), SUB, N);
+    let ops = (SUB * N) as u64;
+    let (a, s) = (agg.per_op(ops), single.per_op(ops));
+    eprintln!("per waited NOP: subgroup {a}; single lanes {s}");
+    assert_eq!(a.host_rmw, 0.0);
+    assert_eq!(s.host_rmw, 0.0);
+    assert!(
+        a.local_rmw * 2.0 < s.local_rmw,
+        "aggregation at least halves the device-local RMWs per op: {} vs {}",
+        a.local_rmw,
+        s.local_rmw
+    );
+}

@@ -167,8 +167,12 @@ abi_struct! {
         /// Device-written words found outside what the protocol allows (a window position out of range, a
         /// corrupted control word): counted by whoever detects it, host or lane, never acted on.
         pub protocol_violations: u32,
+        /// CQ-bell holder only: the sum of the counters (`ff_errors`, `skip_failures`, `lines_printed`,
+        /// `print_errors`, `foreign_cqes`, `protocol_violations`) when it last copied them into the
+        /// [`SharedControl`] mirrors; the counters only grow, so a changed sum means a mirror is stale.
+        pub mirror_sum: u32,
         /// Reserved, zero.
-        pub _reserved: [u32; 10],
+        pub _reserved: [u32; 9],
     }
 }
 
@@ -176,7 +180,7 @@ pin_layout!(LocalControl, size = 128, align = 8 {
     sq_pub = 0, cq_pub = 8, print_offset = 16, ff_last_user_data = 24, sq_reserve = 32, cq_credits = 36,
     cq_claim = 40, sq_bell = 44, cq_bell = 48, sq_tail_stored = 52, cq_head_stored = 56, ff_errors = 60,
     ff_last_error = 64, skip_failures = 68, lines_printed = 72, print_errors = 76, foreign_cqes = 80,
-    protocol_violations = 84, _reserved = 88,
+    protocol_violations = 84, mirror_sum = 88, _reserved = 92,
 });
 
 /// Size of [`LocalControl`]; the completion slots follow it in the device-local block.

@@ -283,7 +283,12 @@ fn run_plan<D: Device + ?Sized>(
     }
     let dispatch_word = std::mem::offset_of!(RunParams, dispatch) / 4;
     let push: [u8; 128] = bytemuck::cast(l);
-    let args = [
+    // Native kernels of the aggregated programs run one invocation (a thread) per subgroup, its lanes in
+    // lockstep ([`crate::protocol::Subgroup`]); they get the subgroup size as one more argument.
+    let sg = info.subgroup_size.clamp(1, 32);
+    let per_subgroup = flavor == Flavor::Native && native::aggregated(params.program, params.arg0);
+    let sg_bytes = if per_subgroup { sg } else { 0 }.to_le_bytes();
+    let mut args = vec![
         KernelArg::Buffer(&arena),
         KernelArg::Buffer(&arena),
         KernelArg::Buffer(&run_buf),
@@ -291,12 +296,19 @@ fn run_plan<D: Device + ?Sized>(
         KernelArg::Buffer(&local.buffer),
         KernelArg::Bytes(&push),
     ];
+    if flavor == Flavor::Native {
+        args.push(KernelArg::Bytes(&sg_bytes));
+    }
     let grid = match flavor {
         Flavor::SpirV => Grid::groups(lanes.div_ceil(info.subgroup_size.max(1))),
-        // One invocation per lane: the native lanes are threads.
+        // One invocation per lane, or per subgroup: the native lanes are threads.
         Flavor::Native => Grid {
             groups: 1,
-            group_size: lanes,
+            group_size: if per_subgroup {
+                lanes.div_ceil(sg)
+            } else {
+                lanes
+            },
         },
     };
     let mut dispatch = |i: u32, limit: Duration| -> Result<Vec<LaneState>, DeviceError> {

@@ -16,7 +16,10 @@ use std::time::Instant;
 use super::hal::{NativeArg, NativeKernel};
 use super::run_buffer::*;
 use super::{checksum, format_print_line, HostileCase, LaneReport};
-use crate::protocol::{CompletionMode, FileRef, Lane, LaneError, LineBuf, DEFAULT_BUDGET};
+use crate::protocol::subgroup::MAX_SUBGROUP;
+use crate::protocol::{
+    CompletionMode, FileRef, Lane, LaneError, LineBuf, Subgroup, DEFAULT_BUDGET,
+};
 use crate::ring::{RingLayout, RingView};
 
 /// The native kernel of every built-in program (the program is the run parameters' `program`; the format
@@ -37,6 +40,14 @@ fn params(run: &[AtomicU32]) -> Option<RunParams> {
     Some(bytemuck::pod_read_unaligned(bytemuck::cast_slice(&words)))
 }
 
+/// Whether a program runs one invocation per subgroup (its lanes aggregated, [`Subgroup`]) on a device that
+/// passes a subgroup size; the others run one invocation per lane.
+pub(super) fn aggregated(program: u32, arg0: u32) -> bool {
+    program == PROGRAM_PRINT
+        || program == PROGRAM_LANE_STRESS
+        || (program == PROGRAM_NOP && arg0 < 2)
+}
+
 fn invocation(id: u32, args: &[NativeArg<'_>], deadline: Instant) {
     let (
         Some(NativeArg::Words(arena)),
@@ -47,20 +58,28 @@ fn invocation(id: u32, args: &[NativeArg<'_>], deadline: Instant) {
     else {
         return;
     };
-    let Some(p) = params(run) else { return };
-    let each = std::mem::size_of::<LaneState>() / 4;
-    let at = std::mem::size_of::<RunHeader>() / 4 + id as usize * each;
-    let (true, Some(state)) = (id < p.lanes, run.get(at..at + each)) else {
-        return;
+    // The subgroup size, where the launch passes one (0 or absent: one invocation per lane).
+    let sg = match args.get(6) {
+        Some(NativeArg::Bytes(b)) => b
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_le_bytes),
+        _ => 0,
     };
+    let Some(p) = params(run) else { return };
     let Ok(l) = bytemuck::try_pod_read_unaligned::<RingLayout>(layout) else {
         return;
     };
-    let mut st = LaneState {
-        flags: LANE_FINISHED,
-        dispatches: 1,
-        ..LaneState::default()
+    let (first, n) = if sg > 0 && aggregated(p.program, p.arg0) {
+        let first = id.saturating_mul(sg);
+        (first, sg.min(p.lanes.saturating_sub(first)))
+    } else {
+        (id, u32::from(id < p.lanes))
     };
+    if n == 0 {
+        return;
+    }
+    let mut reports = [LaneReport::default(); MAX_SUBGROUP];
     if (arena.len() as u64) * 4 >= l.arena_size && (local.len() as u64) * 4 >= l.local_size() {
         // SAFETY: `arena` is the ring's whole arena and `local` its device-local block (the built-in programs'
         // argument scheme, which the kernel's loader promises), `l.arena_size` and `l.local_size()` bytes of
@@ -74,25 +93,107 @@ fn invocation(id: u32, args: &[NativeArg<'_>], deadline: Instant) {
                 l,
             )
         };
-        let mut lane = Lane::new(view, id);
-        let rep = if p.program == PROGRAM_FORMAT {
-            format_case(&lane, &p)
+        if sg > 0 && aggregated(p.program, p.arg0) {
+            let mut g = Subgroup::new(view, first, n);
+            run_subgroup(&mut g, &p, deadline, &mut reports);
+            let _ = g.flush(DEFAULT_BUDGET);
         } else {
-            run_program(&mut lane, &p, deadline)
-        };
-        let _ = lane.flush(DEFAULT_BUDGET);
-        st.done = rep.done as u32;
-        st.failed = rep.failed as u32;
-        st.checksum = rep.checksum;
-        st.bytes = rep.bytes;
+            let mut lane = Lane::new(view, id);
+            let rep = if p.program == PROGRAM_FORMAT {
+                format_case(&lane, &p)
+            } else {
+                run_program(&mut lane, &p, deadline)
+            };
+            let _ = lane.flush(DEFAULT_BUDGET);
+            reports[0] = rep;
+        }
     } else {
-        st.failed = 1;
+        for r in reports.iter_mut() {
+            r.failed = 1;
+        }
     }
+    for (i, rep) in reports.iter().take(n as usize).enumerate() {
+        write_state(run, first + i as u32, rep);
+    }
+}
+
+/// Writes lane `lane`'s finished [`LaneState`] into the run buffer.
+fn write_state(run: &[AtomicU32], lane: u32, rep: &LaneReport) {
+    let each = std::mem::size_of::<LaneState>() / 4;
+    let at = std::mem::size_of::<RunHeader>() / 4 + lane as usize * each;
+    let Some(state) = run.get(at..at + each) else {
+        return;
+    };
+    let st = LaneState {
+        flags: LANE_FINISHED,
+        dispatches: 1,
+        done: rep.done as u32,
+        failed: rep.failed as u32,
+        checksum: rep.checksum,
+        bytes: rep.bytes,
+        ..LaneState::default()
+    };
     for (w, v) in state.iter().zip(bytemuck::cast_slice::<LaneState, u32>(
         std::slice::from_ref(&st),
     )) {
         // Release: the host reads the state after the launch has ended (the join orders it too).
         w.store(*v, Ordering::Release);
+    }
+}
+
+/// The aggregated programs on one subgroup ([`aggregated`]): every lane of `g` runs the program in lockstep.
+fn run_subgroup(g: &mut Subgroup<'_>, p: &RunParams, deadline: Instant, reps: &mut [LaneReport]) {
+    let budget = p.iter_budget;
+    let all = g.all();
+    let wait_slot = g
+        .lanes()
+        .first()
+        .map_or(0, |l| (l.view().layout().slots_per_lane - 1).min(1));
+    let tally = |ok: u32, reps: &mut [LaneReport]| {
+        for (i, r) in reps.iter_mut().enumerate().take(32) {
+            if all & (1 << i) != 0 {
+                if ok & (1 << i) != 0 {
+                    r.done += 1;
+                } else {
+                    r.failed += 1;
+                }
+            }
+        }
+    };
+    let mask_of = |rs: &[Option<bool>]| {
+        rs.iter().enumerate().fold(
+            0u32,
+            |m, (i, r)| if *r == Some(true) { m | 1 << i } else { m },
+        )
+    };
+    for seq in 0..p.count {
+        if seq % 1024 == 0 && Instant::now() > deadline {
+            for r in reps.iter_mut() {
+                r.failed += (p.count - seq) as u64;
+            }
+            break;
+        }
+        let waited = match p.program {
+            PROGRAM_PRINT => {
+                let rs = g.print_with(all, budget, |_, id, b| format_print_line(b, id, seq));
+                tally(mask_of(&rs.map(|r| r.map(|r| r.is_ok()))), reps);
+                continue;
+            }
+            PROGRAM_NOP => p.arg0 == 1,
+            _ => seq % 2 == 0,
+        };
+        if waited {
+            let sub = g.nop(all, CompletionMode::Slot(wait_slot), budget);
+            let armed = mask_of(&sub.map(|r| r.map(|r| r.is_ok())));
+            let rs = g.wait(armed, wait_slot, budget);
+            tally(
+                mask_of(&rs.map(|r| r.map(|r| matches!(r, Ok(v) if v >= 0)))),
+                reps,
+            );
+        } else {
+            let sub = g.nop(all, CompletionMode::FireAndForget, budget);
+            tally(mask_of(&sub.map(|r| r.map(|r| r.is_ok()))), reps);
+        }
     }
 }
 

@@ -56,12 +56,20 @@ impl Bell {
 /// Step 1, by a lane whose CAS advanced the published prefix (or that found a left-over duty): set LOCK and
 /// DIRTY; become the holder if LOCK was clear.
 pub(crate) fn ring(bus: &RingBus<'_, '_>, b: Bell) {
+    let bell = bus.local(b.word());
+    // Uncontended fast path: an idle bell (0) is taken with LOCK alone, and the first round needs no DIRTY to
+    // clear: the CAS's acquire already takes in the previous holder's release and every DIRTY it cleared.
+    // AcqRel as below.
+    if bell.compare_exchange(0, BELL_LOCK, AcqRel, Relaxed).is_ok() {
+        hold(bus, b, false);
+        return;
+    }
     // AcqRel: the release carries this lane's prefix advance to the holder whose DIRTY-clearing acquire reads
     // this RMW; the acquire, should this lane become the holder, takes in the previous holder's release (its
     // `stored` value).
-    let old = bus.local(b.word()).fetch_or(BELL_LOCK | BELL_DIRTY, AcqRel);
+    let old = bell.fetch_or(BELL_LOCK | BELL_DIRTY, AcqRel);
     if old & BELL_LOCK == 0 {
-        hold(bus, b);
+        hold(bus, b, true);
     }
 }
 
@@ -75,8 +83,8 @@ pub(crate) fn take_pending(bus: &RingBus<'_, '_>, b: Bell) {
     }
 }
 
-/// Step 2: the holder's rounds.
-fn hold(bus: &RingBus<'_, '_>, b: Bell) {
+/// Step 2: the holder's rounds. `dirty`: whether the first round must clear DIRTY (taken with `fetch_or`).
+fn hold(bus: &RingBus<'_, '_>, b: Bell, mut dirty: bool) {
     let l = *bus.view().layout();
     let bell = bus.local(b.word());
     let stored = bus.local(b.stored());
@@ -86,8 +94,12 @@ fn hold(bus: &RingBus<'_, '_>, b: Bell) {
     };
     for _ in 0..BELL_ROUNDS {
         // (a) Acquire: synchronises with the release RMW of every lane whose DIRTY this clears, so their
-        // prefix advances are visible to (b).
-        bell.fetch_and(!BELL_DIRTY, Acquire);
+        // prefix advances are visible to (b). (Skipped in a first round entered through the fast path: there
+        // was no DIRTY.) A failed (d) means DIRTY was set, so every later round clears it.
+        if dirty {
+            bell.fetch_and(!BELL_DIRTY, Acquire);
+        }
+        dirty = true;
         // (b) Acquire: the SQE stores (CQE reads) of every position below the prefix, released by the
         // publishing CASes, happen before (c).
         let t = bus.local64(b.prefix()).load(Acquire) as u32;
@@ -121,38 +133,49 @@ fn hold(bus: &RingBus<'_, '_>, b: Bell) {
     bell.fetch_and(!BELL_LOCK, Release);
 }
 
-/// The holder's mirror stores (host-shared words whose one writer it is, PROTOCOL.md §9): the CQ holder copies
-/// the counters and the free credits; the SQ holder the free credits into its own mirror.
+/// The counters the CQ-bell holder mirrors: (device-local, host-shared) offsets.
+const MIRRORED: [(u32, u32); 6] = [
+    (local_off!(ff_errors), shared_off!(ff_errors)),
+    (local_off!(skip_failures), shared_off!(skip_failures)),
+    (local_off!(lines_printed), shared_off!(lines_printed)),
+    (local_off!(print_errors), shared_off!(print_errors)),
+    (local_off!(foreign_cqes), shared_off!(foreign_cqes)),
+    (
+        local_off!(protocol_violations),
+        shared_off!(protocol_violations),
+    ),
+];
+
+/// The holder's mirror stores (host-shared words whose one writer it is, PROTOCOL.md §9): the SQ holder copies
+/// the free credits into its mirror; the CQ holder the free credits into its own, and the counters (with the
+/// last failure) when their sum moved since it last copied them (`mirror_sum`, holder-only).
 fn mirrors(bus: &RingBus<'_, '_>, b: Bell) {
-    // Relaxed loads of device-local counters; release stores, so a host that acquires a mirror sees the kernel
-    // index stored before it.
+    // Relaxed loads of device-local words (the bell's acquire chain orders what matters); release stores, so a
+    // host that acquires a mirror sees the kernel index stored before it.
     let credits = bus.local(local_off!(cq_credits)).load(Relaxed);
-    match b {
-        Bell::Sq => bus
-            .mirror(shared_off!(sq_credits_free))
-            .store(credits, Release),
-        Bell::Cq => {
-            for (from, to) in [
-                (local_off!(ff_errors), shared_off!(ff_errors)),
-                (local_off!(skip_failures), shared_off!(skip_failures)),
-                (local_off!(lines_printed), shared_off!(lines_printed)),
-                (local_off!(print_errors), shared_off!(print_errors)),
-                (local_off!(foreign_cqes), shared_off!(foreign_cqes)),
-                (
-                    local_off!(protocol_violations),
-                    shared_off!(protocol_violations),
-                ),
-            ] {
-                let v = bus.local(from).load(Relaxed);
-                bus.mirror(to).store(v, Release);
-            }
-            let e = bus.local_i32(local_off!(ff_last_error)).load(Relaxed);
-            bus.mirror_i32(shared_off!(ff_last_error)).store(e, Release);
-            let ud = bus.local64(local_off!(ff_last_user_data)).load(Relaxed);
-            bus.mirror64(shared_off!(ff_last_user_data))
-                .store(ud, Release);
-            bus.mirror(shared_off!(credits_free))
-                .store(credits, Release);
-        }
+    if b == Bell::Sq {
+        bus.mirror(shared_off!(sq_credits_free))
+            .store(credits, Release);
+        return;
     }
+    bus.mirror(shared_off!(credits_free))
+        .store(credits, Release);
+    let mut values = [0u32; MIRRORED.len()];
+    for (v, (from, _)) in values.iter_mut().zip(MIRRORED) {
+        *v = bus.local(from).load(Relaxed);
+    }
+    let sum = values.iter().fold(0u32, |a, v| a.wrapping_add(*v));
+    let shadow = bus.local(local_off!(mirror_sum));
+    if shadow.load(Relaxed) == sum {
+        return;
+    }
+    shadow.store(sum, Relaxed);
+    for (v, (_, to)) in values.iter().zip(MIRRORED) {
+        bus.mirror(to).store(*v, Release);
+    }
+    let e = bus.local_i32(local_off!(ff_last_error)).load(Relaxed);
+    bus.mirror_i32(shared_off!(ff_last_error)).store(e, Release);
+    let ud = bus.local64(local_off!(ff_last_user_data)).load(Relaxed);
+    bus.mirror64(shared_off!(ff_last_user_data))
+        .store(ud, Release);
 }

@@ -224,6 +224,15 @@ impl<'a> Lane<'a> {
     }
 }
 
+impl Drop for Lane<'_> {
+    /// A device lane adds its bus counters to the process totals ([`crate::ring::bus::ring_totals`]).
+    fn drop(&mut self) {
+        if self.id != u32::MAX {
+            crate::ring::bus::add_to_ring_totals(&self.meter.snapshot());
+        }
+    }
+}
+
 /// Counts a device-written word found outside the protocol (relaxed: a statistic).
 pub(super) fn violation(bus: &RingBus<'_, '_>) {
     bus.local(local_off!(protocol_violations))
@@ -231,20 +240,27 @@ pub(super) fn violation(bus: &RingBus<'_, '_>) {
 }
 
 /// Backoff between polls on the CPU reference device: spin briefly, then yield, then sleep with a growing
-/// interval (up to 50 µs). Lanes usually outnumber cores many times over, and a lane that keeps the CPU busy
-/// while it waits starves the SQPOLL thread it is waiting for. (A GPU lane backs off with `__nanosleep` /
-/// `s_sleep` instead; the budget still counts iterations.)
+/// interval (up to 50 µs). A yield gives the core to any runnable thread — the SQPOLL thread a lane waits for
+/// included — and returns at once when there is none, so a lane waiting for one operation (a microsecond or
+/// two) sees its completion without a timer's delay; only a wait that has lasted a few hundred microseconds
+/// turns into sleeps, which free the cores when lanes outnumber them many times over. (A GPU lane backs off
+/// with `__nanosleep` / `s_sleep` instead; the budget still counts iterations.)
 #[inline]
 pub fn backoff(i: u32) {
-    if i < 16 {
+    if i < SPIN_POLLS {
         std::hint::spin_loop();
-    } else if i < 32 {
+    } else if i < YIELD_POLLS {
         std::thread::yield_now();
     } else {
-        let us = 1u64 << ((i - 32) / 4).min(6);
+        let us = 1u64 << ((i - YIELD_POLLS) / 4).min(6);
         std::thread::sleep(std::time::Duration::from_micros(us.min(50)));
     }
 }
+
+/// Polls [`backoff`] spins for.
+const SPIN_POLLS: u32 = 32;
+/// Polls after which [`backoff`] sleeps instead of yielding.
+const YIELD_POLLS: u32 = 512;
 
 #[cfg(test)]
 #[path = "lane_tests.rs"]

@@ -11,6 +11,7 @@ mod publish;
 mod reap;
 mod reserve;
 pub mod shared;
+pub mod subgroup;
 
 pub use device_ring::{DeviceRing, PrintTarget, QuiesceError, Violations};
 pub use format::LineBuf;
@@ -19,3 +20,4 @@ pub use lane::{
 };
 pub use publish::check_flags;
 pub use reserve::Reservation;
+pub use subgroup::Subgroup;

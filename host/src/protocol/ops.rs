@@ -206,30 +206,8 @@ impl Lane<'_> {
         budget: u32,
         f: impl FnOnce(&mut LineBuf),
     ) -> Result<(), LaneError> {
-        let v = self.view;
-        let l = *v.layout();
-        let (pflags, fd) = self.print_target();
-        if pflags == 0 || self.id >= l.lanes {
-            return Err(LaneError::NoPrintTarget);
-        }
-        let offset_mode = pflags & PRINT_OFFSET_MODE != 0;
-        let j = self.next_line % l.staging_lines;
-        // Make the staging line reusable (no lane-to-lane wait: only the kernel and drains are waited on).
-        if offset_mode {
-            let id = self.id;
-            // Acquire: pairs with the reaper's release once the kernel is done reading the line.
-            self.wait_until(budget, |s| {
-                s.bus().lane_word(id, j).load_waited(Acquire) == 0
-            })?;
-        } else {
-            self.finish_stream_print(budget)?;
-        }
-        self.line.clear();
-        f(&mut self.line);
-        self.line.finish();
-        let line_off = v.line_off(self.id, j);
-        self.bus().write_staging(line_off, self.line.as_bytes());
-        let len = self.line.as_bytes().len() as u32;
+        let (j, len, (pflags, fd)) = self.stage_line(budget, f)?;
+        let line_off = self.view.line_off(self.id, j);
         let file = if pflags & PRINT_FIXED_FILE != 0 {
             FileRef::Fixed(fd as u32)
         } else {
@@ -237,7 +215,7 @@ impl Lane<'_> {
         };
         let r = self.reserve(budget)?;
         // Reservation held: straight-line code until commit.
-        if offset_mode {
+        if pflags & PRINT_OFFSET_MODE != 0 {
             // Relaxed: the offset only divides the file; the SQE carrying it is published by `sq_pub`.
             let off = self
                 .bus()
@@ -256,6 +234,37 @@ impl Lane<'_> {
             .local(local_off!(lines_printed))
             .fetch_add(1, Relaxed);
         Ok(())
+    }
+
+    /// The first half of a print (§7): the target, the staging line made reusable (no lane-to-lane wait: only
+    /// the kernel and drains are waited on), the line formatted and written into it. Returns (line, length,
+    /// (print flags, print fd)).
+    pub(super) fn stage_line(
+        &mut self,
+        budget: u32,
+        f: impl FnOnce(&mut LineBuf),
+    ) -> Result<(u32, u32, (u32, i32)), LaneError> {
+        let l = *self.view.layout();
+        let target = self.print_target();
+        if target.0 == 0 || self.id >= l.lanes {
+            return Err(LaneError::NoPrintTarget);
+        }
+        let j = self.next_line % l.staging_lines;
+        if target.0 & PRINT_OFFSET_MODE != 0 {
+            let id = self.id;
+            // Acquire: pairs with the reaper's release once the kernel is done reading the line.
+            self.wait_until(budget, |s| {
+                s.bus().lane_word(id, j).load_waited(Acquire) == 0
+            })?;
+        } else {
+            self.finish_stream_print(budget)?;
+        }
+        self.line.clear();
+        f(&mut self.line);
+        self.line.finish();
+        let line_off = self.view.line_off(self.id, j);
+        self.bus().write_staging(line_off, self.line.as_bytes());
+        Ok((j, self.line.as_bytes().len() as u32, target))
     }
 
     fn finish_stream_print(&mut self, budget: u32) -> Result<(), LaneError> {

@@ -174,6 +174,16 @@ impl<R: RegionClass> BusCounters<R> {
         }
     }
 
+    /// Subtracts an earlier snapshot `o` (wrapping), leaving the accesses made since.
+    pub fn sub(&mut self, o: &BusCounters<R>) {
+        for (a, b) in self.counts.iter_mut().zip(o.counts.iter()) {
+            a.rmw = a.rmw.wrapping_sub(b.rmw);
+            a.waited_loads = a.waited_loads.wrapping_sub(b.waited_loads);
+            a.loads = a.loads.wrapping_sub(b.loads);
+            a.stores = a.stores.wrapping_sub(b.stores);
+        }
+    }
+
     /// The sum of many snapshots.
     pub fn total<'b>(all: impl IntoIterator<Item = &'b BusCounters<R>>) -> BusCounters<R> {
         let mut t = BusCounters::default();
@@ -543,6 +553,39 @@ pub struct RingBus<'a, 'm> {
     view: RingView<'a>,
     meter: &'m BusMeter<RingRegion>,
 }
+
+/// The bus counters of every device lane of this process whose [`crate::protocol::Lane`] has been dropped
+/// (the host's own lane excluded): what experiments read before and after a run and divide by its operations.
+/// Lanes add their counts once, when dropped; nothing is added per operation.
+pub fn ring_totals() -> BusCounters<RingRegion> {
+    let mut c = BusCounters::default();
+    for (out, row) in c.counts.iter_mut().zip(RING_TOTALS.iter()) {
+        *out = AccessCounts {
+            rmw: row[RMW].load(Ordering::Relaxed),
+            waited_loads: row[WAITED].load(Ordering::Relaxed),
+            loads: row[LOAD].load(Ordering::Relaxed),
+            stores: row[STORE].load(Ordering::Relaxed),
+        };
+    }
+    c
+}
+
+/// Adds one lane's counts to [`ring_totals`].
+pub(crate) fn add_to_ring_totals(c: &BusCounters<RingRegion>) {
+    for (row, a) in RING_TOTALS.iter().zip(c.counts.iter()) {
+        // Relaxed: statistics, read after the lanes have been joined.
+        row[RMW].fetch_add(a.rmw, Ordering::Relaxed);
+        row[WAITED].fetch_add(a.waited_loads, Ordering::Relaxed);
+        row[LOAD].fetch_add(a.loads, Ordering::Relaxed);
+        row[STORE].fetch_add(a.stores, Ordering::Relaxed);
+    }
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicU64 = AtomicU64::new(0);
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO_ROW: [AtomicU64; 4] = [ZERO; 4];
+static RING_TOTALS: [[AtomicU64; 4]; MAX_CLASSES] = [ZERO_ROW; MAX_CLASSES];
 
 /// A counted host-shared ring word.
 pub type Shared<'m, A> = HostShared<'m, A, RingRegion>;

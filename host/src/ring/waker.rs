@@ -7,8 +7,9 @@
 //! It reads only host-shared words while lanes run (PROTOCOL.md §9): the kernel's ring words and the
 //! `SharedControl` mirrors the doorbell holders keep, never the device-local block.
 //!
-//! Backoff: right after a wake-up it spins for `spin`; while the SQ tail moves (lanes publishing, SQ thread
-//! awake) it checks every `min_sleep`; when idle the sleep doubles up to `max_sleep`. An idle waker therefore
+//! Backoff: right after a wake-up it spins for `spin`; while the SQ thread is awake (it raises
+//! `IORING_SQ_NEED_WAKEUP` before it sleeps) it checks every `max_sleep`; while the SQ thread sleeps and lanes
+//! publish it checks every `min_sleep`; when the ring is idle the sleep doubles up to `max_sleep`. An idle waker therefore
 //! wakes about `1 / max_sleep` times a second, and a request published after a long idle waits at most about
 //! `max_sleep` for its wake-up.
 
@@ -250,9 +251,15 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
             std::hint::spin_loop();
             continue;
         }
-        if tail != last_tail || tail != head {
-            // Lanes are active; the SQ thread is awake and polling, so check often but do not spin.
-            last_tail = tail;
+        let moved = tail != last_tail;
+        last_tail = tail;
+        if flags & sys::SQ_NEED_WAKEUP == 0 {
+            // The SQ thread is awake: it polls the tail itself and sleeps only after idling for its idle time,
+            // raising the flag first. Nothing to do until then; checking often would only take CPU from it
+            // and from the lanes.
+            sleep = cfg.max_sleep;
+        } else if moved || tail != head {
+            // Asleep while lanes publish: the next check wakes it.
             sleep = cfg.min_sleep;
         } else {
             sleep = (sleep * 2).min(cfg.max_sleep);
