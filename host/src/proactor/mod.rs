@@ -288,6 +288,7 @@ fn emulated_caps() -> CapabilitySet {
         .with(Capability::KernelNotificationWait)
         .with(Capability::OperationTimeouts)
         .with(Capability::Multishot)
+        .with(Capability::ZeroCopySend)
 }
 
 impl Proactor {
@@ -525,6 +526,37 @@ impl Proactor {
     /// Leases registered buffer `index` if it is free.
     pub fn fixed_buffer(&self, index: u16) -> Option<FixedBuf> {
         on_engine!(&self.engine, |s| s.buffers.get()?.lease(index as usize))
+    }
+
+    /// Leases any free registered buffer (a chunk of the slab made by
+    /// [`register_buffers`](Self::register_buffers)), e.g. for
+    /// [`Operation::recv_fixed`]; `None` when none is registered or all are leased.
+    /// Dropping the [`FixedBuf`] returns it, from any thread.
+    pub fn lease_buffer(&self) -> Option<FixedBuf> {
+        on_engine!(&self.engine, |s| s.buffers.get()?.lease_any())
+    }
+
+    /// Registered buffers not leased now (a snapshot; 0 when none are registered).
+    pub fn free_buffers(&self) -> usize {
+        on_engine!(&self.engine, |s| s
+            .buffers
+            .get()
+            .map_or(0, |r| r.free_count()))
+    }
+
+    /// Zero-copy send notifications the io_uring driver has reaped (0 on epoll, or
+    /// with [`Capability::ZeroCopySend`] emulated): shows that completions waited for
+    /// them. A test hook.
+    #[cfg(feature = "testing")]
+    pub fn zero_copy_notifications(&self) -> u64 {
+        match &self.engine {
+            // Relaxed: a statistic.
+            Engine::Uring(s) => s
+                .driver
+                .zc_notifications
+                .load(std::sync::atomic::Ordering::Relaxed),
+            Engine::Epoll(_) => 0,
+        }
     }
 
     /// Number and size of the registered buffers.

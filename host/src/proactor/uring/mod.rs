@@ -54,6 +54,8 @@ pub(crate) struct Uring {
     simple: simple::Cells,
     /// Provided-buffer groups registered with the kernel: kept until the ring closes.
     buf_rings: std::sync::Mutex<Vec<std::sync::Arc<super::bufring::RingInner>>>,
+    /// Zero-copy send notifications reaped (a diagnostic count).
+    pub(crate) zc_notifications: AtomicU64,
 }
 
 /// Where every ring's wake read puts the eventfd counter. Only the kernel writes it
@@ -334,7 +336,7 @@ impl Uring {
                 .expect("running slot has an op")
                 .cqe_error(res, s.cancel)
         };
-        if s.op.as_ref().is_some_and(|o| o.multishot()) {
+        if s.op.as_ref().is_some_and(|o| o.many_completions()) {
             Self::reap_multishot(sh, core, idx, outcome, flags);
             return;
         }

@@ -1,7 +1,7 @@
 //! Creating the io_uring driver: ring flags tried from the most capable down, and
 //! the capabilities the kernel provides natively.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use io_uring::{opcode, IoUring};
 
@@ -123,9 +123,11 @@ impl Uring {
     ) -> Result<Created> {
         let wakefd = sys::eventfd().map_err(|e| Error::sys("eventfd", e))?;
         let mut probe = io_uring::Probe::new();
-        let futex = ring.submitter().register_probe(&mut probe).is_ok()
+        let probed = ring.submitter().register_probe(&mut probe).is_ok();
+        let futex = probed
             && probe.is_supported(opcode::FutexWait::CODE)
             && probe.is_supported(opcode::FutexWake::CODE);
+        let send_zc = probed && probe.is_supported(opcode::SendZc::CODE);
         let p = ring.params();
         let mut native = CapabilitySet::NONE
             .with(Capability::RegisteredBuffers)
@@ -143,6 +145,9 @@ impl Uring {
         // Multishot accept exists from 5.19; no probe tells, so the release decides.
         if kernel_at_least(6, 0) {
             native = native.with(Capability::Multishot);
+        }
+        if send_zc {
+            native = native.with(Capability::ZeroCopySend);
         }
         if single {
             native = native.with(Capability::SingleIssuer);
@@ -168,6 +173,7 @@ impl Uring {
                 flags_used: name,
                 simple: simple::Cells::new(simple::slots_for(max_in_flight)),
                 buf_rings: std::sync::Mutex::new(Vec::new()),
+                zc_notifications: AtomicU64::new(0),
             },
             native: masked,
         })
