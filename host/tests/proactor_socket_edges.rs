@@ -67,17 +67,28 @@ fn pattern(n: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-/// Fills the send buffer of a non-blocking socket until it would block.
-fn fill(s: &Socket) -> usize {
+/// Fills a connection until the sender would block and stays blocked: both buffers
+/// are set small (which also stops the kernel from growing them), then the sender
+/// writes until two rounds a few milliseconds apart move nothing.
+fn fill(s: &Socket, peer: &Socket) -> usize {
+    use rustix::net::sockopt;
+    sockopt::set_socket_send_buffer_size(s, 16 * 1024).unwrap();
+    sockopt::set_socket_recv_buffer_size(peer, 16 * 1024).unwrap();
     let chunk = [0x5au8; 65536];
-    let mut n = 0;
-    for _ in 0..100_000 {
-        match rustix::net::send(s, &chunk, rustix::net::SendFlags::DONTWAIT) {
-            Ok(k) => n += k,
-            Err(_) => return n,
+    let (mut n, mut idle) = (0, 0);
+    for _ in 0..1000 {
+        let mut moved = 0;
+        while let Ok(k) = rustix::net::send(s, &chunk, rustix::net::SendFlags::DONTWAIT) {
+            moved += k;
         }
+        n += moved;
+        idle = if moved == 0 { idle + 1 } else { 0 };
+        if idle == 2 {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(3));
     }
-    panic!("the socket never filled");
+    panic!("the connection never filled");
 }
 
 /// Reads what is there now from a non-blocking socket.
@@ -158,7 +169,7 @@ fn zc_send_delivers(p: &Proactor) {
 
 fn zc_send_held_until_peer_reads(p: &Proactor) {
     let (_l, cli, srv) = tcp_pair(p, SocketKind::TcpV4).unwrap();
-    let filled = fill(&cli);
+    let filled = fill(&cli, &srv);
     let before = p.zero_copy_notifications();
     let data = pattern(256 * 1024, 2);
     let id = p.submit(Operation::send_zc(&cli, data.clone())).unwrap();
@@ -204,8 +215,8 @@ fn zc_send_to_closed_peer(p: &Proactor) {
 }
 
 fn zc_send_cancel_blocked(p: &Proactor) {
-    let (_l, cli, _srv) = tcp_pair(p, SocketKind::TcpV4).unwrap();
-    fill(&cli);
+    let (_l, cli, srv) = tcp_pair(p, SocketKind::TcpV4).unwrap();
+    fill(&cli, &srv);
     let data = pattern(64 * 1024, 3);
     let id = p.submit(Operation::send_zc(&cli, data.clone())).unwrap();
     assert_quiet(p, Duration::from_millis(20));
@@ -379,8 +390,8 @@ fn zc_teardown_blocked(p: &Proactor) {
         ..Options::default()
     })
     .unwrap();
-    let (_l, cli, _srv) = tcp_pair(&q, SocketKind::TcpV4).unwrap();
-    fill(&cli);
+    let (_l, cli, srv) = tcp_pair(&q, SocketKind::TcpV4).unwrap();
+    fill(&cli, &srv);
     q.submit(Operation::send_zc(&cli, pattern(100_000, 7)))
         .unwrap();
     q.poll(Some(Duration::from_millis(5)), |_| {}).unwrap();
@@ -582,7 +593,7 @@ fn reset_before_recv(p: &Proactor) {
 
 fn reset_mid_send(p: &Proactor) {
     let (_l, cli, srv) = tcp_pair(p, SocketKind::TcpV4).unwrap();
-    fill(&cli);
+    fill(&cli, &srv);
     let id = p.submit(Operation::send(&cli, vec![1; 1 << 20])).unwrap();
     assert_quiet(p, Duration::from_millis(10));
     srv.set_linger(Some(Duration::ZERO)).unwrap();
@@ -633,9 +644,13 @@ fn shutdown_unconnected(p: &Proactor) {
 
 fn double_close(p: &Proactor) {
     let (a, _b) = Socket::pair(SocketKind::UnixStream).unwrap();
-    // A number far above anything else this process opens, so that nobody reuses it
-    // between the two closes.
-    let high = rustix::io::fcntl_dupfd_cloexec(&a, 15_000).unwrap();
+    // A number far above anything else this process opens (near the limit, at most
+    // 15 000), so that no other test reuses it between the two closes.
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1024);
+    let at = soft.saturating_sub(16).min(15_000) as i32;
+    let high = rustix::io::fcntl_dupfd_cloexec(&a, at).unwrap();
     let n = high.as_raw_fd();
     assert_eq!(one(p, Operation::close(high)).outcome, Outcome::Ok(0));
     // SAFETY: `n` was closed just above; this deliberately closes it again.
@@ -1063,7 +1078,7 @@ fn many_recvs_in_flight(p: &Proactor) {
         )
         .unwrap();
     }
-    let mut seen = vec![false; 128];
+    let mut seen = [false; 128];
     for c in collect(p, 128) {
         let i = c.user_data as usize;
         assert_eq!(c.outcome, Outcome::Ok(4));
@@ -1193,8 +1208,8 @@ fn teardown_every_socket_kind(p: &Proactor) {
     let lst2 = Socket::new(SocketKind::TcpV4).unwrap();
     lst2.bind(&lo()).unwrap();
     lst2.listen(4).unwrap();
-    let (_l2, zc_c, _zc_s) = tcp_pair(&q, SocketKind::TcpV4).unwrap();
-    fill(&zc_c);
+    let (_l2, zc_c, zc_s) = tcp_pair(&q, SocketKind::TcpV4).unwrap();
+    fill(&zc_c, &zc_s);
     let ops = vec![
         Operation::recv(&tcp_s, vec![0; 8]),
         Operation::recv(&ub, vec![0; 8]),
@@ -1251,8 +1266,8 @@ fn cancel_every_socket_kind(p: &Proactor) {
     let lst2 = Socket::new(SocketKind::TcpV4).unwrap();
     lst2.bind(&lo()).unwrap();
     lst2.listen(4).unwrap();
-    let (_l, zc, _zs) = tcp_pair(p, SocketKind::TcpV4).unwrap();
-    fill(&zc);
+    let (_l, zc, zs) = tcp_pair(p, SocketKind::TcpV4).unwrap();
+    fill(&zc, &zs);
     let ops = vec![
         Operation::recv(&b, vec![0; 8]),
         Operation::recvmsg(&db, vec![0; 8]),

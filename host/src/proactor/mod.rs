@@ -111,7 +111,9 @@
 //! already determined (then no second completion comes). Cancelling twice is harmless.
 //! A linked sequence is cancelled as a unit: the running step and all later steps
 //! complete `Cancelled`. Dropping an unfinished [`OpFuture`] cancels its operation;
-//! the operation's memory is released only after the kernel is done with it. Dropping
+//! the operation's memory is released only after the kernel is done with it (a
+//! zero-copy send, whose kernel posts a result and then a notification, completes
+//! once, after the notification, even when cancelled between the two). Dropping
 //! the proactor with operations in flight cancels them and waits (bounded) for the
 //! kernel; if it cannot confirm that (io_uring single-issuer ring dropped on a thread
 //! other than its poll thread while operations are still in flight), the memory of
@@ -135,8 +137,11 @@
 //! nop, timers (relative and absolute), event waits ([`Event`], an eventfd), notification
 //! waits ([`Notification`], an epoch counter), and positioned file I/O: open, read,
 //! write, readv, writev, fsync, close, plus reads and writes of registered buffers
-//! ([`FixedBuf`]) and on registered files ([`Target::Fixed`]). [`Proactor::submit_linked`]
-//! runs operations as a sequence in which a failed (or short) step cancels the rest.
+//! ([`FixedBuf`]) and on registered files ([`Target::Fixed`]); sockets: accept (also
+//! multishot), connect, recv (also with a timeout, multishot into provided buffers, or
+//! into a leased registered buffer), send, zero-copy send, recvmsg, sendmsg, shutdown.
+//! [`Proactor::submit_linked`] runs operations as a sequence in which a failed (or
+//! short) step cancels the rest.
 
 mod buffers;
 mod bufring;
