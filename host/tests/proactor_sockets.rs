@@ -443,11 +443,12 @@ fn recv_timeout_cancelled(p: &Proactor) {
 }
 
 fn recv_timeouts_in_order(p: &Proactor) {
-    // Several pending timeouts of different lengths fire in deadline order.
+    // Several pending timeouts of different lengths fire in deadline order (gaps wide
+    // enough that a loaded 2-core machine does not make two of them due at once).
     let pairs: Vec<_> = (0..3)
         .map(|_| Socket::pair(SocketKind::UnixStream).unwrap())
         .collect();
-    for (i, ms) in [(0u64, 90u64), (1, 10), (2, 50)] {
+    for (i, ms) in [(0u64, 300u64), (1, 20), (2, 160)] {
         p.submit(
             Operation::recv_timeout(&pairs[i as usize].1, vec![0; 4], Duration::from_millis(ms))
                 .user_data(i),
