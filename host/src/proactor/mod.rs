@@ -111,7 +111,9 @@
 //! already determined (then no second completion comes). Cancelling twice is harmless.
 //! A linked sequence is cancelled as a unit: the running step and all later steps
 //! complete `Cancelled`. Dropping an unfinished [`OpFuture`] cancels its operation;
-//! the operation's memory is released only after the kernel is done with it. Dropping
+//! the operation's memory is released only after the kernel is done with it (a
+//! zero-copy send, whose kernel posts a result and then a notification, completes
+//! once, after the notification, even when cancelled between the two). Dropping
 //! the proactor with operations in flight cancels them and waits (bounded) for the
 //! kernel; if it cannot confirm that (io_uring single-issuer ring dropped on a thread
 //! other than its poll thread while operations are still in flight), the memory of
@@ -135,8 +137,11 @@
 //! nop, timers (relative and absolute), event waits ([`Event`], an eventfd), notification
 //! waits ([`Notification`], an epoch counter), and positioned file I/O: open, read,
 //! write, readv, writev, fsync, close, plus reads and writes of registered buffers
-//! ([`FixedBuf`]) and on registered files ([`Target::Fixed`]). [`Proactor::submit_linked`]
-//! runs operations as a sequence in which a failed (or short) step cancels the rest.
+//! ([`FixedBuf`]) and on registered files ([`Target::Fixed`]); sockets: accept (also
+//! multishot), connect, recv (also with a timeout, multishot into provided buffers, or
+//! into a leased registered buffer), send, zero-copy send, recvmsg, sendmsg, shutdown.
+//! [`Proactor::submit_linked`] runs operations as a sequence in which a failed (or
+//! short) step cancels the rest.
 
 mod buffers;
 mod bufring;
@@ -288,6 +293,7 @@ fn emulated_caps() -> CapabilitySet {
         .with(Capability::KernelNotificationWait)
         .with(Capability::OperationTimeouts)
         .with(Capability::Multishot)
+        .with(Capability::ZeroCopySend)
 }
 
 impl Proactor {
@@ -525,6 +531,37 @@ impl Proactor {
     /// Leases registered buffer `index` if it is free.
     pub fn fixed_buffer(&self, index: u16) -> Option<FixedBuf> {
         on_engine!(&self.engine, |s| s.buffers.get()?.lease(index as usize))
+    }
+
+    /// Leases any free registered buffer (a chunk of the slab made by
+    /// [`register_buffers`](Self::register_buffers)), e.g. for
+    /// [`Operation::recv_fixed`]; `None` when none is registered or all are leased.
+    /// Dropping the [`FixedBuf`] returns it, from any thread.
+    pub fn lease_buffer(&self) -> Option<FixedBuf> {
+        on_engine!(&self.engine, |s| s.buffers.get()?.lease_any())
+    }
+
+    /// Registered buffers not leased now (a snapshot; 0 when none are registered).
+    pub fn free_buffers(&self) -> usize {
+        on_engine!(&self.engine, |s| s
+            .buffers
+            .get()
+            .map_or(0, |r| r.free_count()))
+    }
+
+    /// Zero-copy send notifications the io_uring driver has reaped (0 on epoll, or
+    /// with [`Capability::ZeroCopySend`] emulated): shows that completions waited for
+    /// them. A test hook.
+    #[cfg(feature = "testing")]
+    pub fn zero_copy_notifications(&self) -> u64 {
+        match &self.engine {
+            // Relaxed: a statistic.
+            Engine::Uring(s) => s
+                .driver
+                .zc_notifications
+                .load(std::sync::atomic::Ordering::Relaxed),
+            Engine::Epoll(_) => 0,
+        }
     }
 
     /// Number and size of the registered buffers.

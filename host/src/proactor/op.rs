@@ -130,6 +130,8 @@ pub enum OpCode {
     Recvmsg,
     Sendmsg,
     RecvMultishot,
+    SendZc,
+    RecvFixed,
 }
 
 impl OpCode {
@@ -157,6 +159,8 @@ impl OpCode {
             OpCode::Recvmsg => "recvmsg",
             OpCode::Sendmsg => "sendmsg",
             OpCode::RecvMultishot => "multishot recv",
+            OpCode::SendZc => "zero-copy send",
+            OpCode::RecvFixed => "recv_fixed",
         }
     }
 }

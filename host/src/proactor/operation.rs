@@ -280,6 +280,36 @@ impl Operation {
         }))
     }
 
+    /// Sends `buf` without copying it where the kernel can (`IORING_OP_SEND_ZC`,
+    /// 6.0+): the operation holds `buf` until the kernel's notification says its pages
+    /// are no longer read, then completes once with the count sent (it may be short)
+    /// and `buf`. Never raises `SIGPIPE`. Cancel-safe like every operation: a
+    /// cancellation after the data went out still waits for the notification and
+    /// reports the count. Emulated with a plain send (see
+    /// [`Capability::ZeroCopySend`](super::Capability::ZeroCopySend)).
+    pub fn send_zc(socket: impl Into<Target>, buf: Vec<u8>) -> Operation {
+        Operation::new(OpKind::SendZc(ops::send_zc::SendZc {
+            fd: socket.into(),
+            buf,
+            result: None,
+            plain: false,
+        }))
+    }
+
+    /// Receives up to `len` bytes into a leased registered buffer (see
+    /// [`Proactor::lease_buffer`](super::Proactor::lease_buffer)); completes with the
+    /// count (0: the peer closed its side) and returns the lease, which goes back to
+    /// the pool when dropped. `IORING_OP_READ_FIXED` on the socket where
+    /// [`Capability::RegisteredBuffers`](super::Capability::RegisteredBuffers) is
+    /// native; a plain recv into the same memory otherwise.
+    pub fn recv_fixed(socket: impl Into<Target>, buf: FixedBuf, len: u32) -> Operation {
+        Operation::new(OpKind::RecvFixed(ops::recv_fixed::RecvFixed {
+            fd: socket.into(),
+            buf,
+            len,
+        }))
+    }
+
     /// Shuts down one or both directions of a connection. `IORING_OP_SHUTDOWN` (5.11+).
     pub fn shutdown(socket: impl Into<Target>, how: std::net::Shutdown) -> Operation {
         Operation::new(OpKind::Shutdown(ops::shutdown::Shutdown {

@@ -22,9 +22,11 @@ pub(crate) mod read;
 pub(crate) mod read_fixed;
 pub(crate) mod readv;
 pub(crate) mod recv;
+pub(crate) mod recv_fixed;
 pub(crate) mod recv_multishot;
 pub(crate) mod recvmsg;
 pub(crate) mod send;
+pub(crate) mod send_zc;
 pub(crate) mod sendmsg;
 pub(crate) mod shutdown;
 pub(crate) mod timer;
@@ -55,6 +57,11 @@ macro_rules! kinds {
             #[inline(always)]
             pub(crate) fn multishot(&self) -> bool {
                 match self { $(OpKind::$variant(o) => o.multishot(),)* }
+            }
+            /// Whether one operation may see several CQEs (multishot, zero-copy send).
+            #[inline(always)]
+            pub(crate) fn many_completions(&self) -> bool {
+                match self { $(OpKind::$variant(o) => o.many_completions(),)* }
             }
             #[inline(always)]
             pub(crate) fn timeout_ns(&self) -> u64 {
@@ -114,6 +121,8 @@ kinds! {
     Sendmsg(sendmsg::Sendmsg),
     RecvMultishot(recv_multishot::RecvMultishot),
     Shutdown(shutdown::Shutdown),
+    SendZc(send_zc::SendZc),
+    RecvFixed(recv_fixed::RecvFixed),
 }
 
 impl OpKind {
