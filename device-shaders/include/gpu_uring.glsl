@@ -293,7 +293,9 @@ uint gu_take_tickets(uint n, out uint first) {
     uint roff = gu_lctl(GU_LOCAL_CONTROL_SQ_RESERVE);
     for (uint i = 0u; i < GU_RESERVE_TRIES; i++) {
         gu_iters++;
-        uint r = gu_local_ld_rlx(roff);
+        // Acquire, paired with the release CAS below: an honest ticket is never ahead of the head and prefix read
+        // next (a relaxed load could see a newer ticket with an older head and count a false violation).
+        uint r = gu_local_ld_acq(roff);
         // Acquire: the SQE stores of every published ticket.
         uint published = uint(gu_local_ld64_acq(gu_lctl(GU_LOCAL_CONTROL_SQ_PUB)));
         uint sq_room = gu_sq_head_seen + gu_l.sq_entries - r;
@@ -312,7 +314,7 @@ uint gu_take_tickets(uint n, out uint first) {
         if (sq_room == 0u || sq_room > 2u * gu_l.sq_entries) return 0u; // SQ full
         if (w_room == 0u || w_room > gu_l.w_sq) return 0u;              // publication window full
         uint k = min(n, min(sq_room, w_room));
-        if (gu_local_cas_rlx(roff, r, r + k) == r) { first = r; return k; }
+        if (gu_local_cas_rel(roff, r, r + k) == r) { first = r; return k; }
     }
     return 0u;
 }
@@ -622,7 +624,8 @@ uint gu_claim_cqes(uint n, out uint first) {
     uint claim = gu_lctl(GU_LOCAL_CONTROL_CQ_CLAIM);
     for (uint i = 0u; i < GU_RESERVE_TRIES; i++) {
         gu_iters++;
-        uint c = gu_local_ld_rlx(claim);
+        // Acquire, paired with the release claim CAS below (as for tickets).
+        uint c = gu_local_ld_acq(claim);
         uint ahead = gu_cq_tail_seen - c;
         if (ahead == 0u || ahead > gu_l.cq_entries) {
             // The cached tail shows nothing to claim (or is not a tail this claim can be behind): reload it.
@@ -646,7 +649,7 @@ uint gu_claim_cqes(uint n, out uint first) {
         if (window == 0u || window > gu_l.w_cq || posted > gu_l.cq_entries) return 0u;
         uint k = min(min(n, 32u), min(window, posted));
         // Relaxed: the CQEs were made visible by the tail acquire; the claim only divides them.
-        if (gu_local_cas_rlx(claim, c, c + k) == c) { first = c; return k; }
+        if (gu_local_cas_rel(claim, c, c + k) == c) { first = c; return k; }
     }
     return 0u;
 }

@@ -12,6 +12,7 @@ mod reap;
 mod reserve;
 pub mod shared;
 pub mod subgroup;
+mod window;
 
 pub use device_ring::{DeviceRing, PrintTarget, QuiesceError, Violations};
 pub use format::LineBuf;

@@ -19,7 +19,8 @@ use std::sync::atomic::Ordering::*;
 
 use super::format::LineBuf;
 use super::lane::{backoff, CompletionMode, FileRef, Lane, LaneError, LaneStats};
-use super::publish::{check_flags, publish_tickets};
+use super::publish::check_flags;
+use super::window::publish_tickets;
 use super::reap::reap_into;
 use super::reserve::{hole_nop, return_credits, take_credits, take_tickets, NoTicket};
 use super::shared::*;
