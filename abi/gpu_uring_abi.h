@@ -42,26 +42,47 @@
 #define GU_RING_FLAG_CONFINED 2u
 #define GU_RING_FLAG_SQPOLL 4u
 
-// ---- DeviceControl: the control block all lanes share (offsets from RingLayout.control)
-#define GU_SIZEOF_CTL 128u
-#define GU_CTL_SQ_PUB 0u
-#define GU_CTL_CQ_PUB 8u
-#define GU_CTL_PRINT_OFFSET 16u
-#define GU_CTL_FF_LAST_USER_DATA 24u
-#define GU_CTL_SQ_RESERVE 32u
-#define GU_CTL_CQ_CREDITS 36u
-#define GU_CTL_CQ_CLAIM 40u
-#define GU_CTL_FF_ERRORS 44u
-#define GU_CTL_FF_LAST_ERROR 48u
-#define GU_CTL_SKIP_FAILURES 52u
-#define GU_CTL_DOORBELL 56u
-#define GU_CTL_PRINT_FD 60u
-#define GU_CTL_PRINT_FLAGS 64u
-#define GU_CTL_LINES_PRINTED 68u
-#define GU_CTL_PRINT_ERRORS 72u
-#define GU_CTL_FOREIGN_CQES 76u
-#define GU_CTL_PROTOCOL_VIOLATIONS 80u
-#define GU_CTL_RESERVED 84u
+// ---- LocalControl: the device-local control block (offset 0 of the device-local block)
+#define GU_SIZEOF_LOCAL_CONTROL 128u
+#define GU_LOCAL_CONTROL_SQ_PUB 0u
+#define GU_LOCAL_CONTROL_CQ_PUB 8u
+#define GU_LOCAL_CONTROL_PRINT_OFFSET 16u
+#define GU_LOCAL_CONTROL_FF_LAST_USER_DATA 24u
+#define GU_LOCAL_CONTROL_SQ_RESERVE 32u
+#define GU_LOCAL_CONTROL_CQ_CREDITS 36u
+#define GU_LOCAL_CONTROL_CQ_CLAIM 40u
+#define GU_LOCAL_CONTROL_SQ_BELL 44u
+#define GU_LOCAL_CONTROL_CQ_BELL 48u
+#define GU_LOCAL_CONTROL_SQ_TAIL_STORED 52u
+#define GU_LOCAL_CONTROL_CQ_HEAD_STORED 56u
+#define GU_LOCAL_CONTROL_FF_ERRORS 60u
+#define GU_LOCAL_CONTROL_FF_LAST_ERROR 64u
+#define GU_LOCAL_CONTROL_SKIP_FAILURES 68u
+#define GU_LOCAL_CONTROL_LINES_PRINTED 72u
+#define GU_LOCAL_CONTROL_PRINT_ERRORS 76u
+#define GU_LOCAL_CONTROL_FOREIGN_CQES 80u
+#define GU_LOCAL_CONTROL_PROTOCOL_VIOLATIONS 84u
+#define GU_LOCAL_CONTROL_MIRROR_SUM 88u
+#define GU_LOCAL_CONTROL_RESERVED 92u
+#define GU_BELL_LOCK 1u
+#define GU_BELL_DIRTY 2u
+#define GU_BELL_ROUNDS 16u
+
+// ---- SharedControl: the host-shared control block (offsets from RingLayout.control, in the arena)
+#define GU_SIZEOF_SHARED_CONTROL 128u
+#define GU_SHARED_CONTROL_FF_LAST_USER_DATA 0u
+#define GU_SHARED_CONTROL_PRINT_FD 8u
+#define GU_SHARED_CONTROL_PRINT_FLAGS 12u
+#define GU_SHARED_CONTROL_FF_ERRORS 16u
+#define GU_SHARED_CONTROL_FF_LAST_ERROR 20u
+#define GU_SHARED_CONTROL_SKIP_FAILURES 24u
+#define GU_SHARED_CONTROL_LINES_PRINTED 28u
+#define GU_SHARED_CONTROL_PRINT_ERRORS 32u
+#define GU_SHARED_CONTROL_FOREIGN_CQES 36u
+#define GU_SHARED_CONTROL_PROTOCOL_VIOLATIONS 40u
+#define GU_SHARED_CONTROL_CREDITS_FREE 44u
+#define GU_SHARED_CONTROL_SQ_CREDITS_FREE 48u
+#define GU_SHARED_CONTROL_RESERVED 52u
 #define GU_PRINT_FIXED_FILE 1u
 #define GU_PRINT_OFFSET_MODE 2u
 #define GU_PRINT_FIXED_BUF 4u
@@ -497,7 +518,7 @@ static_assert(offsetof(RingLayout, w_cq) == GU_RING_LAYOUT_W_CQ, "RingLayout::w_
 static_assert(offsetof(RingLayout, credit_pool) == GU_RING_LAYOUT_CREDIT_POOL, "RingLayout::credit_pool");
 static_assert(offsetof(RingLayout, ring_flags) == GU_RING_LAYOUT_RING_FLAGS, "RingLayout::ring_flags");
 static_assert(offsetof(RingLayout, lane_words) == GU_RING_LAYOUT_LANE_WORDS, "RingLayout::lane_words");
-struct DeviceControl {
+struct LocalControl {
     uint64_t sq_pub;
     uint64_t cq_pub;
     uint64_t print_offset;
@@ -505,38 +526,72 @@ struct DeviceControl {
     uint32_t sq_reserve;
     uint32_t cq_credits;
     uint32_t cq_claim;
+    uint32_t sq_bell;
+    uint32_t cq_bell;
+    uint32_t sq_tail_stored;
+    uint32_t cq_head_stored;
     uint32_t ff_errors;
     int32_t ff_last_error;
     uint32_t skip_failures;
-    uint32_t doorbell;
-    int32_t print_fd;
-    uint32_t print_flags;
     uint32_t lines_printed;
     uint32_t print_errors;
     uint32_t foreign_cqes;
     uint32_t protocol_violations;
-    uint32_t _reserved[11];
+    uint32_t mirror_sum;
+    uint32_t _reserved[9];
 };
-static_assert(sizeof(DeviceControl) == GU_SIZEOF_CTL, "DeviceControl size");
-static_assert(alignof(DeviceControl) == 8u, "DeviceControl alignment");
-static_assert(offsetof(DeviceControl, sq_pub) == GU_CTL_SQ_PUB, "DeviceControl::sq_pub");
-static_assert(offsetof(DeviceControl, cq_pub) == GU_CTL_CQ_PUB, "DeviceControl::cq_pub");
-static_assert(offsetof(DeviceControl, print_offset) == GU_CTL_PRINT_OFFSET, "DeviceControl::print_offset");
-static_assert(offsetof(DeviceControl, ff_last_user_data) == GU_CTL_FF_LAST_USER_DATA, "DeviceControl::ff_last_user_data");
-static_assert(offsetof(DeviceControl, sq_reserve) == GU_CTL_SQ_RESERVE, "DeviceControl::sq_reserve");
-static_assert(offsetof(DeviceControl, cq_credits) == GU_CTL_CQ_CREDITS, "DeviceControl::cq_credits");
-static_assert(offsetof(DeviceControl, cq_claim) == GU_CTL_CQ_CLAIM, "DeviceControl::cq_claim");
-static_assert(offsetof(DeviceControl, ff_errors) == GU_CTL_FF_ERRORS, "DeviceControl::ff_errors");
-static_assert(offsetof(DeviceControl, ff_last_error) == GU_CTL_FF_LAST_ERROR, "DeviceControl::ff_last_error");
-static_assert(offsetof(DeviceControl, skip_failures) == GU_CTL_SKIP_FAILURES, "DeviceControl::skip_failures");
-static_assert(offsetof(DeviceControl, doorbell) == GU_CTL_DOORBELL, "DeviceControl::doorbell");
-static_assert(offsetof(DeviceControl, print_fd) == GU_CTL_PRINT_FD, "DeviceControl::print_fd");
-static_assert(offsetof(DeviceControl, print_flags) == GU_CTL_PRINT_FLAGS, "DeviceControl::print_flags");
-static_assert(offsetof(DeviceControl, lines_printed) == GU_CTL_LINES_PRINTED, "DeviceControl::lines_printed");
-static_assert(offsetof(DeviceControl, print_errors) == GU_CTL_PRINT_ERRORS, "DeviceControl::print_errors");
-static_assert(offsetof(DeviceControl, foreign_cqes) == GU_CTL_FOREIGN_CQES, "DeviceControl::foreign_cqes");
-static_assert(offsetof(DeviceControl, protocol_violations) == GU_CTL_PROTOCOL_VIOLATIONS, "DeviceControl::protocol_violations");
-static_assert(offsetof(DeviceControl, _reserved) == GU_CTL_RESERVED, "DeviceControl::_reserved");
+static_assert(sizeof(LocalControl) == GU_SIZEOF_LOCAL_CONTROL, "LocalControl size");
+static_assert(alignof(LocalControl) == 8u, "LocalControl alignment");
+static_assert(offsetof(LocalControl, sq_pub) == GU_LOCAL_CONTROL_SQ_PUB, "LocalControl::sq_pub");
+static_assert(offsetof(LocalControl, cq_pub) == GU_LOCAL_CONTROL_CQ_PUB, "LocalControl::cq_pub");
+static_assert(offsetof(LocalControl, print_offset) == GU_LOCAL_CONTROL_PRINT_OFFSET, "LocalControl::print_offset");
+static_assert(offsetof(LocalControl, ff_last_user_data) == GU_LOCAL_CONTROL_FF_LAST_USER_DATA, "LocalControl::ff_last_user_data");
+static_assert(offsetof(LocalControl, sq_reserve) == GU_LOCAL_CONTROL_SQ_RESERVE, "LocalControl::sq_reserve");
+static_assert(offsetof(LocalControl, cq_credits) == GU_LOCAL_CONTROL_CQ_CREDITS, "LocalControl::cq_credits");
+static_assert(offsetof(LocalControl, cq_claim) == GU_LOCAL_CONTROL_CQ_CLAIM, "LocalControl::cq_claim");
+static_assert(offsetof(LocalControl, sq_bell) == GU_LOCAL_CONTROL_SQ_BELL, "LocalControl::sq_bell");
+static_assert(offsetof(LocalControl, cq_bell) == GU_LOCAL_CONTROL_CQ_BELL, "LocalControl::cq_bell");
+static_assert(offsetof(LocalControl, sq_tail_stored) == GU_LOCAL_CONTROL_SQ_TAIL_STORED, "LocalControl::sq_tail_stored");
+static_assert(offsetof(LocalControl, cq_head_stored) == GU_LOCAL_CONTROL_CQ_HEAD_STORED, "LocalControl::cq_head_stored");
+static_assert(offsetof(LocalControl, ff_errors) == GU_LOCAL_CONTROL_FF_ERRORS, "LocalControl::ff_errors");
+static_assert(offsetof(LocalControl, ff_last_error) == GU_LOCAL_CONTROL_FF_LAST_ERROR, "LocalControl::ff_last_error");
+static_assert(offsetof(LocalControl, skip_failures) == GU_LOCAL_CONTROL_SKIP_FAILURES, "LocalControl::skip_failures");
+static_assert(offsetof(LocalControl, lines_printed) == GU_LOCAL_CONTROL_LINES_PRINTED, "LocalControl::lines_printed");
+static_assert(offsetof(LocalControl, print_errors) == GU_LOCAL_CONTROL_PRINT_ERRORS, "LocalControl::print_errors");
+static_assert(offsetof(LocalControl, foreign_cqes) == GU_LOCAL_CONTROL_FOREIGN_CQES, "LocalControl::foreign_cqes");
+static_assert(offsetof(LocalControl, protocol_violations) == GU_LOCAL_CONTROL_PROTOCOL_VIOLATIONS, "LocalControl::protocol_violations");
+static_assert(offsetof(LocalControl, mirror_sum) == GU_LOCAL_CONTROL_MIRROR_SUM, "LocalControl::mirror_sum");
+static_assert(offsetof(LocalControl, _reserved) == GU_LOCAL_CONTROL_RESERVED, "LocalControl::_reserved");
+struct SharedControl {
+    uint64_t ff_last_user_data;
+    int32_t print_fd;
+    uint32_t print_flags;
+    uint32_t ff_errors;
+    int32_t ff_last_error;
+    uint32_t skip_failures;
+    uint32_t lines_printed;
+    uint32_t print_errors;
+    uint32_t foreign_cqes;
+    uint32_t protocol_violations;
+    uint32_t credits_free;
+    uint32_t sq_credits_free;
+    uint32_t _reserved[19];
+};
+static_assert(sizeof(SharedControl) == GU_SIZEOF_SHARED_CONTROL, "SharedControl size");
+static_assert(alignof(SharedControl) == 8u, "SharedControl alignment");
+static_assert(offsetof(SharedControl, ff_last_user_data) == GU_SHARED_CONTROL_FF_LAST_USER_DATA, "SharedControl::ff_last_user_data");
+static_assert(offsetof(SharedControl, print_fd) == GU_SHARED_CONTROL_PRINT_FD, "SharedControl::print_fd");
+static_assert(offsetof(SharedControl, print_flags) == GU_SHARED_CONTROL_PRINT_FLAGS, "SharedControl::print_flags");
+static_assert(offsetof(SharedControl, ff_errors) == GU_SHARED_CONTROL_FF_ERRORS, "SharedControl::ff_errors");
+static_assert(offsetof(SharedControl, ff_last_error) == GU_SHARED_CONTROL_FF_LAST_ERROR, "SharedControl::ff_last_error");
+static_assert(offsetof(SharedControl, skip_failures) == GU_SHARED_CONTROL_SKIP_FAILURES, "SharedControl::skip_failures");
+static_assert(offsetof(SharedControl, lines_printed) == GU_SHARED_CONTROL_LINES_PRINTED, "SharedControl::lines_printed");
+static_assert(offsetof(SharedControl, print_errors) == GU_SHARED_CONTROL_PRINT_ERRORS, "SharedControl::print_errors");
+static_assert(offsetof(SharedControl, foreign_cqes) == GU_SHARED_CONTROL_FOREIGN_CQES, "SharedControl::foreign_cqes");
+static_assert(offsetof(SharedControl, protocol_violations) == GU_SHARED_CONTROL_PROTOCOL_VIOLATIONS, "SharedControl::protocol_violations");
+static_assert(offsetof(SharedControl, credits_free) == GU_SHARED_CONTROL_CREDITS_FREE, "SharedControl::credits_free");
+static_assert(offsetof(SharedControl, sq_credits_free) == GU_SHARED_CONTROL_SQ_CREDITS_FREE, "SharedControl::sq_credits_free");
+static_assert(offsetof(SharedControl, _reserved) == GU_SHARED_CONTROL_RESERVED, "SharedControl::_reserved");
 struct CompletionSlot {
     uint32_t state;
     int32_t result;

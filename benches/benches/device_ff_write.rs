@@ -229,7 +229,7 @@ fn with_pool<R>(lanes: u32, fd: i32, f: impl FnOnce(&Pool<'_>) -> R) -> R {
         pool.stop();
         r
     });
-    let ctl = ring.view().control_snapshot();
+    let ctl = ring.view().local_snapshot();
     let failed = job.failed.load(Ordering::Relaxed) + ctl.ff_errors as u64;
     assert_eq!(
         failed, 0,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use gpu_uring::backend::cpu::run_lanes;
 use gpu_uring::backend::Program;
-use gpu_uring::ctl_off;
+use gpu_uring::local_off;
 use gpu_uring::protocol::PrintTarget;
 use gpu_uring::protocol::{CompletionMode, FileRef, DEFAULT_BUDGET};
 use gpu_uring::ring::{RingConfig, WakerConfig};
@@ -74,7 +74,7 @@ fn exactly_once_into_a_regular_file(lines: u32) {
     assert_eq!(end as usize, out.len());
     let n = common::check_prints(&out, LANES, lines);
     assert_eq!(n, LANES as usize * lines as usize);
-    let c = ring.view().control_snapshot();
+    let c = ring.view().local_snapshot();
     assert_eq!(c.ff_errors, 0);
     assert_eq!(c.print_errors, 0);
     assert_eq!(
@@ -122,7 +122,7 @@ fn exactly_once_into_a_pipe(lines: u32) {
     assert_eq!(rep.total().failed, 0);
     assert!(ring.quiesce(Duration::from_secs(10)));
     assert_eq!(ring.finish_prints(), None, "a pipe uses stream mode");
-    let c = ring.view().control_snapshot();
+    let c = ring.view().local_snapshot();
     drop(ring);
     drop(wr);
     let out = reader.join().unwrap();
@@ -208,7 +208,7 @@ fn backpressure_8_entry_ring_64_lanes() {
     assert_eq!(waited, LANES * OPS / 4, "every waited NOP completed");
     let out = common::read_fd_file(f.as_raw_fd());
     common::check_prints(&out, LANES, OPS / 4);
-    let c = ring.view().control_snapshot();
+    let c = ring.view().local_snapshot();
     assert_eq!((c.ff_errors, c.foreign_cqes, c.skip_failures), (0, 0, 0));
     assert_eq!(
         ring.waker_stats().overflow_flushes,
@@ -217,7 +217,7 @@ fn backpressure_8_entry_ring_64_lanes() {
     );
     // Everything the lanes reserved was published and consumed by the kernel.
     let v = ring.view();
-    let reserved = v.ctl32(ctl_off!(sq_reserve)).load(Ordering::Acquire);
+    let reserved = v.local32(local_off!(sq_reserve)).load(Ordering::Acquire);
     assert_eq!(v.u32_at(l.sq_head).load(Ordering::Acquire), reserved);
     assert_eq!(reserved, LANES * OPS);
 }
@@ -297,13 +297,13 @@ fn fire_and_forget_failures_are_counted_and_recorded() {
     let v = ring.view();
     let mut host = gpu_uring::protocol::Lane::host(v);
     for _ in 0..10_000 {
-        if v.control_snapshot().ff_errors == 60 {
+        if v.local_snapshot().ff_errors == 60 {
             break;
         }
         host.reap(64);
         std::thread::sleep(Duration::from_micros(100));
     }
-    let c = v.control_snapshot();
+    let c = v.local_snapshot();
     assert_eq!(
         c.ff_errors, 60,
         "40 fire-and-forget + 20 skip-success failures counted"
@@ -448,4 +448,75 @@ fn lanes_read_a_file_into_fixed_buffers_and_checksum_it() {
         want = want.wrapping_add(gpu_uring::backend::checksum(i as u64 * CHUNK as u64, c));
     }
     assert_eq!(t.checksum, want, "device checksum equals the host's");
+}
+
+/// The aggregated `Subgroup`: 8 lanes print in lockstep on one thread (exactly once, in order per lane, the
+/// file range of all 8 lines taken with one RMW), and waited NOPs cost fewer device-local RMWs per operation
+/// than the same lanes submitting one by one — and no RMW on host-shared memory either way.
+#[test]
+fn an_aggregated_subgroup_prints_exactly_once_with_fewer_rmws_per_op() {
+    use gpu_uring::protocol::{CompletionMode, Lane, Subgroup};
+    use gpu_uring::ring::bus::BusCounters;
+    const SUB: u32 = 8;
+    const N: u32 = 500;
+    let f = tempfile::tempfile().unwrap();
+    let ring = common::ring(RingConfig {
+        sq_entries: 64,
+        lanes: SUB,
+        ..Default::default()
+    });
+    ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+        .unwrap();
+    let v = ring.view();
+    let mut g = Subgroup::new(v, 0, SUB);
+    let all = g.all();
+    for seq in 0..N {
+        let r = g.print_with(all, DEFAULT_BUDGET, |_, id, b| {
+            gpu_uring::backend::format_print_line(b, id, seq)
+        });
+        assert!(r.iter().take(SUB as usize).all(|r| *r == Some(Ok(()))));
+    }
+    // Waited NOPs, aggregated.
+    let before: Vec<_> = g.stats().map(|s| s.bus).collect();
+    for _ in 0..N {
+        let sub = g.nop(all, CompletionMode::Slot(1), DEFAULT_BUDGET);
+        assert!(sub
+            .iter()
+            .take(SUB as usize)
+            .all(|r| matches!(r, Some(Ok(_)))));
+        let done = g.wait(all, 1, DEFAULT_BUDGET);
+        assert!(done.iter().take(SUB as usize).all(|r| *r == Some(Ok(0))));
+    }
+    let mut agg = BusCounters::total(&g.stats().map(|s| s.bus).collect::<Vec<_>>());
+    agg.sub(&BusCounters::total(&before));
+    for r in g.flush(DEFAULT_BUDGET).iter().take(SUB as usize) {
+        assert_eq!(*r, Some(Ok(())));
+    }
+    drop(g);
+    // The same waited NOPs, lane by lane.
+    let mut lanes: Vec<_> = (0..SUB).map(|i| Lane::new(v, i)).collect();
+    for _ in 0..N {
+        for lane in lanes.iter_mut() {
+            lane.nop(CompletionMode::Slot(1), DEFAULT_BUDGET).unwrap();
+        }
+        for lane in lanes.iter_mut() {
+            assert_eq!(lane.wait(1, DEFAULT_BUDGET), Ok(0));
+        }
+    }
+    let single = BusCounters::total(&lanes.iter().map(|l| l.stats().bus).collect::<Vec<_>>());
+    drop(lanes);
+    assert!(ring.quiesce(Duration::from_secs(5)));
+    ring.finish_prints();
+    common::check_prints(&common::read_fd_file(f.as_raw_fd()), SUB, N);
+    let ops = (SUB * N) as u64;
+    let (a, s) = (agg.per_op(ops), single.per_op(ops));
+    eprintln!("per waited NOP: subgroup {a}; single lanes {s}");
+    assert_eq!(a.host_rmw, 0.0);
+    assert_eq!(s.host_rmw, 0.0);
+    assert!(
+        a.local_rmw * 2.0 < s.local_rmw,
+        "aggregation at least halves the device-local RMWs per op: {} vs {}",
+        a.local_rmw,
+        s.local_rmw
+    );
 }

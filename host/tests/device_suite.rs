@@ -93,7 +93,7 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 
 fn assert_clean(ring: &DeviceRing) {
     assert!(ring.quiesce(Duration::from_secs(20)), "ring drained");
-    let c = ring.view().control_snapshot();
+    let c = ring.view().local_snapshot();
     assert_eq!(c.ff_errors, 0, "no failed fire-and-forget operation");
     assert_eq!(c.print_errors, 0, "no failed or short print");
     assert_eq!(c.foreign_cqes, 0, "no unrecognised CQE");
@@ -815,7 +815,7 @@ fn vulkan_a_ring_without_sqpoll_is_driven_between_dispatches() {
         first_iters < dev.lane_iter_budget().min(3000) / 2,
         "lanes spent {first_iters} loop iterations in a dispatch that could not progress"
     );
-    assert_eq!(ring.view().control_snapshot().ff_errors, 0);
+    assert_eq!(ring.view().local_snapshot().ff_errors, 0);
 }
 
 #[test]

@@ -30,7 +30,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// How long dropping a ring may take: its quiesce gives up after 2 s on a corrupted ring.
 const DROP_BOUND: Duration = Duration::from_secs(15);
 
-/// A `DeviceControl` counter a row expects to change.
+/// A `LocalControl` counter a row expects to change (read from the device-local host copy after the run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Counter {
     ProtocolViolations,
@@ -41,7 +41,7 @@ enum Counter {
 }
 
 impl Counter {
-    fn read(self, c: &DeviceControl) -> u32 {
+    fn read(self, c: &LocalControl) -> u32 {
         match self {
             Counter::ProtocolViolations => c.protocol_violations,
             Counter::ForeignCqes => c.foreign_cqes,
@@ -205,11 +205,11 @@ fn run_row(dev: &dyn Device, row: &Row, null: &std::fs::File) -> (Outcome, Optio
         Action::RepublishedPumpSlot => (republished_pump_slot(dev), None),
         Action::Ring(case) => {
             let ring = confined_ring(1, vec![null.as_raw_fd()]);
-            let before = ring.view().control_snapshot();
+            let before = ring.view().local_snapshot();
             let rep = dev
                 .run(&ring, 1, &Program::Hostile { case }, TIMEOUT)
                 .unwrap_or_else(|e| panic!("{}: {e}", row.name));
-            let after = ring.view().control_snapshot();
+            let after = ring.view().local_snapshot();
             let lane = rep.lanes[0];
             assert_eq!(lane.done, 1, "{}: the case ran", row.name);
             let c = row.delta.0;
@@ -445,7 +445,7 @@ fn linked_skip_success_is_refused_and_credits_come_back() {
         .flush(DEFAULT_BUDGET)
         .expect("every credit back at the pool");
     assert!(ring.quiesce(Duration::from_secs(10)));
-    let c = view.control_snapshot();
+    let c = view.local_snapshot();
     assert_eq!(c.cq_credits, l.credit_pool);
     assert_eq!(c.protocol_violations, 0);
     assert_eq!(c.foreign_cqes, 0);
@@ -488,7 +488,7 @@ fn a_forged_completion_does_not_complete_another_lanes_slot() {
                 lane.commit_exact(r, sqe);
             }
             let t = Instant::now();
-            while view.control_snapshot().foreign_cqes < 2 && t.elapsed() < TIMEOUT {
+            while view.local_snapshot().foreign_cqes < 2 && t.elapsed() < TIMEOUT {
                 lane.reap(16);
                 std::thread::yield_now();
             }
@@ -497,7 +497,7 @@ fn a_forged_completion_does_not_complete_another_lanes_slot() {
     });
     assert_eq!(results[1], 5, "lane 1's write reports its 5 bytes");
     assert!(ring.quiesce(Duration::from_secs(10)), "every credit back");
-    let c = view.control_snapshot();
+    let c = view.local_snapshot();
     assert_eq!(c.foreign_cqes, 2, "both forged completions counted foreign");
     let word = view.slot(l.slots_per_lane).0.load(Ordering::Acquire);
     assert_eq!(
@@ -526,16 +526,16 @@ fn the_host_survives_control_words_rewritten_under_it() {
                 // Relaxed: hostile stores, nothing ordered by them.
                 match x % 4 {
                     0 => view
-                        .ctl64(gpu_uring::ctl_off!(cq_pub))
+                        .local64(gpu_uring::local_off!(cq_pub))
                         .store(x as u64 * 0x1_0001, Ordering::Relaxed),
                     1 => view
-                        .ctl32(gpu_uring::ctl_off!(cq_claim))
+                        .local32(gpu_uring::local_off!(cq_claim))
                         .store(x, Ordering::Relaxed),
                     2 => view
-                        .ctl64(gpu_uring::ctl_off!(sq_pub))
+                        .local64(gpu_uring::local_off!(sq_pub))
                         .store(x as u64, Ordering::Relaxed),
                     _ => view
-                        .ctl32(gpu_uring::ctl_off!(sq_reserve))
+                        .local32(gpu_uring::local_off!(sq_reserve))
                         .store(x >> 3, Ordering::Relaxed),
                 }
                 rounds.fetch_add(1, Ordering::Relaxed);
@@ -558,8 +558,8 @@ fn the_host_survives_control_words_rewritten_under_it() {
     eprintln!(
         "{} hostile rewrites; control: {:?}",
         rounds.load(Ordering::Relaxed),
-        view.control_snapshot()
+        view.local_snapshot()
     );
-    assert!(view.control_snapshot().protocol_violations > 0);
+    assert!(view.local_snapshot().protocol_violations > 0);
     drop_bounded(vec![("rewrites", ring)]);
 }

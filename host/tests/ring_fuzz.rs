@@ -656,7 +656,8 @@ fn quiet_regions(l: &RingLayout, planned_total: u64) -> Vec<(u32, u32)> {
     });
     let rings_end = rings_end.next_multiple_of(64);
     let sqes_end = l.sqes + l.sq_entries * 64;
-    let words_end = l.lane_words + l.lanes * (l.staging_lines + 1) * 4;
+    // The arena's control region holds only the host-shared SharedControl; the rest of its page is quiet.
+    let words_end = l.control + std::mem::size_of::<gpu_uring::abi::SharedControl>() as u32;
     let mut v = Vec::new();
     for (start, end) in [
         (rings_end, l.sqes.max(rings_end)),
@@ -843,7 +844,7 @@ fn fuzz(total: u64, lanes: u32) {
     if !ring.quiesce(Duration::from_secs(10)) {
         failures.push("quiesce timed out".into());
     }
-    let ctl = view.control_snapshot();
+    let ctl = view.local_snapshot();
     if ctl.cq_credits != l.credit_pool {
         failures.push(format!(
             "cq_credits {} after quiesce, pool {}",

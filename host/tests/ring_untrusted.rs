@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use gpu_uring::ctl_off;
+use gpu_uring::local_off;
 use gpu_uring::protocol::shared::TAG_FF;
 use gpu_uring::protocol::Lane;
 use gpu_uring::protocol::QuiesceError;
@@ -86,11 +86,11 @@ fn corrupted_control_words_during_quiesce_and_drop_never_panic_or_leak() {
     let fds = common::fd_count();
     let threads = waker_threads();
     for word in [
-        ctl_off!(cq_pub),
-        ctl_off!(cq_claim),
-        ctl_off!(sq_pub),
-        ctl_off!(sq_reserve),
-        ctl_off!(cq_credits),
+        local_off!(cq_pub),
+        local_off!(cq_claim),
+        local_off!(sq_pub),
+        local_off!(sq_reserve),
+        local_off!(cq_credits),
     ] {
         let ring = common::ring(RingConfig {
             lanes: 2,
@@ -106,8 +106,7 @@ fn corrupted_control_words_during_quiesce_and_drop_never_panic_or_leak() {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    v.u32_at(v.layout().control + word)
-                        .store(x as u32, Ordering::Relaxed);
+                    v.local32(word).store(x as u32, Ordering::Relaxed);
                     std::thread::yield_now();
                 }
             });

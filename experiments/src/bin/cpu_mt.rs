@@ -152,7 +152,7 @@ fn main() {
 
 fn run(ring: &DeviceRing, cli: &Cli, c: CompletionMode, bursty: bool) -> Run {
     let view = ring.view();
-    let errs_before = view.control_snapshot().ff_errors as u64;
+    let errs_before = view.local_snapshot().ff_errors as u64;
     let w0 = ring.waker_stats().wakeups;
     let start = Instant::now();
     let per_lane = run_lanes(ring, cli.threads, |lane| {
@@ -204,7 +204,7 @@ fn run(ring: &DeviceRing, cli: &Cli, c: CompletionMode, bursty: bool) -> Run {
         }
     }
     let elapsed = start.elapsed();
-    let errs = view.control_snapshot().ff_errors as u64 - errs_before;
+    let errs = view.local_snapshot().ff_errors as u64 - errs_before;
     let mut r = Run {
         ops: 0,
         failed: errs,

@@ -197,7 +197,7 @@ fn check_print(
         .map_err(|e| e.to_string())?;
     let quiet = ring.quiesce(Duration::from_secs(5));
     ring.finish_prints();
-    let errors = ring.view().control_snapshot().print_errors;
+    let errors = ring.view().local_snapshot().print_errors;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     drop(ring);
     drop(file);

@@ -256,7 +256,7 @@ fn main() {
             }
         }
     }
-    let ff_errors = view.control_snapshot().ff_errors as u64;
+    let ff_errors = view.local_snapshot().ff_errors as u64;
     let sqes: u64 = rounds.iter().map(|r| r.submitted as u64).sum();
     let enters: u64 = rounds.iter().map(|r| r.enters as u64).sum();
     let pct = |f: fn(&Round) -> f64| {
@@ -444,7 +444,7 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
         )
         .unwrap_or_else(|e| fail(&format!("running the write program: {e}")));
     let quiet = ring.quiesce(Duration::from_secs(5));
-    let ctl = view.control_snapshot();
+    let ctl = view.local_snapshot();
     let submitted: u64 = per_dispatch.iter().map(|b| b.submitted as u64).sum();
     let enters: u64 = per_dispatch.iter().map(|b| b.enters as u64).sum();
     let max_enters = per_dispatch.iter().map(|b| b.enters).max().unwrap_or(0);

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use gpu_uring::backend::{expected_line, Program};
-use gpu_uring::ctl_off;
 use gpu_uring::protocol::{DeviceRing, PrintTarget};
 use gpu_uring::ring::RingConfig;
+use gpu_uring::shared_off;
 use gpu_uring_experiments::{fail, ring_mode_line, si, CommonArgs, Experiment, Record};
 
 /// N device lanes print formatted lines through a device ring; a summary goes to stderr.
@@ -92,7 +92,7 @@ fn main() {
         .unwrap_or_else(|e| fail(&format!("setting the print target: {e}")));
     let mode = if ring
         .view()
-        .ctl32(ctl_off!(print_flags))
+        .shared32(shared_off!(print_flags))
         .load(std::sync::atomic::Ordering::Relaxed)
         & gpu_uring::protocol::shared::PRINT_OFFSET_MODE
         != 0
@@ -110,6 +110,7 @@ fn main() {
     // SAFETY: lseek has no pointer arguments.
     let start_off = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
     let before = ring.waker_stats();
+    let bus_before = gpu_uring::ring::bus::ring_totals();
     let report = dev
         .run(
             &ring,
@@ -121,7 +122,11 @@ fn main() {
     let quiet = ring.quiesce(Duration::from_secs(10));
     ring.finish_prints();
     let after = ring.waker_stats();
-    let ctl = ring.view().control_snapshot();
+    let ctl = ring.view().local_snapshot();
+    // Bus traffic per line (PROTOCOL.md §1), counted by the lanes where they are host threads.
+    let mut bus = gpu_uring::ring::bus::ring_totals();
+    bus.sub(&bus_before);
+    let counted = info.caps.lanes_are_host_threads;
 
     let total = report.total();
     let secs = report.elapsed.as_secs_f64();
@@ -148,8 +153,21 @@ fn main() {
         .float("lines_per_s", total.done as f64 / secs, 0)
         .float("mb_per_s", bytes as f64 / secs / 1e6, 2)
         .int("waker_wakeups", wakeups)
-        .int("failed", failed)
-        .ring_mode(&ring);
+        .int("failed", failed);
+    let row = if counted {
+        let b = bus.per_op(report.total().done);
+        row.float("host_rmw_per_op", b.host_rmw, 3)
+            .float("host_waited_loads_per_op", b.host_waited_loads, 3)
+            .float("host_loads_per_op", b.host_loads, 3)
+            .float("host_stores_per_op", b.host_stores, 3)
+            .float("local_rmw_per_op", b.local_rmw, 3)
+    } else {
+        row.text(
+            "host_rmw_per_op",
+            "not counted (lanes are not host threads)",
+        )
+    };
+    let row = row.ring_mode(&ring);
 
     eprintln!(
         "\n{}\n{}\nlines {}  bytes {}  seconds {secs:.4}  lines/s {}  MB/s {:.2}  waker wake-ups {wakeups}  \

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use gpu_uring::backend::{cpu::spawn_lanes, expected_line, format_print_line, Device, Program};
 use gpu_uring::protocol::{DeviceRing, Lane, LineBuf, PrintTarget};
+use gpu_uring::ring::bus::PerOp;
 use gpu_uring::ring::{DeviceAccess, RingConfig};
 use gpu_uring_experiments::rpc::{
     MailboxArena, RpcClient, RpcServer, ServerConfig, MB_DONE, MB_FAILED, MB_FINISHED,
@@ -89,6 +90,8 @@ struct Latency {
     path: &'static str,
     samples: Vec<f64>,
     failed: u64,
+    /// Bus traffic per line (device-ring paths with host-thread lanes; PROTOCOL.md §1).
+    bus: Option<PerOp>,
 }
 
 /// One path's many-lane result.
@@ -101,6 +104,24 @@ struct Throughput {
     helper_cpu: Option<Duration>,
     process_cpu: Duration,
     failed: u64,
+    /// Bus traffic per line (device-ring paths with host-thread lanes; PROTOCOL.md §1).
+    bus: Option<PerOp>,
+}
+
+/// The bus columns of a row: per-line figures, or "-" for paths that do not go through a device ring.
+fn bus_cols(r: Record, b: Option<PerOp>) -> Record {
+    match b {
+        Some(b) => r
+            .float("host_rmw_per_op", b.host_rmw, 3)
+            .float("host_waited_loads_per_op", b.host_waited_loads, 3)
+            .float("host_stores_per_op", b.host_stores, 3)
+            .float("local_rmw_per_op", b.local_rmw, 3),
+        None => r
+            .text("host_rmw_per_op", "-")
+            .text("host_waited_loads_per_op", "-")
+            .text("host_stores_per_op", "-")
+            .text("local_rmw_per_op", "-"),
+    }
 }
 
 fn main() {
@@ -182,7 +203,7 @@ fn main() {
         .map(|l| {
             let mut s = l.samples.clone();
             let p = Percentiles::of(&mut s);
-            Record::new()
+            let r = Record::new()
                 .text("device", info.backend)
                 .text("path", l.path)
                 .int("samples", p.n)
@@ -192,8 +213,8 @@ fn main() {
                 .float("p99_us", p.p99, 2)
                 .float("p999_us", p.p999, 2)
                 .float("max_us", p.max, 1)
-                .int("failed", l.failed)
-                .float("loadavg_1m", load, 2)
+                .int("failed", l.failed);
+            bus_cols(r, l.bus).float("loadavg_1m", load, 2)
         })
         .collect();
     if !lat_rows.is_empty() {
@@ -251,9 +272,10 @@ fn main() {
             if let Some(h) = t.helper_cpu {
                 r = r.float("helper_cpu_us_per_line", per_line(h), 3);
             }
-            r.float("process_cpu_us_per_line", per_line(t.process_cpu), 3)
-                .int("failed", t.failed)
-                .float("loadavg_1m", load, 2)
+            let r = r
+                .float("process_cpu_us_per_line", per_line(t.process_cpu), 3)
+                .int("failed", t.failed);
+            bus_cols(r, t.bus).float("loadavg_1m", load, 2)
         })
         .collect();
     exp.table(
@@ -464,6 +486,7 @@ fn direct_latency(
 ) -> Latency {
     let ring = ring(fd, 1, idle, access);
     let deadline = Instant::now() + timeout;
+    let bus0 = gpu_uring::ring::bus::ring_totals();
     let (samples, failed) = gpu_uring::backend::cpu::run_lanes(&ring, 1, |lane: &mut Lane<'_>| {
         round_trips(warm, n, |seq| {
             if Instant::now() > deadline {
@@ -483,11 +506,14 @@ fn direct_latency(
     .pop()
     .unwrap_or_default();
     finish(&ring);
-    let errs = ring.view().control_snapshot().print_errors as u64;
+    let errs = ring.view().local_snapshot().print_errors as u64;
+    let mut bus = gpu_uring::ring::bus::ring_totals();
+    bus.sub(&bus0);
     Latency {
         path: "direct",
         samples,
         failed: failed + errs,
+        bus: Some(bus.per_op((warm + n) as u64)),
     }
 }
 
@@ -505,6 +531,7 @@ fn rpc_latency(fd: i32, idle: Duration, warm: u32, n: u32, timeout: Duration) ->
         path: "rpc",
         samples,
         failed: failed.max(st.errors),
+        bus: None,
     }
 }
 
@@ -519,6 +546,7 @@ fn native_latency(fd: i32, warm: u32, n: u32) -> Latency {
         path: "native",
         samples,
         failed,
+        bus: None,
     }
 }
 
@@ -533,14 +561,22 @@ fn direct_throughput(
 ) -> Throughput {
     let ring = ring(fd, lanes, idle, access);
     let (h0, p0) = (threads_cpu(DIRECT_HELPERS), process_cpu());
+    let bus0 = gpu_uring::ring::bus::ring_totals();
     let rep = dev
         .run(&ring, lanes, &Program::Print { lines }, timeout)
         .unwrap_or_else(|e| fail(&format!("running the print program: {e}")));
     // Count the helpers' work until the last line is done (the run ends when every lane's lines completed).
     let (h1, p1) = (threads_cpu(DIRECT_HELPERS), process_cpu());
     finish(&ring);
-    let errs = ring.view().control_snapshot().print_errors as u64;
+    let errs = ring.view().local_snapshot().print_errors as u64;
     let tot = rep.total();
+    let mut bus = gpu_uring::ring::bus::ring_totals();
+    bus.sub(&bus0);
+    let bus = dev
+        .info()
+        .caps
+        .lanes_are_host_threads
+        .then(|| bus.per_op(tot.done));
     let bytes: u64 = rep
         .lanes
         .iter()
@@ -556,6 +592,7 @@ fn direct_throughput(
         helper_cpu: h0.zip(h1).map(|(a, b)| b.saturating_sub(a)),
         process_cpu: p1.saturating_sub(p0),
         failed: tot.failed + errs + (lanes as u64 * lines as u64).saturating_sub(tot.done),
+        bus,
     }
 }
 
@@ -637,6 +674,7 @@ impl Throughput {
             helper_cpu: None,
             process_cpu,
             failed: per_lane.iter().map(|r| r.2).sum(),
+            bus: None,
         }
     }
 
@@ -726,5 +764,6 @@ fn rpc_vulkan_throughput(
         helper_cpu: h0.zip(h1).map(|(a, b)| b.saturating_sub(a)),
         process_cpu: p1.saturating_sub(p0),
         failed: failed.max(st.errors) + (lanes as u64 * lines as u64).saturating_sub(done + failed),
+        bus: None,
     }
 }

@@ -14,6 +14,9 @@
 //!   crate path its own `io_uring_enter(IORING_ENTER_SQ_WAKEUP)`. `asleep` is the fraction of cold requests
 //!   that really found the SQ thread asleep.
 //!
+//! The device-ring rows also report the lane's bus traffic per round trip (PROTOCOL.md §1): RMWs, waited loads,
+//! other loads and stores on host-shared memory, and RMWs on device-local memory.
+//!
 //! Output: table, `ring_latency.csv`, and `ring_latency_hot.svg` / `ring_latency_cold.svg` (percentile curves).
 
 use std::os::fd::AsRawFd;
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use gpu_uring::protocol::DeviceRing;
 use gpu_uring::protocol::{CompletionMode, FileRef, Lane, DEFAULT_BUDGET};
+use gpu_uring::ring::bus::{BusCounters, PerOp, RingRegion};
 use gpu_uring::ring::{RingConfig, WakerConfig};
 use gpu_uring_experiments::{
     fail, line_chart, ring_mode_line, CommonArgs, Experiment, Percentiles, Record, Series,
@@ -88,6 +92,8 @@ struct Sample {
     asleep: usize,
     failed: usize,
     wakeups: u64,
+    /// Bus accesses per round trip (device-ring path only).
+    bus: Option<PerOp>,
 }
 
 /// Something that does one round trip: returns whether the SQ thread was asleep before it, and the result.
@@ -96,6 +102,10 @@ trait RoundTrip {
     fn once(&mut self, op: Op) -> Result<i32, String>;
     fn wakeups(&self) -> u64 {
         0
+    }
+    /// The lane's bus counters so far (device-ring path only).
+    fn bus(&self) -> Option<BusCounters<RingRegion>> {
+        None
     }
 }
 
@@ -123,6 +133,9 @@ impl RoundTrip for DevicePath<'_> {
     }
     fn wakeups(&self) -> u64 {
         self.ring.waker_stats().wakeups
+    }
+    fn bus(&self) -> Option<BusCounters<RingRegion>> {
+        Some(self.lane.stats().bus)
     }
 }
 
@@ -174,6 +187,7 @@ fn measure(p: &mut dyn RoundTrip, op: Op, n: usize, gap: Option<Duration>) -> Sa
         asleep: 0,
         failed: 0,
         wakeups: 0,
+        bus: None,
     };
     if gap.is_none() {
         for _ in 0..n.min(2000) {
@@ -181,6 +195,7 @@ fn measure(p: &mut dyn RoundTrip, op: Op, n: usize, gap: Option<Duration>) -> Sa
         }
     }
     let w0 = p.wakeups();
+    let b0 = p.bus();
     for _ in 0..n {
         if let Some(g) = gap {
             std::thread::sleep(g);
@@ -197,6 +212,11 @@ fn measure(p: &mut dyn RoundTrip, op: Op, n: usize, gap: Option<Duration>) -> Sa
         }
     }
     s.wakeups = p.wakeups() - w0;
+    if let (Some(b0), Some(b1)) = (b0, p.bus()) {
+        let mut d = b1;
+        d.sub(&b0);
+        s.bus = Some(d.per_op(n as u64));
+    }
     s
 }
 
@@ -306,6 +326,12 @@ fn main() {
                     .float("mean_us", us(pc.mean), 2)
                     .int("waker_wakeups", s.wakeups)
                     .int("failed", s.failed as u64);
+                let b = s.bus.unwrap_or_default();
+                row = row
+                    .float("host_rmw_per_op", b.host_rmw, 2)
+                    .float("host_waited_loads_per_op", b.host_waited_loads, 2)
+                    .float("host_stores_per_op", b.host_stores, 2)
+                    .float("local_rmw_per_op", b.local_rmw, 2);
                 rows.push(row);
                 let series = Series {
                     label: format!("{path} {}", op.name()),

@@ -165,7 +165,7 @@ fn main() {
     // 3. Fire-and-forget into the sleeping ring, finished by flush.
     std::thread::sleep(idle * 5);
     let slept = asleep();
-    let e0 = view.control_snapshot().ff_errors;
+    let e0 = view.local_snapshot().ff_errors;
     let w0 = ring.waker_stats().wakeups;
     let t = Instant::now();
     let sub = lane.write(
@@ -179,7 +179,7 @@ fn main() {
     let fl = lane.flush(DEFAULT_BUDGET);
     let us = t.elapsed().as_secs_f64() * 1e6;
     let dw = ring.waker_stats().wakeups - w0;
-    let de = view.control_snapshot().ff_errors - e0;
+    let de = view.local_snapshot().ff_errors - e0;
     steps.add(
         "fire-and-forget asleep".into(),
         "flush returns, no error, wake-up +1 or more",

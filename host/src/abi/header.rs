@@ -42,8 +42,14 @@ pub fn render() -> String {
     h.u32("RING_FLAG_CONFINED", RING_FLAG_CONFINED);
     h.u32("RING_FLAG_SQPOLL", RING_FLAG_SQPOLL);
 
-    h.section("DeviceControl: the control block all lanes share (offsets from RingLayout.control)");
-    h.offsets::<DeviceControl>("CTL");
+    h.section("LocalControl: the device-local control block (offset 0 of the device-local block)");
+    h.offsets::<LocalControl>("LOCAL_CONTROL");
+    h.u32("BELL_LOCK", BELL_LOCK);
+    h.u32("BELL_DIRTY", BELL_DIRTY);
+    h.u32("BELL_ROUNDS", BELL_ROUNDS);
+
+    h.section("SharedControl: the host-shared control block (offsets from RingLayout.control, in the arena)");
+    h.offsets::<SharedControl>("SHARED_CONTROL");
     h.u32("PRINT_FIXED_FILE", PRINT_FIXED_FILE);
     h.u32("PRINT_OFFSET_MODE", PRINT_OFFSET_MODE);
     h.u32("PRINT_FIXED_BUF", PRINT_FIXED_BUF);
@@ -152,7 +158,8 @@ pub fn render() -> String {
     h.line("#include <stdint.h>");
     h.line("namespace gpu_uring {");
     h.view::<RingLayout>("RING_LAYOUT");
-    h.view::<DeviceControl>("CTL");
+    h.view::<LocalControl>("LOCAL_CONTROL");
+    h.view::<SharedControl>("SHARED_CONTROL");
     h.view::<CompletionSlot>("COMPLETION_SLOT");
     h.view::<Sqe>("SQE");
     h.view::<Cqe>("CQE");
@@ -395,7 +402,7 @@ mod tests {
             let value = it.next().unwrap();
             assert!(value.ends_with('u') || value.ends_with("UL"), "{l}");
         }
-        assert!(seen.contains("GU_CTL_PROTOCOL_VIOLATIONS"));
+        assert!(seen.contains("GU_LOCAL_CONTROL_PROTOCOL_VIOLATIONS"));
         assert!(seen.contains("GU_QUEUE_SLOT_DONE"));
         assert!(seen.contains("GU_RING_SLOT_DONE"));
     }

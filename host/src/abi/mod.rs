@@ -13,7 +13,7 @@
 //!
 //! | module | what | spec |
 //! | --- | --- | --- |
-//! | [`ring`] | [`RingLayout`] (push constants / kernel argument), [`DeviceControl`], [`CompletionSlot`], ring slot states, `user_data` tags, print flags, wait statuses, ring flags | PROTOCOL.md §2–§7 |
+//! | [`ring`] | [`RingLayout`] (push constants / kernel argument), [`LocalControl`], [`SharedControl`], [`CompletionSlot`], doorbell bits, ring slot states, `user_data` tags, print flags, wait statuses, ring flags | PROTOCOL.md §1–§7 |
 //! | [`uring`] | the kernel's SQE/CQE layouts and the io_uring opcodes and SQE flags device code uses | `io_uring.h` |
 //! | [`queue`] | the io_queue: [`QueueHeader`], [`IoSlot`], [`RegionDesc`], [`PumpLayout`], slot states, ops, error codes, pump states | PROTOCOL.md "io_queue" |
 //! | [`run`] | the run buffers of resumable programs: [`RunParams`], [`RunHeader`], [`LaneState`], [`PumpRunParams`], [`PumpLaneState`] and their flags | — |

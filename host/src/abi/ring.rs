@@ -1,12 +1,16 @@
-//! The ring protocol's shared memory (PROTOCOL.md §2–§7): the [`RingLayout`] descriptor every device receives,
-//! the [`DeviceControl`] block all lanes share, the per-request [`CompletionSlot`]s, and the states, tags,
-//! flags and statuses written into them.
+//! The ring protocol's memory (PROTOCOL.md §1–§7): the [`RingLayout`] descriptor every device receives, the two
+//! control blocks — [`LocalControl`] (device-local: every word lanes update with a read-modify-write) and
+//! [`SharedControl`] (host-shared, in the arena: host-written settings and single-writer mirrors) — the
+//! per-request [`CompletionSlot`]s (device-local), the doorbell bits, and the states, tags, flags and statuses
+//! written into them.
 
 use bytemuck::{Pod, Zeroable};
 
 abi_struct! {
-    /// The layout descriptor, handed to every device as push constants or a kernel argument. Every offset is in
-    /// bytes from the arena base; every field a device reads is a `u32` except the two `u64`s at the start.
+    /// The layout descriptor, handed to every device as push constants or a kernel argument. Offsets are in bytes
+    /// from the arena base (host-shared memory), except `slots` and `lane_words`, which are byte offsets inside
+    /// the device-local block (PROTOCOL.md §2; its size is [`RingLayout::local_size`]). Every field a device
+    /// reads is a `u32` except the two `u64`s at the start.
     /// Exactly 128 bytes: Vulkan guarantees at least 128 bytes of push constants. (The GLSL push-constant block
     /// names `fixed` `fixed_off`, `fixed` being reserved in GLSL.)
     #[repr(C)]
@@ -18,7 +22,7 @@ abi_struct! {
         pub arena_size: u64,
         /// Kernel SQ head (written by the kernel).
         pub sq_head: u32,
-        /// Kernel SQ tail (written by lanes, §3).
+        /// Kernel SQ tail (written by the SQ-bell holder, §3).
         pub sq_tail: u32,
         /// Kernel SQ flags (`IORING_SQ_NEED_WAKEUP`, `IORING_SQ_CQ_OVERFLOW`).
         pub sq_flags: u32,
@@ -28,7 +32,7 @@ abi_struct! {
         pub sq_entries: u32,
         /// Offset of the SQ index array, or 0 with `IORING_SETUP_NO_SQARRAY`.
         pub sq_array: u32,
-        /// Kernel CQ head (written by lanes, §5).
+        /// Kernel CQ head (written by the CQ-bell holder, §5).
         pub cq_head: u32,
         /// Kernel CQ tail (written by the kernel).
         pub cq_tail: u32,
@@ -40,9 +44,10 @@ abi_struct! {
         pub cqes: u32,
         /// Offset of the SQE array.
         pub sqes: u32,
-        /// Offset of the `DeviceControl` block.
+        /// Arena offset of the [`SharedControl`] block (host-shared).
         pub control: u32,
-        /// Offset of the completion-slot array (`lanes * slots_per_lane` slots of 16 bytes).
+        /// Device-local offset of the completion-slot array (`lanes * slots_per_lane` slots of 16 bytes); the
+        /// device-local block starts with [`LocalControl`] at offset 0.
         pub slots: u32,
         /// Completion slots owned by each lane (lane `l` owns `l*slots_per_lane ..`); slot 0 of each is its print
         /// slot.
@@ -71,8 +76,9 @@ abi_struct! {
         pub credit_pool: u32,
         /// `RING_FLAG_*` bits.
         pub ring_flags: u32,
-        /// Offset of the per-lane words: lane `l` has `staging_lines` line-state words (0 = free, else the
-        /// line's write is in flight) followed by one count of its fire-and-forget operations in flight.
+        /// Device-local offset of the per-lane words: lane `l` has `staging_lines` line-state words (0 = free,
+        /// else the line's write is in flight) followed by one count of its fire-and-forget operations in
+        /// flight. They end the device-local block.
         pub lane_words: u32,
     }
 }
@@ -91,9 +97,21 @@ impl RingLayout {
         self.lanes * self.slots_per_lane
     }
 
-    /// Offset of line-state word `line` of `lane` (`line == staging_lines` is the lane's in-flight count).
+    /// Device-local offset of line-state word `line` of `lane` (`line == staging_lines` is the lane's in-flight
+    /// count).
     pub fn lane_word(&self, lane: u32, line: u32) -> u32 {
         self.lane_words + (lane * (self.staging_lines + 1) + line) * 4
+    }
+
+    /// Device-local offset of completion slot `i`.
+    pub fn slot_off(&self, i: u32) -> u32 {
+        self.slots + i * std::mem::size_of::<CompletionSlot>() as u32
+    }
+
+    /// Size in bytes of the device-local block: [`LocalControl`], the completion slots, the lane words
+    /// (`lane_words + lanes * (staging_lines + 1) * 4`). Devices allocate at least this much.
+    pub fn local_size(&self) -> u64 {
+        self.lane_words as u64 + self.lanes as u64 * (self.staging_lines as u64 + 1) * 4
     }
 }
 
@@ -106,13 +124,15 @@ pub const RING_FLAG_CONFINED: u32 = 2;
 pub const RING_FLAG_SQPOLL: u32 = 4;
 
 abi_struct! {
-    /// The control block all lanes share (PROTOCOL.md §2). 128 bytes, 8-byte aligned.
+    /// The device-local control block (PROTOCOL.md §1, §2): every word more than one lane updates with a
+    /// read-modify-write. Offset 0 of the device-local block; 128 bytes, 8-byte aligned. The host reads and
+    /// writes it only outside a run, on its host copy.
     #[repr(C)]
     #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
-    pub struct DeviceControl {
-        /// Low 32: published SQ tail; high 32: ready bitmap.
+    pub struct LocalControl {
+        /// Low 32: published SQ tail; high 32: ready bitmap (§3).
         pub sq_pub: u64,
-        /// Low 32: released CQ head; high 32: done bitmap.
+        /// Low 32: released CQ head; high 32: done bitmap (§5).
         pub cq_pub: u64,
         /// Next file offset for offset-mode prints.
         pub print_offset: u64,
@@ -124,18 +144,20 @@ abi_struct! {
         pub cq_credits: u32,
         /// Next CQE to claim.
         pub cq_claim: u32,
+        /// The SQ doorbell's lock word: [`BELL_LOCK`] | [`BELL_DIRTY`] (§3).
+        pub sq_bell: u32,
+        /// The CQ doorbell's lock word (§5).
+        pub cq_bell: u32,
+        /// The SQ tail the SQ-bell holder last stored into the kernel's `sq.tail` (holder-only).
+        pub sq_tail_stored: u32,
+        /// The CQ head the CQ-bell holder last stored into the kernel's `cq.head` (holder-only).
+        pub cq_head_stored: u32,
         /// Failed fire-and-forget and skip-success operations.
         pub ff_errors: u32,
         /// Last failure's `-errno`.
         pub ff_last_error: i32,
         /// Failure CQEs of skip-success operations reaped (they use the CQ headroom, §4).
         pub skip_failures: u32,
-        /// Bumped after each tail advance.
-        pub doorbell: u32,
-        /// Print target (fixed-file index or raw fd).
-        pub print_fd: i32,
-        /// `PRINT_*` flags.
-        pub print_flags: u32,
         /// Lines submitted by prints.
         pub lines_printed: u32,
         /// Failed or short print writes.
@@ -145,20 +167,78 @@ abi_struct! {
         /// Device-written words found outside what the protocol allows (a window position out of range, a
         /// corrupted control word): counted by whoever detects it, host or lane, never acted on.
         pub protocol_violations: u32,
+        /// CQ-bell holder only: the sum of the counters (`ff_errors`, `skip_failures`, `lines_printed`,
+        /// `print_errors`, `foreign_cqes`, `protocol_violations`) when it last copied them into the
+        /// [`SharedControl`] mirrors; the counters only grow, so a changed sum means a mirror is stale.
+        pub mirror_sum: u32,
         /// Reserved, zero.
-        pub _reserved: [u32; 11],
+        pub _reserved: [u32; 9],
     }
 }
 
-pin_layout!(DeviceControl, size = 128, align = 8 {
+pin_layout!(LocalControl, size = 128, align = 8 {
     sq_pub = 0, cq_pub = 8, print_offset = 16, ff_last_user_data = 24, sq_reserve = 32, cq_credits = 36,
-    cq_claim = 40, ff_errors = 44, ff_last_error = 48, skip_failures = 52, doorbell = 56, print_fd = 60,
-    print_flags = 64, lines_printed = 68, print_errors = 72, foreign_cqes = 76, protocol_violations = 80,
-    _reserved = 84,
+    cq_claim = 40, sq_bell = 44, cq_bell = 48, sq_tail_stored = 52, cq_head_stored = 56, ff_errors = 60,
+    ff_last_error = 64, skip_failures = 68, lines_printed = 72, print_errors = 76, foreign_cqes = 80,
+    protocol_violations = 84, mirror_sum = 88, _reserved = 92,
 });
 
-/// Size of the control block; completion slots follow it.
-pub const CONTROL_BYTES: usize = std::mem::size_of::<DeviceControl>();
+/// Size of [`LocalControl`]; the completion slots follow it in the device-local block.
+pub const LOCAL_CONTROL_BYTES: usize = std::mem::size_of::<LocalControl>();
+
+abi_struct! {
+    /// The host-shared control block, in the arena at `RingLayout::control` (PROTOCOL.md §1, §2, §9). Only plain
+    /// loads and stores, and every word has one writer at a time: the host writes the print settings before a
+    /// run; the CQ-bell holder writes the mirrors (copies of [`LocalControl`] words) each time it releases
+    /// CQEs, so the host can watch a run without touching device-local memory. 128 bytes, 8-byte aligned.
+    #[repr(C)]
+    #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+    pub struct SharedControl {
+        /// Mirror of [`LocalControl::ff_last_user_data`] (CQ-bell holder).
+        pub ff_last_user_data: u64,
+        /// Print target (fixed-file index or raw fd); host-written before a run.
+        pub print_fd: i32,
+        /// `PRINT_*` flags; host-written before a run.
+        pub print_flags: u32,
+        /// Mirror of [`LocalControl::ff_errors`] (CQ-bell holder).
+        pub ff_errors: u32,
+        /// Mirror of [`LocalControl::ff_last_error`] (CQ-bell holder).
+        pub ff_last_error: i32,
+        /// Mirror of [`LocalControl::skip_failures`] (CQ-bell holder).
+        pub skip_failures: u32,
+        /// Mirror of [`LocalControl::lines_printed`] (CQ-bell holder).
+        pub lines_printed: u32,
+        /// Mirror of [`LocalControl::print_errors`] (CQ-bell holder).
+        pub print_errors: u32,
+        /// Mirror of [`LocalControl::foreign_cqes`] (CQ-bell holder).
+        pub foreign_cqes: u32,
+        /// Mirror of [`LocalControl::protocol_violations`] (CQ-bell holder).
+        pub protocol_violations: u32,
+        /// Mirror of [`LocalControl::cq_credits`] (CQ-bell holder): credits free at its last release.
+        pub credits_free: u32,
+        /// Mirror of [`LocalControl::cq_credits`] written by the **SQ-bell holder** when it stores a new tail:
+        /// with `credits_free` it tells the waker whether credited operations may be in flight (§9).
+        pub sq_credits_free: u32,
+        /// Reserved, zero.
+        pub _reserved: [u32; 19],
+    }
+}
+
+pin_layout!(SharedControl, size = 128, align = 8 {
+    ff_last_user_data = 0, print_fd = 8, print_flags = 12, ff_errors = 16, ff_last_error = 20,
+    skip_failures = 24, lines_printed = 28, print_errors = 32, foreign_cqes = 36, protocol_violations = 40,
+    credits_free = 44, sq_credits_free = 48, _reserved = 52,
+});
+
+/// Size of [`SharedControl`].
+pub const SHARED_CONTROL_BYTES: usize = std::mem::size_of::<SharedControl>();
+
+/// Doorbell word bit: a lane holds the duty of storing the kernel index (§3).
+pub const BELL_LOCK: u32 = 1;
+/// Doorbell word bit: the published prefix moved since the holder last looked (§3).
+pub const BELL_DIRTY: u32 = 2;
+/// Rounds a doorbell holder makes before it leaves a pending duty in the DIRTY bit for the next lane (§3).
+pub const BELL_ROUNDS: u32 = 16;
 
 abi_struct! {
     /// A per-request completion slot (PROTOCOL.md §2, §6).
@@ -267,12 +347,12 @@ pub const fn slot_user_data(slot: u32, generation: u32) -> u64 {
     TAG_SLOT | (((generation & SLOT_GEN_MASK) as u64) << 32) | slot as u64
 }
 
-/// `DeviceControl::print_flags`: `print_fd` is a fixed-file index.
+/// `SharedControl::print_flags`: `print_fd` is a fixed-file index.
 pub const PRINT_FIXED_FILE: u32 = 1;
-/// `DeviceControl::print_flags`: prints write at `print_offset` (advanced per line) instead of the file
+/// `SharedControl::print_flags`: prints write at `print_offset` (advanced per line) instead of the file
 /// position.
 pub const PRINT_OFFSET_MODE: u32 = 2;
-/// `DeviceControl::print_flags`: staging lines are a registered buffer (WRITE_FIXED).
+/// `SharedControl::print_flags`: staging lines are a registered buffer (WRITE_FIXED).
 pub const PRINT_FIXED_BUF: u32 = 4;
 
 wire_enum! {

@@ -4,8 +4,11 @@
 //! SPIR-V ([`super::spirv`]) or the native kernel ([`super::native`]). It imports the ring's arena
 //! ([`Device::import_host`], the import holding an [`ArenaKeepAlive`](crate::ring::ArenaKeepAlive) so the arena
 //! outlives any launch that outlives its limit), allocates a host-visible run buffer ([`super::run_buffer`]:
-//! parameters, text table, one [`LaneState`] per lane), and launches ([`Device::launch`]) with the arguments
-//! arena, arena (the GLSL's 32- and 64-bit views), run buffer, [`RingLayout`] by value, re-dispatching
+//! parameters, text table, one [`LaneState`] per lane), places the ring's device-local block (PROTOCOL.md §2:
+//! a device whose lanes are host threads runs on the ring's host copy itself; any other gets a
+//! [`Placement::DeviceLocal`] buffer, filled from the host copy before the first dispatch and copied back after
+//! the last), and launches ([`Device::launch`]) with the arguments arena, arena (the GLSL's 32- and 64-bit
+//! views), run buffer, local block, local block (likewise), [`RingLayout`] by value, re-dispatching
 //! ([`super::redispatch`]) until every lane reports [`LANE_FINISHED`].
 
 use std::sync::Arc;
@@ -221,7 +224,7 @@ fn kernel<D: Device + ?Sized>(
     spirv: &'static [u8],
 ) -> Result<Kernel, DeviceError> {
     let layout = KernelLayout {
-        buffers: 3,
+        buffers: 5,
         value_bytes: std::mem::size_of::<RingLayout>() as u32,
     };
     let load = || {
@@ -230,7 +233,7 @@ fn kernel<D: Device + ?Sized>(
             Flavor::Native => KernelCode::Native(native::kernel()),
         };
         // SAFETY: the SPIR-V is built by device-shaders/build.sh (checked in CI) for exactly this argument
-        // scheme (three storage buffers, the RingLayout as push constants) and the native kernel reads the same
+        // scheme (five storage buffers, the RingLayout as push constants) and the native kernel reads the same
         // arguments; both stay inside the arena (offsets from the layout) and the run buffer (lane ids below
         // the run parameters' `lanes`, which `run_plan` sizes the run buffer for).
         unsafe { dev.load_kernel(name, code, layout) }
@@ -266,6 +269,7 @@ fn run_plan<D: Device + ?Sized>(
     // SAFETY: a ring's arena is one page-aligned, writable mapping of `len` bytes (a multiple of the page
     // size), kept mapped by `owner` (its keep-alive) for as long as the import and every launch using it exist.
     let arena = unsafe { dev.import_host(base, len, owner) }?;
+    let local = LocalPlacement::new(dev, ring)?;
     let head = std::mem::size_of::<RunHeader>();
     let each = std::mem::size_of::<LaneState>();
     let run_buf = dev.alloc(Placement::HostVisible, head + lanes as usize * each)?;
@@ -279,18 +283,32 @@ fn run_plan<D: Device + ?Sized>(
     }
     let dispatch_word = std::mem::offset_of!(RunParams, dispatch) / 4;
     let push: [u8; 128] = bytemuck::cast(l);
-    let args = [
+    // Native kernels of the aggregated programs run one invocation (a thread) per subgroup, its lanes in
+    // lockstep ([`crate::protocol::Subgroup`]); they get the subgroup size as one more argument.
+    let sg = info.subgroup_size.clamp(1, 32);
+    let per_subgroup = flavor == Flavor::Native && native::aggregated(params.program, params.arg0);
+    let sg_bytes = if per_subgroup { sg } else { 0 }.to_le_bytes();
+    let mut args = vec![
         KernelArg::Buffer(&arena),
         KernelArg::Buffer(&arena),
         KernelArg::Buffer(&run_buf),
+        KernelArg::Buffer(&local.buffer),
+        KernelArg::Buffer(&local.buffer),
         KernelArg::Bytes(&push),
     ];
+    if flavor == Flavor::Native {
+        args.push(KernelArg::Bytes(&sg_bytes));
+    }
     let grid = match flavor {
         Flavor::SpirV => Grid::groups(lanes.div_ceil(info.subgroup_size.max(1))),
-        // One invocation per lane: the native lanes are threads.
+        // One invocation per lane, or per subgroup: the native lanes are threads.
         Flavor::Native => Grid {
             groups: 1,
-            group_size: lanes,
+            group_size: if per_subgroup {
+                lanes.div_ceil(sg)
+            } else {
+                lanes
+            },
         },
     };
     let mut dispatch = |i: u32, limit: Duration| -> Result<Vec<LaneState>, DeviceError> {
@@ -311,13 +329,14 @@ fn run_plan<D: Device + ?Sized>(
                 .count();
             let done: u64 = states.iter().map(|s| s.done as u64).sum();
             log::trace!(
-                "{backend}: {name} dispatch {i}: {fin} lanes finished, {done} ops done; lane 0 {:?}; control {:?}",
+                "{backend}: {name} dispatch {i}: {fin} lanes finished, {done} ops done; lane 0 {:?}; mirrors {:?}",
                 states.first(),
-                ring.view().control_snapshot()
+                ring.mirrors()
             );
         }
         Ok(states)
     };
+    local.copy_in(ring);
     let r = run_resumable(Resumable {
         backend,
         timeout,
@@ -327,10 +346,11 @@ fn run_plan<D: Device + ?Sized>(
         finished: |s: &LaneState| s.flags & LANE_FINISHED != 0,
         progress: |s: &LaneState| s.seq as u64 + s.done as u64 + s.phase as u64 + s.flags as u64,
     });
+    local.copy_out(ring);
     if r.is_err() {
         log::warn!(
             "{backend}: run of {name} ended early; control: {:?}",
-            ring.view().control_snapshot()
+            ring.view().local_snapshot()
         );
     }
     let r = r?;
@@ -349,6 +369,74 @@ fn run_plan<D: Device + ?Sized>(
         dispatches: r.dispatches,
         states: r.states,
     })
+}
+
+/// Where a run's device-local block lives (PROTOCOL.md §2).
+struct LocalPlacement {
+    buffer: super::hal::DeviceBuffer,
+    /// Whether `buffer` is a copy (filled before the run, copied back after it) rather than the host copy.
+    copied: bool,
+    words: usize,
+}
+
+impl LocalPlacement {
+    fn new<D: Device + ?Sized>(dev: &D, ring: &DeviceRing) -> Result<LocalPlacement, DeviceError> {
+        let words = (ring.layout().local_size() as usize).div_ceil(4);
+        if !dev.info().caps.lanes_are_host_threads {
+            let buffer = dev.alloc(Placement::DeviceLocal, words * 4)?;
+            if buffer.host_accessible() {
+                return Ok(LocalPlacement {
+                    buffer,
+                    copied: true,
+                    words,
+                });
+            }
+            // A device-local buffer the host cannot map needs a transfer command to fill; until the backend
+            // offers one, the device works on the imported host copy (host memory, as on the CPU device).
+            log::debug!(
+                "{}: device-local block not host-mappable; importing the host copy instead",
+                dev.info().backend
+            );
+        }
+        let keep = ring.arena_keepalive();
+        let block = keep.local_block();
+        let (ptr, len) = (block.as_ptr(), block.len());
+        let owner: Arc<dyn Send + Sync> = Arc::new(keep);
+        // SAFETY: the ring's device-local host copy is one page-aligned, writable mapping of `len` bytes, kept
+        // mapped by `owner` (the ring's keep-alive) for as long as the import and every launch using it exist;
+        // lanes touch it only atomically.
+        let buffer = unsafe { dev.import_host(ptr, len, owner) }?;
+        Ok(LocalPlacement {
+            buffer,
+            copied: false,
+            words,
+        })
+    }
+    /// Before the first dispatch: the host copy into the device's buffer.
+    fn copy_in(&self, ring: &DeviceRing) {
+        if self.copied {
+            let v = ring.view();
+            for i in 0..self.words {
+                let w = v
+                    .local32(i as u32 * 4)
+                    .load(std::sync::atomic::Ordering::Acquire);
+                self.buffer.store_u32(i, w);
+            }
+        }
+    }
+
+    /// After the last dispatch (or a failed one): the device's buffer back into the host copy.
+    fn copy_out(&self, ring: &DeviceRing) {
+        if self.copied {
+            let v = ring.view();
+            for i in 0..self.words {
+                if let Some(w) = self.buffer.load_u32(i) {
+                    v.local32(i as u32 * 4)
+                        .store(w, std::sync::atomic::Ordering::Release);
+                }
+            }
+        }
+    }
 }
 
 /// Which kernel, parameters and text a program needs; refuses what the kernels cannot do.

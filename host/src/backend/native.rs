@@ -4,7 +4,8 @@
 //! device) runs the built-in programs with [`kernel`].
 //!
 //! The argument scheme is the SPIR-V programs' one: the ring arena twice (the GLSL's 32- and 64-bit views),
-//! the run buffer ([`super::run_buffer`]: parameters, then one [`LaneState`] per lane) and the
+//! the run buffer ([`super::run_buffer`]: parameters, then one [`LaneState`] per lane), the device-local block
+//! twice (32- and 64-bit views; on the CPU reference device the ring's host copy itself) and the
 //! [`RingLayout`] by value. Each invocation reads its program from the run parameters and writes its
 //! [`LaneState`] (finished, with its counters) when it is done.
 
@@ -15,7 +16,10 @@ use std::time::Instant;
 use super::hal::{NativeArg, NativeKernel};
 use super::run_buffer::*;
 use super::{checksum, format_print_line, HostileCase, LaneReport};
-use crate::protocol::{CompletionMode, FileRef, Lane, LaneError, LineBuf, DEFAULT_BUDGET};
+use crate::protocol::subgroup::MAX_SUBGROUP;
+use crate::protocol::{
+    CompletionMode, FileRef, Lane, LaneError, LineBuf, Subgroup, DEFAULT_BUDGET,
+};
 use crate::ring::{RingLayout, RingView};
 
 /// The native kernel of every built-in program (the program is the run parameters' `program`; the format
@@ -36,53 +40,160 @@ fn params(run: &[AtomicU32]) -> Option<RunParams> {
     Some(bytemuck::pod_read_unaligned(bytemuck::cast_slice(&words)))
 }
 
+/// Whether a program runs one invocation per subgroup (its lanes aggregated, [`Subgroup`]) on a device that
+/// passes a subgroup size; the others run one invocation per lane.
+pub(super) fn aggregated(program: u32, arg0: u32) -> bool {
+    program == PROGRAM_PRINT
+        || program == PROGRAM_LANE_STRESS
+        || (program == PROGRAM_NOP && arg0 < 2)
+}
+
 fn invocation(id: u32, args: &[NativeArg<'_>], deadline: Instant) {
     let (
         Some(NativeArg::Words(arena)),
         Some(NativeArg::Words(run)),
+        Some(NativeArg::Words(local)),
         Some(NativeArg::Bytes(layout)),
-    ) = (args.first(), args.get(2), args.get(3))
+    ) = (args.first(), args.get(2), args.get(3), args.get(5))
     else {
         return;
     };
-    let Some(p) = params(run) else { return };
-    let each = std::mem::size_of::<LaneState>() / 4;
-    let at = std::mem::size_of::<RunHeader>() / 4 + id as usize * each;
-    let (true, Some(state)) = (id < p.lanes, run.get(at..at + each)) else {
-        return;
+    // The subgroup size, where the launch passes one (0 or absent: one invocation per lane).
+    let sg = match args.get(6) {
+        Some(NativeArg::Bytes(b)) => b
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_le_bytes),
+        _ => 0,
     };
+    let Some(p) = params(run) else { return };
     let Ok(l) = bytemuck::try_pod_read_unaligned::<RingLayout>(layout) else {
         return;
     };
-    let mut st = LaneState {
+    let (first, n) = if sg > 0 && aggregated(p.program, p.arg0) {
+        let first = id.saturating_mul(sg);
+        (first, sg.min(p.lanes.saturating_sub(first)))
+    } else {
+        (id, u32::from(id < p.lanes))
+    };
+    if n == 0 {
+        return;
+    }
+    let mut reports = [LaneReport::default(); MAX_SUBGROUP];
+    if (arena.len() as u64) * 4 >= l.arena_size && (local.len() as u64) * 4 >= l.local_size() {
+        // SAFETY: `arena` is the ring's whole arena and `local` its device-local block (the built-in programs'
+        // argument scheme, which the kernel's loader promises), `l.arena_size` and `l.local_size()` bytes of
+        // them checked present, initialised by the ring and mapped for the whole launch, which outlives this
+        // invocation.
+        let view = unsafe {
+            RingView::new(
+                arena.as_ptr() as *mut u8,
+                local.as_ptr() as *mut u8,
+                local.len() as u64 * 4,
+                l,
+            )
+        };
+        if sg > 0 && aggregated(p.program, p.arg0) {
+            let mut g = Subgroup::new(view, first, n);
+            run_subgroup(&mut g, &p, deadline, &mut reports);
+            let _ = g.flush(DEFAULT_BUDGET);
+        } else {
+            let mut lane = Lane::new(view, id);
+            let rep = if p.program == PROGRAM_FORMAT {
+                format_case(&lane, &p)
+            } else {
+                run_program(&mut lane, &p, deadline)
+            };
+            let _ = lane.flush(DEFAULT_BUDGET);
+            reports[0] = rep;
+        }
+    } else {
+        for r in reports.iter_mut() {
+            r.failed = 1;
+        }
+    }
+    for (i, rep) in reports.iter().take(n as usize).enumerate() {
+        write_state(run, first + i as u32, rep);
+    }
+}
+
+/// Writes lane `lane`'s finished [`LaneState`] into the run buffer.
+fn write_state(run: &[AtomicU32], lane: u32, rep: &LaneReport) {
+    let each = std::mem::size_of::<LaneState>() / 4;
+    let at = std::mem::size_of::<RunHeader>() / 4 + lane as usize * each;
+    let Some(state) = run.get(at..at + each) else {
+        return;
+    };
+    let st = LaneState {
         flags: LANE_FINISHED,
         dispatches: 1,
+        done: rep.done as u32,
+        failed: rep.failed as u32,
+        checksum: rep.checksum,
+        bytes: rep.bytes,
         ..LaneState::default()
     };
-    if (arena.len() as u64) * 4 >= l.arena_size {
-        // SAFETY: `arena` is the ring's whole arena (the built-in programs' argument scheme, which the
-        // kernel's loader promises), `l.arena_size` bytes of it checked present, initialised by the ring and
-        // mapped for the whole launch, which outlives this invocation.
-        let view = unsafe { RingView::new(arena.as_ptr() as *mut u8, l) };
-        let mut lane = Lane::new(view, id);
-        let rep = if p.program == PROGRAM_FORMAT {
-            format_case(&lane, &p)
-        } else {
-            run_program(&mut lane, &p, deadline)
-        };
-        let _ = lane.flush(DEFAULT_BUDGET);
-        st.done = rep.done as u32;
-        st.failed = rep.failed as u32;
-        st.checksum = rep.checksum;
-        st.bytes = rep.bytes;
-    } else {
-        st.failed = 1;
-    }
     for (w, v) in state.iter().zip(bytemuck::cast_slice::<LaneState, u32>(
         std::slice::from_ref(&st),
     )) {
         // Release: the host reads the state after the launch has ended (the join orders it too).
         w.store(*v, Ordering::Release);
+    }
+}
+
+/// The aggregated programs on one subgroup ([`aggregated`]): every lane of `g` runs the program in lockstep.
+fn run_subgroup(g: &mut Subgroup<'_>, p: &RunParams, deadline: Instant, reps: &mut [LaneReport]) {
+    let budget = p.iter_budget;
+    let all = g.all();
+    let wait_slot = g
+        .lanes()
+        .first()
+        .map_or(0, |l| (l.view().layout().slots_per_lane - 1).min(1));
+    let tally = |ok: u32, reps: &mut [LaneReport]| {
+        for (i, r) in reps.iter_mut().enumerate().take(32) {
+            if all & (1 << i) != 0 {
+                if ok & (1 << i) != 0 {
+                    r.done += 1;
+                } else {
+                    r.failed += 1;
+                }
+            }
+        }
+    };
+    let mask_of = |rs: &[Option<bool>]| {
+        rs.iter().enumerate().fold(
+            0u32,
+            |m, (i, r)| if *r == Some(true) { m | 1 << i } else { m },
+        )
+    };
+    for seq in 0..p.count {
+        if seq % 1024 == 0 && Instant::now() > deadline {
+            for r in reps.iter_mut() {
+                r.failed += (p.count - seq) as u64;
+            }
+            break;
+        }
+        let waited = match p.program {
+            PROGRAM_PRINT => {
+                let rs = g.print_with(all, budget, |_, id, b| format_print_line(b, id, seq));
+                tally(mask_of(&rs.map(|r| r.map(|r| r.is_ok()))), reps);
+                continue;
+            }
+            PROGRAM_NOP => p.arg0 == 1,
+            _ => seq % 2 == 0,
+        };
+        if waited {
+            let sub = g.nop(all, CompletionMode::Slot(wait_slot), budget);
+            let armed = mask_of(&sub.map(|r| r.map(|r| r.is_ok())));
+            let rs = g.wait(armed, wait_slot, budget);
+            tally(
+                mask_of(&rs.map(|r| r.map(|r| matches!(r, Ok(v) if v >= 0)))),
+                reps,
+            );
+        } else {
+            let sub = g.nop(all, CompletionMode::FireAndForget, budget);
+            tally(mask_of(&sub.map(|r| r.map(|r| r.is_ok()))), reps);
+        }
     }
 }
 
@@ -307,7 +418,7 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
         }
     };
     // Relaxed throughout: the corrupting stores stand for device code that ignores the protocol.
-    let sq_pub = v.ctl64(crate::ctl_off!(sq_pub));
+    let sq_pub = v.local64(crate::local_off!(sq_pub));
     let back_1000 = |w: &std::sync::atomic::AtomicU64| {
         let base = w.load(Ordering::Relaxed) as u32;
         w.store(base.wrapping_sub(1000) as u64, Ordering::Relaxed);
@@ -338,7 +449,9 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
             if let Err(e) = lane.submit(nop(), CompletionMode::Slot(0), budget) {
                 return (e.status(), 0);
             }
-            let claim = v.ctl32(crate::ctl_off!(cq_claim)).load(Ordering::Relaxed);
+            let claim = v
+                .local32(crate::local_off!(cq_claim))
+                .load(Ordering::Relaxed);
             let mut i = 0u32;
             // Acquire: the CQE is posted (not reaped: the corruption must come first).
             while v.u32_at(l.cq_tail).load(Ordering::Acquire) == claim {
@@ -348,7 +461,7 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
                 crate::protocol::lane::backoff(i);
                 i = i.saturating_add(1);
             }
-            v.ctl64(crate::ctl_off!(cq_pub))
+            v.local64(crate::local_off!(cq_pub))
                 .store(claim.wrapping_sub(1000) as u64, Ordering::Relaxed);
             (reap_status(lane.reap(1)), 0)
         }
@@ -373,7 +486,7 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
             } else {
                 0
             };
-            v.ctl32(crate::ctl_off!(cq_credits))
+            v.local32(crate::local_off!(cq_credits))
                 .store(wild, Ordering::Relaxed);
             (
                 status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))),
@@ -381,12 +494,12 @@ fn hostile(lane: &mut Lane<'_>, case: HostileCase, budget: u32, deadline: Instan
             )
         }
         HostileCase::CqClaimWild => {
-            v.ctl32(crate::ctl_off!(cq_claim))
+            v.local32(crate::local_off!(cq_claim))
                 .fetch_add(0x10000, Ordering::Relaxed);
             (reap_status(lane.reap(1)), 0)
         }
         HostileCase::SqReserveWild => {
-            v.ctl32(crate::ctl_off!(sq_reserve))
+            v.local32(crate::local_off!(sq_reserve))
                 .fetch_add(0x10000, Ordering::Relaxed);
             (
                 status(lane.try_reserve().map(|r| lane.commit_exact(r, nop()))),

@@ -2,6 +2,10 @@
 //! host's own lane (§9), and the violation counters (§10). It dereferences to the [`Ring`], so
 //! `layout()`, `view()`, `fd()` and the rest are the ring's. Every control word read here is device-written:
 //! it is checked and counted, never trusted (the lints below keep panics out).
+//!
+//! During a run the host reads only host-shared words ([`DeviceRing::mirrors`], the kernel's ring words);
+//! everything that reads or updates the device-local block (`quiesce`, `finish_prints`, `violations`) is for
+//! after the run, on the host copy (PROTOCOL.md §9).
 #![deny(
     clippy::panic,
     clippy::unwrap_used,
@@ -16,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use super::lane::Lane;
 use super::shared::{PRINT_FIXED_BUF, PRINT_FIXED_FILE, PRINT_OFFSET_MODE};
-use crate::ctl_off;
+use crate::abi::SharedControl;
 use crate::ring::{Ring, RingConfig, RingError};
+use crate::{local_off, shared_off};
 
 /// Where device prints go.
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +65,7 @@ pub enum QuiesceError {
 pub struct Violations {
     /// Found by the host (quiesce, drop) in device-written words; kept in host memory.
     pub host_detected: u64,
-    /// Counted by lanes in the arena's `protocol_violations` word (device-written, so only a report).
+    /// Counted by lanes in the device-local `protocol_violations` word (device-written, so only a report).
     pub device_reported: u32,
     /// CQEs no lane recognised or whose generation was stale (`foreign_cqes`, device-written).
     pub foreign_cqes: u32,
@@ -95,16 +100,25 @@ impl DeviceRing {
         &self.ring
     }
 
-    /// Protocol violations seen so far (host-detected, and what lanes reported in the arena).
+    /// Protocol violations seen so far (host-detected, and what lanes reported in the device-local block).
+    /// Reads the device-local block's host copy: call it after a run (during one, [`DeviceRing::mirrors`]).
     pub fn violations(&self) -> Violations {
         let view = self.view();
         Violations {
             host_detected: self.ring.host_violations(),
             device_reported: view
-                .ctl32(ctl_off!(protocol_violations))
+                .local32(local_off!(protocol_violations))
                 .load(Ordering::Relaxed),
-            foreign_cqes: view.ctl32(ctl_off!(foreign_cqes)).load(Ordering::Relaxed),
+            foreign_cqes: view
+                .local32(local_off!(foreign_cqes))
+                .load(Ordering::Relaxed),
         }
+    }
+
+    /// The host-shared control block: the print settings and the mirrors the doorbell holders keep — what the
+    /// host may read while a run is in progress (stale by at most one CQ release, PROTOCOL.md §9).
+    pub fn mirrors(&self) -> SharedControl {
+        self.view().shared_snapshot()
     }
 
     /// Sets where device prints go. Call while no lane is printing. A regular file without `O_APPEND` uses
@@ -146,27 +160,33 @@ impl DeviceRing {
         }
         self.print_fd.store(fd, Ordering::Relaxed);
         let view = self.view();
-        view.ctl64(ctl_off!(print_offset))
+        // Outside a run: the device-local host copy.
+        view.local64(local_off!(print_offset))
             .store(offset, Ordering::Relaxed);
-        view.ctl32(ctl_off!(print_fd))
+        view.shared32(shared_off!(print_fd))
             .store(index, Ordering::Relaxed);
         // Release: a lane that acquires the flags sees the target and the offset.
-        view.ctl32(ctl_off!(print_flags))
+        view.shared32(shared_off!(print_flags))
             .store(flags, Ordering::Release);
         Ok(())
     }
 
-    /// After prints in offset mode, moves the target's file position past the printed lines (so later writes
-    /// through the fd append after them). Returns the final offset. The offset is device-written: one that
+    /// After prints in offset mode (after the run: it reads the device-local host copy), moves the target's
+    /// file position past the printed lines (so later writes through the fd append after them). Returns the
+    /// final offset. The offset is device-written: one that
     /// does not fit a file offset is counted as a violation and leaves the position alone.
     pub fn finish_prints(&self) -> Option<u64> {
         let view = self.view();
-        let flags = view.ctl32(ctl_off!(print_flags)).load(Ordering::Acquire);
+        let flags = view
+            .shared32(shared_off!(print_flags))
+            .load(Ordering::Acquire);
         let fd = self.print_fd.load(Ordering::Relaxed);
         if flags & PRINT_OFFSET_MODE == 0 || fd < 0 {
             return None;
         }
-        let off = view.ctl64(ctl_off!(print_offset)).load(Ordering::Acquire);
+        let off = view
+            .local64(local_off!(print_offset))
+            .load(Ordering::Acquire);
         let Ok(pos) = i64::try_from(off) else {
             self.ring.record_violation();
             return None;
@@ -177,7 +197,8 @@ impl DeviceRing {
     }
 
     /// Waits until the kernel has consumed every published SQE and every CQ credit is back (no credited request
-    /// is in flight), reaping on the host's behalf. Returns false if `timeout` passed first or the device left
+    /// is in flight), reaping on the host's behalf and completing any doorbell duty a lane left pending. Call it
+    /// after a run: it updates the device-local block's host copy (PROTOCOL.md §9). Returns false if `timeout` passed first or the device left
     /// its words in a state no wait can fix (see [`DeviceRing::try_quiesce`]).
     pub fn quiesce(&self, timeout: Duration) -> bool {
         self.try_quiesce(timeout).is_ok()
@@ -191,7 +212,7 @@ impl DeviceRing {
         let view = self.view();
         let l = *view.layout();
         let mut host = Lane::host(view);
-        let violations = view.ctl32(ctl_off!(protocol_violations));
+        let violations = view.local32(local_off!(protocol_violations));
         loop {
             let before = violations.load(Ordering::Relaxed);
             host.reap(64);
@@ -202,8 +223,8 @@ impl DeviceRing {
             }
             let head = view.u32_at(l.sq_head).load(Ordering::Acquire);
             let tail = view.u32_at(l.sq_tail).load(Ordering::Acquire);
-            let reserved = view.ctl32(ctl_off!(sq_reserve)).load(Ordering::Acquire);
-            let credits = view.ctl32(ctl_off!(cq_credits)).load(Ordering::Acquire);
+            let reserved = view.local32(local_off!(sq_reserve)).load(Ordering::Acquire);
+            let credits = view.local32(local_off!(cq_credits)).load(Ordering::Acquire);
             if credits > l.credit_pool {
                 return Err(self.violation("more CQ credits than the pool holds"));
             }

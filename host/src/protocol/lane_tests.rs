@@ -2,24 +2,50 @@
 #![cfg(test)]
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 use super::*;
+use crate::protocol::publish::{check_flags, mark_and_advance};
+use io_uring::squeue::Flags;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 #[test]
 fn mark_and_advance_counts_a_position_outside_the_window_and_marks_nothing() {
     let word = AtomicU64::new(100);
     let violations = AtomicU32::new(0);
-    assert_eq!(mark_and_advance(&word, 101, &violations), Ok(None));
+    assert_eq!(mark_and_advance(&word, 101, 1, &violations), Ok(None));
     assert_eq!(word.load(Relaxed), 100 | (1 << 33));
-    assert_eq!(mark_and_advance(&word, 100, &violations), Ok(Some(102)));
+    assert_eq!(mark_and_advance(&word, 100, 1, &violations), Ok(Some(102)));
     for pos in [134, 99, 102 + 32, u32::MAX] {
         assert_eq!(
-            mark_and_advance(&word, pos, &violations),
+            mark_and_advance(&word, pos, 1, &violations),
             Err(LaneError::ProtocolViolation),
             "{pos}"
         );
     }
     assert_eq!(word.load(Relaxed), 102, "nothing marked");
     assert_eq!(violations.load(Relaxed), 4);
-    assert_eq!(mark_and_advance(&word, 102 + 31, &violations), Ok(None));
+    assert_eq!(mark_and_advance(&word, 102 + 31, 1, &violations), Ok(None));
+}
+
+#[test]
+fn mark_and_advance_marks_a_range_with_one_cas() {
+    let word = AtomicU64::new(u32::MAX as u64 - 2);
+    let violations = AtomicU32::new(0);
+    // Positions MAX-1 ..= 1 (wrapping) first: no advance while MAX-2 is unfilled; then all five at once.
+    assert_eq!(
+        mark_and_advance(&word, u32::MAX - 1, 4, &violations),
+        Ok(None)
+    );
+    assert_eq!(
+        mark_and_advance(&word, u32::MAX - 2, 1, &violations),
+        Ok(Some(2))
+    );
+    assert_eq!(word.load(Relaxed), 2);
+    assert_eq!(mark_and_advance(&word, 2, 32, &violations), Ok(Some(34)));
+    assert_eq!(
+        mark_and_advance(&word, 40, 30, &violations),
+        Err(LaneError::ProtocolViolation),
+        "past the window's end"
+    );
+    assert_eq!(violations.load(Relaxed), 1);
 }
 
 #[test]

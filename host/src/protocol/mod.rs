@@ -3,13 +3,21 @@
 //! the GLSL (`device-shaders/`) and HIP/CUDA (`kernels/`) implementations are tested against.
 
 mod device_ring;
+mod doorbell;
 pub mod format;
 pub mod lane;
+mod ops;
+mod publish;
+mod reap;
+mod reserve;
 pub mod shared;
+pub mod subgroup;
 
 pub use device_ring::{DeviceRing, PrintTarget, QuiesceError, Violations};
 pub use format::LineBuf;
 pub use lane::{
-    backoff, check_flags, CompletionMode, FileRef, Lane, LaneError, LaneStats, Poll, Reservation,
-    DEFAULT_BUDGET,
+    backoff, CompletionMode, FileRef, Lane, LaneError, LaneStats, Poll, DEFAULT_BUDGET,
 };
+pub use publish::check_flags;
+pub use reserve::Reservation;
+pub use subgroup::Subgroup;

@@ -5,24 +5,35 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use super::layout::RingLayout;
+use super::local::LocalBlock;
 use super::view::RingView;
 
-/// Ring fd and arena, in drop order: the ring is closed before the arena is unmapped.
+/// Ring fd, arena and the device-local block's host copy, in drop order: the ring is closed before the arena
+/// is unmapped.
 pub(crate) struct Inner {
     pub(crate) fd: OwnedFd,
     pub(crate) arena: memmap2::MmapMut,
+    pub(crate) local: LocalBlock,
     pub(crate) layout: RingLayout,
 }
 
 impl Inner {
     pub(crate) fn view(&self) -> RingView<'_> {
-        // SAFETY: the arena is mapped for as long as `self` lives and is laid out as `layout` describes (built
-        // by `Ring::new`, which initialised the control block).
-        unsafe { RingView::new(self.arena.as_ptr() as *mut u8, self.layout) }
+        // SAFETY: the arena and the local block are mapped for as long as `self` lives and are laid out as
+        // `layout` describes (built by `Ring::new`, which sized the local block with `local_size` and
+        // initialised both control blocks).
+        unsafe {
+            RingView::new(
+                self.arena.as_ptr() as *mut u8,
+                self.local.as_ptr(),
+                self.local.len() as u64,
+                self.layout,
+            )
+        }
     }
 }
 
-/// Keeps a ring's arena mapped (and its ring open) while it lives, independently of the [`super::Ring`]: a GPU
+/// Keeps a ring's arena and device-local host copy mapped (and its ring open) while it lives, independently of the [`super::Ring`]: a GPU
 /// API that imported the arena holds one for as long as the import exists, so the memory can never be
 /// unmapped under a dispatch that is still running (e.g. one that exceeded its time limit).
 #[derive(Clone)]
@@ -41,5 +52,10 @@ impl ArenaKeepAlive {
     /// The arena's base address and length (what [`super::Ring::arena`] returns).
     pub fn arena(&self) -> (*mut u8, usize) {
         (self.0.arena.as_ptr() as *mut u8, self.0.arena.len())
+    }
+
+    /// The device-local block's host copy (what [`super::Ring::local_block`] returns).
+    pub fn local_block(&self) -> &LocalBlock {
+        &self.0.local
     }
 }

@@ -43,7 +43,7 @@ pub(crate) fn round_up(x: usize, a: usize) -> usize {
 const RING_HEADER_BOUND: usize = 1024;
 
 impl ArenaPlan {
-    /// Plans an arena. `control_bytes` is the control block plus completion slots.
+    /// Plans an arena. `control_bytes` is the host-shared control block.
     pub fn new(
         sq_entries: u32,
         cq_entries: u32,

@@ -1,13 +1,15 @@
-//! Device rings: io_uring instances whose SQ/CQ rings, SQEs, device control block, staging lines and fixed
-//! buffers live in one page-aligned arena (`IORING_SETUP_NO_MMAP`) that a GPU API can import.
+//! Device rings: io_uring instances whose SQ/CQ rings, SQEs, host-shared control block, staging lines and fixed
+//! buffers live in one page-aligned arena (`IORING_SETUP_NO_MMAP`) that a GPU API can import, with the
+//! protocol's device-local block (every word lanes update with a read-modify-write) in a separate allocation
+//! ([`LocalBlock`], the host copy; PROTOCOL.md §1, §2).
 //!
 //! How it works inside: [`Ring::new`] plans the arena ([`layout::ArenaPlan`]), maps it with `memmap2`,
 //! creates the ring with SQPOLL over it (falling back from `NO_SQARRAY` to an identity SQ array), registers
 //! fixed files (plus one empty slot for the print target) and the staging/fixed regions as fixed buffers,
 //! confines the ring with `IORING_REGISTER_RESTRICTIONS` before enabling it (unless the caller chose
-//! [`DeviceAccess::DangerouslyUnconfined`]), initialises the control block, and starts the [`waker`]. Devices
+//! [`DeviceAccess::DangerouslyUnconfined`]), initialises both control blocks, and starts the [`waker`]. Devices
 //! get a [`RingLayout`] (by value) and a [`RingView`] (CPU devices) or the arena's address (GPU APIs import
-//! it). Dropping the ring waits (bounded) until the kernel took every published SQE, stops the waker, closes
+//! it) and the local block (GPU APIs copy it in before a run and out after it). Dropping the ring waits (bounded) until the kernel took every published SQE, stops the waker, closes
 //! the ring and only then unmaps the arena. This layer knows the arena's regions but not what lanes do in them:
 //! credits, prints, reaping and quiescing are the protocol's ([`crate::protocol::DeviceRing`]).
 //!
@@ -21,8 +23,10 @@
 )]
 
 mod arena;
+pub mod bus;
 pub mod error;
 pub mod layout;
+mod local;
 pub(crate) mod sys;
 pub mod view;
 pub mod waker;
@@ -37,11 +41,12 @@ pub use arena::ArenaKeepAlive;
 use arena::Inner;
 pub use error::RingError;
 pub use layout::{Cqe, RingLayout, Sqe};
+pub use local::LocalBlock;
 pub use view::RingView;
 pub use waker::{WakerConfig, WakerStats};
 
-use crate::abi::{CompletionSlot, CONTROL_BYTES, MAX_LINE};
-use crate::ctl_off;
+use crate::abi::{CompletionSlot, LOCAL_CONTROL_BYTES, MAX_LINE, SHARED_CONTROL_BYTES};
+use crate::local_off;
 use layout::{round_up, ArenaPlan};
 
 /// What device code on a ring may make the kernel do: the ring is a privilege boundary between device code and
@@ -227,19 +232,22 @@ impl RingConfig {
             ));
         }
         let nslots = self.lanes as u64 * self.slots_per_lane as u64;
-        let control = CONTROL_BYTES as u64
+        let local = LOCAL_CONTROL_BYTES as u64
             + nslots * std::mem::size_of::<CompletionSlot>() as u64
             + self.lanes as u64 * (self.staging_lines as u64 + 1) * 4;
         let staging = self.lanes as u64 * self.staging_lines as u64 * self.line_bytes as u64;
-        if control + staging + self.fixed_buffer_bytes as u64 > u32::MAX as u64 / 2 {
+        if local > u32::MAX as u64 / 2
+            || SHARED_CONTROL_BYTES as u64 + staging + self.fixed_buffer_bytes as u64
+                > u32::MAX as u64 / 2
+        {
             return Err(RingError::InvalidConfig(
-                "arena would exceed 2 GiB (device offsets are 32-bit)".into(),
+                "arena or device-local block would exceed 2 GiB (device offsets are 32-bit)".into(),
             ));
         }
         let plan = ArenaPlan::new(
             self.sq_entries,
             cq,
-            control as usize,
+            SHARED_CONTROL_BYTES,
             staging as usize,
             self.fixed_buffer_bytes,
         );
@@ -290,9 +298,11 @@ impl Ring {
         let mut arena = map_arena(cfg.arena_bytes.unwrap_or(plan.total))?;
         let kring = setup_kernel_ring(&cfg, &plan, arena.as_mut_ptr())?;
         let lay = describe(&cfg, &plan, &kring.params, &arena)?;
+        let local = LocalBlock::new(lay.local_size())?;
         let inner = Arc::new(Inner {
             fd: kring.fd,
             arena,
+            local,
             layout: lay,
         });
         init_control(&inner.view(), cfg.sq_entries);
@@ -346,6 +356,13 @@ impl Ring {
     /// The arena's base address (page-aligned) and length, for importing into a GPU API.
     pub fn arena(&self) -> (*mut u8, usize) {
         (self.inner.arena.as_ptr() as *mut u8, self.inner.arena.len())
+    }
+
+    /// The host copy of the device-local block (PROTOCOL.md §2): the CPU reference device runs on it; a GPU
+    /// backend copies it into its device-local buffer before a run and back after it. The host itself touches
+    /// it only outside runs.
+    pub fn local_block(&self) -> &LocalBlock {
+        &self.inner.local
     }
 
     /// A handle that keeps the arena mapped for as long as it lives (see [`ArenaKeepAlive`]).
@@ -602,7 +619,7 @@ fn describe(
         cqes: ring_off + params.cq_off.cqes,
         sqes: plan.sqes as u32,
         control: plan.control as u32,
-        slots: (plan.control + CONTROL_BYTES) as u32,
+        slots: LOCAL_CONTROL_BYTES as u32,
         slots_per_lane: cfg.slots_per_lane,
         lanes: cfg.lanes,
         staging: plan.staging as u32,
@@ -620,14 +637,13 @@ fn describe(
         w_cq,
         credit_pool,
         ring_flags,
-        lane_words: (plan.control
-            + CONTROL_BYTES
-            + nslots as usize * std::mem::size_of::<CompletionSlot>()) as u32,
+        lane_words: (LOCAL_CONTROL_BYTES + nslots as usize * std::mem::size_of::<CompletionSlot>())
+            as u32,
     })
 }
 
-/// The identity SQ array (without NO_SQARRAY) and the credit pool; everything else in the control block
-/// starts at zero (the arena is fresh anonymous memory).
+/// The identity SQ array (without NO_SQARRAY), the credit pool and its mirror; everything else in both control
+/// blocks starts at zero (fresh anonymous memory).
 fn init_control(view: &RingView<'_>, sq_entries: u32) {
     let lay = *view.layout();
     if lay.ring_flags & layout::RING_FLAG_NO_SQARRAY == 0 {
@@ -636,8 +652,15 @@ fn init_control(view: &RingView<'_>, sq_entries: u32) {
                 .store(i, Ordering::Relaxed);
         }
     }
-    view.ctl32(ctl_off!(cq_credits))
+    view.local32(local_off!(cq_credits))
         .store(lay.credit_pool, Ordering::Release);
+    for mirror in [
+        crate::shared_off!(credits_free),
+        crate::shared_off!(sq_credits_free),
+    ] {
+        view.shared32(mirror)
+            .store(lay.credit_pool, Ordering::Release);
+    }
 }
 
 /// The caller's files, then the reserved print slot (-1: empty until `set_print_target`).

@@ -1,19 +1,22 @@
-//! [`RingView`]: what a device sees of a ring — the arena base and the [`RingLayout`]. The reference device and
-//! the host's own lane reach the shared words only through this module, as atomics; it is the one place that
-//! turns layout offsets into references.
+//! [`RingView`]: what a device sees of a ring — the arena (host-shared), the device-local block and the
+//! [`RingLayout`]. The reference device and the host's own lane reach ring memory only through this module, as
+//! atomics; it is the one place that turns layout offsets into references. Host-shared words (`u32_at`,
+//! `shared32`, SQEs, CQEs, staging) and device-local words (`local32`, slots, lane words) have separate
+//! methods, so a caller always names the memory class it touches (PROTOCOL.md §1).
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
 
 use super::layout::{Cqe, RingLayout, Sqe};
 use super::words::ArenaWords;
-use crate::abi::{CompletionSlot, DeviceControl};
+use crate::abi::{LocalControl, SharedControl};
 
 /// A borrowed view of a ring's arena, as device code sees it. `Copy`, `Send` and `Sync`: lanes on many threads
 /// hold copies.
 #[derive(Clone, Copy)]
 pub struct RingView<'a> {
     words: ArenaWords<'a>,
+    local: ArenaWords<'a>,
     layout: RingLayout,
     _arena: PhantomData<&'a ()>,
 }
@@ -24,12 +27,21 @@ unsafe impl Send for RingView<'_> {}
 // SAFETY: as above.
 unsafe impl Sync for RingView<'_> {}
 
-/// Offset of a field of [`DeviceControl`].
+/// Offset of a field of [`LocalControl`] in the device-local block.
 #[macro_export]
 #[doc(hidden)]
-macro_rules! ctl_off {
+macro_rules! local_off {
     ($field:ident) => {
-        ::std::mem::offset_of!($crate::abi::DeviceControl, $field) as u32
+        ::std::mem::offset_of!($crate::abi::LocalControl, $field) as u32
+    };
+}
+
+/// Offset of a field of [`SharedControl`] from `RingLayout::control`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! shared_off {
+    ($field:ident) => {
+        ::std::mem::offset_of!($crate::abi::SharedControl, $field) as u32
     };
 }
 
@@ -37,13 +49,21 @@ impl<'a> RingView<'a> {
     /// Makes a view.
     ///
     /// # Safety
-    /// `base` must point to an arena of `layout.arena_size` bytes, laid out as `layout` says, that stays mapped
-    /// for `'a`, with the control block and slots initialised.
-    pub unsafe fn new(base: *mut u8, layout: RingLayout) -> RingView<'a> {
+    /// `base` must point to an arena of `layout.arena_size` bytes, laid out as `layout` says, and `local` to a
+    /// device-local block of `local_len ≥ layout.local_size()` bytes, both at least 8-byte aligned, both
+    /// staying mapped for `'a`, with both control blocks initialised.
+    pub unsafe fn new(
+        base: *mut u8,
+        local: *mut u8,
+        local_len: u64,
+        layout: RingLayout,
+    ) -> RingView<'a> {
         RingView {
             // SAFETY: `base` points to `layout.arena_size` bytes mapped for 'a (this function's contract), page-
             // aligned, whose shared words the protocol accesses only atomically.
             words: unsafe { ArenaWords::new(base, layout.arena_size) },
+            // SAFETY: as above, for the device-local block.
+            local: unsafe { ArenaWords::new(local, local_len) },
             layout,
             _arena: PhantomData,
         }
@@ -78,29 +98,61 @@ impl<'a> RingView<'a> {
         self.words.u64_at(off)
     }
 
-    /// A control-block word (`ctl_off!(field)`).
+    /// A [`SharedControl`] word (`shared_off!(field)`), host-shared.
     #[inline]
-    pub fn ctl32(&self, field_off: u32) -> &'a AtomicU32 {
+    pub fn shared32(&self, field_off: u32) -> &'a AtomicU32 {
         self.u32_at(self.layout.control + field_off)
     }
 
-    /// A 64-bit control-block word.
+    /// A signed [`SharedControl`] word.
     #[inline]
-    pub fn ctl64(&self, field_off: u32) -> &'a AtomicU64 {
+    pub fn shared_i32(&self, field_off: u32) -> &'a AtomicI32 {
+        self.i32_at(self.layout.control + field_off)
+    }
+
+    /// A 64-bit [`SharedControl`] word.
+    #[inline]
+    pub fn shared64(&self, field_off: u32) -> &'a AtomicU64 {
         self.u64_at(self.layout.control + field_off)
     }
 
-    /// Completion slot `i`'s words: (state, result, flags, owner).
+    /// The device-local 32-bit word at `off` (a [`LocalControl`] field is `local_off!(field)`).
+    #[inline]
+    pub fn local32(&self, off: u32) -> &'a AtomicU32 {
+        self.local.u32_at(off)
+    }
+
+    /// The device-local signed 32-bit word at `off`.
+    #[inline]
+    pub fn local_i32(&self, off: u32) -> &'a AtomicI32 {
+        self.local.i32_at(off)
+    }
+
+    /// The device-local 64-bit word at `off`.
+    #[inline]
+    pub fn local64(&self, off: u32) -> &'a AtomicU64 {
+        self.local.u64_at(off)
+    }
+
+    /// Completion slot `i`'s words (device-local): (state, result, flags, owner).
     #[inline]
     pub fn slot(&self, i: u32) -> (&'a AtomicU32, &'a AtomicI32, &'a AtomicU32, &'a AtomicU32) {
         assert!(i < self.layout.nslots(), "completion slot {i} out of range");
-        let off = self.layout.slots + i * std::mem::size_of::<CompletionSlot>() as u32;
+        let off = self.layout.slot_off(i);
         (
-            self.u32_at(off),
-            self.i32_at(off + 4),
-            self.u32_at(off + 8),
-            self.u32_at(off + 12),
+            self.local32(off),
+            self.local_i32(off + 4),
+            self.local32(off + 8),
+            self.local32(off + 12),
         )
+    }
+
+    /// Lane word `line` of `lane` (device-local; `line == staging_lines` is its in-flight count).
+    #[inline]
+    pub fn lane_word(&self, lane: u32, line: u32) -> &'a AtomicU32 {
+        let l = &self.layout;
+        assert!(lane < l.lanes && line <= l.staging_lines);
+        self.local32(l.lane_word(lane, line))
     }
 
     /// Writes SQE `index` (`ticket & sq_mask`).
@@ -176,14 +228,28 @@ impl<'a> RingView<'a> {
         }
     }
 
-    /// A snapshot of the control block (every field read atomically, relaxed).
-    pub fn control_snapshot(&self) -> DeviceControl {
-        let mut c = DeviceControl::default();
+    /// A snapshot of the device-local control block (every word read atomically, relaxed). Device-local
+    /// memory: the host reads it only outside a run (PROTOCOL.md §9).
+    pub fn local_snapshot(&self) -> LocalControl {
+        let mut c = LocalControl::default();
         let words: &mut [u32] = bytemuck::cast_slice_mut(std::slice::from_mut(&mut c));
         for (i, w) in words.iter_mut().enumerate() {
             *w = self
-                .ctl32(i as u32 * 4)
+                .local32(i as u32 * 4)
                 .load(std::sync::atomic::Ordering::Relaxed);
+        }
+        c
+    }
+
+    /// A snapshot of the host-shared control block: the print settings and the mirrors the CQ-bell holder
+    /// keeps (what the host may read during a run).
+    pub fn shared_snapshot(&self) -> SharedControl {
+        let mut c = SharedControl::default();
+        let words: &mut [u32] = bytemuck::cast_slice_mut(std::slice::from_mut(&mut c));
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = self
+                .shared32(i as u32 * 4)
+                .load(std::sync::atomic::Ordering::Acquire);
         }
         c
     }

@@ -4,8 +4,12 @@
 //! flag ever appears (the protocol's credits make that impossible for device code that follows the library;
 //! the counter shows it), backing off while a flush moves nothing.
 //!
-//! Backoff: right after a wake-up it spins for `spin`; while the doorbell moves (lanes publishing, SQ thread
-//! awake) it checks every `min_sleep`; when idle the sleep doubles up to `max_sleep`. An idle waker therefore
+//! It reads only host-shared words while lanes run (PROTOCOL.md §9): the kernel's ring words and the
+//! `SharedControl` mirrors the doorbell holders keep, never the device-local block.
+//!
+//! Backoff: right after a wake-up it spins for `spin`; while the SQ thread is awake (it raises
+//! `IORING_SQ_NEED_WAKEUP` before it sleeps) it checks every `max_sleep`; while the SQ thread sleeps and lanes
+//! publish it checks every `min_sleep`; when the ring is idle the sleep doubles up to `max_sleep`. An idle waker therefore
 //! wakes about `1 / max_sleep` times a second, and a request published after a long idle waits at most about
 //! `max_sleep` for its wake-up.
 
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::arena::Inner;
 use super::sys;
-use crate::ctl_off;
+use crate::shared_off;
 
 /// Without progress (the SQ head not moving), a repeated wake-up call waits this long: the flag stays set until
 /// the SQ thread actually runs, which on a loaded machine takes a while, and the kernel does not lose a wake-up.
@@ -172,18 +176,14 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
         view.u32_at(l.sq_head),
         view.u32_at(l.sq_tail),
     );
-    let doorbell = view.ctl32(ctl_off!(doorbell));
-    let mut last_bell = doorbell.load(Ordering::Relaxed);
+    let mut last_tail = tail_w.load(Ordering::Relaxed);
     let mut last_wake = Instant::now()
         .checked_sub(cfg.spin)
         .unwrap_or_else(Instant::now);
     let mut sleep = cfg.min_sleep;
     let mut wake_head = head_w.load(Ordering::Relaxed).wrapping_sub(1);
-    let (cq_tail_w, credits_w, claim_w) = (
-        view.u32_at(l.cq_tail),
-        view.ctl32(ctl_off!(cq_credits)),
-        view.ctl32(ctl_off!(cq_claim)),
-    );
+    let (cq_tail_w, cq_head_w) = (view.u32_at(l.cq_tail), view.u32_at(l.cq_head));
+    let credits = Credits::new(&view);
     let mut last_cq_tail = cq_tail_w.load(Ordering::Relaxed);
     let mut cq_moved = Instant::now();
     let mut stall_wake = Instant::now();
@@ -193,6 +193,7 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
         let flags = flags_w.load(Ordering::Acquire);
         let tail = tail_w.load(Ordering::Acquire);
         let head = head_w.load(Ordering::Acquire);
+        credits.observe(tail, cq_head_w.load(Ordering::Acquire));
         let mut acted = false;
         if flags & sys::SQ_CQ_OVERFLOW != 0 && overflow.due() {
             let cq_before = cq_tail_w.load(Ordering::Acquire);
@@ -231,10 +232,9 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
             && cq_moved.elapsed() >= REWAKE_AFTER
             && stall_wake.elapsed() >= stall_every
         {
-            let in_flight = l
-                .credit_pool
-                .wrapping_sub(credits_w.load(Ordering::Acquire));
-            let unclaimed = cq_tail.wrapping_sub(claim_w.load(Ordering::Acquire));
+            let in_flight = l.credit_pool.wrapping_sub(credits.free());
+            // CQEs posted and not yet released (claimed or not): none of them needs the SQ thread.
+            let unclaimed = cq_tail.wrapping_sub(cq_head_w.load(Ordering::Acquire));
             if (in_flight as i32) > 0 && in_flight > unclaimed {
                 wake_call(fd, &c);
                 stall_wake = Instant::now();
@@ -251,15 +251,65 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
             std::hint::spin_loop();
             continue;
         }
-        let bell = doorbell.load(Ordering::Relaxed);
-        if bell != last_bell || tail != head {
-            // Lanes are active; the SQ thread is awake and polling, so check often but do not spin.
-            last_bell = bell;
+        let moved = tail != last_tail;
+        last_tail = tail;
+        if flags & sys::SQ_NEED_WAKEUP == 0 {
+            // The SQ thread is awake: it polls the tail itself and sleeps only after idling for its idle time,
+            // raising the flag first. Nothing to do until then; checking often would only take CPU from it
+            // and from the lanes.
+            sleep = cfg.max_sleep;
+        } else if moved || tail != head {
+            // Asleep while lanes publish: the next check wakes it.
             sleep = cfg.min_sleep;
         } else {
             sleep = (sleep * 2).min(cfg.max_sleep);
         }
         c.sleeps.fetch_add(1, Ordering::Relaxed);
         std::thread::park_timeout(sleep);
+    }
+}
+
+/// The free CQ credits as the host may see them during a run: from the two single-writer mirrors (PROTOCOL.md
+/// §9) — `credits_free`, written by the CQ-bell holder at each release, and `sq_credits_free`, written by the
+/// SQ-bell holder at each publication. Whichever doorbell moved its kernel word last wrote the newer one (the
+/// CQ mirror when the waker cannot tell).
+struct Credits<'a> {
+    cq: &'a std::sync::atomic::AtomicU32,
+    sq: &'a std::sync::atomic::AtomicU32,
+    last_sq_tail: std::cell::Cell<u32>,
+    last_cq_head: std::cell::Cell<u32>,
+    sq_newer: std::cell::Cell<bool>,
+}
+
+impl<'a> Credits<'a> {
+    fn new(view: &super::RingView<'a>) -> Credits<'a> {
+        let l = view.layout();
+        Credits {
+            cq: view.shared32(shared_off!(credits_free)),
+            sq: view.shared32(shared_off!(sq_credits_free)),
+            last_sq_tail: view.u32_at(l.sq_tail).load(Ordering::Relaxed).into(),
+            last_cq_head: view.u32_at(l.cq_head).load(Ordering::Relaxed).into(),
+            sq_newer: false.into(),
+        }
+    }
+
+    /// Notes which kernel word moved since the last look (called every iteration).
+    fn observe(&self, sq_tail: u32, cq_head: u32) {
+        let (sq_moved, cq_moved) = (
+            sq_tail != self.last_sq_tail.replace(sq_tail),
+            cq_head != self.last_cq_head.replace(cq_head),
+        );
+        if sq_moved != cq_moved {
+            self.sq_newer.set(sq_moved);
+        }
+    }
+
+    fn free(&self) -> u32 {
+        // Acquire: pairs with the holders' release stores.
+        if self.sq_newer.get() {
+            self.sq.load(Ordering::Acquire)
+        } else {
+            self.cq.load(Ordering::Acquire)
+        }
     }
 }
