@@ -193,6 +193,15 @@ impl Bell {
     fn ring(&self, published: &AtomicU64, kernel: &AtomicU32, rounds: u32, o: Orders) {
         // AcqRel: release makes this lane's publication visible to the holder that clears our DIRTY;
         // acquire (when we become the holder) takes in the previous holder's `stored`.
+        // Fast path of an idle bell (as the library does): LOCK alone, with the same ordering.
+        if self
+            .word
+            .compare_exchange(0, LOCK, o.bell_set, Relaxed)
+            .is_ok()
+        {
+            self.hold(published, kernel, rounds, o);
+            return;
+        }
         let old = self.word.fetch_or(LOCK | DIRTY, o.bell_set);
         if old & LOCK == 0 {
             self.hold(published, kernel, rounds, o);
