@@ -250,8 +250,9 @@ pub enum Resources {
     Msg {
         /// The buffer.
         buf: Vec<u8>,
-        /// The sender's address.
-        from: Option<SockAddr>,
+        /// The sender's address, boxed so that every `Completion` stays small (an
+        /// inline socket address would triple the size of all of them).
+        from: Option<Box<SockAddr>>,
     },
 }
 
@@ -273,7 +274,7 @@ impl Resources {
     /// The buffer and sender's address of a recvmsg.
     pub fn into_msg(self) -> Option<(Vec<u8>, Option<SockAddr>)> {
         match self {
-            Resources::Msg { buf, from } => Some((buf, from)),
+            Resources::Msg { buf, from } => Some((buf, from.map(|a| *a))),
             _ => None,
         }
     }

@@ -81,7 +81,8 @@ pub(crate) fn alloc_slot<'a, X: SlotExt>(
         s.delivery = Delivery::Future(None);
     }
     s.user_data = op.user_data;
-    s.op = Some(op.kind);
+    // A free slot holds no op (`release`): nothing to drop, so no drop check.
+    std::mem::forget(s.op.replace(op.kind));
     (idx, s, OpId::new(idx, gen).0)
 }
 
@@ -158,7 +159,15 @@ impl<D: Driver> Core<D> {
     }
 
     /// Hands a queued slot to the driver (or completes it at once).
+    #[inline]
     pub(crate) fn start(&mut self, sh: &Shared<D>, idx: u32) {
+        self.start_as(sh, idx, true);
+    }
+
+    /// `start`, told whether the operation may carry a timeout (`false` when the
+    /// submission already knows it does not: its kind is then not looked at again).
+    #[inline]
+    pub(crate) fn start_as(&mut self, sh: &Shared<D>, idx: u32, may_time_out: bool) {
         let s = &mut self.slots[idx as usize];
         debug_assert_eq!(s.state, State::Queued);
         s.state = State::Running;
@@ -166,8 +175,10 @@ impl<D: Driver> Core<D> {
             self.finish(sh, idx, Outcome::Cancelled);
             return;
         }
-        if let Some(ns) = s.op.as_ref().map(OpKind::timeout_ns).filter(|&ns| ns != 0) {
-            if !sh.caps.is_native(Capability::OperationTimeouts) {
+        // The cheap tests first: without a possible timeout, or with native timeouts
+        // (io_uring), the operation's kind is not looked at for one.
+        if may_time_out && !sh.caps.is_native(Capability::OperationTimeouts) {
+            if let Some(ns) = s.op.as_ref().map(OpKind::timeout_ns).filter(|&ns| ns != 0) {
                 s.deadline = sys::monotonic_ns().saturating_add(ns);
                 self.timed += 1;
             }
@@ -191,12 +202,8 @@ impl<D: Driver> Core<D> {
     /// sequence, then delivers (raw path), stores (future) or drops (detached).
     #[inline(always)]
     pub(crate) fn finish(&mut self, sh: &Shared<D>, idx: u32, outcome: Outcome) {
-        let outcome = if self.slots[idx as usize].deadline != 0 {
-            self.settle_timeout(idx, outcome)
-        } else {
-            outcome
-        };
-        // Fast path: an unlinked operation on the raw path.
+        // Fast path: an unlinked operation on the raw path without an emulated
+        // timeout, decided on one look at the slot.
         let Core {
             slots,
             done,
@@ -206,7 +213,11 @@ impl<D: Driver> Core<D> {
             ..
         } = self;
         let s = &mut slots[idx as usize];
-        if s.next == NONE && s.prev == NONE && matches!(s.delivery, Delivery::Callback) {
+        if s.deadline == 0
+            && s.next == NONE
+            && s.prev == NONE
+            && matches!(s.delivery, Delivery::Callback)
+        {
             let id = OpId(s.key(idx));
             let user_data = s.user_data;
             // Lean path: an op that owns nothing (nop, timer, fsync) only has its tag
@@ -241,11 +252,24 @@ impl<D: Driver> Core<D> {
             free.push(idx);
             return;
         }
-        self.finish_slow(sh, idx, outcome);
+        self.finish_cold(sh, idx, outcome);
+    }
+
+    /// `finish` of a slot with an emulated timeout, a linked step, a future or a
+    /// detached operation.
+    #[inline(never)]
+    fn finish_cold(&mut self, sh: &Shared<D>, idx: u32, outcome: Outcome) {
+        let s = &self.slots[idx as usize];
+        if s.deadline != 0 {
+            let outcome = self.settle_timeout(idx, outcome);
+            // Now without a deadline: the fast path may take it.
+            self.finish(sh, idx, outcome);
+        } else {
+            self.finish_slow(sh, idx, outcome);
+        }
     }
 
     /// `finish` for linked steps, futures and detached operations.
-    #[inline(never)]
     fn finish_slow(&mut self, sh: &Shared<D>, idx: u32, outcome: Outcome) {
         let mut idx = idx;
         let mut outcome = outcome;

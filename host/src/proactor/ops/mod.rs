@@ -38,7 +38,9 @@ pub(crate) use base::{error_outcome, Env, EpollCx, Op, Step, UringCx};
 
 macro_rules! kinds {
     ($($variant:ident($ty:ty)),* $(,)?) => {
-        /// Every operation kind.
+        /// Every operation kind. An explicit tag byte (rather than a niche in some
+        /// variant's field) makes every dispatch on the kind a byte load.
+        #[repr(u8)]
         pub(crate) enum OpKind {
             $($variant($ty),)*
         }
@@ -47,9 +49,15 @@ macro_rules! kinds {
             pub(crate) fn code(&self) -> OpCode {
                 match self { $(OpKind::$variant(_) => <$ty as Op>::CODE,)* }
             }
+            /// Validation and what submission must know, in one dispatch.
             #[inline(always)]
-            pub(crate) fn validate(&self, env: &Env<'_>) -> Result<()> {
-                match self { $(OpKind::$variant(o) => o.validate(env),)* }
+            pub(crate) fn admit(&self, env: &Env<'_>) -> Result<Admit> {
+                match self {
+                    $(OpKind::$variant(o) => {
+                        o.validate(env)?;
+                        Ok(Admit { multishot: o.multishot(), timed: o.timeout_ns() != 0 })
+                    })*
+                }
             }
             pub(crate) fn expected_len(&self) -> Option<usize> {
                 match self { $(OpKind::$variant(o) => o.expected_len(),)* }
@@ -123,6 +131,15 @@ kinds! {
     Shutdown(shutdown::Shutdown),
     SendZc(send_zc::SendZc),
     RecvFixed(recv_fixed::RecvFixed),
+}
+
+/// What submission must know about an operation besides its validity.
+#[derive(Clone, Copy)]
+pub(crate) struct Admit {
+    /// Delivers several completions (raw, alone).
+    pub(crate) multishot: bool,
+    /// Carries a per-operation timeout (started on its own: two entries on io_uring).
+    pub(crate) timed: bool,
 }
 
 impl OpKind {
