@@ -62,10 +62,6 @@ macro_rules! kinds {
             pub(crate) fn expected_len(&self) -> Option<usize> {
                 match self { $(OpKind::$variant(o) => o.expected_len(),)* }
             }
-            #[inline(always)]
-            pub(crate) fn multishot(&self) -> bool {
-                match self { $(OpKind::$variant(o) => o.multishot(),)* }
-            }
             /// Whether one operation may see several CQEs (multishot, zero-copy send).
             #[inline(always)]
             pub(crate) fn many_completions(&self) -> bool {
