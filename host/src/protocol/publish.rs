@@ -14,8 +14,8 @@ use io_uring::squeue::Flags;
 
 use super::lane::{CompletionMode, Lane, LaneError};
 use super::reserve::{hole_nop, return_credits, Reservation};
-use super::window::{ff_user_data, publish_sqe};
 use super::shared::*;
+use super::window::{ff_user_data, publish_sqe};
 use crate::ring::layout::Sqe;
 
 /// Why `IOSQE_CQE_SKIP_SUCCESS` may not come from the caller.

@@ -12,9 +12,9 @@ use std::sync::atomic::Ordering::*;
 
 use super::doorbell::{ring, take_pending, Bell};
 use super::lane::{violation, Lane};
-use super::window::mark_and_advance;
 use super::reserve::return_credits;
 use super::shared::*;
+use super::window::mark_and_advance;
 use crate::local_off;
 use crate::ring::bus::RingBus;
 

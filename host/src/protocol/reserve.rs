@@ -13,8 +13,8 @@ use io_uring::opcode;
 
 use super::doorbell::{take_pending, Bell};
 use super::lane::{backoff, violation, Lane, LaneError};
-use super::window::{ff_user_data, publish_sqe};
 use super::shared::*;
+use super::window::{ff_user_data, publish_sqe};
 use crate::local_off;
 use crate::ring::bus::{BusMeter, RingBus};
 use crate::ring::layout::Sqe;
