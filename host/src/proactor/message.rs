@@ -157,8 +157,10 @@ impl Mailbox {
     /// Hands waiting messages to the callback (poll thread). Bounded per call; what
     /// is left schedules another drain.
     pub(crate) fn drain(&self) {
-        self.scheduled.store(false, Ordering::SeqCst);
+        // Consume the wake first, then clear the flag: a sender that finds the flag
+        // clear sets the wake again, which this drain then cannot swallow.
         let _ = sys::eventfd_drain(self.wake.0.as_fd());
+        self.scheduled.store(false, Ordering::SeqCst);
         // Taken out while it runs, so that it may replace itself or send messages.
         let Some(mut cb) = lock(&self.callback).take() else {
             return;
