@@ -58,7 +58,8 @@ fn round(name: &str, n: u64) -> Option<f64> {
         t2.poll(Some(Duration::ZERO), |_| {}).expect("poll");
         ready_tx.send(()).expect("ready");
         while g3.load(Ordering::Relaxed) < n {
-            t2.poll(Some(Duration::from_millis(1)), |_| {}).expect("poll");
+            t2.poll(Some(Duration::from_millis(1)), |_| {})
+                .expect("poll");
         }
     });
     ready_rx.recv().ok()?;
@@ -72,12 +73,14 @@ fn round(name: &str, n: u64) -> Option<f64> {
             }
             Err(e) => panic!("{name}: {e}"),
         }
-        if sent % 64 == 0 {
+        if sent & 63 == 0 {
             sender.poll(Some(Duration::ZERO), |_| {}).expect("poll");
         }
     }
     while sender.in_flight() > 0 {
-        sender.poll(Some(Duration::from_millis(1)), |_| {}).expect("poll");
+        sender
+            .poll(Some(Duration::from_millis(1)), |_| {})
+            .expect("poll");
     }
     recv.join().ok()?;
     let dt = start.elapsed().as_secs_f64();
@@ -108,6 +111,9 @@ fn main() {
         }
     }
     if best[0] > 0.0 && best[1] > 0.0 {
-        println!("  MSG_RING / fallback (io_uring): {:.2}x", best[0] / best[1]);
+        println!(
+            "  MSG_RING / fallback (io_uring): {:.2}x",
+            best[0] / best[1]
+        );
     }
 }

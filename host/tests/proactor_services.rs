@@ -283,7 +283,11 @@ fn es_unregister_other_thread(t: &Ctx) {
     std::thread::spawn(move || src.unregister()).join().unwrap();
     let before = n.load(Ordering::SeqCst);
     poll_for(&p, Duration::from_millis(50));
-    assert_eq!(n.load(Ordering::SeqCst), before, "no callback after unregister");
+    assert_eq!(
+        n.load(Ordering::SeqCst),
+        before,
+        "no callback after unregister"
+    );
 }
 
 fn es_in_flight_counts(t: &Ctx) {
@@ -330,7 +334,9 @@ fn es_two_sources_one_fd(t: &Ctx) {
         })
         .unwrap();
     ev.set().unwrap();
-    drive(&p, || x.load(Ordering::SeqCst) >= 1 && y.load(Ordering::SeqCst) >= 1);
+    drive(&p, || {
+        x.load(Ordering::SeqCst) >= 1 && y.load(Ordering::SeqCst) >= 1
+    });
     a.unregister();
     b.unregister();
 }
@@ -357,7 +363,8 @@ fn sem_values_only_increase(_t: &Ctx) {
 fn sem_wait_already(t: &Ctx) {
     let p = t.proactor();
     let s = Semaphore::new(10);
-    p.submit(Operation::semaphore_wait(&s, 10).user_data(3)).unwrap();
+    p.submit(Operation::semaphore_wait(&s, 10).user_data(3))
+        .unwrap();
     let c = collect(&p, 1).pop().unwrap();
     assert_eq!((c.user_data, c.outcome), (3, Outcome::Ok(0)));
     assert!(matches!(c.resources, Resources::Semaphore(_)));
@@ -390,7 +397,8 @@ fn sem_signal_other_thread(t: &Ctx) {
     let end = Instant::now() + LIMIT;
     while got.is_empty() {
         assert!(Instant::now() < end);
-        p.poll(Some(Duration::from_secs(5)), |c| got.push(c)).unwrap();
+        p.poll(Some(Duration::from_secs(5)), |c| got.push(c))
+            .unwrap();
     }
     h.join().unwrap();
     assert_eq!(got[0].outcome, Outcome::Ok(0));
@@ -401,15 +409,20 @@ fn sem_wait_future(t: &Ctx) {
     let s = Semaphore::new(0);
     let f = p.submit_future(Operation::semaphore_wait(&s, 5)).unwrap();
     let s2 = s.clone();
-    std::thread::spawn(move || s2.signal(5).unwrap()).join().unwrap();
+    std::thread::spawn(move || s2.signal(5).unwrap())
+        .join()
+        .unwrap();
     assert_eq!(block_on(&p, f).outcome, Outcome::Ok(0));
 }
 
 fn sem_wait_all(t: &Ctx) {
     let p = t.proactor();
     let (a, b) = (Semaphore::new(0), Semaphore::new(0));
-    p.submit(Operation::semaphore_wait_all(vec![(a.clone(), 1), (b.clone(), 2)]))
-        .unwrap();
+    p.submit(Operation::semaphore_wait_all(vec![
+        (a.clone(), 1),
+        (b.clone(), 2),
+    ]))
+    .unwrap();
     a.signal(1).unwrap();
     assert!(poll_for(&p, Duration::from_millis(20)).is_empty());
     b.signal(2).unwrap();
@@ -422,8 +435,11 @@ fn sem_wait_all(t: &Ctx) {
 fn sem_wait_any(t: &Ctx) {
     let p = t.proactor();
     let (a, b) = (Semaphore::new(0), Semaphore::new(0));
-    p.submit(Operation::semaphore_wait_any(vec![(a.clone(), 1), (b.clone(), 1)]))
-        .unwrap();
+    p.submit(Operation::semaphore_wait_any(vec![
+        (a.clone(), 1),
+        (b.clone(), 1),
+    ]))
+    .unwrap();
     b.signal(1).unwrap();
     assert_eq!(collect(&p, 1)[0].outcome, Outcome::Ok(1), "index of b");
     assert_eq!(a.waiter_count(), 0, "the other subscription dropped");
@@ -432,8 +448,11 @@ fn sem_wait_any(t: &Ctx) {
 fn sem_wait_all_one_fails(t: &Ctx) {
     let p = t.proactor();
     let (a, b) = (Semaphore::new(0), Semaphore::new(0));
-    p.submit(Operation::semaphore_wait_all(vec![(a.clone(), 1), (b.clone(), 1)]))
-        .unwrap();
+    p.submit(Operation::semaphore_wait_all(vec![
+        (a.clone(), 1),
+        (b.clone(), 1),
+    ]))
+    .unwrap();
     b.fail(libc::EPIPE);
     let c = collect(&p, 1).pop().unwrap();
     assert_eq!(errno_of(&c.outcome), Some(libc::EPIPE));
@@ -443,10 +462,16 @@ fn sem_wait_all_one_fails(t: &Ctx) {
 fn sem_wait_any_one_fails(t: &Ctx) {
     let p = t.proactor();
     let (a, b) = (Semaphore::new(0), Semaphore::new(0));
-    p.submit(Operation::semaphore_wait_any(vec![(a.clone(), 1), (b.clone(), 1)]))
-        .unwrap();
+    p.submit(Operation::semaphore_wait_any(vec![
+        (a.clone(), 1),
+        (b.clone(), 1),
+    ]))
+    .unwrap();
     a.fail(libc::EIO);
-    assert!(poll_for(&p, Duration::from_millis(20)).is_empty(), "b may still come");
+    assert!(
+        poll_for(&p, Duration::from_millis(20)).is_empty(),
+        "b may still come"
+    );
     b.signal(1).unwrap();
     assert_eq!(collect(&p, 1)[0].outcome, Outcome::Ok(1));
 }
@@ -454,8 +479,11 @@ fn sem_wait_any_one_fails(t: &Ctx) {
 fn sem_wait_any_all_fail(t: &Ctx) {
     let p = t.proactor();
     let (a, b) = (Semaphore::new(0), Semaphore::new(0));
-    p.submit(Operation::semaphore_wait_any(vec![(a.clone(), 1), (b.clone(), 1)]))
-        .unwrap();
+    p.submit(Operation::semaphore_wait_any(vec![
+        (a.clone(), 1),
+        (b.clone(), 1),
+    ]))
+    .unwrap();
     a.fail(libc::EIO);
     b.fail(libc::ENODEV);
     assert_eq!(errno_of(&collect(&p, 1)[0].outcome), Some(libc::EIO));
@@ -482,7 +510,11 @@ fn sem_fail_1000_waiters(t: &Ctx) {
         })
         .collect();
     seen.sort_unstable();
-    assert_eq!(seen, (0..1000).collect::<Vec<_>>(), "each waiter exactly once");
+    assert_eq!(
+        seen,
+        (0..1000).collect::<Vec<_>>(),
+        "each waiter exactly once"
+    );
     assert_eq!((p.in_flight(), s.waiter_count()), (0, 0));
 }
 
@@ -490,7 +522,10 @@ fn sem_fail_futures(t: &Ctx) {
     let p = t.proactor();
     let s = Semaphore::new(0);
     let futs: Vec<OpFuture> = (0..8)
-        .map(|i| p.submit_future(Operation::semaphore_wait(&s, i + 1)).unwrap())
+        .map(|i| {
+            p.submit_future(Operation::semaphore_wait(&s, i + 1))
+                .unwrap()
+        })
         .collect();
     s.fail(libc::ETIMEDOUT);
     for f in futs {
@@ -569,7 +604,8 @@ fn sem_waits_in_step(t: &Ctx) {
     let p = t.proactor();
     let s = Semaphore::new(0);
     for v in 1..=10u64 {
-        p.submit(Operation::semaphore_wait(&s, v).user_data(v)).unwrap();
+        p.submit(Operation::semaphore_wait(&s, v).user_data(v))
+            .unwrap();
     }
     for v in 1..=10u64 {
         s.signal(v).unwrap();
@@ -598,7 +634,9 @@ fn sem_wait_linked(t: &Ctx) {
 
 fn sem_empty_list_refused(t: &Ctx) {
     let p = t.proactor();
-    let e = p.submit(Operation::semaphore_wait_all(Vec::new())).unwrap_err();
+    let e = p
+        .submit(Operation::semaphore_wait_all(Vec::new()))
+        .unwrap_err();
     assert!(matches!(e.error, Error::InvalidArgument(_)));
 }
 
@@ -628,7 +666,10 @@ fn sem_cancel_wait_any(t: &Ctx) {
     let p = t.proactor();
     let (a, b) = (Semaphore::new(0), Semaphore::new(0));
     let id = p
-        .submit(Operation::semaphore_wait_any(vec![(a.clone(), 1), (b.clone(), 1)]))
+        .submit(Operation::semaphore_wait_any(vec![
+            (a.clone(), 1),
+            (b.clone(), 1),
+        ]))
         .unwrap();
     p.cancel(id);
     assert!(collect(&p, 1)[0].outcome.is_cancelled());
@@ -742,7 +783,10 @@ fn fence_teardown_fails_semaphore(t: &Ctx) {
 
 fn fence_capability(t: &Ctx) {
     let p = t.proactor();
-    assert_eq!(p.capabilities().get(Capability::DeviceFence), Support::Emulated);
+    assert_eq!(
+        p.capabilities().get(Capability::DeviceFence),
+        Support::Emulated
+    );
 }
 
 fn fence_import_many(t: &Ctx) {
@@ -778,7 +822,10 @@ fn msg_post_self(t: &Ctx) {
         p.post_message(m).unwrap();
     }
     drive(&p, || got.lock().unwrap().len() == 3);
-    assert_eq!(*got.lock().unwrap(), vec![1, u64::MAX, 0x1234_5678_9abc_def0]);
+    assert_eq!(
+        *got.lock().unwrap(),
+        vec![1, u64::MAX, 0x1234_5678_9abc_def0]
+    );
 }
 
 fn msg_between_two(t: &Ctx) {
@@ -786,7 +833,14 @@ fn msg_between_two(t: &Ctx) {
     let got = recorder(&b);
     b.poll(Some(Duration::ZERO), |_| {}).unwrap(); // enables the ring
     a.poll(Some(Duration::ZERO), |_| {}).unwrap();
-    let vals = [0u64, 1, 0xffff_ffff, 0x1_0000_0000, u64::MAX, 0xdead_beef_0bad_cafe];
+    let vals = [
+        0u64,
+        1,
+        0xffff_ffff,
+        0x1_0000_0000,
+        u64::MAX,
+        0xdead_beef_0bad_cafe,
+    ];
     for v in vals {
         a.send_message(&b, v).unwrap();
     }
@@ -869,7 +923,10 @@ fn msg_target_full(t: &Ctx) {
         }) => {}
         r => panic!("expected target full, got {r:?}"),
     }
-    assert!(matches!(b.post_message(99), Err(Error::SubmissionQueueFull { .. })));
+    assert!(matches!(
+        b.post_message(99),
+        Err(Error::SubmissionQueueFull { .. })
+    ));
     let end = Instant::now() + LIMIT;
     while got.lock().unwrap().len() < 4 {
         assert!(Instant::now() < end);
@@ -1023,7 +1080,11 @@ fn relay_fd_to_event(t: &Ctx) {
     let (a, mut b) = pair();
     let dst = Event::new().unwrap();
     let _r = p
-        .relay(RelaySource::Fd(a.as_raw_fd()), RelaySink::Event(dst.clone()), false)
+        .relay(
+            RelaySource::Fd(a.as_raw_fd()),
+            RelaySink::Event(dst.clone()),
+            false,
+        )
         .unwrap();
     assert!(poll_for(&p, Duration::from_millis(20)).is_empty());
     assert!(!dst.is_set().unwrap());
@@ -1037,7 +1098,11 @@ fn relay_event_to_notification(t: &Ctx) {
     let n = Notification::new();
     let token = n.epoch();
     let _r = p
-        .relay(RelaySource::Event(src.clone()), RelaySink::Notification(n.clone()), false)
+        .relay(
+            RelaySource::Event(src.clone()),
+            RelaySink::Notification(n.clone()),
+            false,
+        )
         .unwrap();
     src.set().unwrap();
     drive(&p, || n.epoch() != token);
@@ -1048,7 +1113,11 @@ fn relay_notification_to_event(t: &Ctx) {
     let n = Notification::new();
     let dst = Event::new().unwrap();
     let _r = p
-        .relay(RelaySource::Notification(n.clone()), RelaySink::Event(dst.clone()), false)
+        .relay(
+            RelaySource::Notification(n.clone()),
+            RelaySink::Event(dst.clone()),
+            false,
+        )
         .unwrap();
     assert!(poll_for(&p, Duration::from_millis(20)).is_empty());
     n.signal();
@@ -1060,7 +1129,11 @@ fn relay_semaphore_to_event(t: &Ctx) {
     let s = Semaphore::new(0);
     let dst = Event::new().unwrap();
     let _r = p
-        .relay(RelaySource::Semaphore(s.clone(), 3), RelaySink::Event(dst.clone()), false)
+        .relay(
+            RelaySource::Semaphore(s.clone(), 3),
+            RelaySink::Event(dst.clone()),
+            false,
+        )
         .unwrap();
     s.signal(2).unwrap();
     poll_for(&p, Duration::from_millis(20));
@@ -1074,7 +1147,11 @@ fn relay_event_to_semaphore(t: &Ctx) {
     let src = Event::new().unwrap();
     let s = Semaphore::new(0);
     let _r = p
-        .relay(RelaySource::Event(src.clone()), RelaySink::Semaphore(s.clone(), 10), false)
+        .relay(
+            RelaySource::Event(src.clone()),
+            RelaySink::Semaphore(s.clone(), 10),
+            false,
+        )
         .unwrap();
     src.set().unwrap();
     drive(&p, || s.value() == 10);
@@ -1085,13 +1162,25 @@ fn relay_chain(t: &Ctx) {
     let evs: Vec<Event> = (0..3).map(|_| Event::new().unwrap()).collect();
     let s = Semaphore::new(0);
     let _r1 = p
-        .relay(RelaySource::Event(evs[0].clone()), RelaySink::Event(evs[1].clone()), false)
+        .relay(
+            RelaySource::Event(evs[0].clone()),
+            RelaySink::Event(evs[1].clone()),
+            false,
+        )
         .unwrap();
     let _r2 = p
-        .relay(RelaySource::Event(evs[1].clone()), RelaySink::Event(evs[2].clone()), false)
+        .relay(
+            RelaySource::Event(evs[1].clone()),
+            RelaySink::Event(evs[2].clone()),
+            false,
+        )
         .unwrap();
     let _r3 = p
-        .relay(RelaySource::Event(evs[2].clone()), RelaySink::Semaphore(s.clone(), 1), false)
+        .relay(
+            RelaySource::Event(evs[2].clone()),
+            RelaySink::Semaphore(s.clone(), 1),
+            false,
+        )
         .unwrap();
     evs[0].set().unwrap();
     drive(&p, || s.value() == 1);
@@ -1102,7 +1191,11 @@ fn relay_persistent(t: &Ctx) {
     let src = Event::new().unwrap();
     let s = Semaphore::new(0);
     let r = p
-        .relay(RelaySource::Event(src.clone()), RelaySink::Semaphore(s.clone(), 1), true)
+        .relay(
+            RelaySource::Event(src.clone()),
+            RelaySink::Semaphore(s.clone(), 1),
+            true,
+        )
         .unwrap();
     for i in 1..=3u64 {
         src.set().unwrap();
@@ -1118,7 +1211,11 @@ fn relay_unregister(t: &Ctx) {
     let p = t.proactor();
     let (src, dst) = (Event::new().unwrap(), Event::new().unwrap());
     let r = p
-        .relay(RelaySource::Event(src.clone()), RelaySink::Event(dst.clone()), true)
+        .relay(
+            RelaySource::Event(src.clone()),
+            RelaySink::Event(dst.clone()),
+            true,
+        )
         .unwrap();
     r.unregister();
     src.set().unwrap();
@@ -1131,7 +1228,11 @@ fn relay_bad_fd(t: &Ctx) {
     let p = t.proactor();
     let dst = Event::new().unwrap();
     let r = p
-        .relay(RelaySource::Fd(1_000_000), RelaySink::Event(dst.clone()), true)
+        .relay(
+            RelaySource::Fd(1_000_000),
+            RelaySink::Event(dst.clone()),
+            true,
+        )
         .unwrap();
     drive(&p, || r.error().is_some());
     assert_eq!(r.error(), Some(libc::EBADF));
@@ -1146,7 +1247,11 @@ fn relay_semaphore_persistent(t: &Ctx) {
     let p = t.proactor();
     let (a, b) = (Semaphore::new(0), Semaphore::new(100));
     let r = p
-        .relay(RelaySource::Semaphore(a.clone(), 1), RelaySink::Semaphore(b.clone(), 101), true)
+        .relay(
+            RelaySource::Semaphore(a.clone(), 1),
+            RelaySink::Semaphore(b.clone(), 101),
+            true,
+        )
         .unwrap();
     a.signal(1).unwrap();
     drive(&p, || b.value() == 101);
@@ -1161,7 +1266,11 @@ fn relay_failed_sink(t: &Ctx) {
     let s = Semaphore::new(0);
     s.fail(libc::EIO);
     let r = p
-        .relay(RelaySource::Event(src.clone()), RelaySink::Semaphore(s, 1), true)
+        .relay(
+            RelaySource::Event(src.clone()),
+            RelaySink::Semaphore(s, 1),
+            true,
+        )
         .unwrap();
     src.set().unwrap();
     drive(&p, || r.error().is_some());
@@ -1173,7 +1282,11 @@ fn relay_native_flag(t: &Ctx) {
     let (src, dst) = (Event::new().unwrap(), Event::new().unwrap());
     let linked = p.capabilities().is_native(Capability::LinkedOperations);
     let once = p
-        .relay(RelaySource::Event(src.clone()), RelaySink::Event(dst.clone()), false)
+        .relay(
+            RelaySource::Event(src.clone()),
+            RelaySink::Event(dst.clone()),
+            false,
+        )
         .unwrap();
     assert_eq!(once.is_native(), linked);
     if t.cfg == Config::Epoll || t.cfg == Config::UringEmulated {
@@ -1200,7 +1313,10 @@ fn teardown_event_source(t: &Ctx) {
     drop(p);
     src.unregister(); // after the proactor: a no-op
     drop((src, ev));
-    assert!(gpu_uring::proactor::open_fd_count() <= fds, "no descriptor leaked");
+    assert!(
+        gpu_uring::proactor::open_fd_count() <= fds,
+        "no descriptor leaked"
+    );
 }
 
 fn teardown_semaphore_wait(t: &Ctx) {
@@ -1220,7 +1336,11 @@ fn teardown_relay(t: &Ctx) {
     let p = t.proactor();
     let (src, dst) = (Event::new().unwrap(), Event::new().unwrap());
     let r = p
-        .relay(RelaySource::Event(src.clone()), RelaySink::Event(dst.clone()), true)
+        .relay(
+            RelaySource::Event(src.clone()),
+            RelaySink::Event(dst.clone()),
+            true,
+        )
         .unwrap();
     p.poll(Some(Duration::ZERO), |_| {}).unwrap();
     drop(p);

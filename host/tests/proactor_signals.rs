@@ -110,7 +110,10 @@ fn every_signal(t: &Ctx) {
     for s in Signal::ALL {
         clear(s);
         let g2 = got.clone();
-        subs.push(p.subscribe_signal(s, move |x| g2.lock().unwrap().push(x)).unwrap());
+        subs.push(
+            p.subscribe_signal(s, move |x| g2.lock().unwrap().push(x))
+                .unwrap(),
+        );
     }
     for s in Signal::ALL {
         raise(s);
@@ -229,7 +232,11 @@ fn repeated_deliveries(t: &Ctx) {
         raise(Signal::User1);
         drive(&p, || got.lock().unwrap().len() >= i);
     }
-    assert_eq!(got.lock().unwrap().len(), 5, "one callback per delivery polled");
+    assert_eq!(
+        got.lock().unwrap().len(),
+        5,
+        "one callback per delivery polled"
+    );
 }
 
 fn blocking_helpers(_t: &Ctx) {

@@ -94,7 +94,9 @@ pub(crate) struct Mailbox {
 impl Mailbox {
     pub(crate) fn new(capacity: u32, ring: Option<OwnedFd>) -> Result<Mailbox> {
         if capacity == 0 {
-            return Err(Error::InvalidArgument("message_capacity must be at least 1"));
+            return Err(Error::InvalidArgument(
+                "message_capacity must be at least 1",
+            ));
         }
         Ok(Mailbox {
             capacity,
@@ -183,10 +185,11 @@ impl Mailbox {
                 *slot = Some(cb);
             }
         }
-        if n == self.capacity && !lock(&self.queue).is_empty() {
-            if !self.scheduled.swap(true, Ordering::SeqCst) {
-                let _ = self.wake.set();
-            }
+        if n == self.capacity
+            && !lock(&self.queue).is_empty()
+            && !self.scheduled.swap(true, Ordering::SeqCst)
+        {
+            let _ = self.wake.set();
         }
     }
 

@@ -150,13 +150,13 @@ mod core;
 mod deliver;
 mod epoll;
 mod error;
+mod fence;
 mod future;
+mod message;
 pub mod net;
 mod op;
 mod operation;
 mod ops;
-mod fence;
-mod message;
 mod relay;
 mod semaphore;
 mod service;
@@ -175,11 +175,11 @@ pub use bufring::{BufRing, RingBuf};
 pub use caps::{BackendKind, Capabilities, Capability, CapabilitySet, Support};
 pub use error::{Error, QueueKind, Result};
 pub use future::OpFuture;
+pub use message::MessageStats;
 pub use op::{
     CancelStatus, Completion, Deadline, OpCode, OpError, OpId, Outcome, Resources, Target,
     TimerSpec,
 };
-pub use message::MessageStats;
 pub use operation::{Operation, SimpleOp};
 pub use relay::{Relay, RelaySink, RelaySource};
 pub use semaphore::Semaphore;
@@ -557,10 +557,8 @@ impl Proactor {
         timeout: Option<Duration>,
         on_complete: impl FnMut(Completion),
     ) -> Result<usize> {
-        on_engine!(&self.engine, |s| s.poll(
-            timeout,
-            service::Routed(deliver::ByValue(on_complete))
-        ))
+        on_engine!(&self.engine, |s| s
+            .poll(timeout, service::Routed(deliver::ByValue(on_complete))))
     }
 
     /// Like [`poll`](Self::poll), but each raw completion is lent to `on_complete`

@@ -157,9 +157,7 @@ impl RelayInner {
                 p.submit_linked(&mut ops, &mut ids)?;
                 ids.first().copied().unwrap_or_default()
             }
-            _ => p
-                .submit(Operation::internal(wait))
-                .map_err(|e| e.error)?,
+            _ => p.submit(Operation::internal(wait)).map_err(|e| e.error)?,
         };
         *lock(&self.id) = id;
         if self.closed.load(Ordering::SeqCst) {
@@ -275,7 +273,9 @@ impl Proactor {
     /// cancellation and ownership. `InvalidArgument` for a negative descriptor.
     pub fn relay(&self, source: RelaySource, sink: RelaySink, persistent: bool) -> Result<Relay> {
         if matches!(source, RelaySource::Fd(fd) if fd < 0) {
-            return Err(Error::InvalidArgument("relay source descriptor is negative"));
+            return Err(Error::InvalidArgument(
+                "relay source descriptor is negative",
+            ));
         }
         let native = !persistent
             && fd_of(&source).is_some()

@@ -11,10 +11,10 @@
 use std::sync::Arc;
 
 use super::deliver::Sink;
+use super::fence::FenceImport;
 use super::message::Mailbox;
 use super::op::{Completion, OpId, Outcome, Resources};
 use super::relay::{RelayInner, Role};
-use super::fence::FenceImport;
 use super::signals::SignalState;
 use super::source::SourceInner;
 

@@ -335,9 +335,8 @@ impl Proactor {
                     }
                     let set = sigset([]);
                     // SAFETY: -1 asks for a new signalfd; `set` is initialised.
-                    let fd = unsafe {
-                        libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)
-                    };
+                    let fd =
+                        unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
                     if fd < 0 {
                         return Err(Error::sys("signalfd", std::io::Error::last_os_error()));
                     }

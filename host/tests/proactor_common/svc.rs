@@ -51,7 +51,8 @@ pub fn drive_with(p: &Proactor, mut on: impl FnMut(Completion), mut done: impl F
     let end = Instant::now() + LIMIT;
     while !done() {
         assert!(Instant::now() < end, "timed out waiting for a condition");
-        p.poll(Some(Duration::from_millis(20)), &mut on).expect("poll");
+        p.poll(Some(Duration::from_millis(20)), &mut on)
+            .expect("poll");
     }
 }
 
@@ -65,7 +66,8 @@ pub fn poll_for(p: &Proactor, d: Duration) -> Vec<Completion> {
     let mut out = Vec::new();
     let end = Instant::now() + d;
     while Instant::now() < end {
-        p.poll(Some(Duration::from_millis(5)), |c| out.push(c)).unwrap();
+        p.poll(Some(Duration::from_millis(5)), |c| out.push(c))
+            .unwrap();
     }
     out
 }
@@ -76,7 +78,8 @@ pub fn collect(p: &Proactor, n: usize) -> Vec<Completion> {
     let end = Instant::now() + LIMIT;
     while out.len() < n {
         assert!(Instant::now() < end, "timed out: {} of {n}", out.len());
-        p.poll(Some(Duration::from_millis(20)), |c| out.push(c)).unwrap();
+        p.poll(Some(Duration::from_millis(20)), |c| out.push(c))
+            .unwrap();
     }
     out
 }

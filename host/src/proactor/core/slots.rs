@@ -178,7 +178,9 @@ impl<D: Driver> Core<D> {
             s.soft = true;
             let key = s.key(idx);
             let me: Weak<dyn SoftWaiter> = sh.me.clone();
-            let now = s.op.as_ref().and_then(|o| o.soft_subscribe(Subscriber { proactor: me, key }));
+            let now =
+                s.op.as_ref()
+                    .and_then(|o| o.soft_subscribe(Subscriber { proactor: me, key }));
             if let Some(outcome) = now {
                 self.finish(sh, idx, outcome);
             }

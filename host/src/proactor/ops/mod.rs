@@ -9,8 +9,8 @@ use std::sync::Weak;
 
 use super::caps::{Capabilities, Capability};
 use super::error::Result;
-use super::sync::{SoftWaiter, Subscriber};
 use super::op::{OpCode, Outcome, Resources};
+use super::sync::{SoftWaiter, Subscriber};
 
 pub(crate) mod base;
 
@@ -20,9 +20,9 @@ pub(crate) mod connect;
 pub(crate) mod event_signal;
 pub(crate) mod event_wait;
 pub(crate) mod fsync;
+pub(crate) mod msg_ring;
 pub(crate) mod nop;
 pub(crate) mod notification_wait;
-pub(crate) mod msg_ring;
 pub(crate) mod open;
 pub(crate) mod poll_source;
 pub(crate) mod read;

@@ -16,7 +16,10 @@ use crate::proactor::sync::{SoftWaiter, Subscriber};
 pub(crate) enum Waits {
     One(Semaphore, u64),
     /// Several; `all`: every one must be reached, else any one.
-    Many { list: Vec<(Semaphore, u64)>, all: bool },
+    Many {
+        list: Vec<(Semaphore, u64)>,
+        all: bool,
+    },
 }
 
 pub(crate) struct SemaphoreWait {
