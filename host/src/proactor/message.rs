@@ -2,7 +2,7 @@
 //! message callback from its `poll`.
 //!
 //! # Paths
-//! - **native** ([`Capability::Messaging`](super::Capability::Messaging) on both the
+//! - **native** ([`Capability::Messaging`] on both the
 //!   sender and the target): the sender submits `IORING_OP_MSG_RING`, and the kernel
 //!   posts a completion carrying the payload into the target's ring; the target's
 //!   `poll` moves it into the mailbox queue and runs the callback. If the kernel

@@ -142,6 +142,25 @@
 //! into a leased registered buffer), send, zero-copy send, recvmsg, sendmsg, shutdown.
 //! [`Proactor::submit_linked`] runs operations as a sequence in which a failed (or
 //! short) step cancels the rest.
+//!
+//! # Services: sources, semaphores, fences, relays, messages, signals
+//!
+//! Built on internal operations whose completions never reach a `poll` closure: each
+//! carries its route (`Resources::Internal`) and `poll` hands it to its owner during
+//! delivery, on the poll thread, with no lock held. Every registration is a
+//! submission (thread-safe) and counts in [`Proactor::in_flight`] while armed; none
+//! keeps a strong reference to the proactor, and dropping the proactor ends them.
+//! Each module states its threading, cancellation and ownership rules:
+//!
+//! - [`source`]: [`Proactor::register_event_source`], readiness callbacks
+//!   (multishot `POLL_ADD`, or re-armed / epoll);
+//! - [`semaphore`]: [`Semaphore`], timeline values with waits as operations,
+//!   futures, wait-any / wait-all, and failure delivered to every waiter;
+//! - [`fence`]: [`Proactor::import_fence`] and [`Semaphore::export_fd`];
+//! - [`relay`]: [`Proactor::relay`], source to sink (kernel-linked where possible);
+//! - [`message`]: [`Proactor::send_message`] (`MSG_RING` or a bounded queue, with
+//!   credits) and [`Proactor::set_message_callback`];
+//! - [`signals`]: [`Proactor::subscribe_signal`] through one signalfd per process.
 
 mod buffers;
 mod bufring;
@@ -150,18 +169,18 @@ mod core;
 mod deliver;
 mod epoll;
 mod error;
-mod fence;
+pub mod fence;
 mod future;
-mod message;
+pub mod message;
 pub mod net;
 mod op;
 mod operation;
 mod ops;
-mod relay;
-mod semaphore;
+pub mod relay;
+pub mod semaphore;
 mod service;
 pub mod signals;
-mod source;
+pub mod source;
 mod sync;
 mod sys;
 mod uring;

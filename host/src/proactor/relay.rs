@@ -6,7 +6,7 @@
 //!
 //! # Native and emulated
 //! A one-shot relay from a descriptor or an event to an event is one kernel-linked
-//! sequence where [`Capability::LinkedOperations`](super::Capability::LinkedOperations)
+//! sequence where [`Capability::LinkedOperations`]
 //! is native: `POLL_ADD` linked to a `WRITE` of the sink eventfd — no user-space
 //! round trip ([`Relay::is_native`]). Everything else is emulated: the proactor
 //! waits for the source (poll, notification or semaphore wait) and signals the sink

@@ -314,7 +314,7 @@ impl Proactor {
     /// first subscription of the process makes this proactor the signal owner
     /// ([`Error::FailedPrecondition`] from any other proactor while it lives). The
     /// signal must be blocked in every thread (see [`block_default`]). See the
-    /// [`signals`](self::super::signals) module docs.
+    /// [`signals`](super::signals) module docs.
     pub fn subscribe_signal(
         &self,
         signal: Signal,
