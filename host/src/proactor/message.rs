@@ -22,9 +22,11 @@
 //! native send whose sending proactor is dropped before its `poll` submitted it, and
 //! messages to a proactor that is dropped.
 //!
-//! # Threading
+//! # Threading and ownership
 //! `send_message` and `post_message` are thread-safe; the callback runs on the
-//! target's poll thread, in `poll`, and may send messages (also to itself).
+//! target's poll thread, in `poll`, and may send messages (also to itself). The
+//! proactor owns the callback: one that holds a handle of its own proactor keeps it
+//! alive (replace the callback before dropping the last other handle).
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
