@@ -1303,20 +1303,21 @@ fn relay_native_flag(t: &Ctx) {
 // Teardown with each kind in flight
 
 fn teardown_event_source(t: &Ctx) {
-    let fds = gpu_uring::proactor::open_fd_count();
     let p = t.proactor();
     let ev = Event::new().unwrap();
+    let n = counter();
+    let n2 = n.clone();
     let src = p
-        .register_event_source(&ev, Interest::READABLE, |_| {})
+        .register_event_source(&ev, Interest::READABLE, move |_| {
+            n2.fetch_add(1, Ordering::SeqCst);
+        })
         .unwrap();
     p.poll(Some(Duration::ZERO), |_| {}).unwrap();
     drop(p);
+    ev.set().unwrap();
     src.unregister(); // after the proactor: a no-op
-    drop((src, ev));
-    assert!(
-        gpu_uring::proactor::open_fd_count() <= fds,
-        "no descriptor leaked"
-    );
+    assert_eq!(n.load(Ordering::SeqCst), 0);
+    assert_eq!(src.fired(), 0);
 }
 
 fn teardown_semaphore_wait(t: &Ctx) {
