@@ -14,6 +14,8 @@ use super::buffers::FixedBuf;
 use super::bufring::RingBuf;
 use super::error::{Errno, Error};
 use super::net::SockAddr;
+use super::semaphore::Semaphore;
+use super::service::Internal;
 use super::sync::{Event, Notification};
 use super::sys;
 
@@ -132,6 +134,10 @@ pub enum OpCode {
     RecvMultishot,
     SendZc,
     RecvFixed,
+    SemaphoreWait,
+    EventSignal,
+    PollSource,
+    MsgRing,
 }
 
 impl OpCode {
@@ -161,6 +167,10 @@ impl OpCode {
             OpCode::RecvMultishot => "multishot recv",
             OpCode::SendZc => "zero-copy send",
             OpCode::RecvFixed => "recv_fixed",
+            OpCode::SemaphoreWait => "semaphore wait",
+            OpCode::EventSignal => "event signal",
+            OpCode::PollSource => "event source poll",
+            OpCode::MsgRing => "message",
         }
     }
 }
@@ -245,6 +255,14 @@ pub enum Resources {
     Notification(Notification),
     /// A buffer leased from a provided-buffer group (multishot recv).
     Leased(RingBuf),
+    /// The semaphore of a semaphore wait.
+    Semaphore(Semaphore),
+    /// The semaphores (and values) of a wait on several.
+    Semaphores(Vec<(Semaphore, u64)>),
+    /// A completion of one of the proactor's own operations (event sources, relays,
+    /// signals, messages, fence imports); never handed to a `poll` closure.
+    #[doc(hidden)]
+    Internal(Internal),
     /// The buffer of a recvmsg and the sender's address (`None` when the kernel
     /// reported none, e.g. an unnamed Unix socket or a failed receive).
     Msg {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod sock;
+pub mod svc;
 
 use gpu_uring::proactor::{BackendChoice, Capability, CapabilitySet, Options};
 

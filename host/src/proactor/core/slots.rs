@@ -183,17 +183,19 @@ impl<D: Driver> Core<D> {
                 self.timed += 1;
             }
         }
-        if let Some(OpKind::NotificationWait(w)) = &s.op {
-            if !sh.caps.is_native(Capability::KernelNotificationWait) {
-                let (n, token) = (w.n.clone(), w.token);
-                s.soft = true;
-                let key = s.key(idx);
-                let me: Weak<dyn SoftWaiter> = sh.me.clone();
-                if !n.subscribe(token, Subscriber { proactor: me, key }) {
-                    self.finish(sh, idx, Outcome::Ok(0));
-                }
-                return;
+        // A user-space wait (emulated notification wait, semaphore wait): subscribed
+        // to its object, completed by `soft_complete` (ops decide; see `OpKind::soft`).
+        if s.op.as_ref().is_some_and(|o| o.soft(sh.caps)) {
+            s.soft = true;
+            let key = s.key(idx);
+            let me: Weak<dyn SoftWaiter> = sh.me.clone();
+            let now =
+                s.op.as_ref()
+                    .and_then(|o| o.soft_subscribe(Subscriber { proactor: me, key }));
+            if let Some(outcome) = now {
+                self.finish(sh, idx, outcome);
             }
+            return;
         }
         sh.driver.start(sh, self, idx);
     }
@@ -424,10 +426,9 @@ impl<D: Driver> Core<D> {
         match s.state {
             State::Queued => self.finish(sh, idx, Outcome::Cancelled),
             State::Running if s.soft => {
-                if let Some(OpKind::NotificationWait(w)) = &s.op {
-                    let n = w.n.clone();
-                    let me: Weak<dyn SoftWaiter> = sh.me.clone();
-                    n.unsubscribe(s.key(idx), &me);
+                let me: Weak<dyn SoftWaiter> = sh.me.clone();
+                if let Some(op) = &s.op {
+                    op.soft_unsubscribe(s.key(idx), &me);
                 }
                 self.finish(sh, idx, Outcome::Cancelled);
             }
@@ -445,7 +446,13 @@ impl<D: Driver> Core<D> {
         if s.state != State::Running || !s.soft {
             return false;
         }
-        self.finish(sh, idx, Outcome::Ok(0));
+        // The op decides whether its wait is over (a wait on several objects may
+        // still wait for another one).
+        let me: Weak<dyn SoftWaiter> = sh.me.clone();
+        let Some(outcome) = s.op.as_ref().and_then(|o| o.soft_check(key, &me)) else {
+            return false;
+        };
+        self.finish(sh, idx, outcome);
         true
     }
 }

@@ -10,7 +10,7 @@ use crate::proactor::caps::Capability;
 use crate::proactor::error::{Error, QueueKind, Result};
 use crate::proactor::op::{CancelStatus, OpId};
 use crate::proactor::operation::{Operation, SimpleKind, SimpleOp};
-use crate::proactor::ops::{Admit, OpKind};
+use crate::proactor::ops::Admit;
 use crate::proactor::sync::lock;
 use crate::proactor::sys;
 
@@ -34,7 +34,6 @@ impl<D: Driver> Shared<D> {
             // (a notification wait may run as a user-space subscription instead).
             let mut batchable = true;
             let mut any_timed = false;
-            let soft_waits = !self.caps.is_native(Capability::KernelNotificationWait);
             {
                 let env = core.env(self.caps);
                 for op in ops.ops() {
@@ -53,7 +52,7 @@ impl<D: Driver> Shared<D> {
                     // Started one by one: a native timeout is a second entry.
                     batchable &= !timed;
                     any_timed |= timed;
-                    batchable &= !(soft_waits && matches!(op.kind, OpKind::NotificationWait(_)));
+                    batchable &= !op.kind.soft(self.caps);
                 }
             }
             if core.free_slots() < n {
@@ -67,7 +66,7 @@ impl<D: Driver> Shared<D> {
                 && self.caps.is_native(Capability::LinkedOperations)
                 // A futex wait that finds the epoch already moved fails with EAGAIN, which
                 // would break a kernel link although it is a success here.
-                && ops.ops().iter().all(|o| !matches!(o.kind, OpKind::NotificationWait(_)));
+                && ops.ops().iter().all(|o| o.kind.kernel_linkable(self.caps));
             self.driver
                 .reserve(self, &core, if linked && !kernel_chain { 1 } else { n })?;
             let core = &mut *core;

@@ -56,6 +56,8 @@ pub(crate) struct Uring {
     buf_rings: std::sync::Mutex<Vec<std::sync::Arc<super::bufring::RingInner>>>,
     /// Zero-copy send notifications reaped (a diagnostic count).
     pub(crate) zc_notifications: AtomicU64,
+    /// Where messages posted into this ring by `MSG_RING` go.
+    pub(crate) mailbox: Option<std::sync::Arc<super::message::Mailbox>>,
 }
 
 /// Where every ring's wake read puts the eventfd counter. Only the kernel writes it
@@ -123,6 +125,14 @@ pub(crate) struct UPoll {
 }
 
 impl Uring {
+    /// A descriptor of the ring for other proactors' `MSG_RING` entries (kept by the
+    /// mailbox, so a send never names a closed or reused descriptor).
+    pub(crate) fn ring_fd_dup(&self) -> Result<OwnedFd> {
+        // SAFETY: the ring's descriptor is open for the whole life of `self.ring`.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.ring.as_raw_fd()) };
+        sys::dup(fd).map_err(|e| Error::sys("dup", e))
+    }
+
     fn is_poll_thread(&self, sh: &Shared<Self>) -> bool {
         sh.is_poll_thread()
     }
@@ -306,8 +316,14 @@ impl Uring {
 
     #[inline(always)]
     fn reap_one(sh: &Shared<Self>, core: &mut Core<Self>, ud: u64, res: i32, flags: u32) {
-        // Slot keys never have bit 63 set; WAKE and cancel requests do.
+        // Slot keys never have bit 63 set; WAKE, cancel requests and messages do.
         if ud & CANCEL != 0 {
+            if super::message::is_message(ud) {
+                if let Some(m) = &sh.driver.mailbox {
+                    m.post_from_ring(core, super::message::payload(ud, res));
+                }
+                return;
+            }
             if ud & LINK_TIMEOUT == LINK_TIMEOUT && ud != WAKE {
                 // A linked timeout's own completion: the operation's tells.
                 return;

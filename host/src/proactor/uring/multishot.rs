@@ -42,6 +42,25 @@ impl Uring {
             }
             return;
         }
+        if let Some(OpKind::PollSource(p)) = s.op.as_ref() {
+            // Readiness for the proactor's own consumers: every result carries the
+            // route; the kernel's last completion (no `F_MORE`) ends the operation.
+            let res = p.route.res();
+            let ok = matches!(outcome, Outcome::Ok(_));
+            if native && cqueue::more(flags) {
+                core.emit(idx, outcome, res);
+            } else if native || !ok {
+                drop(res);
+                core.finish(sh, idx, outcome);
+            } else if s.cancel {
+                core.emit(idx, outcome, res);
+                core.finish(sh, idx, Outcome::Cancelled);
+            } else {
+                core.emit(idx, outcome, res);
+                sh.driver.start(sh, core, idx);
+            }
+            return;
+        }
         let (outcome, res, goes_on) = match s.op.as_mut() {
             Some(OpKind::RecvMultishot(r)) => r.reap(outcome, flags),
             _ => (outcome, Resources::None, matches!(outcome, Outcome::Ok(_))),

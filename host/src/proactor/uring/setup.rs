@@ -128,6 +128,7 @@ impl Uring {
             && probe.is_supported(opcode::FutexWait::CODE)
             && probe.is_supported(opcode::FutexWake::CODE);
         let send_zc = probed && probe.is_supported(opcode::SendZc::CODE);
+        let msg_ring = probed && probe.is_supported(opcode::MsgRingData::CODE);
         let p = ring.params();
         let mut native = CapabilitySet::NONE
             .with(Capability::RegisteredBuffers)
@@ -148,6 +149,9 @@ impl Uring {
         }
         if send_zc {
             native = native.with(Capability::ZeroCopySend);
+        }
+        if msg_ring {
+            native = native.with(Capability::Messaging);
         }
         if single {
             native = native.with(Capability::SingleIssuer);
@@ -174,6 +178,7 @@ impl Uring {
                 simple: simple::Cells::new(simple::slots_for(max_in_flight)),
                 buf_rings: std::sync::Mutex::new(Vec::new()),
                 zc_notifications: AtomicU64::new(0),
+                mailbox: None,
             },
             native: masked,
         })
