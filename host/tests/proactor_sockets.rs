@@ -12,7 +12,8 @@
 //! sockets, a linked send → recv sequence; per-operation timeouts: a recv that times
 //! out (`ETIMEDOUT`, buffer returned, socket still usable), a recv whose data beats
 //! its timeout (no stray completion), cancelling a recv with a timeout (`Cancelled`,
-//! not `ETIMEDOUT`), three timeouts firing in deadline order, a timed-out recv
+//! not `ETIMEDOUT`), three timeouts firing in deadline order, three timeouts all due
+//! at the same poll still delivered in deadline order, a timed-out recv
 //! through a future, a connect with a timeout that succeeds, a timeout in a linked
 //! sequence rejected; recvmsg/sendmsg: unconnected UDP over IPv4 and IPv6 (the
 //! sender's address reported and answered to), Unix datagrams to a path (the
@@ -455,6 +456,30 @@ fn recv_timeouts_in_order(p: &Proactor) {
         )
         .unwrap();
     }
+    let order: Vec<u64> = collect(p, 3)
+        .into_iter()
+        .map(|c| {
+            assert_eq!(errno_of(&c.outcome), Some(libc::ETIMEDOUT), "{c:?}");
+            c.user_data
+        })
+        .collect();
+    assert_eq!(order, vec![1, 2, 0]);
+}
+
+fn recv_timeouts_due_together_in_deadline_order(p: &Proactor) {
+    // Three timeouts all past due when the proactor next polls: their completions still come in
+    // deadline order (not in the order of the slots they occupy).
+    let pairs: Vec<_> = (0..3)
+        .map(|_| Socket::pair(SocketKind::UnixStream).unwrap())
+        .collect();
+    for (i, ms) in [(0u64, 30u64), (1, 10), (2, 20)] {
+        p.submit(
+            Operation::recv_timeout(&pairs[i as usize].1, vec![0; 4], Duration::from_millis(ms))
+                .user_data(i),
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(60));
     let order: Vec<u64> = collect(p, 3)
         .into_iter()
         .map(|c| {
@@ -975,6 +1000,7 @@ conformance!(
     recv_timeout_data_first,
     recv_timeout_cancelled,
     recv_timeouts_in_order,
+    recv_timeouts_due_together_in_deadline_order,
     recv_timeout_future,
     connect_timeout_succeeds,
     timeout_in_linked_sequence_rejected,

@@ -377,24 +377,33 @@ impl<D: Driver> Core<D> {
         }
     }
 
-    /// Cancels the running operations whose emulated timeout has passed; returns the
-    /// earliest deadline still pending (CLOCK_MONOTONIC nanoseconds).
+    /// Cancels the running operations whose emulated timeout has passed, earliest deadline
+    /// first (so their completions are delivered in deadline order, not slot order); returns
+    /// the earliest deadline still pending (CLOCK_MONOTONIC nanoseconds). One pass per expired
+    /// operation plus one: expiries are rare, and this keeps the path free of allocation.
     pub(crate) fn expire_timeouts(&mut self, sh: &Shared<D>) -> Option<u64> {
         let now = sys::monotonic_ns();
-        let mut next: Option<u64> = None;
-        for idx in 0..self.slots.len() as u32 {
-            let s = &mut self.slots[idx as usize];
-            if s.deadline == 0 || s.timed_out || s.cancel {
-                continue;
+        loop {
+            let mut next: Option<u64> = None;
+            let mut due: Option<(u64, u32)> = None;
+            for (idx, s) in self.slots.iter().enumerate() {
+                if s.deadline == 0 || s.timed_out || s.cancel {
+                    continue;
+                }
+                if s.deadline <= now && s.state == State::Running {
+                    if !matches!(due, Some((d, _)) if d <= s.deadline) {
+                        due = Some((s.deadline, idx as u32));
+                    }
+                } else {
+                    next = Some(next.map_or(s.deadline, |n| n.min(s.deadline)));
+                }
             }
-            if s.deadline <= now && s.state == State::Running {
-                s.timed_out = true;
-                self.cancel_slot(sh, idx);
-            } else {
-                next = Some(next.map_or(s.deadline, |n| n.min(s.deadline)));
-            }
+            let Some((_, idx)) = due else {
+                return next;
+            };
+            self.slots[idx as usize].timed_out = true;
+            self.cancel_slot(sh, idx);
         }
-        next
     }
 
     /// First step of `idx`'s sequence that has not finished (`idx` itself if unlinked).
