@@ -94,23 +94,27 @@ enum Outcome {
 /// A lane: allocate (device-local CAS), fill, publish, wait for its sequence or the pump's stop, free.
 fn lane(s: &Slot, id: u32, o: Orders) -> Outcome {
     let w = s.own.load(Relaxed);
-    if w & STATE != FREE || s.own.compare_exchange(w, w | ALLOCATED, Acquire, Relaxed).is_err() {
+    if w & STATE != FREE
+        || s.own
+            .compare_exchange(w, w | ALLOCATED, Acquire, Relaxed)
+            .is_err()
+    {
         return Outcome::NoSlot;
     }
     let seq = next_seq(w >> SEQ_SHIFT);
     let value = 100 + id;
-    // SAFETY (model): the lane owns the slot; loom checks no pump read races with this write.
+    // SAFETY: (model) the lane owns the slot; loom checks no pump read races with this write.
     s.field.with_mut(|f| unsafe { *f = value });
     s.req_seq.store(seq, o.publish);
     s.own.store(seq << SEQ_SHIFT | PUBLISHED, Relaxed);
     let out = loop {
         if s.done_seq.load(Acquire) == seq {
-            // SAFETY (model): ordered after the pump's write by the acquire above; loom checks it.
+            // SAFETY: (model) ordered after the pump's write by the acquire above; loom checks it.
             break Outcome::Served(s.result.with(|r| unsafe { *r }));
         }
         if s.pump_state.load(Acquire) == STOPPED {
             if s.done_seq.load(Acquire) == seq {
-                // SAFETY (model): as above.
+                // SAFETY: (model) as above.
                 break Outcome::Served(s.result.with(|r| unsafe { *r }));
             }
             s.own.store(seq << SEQ_SHIFT | ALLOCATED, Relaxed);
@@ -134,9 +138,9 @@ fn pump_scan(s: &Slot, seen: &mut u32, o: Orders) {
         return;
     }
     *seen = v;
-    // SAFETY (model): ordered after the lane's write by the claim's acquire; loom checks it.
+    // SAFETY: (model) ordered after the lane's write by the claim's acquire; loom checks it.
     let f = s.field.with(|f| unsafe { *f });
-    // SAFETY (model): only the pump writes the result; lanes read it after acquiring done_seq.
+    // SAFETY: (model) only the pump writes the result; lanes read it after acquiring done_seq.
     s.result.with_mut(|r| unsafe { *r = f });
     if let Some(c) = s.served.get((f as usize).wrapping_sub(100)) {
         c.store(c.load(Relaxed) + 1, Relaxed);

@@ -516,11 +516,7 @@ fn stop_with_requests_in_flight_strands_nothing() {
     eprintln!("served {ok}, failed STOPPED {stopped}, withdrawn {withdrawn}; {st:?}");
     assert_nothing_stranded(&p);
     for i in 0..p.layout().nslots {
-        assert_eq!(
-            v.slot_state(i),
-            Some(QueueSlotState::Free),
-            "slot {i}"
-        );
+        assert_eq!(v.slot_state(i), Some(QueueSlotState::Free), "slot {i}");
     }
 }
 

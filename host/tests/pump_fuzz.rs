@@ -505,7 +505,9 @@ fn hostile_lane(p: &Pump, id: u32, pipe_w: &std::fs::File, end: Instant, seed: u
         if blocking {
             // Wait (briefly) until the pump put the READ in flight: it holds the slot until the pipe has data.
             let t = Instant::now() + Duration::from_millis(100);
-            let held = |p: &Pump| p.stats().in_flight > 0 && v.done_seq(slot).load(Ordering::Acquire) != last;
+            let held = |p: &Pump| {
+                p.stats().in_flight > 0 && v.done_seq(slot).load(Ordering::Acquire) != last
+            };
             while !held(p) && Instant::now() < t {
                 std::thread::yield_now();
             }
@@ -528,8 +530,7 @@ fn hostile_lane(p: &Pump, id: u32, pipe_w: &std::fs::File, end: Instant, seed: u
             match rng.below(4) {
                 0 => {
                     use slot_off::*;
-                    v.done_seq(slot)
-                        .store(rng.next() as u32, Ordering::Relaxed);
+                    v.done_seq(slot).store(rng.next() as u32, Ordering::Relaxed);
                     v.slot32(slot, RESULT)
                         .store(rng.next() as u32, Ordering::Relaxed);
                     v.slot32(slot, ERROR)
@@ -566,8 +567,10 @@ fn hostile_lane(p: &Pump, id: u32, pipe_w: &std::fs::File, end: Instant, seed: u
         }
         if settle(&v, slot, last, end + Duration::from_secs(30)) {
             // The lane's own word still names its first publication: make it the latest, then free.
-            v.own(slot)
-                .store((last << QUEUE_SEQ_SHIFT) | QUEUE_SLOT_PUBLISHED, Ordering::Relaxed);
+            v.own(slot).store(
+                (last << QUEUE_SEQ_SHIFT) | QUEUE_SLOT_PUBLISHED,
+                Ordering::Relaxed,
+            );
             lane.free(slot);
         } else {
             log.hung += 1;

@@ -254,10 +254,7 @@ fn glsl_lanes_read_exactly_once() {
     assert_eq!(stats.bytes_read, total, "{stats:?}");
     assert!(pump.arena().guards_intact());
     for i in 0..6 {
-        assert_eq!(
-            pump.view().slot_state(i),
-            Some(QueueSlotState::Free)
-        );
+        assert_eq!(pump.view().slot_state(i), Some(QueueSlotState::Free));
     }
     eprintln!(
         "{n} READs by {lanes} GLSL lanes in {} dispatches, {:?}; would-block scans {}",
@@ -377,10 +374,7 @@ fn glsl_lane_withdraws_from_a_stopped_pump() {
         );
     }
     for i in 0..8 {
-        assert_eq!(
-            pump.view().slot_state(i),
-            Some(QueueSlotState::Free)
-        );
+        assert_eq!(pump.view().slot_state(i), Some(QueueSlotState::Free));
     }
 }
 

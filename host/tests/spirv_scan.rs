@@ -338,13 +338,24 @@ fn pump_shaders_do_no_rmw_on_host_shared_memory() {
         assert!(
             rmw.iter().all(|a| matches!(
                 a.root,
-                Root::Bound { set: 0, binding: PUMP_DEVICE_LOCAL_BINDING, .. }
+                Root::Bound {
+                    set: 0,
+                    binding: PUMP_DEVICE_LOCAL_BINDING,
+                    ..
+                }
             )),
             "{name}: an RMW outside the device-local block:{}",
             list(&rmw)
         );
-        assert!(!rmw.is_empty(), "{name}: no allocation CAS found (a scan that finds nothing passes vacuously)");
-        println!("{name}: {} RMWs, all on the device-local block:{}", rmw.len(), list(&rmw));
+        assert!(
+            !rmw.is_empty(),
+            "{name}: no allocation CAS found (a scan that finds nothing passes vacuously)"
+        );
+        println!(
+            "{name}: {} RMWs, all on the device-local block:{}",
+            rmw.len(),
+            list(&rmw)
+        );
     }
     assert_eq!(pumps, 2, "pump_probe and pump_stream");
 }

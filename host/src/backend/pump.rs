@@ -310,8 +310,10 @@ impl LocalBlock {
         if self.copied {
             let v = pump.view();
             for i in 0..self.words.min(v.layout().nslots) {
-                self.buffer
-                    .store_u32(i as usize, v.own(i).load(std::sync::atomic::Ordering::Acquire));
+                self.buffer.store_u32(
+                    i as usize,
+                    v.own(i).load(std::sync::atomic::Ordering::Acquire),
+                );
             }
         }
     }

@@ -146,7 +146,10 @@ impl PumpArena {
         let _ = map.advise(memmap2::Advice::DontFork);
         // The device-local block: zero (every slot FREE, sequence 0), never registered with the kernel.
         let local = memmap2::MmapOptions::new()
-            .len(round_up((plan.layout.local_size as usize).max(1), page_size()))
+            .len(round_up(
+                (plan.layout.local_size as usize).max(1),
+                page_size(),
+            ))
             .map_anon()?;
         let l = plan.layout;
         let short = || std::io::Error::other("the pump arena plan does not fit its mapping");

@@ -123,8 +123,10 @@ pub fn republish_held_slot(rounds: u32) -> RepublishOutcome {
         // the lane's device-local word say so, so that it waits for that sequence.
         let next = next_seq(lane.seq(slot));
         v.req_seq(slot).store(next, Ordering::Release);
-        v.own(slot)
-            .store((next << QUEUE_SEQ_SHIFT) | QUEUE_SLOT_PUBLISHED, Ordering::Relaxed);
+        v.own(slot).store(
+            (next << QUEUE_SEQ_SHIFT) | QUEUE_SLOT_PUBLISHED,
+            Ordering::Relaxed,
+        );
         assert!(
             eventually(wait, || p.stats().protocol_violations > violations),
             "round {r}: the re-publication was not refused: {:?}",
