@@ -200,7 +200,7 @@
 #define GU_PROGRAM_FORMAT 8u
 #define GU_PROGRAM_HOSTILE 9u
 
-// ---- io_queue: QueueHeader at arena offset 0, RegionDesc table, IoSlots; PumpLayout (push constants)
+// ---- io_queue: QueueHeader at arena offset 0, request sequences, RegionDesc table, IoSlots; device-local slot words; PumpLayout (push constants)
 #define GU_SIZEOF_QUEUE_HEADER 64u
 #define GU_QUEUE_HEADER_MAGIC 0u
 #define GU_QUEUE_HEADER_VERSION 4u
@@ -213,7 +213,7 @@
 #define GU_REGION_DESC_OFFSET 0u
 #define GU_REGION_DESC_SIZE 4u
 #define GU_SIZEOF_IO_SLOT 64u
-#define GU_IO_SLOT_STATE 0u
+#define GU_IO_SLOT_DONE_SEQ 0u
 #define GU_IO_SLOT_OP 4u
 #define GU_IO_SLOT_FILE 8u
 #define GU_IO_SLOT_BUF 12u
@@ -228,8 +228,8 @@
 #define GU_SIZEOF_PUMP_LAYOUT 64u
 #define GU_PUMP_LAYOUT_ARENA_SIZE 0u
 #define GU_PUMP_LAYOUT_HEADER 8u
-#define GU_PUMP_LAYOUT_BITMAP 12u
-#define GU_PUMP_LAYOUT_BITMAP_WORDS 16u
+#define GU_PUMP_LAYOUT_REQ_SEQ 12u
+#define GU_PUMP_LAYOUT_LOCAL_SIZE 16u
 #define GU_PUMP_LAYOUT_SLOTS 20u
 #define GU_PUMP_LAYOUT_NSLOTS 24u
 #define GU_PUMP_LAYOUT_REGIONS 28u
@@ -238,16 +238,16 @@
 #define GU_PUMP_LAYOUT_VERSION 40u
 #define GU_PUMP_LAYOUT_RESERVED 44u
 #define GU_QUEUE_MAGIC 0x51495547u
-#define GU_QUEUE_VERSION 1u
+#define GU_QUEUE_VERSION 2u
 #define GU_QUEUE_GUARD_BYTE 165u
 #define GU_QUEUE_MAX_SLOTS 0x00010000u
 #define GU_QUEUE_MAX_REGION 0x40000000u
 #define GU_QUEUE_SLOT_FREE 0u
 #define GU_QUEUE_SLOT_ALLOCATED 1u
 #define GU_QUEUE_SLOT_PUBLISHED 2u
-#define GU_QUEUE_SLOT_CLAIMED 3u
-#define GU_QUEUE_SLOT_DONE 4u
-#define GU_QUEUE_SLOT_FAILED 5u
+#define GU_QUEUE_SLOT_STATE_MASK 0x00000003u
+#define GU_QUEUE_SEQ_SHIFT 2u
+#define GU_QUEUE_SEQ_MASK 0x3fffffffu
 #define GU_QUEUE_OP_NOP 0u
 #define GU_QUEUE_OP_READ 1u
 #define GU_QUEUE_OP_WRITE 2u
@@ -395,8 +395,8 @@
 #define GU_PUMP_LAYOUT_MEMBERS \
     uint64_t arena_size; \
     uint header; \
-    uint bitmap; \
-    uint bitmap_words; \
+    uint req_seq; \
+    uint local_size; \
     uint slots; \
     uint nslots; \
     uint regions; \
@@ -741,7 +741,7 @@ static_assert(alignof(RegionDesc) == 4u, "RegionDesc alignment");
 static_assert(offsetof(RegionDesc, offset) == GU_REGION_DESC_OFFSET, "RegionDesc::offset");
 static_assert(offsetof(RegionDesc, size) == GU_REGION_DESC_SIZE, "RegionDesc::size");
 struct IoSlot {
-    uint32_t state;
+    uint32_t done_seq;
     uint32_t op;
     uint32_t file;
     uint32_t buf;
@@ -756,7 +756,7 @@ struct IoSlot {
 };
 static_assert(sizeof(IoSlot) == GU_SIZEOF_IO_SLOT, "IoSlot size");
 static_assert(alignof(IoSlot) == 8u, "IoSlot alignment");
-static_assert(offsetof(IoSlot, state) == GU_IO_SLOT_STATE, "IoSlot::state");
+static_assert(offsetof(IoSlot, done_seq) == GU_IO_SLOT_DONE_SEQ, "IoSlot::done_seq");
 static_assert(offsetof(IoSlot, op) == GU_IO_SLOT_OP, "IoSlot::op");
 static_assert(offsetof(IoSlot, file) == GU_IO_SLOT_FILE, "IoSlot::file");
 static_assert(offsetof(IoSlot, buf) == GU_IO_SLOT_BUF, "IoSlot::buf");
@@ -771,8 +771,8 @@ static_assert(offsetof(IoSlot, reserved) == GU_IO_SLOT_RESERVED, "IoSlot::reserv
 struct PumpLayout {
     uint64_t arena_size;
     uint32_t header;
-    uint32_t bitmap;
-    uint32_t bitmap_words;
+    uint32_t req_seq;
+    uint32_t local_size;
     uint32_t slots;
     uint32_t nslots;
     uint32_t regions;
@@ -785,8 +785,8 @@ static_assert(sizeof(PumpLayout) == GU_SIZEOF_PUMP_LAYOUT, "PumpLayout size");
 static_assert(alignof(PumpLayout) == 8u, "PumpLayout alignment");
 static_assert(offsetof(PumpLayout, arena_size) == GU_PUMP_LAYOUT_ARENA_SIZE, "PumpLayout::arena_size");
 static_assert(offsetof(PumpLayout, header) == GU_PUMP_LAYOUT_HEADER, "PumpLayout::header");
-static_assert(offsetof(PumpLayout, bitmap) == GU_PUMP_LAYOUT_BITMAP, "PumpLayout::bitmap");
-static_assert(offsetof(PumpLayout, bitmap_words) == GU_PUMP_LAYOUT_BITMAP_WORDS, "PumpLayout::bitmap_words");
+static_assert(offsetof(PumpLayout, req_seq) == GU_PUMP_LAYOUT_REQ_SEQ, "PumpLayout::req_seq");
+static_assert(offsetof(PumpLayout, local_size) == GU_PUMP_LAYOUT_LOCAL_SIZE, "PumpLayout::local_size");
 static_assert(offsetof(PumpLayout, slots) == GU_PUMP_LAYOUT_SLOTS, "PumpLayout::slots");
 static_assert(offsetof(PumpLayout, nslots) == GU_PUMP_LAYOUT_NSLOTS, "PumpLayout::nslots");
 static_assert(offsetof(PumpLayout, regions) == GU_PUMP_LAYOUT_REGIONS, "PumpLayout::regions");

@@ -4,19 +4,23 @@
 // `#extension GL_GOOGLE_include_directive`. It stands alone: do not include gpu_uring.glsl in the same shader
 // (the two bind different arenas at binding 0).
 //
-// Bindings (set 0), as backend/vulkan/pump.rs binds them through the backend's kernel API:
-//   0: the whole pump arena as 32-bit words (imported host memory, HOST_COHERENT). Every 64-bit slot field is
-//      written as two 32-bit words, which the release store of PUBLISHED orders before the pump's claim, so no
-//      64-bit atomics (and no 64-bit view of the arena) are needed.
+// Bindings (set 0), as backend/pump.rs binds them through the backend's kernel API:
+//   0: the whole pump arena as 32-bit words (host-shared: imported host memory, HOST_COHERENT). Only loads and
+//      stores here, never an RMW, and every word has one writer: the request fields and the request sequence
+//      (req_seq[i]) are the owning lane's, the completion fields and done_seq the pump's. Every 64-bit slot
+//      field is written as two 32-bit words, which the release store of the request sequence orders before the
+//      pump's acquire, so no 64-bit atomics (and no 64-bit view of the arena) are needed.
 //   1: the pump run buffer: GqRunParams, then one GqLaneState per lane (host-visible)
+//   2: the device-local block (DEVICE_LOCAL): one word per slot, `seq << GU_QUEUE_SEQ_SHIFT | state`
+//      (GU_QUEUE_SLOT_FREE / ALLOCATED / PUBLISHED); the allocation CAS is the only RMW, and lanes alone use it.
 // Push constants: the 64-byte PumpLayout (host/src/abi/queue.rs; GU_PUMP_LAYOUT_MEMBERS in the ABI header).
 //
-// Every shared word (slot state, pending-bitmap words, pump_state) is accessed with an atomic of device scope
+// Every shared word (request and completion sequences, ownership words, pump_state) is accessed with an atomic of device scope
 // (gl_ScopeDevice) and the semantics PROTOCOL.md §Q3 names: "acquire" = gl_SemanticsAcquire |
 // gl_SemanticsMakeVisible, "release" = gl_SemanticsRelease | gl_SemanticsMakeAvailable, "relaxed" =
 // gl_SemanticsRelaxed, storage gl_StorageSemanticsBuffer. The other slot fields are relaxed atomic stores /
 // loads too (the pump reads them as plain memory only after its acquire CAS); region bytes are plain loads of
-// the `coherent` buffer after the acquire of DONE.
+// the `coherent` buffer after the acquire of the completion sequence.
 //
 // Loop budget: lavapipe stops every loop of an invocation after 65535 iterations in total, silently. Every loop
 // here counts its iterations in gq_iters and stops at the soft budget (GqRunParams.iter_budget); a program keeps
@@ -35,6 +39,7 @@
 layout(local_size_x_id = 0) in; // = the device's subgroup size (lavapipe: 8)
 
 layout(std430, set = 0, binding = 0) coherent buffer GqArena32 { uint w[]; } gq_a;
+layout(std430, set = 0, binding = 2) coherent buffer GqLocal32 { uint w[]; } gq_loc;
 
 // PumpLayout (host/src/abi/queue.rs, 64 bytes), PumpRunParams and PumpLaneState (host/src/abi/run.rs): the ABI
 // header's member lists (GU_<STRUCT>_MEMBERS, with the Rust field names and offsets); no member is typed here.
@@ -67,19 +72,23 @@ void gq_st_rel(uint off, uint v) {
     atomicStore(gq_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
                 gl_SemanticsRelease | gl_SemanticsMakeAvailable);
 }
-// CAS with acquire on success, relaxed on failure (§Q3.1 allocation, §Q3.3 withdrawal).
-uint gq_cas_acq(uint off, uint cmp, uint v) {
-    return atomicCompSwap(gq_a.w[off >> 2], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+// The device-local block (binding 2), by slot index.
+uint gq_own_ld(uint i) { return atomicLoad(gq_loc.w[i], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+void gq_own_st(uint i, uint v) { atomicStore(gq_loc.w[i], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+void gq_own_st_rel(uint i, uint v) {
+    atomicStore(gq_loc.w[i], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelease | gl_SemanticsMakeAvailable);
+}
+// CAS with acquire on success, relaxed on failure (§Q3.1 allocation): device-local memory only.
+uint gq_own_cas_acq(uint i, uint cmp, uint v) {
+    return atomicCompSwap(gq_loc.w[i], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
                           gl_SemanticsAcquire | gl_SemanticsMakeVisible, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
 }
-uint gq_or_rel(uint off, uint v) {
-    return atomicOr(gq_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
-                    gl_SemanticsRelease | gl_SemanticsMakeAvailable);
-}
+uint gq_next_seq(uint seq) { return (seq + 1u) & GU_QUEUE_SEQ_MASK; }
 void gq_st64_rlx(uint off, uint64_t v) { gq_st_rlx(off, uint(v)); gq_st_rlx(off + 4u, uint(v >> 32)); }
 uint64_t gq_ld64_rlx(uint off) { return uint64_t(gq_ld_rlx(off)) | (uint64_t(gq_ld_rlx(off + 4u)) << 32); }
 
 uint gq_slot_off(uint i) { return gq_l.slots + i * GU_SIZEOF_IO_SLOT; }
+uint gq_req_seq_off(uint i) { return gq_l.req_seq + 4u * i; }
 uint gq_pump_state() { return gq_ld_acq(gq_l.header + GU_QUEUE_HEADER_PUMP_STATE); }
 // Region `h`'s arena offset and size (the table the host wrote before the first dispatch).
 uint gq_region_offset(uint h) { return gq_a.w[(gq_l.regions >> 2) + 2u * h]; }
@@ -87,9 +96,9 @@ uint gq_region_size(uint h) { return gq_a.w[(gq_l.regions >> 2) + 2u * h + 1u]; 
 
 // ---- §Q3.1 allocate ------------------------------------------------------------------------------------------------
 // One bounded scan of at most nslots slots from `next` (a lane-specific start kept in the lane state): the first
-// FREE slot whose CAS FREE → ALLOCATED (acquire: pairs with the previous owner's release of FREE) succeeds is
-// this lane's. Stops early when the loop budget is spent. false = WOULD_BLOCK (retry later; never spin on a
-// slot another lane holds).
+// FREE slot whose device-local CAS FREE → ALLOCATED (acquire: pairs with the previous owner's release of FREE)
+// succeeds is this lane's. Stops early when the loop budget is spent. false = WOULD_BLOCK (retry later; never spin
+// on a slot another lane holds).
 bool gq_try_alloc(inout uint next, out uint slot) {
     slot = GU_PUMP_NO_SLOT;
     uint n = gq_l.nslots;
@@ -97,8 +106,9 @@ bool gq_try_alloc(inout uint next, out uint slot) {
     for (uint i = 0u; i < n && gq_can_start(); i++) {
         gq_iters++;
         uint idx = (start + i) % n;
-        uint off = gq_slot_off(idx);
-        if (gq_ld_rlx(off) == GU_QUEUE_SLOT_FREE && gq_cas_acq(off, GU_QUEUE_SLOT_FREE, GU_QUEUE_SLOT_ALLOCATED) == GU_QUEUE_SLOT_FREE) {
+        uint w = gq_own_ld(idx);
+        if ((w & GU_QUEUE_SLOT_STATE_MASK) == GU_QUEUE_SLOT_FREE &&
+            gq_own_cas_acq(idx, w, w | GU_QUEUE_SLOT_ALLOCATED) == w) {
             next = (idx + 1u) % n;
             slot = idx;
             return true;
@@ -107,14 +117,18 @@ bool gq_try_alloc(inout uint next, out uint slot) {
     return false;
 }
 
+// The sequence this lane last published in `slot` (its device-local word).
+uint gq_seq(uint slot) { return gq_own_ld(slot) >> GU_QUEUE_SEQ_SHIFT; }
+
 // ---- §Q3.2 publish -----------------------------------------------------------------------------------------------
-// Fills ALLOCATED slot `slot` (relaxed stores; result = error = 0), then store_release(state, PUBLISHED) — what
-// the pump's claim acquires — then fetch_or_release of the slot's pending bit (the doorbell; as a release RMW
-// after the state store it also orders this publication before the lane's later ones, which FENCE relies on).
-// reserved0/1 are normally zero (anything else is failed RESERVED by the pump).
+// Fills ALLOCATED slot `slot`'s request fields (relaxed stores; done_seq, result and error are the pump's), then
+// store_release of the next sequence into req_seq[slot] — what the pump's acquire load pairs with; as a release
+// after this lane's earlier publications it also orders them before this one, which FENCE relies on — then the
+// device-local word records the sequence as PUBLISHED. reserved0/1 are normally zero (else failed RESERVED).
 void gq_publish_raw(uint slot, uint op, uint file, uint buf, uint64_t file_offset, uint64_t buf_offset, uint len,
                     uint owner, uint64_t tag, uint reserved0, uint reserved1) {
     uint s = gq_slot_off(slot);
+    uint seq = gq_next_seq(gq_seq(slot));
     gq_st_rlx(s + GU_IO_SLOT_OP, op);
     gq_st_rlx(s + GU_IO_SLOT_FILE, file);
     gq_st_rlx(s + GU_IO_SLOT_BUF, buf);
@@ -123,12 +137,10 @@ void gq_publish_raw(uint slot, uint op, uint file, uint buf, uint64_t file_offse
     gq_st_rlx(s + GU_IO_SLOT_LEN, len);
     gq_st_rlx(s + GU_IO_SLOT_OWNER, owner);
     gq_st64_rlx(s + GU_IO_SLOT_TAG, tag);
-    gq_st_rlx(s + GU_IO_SLOT_RESULT, 0u);
-    gq_st_rlx(s + GU_IO_SLOT_ERROR, 0u);
     gq_st_rlx(s + GU_IO_SLOT_RESERVED, reserved0);
     gq_st_rlx(s + (GU_IO_SLOT_RESERVED + 4u), reserved1);
-    gq_st_rel(s + GU_IO_SLOT_STATE, GU_QUEUE_SLOT_PUBLISHED);
-    gq_or_rel(gq_l.bitmap + (slot >> 5) * 4u, 1u << (slot & 31u));
+    gq_st_rel(gq_req_seq_off(slot), seq);
+    gq_own_st(slot, (seq << GU_QUEUE_SEQ_SHIFT) | GU_QUEUE_SLOT_PUBLISHED);
 }
 void gq_publish(uint slot, uint op, uint file, uint buf, uint64_t file_offset, uint64_t buf_offset, uint len,
                 uint owner, uint64_t tag) {
@@ -138,31 +150,33 @@ void gq_publish(uint slot, uint op, uint file, uint buf, uint64_t file_offset, u
 // ---- §Q3.3 poll and wait -------------------------------------------------------------------------------------------
 struct GqCompletion { bool done; int result; uint error; uint64_t tag; };
 
-// One look at `slot`: acquire load of the state. DONE/FAILED → READY with result, error, tag (relaxed: the pump's
-// release store of the state made them, and any READ data, visible). PUBLISHED while the pump is STOPPED/FAILED
-// → withdraw (CAS PUBLISHED → ALLOCATED, acquire): PUMP_STOPPED, the lane owns the slot again. FREE/ALLOCATED →
-// NOT_PUBLISHED (polling a slot never published is an error, never a wait). Otherwise WOULD_BLOCK.
+void gq_read_completion(uint slot, out GqCompletion c) {
+    uint s = gq_slot_off(slot);
+    c.error = gq_ld_rlx(s + GU_IO_SLOT_ERROR);
+    c.done = c.error == GU_QUEUE_ERR_NONE;
+    c.result = int(gq_ld_rlx(s + GU_IO_SLOT_RESULT));
+    c.tag = gq_ld64_rlx(s + GU_IO_SLOT_TAG);
+}
+
+// One look at `slot`: a slot this lane has not published → NOT_PUBLISHED (an error, never a wait). Acquire load of
+// done_seq: equal to the lane's sequence → READY with result, error, tag (relaxed: the pump's release store of
+// done_seq made them, and any READ data, visible). Otherwise, if the pump is STOPPED/FAILED (acquire: it writes no
+// slot word after that store), one more look decides: READY, or withdrawn — the device-local word goes back to
+// ALLOCATED and the lane owns the slot: PUMP_STOPPED. No CAS on host memory. Otherwise WOULD_BLOCK.
 uint gq_poll(uint slot, out GqCompletion c) {
     c.done = false; c.result = 0; c.error = 0u; c.tag = uint64_t(0);
-    uint s = gq_slot_off(slot);
-    uint st = gq_ld_acq(s + GU_IO_SLOT_STATE);
-    if (st == GU_QUEUE_SLOT_DONE || st == GU_QUEUE_SLOT_FAILED) {
-        c.done = st == GU_QUEUE_SLOT_DONE;
-        c.result = int(gq_ld_rlx(s + GU_IO_SLOT_RESULT));
-        c.error = gq_ld_rlx(s + GU_IO_SLOT_ERROR);
-        c.tag = gq_ld64_rlx(s + GU_IO_SLOT_TAG);
-        return GU_QUEUE_STATUS_READY;
+    uint w = gq_own_ld(slot);
+    if ((w & GU_QUEUE_SLOT_STATE_MASK) != GU_QUEUE_SLOT_PUBLISHED) return GU_QUEUE_STATUS_NOT_PUBLISHED;
+    uint seq = w >> GU_QUEUE_SEQ_SHIFT;
+    uint d = gq_ld_acq(gq_slot_off(slot) + GU_IO_SLOT_DONE_SEQ);
+    if (d == seq) { gq_read_completion(slot, c); return GU_QUEUE_STATUS_READY; }
+    uint ps = gq_pump_state();
+    if (ps == GU_PUMP_STOPPED || ps == GU_PUMP_FAILED) {
+        if (gq_ld_acq(gq_slot_off(slot) + GU_IO_SLOT_DONE_SEQ) == seq) { gq_read_completion(slot, c); return GU_QUEUE_STATUS_READY; }
+        gq_own_st(slot, (seq << GU_QUEUE_SEQ_SHIFT) | GU_QUEUE_SLOT_ALLOCATED);
+        return GU_QUEUE_STATUS_PUMP_STOPPED;
     }
-    if (st == GU_QUEUE_SLOT_PUBLISHED) {
-        uint ps = gq_pump_state();
-        if ((ps == GU_PUMP_STOPPED || ps == GU_PUMP_FAILED) &&
-            gq_cas_acq(s + GU_IO_SLOT_STATE, GU_QUEUE_SLOT_PUBLISHED, GU_QUEUE_SLOT_ALLOCATED) == GU_QUEUE_SLOT_PUBLISHED) {
-            return GU_QUEUE_STATUS_PUMP_STOPPED;
-        }
-        return GU_QUEUE_STATUS_WOULD_BLOCK;
-    }
-    if (st == GU_QUEUE_SLOT_FREE || st == GU_QUEUE_SLOT_ALLOCATED) return GU_QUEUE_STATUS_NOT_PUBLISHED;
-    return GU_QUEUE_STATUS_WOULD_BLOCK; // CLAIMED
+    return GU_QUEUE_STATUS_WOULD_BLOCK;
 }
 
 // Polls up to `budget` times (and never past the soft loop budget) → READY, PUMP_STOPPED, NOT_PUBLISHED or
@@ -180,9 +194,9 @@ uint gq_wait(uint slot, uint budget, out GqCompletion c) {
 }
 
 // ---- §Q3.5 free -------------------------------------------------------------------------------------------------------
-// From DONE, FAILED, or ALLOCATED after a withdrawal. Release: this lane's reads of the result happen before the
-// next owner's writes.
-void gq_free(uint slot) { gq_st_rel(gq_slot_off(slot) + GU_IO_SLOT_STATE, GU_QUEUE_SLOT_FREE); }
+// From a completed request, or ALLOCATED after a withdrawal. Release store on the device-local word (the sequence
+// stays): this lane's reads of the result and region happen before the next owner's writes.
+void gq_free(uint slot) { gq_own_st_rel(slot, gq_own_ld(slot) & ~GU_QUEUE_SLOT_STATE_MASK); }
 
 // ---- the checksum every device matches (backend::checksum): FNV-1a-style over 32-bit little-endian words,
 // zero-padded, seeded with the chunk's file offset. Resumable: `h` and the byte position live in the lane state.

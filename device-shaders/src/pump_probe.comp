@@ -17,8 +17,10 @@
 //   4 write: every lane writes `chunk` bytes (word i = lane << 16 | i) into region `region` at lane × chunk,
 //     WRITEs them to file `file` at lane × chunk, waits, then publishes a FENCE and waits for its DONE.
 //   5 republish (hostile, one lane): publishes a READ of `chunk` bytes of file `file` (a pipe the host fills
-//     later) into region `region`, waits until the pump holds it (state CLAIMED), publishes the same slot again
-//     (the attack the pump must refuse and count), then waits for the READ's completion and frees the slot.
+//     later) into region `region` at 0, waits until the host says the pump holds it (the host stores a non-zero
+//     word at region offset `chunk` when the pump reports the READ in flight), publishes the same READ in the
+//     same slot again with the next sequence (the attack the pump must count, and serve only after the held
+//     READ), then waits for its latest sequence and frees the slot.
 #include "../include/gpu_uring_pump.glsl"
 
 const uint PH_ALLOC = 0u, PH_WAIT = 1u, PH_SUM = 2u;
@@ -26,7 +28,7 @@ const uint PH_ALLOC = 0u, PH_WAIT = 1u, PH_SUM = 2u;
 void echo() {
     uint b = gq_region_offset(gq_run.params.region) >> 2;
     gq_a.w[b + 0u] = uint(gq_l.arena_size); gq_a.w[b + 1u] = uint(gq_l.arena_size >> 32);
-    gq_a.w[b + 2u] = gq_l.header; gq_a.w[b + 3u] = gq_l.bitmap; gq_a.w[b + 4u] = gq_l.bitmap_words;
+    gq_a.w[b + 2u] = gq_l.header; gq_a.w[b + 3u] = gq_l.req_seq; gq_a.w[b + 4u] = gq_l.local_size;
     gq_a.w[b + 5u] = gq_l.slots; gq_a.w[b + 6u] = gq_l.nslots; gq_a.w[b + 7u] = gq_l.regions;
     gq_a.w[b + 8u] = gq_l.nregions; gq_a.w[b + 9u] = gq_l.nfiles; gq_a.w[b + 10u] = gq_l.version;
     gq_a.w[b + 11u] = gq_l.reserved[0]; gq_a.w[b + 12u] = gq_l.reserved[1]; gq_a.w[b + 13u] = gq_l.reserved[2];
@@ -34,7 +36,7 @@ void echo() {
     for (uint i = 0u; i < 6u; i++) gq_a.w[b + 16u + i] = gq_ld_rlx(gq_l.header + 4u * i);
     gq_a.w[b + 22u] = gq_region_offset(0u); gq_a.w[b + 23u] = gq_region_size(0u);
     uint s = gq_slot_off(gq_run.params.arg1);
-    uint f[16] = uint[16](GU_IO_SLOT_STATE, GU_IO_SLOT_OP, GU_IO_SLOT_FILE, GU_IO_SLOT_BUF, GU_IO_SLOT_FILE_OFFSET, GU_IO_SLOT_FILE_OFFSET + 4u,
+    uint f[16] = uint[16](GU_IO_SLOT_DONE_SEQ, GU_IO_SLOT_OP, GU_IO_SLOT_FILE, GU_IO_SLOT_BUF, GU_IO_SLOT_FILE_OFFSET, GU_IO_SLOT_FILE_OFFSET + 4u,
                           GU_IO_SLOT_BUF_OFFSET, GU_IO_SLOT_BUF_OFFSET + 4u, GU_IO_SLOT_LEN, GU_IO_SLOT_OWNER, GU_IO_SLOT_TAG,
                           GU_IO_SLOT_TAG + 4u, GU_IO_SLOT_RESULT, GU_IO_SLOT_ERROR, GU_IO_SLOT_RESERVED, (GU_IO_SLOT_RESERVED + 4u));
     for (uint i = 0u; i < 16u; i++) gq_a.w[b + 24u + i] = gq_ld_rlx(s + f[i]);
@@ -198,8 +200,12 @@ uint republish(uint lane) {
             gq_st.slot0 = slot;
             gq_st.phase = 3u;
         } else if (gq_st.phase == 3u) {
-            // A bounded wait on the pump (not on a lane): the hold shows as CLAIMED in the slot's state word.
-            if (gq_ld_acq(gq_slot_off(gq_st.slot0) + GU_IO_SLOT_STATE) != GU_QUEUE_SLOT_CLAIMED) continue;
+            // A bounded wait on the host (not on a lane): it stores the word once the pump holds the READ.
+            if (gq_ld_acq(gq_region_offset(gq_run.params.region) + chunk) == 0u) continue;
+            // The attack: the device-local word back to ALLOCATED (as if this lane owned an unpublished slot),
+            // then a normal publication — the next sequence over the one the pump holds.
+            uint w = gq_own_ld(gq_st.slot0);
+            gq_own_st(gq_st.slot0, (w & ~GU_QUEUE_SLOT_STATE_MASK) | GU_QUEUE_SLOT_ALLOCATED);
             gq_publish(gq_st.slot0, GU_QUEUE_OP_READ, gq_run.params.file, gq_run.params.region, uint64_t(0),
                        uint64_t(0), chunk, lane, uint64_t(5));
             gq_st.issued = 1u;

@@ -58,9 +58,10 @@ impl Counter {
 enum Action {
     /// `Program::Hostile` on a fresh confined ring with one lane.
     Ring(HostileCase),
-    /// One lane of an io_queue program publishes a READ of an empty pipe, waits until the pump holds it
-    /// (CLAIMED), and publishes the same slot again; once the pump counts the violation the host fills the
-    /// pipe, and the lane's READ completes exactly once.
+    /// One lane of an io_queue program publishes a READ of an empty pipe, waits until the host says the pump
+    /// holds it (in flight), and publishes the same slot again (the next sequence, the same READ); once the
+    /// pump counts the violation the host fills the pipe with two chunks: the held READ completes, then the
+    /// pump serves the re-publication once, and the lane's wait for its latest sequence returns it.
     RepublishedPumpSlot,
 }
 
@@ -81,7 +82,7 @@ const PUMP_CHUNK: u32 = 64;
 
 const TABLE: &[Row] = &[
     Row {
-        name: "io_queue slot re-published while the pump holds it: refused, counted, served once",
+        name: "io_queue slot re-published while the pump holds it: counted, served once after the held one",
         action: Action::RepublishedPumpSlot,
         status: gpu_uring::abi::QueueStatus::Ready as u32,
         res: Some(PUMP_CHUNK as i32),
@@ -234,7 +235,7 @@ fn republished_pump_slot(dev: &dyn Device) -> Outcome {
     let (pr, mut pw) = pump_util::pipe();
     let pump = Pump::spawn(PumpConfig {
         slots: 16,
-        regions: vec![4096],
+        regions: vec![4096], // the READ at 0, the host's "held" word at PUMP_CHUNK
         files: vec![PumpFile::reader_with_extent(&pr, 1 << 30)],
         sq_entries: 4,
         stop_timeout: Duration::from_secs(30),
@@ -243,14 +244,19 @@ fn republished_pump_slot(dev: &dyn Device) -> Outcome {
     .unwrap();
     let before = pump.stats().protocol_violations;
     let (status, res) = std::thread::scope(|s| {
-        // The host's part: fill the pipe once the pump has refused the second publication (or give up after
-        // a bound, so a device that never attacks still finishes).
+        // The host's part: tell the lane once the pump holds its READ (a word in the region, which the lane
+        // polls; the host is its only writer), then fill the pipe once the pump has counted the second
+        // publication (or give up after a bound, so a device that never attacks still finishes).
         let pump = &pump;
         s.spawn(move || {
+            pump_util::eventually(Duration::from_secs(20), || pump.stats().in_flight == 1);
+            let v = pump.view();
+            let held_word = v.region(0).unwrap().offset + PUMP_CHUNK;
+            v.u32_at(held_word).store(1, Ordering::Release);
             pump_util::eventually(Duration::from_secs(20), || {
                 pump.stats().protocol_violations > before
             });
-            pw.write_all(&[0x5a; PUMP_CHUNK as usize]).unwrap();
+            pw.write_all(&[0x5a; 2 * PUMP_CHUNK as usize]).unwrap();
         });
         if dev.info().caps.lanes_are_host_threads {
             let r = gpu_uring::backend::cpu::run_queue_lanes(pump, 1, |lane| {
@@ -258,15 +264,20 @@ fn republished_pump_slot(dev: &dyn Device) -> Outcome {
                 let req = Request::read(0, 0, 0, 0, PUMP_CHUNK);
                 let slot = lane.alloc(100).unwrap();
                 lane.publish(slot, &req);
-                // A bounded wait on the pump (not on a lane): its hold shows as CLAIMED.
+                // A bounded wait on the host (not on a lane): it says when the pump holds the READ.
+                let held_word = v.region(0).unwrap().offset + PUMP_CHUNK;
                 assert!(pump_util::eventually(Duration::from_secs(20), || {
-                    v.state(slot).load(Ordering::Acquire) == gpu_uring::abi::QUEUE_SLOT_CLAIMED
+                    v.u32_at(held_word).load(Ordering::Acquire) != 0
                 }));
-                // The attack, as device code holding the arena can write it: publish the held slot again.
-                v.state(slot)
-                    .store(gpu_uring::abi::QUEUE_SLOT_PUBLISHED, Ordering::Release);
-                v.bitmap_word(slot / 32)
-                    .fetch_or(1 << (slot % 32), Ordering::Release);
+                // The attack, as device code can write it: the device-local word back to ALLOCATED, then a
+                // normal publication of the same READ — the next sequence over the one the pump holds.
+                let own = v.own(slot).load(Ordering::Relaxed);
+                v.own(slot).store(
+                    (own & !gpu_uring::abi::QUEUE_SLOT_STATE_MASK)
+                        | gpu_uring::abi::QUEUE_SLOT_ALLOCATED,
+                    Ordering::Relaxed,
+                );
+                lane.publish(slot, &req);
                 let c = lane.wait_until(slot, pump_util::deadline());
                 lane.free(slot);
                 c

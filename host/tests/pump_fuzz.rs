@@ -36,7 +36,7 @@ impl Rng {
 const REGIONS: [usize; 3] = [16384, 8192, 5000];
 /// (size / extent, writable). File 0 and 2 are read-only pattern files; file 1 is writable, 32 KiB.
 const FILES: [(u64, bool); 3] = [(65536, false), (32768, true), (3000, false)];
-const SLOTS: u32 = 250; // not a multiple of 32: the last bitmap word has bits with no slot
+const SLOTS: u32 = 250; // not a multiple of 32: the pump's private pending set has bits with no slot
 const TOTAL: u64 = 1_000_000;
 
 /// The model's verdict: the validation rules of PROTOCOL.md §Q5, written again independently.
@@ -143,7 +143,7 @@ fn gen(rng: &mut Rng) -> IoSlot {
         [0, 0]
     };
     IoSlot {
-        state: 0,
+        done_seq: 0,
         op,
         file,
         buf,
@@ -249,16 +249,12 @@ fn one_million_fuzzed_slots() {
             lane.publish_raw(slot, &s);
             batch.push((slot, s, verdict));
         }
-        // A bitmap bit for a slot nobody published (a FREE slot or a bit past the last slot): the pump must
-        // leave it alone.
-        let planted = if sent % 3 == 0 {
-            lane.try_alloc().inspect(|&s| lane.free(s))
-        } else {
-            Some(SLOTS + rng.below(6) as u32)
-        };
+        // A FREE slot's request sequence stored again with the value it holds (a doorbell without a new
+        // publication): the pump must leave the slot alone.
+        let planted = lane.try_alloc().inspect(|&s| lane.free(s));
         if let Some(s) = planted {
-            v.bitmap_word(s / 32)
-                .fetch_or(1 << (s % 32), Ordering::Release);
+            let seq = v.req_seq(s).load(Ordering::Relaxed);
+            v.req_seq(s).store(seq, Ordering::Release);
             stale_planted += 1;
         }
         for (slot, s, verdict) in &batch {
@@ -310,11 +306,11 @@ fn one_million_fuzzed_slots() {
         for (slot, _, _) in &batch {
             lane.free(*slot);
         }
-        if let Some(s) = planted.filter(|&s| s < SLOTS) {
+        if let Some(s) = planted {
             assert_eq!(
-                v.state(s).load(Ordering::Acquire),
-                QUEUE_SLOT_FREE,
-                "stale bit left alone"
+                v.done_seq(s).load(Ordering::Acquire),
+                v.req_seq(s).load(Ordering::Acquire),
+                "a re-stored sequence is no new request"
             );
         }
         // Regions and the writable file hold exactly the model; every guard byte is intact.
@@ -346,8 +342,9 @@ fn one_million_fuzzed_slots() {
     assert_eq!(st.completed(), TOTAL);
     assert_eq!(st.served, served);
     assert_eq!(st.failed_total(), rejected);
-    // The race between the planted bit and the pump's own swap may merge two plants into one bit.
-    assert!(st.stale_bits >= 1 && st.stale_bits <= stale_planted);
+    // A sequence stored again unchanged is no publication: nothing was claimed for it.
+    assert!(stale_planted > 0);
+    assert_eq!(st.stale_bits, 0);
     assert_eq!(st.foreign_cqes, 0);
     eprintln!(
         "{TOTAL} fuzzed slots: {served} served ({} bytes read, {} written), {rejected} rejected {:?}, \
@@ -368,15 +365,16 @@ const HOSTILE_LONG: (u64, u32, u32) = (60, 8, 4);
 /// What one hostile lane did.
 #[derive(Default)]
 struct HostileLog {
-    /// Stores of PUBLISHED (each followed by its bitmap bit), the first publication of a slot excluded.
+    /// Stores of a new request sequence over one the pump may still hold, the first publication of a slot
+    /// excluded.
     republished: u64,
     /// Blocking rounds whose pipe READ the pump held while the lane published the slot again.
     held_attacks: u64,
-    /// Stray bitmap bits set.
-    stray_bits: u64,
-    /// Withdrawals (CAS PUBLISHED → ALLOCATED while the pump runs) that succeeded.
+    /// Stores of garbage into the pump's completion words (`done_seq`, `result`, `error`).
+    corrupted: u64,
+    /// Withdrawals while the pump runs: the request sequence stored back to the value before it.
     withdrawn: u64,
-    /// Slots that never came back DONE or FAILED by the deadline (must stay 0).
+    /// Slots whose latest publication never completed by the deadline (must stay 0).
     hung: u64,
 }
 
@@ -414,7 +412,7 @@ fn hostile_fields(rng: &mut Rng, nfiles: u32) -> IoSlot {
         _ => (rng.next() as u32).max(1),
     };
     IoSlot {
-        state: 0,
+        done_seq: 0,
         op,
         file,
         buf,
@@ -437,7 +435,7 @@ fn hostile_fields(rng: &mut Rng, nfiles: u32) -> IoSlot {
     }
 }
 
-/// Stores every field of `s` but `state` into `slot` (relaxed; published by the next release of PUBLISHED).
+/// Stores the request fields of `s` into `slot` (relaxed; published by the next release of a sequence).
 fn scribble(v: &QueueView<'_>, slot: u32, s: &IoSlot) {
     use slot_off::*;
     v.slot32(slot, OP).store(s.op, Ordering::Relaxed);
@@ -452,22 +450,20 @@ fn scribble(v: &QueueView<'_>, slot: u32, s: &IoSlot) {
         .store(s.reserved[0], Ordering::Relaxed);
 }
 
-/// Publishes `slot` again as a device would: release store of PUBLISHED, then the doorbell bit.
-fn republish(v: &QueueView<'_>, slot: u32) {
-    v.state(slot).store(QUEUE_SLOT_PUBLISHED, Ordering::Release);
-    v.bitmap_word(slot / 32)
-        .fetch_or(1 << (slot % 32), Ordering::Release);
+/// Publishes `slot` again as a device would: release store of the sequence after `last` (the lane's
+/// device-local word is left alone; [`settle`] waits on the sequence returned).
+fn republish(v: &QueueView<'_>, slot: u32, last: u32) -> u32 {
+    let next = next_seq(last);
+    v.req_seq(slot).store(next, Ordering::Release);
+    next
 }
 
-/// Waits (bounded) for DONE or FAILED after this lane's last store to the slot's state. Only the pump stores
-/// those, and it stores them only when it lets go of the slot; since this lane's last store was PUBLISHED,
-/// a DONE or FAILED it reads came later, so the pump no longer holds the slot and it may be freed.
-fn settle(v: &QueueView<'_>, slot: u32, until: Instant) -> bool {
+/// Waits (bounded) until the pump completed sequence `seq` of `slot` — the lane's latest publication. The pump
+/// serves a slot's latest sequence once it no longer holds an earlier one, and holds nothing after that, so
+/// the slot may be freed then.
+fn settle(v: &QueueView<'_>, slot: u32, seq: u32, until: Instant) -> bool {
     loop {
-        if matches!(
-            v.state(slot).load(Ordering::Acquire),
-            QUEUE_SLOT_DONE | QUEUE_SLOT_FAILED
-        ) {
+        if v.done_seq(slot).load(Ordering::Acquire) == seq {
             return true;
         }
         if Instant::now() >= until {
@@ -477,35 +473,15 @@ fn settle(v: &QueueView<'_>, slot: u32, until: Instant) -> bool {
     }
 }
 
-/// A random state word other than FREE (a FREE slot could be taken by another lane while the pump holds it:
-/// lanes of one kernel trust each other that far).
-fn random_state(rng: &mut Rng) -> u32 {
-    match rng.below(3) {
-        0 => 1 + rng.below(7) as u32,
-        _ => (rng.next() as u32).max(1),
-    }
-}
-
 fn hostile_lane(p: &Pump, id: u32, pipe_w: &std::fs::File, end: Instant, seed: u64) -> HostileLog {
     let v = p.view();
     let mut lane = QueueLane::new(v, 1000 + id);
     let mut rng = Rng(seed);
     let mut log = HostileLog::default();
     let nfiles = p.files().len() as u32;
-    let bits = v.layout().bitmap_words * 32;
     let my_pipe = H_FIRST_PIPE + id;
     while Instant::now() < end {
         let action = rng.below(10);
-        if action == 0 {
-            // Stray doorbells: bits for slots nobody published, held slots, or no slot at all.
-            for _ in 0..1 + rng.below(4) {
-                let s = rng.below(bits as u64) as u32;
-                v.bitmap_word(s / 32)
-                    .fetch_or(1 << (s % 32), Ordering::Release);
-                log.stray_bits += 1;
-            }
-            continue;
-        }
         let Some(slot) = lane.try_alloc() else {
             std::thread::yield_now();
             continue;
@@ -524,47 +500,54 @@ fn hostile_lane(p: &Pump, id: u32, pipe_w: &std::fs::File, end: Instant, seed: u
         } else {
             hostile_fields(&mut rng, nfiles)
         };
-        lane.publish_raw(slot, &first);
+        let mut last = lane.publish_raw(slot, &first);
         let mut pipe_fed = !blocking;
         if blocking {
-            // Wait (briefly) until the pump claimed the READ: it holds the slot until the pipe has data.
+            // Wait (briefly) until the pump put the READ in flight: it holds the slot until the pipe has data.
             let t = Instant::now() + Duration::from_millis(100);
-            while v.state(slot).load(Ordering::Acquire) == QUEUE_SLOT_PUBLISHED
-                && Instant::now() < t
-            {
+            let held = |p: &Pump| {
+                p.stats().in_flight > 0 && v.done_seq(slot).load(Ordering::Acquire) != last
+            };
+            while !held(p) && Instant::now() < t {
                 std::thread::yield_now();
             }
-            if v.state(slot).load(Ordering::Acquire) == QUEUE_SLOT_PUBLISHED {
+            if held(p) {
+                log.held_attacks += 1;
+            } else {
                 // Not claimed in time (a FENCE may hold it back): no attack this round.
                 (&*pipe_w).write_all(&[id as u8; 16]).unwrap();
                 pipe_fed = true;
-            } else {
-                log.held_attacks += 1;
             }
         }
-        // The attack: corrupt fields and state, withdraw, and publish again, a few times.
+        if blocking {
+            // Later publications never name the pipe again: the pump may serve any of them once it no longer
+            // holds the READ, and the pipe is fed only once.
+            scribble(&v, slot, &hostile_fields(&mut rng, nfiles));
+        }
+        let violations = p.stats().protocol_violations;
+        // The attack: corrupt fields and the pump's completion words, withdraw, and publish again.
         for _ in 0..1 + rng.below(4) {
             match rng.below(4) {
-                0 => v
-                    .state(slot)
-                    .store(random_state(&mut rng), Ordering::Relaxed),
+                0 => {
+                    use slot_off::*;
+                    v.done_seq(slot).store(rng.next() as u32, Ordering::Relaxed);
+                    v.slot32(slot, RESULT)
+                        .store(rng.next() as u32, Ordering::Relaxed);
+                    v.slot32(slot, ERROR)
+                        .store(rng.next() as u32, Ordering::Relaxed);
+                    log.corrupted += 1;
+                }
                 1 => scribble(&v, slot, &hostile_fields(&mut rng, nfiles)),
-                2 if v
-                    .state(slot)
-                    .compare_exchange(
-                        QUEUE_SLOT_PUBLISHED,
-                        QUEUE_SLOT_ALLOCATED,
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok() =>
-                {
-                    // A withdrawal while the pump runs (only allowed after it stopped).
+                2 => {
+                    // A withdrawal while the pump runs: the sequence goes back (only a stopped pump lets a
+                    // lane take a request back, and then without writing anything).
+                    let back = last.wrapping_sub(1) & QUEUE_SEQ_MASK;
+                    v.req_seq(slot).store(back, Ordering::Release);
                     log.withdrawn += 1;
                 }
                 _ => {}
             }
-            republish(&v, slot);
+            last = republish(&v, slot, last);
             log.republished += 1;
             if rng.chance(50) {
                 std::thread::yield_now();
@@ -572,19 +555,22 @@ fn hostile_lane(p: &Pump, id: u32, pipe_w: &std::fs::File, end: Instant, seed: u
         }
         // The last publication carries fields that never name a pipe, so if it is served it cannot block.
         scribble(&v, slot, &hostile_fields(&mut rng, nfiles));
-        republish(&v, slot);
+        last = republish(&v, slot, last);
         log.republished += 1;
         if !pipe_fed {
-            // Let the pump see the last doorbell while it still holds the READ, then feed the pipe.
+            // Let the pump see a publication over the READ it holds, then feed the pipe.
             let t = Instant::now() + Duration::from_millis(50);
-            while v.bitmap_word(slot / 32).load(Ordering::Relaxed) & (1 << (slot % 32)) != 0
-                && Instant::now() < t
-            {
+            while p.stats().protocol_violations == violations && Instant::now() < t {
                 std::thread::yield_now();
             }
             (&*pipe_w).write_all(&[id as u8; 16]).unwrap();
         }
-        if settle(&v, slot, end + Duration::from_secs(30)) {
+        if settle(&v, slot, last, end + Duration::from_secs(30)) {
+            // The lane's own word still names its first publication: make it the latest, then free.
+            v.own(slot).store(
+                (last << QUEUE_SEQ_SHIFT) | QUEUE_SLOT_PUBLISHED,
+                Ordering::Relaxed,
+            );
             lane.free(slot);
         } else {
             log.hung += 1;
@@ -663,7 +649,7 @@ fn hostile_fuzz((secs, legit, hostile): (u64, u32, u32)) {
             .map(|(r, _)| PumpFile::reader_with_extent(r, 1 << 40)),
     );
     let p = Pump::spawn(PumpConfig {
-        slots: 40, // not a multiple of 32: stray bits past the last slot
+        slots: 40, // not a multiple of 32
         regions: vec![legit as usize * 4096, 8192],
         files,
         sq_entries: 8,
@@ -700,17 +686,17 @@ fn hostile_fuzz((secs, legit, hostile): (u64, u32, u32)) {
         ok += o;
     }
     let sum = |f: fn(&HostileLog) -> u64| hostile_out.iter().map(f).sum::<u64>();
-    let (republished, held, stray, withdrawn, hung) = (
+    let (republished, held, corrupted, withdrawn, hung) = (
         sum(|l| l.republished),
         sum(|l| l.held_attacks),
-        sum(|l| l.stray_bits),
+        sum(|l| l.corrupted),
         sum(|l| l.withdrawn),
         sum(|l| l.hung),
     );
     eprintln!(
         "hostile fuzz {secs} s, {legit} legitimate + {hostile} hostile lanes: {published} legitimate requests \
-         served; {republished} re-publications ({held} of held slots), {stray} stray bits, {withdrawn} \
-         withdrawals; stop took {stop_time:?}; {st:?}; {:.1} s",
+         served; {republished} re-publications ({held} of held slots), {corrupted} corrupted completions, \
+         {withdrawn} withdrawals; stop took {stop_time:?}; {st:?}; {:.1} s",
         started.elapsed().as_secs_f64()
     );
     assert_eq!(hung, 0, "a hostile lane's slot never completed");
@@ -720,7 +706,7 @@ fn hostile_fuzz((secs, legit, hostile): (u64, u32, u32)) {
     assert_eq!(st.in_flight, 0);
     assert_eq!(st.foreign_cqes, 0);
     assert_eq!((st.cancelled, st.abandoned), (0, 0));
-    assert!(st.protocol_violations <= republished + stray);
+    assert!(st.protocol_violations <= republished + withdrawn);
     if held > 0 {
         assert!(
             st.protocol_violations > 0,
@@ -734,18 +720,19 @@ fn hostile_fuzz((secs, legit, hostile): (u64, u32, u32)) {
     assert!(p.arena().guards_intact(), "a guard byte changed");
     let v = p.view();
     for i in 0..p.layout().nslots {
+        assert_eq!(v.slot_state(i), Some(QueueSlotState::Free), "slot {i}");
         assert_eq!(
-            v.state(i).load(Ordering::Acquire),
-            QUEUE_SLOT_FREE,
-            "slot {i}"
+            v.done_seq(i).load(Ordering::Acquire),
+            v.req_seq(i).load(Ordering::Acquire),
+            "slot {i}: the latest publication completed"
         );
     }
 }
 
 /// Lanes that break the io_queue protocol next to lanes that keep it, concurrently with the pump, for two
 /// seconds: hostile lanes publish slots again while the pump holds them (a blocking pipe READ in flight),
-/// withdraw them while it runs, scribble random states and fields, and ring doorbells for slots nobody
-/// published or that do not exist. Every legitimate request must complete once with exactly its bytes; no
+/// withdraw them while it runs (the sequence stored back), scribble random fields, and overwrite the pump's
+/// completion words. Every legitimate request must complete once with exactly its bytes; no
 /// panic, nothing left in flight, every guard byte intact, and `stop()` returns at once.
 ///
 /// The long version (one minute, 8 + 4 lanes):

@@ -62,9 +62,10 @@ fn glsl_io_queue_layout_matches_rust() {
     })
     .unwrap();
     let v = pump.view();
-    // A slot with a known value in every field, in a state no lane allocates.
+    // A slot with a known value in every field, which no lane allocates (its device-local word says ALLOCATED).
+    v.own(9).store(QUEUE_SLOT_ALLOCATED, Ordering::Release);
     let known = IoSlot {
-        state: QUEUE_SLOT_CLAIMED,
+        done_seq: 0x0a0b_0c0d,
         op: 0x0102_0304,
         file: 0x0506_0708,
         buf: 0x090a_0b0c,
@@ -133,7 +134,7 @@ fn glsl_io_queue_layout_matches_rust() {
     assert_eq!(
         v.snapshot(s),
         IoSlot {
-            state: QUEUE_SLOT_PUBLISHED,
+            done_seq: 0,
             op: OP_NOP,
             file: 3,
             buf: 5,
@@ -147,7 +148,13 @@ fn glsl_io_queue_layout_matches_rust() {
             reserved: [0, 0],
         }
     );
-    assert_eq!(v.bitmap_word(0).load(Ordering::Acquire), 1 << 17);
+    // Published with sequence 1 (host-shared), recorded in the lane's device-local word (copied back).
+    assert_eq!(v.req_seq(s).load(Ordering::Acquire), 1);
+    assert_eq!(
+        v.own(s).load(Ordering::Acquire),
+        (1 << QUEUE_SEQ_SHIFT) | QUEUE_SLOT_PUBLISHED
+    );
+    assert_eq!(v.own(9).load(Ordering::Acquire), QUEUE_SLOT_ALLOCATED);
     // GqLaneState field for field.
     let st = r.lanes[0];
     assert_eq!(
@@ -188,10 +195,10 @@ fn glsl_io_queue_layout_matches_rust() {
     assert_eq!(st.dispatches, 1);
     assert!(r.lanes[1..].iter().all(|l| l.flags == PUMP_LANE_FINISHED));
     // The pump serves the GLSL lane's NOP once started.
-    v.state(9).store(QUEUE_SLOT_FREE, Ordering::Release);
+    v.own(9).store(QUEUE_SLOT_FREE, Ordering::Release);
     pump.start().unwrap();
     let end = Instant::now() + Duration::from_secs(30);
-    while v.state(s).load(Ordering::Acquire) != QUEUE_SLOT_DONE {
+    while v.done_seq(s).load(Ordering::Acquire) != 1 {
         assert!(Instant::now() < end, "the NOP was not served");
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -247,10 +254,7 @@ fn glsl_lanes_read_exactly_once() {
     assert_eq!(stats.bytes_read, total, "{stats:?}");
     assert!(pump.arena().guards_intact());
     for i in 0..6 {
-        assert_eq!(
-            pump.view().state(i).load(Ordering::Acquire),
-            QUEUE_SLOT_FREE
-        );
+        assert_eq!(pump.view().slot_state(i), Some(QueueSlotState::Free));
     }
     eprintln!(
         "{n} READs by {lanes} GLSL lanes in {} dispatches, {:?}; would-block scans {}",
@@ -370,10 +374,7 @@ fn glsl_lane_withdraws_from_a_stopped_pump() {
         );
     }
     for i in 0..8 {
-        assert_eq!(
-            pump.view().state(i).load(Ordering::Acquire),
-            QUEUE_SLOT_FREE
-        );
+        assert_eq!(pump.view().slot_state(i), Some(QueueSlotState::Free));
     }
 }
 

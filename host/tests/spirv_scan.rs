@@ -51,9 +51,9 @@ const HOST_SHARED_BINDINGS: &[u32] = &[0, 1];
 enum Class {
     /// A shader of the ring protocol: set 0 bindings 0 and 1 are the host-shared arena; no RMW there.
     Ring,
-    /// A megakernel pump shader (`gpu_uring_pump.glsl`): binding 0 is the io_queue arena, host-shared. Its
-    /// lane hand-off still uses RMWs on slot words and the ready bitmap there until it is made single-writer;
-    /// they are listed (and bounded by `KNOWN_PUMP_RMWS`) rather than refused.
+    /// A megakernel pump shader (`gpu_uring_pump.glsl`): binding 0 is the io_queue arena (host-shared),
+    /// binding 1 the host-visible run buffer, binding 2 the device-local block. The same rule as the ring: no
+    /// RMW on 0 or 1; the allocation CAS is on 2.
     Pump,
     /// Not a protocol shader; binding 0 is something else, named in the reason.
     Other(&'static str),
@@ -73,9 +73,8 @@ fn classify(shader: &str) -> Class {
     }
 }
 
-/// Host-shared RMW sites each pump shader has today (an upper bound: more is a regression; fewer means the
-/// hand-off moved towards single-writer and this table should shrink; the goal is none).
-const KNOWN_PUMP_RMWS: &[(&str, usize)] = &[("pump_probe", 2), ("pump_stream", 2)];
+/// The pump shaders' device-local binding (PROTOCOL.md §Q1): the only place their RMWs may go.
+const PUMP_DEVICE_LOCAL_BINDING: u32 = 2;
 
 /// Where an atomic's pointer comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -318,36 +317,47 @@ fn ring_shaders_do_no_rmw_on_host_shared_memory() {
     );
 }
 
-/// The pump's known host-shared RMWs, printed, and bounded so that none is added.
+/// The io_queue hand-off has one writer per host-shared word: the pump shaders do no RMW on the arena (or the
+/// run buffer), and their RMWs (slot allocation) are all on the device-local block.
 #[test]
-fn pump_shaders_host_shared_rmws_are_known() {
+fn pump_shaders_do_no_rmw_on_host_shared_memory() {
+    let mut pumps = 0;
     for (name, class, found) in all_atomics() {
         if class != Class::Pump {
             continue;
         }
-        let host: Vec<Atomic> = found
-            .into_iter()
-            .filter(|a| a.is_rmw() && a.on_host_shared())
-            .collect();
-        println!(
-            "{name}: {} known host-shared RMWs (io_queue arena):{}",
-            host.len(),
-            list(&host)
-        );
-        let known = KNOWN_PUMP_RMWS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(0, |(_, k)| *k);
+        pumps += 1;
+        let rmw: Vec<Atomic> = found.into_iter().filter(Atomic::is_rmw).collect();
+        let host: Vec<&Atomic> = rmw.iter().filter(|a| a.on_host_shared()).collect();
         assert!(
-            host.len() <= known,
-            "{name}: {} host-shared RMWs, {known} known: a new RMW on the io_queue arena:{}",
+            host.is_empty(),
+            "{name}: {} atomic RMWs on host-shared memory (set 0 binding 0/1):{}",
             host.len(),
-            list(&host)
+            list(&host.into_iter().cloned().collect::<Vec<_>>())
         );
-        if host.len() < known {
-            println!("{name}: fewer than the {known} known; lower KNOWN_PUMP_RMWS");
-        }
+        assert!(
+            rmw.iter().all(|a| matches!(
+                a.root,
+                Root::Bound {
+                    set: 0,
+                    binding: PUMP_DEVICE_LOCAL_BINDING,
+                    ..
+                }
+            )),
+            "{name}: an RMW outside the device-local block:{}",
+            list(&rmw)
+        );
+        assert!(
+            !rmw.is_empty(),
+            "{name}: no allocation CAS found (a scan that finds nothing passes vacuously)"
+        );
+        println!(
+            "{name}: {} RMWs, all on the device-local block:{}",
+            rmw.len(),
+            list(&rmw)
+        );
     }
+    assert_eq!(pumps, 2, "pump_probe and pump_stream");
 }
 
 /// Shaders that bind something else at 0/1, each with its reason; their atomics are printed for the record.

@@ -15,10 +15,10 @@
 //! is done). Defaults on a CPU-type Vulkan device (lavapipe): 4 MiB, 64 KiB chunks, 32 lanes; on a GPU the CPU
 //! defaults. An unavailable device (HIP, CUDA today) ends it with exit status 2.
 //!
-//! Bus traffic (CPU reference device only: its lanes count every access to the io_queue arena): per request,
-//! the lanes' RMWs, waited loads, other loads and stores on host-shared memory (`host_*_per_op`), and the RMWs
-//! split by region (`slot_rmw_per_op`: allocation CAS; `bitmap_rmw_per_op`: the pending-bit `fetch_or`). The
-//! whole io_queue arena is host-shared, so today's hand-off shows as host-shared RMWs.
+//! Bus traffic (CPU reference device only: its lanes count every access to the io_queue arena and to the
+//! device-local block): per request, the lanes' RMWs, waited loads, other loads and stores on host-shared
+//! memory (`host_*_per_op`; the hand-off has one writer per host-shared word, so `host_rmw_per_op` is 0), and
+//! the RMWs on device-local memory (`local_rmw_per_op`: the allocation CAS).
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -223,16 +223,14 @@ fn main() -> ExitCode {
         Some(b) => {
             let p = b.per_op(requests);
             eprintln!(
-                "bus per request (io_queue arena, host-shared): {p}; rmw: slot {:.2} bitmap {:.2}",
-                per(b.get(QueueRegion::Slot).rmw),
-                per(b.get(QueueRegion::Bitmap).rmw)
+                "bus per request: {p}; device-local rmw {:.2}",
+                per(b.get(QueueRegion::Local).rmw),
             );
             row.float("host_rmw_per_op", p.host_rmw, 3)
                 .float("host_waited_loads_per_op", p.host_waited_loads, 3)
                 .float("host_loads_per_op", p.host_loads, 3)
                 .float("host_stores_per_op", p.host_stores, 3)
-                .float("slot_rmw_per_op", per(b.get(QueueRegion::Slot).rmw), 3)
-                .float("bitmap_rmw_per_op", per(b.get(QueueRegion::Bitmap).rmw), 3)
+                .float("local_rmw_per_op", per(b.get(QueueRegion::Local).rmw), 3)
         }
         None => row.text(
             "host_rmw_per_op",

@@ -115,7 +115,7 @@ pub fn render() -> String {
         h.u32(&format!("PROGRAM_{name}"), v);
     }
 
-    h.section("io_queue: QueueHeader at arena offset 0, RegionDesc table, IoSlots; PumpLayout (push constants)");
+    h.section("io_queue: QueueHeader at arena offset 0, request sequences, RegionDesc table, IoSlots; device-local slot words; PumpLayout (push constants)");
     h.offsets::<QueueHeader>("QUEUE_HEADER");
     h.offsets::<RegionDesc>("REGION_DESC");
     h.offsets::<IoSlot>("IO_SLOT");
@@ -126,6 +126,9 @@ pub fn render() -> String {
     h.u32("QUEUE_MAX_SLOTS", MAX_SLOTS);
     h.u32("QUEUE_MAX_REGION", MAX_REGION as u32);
     h.enumeration::<QueueSlotState>("QUEUE_SLOT");
+    h.u32("QUEUE_SLOT_STATE_MASK", QUEUE_SLOT_STATE_MASK);
+    h.u32("QUEUE_SEQ_SHIFT", QUEUE_SEQ_SHIFT);
+    h.u32("QUEUE_SEQ_MASK", QUEUE_SEQ_MASK);
     h.enumeration::<QueueOp>("QUEUE_OP");
     h.enumeration::<QueueErrorCode>("QUEUE_ERR");
     h.u32("QUEUE_ERR_COUNT", ERR_COUNT as u32);
@@ -403,7 +406,7 @@ mod tests {
             assert!(value.ends_with('u') || value.ends_with("UL"), "{l}");
         }
         assert!(seen.contains("GU_LOCAL_CONTROL_PROTOCOL_VIOLATIONS"));
-        assert!(seen.contains("GU_QUEUE_SLOT_DONE"));
+        assert!(seen.contains("GU_QUEUE_SLOT_PUBLISHED"));
         assert!(seen.contains("GU_RING_SLOT_DONE"));
     }
 

@@ -52,10 +52,10 @@ mod tests {
 
     #[test]
     fn try_from_rejects_unknown_values() {
-        assert_eq!(QueueSlotState::try_from(4), Ok(QueueSlotState::Done));
+        assert_eq!(QueueSlotState::try_from(2), Ok(QueueSlotState::Published));
         assert_eq!(RingSlotState::try_from(2), Ok(RingSlotState::Done));
-        let e = QueueSlotState::try_from(6).unwrap_err();
-        assert_eq!(e.value, 6);
+        let e = QueueSlotState::try_from(3).unwrap_err();
+        assert_eq!(e.value, 3);
         assert!(e.to_string().contains("io_queue slot state"), "{e}");
         assert!(QueueErrorCode::try_from(ERR_COUNT as u32).is_err());
         for (i, c) in QueueErrorCode::ALL.iter().enumerate() {

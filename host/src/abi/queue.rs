@@ -5,36 +5,38 @@
 use bytemuck::{Pod, Zeroable};
 
 wire_enum! {
-    /// The state of an io_queue slot (`IoSlot::state`).
+    /// The device-local state of an io_queue slot: the low two bits of the slot's word in the device-local
+    /// block (PROTOCOL.md §Q2). Only lanes read or write that block; the pump never sees it.
     pub enum QueueSlotState: "io_queue slot state" {
-        /// Nobody uses the slot; a lane may allocate it (CAS FREE → ALLOCATED).
+        /// Nobody uses the slot; a lane may allocate it (CAS on its device-local word).
         Free = 0 => "free",
-        /// A lane owns the slot and is filling it. Device-private; the pump never touches such a slot.
+        /// A lane owns the slot and is filling it (or took it back from a stopped pump).
         Allocated = 1 => "allocated",
-        /// The request is complete and visible to the pump; only the pump (claim) or its owner (withdraw, when
-        /// the pump has stopped) may move it on.
+        /// The owning lane published the request whose sequence is in the word's upper 30 bits and waits for
+        /// the pump's completion of that sequence.
         Published = 2 => "published",
-        /// The pump owns the request (validating it, or its I/O is in flight).
-        Claimed = 3 => "claimed",
-        /// Served: `result` holds the bytes moved (READ/WRITE) or 0 (NOP/FENCE).
-        Done = 4 => "done",
-        /// Rejected or failed: `error` holds a [`QueueErrorCode`], `result` a `-errno` where one applies.
-        Failed = 5 => "failed",
     }
 }
 
-/// [`QueueSlotState::Free`] as the wire writes it.
+/// [`QueueSlotState::Free`] as the device-local word writes it.
 pub const QUEUE_SLOT_FREE: u32 = QueueSlotState::Free as u32;
-/// [`QueueSlotState::Allocated`] as the wire writes it.
+/// [`QueueSlotState::Allocated`] as the device-local word writes it.
 pub const QUEUE_SLOT_ALLOCATED: u32 = QueueSlotState::Allocated as u32;
-/// [`QueueSlotState::Published`] as the wire writes it.
+/// [`QueueSlotState::Published`] as the device-local word writes it.
 pub const QUEUE_SLOT_PUBLISHED: u32 = QueueSlotState::Published as u32;
-/// [`QueueSlotState::Claimed`] as the wire writes it.
-pub const QUEUE_SLOT_CLAIMED: u32 = QueueSlotState::Claimed as u32;
-/// [`QueueSlotState::Done`] as the wire writes it.
-pub const QUEUE_SLOT_DONE: u32 = QueueSlotState::Done as u32;
-/// [`QueueSlotState::Failed`] as the wire writes it.
-pub const QUEUE_SLOT_FAILED: u32 = QueueSlotState::Failed as u32;
+/// Mask of the state bits of a slot's device-local word.
+pub const QUEUE_SLOT_STATE_MASK: u32 = 3;
+/// Shift of the sequence in a slot's device-local word (`word = seq << 2 | state`; sequences are 30 bits and
+/// compared for equality only, so they may wrap).
+pub const QUEUE_SEQ_SHIFT: u32 = 2;
+/// Mask of a request sequence (30 bits).
+pub const QUEUE_SEQ_MASK: u32 = u32::MAX >> QUEUE_SEQ_SHIFT;
+
+/// The sequence that follows `seq` (30 bits, wrapping; never compared by order).
+#[inline]
+pub const fn next_seq(seq: u32) -> u32 {
+    seq.wrapping_add(1) & QUEUE_SEQ_MASK
+}
 
 wire_enum! {
     /// An io_queue operation (`IoSlot::op`, low 8 bits; the upper 24 bits must be zero).
@@ -136,7 +138,8 @@ wire_enum! {
         /// The pump is stopping: it claims no new work, fails unstarted requests `ERR_STOPPED`, drains
         /// in-flight I/O.
         Stopping = 2 => "stopping",
-        /// The pump has stopped cleanly; a lane may withdraw a request still PUBLISHED.
+        /// The pump has stopped cleanly and writes no slot word any more: a request whose completion a lane
+        /// has not seen by now is withdrawn (never served; the lane owns the slot again).
         Stopped = 3 => "stopped",
         /// The pump stopped on an error (its ring failed); as `Stopped` for lanes.
         Failed = 4 => "failed",
@@ -157,7 +160,7 @@ pub const PUMP_FAILED: u32 = PumpState::Failed as u32;
 /// `QueueHeader::magic`: "GUIQ".
 pub const QUEUE_MAGIC: u32 = u32::from_le_bytes(*b"GUIQ");
 /// Version of the io_queue layout.
-pub const QUEUE_VERSION: u32 = 1;
+pub const QUEUE_VERSION: u32 = 2;
 /// Byte written into every guard byte of the arena (around the buffer regions).
 pub const GUARD_BYTE: u8 = 0xA5;
 /// Most slots a queue may have.
@@ -166,15 +169,17 @@ pub const MAX_SLOTS: u32 = 1 << 16;
 pub const MAX_REGION: usize = 1 << 30;
 
 abi_struct! {
-    /// One io_queue slot: one request and its completion. 64 bytes (one cache line, so lanes filling adjacent
-    /// slots do not false-share), 8-byte aligned. Field owners: the allocating lane writes everything but
-    /// `state`, `result` and `error` between allocate and publish; the pump writes `result` and `error` while
-    /// it owns the slot (CLAIMED); `state` moves as PROTOCOL.md says.
+    /// One io_queue slot in host-shared memory: one request (the inbox, written only by the lane that owns the
+    /// slot) and its completion (the outbox: `done_seq`, `result`, `error`, written only by the pump). 64 bytes
+    /// (one cache line, so lanes filling adjacent slots do not false-share), 8-byte aligned. The request's
+    /// sequence number is not here but in the dense request-sequence array (`PumpLayout::req_seq`), so an idle
+    /// pump scans few cache lines. PROTOCOL.md §Q2.
     #[repr(C)]
     #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
     pub struct IoSlot {
-        /// A [`QueueSlotState`].
-        pub state: u32,
+        /// Written by the pump (release, after `result` and `error`): the sequence of the latest request it
+        /// completed in this slot.
+        pub done_seq: u32,
         /// A [`QueueOp`] in bits 0–7; bits 8–31 must be zero.
         pub op: u32,
         /// Registered file handle (READ: the source; WRITE: the destination).
@@ -193,7 +198,7 @@ abi_struct! {
         pub tag: u64,
         /// Written by the pump: bytes moved, or `-errno`.
         pub result: i32,
-        /// Written by the pump: a [`QueueErrorCode`].
+        /// Written by the pump: a [`QueueErrorCode`]; `ERR_NONE` means DONE, anything else FAILED.
         pub error: u32,
         /// Must be zero (`ERR_RESERVED` otherwise).
         pub reserved: [u32; 2],
@@ -201,7 +206,7 @@ abi_struct! {
 }
 
 pin_layout!(IoSlot, size = 64, align = 8 {
-    state = 0, op = 4, file = 8, buf = 12, file_offset = 16, buf_offset = 24, len = 32, owner = 36, tag = 40,
+    done_seq = 0, op = 4, file = 8, buf = 12, file_offset = 16, buf_offset = 24, len = 32, owner = 36, tag = 40,
     result = 48, error = 52, reserved = 56,
 });
 
@@ -210,8 +215,8 @@ pub mod slot_off {
     use super::IoSlot;
     use std::mem::offset_of;
 
-    /// `IoSlot::state`.
-    pub const STATE: u32 = offset_of!(IoSlot, state) as u32;
+    /// `IoSlot::done_seq`.
+    pub const DONE_SEQ: u32 = offset_of!(IoSlot, done_seq) as u32;
     /// `IoSlot::op`.
     pub const OP: u32 = offset_of!(IoSlot, op) as u32;
     /// `IoSlot::file`.
@@ -292,10 +297,12 @@ abi_struct! {
         pub arena_size: u64,
         /// Offset of the [`QueueHeader`] (0).
         pub header: u32,
-        /// Offset of the pending bitmap: `bitmap_words` u32 words, bit `i % 32` of word `i / 32` for slot `i`.
-        pub bitmap: u32,
-        /// Words in the pending bitmap (`ceil(nslots / 32)`).
-        pub bitmap_words: u32,
+        /// Offset of the request-sequence array: `nslots` u32 words, word `i` written only by the lane that
+        /// owns slot `i` (release, after the request fields): the sequence of its latest publication.
+        pub req_seq: u32,
+        /// Bytes of the device-local block (one u32 per slot: `seq << 2 | QueueSlotState`), which lives outside
+        /// the arena (device memory on a GPU).
+        pub local_size: u32,
         /// Offset of the slot array (64-byte aligned).
         pub slots: u32,
         /// Slots.
@@ -314,11 +321,17 @@ abi_struct! {
 }
 
 pin_layout!(PumpLayout, size = 64, align = 8 {
-    arena_size = 0, header = 8, bitmap = 12, bitmap_words = 16, slots = 20, nslots = 24, regions = 28,
+    arena_size = 0, header = 8, req_seq = 12, local_size = 16, slots = 20, nslots = 24, regions = 28,
     nregions = 32, nfiles = 36, version = 40, reserved = 44,
 });
 
 impl PumpLayout {
+    /// Arena offset of slot `i`'s request sequence.
+    #[inline]
+    pub fn req_seq_at(&self, i: u32) -> u32 {
+        self.req_seq + i * 4
+    }
+
     /// Arena offset of slot `i`.
     #[inline]
     pub fn slot(&self, i: u32) -> u32 {

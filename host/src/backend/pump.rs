@@ -5,8 +5,11 @@
 //! Built on the HAL's kernel API ([`Device::import_host`], [`Device::alloc`], [`Device::load_kernel`],
 //! [`Device::launch`]): the pump arena (a separate page-aligned mapping, [`crate::pump::PumpArena`]) is
 //! imported, the import holding an `Arc` of it, so a launch that outlives its time limit can never see it
-//! unmapped. Argument 0 is the arena, argument 1 a host-visible run buffer holding [`PumpRunParams`] and one
-//! [`PumpLaneState`] per lane, argument 2 the [`PumpLayout`] by value. Programs are resumable like the ring
+//! unmapped. Argument 0 is the arena (host-shared), argument 1 a host-visible run buffer holding
+//! [`PumpRunParams`] and one [`PumpLaneState`] per lane, argument 2 the device-local block (the lanes' slot
+//! ownership words, PROTOCOL.md §Q1: a [`Placement::DeviceLocal`] buffer filled from the arena's host copy
+//! before the first dispatch and copied back after the last, or the imported host copy where the device has
+//! no host-mappable device-local memory), argument 3 the [`PumpLayout`] by value. Programs are resumable like the ring
 //! programs: each lane keeps its progress in its [`PumpLaneState`], spends at most the soft loop budget per
 //! dispatch, and the backend-neutral re-dispatch loop ([`crate::backend::redispatch`]) launches again until
 //! every lane sets [`PUMP_LANE_FINISHED`] or the run's timeout expires.
@@ -73,8 +76,8 @@ impl PumpProgram {
     ///
     /// # Safety
     /// `spirv` must be a valid SPIR-V compute module for Vulkan 1.2 (entry point `main`) using only the
-    /// argument scheme of this module — storage buffers at set 0 bindings 0 (the arena) and 1 (the run buffer),
-    /// push constants within 64 bytes — and must not access either buffer out of bounds (as
+    /// argument scheme of this module — storage buffers at set 0 bindings 0 (the arena), 1 (the run buffer)
+    /// and 2 (the device-local block), push constants within 64 bytes — and must not access either buffer out of bounds (as
     /// [`Device::load_kernel`] requires).
     pub unsafe fn new(name: &'static str, spirv: &'static [u8]) -> PumpProgram {
         PumpProgram {
@@ -104,7 +107,7 @@ impl PumpProgram {
             ("pump_stream", _) => 2 * lanes as u64 * chunk,
             (_, 0) => 56 * 4,
             (_, 1 | 4) => lanes as u64 * chunk,
-            (_, 5) => chunk,
+            (_, 5) => chunk + 4,
             _ => 0,
         };
         let chunked = self.name == "pump_stream" || matches!(p.arg0, 1 | 4 | 5);
@@ -188,8 +191,9 @@ pub fn run_pump(
     let head = std::mem::size_of::<PumpRunParams>();
     let each = std::mem::size_of::<PumpLaneState>();
     let run_buf = dev.alloc(Placement::HostVisible, head + lanes as usize * each)?;
+    let local = LocalBlock::new(dev, pump)?;
     let klayout = KernelLayout {
-        buffers: 2,
+        buffers: 3,
         value_bytes: std::mem::size_of::<PumpLayout>() as u32,
     };
     // SAFETY: the built-in programs are built by device-shaders/build.sh (checked in CI) for exactly this
@@ -208,6 +212,7 @@ pub fn run_pump(
     let args = [
         KernelArg::Buffer(&arena_buf),
         KernelArg::Buffer(&run_buf),
+        KernelArg::Buffer(&local.buffer),
         KernelArg::Bytes(bytemuck::bytes_of(&layout)),
     ];
     let mut dispatch = |i: u32, limit: Duration| -> Result<Vec<PumpLaneState>, DeviceError> {
@@ -225,6 +230,7 @@ pub fn run_pump(
             })
             .collect())
     };
+    local.copy_in(pump);
     let r = run_resumable(Resumable {
         backend: info.backend,
         timeout,
@@ -242,6 +248,7 @@ pub fn run_pump(
                 + s.hpos as u64
         },
     });
+    local.copy_out(pump);
     if r.is_err() {
         log::warn!(
             "{}: pump run ended early; pump: {:?}",
@@ -255,4 +262,71 @@ pub fn run_pump(
         elapsed: r.elapsed,
         dispatches: r.dispatches,
     })
+}
+
+/// Where a run's device-local block lives (PROTOCOL.md §Q1): a device-local buffer the host fills before the
+/// run and reads back after it, or the arena's host copy imported as is.
+struct LocalBlock {
+    buffer: super::hal::DeviceBuffer,
+    /// Whether `buffer` is a copy of the host copy (filled before the run, copied back after it).
+    copied: bool,
+    words: u32,
+}
+
+impl LocalBlock {
+    fn new(dev: &dyn Device, pump: &Pump) -> Result<LocalBlock, DeviceError> {
+        let words = pump.layout().local_size.div_ceil(4);
+        if !dev.info().caps.lanes_are_host_threads {
+            let buffer = dev.alloc(Placement::DeviceLocal, words as usize * 4)?;
+            if buffer.host_accessible() {
+                return Ok(LocalBlock {
+                    buffer,
+                    copied: true,
+                    words,
+                });
+            }
+            log::debug!(
+                "{}: device-local block not host-mappable; importing the host copy instead",
+                dev.info().backend
+            );
+        }
+        let arena = pump.arena_shared();
+        let (ptr, len) = arena.local_raw();
+        let owner: Arc<dyn Send + Sync> = arena;
+        // SAFETY: the device-local block's host copy is one page-aligned, writable anonymous mapping of `len`
+        // bytes (a multiple of the page size), kept mapped by `owner` (an Arc of the arena that owns it) for as
+        // long as the import and every launch using it exist; lanes touch it only atomically.
+        let buffer = unsafe { dev.import_host(ptr, len, owner) }?;
+        Ok(LocalBlock {
+            buffer,
+            copied: false,
+            words,
+        })
+    }
+
+    /// Before the first dispatch: the host copy into the device's buffer (no run is in progress: the host may
+    /// read the device-local block).
+    fn copy_in(&self, pump: &Pump) {
+        if self.copied {
+            let v = pump.view();
+            for i in 0..self.words.min(v.layout().nslots) {
+                self.buffer.store_u32(
+                    i as usize,
+                    v.own(i).load(std::sync::atomic::Ordering::Acquire),
+                );
+            }
+        }
+    }
+
+    /// After the last dispatch (or a failed one): the device's buffer back into the host copy.
+    fn copy_out(&self, pump: &Pump) {
+        if self.copied {
+            let v = pump.view();
+            for i in 0..self.words.min(v.layout().nslots) {
+                if let Some(w) = self.buffer.load_u32(i as usize) {
+                    v.own(i).store(w, std::sync::atomic::Ordering::Release);
+                }
+            }
+        }
+    }
 }

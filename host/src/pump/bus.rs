@@ -1,26 +1,34 @@
 //! Bus-traffic counting for the io_queue lane side, with the ring's counters ([`crate::ring::bus`]).
 //!
-//! The whole io_queue arena is host-shared memory: the pump's host thread reads and writes it during the run.
-//! Every region class below is therefore host-shared, and the lane's read-modify-writes on it — the CAS that
-//! allocates or withdraws a slot and the `fetch_or` that sets a pending bit — are RMWs on host-shared memory,
-//! which the ring protocol's placement rule forbids (PROTOCOL.md §1). The io_queue hand-off has not been made
-//! single-writer yet; until it is, these RMWs are counted like every other access, so reports show them.
+//! The io_queue arena is host-shared memory: the pump's host thread reads and writes it during the run. A lane
+//! only loads and stores there, and every host-shared word has one writer: the request fields and the request
+//! sequence are the owning lane's, the completion fields and the completion sequence the pump's (PROTOCOL.md
+//! §Q2). The one word more than one lane updates with an RMW — a slot's ownership word, which allocation
+//! CASes — lives in the device-local block. So a request costs host-shared loads and stores only; the
+//! counters show it.
 
 use crate::ring::bus::RegionClass;
 
-/// The io_queue arena's regions, as a lane reaches them.
+/// The io_queue's regions, as a lane reaches them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QueueRegion {
-    /// `QueueHeader` (the pump state a waiting lane reads).
+    /// `QueueHeader` (the pump state a waiting lane reads). Host-shared.
     Header,
-    /// The pending bitmap.
-    Bitmap,
-    /// `IoSlot`s (state word and request/result fields).
+    /// The request-sequence array (one word per slot, written by the slot's owner). Host-shared.
+    ReqSeq,
+    /// `IoSlot`s (request fields, completion fields and sequence). Host-shared.
     Slot,
+    /// The device-local block (one ownership word per slot). Device-local.
+    Local,
 }
 
 impl RegionClass for QueueRegion {
-    const ALL: &'static [Self] = &[QueueRegion::Header, QueueRegion::Bitmap, QueueRegion::Slot];
+    const ALL: &'static [Self] = &[
+        QueueRegion::Header,
+        QueueRegion::ReqSeq,
+        QueueRegion::Slot,
+        QueueRegion::Local,
+    ];
 
     fn index(self) -> usize {
         self as usize
@@ -29,12 +37,13 @@ impl RegionClass for QueueRegion {
     fn name(self) -> &'static str {
         match self {
             QueueRegion::Header => "header",
-            QueueRegion::Bitmap => "bitmap",
+            QueueRegion::ReqSeq => "req_seq",
             QueueRegion::Slot => "slot",
+            QueueRegion::Local => "local",
         }
     }
 
     fn host_shared(self) -> bool {
-        true
+        !matches!(self, QueueRegion::Local)
     }
 }

@@ -5,12 +5,12 @@
 //! No lane ever waits on another lane: allocation is one bounded scan of CAS attempts that fails with
 //! [`QueueError::WouldBlock`] when every slot is taken, and every wait is for the pump and is bounded.
 //!
-//! Every access a lane makes to the arena is counted in the lane's own [`BusMeter`] (no atomic, no
-//! allocation), per [`QueueRegion`]; [`QueueLane::bus`] reads them. A slot's request fields written by
-//! [`publish_raw`](QueueLane::publish_raw) count as one store and a completion's fields read by
-//! [`poll`](QueueLane::poll) as one load, as an SQE and a CQE do in the ring. The payload bytes of a region
-//! are not counted (they cross the bus once, by design). All of the arena is host-shared, so the slot CAS and
-//! the bitmap `fetch_or` show up as host-shared RMWs ([`crate::pump::bus`]).
+//! Every access a lane makes to the arena and to the device-local block is counted in the lane's own
+//! [`BusMeter`] (no atomic, no allocation), per [`QueueRegion`]; [`QueueLane::bus`] reads them. A slot's
+//! request fields written by [`publish_raw`](QueueLane::publish_raw) count as one store and a completion's
+//! fields read by [`poll`](QueueLane::poll) as one load, as an SQE and a CQE do in the ring. The payload bytes
+//! of a region are not counted (they cross the bus once, by design). The only RMW a lane makes is the
+//! allocation CAS on the device-local block: host-shared memory sees loads and stores only.
 
 use std::sync::atomic::Ordering::*;
 use std::time::Instant;
@@ -166,22 +166,23 @@ impl<'a> QueueLane<'a> {
         self.id
     }
 
-    /// §Q3.1: one bounded scan for a FREE slot; CAS FREE → ALLOCATED with acquire (pairs with the release
-    /// store of FREE by the slot's previous owner: its reads of the old request are done). `None` if every
-    /// slot is taken.
+    /// §Q3.1: one bounded scan for a FREE slot in the device-local block; CAS FREE → ALLOCATED with acquire
+    /// (pairs with the release store of FREE by the slot's previous owner: its reads of the old completion and
+    /// region bytes are done). The slot's sequence stays in the word. `None` if every slot is taken.
     pub fn try_alloc(&mut self) -> Option<u32> {
         let n = self.q.layout().nslots;
         for i in 0..n {
             let idx = (self.next + i) % n;
-            let st = self.q.state(idx);
-            self.meter.load(QueueRegion::Slot);
-            if st.load(Relaxed) != QUEUE_SLOT_FREE {
+            let own = self.q.own(idx);
+            self.meter.load(QueueRegion::Local);
+            let w = own.load(Relaxed);
+            if w & QUEUE_SLOT_STATE_MASK != QUEUE_SLOT_FREE {
                 continue;
             }
-            // A host-shared RMW (counted as one): the io_queue's slot pool is not single-writer yet.
-            self.meter.rmw(QueueRegion::Slot);
-            if st
-                .compare_exchange(QUEUE_SLOT_FREE, QUEUE_SLOT_ALLOCATED, Acquire, Relaxed)
+            // A device-local RMW: lanes compete for slots among themselves, never with the host.
+            self.meter.rmw(QueueRegion::Local);
+            if own
+                .compare_exchange(w, w | QUEUE_SLOT_ALLOCATED, Acquire, Relaxed)
                 .is_ok()
             {
                 self.next = (idx + 1) % n;
@@ -202,13 +203,23 @@ impl<'a> QueueLane<'a> {
         Err(QueueError::WouldBlock)
     }
 
-    /// §Q3.2: fills an ALLOCATED slot with every field of `s` except `state`, clears `result` and `error`, then
-    /// publishes it. Used by [`publish`](Self::publish) and by tests that need arbitrary slot contents.
-    pub fn publish_raw(&mut self, slot: u32, s: &IoSlot) {
+    /// The sequence of the request this lane last published in `slot` (from its device-local word).
+    pub fn seq(&self, slot: u32) -> u32 {
+        self.q.own(slot).load(Relaxed) >> QUEUE_SEQ_SHIFT
+    }
+
+    /// §Q3.2: fills an ALLOCATED slot's request fields with those of `s` (its `done_seq`, `result` and
+    /// `error` are the pump's and are not written), then publishes the next sequence. Used by
+    /// [`publish`](Self::publish) and by tests that need arbitrary slot contents. Returns the sequence.
+    pub fn publish_raw(&mut self, slot: u32, s: &IoSlot) -> u32 {
         use slot_off::*;
         let q = &self.q;
-        debug_assert_eq!(q.state(slot).load(Relaxed), QUEUE_SLOT_ALLOCATED);
-        // Relaxed stores: the release store of PUBLISHED below orders them before the pump's claim.
+        let own = q.own(slot);
+        self.meter.load(QueueRegion::Local);
+        let w = own.load(Relaxed);
+        debug_assert_eq!(w & QUEUE_SLOT_STATE_MASK, QUEUE_SLOT_ALLOCATED);
+        let seq = next_seq(w >> QUEUE_SEQ_SHIFT);
+        // Relaxed stores: the release store of the sequence below orders them before the pump's acquire.
         q.slot32(slot, OP).store(s.op, Relaxed);
         q.slot32(slot, FILE).store(s.file, Relaxed);
         q.slot32(slot, BUF).store(s.buf, Relaxed);
@@ -217,20 +228,18 @@ impl<'a> QueueLane<'a> {
         q.slot32(slot, LEN).store(s.len, Relaxed);
         q.slot32(slot, OWNER).store(s.owner, Relaxed);
         q.slot64(slot, TAG).store(s.tag, Relaxed);
-        q.slot32(slot, RESULT).store(0, Relaxed);
-        q.slot32(slot, ERROR).store(0, Relaxed);
         q.slot32(slot, RESERVED0).store(s.reserved[0], Relaxed);
         q.slot32(slot, RESERVED1).store(s.reserved[1], Relaxed);
         self.meter.store(QueueRegion::Slot);
-        // Release: the pump's acquire CAS that claims the slot sees every field above (and, for WRITE, the
-        // buffer bytes this lane wrote before publishing).
-        q.state(slot).store(QUEUE_SLOT_PUBLISHED, Release);
-        self.meter.store(QueueRegion::Slot);
-        // Release RMW: the pump's acquire swap of this word makes the PUBLISHED store visible, and orders this
-        // publication before any later one of this lane (what FENCE relies on, §Q6). A host-shared RMW
-        // (counted): the bitmap has many writers.
-        q.bitmap_word(slot / 32).fetch_or(1 << (slot % 32), Release);
-        self.meter.rmw(QueueRegion::Bitmap);
+        // Release: the pump's acquire load of this word sees every field above (and, for WRITE, the buffer
+        // bytes this lane wrote before publishing); it also orders this publication after every earlier one
+        // of this lane (what FENCE relies on, §Q6). This lane is the word's only writer.
+        q.req_seq(slot).store(seq, Release);
+        self.meter.store(QueueRegion::ReqSeq);
+        // Device-local, lane-private while the lane owns the slot.
+        own.store((seq << QUEUE_SEQ_SHIFT) | QUEUE_SLOT_PUBLISHED, Relaxed);
+        self.meter.store(QueueRegion::Local);
+        seq
     }
 
     /// §Q3.2: publishes `req` in ALLOCATED slot `slot`.
@@ -251,56 +260,53 @@ impl<'a> QueueLane<'a> {
         );
     }
 
-    /// §Q3.3: one look at slot `slot`. Acquire load of the state: on DONE/FAILED the result, error (and READ
-    /// data) written before the pump's release store are visible. If the pump has stopped and the slot is
-    /// still PUBLISHED, withdraws it (CAS PUBLISHED → ALLOCATED, racing fairly with the pump's own claim) and
-    /// returns [`QueueError::PumpStopped`].
+    /// The completion fields of `slot` (after an acquire load of `done_seq` that read this lane's sequence).
+    fn completion(&self, slot: u32) -> QueueCompletion {
+        let q = &self.q;
+        // The completion's fields: one load, as a CQE.
+        self.meter.load(QueueRegion::Slot);
+        let error = q.slot32(slot, slot_off::ERROR).load(Relaxed);
+        QueueCompletion {
+            done: error == ERR_NONE,
+            result: q.result(slot).load(Relaxed),
+            error,
+            tag: q.slot64(slot, slot_off::TAG).load(Relaxed),
+        }
+    }
+
+    /// §Q3.3: one look at slot `slot`. Acquire load of the slot's completion sequence: when it equals the
+    /// sequence this lane published, the result, error (and READ data) the pump wrote before its release store
+    /// are visible. Otherwise, if the pump has stopped (acquire: every slot word it wrote is visible, and it
+    /// writes none after), one more look decides: completed, or withdrawn — never served, the lane owns the
+    /// slot again ([`QueueError::PumpStopped`]). No CAS: the pump's last store of its state is the line.
     pub fn poll(&mut self, slot: u32) -> Result<SlotPoll, QueueError> {
         let q = &self.q;
-        let meter = &self.meter;
-        // The lane waits on the state: a waited load each poll.
-        meter.waited_load(QueueRegion::Slot);
-        // A state no value names (device code rewrote the word) reads as still the pump's, like CLAIMED.
-        match QueueSlotState::try_from(q.state(slot).load(Acquire)) {
-            Ok(s @ (QueueSlotState::Done | QueueSlotState::Failed)) => {
-                // The completion's fields: one load, as a CQE.
-                meter.load(QueueRegion::Slot);
-                Ok(SlotPoll::Complete(QueueCompletion {
-                    done: s == QueueSlotState::Done,
-                    result: q.result(slot).load(Relaxed),
-                    error: q.slot32(slot, slot_off::ERROR).load(Relaxed),
-                    tag: q.slot64(slot, slot_off::TAG).load(Relaxed),
-                }))
-            }
-            Ok(QueueSlotState::Published)
-                if {
-                    meter.waited_load(QueueRegion::Header);
-                    matches!(
-                        PumpState::try_from(q.pump_state().load(Acquire)),
-                        Ok(PumpState::Stopped | PumpState::Failed)
-                    )
-                } && {
-                    // A host-shared RMW (counted): the withdrawal races the pump's claim on the slot word.
-                    meter.rmw(QueueRegion::Slot);
-                    q.state(slot)
-                        .compare_exchange(
-                            QUEUE_SLOT_PUBLISHED,
-                            QUEUE_SLOT_ALLOCATED,
-                            Acquire,
-                            Relaxed,
-                        )
-                        .is_ok()
-                } =>
-            {
-                Err(QueueError::PumpStopped)
-            }
-            Ok(QueueSlotState::Free | QueueSlotState::Allocated) => {
-                Err(QueueError::NotPublished(slot))
-            }
-            Ok(QueueSlotState::Published | QueueSlotState::Claimed) | Err(_) => {
-                Ok(SlotPoll::Pending)
-            }
+        let own = q.own(slot);
+        self.meter.load(QueueRegion::Local);
+        let w = own.load(Relaxed);
+        if w & QUEUE_SLOT_STATE_MASK != QUEUE_SLOT_PUBLISHED {
+            return Err(QueueError::NotPublished(slot));
         }
+        let seq = w >> QUEUE_SEQ_SHIFT;
+        // The lane waits on the completion sequence: a waited load each poll.
+        self.meter.waited_load(QueueRegion::Slot);
+        if q.done_seq(slot).load(Acquire) == seq {
+            return Ok(SlotPoll::Complete(self.completion(slot)));
+        }
+        self.meter.waited_load(QueueRegion::Header);
+        if matches!(
+            PumpState::try_from(q.pump_state().load(Acquire)),
+            Ok(PumpState::Stopped | PumpState::Failed)
+        ) {
+            self.meter.load(QueueRegion::Slot);
+            if q.done_seq(slot).load(Acquire) == seq {
+                return Ok(SlotPoll::Complete(self.completion(slot)));
+            }
+            own.store((seq << QUEUE_SEQ_SHIFT) | QUEUE_SLOT_ALLOCATED, Relaxed);
+            self.meter.store(QueueRegion::Local);
+            return Err(QueueError::PumpStopped);
+        }
+        Ok(SlotPoll::Pending)
     }
 
     /// §Q3.3: polls up to `budget` times. [`QueueError::TimedOut`] leaves the slot with the pump.
@@ -333,15 +339,15 @@ impl<'a> QueueLane<'a> {
         }
     }
 
-    /// §Q3.4: frees a slot this lane owns (DONE, FAILED, or ALLOCATED). Release: this lane's reads of the
-    /// result and of the region bytes happen before the next owner's writes.
+    /// §Q3.5: frees a slot this lane owns (completed, or ALLOCATED). Release store on the device-local word:
+    /// this lane's reads of the completion and of the region bytes happen before the next owner's writes.
+    /// The sequence stays in the word, so the next owner publishes the one after it.
     pub fn free(&mut self, slot: u32) {
-        debug_assert!(matches!(
-            self.q.state(slot).load(Relaxed),
-            QUEUE_SLOT_DONE | QUEUE_SLOT_FAILED | QUEUE_SLOT_ALLOCATED
-        ));
-        self.q.state(slot).store(QUEUE_SLOT_FREE, Release);
-        self.meter.store(QueueRegion::Slot);
+        let own = self.q.own(slot);
+        let w = own.load(Relaxed);
+        debug_assert_ne!(w & QUEUE_SLOT_STATE_MASK, QUEUE_SLOT_FREE);
+        own.store(w & !QUEUE_SLOT_STATE_MASK, Release);
+        self.meter.store(QueueRegion::Local);
     }
 
     /// Allocate, publish, wait, free. On [`QueueError::TimedOut`] the slot is not freed (the pump still owns
@@ -377,30 +383,58 @@ mod tests {
     use super::*;
     use crate::pump::queue::QueueArenaPlan;
 
-    /// The counters of one request, the pump's part played by the test: alloc (a slot load and CAS), publish
-    /// (fields, state, bitmap fetch_or), two polls (one pending, one done with its completion read), free.
+    /// The counters of one request, the pump's part played by the test: alloc (a local load and CAS),
+    /// publish (local load, fields, request sequence, local store), two polls (one pending, which also reads
+    /// the pump state, one done with its completion read), free.
     #[test]
-    fn one_request_counts_its_host_shared_accesses() {
+    fn one_request_counts_its_accesses_and_no_host_shared_rmw() {
         let a = PumpArena::new(QueueArenaPlan::new(4, &[64], 0).unwrap()).unwrap();
         let v = a.view();
         let mut lane = QueueLane::new(v, 0);
         let slot = lane.try_alloc().unwrap();
         lane.publish(slot, &Request::nop().tag(9));
+        let seq = lane.seq(slot);
+        assert_eq!(v.req_seq(slot).load(Relaxed), seq);
         assert_eq!(lane.poll(slot), Ok(SlotPoll::Pending));
-        v.state(slot).store(QUEUE_SLOT_DONE, Release);
-        assert!(matches!(lane.poll(slot), Ok(SlotPoll::Complete(c)) if c.tag == 9));
+        v.done_seq(slot).store(seq, Release);
+        assert!(matches!(lane.poll(slot), Ok(SlotPoll::Complete(c)) if c.tag == 9 && c.done));
         lane.free(slot);
+        assert_eq!(lane.poll(slot), Err(QueueError::NotPublished(slot)));
 
         let b = lane.bus();
         let slot_c = b.get(QueueRegion::Slot);
         assert_eq!(
             (slot_c.rmw, slot_c.waited_loads, slot_c.loads, slot_c.stores),
-            (1, 2, 2, 3)
+            (0, 2, 1, 1)
         );
-        let bitmap = b.get(QueueRegion::Bitmap);
-        assert_eq!((bitmap.rmw, bitmap.stores), (1, 0));
-        // Every access is host-shared: 2 RMWs on host memory per request today (slot CAS, bitmap fetch_or).
-        assert_eq!(b.host_shared().rmw, 2);
-        assert_eq!(b.device_local(), Default::default());
+        let req = b.get(QueueRegion::ReqSeq);
+        assert_eq!((req.rmw, req.stores), (0, 1));
+        assert_eq!(b.host_shared().rmw, 0, "no RMW on host-shared memory");
+        assert_eq!(b.device_local().rmw, 1, "the allocation CAS");
+    }
+
+    /// A slot's sequence wraps at 30 bits and the next owner continues it.
+    #[test]
+    fn sequences_continue_across_owners_and_wrap() {
+        let a = PumpArena::new(QueueArenaPlan::new(1, &[64], 0).unwrap()).unwrap();
+        let v = a.view();
+        v.own(0).store(QUEUE_SEQ_MASK << QUEUE_SEQ_SHIFT, Relaxed);
+        let mut l0 = QueueLane::new(v, 0);
+        let s = l0.try_alloc().unwrap();
+        l0.publish(s, &Request::nop());
+        assert_eq!(l0.seq(s), 0, "wrapped");
+        v.done_seq(s).store(0, Release);
+        assert!(matches!(l0.poll(s), Ok(SlotPoll::Complete(_))));
+        l0.free(s);
+        let mut l1 = QueueLane::new(v, 1);
+        let s = l1.try_alloc().unwrap();
+        l1.publish(s, &Request::nop());
+        assert_eq!(l1.seq(s), 1);
+        assert_eq!(l1.poll(s), Ok(SlotPoll::Pending));
+        // A stopped pump that never completed it: withdrawn, owned again.
+        v.pump_state().store(PUMP_STOPPED, Release);
+        assert_eq!(l1.poll(s), Err(QueueError::PumpStopped));
+        assert_eq!(v.slot_state(s), Some(QueueSlotState::Allocated));
+        l1.free(s);
     }
 }

@@ -2,8 +2,8 @@
 //! WRITE with `IORING_OP_READ_FIXED` / `IORING_OP_WRITE_FIXED` on its own io_uring, into and out of buffer
 //! regions registered as fixed buffers. Spec: PROTOCOL.md, "io_queue (megakernel pump)", §Q4–§Q7.
 //!
-//! One loop iteration: reap CQEs into slots → swap the pending bitmap into a private copy → claim, validate
-//! and push SQEs (up to the batch size and the in-flight cap) → one `io_uring_enter` for the batch → complete
+//! One loop iteration: reap CQEs into slots → scan the request sequences for slots whose sequence changed →
+//! claim, validate and push SQEs (up to the batch size and the in-flight cap) → one `io_uring_enter` for the batch → complete
 //! fences whose predecessors are done → back off when nothing happened. The steady state allocates nothing:
 //! every buffer the loop uses is sized when the pump is built.
 //!
@@ -126,8 +126,15 @@ pub(super) struct Engine {
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
     nslots: u32,
-    /// Bits taken from the shared bitmap, not yet processed.
+    /// Private bitmap of slots whose request sequence changed (bit `i % 32` of word `i / 32`), not yet claimed.
     pending: Box<[u32]>,
+    /// Per slot: the request sequence last consumed (claimed, or found already consumed at claim time). A slot
+    /// whose `req_seq` word differs from this holds a new publication.
+    seen: Box<[u32]>,
+    /// Per slot: the sequence of the request the pump holds or last completed (what `done_seq` gets).
+    serving: Box<[u32]>,
+    /// Per slot: the last request sequence already counted as a protocol violation (published while held).
+    flagged: Box<[u32]>,
     /// While a FENCE waits: the requests published before it that are still unclaimed.
     fence_mask: Box<[u32]>,
     fence_waiters: Vec<u32>,
@@ -171,7 +178,7 @@ impl Engine {
         stop: Arc<AtomicBool>,
     ) -> Engine {
         let nslots = cfg.slots;
-        let words = arena.layout().bitmap_words as usize;
+        let words = nslots.div_ceil(32) as usize;
         let max_batch = if cfg.max_batch == 0 {
             cfg.sq_entries
         } else {
@@ -189,6 +196,9 @@ impl Engine {
             stop,
             nslots,
             pending: vec![0; words].into(),
+            seen: vec![0; nslots as usize].into(),
+            serving: vec![0; nslots as usize].into(),
+            flagged: vec![0; nslots as usize].into(),
             fence_mask: vec![0; words].into(),
             fence_waiters: Vec::with_capacity(nslots as usize),
             fence_mode: false,
@@ -214,21 +224,17 @@ impl Engine {
 
     // ---- completing slots ---------------------------------------------------------------------------------
 
-    /// Completes a slot the pump owns (CLAIMED). `result`/`error` are plain (relaxed) stores; the state store
-    /// is a release, so a lane that acquires DONE/FAILED sees them, and (READ) the data the kernel wrote,
-    /// which the pump acquired with the CQ tail before this store.
+    /// Completes the request the pump holds in slot `idx` (§Q4): its outbox words, of which the pump is the
+    /// only writer. `result`/`error` are plain (relaxed) stores; the store of the completion sequence is a
+    /// release, so a lane that acquires its sequence there sees them, and (READ) the data the kernel wrote,
+    /// which the pump acquired with the CQ tail before this store. `error == ERR_NONE` means DONE.
     fn complete(&self, idx: u32, ok: bool, result: i32, error: u32) {
         let q = &self.q;
+        let error = if ok { ERR_NONE } else { error };
         q.result(idx).store(result, Relaxed);
         q.slot32(idx, slot_off::ERROR).store(error, Relaxed);
-        q.state(idx).store(
-            if ok {
-                QUEUE_SLOT_DONE
-            } else {
-                QUEUE_SLOT_FAILED
-            },
-            Release,
-        );
+        let seq = self.serving.get(idx as usize).copied().unwrap_or(0);
+        q.done_seq(idx).store(seq, Release);
         if ok {
             bump(&self.counters.served, 1);
         } else if let Some(c) = self.counters.failed.get(error as usize) {
@@ -243,12 +249,14 @@ impl Engine {
             .store(u64::from(self.inflight), Relaxed);
     }
 
-    /// Claims slot `idx`: CAS PUBLISHED → CLAIMED with acquire (pairs with the lane's release store of
-    /// PUBLISHED: the request fields it wrote are visible). Fails if the slot is not PUBLISHED, if there is no
-    /// such slot, or if the pump still holds it (a device published it again while its I/O is in flight or
-    /// its FENCE waits: counted `protocol_violations`; the held request goes on and completes normally).
-    fn claim(&self, idx: u32) -> bool {
-        match self.held.get(idx as usize) {
+    /// Claims slot `idx` (§Q4.3): an acquire load of its request sequence (pairs with the lane's release store:
+    /// the request fields it wrote before are visible); a sequence other than the one last consumed is a new
+    /// request, which the pump now holds. Fails if the sequence is the one already consumed (the word went
+    /// back: `stale_bits`), if there is no such slot, or if the pump still holds the slot (counted
+    /// `protocol_violations`; the held request goes on and completes normally). No arena word is written.
+    fn claim(&mut self, idx: u32) -> bool {
+        let i = idx as usize;
+        match self.held.get(i) {
             Some(Held::No) => {}
             Some(_) => {
                 bump(&self.counters.protocol_violations, 1);
@@ -259,33 +267,53 @@ impl Engine {
                 return false;
             }
         }
-        let ok = self
-            .q
-            .state(idx)
-            .compare_exchange(QUEUE_SLOT_PUBLISHED, QUEUE_SLOT_CLAIMED, Acquire, Relaxed)
-            .is_ok();
-        if ok {
-            bump(&self.counters.claimed, 1);
-        } else {
+        let v = self.q.req_seq(idx).load(Acquire);
+        let (Some(seen), Some(serving), Some(flagged)) = (
+            self.seen.get_mut(i),
+            self.serving.get_mut(i),
+            self.flagged.get_mut(i),
+        ) else {
+            return false;
+        };
+        if v == *seen {
             bump(&self.counters.stale_bits, 1);
+            return false;
         }
-        ok
+        *seen = v;
+        *serving = v;
+        *flagged = v;
+        bump(&self.counters.claimed, 1);
+        true
     }
 
-    // ---- bitmap ---------------------------------------------------------------------------------------------
+    // ---- finding requests ----------------------------------------------------------------------------------
 
-    /// Moves every set bit of the shared pending bitmap into `pending`. Returns whether any were set.
-    /// Swap with acquire: pairs with each lane's release `fetch_or`, so every slot whose bit we take is seen
-    /// PUBLISHED (or later) by the claim CAS.
+    /// §Q4.2: one pass over the request-sequence array (relaxed loads of a dense `u32` array: an idle pump
+    /// reads `nslots / 16` cache lines and writes none). A slot whose sequence differs from the one last
+    /// consumed goes into the private pending set — unless the pump holds it: then it is a publication over a
+    /// held request, counted once per sequence value as a protocol violation and left for after the held
+    /// request completes. Returns whether a slot became pending.
     fn collect(&mut self) -> bool {
         let mut any = false;
-        for (w, p) in self.pending.iter_mut().enumerate() {
-            let word = self.q.bitmap_word(w as u32);
-            // Relaxed pre-check: an idle pump only reads the bitmap's cache line, it never writes it.
-            if word.load(Relaxed) != 0 {
-                let bits = word.swap(0, Acquire);
-                *p |= bits;
-                any |= bits != 0;
+        for idx in 0..self.nslots {
+            let i = idx as usize;
+            let v = self.q.req_seq(idx).load(Relaxed);
+            if Some(&v) == self.seen.get(i) {
+                continue;
+            }
+            if !matches!(self.held.get(i), Some(Held::No)) {
+                if let Some(f) = self.flagged.get_mut(i) {
+                    if *f != v {
+                        *f = v;
+                        bump(&self.counters.protocol_violations, 1);
+                    }
+                }
+                continue;
+            }
+            if let Some(p) = self.pending.get_mut(i / 32) {
+                let bit = 1 << (idx % 32);
+                any |= *p & bit == 0;
+                *p |= bit;
             }
         }
         any
@@ -342,7 +370,6 @@ impl Engine {
                 }
                 did = true;
                 let idx = (w as u32) * 32 + b;
-                // A bit past the last slot is counted stale by `claim`.
                 if !self.claim(idx) {
                     continue;
                 }
@@ -362,9 +389,10 @@ impl Engine {
         did
     }
 
-    /// A FENCE was claimed. Every request published before it (by happens-before: its publication's
-    /// `fetch_or` precedes the FENCE's) is now either claimed, in `pending`, or still in the shared bitmap —
-    /// we took the FENCE's bit with acquire, so a fresh swap sees those bits. From here until the fence
+    /// A FENCE was claimed. Every request published before it (by happens-before: its release store of the
+    /// request sequence precedes the FENCE's) is now either claimed, in `pending`, or visible in the
+    /// request-sequence array — the claim loaded the FENCE's sequence with acquire, so by coherence a fresh
+    /// scan reads each earlier request's sequence (or a later one of the same slot). From here until the fence
     /// completes, only those requests are claimed; the fence completes when they are claimed and nothing is
     /// in flight.
     fn begin_fence(&mut self, idx: u32) {
@@ -718,12 +746,13 @@ impl Engine {
         } else {
             PUMP_STOPPED
         };
-        // Release: lanes that acquire STOPPED/FAILED see every completion above; from now on a lane may
-        // withdraw a still-PUBLISHED slot (CAS PUBLISHED → ALLOCATED), racing only with the sweep below,
-        // which also uses CAS.
-        self.q.pump_state().store(final_state, Release);
+        // One last sweep: everything published by now fails STOPPED.
         self.collect();
         self.fail_pending();
+        // Release: lanes that acquire STOPPED/FAILED see every completion above. The pump writes no slot word
+        // after this store, so a lane that then still finds its sequence uncompleted knows it never will be:
+        // the request is withdrawn (§Q7), decided without any RMW on the arena.
+        self.q.pump_state().store(final_state, Release);
         match self.dead {
             Some(errno) => Err(PumpError::Submit { errno }),
             None => Ok(()),

@@ -134,8 +134,10 @@ impl Pump {
 
         let counters = Arc::new(Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
-        // SAFETY: the view points into `arena`, which the engine keeps alive (Arc) for longer than the view.
-        let q: QueueView<'static> = unsafe { QueueView::new(base, arena.layout()) };
+        let (local, _) = arena.local_raw();
+        // SAFETY: the view points into `arena` and its device-local block, which the engine keeps alive (Arc)
+        // for longer than the view. (The pump never touches the device-local block.)
+        let q: QueueView<'static> = unsafe { QueueView::new(base, local, arena.layout()) };
         let engine = Engine::new(
             ring,
             q,

@@ -12,13 +12,16 @@
 //! - [`queue`]: the `#[repr(C)]` `Pod` structs (`IoSlot`, `QueueHeader`, `RegionDesc`, the `PumpLayout`
 //!   descriptor), state/op/error constants, the arena (queue pages, then each region between guard bytes) and
 //!   [`queue::QueueView`], which turns offsets into atomics.
-//! - A slot moves FREE → ALLOCATED (a lane's CAS) → PUBLISHED (the lane's release store, then a release
-//!   `fetch_or` of the slot's bit in a pending bitmap) → CLAIMED (the pump's acquire CAS) → DONE | FAILED (the
-//!   pump's release store) → FREE (the lane's release store).
+//! - One writer per host-shared word: a lane allocates a slot with a CAS on its word in the device-local block,
+//!   fills the slot's request fields and stores the next sequence into `req_seq[slot]` (release); the pump,
+//!   seeing a new sequence, loads it with acquire, serves the request and writes `result`, `error` and then
+//!   `done_seq` (release); the lane waits for `done_seq` to equal its sequence and frees the slot (release
+//!   store on the device-local word).
 //! - [`host`]: the [`Pump`] handle (build, start, stop, counters); its configuration ([`PumpConfig`],
 //!   [`PumpFile`], [`IdleConfig`]), errors and counters live in `config.rs`, the pure check of a request in
 //!   `validate.rs` ([`validate`]), the pump thread in `engine.rs`.
-//! - The pump thread swaps bitmap words to find work (an idle pump only reads one or two cache lines),
+//! - The pump thread scans the dense request-sequence array to find work (an idle pump reads `nslots / 16`
+//!   cache lines and writes none),
 //!   validates, pushes one SQE per READ/WRITE with the slot index and a pump-private generation as
 //!   `user_data`, submits a batch with one `io_uring_enter`, reaps CQEs into slots, and completes FENCEs once
 //!   everything published before them is done. It never has more requests in flight than its CQ holds. Idle,
@@ -26,7 +29,8 @@
 //!   latency. Stop drains (bounded), cancels, and leaves no slot CLAIMED; a failing ring fails the SQEs it
 //!   never consumed and is never entered with work again. Arena words are untrusted: the pump keeps its own
 //!   per-slot record of what it holds, never claims a slot whose I/O is in flight, applies a CQE only if slot
-//!   and generation match, and counts protocol violations instead of panicking.
+//!   and generation match, and counts protocol violations instead of panicking. After its final state it
+//!   writes nothing, which is how a lane knows an uncompleted request is withdrawn.
 //! - [`device`]: the lane side in Rust: allocate, publish, bounded wait, free. The CPU reference device runs
 //!   it on its threads (`backend::cpu::run_queue_lanes`); the GLSL lane side is
 //!   `device-shaders/include/gpu_uring_pump.glsl`, run on any device that loads its kernels by

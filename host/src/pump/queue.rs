@@ -1,5 +1,5 @@
-//! The io_queue as the device sees it: the pump arena ([`PumpArena`]) and [`QueueView`], the one place that
-//! turns arena offsets into atomics. The `#[repr(C)]` `Pod` structs that live in the arena, the state, op and
+//! The io_queue as the device sees it: the pump arena ([`PumpArena`], host-shared) with its separate
+//! device-local block, and [`QueueView`], the one place that turns their offsets into atomics. The `#[repr(C)]` `Pod` structs that live in the arena, the state, op and
 //! error constants and the [`PumpLayout`] descriptor handed to devices are defined in [`crate::abi::queue`]
 //! (sizes and offsets asserted at compile time there; device languages include the generated header) and
 //! re-exported here.
@@ -32,7 +32,7 @@ pub use crate::abi::queue::*;
 pub struct QueueArenaPlan {
     pub layout: PumpLayout,
     pub regions: Vec<RegionDesc>,
-    /// Bytes of the queue part (header, bitmap, region table, slots), page-rounded.
+    /// Bytes of the queue part (header, request sequences, region table, slots), page-rounded.
     pub queue_len: usize,
 }
 
@@ -87,9 +87,8 @@ impl QueueArenaPlan {
         }
         let page = page_size();
         let header = 0usize;
-        let bitmap_words = nslots.div_ceil(32);
-        let bitmap = 64usize;
-        let regions = round_up(bitmap + bitmap_words as usize * 4, 64);
+        let req_seq = 64usize;
+        let regions = round_up(req_seq + nslots as usize * 4, 64);
         let slots = round_up(regions + region_sizes.len() * 8, 64);
         let queue_len = round_up(slots + nslots as usize * 64, page);
         let mut off = queue_len + page; // guard page after the queue
@@ -107,8 +106,8 @@ impl QueueArenaPlan {
         let layout = PumpLayout {
             arena_size: off as u64,
             header: header as u32,
-            bitmap: bitmap as u32,
-            bitmap_words,
+            req_seq: req_seq as u32,
+            local_size: nslots * 4,
             slots: slots as u32,
             nslots,
             regions: regions as u32,
@@ -126,15 +125,18 @@ impl QueueArenaPlan {
 }
 
 /// The pump arena: one page-aligned anonymous mapping holding the io_queue and the buffer regions, with guard
-/// bytes around every region. Importable into a GPU API like the device ring's arena (page-aligned base and
-/// size, no host pointers inside).
+/// bytes around every region (host-shared memory). Importable into a GPU API like the device ring's arena
+/// (page-aligned base and size, no host pointers inside). Beside it, in a separate page-aligned allocation, the
+/// host copy of the device-local block (one word per slot, used by lanes only; a GPU backend copies it into a
+/// device-local buffer for a run and back after it).
 pub struct PumpArena {
     map: memmap2::MmapMut,
+    local: memmap2::MmapMut,
     plan: QueueArenaPlan,
 }
 
 impl PumpArena {
-    /// Maps and initialises an arena: header, region table, guard bytes; every slot FREE, bitmap clear.
+    /// Maps and initialises an arena: header, region table, guard bytes; every sequence 0, every slot FREE.
     pub fn new(plan: QueueArenaPlan) -> std::io::Result<PumpArena> {
         let mut map = memmap2::MmapOptions::new()
             .len(plan.layout.arena_size as usize)
@@ -142,6 +144,13 @@ impl PumpArena {
             .map_anon()?;
         // Registered (pinned) pages must not become copy-on-write in a forked child.
         let _ = map.advise(memmap2::Advice::DontFork);
+        // The device-local block: zero (every slot FREE, sequence 0), never registered with the kernel.
+        let local = memmap2::MmapOptions::new()
+            .len(round_up(
+                (plan.layout.local_size as usize).max(1),
+                page_size(),
+            ))
+            .map_anon()?;
         let l = plan.layout;
         let short = || std::io::Error::other("the pump arena plan does not fit its mapping");
         // Nothing else can see the mapping yet: plain writes.
@@ -169,7 +178,7 @@ impl PumpArena {
                 .ok_or_else(short)?
                 .fill(0);
         }
-        Ok(PumpArena { map, plan })
+        Ok(PumpArena { map, local, plan })
     }
 
     /// The layout descriptor.
@@ -187,11 +196,17 @@ impl PumpArena {
         (self.map.as_ptr() as *mut u8, self.map.len())
     }
 
-    /// A view of the arena.
+    /// Base address and length of the device-local block's host copy (page-aligned).
+    pub fn local_raw(&self) -> (*mut u8, usize) {
+        (self.local.as_ptr() as *mut u8, self.local.len())
+    }
+
+    /// A view of the arena and the device-local block.
     pub fn view(&self) -> QueueView<'_> {
-        // SAFETY: the mapping is `arena_size` bytes, laid out and initialised by `new` as `layout` says, and
-        // lives as long as the returned borrow of `self`.
-        unsafe { QueueView::new(self.map.as_ptr() as *mut u8, self.plan.layout) }
+        let (local, _) = self.local_raw();
+        // SAFETY: the mapping is `arena_size` bytes, laid out and initialised by `new` as `layout` says; the
+        // local block is at least `local_size` bytes; both live as long as the returned borrow of `self`.
+        unsafe { QueueView::new(self.map.as_ptr() as *mut u8, local, self.plan.layout) }
     }
 
     /// Whether every guard byte (between the queue and the first region, and after each region up to and
@@ -225,12 +240,13 @@ impl PumpArena {
     }
 }
 
-/// A view of a pump arena as device code sees it: base address plus [`PumpLayout`]. `Copy`, `Send`, `Sync`.
-/// Every shared word is reached as an atomic; data bytes are copied in and out of regions the caller owns by
-/// the protocol.
+/// A view of a pump arena as device code sees it: base address, device-local block, and [`PumpLayout`].
+/// `Copy`, `Send`, `Sync`. Every shared word is reached as an atomic; data bytes are copied in and out of
+/// regions the caller owns by the protocol.
 #[derive(Clone, Copy)]
 pub struct QueueView<'a> {
     words: ArenaWords<'a>,
+    local: ArenaWords<'a>,
     layout: PumpLayout,
     _arena: PhantomData<&'a ()>,
 }
@@ -246,12 +262,15 @@ impl<'a> QueueView<'a> {
     ///
     /// # Safety
     /// `base` must point to a pump arena of `layout.arena_size` bytes laid out as `layout` says (header,
-    /// region table initialised), mapped for all of `'a`.
-    pub unsafe fn new(base: *mut u8, layout: PumpLayout) -> QueueView<'a> {
+    /// region table initialised), and `local` to a device-local block of at least `layout.local_size` bytes
+    /// (8-aligned), both mapped for all of `'a`.
+    pub unsafe fn new(base: *mut u8, local: *mut u8, layout: PumpLayout) -> QueueView<'a> {
         QueueView {
             // SAFETY: `base` points to `layout.arena_size` bytes mapped for 'a (this function's contract), page-
             // aligned, whose shared words the io_queue protocol accesses only atomically.
             words: unsafe { ArenaWords::new(base, layout.arena_size) },
+            // SAFETY: as above, for the device-local block (this function's contract).
+            local: unsafe { ArenaWords::new(local, u64::from(layout.local_size)) },
             layout,
             _arena: PhantomData,
         }
@@ -298,11 +317,24 @@ impl<'a> QueueView<'a> {
         self.u32_at(self.layout.header + HEADER_PUMP_STATE)
     }
 
-    /// Pending-bitmap word `w`.
+    /// Slot `i`'s request sequence (host-shared; written only by the lane that owns the slot).
     #[inline]
-    pub fn bitmap_word(&self, w: u32) -> &'a AtomicU32 {
-        assert!(w < self.layout.bitmap_words);
-        self.u32_at(self.layout.bitmap + w * 4)
+    pub fn req_seq(&self, i: u32) -> &'a AtomicU32 {
+        assert!(i < self.layout.nslots, "slot {i} out of range");
+        self.u32_at(self.layout.req_seq_at(i))
+    }
+
+    /// Slot `i`'s device-local word (`seq << QUEUE_SEQ_SHIFT | QueueSlotState`; lanes only).
+    #[inline]
+    pub fn own(&self, i: u32) -> &'a AtomicU32 {
+        assert!(i < self.layout.nslots, "slot {i} out of range");
+        self.local.u32_at(i * 4)
+    }
+
+    /// The device-local state of slot `i` (lanes' view; `None` for bits no state names — impossible, the
+    /// field is two bits of which three values are named — kept total for the untrusted-word rule).
+    pub fn slot_state(&self, i: u32) -> Option<QueueSlotState> {
+        QueueSlotState::try_from(self.own(i).load(Ordering::Acquire) & QUEUE_SLOT_STATE_MASK).ok()
     }
 
     /// The 32-bit field at byte `field` (a [`slot_off`] constant) of slot `i`.
@@ -319,10 +351,10 @@ impl<'a> QueueView<'a> {
         self.u64_at(self.layout.slot(i) + field)
     }
 
-    /// Slot `i`'s state word.
+    /// Slot `i`'s completion sequence (host-shared; written only by the pump).
     #[inline]
-    pub fn state(&self, i: u32) -> &'a AtomicU32 {
-        self.slot32(i, slot_off::STATE)
+    pub fn done_seq(&self, i: u32) -> &'a AtomicU32 {
+        self.slot32(i, slot_off::DONE_SEQ)
     }
 
     /// Slot `i`'s `result` word.
@@ -337,7 +369,7 @@ impl<'a> QueueView<'a> {
         use slot_off::*;
         let r = |f| self.slot32(i, f).load(Ordering::Relaxed);
         IoSlot {
-            state: r(STATE),
+            done_seq: r(DONE_SEQ),
             op: r(OP),
             file: r(FILE),
             buf: r(BUF),
@@ -443,7 +475,8 @@ mod tests {
     fn plan_is_page_aligned_with_guards() {
         let p = QueueArenaPlan::new(100, &[5000, 4096, 1], 2).unwrap();
         let page = page_size();
-        assert_eq!(p.layout.bitmap_words, 4);
+        assert_eq!(p.layout.req_seq, 64);
+        assert_eq!(p.layout.local_size, 400);
         assert_eq!(p.layout.slots % 64, 0);
         assert!(p.layout.slots as usize + 100 * 64 <= p.queue_len);
         let mut prev_end = p.queue_len;
@@ -468,6 +501,10 @@ mod tests {
         assert!(a.guards_intact());
         for i in 0..40 {
             assert_eq!(v.snapshot(i), IoSlot::default());
+        }
+        for i in 0..40 {
+            assert_eq!(v.req_seq(i).load(Ordering::Relaxed), 0);
+            assert_eq!(v.slot_state(i), Some(QueueSlotState::Free));
         }
         assert_eq!(v.pump_state().load(Ordering::Relaxed), PUMP_NOT_STARTED);
         assert_eq!(v.region(1).unwrap().size, 8192);

@@ -65,8 +65,9 @@ pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub struct RepublishOutcome {
     /// Each round's completion of the held READ (expected: DONE, `result = 10`, `error = 0`).
     pub completions: Vec<gpu_uring::pump::device::QueueCompletion>,
-    /// Counters before the first round and after the last (expected delta per round: `claimed` +1, `served`
-    /// +1, `protocol_violations` +1, `foreign_cqes` +0, `stale_bits` +0; `in_flight` back to 0).
+    /// Counters before the first round and after the last (expected delta per round: `claimed` +2, `served`
+    /// +2 — the held READ, then the re-publication once the held one completed —, `protocol_violations` +1,
+    /// `foreign_cqes` +0, `stale_bits` +0; `in_flight` back to 0).
     pub before: gpu_uring::pump::PumpStats,
     pub after: gpu_uring::pump::PumpStats,
     /// Requests in flight at once after the rounds, when the pump was offered `cap` of them (expected: `cap`,
@@ -82,10 +83,11 @@ pub struct RepublishOutcome {
 
 /// Re-publishes, `rounds` times, a slot whose READ the pump has in flight, on the CPU reference device.
 ///
-/// Each round: a lane publishes a 10-byte READ of an empty pipe (so the pump holds the slot CLAIMED with the
-/// I/O in flight until the test writes); once the pump reports it in flight, the lane stores PUBLISHED into
-/// the slot again and sets its bitmap bit (the attack); once the pump counted that as a protocol violation,
-/// the test writes 10 bytes into the pipe, the lane waits for the slot and frees it. Then the lane offers the
+/// Each round: a lane publishes a 10-byte READ of an empty pipe (so the pump holds the slot with the I/O in
+/// flight until the test writes); once the pump reports it in flight, the lane publishes the slot again — the
+/// next sequence, with the same READ — while the pump holds it (the attack); once the pump counted that as a
+/// protocol violation, the test writes 20 bytes into the pipe: the held READ completes, then the pump serves
+/// the re-publication; the lane waits for its latest sequence and frees the slot. Then the lane offers the
 /// pump `cap` blocking pipe READs at once (all must be in flight together), feeds them, and stops the pump.
 /// Pump: `sq_entries` 4 (so `cq_entries` 8, the cap), 16 slots, `stop_timeout` 30 s.
 pub fn republish_held_slot(rounds: u32) -> RepublishOutcome {
@@ -117,16 +119,20 @@ pub fn republish_held_slot(rounds: u32) -> RepublishOutcome {
             p.stats()
         );
         let violations = p.stats().protocol_violations;
-        // The attack: publish the held slot again (Release, as a lane publishes), and ring its doorbell.
-        v.state(slot).store(QUEUE_SLOT_PUBLISHED, Ordering::Release);
-        v.bitmap_word(slot / 32)
-            .fetch_or(1 << (slot % 32), Ordering::Release);
+        // The attack: publish the held slot again (the next sequence, Release, as a lane publishes), and let
+        // the lane's device-local word say so, so that it waits for that sequence.
+        let next = next_seq(lane.seq(slot));
+        v.req_seq(slot).store(next, Ordering::Release);
+        v.own(slot).store(
+            (next << QUEUE_SEQ_SHIFT) | QUEUE_SLOT_PUBLISHED,
+            Ordering::Relaxed,
+        );
         assert!(
             eventually(wait, || p.stats().protocol_violations > violations),
             "round {r}: the re-publication was not refused: {:?}",
             p.stats()
         );
-        pw.write_all(&[r as u8; 10]).unwrap();
+        pw.write_all(&[r as u8; 20]).unwrap();
         let c = lane.wait_until(slot, deadline()).unwrap();
         completions.push(c);
         assert!(eventually(wait, || p.stats().in_flight == 0));
