@@ -28,6 +28,7 @@
 //! native); 4 000 messages from two sending threads, none lost or duplicated; a
 //! full target refuses then recovers; messages before a callback wait for it;
 //! replacing the callback; a target that has never polled (ring still disabled);
+//! senders dropped before submitting their sends (each message exactly once);
 //! ping-pong from callbacks; the capability reported; zero capacity refused; counts;
 //! from an epoll proactor to this one;
 //! relays: event to event once (kernel-linked where native); descriptor to event;
@@ -984,6 +985,48 @@ fn msg_target_never_polled(t: &Ctx) {
     assert_eq!(b.message_stats().delivered, 1);
 }
 
+/// Senders dropped before their `poll` submitted their sends: one that has polled
+/// (its teardown submits them; a target whose ring is still disabled refuses them, so
+/// they are requeued), and one that never polled. Every message arrives exactly once.
+fn msg_sender_dropped_unsubmitted(t: &Ctx) {
+    let b = t.proactor_with(|o| o.message_capacity = 64);
+    let got = recorder(&b);
+    let a = t.proactor();
+    a.poll(Some(Duration::ZERO), |_| {}).unwrap();
+    // b has not polled: a native send is refused by the kernel during a's teardown.
+    for i in 0..8 {
+        a.send_message(&b, i).unwrap();
+    }
+    drop(a);
+    let never = t.proactor();
+    for i in 8..12 {
+        never.send_message(&b, i).unwrap();
+    }
+    drop(never);
+    drive(&b, || got.lock().unwrap().len() >= 12);
+    // b's ring is enabled now: sends from a polled sender are posted by its teardown.
+    let c = t.proactor();
+    c.poll(Some(Duration::ZERO), |_| {}).unwrap();
+    for i in 12..20 {
+        c.send_message(&b, i).unwrap();
+    }
+    drop(c);
+    drive(&b, || got.lock().unwrap().len() >= 20);
+    poll_for(&b, Duration::from_millis(30));
+    let mut g = got.lock().unwrap().clone();
+    g.sort_unstable();
+    assert_eq!(g, (0..20).collect::<Vec<u64>>(), "each exactly once");
+    let st = b.message_stats();
+    assert_eq!((st.delivered, st.waiting), (20, 0), "{st:?}");
+    assert_eq!(st.via_ring + st.via_queue, 20, "{st:?}");
+    if t.native() {
+        assert_eq!(st.requeued, 8, "refused at teardown, then requeued: {st:?}");
+        assert_eq!(st.via_ring, 8, "{st:?}");
+    } else {
+        assert_eq!(st.via_queue, 20, "{st:?}");
+    }
+}
+
 fn msg_ping_pong(t: &Ctx) {
     let (a, b) = (t.proactor(), t.proactor());
     let count = Arc::new(AtomicU64::new(0));
@@ -1459,4 +1502,5 @@ conformance!(
     teardown_semaphore_wait,
     teardown_relay,
     teardown_messages,
+    msg_sender_dropped_unsubmitted,
 );

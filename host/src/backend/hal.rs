@@ -13,6 +13,14 @@
 //!   [`KernelArg`]s and a [`Grid`], waiting at most a limit. The built-in programs run on every device through
 //!   [`Programs`](super::Programs), written once on top of these calls.
 //!
+//! Launches also run asynchronously ([`Device::launch_async`]): the [`Submission`] it returns is waited for
+//! with a bound ([`Submission::wait`]) or awaited through a pollable descriptor
+//! ([`Submission::completion_fd`]) — a `sync_file` the driver exported ([`FenceKind::SyncFile`]), or an
+//! eventfd the backend's completion path makes readable ([`FenceKind::Emulated`], counted in
+//! [`FenceStats`]). The descriptor becomes readable when the launch ends, however it ends; its result (done,
+//! failed, over its limit) is then read from the submission without blocking. Whatever awaits the descriptor
+//! (an event loop, the proactor's fence import) needs nothing of this module.
+//!
 //! Launch arguments are one ordered list that fits both launch styles: a binding-style backend (Vulkan)
 //! binds the buffer arguments, in order, to storage-buffer bindings `0..n` and concatenates the byte
 //! arguments into its push constants; a kernel-parameter backend (CUDA, HIP) passes argument `i` as kernel
@@ -23,8 +31,9 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::error::DeviceError;
@@ -603,6 +612,292 @@ pub trait Device: Send + Sync {
         grid: Grid,
         limit: Duration,
     ) -> Result<Duration, DeviceError>;
+
+    /// Starts `grid` of `kernel` with `args` and returns at once (arguments are checked first: a bad one is
+    /// an error here). The launch ends when it completes, fails, or runs past `limit` (its result is then
+    /// [`DeviceError::Timeout`], and the launch and what it uses stay alive until it ends, as with
+    /// [`launch`](Device::launch)). The default runs [`launch`](Device::launch) on the calling thread and
+    /// returns a submission that has ended already.
+    fn launch_async(
+        &self,
+        kernel: &Kernel,
+        args: &[KernelArg<'_>],
+        grid: Grid,
+        limit: Duration,
+    ) -> Result<Submission, DeviceError> {
+        let r = self.launch(kernel, args, grid, limit);
+        Submission::finished(self.info().backend, r)
+    }
+
+    /// What [`Submission::completion_fd`] hands out for this device's launches: [`FenceKind::SyncFile`] where
+    /// the driver exports one, else [`FenceKind::Emulated`].
+    fn fence_kind(&self) -> FenceKind {
+        FenceKind::Emulated
+    }
+
+    /// How many completion descriptors of each kind this device handed out, and the fallback's signals.
+    fn fence_stats(&self) -> FenceStats {
+        FenceStats::default()
+    }
+}
+
+/// What a [`Submission`]'s completion descriptor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FenceKind {
+    /// A `sync_file` exported by the driver (Vulkan: a semaphore the dispatch signals, exported with
+    /// `VK_KHR_external_semaphore_fd` as `SYNC_FD`). The kernel makes it readable when the device has
+    /// finished the work — no host thread involved — and not before, even past the launch's limit (pair the
+    /// wait with a timeout of your own; [`Submission::wait`] reports the limit).
+    SyncFile,
+    /// An eventfd the backend makes readable when the launch ends (completed, failed or past its limit):
+    /// a host thread waits for the device's own completion (the Vulkan fence; the CPU device's lane
+    /// threads). The counted fallback ([`FenceStats::emulated_signals`]).
+    Emulated,
+}
+
+impl FenceKind {
+    /// `sync_file` or `emulated`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FenceKind::SyncFile => "sync_file",
+            FenceKind::Emulated => "emulated",
+        }
+    }
+}
+
+/// Completion descriptors a device handed out, and the fallback's signals (snapshots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FenceStats {
+    /// `sync_file`s handed out by [`Submission::completion_fd`].
+    pub sync_files: u64,
+    /// Emulated descriptors (eventfds) handed out by [`Submission::completion_fd`].
+    pub emulated_fds: u64,
+    /// Launch ends signalled through an eventfd by a host thread.
+    pub emulated_signals: u64,
+}
+
+/// A device's [`FenceStats`] counters, shared with its submissions (backends only).
+#[derive(Debug, Default)]
+pub struct FenceCounters {
+    sync_files: AtomicU64,
+    emulated_fds: AtomicU64,
+    emulated_signals: AtomicU64,
+}
+
+impl FenceCounters {
+    /// A snapshot.
+    pub fn stats(&self) -> FenceStats {
+        // Relaxed: statistics.
+        FenceStats {
+            sync_files: self.sync_files.load(Ordering::Relaxed),
+            emulated_fds: self.emulated_fds.load(Ordering::Relaxed),
+            emulated_signals: self.emulated_signals.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// How a launch ended: shared by its [`Submission`] and the [`Completer`] of its backend.
+struct LaunchEnd {
+    backend: &'static str,
+    result: Mutex<Option<Result<Duration, DeviceError>>>,
+    ended: Condvar,
+    /// Readable once `result` is set (never read: every descriptor handed out is a duplicate).
+    event: OwnedFd,
+    counters: Arc<FenceCounters>,
+    /// Its descriptor is the eventfd (no `sync_file`): its end is a fallback signal.
+    emulated: bool,
+}
+
+impl LaunchEnd {
+    fn new(
+        backend: &'static str,
+        counters: Arc<FenceCounters>,
+        emulated: bool,
+    ) -> Result<LaunchEnd, DeviceError> {
+        // SAFETY: eventfd takes no pointers; a non-negative result is a descriptor this process now owns.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(DeviceError::Run {
+                backend,
+                message: format!(
+                    "eventfd for a completion descriptor: {}",
+                    std::io::Error::last_os_error()
+                ),
+            });
+        }
+        Ok(LaunchEnd {
+            backend,
+            result: Mutex::new(None),
+            ended: Condvar::new(),
+            // SAFETY: `fd` was just created and is owned by nothing else.
+            event: unsafe { OwnedFd::from_raw_fd(fd) },
+            counters,
+            emulated,
+        })
+    }
+
+    /// Records the result (the first one wins), wakes waiters and makes the descriptor readable.
+    fn end(&self, r: Result<Duration, DeviceError>) {
+        {
+            let mut slot = self.result.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_some() {
+                return;
+            }
+            *slot = Some(r);
+        }
+        if self.emulated {
+            // Relaxed: a statistic (counted before the descriptor becomes readable, so that whoever
+            // awaited it sees the count).
+            self.counters
+                .emulated_signals
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.ended.notify_all();
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live local buffer to an eventfd this value owns. It cannot fail but
+        // by overflowing the counter, which one write per launch never does.
+        unsafe { libc::write(self.event.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
+}
+
+/// The backend's side of a [`Submission`]: ends it once, with the launch's result. Dropped without
+/// [`complete`](Completer::complete) (the completion path failed or panicked), it ends the submission with a
+/// [`DeviceError::Run`], so no waiter hangs.
+pub struct Completer {
+    end: Option<Arc<LaunchEnd>>,
+}
+
+impl Completer {
+    /// Ends the submission with `r`.
+    pub fn complete(mut self, r: Result<Duration, DeviceError>) {
+        if let Some(e) = self.end.take() {
+            e.end(r);
+        }
+    }
+}
+
+impl Drop for Completer {
+    fn drop(&mut self) {
+        if let Some(e) = self.end.take() {
+            let backend = e.backend;
+            e.end(Err(DeviceError::Run {
+                backend,
+                message: "the launch's completion path ended without a result".into(),
+            }));
+        }
+    }
+}
+
+impl fmt::Debug for Completer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Completer")
+    }
+}
+
+/// A launch started by [`Device::launch_async`]. Dropping it neither waits for nor cancels the launch (which
+/// keeps what it uses alive until it ends).
+pub struct Submission {
+    end: Arc<LaunchEnd>,
+    sync_file: Option<OwnedFd>,
+}
+
+impl fmt::Debug for Submission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Submission")
+            .field("backend", &self.end.backend)
+            .field("kind", &self.kind())
+            .field("result", &self.result())
+            .finish()
+    }
+}
+
+impl Submission {
+    /// A running submission and the completer its backend ends it with (backends only). `sync_file`: the
+    /// descriptor the driver exported for the launch, if any; `counters`: the device's.
+    pub fn start(
+        backend: &'static str,
+        counters: Arc<FenceCounters>,
+        sync_file: Option<OwnedFd>,
+    ) -> Result<(Submission, Completer), DeviceError> {
+        let end = Arc::new(LaunchEnd::new(backend, counters, sync_file.is_none())?);
+        Ok((
+            Submission {
+                end: end.clone(),
+                sync_file,
+            },
+            Completer { end: Some(end) },
+        ))
+    }
+
+    /// A submission that has ended with `r` (a launch run synchronously).
+    pub fn finished(
+        backend: &'static str,
+        r: Result<Duration, DeviceError>,
+    ) -> Result<Submission, DeviceError> {
+        let (s, c) = Submission::start(backend, Arc::default(), None)?;
+        c.complete(r);
+        Ok(s)
+    }
+
+    /// What [`completion_fd`](Self::completion_fd) hands out.
+    pub fn kind(&self) -> FenceKind {
+        if self.sync_file.is_some() {
+            FenceKind::SyncFile
+        } else {
+            FenceKind::Emulated
+        }
+    }
+
+    /// A new descriptor (the caller owns it) that becomes readable when the launch ends: a duplicate of the
+    /// driver's `sync_file`, or of the submission's eventfd ([`FenceKind`]). Never read from it: it stays
+    /// readable. Callable any number of times, also after the launch ended.
+    pub fn completion_fd(&self) -> Result<OwnedFd, DeviceError> {
+        let (fd, counter) = match &self.sync_file {
+            Some(f) => (f.as_fd(), &self.end.counters.sync_files),
+            None => (self.end.event.as_fd(), &self.end.counters.emulated_fds),
+        };
+        let dup = fd.try_clone_to_owned().map_err(|e| DeviceError::Run {
+            backend: self.end.backend,
+            message: format!("duplicating a completion descriptor: {e}"),
+        })?;
+        // Relaxed: a statistic.
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(dup)
+    }
+
+    /// The launch's result once it has ended (the time from submission to completion, or why it failed:
+    /// [`DeviceError::Timeout`] past its limit), `None` while it runs. Never blocks.
+    pub fn result(&self) -> Option<Result<Duration, DeviceError>> {
+        self.end
+            .result
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Waits at most `limit` for the launch to end: its result, or `None` if it still runs.
+    pub fn wait(&self, limit: Duration) -> Option<Result<Duration, DeviceError>> {
+        let deadline = Instant::now().checked_add(limit);
+        let mut slot = self.end.result.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(r) = slot.as_ref() {
+                return Some(r.clone());
+            }
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(3600),
+            };
+            if left.is_zero() {
+                return None;
+            }
+            slot = self
+                .end
+                .ended
+                .wait_timeout(slot, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
 }
 
 impl fmt::Debug for dyn Device {

@@ -18,9 +18,17 @@
 //! ran for that message, so the queue and the target's completion ring never
 //! overflow (`MSG_RING` itself has no backpressure). Every accepted message is
 //! delivered exactly once: a `MSG_RING` either posted it or failed and queued it.
-//! Messages wait (keeping their credits) while no callback is set. What is lost: a
-//! native send whose sending proactor is dropped before its `poll` submitted it, and
-//! messages to a proactor that is dropped.
+//! Each native send is one settle-once record (`Outgoing`) carried by its operation:
+//! a success settles it, a refusal hands the payload to the target's fallback
+//! queue, and a send the sending proactor drops before its entry reached the kernel
+//! (a proactor dropped with sends still queued) is handed to the fallback queue by
+//! the record's drop. Native sends are only made from a proactor that has polled
+//! (its ring is enabled, so its teardown submits what its entries hold); a proactor
+//! that has never polled sends through the fallback queue. Messages wait (keeping
+//! their credits) while no callback is set. What is lost: messages to a proactor
+//! that is dropped, and (as with every operation) sends whose proactor is dropped
+//! on another thread than its poll thread while their entries wait for the kernel —
+//! their memory is leaked then, not freed under the kernel, and the payload with it.
 //!
 //! # Threading and ownership
 //! `send_message` and `post_message` are thread-safe; the callback runs on the
@@ -30,7 +38,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::caps::Capability;
@@ -72,6 +80,91 @@ pub struct MessageStats {
     pub via_queue: u64,
     /// Messages accepted and not yet delivered (credits in use).
     pub waiting: u32,
+    /// Of those received through the queue, how many were native sends handed to it
+    /// instead (the kernel refused the `MSG_RING`, or the sending proactor was dropped
+    /// before submitting it).
+    pub requeued: u64,
+}
+
+/// A native send not yet settled: posted by the kernel, or handed to the target's
+/// fallback queue — exactly one of the two (see the module docs).
+pub(crate) struct Outgoing {
+    to: Arc<Mailbox>,
+    data: u64,
+    /// `ARMED`, `PUSHED`, `REFUSED` or `SETTLED`.
+    state: AtomicU8,
+}
+
+/// Not in the submission ring yet.
+const ARMED: u8 = 0;
+/// Its entry is in the sending proactor's submission ring.
+const PUSHED: u8 = 1;
+/// The kernel answered with an error that was not delivered yet.
+const REFUSED: u8 = 2;
+/// Posted by the kernel, or handed to the fallback queue.
+const SETTLED: u8 = 3;
+
+impl Outgoing {
+    pub(crate) fn new(to: Arc<Mailbox>, data: u64) -> Outgoing {
+        Outgoing {
+            to,
+            data,
+            state: AtomicU8::new(ARMED),
+        }
+    }
+
+    /// The target's ring descriptor (the mailbox keeps it open), if it has one.
+    pub(crate) fn ring(&self) -> Option<std::os::fd::RawFd> {
+        self.to.ring.as_ref().map(|r| r.as_raw_fd())
+    }
+
+    pub(crate) fn data(&self) -> u64 {
+        self.data
+    }
+
+    /// Its entry is in the submission ring: from here the kernel decides.
+    pub(crate) fn pushed(&self) {
+        // AcqRel: a plain state machine; only ARMED moves to PUSHED.
+        let _ = self
+            .state
+            .compare_exchange(ARMED, PUSHED, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The kernel answered with an error (seen when its completion is reaped, also
+    /// during teardown, where it is not delivered): the drop requeues it unless the
+    /// delivery does first.
+    pub(crate) fn refused(&self) {
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s != SETTLED).then_some(REFUSED)
+            });
+    }
+
+    /// Never submitted (the send was refused): nothing to requeue.
+    fn disarm(&self) {
+        self.state.store(SETTLED, Ordering::Release);
+    }
+
+    /// The completion was delivered: posted (`ok`), or into the fallback queue.
+    pub(crate) fn settle(&self, ok: bool) {
+        // AcqRel: exactly one of `settle` and the drop acts.
+        if self.state.swap(SETTLED, Ordering::AcqRel) != SETTLED && !ok {
+            self.to.requeue(self.data);
+        }
+    }
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        // Never reached the kernel, or refused by it and not delivered: the kernel
+        // did not post it, so the fallback queue takes it. A pushed entry of a proactor
+        // that has polled was submitted by its teardown (and posted, or refused).
+        match *self.state.get_mut() {
+            ARMED | REFUSED => self.to.requeue(self.data),
+            _ => {}
+        }
+    }
 }
 
 pub(crate) struct Mailbox {
@@ -91,6 +184,7 @@ pub(crate) struct Mailbox {
     delivered: AtomicU64,
     via_ring: AtomicU64,
     via_queue: AtomicU64,
+    requeued: AtomicU64,
 }
 
 impl Mailbox {
@@ -112,6 +206,7 @@ impl Mailbox {
             delivered: AtomicU64::new(0),
             via_ring: AtomicU64::new(0),
             via_queue: AtomicU64::new(0),
+            requeued: AtomicU64::new(0),
         })
     }
 
@@ -139,6 +234,13 @@ impl Mailbox {
             // A full counter is still readable; nothing else can fail here.
             let _ = self.wake.set();
         }
+    }
+
+    /// A native send the kernel did not post, queued instead (counted).
+    fn requeue(&self, data: u64) {
+        // Relaxed: a statistic.
+        self.requeued.fetch_add(1, Ordering::Relaxed);
+        self.enqueue_fallback(data);
     }
 
     /// A message the kernel posted into this proactor's ring (poll thread, core lock
@@ -201,6 +303,7 @@ impl Mailbox {
             via_ring: self.via_ring.load(Ordering::Relaxed),
             via_queue: self.via_queue.load(Ordering::Relaxed),
             waiting: self.capacity - self.credits.load(Ordering::Acquire).min(self.capacity),
+            requeued: self.requeued.load(Ordering::Relaxed),
         }
     }
 }
@@ -243,17 +346,21 @@ impl Proactor {
     pub fn send_message(&self, target: &Proactor, data: u64) -> Result<()> {
         let to = &target.mailbox;
         to.take_credit()?;
-        let native = self.capabilities().is_native(Capability::Messaging);
+        // Native only from a proactor that has polled: its ring is enabled, so its
+        // teardown submits what waits in its submission ring (see the module docs).
+        let native = self.capabilities().is_native(Capability::Messaging) && self.has_polled();
         match (&to.ring, native) {
-            (Some(ring), true) => {
+            (Some(_), true) => {
                 let op = MsgRing {
-                    to: to.clone(),
-                    ring: ring.as_raw_fd(),
-                    data,
+                    out: Arc::new(Outgoing::new(to.clone(), data)),
                 };
                 match self.submit(Operation::internal(OpKind::MsgRing(op))) {
                     Ok(_) => Ok(()),
                     Err(e) => {
+                        // Refused before it became an operation: nothing to requeue.
+                        if let OpKind::MsgRing(op) = &e.op.kind {
+                            op.out.disarm();
+                        }
                         to.give_credit();
                         Err(e.error)
                     }
@@ -273,6 +380,16 @@ impl Proactor {
         self.mailbox.take_credit()?;
         self.mailbox.enqueue_fallback(data);
         Ok(())
+    }
+
+    /// Whether this proactor's `poll` has run (its ring is enabled).
+    fn has_polled(&self) -> bool {
+        // Relaxed: a poll that starts concurrently enables the ring before it waits,
+        // and submits what this send pushes.
+        match &self.engine {
+            super::Engine::Uring(s) => s.owner.load(Ordering::Relaxed) != 0,
+            super::Engine::Epoll(s) => s.owner.load(Ordering::Relaxed) != 0,
+        }
     }
 
     /// Message counts of this proactor (as a target).

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::deliver::Sink;
 use super::fence::FenceImport;
-use super::message::Mailbox;
+use super::message::{Mailbox, Outgoing};
 use super::op::{Completion, OpId, Outcome, Resources};
 use super::relay::{RelayInner, Role};
 use super::signals::SignalState;
@@ -26,7 +26,7 @@ impl std::fmt::Debug for Internal {
         f.write_str(match self.0 {
             Route::Source(_) => "Internal(event source)",
             Route::Mailbox(_) => "Internal(mailbox)",
-            Route::MsgSent { .. } => "Internal(message sent)",
+            Route::MsgSent(_) => "Internal(message sent)",
             Route::Relay(..) => "Internal(relay)",
             Route::Signals(_) => "Internal(signals)",
             Route::Fence(_) => "Internal(fence import)",
@@ -41,7 +41,7 @@ pub(crate) enum Route {
     /// Messages wait in this mailbox (its wake source fired, or `MSG_RING` posted).
     Mailbox(Arc<Mailbox>),
     /// A `MSG_RING` send finished on the sending proactor.
-    MsgSent { to: Arc<Mailbox>, data: u64 },
+    MsgSent(Arc<Outgoing>),
     /// A relay's source fired, or its kernel-linked sink ran.
     Relay(Arc<RelayInner>, Role),
     /// The signalfd is readable.
@@ -82,13 +82,9 @@ fn dispatch(c: Completion) {
     match route {
         Route::Source(s) => s.on_event(c.outcome, c.more),
         Route::Mailbox(m) => m.drain(),
-        Route::MsgSent { to, data } => {
-            if !matches!(c.outcome, Outcome::Ok(_)) {
-                // The kernel did not post it (target ring gone or disabled): the
-                // fallback queue takes it, so it is neither lost nor duplicated.
-                to.enqueue_fallback(data);
-            }
-        }
+        // Not posted by the kernel (target ring gone or disabled): the fallback queue
+        // takes it, so it is neither lost nor duplicated.
+        Route::MsgSent(out) => out.settle(matches!(c.outcome, Outcome::Ok(_))),
         Route::Relay(r, role) => r.on_completion(role, c.outcome, c.more),
         Route::Signals(s) => s.on_readable(c.outcome, c.more),
         Route::Fence(f) => f.settle(c.outcome),

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::{kernel, memory, run};
 use crate::backend::hal::{
-    Capabilities, Device, DeviceBuffer, DeviceInfo, DeviceType, Grid, Kernel, KernelArg,
-    KernelCode, KernelFormat, KernelLayout, Placement,
+    Capabilities, Device, DeviceBuffer, DeviceInfo, DeviceType, FenceCounters, FenceStats, Grid,
+    Kernel, KernelArg, KernelCode, KernelFormat, KernelLayout, Placement, Submission,
 };
 use crate::backend::DeviceError;
 use crate::protocol::DEFAULT_BUDGET;
@@ -20,6 +20,8 @@ pub struct CpuDevice {
     pub subgroup_size: u32,
     /// Spin budget for each device-side wait (the built-in programs' `iter_budget`).
     pub budget: u32,
+    /// Completion descriptors handed out ([`Device::fence_stats`]); clones share them.
+    pub fences: Arc<FenceCounters>,
 }
 
 impl Default for CpuDevice {
@@ -27,6 +29,7 @@ impl Default for CpuDevice {
         CpuDevice {
             subgroup_size: 8,
             budget: DEFAULT_BUDGET,
+            fences: Arc::default(),
         }
     }
 }
@@ -92,5 +95,19 @@ impl Device for CpuDevice {
         limit: Duration,
     ) -> Result<Duration, DeviceError> {
         run::launch(self.subgroup_size, kernel, args, grid, limit)
+    }
+
+    fn launch_async(
+        &self,
+        kernel: &Kernel,
+        args: &[KernelArg<'_>],
+        grid: Grid,
+        limit: Duration,
+    ) -> Result<Submission, DeviceError> {
+        run::launch_async(self.subgroup_size, &self.fences, kernel, args, grid, limit)
+    }
+
+    fn fence_stats(&self) -> FenceStats {
+        self.fences.stats()
     }
 }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use super::run::Recorder;
 use super::{kernel, memory, raw, run};
 use crate::backend::hal::{
-    AdapterInfo, Device, DeviceBuffer, DeviceConfig, DeviceInfo, DeviceType, Grid, Kernel,
-    KernelArg, KernelCache, KernelCode, KernelFormat, KernelLayout, Placement,
+    AdapterInfo, Device, DeviceBuffer, DeviceConfig, DeviceInfo, DeviceType, FenceCounters,
+    FenceKind, FenceStats, Grid, Kernel, KernelArg, KernelCache, KernelCode, KernelFormat,
+    KernelLayout, Placement, Submission,
 };
 use crate::backend::DeviceError;
 
@@ -31,6 +32,8 @@ pub(super) struct VulkanDevice {
     kernels: KernelCache,
     /// Launches kept recorded for re-submission.
     recorder: Recorder,
+    /// Completion descriptors handed out by asynchronous launches.
+    fences: Arc<FenceCounters>,
 }
 
 impl VulkanDevice {
@@ -54,6 +57,7 @@ impl VulkanDevice {
             iter_budget,
             kernels: KernelCache::default(),
             recorder: Recorder::default(),
+            fences: Arc::default(),
         }
     }
 
@@ -132,5 +136,27 @@ impl Device for VulkanDevice {
         limit: Duration,
     ) -> Result<Duration, DeviceError> {
         run::launch(&self.ctx, &self.recorder, kernel, args, grid, limit)
+    }
+
+    fn launch_async(
+        &self,
+        kernel: &Kernel,
+        args: &[KernelArg<'_>],
+        grid: Grid,
+        limit: Duration,
+    ) -> Result<Submission, DeviceError> {
+        run::launch_async(&self.ctx, &self.fences, kernel, args, grid, limit)
+    }
+
+    fn fence_kind(&self) -> FenceKind {
+        if self.ctx.sem_fd.is_some() {
+            FenceKind::SyncFile
+        } else {
+            FenceKind::Emulated
+        }
+    }
+
+    fn fence_stats(&self) -> FenceStats {
+        self.fences.stats()
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use ash::vk;
 
-use super::instance::{Instance, PhysInfo, EXT_MEMORY_HOST};
+use super::instance::{Instance, PhysInfo, EXT_MEMORY_HOST, EXT_SEMAPHORE_FD};
 use super::objects::RunObjects;
 use crate::backend::vulkan::error::VkError;
 
@@ -17,6 +17,8 @@ pub(crate) struct Context {
     instance: Arc<Instance>,
     pub(crate) device: ash::Device,
     pub(crate) host_mem: ash::ext::external_memory_host::Device,
+    /// `VK_KHR_external_semaphore_fd`, enabled where `SYNC_FD` semaphores are exportable.
+    pub(crate) sem_fd: Option<ash::khr::external_semaphore_fd::Device>,
     pub(crate) queue: Mutex<vk::Queue>,
     pub(crate) queue_family: u32,
     pub(crate) mem_props: vk::PhysicalDeviceMemoryProperties,
@@ -45,7 +47,10 @@ impl Context {
         let queues = [vk::DeviceQueueCreateInfo::default()
             .queue_family_index(qf)
             .queue_priorities(&prio)];
-        let exts = [EXT_MEMORY_HOST.as_ptr()];
+        let mut exts = vec![EXT_MEMORY_HOST.as_ptr()];
+        if phys.sync_fd_export.is_ok() {
+            exts.push(EXT_SEMAPHORE_FD.as_ptr());
+        }
         let base = vk::PhysicalDeviceFeatures::default()
             .shader_int64(true)
             .shader_float64(true);
@@ -63,6 +68,10 @@ impl Context {
         let device = unsafe { inst.create_device(phys.pd, &info, None) }
             .map_err(VkError::call("vkCreateDevice"))?;
         let host_mem = ash::ext::external_memory_host::Device::new(inst, &device);
+        let sem_fd = phys
+            .sync_fd_export
+            .is_ok()
+            .then(|| ash::khr::external_semaphore_fd::Device::new(inst, &device));
         // SAFETY: queue family `qf` with one queue was requested above.
         let queue = unsafe { device.get_device_queue(qf, 0) };
         // SAFETY: `phys.pd` came from this instance.
@@ -71,6 +80,7 @@ impl Context {
             instance: instance.clone(),
             device,
             host_mem,
+            sem_fd,
             queue: Mutex::new(queue),
             queue_family: qf,
             mem_props,

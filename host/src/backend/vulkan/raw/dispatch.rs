@@ -1,6 +1,7 @@
 //! Runs: the descriptor set, the recorded command buffer and the fence of one kernel launch, submitted once per
 //! dispatch (and again for a later launch with the same kernel and arguments) and waited for with a time limit.
 
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -219,17 +220,61 @@ impl Run {
     /// Submits one dispatch and waits at most `limit` for it. Every kernel and buffer the recorded commands use
     /// must be alive (held by the run's keep list while it may be pending).
     pub fn dispatch(&mut self, limit: Duration) -> Result<Waited, VkError> {
+        self.submit(false)?;
+        self.wait(limit)
+    }
+
+    /// Submits one dispatch without waiting. With `export` (and a device that exports `SYNC_FD` semaphores),
+    /// the submission also signals a semaphore of the run's, exported as a `sync_file` that becomes readable
+    /// when the dispatch completes: `Ok(Some(fd))`; `Ok(None)` without one. The same contract as
+    /// [`dispatch`](Self::dispatch); [`wait`](Self::wait) for it before submitting again.
+    pub fn submit(&mut self, export: bool) -> Result<Option<OwnedFd>, VkError> {
         let d = &self.ctx.device;
+        let sem_fd = self.ctx.sem_fd.as_ref().filter(|_| export);
+        if sem_fd.is_some() && self.objs.semaphore == vk::Semaphore::null() {
+            let mut ex = vk::ExportSemaphoreCreateInfo::default()
+                .handle_types(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+            let info = vk::SemaphoreCreateInfo::default().push_next(&mut ex);
+            // SAFETY: live device with VK_KHR_external_semaphore_fd enabled (`sem_fd` is set only then); the
+            // info and its chain live across the call. Stored in `objs` at once (destroyed with the run).
+            self.objs.semaphore = unsafe { d.create_semaphore(&info, None) }
+                .map_err(VkError::call("vkCreateSemaphore"))?;
+        }
         let cmds = [self.cmd];
-        let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
+        let sems = [self.objs.semaphore];
+        let mut submit = vk::SubmitInfo::default().command_buffers(&cmds);
+        if sem_fd.is_some() {
+            submit = submit.signal_semaphores(&sems);
+        }
         {
             let q = self.ctx.queue.lock().unwrap_or_else(|p| p.into_inner());
             // SAFETY: the queue is externally synchronised by the mutex; the command buffer is executable and
-            // not pending (the previous submission's fence was waited for and reset); the fence is unsignalled.
-            unsafe { d.queue_submit(*q, &submit, self.objs.fence) }
+            // not pending (the previous submission's fence was waited for and reset); the fence is unsignalled;
+            // the semaphore, if signalled, is unsignalled with no pending signal (a SYNC_FD export, below,
+            // left it so, and the previous submission that signalled it has completed).
+            unsafe { d.queue_submit(*q, &[submit], self.objs.fence) }
                 .map_err(VkError::call("vkQueueSubmit"))?;
         }
         self.in_flight = true;
+        let Some(sem_fd) = sem_fd else {
+            return Ok(None);
+        };
+        let info = vk::SemaphoreGetFdInfoKHR::default()
+            .semaphore(self.objs.semaphore)
+            .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+        // SAFETY: the semaphore was created exportable as SYNC_FD and has a signal operation pending (the
+        // submission above), as a SYNC_FD export requires; the export resets it to unsignalled (copy
+        // transference), which nothing else here observes.
+        let fd = unsafe { sem_fd.get_semaphore_fd(&info) }
+            .map_err(VkError::call("vkGetSemaphoreFdKHR"))?;
+        // -1: already signalled (no descriptor to wait on).
+        // SAFETY: a non-negative result is a new descriptor the caller owns.
+        Ok((fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Waits at most `limit` for the submitted dispatch (resets its fence once it has signalled).
+    pub fn wait(&mut self, limit: Duration) -> Result<Waited, VkError> {
+        let d = &self.ctx.device;
         let ns = limit.as_nanos().min(u64::MAX as u128) as u64;
         // SAFETY: the fence belongs to this device.
         match unsafe { d.wait_for_fences(&[self.objs.fence], true, ns) } {

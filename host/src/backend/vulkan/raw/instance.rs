@@ -8,6 +8,8 @@ use crate::backend::vulkan::error::VkError;
 
 /// `VK_EXT_external_memory_host`.
 pub(crate) const EXT_MEMORY_HOST: &CStr = c"VK_EXT_external_memory_host";
+/// `VK_KHR_external_semaphore_fd` (a dispatch's completion exported as a `sync_file`).
+pub(crate) const EXT_SEMAPHORE_FD: &CStr = c"VK_KHR_external_semaphore_fd";
 
 /// The loader and a `VkInstance`.
 pub(crate) struct Instance {
@@ -26,6 +28,9 @@ pub(crate) struct PhysInfo {
     pub subgroup_size: u32,
     pub min_import_alignment: u64,
     pub queue_family: Option<u32>,
+    /// `Ok` if a binary semaphore can be exported as a `sync_file` (`VK_KHR_external_semaphore_fd`, handle
+    /// type `SYNC_FD`, exportable), else why not.
+    pub sync_fd_export: Result<(), String>,
     /// `Err(reason)` when the device lacks something the protocol needs.
     pub usable: Result<(), String>,
 }
@@ -106,6 +111,34 @@ impl Instance {
             .position(|q| q.queue_flags.contains(vk::QueueFlags::COMPUTE) && q.queue_count > 0)
             .map(|i| i as u32);
         let usable = self.check_usable(pd, p.api_version, queue_family, &subgroup, has_host_memory);
+        let has_sem_fd = exts
+            .iter()
+            .any(|e| e.extension_name_as_c_str() == Ok(EXT_SEMAPHORE_FD));
+        let sync_fd_export = if !has_sem_fd {
+            Err("no VK_KHR_external_semaphore_fd".into())
+        } else if p.api_version < vk::API_VERSION_1_1 {
+            Err("Vulkan 1.0 device".into())
+        } else {
+            let info = vk::PhysicalDeviceExternalSemaphoreInfo::default()
+                .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+            let mut props = vk::ExternalSemaphoreProperties::default();
+            // SAFETY: `pd` came from this instance, whose devices are 1.1 or newer here (core query); the
+            // structs live across the call.
+            unsafe {
+                inst.get_physical_device_external_semaphore_properties(pd, &info, &mut props)
+            };
+            if props
+                .external_semaphore_features
+                .contains(vk::ExternalSemaphoreFeatureFlags::EXPORTABLE)
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "SYNC_FD semaphores not exportable (features {:?})",
+                    props.external_semaphore_features
+                ))
+            }
+        };
         PhysInfo {
             pd,
             name,
@@ -115,6 +148,7 @@ impl Instance {
             subgroup_size: subgroup.subgroup_size.max(1),
             min_import_alignment: host.min_imported_host_pointer_alignment,
             queue_family,
+            sync_fd_export,
             usable,
         }
     }

@@ -13,6 +13,8 @@ pub(crate) struct RunObjects {
     pub(crate) desc_pool: vk::DescriptorPool,
     pub(crate) cmd_pool: vk::CommandPool,
     pub(crate) fence: vk::Fence,
+    /// Signalled by an exported dispatch with the fence (its `sync_file`), or null.
+    pub(crate) semaphore: vk::Semaphore,
     /// The ring arena stays mapped while the import exists.
     pub(crate) arena: Option<ArenaKeepAlive>,
     /// What a caller-supplied kernel's run uses and does not own (its pipeline, its buffers): kept alive
@@ -28,6 +30,7 @@ impl RunObjects {
             desc_pool: vk::DescriptorPool::null(),
             cmd_pool: vk::CommandPool::null(),
             fence: vk::Fence::null(),
+            semaphore: vk::Semaphore::null(),
             arena,
             keep: Vec::new(),
         }
@@ -42,6 +45,7 @@ impl RunObjects {
             d.destroy_buffer(self.arena_buffer, None);
             d.free_memory(self.arena_memory, None);
             d.destroy_fence(self.fence, None);
+            d.destroy_semaphore(self.semaphore, None);
         }
         *self = RunObjects::empty(None);
     }
