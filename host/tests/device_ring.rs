@@ -436,6 +436,7 @@ fn lanes_read_a_file_into_fixed_buffers_and_checksum_it() {
                 file: 0,
                 chunk: CHUNK,
                 total,
+                depth: 1,
             },
             Duration::from_secs(60),
         )
