@@ -34,7 +34,9 @@ use gpu_uring_experiments::{
 use io_uring::{opcode, types, IoUring};
 
 #[derive(Parser, Debug)]
-#[command(about = "4 KiB page-cache READ throughput: plain io_uring reader vs device lanes vs the pump")]
+#[command(
+    about = "4 KiB page-cache READ throughput: plain io_uring reader vs device lanes vs the pump"
+)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
@@ -44,6 +46,10 @@ struct Args {
     /// Rounds (each runs every path once).
     #[arg(long, default_value_t = 5)]
     rounds: u32,
+    /// Run only these paths besides the baseline (0 baseline, 1 direct 1x8, 2 direct 8x1, 3 pump 1x8,
+    /// 4 pump 8x1).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
+    paths: Vec<usize>,
 }
 
 /// Reads in flight on every path.
@@ -180,8 +186,9 @@ fn pump(data: &std::fs::File, total: u64, lanes: u32, depth: u32) -> (f64, u64) 
     let pump = Pump::spawn(PumpConfig {
         slots: (lanes * depth * 2).max(32),
         regions: vec![(lanes * depth) as usize * CHUNK as usize],
-        files: vec![PumpFile::reader(data)
-            .unwrap_or_else(|e| fail(&format!("the pump's file: {e}")))],
+        files: vec![
+            PumpFile::reader(data).unwrap_or_else(|e| fail(&format!("the pump's file: {e}")))
+        ],
         ..Default::default()
     })
     .unwrap_or_else(|e| fail(&format!("starting the pump: {e}")));
@@ -275,6 +282,9 @@ fn main() -> ExitCode {
         let mut this = [f64::NAN; PATHS.len()];
         for k in 0..PATHS.len() {
             let p = (k + round) % PATHS.len();
+            if p != 0 && !args.paths.contains(&p) {
+                continue;
+            }
             let (el, sum) = match p {
                 0 => baseline(&data, total),
                 1 | 2 => {
@@ -334,7 +344,14 @@ fn main() -> ExitCode {
         "4 KiB READ at queue depth 8 (median reads/s, CPU reference device)",
         "reads/s",
         &PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        &[("median", PATHS.iter().enumerate().map(|(p, _)| median(&rate[p])).collect())],
+        &[(
+            "median",
+            PATHS
+                .iter()
+                .enumerate()
+                .map(|(p, _)| median(&rate[p]))
+                .collect(),
+        )],
     ) {
         eprintln!("warning: {e}");
     }
