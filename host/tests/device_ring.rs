@@ -419,35 +419,42 @@ fn lanes_read_a_file_into_fixed_buffers_and_checksum_it() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     f.write_all(&data).unwrap();
-    const LANES_R: u32 = 16;
     const CHUNK: u32 = 16 << 10;
-    let ring = common::ring(RingConfig {
-        lanes: LANES_R,
-        fixed_buffer_bytes: (LANES_R * CHUNK) as usize,
-        fixed_files: vec![f.as_raw_fd()],
-        ..Default::default()
-    });
     let total = data.len() as u64;
-    let rep = common::cpu()
-        .run(
-            &ring,
-            LANES_R,
-            &Program::Read {
-                file: 0,
-                chunk: CHUNK,
-                total,
-            },
-            Duration::from_secs(60),
-        )
-        .unwrap();
-    let t = rep.total();
-    assert_eq!(t.failed, 0);
-    assert_eq!(t.bytes, total);
     let mut want = 0u64;
     for (i, c) in data.chunks(CHUNK as usize).enumerate() {
         want = want.wrapping_add(gpu_uring::backend::checksum(i as u64 * CHUNK as u64, c));
     }
-    assert_eq!(t.checksum, want, "device checksum equals the host's");
+    // 16 lanes with one read in flight each, and 3 lanes with 5 each (the last chunk is short).
+    for (lanes, depth) in [(16u32, 1u32), (3, 5)] {
+        let ring = common::ring(RingConfig {
+            lanes,
+            slots_per_lane: depth + 1,
+            fixed_buffer_bytes: (lanes * depth * CHUNK) as usize,
+            fixed_files: vec![f.as_raw_fd()],
+            ..Default::default()
+        });
+        let rep = common::cpu()
+            .run(
+                &ring,
+                lanes,
+                &Program::Read {
+                    file: 0,
+                    chunk: CHUNK,
+                    total,
+                    depth,
+                },
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        let t = rep.total();
+        assert_eq!(t.failed, 0, "{lanes} lanes × {depth}");
+        assert_eq!(t.bytes, total, "{lanes} lanes × {depth}");
+        assert_eq!(
+            t.checksum, want,
+            "device checksum equals the host's ({lanes} lanes × {depth})"
+        );
+    }
 }
 
 /// The aggregated `Subgroup`: 8 lanes print in lockstep on one thread (exactly once, in order per lane, the

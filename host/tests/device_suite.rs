@@ -314,6 +314,7 @@ fn read_checksum_with(dev: &dyn Device, chunk: u32) {
                 file: 0,
                 chunk,
                 total,
+                depth: 1,
             },
             TIMEOUT,
         )

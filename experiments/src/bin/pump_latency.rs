@@ -151,6 +151,7 @@ fn through_ring(data: &std::fs::File, lanes: u32, total: u64) -> (f64, u64, Opti
                 file: 0,
                 chunk: 4096,
                 total,
+                depth: 1,
             },
             Duration::from_secs(300),
         )

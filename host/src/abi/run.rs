@@ -43,7 +43,7 @@ abi_struct! {
         pub arg0: u32,
         /// Program argument (Write: fixed-file index; Read: chunk bytes).
         pub arg1: u32,
-        /// Program argument (Write: bytes per write).
+        /// Program argument (Write: bytes per write; Read: reads in flight per lane).
         pub arg2: u32,
         /// Loop iterations after which a lane starts no new work in this dispatch (soft budget, < 65535).
         pub iter_budget: u32,

@@ -489,7 +489,12 @@ fn plan<D: Device + ?Sized>(
             p.arg2 = len.min(l.line_bytes);
             ("nop", spirv::NOP, &[][..])
         }
-        Program::Read { file, chunk, total } => {
+        Program::Read {
+            file,
+            chunk,
+            total,
+            depth,
+        } => {
             // A SPIR-V chunk's checksum (chunk / 4 loop iterations) runs inside one dispatch's loop budget.
             let max_chunk = match flavor {
                 Flavor::SpirV => (4 * p.iter_budget).min(16384) & !3,
@@ -504,10 +509,20 @@ fn plan<D: Device + ?Sized>(
                     ),
                 ));
             }
-            fixed_needs(lanes as u64 * chunk as u64, "Read")?;
+            if depth == 0 || depth > 32 || depth > l.slots_per_lane {
+                return Err(run_error(
+                    backend,
+                    format!(
+                        "Read depth must be in 1..=32 and at most the ring's slots_per_lane ({}), got {depth}",
+                        l.slots_per_lane
+                    ),
+                ));
+            }
+            fixed_needs(lanes as u64 * depth as u64 * chunk as u64, "Read")?;
             p.program = PROGRAM_READ;
             p.arg0 = file;
             p.arg1 = chunk;
+            p.arg2 = depth;
             p.total = total;
             ("read", spirv::READ, &[][..])
         }

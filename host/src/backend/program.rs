@@ -33,14 +33,20 @@ pub enum Program {
         len: u32,
     },
     /// Lanes read `[0, total)` of fixed file `file` in `chunk`-byte pieces (lane `l` takes chunks
-    /// `l, l + lanes, …`) with READ_FIXED into the fixed region, and checksum them ([`checksum`]).
+    /// `l, l + lanes, …`) with READ_FIXED into the fixed region, and checksum them ([`checksum`]). Each lane
+    /// keeps up to `depth` reads in flight: read `j` of the lane (0-based, in submission order) goes into its
+    /// buffer `j % depth` at `fixed + (lane · depth + j % depth) · chunk`, completing in completion slot
+    /// `min(slots_per_lane − depth, 1) + j % depth`; the lane checksums them in submission order. (The SPIR-V
+    /// shader keeps one read in flight per lane whatever `depth` is; the checksum is the same.)
     Read {
         /// Fixed file index.
         file: u32,
-        /// Bytes per read (≤ fixed_size / lanes).
+        /// Bytes per read (≤ fixed_size / (lanes · depth)).
         chunk: u32,
         /// Total bytes.
         total: u64,
+        /// Reads in flight per lane (1..=32, ≤ the ring's `slots_per_lane`).
+        depth: u32,
     },
     /// Many lanes on a tiny ring: each lane submits `ops` NOPs, alternating a waited NOP (even `seq`, its
     /// last completion slot) and a fire-and-forget one (odd `seq`). `done` counts completed ones.

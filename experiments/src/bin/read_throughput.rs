@@ -1,0 +1,364 @@
+//! read_throughput: 4 KiB reads from the page cache at queue depth 8, four ways, in one run on one file.
+//!
+//! - `baseline`: one host thread on a plain io_uring SQPOLL ring (the `io-uring` crate), one registered
+//!   buffer of 8 × 4 KiB and one registered file, 8 READ_FIXED in flight; it waits in `io_uring_enter`
+//!   (GETEVENTS) for each completion, checksums the chunk and submits the next read into the same buffer.
+//! - `direct 1x8` / `direct 8x1`: device lanes write READ_FIXED SQEs into a device ring themselves
+//!   (`Program::Read` on the CPU reference device): one lane with 8 reads in flight, and 8 lanes with one each.
+//! - `pump 1x8` / `pump 8x1`: the same reads published to the io_queue pump.
+//!
+//! Every path reads the whole file once per run as 4 KiB chunks at sequential offsets (chunk `c` at
+//! `4096 c`; with several lanes, lane `l` takes chunks `l, l + lanes, …`) into page-cache-warm memory and
+//! checksums each chunk ([`checksum`]); every run's sum is compared with the host's. Rounds interleave the
+//! paths (their order rotates each round), so each path sees the same load; the table gives each path's
+//! median reads/s with min–max over the rounds, and its ratio to the baseline: the median over rounds of
+//! (path reads/s ÷ baseline reads/s in the same round).
+//!
+//! Output: a table (or `--json` rows), `throughput.csv`, `throughput.svg`; `uptime` before and after.
+//! Exit status 1 if a checksum differed.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use gpu_uring::backend::cpu::run_queue_lanes;
+use gpu_uring::backend::{checksum, open, DeviceSelector, Program, Programs};
+use gpu_uring::protocol::DeviceRing;
+use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueLane, Request};
+use gpu_uring::ring::RingConfig;
+use gpu_uring_experiments::{
+    bar_chart, data_file, fail, loadavg, ring_mode_line, CommonArgs, Experiment, Record,
+};
+use io_uring::{opcode, types, IoUring};
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "4 KiB page-cache READ throughput: plain io_uring reader vs device lanes vs the pump"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// File size, MiB (each run reads it once).
+    #[arg(long, default_value_t = 64)]
+    mib: u64,
+    /// Rounds (each runs every path once).
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
+    /// Run only these paths besides the baseline (0 baseline, 1 direct 1x8, 2 direct 8x1, 3 pump 1x8,
+    /// 4 pump 8x1).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
+    paths: Vec<usize>,
+}
+
+/// Reads in flight on every path.
+const DEPTH: u32 = 8;
+const CHUNK: u64 = 4096;
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The paths, in table order.
+const PATHS: [&str; 5] = [
+    "baseline",
+    "direct 1x8",
+    "direct 8x1",
+    "pump 1x8",
+    "pump 8x1",
+];
+
+fn host_checksum(f: &std::fs::File, total: u64) -> u64 {
+    let mut sum = 0u64;
+    let mut buf = vec![0u8; CHUNK as usize];
+    let mut off = 0;
+    while off < total {
+        let n = (total - off).min(CHUNK) as usize;
+        f.read_exact_at(&mut buf[..n], off)
+            .unwrap_or_else(|e| fail(&format!("reading the data file: {e}")));
+        sum = sum.wrapping_add(checksum(off, &buf[..n]));
+        off += n as u64;
+    }
+    sum
+}
+
+/// The plain reader. Returns (seconds, checksum).
+fn baseline(data: &std::fs::File, total: u64) -> (f64, u64) {
+    let mut ring = IoUring::builder()
+        .setup_sqpoll(50)
+        .build(2 * DEPTH)
+        .unwrap_or_else(|e| fail(&format!("io-uring crate ring with SQPOLL: {e}")));
+    let mut buf = vec![0u8; (DEPTH as u64 * CHUNK) as usize];
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: `buf` outlives the ring (dropped after it at the end of this function, every read completed).
+    unsafe { ring.submitter().register_buffers(&[iov]) }
+        .unwrap_or_else(|e| fail(&format!("registering the buffer: {e}")));
+    ring.submitter()
+        .register_files(&[data.as_raw_fd()])
+        .unwrap_or_else(|e| fail(&format!("registering the file: {e}")));
+    let nchunks = total.div_ceil(CHUNK);
+    let base = buf.as_mut_ptr();
+    let push = |ring: &mut IoUring, c: u64| {
+        let j = (c % DEPTH as u64) as usize;
+        let off = c * CHUNK;
+        let len = (total - off).min(CHUNK) as u32;
+        // SAFETY: buffer j lies inside `buf` (DEPTH chunks).
+        let ptr = unsafe { base.add(j * CHUNK as usize) };
+        let e = opcode::ReadFixed::new(types::Fixed(0), ptr, len, 0)
+            .offset(off)
+            .build()
+            .user_data(c);
+        // SAFETY: the buffer stays valid and untouched until the read's CQE is reaped.
+        unsafe { ring.submission().push(&e) }.unwrap_or_else(|_| fail("SQ full"));
+    };
+    let t = Instant::now();
+    let mut next = 0u64;
+    while next < nchunks.min(DEPTH as u64) {
+        push(&mut ring, next);
+        next += 1;
+    }
+    let (mut done, mut sum) = (0u64, 0u64);
+    while done < nchunks {
+        ring.submit_and_wait(1)
+            .unwrap_or_else(|e| fail(&format!("io_uring_enter: {e}")));
+        let cqes: Vec<(u64, i32)> = ring
+            .completion()
+            .map(|c| (c.user_data(), c.result()))
+            .collect();
+        for (c, res) in cqes {
+            let off = c * CHUNK;
+            let len = (total - off).min(CHUNK) as usize;
+            if res == len as i32 {
+                let j = (c % DEPTH as u64) as usize * CHUNK as usize;
+                sum = sum.wrapping_add(checksum(off, &buf[j..j + len]));
+            } else {
+                sum = !sum;
+            }
+            done += 1;
+            if next < nchunks {
+                push(&mut ring, next);
+                next += 1;
+            }
+        }
+    }
+    let el = t.elapsed().as_secs_f64();
+    drop(ring);
+    (el, sum)
+}
+
+/// `Program::Read` on the CPU reference device: `lanes` lanes, `depth` reads in flight each.
+fn direct(data: &std::fs::File, total: u64, lanes: u32, depth: u32) -> (f64, u64, String) {
+    let ring = DeviceRing::new(RingConfig {
+        lanes,
+        slots_per_lane: depth + 1,
+        fixed_buffer_bytes: (lanes * depth) as usize * CHUNK as usize,
+        fixed_files: vec![data.as_raw_fd()],
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
+    let (cpu, _) = open(&DeviceSelector::Cpu)
+        .unwrap_or_else(|e| fail(&format!("the CPU reference device: {e}")));
+    let rep = cpu
+        .run(
+            &ring,
+            lanes,
+            &Program::Read {
+                file: 0,
+                chunk: CHUNK as u32,
+                total,
+                depth,
+            },
+            Duration::from_secs(300),
+        )
+        .unwrap_or_else(|e| fail(&format!("running Program::Read: {e}")));
+    let t = rep.total();
+    let sum = if t.failed == 0 {
+        t.checksum
+    } else {
+        !t.checksum
+    };
+    (rep.elapsed.as_secs_f64(), sum, ring_mode_line(&ring))
+}
+
+/// Through the pump: `lanes` queue lanes, `depth` requests in flight each, checksummed in submission order.
+fn pump(data: &std::fs::File, total: u64, lanes: u32, depth: u32) -> (f64, u64) {
+    let pump = Pump::spawn(PumpConfig {
+        slots: (lanes * depth * 2).max(32),
+        regions: vec![(lanes * depth) as usize * CHUNK as usize],
+        files: vec![
+            PumpFile::reader(data).unwrap_or_else(|e| fail(&format!("the pump's file: {e}")))
+        ],
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| fail(&format!("starting the pump: {e}")));
+    let nchunks = total.div_ceil(CHUNK);
+    let t = Instant::now();
+    let sums = run_queue_lanes(&pump, lanes, |lane: &mut QueueLane<'_>| {
+        let id = lane.id() as u64;
+        let v = lane.view();
+        let d = depth as u64;
+        let chunk_of = |j: u64| id + j * lanes as u64;
+        let buf_of = |j: u64| (id * d + j % d) * CHUNK;
+        let mut slots = vec![0u32; depth as usize];
+        let (mut sent, mut seen, mut sum) = (0u64, 0u64, 0u64);
+        loop {
+            if sent - seen < d && chunk_of(sent) < nchunks {
+                let off = chunk_of(sent) * CHUNK;
+                let len = (total - off).min(CHUNK) as u32;
+                let Ok(slot) = lane.alloc(1 << 20) else {
+                    return !sum;
+                };
+                lane.publish(slot, &Request::read(0, off, 0, buf_of(sent), len));
+                slots[(sent % d) as usize] = slot;
+                sent += 1;
+                continue;
+            }
+            if sent == seen {
+                return sum;
+            }
+            let slot = slots[(seen % d) as usize];
+            let r = match lane.wait_until(slot, Instant::now() + WAIT) {
+                Ok(r) => r,
+                Err(_) => return !sum,
+            };
+            let off = chunk_of(seen) * CHUNK;
+            let len = (total - off).min(CHUNK) as usize;
+            if r.bytes() == Some(len as u32) {
+                // SAFETY: the READ into these bytes is DONE and nothing else writes them until the slot is
+                // reused, after this checksum.
+                let bytes = unsafe { v.region_slice(0, buf_of(seen), len) };
+                sum = sum.wrapping_add(checksum(off, bytes));
+            } else {
+                sum = !sum;
+            }
+            lane.free(slot);
+            seen += 1;
+        }
+    });
+    let el = t.elapsed().as_secs_f64();
+    if let Err(e) = pump.stop() {
+        fail(&format!("stopping the pump: {e}"));
+    }
+    (el, sums.iter().fold(0u64, |a, &b| a.wrapping_add(b)))
+}
+
+fn uptime() -> String {
+    std::process::Command::new("uptime")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|_| format!("load average {:.2}", loadavg()))
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut exp = Experiment::new("read_throughput", args.common.clone());
+    // Device lanes here are the CPU reference device's threads (the pump's device side exists only there).
+    exp.cpu_only();
+    let dir = exp.out_dir().to_path_buf();
+    let total = args.mib << 20;
+    let nchunks = total.div_ceil(CHUNK);
+    let data = data_file(&dir, ".read_throughput.data", total)
+        .unwrap_or_else(|e| fail(&format!("creating the data file in {}: {e}", dir.display())));
+    let expect = host_checksum(&data, total);
+    exp.say(&format!(
+        "mode: {nchunks} reads of 4 KiB per run at sequential offsets over a {} MiB page-cache-warm file, \
+         queue depth {DEPTH}, every chunk checksummed; {} rounds, order rotated each round",
+        args.mib, args.rounds
+    ));
+    exp.say(&format!("uptime before: {}", uptime()));
+    let rounds = args.rounds.max(1) as usize;
+    let mut rate = vec![Vec::new(); PATHS.len()];
+    let mut ratio = vec![Vec::new(); PATHS.len()];
+    let mut ok = vec![true; PATHS.len()];
+    let mut mode = String::new();
+    for round in 0..rounds {
+        let mut this = [f64::NAN; PATHS.len()];
+        for k in 0..PATHS.len() {
+            let p = (k + round) % PATHS.len();
+            if p != 0 && !args.paths.contains(&p) {
+                continue;
+            }
+            let (el, sum) = match p {
+                0 => baseline(&data, total),
+                1 | 2 => {
+                    let (lanes, depth) = if p == 1 { (1, DEPTH) } else { (DEPTH, 1) };
+                    let (el, sum, m) = direct(&data, total, lanes, depth);
+                    mode = m;
+                    (el, sum)
+                }
+                3 => pump(&data, total, 1, DEPTH),
+                _ => pump(&data, total, DEPTH, 1),
+            };
+            ok[p] &= sum == expect;
+            this[p] = nchunks as f64 / el;
+            rate[p].push(this[p]);
+        }
+        for p in 0..PATHS.len() {
+            ratio[p].push(this[p] / this[0]);
+        }
+        eprintln!(
+            "round {}/{rounds}: {}",
+            round + 1,
+            PATHS
+                .iter()
+                .zip(this)
+                .map(|(n, r)| format!("{n} {:.0}k/s", r / 1e3))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut rows = Vec::new();
+    for (p, name) in PATHS.iter().enumerate() {
+        let min = rate[p].iter().copied().fold(f64::INFINITY, f64::min);
+        let max = rate[p].iter().copied().fold(0.0, f64::max);
+        rows.push(
+            Record::new()
+                .text("device", "cpu")
+                .text("path", *name)
+                .int("reads", nchunks)
+                .int("rounds", rounds)
+                .float("median_reads_per_s", median(&rate[p]), 0)
+                .float("min_reads_per_s", min, 0)
+                .float("max_reads_per_s", max, 0)
+                .float("ratio_to_baseline", median(&ratio[p]), 3)
+                .float("loadavg_1m", loadavg(), 2)
+                .pass("checksum_ok", ok[p]),
+        );
+    }
+    exp.table(
+        "throughput",
+        "4 KiB READ, queue depth 8 (ratio: median of per-round ratios)",
+        &rows,
+    );
+    exp.say(&format!("direct path {mode}"));
+    exp.say(&format!("uptime after: {}", uptime()));
+    if let Err(e) = bar_chart(
+        &dir.join("throughput.svg"),
+        "4 KiB READ at queue depth 8 (median reads/s, CPU reference device)",
+        "reads/s",
+        &PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        &[(
+            "median",
+            PATHS
+                .iter()
+                .enumerate()
+                .map(|(p, _)| median(&rate[p]))
+                .collect(),
+        )],
+    ) {
+        eprintln!("warning: {e}");
+    }
+    if ok.iter().all(|&o| o) {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: a checksum did not match the host's");
+        ExitCode::FAILURE
+    }
+}
