@@ -352,7 +352,9 @@ unsafe impl Sync for RingMemory {}
 pub unsafe fn nop_lane(m: RingMemory, lane: u32, count: u32, budget: u32) -> (u32, u32) {
     let mut ready = 0u32;
     // SAFETY: the caller's contract; `ready` is a valid u32.
-    let st = unsafe { ffi::gu_host_nop_lane(m.arena, m.local, m.layout, lane, count, budget, &mut ready) };
+    let st = unsafe {
+        ffi::gu_host_nop_lane(m.arena, m.local, m.layout, lane, count, budget, &mut ready)
+    };
     (st, ready)
 }
 
@@ -375,6 +377,8 @@ pub unsafe fn print_lane(m: RingMemory, lane: u32, lines: u32, budget: u32) -> u
 pub unsafe fn hostile_lane(m: RingMemory, lane: u32, which: u32, budget: u32) -> (u32, i32) {
     let mut res = 0i32;
     // SAFETY: the caller's contract; `res` is a valid i32.
-    let st = unsafe { ffi::gu_host_hostile_lane(m.arena, m.local, m.layout, lane, which, budget, &mut res) };
+    let st = unsafe {
+        ffi::gu_host_hostile_lane(m.arena, m.local, m.layout, lane, which, budget, &mut res)
+    };
     (st, res)
 }

@@ -68,7 +68,10 @@ fn assert_clean(ring: &DeviceRing) {
 /// Every line is some lane's next line (exactly once, in order per lane); returns how many.
 fn check_lines(out: &[u8], lanes: u32, lines: u32) -> usize {
     let text = std::str::from_utf8(out).expect("UTF-8 (a torn line would not be)");
-    assert!(text.is_empty() || text.ends_with('\n'), "output ends mid-line");
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "output ends mid-line"
+    );
     let mut next = vec![0u32; lanes as usize];
     let mut n = 0;
     for (i, line) in text.lines().enumerate() {
@@ -86,7 +89,10 @@ fn check_lines(out: &[u8], lanes: u32, lines: u32) -> usize {
         *want += 1;
         n += 1;
     }
-    assert!(next.iter().all(|&k| k == lines), "every lane printed every line: {next:?}");
+    assert!(
+        next.iter().all(|&k| k == lines),
+        "every lane printed every line: {next:?}"
+    );
     n
 }
 
@@ -103,7 +109,10 @@ fn nops_complete_exactly_once() {
     let out = run(LANES, |id| unsafe { nop_lane(m, id, M, BUDGET) });
     for (id, (st, ready)) in out.iter().enumerate() {
         assert_eq!(*st, STATUS_READY, "lane {id}: status");
-        assert_eq!(*ready, M, "lane {id}: every NOP completed READY with result 0");
+        assert_eq!(
+            *ready, M,
+            "lane {id}: every NOP completed READY with result 0"
+        );
     }
     assert_clean(&ring);
 }
@@ -132,9 +141,16 @@ fn prints_into_a_file_offset_mode_exactly_once() {
     let out = run(LANES, |id| unsafe { print_lane(m, id, M, BUDGET) });
     assert!(out.iter().all(|&s| s == STATUS_READY), "statuses {out:?}");
     assert_clean(&ring);
-    let end = ring.finish_prints().expect("a regular file uses offset mode");
-    let bytes = std::fs::read(format!("/proc/self/fd/{}", f.as_raw_fd())).expect("reading the output");
-    assert_eq!(end as usize, bytes.len(), "the print offset is the file's length: no hole");
+    let end = ring
+        .finish_prints()
+        .expect("a regular file uses offset mode");
+    let bytes =
+        std::fs::read(format!("/proc/self/fd/{}", f.as_raw_fd())).expect("reading the output");
+    assert_eq!(
+        end as usize,
+        bytes.len(),
+        "the print offset is the file's length: no hole"
+    );
     assert_eq!(check_lines(&bytes, LANES, M), (LANES * M) as usize);
     assert_eq!(ring.view().local_snapshot().lines_printed, LANES * M);
 }
@@ -221,7 +237,12 @@ fn rust_row(case: HostileCase, foreign: bool, null: &std::fs::File) -> Outcome {
         .expect("the CPU reference device")
         .0;
     let rep = dev
-        .run(&ring, 1, &Program::Hostile { case }, Duration::from_secs(30))
+        .run(
+            &ring,
+            1,
+            &Program::Hostile { case },
+            Duration::from_secs(30),
+        )
         .expect("the Rust row runs");
     let lane = rep.lanes[0];
     (
@@ -244,13 +265,20 @@ fn hostile_rows_match_the_rust_lane() {
             false,
             (STATUS_PROTOCOL_VIOLATION, 0, 1),
         ),
-        (HostileCase::SqWindowAtReserve, false, (STATUS_WOULD_BLOCK, 0, 1)),
+        (
+            HostileCase::SqWindowAtReserve,
+            false,
+            (STATUS_WOULD_BLOCK, 0, 1),
+        ),
         (HostileCase::StaleCompletion, true, (STATUS_READY, 0, 1)),
     ];
     for (case, foreign, want) in rows {
         let cpp = cpp_row(case, foreign, &null);
         let rust = rust_row(case, foreign, &null);
         assert_eq!(cpp, want, "{case:?}: the C++ lane");
-        assert_eq!(cpp, rust, "{case:?}: the C++ lane reports what the Rust lane does");
+        assert_eq!(
+            cpp, rust,
+            "{case:?}: the C++ lane reports what the Rust lane does"
+        );
     }
 }
