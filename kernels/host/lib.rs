@@ -73,6 +73,7 @@ mod ffi {
             local: *mut u8,
             layout: *const core::ffi::c_void,
             lane: u32,
+            mode: u32,
             count: u32,
             budget: u32,
             ready: *mut u32,
@@ -343,17 +344,44 @@ unsafe impl Send for RingMemory {}
 // SAFETY: as for Send.
 unsafe impl Sync for RingMemory {}
 
-/// `gu::programs::nop_lane`: lane `lane` makes `count` waited NOPs on its slot 0 with the C++ lane, then
-/// flushes. Returns (its final `STATUS_*`, how many completed READY with result 0).
+/// How the nop program's NOPs complete (`gu::programs::nop_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum NopMode {
+    /// Waited on the lane's slot 0, one after another.
+    Waited = 0,
+    /// Fire-and-forget.
+    FireAndForget = 1,
+    /// `IOSQE_CQE_SKIP_SUCCESS`.
+    SkipSuccess = 2,
+}
+
+/// `gu::programs::nop_lane`: lane `lane` makes `count` NOPs in `mode` with the C++ lane, then flushes. Returns
+/// (its final `STATUS_*`, how many completed READY with result 0 (waited) or were submitted (the others)).
 ///
 /// # Safety
 /// `m` must come from a live ring that outlives the call, `lane` < its lanes, and no other thread may run lane
 /// `lane` at the same time (a lane's slots and staging lines have one owner).
-pub unsafe fn nop_lane(m: RingMemory, lane: u32, count: u32, budget: u32) -> (u32, u32) {
+pub unsafe fn nop_lane(
+    m: RingMemory,
+    lane: u32,
+    mode: NopMode,
+    count: u32,
+    budget: u32,
+) -> (u32, u32) {
     let mut ready = 0u32;
     // SAFETY: the caller's contract; `ready` is a valid u32.
     let st = unsafe {
-        ffi::gu_host_nop_lane(m.arena, m.local, m.layout, lane, count, budget, &mut ready)
+        ffi::gu_host_nop_lane(
+            m.arena,
+            m.local,
+            m.layout,
+            lane,
+            mode as u32,
+            count,
+            budget,
+            &mut ready,
+        )
     };
     (st, ready)
 }

@@ -105,16 +105,22 @@ GU_FN uint32_t wait_flag(uint32_t *flag, uint32_t budget, uint32_t *polls_out) {
 
 // ---- ring programs (PROTOCOL.md §3–§7), one lane each; `lane_id` < layout.lanes
 
-// The nop program: `count` waited NOPs on slot 0, one after another. Returns the first status that is not
-// READY (or READY); `*ready` counts the NOPs that completed READY with result 0.
+// The nop program: `count` NOPs in completion mode `mode` (0: waited on slot 0, one after another; 1:
+// fire-and-forget; 2: skip-success), then a flush. Returns the first status that is not READY (or READY);
+// `*ready` counts the waited NOPs that completed READY with result 0, or the other modes' NOPs submitted.
+enum : uint32_t { nop_waited = 0, nop_ff = 1, nop_skip = 2 };
+
 GU_FN uint32_t nop_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane_id,
-                        uint32_t count, uint32_t budget, uint32_t *ready) {
+                        uint32_t mode, uint32_t count, uint32_t budget, uint32_t *ready) {
     lane ln(arena, local, layout, lane_id);
+    completion c = mode == nop_ff ? fire_and_forget() : mode == nop_skip ? skip_success() : in_slot(0);
     uint32_t ok = 0;
     uint32_t st = GU_STATUS_READY;
     for (uint32_t i = 0; i < count && st == GU_STATUS_READY; i++) {
-        st = ln.nop(in_slot(0), budget);
-        if (st == GU_STATUS_READY) {
+        st = ln.nop(c, budget);
+        if (st == GU_STATUS_READY && c.kind != complete_slot) {
+            ok++;
+        } else if (st == GU_STATUS_READY) {
             int32_t res = -1;
             st = ln.wait(0, budget, res);
             if (st == GU_STATUS_READY && res == 0) {

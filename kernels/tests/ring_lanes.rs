@@ -12,7 +12,7 @@ use gpu_uring::backend::{expected_line, HostileCase, Program, Programs};
 use gpu_uring::protocol::shared::*;
 use gpu_uring::protocol::{DeviceRing, PrintTarget};
 use gpu_uring::ring::{DeviceAccess, RingConfig, RingLayout};
-use gpu_uring_kernels::{hostile_lane, nop_lane, print_lane, RingMemory};
+use gpu_uring_kernels::{hostile_lane, nop_lane, print_lane, NopMode, RingMemory};
 
 const LANES: u32 = 8;
 /// Iterations a lane's bounded waits may take (the host target's backoff yields): far more than a healthy
@@ -96,9 +96,7 @@ fn check_lines(out: &[u8], lanes: u32, lines: u32) -> usize {
     n
 }
 
-#[test]
-fn nops_complete_exactly_once() {
-    const M: u32 = 300;
+fn nops(mode: NopMode, m_per_lane: u32) {
     let ring = ring(RingConfig {
         lanes: LANES,
         ..Default::default()
@@ -106,15 +104,32 @@ fn nops_complete_exactly_once() {
     let layout = *ring.view().layout();
     let m = memory(&ring, &layout);
     // SAFETY: `m` is borrowed from `ring`, which outlives the scoped threads; one thread per lane.
-    let out = run(LANES, |id| unsafe { nop_lane(m, id, M, BUDGET) });
+    let out = run(LANES, |id| unsafe {
+        nop_lane(m, id, mode, m_per_lane, BUDGET)
+    });
     for (id, (st, ready)) in out.iter().enumerate() {
-        assert_eq!(*st, STATUS_READY, "lane {id}: status");
+        assert_eq!(*st, STATUS_READY, "{mode:?} lane {id}: status");
         assert_eq!(
-            *ready, M,
-            "lane {id}: every NOP completed READY with result 0"
+            *ready, m_per_lane,
+            "{mode:?} lane {id}: every NOP completed (or was submitted)"
         );
     }
     assert_clean(&ring);
+    let c = ring.view().local_snapshot();
+    assert_eq!(c.skip_failures, 0);
+    // Every ticket handed out was published and reached the kernel (quiesce waited for the SQ head).
+    assert_eq!(c.sq_reserve, LANES * m_per_lane);
+}
+
+#[test]
+fn waited_nops_complete_exactly_once() {
+    nops(NopMode::Waited, 300);
+}
+
+#[test]
+fn fire_and_forget_and_skip_success_nops_return_every_credit() {
+    nops(NopMode::FireAndForget, 300);
+    nops(NopMode::SkipSuccess, 300);
 }
 
 #[test]
