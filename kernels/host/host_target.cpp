@@ -137,4 +137,19 @@ uint32_t gu_host_wait_flag(uint32_t *flag, uint32_t budget, uint32_t *polls_out)
     return gu::programs::wait_flag(flag, budget, polls_out);
 }
 
+// ---- ring programs, one call per lane (a thread of the caller), on a real ring's arena and device-local block
+uint32_t gu_host_nop_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
+                          uint32_t mode, uint32_t count, uint32_t budget, uint32_t *ready) {
+    return gu::programs::nop_lane(arena, local, layout, lane, mode, count, budget, ready);
+}
+uint32_t gu_host_print_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
+                            uint32_t lines, uint32_t budget) {
+    return gu::programs::print_lane(arena, local, layout, lane, lines, budget);
+}
+uint32_t gu_host_hostile_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
+                              uint32_t which, uint32_t budget, int32_t *res) {
+    return gu::programs::hostile_lane(arena, local, layout, lane, which, budget, res);
+}
+
 } // extern "C"
+

@@ -1,7 +1,8 @@
 //! The host C++ target of the gpu-uring device library (`kernels/`): the same headers and program bodies the
 //! CUDA/HIP kernels compile, built with the system C++ compiler and reached through `extern "C"`. This crate
-//! exists for its tests: the §7 formatting oracle against the Rust formatter, and the portability layer's
-//! atomics, subgroup and backoff on the CPU. See kernels/README.md.
+//! exists for its tests: the §7 formatting oracle against the Rust formatter, the portability layer's
+//! atomics, subgroup and backoff on the CPU, and the C++ protocol lanes (`gpu_uring/ring.h`) on a real ring.
+//! See kernels/README.md.
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -67,6 +68,33 @@ mod ffi {
         pub fn gu_host_backoff(pauses: u32) -> u32;
         pub fn gu_host_ticket_lane(local: *mut u32, shared: *mut u32, n: u32, lane: u32);
         pub fn gu_host_wait_flag(flag: *mut u32, budget: u32, polls_out: *mut u32) -> u32;
+        pub fn gu_host_nop_lane(
+            arena: *mut u8,
+            local: *mut u8,
+            layout: *const core::ffi::c_void,
+            lane: u32,
+            mode: u32,
+            count: u32,
+            budget: u32,
+            ready: *mut u32,
+        ) -> u32;
+        pub fn gu_host_print_lane(
+            arena: *mut u8,
+            local: *mut u8,
+            layout: *const core::ffi::c_void,
+            lane: u32,
+            lines: u32,
+            budget: u32,
+        ) -> u32;
+        pub fn gu_host_hostile_lane(
+            arena: *mut u8,
+            local: *mut u8,
+            layout: *const core::ffi::c_void,
+            lane: u32,
+            which: u32,
+            budget: u32,
+            res: *mut i32,
+        ) -> u32;
     }
 }
 
@@ -295,4 +323,90 @@ pub fn ticket_lane(local: &[AtomicU32; 3], shared: &[AtomicU32], lane: u32) {
 pub fn wait_flag(flag: &AtomicU32, budget: u32, polls_out: &AtomicU32) -> u32 {
     // SAFETY: both pointers come from live atomics; the C++ side accesses them through std::atomic_ref.
     unsafe { ffi::gu_host_wait_flag(flag.as_ptr(), budget, polls_out.as_ptr()) }
+}
+
+/// The memory of one ring as the C++ lanes take it (PROTOCOL.md §1): the arena's base, the device-local
+/// block's base and the `RingLayout` (`gpu_uring::abi::RingLayout`, 128 bytes, `#[repr(C)]`), all borrowed from
+/// a live ring (`gpu_uring::protocol::DeviceRing`: `arena().0`, `local_block().as_ptr()`, `view().layout()`).
+#[derive(Debug, Clone, Copy)]
+pub struct RingMemory {
+    /// The arena's base (host-shared).
+    pub arena: *mut u8,
+    /// The device-local block's base (its host copy).
+    pub local: *mut u8,
+    /// The ring's `RingLayout`.
+    pub layout: *const core::ffi::c_void,
+}
+
+// SAFETY: the pointers name memory every lane of the ring shares by design; the C++ side touches its words only
+// atomically (`std::atomic_ref`) or, for SQEs and staging lines, as the protocol's owner of those bytes.
+unsafe impl Send for RingMemory {}
+// SAFETY: as for Send.
+unsafe impl Sync for RingMemory {}
+
+/// How the nop program's NOPs complete (`gu::programs::nop_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum NopMode {
+    /// Waited on the lane's slot 0, one after another.
+    Waited = 0,
+    /// Fire-and-forget.
+    FireAndForget = 1,
+    /// `IOSQE_CQE_SKIP_SUCCESS`.
+    SkipSuccess = 2,
+}
+
+/// `gu::programs::nop_lane`: lane `lane` makes `count` NOPs in `mode` with the C++ lane, then flushes. Returns
+/// (its final `STATUS_*`, how many completed READY with result 0 (waited) or were submitted (the others)).
+///
+/// # Safety
+/// `m` must come from a live ring that outlives the call, `lane` < its lanes, and no other thread may run lane
+/// `lane` at the same time (a lane's slots and staging lines have one owner).
+pub unsafe fn nop_lane(
+    m: RingMemory,
+    lane: u32,
+    mode: NopMode,
+    count: u32,
+    budget: u32,
+) -> (u32, u32) {
+    let mut ready = 0u32;
+    // SAFETY: the caller's contract; `ready` is a valid u32.
+    let st = unsafe {
+        ffi::gu_host_nop_lane(
+            m.arena,
+            m.local,
+            m.layout,
+            lane,
+            mode as u32,
+            count,
+            budget,
+            &mut ready,
+        )
+    };
+    (st, ready)
+}
+
+/// `gu::programs::print_lane`: lane `lane` prints its `lines` print-program lines through the ring with the
+/// C++ lane (§7 line mode, the target the host set), then flushes. Returns its final `STATUS_*`.
+///
+/// # Safety
+/// As for [`nop_lane`].
+pub unsafe fn print_lane(m: RingMemory, lane: u32, lines: u32, budget: u32) -> u32 {
+    // SAFETY: the caller's contract.
+    unsafe { ffi::gu_host_print_lane(m.arena, m.local, m.layout, lane, lines, budget) }
+}
+
+/// `gu::programs::hostile_lane`: a row of the hostile-input table (`which`: `HostileCase` 0, 1 or 9) run by
+/// the C++ lane `lane`, which corrupts the ring itself. Returns (the row's `STATUS_*`, the CQE result it
+/// waited for or 0).
+///
+/// # Safety
+/// As for [`nop_lane`]; the ring's control words are corrupted afterwards, as the row intends.
+pub unsafe fn hostile_lane(m: RingMemory, lane: u32, which: u32, budget: u32) -> (u32, i32) {
+    let mut res = 0i32;
+    // SAFETY: the caller's contract; `res` is a valid i32.
+    let st = unsafe {
+        ffi::gu_host_hostile_lane(m.arena, m.local, m.layout, lane, which, budget, &mut res)
+    };
+    (st, res)
 }

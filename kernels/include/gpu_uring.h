@@ -11,6 +11,7 @@
 #include "gpu_uring/backoff.h"
 #include "gpu_uring/format.h"
 #include "gpu_uring/print.h"
+#include "gpu_uring/ring.h"
 #include "gpu_uring/subgroup.h"
 
 #endif // GPU_URING_H

@@ -57,3 +57,24 @@ extern "C" __global__ void gu_wait_probe(uint32_t *flag, uint32_t budget, uint32
         gu::programs::wait_flag(flag, budget, polls_out);
     }
 }
+
+// The nop program (programs.h: nop_lane): lane `global id` < layout.lanes makes `count` NOPs in completion mode
+// `mode` through the ring; `status[lane]` its final status, `ready[lane]` how many completed (waited) or were
+// submitted (fire-and-forget, skip-success).
+extern "C" __global__ void gu_nop(uint8_t *arena, uint8_t *local, gpu_uring::RingLayout layout, uint32_t mode,
+                                  uint32_t count, uint32_t budget, uint32_t *status, uint32_t *ready) {
+    uint32_t lane = global_id();
+    if (lane < layout.lanes) {
+        status[lane] = gu::programs::nop_lane(arena, local, &layout, lane, mode, count, budget, &ready[lane]);
+    }
+}
+
+// The print program (programs.h: print_lane): each lane prints its `lines` lines through the ring (§7 line
+// mode: offset or stream, as the host set the target); `status[lane]` its final status.
+extern "C" __global__ void gu_print(uint8_t *arena, uint8_t *local, gpu_uring::RingLayout layout, uint32_t lines,
+                                    uint32_t budget, uint32_t *status) {
+    uint32_t lane = global_id();
+    if (lane < layout.lanes) {
+        status[lane] = gu::programs::print_lane(arena, local, &layout, lane, lines, budget);
+    }
+}

@@ -102,6 +102,112 @@ GU_FN uint32_t wait_flag(uint32_t *flag, uint32_t budget, uint32_t *polls_out) {
     return polls;
 }
 
+
+// ---- ring programs (PROTOCOL.md §3–§7), one lane each; `lane_id` < layout.lanes
+
+// The nop program: `count` NOPs in completion mode `mode` (0: waited on slot 0, one after another; 1:
+// fire-and-forget; 2: skip-success), then a flush. Returns the first status that is not READY (or READY);
+// `*ready` counts the waited NOPs that completed READY with result 0, or the other modes' NOPs submitted.
+enum : uint32_t { nop_waited = 0, nop_ff = 1, nop_skip = 2 };
+
+GU_FN uint32_t nop_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane_id,
+                        uint32_t mode, uint32_t count, uint32_t budget, uint32_t *ready) {
+    lane ln(arena, local, layout, lane_id);
+    completion c = mode == nop_ff ? fire_and_forget() : mode == nop_skip ? skip_success() : in_slot(0);
+    uint32_t ok = 0;
+    uint32_t st = GU_STATUS_READY;
+    for (uint32_t i = 0; i < count && st == GU_STATUS_READY; i++) {
+        st = ln.nop(c, budget);
+        if (st == GU_STATUS_READY && c.kind != complete_slot) {
+            ok++;
+        } else if (st == GU_STATUS_READY) {
+            int32_t res = -1;
+            st = ln.wait(0, budget, res);
+            if (st == GU_STATUS_READY && res == 0) {
+                ok++;
+            }
+        }
+    }
+    uint32_t fl = ln.flush(budget);
+    local_word<uint32_t>(ready).store(ok, mo::relaxed);
+    return st != GU_STATUS_READY ? st : fl;
+}
+
+// The print program: the lane's `lines` lines of `print_line` through the ring (§7), then a flush. Returns the
+// first status that is not READY (or READY).
+GU_FN uint32_t print_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane_id,
+                          uint32_t lines, uint32_t budget) {
+    lane ln(arena, local, layout, lane_id);
+    uint32_t st = GU_STATUS_READY;
+    for (uint32_t seq = 0; seq < lines && st == GU_STATUS_READY; seq++) {
+        st = ln.print(budget, "lane=", lane_id, " seq=", seq, " d=", (int64_t)seq - (int64_t)lane_id,
+                      " x=", hex((uint64_t)lane_id << 32 | seq), " v=",
+                      fixed((float)seq / 8.0f - (float)lane_id, 3), " gpu-uring");
+    }
+    uint32_t fl = ln.flush(budget);
+    return st != GU_STATUS_READY ? st : fl;
+}
+
+// Rows of the hostile-input table, run by one lane that corrupts the ring itself (as the Rust lane's
+// `Program::Hostile` does; the numbers are `HostileCase`'s). Returns the status of the row's last library call;
+// `*res` the CQE result it waited for (0 if none).
+enum : uint32_t { hostile_sq_window_at_publish = 0, hostile_sq_window_at_reserve = 1, hostile_stale_completion = 9 };
+
+GU_FN uint32_t hostile_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane_id,
+                            uint32_t which, uint32_t budget, int32_t *res) {
+    lane ln(arena, local, layout, lane_id);
+    // Relaxed throughout: the corrupting stores stand for device code that ignores the protocol.
+    local_word<uint64_t> sq_pub = ln.r.l64(GU_LOCAL_CONTROL_SQ_PUB);
+    *res = 0;
+    uint32_t ticket = 0;
+    uint32_t st;
+    switch (which) {
+    case hostile_sq_window_at_publish:
+        st = ln.reserve(budget, ticket);
+        if (st != GU_STATUS_READY) {
+            return st;
+        }
+        sq_pub.store((uint32_t)(sq_pub.load(mo::relaxed) - 1000u), mo::relaxed);
+        return ln.commit(ticket, sqe::nop(), fire_and_forget());
+    case hostile_sq_window_at_reserve:
+        sq_pub.store((uint32_t)(sq_pub.load(mo::relaxed) - 1000u), mo::relaxed);
+        st = ln.try_reserve(ticket);
+        if (st == GU_STATUS_READY) {
+            ln.commit_exact(ticket, sqe::nop());
+        }
+        return st;
+    case hostile_stale_completion: {
+        int32_t r = 0;
+        st = ln.nop(in_slot(0), budget);
+        if (st == GU_STATUS_READY) {
+            st = ln.wait(0, budget, r);
+        }
+        if (st != GU_STATUS_READY) {
+            return st;
+        }
+        uint32_t g = 0;
+        ln.global_slot(0, g);
+        uint32_t stale = proto::slot_generation(ln.r.l32(ln.r.slot_off(g)).load(mo::relaxed));
+        sqe forged = sqe::nop();
+        forged.set_flags(ln.base_flags);
+        forged.set_user_data(proto::slot_user_data(g, stale));
+        st = ln.reserve(budget, ticket);
+        if (st != GU_STATUS_READY) {
+            return st;
+        }
+        ln.commit_exact(ticket, forged);
+        st = ln.nop(in_slot(0), budget);
+        if (st == GU_STATUS_READY) {
+            st = ln.wait(0, budget, r);
+        }
+        *res = r;
+        ln.flush(budget);
+        return st;
+    }
+    default: return GU_STATUS_BAD_FLAGS;
+    }
+}
+
 } // namespace programs
 } // namespace gu
 

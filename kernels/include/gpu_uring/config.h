@@ -27,9 +27,13 @@
 #if defined(GU_CUDA) || defined(GU_HIP)
 #define GU_FN __device__ __forceinline__
 #define GU_DECL __device__
+// The protocol's larger steps (reaping, the doorbell, reserving) are called from many places: one copy each
+// keeps the kernels small.
+#define GU_OUTLINE __device__ __noinline__
 #else
 #define GU_FN inline
 #define GU_DECL
+#define GU_OUTLINE inline
 #endif
 
 // NVRTC has no C library headers: kernels/include/gpu_uring/nvrtc/ provides the two the ABI header needs

@@ -1,0 +1,299 @@
+//! The C++ protocol lanes (`kernels/include/gpu_uring/ring.h`, host target) on a real io_uring device ring:
+//! threads as lanes calling `gu::programs::{nop_lane, print_lane, hostile_lane}` with the ring's arena,
+//! device-local block and layout. Exactly-once NOPs and prints (offset mode into a file, stream mode into a
+//! pipe), a clean quiesce with every credit back, and rows of the hostile-input table compared with what the
+//! Rust lane reports for the same row.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use gpu_uring::backend::{expected_line, HostileCase, Program, Programs};
+use gpu_uring::protocol::shared::*;
+use gpu_uring::protocol::{DeviceRing, PrintTarget};
+use gpu_uring::ring::{DeviceAccess, RingConfig, RingLayout};
+use gpu_uring_kernels::{hostile_lane, nop_lane, print_lane, NopMode, RingMemory};
+
+const LANES: u32 = 8;
+/// Iterations a lane's bounded waits may take (the host target's backoff yields): far more than a healthy
+/// run needs, finite so a lost completion fails the test instead of hanging it.
+const BUDGET: u32 = 1 << 24;
+const QUIESCE: Duration = Duration::from_secs(10);
+
+fn ring(cfg: RingConfig) -> DeviceRing {
+    DeviceRing::new(RingConfig {
+        sq_thread_idle: Duration::from_millis(10),
+        ..cfg
+    })
+    .expect("creating a device ring")
+}
+
+/// The ring's memory for the C++ lanes. `layout` is the caller's copy of `ring.view().layout()` (the view
+/// holds its layout by value, so the reference would not outlive it); it must outlive the lanes.
+fn memory(ring: &DeviceRing, layout: &RingLayout) -> RingMemory {
+    RingMemory {
+        arena: ring.arena().0,
+        local: ring.local_block().as_ptr(),
+        layout: (layout as *const RingLayout).cast(),
+    }
+}
+
+/// Runs `f(lane)` on `lanes` threads; the results in lane order.
+fn run<R: Send>(lanes: u32, f: impl Fn(u32) -> R + Sync) -> Vec<R> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let hs: Vec<_> = (0..lanes).map(|id| s.spawn(move || f(id))).collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("a lane thread panicked"))
+            .collect()
+    })
+}
+
+/// After a run: the ring quiesces, every credit is back, nothing was counted as a violation or foreign.
+fn assert_clean(ring: &DeviceRing) {
+    ring.try_quiesce(QUIESCE).expect("the ring quiesces");
+    let c = ring.view().local_snapshot();
+    let l = *ring.view().layout();
+    assert_eq!(c.cq_credits, l.credit_pool, "every credit is back");
+    let v = ring.violations();
+    assert_eq!(
+        (v.host_detected, v.device_reported, v.foreign_cqes),
+        (0, 0, 0),
+        "no violations"
+    );
+    assert_eq!(c.ff_errors, 0);
+    assert_eq!(c.print_errors, 0);
+}
+
+/// Every line is some lane's next line (exactly once, in order per lane); returns how many.
+fn check_lines(out: &[u8], lanes: u32, lines: u32) -> usize {
+    let text = std::str::from_utf8(out).expect("UTF-8 (a torn line would not be)");
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "output ends mid-line"
+    );
+    let mut next = vec![0u32; lanes as usize];
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate() {
+        let lane: u32 = line
+            .strip_prefix("lane=")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|x| x.parse().ok())
+            .unwrap_or_else(|| panic!("line {i} is malformed: {line:?}"));
+        let want = &mut next[lane as usize];
+        assert_eq!(
+            line,
+            expected_line(lane, *want),
+            "line {i}: lane {lane} out of order, torn or duplicated"
+        );
+        *want += 1;
+        n += 1;
+    }
+    assert!(
+        next.iter().all(|&k| k == lines),
+        "every lane printed every line: {next:?}"
+    );
+    n
+}
+
+fn nops(mode: NopMode, m_per_lane: u32) {
+    let ring = ring(RingConfig {
+        lanes: LANES,
+        ..Default::default()
+    });
+    let layout = *ring.view().layout();
+    let m = memory(&ring, &layout);
+    // SAFETY: `m` is borrowed from `ring`, which outlives the scoped threads; one thread per lane.
+    let out = run(LANES, |id| unsafe {
+        nop_lane(m, id, mode, m_per_lane, BUDGET)
+    });
+    for (id, (st, ready)) in out.iter().enumerate() {
+        assert_eq!(*st, STATUS_READY, "{mode:?} lane {id}: status");
+        assert_eq!(
+            *ready, m_per_lane,
+            "{mode:?} lane {id}: every NOP completed (or was submitted)"
+        );
+    }
+    assert_clean(&ring);
+    let c = ring.view().local_snapshot();
+    assert_eq!(c.skip_failures, 0);
+    // Every ticket handed out was published and reached the kernel (quiesce waited for the SQ head).
+    assert_eq!(c.sq_reserve, LANES * m_per_lane);
+}
+
+#[test]
+fn waited_nops_complete_exactly_once() {
+    nops(NopMode::Waited, 300);
+}
+
+#[test]
+fn fire_and_forget_and_skip_success_nops_return_every_credit() {
+    nops(NopMode::FireAndForget, 300);
+    nops(NopMode::SkipSuccess, 300);
+}
+
+#[test]
+fn prints_into_a_file_offset_mode_exactly_once() {
+    const M: u32 = 400;
+    let path = std::env::temp_dir().join(format!("gu-kernels-print-{}", std::process::id()));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .expect("creating the output file");
+    let _ = std::fs::remove_file(&path);
+    let ring = ring(RingConfig {
+        lanes: LANES,
+        ..Default::default()
+    });
+    ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+        .expect("print target");
+    let layout = *ring.view().layout();
+    let m = memory(&ring, &layout);
+    // SAFETY: as in `nops_complete_exactly_once`.
+    let out = run(LANES, |id| unsafe { print_lane(m, id, M, BUDGET) });
+    assert!(out.iter().all(|&s| s == STATUS_READY), "statuses {out:?}");
+    assert_clean(&ring);
+    let end = ring
+        .finish_prints()
+        .expect("a regular file uses offset mode");
+    let bytes =
+        std::fs::read(format!("/proc/self/fd/{}", f.as_raw_fd())).expect("reading the output");
+    assert_eq!(
+        end as usize,
+        bytes.len(),
+        "the print offset is the file's length: no hole"
+    );
+    assert_eq!(check_lines(&bytes, LANES, M), (LANES * M) as usize);
+    assert_eq!(ring.view().local_snapshot().lines_printed, LANES * M);
+}
+
+#[test]
+fn prints_into_a_pipe_stream_mode_exactly_once() {
+    const M: u32 = 150;
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+    // SAFETY: pipe(2) returned two fresh descriptors this test now owns.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let ring = ring(RingConfig {
+        lanes: LANES,
+        ..Default::default()
+    });
+    ring.set_print_target(PrintTarget::Fd(wr.as_raw_fd()))
+        .expect("print target");
+    assert!(ring.finish_prints().is_none(), "a pipe uses stream mode");
+    let want_lines = (LANES * M) as usize;
+    // The ring holds its own reference to the write end: read until every line arrived.
+    let reader = std::thread::spawn(move || {
+        let mut f = std::fs::File::from(rd);
+        let mut all = Vec::new();
+        let mut buf = [0u8; 1 << 16];
+        while all.iter().filter(|&&b| b == b'\n').count() < want_lines {
+            match f.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+        }
+        all
+    });
+    let layout = *ring.view().layout();
+    let m = memory(&ring, &layout);
+    // SAFETY: as in `nops_complete_exactly_once`.
+    let out = run(LANES, |id| unsafe { print_lane(m, id, M, BUDGET) });
+    assert!(out.iter().all(|&s| s == STATUS_READY), "statuses {out:?}");
+    let bytes = reader.join().expect("reader");
+    assert_clean(&ring);
+    assert_eq!(check_lines(&bytes, LANES, M), want_lines);
+    drop(wr);
+}
+
+/// What a hostile row produced: status, result, counter delta.
+type Outcome = (u32, i32, u32);
+
+fn confined_ring(null: &std::fs::File) -> DeviceRing {
+    ring(RingConfig {
+        lanes: 1,
+        sq_entries: 64,
+        fixed_files: vec![null.as_raw_fd()],
+        fixed_buffer_bytes: 4096,
+        access: DeviceAccess::default(),
+        ..Default::default()
+    })
+}
+
+fn counter(ring: &DeviceRing, foreign: bool) -> u32 {
+    let c = ring.view().local_snapshot();
+    if foreign {
+        c.foreign_cqes
+    } else {
+        c.protocol_violations
+    }
+}
+
+/// The row on the C++ lane.
+fn cpp_row(case: HostileCase, foreign: bool, null: &std::fs::File) -> Outcome {
+    let ring = confined_ring(null);
+    let before = counter(&ring, foreign);
+    let layout = *ring.view().layout();
+    let m = memory(&ring, &layout);
+    // SAFETY: as in `nops_complete_exactly_once` (one lane).
+    let (st, res) = run(1, |id| unsafe { hostile_lane(m, id, case as u32, BUDGET) })[0];
+    (st, res, counter(&ring, foreign).wrapping_sub(before))
+}
+
+/// The same row on the Rust lane (the CPU reference device's `Program::Hostile`).
+fn rust_row(case: HostileCase, foreign: bool, null: &std::fs::File) -> Outcome {
+    let ring = confined_ring(null);
+    let before = counter(&ring, foreign);
+    let dev = gpu_uring::backend::open(&gpu_uring::backend::DeviceSelector::Cpu)
+        .expect("the CPU reference device")
+        .0;
+    let rep = dev
+        .run(
+            &ring,
+            1,
+            &Program::Hostile { case },
+            Duration::from_secs(30),
+        )
+        .expect("the Rust row runs");
+    let lane = rep.lanes[0];
+    (
+        lane.checksum as u32,
+        lane.bytes as u32 as i32,
+        counter(&ring, foreign).wrapping_sub(before),
+    )
+}
+
+#[test]
+fn hostile_rows_match_the_rust_lane() {
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    // (case, counts foreign CQEs (else protocol violations), expected outcome)
+    let rows: [(HostileCase, bool, Outcome); 3] = [
+        (
+            HostileCase::SqWindowAtPublish,
+            false,
+            (STATUS_PROTOCOL_VIOLATION, 0, 1),
+        ),
+        (
+            HostileCase::SqWindowAtReserve,
+            false,
+            (STATUS_WOULD_BLOCK, 0, 1),
+        ),
+        (HostileCase::StaleCompletion, true, (STATUS_READY, 0, 1)),
+    ];
+    for (case, foreign, want) in rows {
+        let cpp = cpp_row(case, foreign, &null);
+        let rust = rust_row(case, foreign, &null);
+        assert_eq!(cpp, want, "{case:?}: the C++ lane");
+        assert_eq!(
+            cpp, rust,
+            "{case:?}: the C++ lane reports what the Rust lane does"
+        );
+    }
+}
