@@ -7,13 +7,16 @@ mod doorbell;
 pub mod format;
 pub mod lane;
 mod ops;
+mod print_host;
+mod print_log;
 mod publish;
 mod reap;
 mod reserve;
 pub mod shared;
 pub mod subgroup;
 
-pub use device_ring::{DeviceRing, PrintTarget, QuiesceError, Violations};
+pub use device_ring::{DeviceRing, PrintMode, PrintTarget, QuiesceError, Violations};
+pub use print_host::PrintLogReport;
 pub use format::LineBuf;
 pub use lane::{
     backoff, CompletionMode, FileRef, Lane, LaneError, LaneStats, Poll, DEFAULT_BUDGET,
