@@ -263,13 +263,17 @@ fn hold(bus: &RingBus<'_, '_>, t: &LogTarget, c: &mut Caches<'_>, budget: u32) {
                 hand_off(bus);
                 return;
             }
-            reap_into(bus, 16, c.cq_tail);
+            // The kernel's CQ tail is a bus round trip on a GPU: polled at growing intervals (1, 2, 4, 8, …
+            // backoffs apart), while the device-local slot word shows any other lane's reap at once.
+            if polls < 2 || polls.is_power_of_two() {
+                reap_into(bus, 16, c.cq_tail);
+            }
             // Acquire: pairs with the reaper's release of DONE (the result is written).
             sw = wstate.load_waited(Acquire);
             if slot_state(sw) == RING_SLOT_DONE {
                 break;
             }
-            backoff(polls);
+            backoff(polls.saturating_add(HOLDER_SPIN_SKIP));
             polls += 1;
         }
         if slot_state(sw) == RING_SLOT_DONE {
@@ -288,6 +292,8 @@ fn hold(bus: &RingBus<'_, '_>, t: &LogTarget, c: &mut Caches<'_>, budget: u32) {
             }
             if submit_write(bus, t, sub, d, c) {
                 writes += 1;
+                // Each wait for the kernel has its own budget: the duty is bounded by LOG_DUTY_WRITES waits.
+                polls = 0;
                 if writes >= LOG_DUTY_WRITES {
                     // Bounded duty: the write is in flight; the next lane that touches the ring waits for it.
                     hand_off(bus);
@@ -446,7 +452,11 @@ impl Lane<'_> {
                 Err(NoRoom::Violation) => return Err(LaneError::ProtocolViolation),
                 Err(_) => {
                     self.stats.window_full += 1;
-                    self.reap(16);
+                    // Reap (the kernel's CQ tail is a bus round trip) at growing intervals; the duty check
+                    // above is device-local and runs every round.
+                    if i < 2 || i.is_power_of_two() {
+                        self.reap(16);
+                    }
                     if i >= budget {
                         return Err(LaneError::TimedOut);
                     }
@@ -484,3 +494,7 @@ impl Lane<'_> {
         }
     }
 }
+
+/// Where a holder's backoff starts: past the spinning polls, so a holder waiting for the kernel gives its core
+/// to the lanes that fill the log meanwhile (on the CPU reference device lanes outnumber cores).
+const HOLDER_SPIN_SKIP: u32 = 32;

@@ -492,7 +492,9 @@ impl<'a> Subgroup<'a> {
                     }
                     break;
                 }
-                self.reap();
+                if round < 2 || round.is_power_of_two() {
+                    self.reap();
+                }
                 backoff(round);
                 round += 1;
                 continue;
