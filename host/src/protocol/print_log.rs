@@ -444,7 +444,7 @@ impl Lane<'_> {
         f(&mut self.line);
         self.line.finish();
         let len = self.line.as_bytes().len() as u32;
-        let mut i = 0;
+        let mut i = 0u32;
         let (ticket, start) = loop {
             self.take_log_duty(budget);
             match reserve_bytes(&self.bus(), &t, len) {
