@@ -113,11 +113,19 @@ fn lines_cross_the_log_wrap_exactly_once_into_a_pipe_and_a_file() {
     // A 4 KiB log: ~70 lines, so the log wraps hundreds of times and writes are cut at its end.
     let p = PipeRing::new(LANES, 4096);
     let rep = common::cpu()
-        .run(p.ring(), LANES, &Program::Print { lines: LINES }, Duration::from_secs(300))
+        .run(
+            p.ring(),
+            LANES,
+            &Program::Print { lines: LINES },
+            Duration::from_secs(300),
+        )
         .unwrap();
     assert_eq!(rep.total().done, (LANES * LINES) as u64);
     let out = p.output();
-    assert_eq!(common::check_prints(&out, LANES, LINES), (LANES * LINES) as usize);
+    assert_eq!(
+        common::check_prints(&out, LANES, LINES),
+        (LANES * LINES) as usize
+    );
     assert!(out.len() > 100 * 4096, "the log wrapped many times");
 
     let f = tempfile::tempfile().unwrap();
@@ -129,13 +137,21 @@ fn lines_cross_the_log_wrap_exactly_once_into_a_pipe_and_a_file() {
     ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
         .unwrap();
     common::cpu()
-        .run(&ring, LANES, &Program::Print { lines: LINES }, Duration::from_secs(300))
+        .run(
+            &ring,
+            LANES,
+            &Program::Print { lines: LINES },
+            Duration::from_secs(300),
+        )
         .unwrap();
     assert!(ring.quiesce(Duration::from_secs(10)));
     let end = ring.finish_prints().expect("offset mode");
     let out = common::read_fd_file(f.as_raw_fd());
     assert_eq!(end as usize, out.len());
-    assert_eq!(common::check_prints(&out, LANES, LINES), (LANES * LINES) as usize);
+    assert_eq!(
+        common::check_prints(&out, LANES, LINES),
+        (LANES * LINES) as usize
+    );
     let r = ring.print_log_report();
     assert_eq!((r.incomplete_ranges, r.host_errors), (0, 0));
     assert!(r.device_writes > 0 && r.device_writes < (LANES * LINES) as u64 / 2);
@@ -155,9 +171,16 @@ fn a_short_pipe_write_has_its_remainder_resubmitted_before_the_next_range() {
     let first3: Vec<u8> = (0..3).flat_map(|s| line(0, s)).collect();
     let short = 10;
     // SAFETY: writing a valid buffer to our own pipe.
-    let w = unsafe { libc::write(p.wr.as_ref().unwrap().as_raw_fd(), first3.as_ptr().cast(), short) };
+    let w = unsafe {
+        libc::write(
+            p.wr.as_ref().unwrap().as_raw_fd(),
+            first3.as_ptr().cast(),
+            short,
+        )
+    };
     assert_eq!(w, short as isize);
-    v.local32(local_off!(log_sub)).store(first3.len() as u32, Relaxed);
+    v.local32(local_off!(log_sub))
+        .store(first3.len() as u32, Relaxed);
     v.local32(local_off!(log_wres)).store(short as u32, Relaxed);
     v.local32(local_off!(log_wstate))
         .store(1 << 8 | RING_SLOT_DONE, Release);
@@ -178,7 +201,10 @@ fn a_duty_handed_on_after_its_budget_ran_out_is_taken_by_the_next_lane() {
     // Budget 0: the holder submits its write and, finding it in flight, hands the duty on at once.
     a.print_with(0, |b| format_print_line(b, 0, 0)).unwrap();
     let w = bell(p.ring());
-    assert!(w & BELL_DIRTY != 0 && w & BELL_LOCK == 0, "duty left in the flag: {w:#x}");
+    assert!(
+        w & BELL_DIRTY != 0 && w & BELL_LOCK == 0,
+        "duty left in the flag: {w:#x}"
+    );
     // The next lane that prints takes the duty first (the write in flight), then its own line goes.
     let mut b = Lane::new(v, 1);
     b.print_with(DEFAULT_BUDGET, |b| format_print_line(b, 1, 0))
@@ -259,7 +285,9 @@ fn subgroup_prints_make_no_host_shared_rmw_and_batch_lines_into_few_writes() {
     let mut g = Subgroup::new(ring.view(), 0, SUB);
     let all = g.all();
     for seq in 0..N {
-        let r = g.print_with(all, DEFAULT_BUDGET, |_, id, b| format_print_line(b, id, seq));
+        let r = g.print_with(all, DEFAULT_BUDGET, |_, id, b| {
+            format_print_line(b, id, seq)
+        });
         assert!(r.iter().take(SUB as usize).all(|r| *r == Some(Ok(()))));
     }
     let _ = g.flush(DEFAULT_BUDGET);
@@ -283,7 +311,12 @@ fn line_per_write_mode_stays_available_for_comparison() {
     ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
         .unwrap();
     common::cpu()
-        .run(&ring, LANES, &Program::Print { lines: 500 }, Duration::from_secs(60))
+        .run(
+            &ring,
+            LANES,
+            &Program::Print { lines: 500 },
+            Duration::from_secs(60),
+        )
         .unwrap();
     assert!(ring.quiesce(Duration::from_secs(10)));
     ring.finish_prints();

@@ -16,11 +16,11 @@ pub mod shared;
 pub mod subgroup;
 
 pub use device_ring::{DeviceRing, PrintMode, PrintTarget, QuiesceError, Violations};
-pub use print_host::PrintLogReport;
 pub use format::LineBuf;
 pub use lane::{
     backoff, CompletionMode, FileRef, Lane, LaneError, LaneStats, Poll, DEFAULT_BUDGET,
 };
+pub use print_host::PrintLogReport;
 pub use publish::check_flags;
 pub use reserve::Reservation;
 pub use subgroup::Subgroup;

@@ -92,15 +92,16 @@ pub(super) fn host_finish(view: RingView<'_>, fd: RawFd, deadline: Instant) -> P
         }
     }
     let log_pub = bus.local64(local_off!(log_pub)).load(Acquire);
-    let (d, c, bits) = (log_pub as u32, (log_pub >> 32) as u16, (log_pub >> 48) as u16);
+    let (d, c, bits) = (
+        log_pub as u32,
+        (log_pub >> 32) as u16,
+        (log_pub >> 48) as u16,
+    );
     let res = bus.local64(local_off!(log_reserve)).load(Acquire);
     let (r, n) = (res as u32, (res >> 32) as u16);
     let written = bus.local(local_off!(log_written)).load(Relaxed);
     let outstanding = n.wrapping_sub(c) as u32;
-    if d.wrapping_sub(written) > t.size
-        || r.wrapping_sub(d) > t.size
-        || outstanding > LOG_TICKETS
-    {
+    if d.wrapping_sub(written) > t.size || r.wrapping_sub(d) > t.size || outstanding > LOG_TICKETS {
         rep.violations += 1;
         bus.local(local_off!(protocol_violations))
             .fetch_add(1, Relaxed);
@@ -113,7 +114,16 @@ pub(super) fn host_finish(view: RingView<'_>, fd: RawFd, deadline: Instant) -> P
     // file one to one, gaps included).
     let file_at = |p: u32| file_base.wrapping_add(p.wrapping_sub(written) as u64);
     // The completed prefix nobody submitted.
-    host_write(&view, &t, fd, written, d, offset_mode.then(|| file_at(written)), &mut rep, deadline);
+    host_write(
+        &view,
+        &t,
+        fd,
+        written,
+        d,
+        offset_mode.then(|| file_at(written)),
+        &mut rep,
+        deadline,
+    );
     // Tickets after the prefix: complete ones after a gap are written in log order; the others are reported.
     let mut pos = d;
     for k in 0..outstanding {
@@ -127,7 +137,16 @@ pub(super) fn host_finish(view: RingView<'_>, fd: RawFd, deadline: Instant) -> P
         }
         if bits & (1 << k) != 0 {
             rep.ranges_after_gap += 1;
-            host_write(&view, &t, fd, start, end, offset_mode.then(|| file_at(start)), &mut rep, deadline);
+            host_write(
+                &view,
+                &t,
+                fd,
+                start,
+                end,
+                offset_mode.then(|| file_at(start)),
+                &mut rep,
+                deadline,
+            );
         } else {
             rep.incomplete_ranges += 1;
             rep.incomplete_bytes += end.wrapping_sub(start) as u64;
@@ -136,7 +155,8 @@ pub(super) fn host_finish(view: RingView<'_>, fd: RawFd, deadline: Instant) -> P
     }
     // The log is empty again: everything reserved is accounted for.
     if offset_mode {
-        bus.local64(local_off!(print_offset)).store(file_at(r), Relaxed);
+        bus.local64(local_off!(print_offset))
+            .store(file_at(r), Relaxed);
     }
     bus.local64(local_off!(log_pub))
         .store(r as u64 | (n as u64) << 32, Relaxed);

@@ -135,7 +135,10 @@ pub(crate) fn reserve_bytes(
         }
         let new = r.wrapping_add(len) as u64 | (n.wrapping_add(1) as u64) << 32;
         // Relaxed: the reservation only divides the log; the bytes are published by `log_pub`.
-        if res.compare_exchange_weak(cur, new, Relaxed, Relaxed).is_ok() {
+        if res
+            .compare_exchange_weak(cur, new, Relaxed, Relaxed)
+            .is_ok()
+        {
             // Relaxed: released by this ticket's completing CAS on `log_pub`.
             bus.local(local_off!(log_starts) + tix(n)).store(r, Relaxed);
             // Release: the lane that advances the prefix over this ticket reads the end (acquire) before its
@@ -255,10 +258,7 @@ fn hold(bus: &RingBus<'_, '_>, t: &LogTarget, c: &mut Caches<'_>, budget: u32) {
         bell.fetch_and(!BELL_DIRTY, Acquire);
         // (b) The write in flight, if any: wait for the kernel (only), bounded.
         let mut sw = wstate.load(Acquire);
-        while matches!(
-            slot_state(sw),
-            RING_SLOT_PENDING | RING_SLOT_REAPING
-        ) {
+        while matches!(slot_state(sw), RING_SLOT_PENDING | RING_SLOT_REAPING) {
             if polls >= budget {
                 hand_off(bus);
                 return;
@@ -382,7 +382,13 @@ pub(crate) fn log_sqe(bus: &RingBus<'_, '_>, t: &LogTarget, pos: u32, len: u32, 
 
 /// Submits one write of the completed, unsubmitted bytes `[sub, d)` (cut at the log's end): arms the log's
 /// completion slot, reserves one credit and one ticket, fills and publishes. False: no room now (nothing done).
-fn submit_write(bus: &RingBus<'_, '_>, t: &LogTarget, sub: u32, d: u32, c: &mut Caches<'_>) -> bool {
+fn submit_write(
+    bus: &RingBus<'_, '_>,
+    t: &LogTarget,
+    sub: u32,
+    d: u32,
+    c: &mut Caches<'_>,
+) -> bool {
     let off = sub & (t.size - 1);
     let len = d.wrapping_sub(sub).min(t.size - off);
     if take_credits(bus, 1) == 0 {
@@ -446,7 +452,7 @@ impl Lane<'_> {
         let len = self.line.as_bytes().len() as u32;
         let mut i = 0u32;
         let (ticket, start) = loop {
-            self.take_log_duty(budget);
+            self.take_log_duty(budget.min(LOG_PRINT_POLLS));
             match reserve_bytes(&self.bus(), &t, len) {
                 Ok(r) => break r,
                 Err(NoRoom::Violation) => return Err(LaneError::ProtocolViolation),
@@ -477,7 +483,7 @@ impl Lane<'_> {
                 cq_tail: &mut self.cq_tail_seen,
                 sq_head: &mut self.sq_head_seen,
             };
-            ring_log(&bus, &t, &mut c, budget);
+            ring_log(&bus, &t, &mut c, budget.min(LOG_PRINT_POLLS));
         }
         Ok(())
     }
@@ -488,12 +494,20 @@ impl Lane<'_> {
             None => true,
             Some(end) => {
                 // Acquire: pairs with the holder's release of `log_written`.
-                let w = self.bus().local(local_off!(log_written)).load_waited(Acquire);
+                let w = self
+                    .bus()
+                    .local(local_off!(log_written))
+                    .load_waited(Acquire);
                 w.wrapping_sub(end) as i32 >= 0
             }
         }
     }
 }
+
+/// Polls a print's own duty waits for the kernel before it hands the duty on (§7): a print returns once its
+/// line is submitted or handed on, so a lane keeps computing while the write is in flight; `flush` and a reap
+/// pass wait longer.
+pub(crate) const LOG_PRINT_POLLS: u32 = 4;
 
 /// Where a holder's backoff starts: past the spinning polls, so a holder waiting for the kernel gives its core
 /// to the lanes that fill the log meanwhile (on the CPU reference device lanes outnumber cores).

@@ -19,7 +19,9 @@ use std::sync::atomic::Ordering::*;
 
 use super::format::LineBuf;
 use super::lane::{backoff, CompletionMode, FileRef, Lane, LaneError, LaneStats};
-use super::print_log::{complete_range, copy_in, reserve_bytes, ring_log, Caches, LogTarget, NoRoom};
+use super::print_log::{
+    complete_range, copy_in, reserve_bytes, ring_log, Caches, LogTarget, NoRoom, LOG_PRINT_POLLS,
+};
 use super::publish::{check_flags, publish_tickets};
 use super::reap::reap_into;
 use super::reserve::{hole_nop, return_credits, take_credits, take_tickets, NoTicket};
@@ -438,7 +440,7 @@ impl<'a> Subgroup<'a> {
             let Some((e, rest)) = self.lanes.split_first_mut() else {
                 break;
             };
-            e.take_log_duty(budget);
+            e.take_log_duty(budget.min(LOG_PRINT_POLLS));
             // Every pending lane's bytes, then the prefix (in lane order) that fits.
             let len_of = |i: usize, e: &Lane<'_>, rest: &[Lane<'_>]| -> u32 {
                 let lane = if i == 0 { Some(e) } else { rest.get(i - 1) };
@@ -524,7 +526,7 @@ impl<'a> Subgroup<'a> {
                         cq_tail: &mut e.cq_tail_seen,
                         sq_head: &mut e.sq_head_seen,
                     };
-                    ring_log(&bus, &t, &mut c, budget);
+                    ring_log(&bus, &t, &mut c, budget.min(LOG_PRINT_POLLS));
                 }
             }
         }
