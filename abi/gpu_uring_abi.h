@@ -102,6 +102,7 @@
 #define GU_PRINT_LOG 8u
 #define GU_LOG_TICKETS 16u
 #define GU_LOG_DUTY_WRITES 8u
+#define GU_LOG_PRINT_POLLS 4u
 #define GU_LOG_SLOT 0xffffffffu
 #define GU_RESERVE_TRIES 64u
 #define GU_MAX_LINE 4096u

@@ -56,6 +56,7 @@ pub fn render() -> String {
     h.u32("PRINT_LOG", PRINT_LOG);
     h.u32("LOG_TICKETS", LOG_TICKETS);
     h.u32("LOG_DUTY_WRITES", LOG_DUTY_WRITES);
+    h.u32("LOG_PRINT_POLLS", LOG_PRINT_POLLS);
     h.u32("LOG_SLOT", LOG_SLOT);
     h.u32("RESERVE_TRIES", RESERVE_TRIES);
     h.u32("MAX_LINE", MAX_LINE);

@@ -394,6 +394,9 @@ pub const PRINT_LOG: u32 = 8;
 pub const LOG_TICKETS: u32 = 16;
 /// Writes a print-log duty holder submits before it hands the duty on (§7).
 pub const LOG_DUTY_WRITES: u32 = 8;
+/// Polls a print's own print-log duty waits for its write before it hands the duty on (§7; `flush` and reap
+/// passes wait longer).
+pub const LOG_PRINT_POLLS: u32 = 4;
 /// The completion-slot index in the `user_data` of a print-log write (`TAG_SLOT`): the log's own slot,
 /// `LocalControl::log_wstate`, not one of the lanes' slots.
 pub const LOG_SLOT: u32 = u32::MAX;

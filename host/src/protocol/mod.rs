@@ -6,6 +6,7 @@ mod device_ring;
 mod doorbell;
 pub mod format;
 pub mod lane;
+mod log_target;
 mod ops;
 mod print_host;
 mod print_log;

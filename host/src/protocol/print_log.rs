@@ -26,56 +26,13 @@ use io_uring::{opcode, types};
 
 use super::format::LineBuf;
 use super::lane::{backoff, violation, Lane, LaneError};
+pub(crate) use super::log_target::{Caches, LogTarget};
 use super::publish::publish_tickets;
-use super::reap::reap_into;
 use super::reserve::{return_credits, take_credits, take_tickets};
 use super::shared::*;
+use crate::local_off;
 use crate::ring::bus::RingBus;
 use crate::ring::layout::Sqe;
-use crate::{local_off, shared_off};
-
-/// Where the print log lives and what it writes to, read from `SharedControl` (host-written before a run).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LogTarget {
-    /// Arena offset of the log bytes.
-    pub base: u32,
-    /// Log size (a power of two).
-    pub size: u32,
-    /// `PRINT_*` flags.
-    pub flags: u32,
-    /// The print target (fixed-file index or raw fd).
-    pub fd: i32,
-}
-
-impl LogTarget {
-    /// The log target, if prints go through the log (`PRINT_LOG`) and the log's words are sane (host-shared
-    /// words device code could rewrite: a log outside the arena is counted as a violation and not used).
-    pub(crate) fn read(bus: &RingBus<'_, '_>) -> Option<LogTarget> {
-        // Acquire: pairs with the host's release store of the flags after the target and the log's place.
-        let flags = bus.mirror(shared_off!(print_flags)).load(Acquire);
-        if flags & PRINT_LOG == 0 {
-            return None;
-        }
-        let fd = bus.mirror_i32(shared_off!(print_fd)).load(Relaxed);
-        let base = bus.mirror(shared_off!(print_log)).load(Relaxed);
-        let size = bus.mirror(shared_off!(print_log_bytes)).load(Relaxed);
-        let l = bus.view().layout();
-        if !size.is_power_of_two()
-            || size < 4096
-            || base < l.staging
-            || base as u64 + size as u64 > l.arena_size
-        {
-            violation(bus);
-            return None;
-        }
-        Some(LogTarget {
-            base,
-            size,
-            flags,
-            fd,
-        })
-    }
-}
 
 /// Why log bytes could not be reserved now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +73,9 @@ pub(crate) fn reserve_bytes(
         // byte before it, so that space may be overwritten. Read before `log_pub` and `log_reserve`, which
         // never fall behind it (a stale value only narrows the room).
         let written = bus.local(local_off!(log_written)).load(Acquire);
-        let c = pub_parts(bus.local64(local_off!(log_pub)).load(Relaxed)).1;
+        // Acquire: every ticket below `C` was reserved before the completing CAS this reads, so the
+        // `log_reserve` load below sees `N ≥ C`.
+        let c = pub_parts(bus.local64(local_off!(log_pub)).load(Acquire)).1;
         let cur = res.load(Relaxed);
         let (r, n) = (cur as u32, (cur >> 32) as u16);
         let used = r.wrapping_sub(written);
@@ -209,12 +168,6 @@ pub(crate) fn complete_range(bus: &RingBus<'_, '_>, ticket: u16, end: u32) -> bo
     false
 }
 
-/// The holder's cached kernel indices (its own or the lane's).
-pub(crate) struct Caches<'c> {
-    pub cq_tail: &'c mut u32,
-    pub sq_head: &'c mut u32,
-}
-
 /// Step D1 of §3 on `log_bell`, by a lane whose CAS advanced the completed prefix (or that found a handed-on
 /// duty): become the holder, or leave DIRTY for the holder and return.
 pub(crate) fn ring_log(bus: &RingBus<'_, '_>, t: &LogTarget, c: &mut Caches<'_>, budget: u32) {
@@ -266,7 +219,7 @@ fn hold(bus: &RingBus<'_, '_>, t: &LogTarget, c: &mut Caches<'_>, budget: u32) {
             // The kernel's CQ tail is a bus round trip on a GPU: polled at growing intervals (1, 2, 4, 8, …
             // backoffs apart), while the device-local slot word shows any other lane's reap at once.
             if polls < 2 || polls.is_power_of_two() {
-                reap_into(bus, 16, c.cq_tail);
+                (c.reap)(bus, 16, c.cq_tail);
             }
             // Acquire: pairs with the reaper's release of DONE (the result is written).
             sw = wstate.load_waited(Acquire);
@@ -305,7 +258,7 @@ fn hold(bus: &RingBus<'_, '_>, t: &LogTarget, c: &mut Caches<'_>, budget: u32) {
                     hand_off(bus);
                     return;
                 }
-                reap_into(bus, 16, c.cq_tail);
+                (c.reap)(bus, 16, c.cq_tail);
                 backoff(polls);
                 polls += 1;
             }
@@ -434,6 +387,7 @@ impl Lane<'_> {
         let mut c = Caches {
             cq_tail: &mut self.cq_tail_seen,
             sq_head: &mut self.sq_head_seen,
+            reap: Lane::reap_pass(),
         };
         take_pending_log(&bus, &mut c, budget);
     }
@@ -482,6 +436,7 @@ impl Lane<'_> {
             let mut c = Caches {
                 cq_tail: &mut self.cq_tail_seen,
                 sq_head: &mut self.sq_head_seen,
+                reap: Lane::reap_pass(),
             };
             ring_log(&bus, &t, &mut c, budget.min(LOG_PRINT_POLLS));
         }
@@ -503,11 +458,6 @@ impl Lane<'_> {
         }
     }
 }
-
-/// Polls a print's own duty waits for the kernel before it hands the duty on (§7): a print returns once its
-/// line is submitted or handed on, so a lane keeps computing while the write is in flight; `flush` and a reap
-/// pass wait longer.
-pub(crate) const LOG_PRINT_POLLS: u32 = 4;
 
 /// Where a holder's backoff starts: past the spinning polls, so a holder waiting for the kernel gives its core
 /// to the lanes that fill the log meanwhile (on the CPU reference device lanes outnumber cores).

@@ -12,7 +12,8 @@ use std::sync::atomic::Ordering::*;
 
 use super::doorbell::{ring, take_pending, Bell};
 use super::lane::{violation, Lane};
-use super::print_log::{take_pending_log, Caches};
+use super::log_target::Caches;
+use super::print_log::take_pending_log;
 use super::publish::mark_and_advance;
 use super::reserve::return_credits;
 use super::shared::*;
@@ -202,6 +203,7 @@ pub(super) fn reap_into(bus: &RingBus<'_, '_>, max: u32, tail_seen: &mut u32) ->
         &mut Caches {
             cq_tail: tail_seen,
             sq_head: &mut head,
+            reap: reap_into,
         },
         LOG_DRAFT_POLLS,
     );
@@ -233,6 +235,11 @@ pub(super) fn reap_into(bus: &RingBus<'_, '_>, max: u32, tail_seen: &mut u32) ->
 const LOG_DRAFT_POLLS: u32 = 4096;
 
 impl Lane<'_> {
+    /// The §5 reap pass, for a print-log duty's [`Caches`] (§7).
+    pub(super) fn reap_pass() -> fn(&RingBus<'_, '_>, u32, &mut u32) -> u32 {
+        reap_into
+    }
+
     /// Reaps up to `max` CQEs into their slots / counters. Returns how many.
     pub fn reap(&mut self, max: u32) -> u32 {
         let bus = RingBus::new(self.view, &self.meter);

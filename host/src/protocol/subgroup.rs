@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering::*;
 use super::format::LineBuf;
 use super::lane::{backoff, CompletionMode, FileRef, Lane, LaneError, LaneStats};
 use super::print_log::{
-    complete_range, copy_in, reserve_bytes, ring_log, Caches, LogTarget, NoRoom, LOG_PRINT_POLLS,
+    complete_range, copy_in, reserve_bytes, ring_log, Caches, LogTarget, NoRoom,
 };
 use super::publish::{check_flags, publish_tickets};
 use super::reap::reap_into;
@@ -525,6 +525,7 @@ impl<'a> Subgroup<'a> {
                     let mut c = Caches {
                         cq_tail: &mut e.cq_tail_seen,
                         sq_head: &mut e.sq_head_seen,
+                        reap: Lane::reap_pass(),
                     };
                     ring_log(&bus, &t, &mut c, budget.min(LOG_PRINT_POLLS));
                 }
