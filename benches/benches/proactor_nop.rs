@@ -160,6 +160,11 @@ fn compare() {
     let best: Vec<f64> = rates.iter().map(|v| v[v.len() - 1]).collect();
     let (ceil_med, ceil_best) = (med[0].max(med[1]), best[0].max(best[1]));
     println!(
+        "proactor_nop: an Operation is {} bytes, a Completion {} bytes (moved in and out once per operation on the general path)",
+        std::mem::size_of::<Operation>(),
+        std::mem::size_of::<gpu_uring::proactor::Completion>(),
+    );
+    println!(
         "proactor_nop (batch {BATCH}, ring flags {}, {rounds} rounds of 150 ms; rates as median / best, ratios to the faster raw loop as median / best): raw io-uring {:.2} / {:.2} Mops/s, with SINGLE_ISSUER|DEFER_TASKRUN {:.2} / {:.2}; proactor io_uring {:.2} / {:.2} Mops/s, ratio {:.3} / {:.3}; proactor epoll {:.2} / {:.2} Mops/s, ratio {:.3} / {:.3}",
         pro.p.ring_flags().unwrap_or("-"),
         med[0] / 1e6,

@@ -1,23 +1,35 @@
 // gpu_uring.glsl — the GLSL side of the device protocol (PROTOCOL.md), step by step as the
-// Rust reference (host/src/protocol/lane.rs) does it. Include it after `#version 460` and
+// Rust reference (host/src/protocol/) does it. Include it after `#version 460` and
 // `#pragma use_vulkan_memory_model`; the shader must also `#extension GL_GOOGLE_include_directive`.
 //
 // Bindings (set 0), all the same for every program:
-//   0: the whole arena as 32-bit words      (imported host memory, HOST_COHERENT)
-//   1: the same arena as 64-bit words       (only the 64-bit control words are touched through it, atomically)
+//   0: the arena as 32-bit words    (host-shared: imported host memory, HOST_COHERENT)
+//   1: the arena as 64-bit words    (host-shared; only the 64-bit mirror word is stored through it)
 //   2: the run buffer: GuRunParams, the text table, then one GuLaneState per lane (host-visible)
+//   3: the device-local block as 32-bit words  (LocalControl, completion slots, lane words: DEVICE_LOCAL)
+//   4: the device-local block as 64-bit words  (sq_pub, cq_pub, print_offset, ff_last_user_data)
 // Push constants: the 128-byte RingLayout (host/src/abi/ring.rs; GU_RING_LAYOUT_MEMBERS in the ABI header).
 //
-// Every shared word is accessed with an atomic of device scope (gl_ScopeDevice) and the semantics PROTOCOL.md
-// names; SQE fills, CQE reads and staging bytes are plain accesses ordered by those atomics (the buffers are
-// `coherent`, so under the Vulkan memory model they are non-private and made available/visible by the
-// release/acquire operations around them).
+// Memory classes (PROTOCOL.md §1): the host-shared arena is reached only through gu_host_* — atomic loads and
+// stores, never a read-modify-write, and every word has one writer at a time; every word more than one lane
+// updates with an RMW lives in the device-local block, reached through gu_local_*. Every shared word is accessed
+// with an atomic of device scope (gl_ScopeDevice) and the semantics PROTOCOL.md names; SQE fills, CQE reads and
+// staging bytes are plain accesses ordered by those atomics (the buffers are `coherent`, so under the Vulkan
+// memory model they are non-private and made available/visible by the release/acquire operations around them).
+//
+// Subgroups (PROTOCOL.md §0): the lanes active at a call aggregate. One elected lane (subgroupElect) does the
+// RMWs for all of them — n credits and n tickets with one CAS each, one publication CAS for their contiguous
+// tickets, one CQ claim CAS for up to n CQEs, one doorbell attempt — and hands the results out
+// (subgroupBroadcastFirst, subgroupBallotExclusiveBitCount). A subgroup control barrier with device-scope
+// acquire/release semantics (gu_subgroup_sync) orders the plain accesses of every lane against the elected
+// lane's atomics.
 //
 // Loop budget: lavapipe stops every loop of an invocation after 65535 iterations in total, silently. Every
 // loop here counts its iterations in gu_iters; a program starts new work only while gu_iters < the soft
 // budget (GuRunParams.iter_budget) and returns otherwise, leaving its progress in its GuLaneState so the next
 // dispatch resumes it. The only loops that do not stop at the soft budget are the lock-free CAS retries of
-// publication (§0 rule 2: once reserved, a ticket is always published), which the headroom up to 65535 covers.
+// publication (§0 rule 2: once reserved, a ticket is always published) and the doorbell's GU_BELL_ROUNDS rounds,
+// which the headroom up to 65535 covers.
 
 #ifndef GPU_URING_GLSL
 #define GPU_URING_GLSL
@@ -25,6 +37,8 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #extension GL_EXT_shader_atomic_int64 : require
 #extension GL_KHR_memory_scope_semantics : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_ballot : require
 
 // Offsets, sizes, states, tags, flags and statuses shared with the host (generated from host/src/abi/).
 #include "../../abi/gpu_uring_abi.h"
@@ -33,6 +47,8 @@ layout(local_size_x_id = 0) in; // = the device's subgroup size (lavapipe: 8); s
 
 layout(std430, set = 0, binding = 0) coherent buffer GuArena32 { uint w[]; } gu_a;
 layout(std430, set = 0, binding = 1) coherent buffer GuArena64 { uint64_t d[]; } gu_a64;
+layout(std430, set = 0, binding = 3) coherent buffer GuLocal32 { uint w[]; } gu_d;
+layout(std430, set = 0, binding = 4) coherent buffer GuLocal64 { uint64_t d[]; } gu_d64;
 
 // The structs below are the ABI header's member lists (GU_<STRUCT>_MEMBERS, generated from host/src/abi/ with the
 // Rust field names and offsets); no member is typed here. RingLayout's `fixed` is `fixed_off` (`fixed` is
@@ -69,134 +85,291 @@ bool gu_stalled() { return (gu_l.ring_flags & GU_RING_FLAG_SQPOLL) == 0u && gu_i
 
 bool gu_can_start() { return gu_iters < gu_soft_budget && !gu_stalled(); }
 
-// ---- atomics on arena words (byte offsets) ---------------------------------------------------------------------
-uint gu_ld_rlx(uint off) { return atomicLoad(gu_a.w[off >> 2], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
-uint gu_ld_acq(uint off) {
+// ---- host-shared words (arena byte offsets): atomic loads and stores only -------------------------------------
+uint gu_host_ld_rlx(uint off) { return atomicLoad(gu_a.w[off >> 2], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+uint gu_host_ld_acq(uint off) {
     return atomicLoad(gu_a.w[off >> 2], gl_ScopeDevice, gl_StorageSemanticsBuffer,
                       gl_SemanticsAcquire | gl_SemanticsMakeVisible);
 }
-void gu_st_rlx(uint off, uint v) { atomicStore(gu_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
-void gu_st_rel(uint off, uint v) {
+void gu_host_st_rlx(uint off, uint v) { atomicStore(gu_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+void gu_host_st_rel(uint off, uint v) {
     atomicStore(gu_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
                 gl_SemanticsRelease | gl_SemanticsMakeAvailable);
 }
-uint gu_add_rlx(uint off, uint v) { return atomicAdd(gu_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
-uint gu_add_rel(uint off, uint v) {
-    return atomicAdd(gu_a.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
-                     gl_SemanticsRelease | gl_SemanticsMakeAvailable);
+void gu_host_st64_rel(uint off, uint64_t v) {
+    atomicStore(gu_a64.d[off >> 3], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                gl_SemanticsRelease | gl_SemanticsMakeAvailable);
 }
-uint gu_cas_rlx(uint off, uint cmp, uint v) {
-    return atomicCompSwap(gu_a.w[off >> 2], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed,
-                          gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
-}
-uint gu_cas_rel(uint off, uint cmp, uint v) {
-    return atomicCompSwap(gu_a.w[off >> 2], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
-                          gl_SemanticsRelease | gl_SemanticsMakeAvailable, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
-}
-uint64_t gu_ld64_rlx(uint off) { return atomicLoad(gu_a64.d[off >> 3], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
-uint64_t gu_ld64_acq(uint off) {
-    return atomicLoad(gu_a64.d[off >> 3], gl_ScopeDevice, gl_StorageSemanticsBuffer,
+
+// ---- device-local words (byte offsets in the device-local block): loads, stores and RMWs ---------------------
+uint gu_local_ld_rlx(uint off) { return atomicLoad(gu_d.w[off >> 2], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+uint gu_local_ld_acq(uint off) {
+    return atomicLoad(gu_d.w[off >> 2], gl_ScopeDevice, gl_StorageSemanticsBuffer,
                       gl_SemanticsAcquire | gl_SemanticsMakeVisible);
 }
-void gu_st64_rlx(uint off, uint64_t v) { atomicStore(gu_a64.d[off >> 3], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
-uint64_t gu_add64_rlx(uint off, uint64_t v) {
-    return atomicAdd(gu_a64.d[off >> 3], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
+void gu_local_st_rlx(uint off, uint v) { atomicStore(gu_d.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+void gu_local_st_rel(uint off, uint v) {
+    atomicStore(gu_d.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                gl_SemanticsRelease | gl_SemanticsMakeAvailable);
 }
-uint64_t gu_cas64_acqrel(uint off, uint64_t cmp, uint64_t v) {
-    return atomicCompSwap(gu_a64.d[off >> 3], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+uint gu_local_add_rlx(uint off, uint v) { return atomicAdd(gu_d.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+uint gu_local_add_rel(uint off, uint v) {
+    return atomicAdd(gu_d.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                     gl_SemanticsRelease | gl_SemanticsMakeAvailable);
+}
+uint gu_local_or_acqrel(uint off, uint v) {
+    return atomicOr(gu_d.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                    gl_SemanticsAcquireRelease | gl_SemanticsMakeAvailable | gl_SemanticsMakeVisible);
+}
+uint gu_local_and_acq(uint off, uint v) {
+    return atomicAnd(gu_d.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                     gl_SemanticsAcquire | gl_SemanticsMakeVisible);
+}
+uint gu_local_and_rel(uint off, uint v) {
+    return atomicAnd(gu_d.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                     gl_SemanticsRelease | gl_SemanticsMakeAvailable);
+}
+uint gu_local_cas_rlx(uint off, uint cmp, uint v) {
+    return atomicCompSwap(gu_d.w[off >> 2], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed,
+                          gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
+}
+uint gu_local_cas_rel(uint off, uint cmp, uint v) {
+    return atomicCompSwap(gu_d.w[off >> 2], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                          gl_SemanticsRelease | gl_SemanticsMakeAvailable, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
+}
+uint64_t gu_local_ld64_rlx(uint off) { return atomicLoad(gu_d64.d[off >> 3], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+uint64_t gu_local_ld64_acq(uint off) {
+    return atomicLoad(gu_d64.d[off >> 3], gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                      gl_SemanticsAcquire | gl_SemanticsMakeVisible);
+}
+void gu_local_st64_rlx(uint off, uint64_t v) { atomicStore(gu_d64.d[off >> 3], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
+uint64_t gu_local_add64_rlx(uint off, uint64_t v) {
+    return atomicAdd(gu_d64.d[off >> 3], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
+}
+uint64_t gu_local_cas64_acqrel(uint off, uint64_t cmp, uint64_t v) {
+    return atomicCompSwap(gu_d64.d[off >> 3], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
                           gl_SemanticsAcquireRelease | gl_SemanticsMakeAvailable | gl_SemanticsMakeVisible,
                           gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
 }
 
-uint gu_ctl(uint field) { return gu_l.control + field; }
+// The active lanes of the subgroup meet; each lane's earlier stores (made available at device scope) and the
+// acquisitions of its earlier atomics happen-before the other lanes' later accesses. This is what lets one elected
+// lane's release publish every lane's SQE, and one lane's acquire cover every lane's CQE reads.
+void gu_subgroup_sync() {
+    controlBarrier(gl_ScopeSubgroup, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                   gl_SemanticsAcquireRelease | gl_SemanticsMakeAvailable | gl_SemanticsMakeVisible);
+}
+
+// Where the words are: LocalControl at offset 0 of the device-local block; SharedControl at `control` in the arena.
+uint gu_lctl(uint field) { return field; }
+uint gu_sctl(uint field) { return gu_l.control + field; }
+uint gu_slot_off(uint g) { return gu_l.slots + g * GU_SIZEOF_COMPLETION_SLOT; }
 uint gu_lane_word(uint lane, uint line) { return gu_l.lane_words + (lane * (gu_l.staging_lines + 1u) + line) * 4u; }
 uint gu_line_off(uint lane, uint line) { return gu_l.staging + (lane * gu_l.staging_lines + line) * gu_l.line_bytes; }
 uint64_t gu_host_addr(uint off) { return gu_l.arena_host_base + uint64_t(off); }
 uint gu_nslots() { return gu_l.lanes * gu_l.slots_per_lane; }
 
 // A device-written word outside what the protocol allows: counted (relaxed: a statistic), never acted on.
-void gu_violation() { gu_add_rlx(gu_ctl(GU_CTL_PROTOCOL_VIOLATIONS), 1u); }
+void gu_violation() { gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_PROTOCOL_VIOLATIONS), 1u); }
 
-// ---- §4 credits ----------------------------------------------------------------------------------------------
-bool gu_take_credit() {
-    uint off = gu_ctl(GU_CTL_CQ_CREDITS);
+// ---- combining doorbell (PROTOCOL.md §3.4; the same for the CQ head in §5.5) -----------------------------------
+// `bell`: LOCK | DIRTY bits (device-local); `pubw`: sq_pub / cq_pub; `stored`: the last value the holder stored;
+// `kword`: the kernel's sq.tail / cq.head (host-shared, read by the kernel). Only the lock holder stores kword.
+
+// The holder's mirror stores (host-shared words whose one writer it is, PROTOCOL.md §9), after it stored a new
+// kernel index: the CQ holder copies the counters and the free credits, the SQ holder the free credits into its
+// own mirror. Relaxed loads of device-local counters; release stores, so a host that acquires a mirror sees the
+// kernel index stored before it.
+const uint GU_MIRRORED = 7u;
+const uint GU_MIRROR_FROM[GU_MIRRORED] = uint[](GU_LOCAL_CONTROL_FF_ERRORS, GU_LOCAL_CONTROL_SKIP_FAILURES,
+    GU_LOCAL_CONTROL_LINES_PRINTED, GU_LOCAL_CONTROL_PRINT_ERRORS, GU_LOCAL_CONTROL_FOREIGN_CQES,
+    GU_LOCAL_CONTROL_PROTOCOL_VIOLATIONS, GU_LOCAL_CONTROL_FF_LAST_ERROR);
+const uint GU_MIRROR_TO[GU_MIRRORED] = uint[](GU_SHARED_CONTROL_FF_ERRORS, GU_SHARED_CONTROL_SKIP_FAILURES,
+    GU_SHARED_CONTROL_LINES_PRINTED, GU_SHARED_CONTROL_PRINT_ERRORS, GU_SHARED_CONTROL_FOREIGN_CQES,
+    GU_SHARED_CONTROL_PROTOCOL_VIOLATIONS, GU_SHARED_CONTROL_FF_LAST_ERROR);
+void gu_mirrors(bool cq) {
+    uint credits = gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CREDITS));
+    gu_host_st_rel(gu_sctl(cq ? GU_SHARED_CONTROL_CREDITS_FREE : GU_SHARED_CONTROL_SQ_CREDITS_FREE), credits);
+    if (!cq) return;
+    for (uint i = 0u; i < GU_MIRRORED; i++) {
+        gu_iters++;
+        gu_host_st_rel(gu_sctl(GU_MIRROR_TO[i]), gu_local_ld_rlx(gu_lctl(GU_MIRROR_FROM[i])));
+    }
+    gu_host_st64_rel(gu_sctl(GU_SHARED_CONTROL_FF_LAST_USER_DATA), gu_local_ld64_rlx(gu_lctl(GU_LOCAL_CONTROL_FF_LAST_USER_DATA)));
+}
+
+// Steps 2a–2d, run by the lane that took LOCK. `entries`: the kernel ring's size (a prefix that moved backwards
+// or past it was rewritten by device code: counted, and the kernel word keeps its last good value).
+void gu_bell_hold(uint bell, uint pubw, uint stored, uint kword, uint entries, bool cq) {
+    for (uint round = 0u; round < GU_BELL_ROUNDS; round++) {
+        gu_iters++;
+        // (a) Acquire: synchronises with the release RMW of every lane whose DIRTY this clears, so their
+        // advances of pubw are visible to (b).
+        gu_local_and_acq(bell, ~GU_BELL_DIRTY);
+        // (b) Acquire: the SQE stores (CQE reads) of every position below T happen-before (c).
+        uint t = uint(gu_local_ld64_acq(pubw));
+        // Holder-only word (relaxed): the lock's release/acquire chain orders it between holders.
+        uint last = gu_local_ld_rlx(stored);
+        if (t != last) {
+            if (t - last <= entries) {
+                // (c) The only writer of the kernel word while LOCK is held. Release at device scope with
+                // MakeAvailable (Vulkan's stand-in for a system-scope fence): the kernel's acquire of the index
+                // sees every SQE below it (SQ), or learns every CQE below it was read (CQ).
+                gu_host_st_rel(kword, t);
+                gu_local_st_rlx(stored, t);
+                gu_mirrors(cq);
+            } else {
+                gu_violation();
+            }
+        }
+        // (d) Release: the next holder's acquire sees `stored`. Fails only while DIRTY is set again: next round.
+        if (gu_local_cas_rel(bell, GU_BELL_LOCK, 0u) == GU_BELL_LOCK) return;
+    }
+    // Out of rounds: drop LOCK (release, as (d)), leave DIRTY set; the next lane that touches the ring takes it.
+    gu_local_and_rel(bell, ~GU_BELL_LOCK);
+}
+
+// Step 1: a lane that advanced pubw's prefix (or found a pending duty) rings; it waits for nobody.
+void gu_bell_ring(uint bell, uint pubw, uint stored, uint kword, uint entries, bool cq) {
+    // AcqRel: release hands this lane's advance to the holder's clear (a); acquire, when this lane becomes the
+    // holder, takes in the previous holder's `stored`.
+    uint old = gu_local_or_acqrel(bell, GU_BELL_LOCK | GU_BELL_DIRTY);
+    if ((old & GU_BELL_LOCK) != 0u) return;
+    gu_bell_hold(bell, pubw, stored, kword, entries, cq);
+}
+
+// Which bells a lane rings: bit GU_RING_SQ (sq_bell → kernel sq.tail), bit GU_RING_CQ (cq_bell → kernel cq.head).
+// Every library call rings through one gu_bells call site (the shader compiler inlines every call; one site keeps
+// the doorbell's code once per call).
+const uint GU_RING_SQ = 1u, GU_RING_CQ = 2u;
+void gu_bells(uint which) {
+    for (uint b = 0u; b < 2u; b++) {
+        if ((which & (1u << b)) == 0u) continue;
+        gu_iters++;
+        bool cq = b == 1u;
+        gu_bell_ring(cq ? gu_lctl(GU_LOCAL_CONTROL_CQ_BELL) : gu_lctl(GU_LOCAL_CONTROL_SQ_BELL),
+                     cq ? gu_lctl(GU_LOCAL_CONTROL_CQ_PUB) : gu_lctl(GU_LOCAL_CONTROL_SQ_PUB),
+                     cq ? gu_lctl(GU_LOCAL_CONTROL_CQ_HEAD_STORED) : gu_lctl(GU_LOCAL_CONTROL_SQ_TAIL_STORED),
+                     cq ? gu_l.cq_head : gu_l.sq_tail, cq ? gu_l.cq_entries : gu_l.sq_entries, cq);
+    }
+}
+
+// A pending duty (DIRTY without LOCK: a holder ran out of rounds) is taken by the next lane that touches the
+// ring: one relaxed load of each bell word; returns the bells to ring.
+uint gu_bells_pending() {
+    uint r = 0u;
+    uint sb = gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_SQ_BELL));
+    if ((sb & (GU_BELL_LOCK | GU_BELL_DIRTY)) == GU_BELL_DIRTY) r |= GU_RING_SQ;
+    uint cb = gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_BELL));
+    if ((cb & (GU_BELL_LOCK | GU_BELL_DIRTY)) == GU_BELL_DIRTY) r |= GU_RING_CQ;
+    return r;
+}
+
+// ---- §4 credits (elected lane) --------------------------------------------------------------------------------
+// Takes up to `n` credits with one CAS; returns how many (0: none free).
+uint gu_take_credits(uint n) {
+    uint off = gu_lctl(GU_LOCAL_CONTROL_CQ_CREDITS);
     for (uint i = 0u; i < GU_RESERVE_TRIES; i++) {
         gu_iters++;
-        uint cur = gu_ld_rlx(off);
-        if (cur == 0u) return false;
+        uint cur = gu_local_ld_rlx(off);
+        if (cur == 0u) return 0u;
         // More credits than the pool holds: device code rewrote the word (§4).
-        if (cur > gu_l.credit_pool) { gu_violation(); return false; }
-        if (gu_cas_rlx(off, cur, cur - 1u) == cur) return true;
+        if (cur > gu_l.credit_pool) { gu_violation(); return 0u; }
+        uint k = min(n, cur);
+        if (gu_local_cas_rlx(off, cur, cur - k) == cur) return k;
     }
-    return false;
+    return 0u;
 }
 
-// ---- §3 reservation ------------------------------------------------------------------------------------------
-bool gu_take_ticket(out uint ticket) {
-    ticket = 0u;
-    uint roff = gu_ctl(GU_CTL_SQ_RESERVE);
+// ---- §3 reservation (elected lane) ----------------------------------------------------------------------------
+// The kernel SQ head this lane last acquired (a lower bound: the head only moves forward); reloaded only when it
+// shows no room, so a reservation with room costs no load of host-shared memory.
+uint gu_sq_head_seen = 0u;
+
+// Takes up to `n` consecutive tickets first..first+k-1 with one CAS; returns k (0: SQ or window full, contended,
+// or a violation, counted).
+uint gu_take_tickets(uint n, out uint first) {
+    first = 0u;
+    uint roff = gu_lctl(GU_LOCAL_CONTROL_SQ_RESERVE);
     for (uint i = 0u; i < GU_RESERVE_TRIES; i++) {
         gu_iters++;
-        uint r = gu_ld_rlx(roff);
-        // Acquire: the kernel has finished reading every SQE before `head`.
-        uint head = gu_ld_acq(gu_l.sq_head);
-        uint published = uint(gu_ld64_acq(gu_ctl(GU_CTL_SQ_PUB)));
-        // r was read first; head and the published tail never pass a reservation: r ahead of them by more
-        // than the SQ / the window means device code rewrote a word (§3). A stale r is behind, not ahead.
-        if (int(r - head) > int(gu_l.sq_entries) || int(r - published) > int(gu_l.w_sq)) { gu_violation(); return false; }
-        uint next = r + 1u;
-        if (next - head > gu_l.sq_entries) return false;   // SQ full
-        if (next - published > gu_l.w_sq) return false;    // publication window full
-        if (gu_cas_rlx(roff, r, next) == r) { ticket = r; return true; }
+        // Acquire, paired with the release CAS below: an honest ticket is never ahead of the head and prefix read
+        // next (a relaxed load could see a newer ticket with an older head and count a false violation).
+        uint r = gu_local_ld_acq(roff);
+        // Acquire: the SQE stores of every published ticket.
+        uint published = uint(gu_local_ld64_acq(gu_lctl(GU_LOCAL_CONTROL_SQ_PUB)));
+        uint sq_room = gu_sq_head_seen + gu_l.sq_entries - r;
+        if (sq_room == 0u || sq_room > 2u * gu_l.sq_entries) {
+            // The cached head shows no room (or is far behind): reload it. Acquire: the kernel has finished
+            // reading every SQE before the head.
+            gu_sq_head_seen = gu_host_ld_acq(gu_l.sq_head);
+            sq_room = gu_sq_head_seen + gu_l.sq_entries - r;
+        }
+        uint head = gu_sq_head_seen;
+        // r was read before the head was loaded (or the cached head is older still); head and the published tail
+        // only move forward and never pass a reservation: r ahead of them by more than the SQ / the window means
+        // device code rewrote a word (§3). A stale r is behind, not ahead.
+        if (int(r - head) > int(gu_l.sq_entries) || int(r - published) > int(gu_l.w_sq)) { gu_violation(); return 0u; }
+        uint w_room = published + gu_l.w_sq - r;
+        if (sq_room == 0u || sq_room > 2u * gu_l.sq_entries) return 0u; // SQ full
+        if (w_room == 0u || w_room > gu_l.w_sq) return 0u;              // publication window full
+        uint k = min(n, min(sq_room, w_room));
+        if (gu_local_cas_rel(roff, r, r + k) == r) { first = r; return k; }
     }
-    return false;
+    return 0u;
 }
 
-// One attempt to reserve an SQ ticket with its CQ credit; never waits (WOULD_BLOCK = false).
+// One attempt to reserve an SQ ticket with its CQ credit for every active lane; never waits (false =
+// WOULD_BLOCK for this lane). The elected lane takes n credits and then as many tickets as it got credits, and
+// returns the credits it could not use; the first k active lanes (in subgroup order) get tickets first..first+k-1.
 bool gu_try_reserve(out uint ticket) {
-    ticket = 0u;
-    if (!gu_take_credit()) return false;
-    if (gu_take_ticket(ticket)) { gu_idle = 0u; return true; }
-    gu_add_rlx(gu_ctl(GU_CTL_CQ_CREDITS), 1u);
+    uvec4 act = subgroupBallot(true);
+    uint n = subgroupBallotBitCount(act);
+    uint rank = subgroupBallotExclusiveBitCount(act);
+    uint got = 0u;
+    uint first = 0u;
+    if (subgroupElect()) {
+        gu_bells(gu_bells_pending());
+        uint c = gu_take_credits(n);
+        if (c > 0u) {
+            got = gu_take_tickets(c, first);
+            if (got < c) gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CREDITS), c - got);
+        }
+    }
+    got = subgroupBroadcastFirst(got);
+    first = subgroupBroadcastFirst(first);
+    // The elected lane's acquire of the SQ head covers every lane's SQE stores that follow.
+    gu_subgroup_sync();
+    ticket = first + rank;
+    if (rank < got) { gu_idle = 0u; return true; }
     return false;
 }
 
-// §3 publish steps 1–3 and §5.5: set bit `pos` in a (low: base, high: bitmap) word and advance the base over
-// the ready prefix. AcqRel CAS: release publishes this lane's stores; acquire takes in those of the lanes whose
-// bits this CAS consumes, so the kernel-index store that follows carries them all. Lock-free: every failed CAS
-// means another lane made progress. A position outside the 32-wide window (device code rewrote the word) is
-// counted in protocol_violations and nothing is marked (never masked).
+// §3 publish steps 1–3 and §5.5: set bits pos..pos+cnt-1 in a (low: base, high: bitmap) word and advance the
+// base over the ready prefix. AcqRel CAS: release publishes the stores ordered before it; acquire takes in those
+// of the lanes whose bits this CAS consumes, so the kernel-index store that follows carries them all. Lock-free:
+// every failed CAS means another lane made progress. A position outside the 32-wide window (device code rewrote
+// the word) is counted in protocol_violations and nothing is marked (never masked).
 const uint GU_MARK_KEPT = 0u, GU_MARK_MOVED = 1u, GU_MARK_VIOLATION = 2u;
-uint gu_mark_and_advance(uint off, uint pos, out uint nbase) {
-    uint64_t old = gu_ld64_rlx(off);
+uint gu_mark_and_advance(uint off, uint pos, uint cnt, out uint nbase) {
+    uint64_t old = gu_local_ld64_rlx(off);
     nbase = uint(old);
+    uint want = (cnt >= 32u) ? 0xffffffffu : ((1u << cnt) - 1u);
     for (;;) {
         gu_iters++;
         uint base = uint(old);
         uint k = pos - base;
-        if (k >= 32u) { gu_violation(); return GU_MARK_VIOLATION; }
-        uint bits = uint(old >> 32) | (1u << k);
+        if (cnt == 0u || cnt > 32u || k >= 32u || k + cnt > 32u) { gu_violation(); return GU_MARK_VIOLATION; }
+        uint bits = uint(old >> 32) | (want << k);
         uint m = (bits == 0xffffffffu) ? 32u : uint(findLSB(~bits));
         nbase = base + m;
         uint nbits = (m == 32u) ? 0u : (bits >> m);
         uint64_t nw = uint64_t(nbase) | (uint64_t(nbits) << 32);
-        uint64_t cur = gu_cas64_acqrel(off, old, nw);
+        uint64_t cur = gu_local_cas64_acqrel(off, old, nw);
         if (cur == old) return m > 0u ? GU_MARK_MOVED : GU_MARK_KEPT;
         old = cur;
     }
     return GU_MARK_KEPT;
-}
-
-// Moves a kernel ring index forward to `v` unless already at or past it; release carries the SQEs (or the CQE
-// reads) it covers.
-void gu_max_store_release(uint off, uint v) {
-    uint cur = gu_ld_rlx(off);
-    while (int(v - cur) > 0) {
-        gu_iters++;
-        uint x = gu_cas_rel(off, cur, v);
-        if (x == cur) return;
-        cur = x;
-    }
 }
 
 // ---- SQE building (a private 64-byte image, then copied into the SQ with plain stores) ------------------------
@@ -253,18 +426,36 @@ void gu_sqe_read_fixed(bool fixed_file, int fd, uint fixed_off, uint len, uint64
               gu_host_addr(gu_l.fixed_off + fixed_off), len, gu_l.fixed_buf_index);
 }
 
-// Fill (plain stores: the lane owns the ticket) and publish ticket `t` (§3). False (counted): sq_pub no longer
-// has `t` in its window, so the SQE was written but not published.
+// Fill (plain stores: the lane owns the ticket) and publish ticket `t` (§3). The active lanes publish together:
+// when their tickets are consecutive in subgroup order (they are, after one aggregated reservation) the elected
+// lane marks them all with one CAS and rings the bell once; otherwise each lane marks its own. False (counted):
+// sq_pub no longer has `t` in its window, so the SQE was written but not published.
 bool gu_publish(uint t) {
     uint base = (gu_l.sqes + (t & gu_l.sq_mask) * GU_SIZEOF_SQE) >> 2;
     for (uint i = 0u; i < GU_SIZEOF_SQE / 4u; i++) gu_a.w[base + i] = gu_sqe[i];
+    uvec4 act = subgroupBallot(true);
+    uint n = subgroupBallotBitCount(act);
+    uint rank = subgroupBallotExclusiveBitCount(act);
+    uint first = subgroupBroadcastFirst(t);
+    bool together = subgroupBallotBitCount(subgroupBallot(t != first + rank)) == 0u;
+    uint pub = gu_lctl(GU_LOCAL_CONTROL_SQ_PUB);
+    uint m = GU_MARK_KEPT;
+    uint ring = 0u;
     uint nb;
-    uint m = gu_mark_and_advance(gu_ctl(GU_CTL_SQ_PUB), t, nb);
-    if (m == GU_MARK_MOVED) {
-        // §3.4: the kernel reads the tail with acquire; our release carries every SQE the tail covers.
-        gu_max_store_release(gu_l.sq_tail, nb);
-        gu_add_rlx(gu_ctl(GU_CTL_DOORBELL), 1u);
+    if (together) {
+        // Every lane's SQE stores happen-before the elected lane's publishing CAS (release).
+        gu_subgroup_sync();
+        if (subgroupElect()) {
+            ring = gu_bells_pending();
+            m = gu_mark_and_advance(pub, first, n, nb);
+        }
+        m = subgroupBroadcastFirst(m);
+    } else {
+        m = gu_mark_and_advance(pub, t, 1u, nb);
     }
+    // §3.4: the lane that moved the tail rings the combining doorbell, which stores it into the kernel's sq.tail.
+    if (m == GU_MARK_MOVED && (!together || subgroupElect())) ring |= GU_RING_SQ;
+    gu_bells(ring);
     return m != GU_MARK_VIOLATION;
 }
 
@@ -279,22 +470,25 @@ uint gu_check_flags(uint mode) {
 
 // Publishes ticket `t` as the filler NOP of a refused commit (Rust: the dropped Reservation): fire-and-forget
 // of no lane, so its CQE returns the credit.
-void gu_publish_filler(uint t) {
+void gu_sqe_filler() {
     gu_sqe_nop();
     if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_FIXED_FILE << GU_SQE_FLAGS_SHIFT;
     gu_sqe[GU_SQE_W_USER_DATA] = 0xffff0000u;
     gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_FF_HI;
+}
+void gu_publish_filler(uint t) {
+    gu_sqe_filler();
     gu_publish(t);
 }
 
 // Arms global slot g of `lane`: bumps its generation (skipping 0), marks it PENDING, returns the generation.
 // Relaxed: only the owner writes a FREE slot; the publication release orders it before any completion.
 uint gu_arm(uint lane, uint g) {
-    uint soff = gu_l.slots + g * GU_SIZEOF_COMPLETION_SLOT;
-    gu_st_rlx(soff + GU_COMPLETION_SLOT_OWNER, lane);
-    uint gen = ((gu_ld_rlx(soff) >> GU_RING_SLOT_GEN_SHIFT) + 1u) & GU_RING_SLOT_GEN_MASK;
+    uint soff = gu_slot_off(g);
+    gu_local_st_rlx(soff + GU_COMPLETION_SLOT_OWNER, lane);
+    uint gen = ((gu_local_ld_rlx(soff) >> GU_RING_SLOT_GEN_SHIFT) + 1u) & GU_RING_SLOT_GEN_MASK;
     if (gen == 0u) gen = 1u;
-    gu_st_rlx(soff, (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_PENDING);
+    gu_local_st_rlx(soff, (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_PENDING);
     return gen;
 }
 
@@ -305,37 +499,45 @@ uint gu_arm(uint lane, uint g) {
 uint gu_commit(uint lane, uint t, uint mode, uint k, uint line_plus1) {
     uint bad = gu_check_flags(mode);
     if (bad == GU_STATUS_READY && mode == GU_SLOT && (lane >= gu_l.lanes || k >= gu_l.slots_per_lane)) bad = GU_STATUS_BAD_SLOT;
-    if (bad != GU_STATUS_READY) { gu_publish_filler(t); return bad; }
-    if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_FIXED_FILE << GU_SQE_FLAGS_SHIFT;
-    if (mode == GU_FF) {
+    // One publication site for both outcomes (the shader compiler inlines every call).
+    if (bad != GU_STATUS_READY) {
+        gu_sqe_filler();
+    } else if ((gu_l.ring_flags & GU_RING_FLAG_CONFINED) != 0u) {
+        gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_FIXED_FILE << GU_SQE_FLAGS_SHIFT;
+    }
+    if (bad != GU_STATUS_READY) {
+        // Refused: nothing of the caller's SQE, no bookkeeping.
+    } else if (mode == GU_FF) {
         gu_sqe[GU_SQE_W_USER_DATA] = ((lane & 0xffffu) << 16) | line_plus1;
         gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_FF_HI;
         if (line_plus1 != 0u) {
             // Relaxed: published by the SQ tail release before any CQE can clear it.
-            gu_st_rlx(gu_lane_word(lane, line_plus1 - 1u), 1u);
+            gu_local_st_rlx(gu_lane_word(lane, line_plus1 - 1u), 1u);
         }
-        gu_add_rlx(gu_lane_word(lane, gu_l.staging_lines), 1u);
+        gu_local_add_rlx(gu_lane_word(lane, gu_l.staging_lines), 1u);
     } else if (mode == GU_SKIP) {
         gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_CQE_SKIP_SUCCESS << GU_SQE_FLAGS_SHIFT;
         gu_sqe[GU_SQE_W_USER_DATA] = (lane & 0xffffu) << 16;
         gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_SKIP_HI;
         // No CQE on success: the credit goes back now; failures use the headroom (§4).
-        gu_add_rlx(gu_ctl(GU_CTL_CQ_CREDITS), 1u);
+        gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CREDITS), 1u);
     } else {
         uint g = lane * gu_l.slots_per_lane + k;
         gu_sqe[GU_SQE_W_USER_DATA] = g;
         gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_SLOT_HI | gu_arm(lane, g); // user_data = TAG_SLOT | generation << 32 | slot
     }
-    if (!gu_publish(t)) {
+    bool published = gu_publish(t);
+    if (bad != GU_STATUS_READY) return bad;
+    if (!published) {
         // Not published (counted): undo the mode's bookkeeping, so flushes do not wait for a CQE that cannot come.
         if (mode == GU_FF) {
-            if (line_plus1 != 0u) gu_st_rlx(gu_lane_word(lane, line_plus1 - 1u), 0u);
-            gu_add_rlx(gu_lane_word(lane, gu_l.staging_lines), 0xffffffffu);
-            gu_add_rlx(gu_ctl(GU_CTL_CQ_CREDITS), 1u);
+            if (line_plus1 != 0u) gu_local_st_rlx(gu_lane_word(lane, line_plus1 - 1u), 0u);
+            gu_local_add_rlx(gu_lane_word(lane, gu_l.staging_lines), 0xffffffffu);
+            gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CREDITS), 1u);
         } else if (mode == GU_SLOT) {
-            uint soff = gu_l.slots + (lane * gu_l.slots_per_lane + k) * GU_SIZEOF_COMPLETION_SLOT;
-            gu_st_rlx(soff, gu_ld_rlx(soff) & ~GU_RING_SLOT_STATE_MASK); // FREE, generation kept
-            gu_add_rlx(gu_ctl(GU_CTL_CQ_CREDITS), 1u);
+            uint soff = gu_slot_off(lane * gu_l.slots_per_lane + k);
+            gu_local_st_rlx(soff, gu_local_ld_rlx(soff) & ~GU_RING_SLOT_STATE_MASK); // FREE, generation kept
+            gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CREDITS), 1u);
         }
         return GU_STATUS_PROTOCOL_VIOLATION;
     }
@@ -355,93 +557,154 @@ void gu_commit_exact(uint lane, uint t) {
 
 // ---- §5 reaping ------------------------------------------------------------------------------------------------
 void gu_record_failure(uint ud_lo, uint ud_hi, int res) {
-    gu_add_rlx(gu_ctl(GU_CTL_FF_ERRORS), 1u);
-    gu_st_rlx(gu_ctl(GU_CTL_FF_LAST_ERROR), uint(res));
-    gu_st64_rlx(gu_ctl(GU_CTL_FF_LAST_USER_DATA), uint64_t(ud_lo) | (uint64_t(ud_hi) << 32));
+    gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_FF_ERRORS), 1u);
+    gu_local_st_rlx(gu_lctl(GU_LOCAL_CONTROL_FF_LAST_ERROR), uint(res));
+    gu_local_st64_rlx(gu_lctl(GU_LOCAL_CONTROL_FF_LAST_USER_DATA), uint64_t(ud_lo) | (uint64_t(ud_hi) << 32));
 }
 
-void gu_dispatch_cqe(uint ud_lo, uint ud_hi, int res, uint cflags) {
+// Dispatches one CQE (§5.4); returns the credits it gives back (0 or 1), which the elected lane returns for the
+// whole subgroup.
+uint gu_dispatch_cqe(uint ud_lo, uint ud_hi, int res, uint cflags) {
     uint tag = ud_hi >> (GU_TAG_SHIFT - 32u);
-    uint credits = gu_ctl(GU_CTL_CQ_CREDITS);
     if (tag == GU_TAG_SLOT) {
         uint gen = ud_hi & GU_RING_SLOT_GEN_MASK;
         bool delivered = false;
         if (ud_lo < gu_nslots()) {
-            uint soff = gu_l.slots + ud_lo * GU_SIZEOF_COMPLETION_SLOT;
+            uint soff = gu_slot_off(ud_lo);
             // Claim: only a PENDING slot of the same generation takes the CQE, and only once (§5).
             uint want = (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_PENDING;
-            if (gu_cas_rlx(soff, want, (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_REAPING) == want) {
-                gu_st_rlx(soff + GU_COMPLETION_SLOT_RESULT, uint(res));
-                gu_st_rlx(soff + GU_COMPLETION_SLOT_FLAGS, cflags);
+            if (gu_local_cas_rlx(soff, want, (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_REAPING) == want) {
+                gu_local_st_rlx(soff + GU_COMPLETION_SLOT_RESULT, uint(res));
+                gu_local_st_rlx(soff + GU_COMPLETION_SLOT_FLAGS, cflags);
                 // Release: the owner's acquire of DONE sees result and flags.
-                gu_st_rel(soff, (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_DONE);
+                gu_local_st_rel(soff, (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_DONE);
                 delivered = true;
             }
         }
         if (!delivered) {
             // A stale or forged completion: counted and recorded, never delivered.
-            gu_add_rlx(gu_ctl(GU_CTL_FOREIGN_CQES), 1u);
+            gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_FOREIGN_CQES), 1u);
             gu_record_failure(ud_lo, ud_hi, res);
         }
         // Every TAG_SLOT CQE was paid for by a reservation's credit, delivered or not (§5).
-        gu_add_rlx(credits, 1u);
+        return 1u;
     } else if (tag == GU_TAG_FF) {
         uint lane = ud_lo >> 16;
         uint line = ud_lo & 0xffffu;
         if (res < 0) {
             gu_record_failure(ud_lo, ud_hi, res);
-            if (line != 0u) gu_add_rlx(gu_ctl(GU_CTL_PRINT_ERRORS), 1u);
+            if (line != 0u) gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_PRINT_ERRORS), 1u);
         }
         if (lane < gu_l.lanes) {
             // Release: the kernel is done with the line; its owner may refill it.
-            if (line != 0u && line <= gu_l.staging_lines) gu_st_rel(gu_lane_word(lane, line - 1u), 0u);
-            gu_add_rel(gu_lane_word(lane, gu_l.staging_lines), 0xffffffffu);
+            if (line != 0u && line <= gu_l.staging_lines) gu_local_st_rel(gu_lane_word(lane, line - 1u), 0u);
+            gu_local_add_rel(gu_lane_word(lane, gu_l.staging_lines), 0xffffffffu);
         }
-        gu_add_rlx(credits, 1u);
+        return 1u;
     } else if (tag == GU_TAG_SKIP) {
         // Only failures of skip-success ops post; they hold no credit.
-        gu_add_rlx(gu_ctl(GU_CTL_SKIP_FAILURES), 1u);
+        gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_SKIP_FAILURES), 1u);
         gu_record_failure(ud_lo, ud_hi, res);
     } else {
         // A CQE no lane recognises: counted and recorded, never dropped silently.
-        gu_add_rlx(gu_ctl(GU_CTL_FOREIGN_CQES), 1u);
+        gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_FOREIGN_CQES), 1u);
         gu_record_failure(ud_lo, ud_hi, res);
     }
+    return 0u;
 }
 
-// Reaps up to `max` CQEs into their slots / counters; returns how many.
-uint gu_reap(uint max) {
-    uint claim = gu_ctl(GU_CTL_CQ_CLAIM);
-    uint n = 0u;
-    uint tries = 0u;
-    while (n < max && tries < max + GU_RESERVE_TRIES) {
-        tries++;
+// The kernel CQ tail this lane last acquired (the CQEs before it are written); reloaded only when the claim has
+// reached it, so a claim of posted CQEs costs no load of host-shared memory.
+uint gu_cq_tail_seen = 0u;
+
+// §5.1–5.3 for the subgroup (elected lane): claims up to `n` consecutive CQEs first..first+k-1 with one CAS;
+// returns k (0: empty, window full, or a violation, counted).
+uint gu_claim_cqes(uint n, out uint first) {
+    first = 0u;
+    uint claim = gu_lctl(GU_LOCAL_CONTROL_CQ_CLAIM);
+    for (uint i = 0u; i < GU_RESERVE_TRIES; i++) {
         gu_iters++;
-        uint c = gu_ld_rlx(claim);
-        // Acquire: every CQE before the tail is written.
-        uint tail = gu_ld_acq(gu_l.cq_tail);
-        if (c == tail) break;
-        uint released = uint(gu_ld64_rlx(gu_ctl(GU_CTL_CQ_PUB)));
-        // c was read first; the tail and the released head never pass a claim: a claim ahead of the tail, or of
-        // the released head by more than the window, means device code rewrote a word (§5): counted, stop.
-        if (int(c - tail) > 0 || int(c - released) > int(gu_l.w_cq)) { gu_violation(); break; }
-        if (c - released >= gu_l.w_cq) break;
-        if (gu_cas_rlx(claim, c, c + 1u) != c) continue;
-        uint cb = (gu_l.cqes + (c & gu_l.cq_mask) * GU_SIZEOF_CQE) >> 2;
-        uint ud_lo = gu_a.w[cb + GU_CQE_USER_DATA / 4u];
-        uint ud_hi = gu_a.w[cb + GU_CQE_USER_DATA / 4u + 1u];
-        int res = int(gu_a.w[cb + GU_CQE_RES / 4u]);
-        uint cflags = gu_a.w[cb + GU_CQE_FLAGS / 4u];
-        gu_dispatch_cqe(ud_lo, ud_hi, res, cflags);
-        n++;
-        uint h;
-        // Release (inside): we and the lanes whose bits we consumed are done reading those CQEs.
-        uint m = gu_mark_and_advance(gu_ctl(GU_CTL_CQ_PUB), c, h);
-        if (m == GU_MARK_MOVED) gu_max_store_release(gu_l.cq_head, h);
-        if (m == GU_MARK_VIOLATION) break; // cq_pub rewritten under us (counted): stop reaping
+        // Acquire, paired with the release claim CAS below (as for tickets).
+        uint c = gu_local_ld_acq(claim);
+        uint ahead = gu_cq_tail_seen - c;
+        if (ahead == 0u || ahead > gu_l.cq_entries) {
+            // The cached tail shows nothing to claim (or is not a tail this claim can be behind): reload it.
+            // Acquire: every CQE before the tail is written.
+            gu_cq_tail_seen = gu_host_ld_acq(gu_l.cq_tail);
+        }
+        uint tail = gu_cq_tail_seen;
+        if (c == tail) return 0u;
+        uint released = uint(gu_local_ld64_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_PUB)));
+        // c was read before the tail was loaded (or the cached tail is older); the tail and the released head only
+        // move forward and never pass a claim: a claim ahead of the tail, or of the released head by more than
+        // the window, means device code rewrote a word (§5): counted, stop.
+        if (int(c - tail) > 0 || int(c - released) > int(gu_l.w_cq)) { gu_violation(); return 0u; }
+        // The window counts from the head the CQ-bell holder last stored into the kernel's cq.head, not from
+        // cq_pub's released head: credits of claimed CQEs come back as they are dispatched, so the CQEs the kernel
+        // still counts as unread must stay within W_CQ however long a holder takes to store the head (§5).
+        // Relaxed: holder-written; a stale value is behind, which only narrows the window.
+        uint stored = gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_HEAD_STORED));
+        uint window = stored + gu_l.w_cq - c;
+        uint posted = tail - c;
+        if (window == 0u || window > gu_l.w_cq || posted > gu_l.cq_entries) return 0u;
+        uint k = min(min(n, 32u), min(window, posted));
+        // Relaxed: the CQEs were made visible by the tail acquire; the claim only divides them.
+        if (gu_local_cas_rel(claim, c, c + k) == c) { first = c; return k; }
     }
-    if (n == 0u) gu_idle++; else gu_idle = 0u;
-    return n;
+    return 0u;
+}
+
+// Reaps CQEs into their slots / counters, up to `max` claim rounds of the subgroup (each round: one claim CAS
+// for up to one CQE per active lane, one credit return, one release CAS, one bell attempt). Returns how many
+// CQEs the subgroup reaped (the same for every active lane).
+uint gu_reap(uint max) {
+    uvec4 act = subgroupBallot(true);
+    uint n = subgroupBallotBitCount(act);
+    uint rank = subgroupBallotExclusiveBitCount(act);
+    uint total = 0u;
+    // The elected lane's bells: a pending duty first, then the CQ bell after each release that moved the head,
+    // rung at the top of the next round (one call site; the last round only rings).
+    uint ring = subgroupElect() ? gu_bells_pending() : 0u;
+    for (uint round = 0u; round <= max; round++) {
+        gu_iters++;
+        gu_bells(ring);
+        ring = 0u;
+        if (round == max) break;
+        uint first = 0u;
+        uint k = 0u;
+        if (subgroupElect()) k = gu_claim_cqes(n, first);
+        k = subgroupBroadcastFirst(k);
+        first = subgroupBroadcastFirst(first);
+        if (k == 0u) break;
+        // The elected lane's acquire of the CQ tail covers every lane's CQE reads.
+        gu_subgroup_sync();
+        uint credit = 0u;
+        if (rank < k) {
+            uint cb = (gu_l.cqes + ((first + rank) & gu_l.cq_mask) * GU_SIZEOF_CQE) >> 2;
+            uint ud_lo = gu_a.w[cb + GU_CQE_USER_DATA / 4u];
+            uint ud_hi = gu_a.w[cb + GU_CQE_USER_DATA / 4u + 1u];
+            int res = int(gu_a.w[cb + GU_CQE_RES / 4u]);
+            uint cflags = gu_a.w[cb + GU_CQE_FLAGS / 4u];
+            credit = gu_dispatch_cqe(ud_lo, ud_hi, res, cflags);
+        }
+        uint back = subgroupBallotBitCount(subgroupBallot(credit != 0u));
+        // Every lane's CQE reads happen-before the elected lane's release of them to the kernel.
+        gu_subgroup_sync();
+        uint m = GU_MARK_KEPT;
+        if (subgroupElect()) {
+            if (back > 0u) gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CREDITS), back);
+            uint h;
+            // Release (inside): we and the lanes whose bits we consumed are done reading those CQEs.
+            m = gu_mark_and_advance(gu_lctl(GU_LOCAL_CONTROL_CQ_PUB), first, k, h);
+            if (m == GU_MARK_MOVED) ring = GU_RING_CQ;
+        }
+        m = subgroupBroadcastFirst(m);
+        total += k;
+        // cq_pub rewritten under us (counted), or fewer CQEs than lanes (drained for now): ring and stop.
+        if (m == GU_MARK_VIOLATION || k < n) max = round + 1u;
+    }
+    if (total == 0u) gu_idle++; else gu_idle = 0u;
+    return total;
 }
 
 // ---- §6 waiting (one poll; callers loop within their budget and resume across dispatches) -------------------
@@ -450,11 +713,11 @@ uint gu_poll(uint lane, uint k, out int result) {
     result = 0;
     if (lane >= gu_l.lanes || k >= gu_l.slots_per_lane) return GU_STATUS_BAD_SLOT;
     gu_reap(16u);
-    uint soff = gu_l.slots + (lane * gu_l.slots_per_lane + k) * GU_SIZEOF_COMPLETION_SLOT;
-    uint st = gu_ld_acq(soff);
+    uint soff = gu_slot_off(lane * gu_l.slots_per_lane + k);
+    uint st = gu_local_ld_acq(soff);
     if ((st & GU_RING_SLOT_STATE_MASK) == GU_RING_SLOT_DONE) {
-        result = int(gu_ld_rlx(soff + GU_COMPLETION_SLOT_RESULT));
-        gu_st_rlx(soff, st & ~GU_RING_SLOT_STATE_MASK); // FREE, generation kept
+        result = int(gu_local_ld_rlx(soff + GU_COMPLETION_SLOT_RESULT));
+        gu_local_st_rlx(soff, st & ~GU_RING_SLOT_STATE_MASK); // FREE, generation kept
         return GU_STATUS_READY;
     }
     if ((st & GU_RING_SLOT_STATE_MASK) == GU_RING_SLOT_FREE) return GU_STATUS_NOT_PENDING;
@@ -489,7 +752,7 @@ bool gu_reserve(uint budget, out uint ticket) {
 }
 
 // Fire-and-forget operations of `lane` still in flight (acquire: their CQEs' effects are visible).
-uint gu_in_flight(uint lane) { return gu_ld_acq(gu_lane_word(lane, gu_l.staging_lines)); }
+uint gu_in_flight(uint lane) { return gu_local_ld_acq(gu_lane_word(lane, gu_l.staging_lines)); }
 
 // ---- §7 line formatting (identical digits on every device) ---------------------------------------------------
 const uint GU_MAX_LINE_WORDS = 64u; // lines up to 256 bytes; longer lines are cut like LineBuf cuts them

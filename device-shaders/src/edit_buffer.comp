@@ -12,7 +12,7 @@ const uint PH_IDLE = 0u, PH_WAITING = 1u;
 // One poll = 64 acquire loads in straight-line code: on lavapipe the loop budget (not time) limits a dispatch,
 // so each counted iteration should last long enough for a host thread on another core to answer within one
 // dispatch (a few milliseconds per dispatch instead of a few tens of microseconds).
-#define GU_POLL1 seen = max(seen, gu_ld_acq(ack));
+#define GU_POLL1 seen = max(seen, gu_host_ld_acq(ack));
 #define GU_POLL8 GU_POLL1 GU_POLL1 GU_POLL1 GU_POLL1 GU_POLL1 GU_POLL1 GU_POLL1 GU_POLL1
 uint poll_ack(uint ack) {
     uint seen = 0u;
@@ -32,7 +32,7 @@ void main() {
         uint k = gu_st.seq + 1u;
         if (gu_st.phase == PH_IDLE) {
             // Release: the host's acquire of the value sees the lane's earlier stores.
-            gu_st_rel(value, k);
+            gu_host_st_rel(value, k);
             gu_st.phase = PH_WAITING;
         }
         // Acquire: pairs with the host's release store of the ack.

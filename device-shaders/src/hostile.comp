@@ -24,8 +24,8 @@ void finish(uint status, int res) {
 
 // sq_pub's base moved 1000 back, bitmap cleared (relaxed: device code that ignores the protocol).
 void sq_pub_back_1000() {
-    uint off = gu_ctl(GU_CTL_SQ_PUB);
-    gu_st64_rlx(off, uint64_t(uint(gu_ld64_rlx(off)) - 1000u));
+    uint off = gu_lctl(GU_LOCAL_CONTROL_SQ_PUB);
+    gu_local_st64_rlx(off, uint64_t(uint(gu_local_ld64_rlx(off)) - 1000u));
 }
 
 // One reservation attempt, then (never expected) a NOP published as is: the status of the attempt.
@@ -46,8 +46,8 @@ void main() {
         gu_iters++;
         if (gu_st.phase == PH_WAIT_CQE) {
             // Acquire: the CQE is posted; not reaped, so the corruption comes first.
-            if (gu_ld_acq(gu_l.cq_tail) == gu_st.pending_len) continue;
-            gu_st64_rlx(gu_ctl(GU_CTL_CQ_PUB), uint64_t(gu_st.pending_len - 1000u));
+            if (gu_host_ld_acq(gu_l.cq_tail) == gu_st.pending_len) continue;
+            gu_local_st64_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_PUB), uint64_t(gu_st.pending_len - 1000u));
             finish(gu_reap(1u) > 0u ? GU_STATUS_READY : GU_STATUS_WOULD_BLOCK, 0);
             break;
         }
@@ -64,17 +64,17 @@ void main() {
         // PH_START: the cases that need no reservation first.
         if (c == C_SQ_WINDOW_AT_RESERVE) { sq_pub_back_1000(); finish(try_once(), 0); break; }
         if (c == C_CQ_CREDITS_WILD || c == C_CQ_CREDITS_ZERO) {
-            gu_st_rlx(gu_ctl(GU_CTL_CQ_CREDITS), c == C_CQ_CREDITS_WILD ? 0xdeadbeefu : 0u);
+            gu_local_st_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CREDITS), c == C_CQ_CREDITS_WILD ? 0xdeadbeefu : 0u);
             finish(try_once(), 0);
             break;
         }
         if (c == C_CQ_CLAIM_WILD) {
-            gu_add_rlx(gu_ctl(GU_CTL_CQ_CLAIM), 0x10000u);
+            gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CLAIM), 0x10000u);
             finish(gu_reap(1u) > 0u ? GU_STATUS_READY : GU_STATUS_WOULD_BLOCK, 0);
             break;
         }
         if (c == C_SQ_RESERVE_WILD) {
-            gu_add_rlx(gu_ctl(GU_CTL_SQ_RESERVE), 0x10000u);
+            gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_SQ_RESERVE), 0x10000u);
             finish(try_once(), 0);
             break;
         }
@@ -89,7 +89,7 @@ void main() {
             gu_sqe_nop();
             uint s = gu_commit(lane, t, GU_SLOT, 0u, 0u);
             if (s != GU_STATUS_READY) { finish(s, 0); break; }
-            gu_st.pending_len = gu_ld_rlx(gu_ctl(GU_CTL_CQ_CLAIM));
+            gu_st.pending_len = gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CLAIM));
             gu_st.phase = PH_WAIT_CQE;
         } else if (c == C_SLOT_OUT_OF_RANGE) {
             gu_sqe_nop();
@@ -103,7 +103,7 @@ void main() {
         } else if (c == C_STALE_COMPLETION && gu_st.seq == 1u) {
             // A NOP carrying slot 0's tag with the generation its last (finished) operation had.
             uint g = lane * gu_l.slots_per_lane;
-            uint stale = gu_ld_rlx(gu_l.slots + g * 16u) >> GU_RING_SLOT_GEN_SHIFT;
+            uint stale = gu_local_ld_rlx(gu_slot_off(g)) >> GU_RING_SLOT_GEN_SHIFT;
             gu_sqe_nop();
             gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_FIXED_FILE << GU_SQE_FLAGS_SHIFT;
             gu_sqe[GU_SQE_W_USER_DATA] = g;

@@ -14,8 +14,12 @@ void main() {
     uint ops = gu_run.params.count;
     uint ws = min(gu_l.slots_per_lane - 1u, 1u);
     uint status = GU_STATUS_TIMED_OUT;
+    // Every reap of the loop happens at its top (the shader compiler inlines each call site; one site keeps the
+    // shader small): a branch that needs one sets `reap` and continues.
+    bool reap = false;
     while (gu_can_start()) {
         gu_iters++;
+        if (reap) { gu_reap(16u); reap = false; }
         if (gu_st.phase == PH_WAITING) {
             int r;
             uint s = gu_poll(lane, ws, r);
@@ -26,18 +30,19 @@ void main() {
             continue;
         }
         if (gu_st.seq >= ops) {
-            gu_reap(16u);
             if (gu_in_flight(lane) == 0u) { gu_st.flags |= GU_LANE_FINISHED; status = GU_STATUS_READY; break; }
+            reap = true;
             continue;
         }
         uint t;
-        if (!gu_try_reserve(t)) { gu_reap(16u); continue; }
+        if (!gu_try_reserve(t)) { reap = true; continue; }
         gu_sqe_nop();
-        if ((gu_st.seq & 1u) == 0u) {
-            gu_commit(lane, t, GU_SLOT, ws, 0u);
+        // One commit site (the shader compiler inlines each call).
+        bool waited = (gu_st.seq & 1u) == 0u;
+        gu_commit(lane, t, waited ? GU_SLOT : GU_FF, waited ? ws : 0u, 0u);
+        if (waited) {
             gu_st.phase = PH_WAITING;
         } else {
-            gu_commit(lane, t, GU_FF, 0u, 0u);
             gu_st.seq++;
             gu_st.done++;
         }

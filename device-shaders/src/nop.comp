@@ -28,8 +28,12 @@ void main() {
         gu_st.next_line = 1u;
     }
     uint status = GU_STATUS_TIMED_OUT;
+    // Every reap of the loop happens at its top (the shader compiler inlines each call site; one site keeps the
+    // shader small): a branch that needs one sets `reap` and continues.
+    bool reap = false;
     while (gu_can_start()) {
         gu_iters++;
+        if (reap) { gu_reap(16u); reap = false; }
         if (gu_st.phase == PH_WAITING) {
             int r;
             uint s = gu_poll(lane, ws, r);
@@ -40,28 +44,23 @@ void main() {
             continue;
         }
         if (gu_st.seq >= ops) {
-            gu_reap(16u);
             if (gu_in_flight(lane) == 0u) { gu_st.flags |= GU_LANE_FINISHED; status = GU_STATUS_READY; break; }
+            reap = true;
             continue;
         }
         uint t;
-        if (!gu_try_reserve(t)) { gu_reap(16u); continue; }
-        if (mode == 2u) {
-            gu_sqe_write(true, int(gu_run.params.arg1), line_off, len, ~uint64_t(0));
-            gu_commit(lane, t, GU_FF, 0u, 0u);
+        if (!gu_try_reserve(t)) { reap = true; continue; }
+        // One commit site (the shader compiler inlines each call).
+        if (mode == 2u) gu_sqe_write(true, int(gu_run.params.arg1), line_off, len, ~uint64_t(0));
+        else gu_sqe_nop();
+        bool waited = mode == 1u;
+        gu_commit(lane, t, waited ? GU_SLOT : GU_FF, waited ? ws : 0u, 0u);
+        if (waited) {
+            gu_st.phase = PH_WAITING;
+        } else {
             gu_st.seq++;
             gu_st.done++;
-            gu_st.bytes += uint64_t(len);
-        } else {
-            gu_sqe_nop();
-            if (mode == 0u) {
-                gu_commit(lane, t, GU_FF, 0u, 0u);
-                gu_st.seq++;
-                gu_st.done++;
-            } else {
-                gu_commit(lane, t, GU_SLOT, ws, 0u);
-                gu_st.phase = PH_WAITING;
-            }
+            if (mode == 2u) gu_st.bytes += uint64_t(len);
         }
     }
     gu_end(status);

@@ -34,8 +34,12 @@ void main() {
     uint ws = min(gu_l.slots_per_lane - 1u, 1u);
     uint fixed_off = lane * chunk;
     uint status = GU_STATUS_TIMED_OUT;
+    // Every reap of the loop happens at its top (the shader compiler inlines each call site; one site keeps the
+    // shader small): a branch that needs one sets `reap` and continues.
+    bool reap = false;
     while (gu_can_start()) {
         gu_iters++;
+        if (reap) { gu_reap(16u); reap = false; }
         uint64_t c = uint64_t(lane) + uint64_t(gu_st.seq) * uint64_t(gu_run.params.lanes);
         uint64_t off = c * uint64_t(chunk);
         uint len = c < nchunks ? uint(min(total - off, uint64_t(chunk))) : 0u;
@@ -58,12 +62,12 @@ void main() {
             continue;
         }
         if (c >= nchunks) {
-            gu_reap(16u);
             if (gu_in_flight(lane) == 0u) { gu_st.flags |= GU_LANE_FINISHED; status = GU_STATUS_READY; break; }
+            reap = true;
             continue;
         }
         uint t;
-        if (!gu_try_reserve(t)) { gu_reap(16u); continue; }
+        if (!gu_try_reserve(t)) { reap = true; continue; }
         gu_sqe_read_fixed(true, int(file), fixed_off, len, off);
         gu_commit(lane, t, GU_SLOT, ws, 0u);
         gu_st.phase = PH_WAITING;

@@ -1,7 +1,8 @@
 //! "No allocation per operation on the hot path", checked: a counting global allocator
 //! watches steady-state rounds of raw-path operations (after a warm-up that lets every
 //! reusable buffer reach its capacity) on each backend, both through `submit_batch` +
-//! `poll` and through `submit_simple` + `poll_lent`. The same allocator checks that
+//! `poll`, through `submit_simple` + `poll_lent`, and for a zero-copy send and a
+//! recv into a leased registered buffer over TCP. The same allocator checks that
 //! tearing a proactor down with operations in flight frees their memory (live bytes
 //! return to where they were). Single test in this binary so no other test allocates
 //! concurrently.
@@ -45,6 +46,50 @@ fn round(
             n += 1;
         })
         .unwrap();
+    }
+}
+
+/// One socket round: a zero-copy send of `buf` and recvs into a leased registered
+/// buffer until its bytes arrived; hands both buffers back.
+fn socket_round(
+    p: &Proactor,
+    cli: &std::net::TcpStream,
+    srv: &std::net::TcpStream,
+    ops: &mut Vec<Operation>,
+    ids: &mut Vec<OpId>,
+    buf: &mut Option<Vec<u8>>,
+    lease: &mut Option<FixedBuf>,
+) {
+    let len = 64u32;
+    ops.push(Operation::send_zc(cli, buf.take().unwrap()).user_data(1));
+    ops.push(Operation::recv_fixed(srv, lease.take().unwrap(), len).user_data(2));
+    ids.clear();
+    p.submit_batch(ops, ids).unwrap();
+    let (mut got, mut sent) = (0, false);
+    while !(sent && got == len) {
+        p.poll(Some(Duration::from_secs(5)), |c| {
+            let n = c.outcome.ok().unwrap_or_else(|| panic!("{c:?}"));
+            match c.resources {
+                Resources::Buf(b) => {
+                    assert_eq!(n, len);
+                    *buf = Some(b);
+                    sent = true;
+                }
+                Resources::Fixed(f) => {
+                    got += n;
+                    *lease = Some(f);
+                }
+                r => panic!("{r:?}"),
+            }
+        })
+        .unwrap();
+        // A short recv: receive the rest into the same lease.
+        if got < len {
+            if let Some(l) = lease.take() {
+                ops.push(Operation::recv_fixed(srv, l, len - got).user_data(2));
+                p.submit_batch(ops, ids).unwrap();
+            }
+        }
     }
 }
 
@@ -132,6 +177,25 @@ fn no_per_op_allocation_and_no_leak_on_teardown() {
             n, 0,
             "{name}: submit_simple + poll_lent allocated in steady state"
         );
+        // Sockets: zero-copy send and recv into a leased slab chunk.
+        p.register_buffers(1, 64).unwrap();
+        let lst = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let cli = std::net::TcpStream::connect(lst.local_addr().unwrap()).unwrap();
+        let (srv, _) = lst.accept().unwrap();
+        cli.set_nonblocking(true).unwrap();
+        srv.set_nonblocking(true).unwrap();
+        let mut buf = Some(vec![7u8; 64]);
+        let mut lease = p.lease_buffer();
+        for _ in 0..200 {
+            socket_round(&p, &cli, &srv, &mut ops, &mut ids, &mut buf, &mut lease);
+        }
+        let before = alloc::calls();
+        for _ in 0..500 {
+            socket_round(&p, &cli, &srv, &mut ops, &mut ids, &mut buf, &mut lease);
+        }
+        let n = alloc::calls() - before;
+        eprintln!("{name}: {n} allocations in 1000 socket operations");
+        assert_eq!(n, 0, "{name}: zero-copy send / recv_fixed allocated");
         assert_eq!(p.in_flight(), 0);
         drop(p);
         teardown_frees_memory(name, backend, fd);

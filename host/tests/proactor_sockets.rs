@@ -12,7 +12,8 @@
 //! sockets, a linked send → recv sequence; per-operation timeouts: a recv that times
 //! out (`ETIMEDOUT`, buffer returned, socket still usable), a recv whose data beats
 //! its timeout (no stray completion), cancelling a recv with a timeout (`Cancelled`,
-//! not `ETIMEDOUT`), three timeouts firing in deadline order, a timed-out recv
+//! not `ETIMEDOUT`), three timeouts firing in deadline order, three timeouts all due
+//! at the same poll still delivered in deadline order, a timed-out recv
 //! through a future, a connect with a timeout that succeeds, a timeout in a linked
 //! sequence rejected; recvmsg/sendmsg: unconnected UDP over IPv4 and IPv6 (the
 //! sender's address reported and answered to), Unix datagrams to a path (the
@@ -32,7 +33,7 @@
 
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::task::Wake;
 use std::time::{Duration, Instant};
@@ -40,110 +41,8 @@ use std::time::{Duration, Instant};
 mod proactor_common;
 use gpu_uring::proactor::net::{SockAddr, Socket, SocketKind};
 use gpu_uring::proactor::*;
+use proactor_common::sock::*;
 use proactor_common::Config;
-
-fn run(cfg: Config, name: &str, test: fn(&Proactor)) {
-    match Proactor::new(cfg.options()) {
-        Ok(p) => test(&p),
-        Err(e @ Error::Unavailable { .. }) => {
-            eprintln!("SKIP {name} [{cfg:?}]: backend unavailable: {e}")
-        }
-        Err(e) => panic!("{cfg:?}: creating the proactor failed: {e}"),
-    }
-}
-
-const LIMIT: Duration = Duration::from_secs(10);
-
-fn collect(p: &Proactor, n: usize) -> Vec<Completion> {
-    let mut out = Vec::new();
-    let end = Instant::now() + LIMIT;
-    while out.len() < n {
-        assert!(
-            Instant::now() < end,
-            "timed out: {} of {n}: {out:?}",
-            out.len()
-        );
-        p.poll(Some(Duration::from_millis(100)), |c| out.push(c))
-            .unwrap();
-    }
-    out
-}
-
-fn one(p: &Proactor, op: Operation) -> Completion {
-    let id = p.submit(op).expect("submit");
-    let c = collect(p, 1).pop().unwrap();
-    assert_eq!(c.id, id);
-    c
-}
-
-fn assert_quiet(p: &Proactor, d: Duration) {
-    let end = Instant::now() + d;
-    let mut extra = Vec::new();
-    while Instant::now() < end {
-        p.poll(Some(Duration::from_millis(10)), |c| extra.push(c))
-            .unwrap();
-    }
-    assert!(extra.is_empty(), "unexpected completions: {extra:?}");
-}
-
-fn errno_of(o: &Outcome) -> Option<i32> {
-    match o {
-        Outcome::Err(e) => Some(e.errno),
-        _ => None,
-    }
-}
-
-fn owned(fd: u32) -> OwnedFd {
-    // SAFETY: an accept completion's value is a new descriptor the caller owns.
-    unsafe { OwnedFd::from_raw_fd(fd as i32) }
-}
-
-/// A listener on loopback and a client connected to it through the proactor:
-/// (listener, client, server side).
-fn tcp_pair(p: &Proactor, kind: SocketKind) -> Option<(Socket, Socket, Socket)> {
-    let lst = Socket::new(kind).unwrap();
-    let any: SocketAddr = match kind {
-        SocketKind::TcpV6 => (Ipv6Addr::LOCALHOST, 0).into(),
-        _ => (Ipv4Addr::LOCALHOST, 0).into(),
-    };
-    if let Err(e) = lst.bind(&any.into()) {
-        assert_eq!(kind, SocketKind::TcpV6, "{e}");
-        eprintln!("SKIP: no IPv6 loopback here: {e}");
-        return None;
-    }
-    lst.listen(64).unwrap();
-    let addr = lst.local_addr().unwrap();
-    let cli = Socket::new(kind).unwrap();
-    let a = p.submit(Operation::accept(&lst).user_data(1)).unwrap();
-    let c = p
-        .submit(Operation::connect(&cli, addr).user_data(2))
-        .unwrap();
-    let mut srv = None;
-    for done in collect(p, 2) {
-        if done.id == a {
-            let fd = done.outcome.ok().expect("accept");
-            srv = Some(Socket::import(owned(fd)).unwrap());
-        } else {
-            assert_eq!(done.id, c);
-            assert_eq!(done.outcome, Outcome::Ok(0), "connect");
-        }
-    }
-    Some((lst, cli, srv.unwrap()))
-}
-
-/// Sends `msg` one way and checks it arrives whole (recv loop for stream sockets).
-fn echo_once(p: &Proactor, from: &Socket, to: &Socket, msg: &[u8]) {
-    let c = one(p, Operation::send(from, msg.to_vec()));
-    assert_eq!(c.outcome, Outcome::Ok(msg.len() as u32));
-    let mut got = Vec::new();
-    while got.len() < msg.len() {
-        let c = one(p, Operation::recv(to, vec![0; 4096]));
-        let n = c.outcome.ok().expect("recv") as usize;
-        assert!(n > 0, "early end of stream");
-        got.extend_from_slice(&c.resources.into_buf().unwrap()[..n]);
-    }
-    assert_eq!(got, msg);
-}
 
 fn tcp_v4_echo(p: &Proactor) {
     let (_l, cli, srv) = tcp_pair(p, SocketKind::TcpV4).unwrap();
@@ -545,17 +444,42 @@ fn recv_timeout_cancelled(p: &Proactor) {
 }
 
 fn recv_timeouts_in_order(p: &Proactor) {
-    // Several pending timeouts of different lengths fire in deadline order.
+    // Several pending timeouts of different lengths fire in deadline order (gaps wide
+    // enough that a loaded 2-core machine does not make two of them due at once).
     let pairs: Vec<_> = (0..3)
         .map(|_| Socket::pair(SocketKind::UnixStream).unwrap())
         .collect();
-    for (i, ms) in [(0u64, 90u64), (1, 10), (2, 50)] {
+    for (i, ms) in [(0u64, 300u64), (1, 20), (2, 160)] {
         p.submit(
             Operation::recv_timeout(&pairs[i as usize].1, vec![0; 4], Duration::from_millis(ms))
                 .user_data(i),
         )
         .unwrap();
     }
+    let order: Vec<u64> = collect(p, 3)
+        .into_iter()
+        .map(|c| {
+            assert_eq!(errno_of(&c.outcome), Some(libc::ETIMEDOUT), "{c:?}");
+            c.user_data
+        })
+        .collect();
+    assert_eq!(order, vec![1, 2, 0]);
+}
+
+fn recv_timeouts_due_together_in_deadline_order(p: &Proactor) {
+    // Three timeouts all past due when the proactor next polls: their completions still come in
+    // deadline order (not in the order of the slots they occupy).
+    let pairs: Vec<_> = (0..3)
+        .map(|_| Socket::pair(SocketKind::UnixStream).unwrap())
+        .collect();
+    for (i, ms) in [(0u64, 30u64), (1, 10), (2, 20)] {
+        p.submit(
+            Operation::recv_timeout(&pairs[i as usize].1, vec![0; 4], Duration::from_millis(ms))
+                .user_data(i),
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(60));
     let order: Vec<u64> = collect(p, 3)
         .into_iter()
         .map(|c| {
@@ -1076,6 +1000,7 @@ conformance!(
     recv_timeout_data_first,
     recv_timeout_cancelled,
     recv_timeouts_in_order,
+    recv_timeouts_due_together_in_deadline_order,
     recv_timeout_future,
     connect_timeout_succeeds,
     timeout_in_linked_sequence_rejected,

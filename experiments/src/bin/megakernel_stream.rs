@@ -14,6 +14,11 @@
 //! the partial checksum of the current chunk — in a lane-state buffer and the host re-dispatches until every lane
 //! is done). Defaults on a CPU-type Vulkan device (lavapipe): 4 MiB, 64 KiB chunks, 32 lanes; on a GPU the CPU
 //! defaults. An unavailable device (HIP, CUDA today) ends it with exit status 2.
+//!
+//! Bus traffic (CPU reference device only: its lanes count every access to the io_queue arena): per request,
+//! the lanes' RMWs, waited loads, other loads and stores on host-shared memory (`host_*_per_op`), and the RMWs
+//! split by region (`slot_rmw_per_op`: allocation CAS; `bitmap_rmw_per_op`: the pending-bit `fetch_or`). The
+//! whole io_queue arena is host-shared, so today's hand-off shows as host-shared RMWs.
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -24,7 +29,8 @@ use clap::Parser;
 use gpu_uring::backend::cpu::run_queue_lanes;
 use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams};
 use gpu_uring::backend::{checksum, DeviceType};
-use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueError, Request};
+use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueError, QueueLane, QueueRegion, Request};
+use gpu_uring::ring::bus::BusCounters;
 use gpu_uring_experiments::{bar_chart, data_file, fail, loadavg, CommonArgs, Experiment, Record};
 
 #[derive(Parser, Debug)]
@@ -63,6 +69,8 @@ struct LaneOut {
     bytes: u64,
     chunks: u64,
     failed: u64,
+    /// The lane's io_queue arena accesses (`None` where lanes are not host threads: not counted).
+    bus: Option<BusCounters<QueueRegion>>,
 }
 
 fn main() -> ExitCode {
@@ -158,6 +166,7 @@ fn main() -> ExitCode {
                         bytes: s.bytes,
                         chunks: s.done as u64,
                         failed: s.failed as u64,
+                        bus: None,
                     })
                     .collect()
             }
@@ -186,6 +195,13 @@ fn main() -> ExitCode {
     let bytes: u64 = outs.iter().map(|o| o.bytes).sum();
     let failed: u64 = outs.iter().map(|o| o.failed).sum();
     let ok = device_sum == host && bytes == total && failed == 0;
+    // One READ request per chunk a lane finished or failed.
+    let requests: u64 = outs.iter().map(|o| o.chunks + o.failed).sum();
+    let bus = outs
+        .iter()
+        .map(|o| o.bus)
+        .collect::<Option<Vec<_>>>()
+        .map(|b| BusCounters::total(&b));
     let row = Record::new()
         .text("device", info.backend)
         .int("lanes", lanes)
@@ -201,6 +217,29 @@ fn main() -> ExitCode {
             3,
         )
         .int("idle_parks", st.idle_parks)
+        .int("requests", requests);
+    let per = |n: u64| n as f64 / requests.max(1) as f64;
+    let row = match &bus {
+        Some(b) => {
+            let p = b.per_op(requests);
+            eprintln!(
+                "bus per request (io_queue arena, host-shared): {p}; rmw: slot {:.2} bitmap {:.2}",
+                per(b.get(QueueRegion::Slot).rmw),
+                per(b.get(QueueRegion::Bitmap).rmw)
+            );
+            row.float("host_rmw_per_op", p.host_rmw, 3)
+                .float("host_waited_loads_per_op", p.host_waited_loads, 3)
+                .float("host_loads_per_op", p.host_loads, 3)
+                .float("host_stores_per_op", p.host_stores, 3)
+                .float("slot_rmw_per_op", per(b.get(QueueRegion::Slot).rmw), 3)
+                .float("bitmap_rmw_per_op", per(b.get(QueueRegion::Bitmap).rmw), 3)
+        }
+        None => row.text(
+            "host_rmw_per_op",
+            "not counted (lanes are not host threads)",
+        ),
+    };
+    let row = row
         .int("protocol_violations", st.protocol_violations)
         .int("foreign_cqes", st.foreign_cqes)
         .text("device_checksum", format!("{device_sum:016x}"))
@@ -246,68 +285,80 @@ fn run_cpu_kernel(
     nchunks: u64,
 ) -> Vec<LaneOut> {
     run_queue_lanes(pump, lanes, |lane| {
-        let id = lane.id() as u64;
-        let v = lane.view();
-        let half = |j: u64| (id * 2 + j) * chunk;
-        let read = |c: u64, j: u64| {
-            let off = c * chunk;
-            let len = (total - off).min(chunk) as u32;
-            (Request::read(0, off, 0, half(j), len).tag(c), len)
-        };
-        let mut out = LaneOut::default();
-        let mut c = id;
-        if c >= nchunks {
-            return out;
-        }
-        // Prime: the first chunk into half 0.
-        let mut cur = (lane.alloc(1 << 20).expect("slot"), c, 0u64);
-        lane.publish(cur.0, &read(c, 0).0);
-        loop {
-            // Prefetch the next chunk into the other half while this one is checksummed.
-            let next_c = c + lanes as u64;
-            let next = (next_c < nchunks).then(|| {
-                let s = lane.alloc(1 << 20).expect("slot");
-                lane.publish(s, &read(next_c, 1 - cur.2).0);
-                (s, next_c, 1 - cur.2)
-            });
-            let (slot, cc, j) = cur;
-            let len = read(cc, j).1;
-            match lane.wait_until(slot, Instant::now() + WAIT) {
-                Ok(done) if done.bytes() == Some(len) && done.tag == cc => {
-                    // SAFETY: the READ into this half is DONE; the next READ targets the other half.
-                    let bytes = unsafe { v.region_slice(0, half(j), len as usize) };
-                    let sum = checksum(cc * chunk, bytes) ^ (args.corrupt && cc == 0) as u64;
-                    out.sum = out.sum.wrapping_add(sum);
-                    out.bytes += len as u64;
-                    out.chunks += 1;
-                }
-                Ok(done) => {
-                    eprintln!("lane {id}: chunk {cc} failed: {done:?}");
-                    out.failed += 1;
-                }
-                Err(QueueError::TimedOut) => {
-                    // The READ is still the pump's (and may still fill this half): leave both slots to the
-                    // pump, whose stop completes them, and give up on this lane's remaining chunks.
-                    eprintln!(
-                        "lane {id}: chunk {cc} did not complete within {WAIT:?}; lane gives up"
-                    );
-                    out.failed += 1;
-                    return out;
-                }
-                Err(e) => {
-                    eprintln!("lane {id}: chunk {cc}: {e}");
-                    out.failed += 1;
-                }
-            }
-            lane.free(slot);
-            match next {
-                Some(n) => {
-                    cur = n;
-                    c = next_c;
-                }
-                None => break,
-            }
-        }
+        let mut out = stream_lane(lane, args, lanes, chunk, total, nchunks);
+        out.bus = Some(lane.bus());
         out
     })
+}
+
+/// One lane of the CPU kernel: its chunks, double-buffered.
+fn stream_lane(
+    lane: &mut QueueLane<'_>,
+    args: &Args,
+    lanes: u32,
+    chunk: u64,
+    total: u64,
+    nchunks: u64,
+) -> LaneOut {
+    let id = lane.id() as u64;
+    let v = lane.view();
+    let half = |j: u64| (id * 2 + j) * chunk;
+    let read = |c: u64, j: u64| {
+        let off = c * chunk;
+        let len = (total - off).min(chunk) as u32;
+        (Request::read(0, off, 0, half(j), len).tag(c), len)
+    };
+    let mut out = LaneOut::default();
+    let mut c = id;
+    if c >= nchunks {
+        return out;
+    }
+    // Prime: the first chunk into half 0.
+    let mut cur = (lane.alloc(1 << 20).expect("slot"), c, 0u64);
+    lane.publish(cur.0, &read(c, 0).0);
+    loop {
+        // Prefetch the next chunk into the other half while this one is checksummed.
+        let next_c = c + lanes as u64;
+        let next = (next_c < nchunks).then(|| {
+            let s = lane.alloc(1 << 20).expect("slot");
+            lane.publish(s, &read(next_c, 1 - cur.2).0);
+            (s, next_c, 1 - cur.2)
+        });
+        let (slot, cc, j) = cur;
+        let len = read(cc, j).1;
+        match lane.wait_until(slot, Instant::now() + WAIT) {
+            Ok(done) if done.bytes() == Some(len) && done.tag == cc => {
+                // SAFETY: the READ into this half is DONE; the next READ targets the other half.
+                let bytes = unsafe { v.region_slice(0, half(j), len as usize) };
+                let sum = checksum(cc * chunk, bytes) ^ (args.corrupt && cc == 0) as u64;
+                out.sum = out.sum.wrapping_add(sum);
+                out.bytes += len as u64;
+                out.chunks += 1;
+            }
+            Ok(done) => {
+                eprintln!("lane {id}: chunk {cc} failed: {done:?}");
+                out.failed += 1;
+            }
+            Err(QueueError::TimedOut) => {
+                // The READ is still the pump's (and may still fill this half): leave both slots to the
+                // pump, whose stop completes them, and give up on this lane's remaining chunks.
+                eprintln!("lane {id}: chunk {cc} did not complete within {WAIT:?}; lane gives up");
+                out.failed += 1;
+                return out;
+            }
+            Err(e) => {
+                eprintln!("lane {id}: chunk {cc}: {e}");
+                out.failed += 1;
+            }
+        }
+        lane.free(slot);
+        match next {
+            Some(n) => {
+                cur = n;
+                c = next_c;
+            }
+            None => break,
+        }
+    }
+    out
 }

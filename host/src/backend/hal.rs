@@ -220,7 +220,8 @@ impl fmt::Display for DeviceInfo {
 /// Where a [`DeviceBuffer`]'s memory lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
-    /// The device's own memory (preferring memory the host cannot see). The host cannot reach it.
+    /// The device's own memory. Backends map it for the host where the device offers device-local memory that is
+    /// also host-visible (Vulkan on lavapipe, resizable-BAR GPUs); otherwise the host cannot reach it.
     DeviceLocal,
     /// Driver-allocated memory the host can map (coherent).
     HostVisible,

@@ -5,7 +5,7 @@
 //! touch the same buffer at once.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub(crate) struct Registry {
@@ -14,6 +14,8 @@ pub(crate) struct Registry {
     mem: Box<[UnsafeCell<u8>]>,
     buf_size: usize,
     leased: Box<[AtomicBool]>,
+    /// Where `lease_any` starts looking (a hint: any value is correct).
+    cursor: AtomicUsize,
 }
 
 // SAFETY: the memory is only reached through `FixedBuf`, and the `leased` flags make
@@ -31,6 +33,7 @@ impl Registry {
             mem,
             buf_size,
             leased,
+            cursor: AtomicUsize::new(0),
         }
     }
 
@@ -54,6 +57,29 @@ impl Registry {
 
     fn ptr(&self, index: usize) -> *mut u8 {
         UnsafeCell::raw_get(self.mem[index * self.buf_size..].as_ptr())
+    }
+
+    /// Leases any free buffer: looks at each at most once, starting after the last
+    /// one leased this way.
+    pub(crate) fn lease_any(self: &Arc<Self>) -> Option<FixedBuf> {
+        let n = self.count();
+        // Relaxed: the cursor only spreads the search; the lease flag synchronises.
+        let start = self.cursor.load(Ordering::Relaxed);
+        (0..n).find_map(|k| {
+            let i = (start + k) % n;
+            let b = self.lease(i)?;
+            self.cursor.store(i + 1, Ordering::Relaxed);
+            Some(b)
+        })
+    }
+
+    /// Buffers not leased now (a snapshot).
+    pub(crate) fn free_count(&self) -> usize {
+        // Relaxed: a snapshot for the caller, ordering nothing.
+        self.leased
+            .iter()
+            .filter(|l| !l.load(Ordering::Relaxed))
+            .count()
     }
 
     /// Leases buffer `index` if it is free.

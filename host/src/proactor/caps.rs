@@ -46,11 +46,29 @@ pub enum Capability {
     /// the proactor re-arms a single-shot accept after each connection (io_uring) or
     /// accepts while the listener is readable (epoll).
     Multishot = 1 << 8,
+    /// Zero-copy send (`IORING_OP_SEND_ZC`, 6.0+, found by probing): the kernel sends
+    /// from the caller's pages and posts a notification once it no longer reads them;
+    /// the operation keeps the buffer until then. Emulated: a plain send (the buffer
+    /// comes back with its completion, as natively). On loopback the kernel copies
+    /// anyway, so this carries no speed claim there.
+    ZeroCopySend = 1 << 9,
+    /// Cross-proactor messages posted by the kernel into the target's ring
+    /// (`IORING_OP_MSG_RING`, 5.18+, found by probing; both proactors io_uring).
+    /// Emulated: the payload goes into the target's bounded queue and its wake
+    /// eventfd is set. Either way "target full" is the library's credit count.
+    Messaging = 1 << 10,
+    /// Device fences as sync_file descriptors made by a device driver. Never native
+    /// here yet (no backend exports a sync_file to the proactor); emulated, the
+    /// counted fallback: a timeline [`Semaphore`](super::Semaphore) value stands in
+    /// for the fence, imported fences are any pollable descriptor watched by the
+    /// kernel (`POLL_ADD` / epoll), exports are eventfds made readable by the
+    /// signalling thread.
+    DeviceFence = 1 << 11,
 }
 
 impl Capability {
     /// Every capability, for iteration.
-    pub const ALL: [Capability; 9] = [
+    pub const ALL: [Capability; 12] = [
         Capability::LinkedOperations,
         Capability::RegisteredBuffers,
         Capability::FixedFiles,
@@ -60,6 +78,9 @@ impl Capability {
         Capability::DeferTaskrun,
         Capability::OperationTimeouts,
         Capability::Multishot,
+        Capability::ZeroCopySend,
+        Capability::Messaging,
+        Capability::DeviceFence,
     ];
 }
 

@@ -11,6 +11,9 @@ pub enum QueueKind {
     SubmissionRing,
     /// Every operation slot (`Options::max_in_flight`) is in use.
     OperationSlots,
+    /// The target proactor holds `Options::message_capacity` undelivered messages
+    /// ("target full"): retry once it has polled.
+    Messages,
 }
 
 impl fmt::Display for QueueKind {
@@ -18,6 +21,7 @@ impl fmt::Display for QueueKind {
         f.write_str(match self {
             QueueKind::SubmissionRing => "submission ring",
             QueueKind::OperationSlots => "operation slots",
+            QueueKind::Messages => "target message credits",
         })
     }
 }
@@ -70,6 +74,11 @@ pub enum Error {
     /// second thread racing the owner).
     #[error("poll is already running on this proactor (re-entrant poll from a callback?)")]
     PollBusy,
+
+    /// The call is not allowed in the current state (e.g. another proactor owns the
+    /// process's signals).
+    #[error("failed precondition: {0}")]
+    FailedPrecondition(&'static str),
 
     /// An argument was rejected before anything was submitted.
     #[error("invalid argument: {0}")]

@@ -111,7 +111,9 @@
 //! already determined (then no second completion comes). Cancelling twice is harmless.
 //! A linked sequence is cancelled as a unit: the running step and all later steps
 //! complete `Cancelled`. Dropping an unfinished [`OpFuture`] cancels its operation;
-//! the operation's memory is released only after the kernel is done with it. Dropping
+//! the operation's memory is released only after the kernel is done with it (a
+//! zero-copy send, whose kernel posts a result and then a notification, completes
+//! once, after the notification, even when cancelled between the two). Dropping
 //! the proactor with operations in flight cancels them and waits (bounded) for the
 //! kernel; if it cannot confirm that (io_uring single-issuer ring dropped on a thread
 //! other than its poll thread while operations are still in flight), the memory of
@@ -135,8 +137,30 @@
 //! nop, timers (relative and absolute), event waits ([`Event`], an eventfd), notification
 //! waits ([`Notification`], an epoch counter), and positioned file I/O: open, read,
 //! write, readv, writev, fsync, close, plus reads and writes of registered buffers
-//! ([`FixedBuf`]) and on registered files ([`Target::Fixed`]). [`Proactor::submit_linked`]
-//! runs operations as a sequence in which a failed (or short) step cancels the rest.
+//! ([`FixedBuf`]) and on registered files ([`Target::Fixed`]); sockets: accept (also
+//! multishot), connect, recv (also with a timeout, multishot into provided buffers, or
+//! into a leased registered buffer), send, zero-copy send, recvmsg, sendmsg, shutdown.
+//! [`Proactor::submit_linked`] runs operations as a sequence in which a failed (or
+//! short) step cancels the rest.
+//!
+//! # Services: sources, semaphores, fences, relays, messages, signals
+//!
+//! Built on internal operations whose completions never reach a `poll` closure: each
+//! carries its route (`Resources::Internal`) and `poll` hands it to its owner during
+//! delivery, on the poll thread, with no lock held. Every registration is a
+//! submission (thread-safe) and counts in [`Proactor::in_flight`] while armed; none
+//! keeps a strong reference to the proactor, and dropping the proactor ends them.
+//! Each module states its threading, cancellation and ownership rules:
+//!
+//! - [`source`]: [`Proactor::register_event_source`], readiness callbacks
+//!   (multishot `POLL_ADD`, or re-armed / epoll);
+//! - [`semaphore`]: [`Semaphore`], timeline values with waits as operations,
+//!   futures, wait-any / wait-all, and failure delivered to every waiter;
+//! - [`fence`]: [`Proactor::import_fence`] and [`Semaphore::export_fd`];
+//! - [`relay`]: [`Proactor::relay`], source to sink (kernel-linked where possible);
+//! - [`message`]: [`Proactor::send_message`] (`MSG_RING` or a bounded queue, with
+//!   credits) and [`Proactor::set_message_callback`];
+//! - [`signals`]: [`Proactor::subscribe_signal`] through one signalfd per process.
 
 mod buffers;
 mod bufring;
@@ -145,11 +169,18 @@ mod core;
 mod deliver;
 mod epoll;
 mod error;
+pub mod fence;
 mod future;
+pub mod message;
 pub mod net;
 mod op;
 mod operation;
 mod ops;
+pub mod relay;
+pub mod semaphore;
+mod service;
+pub mod signals;
+pub mod source;
 mod sync;
 mod sys;
 mod uring;
@@ -163,11 +194,16 @@ pub use bufring::{BufRing, RingBuf};
 pub use caps::{BackendKind, Capabilities, Capability, CapabilitySet, Support};
 pub use error::{Error, QueueKind, Result};
 pub use future::OpFuture;
+pub use message::MessageStats;
 pub use op::{
     CancelStatus, Completion, Deadline, OpCode, OpError, OpId, Outcome, Resources, Target,
     TimerSpec,
 };
 pub use operation::{Operation, SimpleOp};
+pub use relay::{Relay, RelaySink, RelaySource};
+pub use semaphore::Semaphore;
+pub use signals::{Signal, SignalSubscription};
+pub use source::{EventSource, Interest};
 pub use sync::{Event, Notification};
 pub use sys::open_fd_count;
 
@@ -216,6 +252,10 @@ pub struct Options {
     pub ring_entries: u32,
     /// Native capabilities the backend may use; masked ones use their emulation.
     pub allowed_capabilities: CapabilitySet,
+    /// Messages from other proactors that may wait for this one's message callback
+    /// (default 256): the credit count behind "target full" (see
+    /// [`Proactor::send_message`]).
+    pub message_capacity: u32,
 }
 
 impl Default for Options {
@@ -225,6 +265,7 @@ impl Default for Options {
             max_in_flight: 1024,
             ring_entries: 256,
             allowed_capabilities: CapabilitySet::ALL,
+            message_capacity: 256,
         }
     }
 }
@@ -267,6 +308,42 @@ macro_rules! on_engine {
 #[derive(Clone)]
 pub struct Proactor {
     engine: Engine,
+    /// Messages from other proactors (see `message.rs`).
+    mailbox: Arc<message::Mailbox>,
+}
+
+/// The engine without keeping it alive.
+#[derive(Clone)]
+enum WeakEngine {
+    Uring(std::sync::Weak<Shared<Uring>>),
+    Epoll(std::sync::Weak<Shared<Epoll>>),
+}
+
+/// A proactor handle that does not keep it alive: what the proactor's own
+/// operations (event sources, relays, signals) hold, so that no cycle keeps a
+/// proactor from being dropped.
+#[derive(Clone)]
+pub(crate) struct WeakProactor {
+    engine: WeakEngine,
+    mailbox: std::sync::Weak<message::Mailbox>,
+}
+
+impl WeakProactor {
+    pub(crate) fn upgrade(&self) -> Option<Proactor> {
+        let engine = match &self.engine {
+            WeakEngine::Uring(w) => Engine::Uring(w.upgrade()?),
+            WeakEngine::Epoll(w) => Engine::Epoll(w.upgrade()?),
+        };
+        Some(Proactor {
+            engine,
+            mailbox: self.mailbox.upgrade()?,
+        })
+    }
+
+    /// Whether it refers to `p`.
+    pub(crate) fn is(&self, p: &Proactor) -> bool {
+        self.upgrade().is_some_and(|q| q.same_as(p))
+    }
 }
 
 impl std::fmt::Debug for Proactor {
@@ -288,6 +365,9 @@ fn emulated_caps() -> CapabilitySet {
         .with(Capability::KernelNotificationWait)
         .with(Capability::OperationTimeouts)
         .with(Capability::Multishot)
+        .with(Capability::ZeroCopySend)
+        .with(Capability::Messaging)
+        .with(Capability::DeviceFence)
 }
 
 impl Proactor {
@@ -310,7 +390,9 @@ impl Proactor {
         let entries = o.ring_entries.clamp(2, 32768);
         // CQ sized for every slot (ordinary and simple) plus cancel requests and the
         // wake read.
+        // Messages posted by `MSG_RING` take CQ entries too (at most the credits).
         let cq = (o.max_in_flight.saturating_mul(3).saturating_add(64))
+            .saturating_add(o.message_capacity)
             .next_power_of_two()
             .max(entries * 2);
         let created = Uring::create(
@@ -320,8 +402,17 @@ impl Proactor {
             o.allowed_capabilities,
         )?;
         let caps = Capabilities::new(created.native, emulated_caps());
+        let mut uring = created.uring;
+        let ring = if caps.is_native(Capability::Messaging) {
+            Some(uring.ring_fd_dup()?)
+        } else {
+            None
+        };
+        let mailbox = Arc::new(message::Mailbox::new(o.message_capacity, ring)?);
+        uring.mailbox = Some(mailbox.clone());
         Ok(Proactor {
-            engine: Engine::Uring(Shared::new(created.uring, caps, o.max_in_flight)),
+            engine: Engine::Uring(Shared::new(uring, caps, o.max_in_flight)),
+            mailbox,
         })
     }
 
@@ -330,7 +421,23 @@ impl Proactor {
         let caps = Capabilities::new(native, emulated_caps());
         Ok(Proactor {
             engine: Engine::Epoll(Shared::new(e, caps, o.max_in_flight)),
+            mailbox: Arc::new(message::Mailbox::new(o.message_capacity, None)?),
         })
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakProactor {
+        WeakProactor {
+            engine: match &self.engine {
+                Engine::Uring(s) => WeakEngine::Uring(Arc::downgrade(s)),
+                Engine::Epoll(s) => WeakEngine::Epoll(Arc::downgrade(s)),
+            },
+            mailbox: Arc::downgrade(&self.mailbox),
+        }
+    }
+
+    /// Whether the calling thread is this proactor's poll thread.
+    pub(crate) fn on_poll_thread(&self) -> bool {
+        on_engine!(&self.engine, |s| s.is_poll_thread())
     }
 
     /// The backend in use.
@@ -470,7 +577,7 @@ impl Proactor {
         on_complete: impl FnMut(Completion),
     ) -> Result<usize> {
         on_engine!(&self.engine, |s| s
-            .poll(timeout, deliver::ByValue(on_complete)))
+            .poll(timeout, service::Routed(deliver::ByValue(on_complete))))
     }
 
     /// Like [`poll`](Self::poll), but each raw completion is lent to `on_complete`
@@ -486,7 +593,7 @@ impl Proactor {
         on_complete: impl FnMut(&mut Completion),
     ) -> Result<usize> {
         on_engine!(&self.engine, |s| s
-            .poll(timeout, deliver::Lent(on_complete)))
+            .poll(timeout, service::Routed(deliver::Lent(on_complete))))
     }
 
     /// Operations submitted and not yet delivered (futures count until taken).
@@ -525,6 +632,37 @@ impl Proactor {
     /// Leases registered buffer `index` if it is free.
     pub fn fixed_buffer(&self, index: u16) -> Option<FixedBuf> {
         on_engine!(&self.engine, |s| s.buffers.get()?.lease(index as usize))
+    }
+
+    /// Leases any free registered buffer (a chunk of the slab made by
+    /// [`register_buffers`](Self::register_buffers)), e.g. for
+    /// [`Operation::recv_fixed`]; `None` when none is registered or all are leased.
+    /// Dropping the [`FixedBuf`] returns it, from any thread.
+    pub fn lease_buffer(&self) -> Option<FixedBuf> {
+        on_engine!(&self.engine, |s| s.buffers.get()?.lease_any())
+    }
+
+    /// Registered buffers not leased now (a snapshot; 0 when none are registered).
+    pub fn free_buffers(&self) -> usize {
+        on_engine!(&self.engine, |s| s
+            .buffers
+            .get()
+            .map_or(0, |r| r.free_count()))
+    }
+
+    /// Zero-copy send notifications the io_uring driver has reaped (0 on epoll, or
+    /// with [`Capability::ZeroCopySend`] emulated): shows that completions waited for
+    /// them. A test hook.
+    #[cfg(feature = "testing")]
+    pub fn zero_copy_notifications(&self) -> u64 {
+        match &self.engine {
+            // Relaxed: a statistic.
+            Engine::Uring(s) => s
+                .driver
+                .zc_notifications
+                .load(std::sync::atomic::Ordering::Relaxed),
+            Engine::Epoll(_) => 0,
+        }
     }
 
     /// Number and size of the registered buffers.

@@ -14,6 +14,8 @@ use super::buffers::FixedBuf;
 use super::bufring::RingBuf;
 use super::error::{Errno, Error};
 use super::net::SockAddr;
+use super::semaphore::Semaphore;
+use super::service::Internal;
 use super::sync::{Event, Notification};
 use super::sys;
 
@@ -130,6 +132,12 @@ pub enum OpCode {
     Recvmsg,
     Sendmsg,
     RecvMultishot,
+    SendZc,
+    RecvFixed,
+    SemaphoreWait,
+    EventSignal,
+    PollSource,
+    MsgRing,
 }
 
 impl OpCode {
@@ -157,6 +165,12 @@ impl OpCode {
             OpCode::Recvmsg => "recvmsg",
             OpCode::Sendmsg => "sendmsg",
             OpCode::RecvMultishot => "multishot recv",
+            OpCode::SendZc => "zero-copy send",
+            OpCode::RecvFixed => "recv_fixed",
+            OpCode::SemaphoreWait => "semaphore wait",
+            OpCode::EventSignal => "event signal",
+            OpCode::PollSource => "event source poll",
+            OpCode::MsgRing => "message",
         }
     }
 }
@@ -241,13 +255,22 @@ pub enum Resources {
     Notification(Notification),
     /// A buffer leased from a provided-buffer group (multishot recv).
     Leased(RingBuf),
+    /// The semaphore of a semaphore wait.
+    Semaphore(Semaphore),
+    /// The semaphores (and values) of a wait on several.
+    Semaphores(Vec<(Semaphore, u64)>),
+    /// A completion of one of the proactor's own operations (event sources, relays,
+    /// signals, messages, fence imports); never handed to a `poll` closure.
+    #[doc(hidden)]
+    Internal(Internal),
     /// The buffer of a recvmsg and the sender's address (`None` when the kernel
     /// reported none, e.g. an unnamed Unix socket or a failed receive).
     Msg {
         /// The buffer.
         buf: Vec<u8>,
-        /// The sender's address.
-        from: Option<SockAddr>,
+        /// The sender's address, boxed so that every `Completion` stays small (an
+        /// inline socket address would triple the size of all of them).
+        from: Option<Box<SockAddr>>,
     },
 }
 
@@ -269,7 +292,7 @@ impl Resources {
     /// The buffer and sender's address of a recvmsg.
     pub fn into_msg(self) -> Option<(Vec<u8>, Option<SockAddr>)> {
         match self {
-            Resources::Msg { buf, from } => Some((buf, from)),
+            Resources::Msg { buf, from } => Some((buf, from.map(|a| *a))),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@ use super::buffers::FixedBuf;
 use super::net::SockAddr;
 use super::op::{Deadline, Target, TimerSpec};
 use super::ops::{self, OpKind};
+use super::semaphore::Semaphore;
 use super::sync::{Event, Notification};
 
 /// An operation ready to submit. Build one with the constructors below, optionally
@@ -30,6 +31,11 @@ impl std::fmt::Debug for Operation {
 impl Operation {
     fn new(kind: OpKind) -> Operation {
         Operation { kind, user_data: 0 }
+    }
+
+    /// One of the proactor's own operations (its completion is routed internally).
+    pub(crate) fn internal(kind: OpKind) -> Operation {
+        Operation::new(kind)
     }
 
     /// Sets the value reported in [`Completion::user_data`](super::Completion::user_data).
@@ -77,8 +83,57 @@ impl Operation {
             ops::notification_wait::NotificationWait {
                 n: n.clone(),
                 token,
+                route: None,
             },
         ))
+    }
+
+    /// Completes once `sem` reaches `value` (`Ok(0)`), or with the errno of its
+    /// failure (`Outcome::Err`, op [`OpCode::SemaphoreWait`](super::OpCode)); the
+    /// semaphore comes back in [`Resources::Semaphore`](super::Resources). A
+    /// user-space wait on every backend (64-bit values have no futex); as a future
+    /// through `submit_future`. Raw, future or in an emulated linked sequence.
+    pub fn semaphore_wait(sem: &Semaphore, value: u64) -> Operation {
+        Operation::new(OpKind::SemaphoreWait(ops::semaphore_wait::SemaphoreWait {
+            waits: ops::semaphore_wait::Waits::One(sem.clone(), value),
+            route: None,
+        }))
+    }
+
+    /// Completes (`Ok(0)`) once every semaphore reached its value, or with the error
+    /// of the first failed one found. An empty list is refused (`InvalidArgument`).
+    pub fn semaphore_wait_all(waits: Vec<(Semaphore, u64)>) -> Operation {
+        Operation::new(OpKind::SemaphoreWait(ops::semaphore_wait::SemaphoreWait {
+            waits: ops::semaphore_wait::Waits::Many {
+                list: waits,
+                all: true,
+            },
+            route: None,
+        }))
+    }
+
+    /// Completes once any semaphore reached its value, with `Ok(index)` of the first
+    /// such in the list; fails only when every semaphore failed (with the first
+    /// one's errno).
+    pub fn semaphore_wait_any(waits: Vec<(Semaphore, u64)>) -> Operation {
+        Operation::new(OpKind::SemaphoreWait(ops::semaphore_wait::SemaphoreWait {
+            waits: ops::semaphore_wait::Waits::Many {
+                list: waits,
+                all: false,
+            },
+            route: None,
+        }))
+    }
+
+    /// Sets `event` from the kernel side (`IORING_OP_WRITE` of 1 to its eventfd; on
+    /// epoll the same write by the poll thread), so that it can follow another
+    /// operation in a linked sequence. Completes with `Ok(8)`.
+    pub fn event_signal(event: &Event) -> Operation {
+        Operation::new(OpKind::EventSignal(ops::event_signal::EventSignal {
+            event: event.clone(),
+            one: 1,
+            route: None,
+        }))
     }
 
     /// `openat(2)` relative to `dir` (`libc::AT_FDCWD` for the working directory);
@@ -277,6 +332,36 @@ impl Operation {
         Operation::new(OpKind::Send(ops::send::Send {
             fd: socket.into(),
             buf,
+        }))
+    }
+
+    /// Sends `buf` without copying it where the kernel can (`IORING_OP_SEND_ZC`,
+    /// 6.0+): the operation holds `buf` until the kernel's notification says its pages
+    /// are no longer read, then completes once with the count sent (it may be short)
+    /// and `buf`. Never raises `SIGPIPE`. Cancel-safe like every operation: a
+    /// cancellation after the data went out still waits for the notification and
+    /// reports the count. Emulated with a plain send (see
+    /// [`Capability::ZeroCopySend`](super::Capability::ZeroCopySend)).
+    pub fn send_zc(socket: impl Into<Target>, buf: Vec<u8>) -> Operation {
+        Operation::new(OpKind::SendZc(ops::send_zc::SendZc {
+            fd: socket.into(),
+            buf,
+            result: None,
+            plain: false,
+        }))
+    }
+
+    /// Receives up to `len` bytes into a leased registered buffer (see
+    /// [`Proactor::lease_buffer`](super::Proactor::lease_buffer)); completes with the
+    /// count (0: the peer closed its side) and returns the lease, which goes back to
+    /// the pool when dropped. `IORING_OP_READ_FIXED` on the socket where
+    /// [`Capability::RegisteredBuffers`](super::Capability::RegisteredBuffers) is
+    /// native; a plain recv into the same memory otherwise.
+    pub fn recv_fixed(socket: impl Into<Target>, buf: FixedBuf, len: u32) -> Operation {
+        Operation::new(OpKind::RecvFixed(ops::recv_fixed::RecvFixed {
+            fd: socket.into(),
+            buf,
+            len,
         }))
     }
 

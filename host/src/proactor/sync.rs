@@ -16,7 +16,7 @@ use super::sys;
 /// completes once the event is set and does not consume it; [`reset`](Event::reset)
 /// clears it. Cloning shares the same descriptor.
 #[derive(Clone, Debug)]
-pub struct Event(Arc<OwnedFd>);
+pub struct Event(pub(crate) Arc<OwnedFd>);
 
 impl Event {
     /// Creates an unset event.

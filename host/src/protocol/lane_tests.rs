@@ -2,7 +2,8 @@
 #![cfg(test)]
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 use super::*;
-use crate::protocol::publish::{check_flags, mark_and_advance};
+use crate::protocol::publish::check_flags;
+use crate::protocol::window::mark_and_advance;
 use io_uring::squeue::Flags;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 

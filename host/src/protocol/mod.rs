@@ -15,6 +15,7 @@ mod reap;
 mod reserve;
 pub mod shared;
 pub mod subgroup;
+mod window;
 
 pub use device_ring::{DeviceRing, PrintMode, PrintTarget, QuiesceError, Violations};
 pub use format::LineBuf;

@@ -27,7 +27,7 @@ use io_uring::{opcode, types};
 use super::format::LineBuf;
 use super::lane::{backoff, violation, Lane, LaneError};
 pub(crate) use super::log_target::{Caches, LogTarget};
-use super::publish::publish_tickets;
+use super::window::publish_tickets;
 use super::reserve::{return_credits, take_credits, take_tickets};
 use super::shared::*;
 use crate::local_off;

@@ -14,9 +14,9 @@ use super::doorbell::{ring, take_pending, Bell};
 use super::lane::{violation, Lane};
 use super::log_target::Caches;
 use super::print_log::take_pending_log;
-use super::publish::mark_and_advance;
 use super::reserve::return_credits;
 use super::shared::*;
+use super::window::mark_and_advance;
 use crate::local_off;
 use crate::ring::bus::RingBus;
 
@@ -37,7 +37,9 @@ pub(super) fn claim(bus: &RingBus<'_, '_>, max: u32, tail_seen: &mut u32) -> Cla
     let claim = bus.local(local_off!(cq_claim));
     let cq_pub = bus.local64(local_off!(cq_pub));
     for _ in 0..RESERVE_TRIES {
-        let c = claim.load(Relaxed);
+        // Acquire, paired with the release of the claiming CAS below: the tail and heads the lane that claimed up
+        // to `c` had read happen before this lane's loads of them, so an honest claim is never ahead of them.
+        let c = claim.load(Acquire);
         let ahead = tail_seen.wrapping_sub(c);
         if ahead == 0 || ahead > l.cq_entries {
             // The cached tail shows nothing to claim (or is not a tail this claim can be behind): reload it.
@@ -72,9 +74,10 @@ pub(super) fn claim(bus: &RingBus<'_, '_>, max: u32, tail_seen: &mut u32) -> Cla
         if k == 0 {
             return Claim::Empty;
         }
-        // Relaxed: the CQEs were made visible by the tail acquire; the claim only divides them.
+        // Release on success: see the acquire load above. The CQEs were made visible by the tail acquire; the
+        // claim only divides them.
         if claim
-            .compare_exchange_weak(c, c.wrapping_add(k), Relaxed, Relaxed)
+            .compare_exchange_weak(c, c.wrapping_add(k), Release, Relaxed)
             .is_ok()
         {
             return Claim::Got(c, k);

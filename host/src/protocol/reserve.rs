@@ -13,8 +13,8 @@ use io_uring::opcode;
 
 use super::doorbell::{take_pending, Bell};
 use super::lane::{backoff, violation, Lane, LaneError};
-use super::publish::{ff_user_data, publish_sqe};
 use super::shared::*;
+use super::window::{ff_user_data, publish_sqe};
 use crate::local_off;
 use crate::ring::bus::{BusMeter, RingBus};
 use crate::ring::layout::Sqe;
@@ -113,7 +113,11 @@ pub(super) fn take_tickets(
     let room = |head: u32, r: u32| head.wrapping_add(l.sq_entries).wrapping_sub(r);
     let short = |room: u32| room == 0 || room > l.sq_entries.saturating_mul(2);
     for _ in 0..RESERVE_TRIES {
-        let r = reserve.load(Relaxed);
+        // Acquire, paired with the release of the CAS below: the head and prefix the lane that reserved up to
+        // `r` had read happen before this lane's loads of them, so an honest `r` is never ahead of what this lane
+        // reads next (on weakly ordered devices a relaxed load could see a newer ticket with an older head and
+        // count a false violation; the loom model `weakened_ticket_relaxed` shows it).
+        let r = reserve.load(Acquire);
         // Acquire: the SQE stores of every published ticket (this lane's own checks only need the value).
         let published = sq_pub.load(Acquire) as u32;
         let mut sq_room = room(*head_seen, r);
@@ -142,9 +146,10 @@ pub(super) fn take_tickets(
             return Err(NoTicket::WindowFull);
         }
         let k = n.min(sq_room).min(w_room);
-        // Relaxed: the ticket orders nothing by itself; the SQE it names is published through `sq_pub`.
+        // Release on success: carries the head and prefix this lane read to the next reserver's acquire load (see
+        // above). The SQE a ticket names is published through `sq_pub`, not through this word.
         if reserve
-            .compare_exchange_weak(r, r.wrapping_add(k), Relaxed, Relaxed)
+            .compare_exchange_weak(r, r.wrapping_add(k), Release, Relaxed)
             .is_ok()
         {
             return Ok((r, k));

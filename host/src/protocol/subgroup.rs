@@ -22,10 +22,11 @@ use super::lane::{backoff, CompletionMode, FileRef, Lane, LaneError, LaneStats};
 use super::print_log::{
     complete_range, copy_in, reserve_bytes, ring_log, Caches, LogTarget, NoRoom,
 };
-use super::publish::{check_flags, publish_tickets};
+use super::publish::check_flags;
 use super::reap::reap_into;
 use super::reserve::{hole_nop, return_credits, take_credits, take_tickets, NoTicket};
 use super::shared::*;
+use super::window::publish_tickets;
 use crate::local_off;
 use crate::ring::bus::RingBus;
 use crate::ring::layout::Sqe;

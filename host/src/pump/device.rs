@@ -4,11 +4,20 @@
 //!
 //! No lane ever waits on another lane: allocation is one bounded scan of CAS attempts that fails with
 //! [`QueueError::WouldBlock`] when every slot is taken, and every wait is for the pump and is bounded.
+//!
+//! Every access a lane makes to the arena is counted in the lane's own [`BusMeter`] (no atomic, no
+//! allocation), per [`QueueRegion`]; [`QueueLane::bus`] reads them. A slot's request fields written by
+//! [`publish_raw`](QueueLane::publish_raw) count as one store and a completion's fields read by
+//! [`poll`](QueueLane::poll) as one load, as an SQE and a CQE do in the ring. The payload bytes of a region
+//! are not counted (they cross the bus once, by design). All of the arena is host-shared, so the slot CAS and
+//! the bitmap `fetch_or` show up as host-shared RMWs ([`crate::pump::bus`]).
 
 use std::sync::atomic::Ordering::*;
 use std::time::Instant;
 
+use super::bus::QueueRegion;
 use super::queue::*;
+use crate::ring::bus::{BusCounters, BusMeter};
 
 /// A request as a lane states it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +136,7 @@ pub struct QueueLane<'a> {
     q: QueueView<'a>,
     id: u32,
     next: u32,
+    meter: BusMeter<QueueRegion>,
 }
 
 impl<'a> QueueLane<'a> {
@@ -137,7 +147,13 @@ impl<'a> QueueLane<'a> {
             q,
             id,
             next: id.wrapping_mul(0x9e37_79b9) % n,
+            meter: BusMeter::default(),
         }
+    }
+
+    /// This lane's arena accesses so far, per region.
+    pub fn bus(&self) -> BusCounters<QueueRegion> {
+        self.meter.snapshot()
     }
 
     /// The view.
@@ -158,10 +174,15 @@ impl<'a> QueueLane<'a> {
         for i in 0..n {
             let idx = (self.next + i) % n;
             let st = self.q.state(idx);
-            if st.load(Relaxed) == QUEUE_SLOT_FREE
-                && st
-                    .compare_exchange(QUEUE_SLOT_FREE, QUEUE_SLOT_ALLOCATED, Acquire, Relaxed)
-                    .is_ok()
+            self.meter.load(QueueRegion::Slot);
+            if st.load(Relaxed) != QUEUE_SLOT_FREE {
+                continue;
+            }
+            // A host-shared RMW (counted as one): the io_queue's slot pool is not single-writer yet.
+            self.meter.rmw(QueueRegion::Slot);
+            if st
+                .compare_exchange(QUEUE_SLOT_FREE, QUEUE_SLOT_ALLOCATED, Acquire, Relaxed)
+                .is_ok()
             {
                 self.next = (idx + 1) % n;
                 return Some(idx);
@@ -200,12 +221,16 @@ impl<'a> QueueLane<'a> {
         q.slot32(slot, ERROR).store(0, Relaxed);
         q.slot32(slot, RESERVED0).store(s.reserved[0], Relaxed);
         q.slot32(slot, RESERVED1).store(s.reserved[1], Relaxed);
+        self.meter.store(QueueRegion::Slot);
         // Release: the pump's acquire CAS that claims the slot sees every field above (and, for WRITE, the
         // buffer bytes this lane wrote before publishing).
         q.state(slot).store(QUEUE_SLOT_PUBLISHED, Release);
+        self.meter.store(QueueRegion::Slot);
         // Release RMW: the pump's acquire swap of this word makes the PUBLISHED store visible, and orders this
-        // publication before any later one of this lane (what FENCE relies on, §Q6).
+        // publication before any later one of this lane (what FENCE relies on, §Q6). A host-shared RMW
+        // (counted): the bitmap has many writers.
         q.bitmap_word(slot / 32).fetch_or(1 << (slot % 32), Release);
+        self.meter.rmw(QueueRegion::Bitmap);
     }
 
     /// §Q3.2: publishes `req` in ALLOCATED slot `slot`.
@@ -232,9 +257,14 @@ impl<'a> QueueLane<'a> {
     /// returns [`QueueError::PumpStopped`].
     pub fn poll(&mut self, slot: u32) -> Result<SlotPoll, QueueError> {
         let q = &self.q;
+        let meter = &self.meter;
+        // The lane waits on the state: a waited load each poll.
+        meter.waited_load(QueueRegion::Slot);
         // A state no value names (device code rewrote the word) reads as still the pump's, like CLAIMED.
         match QueueSlotState::try_from(q.state(slot).load(Acquire)) {
             Ok(s @ (QueueSlotState::Done | QueueSlotState::Failed)) => {
+                // The completion's fields: one load, as a CQE.
+                meter.load(QueueRegion::Slot);
                 Ok(SlotPoll::Complete(QueueCompletion {
                     done: s == QueueSlotState::Done,
                     result: q.result(slot).load(Relaxed),
@@ -243,13 +273,24 @@ impl<'a> QueueLane<'a> {
                 }))
             }
             Ok(QueueSlotState::Published)
-                if matches!(
-                    PumpState::try_from(q.pump_state().load(Acquire)),
-                    Ok(PumpState::Stopped | PumpState::Failed)
-                ) && q
-                    .state(slot)
-                    .compare_exchange(QUEUE_SLOT_PUBLISHED, QUEUE_SLOT_ALLOCATED, Acquire, Relaxed)
-                    .is_ok() =>
+                if {
+                    meter.waited_load(QueueRegion::Header);
+                    matches!(
+                        PumpState::try_from(q.pump_state().load(Acquire)),
+                        Ok(PumpState::Stopped | PumpState::Failed)
+                    )
+                } && {
+                    // A host-shared RMW (counted): the withdrawal races the pump's claim on the slot word.
+                    meter.rmw(QueueRegion::Slot);
+                    q.state(slot)
+                        .compare_exchange(
+                            QUEUE_SLOT_PUBLISHED,
+                            QUEUE_SLOT_ALLOCATED,
+                            Acquire,
+                            Relaxed,
+                        )
+                        .is_ok()
+                } =>
             {
                 Err(QueueError::PumpStopped)
             }
@@ -300,6 +341,7 @@ impl<'a> QueueLane<'a> {
             QUEUE_SLOT_DONE | QUEUE_SLOT_FAILED | QUEUE_SLOT_ALLOCATED
         ));
         self.q.state(slot).store(QUEUE_SLOT_FREE, Release);
+        self.meter.store(QueueRegion::Slot);
     }
 
     /// Allocate, publish, wait, free. On [`QueueError::TimedOut`] the slot is not freed (the pump still owns
@@ -326,5 +368,39 @@ pub fn backoff(i: u32) {
         std::thread::yield_now();
     } else {
         std::thread::sleep(std::time::Duration::from_micros(20));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::pump::queue::QueueArenaPlan;
+
+    /// The counters of one request, the pump's part played by the test: alloc (a slot load and CAS), publish
+    /// (fields, state, bitmap fetch_or), two polls (one pending, one done with its completion read), free.
+    #[test]
+    fn one_request_counts_its_host_shared_accesses() {
+        let a = PumpArena::new(QueueArenaPlan::new(4, &[64], 0).unwrap()).unwrap();
+        let v = a.view();
+        let mut lane = QueueLane::new(v, 0);
+        let slot = lane.try_alloc().unwrap();
+        lane.publish(slot, &Request::nop().tag(9));
+        assert_eq!(lane.poll(slot), Ok(SlotPoll::Pending));
+        v.state(slot).store(QUEUE_SLOT_DONE, Release);
+        assert!(matches!(lane.poll(slot), Ok(SlotPoll::Complete(c)) if c.tag == 9));
+        lane.free(slot);
+
+        let b = lane.bus();
+        let slot_c = b.get(QueueRegion::Slot);
+        assert_eq!(
+            (slot_c.rmw, slot_c.waited_loads, slot_c.loads, slot_c.stores),
+            (1, 2, 2, 3)
+        );
+        let bitmap = b.get(QueueRegion::Bitmap);
+        assert_eq!((bitmap.rmw, bitmap.stores), (1, 0));
+        // Every access is host-shared: 2 RMWs on host memory per request today (slot CAS, bitmap fetch_or).
+        assert_eq!(b.host_shared().rmw, 2);
+        assert_eq!(b.device_local(), Default::default());
     }
 }

@@ -32,6 +32,7 @@
 //!   `device-shaders/include/gpu_uring_pump.glsl`, run on any device that loads its kernels by
 //!   `backend::pump::run_pump`.
 
+pub mod bus;
 mod config;
 pub mod device;
 mod engine;
@@ -39,6 +40,7 @@ pub mod host;
 pub mod queue;
 mod validate;
 
+pub use bus::QueueRegion;
 #[cfg(feature = "testing")]
 pub use config::SubmitFault;
 pub use config::{IdleConfig, PumpConfig, PumpError, PumpFile, PumpStats};

@@ -1,6 +1,9 @@
 //! The configurations every proactor test runs under, defined once for all proactor test files.
 #![allow(dead_code)]
 
+pub mod sock;
+pub mod svc;
+
 use gpu_uring::proactor::{BackendChoice, Capability, CapabilitySet, Options};
 
 /// One backend configuration of the proactor suites.

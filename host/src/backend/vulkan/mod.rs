@@ -7,9 +7,13 @@
 //!   [`DeviceError::Unavailable`](crate::backend::DeviceError::Unavailable) with the reason.
 //! - Adapters and their choice: `adapter.rs`; the device: `device.rs`.
 //! - Kernels: `kernel.rs` (SPIR-V, one pipeline each); launches: `run.rs`. The built-in programs run through
-//!   them (`backend::builtin`): the arena imported into a HOST_COHERENT memory type, a host-visible run buffer,
-//!   the program's SPIR-V dispatched in workgroups of exactly one subgroup (local_size_x is a specialization
-//!   constant): device-scope atomics in loops inside larger workgroups made lavapipe end invocations early.
+//!   them (`backend::builtin`): the arena imported into a HOST_COHERENT memory type (host-shared memory), a
+//!   host-visible run buffer, the ring's device-local block in a `Placement::DeviceLocal` buffer (DEVICE_LOCAL,
+//!   HOST_VISIBLE | HOST_COHERENT too where the device offers it, as lavapipe does, and then mapped) bound at
+//!   bindings 3 and 4, filled from the ring's host copy before the first dispatch and copied back after the
+//!   last, and the program's SPIR-V
+//!   dispatched in workgroups of exactly one subgroup (local_size_x is a specialization constant): device-scope
+//!   atomics in loops inside larger workgroups made lavapipe end invocations early.
 //!   A launch that binds only buffers stays recorded, so re-dispatches only re-submit it.
 //! - **Resumable dispatch.** lavapipe ends every loop of an invocation after 65535 iterations in total, so no
 //!   program may rely on finishing in one dispatch. Each lane counts its loop iterations, starts no new work

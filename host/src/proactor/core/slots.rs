@@ -81,7 +81,8 @@ pub(crate) fn alloc_slot<'a, X: SlotExt>(
         s.delivery = Delivery::Future(None);
     }
     s.user_data = op.user_data;
-    s.op = Some(op.kind);
+    // A free slot holds no op (`release`): nothing to drop, so no drop check.
+    std::mem::forget(s.op.replace(op.kind));
     (idx, s, OpId::new(idx, gen).0)
 }
 
@@ -158,7 +159,15 @@ impl<D: Driver> Core<D> {
     }
 
     /// Hands a queued slot to the driver (or completes it at once).
+    #[inline]
     pub(crate) fn start(&mut self, sh: &Shared<D>, idx: u32) {
+        self.start_as(sh, idx, true);
+    }
+
+    /// `start`, told whether the operation may carry a timeout (`false` when the
+    /// submission already knows it does not: its kind is then not looked at again).
+    #[inline]
+    pub(crate) fn start_as(&mut self, sh: &Shared<D>, idx: u32, may_time_out: bool) {
         let s = &mut self.slots[idx as usize];
         debug_assert_eq!(s.state, State::Queued);
         s.state = State::Running;
@@ -166,23 +175,27 @@ impl<D: Driver> Core<D> {
             self.finish(sh, idx, Outcome::Cancelled);
             return;
         }
-        if let Some(ns) = s.op.as_ref().map(OpKind::timeout_ns).filter(|&ns| ns != 0) {
-            if !sh.caps.is_native(Capability::OperationTimeouts) {
+        // The cheap tests first: without a possible timeout, or with native timeouts
+        // (io_uring), the operation's kind is not looked at for one.
+        if may_time_out && !sh.caps.is_native(Capability::OperationTimeouts) {
+            if let Some(ns) = s.op.as_ref().map(OpKind::timeout_ns).filter(|&ns| ns != 0) {
                 s.deadline = sys::monotonic_ns().saturating_add(ns);
                 self.timed += 1;
             }
         }
-        if let Some(OpKind::NotificationWait(w)) = &s.op {
-            if !sh.caps.is_native(Capability::KernelNotificationWait) {
-                let (n, token) = (w.n.clone(), w.token);
-                s.soft = true;
-                let key = s.key(idx);
-                let me: Weak<dyn SoftWaiter> = sh.me.clone();
-                if !n.subscribe(token, Subscriber { proactor: me, key }) {
-                    self.finish(sh, idx, Outcome::Ok(0));
-                }
-                return;
+        // A user-space wait (emulated notification wait, semaphore wait): subscribed
+        // to its object, completed by `soft_complete` (ops decide; see `OpKind::soft`).
+        if s.op.as_ref().is_some_and(|o| o.soft(sh.caps)) {
+            s.soft = true;
+            let key = s.key(idx);
+            let me: Weak<dyn SoftWaiter> = sh.me.clone();
+            let now =
+                s.op.as_ref()
+                    .and_then(|o| o.soft_subscribe(Subscriber { proactor: me, key }));
+            if let Some(outcome) = now {
+                self.finish(sh, idx, outcome);
             }
+            return;
         }
         sh.driver.start(sh, self, idx);
     }
@@ -191,12 +204,8 @@ impl<D: Driver> Core<D> {
     /// sequence, then delivers (raw path), stores (future) or drops (detached).
     #[inline(always)]
     pub(crate) fn finish(&mut self, sh: &Shared<D>, idx: u32, outcome: Outcome) {
-        let outcome = if self.slots[idx as usize].deadline != 0 {
-            self.settle_timeout(idx, outcome)
-        } else {
-            outcome
-        };
-        // Fast path: an unlinked operation on the raw path.
+        // Fast path: an unlinked operation on the raw path without an emulated
+        // timeout, decided on one look at the slot.
         let Core {
             slots,
             done,
@@ -206,7 +215,11 @@ impl<D: Driver> Core<D> {
             ..
         } = self;
         let s = &mut slots[idx as usize];
-        if s.next == NONE && s.prev == NONE && matches!(s.delivery, Delivery::Callback) {
+        if s.deadline == 0
+            && s.next == NONE
+            && s.prev == NONE
+            && matches!(s.delivery, Delivery::Callback)
+        {
             let id = OpId(s.key(idx));
             let user_data = s.user_data;
             // Lean path: an op that owns nothing (nop, timer, fsync) only has its tag
@@ -241,11 +254,24 @@ impl<D: Driver> Core<D> {
             free.push(idx);
             return;
         }
-        self.finish_slow(sh, idx, outcome);
+        self.finish_cold(sh, idx, outcome);
+    }
+
+    /// `finish` of a slot with an emulated timeout, a linked step, a future or a
+    /// detached operation.
+    #[inline(never)]
+    fn finish_cold(&mut self, sh: &Shared<D>, idx: u32, outcome: Outcome) {
+        let s = &self.slots[idx as usize];
+        if s.deadline != 0 {
+            let outcome = self.settle_timeout(idx, outcome);
+            // Now without a deadline: the fast path may take it.
+            self.finish(sh, idx, outcome);
+        } else {
+            self.finish_slow(sh, idx, outcome);
+        }
     }
 
     /// `finish` for linked steps, futures and detached operations.
-    #[inline(never)]
     fn finish_slow(&mut self, sh: &Shared<D>, idx: u32, outcome: Outcome) {
         let mut idx = idx;
         let mut outcome = outcome;
@@ -351,24 +377,33 @@ impl<D: Driver> Core<D> {
         }
     }
 
-    /// Cancels the running operations whose emulated timeout has passed; returns the
-    /// earliest deadline still pending (CLOCK_MONOTONIC nanoseconds).
+    /// Cancels the running operations whose emulated timeout has passed, earliest deadline
+    /// first (so their completions are delivered in deadline order, not slot order); returns
+    /// the earliest deadline still pending (CLOCK_MONOTONIC nanoseconds). One pass per expired
+    /// operation plus one: expiries are rare, and this keeps the path free of allocation.
     pub(crate) fn expire_timeouts(&mut self, sh: &Shared<D>) -> Option<u64> {
         let now = sys::monotonic_ns();
-        let mut next: Option<u64> = None;
-        for idx in 0..self.slots.len() as u32 {
-            let s = &mut self.slots[idx as usize];
-            if s.deadline == 0 || s.timed_out || s.cancel {
-                continue;
+        loop {
+            let mut next: Option<u64> = None;
+            let mut due: Option<(u64, u32)> = None;
+            for (idx, s) in self.slots.iter().enumerate() {
+                if s.deadline == 0 || s.timed_out || s.cancel {
+                    continue;
+                }
+                if s.deadline <= now && s.state == State::Running {
+                    if !matches!(due, Some((d, _)) if d <= s.deadline) {
+                        due = Some((s.deadline, idx as u32));
+                    }
+                } else {
+                    next = Some(next.map_or(s.deadline, |n| n.min(s.deadline)));
+                }
             }
-            if s.deadline <= now && s.state == State::Running {
-                s.timed_out = true;
-                self.cancel_slot(sh, idx);
-            } else {
-                next = Some(next.map_or(s.deadline, |n| n.min(s.deadline)));
-            }
+            let Some((_, idx)) = due else {
+                return next;
+            };
+            self.slots[idx as usize].timed_out = true;
+            self.cancel_slot(sh, idx);
         }
-        next
     }
 
     /// First step of `idx`'s sequence that has not finished (`idx` itself if unlinked).
@@ -400,10 +435,9 @@ impl<D: Driver> Core<D> {
         match s.state {
             State::Queued => self.finish(sh, idx, Outcome::Cancelled),
             State::Running if s.soft => {
-                if let Some(OpKind::NotificationWait(w)) = &s.op {
-                    let n = w.n.clone();
-                    let me: Weak<dyn SoftWaiter> = sh.me.clone();
-                    n.unsubscribe(s.key(idx), &me);
+                let me: Weak<dyn SoftWaiter> = sh.me.clone();
+                if let Some(op) = &s.op {
+                    op.soft_unsubscribe(s.key(idx), &me);
                 }
                 self.finish(sh, idx, Outcome::Cancelled);
             }
@@ -421,7 +455,13 @@ impl<D: Driver> Core<D> {
         if s.state != State::Running || !s.soft {
             return false;
         }
-        self.finish(sh, idx, Outcome::Ok(0));
+        // The op decides whether its wait is over (a wait on several objects may
+        // still wait for another one).
+        let me: Weak<dyn SoftWaiter> = sh.me.clone();
+        let Some(outcome) = s.op.as_ref().and_then(|o| o.soft_check(key, &me)) else {
+            return false;
+        };
+        self.finish(sh, idx, outcome);
         true
     }
 }

@@ -10,7 +10,7 @@ use crate::proactor::caps::Capability;
 use crate::proactor::error::{Error, QueueKind, Result};
 use crate::proactor::op::{CancelStatus, OpId};
 use crate::proactor::operation::{Operation, SimpleKind, SimpleOp};
-use crate::proactor::ops::OpKind;
+use crate::proactor::ops::Admit;
 use crate::proactor::sync::lock;
 use crate::proactor::sys;
 
@@ -33,17 +33,17 @@ impl<D: Driver> Shared<D> {
             // One pass: validate, and note whether every op is started by the driver
             // (a notification wait may run as a user-space subscription instead).
             let mut batchable = true;
-            let soft_waits = !self.caps.is_native(Capability::KernelNotificationWait);
+            let mut any_timed = false;
             {
                 let env = core.env(self.caps);
                 for op in ops.ops() {
-                    op.kind.validate(&env)?;
-                    if op.kind.multishot() && (future || (linked && n > 1)) {
+                    // One dispatch on the kind per operation.
+                    let Admit { multishot, timed } = op.kind.admit(&env)?;
+                    if multishot && (future || (linked && n > 1)) {
                         return Err(Error::InvalidArgument(
                             "a multishot operation is delivered raw, alone: not as a future or in a linked sequence",
                         ));
                     }
-                    let timed = op.kind.timeout_ns() != 0;
                     if timed && linked && n > 1 {
                         return Err(Error::InvalidArgument(
                             "an operation with a timeout cannot be part of a linked sequence",
@@ -51,7 +51,8 @@ impl<D: Driver> Shared<D> {
                     }
                     // Started one by one: a native timeout is a second entry.
                     batchable &= !timed;
-                    batchable &= !(soft_waits && matches!(op.kind, OpKind::NotificationWait(_)));
+                    any_timed |= timed;
+                    batchable &= !op.kind.soft(self.caps);
                 }
             }
             if core.free_slots() < n {
@@ -65,7 +66,7 @@ impl<D: Driver> Shared<D> {
                 && self.caps.is_native(Capability::LinkedOperations)
                 // A futex wait that finds the epoch already moved fails with EAGAIN, which
                 // would break a kernel link although it is a success here.
-                && ops.ops().iter().all(|o| !matches!(o.kind, OpKind::NotificationWait(_)));
+                && ops.ops().iter().all(|o| o.kind.kernel_linkable(self.caps));
             self.driver
                 .reserve(self, &core, if linked && !kernel_chain { 1 } else { n })?;
             let core = &mut *core;
@@ -86,7 +87,7 @@ impl<D: Driver> Shared<D> {
                     let idx = core.alloc(op, future);
                     on_id(OpId(core.slots[idx as usize].key(idx)));
                     if chain == Chain::None {
-                        core.start(self, idx);
+                        core.start_as(self, idx, any_timed);
                         continue;
                     }
                     let s = &mut core.slots[idx as usize];

@@ -169,6 +169,14 @@ impl Epoll {
             Step::Timer(at) => self.push_timer(core, at, idx, gen),
             Step::Wait { fd, events } => {
                 if let Err(errno) = self.add_waiter(core, idx, fd, events) {
+                    // Only sockets (and the proactor's own eventfds) are waited on:
+                    // a descriptor epoll refuses (a regular file or directory) is not
+                    // a socket, which is what io_uring reports for it.
+                    let errno = if errno == libc::EPERM {
+                        libc::ENOTSOCK
+                    } else {
+                        errno
+                    };
                     let op = core.slots[idx as usize]
                         .op
                         .as_ref()

@@ -127,6 +127,14 @@ pub(crate) trait Op: Sized {
         false
     }
 
+    /// Whether the kernel may post several completions for it (multishot, or a
+    /// zero-copy send's result and notification): they go to the io_uring driver's
+    /// multishot reaping.
+    #[inline(always)]
+    fn many_completions(&self) -> bool {
+        self.multishot()
+    }
+
     /// Its timeout in nanoseconds (0: none); only connect and recv take one.
     #[inline(always)]
     fn timeout_ns(&self) -> u64 {

@@ -51,7 +51,18 @@ impl Op for Connect {
         };
         if ready {
             return match rustix::net::sockopt::socket_error(fd) {
-                Ok(Ok(())) => Step::Done(Outcome::Ok(0)),
+                // Connected: a second `connect` completes it in the socket layer too
+                // (a later `connect` then fails with `EISCONN`, as after io_uring's).
+                Ok(Ok(())) => match rustix::net::connect(fd, &self.addr.0) {
+                    Ok(()) | Err(rustix::io::Errno::ISCONN) => Step::Done(Outcome::Ok(0)),
+                    Err(rustix::io::Errno::ALREADY) | Err(rustix::io::Errno::INPROGRESS) => {
+                        Step::Wait {
+                            fd: raw,
+                            events: WRITABLE,
+                        }
+                    }
+                    Err(e) => err(e.raw_os_error()),
+                },
                 Ok(Err(e)) | Err(e) => err(e.raw_os_error()),
             };
         }

@@ -17,12 +17,17 @@ const FUTEX_MATCH_ANY: u64 = 0xffff_ffff;
 pub(crate) struct NotificationWait {
     pub(crate) n: Notification,
     pub(crate) token: u32,
+    /// A relay's wait: its completion goes to the relay.
+    pub(crate) route: Option<crate::proactor::service::Route>,
 }
 
 impl Op for NotificationWait {
     const CODE: OpCode = OpCode::NotificationWait;
     fn into_resources(self) -> Resources {
-        Resources::Notification(self.n)
+        match self.route {
+            Some(r) => r.res(),
+            None => Resources::Notification(self.n),
+        }
     }
     fn entry(&mut self, _cx: &mut UringCx<'_>) -> squeue::Entry {
         opcode::FutexWait::new(

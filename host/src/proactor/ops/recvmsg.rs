@@ -99,7 +99,7 @@ impl Op for Recvmsg {
         env.check(self.fd)
     }
     fn into_resources(self) -> Resources {
-        let from = self.msg.address();
+        let from = self.msg.address().map(Box::new);
         Resources::Msg {
             buf: self.buf,
             from,

@@ -34,17 +34,23 @@ impl Op for Send {
             .build())
     }
     fn epoll(&mut self, cx: &mut EpollCx<'_>, _ready: bool) -> Step {
-        let raw = cx.env.raw(self.fd);
-        let r = sys::borrow(raw).and_then(|fd| {
-            rustix::net::send(fd, &self.buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL)
-                .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
-        });
-        match r {
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::Wait {
-                fd: raw,
-                events: WRITABLE,
-            },
-            r => Step::io(Self::CODE, r),
-        }
+        send_now(Self::CODE, cx, self.fd, &self.buf)
+    }
+}
+
+/// `send(MSG_DONTWAIT | MSG_NOSIGNAL)` on the epoll driver, waiting for writability
+/// on `EAGAIN` (shared with the zero-copy send's emulation).
+pub(crate) fn send_now(code: OpCode, cx: &mut EpollCx<'_>, fd: Target, buf: &[u8]) -> Step {
+    let raw = cx.env.raw(fd);
+    let r = sys::borrow(raw).and_then(|fd| {
+        rustix::net::send(fd, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
+    });
+    match r {
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::Wait {
+            fd: raw,
+            events: WRITABLE,
+        },
+        r => Step::io(code, r),
     }
 }

@@ -8,6 +8,7 @@
 //! wake the poll thread through an eventfd that has a read armed on the ring.
 
 mod multishot;
+mod setup;
 mod simple;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, squeue, types, IoUring};
 
 use super::buffers::Registry;
-use super::caps::{BackendKind, Capability, CapabilitySet};
+use super::caps::{BackendKind, Capability};
 use super::core::slots::alloc_slot;
 use super::core::{Chain, Core, Driver, OpSource, Shared, Slot, SlotExt, State, NONE};
 use super::deliver::Sink;
@@ -53,6 +54,10 @@ pub(crate) struct Uring {
     simple: simple::Cells,
     /// Provided-buffer groups registered with the kernel: kept until the ring closes.
     buf_rings: std::sync::Mutex<Vec<std::sync::Arc<super::bufring::RingInner>>>,
+    /// Zero-copy send notifications reaped (a diagnostic count).
+    pub(crate) zc_notifications: AtomicU64,
+    /// Where messages posted into this ring by `MSG_RING` go.
+    pub(crate) mailbox: Option<std::sync::Arc<super::message::Mailbox>>,
 }
 
 /// Where every ring's wake read puts the eventfd counter. Only the kernel writes it
@@ -119,167 +124,13 @@ pub(crate) struct UPoll {
     split: bool,
 }
 
-pub(crate) struct Created {
-    pub(crate) uring: Uring,
-    pub(crate) native: CapabilitySet,
-}
-
-fn unavailable(errno: i32) -> Error {
-    let hint = match errno {
-        libc::ENOSYS => "kernel built without io_uring (needs 5.1+)",
-        libc::EPERM | libc::EACCES => {
-            "blocked by seccomp or sysctl kernel.io_uring_disabled (set it to 0, or add the user to kernel.io_uring_group)"
-        }
-        libc::ENOMEM => "ring memory could not be allocated (raise RLIMIT_MEMLOCK on kernels before 5.12)",
-        _ => "io_uring_setup refused the ring",
-    };
-    Error::Unavailable {
-        backend: "io_uring",
-        errno,
-        hint,
-    }
-}
-
-/// Whether the running kernel's release is at least `major.minor`.
-fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let Ok(r) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
-        return false;
-    };
-    let mut it = r
-        .trim()
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (ma, mi) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
-    (ma, mi) >= (major, minor)
-}
-
 impl Uring {
-    pub(crate) fn create(
-        entries: u32,
-        cq_entries: u32,
-        max_in_flight: u32,
-        allowed: CapabilitySet,
-    ) -> Result<Created> {
-        if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
-            if v.trim() == "2" {
-                return Err(unavailable(libc::EPERM));
-            }
-        }
-        // Most capable first; retry with fewer flags when the kernel says EINVAL.
-        let mut attempts: Vec<(bool, bool, bool, &'static str)> = Vec::new();
-        let si = allowed.contains(Capability::SingleIssuer);
-        let dt = allowed.contains(Capability::DeferTaskrun);
-        if si && dt {
-            attempts.push((true, true, true, "SINGLE_ISSUER|DEFER_TASKRUN|R_DISABLED"));
-        }
-        if si {
-            attempts.push((true, false, true, "SINGLE_ISSUER|R_DISABLED"));
-        }
-        attempts.push((false, false, true, "R_DISABLED"));
-        attempts.push((false, false, false, "none"));
-        let mut last = libc::EINVAL;
-        for (single, defer, disabled, name) in attempts {
-            let mut b = IoUring::builder();
-            b.setup_cqsize(cq_entries).setup_clamp();
-            if single {
-                b.setup_single_issuer();
-            }
-            if defer {
-                b.setup_defer_taskrun();
-            }
-            if disabled {
-                b.setup_r_disabled();
-            }
-            match b.build(entries) {
-                Ok(ring) => {
-                    return Self::finish_create(
-                        ring,
-                        single,
-                        defer,
-                        disabled,
-                        name,
-                        allowed,
-                        max_in_flight,
-                    )
-                }
-                Err(e) => {
-                    last = e.raw_os_error().unwrap_or(libc::EIO);
-                    if last != libc::EINVAL {
-                        break;
-                    }
-                }
-            }
-        }
-        match last {
-            libc::EPERM | libc::EACCES | libc::ENOSYS | libc::ENOMEM | libc::EINVAL => {
-                Err(unavailable(last))
-            }
-            e => Err(Error::Sys {
-                what: "io_uring_setup",
-                errno: e,
-            }),
-        }
-    }
-
-    fn finish_create(
-        ring: IoUring,
-        single: bool,
-        defer: bool,
-        disabled: bool,
-        name: &'static str,
-        allowed: CapabilitySet,
-        max_in_flight: u32,
-    ) -> Result<Created> {
-        let wakefd = sys::eventfd().map_err(|e| Error::sys("eventfd", e))?;
-        let mut probe = io_uring::Probe::new();
-        let futex = ring.submitter().register_probe(&mut probe).is_ok()
-            && probe.is_supported(opcode::FutexWait::CODE)
-            && probe.is_supported(opcode::FutexWake::CODE);
-        let p = ring.params();
-        let mut native = CapabilitySet::NONE
-            .with(Capability::RegisteredBuffers)
-            .with(Capability::FixedFiles)
-            .with(Capability::AbsoluteTimers)
-            .with(Capability::OperationTimeouts);
-        // ETIME_SUCCESS (5.16) keeps an expired timer from breaking a link; the
-        // skip-cqe feature (5.17) is the closest feature bit that proves it exists.
-        if p.is_feature_skip_cqe_on_success() {
-            native = native.with(Capability::LinkedOperations);
-        }
-        if futex {
-            native = native.with(Capability::KernelNotificationWait);
-        }
-        // Multishot accept exists from 5.19; no probe tells, so the release decides.
-        if kernel_at_least(6, 0) {
-            native = native.with(Capability::Multishot);
-        }
-        if single {
-            native = native.with(Capability::SingleIssuer);
-        }
-        if defer {
-            native = native.with(Capability::DeferTaskrun);
-        }
-        let mut masked = CapabilitySet::NONE;
-        for c in Capability::ALL {
-            if native.contains(c) && allowed.contains(c) {
-                masked = masked.with(c);
-            }
-        }
-        let sq_cap = ring.params().sq_entries();
-        Ok(Created {
-            uring: Uring {
-                ring,
-                wakefd,
-                single_issuer: single,
-                r_disabled: disabled,
-                enabled: AtomicBool::new(!disabled),
-                sq_cap,
-                flags_used: name,
-                simple: simple::Cells::new(simple::slots_for(max_in_flight)),
-                buf_rings: std::sync::Mutex::new(Vec::new()),
-            },
-            native: masked,
-        })
+    /// A descriptor of the ring for other proactors' `MSG_RING` entries (kept by the
+    /// mailbox, so a send never names a closed or reused descriptor).
+    pub(crate) fn ring_fd_dup(&self) -> Result<OwnedFd> {
+        // SAFETY: the ring's descriptor is open for the whole life of `self.ring`.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.ring.as_raw_fd()) };
+        sys::dup(fd).map_err(|e| Error::sys("dup", e))
     }
 
     fn is_poll_thread(&self, sh: &Shared<Self>) -> bool {
@@ -465,8 +316,14 @@ impl Uring {
 
     #[inline(always)]
     fn reap_one(sh: &Shared<Self>, core: &mut Core<Self>, ud: u64, res: i32, flags: u32) {
-        // Slot keys never have bit 63 set; WAKE and cancel requests do.
+        // Slot keys never have bit 63 set; WAKE, cancel requests and messages do.
         if ud & CANCEL != 0 {
+            if super::message::is_message(ud) {
+                if let Some(m) = &sh.driver.mailbox {
+                    m.post_from_ring(core, super::message::payload(ud, res));
+                }
+                return;
+            }
             if ud & LINK_TIMEOUT == LINK_TIMEOUT && ud != WAKE {
                 // A linked timeout's own completion: the operation's tells.
                 return;
@@ -495,7 +352,7 @@ impl Uring {
                 .expect("running slot has an op")
                 .cqe_error(res, s.cancel)
         };
-        if s.op.as_ref().is_some_and(|o| o.multishot()) {
+        if s.op.as_ref().is_some_and(|o| o.many_completions()) {
             Self::reap_multishot(sh, core, idx, outcome, flags);
             return;
         }
@@ -955,6 +812,7 @@ impl Driver for Uring {
 
 #[cfg(test)]
 mod tests {
+    use super::setup::unavailable;
     use super::*;
 
     #[test]

@@ -105,13 +105,7 @@ impl Instance {
             .iter()
             .position(|q| q.queue_flags.contains(vk::QueueFlags::COMPUTE) && q.queue_count > 0)
             .map(|i| i as u32);
-        let usable = self.check_usable(
-            pd,
-            p.api_version,
-            queue_family,
-            subgroup.subgroup_size,
-            has_host_memory,
-        );
+        let usable = self.check_usable(pd, p.api_version, queue_family, &subgroup, has_host_memory);
         PhysInfo {
             pd,
             name,
@@ -130,7 +124,7 @@ impl Instance {
         pd: vk::PhysicalDevice,
         api: u32,
         queue_family: Option<u32>,
-        subgroup: u32,
+        subgroup: &vk::PhysicalDeviceSubgroupProperties<'_>,
         has_host_memory: bool,
     ) -> Result<(), String> {
         let inst = &self.instance;
@@ -144,8 +138,20 @@ impl Instance {
         if queue_family.is_none() {
             return Err("no compute queue".into());
         }
-        if subgroup == 0 {
+        if subgroup.subgroup_size == 0 {
             return Err("subgroup size unknown".into());
+        }
+        // The ring library aggregates per subgroup (elect, ballot, broadcast) in compute shaders.
+        let ops = vk::SubgroupFeatureFlags::BASIC | vk::SubgroupFeatureFlags::BALLOT;
+        if !subgroup.supported_operations.contains(ops)
+            || !subgroup
+                .supported_stages
+                .contains(vk::ShaderStageFlags::COMPUTE)
+        {
+            return Err(format!(
+                "subgroup operations {:?} in {:?}; basic and ballot in compute shaders are needed",
+                subgroup.supported_operations, subgroup.supported_stages
+            ));
         }
         if !has_host_memory {
             return Err(

@@ -123,6 +123,30 @@ impl Context {
         want: vk::MemoryPropertyFlags,
         avoid: vk::MemoryPropertyFlags,
     ) -> Result<(vk::Buffer, vk::DeviceMemory, vk::MemoryPropertyFlags), VkError> {
+        self.allocate_buffer_in(len, want, |bits| self.memory_type_pref(bits, want, avoid))
+    }
+
+    /// A storage buffer of `len` bytes in a memory type with `want`, preferring one that also has `prefer`.
+    pub(crate) fn allocate_buffer_pref(
+        &self,
+        len: usize,
+        want: vk::MemoryPropertyFlags,
+        prefer: vk::MemoryPropertyFlags,
+    ) -> Result<(vk::Buffer, vk::DeviceMemory, vk::MemoryPropertyFlags), VkError> {
+        self.allocate_buffer_in(len, want, |bits| {
+            self.memory_type(bits, want | prefer)
+                .or_else(|| self.memory_type(bits, want))
+        })
+    }
+
+    /// A storage buffer of `len` bytes in the memory type `choose` picks
+    /// from the allowed type bits.
+    fn allocate_buffer_in(
+        &self,
+        len: usize,
+        want: vk::MemoryPropertyFlags,
+        choose: impl FnOnce(u32) -> Option<u32>,
+    ) -> Result<(vk::Buffer, vk::DeviceMemory, vk::MemoryPropertyFlags), VkError> {
         let d = &self.device;
         let binfo = vk::BufferCreateInfo::default()
             .size(len.max(4) as u64)
@@ -138,7 +162,7 @@ impl Context {
         };
         // SAFETY: live buffer.
         let req = unsafe { d.get_buffer_memory_requirements(buffer) };
-        let Some(mt) = self.memory_type_pref(req.memory_type_bits, want, avoid) else {
+        let Some(mt) = choose(req.memory_type_bits) else {
             return Err(fail(VkError::NoMemoryType(format!(
                 "with {want:?} for a buffer"
             ))));
@@ -162,7 +186,9 @@ impl Context {
 /// Where a [`Buffer`]'s memory comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BufferKind {
-    /// A DEVICE_LOCAL memory type, preferring one that is not host-visible; not mapped.
+    /// A DEVICE_LOCAL memory type, preferring one that is also HOST_VISIBLE | HOST_COHERENT (lavapipe's only
+    /// type; resizable-BAR memory on a discrete GPU), mapped when it is: a ring's device-local block is filled
+    /// and read back through the mapping.
     DeviceLocal,
     /// A HOST_VISIBLE | HOST_COHERENT memory type allocated by the driver, mapped.
     HostVisible,
@@ -173,7 +199,7 @@ pub(crate) enum BufferKind {
 /// A storage buffer for caller-supplied kernels, with its memory. Shared through an `Arc`: a run that uses it
 /// holds a clone, so a run parked after a timeout keeps it alive.
 pub(crate) struct Buffer {
-    ctx: Arc<Context>,
+    pub(super) ctx: Arc<Context>,
     pub buffer: vk::Buffer,
     memory: vk::DeviceMemory,
     /// The memory type's flags.
@@ -213,8 +239,24 @@ impl Buffer {
         };
         match kind {
             BufferKind::DeviceLocal => {
-                (b.buffer, b.memory, b.flags) =
-                    ctx.allocate_buffer(len, F::DEVICE_LOCAL, F::HOST_VISIBLE)?;
+                (b.buffer, b.memory, b.flags) = ctx.allocate_buffer_pref(
+                    len,
+                    F::DEVICE_LOCAL,
+                    F::HOST_VISIBLE | F::HOST_COHERENT,
+                )?;
+                if b.flags.contains(F::HOST_VISIBLE | F::HOST_COHERENT) {
+                    // SAFETY: host-visible memory of this device, not mapped yet; unmapped in `drop`.
+                    b.host = unsafe {
+                        ctx.device.map_memory(
+                            b.memory,
+                            0,
+                            vk::WHOLE_SIZE,
+                            vk::MemoryMapFlags::empty(),
+                        )
+                    }
+                    .map_err(VkError::call("vkMapMemory"))? as *mut u8;
+                    b.vk_mapped = true;
+                }
             }
             BufferKind::HostVisible => {
                 (b.buffer, b.memory, b.flags) =
