@@ -27,9 +27,9 @@ use io_uring::{opcode, types};
 use super::format::LineBuf;
 use super::lane::{backoff, violation, Lane, LaneError};
 pub(crate) use super::log_target::{Caches, LogTarget};
-use super::window::publish_tickets;
 use super::reserve::{return_credits, take_credits, take_tickets};
 use super::shared::*;
+use super::window::publish_tickets;
 use crate::local_off;
 use crate::ring::bus::RingBus;
 use crate::ring::layout::Sqe;
@@ -69,20 +69,30 @@ pub(crate) fn reserve_bytes(
 ) -> Result<(u16, u32), NoRoom> {
     let res = bus.local64(local_off!(log_reserve));
     for _ in 0..RESERVE_TRIES {
+        // The three words are read one at a time, and the other two move while this lane reads them: a lane
+        // delayed between its loads (preempted, or just slow) sees `written` or `C` far behind `(R, N)`. So
+        // `(R, N)` is read first and, before a violation is concluded, again: unchanged, it held from the
+        // first load to the second, and `written` and `C`, loaded in between, were read within that interval —
+        // where `R − written ≤ size` and `N − C ≤ LOG_TICKETS` hold. Acquire: pairs with the previous
+        // reserver's release CAS, so the loads below see at least the `written` and `C` that reserver checked
+        // against (a value older than that could make a sound word look like a violation).
+        let cur = res.load(Acquire);
         // Acquire: pairs with the holder's release of `log_written`: the kernel has finished reading every
-        // byte before it, so that space may be overwritten. Read before `log_pub` and `log_reserve`, which
-        // never fall behind it (a stale value only narrows the room).
+        // byte before it, so that space may be overwritten. A stale value only narrows the room.
         let written = bus.local(local_off!(log_written)).load(Acquire);
-        // Acquire: every ticket below `C` was reserved before the completing CAS this reads, so the
-        // `log_reserve` load below sees `N ≥ C`.
+        // Acquire: every ticket below `C` was reserved before the completing CAS this reads (so `C ≤ N` unless
+        // `(R, N)` moved since its load, which the second load below detects).
         let c = pub_parts(bus.local64(local_off!(log_pub)).load(Acquire)).1;
-        let cur = res.load(Relaxed);
         let (r, n) = (cur as u32, (cur >> 32) as u16);
         let used = r.wrapping_sub(written);
         let outstanding = n.wrapping_sub(c);
         if used > t.size || outstanding as u32 > LOG_TICKETS {
-            // Read in this order, `written ≤ D ≤ R` and `C ≤ N` hold for any interleaving: device code
-            // rewrote a word.
+            // Relaxed: coherence orders it after the loads above (they are acquire loads). Moved: the values
+            // were read at different points — try again.
+            if res.load(Relaxed) != cur {
+                continue;
+            }
+            // `(R, N)` did not move while `written` and `C` were read: device code rewrote a word.
             violation(bus);
             return Err(NoRoom::Violation);
         }
@@ -93,9 +103,11 @@ pub(crate) fn reserve_bytes(
             return Err(NoRoom::Bytes(t.size - used));
         }
         let new = r.wrapping_add(len) as u64 | (n.wrapping_add(1) as u64) << 32;
-        // Relaxed: the reservation only divides the log; the bytes are published by `log_pub`.
+        // Release on success: the next reserver's acquire load of `log_reserve` sees at least the `written` and
+        // `C` this check used (see above); the bytes themselves are published by `log_pub`. Success also means
+        // `(R, N)` did not move since `cur` was loaded, so the room computed above was not overstated.
         if res
-            .compare_exchange_weak(cur, new, Relaxed, Relaxed)
+            .compare_exchange_weak(cur, new, Release, Relaxed)
             .is_ok()
         {
             // Relaxed: released by this ticket's completing CAS on `log_pub`.
