@@ -325,3 +325,86 @@ fn line_per_write_mode_stays_available_for_comparison() {
     assert_eq!(sq, LANES * 500, "one write per line");
     common::check_prints(&common::read_fd_file(f.as_raw_fd()), LANES, 500);
 }
+
+#[test]
+fn every_print_hands_its_duty_on_and_every_line_is_still_written_once_in_order() {
+    // Budget 0 everywhere: a holder hands the duty on at its first wait for the kernel (its write in flight),
+    // and a reservation that finds no room times out at once; a log of 4 KiB (the smallest) and six threads keep
+    // reservations, hand-offs and writes in flight overlapping (on two cores threads are also preempted
+    // between their loads of the log words, which must not read as violations).
+    const SINGLE: u32 = 4;
+    const SUB: u32 = 4;
+    const N: u32 = 1500;
+    let p = PipeRing::new(SINGLE + 2 * SUB, 4096);
+    let v = p.ring().view();
+    let retry = |timeouts: &mut u64| {
+        *timeouts += 1;
+        std::thread::yield_now();
+    };
+    let timeouts: u64 = std::thread::scope(|s| {
+        let mut hs = Vec::new();
+        for id in 0..SINGLE {
+            hs.push(s.spawn(move || {
+                let mut lane = Lane::new(v, id);
+                let mut timeouts = 0;
+                for seq in 0..N {
+                    loop {
+                        match lane.print_with(0, |b| format_print_line(b, id, seq)) {
+                            Ok(()) => break,
+                            Err(LaneError::TimedOut) => {
+                                lane.reap(16);
+                                retry(&mut timeouts);
+                            }
+                            Err(e) => panic!("lane {id} line {seq}: {e:?}"),
+                        }
+                    }
+                }
+                lane.flush(DEFAULT_BUDGET).unwrap();
+                timeouts
+            }));
+        }
+        for k in 0..2 {
+            hs.push(s.spawn(move || {
+                let mut g = Subgroup::new(v, SINGLE + k * SUB, SUB);
+                let mut timeouts = 0;
+                for seq in 0..N {
+                    let mut mask = g.all();
+                    while mask != 0 {
+                        let r = g.print_with(mask, 0, |_, id, b| format_print_line(b, id, seq));
+                        for (i, r) in r.iter().enumerate() {
+                            match r {
+                                Some(Ok(())) => mask &= !(1 << i),
+                                Some(Err(LaneError::TimedOut)) | None => {}
+                                Some(Err(e)) => panic!("subgroup {k} lane {i} line {seq}: {e:?}"),
+                            }
+                        }
+                        if mask != 0 {
+                            // The retry path reaps (a budget of 0 returns before the print's own reap).
+                            g.reap();
+                            retry(&mut timeouts);
+                        }
+                    }
+                }
+                assert!(g.flush(DEFAULT_BUDGET).iter().flatten().all(|r| r.is_ok()));
+                timeouts
+            }));
+        }
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let c = v.local_snapshot();
+    assert_eq!(c.protocol_violations, 0);
+    assert_eq!(c.print_errors, 0);
+    assert_eq!(c.foreign_cqes, 0);
+    assert!(c.log_writes > 0);
+    eprintln!(
+        "{} writes for {} lines ({} short), {timeouts} timed-out reservations retried",
+        c.log_writes,
+        (SINGLE + 2 * SUB) * N,
+        c.log_short_writes
+    );
+    let out = p.output();
+    assert_eq!(
+        common::check_prints(&out, SINGLE + 2 * SUB, N),
+        ((SINGLE + 2 * SUB) * N) as usize
+    );
+}
