@@ -90,6 +90,19 @@ struct Log {
     check: Check,
 }
 
+/// Reads a model cell; loom panics if another thread's access to it is not ordered with this one.
+fn get<T: Copy>(c: &UnsafeCell<T>) -> T {
+    // SAFETY: loom's `UnsafeCell` checks the access against every other (an unordered one fails the model);
+    // no reference outlives the closure.
+    c.with(|p| unsafe { *p })
+}
+
+/// Writes a model cell; loom panics if another thread's access to it is not ordered with this one.
+fn set<T>(c: &UnsafeCell<T>, v: T) {
+    // SAFETY: as in `get`: loom checks the access; no reference outlives the closure.
+    c.with_mut(|p| unsafe { *p = v })
+}
+
 fn pub_parts(w: u64) -> (u32, u16, u16) {
     (w as u32, (w >> 32) as u16, (w >> 48) as u16)
 }
@@ -233,15 +246,15 @@ impl Log {
 
     /// (b) on DONE: advance `written` by what the kernel wrote; a short write's remainder goes first next.
     fn finish_write(&self) {
-        let res = self.wres.with(|p| unsafe { *p });
+        let res = get(&self.wres);
         let written = self.written.load(Relaxed);
-        let sub = self.sub.with(|p| unsafe { *p });
+        let sub = get(&self.sub);
         let len = sub.wrapping_sub(written);
         if res < len {
             reached(&SHORT_WRITES);
         }
         let now = written.wrapping_add(res.min(len));
-        self.sub.with_mut(|p| unsafe { *p = now });
+        set(&self.sub, now);
         self.written.store(now, Release);
         self.wstate.store(FREE, Relaxed);
     }
@@ -269,7 +282,7 @@ impl Log {
             }
             // (c)
             let d = pub_parts(self.pubw.load(Acquire)).0;
-            let sub = self.sub.with(|p| unsafe { *p });
+            let sub = get(&self.sub);
             if d != sub {
                 assert!(
                     d.wrapping_sub(sub) <= SIZE,
@@ -277,12 +290,10 @@ impl Log {
                 );
                 let off = sub % SIZE;
                 let len = d.wrapping_sub(sub).min(SIZE - off);
-                let gen = self.gen.with_mut(|p| unsafe {
-                    *p += 1;
-                    *p
-                });
+                let gen = get(&self.gen) + 1;
+                set(&self.gen, gen);
                 self.wstate.store(PENDING, Relaxed);
-                self.sub.with_mut(|p| unsafe { *p = sub.wrapping_add(len) });
+                set(&self.sub, sub.wrapping_add(len));
                 let prev = self.sq.swap(
                     1 << 63 | (gen as u64) << 40 | (len as u64) << 32 | sub as u64,
                     Release,
@@ -319,7 +330,7 @@ impl Log {
                 Some(Ok((ticket, start))) => {
                     for i in 0..LINE {
                         let at = (start.wrapping_add(i) % SIZE) as usize;
-                        self.bytes[at].with_mut(|p| unsafe { *p = tag });
+                        set(&self.bytes[at], tag);
                     }
                     if self.complete(ticket, start.wrapping_add(LINE)) {
                         self.ring();
@@ -347,10 +358,10 @@ impl Log {
             let mut out = self.out.lock().unwrap();
             for i in 0..n {
                 let at = (pos.wrapping_add(i) % SIZE) as usize;
-                out.push(self.bytes[at].with(|p| unsafe { *p }));
+                out.push(get(&self.bytes[at]));
             }
             drop(out);
-            self.wres.with_mut(|p| unsafe { *p = n });
+            set(&self.wres, n);
             // Release: the holder's acquire of DONE sees the result (and the kernel is done with the bytes).
             self.wstate.store(DONE, Release);
         }
@@ -372,11 +383,11 @@ impl Log {
         let (d, c, bits) = pub_parts(self.pubw.load(Acquire));
         let n = (self.reserve.load(Acquire) >> 32) as u16;
         assert_eq!((c, bits), (n, 0), "a ticket left incomplete");
-        let mut sub = self.sub.with(|p| unsafe { *p });
+        let mut sub = get(&self.sub);
         let mut out = self.out.lock().unwrap();
         while sub != d {
             reached(&HOST_WROTE);
-            out.push(self.bytes[(sub % SIZE) as usize].with(|p| unsafe { *p }));
+            out.push(get(&self.bytes[(sub % SIZE) as usize]));
             sub = sub.wrapping_add(1);
         }
     }
