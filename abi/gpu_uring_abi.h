@@ -43,7 +43,7 @@
 #define GU_RING_FLAG_SQPOLL 4u
 
 // ---- LocalControl: the device-local control block (offset 0 of the device-local block)
-#define GU_SIZEOF_LOCAL_CONTROL 128u
+#define GU_SIZEOF_LOCAL_CONTROL 384u
 #define GU_LOCAL_CONTROL_SQ_PUB 0u
 #define GU_LOCAL_CONTROL_CQ_PUB 8u
 #define GU_LOCAL_CONTROL_PRINT_OFFSET 16u
@@ -63,7 +63,18 @@
 #define GU_LOCAL_CONTROL_FOREIGN_CQES 80u
 #define GU_LOCAL_CONTROL_PROTOCOL_VIOLATIONS 84u
 #define GU_LOCAL_CONTROL_MIRROR_SUM 88u
-#define GU_LOCAL_CONTROL_RESERVED 92u
+#define GU_LOCAL_CONTROL_LOG_BELL 92u
+#define GU_LOCAL_CONTROL_LOG_PUB 96u
+#define GU_LOCAL_CONTROL_LOG_RESERVE 104u
+#define GU_LOCAL_CONTROL_LOG_SUB 112u
+#define GU_LOCAL_CONTROL_LOG_WRITTEN 116u
+#define GU_LOCAL_CONTROL_LOG_WSTATE 120u
+#define GU_LOCAL_CONTROL_LOG_WRES 124u
+#define GU_LOCAL_CONTROL_LOG_WRITES 128u
+#define GU_LOCAL_CONTROL_LOG_SHORT_WRITES 132u
+#define GU_LOCAL_CONTROL_LOG_STARTS 136u
+#define GU_LOCAL_CONTROL_LOG_ENDS 200u
+#define GU_LOCAL_CONTROL_RESERVED 264u
 #define GU_BELL_LOCK 1u
 #define GU_BELL_DIRTY 2u
 #define GU_BELL_ROUNDS 16u
@@ -82,10 +93,17 @@
 #define GU_SHARED_CONTROL_PROTOCOL_VIOLATIONS 40u
 #define GU_SHARED_CONTROL_CREDITS_FREE 44u
 #define GU_SHARED_CONTROL_SQ_CREDITS_FREE 48u
-#define GU_SHARED_CONTROL_RESERVED 52u
+#define GU_SHARED_CONTROL_PRINT_LOG 52u
+#define GU_SHARED_CONTROL_PRINT_LOG_BYTES 56u
+#define GU_SHARED_CONTROL_RESERVED 60u
 #define GU_PRINT_FIXED_FILE 1u
 #define GU_PRINT_OFFSET_MODE 2u
 #define GU_PRINT_FIXED_BUF 4u
+#define GU_PRINT_LOG 8u
+#define GU_LOG_TICKETS 16u
+#define GU_LOG_DUTY_WRITES 8u
+#define GU_LOG_PRINT_POLLS 4u
+#define GU_LOG_SLOT 0xffffffffu
 #define GU_RESERVE_TRIES 64u
 #define GU_MAX_LINE 4096u
 
@@ -538,7 +556,18 @@ struct LocalControl {
     uint32_t foreign_cqes;
     uint32_t protocol_violations;
     uint32_t mirror_sum;
-    uint32_t _reserved[9];
+    uint32_t log_bell;
+    uint64_t log_pub;
+    uint64_t log_reserve;
+    uint32_t log_sub;
+    uint32_t log_written;
+    uint32_t log_wstate;
+    int32_t log_wres;
+    uint32_t log_writes;
+    uint32_t log_short_writes;
+    uint32_t log_starts[16];
+    uint32_t log_ends[16];
+    uint32_t _reserved[30];
 };
 static_assert(sizeof(LocalControl) == GU_SIZEOF_LOCAL_CONTROL, "LocalControl size");
 static_assert(alignof(LocalControl) == 8u, "LocalControl alignment");
@@ -561,6 +590,17 @@ static_assert(offsetof(LocalControl, print_errors) == GU_LOCAL_CONTROL_PRINT_ERR
 static_assert(offsetof(LocalControl, foreign_cqes) == GU_LOCAL_CONTROL_FOREIGN_CQES, "LocalControl::foreign_cqes");
 static_assert(offsetof(LocalControl, protocol_violations) == GU_LOCAL_CONTROL_PROTOCOL_VIOLATIONS, "LocalControl::protocol_violations");
 static_assert(offsetof(LocalControl, mirror_sum) == GU_LOCAL_CONTROL_MIRROR_SUM, "LocalControl::mirror_sum");
+static_assert(offsetof(LocalControl, log_bell) == GU_LOCAL_CONTROL_LOG_BELL, "LocalControl::log_bell");
+static_assert(offsetof(LocalControl, log_pub) == GU_LOCAL_CONTROL_LOG_PUB, "LocalControl::log_pub");
+static_assert(offsetof(LocalControl, log_reserve) == GU_LOCAL_CONTROL_LOG_RESERVE, "LocalControl::log_reserve");
+static_assert(offsetof(LocalControl, log_sub) == GU_LOCAL_CONTROL_LOG_SUB, "LocalControl::log_sub");
+static_assert(offsetof(LocalControl, log_written) == GU_LOCAL_CONTROL_LOG_WRITTEN, "LocalControl::log_written");
+static_assert(offsetof(LocalControl, log_wstate) == GU_LOCAL_CONTROL_LOG_WSTATE, "LocalControl::log_wstate");
+static_assert(offsetof(LocalControl, log_wres) == GU_LOCAL_CONTROL_LOG_WRES, "LocalControl::log_wres");
+static_assert(offsetof(LocalControl, log_writes) == GU_LOCAL_CONTROL_LOG_WRITES, "LocalControl::log_writes");
+static_assert(offsetof(LocalControl, log_short_writes) == GU_LOCAL_CONTROL_LOG_SHORT_WRITES, "LocalControl::log_short_writes");
+static_assert(offsetof(LocalControl, log_starts) == GU_LOCAL_CONTROL_LOG_STARTS, "LocalControl::log_starts");
+static_assert(offsetof(LocalControl, log_ends) == GU_LOCAL_CONTROL_LOG_ENDS, "LocalControl::log_ends");
 static_assert(offsetof(LocalControl, _reserved) == GU_LOCAL_CONTROL_RESERVED, "LocalControl::_reserved");
 struct SharedControl {
     uint64_t ff_last_user_data;
@@ -575,7 +615,9 @@ struct SharedControl {
     uint32_t protocol_violations;
     uint32_t credits_free;
     uint32_t sq_credits_free;
-    uint32_t _reserved[19];
+    uint32_t print_log;
+    uint32_t print_log_bytes;
+    uint32_t _reserved[17];
 };
 static_assert(sizeof(SharedControl) == GU_SIZEOF_SHARED_CONTROL, "SharedControl size");
 static_assert(alignof(SharedControl) == 8u, "SharedControl alignment");
@@ -591,6 +633,8 @@ static_assert(offsetof(SharedControl, foreign_cqes) == GU_SHARED_CONTROL_FOREIGN
 static_assert(offsetof(SharedControl, protocol_violations) == GU_SHARED_CONTROL_PROTOCOL_VIOLATIONS, "SharedControl::protocol_violations");
 static_assert(offsetof(SharedControl, credits_free) == GU_SHARED_CONTROL_CREDITS_FREE, "SharedControl::credits_free");
 static_assert(offsetof(SharedControl, sq_credits_free) == GU_SHARED_CONTROL_SQ_CREDITS_FREE, "SharedControl::sq_credits_free");
+static_assert(offsetof(SharedControl, print_log) == GU_SHARED_CONTROL_PRINT_LOG, "SharedControl::print_log");
+static_assert(offsetof(SharedControl, print_log_bytes) == GU_SHARED_CONTROL_PRINT_LOG_BYTES, "SharedControl::print_log_bytes");
 static_assert(offsetof(SharedControl, _reserved) == GU_SHARED_CONTROL_RESERVED, "SharedControl::_reserved");
 struct CompletionSlot {
     uint32_t state;

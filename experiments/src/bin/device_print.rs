@@ -141,7 +141,14 @@ fn main() {
                 .sum::<u64>()
         })
         .sum();
-    let failed = total.failed + ctl.print_errors as u64;
+    // Group-commit prints (PROTOCOL.md §7): lines per write the kernel executed (1 in line mode).
+    let log = ring.print_log_report();
+    let lines_per_write = if log.device_writes > 0 {
+        total.done as f64 / log.device_writes as f64
+    } else {
+        1.0
+    };
+    let failed = total.failed + ctl.print_errors as u64 + log.incomplete_ranges;
     let wakeups = after.wakeups - before.wakeups;
     let row = Record::new()
         .text("device", info.backend)
@@ -153,6 +160,8 @@ fn main() {
         .float("lines_per_s", total.done as f64 / secs, 0)
         .float("mb_per_s", bytes as f64 / secs / 1e6, 2)
         .int("waker_wakeups", wakeups)
+        .float("lines_per_write", lines_per_write, 1)
+        .int("incomplete_ranges", log.incomplete_ranges)
         .int("failed", failed);
     let row = if counted {
         let b = bus.per_op(report.total().done);

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gpu_uring::backend::{cpu::spawn_lanes, expected_line, format_print_line, Device, Program};
-use gpu_uring::protocol::{DeviceRing, Lane, LineBuf, PrintTarget};
+use gpu_uring::protocol::{DeviceRing, Lane, LineBuf, PrintMode, PrintTarget};
 use gpu_uring::ring::bus::PerOp;
 use gpu_uring::ring::{DeviceAccess, RingConfig};
 use gpu_uring_experiments::rpc::{
@@ -70,7 +70,14 @@ struct Cli {
     /// Give up on a run after this many seconds (its unprinted lines count as failed).
     #[arg(long, default_value_t = 300)]
     timeout_s: u64,
+    /// How the direct path's lines reach the target: `group` (group commit through the ring's print log, many
+    /// lines per write) or `line` (one write per line), PROTOCOL.md §7.
+    #[arg(long, default_value = "group", value_parser = ["group", "line"])]
+    print_mode: String,
 }
+
+/// The direct path's print mode (`--print-mode`).
+static PRINT_MODE: std::sync::OnceLock<PrintMode> = std::sync::OnceLock::new();
 
 /// The RPC client shader (device-shaders/src/rpc_print.comp, built by device-shaders/build.sh).
 static RPC_PRINT: &[u8] = include_bytes!(concat!(
@@ -106,6 +113,9 @@ struct Throughput {
     failed: u64,
     /// Bus traffic per line (device-ring paths with host-thread lanes; PROTOCOL.md §1).
     bus: Option<PerOp>,
+    /// Lines per write syscall the kernel executed (direct path: lines / print-log writes; one per line in
+    /// line mode and on the other paths).
+    lines_per_write: f64,
 }
 
 /// The bus columns of a row: per-line figures, or "-" for paths that do not go through a device ring.
@@ -126,6 +136,11 @@ fn bus_cols(r: Record, b: Option<PerOp>) -> Record {
 
 fn main() {
     let cli = Cli::parse();
+    let _ = PRINT_MODE.set(if cli.print_mode == "line" {
+        PrintMode::LinePerWrite
+    } else {
+        PrintMode::GroupCommit
+    });
     let mut exp = Experiment::new("print_latency", cli.common.clone());
     let dev = exp.open_device();
     let info = dev.info();
@@ -274,6 +289,7 @@ fn main() {
             }
             let r = r
                 .float("process_cpu_us_per_line", per_line(t.process_cpu), 3)
+                .float("lines_per_write", t.lines_per_write, 1)
                 .int("failed", t.failed);
             bus_cols(r, t.bus).float("loadavg_1m", load, 2)
         })
@@ -356,6 +372,7 @@ fn ring(fd: i32, lanes: u32, idle: Duration, access: &DeviceAccess) -> DeviceRin
         ..Default::default()
     })
     .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
+    ring.set_print_mode(PRINT_MODE.get().copied().unwrap_or_default());
     ring.set_print_target(PrintTarget::Fd(fd))
         .unwrap_or_else(|e| fail(&format!("setting the print target: {e}")));
     ring
@@ -570,6 +587,12 @@ fn direct_throughput(
     finish(&ring);
     let errs = ring.view().local_snapshot().print_errors as u64;
     let tot = rep.total();
+    let log = ring.print_log_report();
+    let lines_per_write = if log.device_writes > 0 {
+        tot.done as f64 / log.device_writes as f64
+    } else {
+        1.0
+    };
     let mut bus = gpu_uring::ring::bus::ring_totals();
     bus.sub(&bus0);
     let bus = dev
@@ -591,8 +614,12 @@ fn direct_throughput(
         secs: rep.elapsed.as_secs_f64(),
         helper_cpu: h0.zip(h1).map(|(a, b)| b.saturating_sub(a)),
         process_cpu: p1.saturating_sub(p0),
-        failed: tot.failed + errs + (lanes as u64 * lines as u64).saturating_sub(tot.done),
+        failed: tot.failed
+            + errs
+            + (lanes as u64 * lines as u64).saturating_sub(tot.done)
+            + log.incomplete_ranges,
         bus,
+        lines_per_write,
     }
 }
 
@@ -675,6 +702,7 @@ impl Throughput {
             process_cpu,
             failed: per_lane.iter().map(|r| r.2).sum(),
             bus: None,
+            lines_per_write: 1.0,
         }
     }
 
@@ -765,5 +793,6 @@ fn rpc_vulkan_throughput(
         process_cpu: p1.saturating_sub(p0),
         failed: failed.max(st.errors) + (lanes as u64 * lines as u64).saturating_sub(done + failed),
         bus: None,
+        lines_per_write: 1.0,
     }
 }

@@ -125,7 +125,7 @@ pub const RING_FLAG_SQPOLL: u32 = 4;
 
 abi_struct! {
     /// The device-local control block (PROTOCOL.md §1, §2): every word more than one lane updates with a
-    /// read-modify-write. Offset 0 of the device-local block; 128 bytes, 8-byte aligned. The host reads and
+    /// read-modify-write. Offset 0 of the device-local block; 384 bytes, 8-byte aligned. The host reads and
     /// writes it only outside a run, on its host copy.
     #[repr(C)]
     #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
@@ -171,16 +171,44 @@ abi_struct! {
         /// `print_errors`, `foreign_cqes`, `protocol_violations`) when it last copied them into the
         /// [`SharedControl`] mirrors; the counters only grow, so a changed sum means a mirror is stale.
         pub mirror_sum: u32,
+        /// The print log's duty word: [`BELL_LOCK`] (a lane holds the write duty) | [`BELL_DIRTY`] (the
+        /// completed prefix moved, or a holder handed the duty on) (§7).
+        pub log_bell: u32,
+        /// The print log's completion word (§7): low 32 bits the completed byte position `D`, bits 32–47 the
+        /// completed ticket prefix `C` (16-bit, wrapping), bits 48–63 the done bitmap of tickets `C … C+15`.
+        pub log_pub: u64,
+        /// The print log's reservation word (§7): low 32 bits the next byte position `R`, bits 32–47 the next
+        /// ticket `N` (16-bit, wrapping).
+        pub log_reserve: u64,
+        /// Duty holder only: the end of the bytes submitted so far (a write in flight ends here).
+        pub log_sub: u32,
+        /// Written by the duty holder, read by reservers: the end of the bytes the kernel has written; log space
+        /// before it may be reused (release store).
+        pub log_written: u32,
+        /// The log write's completion slot: `generation << 8 | RingSlotState` (§7).
+        pub log_wstate: u32,
+        /// The log write's result (`res` of its CQE).
+        pub log_wres: i32,
+        /// Log writes submitted (statistic).
+        pub log_writes: u32,
+        /// Short log writes whose remainder was resubmitted (statistic).
+        pub log_short_writes: u32,
+        /// Start byte position of log ticket `t` at index `t % LOG_TICKETS` (its owner's store).
+        pub log_starts: [u32; 16],
+        /// End byte position of log ticket `t` at index `t % LOG_TICKETS` (its owner's store).
+        pub log_ends: [u32; 16],
         /// Reserved, zero.
-        pub _reserved: [u32; 9],
+        pub _reserved: [u32; 30],
     }
 }
 
-pin_layout!(LocalControl, size = 128, align = 8 {
+pin_layout!(LocalControl, size = 384, align = 8 {
     sq_pub = 0, cq_pub = 8, print_offset = 16, ff_last_user_data = 24, sq_reserve = 32, cq_credits = 36,
     cq_claim = 40, sq_bell = 44, cq_bell = 48, sq_tail_stored = 52, cq_head_stored = 56, ff_errors = 60,
     ff_last_error = 64, skip_failures = 68, lines_printed = 72, print_errors = 76, foreign_cqes = 80,
-    protocol_violations = 84, mirror_sum = 88, _reserved = 92,
+    protocol_violations = 84, mirror_sum = 88, log_bell = 92, log_pub = 96, log_reserve = 104,
+    log_sub = 112, log_written = 116, log_wstate = 120, log_wres = 124, log_writes = 128,
+    log_short_writes = 132, log_starts = 136, log_ends = 200, _reserved = 264,
 });
 
 /// Size of [`LocalControl`]; the completion slots follow it in the device-local block.
@@ -219,15 +247,20 @@ abi_struct! {
         /// Mirror of [`LocalControl::cq_credits`] written by the **SQ-bell holder** when it stores a new tail:
         /// with `credits_free` it tells the waker whether credited operations may be in flight (§9).
         pub sq_credits_free: u32,
+        /// Arena offset of the print log (host-shared bytes, inside the staging buffer's registration); written
+        /// by the host when it creates the ring (§7).
+        pub print_log: u32,
+        /// Size of the print log in bytes: a power of two, or 0 for none (host-written at creation).
+        pub print_log_bytes: u32,
         /// Reserved, zero.
-        pub _reserved: [u32; 19],
+        pub _reserved: [u32; 17],
     }
 }
 
 pin_layout!(SharedControl, size = 128, align = 8 {
     ff_last_user_data = 0, print_fd = 8, print_flags = 12, ff_errors = 16, ff_last_error = 20,
     skip_failures = 24, lines_printed = 28, print_errors = 32, foreign_cqes = 36, protocol_violations = 40,
-    credits_free = 44, sq_credits_free = 48, _reserved = 52,
+    credits_free = 44, sq_credits_free = 48, print_log = 52, print_log_bytes = 56, _reserved = 60,
 });
 
 /// Size of [`SharedControl`].
@@ -354,6 +387,19 @@ pub const PRINT_FIXED_FILE: u32 = 1;
 pub const PRINT_OFFSET_MODE: u32 = 2;
 /// `SharedControl::print_flags`: staging lines are a registered buffer (WRITE_FIXED).
 pub const PRINT_FIXED_BUF: u32 = 4;
+/// `SharedControl::print_flags`: prints go through the print log (group commit, §7): many lines per write.
+/// Without it each line is one write from the lane's staging line.
+pub const PRINT_LOG: u32 = 8;
+/// Tickets in the print log's completion window (the bitmap of `LocalControl::log_pub`).
+pub const LOG_TICKETS: u32 = 16;
+/// Writes a print-log duty holder submits before it hands the duty on (§7).
+pub const LOG_DUTY_WRITES: u32 = 8;
+/// Polls a print's own print-log duty waits for its write before it hands the duty on (§7; `flush` and reap
+/// passes wait longer).
+pub const LOG_PRINT_POLLS: u32 = 4;
+/// The completion-slot index in the `user_data` of a print-log write (`TAG_SLOT`): the log's own slot,
+/// `LocalControl::log_wstate`, not one of the lanes' slots.
+pub const LOG_SLOT: u32 = u32::MAX;
 
 wire_enum! {
     /// What a device-side protocol call returns (§6), in the GLSL library and in lane states.

@@ -14,12 +14,14 @@
 )]
 
 use std::ops::Deref;
-use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::lane::Lane;
-use super::shared::{PRINT_FIXED_BUF, PRINT_FIXED_FILE, PRINT_OFFSET_MODE};
+use super::print_host::{host_finish, PrintLogReport};
+use super::shared::{PRINT_FIXED_BUF, PRINT_FIXED_FILE, PRINT_LOG, PRINT_OFFSET_MODE};
 use crate::abi::SharedControl;
 use crate::ring::{Ring, RingConfig, RingError};
 use crate::{local_off, shared_off};
@@ -32,6 +34,17 @@ pub enum PrintTarget {
     Fd(RawFd),
     /// A registered fixed file, by index.
     Fixed(u32),
+}
+
+/// How device prints reach their target (PROTOCOL.md §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrintMode {
+    /// Group commit through the ring's print log: many lines per write (the default where the ring has a log,
+    /// `RingConfig::print_log_bytes > 0`).
+    #[default]
+    GroupCommit,
+    /// One write per line from the lane's staging line (for comparison, and for device code without the log).
+    LinePerWrite,
 }
 
 /// Why [`DeviceRing::try_quiesce`] did not reach a quiescent ring.
@@ -74,8 +87,13 @@ pub struct Violations {
 /// A device ring as the protocol uses it.
 pub struct DeviceRing {
     ring: Ring,
-    /// The descriptor behind the print target, for `fstat`/`lseek` on the host (-1: none).
-    print_fd: AtomicI32,
+    /// A duplicate of the descriptor behind the print target (the same open file), for `lseek` and the host's
+    /// print-log writes after a run; owned, so it stays valid when the caller closes theirs.
+    print_fd: Mutex<Option<OwnedFd>>,
+    /// The print mode `set_print_target` applies.
+    print_mode: Mutex<PrintMode>,
+    /// What the host found and did in the print log after runs.
+    log_report: Mutex<PrintLogReport>,
 }
 
 impl Deref for DeviceRing {
@@ -91,7 +109,9 @@ impl DeviceRing {
     pub fn new(cfg: RingConfig) -> Result<DeviceRing, RingError> {
         Ok(DeviceRing {
             ring: Ring::new(cfg)?,
-            print_fd: AtomicI32::new(-1),
+            print_fd: Mutex::new(None),
+            print_mode: Mutex::new(PrintMode::default()),
+            log_report: Mutex::new(PrintLogReport::default()),
         })
     }
 
@@ -119,6 +139,37 @@ impl DeviceRing {
     /// host may read while a run is in progress (stale by at most one CQ release, PROTOCOL.md §9).
     pub fn mirrors(&self) -> SharedControl {
         self.view().shared_snapshot()
+    }
+
+    /// Chooses how the next [`DeviceRing::set_print_target`] makes prints reach it (default: group commit
+    /// where the ring has a print log).
+    pub fn set_print_mode(&self, mode: PrintMode) {
+        *self.print_mode.lock().unwrap_or_else(|e| e.into_inner()) = mode;
+    }
+
+    /// What the host found and did in the print log after runs (summed over quiesce and `finish_prints`).
+    pub fn print_log_report(&self) -> PrintLogReport {
+        *self.log_report.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After a run (on the device-local host copy): waits for a print-log write in flight, writes every
+    /// completed range nobody submitted and counts the incomplete ones (PROTOCOL.md §7). Returns this call's
+    /// findings (also added to [`DeviceRing::print_log_report`]).
+    pub fn finish_print_log(&self, timeout: Duration) -> PrintLogReport {
+        let guard = self.print_fd.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(fd) = guard.as_ref().map(|f| f.as_raw_fd()) else {
+            return PrintLogReport::default();
+        };
+        let rep = host_finish(self.view(), fd, Instant::now() + timeout);
+        drop(guard);
+        if rep.violations > 0 {
+            self.ring.record_violation();
+        }
+        self.log_report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(&rep);
+        rep
     }
 
     /// Sets where device prints go. Call while no lane is printing. A regular file without `O_APPEND` uses
@@ -158,8 +209,29 @@ impl DeviceRing {
                 offset = pos as u64;
             }
         }
-        self.print_fd.store(fd, Ordering::Relaxed);
         let view = self.view();
+        let mode = *self.print_mode.lock().unwrap_or_else(|e| e.into_inner());
+        if mode == PrintMode::GroupCommit
+            && view
+                .shared32(shared_off!(print_log_bytes))
+                .load(Ordering::Relaxed)
+                > 0
+        {
+            flags |= PRINT_LOG;
+        }
+        // Anything a previous target's log still holds goes to that target first.
+        self.finish_print_log(Duration::from_secs(5));
+        // SAFETY: F_DUPFD_CLOEXEC has no pointer arguments; a new descriptor it returns is ours to own.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(RingError::Io {
+                context: "duplicating the print target's descriptor",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: `dup` is a fresh descriptor nobody else owns.
+        *self.print_fd.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(unsafe { OwnedFd::from_raw_fd(dup) });
         // Outside a run: the device-local host copy.
         view.local64(local_off!(print_offset))
             .store(offset, Ordering::Relaxed);
@@ -180,7 +252,9 @@ impl DeviceRing {
         let flags = view
             .shared32(shared_off!(print_flags))
             .load(Ordering::Acquire);
-        let fd = self.print_fd.load(Ordering::Relaxed);
+        self.finish_print_log(Duration::from_secs(10));
+        let guard = self.print_fd.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = guard.as_ref().map_or(-1, |f| f.as_raw_fd());
         if flags & PRINT_OFFSET_MODE == 0 || fd < 0 {
             return None;
         }
@@ -233,6 +307,8 @@ impl DeviceRing {
                 return Err(self.violation("SQ tail or reservation beyond what the SQ holds"));
             }
             if head == tail && tail == reserved && credits == l.credit_pool {
+                // Nothing in flight: what the print log still holds is the host's to write (§7).
+                self.finish_print_log(timeout.saturating_sub(start.elapsed()));
                 return Ok(());
             }
             let waited = start.elapsed();

@@ -150,6 +150,10 @@ pub struct Lane<'a> {
     pub(super) cq_tail_seen: u32,
     /// The print target (`print_flags`, `print_fd`) once read from the shared control block (§7).
     pub(super) print_target: Option<(u32, i32)>,
+    /// The print log (§7), once read; None while prints are one write per line.
+    pub(super) log_target: Option<super::log_target::LogTarget>,
+    /// End byte position of this lane's last line in the print log (what `flush` waits to see written).
+    pub(super) log_end: Option<u32>,
     pub(super) meter: BusMeter<RingRegion>,
 }
 
@@ -187,6 +191,8 @@ impl<'a> Lane<'a> {
             sq_head_seen: 0,
             cq_tail_seen: 0,
             print_target: None,
+            log_target: None,
+            log_end: None,
             meter: BusMeter::default(),
         }
     }

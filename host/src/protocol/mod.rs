@@ -6,7 +6,10 @@ mod device_ring;
 mod doorbell;
 pub mod format;
 pub mod lane;
+mod log_target;
 mod ops;
+mod print_host;
+mod print_log;
 mod publish;
 mod reap;
 mod reserve;
@@ -14,11 +17,12 @@ pub mod shared;
 pub mod subgroup;
 mod window;
 
-pub use device_ring::{DeviceRing, PrintTarget, QuiesceError, Violations};
+pub use device_ring::{DeviceRing, PrintMode, PrintTarget, QuiesceError, Violations};
 pub use format::LineBuf;
 pub use lane::{
     backoff, CompletionMode, FileRef, Lane, LaneError, LaneStats, Poll, DEFAULT_BUDGET,
 };
+pub use print_host::PrintLogReport;
 pub use publish::check_flags;
 pub use reserve::Reservation;
 pub use subgroup::Subgroup;

@@ -206,6 +206,11 @@ impl Lane<'_> {
         budget: u32,
         f: impl FnOnce(&mut LineBuf),
     ) -> Result<(), LaneError> {
+        if self.id < self.view.layout().lanes {
+            if let Some(t) = self.log_target() {
+                return self.print_log_with(t, budget, f);
+            }
+        }
         let (j, len, (pflags, fd)) = self.stage_line(budget, f)?;
         let line_off = self.view.line_off(self.id, j);
         let file = if pflags & PRINT_FIXED_FILE != 0 {
@@ -291,6 +296,10 @@ impl Lane<'_> {
         let l = *self.view.layout();
         if self.id < l.lanes {
             self.finish_stream_print(budget)?;
+            // Print-log lines (§7): wait until the kernel has written this lane's last line; the reap in each
+            // round takes any handed-on duty.
+            self.take_log_duty(budget);
+            self.wait_until(budget, |s| s.log_flushed())?;
             self.wait_until(budget, |s| s.in_flight() == 0)
         } else {
             self.wait_until(budget, |s| {

@@ -12,6 +12,8 @@ use std::sync::atomic::Ordering::*;
 
 use super::doorbell::{ring, take_pending, Bell};
 use super::lane::{violation, Lane};
+use super::log_target::Caches;
+use super::print_log::take_pending_log;
 use super::reserve::return_credits;
 use super::shared::*;
 use super::window::mark_and_advance;
@@ -105,7 +107,24 @@ pub(super) fn dispatch(bus: &RingBus<'_, '_>, ud: u64, res: i32, flags: u32) -> 
         TAG_SLOT => {
             let (g, gen) = (ud as u32, (ud >> 32) as u32 & SLOT_GEN_MASK);
             let mut delivered = false;
-            if g < l.nslots() {
+            if g == LOG_SLOT {
+                // The print log's write (§7): the same claim on the log's own slot.
+                let state = bus.local(local_off!(log_wstate));
+                if state
+                    .compare_exchange(
+                        slot_word(gen, RING_SLOT_PENDING),
+                        slot_word(gen, RING_SLOT_REAPING),
+                        Relaxed,
+                        Relaxed,
+                    )
+                    .is_ok()
+                {
+                    bus.local_i32(local_off!(log_wres)).store(res, Relaxed);
+                    // Release: the holder's acquire of DONE sees the result.
+                    state.store(slot_word(gen, RING_SLOT_DONE), Release);
+                    delivered = true;
+                }
+            } else if g < l.nslots() {
                 let (state, result, fl, _) = bus.slot(g);
                 // Claim the slot: only a PENDING slot of the same generation takes the CQE, and only once (a
                 // duplicate or late CQE finds REAPING, DONE, FREE or another generation). Relaxed: the owner's
@@ -180,6 +199,17 @@ pub(super) fn record_failure(bus: &RingBus<'_, '_>, ud: u64, res: i32) {
 pub(super) fn reap_into(bus: &RingBus<'_, '_>, max: u32, tail_seen: &mut u32) -> u32 {
     take_pending(bus, Bell::Sq);
     take_pending(bus, Bell::Cq);
+    // A handed-on print-log duty (§7): this lane takes it (its wait is on the kernel only).
+    let mut head = 0;
+    take_pending_log(
+        bus,
+        &mut Caches {
+            cq_tail: tail_seen,
+            sq_head: &mut head,
+            reap: reap_into,
+        },
+        LOG_DRAFT_POLLS,
+    );
     let mut n = 0;
     let mut rounds = 0;
     while n < max && rounds < max.saturating_add(RESERVE_TRIES) {
@@ -203,7 +233,16 @@ pub(super) fn reap_into(bus: &RingBus<'_, '_>, max: u32, tail_seen: &mut u32) ->
     n
 }
 
+/// Wait polls of a lane drafted into a handed-on print-log duty by a reap pass (its own budget is not known
+/// there).
+const LOG_DRAFT_POLLS: u32 = 4096;
+
 impl Lane<'_> {
+    /// The §5 reap pass, for a print-log duty's [`Caches`] (§7).
+    pub(super) fn reap_pass() -> fn(&RingBus<'_, '_>, u32, &mut u32) -> u32 {
+        reap_into
+    }
+
     /// Reaps up to `max` CQEs into their slots / counters. Returns how many.
     pub fn reap(&mut self, max: u32) -> u32 {
         let bus = RingBus::new(self.view, &self.meter);

@@ -19,6 +19,9 @@ use std::sync::atomic::Ordering::*;
 
 use super::format::LineBuf;
 use super::lane::{backoff, CompletionMode, FileRef, Lane, LaneError, LaneStats};
+use super::print_log::{
+    complete_range, copy_in, reserve_bytes, ring_log, Caches, LogTarget, NoRoom,
+};
 use super::publish::check_flags;
 use super::reap::reap_into;
 use super::reserve::{hole_nop, return_credits, take_credits, take_tickets, NoTicket};
@@ -294,6 +297,10 @@ impl<'a> Subgroup<'a> {
         budget: u32,
         mut f: impl FnMut(usize, u32, &mut LineBuf),
     ) -> PerLane<Result<(), LaneError>> {
+        let log = self.lanes.first_mut().and_then(|e| e.log_target());
+        if let Some(t) = log {
+            return self.print_log_with(t, mask, budget, f);
+        }
         let mut out: PerLane<Result<(), LaneError>> = [None; MAX_SUBGROUP];
         let mut active = mask & self.all();
         let mut lens = [0u32; MAX_SUBGROUP];
@@ -407,6 +414,127 @@ impl<'a> Subgroup<'a> {
         out
     }
 
+    /// §7 group-commit prints for the lanes in `mask`: each lane formats its line; the elected lane reserves the
+    /// bytes of as many lines as fit (in lane order) with one `log_reserve` CAS — one ticket for the batch —
+    /// and hands each lane its position (prefix sums); each lane copies its line; the elected lane completes
+    /// the batch with one `log_pub` CAS, counts the lines with one add and rings the duty word once. Lanes that
+    /// did not fit retry (reaping, backing off) within `budget`; `TimedOut`: that line was not reserved.
+    fn print_log_with(
+        &mut self,
+        t: LogTarget,
+        mask: u32,
+        budget: u32,
+        mut f: impl FnMut(usize, u32, &mut LineBuf),
+    ) -> PerLane<Result<(), LaneError>> {
+        let mut out: PerLane<Result<(), LaneError>> = [None; MAX_SUBGROUP];
+        let mut pending = mask & self.all();
+        for (i, lane) in self.lanes.iter_mut().enumerate() {
+            if pending & (1 << i) != 0 {
+                let id = lane.id;
+                lane.line.clear();
+                f(i, id, &mut lane.line);
+                lane.line.finish();
+            }
+        }
+        let mut round = 0;
+        while pending != 0 {
+            let Some((e, rest)) = self.lanes.split_first_mut() else {
+                break;
+            };
+            e.take_log_duty(budget.min(LOG_PRINT_POLLS));
+            // Every pending lane's bytes, then the prefix (in lane order) that fits.
+            let len_of = |i: usize, e: &Lane<'_>, rest: &[Lane<'_>]| -> u32 {
+                let lane = if i == 0 { Some(e) } else { rest.get(i - 1) };
+                lane.map_or(0, |l| l.line.as_bytes().len() as u32)
+            };
+            let total: u32 = (0..self_len(e, rest))
+                .filter(|i| pending & (1 << i) != 0)
+                .map(|i| len_of(i, e, rest))
+                .sum();
+            let bus = RingBus::new(e.view, &e.meter);
+            let got = match reserve_bytes(&bus, &t, total) {
+                Ok((ticket, start)) => Some((ticket, start, pending)),
+                Err(NoRoom::Bytes(free)) => {
+                    let (mut sum, mut take) = (0u32, 0u32);
+                    for i in 0..self_len(e, rest) {
+                        if pending & (1 << i) == 0 {
+                            continue;
+                        }
+                        let n = len_of(i, e, rest);
+                        if sum + n > free {
+                            break;
+                        }
+                        sum += n;
+                        take |= 1 << i;
+                    }
+                    if take == 0 {
+                        None
+                    } else {
+                        reserve_bytes(&bus, &t, sum)
+                            .ok()
+                            .map(|(tk, st)| (tk, st, take))
+                    }
+                }
+                Err(NoRoom::Violation) => {
+                    for (i, o) in out.iter_mut().enumerate() {
+                        if pending & (1 << i) != 0 {
+                            *o = Some(Err(LaneError::ProtocolViolation));
+                        }
+                    }
+                    return out;
+                }
+                Err(NoRoom::Tickets | NoRoom::Contended) => None,
+            };
+            let Some((ticket, start, take)) = got else {
+                e.stats.window_full += 1;
+                if round >= budget {
+                    for (i, o) in out.iter_mut().enumerate() {
+                        if pending & (1 << i) != 0 {
+                            *o = Some(Err(LaneError::TimedOut));
+                        }
+                    }
+                    break;
+                }
+                if round < 2 || round.is_power_of_two() {
+                    self.reap();
+                }
+                backoff(round);
+                round += 1;
+                continue;
+            };
+            // Straight-line from the reservation to the completing CAS (§0.2): each lane copies its own line.
+            let mut at = start;
+            for (i, lane) in self.lanes.iter_mut().enumerate() {
+                if take & (1 << i) == 0 {
+                    continue;
+                }
+                let bus = RingBus::new(lane.view, &lane.meter);
+                copy_in(&bus, &t, at, lane.line.as_bytes());
+                at = at.wrapping_add(lane.line.as_bytes().len() as u32);
+                lane.log_end = Some(at);
+                lane.stats.lines += 1;
+                if let Some(o) = out.get_mut(i) {
+                    *o = Some(Ok(()));
+                }
+            }
+            pending &= !take;
+            if let Some(e) = self.lanes.first_mut() {
+                let bus = RingBus::new(e.view, &e.meter);
+                bus.local(local_off!(lines_printed))
+                    .fetch_add(take.count_ones(), Relaxed);
+                if complete_range(&bus, ticket, at) {
+                    let mut c = Caches {
+                        cq_tail: &mut e.cq_tail_seen,
+                        sq_head: &mut e.sq_head_seen,
+                        reap: Lane::reap_pass(),
+                    };
+                    ring_log(&bus, &t, &mut c, budget.min(LOG_PRINT_POLLS));
+                }
+            }
+        }
+        out
+    }
+
     /// Flushes every lane (§7).
     pub fn flush(&mut self, budget: u32) -> PerLane<Result<(), LaneError>> {
         let mut out: PerLane<Result<(), LaneError>> = [None; MAX_SUBGROUP];
@@ -415,4 +543,9 @@ impl<'a> Subgroup<'a> {
         }
         out
     }
+}
+
+/// Lanes of a subgroup split as (elected, rest).
+fn self_len(_e: &Lane<'_>, rest: &[Lane<'_>]) -> usize {
+    rest.len() + 1
 }

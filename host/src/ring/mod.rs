@@ -133,6 +133,9 @@ pub struct RingConfig {
     pub line_bytes: u32,
     /// Size of the user fixed-buffer region in bytes (0 for none).
     pub fixed_buffer_bytes: usize,
+    /// Size of the print log (PROTOCOL.md §7: group-commit prints) in bytes: a power of two in
+    /// 4096..=2^30 and at least `2 * line_bytes`, or 0 for none (every print is then one write of its line).
+    pub print_log_bytes: u32,
     /// Files to register as fixed files, in index order. One more fixed-file slot, index
     /// `fixed_files.len()`, is reserved for the print target ([`Ring::register_print_file`]).
     pub fixed_files: Vec<RawFd>,
@@ -160,6 +163,7 @@ impl Default for RingConfig {
             staging_lines: 4,
             line_bytes: 256,
             fixed_buffer_bytes: 0,
+            print_log_bytes: 1 << 16,
             fixed_files: Vec::new(),
             access: DeviceAccess::default(),
             arena_bytes: None,
@@ -188,6 +192,11 @@ fn pow2(name: &'static str, value: u64, min: u64, max: u64) -> Result<(), RingEr
 }
 
 impl RingConfig {
+    /// Bytes of the staging lines, rounded up to 64 (the print log starts there, inside the staging region).
+    fn staging_lines_bytes(&self) -> u64 {
+        (self.lanes as u64 * self.staging_lines as u64 * self.line_bytes as u64).div_ceil(64) * 64
+    }
+
     fn cq(&self) -> u32 {
         self.cq_entries
             .unwrap_or(self.sq_entries.saturating_mul(2).max(4))
@@ -235,7 +244,18 @@ impl RingConfig {
         let local = LOCAL_CONTROL_BYTES as u64
             + nslots * std::mem::size_of::<CompletionSlot>() as u64
             + self.lanes as u64 * (self.staging_lines as u64 + 1) * 4;
-        let staging = self.lanes as u64 * self.staging_lines as u64 * self.line_bytes as u64;
+        if self.print_log_bytes != 0
+            && (!self.print_log_bytes.is_power_of_two()
+                || !(4096..=1 << 30).contains(&self.print_log_bytes)
+                || self.print_log_bytes < 2 * self.line_bytes)
+        {
+            return Err(RingError::InvalidConfig(format!(
+                "print_log_bytes must be 0 or a power of two in 4096..=2^30 and at least 2 * line_bytes, got {}",
+                self.print_log_bytes
+            )));
+        }
+        // The print log follows the staging lines inside the staging region (one registered buffer).
+        let staging = self.staging_lines_bytes() + self.print_log_bytes as u64;
         if local > u32::MAX as u64 / 2
             || SHARED_CONTROL_BYTES as u64 + staging + self.fixed_buffer_bytes as u64
                 > u32::MAX as u64 / 2
@@ -305,7 +325,7 @@ impl Ring {
             local,
             layout: lay,
         });
-        init_control(&inner.view(), cfg.sq_entries);
+        init_control(&inner.view(), &cfg);
         let raw = inner.fd.as_raw_fd();
         register_files(raw, &cfg.fixed_files)?;
         register_buffers(raw, &inner, &plan, cfg.fixed_buffer_bytes)?;
@@ -644,8 +664,17 @@ fn describe(
 
 /// The identity SQ array (without NO_SQARRAY), the credit pool and its mirror; everything else in both control
 /// blocks starts at zero (fresh anonymous memory).
-fn init_control(view: &RingView<'_>, sq_entries: u32) {
+fn init_control(view: &RingView<'_>, cfg: &RingConfig) {
+    let sq_entries = cfg.sq_entries;
     let lay = *view.layout();
+    if cfg.print_log_bytes > 0 {
+        view.shared32(crate::shared_off!(print_log)).store(
+            lay.staging + cfg.staging_lines_bytes() as u32,
+            Ordering::Relaxed,
+        );
+        view.shared32(crate::shared_off!(print_log_bytes))
+            .store(cfg.print_log_bytes, Ordering::Release);
+    }
     if lay.ring_flags & layout::RING_FLAG_NO_SQARRAY == 0 {
         for i in 0..sq_entries {
             view.u32_at(lay.sq_array + i * 4)
