@@ -74,6 +74,7 @@ const SHORT: &[(&str, &[&str])] = &[
         ],
     ),
     ("megakernel_stream", &["--mib", "16"]),
+    ("read_throughput", &["--rounds", "3", "--mib", "16"]),
     (
         "memory_placement",
         &["--mib", "1", "--accesses", "2000", "--repeat", "1"],
