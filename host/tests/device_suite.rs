@@ -693,41 +693,7 @@ fn vulkan_number_formatting_matches_the_reference_byte_for_byte() {
     let Some((dev, _g)) = vulkan_device() else {
         return;
     };
-    use gpu_uring::backend::FormatCase::{self, *};
-    let mut cases: Vec<FormatCase> = vec![
-        U64(0),
-        U64(9),
-        U64(10),
-        U64(u64::MAX),
-        I64(0),
-        I64(-1),
-        I64(-42),
-        I64(i64::MIN),
-        I64(i64::MAX),
-        Hex(0),
-        Hex(0xdead_beef),
-        Hex(u64::MAX),
-        F32(f32::NAN, 3),
-        F32(f32::INFINITY, 3),
-        F32(f32::NEG_INFINITY, 3),
-        F32(f32::MAX, 6),
-        F32(f32::MIN_POSITIVE, 9),
-        F32(-0.0, 6),
-        F32(0.5, 0),
-        F32(1.5, 0),
-        F32(2.5, 0),
-        F32(0.125, 2),
-        F32(0.375, 2),
-        F32(1e-7, 9),
-        F32(9.3e9, 9),
-        F32(1e19, 0),
-        F32(-3.0e38, 1),
-    ];
-    for p in [0, 1, 3, 6, 9] {
-        for x in [1.234_56f32, 123_456.79, 0.1, 2.5e9, -7.875] {
-            cases.push(F32(x, p));
-        }
-    }
+    let cases = gpu_uring::backend::FormatCase::probe_cases();
     let ring = ring(RingConfig {
         lanes: cases.len() as u32,
         fixed_buffer_bytes: 128 * cases.len(),
@@ -735,16 +701,9 @@ fn vulkan_number_formatting_matches_the_reference_byte_for_byte() {
     });
     let got = dev.format_probe(&ring, &cases).unwrap();
     for (c, g) in cases.iter().zip(&got) {
-        let mut want = gpu_uring::protocol::LineBuf::with_capacity(256);
-        match *c {
-            U64(x) => want.u64(x),
-            I64(x) => want.i64(x),
-            Hex(x) => want.hex(x),
-            F32(x, p) => want.f32(x, p),
-        };
         assert_eq!(
             String::from_utf8_lossy(g),
-            String::from_utf8_lossy(want.as_bytes()),
+            String::from_utf8_lossy(&c.reference()),
             "{c:?}"
         );
     }

@@ -174,12 +174,7 @@ fn format_probe<D: Device + ?Sized>(
     let flavor = flavor(dev, "format_probe")?;
     let v = ring.view();
     for (i, c) in cases.iter().enumerate() {
-        let (kind, prec, val) = match *c {
-            FormatCase::U64(x) => (0u32, 0u32, x),
-            FormatCase::I64(x) => (1, 0, x as u64),
-            FormatCase::Hex(x) => (2, 0, x),
-            FormatCase::F32(x, p) => (3, p, x.to_bits() as u64),
-        };
+        let (kind, prec, val) = c.record();
         let words = [kind, prec, val as u32, (val >> 32) as u32];
         v.write_bytes(l.fixed + 128 * i as u32, bytemuck::bytes_of(&words));
     }

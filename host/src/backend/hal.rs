@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use super::error::DeviceError;
 use super::run_buffer::LaneState;
-use crate::protocol::DeviceRing;
+use crate::protocol::{DeviceRing, LineBuf};
 
 /// What kind of processor an adapter is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -546,6 +546,73 @@ pub enum FormatCase {
     Hex(u64),
     /// A float with a precision ([`crate::protocol::LineBuf::f32`]).
     F32(f32, u32),
+}
+
+impl FormatCase {
+    /// The case as the format program's input record reads it: kind (0 unsigned, 1 signed, 2 hex, 3 float),
+    /// precision, and the value's 64 bits (a float's bit pattern).
+    pub fn record(&self) -> (u32, u32, u64) {
+        match *self {
+            FormatCase::U64(x) => (0, 0, x),
+            FormatCase::I64(x) => (1, 0, x as u64),
+            FormatCase::Hex(x) => (2, 0, x),
+            FormatCase::F32(x, p) => (3, p, x.to_bits() as u64),
+        }
+    }
+
+    /// The bytes the reference formatter ([`LineBuf`]) gives for this case: what every device must print.
+    pub fn reference(&self) -> Vec<u8> {
+        let mut l = LineBuf::with_capacity(256);
+        match *self {
+            FormatCase::U64(x) => l.u64(x),
+            FormatCase::I64(x) => l.i64(x),
+            FormatCase::Hex(x) => l.hex(x),
+            FormatCase::F32(x, p) => l.f32(x, p),
+        };
+        l.as_bytes().to_vec()
+    }
+
+    /// The cases every device implementation of the formatter is held to: integer extremes, NaN and
+    /// infinities, halves at precision 0 and 2 (round half to even), tiny and huge floats, and five ordinary
+    /// values at precisions 0, 1, 3, 6 and 9.
+    pub fn probe_cases() -> Vec<FormatCase> {
+        use FormatCase::*;
+        let mut cases = vec![
+            U64(0),
+            U64(9),
+            U64(10),
+            U64(u64::MAX),
+            I64(0),
+            I64(-1),
+            I64(-42),
+            I64(i64::MIN),
+            I64(i64::MAX),
+            Hex(0),
+            Hex(0xdead_beef),
+            Hex(u64::MAX),
+            F32(f32::NAN, 3),
+            F32(f32::INFINITY, 3),
+            F32(f32::NEG_INFINITY, 3),
+            F32(f32::MAX, 6),
+            F32(f32::MIN_POSITIVE, 9),
+            F32(-0.0, 6),
+            F32(0.5, 0),
+            F32(1.5, 0),
+            F32(2.5, 0),
+            F32(0.125, 2),
+            F32(0.375, 2),
+            F32(1e-7, 9),
+            F32(9.3e9, 9),
+            F32(1e19, 0),
+            F32(-3.0e38, 1),
+        ];
+        for p in [0, 1, 3, 6, 9] {
+            for x in [1.234_56f32, 123_456.79, 0.1, 2.5e9, -7.875] {
+                cases.push(F32(x, p));
+            }
+        }
+        cases
+    }
 }
 
 /// A device that runs caller-supplied kernels on its memory. Object-safe: the device suite and the
