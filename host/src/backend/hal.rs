@@ -706,6 +706,12 @@ pub trait Device: Send + Sync {
     fn fence_stats(&self) -> FenceStats {
         FenceStats::default()
     }
+
+    /// The CUDA/HIP device library's kernels, where this device runs the built-in programs on them
+    /// ([`super::library`]); `None` elsewhere.
+    fn library(&self) -> Option<&dyn super::library::LibraryDevice> {
+        None
+    }
 }
 
 /// What a [`Submission`]'s completion descriptor is.
