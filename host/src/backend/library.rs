@@ -26,9 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::DeviceError;
-use super::hal::{
-    BetweenDispatches, Device, DeviceBuffer, FormatCase, Grid, Kernel, KernelArg, KernelLayout,
-};
+use super::hal::{BetweenDispatches, Device, DeviceBuffer, FormatCase, Grid, Kernel, KernelArg};
 use super::run_buffer::{LaneState, LANE_FINISHED};
 use super::{LaneReport, Placement, Program, RunReport};
 use crate::abi::STATUS_READY;
@@ -48,10 +46,11 @@ pub trait LibraryDevice: Send + Sync {
 
 /// The parameter list of the device library's kernel `name` (kernels/src/gpu_uring_kernels.cu), for
 /// backends loading it.
+#[cfg(any(feature = "cuda", feature = "hip"))]
 pub(crate) fn kernel_layout(
     backend: &'static str,
     name: &str,
-) -> Result<KernelLayout, DeviceError> {
+) -> Result<super::KernelLayout, DeviceError> {
     let (buffers, value_bytes) = match name {
         // (arena, local, RingLayout, mode, count, budget, status, ready)
         "gu_nop" => (4, 128 + 12),
@@ -66,7 +65,7 @@ pub(crate) fn kernel_layout(
             })
         }
     };
-    Ok(KernelLayout {
+    Ok(super::KernelLayout {
         buffers,
         value_bytes,
     })
