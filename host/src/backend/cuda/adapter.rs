@@ -69,11 +69,13 @@ fn info(p: &Props, driver_version: i32) -> AdapterInfo {
             driver_version % 1000 / 10
         ),
         driver: format!(
-            "NVIDIA driver; compute capability {}.{}; {} MiB; host-native atomics {}{}",
+            "NVIDIA driver; compute capability {}.{}; {} MiB; host-native atomics {}; host pointer for \
+             registered memory {}{}",
             p.compute.0,
             p.compute.1,
             p.total_mem >> 20,
             p.host_native_atomics,
+            p.host_pointer_for_registered,
             match p.host_atomic_caps {
                 Some(c) => format!(" (host atomic capabilities: 32/64-bit add and CAS {c})"),
                 None => String::new(),

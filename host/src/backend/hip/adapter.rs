@@ -63,11 +63,12 @@ fn info(p: &Props, runtime_version: i32) -> AdapterInfo {
             runtime_version % 100_000
         ),
         driver: format!(
-            "AMD ROCm; {}; wave{}; {} MiB; host-native atomics {}",
+            "AMD ROCm; {}; wave{}; {} MiB; host-native atomics {}; host pointer for registered memory {}",
             p.arch_name,
             p.warp,
             p.total_mem >> 20,
-            p.host_native_atomics
+            p.host_native_atomics,
+            p.host_pointer_for_registered
         ),
         caps: Capabilities {
             subgroup_size: p.warp,
