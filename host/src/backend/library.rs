@@ -26,23 +26,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::DeviceError;
-use super::hal::{BetweenDispatches, Device, DeviceBuffer, FormatCase, Grid, Kernel, KernelArg};
+use super::hal::{
+    BetweenDispatches, Device, DeviceBuffer, FormatCase, Grid, KernelArg, LibraryDevice,
+};
 use super::run_buffer::{LaneState, LANE_FINISHED};
 use super::{LaneReport, Placement, Program, RunReport};
 use crate::abi::STATUS_READY;
 use crate::protocol::DeviceRing;
-
-/// What a device that runs the device library offers the built-in programs.
-pub trait LibraryDevice: Send + Sync {
-    /// The library's kernel `name` (e.g. `gu_print`) from the committed binary this device loads, loaded once
-    /// per device.
-    fn library_kernel(&self, name: &'static str) -> Result<Kernel, DeviceError>;
-    /// Copies `src` into `buf` from byte `at` (the driver copies into device memory the host cannot map).
-    fn write_buffer(&self, buf: &DeviceBuffer, at: usize, src: &[u8]) -> Result<(), DeviceError>;
-    /// Copies from byte `at` of `buf` into `dst`.
-    fn read_buffer(&self, buf: &DeviceBuffer, at: usize, dst: &mut [u8])
-        -> Result<(), DeviceError>;
-}
 
 /// The parameter list of the device library's kernel `name` (kernels/src/gpu_uring_kernels.cu), for
 /// backends loading it.

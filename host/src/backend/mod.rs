@@ -45,8 +45,8 @@ pub use error::{compiled_out, DeviceError};
 pub use hal::{
     AdapterInfo, Backend, BetweenDispatches, Capabilities, Completer, Device, DeviceBuffer,
     DeviceConfig, DeviceInfo, DeviceType, FenceCounters, FenceKind, FenceStats, FormatCase, Grid,
-    Kernel, KernelArg, KernelCache, KernelCode, KernelFormat, KernelLayout, NativeArg,
-    NativeKernel, Placement, Submission,
+    Kernel, KernelArg, KernelCache, KernelCode, KernelFormat, KernelLayout, LibraryDevice,
+    NativeArg, NativeKernel, Placement, Submission,
 };
 pub use program::{
     checksum, edit_buffer_host, expected_line, format_print_line, layout_sqe_expected, HostileCase,

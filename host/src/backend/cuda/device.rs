@@ -6,14 +6,14 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::raw::{Context, Module, Stream};
+use super::raw::{Context, Module};
+use super::run::Launcher;
 use super::{kernel, memory, run};
-use crate::backend::gpu::{Parked, Pool};
 use crate::backend::hal::{
-    AdapterInfo, Device, DeviceBuffer, DeviceConfig, DeviceInfo, FenceCounters, FenceStats, Grid,
-    Kernel, KernelArg, KernelCode, KernelFormat, KernelLayout, Placement, Submission,
+    AdapterInfo, Device, DeviceBuffer, DeviceConfig, DeviceInfo, FenceStats, Grid, Kernel,
+    KernelArg, KernelCode, KernelFormat, KernelLayout, LibraryDevice, Placement, Submission,
 };
-use crate::backend::library::{self, LibraryDevice};
+use crate::backend::library;
 use crate::backend::DeviceError;
 
 /// The device library as NVRTC compiled it for Turing and newer (JIT by the driver).
@@ -29,14 +29,12 @@ const ITER_BUDGET: u32 = 30_000;
 
 /// A CUDA device.
 pub(super) struct CudaDevice {
-    pub(super) ctx: Arc<Context>,
-    pub(super) adapter: AdapterInfo,
-    pub(super) dispatch_timeout: Duration,
+    ctx: Arc<Context>,
+    adapter: AdapterInfo,
+    dispatch_timeout: Duration,
     iter_budget: u32,
-    pub(super) registry: memory::Registry,
-    pub(super) streams: Arc<Pool<Stream>>,
-    pub(super) parked: Arc<Parked<Stream>>,
-    pub(super) fences: Arc<FenceCounters>,
+    registry: memory::Registry,
+    launcher: Launcher,
     /// The device library's module, loaded on first use (or why it could not be).
     library: OnceLock<Result<Arc<Module>, DeviceError>>,
 }
@@ -48,14 +46,12 @@ impl CudaDevice {
         config: &DeviceConfig,
     ) -> CudaDevice {
         CudaDevice {
-            streams: Arc::default(),
+            launcher: Launcher::new(ctx.clone()),
             ctx,
             adapter,
             dispatch_timeout: config.dispatch_timeout,
             iter_budget: config.iter_budget.unwrap_or(ITER_BUDGET).max(64),
             registry: memory::Registry::default(),
-            parked: Arc::new(Parked::new("cuda")),
-            fences: Arc::default(),
             library: OnceLock::new(),
         }
     }
@@ -141,7 +137,7 @@ impl Device for CudaDevice {
         grid: Grid,
         limit: Duration,
     ) -> Result<Duration, DeviceError> {
-        run::launch(self, kernel, args, grid, limit)
+        run::launch(&self.launcher, &self.registry, kernel, args, grid, limit)
     }
 
     fn launch_async(
@@ -151,11 +147,11 @@ impl Device for CudaDevice {
         grid: Grid,
         limit: Duration,
     ) -> Result<Submission, DeviceError> {
-        run::launch_async(self, kernel, args, grid, limit)
+        run::launch_async(&self.launcher, &self.registry, kernel, args, grid, limit)
     }
 
     fn fence_stats(&self) -> FenceStats {
-        self.fences.stats()
+        self.launcher.fences.stats()
     }
 
     fn library(&self) -> Option<&dyn LibraryDevice> {

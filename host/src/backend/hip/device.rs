@@ -5,14 +5,14 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::raw::{Gpu, Module, Stream};
+use super::raw::{Gpu, Module};
+use super::run::Launcher;
 use super::{kernel, memory, run};
-use crate::backend::gpu::{Parked, Pool};
 use crate::backend::hal::{
-    AdapterInfo, Device, DeviceBuffer, DeviceConfig, DeviceInfo, FenceCounters, FenceStats, Grid,
-    Kernel, KernelArg, KernelCode, KernelFormat, KernelLayout, Placement, Submission,
+    AdapterInfo, Device, DeviceBuffer, DeviceConfig, DeviceInfo, FenceStats, Grid, Kernel,
+    KernelArg, KernelCode, KernelFormat, KernelLayout, LibraryDevice, Placement, Submission,
 };
-use crate::backend::library::{self, LibraryDevice};
+use crate::backend::library;
 use crate::backend::DeviceError;
 
 macro_rules! code_objects {
@@ -39,14 +39,12 @@ const ITER_BUDGET: u32 = 30_000;
 
 /// A HIP device.
 pub(super) struct HipDevice {
-    pub(super) gpu: Arc<Gpu>,
-    pub(super) adapter: AdapterInfo,
-    pub(super) dispatch_timeout: Duration,
+    gpu: Arc<Gpu>,
+    adapter: AdapterInfo,
+    dispatch_timeout: Duration,
     iter_budget: u32,
-    pub(super) registry: memory::Registry,
-    pub(super) streams: Arc<Pool<Stream>>,
-    pub(super) parked: Arc<Parked<Stream>>,
-    pub(super) fences: Arc<FenceCounters>,
+    registry: memory::Registry,
+    launcher: Launcher,
     /// The device library's module, loaded on first use (or why it could not be).
     library: OnceLock<Result<Arc<Module>, DeviceError>>,
 }
@@ -54,14 +52,12 @@ pub(super) struct HipDevice {
 impl HipDevice {
     pub(super) fn new(gpu: Arc<Gpu>, adapter: AdapterInfo, config: &DeviceConfig) -> HipDevice {
         HipDevice {
+            launcher: Launcher::new(gpu.clone()),
             gpu,
             adapter,
             dispatch_timeout: config.dispatch_timeout,
             iter_budget: config.iter_budget.unwrap_or(ITER_BUDGET).max(64),
             registry: memory::Registry::default(),
-            streams: Arc::default(),
-            parked: Arc::new(Parked::new("hip")),
-            fences: Arc::default(),
             library: OnceLock::new(),
         }
     }
@@ -139,7 +135,7 @@ impl Device for HipDevice {
         grid: Grid,
         limit: Duration,
     ) -> Result<Duration, DeviceError> {
-        run::launch(self, kernel, args, grid, limit)
+        run::launch(&self.launcher, &self.registry, kernel, args, grid, limit)
     }
 
     fn launch_async(
@@ -149,11 +145,11 @@ impl Device for HipDevice {
         grid: Grid,
         limit: Duration,
     ) -> Result<Submission, DeviceError> {
-        run::launch_async(self, kernel, args, grid, limit)
+        run::launch_async(&self.launcher, &self.registry, kernel, args, grid, limit)
     }
 
     fn fence_stats(&self) -> FenceStats {
-        self.fences.stats()
+        self.launcher.fences.stats()
     }
 
     fn library(&self) -> Option<&dyn LibraryDevice> {

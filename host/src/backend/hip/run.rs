@@ -9,13 +9,13 @@ use std::ffi::c_void;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::device::HipDevice;
 use super::error::run_error;
 use super::kernel::{hip_kernel, HipKernel};
+use super::memory::Registry;
 use super::memory::{hip_buffer, register};
-use super::raw::Stream;
-use crate::backend::gpu::{self, Completion, Started};
-use crate::backend::hal::{Grid, Kernel, KernelArg, Submission};
+use super::raw::{Gpu, Stream};
+use crate::backend::gpu::{self, Completion, Parked, Pool, Started};
+use crate::backend::hal::{FenceCounters, Grid, Kernel, KernelArg, Submission};
 use crate::backend::DeviceError;
 use crate::protocol::DeviceRing;
 
@@ -25,9 +25,30 @@ impl Completion for Stream {
     }
 }
 
+/// What a device's launches need: its device handle, its streams, its parked launches and its completion
+/// descriptors' counters.
+pub(super) struct Launcher {
+    pub gpu: Arc<Gpu>,
+    pub streams: Arc<Pool<Stream>>,
+    pub parked: Arc<Parked<Stream>>,
+    pub fences: Arc<FenceCounters>,
+}
+
+impl Launcher {
+    pub(super) fn new(gpu: Arc<Gpu>) -> Launcher {
+        Launcher {
+            gpu,
+            streams: Arc::default(),
+            parked: Arc::new(Parked::new("hip")),
+            fences: Arc::default(),
+        }
+    }
+}
+
 /// Checks and starts a launch.
 fn start(
-    dev: &HipDevice,
+    dev: &Launcher,
+    registry: &Registry,
     kernel: &Kernel,
     args: &[KernelArg<'_>],
     grid: Grid,
@@ -57,7 +78,7 @@ fn start(
             let owner: Arc<dyn Send + Sync> = Arc::new(alive);
             // SAFETY: a ring's arena is one page-aligned, writable mapping of `len` bytes kept mapped by its
             // keep-alive, which the registration holds.
-            let reg = unsafe { register(&dev.gpu, &dev.registry, base, len, owner) }?;
+            let reg = unsafe { register(&dev.gpu, registry, base, len, owner) }?;
             let ptr = reg.dev as u64;
             keep.push(reg);
             Ok(ptr)
@@ -82,25 +103,27 @@ fn start(
 
 /// Runs `grid` of `kernel` once with `args`, waiting at most `limit`.
 pub(super) fn launch(
-    dev: &HipDevice,
+    dev: &Launcher,
+    registry: &Registry,
     kernel: &Kernel,
     args: &[KernelArg<'_>],
     grid: Grid,
     limit: Duration,
 ) -> Result<Duration, DeviceError> {
-    let s = start(dev, kernel, args, grid)?;
+    let s = start(dev, registry, kernel, args, grid)?;
     gpu::finish("hip", &dev.streams, &dev.parked, s, limit)
 }
 
 /// Starts `grid` of `kernel` with `args` and returns its submission, ended by a waiter thread.
 pub(super) fn launch_async(
-    dev: &HipDevice,
+    dev: &Launcher,
+    registry: &Registry,
     kernel: &Kernel,
     args: &[KernelArg<'_>],
     grid: Grid,
     limit: Duration,
 ) -> Result<Submission, DeviceError> {
-    let s = start(dev, kernel, args, grid)?;
+    let s = start(dev, registry, kernel, args, grid)?;
     gpu::finish_async(
         "hip",
         kernel.name(),
