@@ -336,12 +336,10 @@ fn mock_child() {
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: one valid pollfd. (The descriptor is made readable just after the result is recorded.)
-    assert_eq!(
-        unsafe { libc::poll(&mut p, 1, 5000) },
-        1,
-        "readable once ended"
-    );
+    // The descriptor is made readable just after the result is recorded.
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut p, 1, 5000) };
+    assert_eq!(ready, 1, "readable once ended");
     assert_eq!(flag.load_u32(0), Some(1));
     // SAFETY: the mock's fault kernel takes no parameter.
     let fault = unsafe {
