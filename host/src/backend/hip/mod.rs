@@ -14,7 +14,7 @@
 //!   `hipHostGetDevicePointer`.
 //! - Kernels (`kernel.rs`): AMD code objects with `hipModuleLoadData`; argument `i` is kernel parameter `i`.
 //! - Launches (`run.rs`): `hipModuleLaunchKernel` on a pooled stream, an event after it, a bounded wait
-//!   polling the event, and parking past the limit — shared with CUDA ([`crate::backend::gpu`]).
+//!   polling the event, and parking past the limit — shared with CUDA (`backend/gpu.rs`).
 //! - The built-in programs run on the device library's code object for the device's ISA (`kernels/bin`)
 //!   through [`crate::backend::library`]: Nop and Print so far.
 
