@@ -40,6 +40,7 @@ const SYMBOLS: &[&str] = &[
     "cuMemHostGetDevicePointer_v2",
     "cuMemcpyHtoD_v2",
     "cuMemcpyDtoH_v2",
+    "cuStreamSynchronize",
     "cuModuleLoadDataEx",
     "cuModuleUnload",
     "cuModuleGetFunction",
@@ -275,17 +276,23 @@ impl DevMem {
         })
     }
 
-    /// Copies `src` to byte `at` (synchronous: the driver waits for earlier work touching it).
+    /// Copies `src` to byte `at`, complete when this returns: from pageable memory `cuMemcpyHtoD` may return
+    /// before its DMA has landed, and the launches run on non-blocking streams that do not wait for the legacy
+    /// stream, so the legacy stream is synchronised (it waits for no launch of this backend).
     pub(super) fn write(&self, at: usize, src: &[u8]) -> Result<()> {
         self.check(at, src.len())?;
         self.ctx.bind()?;
         // SAFETY: `at + src.len()` is inside the allocation (checked); `src` is readable for its length.
         unsafe { sys::cuMemcpyHtoD_v2(self.ptr + at as u64, src.as_ptr().cast(), src.len()) }
             .result()
-            .map_err(call("cuMemcpyHtoD"))
+            .map_err(call("cuMemcpyHtoD"))?;
+        // SAFETY: the null stream is the context's legacy stream; synchronising it touches no memory.
+        unsafe { sys::cuStreamSynchronize(std::ptr::null_mut()) }
+            .result()
+            .map_err(call("cuStreamSynchronize"))
     }
 
-    /// Copies from byte `at` into `dst` (synchronous).
+    /// Copies from byte `at` into `dst` (device to host returns once the copy has completed).
     pub(super) fn read(&self, at: usize, dst: &mut [u8]) -> Result<()> {
         self.check(at, dst.len())?;
         self.ctx.bind()?;

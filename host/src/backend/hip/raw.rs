@@ -159,7 +159,8 @@ impl DevMem {
         })
     }
 
-    /// Copies `src` to byte `at` (synchronous).
+    /// Copies `src` to byte `at`, complete when this returns (the null stream is synchronised after the copy,
+    /// as on CUDA: launches run on non-blocking streams).
     pub(super) fn write(&self, at: usize, src: &[u8]) -> Result<()> {
         self.check(at, src.len())?;
         self.gpu.bind()?;
@@ -171,6 +172,10 @@ impl DevMem {
                 src.as_ptr() as *mut c_void,
                 src.len(),
             )
+        })?;
+        // SAFETY: the null stream is the device's default stream; synchronising it touches no memory.
+        check("hipStreamSynchronize", unsafe {
+            hip::hipStreamSynchronize(std::ptr::null_mut())
         })
     }
 
