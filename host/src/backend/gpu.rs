@@ -1,5 +1,5 @@
 //! What the kernel-parameter backends (CUDA, HIP) share: the HAL's argument list as kernel parameters
-//! ([`params`]) and the grid as blocks ([`geometry`]); host ranges registered once and shared by every import
+//! ([`resolve`]) and the grid as blocks ([`geometry`]); host ranges registered once and shared by every import
 //! of them ([`Registry`]); streams reused by later launches ([`Pool`]); a bounded wait that polls a launch's
 //! completion event ([`wait`]); and the parking of launches that outlived their limit together with everything
 //! they use (kernel, buffers, registered host memory), freed only once the device reports them ended
@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::error::DeviceError;
 use super::hal::{DeviceBuffer, FenceCounters, Grid, KernelArg, KernelLayout, Submission};
+use crate::protocol::DeviceRing;
+use crate::ring::layout::page_size;
 
 /// A launch's completion, as its backend queries it (a CUDA/HIP event recorded after the kernel).
 pub(crate) trait Completion: Send + Sync + 'static {
@@ -137,15 +139,30 @@ impl Param {
     }
 }
 
+/// A launch's kernel parameters and what the launch must keep alive until it has ended.
+pub(crate) struct Resolved {
+    /// One value per kernel parameter, in order.
+    pub values: Vec<Param>,
+    /// The buffers and registrations behind the device pointers among them.
+    pub keep: Vec<Arc<dyn Send + Sync>>,
+}
+
+/// Something a launch keeps alive, with the device pointer it stands for.
+pub(crate) type Pointer = (u64, Arc<dyn Send + Sync>);
+
 /// The HAL's arguments as kernel parameters — argument `i` is parameter `i`, a buffer (or the ring arena) as
 /// its device pointer, bytes by value — checked against the kernel's layout (its number of buffers and bytes
-/// of by-value arguments); `resolve` gives a buffer argument's device pointer.
-pub(crate) fn params<'a>(
+/// of by-value arguments). `buffer` gives a buffer's device pointer; `register` registers a ring's arena: it
+/// is called only with a ring arena's base and length (one page-aligned, writable mapping) and the keep-alive
+/// that keeps it mapped, which the registration must hold.
+pub(crate) fn resolve(
     backend: &'static str,
-    args: &[KernelArg<'a>],
+    args: &[KernelArg<'_>],
     layout: KernelLayout,
-    mut resolve: impl FnMut(&KernelArg<'a>) -> Result<u64, DeviceError>,
-) -> Result<Vec<Param>, DeviceError> {
+    mut buffer: impl FnMut(&DeviceBuffer) -> Result<Pointer, DeviceError>,
+    mut register: impl FnMut(*mut u8, usize, Arc<dyn Send + Sync>) -> Result<Pointer, DeviceError>,
+) -> Result<Resolved, DeviceError> {
+    let run_error = |message: String| DeviceError::Run { backend, message };
     let buffers = args
         .iter()
         .filter(|a| !matches!(a, KernelArg::Bytes(_)))
@@ -158,20 +175,44 @@ pub(crate) fn params<'a>(
         })
         .sum();
     if buffers != layout.buffers as usize || bytes != layout.value_bytes as usize {
-        return Err(DeviceError::Run {
-            backend,
-            message: format!(
-                "the kernel takes {} buffers and {} bytes by value; the launch gave {buffers} and {bytes}",
-                layout.buffers, layout.value_bytes
-            ),
-        });
+        return Err(run_error(format!(
+            "the kernel takes {} buffers and {} bytes by value; the launch gave {buffers} and {bytes}",
+            layout.buffers, layout.value_bytes
+        )));
     }
-    args.iter()
-        .map(|a| match a {
-            KernelArg::Bytes(v) => Ok(Param::value(v)),
-            other => resolve(other).map(Param::DevicePtr),
-        })
-        .collect()
+    let mut keep = Vec::new();
+    let mut ring: Option<&DeviceRing> = None;
+    let mut arena: Option<u64> = None;
+    let mut values = Vec::with_capacity(args.len());
+    for a in args {
+        let (ptr, held) = match *a {
+            KernelArg::Bytes(v) => {
+                values.push(Param::value(v));
+                continue;
+            }
+            KernelArg::Buffer(b) => buffer(b)?,
+            KernelArg::RingArena(r) => {
+                if ring.is_some_and(|x| !std::ptr::eq(x, r)) {
+                    return Err(run_error(
+                        "every RingArena argument of a launch must name the same ring".into(),
+                    ));
+                }
+                ring = Some(r);
+                if let Some(p) = arena {
+                    values.push(Param::DevicePtr(p));
+                    continue;
+                }
+                let alive = r.arena_keepalive();
+                let (base, len) = alive.arena();
+                let (p, reg) = register(base, len, Arc::new(alive))?;
+                arena = Some(p);
+                (p, reg)
+            }
+        };
+        values.push(Param::DevicePtr(ptr));
+        keep.push(held);
+    }
+    Ok(Resolved { values, keep })
 }
 
 /// The launch geometry: (blocks, threads per block); a group size of 0 is one subgroup of `warp` threads.
@@ -344,6 +385,40 @@ pub(crate) fn finish_async<S: Completion>(
     Ok(submission)
 }
 
+/// A fresh anonymous mapping of at least `bytes` bytes (whole pages), for `Placement::ImportedHost`
+/// buffers a backend allocates itself: its address, length, and the owner that keeps it mapped.
+pub(crate) fn anonymous(
+    backend: &'static str,
+    bytes: usize,
+) -> Result<(*mut u8, usize, Arc<dyn Send + Sync>), DeviceError> {
+    let page = page_size();
+    let len = bytes.div_ceil(page) * page;
+    let mut map = memmap2::MmapMut::map_anon(len).map_err(|e| DeviceError::Run {
+        backend,
+        message: format!("mmap of {len} bytes: {e}"),
+    })?;
+    let ptr = map.as_mut_ptr();
+    Ok((ptr, len, Arc::new(map)))
+}
+
+/// Checks that host memory to import is page-aligned, in address and length (what registration needs).
+pub(crate) fn check_import(
+    backend: &'static str,
+    ptr: *mut u8,
+    len: usize,
+) -> Result<(), DeviceError> {
+    let page = page_size();
+    if ptr as usize % page != 0 || len % page != 0 || len == 0 {
+        return Err(DeviceError::Run {
+            backend,
+            message: format!(
+                "host memory at {ptr:p} ({len} bytes) is not aligned to the page size {page}"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Copies `src` into the host mapping of `buf` from byte `at` (a buffer the host can reach).
 pub(crate) fn host_write(
     backend: &'static str,
@@ -420,22 +495,35 @@ mod tests {
             buffers: 0,
             value_bytes: 5,
         };
-        let mut p = params(
+        let no_buffer = |_: &DeviceBuffer| -> Result<Pointer, DeviceError> { unreachable!() };
+        let no_ring = |_: *mut u8,
+                       _: usize,
+                       _: Arc<dyn Send + Sync>|
+         -> Result<Pointer, DeviceError> { unreachable!() };
+        let mut r = resolve(
             "test",
             &[KernelArg::Bytes(&[1, 2, 3, 4]), KernelArg::Bytes(&[9])],
             layout,
-            |_| unreachable!("no buffer"),
+            no_buffer,
+            no_ring,
         )
         .unwrap();
         assert_eq!(
-            p,
+            r.values,
             vec![Param::Value(vec![0x0403_0201], 4), Param::Value(vec![9], 1)]
         );
-        let first = p[0].as_ptr().cast::<u8>();
+        assert!(r.keep.is_empty());
+        let first = r.values[0].as_ptr().cast::<u8>();
         // SAFETY: the parameter holds 8 bytes at its pointer.
         assert_eq!(unsafe { *first.add(3) }, 4);
-        let wrong = params("test", &[KernelArg::Bytes(&[1])], layout, |_| Ok(0));
-        assert!(matches!(wrong, Err(DeviceError::Run { .. })), "{wrong:?}");
+        let wrong = resolve(
+            "test",
+            &[KernelArg::Bytes(&[1])],
+            layout,
+            no_buffer,
+            no_ring,
+        );
+        assert!(matches!(wrong, Err(DeviceError::Run { .. })));
     }
 
     #[test]

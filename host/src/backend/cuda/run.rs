@@ -1,4 +1,4 @@
-//! CUDA launches: the HAL's arguments resolved to device pointers and values ([`gpu::params`]; a
+//! CUDA launches: the HAL's arguments resolved to device pointers and values ([`gpu::resolve`]; a
 //! [`KernelArg::RingArena`] registers the ring's arena for the launch, or shares its live registration), then
 //! `cuLaunchKernel` on a stream of the device's pool with an event recorded after it, and a bounded wait on
 //! that event ([`gpu::finish`]). Past its limit a launch fails with [`DeviceError::Timeout`] and is parked with
@@ -9,7 +9,6 @@ use std::ffi::c_void;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::error::run_error;
 use super::kernel::{cuda_kernel, CudaKernel};
 use super::memory::Registry;
 use super::memory::{cuda_buffer, register};
@@ -17,7 +16,6 @@ use super::raw::{Context, Stream};
 use crate::backend::gpu::{self, Completion, Parked, Pool, Started};
 use crate::backend::hal::{FenceCounters, Grid, Kernel, KernelArg, Submission};
 use crate::backend::DeviceError;
-use crate::protocol::DeviceRing;
 
 impl Completion for Stream {
     fn ended(&self) -> Result<bool, String> {
@@ -57,39 +55,30 @@ fn start(
     let k: Arc<CudaKernel> = cuda_kernel(kernel)?;
     let p = &dev.ctx.props;
     let geom = gpu::geometry("cuda", grid, p.warp, p.max_threads_per_block)?;
-    let mut keep: Vec<Arc<dyn Send + Sync>> = vec![k.clone()];
-    let mut ring: Option<&DeviceRing> = None;
-    let mut values = gpu::params("cuda", args, kernel.layout(), |a| match *a {
-        KernelArg::Buffer(b) => {
-            let cb = cuda_buffer(b)?;
-            let ptr = cb.device_ptr();
-            keep.push(cb);
-            Ok(ptr)
-        }
-        KernelArg::RingArena(r) => {
-            if ring.is_some_and(|x| !std::ptr::eq(x, r)) {
-                return Err(run_error(
-                    "every RingArena argument of a launch must name the same ring",
-                ));
-            }
-            ring = Some(r);
-            let alive = r.arena_keepalive();
-            let (base, len) = alive.arena();
-            let owner: Arc<dyn Send + Sync> = Arc::new(alive);
-            // SAFETY: a ring's arena is one page-aligned, writable mapping of `len` bytes kept mapped by its
-            // keep-alive, which the registration holds.
+    let gpu::Resolved {
+        mut values,
+        mut keep,
+    } = gpu::resolve(
+        "cuda",
+        args,
+        kernel.layout(),
+        |b| {
+            let held = cuda_buffer(b)?;
+            Ok((held.device_ptr(), held))
+        },
+        |base, len, owner| {
+            // SAFETY: `resolve` passes a ring arena: one page-aligned, writable mapping of `len` bytes kept
+            // mapped by `owner`, which the registration holds.
             let reg = unsafe { register(&dev.ctx, registry, base, len, owner) }?;
-            let ptr = reg.dev;
-            keep.push(reg);
-            Ok(ptr)
-        }
-        KernelArg::Bytes(_) => Err(run_error("bytes resolved as a buffer")),
-    })?;
+            Ok((reg.dev, reg))
+        },
+    )?;
+    keep.push(k.clone());
     let mut ptrs: Vec<*mut c_void> = values.iter_mut().map(|v| v.as_ptr()).collect();
     let stream = dev.streams.take(|| Stream::new(&dev.ctx))?;
     let at = Instant::now();
     // SAFETY: `ptrs` point at `values`, which live across the call, one per kernel parameter in order and of
-    // the kernel's sizes (the kernel's layout, checked by `params`, is the loader's contract); every device
+    // the kernel's sizes (the kernel's layout, checked by `resolve`, is the loader's contract); every device
     // pointer among them belongs to a buffer or registration in `keep`, which the launch holds until it has
     // ended (returned, or parked on timeout).
     match unsafe { stream.launch(&k.function, geom, &mut ptrs) } {

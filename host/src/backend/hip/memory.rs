@@ -12,7 +12,6 @@ use super::raw::{DevMem, Gpu, HostMem, Registered};
 use crate::backend::gpu;
 use crate::backend::hal::{BufferImpl, DeviceBuffer, Placement};
 use crate::backend::DeviceError;
-use crate::ring::layout::page_size;
 
 /// The memory behind a HIP buffer.
 pub(super) enum Mem {
@@ -99,12 +98,7 @@ pub(super) fn alloc(
         Placement::DeviceLocal => Mem::Device(DevMem::new(g, bytes)?),
         Placement::HostVisible => Mem::Host(HostMem::new(g, bytes)?),
         Placement::ImportedHost => {
-            let page = page_size();
-            let len = bytes.div_ceil(page) * page;
-            let mut map = memmap2::MmapMut::map_anon(len)
-                .map_err(|e| run_error(format!("mmap of {len} bytes: {e}")))?;
-            let ptr = map.as_mut_ptr();
-            let owner: Arc<dyn Send + Sync> = Arc::new(map);
+            let (ptr, len, owner) = gpu::anonymous("hip", bytes)?;
             // SAFETY: `ptr` is the start of a fresh anonymous mapping of `len` writable bytes, kept mapped by
             // `owner`, which the registration holds.
             Mem::Imported(unsafe { register(g, registry, ptr, len, owner) }?)
@@ -124,12 +118,7 @@ pub(super) unsafe fn import(
     len: usize,
     owner: Arc<dyn Send + Sync>,
 ) -> Result<DeviceBuffer, DeviceError> {
-    let page = page_size();
-    if ptr as usize % page != 0 || len % page != 0 || len == 0 {
-        return Err(run_error(format!(
-            "host memory at {ptr:p} ({len} bytes) is not aligned to the page size {page}"
-        )));
-    }
+    gpu::check_import("hip", ptr, len)?;
     // SAFETY: the caller's contract.
     let r = unsafe { register(g, registry, ptr, len, owner) }?;
     Ok(DeviceBuffer::new(
