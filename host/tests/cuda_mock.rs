@@ -251,6 +251,49 @@ fn mock_child() {
     drop((i1, i2, keep));
     assert_eq!(stats().live_registrations, before.live_registrations);
 
+    // A launch naming the ring's arena twice registers it once, for the launch; two rings are refused.
+    // SAFETY: the mock's `mock_pair` takes two device pointers and touches neither.
+    let pair = unsafe {
+        dev.load_kernel(
+            "mock_pair",
+            KernelCode::Ptx("// mock"),
+            KernelLayout {
+                buffers: 2,
+                value_bytes: 0,
+            },
+        )
+    }
+    .unwrap();
+    let once = Grid {
+        groups: 1,
+        group_size: 1,
+    };
+    let before = stats();
+    dev.launch(
+        &pair,
+        &[KernelArg::RingArena(&ring), KernelArg::RingArena(&ring)],
+        once,
+        TIMEOUT,
+    )
+    .unwrap();
+    let s = stats();
+    assert_eq!(s.launches, before.launches + 1);
+    assert_eq!(
+        s.live_registrations, before.live_registrations,
+        "released after the launch"
+    );
+    assert_eq!((s.double_registrations, s.unmapped_pointers), (0, 0));
+    let other = common::ring(RingConfig::default());
+    let e = dev
+        .launch(
+            &pair,
+            &[KernelArg::RingArena(&ring), KernelArg::RingArena(&other)],
+            once,
+            TIMEOUT,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("same ring"), "{e}");
+
     // Caller-supplied kernels: a launch past its limit times out, and what it uses stays allocated until it
     // has ended (the mock counts frees of memory in use); the next launch reclaims it.
     // SAFETY: the mock's kernels take (u32 *flag, u32 ms) and (), as declared.

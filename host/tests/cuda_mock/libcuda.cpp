@@ -278,7 +278,7 @@ CUresult cuModuleUnload(void *module) {
     return OK;
 }
 CUresult cuModuleGetFunction(void **f, void *module, const char *name) {
-    static const char *known[] = {"gu_nop", "gu_print", "gu_format_probe", "mock_sleep", "mock_fault"};
+    static const char *known[] = {"gu_nop", "gu_print", "gu_format_probe", "mock_sleep", "mock_fault", "mock_pair"};
     for (const char *k : known) {
         if (std::strcmp(k, name) == 0) {
             auto *fn = new Function{name};
@@ -382,6 +382,10 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
                 *flag = 1;
             }
         };
+    } else if (name == "mock_pair") {
+        // (uint8_t *a, uint8_t *b): touches nothing; the launch checks both are device-mapped.
+        job->uses = {param<uint8_t *>(params, 0), param<uint8_t *>(params, 1)};
+        body = []() {};
     } else if (name == "mock_fault") {
         body = [job]() { job->result.store(ILLEGAL_ADDRESS); };
     } else {
