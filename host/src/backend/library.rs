@@ -17,9 +17,9 @@
 //! from the host copy before the launch and copied back after it ([`LibraryDevice::write_buffer`],
 //! [`LibraryDevice::read_buffer`]), so no atomic read-modify-write ever crosses the bus.
 //!
-//! The kernels report each lane's final status only: a lane that ends READY did all its operations; one that
-//! does not is counted as failing all of them (its status is logged), which overstates the failures of a
-//! lane that stopped half-way.
+//! `gu_nop` reports how many NOPs each lane completed; `gu_print` only each lane's final status: a lane that
+//! ends READY printed all its lines, one that does not is counted as failing all of them (its status is
+//! logged), which overstates the failures of a lane that stopped half-way.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -112,10 +112,15 @@ pub(super) fn run<D: Device + ?Sized>(
     let arena = unsafe { dev.import_host(base, len, owner) }?;
     let local = LocalBlock::new(dev, ring)?;
     let status = dev.alloc(Placement::HostVisible, lanes as usize * 4)?;
-    let ready = dev.alloc(Placement::HostVisible, lanes as usize * 4)?;
+    let ready = match with_ready {
+        true => Some(dev.alloc(Placement::HostVisible, lanes as usize * 4)?),
+        false => None,
+    };
     for i in 0..lanes as usize {
         status.store_u32(i, NOT_RUN);
-        ready.store_u32(i, 0);
+        if let Some(r) = &ready {
+            r.store_u32(i, 0);
+        }
     }
     let l = ring.layout();
     let layout = bytemuck::bytes_of(&l);
@@ -127,9 +132,7 @@ pub(super) fn run<D: Device + ?Sized>(
     ];
     args.extend(value_bytes.iter().map(|v| KernelArg::Bytes(v)));
     args.push(KernelArg::Buffer(&status));
-    if with_ready {
-        args.push(KernelArg::Buffer(&ready));
-    }
+    args.extend(ready.as_ref().map(KernelArg::Buffer));
     local.copy_in(lib, ring)?;
     let launched = dev.launch(&kernel, &args, exact_grid(lanes), timeout);
     // Copied back however the launch ended: the host's quiesce and counters read the host copy.
@@ -140,12 +143,10 @@ pub(super) fn run<D: Device + ?Sized>(
     let mut states = Vec::with_capacity(lanes as usize);
     for i in 0..lanes as usize {
         let st = status.load_u32(i).unwrap_or(NOT_RUN);
-        let ok = if with_ready {
-            ready.load_u32(i).unwrap_or(0).min(ops)
-        } else if st == STATUS_READY {
-            ops
-        } else {
-            0
+        let ok = match &ready {
+            Some(r) => r.load_u32(i).unwrap_or(0).min(ops),
+            None if st == STATUS_READY => ops,
+            None => 0,
         };
         if st != STATUS_READY {
             log::warn!("{backend}: {name} lane {i} ended with status {st:#x}");
