@@ -1,7 +1,8 @@
 //! One device test suite, every backend: each test is written once against `&dyn Device` and instantiated per
 //! backend by `suite!` (the CPU reference device always; Vulkan when a device is present — in CI
 //! (`CI=true`) a missing Vulkan device is a failure, elsewhere a skip that prints `SKIP vulkan: <reason>`).
-//! HIP/CUDA add a constructor and a line to `suite!`. Sizes are small: lavapipe is a software rasteriser on a
+//! CUDA and HIP run when their device is present and are skipped with the reason otherwise (`SKIP cuda: …`),
+//! also under `CI=true` (CI has no GPU). Sizes are small: lavapipe is a software rasteriser on a
 //! 2-core machine, and its programs are re-dispatched until every lane is done (never timed tightly).
 
 mod common;
@@ -59,6 +60,39 @@ fn vulkan() -> Backend {
     vulkan_device().map(|(d, g)| (d, Some(g)))
 }
 
+/// The suite's device of a GPU backend that CI does not have (CUDA, HIP): opened once and shared, its tests run
+/// one at a time; absent (no driver, no device, or the cargo feature off), every test prints
+/// `SKIP <backend>: <reason>` and passes — also with `CI=true`, since CI has no GPU.
+fn gpu_device(
+    sel: DeviceSelector,
+    slot: &'static OnceLock<Result<Arc<dyn Device>, DeviceError>>,
+    lock: &'static Mutex<()>,
+) -> Backend {
+    match slot.get_or_init(|| open_with(&sel, &DeviceConfig::from_env()).map(|(d, _)| Arc::from(d)))
+    {
+        Ok(d) => Some((
+            d.clone(),
+            Some(lock.lock().unwrap_or_else(|p| p.into_inner())),
+        )),
+        Err(e) => {
+            eprintln!("SKIP {sel}: {e}");
+            None
+        }
+    }
+}
+
+fn cuda() -> Backend {
+    static DEV: OnceLock<Result<Arc<dyn Device>, DeviceError>> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    gpu_device(DeviceSelector::Cuda, &DEV, &LOCK)
+}
+
+fn hip() -> Backend {
+    static DEV: OnceLock<Result<Arc<dyn Device>, DeviceError>> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    gpu_device(DeviceSelector::Hip, &DEV, &LOCK)
+}
+
 /// Instantiates `body(&dyn Device)` once per backend.
 macro_rules! suite {
     ($name:ident) => {
@@ -72,6 +106,18 @@ macro_rules! suite {
             #[test]
             fn vulkan() {
                 if let Some((d, _g)) = super::vulkan() {
+                    super::$name(&*d);
+                }
+            }
+            #[test]
+            fn cuda() {
+                if let Some((d, _g)) = super::cuda() {
+                    super::$name(&*d);
+                }
+            }
+            #[test]
+            fn hip() {
+                if let Some((d, _g)) = super::hip() {
                     super::$name(&*d);
                 }
             }

@@ -1,7 +1,8 @@
 //! Hostile device code, one table for every backend: each row corrupts a ring the way device code holding the
 //! arena could, names ONE expected status and ONE expected counter delta, and runs on the CPU reference
-//! device and on Vulkan (lavapipe; with `CI=true` a missing Vulkan device is a failure). Both must match the
-//! row. After every row the ring is dropped: no panic, and the drop ends within a bound. The io_queue row runs
+//! device and on Vulkan (lavapipe; with `CI=true` a missing Vulkan device is a failure), and on CUDA and HIP
+//! where their device is present (skipped with the reason otherwise, also under `CI=true`). Each must match
+//! the row. After every row the ring is dropped: no panic, and the drop ends within a bound. The io_queue row runs
 //! each device's own lane side of the pump: the Rust `QueueLane` where lanes are host threads, the GLSL one
 //! (`pump_probe.comp`, mode 5) elsewhere.
 //!
@@ -388,6 +389,25 @@ fn hostile_table_vulkan() {
         }
     };
     table(&*dev);
+}
+
+/// The table on a GPU backend CI does not have: skipped with the reason when its device is absent (no
+/// driver, no device, or the cargo feature off), also under `CI=true`.
+fn hostile_table_gpu(sel: gpu_uring::backend::DeviceSelector) {
+    match gpu_uring::backend::open_with(&sel, &gpu_uring::backend::DeviceConfig::from_env()) {
+        Ok((dev, _)) => table(&*dev),
+        Err(e) => eprintln!("SKIP {sel}: {e}"),
+    }
+}
+
+#[test]
+fn hostile_table_cuda() {
+    hostile_table_gpu(gpu_uring::backend::DeviceSelector::Cuda);
+}
+
+#[test]
+fn hostile_table_hip() {
+    hostile_table_gpu(gpu_uring::backend::DeviceSelector::Hip);
 }
 
 // ---- the library API cases, driven through Lane -----------------------------------------------------------

@@ -9,7 +9,8 @@
 //! [`Placement::DeviceLocal`] buffer, filled from the host copy before the first dispatch and copied back after
 //! the last), and launches ([`Device::launch`]) with the arguments arena, arena (the GLSL's 32- and 64-bit
 //! views), run buffer, local block, local block (likewise), [`RingLayout`] by value, re-dispatching
-//! ([`super::redispatch`]) until every lane reports [`LANE_FINISHED`].
+//! ([`super::redispatch`]) until every lane reports [`LANE_FINISHED`]. A device that runs the CUDA/HIP device
+//! library ([`Device::library`]) runs the programs on the library's kernels instead ([`super::library`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,6 +149,9 @@ fn run<D: Device + ?Sized>(
             format!("{lanes} lanes requested; the ring has 1..={}", l.lanes),
         ));
     }
+    if let Some(lib) = dev.library() {
+        return super::library::run(dev, lib, ring, lanes, program, timeout, between);
+    }
     let flavor = flavor(dev, &format!("running {program:?}"))?;
     let plan = plan(dev, flavor, &l, lanes, program)?;
     run_plan(dev, flavor, ring, lanes, plan, timeout, between)
@@ -170,6 +174,9 @@ fn format_probe<D: Device + ?Sized>(
                 l.lanes
             ),
         ));
+    }
+    if let Some(lib) = dev.library() {
+        return super::library::format_probe(dev, lib, cases);
     }
     let flavor = flavor(dev, "format_probe")?;
     let v = ring.view();
