@@ -10,6 +10,10 @@
 //! - `cuda` (cargo feature `cuda`): a skeleton that shows the HAL fits kernel-parameter launches; it opens no
 //!   device yet.
 //!
+//! Your own kernels run the same way: [`RingKernel`] loads one (GLSL written with
+//! `device-shaders/include/gpu_uring_print.glsl`, compiled by [`glsl::compile`]) and runs it on a ring with the
+//! library's run buffer and re-dispatch ([`RunConfig`]).
+//!
 //! Backend-neutral pieces: the registry and `--device` selection ([`open`], [`backends`]), the built-in
 //! programs and their expected output ([`Program`], [`expected_line`], [`checksum`]), how they run on any
 //! device (`builtin`: load, launch, re-dispatch; [`native`]: their Rust kernels), run reports
@@ -22,12 +26,14 @@ pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod error;
+pub mod glsl;
 pub mod hal;
 pub mod native;
 mod program;
 pub mod pump;
 pub mod redispatch;
 mod report;
+mod ring_kernel;
 pub mod run_buffer;
 mod select;
 pub mod spirv;
@@ -47,4 +53,5 @@ pub use program::{
     Program,
 };
 pub use report::{LaneReport, RunReport};
+pub use ring_kernel::{RingKernel, RunConfig};
 pub use select::{backend, backends, open, open_with, BackendEntry, DeviceSelector};
