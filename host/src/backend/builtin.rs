@@ -28,19 +28,26 @@ use crate::ring::RingLayout;
 
 /// Which kernels of the built-in programs a device runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flavor {
+pub(super) enum Flavor {
     /// The SPIR-V shaders: resumable, bounded by the loop budget per dispatch.
     SpirV,
     /// The native kernels: each lane runs its program to the end in one dispatch.
     Native,
 }
 
+/// The kernel of a run: a built-in program's (loaded from the device's cache) or one loaded already.
+pub(super) enum PlanKernel {
+    /// A built-in program: its name and SPIR-V.
+    Builtin(&'static str, &'static [u8]),
+    /// A kernel the caller loaded ([`super::RingKernel`]).
+    Loaded(Kernel),
+}
+
 /// What one run needs: the program's kernel, parameters and text table.
-struct Plan {
-    name: &'static str,
-    spirv: &'static [u8],
-    params: RunParams,
-    texts: &'static [&'static str],
+pub(super) struct Plan<'a> {
+    pub(super) kernel: PlanKernel,
+    pub(super) params: RunParams,
+    pub(super) texts: &'a [&'a str],
 }
 
 fn run_error(backend: &'static str, message: impl std::fmt::Display) -> DeviceError {
@@ -186,8 +193,7 @@ fn format_probe<D: Device + ?Sized>(
         v.write_bytes(l.fixed + 128 * i as u32, bytemuck::bytes_of(&words));
     }
     let plan = Plan {
-        name: "format",
-        spirv: spirv::FORMAT,
+        kernel: PlanKernel::Builtin("format", spirv::FORMAT),
         params: RunParams {
             program: PROGRAM_FORMAT,
             lanes: n,
@@ -246,12 +252,13 @@ fn kernel<D: Device + ?Sized>(
     }
 }
 
-fn run_plan<D: Device + ?Sized>(
+/// Runs `plan` on `lanes` lanes (checked by the caller: 1..=the ring's lanes, ≤ 65535).
+pub(super) fn run_plan<D: Device + ?Sized>(
     dev: &D,
     flavor: Flavor,
     ring: &DeviceRing,
     lanes: u32,
-    plan: Plan,
+    plan: Plan<'_>,
     timeout: Duration,
     between: &mut BetweenDispatches<'_>,
 ) -> Result<RunReport, DeviceError> {
@@ -259,12 +266,15 @@ fn run_plan<D: Device + ?Sized>(
     let backend = info.backend;
     let l = ring.layout();
     let Plan {
-        name,
-        spirv,
+        kernel,
         params,
         texts,
     } = plan;
-    let kernel = kernel(dev, flavor, name, spirv)?;
+    let kernel = match kernel {
+        PlanKernel::Builtin(name, spirv) => self::kernel(dev, flavor, name, spirv)?,
+        PlanKernel::Loaded(k) => k,
+    };
+    let name = kernel.name().to_owned();
     let keep = ring.arena_keepalive();
     let (base, len) = keep.arena();
     let owner: Arc<dyn Send + Sync> = Arc::new(keep);
@@ -275,7 +285,7 @@ fn run_plan<D: Device + ?Sized>(
     let head = std::mem::size_of::<RunHeader>();
     let each = std::mem::size_of::<LaneState>();
     let run_buf = dev.alloc(Placement::HostVisible, head + lanes as usize * each)?;
-    let header = RunHeader::new(params, texts);
+    let header = RunHeader::with_texts(params, texts).map_err(|e| run_error(backend, e))?;
     let header_words: &[u32] = bytemuck::cast_slice(std::slice::from_ref(&header));
     for (i, w) in header_words.iter().enumerate() {
         run_buf.store_u32(i, *w);
@@ -448,7 +458,7 @@ fn plan<D: Device + ?Sized>(
     l: &RingLayout,
     lanes: u32,
     program: &Program,
-) -> Result<Plan, DeviceError> {
+) -> Result<Plan<'static>, DeviceError> {
     let backend = dev.info().backend;
     let mut p = RunParams {
         lanes,
@@ -559,8 +569,7 @@ fn plan<D: Device + ?Sized>(
         }
     };
     Ok(Plan {
-        name: r.0,
-        spirv: r.1,
+        kernel: PlanKernel::Builtin(r.0, r.1),
         params: p,
         texts: r.2,
     })

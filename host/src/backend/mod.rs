@@ -10,6 +10,10 @@
 //! - `cuda` (cargo feature `cuda`): NVIDIA GPUs through the CUDA driver API, loaded at run time.
 //! - `hip` (cargo feature `hip`): AMD GPUs through the HIP runtime (linked at build time).
 //!
+//! Your own kernels run the same way: [`RingKernel`] loads one (GLSL written with
+//! `device-shaders/include/gpu_uring_print.glsl`, compiled by [`glsl::compile`]) and runs it on a ring with the
+//! library's run buffer and re-dispatch ([`RunConfig`]).
+//!
 //! Backend-neutral pieces: the registry and `--device` selection ([`open`], [`backends`]), the built-in
 //! programs and their expected output ([`Program`], [`expected_line`], [`checksum`]), how they run on any
 //! device (`builtin`: load, launch, re-dispatch; [`native`]: their Rust kernels; [`library`]: the CUDA/HIP
@@ -23,6 +27,7 @@ pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod error;
+pub mod glsl;
 #[cfg(any(feature = "cuda", feature = "hip"))]
 mod gpu;
 pub mod hal;
@@ -34,6 +39,7 @@ mod program;
 pub mod pump;
 pub mod redispatch;
 mod report;
+mod ring_kernel;
 pub mod run_buffer;
 mod select;
 pub mod spirv;
@@ -53,4 +59,5 @@ pub use program::{
     Program,
 };
 pub use report::{LaneReport, RunReport};
+pub use ring_kernel::{RingKernel, RunConfig};
 pub use select::{backend, backends, open, open_with, BackendEntry, DeviceSelector};
