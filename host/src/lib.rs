@@ -11,6 +11,8 @@
 //! - [`pump`]: the megakernel io_queue pump.
 //! - [`proactor`]: completion-based async I/O for the CPU side.
 
+#![deny(missing_docs)]
+
 pub mod abi;
 pub mod backend;
 pub mod proactor;

@@ -30,7 +30,9 @@ pub use crate::abi::queue::*;
 /// Where everything lies in a pump arena: the queue pages, then each region between guard bytes.
 #[derive(Debug, Clone)]
 pub struct QueueArenaPlan {
+    /// The offsets device code is given (queue, slots, region table).
     pub layout: PumpLayout,
+    /// Each region's place in the arena, in handle order.
     pub regions: Vec<RegionDesc>,
     /// Bytes of the queue part (header, request sequences, region table, slots), page-rounded.
     pub queue_len: usize,
