@@ -147,7 +147,8 @@ fn exactly_once_under_64_lanes() {
             }
         }
         bad
-    });
+    })
+    .expect("lanes start");
     assert!(failures.iter().all(|&b| b == 0), "{failures:?}");
     let st = p.stop().unwrap();
     let total = (LANES * OPS) as u64;
@@ -627,7 +628,8 @@ fn a_tiny_ring_still_serves_everything() {
             }
         }
         bad
-    });
+    })
+    .expect("lanes start");
     assert!(bad.iter().all(|&b| b == 0), "{bad:?}");
     let st = p.stop().unwrap();
     assert_eq!(st.served, 800);
@@ -752,7 +754,8 @@ fn fences_from_many_lanes_at_once() {
             lane.free(f);
         }
         bad
-    });
+    })
+    .expect("lanes start");
     assert!(bad.iter().all(|&b| b == 0), "{bad:?}");
     let st = p.stop().unwrap();
     assert_eq!(st.fences, LANES as u64 * 60);

@@ -192,7 +192,8 @@ fn run(ring: &DeviceRing, cli: &Cli, c: CompletionMode, bursty: bool) -> Run {
             }
         }
         (ops, failed, bursts)
-    });
+    })
+    .unwrap_or_else(|e| fail(&e.to_string()));
     // Skip-success writes post nothing on success: the run ends when the kernel has consumed every SQE.
     let l = ring.layout();
     let (head, tail) = (view.u32_at(l.sq_head), view.u32_at(l.sq_tail));

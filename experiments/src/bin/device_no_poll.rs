@@ -177,7 +177,8 @@ fn main() {
                 }
             }
             (bad, unsubmitted)
-        });
+        })
+        .unwrap_or_else(|e| fail(&e.to_string()));
         let dispatch_us = t.elapsed().as_secs_f64() * 1e6;
         bad_device += per_lane.iter().map(|r| r.0).sum::<u64>();
         not_submitted += per_lane.iter().map(|r| r.1).sum::<u64>();

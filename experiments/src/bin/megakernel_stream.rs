@@ -287,6 +287,7 @@ fn run_cpu_kernel(
         out.bus = Some(lane.bus());
         out
     })
+    .unwrap_or_else(|e| fail(&e.to_string()))
 }
 
 /// One lane of the CPU kernel: its chunks, double-buffered.

@@ -520,6 +520,7 @@ fn direct_latency(
             }
         })
     })
+    .unwrap_or_else(|e| fail(&e.to_string()))
     .pop()
     .unwrap_or_default();
     finish(&ring);
@@ -541,6 +542,7 @@ fn rpc_latency(fd: i32, idle: Duration, warm: u32, n: u32, timeout: Duration) ->
         let (mut c, mut buf) = (arena.client(0), LineBuf::with_capacity(256));
         round_trips(warm, n, |seq| rpc_print(&mut c, &mut buf, 0, seq, deadline))
     })
+    .unwrap_or_else(|e| fail(&e.to_string()))
     .pop()
     .unwrap_or_default();
     let st = server.stop();
@@ -557,6 +559,7 @@ fn native_latency(fd: i32, warm: u32, n: u32) -> Latency {
         let mut buf = LineBuf::with_capacity(256);
         round_trips(warm, n, |seq| native_print(fd, &mut buf, 0, seq))
     })
+    .unwrap_or_else(|e| fail(&e.to_string()))
     .pop()
     .unwrap_or_default();
     Latency {
@@ -644,7 +647,8 @@ fn rpc_throughput(
     let per_lane = spawn_lanes(lanes, "rpc-lane", |id| {
         let (mut c, mut buf) = (arena.client(id), LineBuf::with_capacity(256));
         print_lines(lines, |seq| rpc_print(&mut c, &mut buf, id, seq, deadline))
-    });
+    })
+    .unwrap_or_else(|e| fail(&e.to_string()));
     let secs = t.elapsed().as_secs_f64();
     // Read while the server thread is alive (as for the direct path's helpers).
     let (h1, p1) = (threads_cpu(&["rpc-server"]), process_cpu());
@@ -668,7 +672,8 @@ fn native_throughput(fd: i32, lanes: u32, lines: u32) -> Throughput {
     let per_lane = spawn_lanes(lanes, "native-lane", |id| {
         let mut buf = LineBuf::with_capacity(256);
         print_lines(lines, |seq| native_print(fd, &mut buf, id, seq))
-    });
+    })
+    .unwrap_or_else(|e| fail(&e.to_string()));
     let secs = t.elapsed().as_secs_f64();
     let p1 = process_cpu();
     Throughput {

@@ -126,7 +126,8 @@ fn through_pump(
             c += lanes as u64;
         }
         sum
-    });
+    })
+    .unwrap_or_else(|e| fail(&e.to_string()));
     let el = t.elapsed().as_secs_f64();
     let st = pump.stop().expect("stopping the pump");
     let sum = sums.iter().fold(0u64, |a, &b| a.wrapping_add(b));

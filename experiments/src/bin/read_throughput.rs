@@ -235,7 +235,8 @@ fn pump(data: &std::fs::File, total: u64, lanes: u32, depth: u32) -> (f64, u64) 
             lane.free(slot);
             seen += 1;
         }
-    });
+    })
+    .unwrap_or_else(|e| fail(&e.to_string()));
     let el = t.elapsed().as_secs_f64();
     if let Err(e) = pump.stop() {
         fail(&format!("stopping the pump: {e}"));
