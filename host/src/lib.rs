@@ -13,6 +13,18 @@
 
 #![deny(missing_docs)]
 
+/// Implements `Debug` for error types as their `Display` message, so that `fn main() -> Result<(), E>` and
+/// `unwrap` show what went wrong and how to fix it rather than the variant's fields.
+macro_rules! debug_as_display {
+    ($t:ty) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self, f)
+            }
+        }
+    };
+}
+
 pub mod abi;
 pub mod backend;
 pub mod proactor;

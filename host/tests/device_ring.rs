@@ -546,11 +546,18 @@ fn more_lanes_than_the_ring_has_is_an_error_and_no_lane_runs() {
         ran.fetch_add(1, Ordering::Relaxed);
     });
     match r {
-        Err(e @ gpu_uring::backend::DeviceError::TooManyLanes { lanes: 3, max: 2, .. }) => {
+        Err(
+            e @ gpu_uring::backend::DeviceError::TooManyLanes {
+                lanes: 3, max: 2, ..
+            },
+        ) => {
             assert!(e.to_string().contains("RingConfig::lanes"), "{e}");
         }
         other => panic!("expected TooManyLanes, got {other:?}"),
     }
     assert_eq!(ran.load(Ordering::Relaxed), 0);
-    assert_eq!(run_lanes(&ring, 2, |l| l.id()).expect("lanes start"), [0, 1]);
+    assert_eq!(
+        run_lanes(&ring, 2, |l| l.id()).expect("lanes start"),
+        [0, 1]
+    );
 }

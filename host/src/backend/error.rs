@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// A backend could not be opened.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeviceError {
     /// The backend is not usable here.
@@ -63,6 +63,8 @@ pub enum DeviceError {
         limit: Duration,
     },
 }
+
+debug_as_display!(DeviceError);
 
 /// A backend's "not available in this build" error: the backend exists but its cargo feature is off.
 pub fn compiled_out(backend: &'static str, feature: &'static str) -> DeviceError {

@@ -41,7 +41,7 @@ impl fmt::Display for Errno {
 }
 
 /// Errors of the proactor API and failed operations.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The requested backend cannot be used in this process (kernel too old, blocked by
@@ -102,6 +102,8 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
 }
+
+debug_as_display!(Error);
 
 impl Error {
     /// Whether retrying the same call later can succeed (the queue-full case).

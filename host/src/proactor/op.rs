@@ -206,7 +206,7 @@ impl OpCode {
 /// Why an operation failed: which operation and the errno the kernel (or the
 /// emulating syscall) returned. Eight bytes, so completions stay small; converts into
 /// [`Error::Op`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{} operation failed: {}", op.name(), Errno(*errno))]
 pub struct OpError {
     /// The operation.
@@ -214,6 +214,8 @@ pub struct OpError {
     /// The errno.
     pub errno: i32,
 }
+
+debug_as_display!(OpError);
 
 impl From<OpError> for Error {
     fn from(e: OpError) -> Error {

@@ -30,7 +30,7 @@ use crate::ring::layout::RING_FLAG_CONFINED;
 use crate::ring::RingView;
 
 /// Why a device operation did not happen. Nothing was submitted when one of these is returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LaneError {
     /// No room right now (SQ full, publication window full, or no CQ credit); try again.
@@ -62,6 +62,8 @@ pub enum LaneError {
     #[error("protocol violation: a shared ring word is outside what the protocol allows (counted in protocol_violations)")]
     ProtocolViolation,
 }
+
+debug_as_display!(LaneError);
 
 impl LaneError {
     /// The status code device code returns for this error (`STATUS_*`, what the GLSL library returns).

@@ -43,7 +43,7 @@ fn round_up(x: usize, a: usize) -> usize {
 }
 
 /// Why a pump arena cannot be planned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlanError {
     /// Slots out of range.
@@ -66,6 +66,8 @@ pub enum PlanError {
     )]
     TooLarge(usize),
 }
+
+debug_as_display!(PlanError);
 
 impl QueueArenaPlan {
     /// Plans an arena for `nslots` slots and the given region sizes. Every region starts on a page boundary
