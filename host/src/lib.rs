@@ -25,6 +25,11 @@ macro_rules! debug_as_display {
     };
 }
 
+// The README's Rust example runs as a doctest (`cargo test --doc -p gpu-uring`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 pub mod abi;
 pub mod backend;
 pub mod proactor;
