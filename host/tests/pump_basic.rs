@@ -6,7 +6,7 @@ mod pump_util;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gpu_uring::backend::cpu::run_queue_lanes;
 use gpu_uring::pump::device::SlotPoll;
@@ -656,15 +656,23 @@ fn fences_of_two_lanes_and_a_stop_while_they_wait() {
     a.publish(fa, &Request::fence());
     let fb = b.alloc(10).unwrap();
     b.publish(fb, &Request::fence());
+    // Wait (bounded) until the pump has claimed all three: both fences then wait on the blocked read. A stop
+    // before that would fail an unclaimed fence STOPPED instead of completing it.
+    let until = deadline();
+    while p.stats().claimed < 3 {
+        assert!(
+            Instant::now() < until,
+            "the pump claimed {} of 3 requests",
+            p.stats().claimed
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(a.poll(fa).unwrap(), SlotPoll::Pending);
+    assert_eq!(b.poll(fb).unwrap(), SlotPoll::Pending);
     // A NOP published after both fences: FENCE does not order later requests (a lane that needs that waits
     // for the fence first), so it may run before the fences complete or be failed by the stop.
     let later = b.alloc(10).unwrap();
     b.publish(later, &Request::nop());
-    for _ in 0..20 {
-        assert_eq!(a.poll(fa).unwrap(), SlotPoll::Pending);
-        assert_eq!(b.poll(fb).unwrap(), SlotPoll::Pending);
-        std::thread::sleep(Duration::from_millis(1));
-    }
     // Stop while both fences wait on the pipe read: the read is cancelled, the fences complete (everything
     // before them has completed, if unsuccessfully).
     p.stop().unwrap();
