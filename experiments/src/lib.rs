@@ -14,6 +14,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+pub mod cli;
 pub mod rpc;
 
 use clap::Args;

@@ -115,12 +115,7 @@ fn json_mode_prints_one_object_per_row() {
 #[test]
 fn unavailable_devices_say_why_and_exit_2() {
     // A backend present on the machine running the tests is not checked: this is about what the others say.
-    for (name, dev) in [
-        ("device_print", "cuda"),
-        ("device_print", "hip"),
-        ("cpu_mt", "cuda"),
-        ("ring_latency", "hip"),
-    ] {
+    for (name, dev) in [("device_print", "cuda"), ("device_print", "hip")] {
         let mut cmd = bin(name);
         cmd.args(["--device", dev]);
         if name == "device_print" {
@@ -142,6 +137,37 @@ fn unavailable_devices_say_why_and_exit_2() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected auto, cpu"));
+}
+
+#[test]
+fn experiments_offer_only_the_devices_they_run_on() {
+    // CPU threads as lanes by definition: no GPU device is offered, in --help or on the command line.
+    for (name, dev) in [("cpu_mt", "cuda"), ("ring_latency", "vulkan")] {
+        let out = bin(name).args(["--device", dev]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name} --device {dev}: {err}");
+        assert!(
+            err.contains("drives the ring from CPU threads only"),
+            "{err}"
+        );
+        let help = bin(name).arg("--help").output().unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(help.contains("Device to run on: auto or cpu"), "{help}");
+    }
+    let help = bin("memory_placement").arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        !help.contains(", cpu,") && help.contains("vulkan[:NAME]"),
+        "{help}"
+    );
+    for name in ["device_print", "cpu_mt", "memory_placement", "ring_latency"] {
+        let out = bin(name).arg("-V").output().unwrap();
+        assert!(out.status.success(), "{name} -V");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with(name),
+            "{name} -V"
+        );
+    }
 }
 
 #[test]

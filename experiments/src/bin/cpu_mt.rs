@@ -23,6 +23,7 @@ use gpu_uring::backend::cpu::run_lanes;
 use gpu_uring::protocol::DeviceRing;
 use gpu_uring::protocol::{CompletionMode, FileRef, Lane, DEFAULT_BUDGET};
 use gpu_uring::ring::RingConfig;
+use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{fail, ring_mode_line, CommonArgs, Experiment, Percentiles, Record};
 
 /// CPU threads as lanes writing through one SQPOLL device ring: throughput and waker wake-ups.
@@ -63,7 +64,7 @@ struct Run {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = gpu_uring_experiments::cli::parse::<Cli>(Devices::CpuOnly);
     let mut exp = Experiment::new("cpu_mt", cli.common.clone());
     exp.cpu_only();
     if cli.len == 0 || cli.len > 256 {

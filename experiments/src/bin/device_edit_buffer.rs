@@ -24,6 +24,7 @@ use clap::Parser;
 use gpu_uring::backend::Program;
 use gpu_uring::protocol::DeviceRing;
 use gpu_uring::ring::RingConfig;
+use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::rpc::serve_flags;
 use gpu_uring_experiments::{
     fail, line_chart, loadavg, CommonArgs, Experiment, Percentiles, Record, Series,
@@ -47,7 +48,7 @@ struct Cli {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = gpu_uring_experiments::cli::parse::<Cli>(Devices::GpuOnly);
     let mut exp = Experiment::new("device_edit_buffer", cli.common.clone());
     let Some(dev) = exp.gpu_only("device code storing into host memory imported into the device")
     else {

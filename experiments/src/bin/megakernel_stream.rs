@@ -34,7 +34,10 @@ use gpu_uring::ring::bus::BusCounters;
 use gpu_uring_experiments::{bar_chart, data_file, fail, loadavg, CommonArgs, Experiment, Record};
 
 #[derive(Parser, Debug)]
-#[command(about = "a persistent kernel streams a file through the io_queue pump and checksums it")]
+#[command(
+    version,
+    about = "a persistent kernel streams a file through the io_queue pump and checksums it"
+)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,

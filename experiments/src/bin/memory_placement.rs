@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use gpu_uring::backend::{Grid, KernelArg, KernelCode, KernelLayout, Placement};
+use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{
     bar_chart, fail, loadavg, CommonArgs, Experiment, Percentiles, Record,
 };
@@ -64,7 +65,7 @@ const MODE_STORE: u32 = 2;
 const INIT_PER_INVOCATION: u32 = 1024;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = gpu_uring_experiments::cli::parse::<Cli>(Devices::GpuOnly);
     let mut exp = Experiment::new("memory_placement", cli.common.clone());
     let Some(dev) = exp.gpu_only("device-local memory apart from host memory, and shaders") else {
         return;

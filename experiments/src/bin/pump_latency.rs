@@ -23,12 +23,16 @@ use gpu_uring::backend::{checksum, open, DeviceSelector, Program};
 use gpu_uring::protocol::DeviceRing;
 use gpu_uring::pump::{IdleConfig, Pump, PumpConfig, PumpFile, QueueLane, Request};
 use gpu_uring::ring::RingConfig;
+use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{
     bar_chart, data_file, fail, loadavg, CommonArgs, Experiment, Percentiles, Record,
 };
 
 #[derive(Parser, Debug)]
-#[command(about = "publish→complete latency and 4 KiB READ throughput of the io_queue pump")]
+#[command(
+    version,
+    about = "publish→complete latency and 4 KiB READ throughput of the io_queue pump"
+)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
@@ -171,7 +175,7 @@ fn through_ring(data: &std::fs::File, lanes: u32, total: u64) -> (f64, u64, Opti
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = gpu_uring_experiments::cli::parse::<Args>(Devices::CpuOnly);
     let mut exp = Experiment::new("pump_latency", args.common.clone());
     // The io_queue's device side exists for the CPU reference device only (its lanes are CPU threads).
     exp.cpu_only();

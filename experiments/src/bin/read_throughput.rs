@@ -28,6 +28,7 @@ use gpu_uring::backend::{checksum, open, DeviceSelector, Program, Programs};
 use gpu_uring::protocol::DeviceRing;
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueLane, Request};
 use gpu_uring::ring::RingConfig;
+use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{
     bar_chart, data_file, fail, loadavg, ring_mode_line, CommonArgs, Experiment, Record,
 };
@@ -35,6 +36,7 @@ use io_uring::{opcode, types, IoUring};
 
 #[derive(Parser, Debug)]
 #[command(
+    version,
     about = "4 KiB page-cache READ throughput: plain io_uring reader vs device lanes vs the pump"
 )]
 struct Args {
@@ -258,7 +260,7 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = gpu_uring_experiments::cli::parse::<Args>(Devices::CpuOnly);
     let mut exp = Experiment::new("read_throughput", args.common.clone());
     // Device lanes here are the CPU reference device's threads (the pump's device side exists only there).
     exp.cpu_only();

@@ -28,6 +28,7 @@ use gpu_uring::protocol::DeviceRing;
 use gpu_uring::protocol::{CompletionMode, FileRef, Lane, DEFAULT_BUDGET};
 use gpu_uring::ring::bus::{BusCounters, PerOp, RingRegion};
 use gpu_uring::ring::{RingConfig, WakerConfig};
+use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{
     fail, line_chart, ring_mode_line, CommonArgs, Experiment, Percentiles, Record, Series,
 };
@@ -221,7 +222,7 @@ fn measure(p: &mut dyn RoundTrip, op: Op, n: usize, gap: Option<Duration>) -> Sa
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = gpu_uring_experiments::cli::parse::<Cli>(Devices::CpuOnly);
     let mut exp = Experiment::new("ring_latency", cli.common.clone());
     exp.cpu_only();
     let idle = Duration::from_millis(cli.sq_idle_ms.max(1));
