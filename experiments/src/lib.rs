@@ -15,7 +15,11 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 pub mod cli;
+mod errno;
+pub mod progress;
 pub mod rpc;
+
+pub use errno::{errno_name, errno_text};
 
 use clap::Args;
 use gpu_uring::backend::{self, Device, DeviceError, DeviceSelector};

@@ -88,6 +88,104 @@ fn device_print_stdout_is_only_lines() {
 }
 
 #[test]
+fn device_print_by_default_prints_a_short_demo() {
+    let dir = tmpdir("demo");
+    let out = bin("device_print").arg("--out").arg(&dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 20);
+    let help = bin("device_print").arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--stress") && help.contains("X = (L << 32) | K"),
+        "{help}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn device_print_refuses_bad_arguments_before_the_run() {
+    let out = bin("device_print").args(["--lanes", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // --verify needs a regular file: stdout is a pipe here.
+    let out = bin("device_print")
+        .args(["--device", "cpu", "--verify"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("must go to a regular file"), "{err}");
+    assert!(out.stdout.is_empty() && !err.contains("printing "), "{err}");
+}
+
+#[test]
+fn device_print_past_its_timeout_still_prints_its_summary() {
+    let dir = tmpdir("timeout");
+    let file = dir.join("lines.txt");
+    let out = bin("device_print")
+        .args([
+            "--device",
+            "cpu",
+            "--lanes",
+            "4",
+            "--lines",
+            "1000000",
+            "--timeout-s",
+            "0",
+            "--verify",
+            "--print-to",
+        ])
+        .arg(&file)
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("timed out after --timeout-s 0"), "{err}");
+    let printed = std::fs::read_to_string(&file).unwrap().lines().count();
+    assert!(
+        err.contains(&format!("lines printed {printed} of 4000000")),
+        "{printed}: {err}"
+    );
+    assert!(
+        err.contains(&format!("verify: {printed} lines read back")),
+        "{err}"
+    );
+    let csv = std::fs::read_to_string(dir.join("device_print.csv")).unwrap();
+    assert!(csv.contains(&format!(",{},", 4_000_000 - printed)), "{csv}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn device_print_names_the_errno_and_does_not_count_failed_lines_as_printed() {
+    let dir = tmpdir("full");
+    let out = bin("device_print")
+        .args([
+            "--device",
+            "cpu",
+            "--lanes",
+            "2",
+            "--lines",
+            "3",
+            "--print-to",
+            "/dev/full",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("ENOSPC (No space left on device)"), "{err}");
+    assert!(!err.contains("lines printed 6 of 6"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn json_mode_prints_one_object_per_row() {
     let dir = tmpdir("json");
     let out = bin("device_print")
