@@ -57,8 +57,8 @@ impl LineBuf {
     fn push(&mut self, b: u8) {
         self.wanted += 1;
         self.wanted_last = b;
-        // Keep one byte for the newline.
-        if self.buf.len() + 1 < self.cap {
+        // Keep one byte for the newline (which may be the caller's own).
+        if self.buf.len() + 1 < self.cap || (b == b'\n' && self.buf.len() < self.cap) {
             self.buf.push(b);
         } else {
             self.truncated = true;
