@@ -118,8 +118,8 @@ fn main() {
             .int("waker_wakeups", r.wakeups);
         if bursty {
             let rounds = cli.bursts as f64;
-            let mut b = r.bursts;
-            let p = Percentiles::of(&mut b);
+            let b = r.bursts;
+            let p = Percentiles::of(&b);
             row = row
                 .float("wakeups_per_round", r.wakeups as f64 / rounds, 2)
                 .float("burst_p50_us", p.p50 / 1e3, 1)

@@ -90,8 +90,8 @@ fn main() {
     let want = cli.lanes as u64 * cli.steps as u64;
     let ok = tot.done == want && tot.failed == 0 && flags.seen == want && bad_final == 0;
     let secs = rep.elapsed.as_secs_f64();
-    let mut rt = flags.round_trips_us.clone();
-    let p = Percentiles::of(&mut rt);
+    let rt = &flags.round_trips_us;
+    let p = Percentiles::of(rt);
     let row = Record::new()
         .text("device", info.backend)
         .text("name", info.name.clone())

@@ -124,8 +124,8 @@ fn main() {
         let init_groups = (words as u32).div_ceil(64 * INIT_PER_INVOCATION);
         run(MODE_INIT, INIT_PER_INVOCATION, init_groups);
         let median = |run: &mut dyn FnMut() -> f64| {
-            let mut v: Vec<f64> = (0..cli.repeat).map(|_| run()).collect();
-            Percentiles::of(&mut v).p50
+            let v: Vec<f64> = (0..cli.repeat).map(|_| run()).collect();
+            Percentiles::of(&v).p50
         };
         // Dependent loads first (stores overwrite the chain).
         let base = median(&mut || run(MODE_CHASE, 0, 1));

@@ -216,8 +216,8 @@ fn main() {
     let lat_rows: Vec<Record> = lat
         .iter()
         .map(|l| {
-            let mut s = l.samples.clone();
-            let p = Percentiles::of(&mut s);
+            let s = &l.samples;
+            let p = Percentiles::of(s);
             let r = Record::new()
                 .text("device", info.backend)
                 .text("path", l.path)
@@ -242,8 +242,8 @@ fn main() {
         let series: Vec<Series> = lat
             .iter()
             .map(|l| {
-                let mut s = l.samples.clone();
-                let p = Percentiles::of(&mut s);
+                let s = &l.samples;
+                let p = Percentiles::of(s);
                 Series {
                     label: l.path.to_owned(),
                     points: [p.p50, p.p90, p.p99, p.p999]

@@ -62,8 +62,8 @@ struct Args {
 /// The longest any single wait may take before the experiment gives up.
 const WAIT: Duration = Duration::from_secs(60);
 
-fn stats_us(mut v: Vec<f64>) -> (f64, f64, f64) {
-    let p = Percentiles::of(&mut v);
+fn stats_us(v: Vec<f64>) -> (f64, f64, f64) {
+    let p = Percentiles::of(&v);
     (p.p50, p.p99, p.p999)
 }
 

@@ -299,9 +299,9 @@ fn main() {
                 ("device-ring", &mut dev as &mut dyn RoundTrip),
                 ("io-uring-crate", &mut crate_path as &mut dyn RoundTrip),
             ] {
-                let mut s = measure(p, op, n, g);
+                let s = measure(p, op, n, g);
                 failed += s.failed;
-                let pc = Percentiles::of(&mut s.ns);
+                let pc = Percentiles::of(&s.ns);
                 let us = |v: f64| v / 1e3;
                 let mut row = Record::new()
                     .text("path", path)
