@@ -453,63 +453,43 @@ fn columns(rows: &[Record]) -> Vec<&'static str> {
     cols
 }
 
-/// An aligned text table: numbers right-aligned, text left-aligned.
+/// An aligned text table (`comfy-table`): a header row underlined with dashes, numbers right-aligned, text
+/// left-aligned, columns two spaces apart, never wrapped to the terminal's width.
 pub fn render_table(rows: &[Record]) -> String {
+    use comfy_table::{CellAlignment, ContentArrangement, Table};
     let cols = columns(rows);
-    let grid: Vec<Vec<(String, bool)>> = rows
+    let numeric: Vec<bool> = cols
         .iter()
-        .map(|r| {
-            cols.iter()
-                .map(|c| {
-                    r.get(c)
-                        .map_or((String::new(), false), |v| (v.text(), v.numeric()))
-                })
-                .collect()
-        })
+        .map(|c| rows.iter().any(|r| r.get(c).is_some_and(Cell::numeric)))
         .collect();
-    let widths: Vec<usize> = cols
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            grid.iter()
-                .map(|row| row[i].0.chars().count())
-                .chain([c.len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    let line = |cells: Vec<(String, bool)>, out: &mut String| {
-        let parts: Vec<String> = cells
-            .into_iter()
-            .zip(&widths)
-            .map(|((t, num), w)| {
-                if num {
-                    format!("{t:>w$}")
-                } else {
-                    format!("{t:<w$}")
-                }
-            })
-            .collect();
-        out.push_str(parts.join("  ").trim_end());
-        out.push('\n');
+    let align = |num: bool| {
+        if num {
+            CellAlignment::Right
+        } else {
+            CellAlignment::Left
+        }
     };
-    let numeric_col: Vec<bool> = (0..cols.len())
-        .map(|i| grid.iter().any(|row| row[i].1))
-        .collect();
-    line(
-        cols.iter()
-            .zip(&numeric_col)
-            .map(|(c, &n)| (c.to_string(), n))
-            .collect(),
-        &mut out,
-    );
-    line(
-        widths.iter().map(|w| ("-".repeat(*w), false)).collect(),
-        &mut out,
-    );
-    for row in grid {
-        line(row, &mut out);
+    let mut t = Table::new();
+    // Only the line under the header: `-` for the header lines, ` ` where they cross column gaps.
+    t.load_preset("     - -           ")
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(
+            cols.iter()
+                .zip(&numeric)
+                .map(|(c, &n)| comfy_table::Cell::new(c).set_alignment(align(n))),
+        );
+    for r in rows {
+        t.add_row(cols.iter().zip(&numeric).map(|(c, &n)| {
+            comfy_table::Cell::new(r.get(c).map_or(String::new(), Cell::text))
+                .set_alignment(align(n))
+        }));
+    }
+    let mut out = String::new();
+    for line in t.lines() {
+        // Without a left border, every line starts with the first column's padding.
+        let line = line.strip_prefix(' ').unwrap_or(&line);
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
