@@ -787,7 +787,7 @@ fn rpc_vulkan_throughput(
     let done: u64 = (0..lanes).map(|l| arena.word(l, MB_DONE) as u64).sum();
     let failed: u64 = (0..lanes).map(|l| arena.word(l, MB_FAILED) as u64).sum();
     drop(buf);
-    eprintln!("rpc_print: {dispatches} dispatches");
+    log::info!("rpc_print: {dispatches} dispatches");
     Throughput {
         path: "rpc",
         helpers: "RPC server thread",

@@ -167,7 +167,7 @@ fn through_ring(data: &std::fs::File, lanes: u32, total: u64) -> (f64, u64, Opti
     } else {
         !tot.checksum
     };
-    eprintln!(
+    log::info!(
         "direct path {}",
         gpu_uring_experiments::ring_mode_line(&ring)
     );
@@ -375,7 +375,10 @@ fn main() -> ExitCode {
         ],
     ));
     let labels: Vec<String> = args.lanes.iter().map(|l| format!("{l} lanes")).collect();
-    eprintln!("load average (1 min) at the end: {:.2}", loadavg());
+    exp.say(&format!(
+        "load average (1 min) at the end: {:.2}",
+        loadavg()
+    ));
     chart(bar_chart(
         &dir.join("throughput.svg"),
         "4 KiB READ throughput (median run): pump vs device ring (CPU reference device)",

@@ -29,6 +29,7 @@ use gpu_uring::protocol::DeviceRing;
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueLane, Request};
 use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::cli::Devices;
+use gpu_uring_experiments::progress::Progress;
 use gpu_uring_experiments::{
     bar_chart, data_file, fail, loadavg, ring_mode_line, CommonArgs, Experiment, Record,
 };
@@ -281,6 +282,7 @@ fn main() -> ExitCode {
     let mut ratio = vec![Vec::new(); PATHS.len()];
     let mut ok = vec![true; PATHS.len()];
     let mut mode = String::new();
+    let progress = Progress::new("read_throughput rounds", Some(rounds as u64));
     for round in 0..rounds {
         let mut this = [f64::NAN; PATHS.len()];
         for k in 0..PATHS.len() {
@@ -306,7 +308,8 @@ fn main() -> ExitCode {
         for p in 0..PATHS.len() {
             ratio[p].push(this[p] / this[0]);
         }
-        eprintln!(
+        progress.inc(1);
+        let line = format!(
             "round {}/{rounds}: {}",
             round + 1,
             PATHS
@@ -316,7 +319,9 @@ fn main() -> ExitCode {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        progress.suspend(|| exp.say(&line));
     }
+    drop(progress);
     let mut rows = Vec::new();
     for (p, name) in PATHS.iter().enumerate() {
         let min = rate[p].iter().copied().fold(f64::INFINITY, f64::min);
