@@ -70,6 +70,8 @@ pub struct Experiment {
     out: PathBuf,
     device_desc: String,
     human_to_stderr: bool,
+    /// The run's status line on stderr (shown after 2 s on a terminal; see [`progress`]).
+    progress: Option<progress::Progress>,
 }
 
 impl Experiment {
@@ -92,7 +94,22 @@ impl Experiment {
             device_desc: String::new(),
             human_to_stderr: args.json,
             args,
+            progress: Some(progress::Progress::new(&format!("{name}: running"), None)),
         }
+    }
+
+    /// Names the phase the status line shows (`<experiment>: <what>`).
+    pub fn phase(&self, what: &str) {
+        if let Some(p) = &self.progress {
+            p.set_message(&format!("{}: {what}", self.name));
+        }
+    }
+
+    /// Ends the status line (for an experiment that shows its own progress, or whose stdout is a terminal the
+    /// status line would share).
+    pub fn without_status_line(mut self) -> Experiment {
+        self.progress = None;
+        self
     }
 
     /// Sends all human-readable output to stderr, also without `--json`: for experiments whose stdout carries
@@ -134,10 +151,16 @@ impl Experiment {
     /// Prints a human-readable line: to stdout, or to stderr under `--json` (or after
     /// [`Experiment::human_to_stderr`]).
     pub fn say(&self, msg: &str) {
-        if self.human_to_stderr {
-            eprintln!("{msg}");
-        } else {
-            println!("{msg}");
+        let print = || {
+            if self.human_to_stderr {
+                eprintln!("{msg}");
+            } else {
+                println!("{msg}");
+            }
+        };
+        match &self.progress {
+            Some(p) => p.suspend(print),
+            None => print(),
         }
     }
 
@@ -299,7 +322,8 @@ pub fn device_line(sel: &DeviceSelector, device: &str, skipped: &[DeviceError]) 
     s
 }
 
-/// Prints `error: msg` to stderr and exits with status 2.
+/// Prints `error: msg` to stderr and exits with status 2 (a status line still shown stays where it is: a
+/// terminal shows the error below it).
 pub fn fail(msg: &str) -> ! {
     eprintln!("error: {msg}");
     std::process::exit(2)

@@ -73,7 +73,10 @@ fn main() {
     let size = if cli.stress { STRESS } else { DEMO };
     let (lanes, lines) = (cli.lanes.unwrap_or(size.0), cli.lines.unwrap_or(size.1));
     // Human-readable output always goes to stderr: stdout carries the lines (or, with --json, the JSON row).
-    let mut exp = Experiment::new("device_print", cli.common.clone()).human_to_stderr();
+    // It shows its own progress (from the ring's line counter), not the generic status line.
+    let mut exp = Experiment::new("device_print", cli.common.clone())
+        .human_to_stderr()
+        .without_status_line();
 
     let target_file = match (&cli.print_to, exp.json()) {
         (Some(p), _) => Some(

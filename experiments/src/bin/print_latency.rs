@@ -175,6 +175,7 @@ fn main() {
     let mut tp = Vec::new();
     if host_lanes {
         let warm = (cli.samples / 10).max(10);
+        exp.phase("latency, direct path");
         lat.push(direct_latency(
             fd,
             idle,
@@ -183,7 +184,9 @@ fn main() {
             timeout,
             &exp.access(),
         ));
+        exp.phase("latency, rpc path");
         lat.push(rpc_latency(fd, idle, warm, cli.samples, timeout));
+        exp.phase("latency, native path");
         lat.push(native_latency(fd, warm, cli.samples));
     } else {
         exp.say(&format!(
@@ -193,6 +196,7 @@ fn main() {
             info.backend
         ));
     }
+    exp.phase("throughput");
     tp.push(direct_throughput(
         &*dev,
         fd,

@@ -187,6 +187,7 @@ fn main() -> ExitCode {
     let maxl = args.lanes.iter().copied().max().unwrap_or(1).max(1);
 
     // ---- latency --------------------------------------------------------------------------------------------
+    exp.phase("latency");
     let pump = Pump::spawn(PumpConfig {
         slots: 256,
         regions: vec![maxl as usize * 4096],
@@ -251,6 +252,7 @@ fn main() -> ExitCode {
     let mut idle_rows: Vec<Record> = Vec::new();
     let mut idle_chart = (Vec::new(), Vec::new(), Vec::new());
     for &park_us in &args.park_us {
+        exp.phase(&format!("idle cost, max_park {park_us} µs"));
         let park = Duration::from_micros(park_us.max(1));
         let cfg = IdleConfig {
             max_park: park,
@@ -314,6 +316,7 @@ fn main() -> ExitCode {
     let mut ring_mbs = Vec::new();
     let mut ok = true;
     for &lanes in &args.lanes {
+        exp.phase(&format!("throughput, {lanes} lanes"));
         for path in ["pump", "device ring"] {
             // Each configuration runs `--repeat` times: this is a shared, noisy machine, so the table shows
             // the median and the best run, and the load average when it ran.

@@ -262,7 +262,7 @@ fn median(v: &[f64]) -> f64 {
 
 fn main() -> ExitCode {
     let args = gpu_uring_experiments::cli::parse::<Args>(Devices::CpuOnly);
-    let mut exp = Experiment::new("read_throughput", args.common.clone());
+    let mut exp = Experiment::new("read_throughput", args.common.clone()).without_status_line();
     // Device lanes here are the CPU reference device's threads (the pump's device side exists only there).
     exp.cpu_only();
     let dir = exp.out_dir().to_path_buf();

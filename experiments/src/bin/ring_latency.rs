@@ -66,7 +66,7 @@ struct Cli {
     waker_spin_us: Option<u64>,
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Op {
     Nop,
     Write1,
@@ -299,6 +299,7 @@ fn main() {
                 ("device-ring", &mut dev as &mut dyn RoundTrip),
                 ("io-uring-crate", &mut crate_path as &mut dyn RoundTrip),
             ] {
+                exp.phase(&format!("{mode} {op:?} round trips, {path}"));
                 let s = measure(p, op, n, g);
                 failed += s.failed;
                 let pc = Percentiles::of(&s.ns);
