@@ -33,7 +33,7 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// Threads (lanes).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     threads: u32,
     /// Writes per thread in the continuous runs.
     #[arg(long, default_value_t = 50_000)]

@@ -37,7 +37,7 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// Lanes.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     lanes: u32,
     /// Steps (value stores, each acknowledged by the host) per lane.
     #[arg(long, default_value_t = 2000)]

@@ -49,7 +49,7 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// Lanes per dispatch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     lanes: u32,
     /// WRITE SQEs per lane per dispatch (each with its own completion slot and staging line).
     #[arg(long, default_value_t = 4)]

@@ -52,7 +52,7 @@ struct Args {
     #[arg(long)]
     chunk: Option<u32>,
     /// Lanes of the persistent kernel [default: 4; 32 on a CPU-type Vulkan device].
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     lanes: Option<u32>,
     /// Longest the Vulkan kernel may run (seconds) before the run fails.
     #[arg(long, default_value_t = 600)]

@@ -55,7 +55,7 @@ struct Cli {
     #[arg(long, default_value_t = 20_000)]
     samples: u32,
     /// Lanes for the throughput runs.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     lanes: u32,
     /// Lines per lane in the throughput runs.
     #[arg(long, default_value_t = 20_000)]

@@ -55,7 +55,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     repeat: u32,
     /// Lane counts for the throughput runs.
-    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32", value_parser = clap::value_parser!(u32).range(1..))]
     lanes: Vec<u32>,
 }
 
