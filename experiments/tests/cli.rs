@@ -389,6 +389,7 @@ fn print_latency_compares_three_paths() {
         "throughput.csv",
         "latency.svg",
         "throughput.svg",
+        "helper_cpu.svg",
     ] {
         assert!(dir.join(f).exists(), "{f}");
     }

@@ -23,7 +23,8 @@
 //! [`format_print_line`] lines every device prints, written to `/dev/null` unless `--print-to PATH`.
 //!
 //! Output: tables (or `--json` rows), `latency.csv`, `throughput.csv`, `latency.svg` (percentile curves, log
-//! scale) and `throughput.svg`. Exit status 1 if any line failed on any path.
+//! scale), `throughput.svg` (lines/s) and `helper_cpu.svg` (helper CPU ns per line). Exit status 1 if any line
+//! failed on any path.
 
 use gpu_uring::backend::Programs;
 use std::fs::File;
@@ -307,29 +308,34 @@ fn main() {
         &tp_rows,
     );
     let labels: Vec<String> = tp.iter().map(|t| t.path.to_owned()).collect();
+    // One unit per axis: throughput and the helpers' CPU per line are two charts.
     warn(bar_chart(
         &exp.out_dir().join("throughput.svg"),
+        &format!("{} lanes printing: lines/s ({})", cli.lanes, info.name),
+        "k lines/s",
+        &labels,
+        &[(
+            "k lines/s",
+            tp.iter().map(|t| t.lines as f64 / t.secs / 1e3).collect(),
+        )],
+    ));
+    warn(bar_chart(
+        &exp.out_dir().join("helper_cpu.svg"),
         &format!(
-            "{} lanes printing: lines/s and host CPU per line ({})",
+            "{} lanes printing: helper CPU per line ({})",
             cli.lanes, info.name
         ),
-        "k lines/s  |  helper CPU ns per line",
+        "helper CPU ns per line",
         &labels,
-        &[
-            (
-                "k lines/s",
-                tp.iter().map(|t| t.lines as f64 / t.secs / 1e3).collect(),
-            ),
-            (
-                "helper CPU ns/line",
-                tp.iter()
-                    .map(|t| {
-                        t.helper_cpu
-                            .map_or(0.0, |h| h.as_secs_f64() * 1e9 / t.lines.max(1) as f64)
-                    })
-                    .collect(),
-            ),
-        ],
+        &[(
+            "helper CPU ns/line",
+            tp.iter()
+                .map(|t| {
+                    t.helper_cpu
+                        .map_or(0.0, |h| h.as_secs_f64() * 1e9 / t.lines.max(1) as f64)
+                })
+                .collect(),
+        )],
     ));
     for t in &tp {
         exp.say(&format!(
