@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub mod cli;
 mod errno;
+mod notice;
 pub mod progress;
 pub mod rpc;
 
@@ -151,12 +152,13 @@ impl Experiment {
     /// Prints a human-readable line: to stdout, or to stderr under `--json` (or after
     /// [`Experiment::human_to_stderr`]).
     pub fn say(&self, msg: &str) {
+        // A closed stream (`| head`) is not an error worth a panic: the line is dropped.
         let print = || {
-            if self.human_to_stderr {
-                eprintln!("{msg}");
+            let _ = if self.human_to_stderr {
+                writeln!(std::io::stderr(), "{msg}")
             } else {
-                println!("{msg}");
-            }
+                writeln!(std::io::stdout(), "{msg}")
+            };
         };
         match &self.progress {
             Some(p) => p.suspend(print),
@@ -311,13 +313,19 @@ pub fn init_logging(verbose: u8) {
     });
 }
 
-/// The standard device line: `device: NAME (selected by --device SEL)`, then why better devices were skipped.
+/// The standard device line: `device: NAME (selected by --device SEL)`, then why better devices were skipped —
+/// in full the first time these reasons are seen (and always with `-v`), after that as one short note.
 pub fn device_line(sel: &DeviceSelector, device: &str, skipped: &[DeviceError]) -> String {
     let mut s = format!("device: {device} [--device {sel}]");
     if !skipped.is_empty() {
-        s.push_str("\n  skipped (fell back): ");
         let reasons: Vec<String> = skipped.iter().map(|e| e.to_string()).collect();
-        s.push_str(&reasons.join("; "));
+        let reasons = reasons.join("; ");
+        if log::log_enabled!(log::Level::Debug) || notice::first_time("fallback", &reasons) {
+            s.push_str("\n  skipped (fell back): ");
+            s.push_str(&reasons);
+        } else {
+            s.push_str(" (fell back: better devices are unavailable; -v or device_check says why)");
+        }
     }
     s
 }

@@ -271,34 +271,55 @@ fn experiments_offer_only_the_devices_they_run_on() {
 #[test]
 fn auto_falls_back_to_cpu_and_says_why() {
     let dir = tmpdir("auto");
-    let out = bin("cpu_mt")
-        .args([
-            "--threads",
-            "2",
-            "--ops",
-            "200",
-            "--bursts",
-            "1",
-            "--burst",
-            "8",
-            "--gap-ms",
-            "15",
-            "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = |verbose: bool| {
+        let mut cmd = bin("cpu_mt");
+        if verbose {
+            cmd.arg("-v");
+        }
+        let out = cmd
+            .args([
+                "--threads",
+                "2",
+                "--ops",
+                "200",
+                "--bursts",
+                "1",
+                "--burst",
+                "8",
+                "--gap-ms",
+                "15",
+                "--out",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    // With -v the reasons are always given in full.
+    let text = run(true);
     assert!(
         text.contains("[--device auto]") && text.contains("skipped (fell back)"),
         "{text}"
     );
     assert!(dir.join("cpu_mt.csv").exists());
+    // The same fallback again, without -v: one short note, not the reasons again.
+    let text = run(false);
+    assert!(text.contains("[--device auto]"), "{text}");
+    if !auto_is_cpu() {
+        let _ = std::fs::remove_dir_all(dir);
+        return;
+    }
+    let again = run(false);
+    assert!(
+        again.contains("(fell back: ") && !again.contains("skipped (fell back)"),
+        "{again}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
