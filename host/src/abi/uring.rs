@@ -103,6 +103,7 @@ mod tests {
     /// bytes without going through `Sqe`'s fields) and the `io-uring` crate's own accessors, for every opcode
     /// and file kind the crate's lanes build.
     #[test]
+    #[allow(clippy::indexing_slicing, clippy::type_complexity)]
     fn from_entry_matches_the_uapi_layout_for_every_opcode_used() {
         use io_uring::{opcode, squeue, types};
         let (addr, len, off, ud) = (
