@@ -282,7 +282,8 @@ fn republished_pump_slot(dev: &dyn Device) -> Outcome {
                 let c = lane.wait_until(slot, pump_util::deadline());
                 lane.free(slot);
                 c
-            });
+            })
+            .expect("lanes start");
             match r.into_iter().next() {
                 Some(Ok(c)) => (gpu_uring::abi::QueueStatus::Ready as u32, c.result),
                 other => panic!("the CPU lane's wait failed: {other:?}"),
@@ -471,7 +472,8 @@ fn linked_skip_success_is_refused_and_credits_come_back() {
             .unwrap();
         lane.nop(CompletionMode::FireAndForget, DEFAULT_BUDGET)
             .unwrap();
-    });
+    })
+    .expect("lanes start");
     Lane::host(view)
         .flush(DEFAULT_BUDGET)
         .expect("every credit back at the pool");
@@ -525,7 +527,8 @@ fn a_forged_completion_does_not_complete_another_lanes_slot() {
             }
             0
         }
-    });
+    })
+    .expect("lanes start");
     assert_eq!(results[1], 5, "lane 1's write reports its 5 bytes");
     assert!(ring.quiesce(Duration::from_secs(10)), "every credit back");
     let c = view.local_snapshot();
@@ -582,7 +585,8 @@ fn the_host_survives_control_words_rewritten_under_it() {
                 let _ = lane.wait(0, 200);
             }
             let _ = lane.flush(200);
-        });
+        })
+        .expect("lanes start");
         let _ = ring.quiesce(Duration::from_millis(200));
         stop.store(true, Ordering::Release);
     });
