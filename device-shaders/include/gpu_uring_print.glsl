@@ -2,7 +2,7 @@
 // library (gpu_uring.glsl). A lane builds a line with one call per piece and prints it with one call that
 // returns a status; a file read or write goes the same way. Host side: `gpu_uring::backend::RingKernel` runs the
 // compiled shader (it fills the run buffer, the push constants and re-dispatches); `gpu_uring::backend::glsl`
-// compiles it (glslangValidator --target-env vulkan1.2 -V -I device-shaders/include).
+// compiles it (glslangValidator --target-env vulkan1.2 -V -Idevice-shaders/include).
 //
 // ---- A complete shader --------------------------------------------------------------------------------------
 //
@@ -54,7 +54,7 @@
 // millisecond.
 //
 // The lane state. Your fields in gu_st: seq, phase, done, failed (u32), checksum, bytes (u64); the host reports
-// done, failed, checksum and bytes per lane (LaneReport) and every field (RunReport::states). The library's: flags
+// done, failed, checksum and bytes per lane (LaneReport, each as a u64) and every field (RunReport::states). The library's: flags
 // (GU_LANE_FINISHED, and the bits below), next_line, pending_len, line_len, dispatches, waits, iters, last_status.
 //
 // Text. GLSL has no strings: the host gives the kernel up to 16 pieces of text (512 bytes in all), and

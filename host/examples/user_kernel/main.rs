@@ -21,7 +21,7 @@ pub fn run(
     points: u32,
     every: u32,
 ) -> Result<RunReport, Box<dyn Error>> {
-    // glslangValidator --target-env vulkan1.2 -V -I device-shaders/include pi.comp
+    // glslangValidator --target-env vulkan1.2 -V -Idevice-shaders/include pi.comp
     let spirv = glsl::compile(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/user_kernel/pi.comp"

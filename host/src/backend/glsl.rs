@@ -2,7 +2,7 @@
 //! `device-shaders/build.sh` compiles the built-in programs:
 //!
 //! ```sh
-//! glslangValidator --quiet --target-env vulkan1.2 -V -I device-shaders/include my_kernel.comp -o my_kernel.spv
+//! glslangValidator --quiet --target-env vulkan1.2 -V -Idevice-shaders/include my_kernel.comp -o my_kernel.spv
 //! ```
 //!
 //! (Debian/Ubuntu: `apt-get install glslang-tools`). [`compile`] runs exactly that, with [`INCLUDE_DIR`] as the
