@@ -33,6 +33,10 @@ static_assert(has_rmw<gu::local_word<uint64_t>>::value && has_cas<gu::local_word
 
 gu::mo order(uint32_t o) { return o <= 4 ? static_cast<gu::mo>(o) : gu::mo::seq_cst; }
 
+// What a lane reports, as the Rust side declares it (kernels/host/lib.rs `Report`).
+typedef gu::programs::lane_report Report;
+static_assert(sizeof(Report) == 32 && alignof(Report) == 8, "lane_report is four u64");
+
 } // namespace
 
 extern "C" {
@@ -146,9 +150,47 @@ uint32_t gu_host_print_lane(uint8_t *arena, uint8_t *local, const gpu_uring::Rin
                             uint32_t lines, uint32_t budget) {
     return gu::programs::print_lane(arena, local, layout, lane, lines, budget);
 }
+uint32_t gu_host_write_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
+                            uint32_t file, uint32_t ops, uint32_t len, uint32_t budget, Report *out) {
+    return gu::programs::write_lane(arena, local, layout, lane, file, ops, len, budget, out);
+}
+uint32_t gu_host_read_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
+                           uint32_t lanes, uint32_t file, uint32_t chunk, uint64_t total, uint32_t depth,
+                           uint32_t budget, Report *out) {
+    return gu::programs::read_lane(arena, local, layout, lane, lanes, file, chunk, total, depth, budget, out);
+}
+uint32_t gu_host_lane_stress_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout,
+                                  uint32_t lane, uint32_t ops, uint32_t budget, Report *out) {
+    return gu::programs::lane_stress_lane(arena, local, layout, lane, ops, budget, out);
+}
+uint32_t gu_host_edit_buffer_lane(uint8_t *arena, const gpu_uring::RingLayout *layout, uint32_t lane,
+                                  uint32_t steps, uint32_t budget, Report *out) {
+    return gu::programs::edit_buffer_lane(arena, layout, lane, steps, budget, out);
+}
+uint32_t gu_host_layout_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
+                             Report *out) {
+    return gu::programs::layout_lane(arena, local, layout, lane, out);
+}
+uint32_t gu_host_exact_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
+                            uint32_t count, uint32_t budget, Report *out) {
+    return gu::programs::exact_lane(arena, local, layout, lane, count, budget, out);
+}
 uint32_t gu_host_hostile_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
-                              uint32_t which, uint32_t budget, int32_t *res) {
-    return gu::programs::hostile_lane(arena, local, layout, lane, which, budget, res);
+                              uint32_t which, uint32_t budget, Report *out) {
+    return gu::programs::hostile_lane(arena, local, layout, lane, which, budget, out);
+}
+// The format program on a ring: case `id` at the arena's fixed region.
+void gu_host_format_lane(uint8_t *arena, const gpu_uring::RingLayout *layout, uint32_t id) {
+    gu::programs::format_case(arena + layout->fixed, id);
+}
+
+// ---- baselines
+uint32_t gu_host_rpc_print_lane(uint8_t *mailboxes, uint32_t lanes, uint32_t lines, uint32_t budget, uint32_t lane) {
+    return gu::programs::rpc_print_lane(mailboxes, lanes, lines, budget, lane);
+}
+void gu_host_memory_placement_lane(uint32_t *buf, uint32_t mode, uint32_t n, uint32_t mask, uint32_t seed,
+                                   uint32_t gid, uint32_t total) {
+    gu::programs::memory_placement_lane(buf, mode, n, mask, seed, gid, total);
 }
 
 } // extern "C"

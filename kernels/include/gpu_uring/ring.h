@@ -30,6 +30,14 @@ GU_FN completion fire_and_forget() { return completion{complete_ff, 0}; }
 GU_FN completion skip_success() { return completion{complete_skip, 0}; }
 GU_FN completion in_slot(uint32_t k) { return completion{complete_slot, k}; }
 
+// A file an SQE acts on: a registered (fixed) file by index, or a raw descriptor (refused by a confined ring).
+struct file_ref {
+    int32_t fd;
+    uint32_t fixed;
+};
+GU_FN file_ref fixed_file(uint32_t index) { return file_ref{(int32_t)index, 1}; }
+GU_FN file_ref raw_fd(int32_t fd) { return file_ref{fd, 0}; }
+
 // One 64-byte SQE image, built in registers and stored with eight 64-bit stores (§3 fill).
 struct sqe {
     uint64_t w[8];
@@ -48,6 +56,11 @@ struct sqe {
         return s;
     }
     GU_FN static sqe nop() { return rw(GU_IORING_OP_NOP, 0, -1, 0, 0, 0, 0); }
+    // An SQE on file `f`: IOSQE_FIXED_FILE for a registered file (as the io-uring crate's `types::Fixed`).
+    GU_FN static sqe on_file(uint32_t opcode, file_ref f, uint64_t off, uint64_t addr, uint32_t len,
+                             uint32_t buf_index) {
+        return rw(opcode, f.fixed != 0 ? GU_IOSQE_FIXED_FILE : 0, f.fd, off, addr, len, buf_index);
+    }
     GU_FN uint32_t flags() const { return (uint32_t)(w[0] >> 8) & 0xffu; }
     GU_FN void set_flags(uint32_t f) { w[0] = (w[0] & ~(uint64_t)0xff00u) | (uint64_t)(f & 0xffu) << 8; }
     GU_FN uint64_t user_data() const { return w[4]; }
@@ -142,6 +155,38 @@ class ring {
         ud = s64(off + GU_CQE_USER_DATA).load(mo::relaxed);
         res = si32(off + GU_CQE_RES).load(mo::relaxed);
         flags = s32(off + GU_CQE_FLAGS).load(mo::relaxed);
+    }
+
+    // Which registered buffer holds arena bytes [off, off + len): the staging lines or the fixed region. The
+    // end is computed in 64 bits, so a length whose end wraps 2^32 lies in neither (the Rust `buf_index`).
+    GU_FN bool buf_index(uint32_t off, uint32_t len, uint32_t &index) const {
+        uint64_t end = (uint64_t)off + len;
+        uint64_t staging_end = (uint64_t)l->staging + (uint64_t)l->lanes * l->staging_lines * l->line_bytes;
+        if (off >= l->staging && end <= staging_end) {
+            index = l->staging_buf_index;
+            return true;
+        }
+        if (l->fixed_size > 0 && off >= l->fixed && end <= (uint64_t)l->fixed + l->fixed_size) {
+            index = l->fixed_buf_index;
+            return true;
+        }
+        return false;
+    }
+
+    // A write of arena bytes [arena_off, arena_off + len) to `f` at `file_off` (all ones: at the file position):
+    // WRITE_FIXED when the bytes lie in a registered buffer, a plain WRITE otherwise (which a confined ring
+    // refuses). The SQE the Rust `Lane::write_sqe` builds, byte for byte.
+    GU_FN sqe write_sqe(file_ref f, uint32_t arena_off, uint32_t len, uint64_t file_off) const {
+        uint32_t index = 0;
+        bool registered = buf_index(arena_off, len, index);
+        return sqe::on_file(registered ? GU_IORING_OP_WRITE_FIXED : GU_IORING_OP_WRITE, f, file_off,
+                            l->arena_host_base + arena_off, len, registered ? index : 0);
+    }
+    // A READ_FIXED of `len` bytes of `f` at `file_off` into the fixed region at `fixed_off` (the Rust
+    // `Lane::read_fixed_sqe`; an address outside the registered region completes -EFAULT).
+    GU_FN sqe read_fixed_sqe(file_ref f, uint32_t fixed_off, uint32_t len, uint64_t file_off) const {
+        return sqe::on_file(GU_IORING_OP_READ_FIXED, f, file_off,
+                            l->arena_host_base + (uint64_t)l->fixed + fixed_off, len, l->fixed_buf_index);
     }
 
     // Counts a device-written word found outside the protocol (relaxed: a statistic).
@@ -258,7 +303,7 @@ class ring {
     }
 
     // D1, by a lane whose CAS advanced the published prefix (or that found a left-over duty).
-    GU_FN void ring_bell(uint32_t b) const {
+    GU_OUTLINE void ring_bell(uint32_t b) const {
         local_word<uint32_t> bw = l32(bell_word(b));
         // Fast path: an idle bell is taken with LOCK alone; the first round needs no DIRTY to clear (the CAS's
         // acquire takes in the previous holder's release). AcqRel as below.
@@ -371,7 +416,7 @@ class ring {
         }
         return st;
     }
-    GU_FN uint32_t publish_sqe(uint32_t ticket, const sqe &s) const {
+    GU_OUTLINE uint32_t publish_sqe(uint32_t ticket, const sqe &s) const {
         write_sqe(ticket, s);
         return publish_tickets(ticket, 1);
     }
@@ -589,7 +634,7 @@ class lane {
 
     // The filler of a ticket that cannot carry the caller's SQE: a fire-and-forget NOP of no lane, whose CQE
     // returns the credit.
-    GU_FN void abandon(uint32_t ticket) const {
+    GU_OUTLINE void abandon(uint32_t ticket) const {
         sqe s = sqe::nop();
         s.set_flags(base_flags);
         s.set_user_data(GU_TAG_FF_UD | proto::ff_user_data(proto::hole_lane, 0));
@@ -619,7 +664,7 @@ class lane {
     // §3 fill + publish of a reserved ticket in completion mode `c` (`line_plus_1`: the staging line of a
     // print, 0 none). READY, BAD_FLAGS / BAD_SLOT (the ticket is published as the filler NOP), or
     // PROTOCOL_VIOLATION (sq_pub rewritten: the mode's bookkeeping is undone).
-    GU_FN uint32_t commit(uint32_t ticket, sqe s, completion c, uint32_t line_plus_1 = 0) {
+    GU_OUTLINE uint32_t commit(uint32_t ticket, sqe s, completion c, uint32_t line_plus_1 = 0) {
         uint32_t g = 0;
         if (!flags_ok(s.flags(), c)) {
             abandon(ticket);
@@ -670,12 +715,24 @@ class lane {
         return st;
     }
 
-    // Publishes `s` exactly as given (no flag rule, user_data kept): what device code outside the library
-    // could write. For tests of what the ring does with it.
-    GU_FN uint32_t commit_exact(uint32_t ticket, const sqe &s) const { return r.publish_sqe(ticket, s); }
+    // Publishes `s` exactly as given (no flag rule, no flags added, user_data kept): what device code outside
+    // the library could write. One convenience, as the Rust `commit_exact`: a `user_data` of `TAG_SLOT | g`
+    // with generation 0 naming one of this lane's slots arms that slot and is published with the armed
+    // generation, so the caller can wait on it. A window violation is counted inside.
+    GU_OUTLINE uint32_t commit_exact(uint32_t ticket, sqe s) const {
+        uint64_t ud = s.user_data();
+        uint32_t g = (uint32_t)ud;
+        uint32_t spl = r.l->slots_per_lane;
+        bool own = id < r.l->lanes && g >= id * spl && g - id * spl < spl;
+        if ((uint32_t)(ud >> GU_TAG_SHIFT) == GU_TAG_SLOT && ((uint32_t)(ud >> 32) & GU_RING_SLOT_GEN_MASK) == 0 &&
+            own) {
+            s.set_user_data(arm(g));
+        }
+        return r.publish_sqe(ticket, s);
+    }
 
     // Reserve (within `budget`) and commit. Refused before reserving: BAD_FLAGS, BAD_SLOT.
-    GU_FN uint32_t submit(const sqe &s, completion c, uint32_t budget) {
+    GU_OUTLINE uint32_t submit(const sqe &s, completion c, uint32_t budget) {
         uint32_t g = 0;
         if (!flags_ok(s.flags(), c)) {
             return GU_STATUS_BAD_FLAGS;
@@ -693,10 +750,24 @@ class lane {
 
     GU_FN uint32_t nop(completion c, uint32_t budget) { return submit(sqe::nop(), c, budget); }
 
+    // Writes arena bytes [arena_off, arena_off + len) to `f` at `file_off` (all ones: at the file position), in
+    // completion mode `c`: WRITE_FIXED from the staging or fixed region, a plain WRITE otherwise.
+    GU_FN uint32_t write(file_ref f, uint32_t arena_off, uint32_t len, uint64_t file_off, completion c,
+                         uint32_t budget) {
+        return submit(r.write_sqe(f, arena_off, len, file_off), c, budget);
+    }
+
+    // Reads `len` bytes of `f` at `file_off` into the fixed region at `fixed_off` (READ_FIXED), waited on slot
+    // `k`: poll or wait on it, then read the bytes (system-scope loads; the slot's DONE acquire orders them).
+    GU_FN uint32_t read_fixed(file_ref f, uint32_t fixed_off, uint32_t len, uint64_t file_off, uint32_t k,
+                              uint32_t budget) {
+        return submit(r.read_fixed_sqe(f, fixed_off, len, file_off), in_slot(k), budget);
+    }
+
     // ---- §6 waiting ----------------------------------------------------------------------------------
 
     // One reap pass, then slot `k`: READY (`result`; the slot is freed), WOULD_BLOCK, NOT_PENDING, BAD_SLOT.
-    GU_FN uint32_t poll(uint32_t k, int32_t &result) {
+    GU_OUTLINE uint32_t poll(uint32_t k, int32_t &result) {
         uint32_t g = 0;
         if (!global_slot(k, g)) {
             return GU_STATUS_BAD_SLOT;
@@ -717,7 +788,7 @@ class lane {
     }
 
     // Polls slot `k` up to `budget` times with backoff: READY or TIMED_OUT (or NOT_PENDING / BAD_SLOT).
-    GU_FN uint32_t wait(uint32_t k, uint32_t budget, int32_t &result) {
+    GU_OUTLINE uint32_t wait(uint32_t k, uint32_t budget, int32_t &result) {
         backoff b;
         uint32_t n = budget > 0 ? budget : 1;
         for (uint32_t i = 0; i < n; i++) {
@@ -750,7 +821,7 @@ class lane {
 
     // The last stream print's result: waits (bounded) for it; a result other than the line's length counts in
     // print_errors.
-    GU_FN uint32_t finish_stream_print(uint32_t budget) {
+    GU_OUTLINE uint32_t finish_stream_print(uint32_t budget) {
         if (stream_pending == proto::no_stream) {
             return GU_STATUS_READY;
         }
@@ -771,7 +842,7 @@ class lane {
 
     // Waits (bounded, reaping) until staging line `j` is free. Acquire: pairs with the reaper's release once
     // the kernel is done reading the line.
-    GU_FN uint32_t wait_line_free(uint32_t j, uint32_t budget) {
+    GU_OUTLINE uint32_t wait_line_free(uint32_t j, uint32_t budget) {
         backoff b;
         for (uint32_t i = 0;; i++) {
             if (r.lane_word(id, j).load(mo::acquire) == 0) {
@@ -813,14 +884,14 @@ class lane {
             return st;
         }
         // Reservation held: straight-line code until commit.
-        uint32_t sflags = (pflags & GU_PRINT_FIXED_FILE) != 0 ? GU_IOSQE_FIXED_FILE : 0;
-        uint64_t addr = l->arena_host_base + line_off;
+        file_ref f = (pflags & GU_PRINT_FIXED_FILE) != 0 ? fixed_file((uint32_t)print_fd) : raw_fd(print_fd);
         uint64_t file_off = 0xffffffffffffffffull; // -1: at the file position (stream mode)
         if (offset_mode) {
             // Relaxed: the offset only divides the file; the SQE carrying it is published by sq_pub.
             file_off = r.l64(GU_LOCAL_CONTROL_PRINT_OFFSET).fetch_add(len, mo::relaxed);
         }
-        sqe s = sqe::rw(GU_IORING_OP_WRITE_FIXED, sflags, print_fd, file_off, addr, len, l->staging_buf_index);
+        // WRITE_FIXED: the staging line is in the staging buffer's registration.
+        sqe s = r.write_sqe(f, line_off, len, file_off);
         if (offset_mode) {
             st = commit(ticket, s, fire_and_forget(), j + 1);
         } else {
@@ -839,7 +910,7 @@ class lane {
 
     // §7 flush: the last stream print, then (bounded, reaping) until no fire-and-forget op of this lane is in
     // flight.
-    GU_FN uint32_t flush(uint32_t budget) {
+    GU_OUTLINE uint32_t flush(uint32_t budget) {
         uint32_t st = finish_stream_print(budget);
         if (st != GU_STATUS_READY) {
             return st;
