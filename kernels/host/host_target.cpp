@@ -125,12 +125,37 @@ void gu_host_subgroup(uint32_t v, uint32_t *out) {
     out[6] = (uint32_t)sg.ballot(false);
     out[7] = sg.broadcast_first(v);
 }
+// The collectives with per-lane values. out: ballot(lane odd) (low), exclusive_sum(v), its total,
+// broadcast_first(v), the subgroup's memory barrier passed (1).
+void gu_host_subgroup_collectives(uint32_t v, uint32_t *out) {
+    gu::subgroup sg = gu::subgroup::active();
+    out[0] = (uint32_t)sg.ballot((gu::subgroup::lane_id() & 1u) != 0);
+    uint32_t total = 0;
+    out[1] = sg.exclusive_sum(v, total);
+    out[2] = total;
+    out[3] = sg.broadcast_first(v);
+    sg.sync();
+    out[4] = 1;
+}
 uint32_t gu_host_backoff(uint32_t pauses) {
     gu::backoff b;
     for (uint32_t i = 0; i < pauses; i++) {
         b.pause();
     }
     return b.step();
+}
+
+// ---- emulated subgroups: n threads of a team run as one subgroup in lockstep (gpu_uring/subgroup.h)
+void *gu_host_team_new(uint32_t lanes) { return new gu::host_team(lanes); }
+void gu_host_team_free(void *team) { delete static_cast<gu::host_team *>(team); }
+// The calling thread becomes lane `lane` of `team` (null: a subgroup of one again).
+void gu_host_team_join(void *team, uint32_t lane) { gu::host_team_join(static_cast<gu::host_team *>(team), lane); }
+
+// The calling thread's device-local read-modify-writes since its last call (gpu_uring/atomic.h, host target).
+uint64_t gu_host_take_rmws() {
+    uint64_t n = gu::detail::rmw_count;
+    gu::detail::rmw_count = 0;
+    return n;
 }
 
 // ---- the kernels' program bodies, one call per lane
@@ -182,6 +207,13 @@ uint32_t gu_host_hostile_lane(uint8_t *arena, uint8_t *local, const gpu_uring::R
 // The format program on a ring: case `id` at the arena's fixed region.
 void gu_host_format_lane(uint8_t *arena, const gpu_uring::RingLayout *layout, uint32_t id) {
     gu::programs::format_case(arena + layout->fixed, id);
+}
+
+// ---- io_queue
+uint32_t gu_host_stream_lane(uint8_t *arena, uint8_t *local, const gpu_uring::PumpLayout *layout, uint32_t lane,
+                             uint32_t lanes, uint32_t file, uint32_t region, uint32_t chunk, uint64_t total,
+                             uint32_t budget, Report *out) {
+    return gu::programs::stream_lane(arena, local, layout, lane, lanes, file, region, chunk, total, budget, out);
 }
 
 // ---- baselines

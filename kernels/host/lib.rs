@@ -66,6 +66,11 @@ mod ffi {
         pub fn gu_fence_system(o: u32);
         pub fn gu_host_subgroup(v: u32, out: *mut u32);
         pub fn gu_host_backoff(pauses: u32) -> u32;
+        pub fn gu_host_subgroup_collectives(v: u32, out: *mut u32);
+        pub fn gu_host_take_rmws() -> u64;
+        pub fn gu_host_team_new(lanes: u32) -> *mut core::ffi::c_void;
+        pub fn gu_host_team_free(team: *mut core::ffi::c_void);
+        pub fn gu_host_team_join(team: *mut core::ffi::c_void, lane: u32);
         pub fn gu_host_ticket_lane(local: *mut u32, shared: *mut u32, n: u32, lane: u32);
         pub fn gu_host_wait_flag(flag: *mut u32, budget: u32, polls_out: *mut u32) -> u32;
         pub fn gu_host_nop_lane(
@@ -153,6 +158,19 @@ mod ffi {
             out: *mut super::Report,
         ) -> u32;
         pub fn gu_host_format_lane(arena: *mut u8, layout: *const core::ffi::c_void, id: u32);
+        pub fn gu_host_stream_lane(
+            arena: *mut u8,
+            local: *mut u8,
+            layout: *const core::ffi::c_void,
+            lane: u32,
+            lanes: u32,
+            file: u32,
+            region: u32,
+            chunk: u32,
+            total: u64,
+            budget: u32,
+            out: *mut super::Report,
+        ) -> u32;
         pub fn gu_host_rpc_print_lane(
             mailboxes: *mut u8,
             lanes: u32,
@@ -375,10 +393,82 @@ pub fn host_subgroup(v: u32) -> [u32; 8] {
     out
 }
 
+/// The collectives of `gu::subgroup::active()` with this lane's `v`: ballot(lane id odd), exclusive_sum(v),
+/// its total, broadcast_first(v), and 1 once `sync()` has passed. On a [`Team`]'s thread every member must call
+/// it together.
+pub fn host_subgroup_collectives(v: u32) -> [u32; 5] {
+    let mut out = [0u32; 5];
+    // SAFETY: `out` has the 5 words the C++ side writes.
+    unsafe { ffi::gu_host_subgroup_collectives(v, out.as_mut_ptr()) };
+    out
+}
+
 /// `gu::backoff`'s step after `pauses` pauses.
 pub fn backoff_step(pauses: u32) -> u32 {
     // SAFETY: no memory is passed.
     unsafe { ffi::gu_host_backoff(pauses) }
+}
+
+/// The device-local read-modify-writes (CAS, add, or, and, exchange) the C++ library made on the calling
+/// thread since the thread's last call: what subgroup aggregation saves, measured on the host target.
+pub fn take_rmws() -> u64 {
+    // SAFETY: reads and resets a thread-local counter.
+    unsafe { ffi::gu_host_take_rmws() }
+}
+
+/// An emulated subgroup (`gu::host_team`): `lanes` threads that run as one subgroup in lockstep, meeting at a
+/// barrier for every collective (ballot, broadcast, the subgroup's memory barrier), so the library's aggregated
+/// paths (gpu_uring/group.h) run on the CPU. The team's threads must make the same collective calls in the same
+/// order (the aggregated programs are written so); one that waits 60 s at a meeting aborts the process.
+pub struct Team {
+    raw: *mut core::ffi::c_void,
+    lanes: u32,
+}
+
+// SAFETY: the C++ team is shared by its member threads by design; its words are atomics or are ordered by its
+// barrier.
+unsafe impl Send for Team {}
+// SAFETY: as for Send.
+unsafe impl Sync for Team {}
+
+impl Team {
+    /// A team of `lanes` (1..=64) threads.
+    pub fn new(lanes: u32) -> Team {
+        let lanes = lanes.clamp(1, 64);
+        // SAFETY: allocates a C++ object this value owns until drop.
+        let raw = unsafe { ffi::gu_host_team_new(lanes) };
+        Team { raw, lanes }
+    }
+
+    /// The team's size.
+    pub fn lanes(&self) -> u32 {
+        self.lanes
+    }
+
+    /// Runs `f` on the calling thread as lane `lane` (< `lanes`) of this team; the thread is a subgroup of one
+    /// again afterwards. Every lane of the team must be run so, concurrently, each on its own thread.
+    pub fn run_as<R>(&self, lane: u32, f: impl FnOnce() -> R) -> R {
+        struct Leave;
+        impl Drop for Leave {
+            fn drop(&mut self) {
+                // SAFETY: resets the calling thread's thread-local team pointer.
+                unsafe { ffi::gu_host_team_join(std::ptr::null_mut(), 0) }
+            }
+        }
+        let lane = lane.min(self.lanes - 1);
+        // SAFETY: the team lives at least as long as `self`, which outlives this call; the pointer is reset
+        // (by `Leave`) before the call returns or unwinds.
+        unsafe { ffi::gu_host_team_join(self.raw, lane) };
+        let _leave = Leave;
+        f()
+    }
+}
+
+impl Drop for Team {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from gu_host_team_new and no thread is a member any more (`run_as` borrows `self`).
+        unsafe { ffi::gu_host_team_free(self.raw) }
+    }
 }
 
 /// One lane of the ticket probe (`gu::programs::ticket_lane`): `local` is [ticket counter, finished count,
@@ -593,6 +683,52 @@ pub unsafe fn ring_program_lane(
 pub unsafe fn format_lane(m: RingMemory, id: u32) {
     // SAFETY: the caller's contract.
     unsafe { ffi::gu_host_format_lane(m.arena, m.layout, id) }
+}
+
+/// The memory of one io_queue as the C++ lanes take it (PROTOCOL.md §Q1): the pump arena's base, the
+/// device-local block's base (the slot ownership words) and the `PumpLayout` (`gpu_uring::abi::PumpLayout`, 64
+/// bytes, `#[repr(C)]`), borrowed from a live pump (`Pump::arena().raw().0`, `.local_raw().0`, `Pump::layout()`).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueMemory {
+    /// The pump arena's base (host-shared).
+    pub arena: *mut u8,
+    /// The device-local block's base (its host copy).
+    pub local: *mut u8,
+    /// The pump's `PumpLayout`.
+    pub layout: *const core::ffi::c_void,
+}
+
+// SAFETY: as for RingMemory: memory every lane of the queue shares by design, touched atomically.
+unsafe impl Send for QueueMemory {}
+// SAFETY: as for Send.
+unsafe impl Sync for QueueMemory {}
+
+/// `gu::programs::stream_lane`: lane `lane` of `lanes` streams `[0, total)` of pump file `file` in
+/// `chunk`-byte READs through a double buffer in pump region `region` and checksums it (the megakernel stream
+/// kernel). Returns (`QUEUE_STATUS_*` or [`PROGRAM_REFUSED`], its report: done = chunks, checksum = their sum).
+///
+/// # Safety
+/// `m` must come from a live pump that outlives the call, and no other thread may run lane `lane` at the same
+/// time (its region halves are its own).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn stream_lane(
+    m: QueueMemory,
+    lane: u32,
+    lanes: u32,
+    file: u32,
+    region: u32,
+    chunk: u32,
+    total: u64,
+    budget: u32,
+) -> (u32, Report) {
+    let mut out = Report::default();
+    // SAFETY: the caller's contract; `out` is a valid Report.
+    let st = unsafe {
+        ffi::gu_host_stream_lane(
+            m.arena, m.local, m.layout, lane, lanes, file, region, chunk, total, budget, &mut out,
+        )
+    };
+    (st, out)
 }
 
 /// `gu::programs::rpc_print_lane`: lane `lane`'s RPC client over the mailboxes at `mailboxes` (experiments/src/

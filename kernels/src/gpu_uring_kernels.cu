@@ -181,3 +181,17 @@ extern "C" __global__ void gu_memory_placement(uint32_t *buf, uint32_t mode, uin
                                                uint32_t seed) {
     gu::programs::memory_placement_lane(buf, mode, n, mask, seed, global_id(), gridDim.x * blockDim.x);
 }
+
+// The megakernel stream kernel on the io_queue (programs.h: stream_lane): `lanes` lanes stream pump file `file`
+// through double buffers in pump region `region` and checksum it. Takes the pump arena, its device-local block
+// (the slot ownership words) and the PumpLayout by value; `report[lane]`: done = chunks, failed, checksum = the
+// sum of the chunks' checksums, bytes. `status[lane]`: GU_QUEUE_STATUS_* (or programs::program_refused).
+extern "C" __global__ void gu_pump_stream(uint8_t *arena, uint8_t *local, gpu_uring::PumpLayout layout, uint32_t lanes,
+                                          uint32_t file, uint32_t region, uint32_t chunk, uint64_t total,
+                                          uint32_t budget, uint32_t *status, gu::programs::lane_report *report) {
+    uint32_t lane = global_id();
+    if (lane < lanes) {
+        status[lane] = gu::programs::stream_lane(arena, local, &layout, lane, lanes, file, region, chunk, total, budget,
+                                                 &report[lane]);
+    }
+}

@@ -8,6 +8,7 @@
 //                             layout, exact (and `lane_report`, what a lane reports)
 //   programs/hostile.h        the hostile-input table's ring rows
 //   programs/baselines.h      the RPC print client and the memory-placement probe
+//   programs/pump_programs.h  the io_queue's megakernel stream kernel
 #ifndef GPU_URING_KERNELS_PROGRAMS_H
 #define GPU_URING_KERNELS_PROGRAMS_H
 
@@ -15,5 +16,6 @@
 #include "programs/ring_programs.h"
 #include "programs/hostile.h"
 #include "programs/baselines.h"
+#include "programs/pump_programs.h"
 
 #endif // GPU_URING_KERNELS_PROGRAMS_H

@@ -42,6 +42,25 @@ GU_FN void format_case(uint8_t *records, uint32_t id) {
     *reinterpret_cast<uint32_t *>(r + 16) = l.size();
 }
 
+// `backend::checksum` (what the read and stream programs compute over a chunk) of `len` bytes at `off` in
+// host-shared memory at `base`, read from file offset `file_offset`: FNV-1a-style over little-endian u32 words,
+// the last one zero-padded, seeded by the file offset. System-scope loads: the kernel (or the pump) wrote the
+// bytes into host memory, and the caller's acquire of the completion ordered them before these loads. `off` is
+// 4-byte aligned and the bytes up to the next multiple of 4 are inside the buffer.
+GU_FN uint64_t chunk_checksum(uint8_t *base, uint32_t off, uint64_t file_offset, uint32_t len) {
+    uint64_t h = 0xcbf29ce484222325ull ^ file_offset;
+    for (uint32_t i = 0; i < len; i += 4) {
+        uint32_t w = shared_word<uint32_t>(reinterpret_cast<uint32_t *>(base + off + i)).load(mo::relaxed);
+        uint32_t left = len - i;
+        if (left < 4) {
+            w &= (1u << (8u * left)) - 1u;
+        }
+        h ^= w;
+        h *= 0x00000100000001b3ull;
+    }
+    return h;
+}
+
 // The line lane `lane` prints as its `seq`-th line in the built-in print program (the Rust
 // `format_print_line`, newline included).
 GU_FN uint32_t print_line(line &l, uint32_t lane, uint32_t seq) {

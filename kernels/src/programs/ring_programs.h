@@ -36,27 +36,32 @@ GU_FN uint32_t first_failure(uint32_t st, uint32_t next) { return st != GU_STATU
 // ---- nop, print ----------------------------------------------------------------------------------------------
 
 // The nop program: `count` NOPs in completion mode `mode` (0: waited on the wait slot, one after another; 1:
-// fire-and-forget; 2: skip-success), then a flush. Returns the first status that is not READY (or READY);
-// `*ready` counts the waited NOPs that completed READY with a result ≥ 0, or the other modes' NOPs submitted.
+// fire-and-forget; 2: skip-success), aggregated per subgroup (gpu_uring/group.h: one credit CAS, one ticket
+// CAS, one publication per subgroup and round), then a flush. Every lane makes all `count` rounds (uniform
+// control flow); returns the first status that is not READY (or READY); `*ready` counts the waited NOPs that
+// completed READY with a result ≥ 0, or the other modes' NOPs submitted.
 enum : uint32_t { nop_waited = 0, nop_ff = 1, nop_skip = 2 };
 
 GU_FN uint32_t nop_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane_id,
                         uint32_t mode, uint32_t count, uint32_t budget, uint32_t *ready) {
     lane ln(arena, local, layout, lane_id);
+    subgroup sg = subgroup::active();
     uint32_t ws = wait_slot(layout);
     completion c = mode == nop_ff ? fire_and_forget() : mode == nop_skip ? skip_success() : in_slot(ws);
     uint32_t ok = 0;
     uint32_t st = GU_STATUS_READY;
-    for (uint32_t i = 0; i < count && st == GU_STATUS_READY; i++) {
-        st = ln.nop(c, budget);
-        if (st == GU_STATUS_READY && c.kind != complete_slot) {
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t s = group::nop(ln, sg, true, c, budget);
+        int32_t res = 0;
+        if (c.kind == complete_slot) {
+            res = -1;
+            uint32_t w = group::wait(ln, sg, s == GU_STATUS_READY, ws, budget, res);
+            s = s == GU_STATUS_READY ? w : s;
+        }
+        if (s == GU_STATUS_READY && res >= 0) {
             ok++;
         } else if (st == GU_STATUS_READY) {
-            int32_t res = -1;
-            st = ln.wait(ws, budget, res);
-            if (st == GU_STATUS_READY && res >= 0) {
-                ok++;
-            }
+            st = s;
         }
     }
     uint32_t fl = ln.flush(budget);
@@ -64,16 +69,19 @@ GU_FN uint32_t nop_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLay
     return first_failure(st, fl);
 }
 
-// The print program: the lane's `lines` lines of `print_line` through the ring (§7), then a flush. Returns the
-// first status that is not READY (or READY).
+// The print program: the lane's `lines` lines of `print_line` through the ring (§7 line mode), aggregated per
+// subgroup (gpu_uring/group.h `print`), then a flush. Every lane makes all `lines` rounds (uniform control
+// flow); returns the first status that is not READY (or READY).
 GU_FN uint32_t print_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane_id,
                           uint32_t lines, uint32_t budget) {
     lane ln(arena, local, layout, lane_id);
+    subgroup sg = subgroup::active();
     uint32_t st = GU_STATUS_READY;
-    for (uint32_t seq = 0; seq < lines && st == GU_STATUS_READY; seq++) {
-        st = ln.print(budget, "lane=", lane_id, " seq=", seq, " d=", (int64_t)seq - (int64_t)lane_id,
-                      " x=", hex((uint64_t)lane_id << 32 | seq), " v=",
-                      fixed((float)seq / 8.0f - (float)lane_id, 3), " gpu-uring");
+    for (uint32_t seq = 0; seq < lines; seq++) {
+        uint32_t s = group::print(ln, sg, true, budget, "lane=", lane_id, " seq=", seq, " d=",
+                                  (int64_t)seq - (int64_t)lane_id, " x=", hex((uint64_t)lane_id << 32 | seq),
+                                  " v=", fixed((float)seq / 8.0f - (float)lane_id, 3), " gpu-uring");
+        st = first_failure(st, s);
     }
     uint32_t fl = ln.flush(budget);
     return first_failure(st, fl);
@@ -114,24 +122,6 @@ GU_FN uint32_t write_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingL
     st = first_failure(st, ln.flush(budget));
     *out = rep;
     return st;
-}
-
-// `Program::Read`'s checksum (the Rust `backend::checksum`) of `len` arena bytes at `arena_off` read from file
-// offset `offset`: FNV-1a-style over little-endian u32 words, the last one zero-padded. System-scope loads:
-// the kernel wrote the bytes into host memory, and the slot's DONE acquire ordered them before these loads.
-// `arena_off` is 4-byte aligned and the bytes up to the next multiple of 4 are inside the region.
-GU_FN uint64_t chunk_checksum(const ring &r, uint64_t offset, uint32_t arena_off, uint32_t len) {
-    uint64_t h = 0xcbf29ce484222325ull ^ offset;
-    for (uint32_t i = 0; i < len; i += 4) {
-        uint32_t w = r.s32(arena_off + i).load(mo::relaxed);
-        uint32_t left = len - i;
-        if (left < 4) {
-            w &= (1u << (8u * left)) - 1u;
-        }
-        h ^= w;
-        h *= 0x00000100000001b3ull;
-    }
-    return h;
 }
 
 // The read program (`Program::Read`): lanes read [0, total) of registered file `file` in `chunk`-byte pieces
@@ -204,7 +194,7 @@ GU_FN uint32_t read_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLa
             continue;
         }
         if (s == GU_STATUS_READY && res == (int32_t)len) {
-            rep.checksum += chunk_checksum(ln.r, off, layout->fixed + (lane_id * depth + j) * chunk, len);
+            rep.checksum += chunk_checksum(arena, layout->fixed + (lane_id * depth + j) * chunk, off, len);
             rep.done++;
             rep.bytes += len;
         } else {
@@ -223,23 +213,24 @@ GU_FN uint32_t read_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLa
 // ---- lane_stress ---------------------------------------------------------------------------------------------
 
 // The lane_stress program (`Program::LaneStress`): `ops` NOPs, a waited one (on the wait slot) for even `seq`,
-// a fire-and-forget one for odd; `done` counts the completed ones (waited: result ≥ 0).
+// a fire-and-forget one for odd, aggregated per subgroup as the nop program; `done` counts the completed ones
+// (waited: result ≥ 0).
 GU_FN uint32_t lane_stress_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout,
                                 uint32_t lane_id, uint32_t ops, uint32_t budget, lane_report *out) {
     lane_report rep = {0, 0, 0, 0};
     lane ln(arena, local, layout, lane_id);
+    subgroup sg = subgroup::active();
     uint32_t ws = wait_slot(layout);
     uint32_t st = GU_STATUS_READY;
     for (uint32_t seq = 0; seq < ops; seq++) {
         uint32_t s;
         int32_t res = 0;
         if (seq % 2 == 0) {
-            s = ln.nop(in_slot(ws), budget);
-            if (s == GU_STATUS_READY) {
-                s = ln.wait(ws, budget, res);
-            }
+            s = group::nop(ln, sg, true, in_slot(ws), budget);
+            uint32_t w = group::wait(ln, sg, s == GU_STATUS_READY, ws, budget, res);
+            s = s == GU_STATUS_READY ? w : s;
         } else {
-            s = ln.nop(fire_and_forget(), budget);
+            s = group::nop(ln, sg, true, fire_and_forget(), budget);
         }
         if (s == GU_STATUS_READY && res >= 0) {
             rep.done++;
