@@ -17,6 +17,9 @@ mod host;
 mod poll;
 pub(crate) mod slots;
 mod submit;
+mod take;
+
+pub(crate) use take::OpSource;
 
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
@@ -29,7 +32,7 @@ use super::caps::{BackendKind, Capabilities};
 use super::deliver::Sink;
 use super::error::{Error, Result};
 use super::op::{CancelStatus, OpId, Outcome, Resources};
-use super::operation::{Operation, SimpleOp};
+use super::operation::SimpleOp;
 use super::ops::OpKind;
 
 pub(crate) const NONE: u32 = u32::MAX;
@@ -194,34 +197,6 @@ thread_local! {
 /// A cheap, never-reused, nonzero id of the calling thread.
 pub(crate) fn thread_id() -> u64 {
     TID.with(|t| *t)
-}
-
-/// A source of operations for `submit_many`: inspected first, consumed only once
-/// the whole submission is accepted.
-pub(crate) trait OpSource {
-    fn ops(&self) -> &[Operation];
-    /// Moves the operations out, in order.
-    fn take_all(&mut self) -> impl Iterator<Item = Operation> + '_;
-}
-
-impl OpSource for Vec<Operation> {
-    fn ops(&self) -> &[Operation] {
-        self
-    }
-    #[inline]
-    fn take_all(&mut self) -> impl Iterator<Item = Operation> + '_ {
-        self.drain(..)
-    }
-}
-
-impl OpSource for Option<Operation> {
-    fn ops(&self) -> &[Operation] {
-        self.as_slice()
-    }
-    #[inline]
-    fn take_all(&mut self) -> impl Iterator<Item = Operation> + '_ {
-        self.take().into_iter()
-    }
 }
 
 impl<D: Driver> Shared<D> {

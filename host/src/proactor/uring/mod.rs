@@ -533,7 +533,7 @@ impl Driver for Uring {
             files,
             native_files: *native_files,
         };
-        for op in ops.take_all() {
+        ops.take_each(|op| {
             let (idx, s, key) = alloc_slot(slots, free, live, op, future, State::Running);
             on_id(OpId(key));
             // Unlinked by the caller's contract: no IO_LINK flag.
@@ -550,7 +550,7 @@ impl Driver for Uring {
                 be.deferred.push((idx, s.gen));
                 sh.hint.store(true, Ordering::Relaxed);
             }
-        }
+        });
         // Dropping `sq` publishes the new tail (Release), which is what the kernel reads.
         drop(sq);
         true
