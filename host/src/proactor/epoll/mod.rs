@@ -13,6 +13,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use rustix::event::epoll;
 use super::caps::{BackendKind, Capability, CapabilitySet};
 use super::core::{Core, Driver, Shared, SlotExt, State, NONE};
 use super::error::{Error, Result};
-use super::op::{OpError, Outcome};
+use super::op::{OpCode, OpError, Outcome, Resources};
 use super::ops::{Env, EpollCx, Step};
 use super::sys;
 
@@ -121,53 +122,67 @@ impl Epoll {
 
     /// Runs (or re-runs, when `ready`) the operation of a running slot.
     fn run(&self, sh: &Shared<Self>, core: &mut Core<Self>, idx: u32, ready: bool) {
-        let Core {
-            slots,
-            files,
-            native_files,
-            ..
-        } = &mut *core;
-        let env = Env {
-            caps: sh.caps,
-            files,
-            native_files: *native_files,
-        };
-        let s = &mut slots[idx as usize];
-        let gen = s.gen;
-        let Some(op) = s.op.as_mut() else { return };
-        let mut cx = EpollCx {
-            env,
-            iov: &mut s.ext.iov,
-        };
-        let mut step = op.epoll(&mut cx, ready);
+        let mut ready = ready;
         // Multishot results: delivered while the operation goes on (bounded per
         // readiness; what is left is picked up on the next round).
         let mut rounds = 0;
-        while let Step::More(o, r) = step {
-            core.emit(idx, o, r);
+        // Dropped by `discard` only (checked in place: moving it out to drop it
+        // would copy it through memory at every run).
+        let mut more = ManuallyDrop::new(Resources::None);
+        let (step, gen) = loop {
+            let Core {
+                slots,
+                files,
+                native_files,
+                ..
+            } = &mut *core;
+            let s = &mut slots[idx as usize];
+            let gen = s.gen;
+            let Some(op) = s.op.as_mut() else {
+                discard(&mut more);
+                return;
+            };
+            let mut cx = EpollCx {
+                env: Env {
+                    caps: sh.caps,
+                    files,
+                    native_files: *native_files,
+                },
+                iov: &mut s.ext.iov,
+                more: &mut more,
+            };
+            let step = op.epoll(&mut cx, ready);
+            let Step::More(v) = step else {
+                break (step, gen);
+            };
+            let res = std::mem::replace(&mut *more, Resources::None);
+            core.emit(idx, Outcome::Ok(v as u32), res);
             rounds += 1;
             if rounds == 64 {
                 core.be.pending.push((idx, gen));
                 sh.hint.store(true, Ordering::Relaxed);
+                discard(&mut more);
                 return;
             }
-            let s = &mut core.slots[idx as usize];
-            let Some(op) = s.op.as_mut() else { return };
-            let mut cx = EpollCx {
-                env: Env {
-                    caps: sh.caps,
-                    files: &core.files,
-                    native_files: core.native_files,
-                },
-                iov: &mut s.ext.iov,
-            };
-            step = op.epoll(&mut cx, true);
-        }
+            ready = true;
+        };
+        // Only a `Step::More` hands resources over.
+        discard(&mut more);
+        let code = |core: &Core<Self>| {
+            core.slots[idx as usize]
+                .op
+                .as_ref()
+                .map_or(OpCode::Nop, |o| o.code())
+        };
         match step {
             Step::More(..) => {}
-            Step::Done(o) => core.finish(sh, idx, o),
+            Step::Done(res) => {
+                let outcome = Step::outcome(res, || code(core));
+                core.finish(sh, idx, outcome);
+            }
             Step::Timer(at) => self.push_timer(core, at, idx, gen),
-            Step::Wait { fd, events } => {
+            Step::Wait(w) => {
+                let (fd, events) = Step::waiting(w);
                 if let Err(errno) = self.add_waiter(core, idx, fd, events) {
                     // Only sockets (and the proactor's own eventfds) are waited on:
                     // a descriptor epoll refuses (a regular file or directory) is not
@@ -177,11 +192,7 @@ impl Epoll {
                     } else {
                         errno
                     };
-                    let op = core.slots[idx as usize]
-                        .op
-                        .as_ref()
-                        .map(|o| o.code())
-                        .unwrap_or(super::op::OpCode::Nop);
+                    let op = code(core);
                     core.finish(sh, idx, Outcome::Err(OpError { op, errno }));
                 }
             }
@@ -346,6 +357,22 @@ impl Epoll {
         }
         Ok(())
     }
+}
+
+/// Drops what normally is `Resources::None`, looking at it in place (no drop glue,
+/// an out-of-line call, in that case).
+#[inline(always)]
+fn discard(r: &mut ManuallyDrop<Resources>) {
+    if !matches!(**r, Resources::None) {
+        debug_assert!(false, "resources handed over without Step::More");
+        drop_cold(std::mem::replace(&mut **r, Resources::None));
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_cold(r: Resources) {
+    drop(r);
 }
 
 impl Driver for Epoll {
