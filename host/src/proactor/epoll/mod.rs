@@ -21,9 +21,10 @@ use std::time::Duration;
 use rustix::event::epoll;
 
 use super::caps::{BackendKind, Capability, CapabilitySet};
-use super::core::{Core, Driver, Shared, SlotExt, State, NONE};
+use super::core::slots::alloc_slot;
+use super::core::{Core, Driver, OpSource, Shared, SlotExt, State, NONE};
 use super::error::{Error, Result};
-use super::op::{OpCode, OpError, Outcome, Resources};
+use super::op::{OpCode, OpError, OpId, Outcome, Resources};
 use super::ops::{Env, EpollCx, Step};
 use super::sys;
 
@@ -405,6 +406,34 @@ impl Driver for Epoll {
         let gen = core.slots[idx as usize].gen;
         core.be.pending.push((idx, gen));
         sh.hint.store(true, Ordering::Relaxed);
+    }
+
+    /// Allocates the slots and queues them for the poll thread in one pass: what
+    /// `start` does for each, without the core's per-operation checks, none of which
+    /// applies to a fresh, unlinked operation that runs in the driver and has no
+    /// timeout (the caller's contract).
+    fn start_batch<S: OpSource>(
+        &self,
+        sh: &Shared<Self>,
+        core: &mut Core<Self>,
+        ops: &mut S,
+        on_id: &mut impl FnMut(OpId),
+        future: bool,
+    ) -> bool {
+        let Core {
+            slots,
+            free,
+            live,
+            be,
+            ..
+        } = core;
+        ops.take_each(|op| {
+            let (idx, s, key) = alloc_slot(slots, free, live, op, future, State::Running);
+            on_id(OpId(key));
+            be.pending.push((idx, s.gen));
+        });
+        sh.hint.store(true, Ordering::Relaxed);
+        true
     }
 
     fn cancel(&self, sh: &Shared<Self>, core: &mut Core<Self>, idx: u32) {
