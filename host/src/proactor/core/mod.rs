@@ -70,25 +70,29 @@ pub(crate) enum Chain {
     Emulated,
 }
 
+/// In declaration order (`repr(C)`): what every operation reads or writes comes
+/// first, next to each other, so that an operation's life touches as few of its
+/// slot's cache lines as it can; what only futures and some kinds use comes last.
+#[repr(C)]
 pub(crate) struct Slot<X> {
     pub(crate) gen: u32,
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
     pub(crate) state: State,
-    pub(crate) delivery: Delivery,
     pub(crate) cancel: bool,
     /// Running as a user-space wait (emulated notification wait).
     pub(crate) soft: bool,
-    pub(crate) user_data: u64,
-    pub(crate) op: Option<OpKind>,
-    pub(crate) result: Option<(Outcome, Resources)>,
     pub(crate) chain: Chain,
-    pub(crate) prev: u32,
-    pub(crate) next: u32,
+    pub(crate) user_data: u64,
     /// Emulated operation timeout: CLOCK_MONOTONIC deadline in nanoseconds (0: none).
     pub(crate) deadline: u64,
+    pub(crate) op: Option<OpKind>,
+    pub(crate) delivery: Delivery,
+    /// The driver's part (its per-operation flags first).
+    pub(crate) ext: X,
     /// Cancelled by its emulated timeout (completes with `ETIMEDOUT`).
     pub(crate) timed_out: bool,
-    /// The driver's part.
-    pub(crate) ext: X,
+    pub(crate) result: Option<(Outcome, Resources)>,
 }
 
 impl<X: SlotExt> Slot<X> {

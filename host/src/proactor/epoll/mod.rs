@@ -40,14 +40,16 @@ pub(crate) struct Epoll {
 }
 
 /// The epoll part of a slot.
+/// What every operation reads and resets comes first (`repr(C)`, see `Slot`).
+#[repr(C)]
 pub(crate) struct ESlot {
-    /// iovec storage for readv/writev; capacity is kept across reuse.
-    iov: Vec<libc::iovec>,
     /// Next waiter on the same descriptor (`NONE`: last).
     next_waiter: u32,
     /// The descriptor this slot waits on, and for what (0: not waiting).
-    fd: RawFd,
     events: u32,
+    fd: RawFd,
+    /// iovec storage for readv/writev; capacity is kept across reuse.
+    iov: Vec<libc::iovec>,
 }
 
 // SAFETY: the iovecs only describe buffers of the same slot's operation during one
