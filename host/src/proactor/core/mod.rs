@@ -17,6 +17,9 @@ mod host;
 mod poll;
 pub(crate) mod slots;
 mod submit;
+mod take;
+
+pub(crate) use take::OpSource;
 
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
@@ -29,7 +32,7 @@ use super::caps::{BackendKind, Capabilities};
 use super::deliver::Sink;
 use super::error::{Error, Result};
 use super::op::{CancelStatus, OpId, Outcome, Resources};
-use super::operation::{Operation, SimpleOp};
+use super::operation::SimpleOp;
 use super::ops::OpKind;
 
 pub(crate) const NONE: u32 = u32::MAX;
@@ -67,25 +70,29 @@ pub(crate) enum Chain {
     Emulated,
 }
 
+/// In declaration order (`repr(C)`): what every operation reads or writes comes
+/// first, next to each other, so that an operation's life touches as few of its
+/// slot's cache lines as it can; what only futures and some kinds use comes last.
+#[repr(C)]
 pub(crate) struct Slot<X> {
     pub(crate) gen: u32,
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
     pub(crate) state: State,
-    pub(crate) delivery: Delivery,
     pub(crate) cancel: bool,
     /// Running as a user-space wait (emulated notification wait).
     pub(crate) soft: bool,
-    pub(crate) user_data: u64,
-    pub(crate) op: Option<OpKind>,
-    pub(crate) result: Option<(Outcome, Resources)>,
     pub(crate) chain: Chain,
-    pub(crate) prev: u32,
-    pub(crate) next: u32,
+    pub(crate) user_data: u64,
     /// Emulated operation timeout: CLOCK_MONOTONIC deadline in nanoseconds (0: none).
     pub(crate) deadline: u64,
+    pub(crate) op: Option<OpKind>,
+    pub(crate) delivery: Delivery,
+    /// The driver's part (its per-operation flags first).
+    pub(crate) ext: X,
     /// Cancelled by its emulated timeout (completes with `ETIMEDOUT`).
     pub(crate) timed_out: bool,
-    /// The driver's part.
-    pub(crate) ext: X,
+    pub(crate) result: Option<(Outcome, Resources)>,
 }
 
 impl<X: SlotExt> Slot<X> {
@@ -194,34 +201,6 @@ thread_local! {
 /// A cheap, never-reused, nonzero id of the calling thread.
 pub(crate) fn thread_id() -> u64 {
     TID.with(|t| *t)
-}
-
-/// A source of operations for `submit_many`: inspected first, consumed only once
-/// the whole submission is accepted.
-pub(crate) trait OpSource {
-    fn ops(&self) -> &[Operation];
-    /// Moves the operations out, in order.
-    fn take_all(&mut self) -> impl Iterator<Item = Operation> + '_;
-}
-
-impl OpSource for Vec<Operation> {
-    fn ops(&self) -> &[Operation] {
-        self
-    }
-    #[inline]
-    fn take_all(&mut self) -> impl Iterator<Item = Operation> + '_ {
-        self.drain(..)
-    }
-}
-
-impl OpSource for Option<Operation> {
-    fn ops(&self) -> &[Operation] {
-        self.as_slice()
-    }
-    #[inline]
-    fn take_all(&mut self) -> impl Iterator<Item = Operation> + '_ {
-        self.take().into_iter()
-    }
 }
 
 impl<D: Driver> Shared<D> {

@@ -70,6 +70,10 @@ pub(crate) fn alloc_slot<'a, X: SlotExt>(
             && s.ext.is_reset()
             && matches!(s.delivery, Delivery::Callback)
     );
+    // A free slot holds no op (`release`): nothing to drop, so no drop check. Written
+    // first, with nothing that may call out in between, so that the operation is
+    // copied straight from where the caller had it into the slot.
+    std::mem::forget(s.op.replace(op.kind));
     // Never 0, so that no key is 0 (`OpId::default()`).
     let gen = match s.gen.wrapping_add(1) & SLOT_GEN_MASK {
         0 => 1,
@@ -78,11 +82,10 @@ pub(crate) fn alloc_slot<'a, X: SlotExt>(
     s.gen = gen;
     s.state = state;
     if future {
-        s.delivery = Delivery::Future(None);
+        // A free slot's delivery is `Callback` (`release`): no waker to drop.
+        std::mem::forget(std::mem::replace(&mut s.delivery, Delivery::Future(None)));
     }
     s.user_data = op.user_data;
-    // A free slot holds no op (`release`): nothing to drop, so no drop check.
-    std::mem::forget(s.op.replace(op.kind));
     (idx, s, OpId::new(idx, gen).0)
 }
 

@@ -83,12 +83,12 @@ impl<D: Driver> Shared<D> {
             if !batched {
                 let mut prev = NONE;
                 let mut head = NONE;
-                for op in ops.take_all() {
+                ops.take_each(|op| {
                     let idx = core.alloc(op, future);
                     on_id(OpId(core.slots[idx as usize].key(idx)));
                     if chain == Chain::None {
                         core.start_as(self, idx, any_timed);
-                        continue;
+                        return;
                     }
                     let s = &mut core.slots[idx as usize];
                     s.chain = chain;
@@ -99,7 +99,7 @@ impl<D: Driver> Shared<D> {
                         core.slots[prev as usize].next = idx;
                     }
                     prev = idx;
-                }
+                });
                 match chain {
                     Chain::None => {}
                     Chain::Emulated => core.start(self, head),

@@ -13,6 +13,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -20,9 +21,10 @@ use std::time::Duration;
 use rustix::event::epoll;
 
 use super::caps::{BackendKind, Capability, CapabilitySet};
-use super::core::{Core, Driver, Shared, SlotExt, State, NONE};
+use super::core::slots::alloc_slot;
+use super::core::{Core, Driver, OpSource, Shared, SlotExt, State, NONE};
 use super::error::{Error, Result};
-use super::op::{OpError, Outcome};
+use super::op::{OpCode, OpError, OpId, Outcome, Resources};
 use super::ops::{Env, EpollCx, Step};
 use super::sys;
 
@@ -38,14 +40,16 @@ pub(crate) struct Epoll {
 }
 
 /// The epoll part of a slot.
+/// What every operation reads and resets comes first (`repr(C)`, see `Slot`).
+#[repr(C)]
 pub(crate) struct ESlot {
-    /// iovec storage for readv/writev; capacity is kept across reuse.
-    iov: Vec<libc::iovec>,
     /// Next waiter on the same descriptor (`NONE`: last).
     next_waiter: u32,
     /// The descriptor this slot waits on, and for what (0: not waiting).
-    fd: RawFd,
     events: u32,
+    fd: RawFd,
+    /// iovec storage for readv/writev; capacity is kept across reuse.
+    iov: Vec<libc::iovec>,
 }
 
 // SAFETY: the iovecs only describe buffers of the same slot's operation during one
@@ -121,53 +125,67 @@ impl Epoll {
 
     /// Runs (or re-runs, when `ready`) the operation of a running slot.
     fn run(&self, sh: &Shared<Self>, core: &mut Core<Self>, idx: u32, ready: bool) {
-        let Core {
-            slots,
-            files,
-            native_files,
-            ..
-        } = &mut *core;
-        let env = Env {
-            caps: sh.caps,
-            files,
-            native_files: *native_files,
-        };
-        let s = &mut slots[idx as usize];
-        let gen = s.gen;
-        let Some(op) = s.op.as_mut() else { return };
-        let mut cx = EpollCx {
-            env,
-            iov: &mut s.ext.iov,
-        };
-        let mut step = op.epoll(&mut cx, ready);
+        let mut ready = ready;
         // Multishot results: delivered while the operation goes on (bounded per
         // readiness; what is left is picked up on the next round).
         let mut rounds = 0;
-        while let Step::More(o, r) = step {
-            core.emit(idx, o, r);
+        // Dropped by `discard` only (checked in place: moving it out to drop it
+        // would copy it through memory at every run).
+        let mut more = ManuallyDrop::new(Resources::None);
+        let (step, gen) = loop {
+            let Core {
+                slots,
+                files,
+                native_files,
+                ..
+            } = &mut *core;
+            let s = &mut slots[idx as usize];
+            let gen = s.gen;
+            let Some(op) = s.op.as_mut() else {
+                discard(&mut more);
+                return;
+            };
+            let mut cx = EpollCx {
+                env: Env {
+                    caps: sh.caps,
+                    files,
+                    native_files: *native_files,
+                },
+                iov: &mut s.ext.iov,
+                more: &mut more,
+            };
+            let step = op.epoll(&mut cx, ready);
+            let Step::More(v) = step else {
+                break (step, gen);
+            };
+            let res = std::mem::replace(&mut *more, Resources::None);
+            core.emit(idx, Outcome::Ok(v as u32), res);
             rounds += 1;
             if rounds == 64 {
                 core.be.pending.push((idx, gen));
                 sh.hint.store(true, Ordering::Relaxed);
+                discard(&mut more);
                 return;
             }
-            let s = &mut core.slots[idx as usize];
-            let Some(op) = s.op.as_mut() else { return };
-            let mut cx = EpollCx {
-                env: Env {
-                    caps: sh.caps,
-                    files: &core.files,
-                    native_files: core.native_files,
-                },
-                iov: &mut s.ext.iov,
-            };
-            step = op.epoll(&mut cx, true);
-        }
+            ready = true;
+        };
+        // Only a `Step::More` hands resources over.
+        discard(&mut more);
+        let code = |core: &Core<Self>| {
+            core.slots[idx as usize]
+                .op
+                .as_ref()
+                .map_or(OpCode::Nop, |o| o.code())
+        };
         match step {
             Step::More(..) => {}
-            Step::Done(o) => core.finish(sh, idx, o),
+            Step::Done(res) => {
+                let outcome = Step::outcome(res, || code(core));
+                core.finish(sh, idx, outcome);
+            }
             Step::Timer(at) => self.push_timer(core, at, idx, gen),
-            Step::Wait { fd, events } => {
+            Step::Wait(w) => {
+                let (fd, events) = Step::waiting(w);
                 if let Err(errno) = self.add_waiter(core, idx, fd, events) {
                     // Only sockets (and the proactor's own eventfds) are waited on:
                     // a descriptor epoll refuses (a regular file or directory) is not
@@ -177,11 +195,7 @@ impl Epoll {
                     } else {
                         errno
                     };
-                    let op = core.slots[idx as usize]
-                        .op
-                        .as_ref()
-                        .map(|o| o.code())
-                        .unwrap_or(super::op::OpCode::Nop);
+                    let op = code(core);
                     core.finish(sh, idx, Outcome::Err(OpError { op, errno }));
                 }
             }
@@ -348,6 +362,22 @@ impl Epoll {
     }
 }
 
+/// Drops what normally is `Resources::None`, looking at it in place (no drop glue,
+/// an out-of-line call, in that case).
+#[inline(always)]
+fn discard(r: &mut ManuallyDrop<Resources>) {
+    if !matches!(**r, Resources::None) {
+        debug_assert!(false, "resources handed over without Step::More");
+        drop_cold(std::mem::replace(&mut **r, Resources::None));
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_cold(r: Resources) {
+    drop(r);
+}
+
 impl Driver for Epoll {
     type Slot = ESlot;
     type State = EState;
@@ -378,6 +408,34 @@ impl Driver for Epoll {
         let gen = core.slots[idx as usize].gen;
         core.be.pending.push((idx, gen));
         sh.hint.store(true, Ordering::Relaxed);
+    }
+
+    /// Allocates the slots and queues them for the poll thread in one pass: what
+    /// `start` does for each, without the core's per-operation checks, none of which
+    /// applies to a fresh, unlinked operation that runs in the driver and has no
+    /// timeout (the caller's contract).
+    fn start_batch<S: OpSource>(
+        &self,
+        sh: &Shared<Self>,
+        core: &mut Core<Self>,
+        ops: &mut S,
+        on_id: &mut impl FnMut(OpId),
+        future: bool,
+    ) -> bool {
+        let Core {
+            slots,
+            free,
+            live,
+            be,
+            ..
+        } = core;
+        ops.take_each(|op| {
+            let (idx, s, key) = alloc_slot(slots, free, live, op, future, State::Running);
+            on_id(OpId(key));
+            be.pending.push((idx, s.gen));
+        });
+        sh.hint.store(true, Ordering::Relaxed);
+        true
     }
 
     fn cancel(&self, sh: &Shared<Self>, core: &mut Core<Self>, idx: u32) {

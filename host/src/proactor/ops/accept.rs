@@ -13,7 +13,7 @@ use rustix::net::SocketFlags;
 use super::base::{with_fd, Env, EpollCx, Op, Step, UringCx, READABLE};
 use crate::proactor::caps::Capability;
 use crate::proactor::error::Result;
-use crate::proactor::op::{OpCode, Outcome, Resources, Target};
+use crate::proactor::op::{OpCode, Resources, Target};
 use crate::proactor::sys;
 
 pub(crate) struct Accept {
@@ -54,31 +54,20 @@ impl Op for Accept {
         let raw = cx.env.raw(self.fd);
         if !ready {
             // Readiness first: a listener made elsewhere may be blocking.
-            return Step::Wait {
-                fd: raw,
-                events: READABLE,
-            };
+            return Step::wait(raw, READABLE);
         }
         let r = sys::borrow(raw).and_then(|fd| {
             rustix::net::accept_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
                 .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
         });
         match r {
-            Ok(s) if self.multishot => {
-                Step::More(Outcome::Ok(s.into_raw_fd() as u32), Resources::None)
-            }
-            Ok(s) => Step::io(Self::CODE, Ok(s.into_raw_fd() as usize)),
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::Wait {
-                fd: raw,
-                events: READABLE,
-            },
+            Ok(s) if self.multishot => Step::more(s.into_raw_fd() as u32),
+            Ok(s) => Step::io(Ok(s.into_raw_fd() as usize)),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::wait(raw, READABLE),
             // A connection that died in the queue: wait for the next one, as the
             // kernel does for io_uring.
-            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => Step::Wait {
-                fd: raw,
-                events: READABLE,
-            },
-            Err(e) => Step::io(Self::CODE, Err(e)),
+            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => Step::wait(raw, READABLE),
+            Err(e) => Step::io(Err(e)),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use io_uring::{opcode, squeue, types};
 
 use super::base::{EpollCx, Op, Step, UringCx};
-use crate::proactor::op::{OpCode, Outcome, Resources};
+use crate::proactor::op::{OpCode, Resources};
 use crate::proactor::sys;
 
 pub(crate) struct Close {
@@ -35,8 +35,8 @@ impl Op for Close {
     }
     fn epoll(&mut self, _cx: &mut EpollCx<'_>, _ready: bool) -> Step {
         match self.fd.take() {
-            Some(fd) => Step::io(Self::CODE, sys::close(fd).map(|_| 0)),
-            None => Step::Done(Outcome::Ok(0)),
+            Some(fd) => Step::io(sys::close(fd).map(|_| 0)),
+            None => Step::ok(0),
         }
     }
 }

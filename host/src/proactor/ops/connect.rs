@@ -6,7 +6,7 @@ use io_uring::{opcode, squeue};
 use super::base::{timed_error_outcome, with_fd, Env, EpollCx, Op, Step, UringCx, WRITABLE};
 use crate::proactor::error::Result;
 use crate::proactor::net::SockAddr;
-use crate::proactor::op::{OpCode, OpError, Outcome, Resources, Target};
+use crate::proactor::op::{OpCode, Outcome, Resources, Target};
 use crate::proactor::sys;
 
 pub(crate) struct Connect {
@@ -41,25 +41,17 @@ impl Op for Connect {
         let raw = cx.env.raw(self.fd);
         let fd = match sys::borrow(raw) {
             Ok(fd) => fd,
-            Err(e) => return Step::io(Self::CODE, Err(e)),
+            Err(e) => return Step::io(Err(e)),
         };
-        let err = |errno: i32| {
-            Step::Done(Outcome::Err(OpError {
-                op: Self::CODE,
-                errno,
-            }))
-        };
+        let err = |errno: i32| Step::err(errno);
         if ready {
             return match rustix::net::sockopt::socket_error(fd) {
                 // Connected: a second `connect` completes it in the socket layer too
                 // (a later `connect` then fails with `EISCONN`, as after io_uring's).
                 Ok(Ok(())) => match rustix::net::connect(fd, &self.addr.0) {
-                    Ok(()) | Err(rustix::io::Errno::ISCONN) => Step::Done(Outcome::Ok(0)),
+                    Ok(()) | Err(rustix::io::Errno::ISCONN) => Step::ok(0),
                     Err(rustix::io::Errno::ALREADY) | Err(rustix::io::Errno::INPROGRESS) => {
-                        Step::Wait {
-                            fd: raw,
-                            events: WRITABLE,
-                        }
+                        Step::wait(raw, WRITABLE)
                     }
                     Err(e) => err(e.raw_os_error()),
                 },
@@ -67,11 +59,10 @@ impl Op for Connect {
             };
         }
         match rustix::net::connect(fd, &self.addr.0) {
-            Ok(()) => Step::Done(Outcome::Ok(0)),
-            Err(rustix::io::Errno::INPROGRESS) | Err(rustix::io::Errno::AGAIN) => Step::Wait {
-                fd: raw,
-                events: WRITABLE,
-            },
+            Ok(()) => Step::ok(0),
+            Err(rustix::io::Errno::INPROGRESS) | Err(rustix::io::Errno::AGAIN) => {
+                Step::wait(raw, WRITABLE)
+            }
             Err(e) => err(e.raw_os_error()),
         }
     }

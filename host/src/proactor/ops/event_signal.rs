@@ -38,9 +38,6 @@ impl Op for EventSignal {
         .build()
     }
     fn epoll(&mut self, _cx: &mut EpollCx<'_>, _ready: bool) -> Step {
-        Step::io(
-            Self::CODE,
-            sys::eventfd_signal(self.event.0.as_fd()).map(|()| 8),
-        )
+        Step::io(sys::eventfd_signal(self.event.0.as_fd()).map(|()| 8))
     }
 }

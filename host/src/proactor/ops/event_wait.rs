@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use io_uring::{opcode, squeue, types};
 
 use super::base::{EpollCx, Op, Step, UringCx, READABLE};
-use crate::proactor::op::{OpCode, Outcome, Resources};
+use crate::proactor::op::{OpCode, Resources};
 use crate::proactor::sync::Event;
 
 pub(crate) struct EventWait(pub(crate) Event);
@@ -21,12 +21,9 @@ impl Op for EventWait {
     }
     fn epoll(&mut self, _cx: &mut EpollCx<'_>, ready: bool) -> Step {
         if ready {
-            Step::Done(Outcome::Ok(libc::POLLIN as u32))
+            Step::ok(libc::POLLIN as u32)
         } else {
-            Step::Wait {
-                fd: self.0.as_raw_fd(),
-                events: READABLE,
-            }
+            Step::wait(self.0.as_raw_fd(), READABLE)
         }
     }
 }

@@ -38,9 +38,6 @@ impl Op for Fsync {
         entry(&cx.env, self.fd, self.datasync)
     }
     fn epoll(&mut self, cx: &mut EpollCx<'_>, _ready: bool) -> Step {
-        Step::io(
-            Self::CODE,
-            sys::fsync(cx.env.raw(self.fd), self.datasync).map(|_| 0),
-        )
+        Step::io(sys::fsync(cx.env.raw(self.fd), self.datasync).map(|_| 0))
     }
 }

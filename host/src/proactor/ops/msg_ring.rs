@@ -13,7 +13,7 @@ use io_uring::{opcode, squeue, types};
 use super::base::error_outcome;
 use super::base::{EpollCx, Op, Step, UringCx};
 use crate::proactor::message::{Outgoing, MSG_TAG};
-use crate::proactor::op::{OpCode, OpError, Outcome, Resources};
+use crate::proactor::op::{OpCode, Outcome, Resources};
 use crate::proactor::service::Route;
 
 pub(crate) struct MsgRing {
@@ -46,9 +46,6 @@ impl Op for MsgRing {
     }
     fn epoll(&mut self, _cx: &mut EpollCx<'_>, _ready: bool) -> Step {
         // Not used on epoll; the failure sends the payload by the fallback queue.
-        Step::Done(Outcome::Err(OpError {
-            op: Self::CODE,
-            errno: libc::EOPNOTSUPP,
-        }))
+        Step::err(libc::EOPNOTSUPP)
     }
 }

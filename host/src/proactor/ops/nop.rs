@@ -3,7 +3,7 @@
 use io_uring::{opcode, squeue};
 
 use super::base::{EpollCx, Op, Step, UringCx};
-use crate::proactor::op::{OpCode, Outcome, Resources};
+use crate::proactor::op::{OpCode, Resources};
 
 pub(crate) struct Nop;
 
@@ -20,6 +20,6 @@ impl Op for Nop {
         opcode::Nop::new().build()
     }
     fn epoll(&mut self, _cx: &mut EpollCx<'_>, _ready: bool) -> Step {
-        Step::Done(Outcome::Ok(0))
+        Step::ok(0)
     }
 }

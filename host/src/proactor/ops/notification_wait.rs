@@ -5,7 +5,7 @@
 use io_uring::{opcode, squeue};
 
 use super::base::{EpollCx, Op, Step, UringCx};
-use crate::proactor::op::{OpCode, OpError, Outcome, Resources};
+use crate::proactor::op::{OpCode, Outcome, Resources};
 use crate::proactor::sync::Notification;
 
 /// futex2 flags: 32-bit futex, process-private (matches `FUTEX_WAKE_PRIVATE`).
@@ -48,9 +48,6 @@ impl Op for NotificationWait {
     fn epoll(&mut self, _cx: &mut EpollCx<'_>, _ready: bool) -> Step {
         // Always run as a user-space subscription by the core.
         debug_assert!(false, "notification wait reached the epoll driver");
-        Step::Done(Outcome::Err(OpError {
-            op: Self::CODE,
-            errno: libc::EINVAL,
-        }))
+        Step::err(libc::EINVAL)
     }
 }

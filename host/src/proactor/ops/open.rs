@@ -31,6 +31,6 @@ impl Op for Open {
         // The caller owns the new descriptor from here on, as with io_uring.
         let r = sys::openat(self.dir, &self.path, self.flags, self.mode)
             .map(|fd| fd.into_raw_fd() as usize);
-        Step::io(Self::CODE, r)
+        Step::io(r)
     }
 }

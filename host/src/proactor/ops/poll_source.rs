@@ -11,7 +11,7 @@ use io_uring::{opcode, squeue, types};
 
 use super::base::{EpollCx, Op, Step, UringCx};
 use crate::proactor::caps::Capability;
-use crate::proactor::op::{OpCode, Outcome, Resources};
+use crate::proactor::op::{OpCode, Resources};
 use crate::proactor::service::Route;
 
 pub(crate) struct PollSource {
@@ -54,18 +54,16 @@ impl Op for PollSource {
             .multi(multi)
             .build()
     }
-    fn epoll(&mut self, _cx: &mut EpollCx<'_>, ready: bool) -> Step {
+    fn epoll(&mut self, cx: &mut EpollCx<'_>, ready: bool) -> Step {
         if !ready || self.fired {
             self.fired = false;
-            return Step::Wait {
-                fd: self.fd,
-                events: self.events,
-            };
+            return Step::wait(self.fd, self.events);
         }
         if !self.multi {
-            return Step::Done(Outcome::Ok(self.events));
+            return Step::ok(self.events);
         }
         self.fired = true;
-        Step::More(Outcome::Ok(self.events), self.route.res())
+        *cx.more = self.route.res();
+        Step::more(self.events)
     }
 }

@@ -31,9 +31,6 @@ impl Op for Read {
             .build())
     }
     fn epoll(&mut self, cx: &mut EpollCx<'_>, _ready: bool) -> Step {
-        Step::io(
-            Self::CODE,
-            sys::pread(cx.env.raw(self.fd), &mut self.buf, self.offset),
-        )
+        Step::io(sys::pread(cx.env.raw(self.fd), &mut self.buf, self.offset))
     }
 }

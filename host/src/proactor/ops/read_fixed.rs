@@ -54,9 +54,10 @@ impl Op for ReadFixed {
     }
     fn epoll(&mut self, cx: &mut EpollCx<'_>, _ready: bool) -> Step {
         let len = self.len as usize;
-        Step::io(
-            Self::CODE,
-            sys::pread(cx.env.raw(self.fd), &mut self.buf[..len], self.offset),
-        )
+        Step::io(sys::pread(
+            cx.env.raw(self.fd),
+            &mut self.buf[..len],
+            self.offset,
+        ))
     }
 }

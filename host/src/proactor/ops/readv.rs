@@ -51,9 +51,6 @@ impl Op for Readv {
     }
     fn epoll(&mut self, cx: &mut EpollCx<'_>, _ready: bool) -> Step {
         fill_iov_mut(cx.iov, &mut self.bufs);
-        Step::io(
-            Self::CODE,
-            sys::preadv(cx.env.raw(self.fd), cx.iov, self.offset),
-        )
+        Step::io(sys::preadv(cx.env.raw(self.fd), cx.iov, self.offset))
     }
 }

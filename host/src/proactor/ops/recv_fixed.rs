@@ -53,11 +53,8 @@ impl Op for RecvFixed {
                 .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
         });
         match r {
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::Wait {
-                fd: raw,
-                events: READABLE,
-            },
-            r => Step::io(Self::CODE, r),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::wait(raw, READABLE),
+            r => Step::io(r),
         }
     }
 }

@@ -118,12 +118,9 @@ impl Op for RecvMultishot {
                     .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
             });
             return match r {
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::Wait {
-                    fd: raw,
-                    events: READABLE,
-                },
-                Err(e) => Step::io(Self::CODE, Err(e)),
-                Ok(_) => Step::Done(enobufs()),
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::wait(raw, READABLE),
+                Err(e) => Step::io(Err(e)),
+                Ok(_) => Step::err(libc::ENOBUFS),
             };
         };
         let r = sys::borrow(raw).and_then(|fd| {
@@ -136,20 +133,17 @@ impl Op for RecvMultishot {
                 .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
         });
         match r {
-            Ok(n) if n > 0 => Step::More(
-                Outcome::Ok(n as u32),
-                Resources::Leased(RingBuf::new(self.ring.clone(), b, n)),
-            ),
+            Ok(n) if n > 0 => {
+                *cx.more = Resources::Leased(RingBuf::new(self.ring.clone(), b, n));
+                Step::more(n as u32)
+            }
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
                 self.ring.give_back(b);
-                Step::Wait {
-                    fd: raw,
-                    events: READABLE,
-                }
+                Step::wait(raw, READABLE)
             }
             r => {
                 self.ring.give_back(b);
-                Step::io(Self::CODE, r)
+                Step::io(r)
             }
         }
     }

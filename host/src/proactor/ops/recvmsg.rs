@@ -124,17 +124,14 @@ impl Op for Recvmsg {
             .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
         });
         match r {
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::Wait {
-                fd: raw,
-                events: READABLE,
-            },
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::wait(raw, READABLE),
             Ok(m) => {
                 if let Some(a) = &m.address {
                     self.msg.store(a);
                 }
-                Step::io(Self::CODE, Ok(m.bytes.min(self.buf.len())))
+                Step::io(Ok(m.bytes.min(self.buf.len())))
             }
-            Err(e) => Step::io(Self::CODE, Err(e)),
+            Err(e) => Step::io(Err(e)),
         }
     }
 }

@@ -9,7 +9,7 @@ use io_uring::{opcode, squeue};
 
 use super::base::{EpollCx, Op, Step, UringCx};
 use crate::proactor::error::{Error, Result};
-use crate::proactor::op::{OpCode, OpError, Outcome, Resources};
+use crate::proactor::op::{OpCode, Outcome, Resources};
 use crate::proactor::semaphore::Semaphore;
 use crate::proactor::sync::{SoftWaiter, Subscriber};
 
@@ -142,9 +142,6 @@ impl Op for SemaphoreWait {
     }
     fn epoll(&mut self, _cx: &mut EpollCx<'_>, _ready: bool) -> Step {
         debug_assert!(false, "semaphore wait reached a driver");
-        Step::Done(Outcome::Err(OpError {
-            op: Self::CODE,
-            errno: libc::EINVAL,
-        }))
+        Step::err(libc::EINVAL)
     }
 }

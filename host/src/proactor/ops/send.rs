@@ -40,17 +40,14 @@ impl Op for Send {
 
 /// `send(MSG_DONTWAIT | MSG_NOSIGNAL)` on the epoll driver, waiting for writability
 /// on `EAGAIN` (shared with the zero-copy send's emulation).
-pub(crate) fn send_now(code: OpCode, cx: &mut EpollCx<'_>, fd: Target, buf: &[u8]) -> Step {
+pub(crate) fn send_now(_code: OpCode, cx: &mut EpollCx<'_>, fd: Target, buf: &[u8]) -> Step {
     let raw = cx.env.raw(fd);
     let r = sys::borrow(raw).and_then(|fd| {
         rustix::net::send(fd, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL)
             .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
     });
     match r {
-        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::Wait {
-            fd: raw,
-            events: WRITABLE,
-        },
-        r => Step::io(code, r),
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::wait(raw, WRITABLE),
+        r => Step::io(r),
     }
 }

@@ -61,11 +61,8 @@ impl Op for Sendmsg {
             .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
         });
         match r {
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::Wait {
-                fd: raw,
-                events: WRITABLE,
-            },
-            r => Step::io(Self::CODE, r),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Step::wait(raw, WRITABLE),
+            r => Step::io(r),
         }
     }
 }

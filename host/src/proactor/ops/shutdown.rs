@@ -45,6 +45,6 @@ impl Op for Shutdown {
                 .map(|_| 0)
                 .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
         });
-        Step::io(Self::CODE, r)
+        Step::io(r)
     }
 }

@@ -31,9 +31,6 @@ impl Op for Write {
             .build())
     }
     fn epoll(&mut self, cx: &mut EpollCx<'_>, _ready: bool) -> Step {
-        Step::io(
-            Self::CODE,
-            sys::pwrite(cx.env.raw(self.fd), &self.buf, self.offset),
-        )
+        Step::io(sys::pwrite(cx.env.raw(self.fd), &self.buf, self.offset))
     }
 }

@@ -46,9 +46,10 @@ impl Op for WriteFixed {
     }
     fn epoll(&mut self, cx: &mut EpollCx<'_>, _ready: bool) -> Step {
         let len = self.len as usize;
-        Step::io(
-            Self::CODE,
-            sys::pwrite(cx.env.raw(self.fd), &self.buf[..len], self.offset),
-        )
+        Step::io(sys::pwrite(
+            cx.env.raw(self.fd),
+            &self.buf[..len],
+            self.offset,
+        ))
     }
 }

@@ -45,9 +45,6 @@ impl Op for Writev {
     }
     fn epoll(&mut self, cx: &mut EpollCx<'_>, _ready: bool) -> Step {
         fill_iov(cx.iov, &self.bufs);
-        Step::io(
-            Self::CODE,
-            sys::pwritev(cx.env.raw(self.fd), cx.iov, self.offset),
-        )
+        Step::io(sys::pwritev(cx.env.raw(self.fd), cx.iov, self.offset))
     }
 }

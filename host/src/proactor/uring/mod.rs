@@ -67,15 +67,17 @@ pub(crate) struct Uring {
 static WAKE_SINK: AtomicU64 = AtomicU64::new(0);
 
 /// The io_uring part of a slot.
+/// The flags every operation resets come first (`repr(C)`, see `Slot`).
+#[repr(C)]
 pub(crate) struct USlot {
+    /// A kernel cancel request for this slot is queued or in flight.
+    cancel_pending: bool,
+    cancel_tries: u8,
     /// Kernel-read timeout storage (io_uring copies it at submission, but it lives
     /// here, at a stable address, until completion anyway).
     ts: types::Timespec,
     /// Kernel-read iovec storage for readv/writev; capacity is kept across reuse.
     iov: Vec<libc::iovec>,
-    /// A kernel cancel request for this slot is queued or in flight.
-    cancel_pending: bool,
-    cancel_tries: u8,
 }
 
 // SAFETY: the iovecs point into buffers owned by the same slot's operation and are
@@ -533,7 +535,7 @@ impl Driver for Uring {
             files,
             native_files: *native_files,
         };
-        for op in ops.take_all() {
+        ops.take_each(|op| {
             let (idx, s, key) = alloc_slot(slots, free, live, op, future, State::Running);
             on_id(OpId(key));
             // Unlinked by the caller's contract: no IO_LINK flag.
@@ -550,7 +552,7 @@ impl Driver for Uring {
                 be.deferred.push((idx, s.gen));
                 sh.hint.store(true, Ordering::Relaxed);
             }
-        }
+        });
         // Dropping `sq` publishes the new tail (Release), which is what the kernel reads.
         drop(sq);
         true

@@ -3,9 +3,9 @@
 //! A [`SimpleOp`](super::SimpleOp) owns nothing, so its slot only has to remember the
 //! caller's `user_data`, its kind (to map an error result) and, for a timer, the
 //! timespec the kernel reads when the entry is submitted. These slots are a table of
-//! their own: the cursor and the timespecs live in the driver's poll-thread state,
-//! guarded by the poll mutex instead of the core mutex, and one [`Cell`] per slot
-//! lives in the driver ([`Cells`]). `poll` holds the poll mutex for its whole call, so it reaps these
+//! their own: the cursor, the `user_data` values and the timespecs live in the
+//! driver's poll-thread state, guarded by the poll mutex instead of the core mutex,
+//! and one [`Cell`] (a state word) per slot lives in the driver ([`Cells`]). `poll` holds the poll mutex for its whole call, so it reaps these
 //! completions and hands them to the callback straight from the completion ring, with
 //! no lock taken, no intermediate list and no value built or dropped. `submit_simple`
 //! uses this table when it can take the poll mutex (any thread, while no `poll` runs);
@@ -18,7 +18,7 @@
 //! `cancel` only adds `CANCELLING` to a running slot of the right generation (compare
 //! and swap). A slot's key carries bit 62 ([`LITE`]), its 28-bit generation and kind.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use io_uring::opcode;
 use io_uring::types::Timespec;
@@ -51,11 +51,10 @@ const KIND: u32 = 3 << 2;
 /// One simple-operation slot as every thread sees it.
 pub(crate) struct Cell {
     /// `gen << 4 | kind | CANCELLING | RUNNING`. Only the poll-mutex holder moves a
-    /// slot between free and running; `cancel` only adds `CANCELLING`.
+    /// slot between free and running; `cancel` only adds `CANCELLING`. Four bytes
+    /// per slot: a batch's state words share few cache lines (the caller's
+    /// `user_data` lives in the poll thread's [`Table`]).
     pub(crate) state: AtomicU32,
-    /// The caller's value. Written and read only by the poll-mutex holder (atomic only
-    /// so that the cell can be shared; Relaxed accesses are plain moves).
-    pub(crate) user_data: AtomicU64,
 }
 
 /// The state word of a running slot.
@@ -71,8 +70,8 @@ pub(crate) fn gen_of(state: u32) -> u32 {
 }
 
 /// What only the poll-mutex holder touches: where the next free slot is looked for,
-/// how many are in use, and the timespecs the kernel reads when a timer's entry is
-/// submitted (it copies them then).
+/// how many are in use, the callers' `user_data` values, and the timespecs the
+/// kernel reads when a timer's entry is submitted (it copies them then).
 ///
 /// Slots are taken in ring order: the next one after the last taken that is not
 /// running. Freeing a slot is then nothing more than the state store its completion
@@ -81,6 +80,8 @@ pub(crate) fn gen_of(state: u32) -> u32 {
 /// looks per operation on average, which only grows when the table is nearly full.
 pub(crate) struct Table {
     pub(crate) ts: Box<[Timespec]>,
+    /// The caller's value of each slot.
+    pub(crate) user_data: Box<[u64]>,
     /// Operations in flight at most (`Options::max_in_flight`).
     cap: usize,
     /// Slots in use.
@@ -96,6 +97,7 @@ impl Table {
         debug_assert!(slots >= cap);
         Table {
             ts: (0..slots).map(|_| Timespec::new()).collect(),
+            user_data: vec![0; slots as usize].into_boxed_slice(),
             cap: cap as usize,
             live: 0,
             next: 0,
@@ -190,7 +192,6 @@ impl Cells {
             cells: (0..n)
                 .map(|_| Cell {
                     state: AtomicU32::new(0),
-                    user_data: AtomicU64::new(0),
                 })
                 .collect(),
             live: AtomicUsize::new(0),
@@ -295,7 +296,7 @@ pub(crate) unsafe fn start<const IDS: bool>(
             let (idx, v) = taker.take(cells);
             let cell = &cells[idx as usize];
             let gen = gen_of(v).wrapping_add(1) & GEN_MASK;
-            cell.user_data.store(op.user_data, Ordering::Relaxed);
+            table.user_data[idx as usize] = op.user_data;
             let tag = match op.kind {
                 SimpleKind::Nop => NOP,
                 SimpleKind::Timer(_) => TIMER,
@@ -391,7 +392,7 @@ pub(crate) unsafe fn reap(
                 }
                 // Free: keep the generation, clear kind and flags.
                 cell.state.store(v & !0xf, Ordering::Relaxed);
-                let user_data = cell.user_data.load(Ordering::Relaxed);
+                let user_data = freed.table.user_data[idx as usize];
                 let outcome = if res >= 0 {
                     Outcome::Ok(res as u32)
                 } else {
