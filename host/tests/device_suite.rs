@@ -512,6 +512,8 @@ fn vulkan_run_buffer_structs_agree_with_the_glsl() {
             waits: 0,
             iters: s.iters,
             last_status: 0,
+            log_end: 18,
+            reserved: 0,
         };
         assert_eq!(
             *s, want,

@@ -22,6 +22,7 @@ use super::hal::{
 use super::redispatch::{run_resumable, Resumable};
 use super::run_buffer::*;
 use super::{native, spirv, LaneReport, Program, RunReport};
+use crate::protocol::shared::PRINT_LOG;
 use crate::protocol::DeviceRing;
 use crate::ring::RingLayout;
 
@@ -149,7 +150,7 @@ fn run<D: Device + ?Sized>(
         ));
     }
     let flavor = flavor(dev, &format!("running {program:?}"))?;
-    let plan = plan(dev, flavor, &l, lanes, program)?;
+    let plan = plan(dev, flavor, ring, lanes, program)?;
     run_plan(dev, flavor, ring, lanes, plan, timeout, between)
 }
 
@@ -438,11 +439,12 @@ impl LocalPlacement {
 fn plan<D: Device + ?Sized>(
     dev: &D,
     flavor: Flavor,
-    l: &RingLayout,
+    ring: &DeviceRing,
     lanes: u32,
     program: &Program,
 ) -> Result<Plan, DeviceError> {
     let backend = dev.info().backend;
+    let l = &ring.layout();
     let mut p = RunParams {
         lanes,
         iter_budget: dev.lane_iter_budget(),
@@ -465,7 +467,14 @@ fn plan<D: Device + ?Sized>(
         Program::Print { lines } => {
             p.program = PROGRAM_PRINT;
             p.count = lines;
-            ("print", spirv::PRINT, &PRINT_TEXT[..])
+            // The print target's mode (PROTOCOL.md §7), set by `set_print_target` before the run: group commit
+            // through the print log, or one write per line (a separate shader, so each stays small to compile).
+            // The native kernels follow the flags themselves.
+            if ring.mirrors().print_flags & PRINT_LOG != 0 {
+                ("print_log", spirv::PRINT_LOG, &PRINT_TEXT[..])
+            } else {
+                ("print", spirv::PRINT, &PRINT_TEXT[..])
+            }
         }
         Program::Nop {
             ops,
