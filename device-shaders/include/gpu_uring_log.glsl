@@ -1,11 +1,12 @@
 // gpu_uring_log.glsl — §7.1 group-commit prints through the print log (PROTOCOL.md), step by step as the Rust
 // reference (host/src/protocol/print_log.rs) does them. Include it after gpu_uring.glsl.
 //
-// A subgroup prints together: every active lane has formatted its line (gu_line, gu_len); the elected lane
+// A subgroup prints together: each active lane asks for its line's bytes (gu_log_begin); the elected lane
 // reserves the bytes of as many of the lines as fit, in lane order, and one ticket with one CAS on log_reserve
-// (each lane's place comes from ballots: no subgroup arithmetic needed); each lane copies its line into the log
-// with plain stores; the elected lane completes the ticket with one CAS on log_pub, counts the lines and, if the
-// CAS advanced the completed prefix, rings the log's duty word log_bell (the §3 combining doorbell).
+// (each lane's place comes from ballots: no subgroup arithmetic needed); each lane writes its line into the log
+// with plain stores (gu_log_byte / gu_log_word); the elected lane completes the ticket with one CAS on log_pub and
+// counts the lines (gu_log_end), and if the CAS advanced the completed prefix the subgroup rings the log's duty
+// word log_bell (the §3 combining doorbell, gu_log_ring_if).
 //
 // The duty (the holder) belongs to the subgroup: gu_log_holding is the same in every lane of it, and the
 // functions that change it (gu_log_take_pending, gu_log_ring_if, gu_log_hold, gu_log_leave) are called by every
@@ -20,6 +21,9 @@
 // The log bytes are host-shared and written by the lane that reserved them, with byte stores where a line starts
 // or ends inside a word (the rest of that word belongs to the neighbouring line, another lane's) and word stores
 // in between: this needs storageBuffer8BitAccess. No RMW touches the arena.
+//
+// Budget: gu_log_begin's, gu_log_reserve's and gu_log_complete's loops count in gu_iters; the completing CAS loop
+// is lock-free and ignores the soft budget (§0 rule 2: a reservation is always completed).
 
 #ifndef GPU_URING_LOG_GLSL
 #define GPU_URING_LOG_GLSL
@@ -128,30 +132,12 @@ uint gu_log_reserve(uint len, out uint ticket, out uint start, out uint free) {
     return GU_LOG_CONTENDED;
 }
 
-// ---- step 2: copy (every lane its own line) -----------------------------------------------------------------------
-uint gu_line_byte(uint i) { return (gu_line[i >> 2] >> ((i & 3u) * 8u)) & 0xffu; }
+// ---- step 2: the lane's bytes ------------------------------------------------------------------------------------
+// Between gu_log_begin and gu_log_end each lane writes its reserved bytes with plain stores (byte position `pos`
+// wraps at the log's end): gu_log_byte, and gu_log_word for 4 bytes at a position that is a multiple of 4 (the
+// log's size is, so no word straddles its end).
 void gu_log_byte(uint pos, uint v) { gu_a8.b[gu_log_base + (pos & (gu_log_size - 1u))] = uint8_t(v); }
-
-// Copies the lane's line (gu_line, gu_len bytes) to log positions pos … pos+gu_len-1 with plain stores, split at
-// the log's end: bytes up to the first word boundary, whole words, then the last bytes. The log's size is a
-// multiple of 4, so no word straddles its end.
-void gu_log_copy(uint pos) {
-    uint len = gu_len;
-    uint head = min(len, (4u - (pos & 3u)) & 3u);
-    for (uint i = 0u; i < head; i++) { gu_iters++; gu_log_byte(pos + i, gu_line_byte(i)); }
-    // Line byte `head` goes to a word-aligned position; each word takes line bytes i … i+3 (i ≡ head mod 4).
-    uint sh = (head & 3u) * 8u;
-    uint words = (len - head) >> 2;
-    for (uint k = 0u; k < words; k++) {
-        gu_iters++;
-        uint i = head + 4u * k;
-        uint j = i >> 2;
-        // i + 3 < len ≤ 256, so j + 1 stays inside gu_line when sh ≠ 0.
-        uint w = sh == 0u ? gu_line[j] : (gu_line[j] >> sh) | (gu_line[j + 1u] << (32u - sh));
-        gu_a.w[(gu_log_base + ((pos + i) & (gu_log_size - 1u))) >> 2] = w;
-    }
-    for (uint i = head + 4u * words; i < len; i++) { gu_iters++; gu_log_byte(pos + i, gu_line_byte(i)); }
-}
+void gu_log_word(uint pos, uint v) { gu_a.w[(gu_log_base + (pos & (gu_log_size - 1u))) >> 2] = v; }
 
 // ---- step 3: complete (elected lane) ------------------------------------------------------------------------------
 // Marks ticket `ticket` (bytes up to `end`) complete in log_pub — D (low 32), C (bits 32–47), done bitmap of
@@ -192,46 +178,62 @@ bool gu_log_complete(uint ticket, uint end) {
 }
 
 // ---- the print: steps 1–3 for the active lanes --------------------------------------------------------------
-// Every active lane has its line in gu_line / gu_len. Returns per lane GU_STATUS_READY (reserved, copied and
-// completed: `end` is the log position just past it), GU_STATUS_WOULD_BLOCK (no room for it now: nothing of it is
-// in the log; retry after a reap) or GU_STATUS_PROTOCOL_VIOLATION (counted). `advanced` (the same in every active
-// lane): the completing CAS advanced the prefix, so log_bell must be rung (gu_log_ring_if).
-// From the reservation to the completing CAS the code is straight-line (PROTOCOL.md §0.2).
-uint gu_log_print(out uint end, out bool advanced) {
-    end = 0u;
-    advanced = false;
-    uint len = gu_len;
-    uint st = GU_LOG_CONTENDED;
-    uint ticket = 0u, start = 0u, free = 0u, prefix = 0u, total = 0u;
+// A subgroup's reservation, from gu_log_begin to gu_log_end (the same in every active lane but `status`, `pos`).
+struct GuLogBatch {
+    uint status; // this lane: GU_STATUS_READY (its bytes are reserved at `pos`), GU_STATUS_WOULD_BLOCK (no room for
+                 // them now: nothing of its line is in the log; retry after a reap), GU_STATUS_PROTOCOL_VIOLATION
+    uint pos;    // where this lane writes its bytes
+    uint st;     // the reservation's GU_LOG_* result
+    uint ticket; // the batch's ticket
+    uint end;    // the batch's end position
+    uint lines;  // lanes with bytes in the batch
+};
+
+// Step 1 for the active lanes, each asking for `len` (< 512) bytes: the elected lane reserves the bytes of every
+// lane with one CAS, or, if fewer bytes are free, of the lanes that fit, in lane order (a prefix of them). Every
+// lane then writes its bytes (if READY) and every active lane calls gu_log_end with the batch: from here to the
+// completing CAS the code is straight-line (PROTOCOL.md §0.2).
+GuLogBatch gu_log_begin(uint len) {
+    GuLogBatch b;
+    b.st = GU_LOG_CONTENDED;
+    b.ticket = 0u;
+    b.end = 0u;
+    uint start = 0u, free = 0u, prefix = 0u, total = 0u;
     bool take = true;
-    // First every line; if fewer bytes are free, the lines that fit, in lane order (a prefix of the lanes).
     for (uint attempt = 0u; attempt < 2u; attempt++) {
         gu_iters++;
         prefix = gu_subgroup_prefix(take ? len : 0u, total);
-        if (total == 0u) { st = GU_LOG_NO_BYTES; break; }
-        if (subgroupElect()) st = gu_log_reserve(total, ticket, start, free);
-        st = subgroupBroadcastFirst(st);
-        if (st != GU_LOG_NO_BYTES) break;
+        if (total == 0u) { b.st = GU_LOG_NO_BYTES; break; }
+        if (subgroupElect()) b.st = gu_log_reserve(total, b.ticket, start, free);
+        b.st = subgroupBroadcastFirst(b.st);
+        if (b.st != GU_LOG_NO_BYTES) break;
         free = subgroupBroadcastFirst(free);
         take = take && prefix + len <= free;
     }
-    if (st == GU_LOG_VIOLATION) return GU_STATUS_PROTOCOL_VIOLATION;
-    if (st != GU_LOG_OK) return GU_STATUS_WOULD_BLOCK;
-    ticket = subgroupBroadcastFirst(ticket);
+    b.ticket = subgroupBroadcastFirst(b.ticket);
     start = subgroupBroadcastFirst(start);
-    if (take) gu_log_copy(start + prefix);
+    b.end = start + total;
+    b.pos = start + prefix;
+    b.lines = subgroupBallotBitCount(subgroupBallot(take));
+    b.status = b.st == GU_LOG_VIOLATION ? GU_STATUS_PROTOCOL_VIOLATION
+             : (b.st == GU_LOG_OK && take) ? GU_STATUS_READY : GU_STATUS_WOULD_BLOCK;
+    return b;
+}
+
+// Step 3 (and the line count) for the batch gu_log_begin returned, called by the same active lanes after they
+// wrote their bytes. Returns (in every active lane) whether the completing CAS advanced the prefix: then log_bell
+// must be rung (gu_log_ring_if).
+bool gu_log_end(GuLogBatch b) {
+    if (b.st != GU_LOG_OK) return false;
     // Every lane's log stores happen-before the elected lane's completing CAS (release).
     gu_subgroup_sync();
-    uint lines = subgroupBallotBitCount(subgroupBallot(take));
     bool adv = false;
     if (subgroupElect()) {
         // Relaxed: a statistic.
-        gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_LINES_PRINTED), lines);
-        adv = gu_log_complete(ticket, start + total);
+        gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_LINES_PRINTED), b.lines);
+        adv = gu_log_complete(b.ticket, b.end);
     }
-    advanced = subgroupBroadcastFirst(adv);
-    end = start + prefix + len;
-    return take ? GU_STATUS_READY : GU_STATUS_WOULD_BLOCK;
+    return subgroupBroadcastFirst(adv);
 }
 
 // ---- the duty (the holder), the subgroup's ----------------------------------------------------------------
@@ -380,7 +382,7 @@ void gu_log_take_pending() {
     if (subgroupBroadcastFirst(h)) gu_log_became(true);
 }
 
-// Step 4 after gu_log_print: rings log_bell if the print's CAS advanced the prefix (a holding subgroup's next
+// Step 4 after gu_log_end: rings log_bell if the batch's CAS advanced the prefix (a holding subgroup's next
 // round sees the advance anyway). Call from subgroup-uniform control flow.
 void gu_log_ring_if(bool advanced) {
     if (gu_log_holding || !gu_any(advanced)) return;

@@ -18,3 +18,4 @@ void format_line(uint lane, uint seq) {
 }
 
 #endif
+

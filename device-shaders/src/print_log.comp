@@ -1,20 +1,28 @@
 #version 460
 #pragma use_vulkan_memory_model
 #extension GL_GOOGLE_include_directive : require
-// print_log: each lane prints params.count lines (print_line.glsl) through the print log (PROTOCOL.md §7.1,
-// gpu_uring_log.glsl): the subgroup's lines are reserved with one CAS, copied by their lanes, completed with one
-// CAS, and the holder of the log's duty submits one write of everything completed. The program print.comp
-// prints one write per line instead (PrintMode::LinePerWrite).
+// print_log: each lane prints params.count lines (print_line.glsl's line) through the print log (PROTOCOL.md
+// §7.1, gpu_uring_log.glsl): the subgroup's lines are reserved with one CAS, written straight into the log by
+// their lanes (print_line_log.glsl), completed with one CAS, and the holder of the log's duty submits one write
+// of everything completed. The program print.comp prints one write per line instead (PrintMode::LinePerWrite).
 //
-// The loop is subgroup-uniform — its lanes enter and leave it together, and a lane with nothing to do idles
-// along — because the duty is the subgroup's. Each iteration: a reap (when the holder's write is in flight or a
-// print found no room), a handed-on duty taken, this lane's next line printed, the prefix's bell rung, one holder
-// round; a lane whose lines are all in the log flushes: it is finished once log_written has passed its last line.
-// Resumable: the next seq and the end of the lane's last line live in its GuLaneState; a line that found no room
-// is formatted again in the next dispatch (the holder's duty is handed on whenever the subgroup leaves the loop).
+// The outer loop is subgroup-uniform — its lanes enter and leave it together, and a lane with nothing to do
+// idles along — because the duty is the subgroup's. Each outer iteration: a reap (when the holder's write is in
+// flight, a print found no room, or a lane waits for its flush), a handed-on duty taken, up to LINES_PER_ROUND
+// prints (the inner loop), the log's bell rung if a print advanced the prefix, one holder round; a lane whose
+// lines are all in the log flushes: it is finished once log_written has passed its last line.
+// The inner loop holds only the print itself: on a device that runs both sides of every branch (lavapipe
+// executes untaken code masked), the reap and the holder's code cost every iteration they are in.
+// Resumable: the next seq and the end of the lane's last line live in its GuLaneState; the duty is handed on
+// whenever the subgroup leaves the outer loop.
 #include "../include/gpu_uring.glsl"
 #include "../include/gpu_uring_log.glsl"
 #include "print_line.glsl"
+#include "print_line_log.glsl"
+
+// Prints per outer iteration: the holder's rounds, and the rings of prints that advanced the prefix, come this
+// many lines apart at most.
+const uint LINES_PER_ROUND = 16u;
 
 void main() {
     if (!gu_begin()) return;
@@ -30,34 +38,36 @@ void main() {
     }
     uint status = GU_STATUS_TIMED_OUT;
     bool finished = false;
-    bool formatted = false; // gu_line holds line gu_st.seq (it found no room last time)
-    bool reap = false;      // this lane wants a reap before the next iteration
+    bool reap = false; // this lane wants a reap before the next round
     for (;;) {
         // Leave together: once any lane has spent its budget, or every lane is finished.
         if (gu_any(!gu_can_start()) || gu_all(finished)) break;
         gu_iters++;
-        // One reap site (the compiler inlines every call): the holder's write in flight, no room for a line, a
-        // flush waiting for the kernel.
+        // One reap site (the compiler inlines every call).
         if (gu_any(reap) || gu_log_waiting) gu_reap(16u);
         reap = false;
         gu_log_take_pending();
         bool advanced = false;
-        if (!finished && gu_st.seq < lines) {
-            if (!formatted) { format_line(lane, gu_st.seq); formatted = true; }
-            uint end;
-            uint s = gu_log_print(end, advanced);
-            if (s == GU_STATUS_READY) {
-                gu_st.log_end = end;
-                gu_st.bytes += uint64_t(gu_len);
+        for (uint k = 0u; k < LINES_PER_ROUND; k++) {
+            if (finished || gu_st.seq >= lines || !gu_can_start()) break;
+            gu_iters++;
+            PlLine l = pl_line(lane, gu_st.seq);
+            GuLogBatch b = gu_log_begin(l.len);
+            if (b.status == GU_STATUS_READY) pl_write(l, b.pos);
+            advanced = gu_log_end(b) || advanced;
+            if (b.status == GU_STATUS_READY) {
+                gu_st.log_end = b.pos + l.len;
+                gu_st.bytes += uint64_t(l.len);
                 gu_st.seq++;
                 gu_st.done++;
-                formatted = false;
-            } else if (s == GU_STATUS_PROTOCOL_VIOLATION) {
+            } else if (b.status == GU_STATUS_PROTOCOL_VIOLATION) {
                 // A corrupted log word (counted): this lane's remaining lines are not printed.
                 gu_st.failed += lines - gu_st.seq;
                 gu_st.seq = lines;
             } else {
+                // No room now: reap (and maybe take the duty) before trying again.
                 reap = true;
+                break;
             }
         }
         gu_log_ring_if(advanced);

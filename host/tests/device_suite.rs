@@ -213,6 +213,56 @@ fn prints_to_a_pipe(dev: &dyn Device) {
 }
 suite!(prints_to_a_pipe);
 
+/// A ring whose lines are shorter than the program's lines: every device cuts each line as `LineBuf` does (the
+/// capacity's first `line_bytes - 1` bytes, then the newline), in both modes.
+fn print_lines_are_cut_to_the_line_capacity(dev: &dyn Device) {
+    let (lanes, lines, line_bytes) = (8, 40, 48);
+    for mode in MODES {
+        let (ring, wr, reader) = pipe_ring(
+            RingConfig {
+                lanes,
+                line_bytes,
+                ..Default::default()
+            },
+            mode,
+        );
+        let rep = dev
+            .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
+            .unwrap();
+        assert_eq!(rep.total().done, (lanes * lines) as u64);
+        assert_clean(&ring);
+        drop(ring);
+        drop(wr);
+        let out = reader.join().unwrap();
+        let mut want: Vec<Vec<u8>> = Vec::new();
+        for lane in 0..lanes {
+            for seq in 0..lines {
+                let mut b = LineBuf::with_capacity(line_bytes as usize);
+                format_print_line(&mut b, lane, seq);
+                // `LineBuf` kept its last byte for the newline.
+                let mut l = b.as_bytes().to_vec();
+                l.push(b'\n');
+                want.push(l);
+            }
+        }
+        let mut got: Vec<Vec<u8>> = out
+            .split_inclusive(|&c| c == b'\n')
+            .map(|l| l.to_vec())
+            .collect();
+        assert!(
+            got.iter()
+                .filter(|l| l.len() == line_bytes as usize)
+                .count()
+                > lines as usize,
+            "{mode:?}: most lines are cut"
+        );
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{mode:?}");
+    }
+}
+suite!(print_lines_are_cut_to_the_line_capacity);
+
 // ---- the print log's hazards (PROTOCOL.md §7.1), on every device's own print program --------------------------
 
 /// A 4 KiB log (about 70 lines) wraps many times: writes are cut at its end, every line still once, in order.
