@@ -17,6 +17,25 @@ uint pl_dec_digits(uint v) {
 // Lowercase hex digits of v (1 for 0).
 uint pl_hex_digits(uint v) { return v == 0u ? 1u : uint(findMSB(v)) / 4u + 1u; }
 
+// The host's text table, read once per dispatch (pl_load_texts): each text's bytes and length (the print texts
+// are at most 12 bytes: backend::PRINT_TEXT).
+uvec3 pl_tv[6];
+uint pl_tn[6];
+void pl_load_texts() {
+    for (uint t = 0u; t < 6u; t++) {
+        uint o = gu_run.text_index[2u * t];
+        uint sh = (o & 3u) * 8u;
+        uint b = o >> 2;
+        uvec3 v;
+        for (uint k = 0u; k < 3u; k++) {
+            uint lo = gu_run.text_bytes[min(b + k, GU_TEXT_BYTES / 4u - 1u)];
+            uint hi = gu_run.text_bytes[min(b + k + 1u, GU_TEXT_BYTES / 4u - 1u)];
+            v[k] = sh == 0u ? lo : (lo >> sh) | (hi << (32u - sh));
+        }
+        pl_tv[t] = v;
+        pl_tn[t] = min(gu_run.text_index[2u * t + 1u], 12u);
+    }
+}
 // One line's fields.
 struct PlLine {
     uint lane, seq;
@@ -49,99 +68,106 @@ PlLine pl_line(uint lane, uint seq) {
     l.fr = uint(s - uint64_t(l.ip) * uint64_t(1000));
     uint content = l.dneg + pl_dec_digits(l.dabs) + l.na + l.nb + l.vneg + pl_dec_digits(l.ip) + 4u
                    + pl_dec_digits(lane) + pl_dec_digits(seq);
-    for (uint t = 0u; t < 6u; t++) { gu_iters++; content += gu_run.text_index[2u * t + 1u]; }
+    content += pl_tn[0] + pl_tn[1] + pl_tn[2] + pl_tn[3] + pl_tn[4] + pl_tn[5];
     // LineBuf keeps one byte of its capacity for the newline and drops what does not fit before it.
     l.len = min(content, min(gu_l.line_bytes, GU_MAX_LINE_WORDS * 4u) - 1u) + 1u;
     return l;
 }
 
 // ---- writing: whole words where the line owns them -------------------------------------------------------
-// The line's bytes go into the log in order through a small accumulator aligned to the log's words: a word the
-// line fills completely is one word store; the line's first and last words, which it shares with its neighbours
-// (other lanes' lines), get byte stores for its own bytes only. So a line costs about len / 4 stores.
-uint64_t pl_acc = uint64_t(0); // pending bytes of the current log word (low bytes first)
-uint pl_na = 0u;               // bytes in the current word so far (the first word starts at pos & 3)
-uint pl_word = 0u;             // log position of the current word (a multiple of 4)
-uint pl_head = 0u;             // the line's first word: bytes below this one are the previous line's
-bool pl_first = true;          // the current word is the line's first
+// The line is first assembled in private words aligned like the log (pl_w: its first `pos & 3` bytes are not
+// the line's), then stored: one word store per word the line fills, byte stores only in its first and last words,
+// which it shares with its neighbours (other lanes' lines). Each loop has one store in it: a device that runs its
+// stores lane by lane (lavapipe) pays per store instruction executed, whatever the mask.
+const uint PL_WORDS = 36u;     // a line here is at most 130 bytes (6 texts ≤ 12, numbers ≤ 57, '\n') + 3
+uint pl_w[PL_WORDS];
+uint pl_wi = 0u;               // words of pl_w complete
+uvec4 pl_acc = uvec4(0u);      // pending bytes after them (low bytes first)
+uint pl_na = 0u;               // how many (< 4 between puts)
 uint pl_left = 0u;             // bytes of the line still to put before the newline (the cut)
 
-// Bytes k0 … k1-1 of log word w (value v), one byte store each.
-void pl_bytes(uint w, uint v, uint k0, uint k1) {
-    if (k0 <= 0u && 0u < k1) gu_log_byte(w, v & 0xffu);
-    if (k0 <= 1u && 1u < k1) gu_log_byte(w + 1u, (v >> 8) & 0xffu);
-    if (k0 <= 2u && 2u < k1) gu_log_byte(w + 2u, (v >> 16) & 0xffu);
-    if (k0 <= 3u && 3u < k1) gu_log_byte(w + 3u, v >> 24);
+// The low `n` bytes of v (n ≤ 12).
+uvec3 pl_low(uvec3 v, uint n) {
+    uvec3 m = uvec3(n >= 4u ? ~0u : (1u << (8u * n)) - 1u, n >= 8u ? ~0u : n <= 4u ? 0u : (1u << (8u * (n - 4u))) - 1u,
+                    n >= 12u ? ~0u : n <= 8u ? 0u : (1u << (8u * (n - 8u))) - 1u);
+    return v & m;
 }
-// Appends `n` ≤ 16 bytes (v, low byte first; bytes past the cut are dropped) and stores each completed word.
-void pl_put(uvec4 v, uint n) {
+// Appends `n` ≤ 12 bytes (v, low byte first; bytes past the cut are dropped) and moves the completed words into
+// pl_w (one store in the loop, run once per completed word).
+void pl_put(uvec3 v, uint n) {
     n = min(n, pl_left);
     pl_left -= n;
-    for (uint j = 0u; j < n; j += 4u) {
+    v = pl_low(v, n);
+    uint s = 8u * pl_na; // < 32
+    uint r = 32u - s;
+    pl_acc |= s == 0u ? uvec4(v, 0u)
+                      : uvec4(v.x << s, (v.y << s) | (v.x >> r), (v.z << s) | (v.y >> r), v.z >> r);
+    pl_na += n;
+    for (; pl_na >= 4u; pl_na -= 4u) {
         gu_iters++;
-        uint c = min(4u, n - j);
-        uint part = v[j >> 2];
-        if (c < 4u) part &= (1u << (8u * c)) - 1u;
-        pl_acc |= uint64_t(part) << (8u * pl_na);
-        pl_na += c;
-        if (pl_na >= 4u) {
-            uint w = uint(pl_acc);
-            if (pl_first) pl_bytes(pl_word, w, pl_head, 4u); else gu_log_word(pl_word, w);
-            pl_first = false;
-            pl_word += 4u;
-            pl_acc >>= 32;
-            pl_na -= 4u;
-        }
+        pl_w[min(pl_wi, PL_WORDS - 1u)] = pl_acc.x;
+        pl_wi++;
+        pl_acc = uvec4(pl_acc.yzw, 0u);
     }
 }
-// A text of the host's table (≤ 16 bytes here).
-void pl_text(uint t) {
-    uint o = gu_run.text_index[2u * t];
-    uint n = gu_run.text_index[2u * t + 1u];
-    uint sh = (o & 3u) * 8u;
-    uint b = o >> 2;
-    uvec4 v;
-    for (uint k = 0u; k < 4u; k++) {
-        uint lo = gu_run.text_bytes[min(b + k, GU_TEXT_BYTES / 4u - 1u)];
-        uint hi = gu_run.text_bytes[min(b + k + 1u, GU_TEXT_BYTES / 4u - 1u)];
-        v[k] = sh == 0u ? lo : (lo >> sh) | (hi << (32u - sh));
-    }
-    pl_put(v, n);
-}
-// `n` (≤ 16) digits of v in `base` (10 or 16), most significant first: generated from the last, each shifted in
-// at the front (little-endian: the first byte is the low one).
-void pl_num(uint v, uint base, uint n) {
-    uvec4 a = uvec4(0u);
-    for (uint k = 0u; k < n; k++) {
-        gu_iters++;
-        uint d = base == 16u ? v & 15u : v % 10u;
-        v = base == 16u ? v >> 4 : v / 10u;
-        a = uvec4(a.x << 8, (a.y << 8) | (a.x >> 24), (a.z << 8) | (a.y >> 24), (a.w << 8) | (a.z >> 24));
-        a.x |= d < 10u ? 48u + d : 87u + d; // '0'.., 'a' - 10 = 87
-    }
-    pl_put(a, n);
-}
-void pl_char(uint b, uint n) { pl_put(uvec4(b, 0u, 0u, 0u), n); }
 
-// Writes line `l` into the print log at byte position `pos` (the lane's reserved bytes).
+// Writes line `l` into the print log at byte position `pos` (the lane's reserved bytes). The line is 14 tokens —
+// a text of the table, or a number (its digits, then a prefix byte shifted in front of them) — put by one loop,
+// so the code that puts bytes is there once.
 void pl_write(PlLine l, uint pos) {
-    pl_acc = uint64_t(0);
-    pl_head = pos & 3u;
-    pl_na = pl_head;
-    pl_word = pos - pl_head;
-    pl_first = true;
+    uint head = pos & 3u;
+    pl_acc = uvec4(0u);
+    pl_na = head;
+    pl_wi = 0u;
     pl_left = l.len - 1u;
-    pl_text(0u); pl_num(l.lane, 10u, pl_dec_digits(l.lane));
-    pl_text(1u); pl_num(l.seq, 10u, pl_dec_digits(l.seq));
-    pl_text(2u); pl_char(45u, l.dneg); pl_num(l.dabs, 10u, pl_dec_digits(l.dabs));
-    pl_text(3u); pl_num(l.hexa, 16u, l.na); pl_num(l.hexb, 16u, l.nb);
-    pl_text(4u); pl_char(45u, l.vneg); pl_num(l.ip, 10u, pl_dec_digits(l.ip)); pl_char(46u, 1u);
-    pl_num(l.fr, 10u, 3u);
-    pl_text(5u);
-    pl_left = 1u;
-    pl_char(10u, 1u);
-    // The last word's bytes, if it is not complete.
-    if (pl_na > 0u) pl_bytes(pl_word, uint(pl_acc), pl_first ? pl_head : 0u, pl_na);
+    for (uint t = 0u; t < 14u; t++) {
+        gu_iters++;
+        uvec3 a = uvec3(0u); // the token's bytes, the first one low
+        uint n = 0u;         // text bytes
+        uint v = 0u, base = 10u, nd = 0u, pre = 0u, np = 0u;
+        switch (t) {
+        case 0u: a = pl_tv[0]; n = pl_tn[0]; break;
+        case 1u: v = l.lane; nd = pl_dec_digits(v); break;
+        case 2u: a = pl_tv[1]; n = pl_tn[1]; break;
+        case 3u: v = l.seq; nd = pl_dec_digits(v); break;
+        case 4u: a = pl_tv[2]; n = pl_tn[2]; break;
+        case 5u: v = l.dabs; nd = pl_dec_digits(v); pre = 45u; np = l.dneg; break; // [-]|d|
+        case 6u: a = pl_tv[3]; n = pl_tn[3]; break;
+        case 7u: v = l.hexa; base = 16u; nd = l.na; break;
+        case 8u: v = l.hexb; base = 16u; nd = l.nb; break;
+        case 9u: a = pl_tv[4]; n = pl_tn[4]; break;
+        case 10u: v = l.ip; nd = pl_dec_digits(v); pre = 45u; np = l.vneg; break; // [-]integer part
+        case 11u: v = l.fr; nd = 3u; pre = 46u; np = 1u; break;                    // .fraction
+        case 12u: a = pl_tv[5]; n = pl_tn[5]; break;
+        default: pre = 10u; np = 1u; pl_left = 1u; break;                           // the newline, always
+        }
+        // Digits from the last, each shifted in at the front; then the prefix.
+        for (uint k = 0u; k < nd + np; k++) {
+            gu_iters++;
+            uint d = base == 16u ? v & 15u : v % 10u;
+            v = base == 16u ? v >> 4 : v / 10u;
+            a = uvec3(a.x << 8, (a.y << 8) | (a.x >> 24), (a.z << 8) | (a.y >> 24));
+            a.x |= k == nd ? pre : d < 10u ? 48u + d : 87u + d; // '0'.., 'a' - 10 = 87
+        }
+        pl_put(a, n + nd + np);
+    }
+    pl_w[min(pl_wi, PL_WORDS - 1u)] = pl_acc.x;
+    // Bytes [head, span) of the words from pos - head: words k0 … k1-1 are the line's alone.
+    uint base = pos - head;
+    uint span = head + l.len;
+    uint k0 = head != 0u ? 1u : 0u;
+    uint k1 = span >> 2;
+    for (uint k = k0; k < k1; k++) { gu_iters++; gu_log_word(base + 4u * k, pl_w[k]); }
+    // The shared words' own bytes: the first word's from head on (when it is not the line's alone), the last's
+    // below span (when the line ends inside it, and it is not that first word).
+    uint last = span >> 2;
+    for (uint j = 0u; j < 8u; j++) {
+        gu_iters++;
+        uint k = j < 4u ? 0u : last;
+        uint off = 4u * k + (j & 3u);
+        bool own = (j < 4u && head != 0u) || (j >= 4u && (span & 3u) != 0u && (last != 0u || head == 0u));
+        if (own && off >= head && off < span) gu_log_byte(base + off, (pl_w[k] >> ((j & 3u) * 8u)) & 0xffu);
+    }
 }
 
 #endif

@@ -23,6 +23,9 @@
 // Prints per outer iteration: the holder's rounds, and the rings of prints that advanced the prefix, come this
 // many lines apart at most.
 const uint LINES_PER_ROUND = 16u;
+// Rounds without a line printed (the log full, or flushes waiting for the kernel) before the subgroup leaves the
+// dispatch.
+const uint STALL_ROUNDS = 4u;
 
 void main() {
     if (!gu_begin()) return;
@@ -36,9 +39,11 @@ void main() {
         gu_end(GU_STATUS_READY);
         return;
     }
+    pl_load_texts();
     uint status = GU_STATUS_TIMED_OUT;
     bool finished = false;
     bool reap = false; // this lane wants a reap before the next round
+    uint stalled = 0u; // rounds in a row in which the subgroup printed nothing
     for (;;) {
         // Leave together: once any lane has spent its budget, or every lane is finished.
         if (gu_any(!gu_can_start()) || gu_all(finished)) break;
@@ -48,6 +53,7 @@ void main() {
         reap = false;
         gu_log_take_pending();
         bool advanced = false;
+        uint printed = 0u;
         for (uint k = 0u; k < LINES_PER_ROUND; k++) {
             if (finished || gu_st.seq >= lines || !gu_can_start()) break;
             gu_iters++;
@@ -60,6 +66,7 @@ void main() {
                 gu_st.bytes += uint64_t(l.len);
                 gu_st.seq++;
                 gu_st.done++;
+                printed++;
             } else if (b.status == GU_STATUS_PROTOCOL_VIOLATION) {
                 // A corrupted log word (counted): this lane's remaining lines are not printed.
                 gu_st.failed += lines - gu_st.seq;
@@ -82,6 +89,12 @@ void main() {
                 reap = true;
             }
         }
+        // Waiting for room or for the kernel (every lane found the log full, or waits for its flush): after
+        // STALL_ROUNDS such rounds the subgroup leaves the dispatch, handing any duty on, and is resumed by the
+        // next one. On a device whose invocations are CPU threads this gives the CPU back to the threads that
+        // write the log (the SQPOLL thread), which spinning would keep from it.
+        stalled = (gu_any(printed != 0u) || !gu_any(reap)) ? 0u : stalled + 1u;
+        if (stalled >= STALL_ROUNDS) break;
     }
     gu_log_leave();
     gu_end(status);
