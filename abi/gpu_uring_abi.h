@@ -141,6 +141,7 @@
 #define GU_STATUS_BAD_FLAGS 4u
 #define GU_STATUS_BAD_SLOT 5u
 #define GU_STATUS_PROTOCOL_VIOLATION 6u
+#define GU_STATUS_LINE_TOO_LONG 7u
 
 // ---- io_uring: the kernel's SQE and CQE, and the opcodes and SQE flags device code writes
 #define GU_SIZEOF_SQE 64u

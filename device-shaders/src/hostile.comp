@@ -28,15 +28,6 @@ void sq_pub_back_1000() {
     gu_local_st64_rlx(off, uint64_t(uint(gu_local_ld64_rlx(off)) - 1000u));
 }
 
-// One reservation attempt, then (never expected) a NOP published as is: the status of the attempt.
-uint try_once() {
-    uint t;
-    if (!gu_try_reserve(t)) return GU_STATUS_WOULD_BLOCK;
-    gu_sqe_nop();
-    gu_commit_exact(gu_lane_id, t);
-    return GU_STATUS_READY;
-}
-
 void main() {
     if (!gu_begin()) return;
     uint lane = gu_lane_id;
@@ -61,73 +52,86 @@ void main() {
             finish(GU_STATUS_READY, r);
             break;
         }
-        // PH_START: the cases that need no reservation first.
-        if (c == C_SQ_WINDOW_AT_RESERVE) { sq_pub_back_1000(); finish(try_once(), 0); break; }
-        if (c == C_CQ_CREDITS_WILD || c == C_CQ_CREDITS_ZERO) {
-            gu_local_st_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CREDITS), c == C_CQ_CREDITS_WILD ? 0xdeadbeefu : 0u);
-            finish(try_once(), 0);
-            break;
-        }
+        // PH_START. One call site per library function (the shader compiler inlines every call, and a JIT
+        // such as llvmpipe's compiles the whole program at its first dispatch): the cases differ only in the
+        // corruption, the SQE, the completion mode and what follows the commit.
         if (c == C_CQ_CLAIM_WILD) {
             gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CLAIM), 0x10000u);
             finish(gu_reap(1u) > 0u ? GU_STATUS_READY : GU_STATUS_WOULD_BLOCK, 0);
             break;
         }
-        if (c == C_SQ_RESERVE_WILD) {
-            gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_SQ_RESERVE), 0x10000u);
-            finish(try_once(), 0);
-            break;
+        // Cases that corrupt a word first and then make one reservation attempt; when it succeeds (never
+        // expected) its NOP is published as is.
+        bool once = c == C_SQ_WINDOW_AT_RESERVE || c == C_CQ_CREDITS_WILD || c == C_CQ_CREDITS_ZERO ||
+                    c == C_SQ_RESERVE_WILD;
+        if (c == C_SQ_WINDOW_AT_RESERVE) sq_pub_back_1000();
+        if (c == C_CQ_CREDITS_WILD || c == C_CQ_CREDITS_ZERO) {
+            gu_local_st_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CREDITS), c == C_CQ_CREDITS_WILD ? 0xdeadbeefu : 0u);
         }
-        // The rest reserve first (reaping between attempts, as Lane::reserve does).
+        if (c == C_SQ_RESERVE_WILD) gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_SQ_RESERVE), 0x10000u);
         uint t;
-        if (!gu_try_reserve(t)) { gu_reap(16u); continue; }
-        if (c == C_SQ_WINDOW_AT_PUBLISH) {
+        if (!gu_try_reserve(t)) {
+            if (once) { finish(GU_STATUS_WOULD_BLOCK, 0); break; }
+            // The rest reserve until they get a ticket, reaping between attempts (as Lane::reserve does).
+            gu_reap(16u);
+            continue;
+        }
+        gu_sqe_nop();
+        uint mode = GU_SLOT, k = 0u, next = PH_WAIT_SLOT;
+        // exact: published as built (gu_commit_exact), and the case ends with `end_status` / `end_res`.
+        bool exact = once, ends = once;
+        uint end_status = GU_STATUS_READY;
+        int end_res = 0;
+        if (once) {
+        } else if (c == C_SQ_WINDOW_AT_PUBLISH) {
             sq_pub_back_1000();
-            gu_sqe_nop();
-            finish(gu_commit(lane, t, GU_FF, 0u, 0u), 0);
+            mode = GU_FF;
+            ends = true;
         } else if (c == C_CQ_WINDOW) {
-            gu_sqe_nop();
-            uint s = gu_commit(lane, t, GU_SLOT, 0u, 0u);
-            if (s != GU_STATUS_READY) { finish(s, 0); break; }
-            gu_st.pending_len = gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CLAIM));
-            gu_st.phase = PH_WAIT_CQE;
+            next = PH_WAIT_CQE;
         } else if (c == C_SLOT_OUT_OF_RANGE) {
-            gu_sqe_nop();
-            finish(gu_commit(lane, t, GU_SLOT, gu_l.slots_per_lane, 0u), 0);
+            k = gu_l.slots_per_lane;
+            ends = true;
         } else if (c == C_WRITE_RANGE_WRAPS_U32) {
             // [staging, staging + len) with an end of 2^32 + 64: wraps to 64 in 32 bits.
             gu_sqe_write(true, 0, gu_l.staging, 64u - gu_l.staging, uint64_t(0));
-            uint s = gu_commit(lane, t, GU_SLOT, 0u, 0u);
-            if (s != GU_STATUS_READY) { finish(s, 0); break; }
-            gu_st.phase = PH_WAIT_SLOT;
         } else if (c == C_STALE_COMPLETION && gu_st.seq == 1u) {
             // A NOP carrying slot 0's tag with the generation its last (finished) operation had.
             uint g = lane * gu_l.slots_per_lane;
             uint stale = gu_local_ld_rlx(gu_slot_off(g)) >> GU_RING_SLOT_GEN_SHIFT;
-            gu_sqe_nop();
             gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_FIXED_FILE << GU_SQE_FLAGS_SHIFT;
             gu_sqe[GU_SQE_W_USER_DATA] = g;
             gu_sqe[GU_SQE_W_USER_DATA + 1u] = GU_TAG_SLOT_HI | stale;
-            gu_commit_exact(lane, t);
+            exact = true;
+            next = PH_START;
             gu_st.seq = 2u;
         } else if (c == C_STALE_COMPLETION) {
-            gu_sqe_nop();
-            uint s = gu_commit(lane, t, GU_SLOT, 0u, 0u);
-            if (s != GU_STATUS_READY) { finish(s, 0); break; }
-            gu_st.phase = PH_WAIT_SLOT;
         } else if (c == C_LINKED_SKIP_SUCCESS) {
-            gu_sqe_nop();
             gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_IO_LINK << GU_SQE_FLAGS_SHIFT;
-            finish(gu_commit(lane, t, GU_SKIP, 0u, 0u), 0);
+            mode = GU_SKIP;
+            ends = true;
         } else if (c == C_CALLER_SKIP_SUCCESS) {
-            gu_sqe_nop();
             gu_sqe[GU_SQE_W_OPCODE] |= GU_IOSQE_CQE_SKIP_SUCCESS << GU_SQE_FLAGS_SHIFT;
-            finish(gu_commit(lane, t, GU_FF, 0u, 0u), 0);
+            mode = GU_FF;
+            ends = true;
         } else {
             // Unknown case: publish the reservation as a filler and report it.
-            gu_publish_filler(t);
-            finish(GU_STATUS_BAD_FLAGS, -22);
+            gu_sqe_filler();
+            exact = true;
+            ends = true;
+            end_status = GU_STATUS_BAD_FLAGS;
+            end_res = -22;
         }
+        uint s = GU_STATUS_READY;
+        if (exact) {
+            gu_commit_exact(lane, t);
+        } else {
+            s = gu_commit(lane, t, mode, k, 0u);
+        }
+        if (ends) { finish(exact ? end_status : s, end_res); break; }
+        if (s != GU_STATUS_READY) { finish(s, 0); break; }
+        if (next == PH_WAIT_CQE) gu_st.pending_len = gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CLAIM));
+        gu_st.phase = next;
     }
     gu_end((gu_st.flags & GU_LANE_FINISHED) != 0u ? GU_STATUS_READY : GU_STATUS_TIMED_OUT);
 }

@@ -14,7 +14,13 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+pub mod cli;
+mod errno;
+mod notice;
+pub mod progress;
 pub mod rpc;
+
+pub use errno::{errno_name, errno_text};
 
 use clap::Args;
 use gpu_uring::backend::{self, Device, DeviceError, DeviceSelector};
@@ -65,6 +71,8 @@ pub struct Experiment {
     out: PathBuf,
     device_desc: String,
     human_to_stderr: bool,
+    /// The run's status line on stderr (shown after 2 s on a terminal; see [`progress`]).
+    progress: Option<progress::Progress>,
 }
 
 impl Experiment {
@@ -87,7 +95,22 @@ impl Experiment {
             device_desc: String::new(),
             human_to_stderr: args.json,
             args,
+            progress: Some(progress::Progress::new(&format!("{name}: running"), None)),
         }
+    }
+
+    /// Names the phase the status line shows (`<experiment>: <what>`).
+    pub fn phase(&self, what: &str) {
+        if let Some(p) = &self.progress {
+            p.set_message(&format!("{}: {what}", self.name));
+        }
+    }
+
+    /// Ends the status line (for an experiment that shows its own progress, or whose stdout is a terminal the
+    /// status line would share).
+    pub fn without_status_line(mut self) -> Experiment {
+        self.progress = None;
+        self
     }
 
     /// Sends all human-readable output to stderr, also without `--json`: for experiments whose stdout carries
@@ -129,10 +152,17 @@ impl Experiment {
     /// Prints a human-readable line: to stdout, or to stderr under `--json` (or after
     /// [`Experiment::human_to_stderr`]).
     pub fn say(&self, msg: &str) {
-        if self.human_to_stderr {
-            eprintln!("{msg}");
-        } else {
-            println!("{msg}");
+        // A closed stream (`| head`) is not an error worth a panic: the line is dropped.
+        let print = || {
+            let _ = if self.human_to_stderr {
+                writeln!(std::io::stderr(), "{msg}")
+            } else {
+                writeln!(std::io::stdout(), "{msg}")
+            };
+        };
+        match &self.progress {
+            Some(p) => p.suspend(print),
+            None => print(),
         }
     }
 
@@ -283,18 +313,25 @@ pub fn init_logging(verbose: u8) {
     });
 }
 
-/// The standard device line: `device: NAME (selected by --device SEL)`, then why better devices were skipped.
+/// The standard device line: `device: NAME (selected by --device SEL)`, then why better devices were skipped —
+/// in full the first time these reasons are seen (and always with `-v`), after that as one short note.
 pub fn device_line(sel: &DeviceSelector, device: &str, skipped: &[DeviceError]) -> String {
     let mut s = format!("device: {device} [--device {sel}]");
     if !skipped.is_empty() {
-        s.push_str("\n  skipped (fell back): ");
         let reasons: Vec<String> = skipped.iter().map(|e| e.to_string()).collect();
-        s.push_str(&reasons.join("; "));
+        let reasons = reasons.join("; ");
+        if log::log_enabled!(log::Level::Debug) || notice::first_time("fallback", &reasons) {
+            s.push_str("\n  skipped (fell back): ");
+            s.push_str(&reasons);
+        } else {
+            s.push_str(" (fell back: better devices are unavailable; -v or device_check says why)");
+        }
     }
     s
 }
 
-/// Prints `error: msg` to stderr and exits with status 2.
+/// Prints `error: msg` to stderr and exits with status 2 (a status line still shown stays where it is: a
+/// terminal shows the error below it).
 pub fn fail(msg: &str) -> ! {
     eprintln!("error: {msg}");
     std::process::exit(2)
@@ -448,63 +485,43 @@ fn columns(rows: &[Record]) -> Vec<&'static str> {
     cols
 }
 
-/// An aligned text table: numbers right-aligned, text left-aligned.
+/// An aligned text table (`comfy-table`): a header row underlined with dashes, numbers right-aligned, text
+/// left-aligned, columns two spaces apart, never wrapped to the terminal's width.
 pub fn render_table(rows: &[Record]) -> String {
+    use comfy_table::{CellAlignment, ContentArrangement, Table};
     let cols = columns(rows);
-    let grid: Vec<Vec<(String, bool)>> = rows
+    let numeric: Vec<bool> = cols
         .iter()
-        .map(|r| {
-            cols.iter()
-                .map(|c| {
-                    r.get(c)
-                        .map_or((String::new(), false), |v| (v.text(), v.numeric()))
-                })
-                .collect()
-        })
+        .map(|c| rows.iter().any(|r| r.get(c).is_some_and(Cell::numeric)))
         .collect();
-    let widths: Vec<usize> = cols
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            grid.iter()
-                .map(|row| row[i].0.chars().count())
-                .chain([c.len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    let line = |cells: Vec<(String, bool)>, out: &mut String| {
-        let parts: Vec<String> = cells
-            .into_iter()
-            .zip(&widths)
-            .map(|((t, num), w)| {
-                if num {
-                    format!("{t:>w$}")
-                } else {
-                    format!("{t:<w$}")
-                }
-            })
-            .collect();
-        out.push_str(parts.join("  ").trim_end());
-        out.push('\n');
+    let align = |num: bool| {
+        if num {
+            CellAlignment::Right
+        } else {
+            CellAlignment::Left
+        }
     };
-    let numeric_col: Vec<bool> = (0..cols.len())
-        .map(|i| grid.iter().any(|row| row[i].1))
-        .collect();
-    line(
-        cols.iter()
-            .zip(&numeric_col)
-            .map(|(c, &n)| (c.to_string(), n))
-            .collect(),
-        &mut out,
-    );
-    line(
-        widths.iter().map(|w| ("-".repeat(*w), false)).collect(),
-        &mut out,
-    );
-    for row in grid {
-        line(row, &mut out);
+    let mut t = Table::new();
+    // Only the line under the header: `-` for the header lines, ` ` where they cross column gaps.
+    t.load_preset("     - -           ")
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(
+            cols.iter()
+                .zip(&numeric)
+                .map(|(c, &n)| comfy_table::Cell::new(c).set_alignment(align(n))),
+        );
+    for r in rows {
+        t.add_row(cols.iter().zip(&numeric).map(|(c, &n)| {
+            comfy_table::Cell::new(r.get(c).map_or(String::new(), Cell::text))
+                .set_alignment(align(n))
+        }));
+    }
+    let mut out = String::new();
+    for line in t.lines() {
+        // Without a left border, every line starts with the first column's padding.
+        let line = line.strip_prefix(' ').unwrap_or(&line);
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
@@ -535,7 +552,7 @@ pub fn render_csv(rows: &[Record]) -> String {
     }
 }
 
-/// Percentiles of a sample of durations in nanoseconds.
+/// Percentiles of a sample of durations (any one unit: the caller's).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Percentiles {
     /// Sample count.
@@ -557,29 +574,45 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    /// Nearest-rank percentiles of `samples` (sorted in place). Empty input gives zeros.
-    pub fn of(samples: &mut [f64]) -> Percentiles {
-        samples.sort_by(|a, b| a.total_cmp(b));
+    /// Percentiles of `samples` through an HDR histogram (`hdrhistogram`, 3 significant digits: each
+    /// percentile is within 0.1% of the exact nearest-rank value, at most one bucket above it); the minimum,
+    /// maximum and mean are exact. Negative and non-finite samples count as 0. Empty input gives zeros.
+    pub fn of(samples: &[f64]) -> Percentiles {
+        // Thousandths of the caller's unit, so sub-unit samples (fractions of a microsecond) keep 3 digits.
+        const SCALE: f64 = 1000.0;
         let n = samples.len();
-        let at = |q: f64| {
-            if n == 0 {
-                0.0
-            } else {
-                samples[((q * n as f64).ceil() as usize).clamp(1, n) - 1]
+        let clean = |x: f64| if x.is_finite() && x > 0.0 { x } else { 0.0 };
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).ok();
+        for &x in samples {
+            if let Some(hist) = h.as_mut() {
+                if hist.record((clean(x) * SCALE).round() as u64).is_err() {
+                    h = None;
+                }
             }
+        }
+        let at = |q: f64| match &h {
+            Some(h) if n > 0 => h.value_at_quantile(q) as f64 / SCALE,
+            _ => 0.0,
         };
+        let (min, max) = samples
+            .iter()
+            .map(|&x| clean(x))
+            .fold(None, |m: Option<(f64, f64)>, x| {
+                Some(m.map_or((x, x), |(lo, hi)| (lo.min(x), hi.max(x))))
+            })
+            .unwrap_or((0.0, 0.0));
         Percentiles {
             n,
-            min: at(0.0),
-            p50: at(0.5),
-            p90: at(0.9),
-            p99: at(0.99),
-            p999: at(0.999),
-            max: samples.last().copied().unwrap_or(0.0),
+            min,
+            p50: at(0.5).clamp(min, max),
+            p90: at(0.9).clamp(min, max),
+            p99: at(0.99).clamp(min, max),
+            p999: at(0.999).clamp(min, max),
+            max,
             mean: if n == 0 {
                 0.0
             } else {
-                samples.iter().sum::<f64>() / n as f64
+                samples.iter().map(|&x| clean(x)).sum::<f64>() / n as f64
             },
         }
     }
@@ -877,10 +910,17 @@ mod tests {
     }
 
     #[test]
-    fn percentiles_nearest_rank() {
-        let mut v: Vec<f64> = (1..=1000).map(|i| i as f64).collect();
-        let p = Percentiles::of(&mut v);
-        assert_eq!((p.p50, p.p99, p.p999, p.max), (500.0, 990.0, 999.0, 1000.0));
+    fn percentiles_within_a_tenth_of_a_percent_of_nearest_rank() {
+        let v: Vec<f64> = (1..=1000).map(|i| i as f64 * 1.5).collect();
+        let p = Percentiles::of(&v);
+        let near = |got: f64, want: f64| got >= want && got <= want * 1.001;
+        assert!(
+            near(p.p50, 750.0) && near(p.p99, 1485.0) && near(p.p999, 1498.5),
+            "{p:?}"
+        );
+        assert_eq!((p.min, p.max, p.n), (1.5, 1500.0, 1000));
+        assert_eq!(p.mean, 750.75);
+        assert_eq!(Percentiles::of(&[]).p99, 0.0);
     }
 
     #[test]

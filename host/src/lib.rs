@@ -11,6 +11,25 @@
 //! - [`pump`]: the megakernel io_queue pump.
 //! - [`proactor`]: completion-based async I/O for the CPU side.
 
+#![deny(missing_docs)]
+
+/// Implements `Debug` for error types as their `Display` message, so that `fn main() -> Result<(), E>` and
+/// `unwrap` show what went wrong and how to fix it rather than the variant's fields.
+macro_rules! debug_as_display {
+    ($t:ty) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self, f)
+            }
+        }
+    };
+}
+
+// The README's Rust example runs as a doctest (`cargo test --doc -p gpu-uring`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 pub mod abi;
 pub mod backend;
 pub mod proactor;

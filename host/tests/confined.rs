@@ -89,7 +89,8 @@ fn default_ring_refuses_forbidden_opcode_raw_fd_and_foreign_address() {
         lane.commit_exact(r, sqe);
         res.push(lane.wait(0, DEFAULT_BUDGET).unwrap());
         res
-    });
+    })
+    .expect("lanes start");
     assert!(ring.quiesce(Duration::from_secs(5)));
     let r = &results[0];
     assert_eq!(r[0], 20, "allowed WRITE_FIXED wrote 20 bytes");
@@ -239,7 +240,8 @@ fn run_attacks(access: DeviceAccess) -> (Vec<i32>, Canaries) {
             ],
         );
         res
-    });
+    })
+    .expect("lanes start");
     assert!(ring.quiesce(Duration::from_secs(5)));
     drop(ring);
     let mut other = other;

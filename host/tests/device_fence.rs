@@ -53,8 +53,17 @@ fn vulkan() -> Option<Arc<dyn Device>> {
     }
 }
 
+/// The process's open descriptors, less those of Mesa's on-disk shader cache: its writer thread opens and
+/// closes cache files on its own schedule after a cold compile, which says nothing about a launch's own.
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| {
+        d.flatten()
+            .filter(|e| {
+                std::fs::read_link(e.path())
+                    .map_or(true, |t| !t.to_string_lossy().contains("mesa_shader_cache"))
+            })
+            .count()
+    })
 }
 
 /// Waits (bounded) until the process has `want` descriptors open again: a launch's waiter thread closes

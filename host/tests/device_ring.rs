@@ -190,7 +190,8 @@ fn backpressure_8_entry_ring_64_lanes() {
             };
         }
         (lane.stats(), waited_ok)
-    });
+    })
+    .expect("lanes start");
     assert!(ring.quiesce(Duration::from_secs(10)));
     ring.finish_prints();
     let sq_full: u64 = stats.iter().map(|s| s.0.sq_full + s.0.window_full).sum();
@@ -236,28 +237,16 @@ fn sqpoll_sleeps_when_idle_and_the_waker_wakes_it() {
         },
         ..Default::default()
     });
-    let v = ring.view();
-    let l = ring.layout();
     for round in 0..3 {
-        // Idle well past the SQ thread's idle time: it must be asleep.
-        std::thread::sleep(Duration::from_millis(100));
-        let flags = v.u32_at(l.sq_flags).load(Ordering::Acquire);
-        assert_ne!(
-            flags & 1,
-            0,
-            "round {round}: IORING_SQ_NEED_WAKEUP is set after idling"
-        );
-        let before = ring.waker_stats().wakeups;
-        let res = run_lanes(&ring, 1, |lane| {
-            lane.nop(CompletionMode::Slot(0), DEFAULT_BUDGET).unwrap();
-            lane.wait(0, DEFAULT_BUDGET)
+        // Idle past the SQ thread's idle time: it goes to sleep, and the waker wakes it.
+        common::completes_through_a_wakeup(&ring, &format!("round {round}"), || {
+            let res = run_lanes(&ring, 1, |lane| {
+                lane.nop(CompletionMode::Slot(0), DEFAULT_BUDGET).unwrap();
+                lane.wait(0, DEFAULT_BUDGET)
+            })
+            .expect("lanes start");
+            assert_eq!(res[0], Ok(0), "round {round}: the NOP completed");
         });
-        assert_eq!(res[0], Ok(0), "round {round}: the NOP completed");
-        let after = ring.waker_stats().wakeups;
-        assert!(
-            after > before,
-            "round {round}: completed through a waker wake-up ({before} → {after})"
-        );
     }
 }
 
@@ -294,7 +283,8 @@ fn fire_and_forget_failures_are_counted_and_recorded() {
             )
             .unwrap();
         }
-    });
+    })
+    .expect("lanes start");
     assert!(ring.quiesce(Duration::from_secs(10)));
     // Skip-success failures may still be on their way: reap until they have all arrived (bounded).
     let v = ring.view();
@@ -331,7 +321,8 @@ fn io_drain_is_refused_after_skip_success_so_the_protocol_does_not_use_it() {
         lane.submit(sqe, CompletionMode::Slot(0), DEFAULT_BUDGET)
             .unwrap();
         lane.wait(0, DEFAULT_BUDGET).unwrap()
-    });
+    })
+    .expect("lanes start");
     assert_eq!(r[0], -libc::EOPNOTSUPP);
 }
 
@@ -528,5 +519,32 @@ fn an_aggregated_subgroup_prints_exactly_once_with_fewer_rmws_per_op() {
         "aggregation at least halves the device-local RMWs per op: {} vs {}",
         a.local_rmw,
         s.local_rmw
+    );
+}
+
+#[test]
+fn more_lanes_than_the_ring_has_is_an_error_and_no_lane_runs() {
+    let ring = common::ring(RingConfig {
+        lanes: 2,
+        ..Default::default()
+    });
+    let ran = std::sync::atomic::AtomicU32::new(0);
+    let r = run_lanes(&ring, 3, |_| {
+        ran.fetch_add(1, Ordering::Relaxed);
+    });
+    match r {
+        Err(
+            e @ gpu_uring::backend::DeviceError::TooManyLanes {
+                lanes: 3, max: 2, ..
+            },
+        ) => {
+            assert!(e.to_string().contains("RingConfig::lanes"), "{e}");
+        }
+        other => panic!("expected TooManyLanes, got {other:?}"),
+    }
+    assert_eq!(ran.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        run_lanes(&ring, 2, |l| l.id()).expect("lanes start"),
+        [0, 1]
     );
 }

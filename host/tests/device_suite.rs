@@ -1,7 +1,8 @@
 //! One device test suite, every backend: each test is written once against `&dyn Device` and instantiated per
 //! backend by `suite!` (the CPU reference device always; Vulkan when a device is present — in CI
 //! (`CI=true`) a missing Vulkan device is a failure, elsewhere a skip that prints `SKIP vulkan: <reason>`).
-//! HIP/CUDA add a constructor and a line to `suite!`. Sizes are small: lavapipe is a software rasteriser on a
+//! CUDA and HIP run when their device is present and are skipped with the reason otherwise (`SKIP cuda: …`),
+//! also under `CI=true` (CI has no GPU). Sizes are small: lavapipe is a software rasteriser on a
 //! 2-core machine, and its programs are re-dispatched until every lane is done (never timed tightly).
 
 mod common;
@@ -63,6 +64,39 @@ fn vulkan() -> Backend {
     vulkan_device().map(|(d, g)| (d, Some(g)))
 }
 
+/// The suite's device of a GPU backend that CI does not have (CUDA, HIP): opened once and shared, its tests run
+/// one at a time; absent (no driver, no device, or the cargo feature off), every test prints
+/// `SKIP <backend>: <reason>` and passes — also with `CI=true`, since CI has no GPU.
+fn gpu_device(
+    sel: DeviceSelector,
+    slot: &'static OnceLock<Result<Arc<dyn Device>, DeviceError>>,
+    lock: &'static Mutex<()>,
+) -> Backend {
+    match slot.get_or_init(|| open_with(&sel, &DeviceConfig::from_env()).map(|(d, _)| Arc::from(d)))
+    {
+        Ok(d) => Some((
+            d.clone(),
+            Some(lock.lock().unwrap_or_else(|p| p.into_inner())),
+        )),
+        Err(e) => {
+            eprintln!("SKIP {sel}: {e}");
+            None
+        }
+    }
+}
+
+fn cuda() -> Backend {
+    static DEV: OnceLock<Result<Arc<dyn Device>, DeviceError>> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    gpu_device(DeviceSelector::Cuda, &DEV, &LOCK)
+}
+
+fn hip() -> Backend {
+    static DEV: OnceLock<Result<Arc<dyn Device>, DeviceError>> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    gpu_device(DeviceSelector::Hip, &DEV, &LOCK)
+}
+
 /// Instantiates `body(&dyn Device)` once per backend.
 macro_rules! suite {
     ($name:ident) => {
@@ -76,6 +110,18 @@ macro_rules! suite {
             #[test]
             fn vulkan() {
                 if let Some((d, _g)) = super::vulkan() {
+                    super::$name(&*d);
+                }
+            }
+            #[test]
+            fn cuda() {
+                if let Some((d, _g)) = super::cuda() {
+                    super::$name(&*d);
+                }
+            }
+            #[test]
+            fn hip() {
+                if let Some((d, _g)) = super::hip() {
                     super::$name(&*d);
                 }
             }
@@ -435,34 +481,22 @@ fn sqpoll_sleeps_and_the_waker_wakes_it(dev: &dyn Device) {
         },
         ..Default::default()
     });
-    let l = ring.layout();
     for round in 0..4 {
-        // Idle well past the SQ thread's idle time (10 ms): it must be asleep.
-        std::thread::sleep(Duration::from_millis(100));
-        let flags = ring.view().u32_at(l.sq_flags).load(Ordering::Acquire);
-        assert_ne!(
-            flags & 1,
-            0,
-            "round {round}: SQ thread asleep (IORING_SQ_NEED_WAKEUP)"
-        );
-        let before = ring.waker_stats().wakeups;
-        let rep = dev
-            .run(
-                &ring,
-                1,
-                &Program::Nop {
-                    ops: 1,
-                    fire_and_forget: false,
-                },
-                TIMEOUT,
-            )
-            .unwrap();
-        assert_eq!(rep.total().done, 1, "round {round}: the NOP completed");
-        // The waker counts a wake-up call before making it, so a completion it caused is never seen first.
-        assert!(
-            ring.waker_stats().wakeups > before,
-            "round {round}: completed through a waker wake-up"
-        );
+        // Idle past the SQ thread's idle time (10 ms): it goes to sleep, and the waker wakes it.
+        common::completes_through_a_wakeup(&ring, &format!("round {round}"), || {
+            let rep = dev
+                .run(
+                    &ring,
+                    1,
+                    &Program::Nop {
+                        ops: 1,
+                        fire_and_forget: false,
+                    },
+                    TIMEOUT,
+                )
+                .unwrap();
+            assert_eq!(rep.total().done, 1, "round {round}: the NOP completed");
+        });
     }
     assert_clean(&ring);
 }

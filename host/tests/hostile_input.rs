@@ -1,7 +1,8 @@
 //! Hostile device code, one table for every backend: each row corrupts a ring the way device code holding the
 //! arena could, names ONE expected status and ONE expected counter delta, and runs on the CPU reference
-//! device and on Vulkan (lavapipe; with `CI=true` a missing Vulkan device is a failure). Both must match the
-//! row. After every row the ring is dropped: no panic, and the drop ends within a bound. The io_queue row runs
+//! device and on Vulkan (lavapipe; with `CI=true` a missing Vulkan device is a failure), and on CUDA and HIP
+//! where their device is present (skipped with the reason otherwise, also under `CI=true`). Each must match
+//! the row. After every row the ring is dropped: no panic, and the drop ends within a bound. The io_queue row runs
 //! each device's own lane side of the pump: the Rust `QueueLane` where lanes are host threads, the GLSL one
 //! (`pump_probe.comp`, mode 5) elsewhere.
 //!
@@ -281,7 +282,8 @@ fn republished_pump_slot(dev: &dyn Device) -> Outcome {
                 let c = lane.wait_until(slot, pump_util::deadline());
                 lane.free(slot);
                 c
-            });
+            })
+            .expect("lanes start");
             match r.into_iter().next() {
                 Some(Ok(c)) => (gpu_uring::abi::QueueStatus::Ready as u32, c.result),
                 other => panic!("the CPU lane's wait failed: {other:?}"),
@@ -390,6 +392,25 @@ fn hostile_table_vulkan() {
     table(&*dev);
 }
 
+/// The table on a GPU backend CI does not have: skipped with the reason when its device is absent (no
+/// driver, no device, or the cargo feature off), also under `CI=true`.
+fn hostile_table_gpu(sel: gpu_uring::backend::DeviceSelector) {
+    match gpu_uring::backend::open_with(&sel, &gpu_uring::backend::DeviceConfig::from_env()) {
+        Ok((dev, _)) => table(&*dev),
+        Err(e) => eprintln!("SKIP {sel}: {e}"),
+    }
+}
+
+#[test]
+fn hostile_table_cuda() {
+    hostile_table_gpu(gpu_uring::backend::DeviceSelector::Cuda);
+}
+
+#[test]
+fn hostile_table_hip() {
+    hostile_table_gpu(gpu_uring::backend::DeviceSelector::Hip);
+}
+
 // ---- the library API cases, driven through Lane -----------------------------------------------------------
 
 /// The failing skip-success link chain: a member with `IOSQE_CQE_SKIP_SUCCESS` that fails makes the kernel
@@ -451,7 +472,8 @@ fn linked_skip_success_is_refused_and_credits_come_back() {
             .unwrap();
         lane.nop(CompletionMode::FireAndForget, DEFAULT_BUDGET)
             .unwrap();
-    });
+    })
+    .expect("lanes start");
     Lane::host(view)
         .flush(DEFAULT_BUDGET)
         .expect("every credit back at the pool");
@@ -505,7 +527,8 @@ fn a_forged_completion_does_not_complete_another_lanes_slot() {
             }
             0
         }
-    });
+    })
+    .expect("lanes start");
     assert_eq!(results[1], 5, "lane 1's write reports its 5 bytes");
     assert!(ring.quiesce(Duration::from_secs(10)), "every credit back");
     let c = view.local_snapshot();
@@ -562,7 +585,8 @@ fn the_host_survives_control_words_rewritten_under_it() {
                 let _ = lane.wait(0, 200);
             }
             let _ = lane.flush(200);
-        });
+        })
+        .expect("lanes start");
         let _ = ring.quiesce(Duration::from_millis(200));
         stop.store(true, Ordering::Release);
     });

@@ -408,3 +408,57 @@ fn every_print_hands_its_duty_on_and_every_line_is_still_written_once_in_order()
         ((SINGLE + 2 * SUB) * N) as usize
     );
 }
+
+#[test]
+fn a_line_longer_than_the_rings_lines_is_an_error_and_prints_nothing() {
+    const SUB: u32 = 4;
+    for mode in [PrintMode::GroupCommit, PrintMode::LinePerWrite] {
+        let f = tempfile::tempfile().unwrap();
+        let ring = common::ring(RingConfig {
+            lanes: SUB,
+            line_bytes: 64,
+            ..Default::default()
+        });
+        ring.set_print_mode(mode);
+        ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+            .unwrap();
+        let long = "x".repeat(64);
+        {
+            let mut lane = Lane::new(ring.view(), 0);
+            lane.print_with(DEFAULT_BUDGET, |b| {
+                b.str("before");
+            })
+            .unwrap();
+            assert_eq!(
+                lane.print_with(DEFAULT_BUDGET, |b| {
+                    b.str(&long);
+                }),
+                Err(LaneError::LineTooLong { len: 65, max: 64 }),
+                "{mode:?}"
+            );
+            // 63 bytes and the newline fit exactly.
+            lane.print_with(DEFAULT_BUDGET, |b| {
+                b.str(&long[..63]);
+            })
+            .unwrap();
+            lane.flush(DEFAULT_BUDGET).unwrap();
+        }
+        {
+            let mut g = Subgroup::new(ring.view(), 0, SUB);
+            let r = g.print_with(g.all(), DEFAULT_BUDGET, |i, _, b| {
+                b.str(if i == 1 { &long } else { "sub" });
+            });
+            assert_eq!(r[1], Some(Err(LaneError::LineTooLong { len: 65, max: 64 })));
+            assert!([0, 2, 3].iter().all(|&i| r[i] == Some(Ok(()))), "{r:?}");
+            let _ = g.flush(DEFAULT_BUDGET);
+        }
+        assert!(ring.quiesce(Duration::from_secs(5)));
+        ring.finish_prints();
+        let out = String::from_utf8(common::read_fd_file(f.as_raw_fd())).unwrap();
+        let mut lines: Vec<&str> = out.lines().collect();
+        lines.sort_unstable();
+        let mut want = vec!["before", &long[..63], "sub", "sub", "sub"];
+        want.sort_unstable();
+        assert_eq!(lines, want, "{mode:?}: the long lines printed nothing");
+    }
+}

@@ -6,7 +6,7 @@ mod pump_util;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gpu_uring::backend::cpu::run_queue_lanes;
 use gpu_uring::pump::device::SlotPoll;
@@ -147,7 +147,8 @@ fn exactly_once_under_64_lanes() {
             }
         }
         bad
-    });
+    })
+    .expect("lanes start");
     assert!(failures.iter().all(|&b| b == 0), "{failures:?}");
     let st = p.stop().unwrap();
     let total = (LANES * OPS) as u64;
@@ -492,7 +493,11 @@ fn stop_with_requests_in_flight_strands_nothing() {
     a.publish(blocked, &Request::read(0, 0, 0, 0, 64));
     let outcomes = std::thread::scope(|s| {
         let lanes = run_lanes_async(s, &p, 16);
-        std::thread::sleep(Duration::from_millis(30));
+        // Stop once lanes are being served.
+        assert!(
+            eventually(Duration::from_secs(30), || p.stats().served > 0),
+            "no lane was served"
+        );
         let st = p.stop();
         let outcomes: Vec<(u32, u32, u32)> = lanes.into_iter().map(|h| h.join().unwrap()).collect();
         assert!(st.is_ok(), "{st:?}");
@@ -568,14 +573,16 @@ fn idle_pump_parks_and_serves_a_cold_request() {
         ..Default::default()
     })
     .unwrap();
-    std::thread::sleep(Duration::from_millis(30));
+    assert!(
+        eventually(Duration::from_secs(30), || p.stats().idle_parks > 0),
+        "an idle pump parks"
+    );
     let parks = p.stats().idle_parks;
-    assert!(parks > 0, "an idle pump parks");
     let mut lane = QueueLane::new(p.view(), 0);
     let c = lane.submit(&Request::nop(), 1 << 20).unwrap();
     assert!(c.done);
     let cpu = p.cpu_time().unwrap();
-    eprintln!("idle parks {parks}, pump CPU {cpu:?} over ~30 ms");
+    eprintln!("idle parks {parks}, pump CPU {cpu:?} since it started");
     p.stop().unwrap();
 }
 
@@ -627,7 +634,8 @@ fn a_tiny_ring_still_serves_everything() {
             }
         }
         bad
-    });
+    })
+    .expect("lanes start");
     assert!(bad.iter().all(|&b| b == 0), "{bad:?}");
     let st = p.stop().unwrap();
     assert_eq!(st.served, 800);
@@ -654,15 +662,23 @@ fn fences_of_two_lanes_and_a_stop_while_they_wait() {
     a.publish(fa, &Request::fence());
     let fb = b.alloc(10).unwrap();
     b.publish(fb, &Request::fence());
+    // Wait (bounded) until the pump has claimed all three: both fences then wait on the blocked read. A stop
+    // before that would fail an unclaimed fence STOPPED instead of completing it.
+    let until = deadline();
+    while p.stats().claimed < 3 {
+        assert!(
+            Instant::now() < until,
+            "the pump claimed {} of 3 requests",
+            p.stats().claimed
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(a.poll(fa).unwrap(), SlotPoll::Pending);
+    assert_eq!(b.poll(fb).unwrap(), SlotPoll::Pending);
     // A NOP published after both fences: FENCE does not order later requests (a lane that needs that waits
     // for the fence first), so it may run before the fences complete or be failed by the stop.
     let later = b.alloc(10).unwrap();
     b.publish(later, &Request::nop());
-    for _ in 0..20 {
-        assert_eq!(a.poll(fa).unwrap(), SlotPoll::Pending);
-        assert_eq!(b.poll(fb).unwrap(), SlotPoll::Pending);
-        std::thread::sleep(Duration::from_millis(1));
-    }
     // Stop while both fences wait on the pipe read: the read is cancelled, the fences complete (everything
     // before them has completed, if unsuccessfully).
     p.stop().unwrap();
@@ -752,7 +768,8 @@ fn fences_from_many_lanes_at_once() {
             lane.free(f);
         }
         bad
-    });
+    })
+    .expect("lanes start");
     assert!(bad.iter().all(|&b| b == 0), "{bad:?}");
     let st = p.stop().unwrap();
     assert_eq!(st.fences, LANES as u64 * 60);

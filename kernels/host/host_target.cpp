@@ -33,6 +33,10 @@ static_assert(has_rmw<gu::local_word<uint64_t>>::value && has_cas<gu::local_word
 
 gu::mo order(uint32_t o) { return o <= 4 ? static_cast<gu::mo>(o) : gu::mo::seq_cst; }
 
+// What a lane reports, as the Rust side declares it (kernels/host/lib.rs `Report`).
+typedef gu::programs::lane_report Report;
+static_assert(sizeof(Report) == 32 && alignof(Report) == 8, "lane_report is four u64");
+
 } // namespace
 
 extern "C" {
@@ -121,12 +125,37 @@ void gu_host_subgroup(uint32_t v, uint32_t *out) {
     out[6] = (uint32_t)sg.ballot(false);
     out[7] = sg.broadcast_first(v);
 }
+// The collectives with per-lane values. out: ballot(lane odd) (low), exclusive_sum(v), its total,
+// broadcast_first(v), the subgroup's memory barrier passed (1).
+void gu_host_subgroup_collectives(uint32_t v, uint32_t *out) {
+    gu::subgroup sg = gu::subgroup::active();
+    out[0] = (uint32_t)sg.ballot((gu::subgroup::lane_id() & 1u) != 0);
+    uint32_t total = 0;
+    out[1] = sg.exclusive_sum(v, total);
+    out[2] = total;
+    out[3] = sg.broadcast_first(v);
+    sg.sync();
+    out[4] = 1;
+}
 uint32_t gu_host_backoff(uint32_t pauses) {
     gu::backoff b;
     for (uint32_t i = 0; i < pauses; i++) {
         b.pause();
     }
     return b.step();
+}
+
+// ---- emulated subgroups: n threads of a team run as one subgroup in lockstep (gpu_uring/subgroup.h)
+void *gu_host_team_new(uint32_t lanes) { return new gu::host_team(lanes); }
+void gu_host_team_free(void *team) { delete static_cast<gu::host_team *>(team); }
+// The calling thread becomes lane `lane` of `team` (null: a subgroup of one again).
+void gu_host_team_join(void *team, uint32_t lane) { gu::host_team_join(static_cast<gu::host_team *>(team), lane); }
+
+// The calling thread's device-local read-modify-writes since its last call (gpu_uring/atomic.h, host target).
+uint64_t gu_host_take_rmws() {
+    uint64_t n = gu::detail::rmw_count;
+    gu::detail::rmw_count = 0;
+    return n;
 }
 
 // ---- the kernels' program bodies, one call per lane
@@ -146,9 +175,54 @@ uint32_t gu_host_print_lane(uint8_t *arena, uint8_t *local, const gpu_uring::Rin
                             uint32_t lines, uint32_t budget) {
     return gu::programs::print_lane(arena, local, layout, lane, lines, budget);
 }
+uint32_t gu_host_write_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
+                            uint32_t file, uint32_t ops, uint32_t len, uint32_t budget, Report *out) {
+    return gu::programs::write_lane(arena, local, layout, lane, file, ops, len, budget, out);
+}
+uint32_t gu_host_read_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
+                           uint32_t lanes, uint32_t file, uint32_t chunk, uint64_t total, uint32_t depth,
+                           uint32_t budget, Report *out) {
+    return gu::programs::read_lane(arena, local, layout, lane, lanes, file, chunk, total, depth, budget, out);
+}
+uint32_t gu_host_lane_stress_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout,
+                                  uint32_t lane, uint32_t ops, uint32_t budget, Report *out) {
+    return gu::programs::lane_stress_lane(arena, local, layout, lane, ops, budget, out);
+}
+uint32_t gu_host_edit_buffer_lane(uint8_t *arena, const gpu_uring::RingLayout *layout, uint32_t lane,
+                                  uint32_t steps, uint32_t budget, Report *out) {
+    return gu::programs::edit_buffer_lane(arena, layout, lane, steps, budget, out);
+}
+uint32_t gu_host_layout_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
+                             Report *out) {
+    return gu::programs::layout_lane(arena, local, layout, lane, out);
+}
+uint32_t gu_host_exact_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
+                            uint32_t count, uint32_t budget, Report *out) {
+    return gu::programs::exact_lane(arena, local, layout, lane, count, budget, out);
+}
 uint32_t gu_host_hostile_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
-                              uint32_t which, uint32_t budget, int32_t *res) {
-    return gu::programs::hostile_lane(arena, local, layout, lane, which, budget, res);
+                              uint32_t which, uint32_t budget, Report *out) {
+    return gu::programs::hostile_lane(arena, local, layout, lane, which, budget, out);
+}
+// The format program on a ring: case `id` at the arena's fixed region.
+void gu_host_format_lane(uint8_t *arena, const gpu_uring::RingLayout *layout, uint32_t id) {
+    gu::programs::format_case(arena + layout->fixed, id);
+}
+
+// ---- io_queue
+uint32_t gu_host_stream_lane(uint8_t *arena, uint8_t *local, const gpu_uring::PumpLayout *layout, uint32_t lane,
+                             uint32_t lanes, uint32_t file, uint32_t region, uint32_t chunk, uint64_t total,
+                             uint32_t budget, Report *out) {
+    return gu::programs::stream_lane(arena, local, layout, lane, lanes, file, region, chunk, total, budget, out);
+}
+
+// ---- baselines
+uint32_t gu_host_rpc_print_lane(uint8_t *mailboxes, uint32_t lanes, uint32_t lines, uint32_t budget, uint32_t lane) {
+    return gu::programs::rpc_print_lane(mailboxes, lanes, lines, budget, lane);
+}
+void gu_host_memory_placement_lane(uint32_t *buf, uint32_t mode, uint32_t n, uint32_t mask, uint32_t seed,
+                                   uint32_t gid, uint32_t total) {
+    gu::programs::memory_placement_lane(buf, mode, n, mask, seed, gid, total);
 }
 
 } // extern "C"

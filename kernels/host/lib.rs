@@ -66,6 +66,11 @@ mod ffi {
         pub fn gu_fence_system(o: u32);
         pub fn gu_host_subgroup(v: u32, out: *mut u32);
         pub fn gu_host_backoff(pauses: u32) -> u32;
+        pub fn gu_host_subgroup_collectives(v: u32, out: *mut u32);
+        pub fn gu_host_take_rmws() -> u64;
+        pub fn gu_host_team_new(lanes: u32) -> *mut core::ffi::c_void;
+        pub fn gu_host_team_free(team: *mut core::ffi::c_void);
+        pub fn gu_host_team_join(team: *mut core::ffi::c_void, lane: u32);
         pub fn gu_host_ticket_lane(local: *mut u32, shared: *mut u32, n: u32, lane: u32);
         pub fn gu_host_wait_flag(flag: *mut u32, budget: u32, polls_out: *mut u32) -> u32;
         pub fn gu_host_nop_lane(
@@ -93,8 +98,95 @@ mod ffi {
             lane: u32,
             which: u32,
             budget: u32,
-            res: *mut i32,
+            out: *mut super::Report,
         ) -> u32;
+        pub fn gu_host_write_lane(
+            arena: *mut u8,
+            local: *mut u8,
+            layout: *const core::ffi::c_void,
+            lane: u32,
+            file: u32,
+            ops: u32,
+            len: u32,
+            budget: u32,
+            out: *mut super::Report,
+        ) -> u32;
+        pub fn gu_host_read_lane(
+            arena: *mut u8,
+            local: *mut u8,
+            layout: *const core::ffi::c_void,
+            lane: u32,
+            lanes: u32,
+            file: u32,
+            chunk: u32,
+            total: u64,
+            depth: u32,
+            budget: u32,
+            out: *mut super::Report,
+        ) -> u32;
+        pub fn gu_host_lane_stress_lane(
+            arena: *mut u8,
+            local: *mut u8,
+            layout: *const core::ffi::c_void,
+            lane: u32,
+            ops: u32,
+            budget: u32,
+            out: *mut super::Report,
+        ) -> u32;
+        pub fn gu_host_edit_buffer_lane(
+            arena: *mut u8,
+            layout: *const core::ffi::c_void,
+            lane: u32,
+            steps: u32,
+            budget: u32,
+            out: *mut super::Report,
+        ) -> u32;
+        pub fn gu_host_layout_lane(
+            arena: *mut u8,
+            local: *mut u8,
+            layout: *const core::ffi::c_void,
+            lane: u32,
+            out: *mut super::Report,
+        ) -> u32;
+        pub fn gu_host_exact_lane(
+            arena: *mut u8,
+            local: *mut u8,
+            layout: *const core::ffi::c_void,
+            lane: u32,
+            count: u32,
+            budget: u32,
+            out: *mut super::Report,
+        ) -> u32;
+        pub fn gu_host_format_lane(arena: *mut u8, layout: *const core::ffi::c_void, id: u32);
+        pub fn gu_host_stream_lane(
+            arena: *mut u8,
+            local: *mut u8,
+            layout: *const core::ffi::c_void,
+            lane: u32,
+            lanes: u32,
+            file: u32,
+            region: u32,
+            chunk: u32,
+            total: u64,
+            budget: u32,
+            out: *mut super::Report,
+        ) -> u32;
+        pub fn gu_host_rpc_print_lane(
+            mailboxes: *mut u8,
+            lanes: u32,
+            lines: u32,
+            budget: u32,
+            lane: u32,
+        ) -> u32;
+        pub fn gu_host_memory_placement_lane(
+            buf: *mut u32,
+            mode: u32,
+            n: u32,
+            mask: u32,
+            seed: u32,
+            gid: u32,
+            total: u32,
+        );
     }
 }
 
@@ -301,10 +393,82 @@ pub fn host_subgroup(v: u32) -> [u32; 8] {
     out
 }
 
+/// The collectives of `gu::subgroup::active()` with this lane's `v`: ballot(lane id odd), exclusive_sum(v),
+/// its total, broadcast_first(v), and 1 once `sync()` has passed. On a [`Team`]'s thread every member must call
+/// it together.
+pub fn host_subgroup_collectives(v: u32) -> [u32; 5] {
+    let mut out = [0u32; 5];
+    // SAFETY: `out` has the 5 words the C++ side writes.
+    unsafe { ffi::gu_host_subgroup_collectives(v, out.as_mut_ptr()) };
+    out
+}
+
 /// `gu::backoff`'s step after `pauses` pauses.
 pub fn backoff_step(pauses: u32) -> u32 {
     // SAFETY: no memory is passed.
     unsafe { ffi::gu_host_backoff(pauses) }
+}
+
+/// The device-local read-modify-writes (CAS, add, or, and, exchange) the C++ library made on the calling
+/// thread since the thread's last call: what subgroup aggregation saves, measured on the host target.
+pub fn take_rmws() -> u64 {
+    // SAFETY: reads and resets a thread-local counter.
+    unsafe { ffi::gu_host_take_rmws() }
+}
+
+/// An emulated subgroup (`gu::host_team`): `lanes` threads that run as one subgroup in lockstep, meeting at a
+/// barrier for every collective (ballot, broadcast, the subgroup's memory barrier), so the library's aggregated
+/// paths (gpu_uring/group.h) run on the CPU. The team's threads must make the same collective calls in the same
+/// order (the aggregated programs are written so); one that waits 60 s at a meeting aborts the process.
+pub struct Team {
+    raw: *mut core::ffi::c_void,
+    lanes: u32,
+}
+
+// SAFETY: the C++ team is shared by its member threads by design; its words are atomics or are ordered by its
+// barrier.
+unsafe impl Send for Team {}
+// SAFETY: as for Send.
+unsafe impl Sync for Team {}
+
+impl Team {
+    /// A team of `lanes` (1..=64) threads.
+    pub fn new(lanes: u32) -> Team {
+        let lanes = lanes.clamp(1, 64);
+        // SAFETY: allocates a C++ object this value owns until drop.
+        let raw = unsafe { ffi::gu_host_team_new(lanes) };
+        Team { raw, lanes }
+    }
+
+    /// The team's size.
+    pub fn lanes(&self) -> u32 {
+        self.lanes
+    }
+
+    /// Runs `f` on the calling thread as lane `lane` (< `lanes`) of this team; the thread is a subgroup of one
+    /// again afterwards. Every lane of the team must be run so, concurrently, each on its own thread.
+    pub fn run_as<R>(&self, lane: u32, f: impl FnOnce() -> R) -> R {
+        struct Leave;
+        impl Drop for Leave {
+            fn drop(&mut self) {
+                // SAFETY: resets the calling thread's thread-local team pointer.
+                unsafe { ffi::gu_host_team_join(std::ptr::null_mut(), 0) }
+            }
+        }
+        let lane = lane.min(self.lanes - 1);
+        // SAFETY: the team lives at least as long as `self`, which outlives this call; the pointer is reset
+        // (by `Leave`) before the call returns or unwinds.
+        unsafe { ffi::gu_host_team_join(self.raw, lane) };
+        let _leave = Leave;
+        f()
+    }
+}
+
+impl Drop for Team {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from gu_host_team_new and no thread is a member any more (`run_as` borrows `self`).
+        unsafe { ffi::gu_host_team_free(self.raw) }
+    }
 }
 
 /// One lane of the ticket probe (`gu::programs::ticket_lane`): `local` is [ticket counter, finished count,
@@ -396,17 +560,231 @@ pub unsafe fn print_lane(m: RingMemory, lane: u32, lines: u32, budget: u32) -> u
     unsafe { ffi::gu_host_print_lane(m.arena, m.local, m.layout, lane, lines, budget) }
 }
 
-/// `gu::programs::hostile_lane`: a row of the hostile-input table (`which`: `HostileCase` 0, 1 or 9) run by
+/// What a lane of a ring program reports (`gu::programs::lane_report`): the backend's `LaneReport` fields.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct Report {
+    /// Operations completed.
+    pub done: u64,
+    /// Operations that failed or could not be submitted within the budget.
+    pub failed: u64,
+    /// Read: the chunks' checksums summed; hostile: the row's status.
+    pub checksum: u64,
+    /// Bytes moved; hostile: the CQE result the row waited for (as `u32`).
+    pub bytes: u64,
+}
+
+/// `gu::programs::program_refused`: the ring lacks what the program needs; nothing was done.
+pub const PROGRAM_REFUSED: u32 = 0x100;
+
+/// A built-in ring program as the C++ lanes run it (`kernels/src/programs/`); each maps to one kernel
+/// (kernels/README.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingProgram {
+    /// `write_lane`: `ops` fire-and-forget writes of `len` bytes to registered file `file`.
+    Write {
+        /// Fixed-file index.
+        file: u32,
+        /// Writes per lane.
+        ops: u32,
+        /// Bytes per write.
+        len: u32,
+    },
+    /// `read_lane`: `lanes` lanes read `[0, total)` of registered file `file` in `chunk`-byte pieces.
+    Read {
+        /// Lanes taking part (chunk `c` is lane `c mod lanes`'s).
+        lanes: u32,
+        /// Fixed-file index.
+        file: u32,
+        /// Bytes per read.
+        chunk: u32,
+        /// Total bytes.
+        total: u64,
+        /// Reads in flight per lane.
+        depth: u32,
+    },
+    /// `lane_stress_lane`: `ops` NOPs, waited and fire-and-forget alternately.
+    LaneStress {
+        /// NOPs per lane.
+        ops: u32,
+    },
+    /// `edit_buffer_lane`: `steps` handshakes with a host thread.
+    EditBuffer {
+        /// Handshakes per lane.
+        steps: u32,
+    },
+    /// `layout_lane`: the lane's SQE and the `RingLayout` into the fixed region.
+    Layout,
+    /// `exact_lane`: lane 0 publishes `count` SQE images as given.
+    Exact {
+        /// SQE images.
+        count: u32,
+    },
+    /// `hostile_lane`: lane 0 runs the hostile-input row `which` (`HostileCase` code).
+    Hostile {
+        /// The row.
+        which: u32,
+    },
+}
+
+/// Runs lane `lane` of `program` with the C++ lane: (its final `STATUS_*` or [`PROGRAM_REFUSED`], its report).
+///
+/// # Safety
+/// `m` must come from a live ring that outlives the call, `lane` < its lanes, and no other thread may run lane
+/// `lane` at the same time (a lane's slots and staging lines have one owner). The hostile rows leave the ring's
+/// control words corrupted, as they intend.
+pub unsafe fn ring_program_lane(
+    m: RingMemory,
+    lane: u32,
+    program: RingProgram,
+    budget: u32,
+) -> (u32, Report) {
+    let mut out = Report::default();
+    let (a, l, y) = (m.arena, m.local, m.layout);
+    // SAFETY: the caller's contract; `out` is a valid Report (repr(C), as the C++ lane_report).
+    let st = unsafe {
+        match program {
+            RingProgram::Write { file, ops, len } => {
+                ffi::gu_host_write_lane(a, l, y, lane, file, ops, len, budget, &mut out)
+            }
+            RingProgram::Read {
+                lanes,
+                file,
+                chunk,
+                total,
+                depth,
+            } => ffi::gu_host_read_lane(
+                a, l, y, lane, lanes, file, chunk, total, depth, budget, &mut out,
+            ),
+            RingProgram::LaneStress { ops } => {
+                ffi::gu_host_lane_stress_lane(a, l, y, lane, ops, budget, &mut out)
+            }
+            RingProgram::EditBuffer { steps } => {
+                ffi::gu_host_edit_buffer_lane(a, y, lane, steps, budget, &mut out)
+            }
+            RingProgram::Layout => ffi::gu_host_layout_lane(a, l, y, lane, &mut out),
+            RingProgram::Exact { count } => {
+                ffi::gu_host_exact_lane(a, l, y, lane, count, budget, &mut out)
+            }
+            RingProgram::Hostile { which } => {
+                ffi::gu_host_hostile_lane(a, l, y, lane, which, budget, &mut out)
+            }
+        }
+    };
+    (st, out)
+}
+
+/// `gu::programs::format_case` on a ring: the record of case `id` at the arena's fixed region (fixed + 128 id),
+/// as the `gu_format` kernel formats it.
+///
+/// # Safety
+/// `m` must come from a live ring whose fixed region holds at least `128 (id + 1)` bytes, and no other thread
+/// may touch that record meanwhile.
+pub unsafe fn format_lane(m: RingMemory, id: u32) {
+    // SAFETY: the caller's contract.
+    unsafe { ffi::gu_host_format_lane(m.arena, m.layout, id) }
+}
+
+/// The memory of one io_queue as the C++ lanes take it (PROTOCOL.md §Q1): the pump arena's base, the
+/// device-local block's base (the slot ownership words) and the `PumpLayout` (`gpu_uring::abi::PumpLayout`, 64
+/// bytes, `#[repr(C)]`), borrowed from a live pump (`Pump::arena().raw().0`, `.local_raw().0`, `Pump::layout()`).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueMemory {
+    /// The pump arena's base (host-shared).
+    pub arena: *mut u8,
+    /// The device-local block's base (its host copy).
+    pub local: *mut u8,
+    /// The pump's `PumpLayout`.
+    pub layout: *const core::ffi::c_void,
+}
+
+// SAFETY: as for RingMemory: memory every lane of the queue shares by design, touched atomically.
+unsafe impl Send for QueueMemory {}
+// SAFETY: as for Send.
+unsafe impl Sync for QueueMemory {}
+
+/// `gu::programs::stream_lane`: lane `lane` of `lanes` streams `[0, total)` of pump file `file` in
+/// `chunk`-byte READs through a double buffer in pump region `region` and checksums it (the megakernel stream
+/// kernel). Returns (`QUEUE_STATUS_*` or [`PROGRAM_REFUSED`], its report: done = chunks, checksum = their sum).
+///
+/// # Safety
+/// `m` must come from a live pump that outlives the call, and no other thread may run lane `lane` at the same
+/// time (its region halves are its own).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn stream_lane(
+    m: QueueMemory,
+    lane: u32,
+    lanes: u32,
+    file: u32,
+    region: u32,
+    chunk: u32,
+    total: u64,
+    budget: u32,
+) -> (u32, Report) {
+    let mut out = Report::default();
+    // SAFETY: the caller's contract; `out` is a valid Report.
+    let st = unsafe {
+        ffi::gu_host_stream_lane(
+            m.arena, m.local, m.layout, lane, lanes, file, region, chunk, total, budget, &mut out,
+        )
+    };
+    (st, out)
+}
+
+/// `gu::programs::rpc_print_lane`: lane `lane`'s RPC client over the mailboxes at `mailboxes` (experiments/src/
+/// rpc.rs layout). READY once the lane has printed every line, TIMED_OUT when `budget` iterations ran out.
+///
+/// # Safety
+/// `mailboxes` must point at `lanes` live mailboxes (512 bytes each, 4-byte aligned) whose other side is a
+/// server following the mailbox protocol, and no other thread may run lane `lane` at the same time.
+pub unsafe fn rpc_print_lane(
+    mailboxes: *mut u8,
+    lanes: u32,
+    lines: u32,
+    budget: u32,
+    lane: u32,
+) -> u32 {
+    // SAFETY: the caller's contract.
+    unsafe { ffi::gu_host_rpc_print_lane(mailboxes, lanes, lines, budget, lane) }
+}
+
+/// `gu::programs::memory_placement_lane`: invocation `gid` of `total` on `buf` (at least `mask + 2` words).
+pub fn memory_placement_lane(
+    buf: &[AtomicU32],
+    mode: u32,
+    n: u32,
+    mask: u32,
+    seed: u32,
+    gid: u32,
+    total: u32,
+) {
+    if (buf.len() as u64) < mask as u64 + 2 {
+        return;
+    }
+    // SAFETY: the C++ side touches words 0..=mask + 1 only (indices are masked), which `buf` holds; the words are
+    // live atomics (the C++ side's volatile accesses do not race with Rust: each run's words are written by
+    // one invocation, and runs are joined before the next).
+    unsafe {
+        ffi::gu_host_memory_placement_lane(
+            buf.as_ptr() as *mut u32,
+            mode,
+            n,
+            mask,
+            seed,
+            gid,
+            total,
+        )
+    }
+}
+
+/// `gu::programs::hostile_lane`: a row of the hostile-input table (`which`: the `HostileCase` code) run by
 /// the C++ lane `lane`, which corrupts the ring itself. Returns (the row's `STATUS_*`, the CQE result it
 /// waited for or 0).
 ///
 /// # Safety
 /// As for [`nop_lane`]; the ring's control words are corrupted afterwards, as the row intends.
 pub unsafe fn hostile_lane(m: RingMemory, lane: u32, which: u32, budget: u32) -> (u32, i32) {
-    let mut res = 0i32;
-    // SAFETY: the caller's contract; `res` is a valid i32.
-    let st = unsafe {
-        ffi::gu_host_hostile_lane(m.arena, m.local, m.layout, lane, which, budget, &mut res)
-    };
-    (st, res)
+    // SAFETY: the caller's contract.
+    let (st, rep) = unsafe { ring_program_lane(m, lane, RingProgram::Hostile { which }, budget) };
+    (st, rep.bytes as u32 as i32)
 }

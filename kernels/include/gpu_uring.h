@@ -10,7 +10,10 @@
 #include "gpu_uring/atomic.h"
 #include "gpu_uring/backoff.h"
 #include "gpu_uring/format.h"
+#include "gpu_uring/group.h"
+#include "gpu_uring/lane.h"
 #include "gpu_uring/print.h"
+#include "gpu_uring/queue.h"
 #include "gpu_uring/ring.h"
 #include "gpu_uring/subgroup.h"
 

@@ -6,6 +6,11 @@ namespace {
 GU_FN uint32_t global_id() { return blockIdx.x * blockDim.x + threadIdx.x; }
 } // namespace
 
+// Ring kernels take (arena, device-local block, RingLayout by value, the program's arguments…, budget, status,
+// report): one lane per thread below layout.lanes (below `lanes` where the program takes it), `status[lane]`
+// the lane's final GU_STATUS_* (or programs::program_refused), `report[lane]` its programs::lane_report (the
+// backend's LaneReport: done, failed, checksum, bytes). Every bounded wait polls at most `budget` times.
+
 // One lane per case of the §7 format probe (programs.h: format_case).
 extern "C" __global__ void gu_format_probe(uint8_t *records, uint32_t count) {
     uint32_t id = global_id();
@@ -76,5 +81,117 @@ extern "C" __global__ void gu_print(uint8_t *arena, uint8_t *local, gpu_uring::R
     uint32_t lane = global_id();
     if (lane < layout.lanes) {
         status[lane] = gu::programs::print_lane(arena, local, &layout, lane, lines, budget);
+    }
+}
+
+// The format probe on a ring (`Programs::format_probe`): the records at the arena's fixed region (fixed + 128 i,
+// as the backend writes them), one lane per case below `count`.
+extern "C" __global__ void gu_format(uint8_t *arena, uint8_t *local, gpu_uring::RingLayout layout, uint32_t count) {
+    (void)local;
+    uint32_t id = global_id();
+    if (id < count && (uint64_t)(id + 1ull) * gu::programs::format_record_bytes <= layout.fixed_size) {
+        gu::programs::format_case(arena + layout.fixed, id);
+    }
+}
+
+// The write program (`Program::Write`; programs.h: write_lane): `ops` fire-and-forget writes of `len` bytes of
+// the lane's first staging line to registered file `file`.
+extern "C" __global__ void gu_write(uint8_t *arena, uint8_t *local, gpu_uring::RingLayout layout, uint32_t file,
+                                    uint32_t ops, uint32_t len, uint32_t budget, uint32_t *status,
+                                    gu::programs::lane_report *report) {
+    uint32_t lane = global_id();
+    if (lane < layout.lanes) {
+        status[lane] = gu::programs::write_lane(arena, local, &layout, lane, file, ops, len, budget, &report[lane]);
+    }
+}
+
+// The read program (`Program::Read`; programs.h: read_lane): `lanes` lanes read [0, total) of registered file
+// `file` in `chunk`-byte pieces, `depth` reads in flight each, and checksum them.
+extern "C" __global__ void gu_read(uint8_t *arena, uint8_t *local, gpu_uring::RingLayout layout, uint32_t lanes,
+                                   uint32_t file, uint32_t chunk, uint64_t total, uint32_t depth, uint32_t budget,
+                                   uint32_t *status, gu::programs::lane_report *report) {
+    uint32_t lane = global_id();
+    if (lane < lanes && lane < layout.lanes) {
+        status[lane] = gu::programs::read_lane(arena, local, &layout, lane, lanes, file, chunk, total, depth, budget,
+                                               &report[lane]);
+    }
+}
+
+// The lane_stress program (`Program::LaneStress`; programs.h: lane_stress_lane).
+extern "C" __global__ void gu_lane_stress(uint8_t *arena, uint8_t *local, gpu_uring::RingLayout layout, uint32_t ops,
+                                          uint32_t budget, uint32_t *status, gu::programs::lane_report *report) {
+    uint32_t lane = global_id();
+    if (lane < layout.lanes) {
+        status[lane] = gu::programs::lane_stress_lane(arena, local, &layout, lane, ops, budget, &report[lane]);
+    }
+}
+
+// The edit_buffer program (`Program::EditBuffer`; programs.h: edit_buffer_lane): needs a host thread
+// acknowledging (`backend::edit_buffer_host`) while it runs.
+extern "C" __global__ void gu_edit_buffer(uint8_t *arena, uint8_t *local, gpu_uring::RingLayout layout,
+                                          uint32_t steps, uint32_t budget, uint32_t *status,
+                                          gu::programs::lane_report *report) {
+    (void)local;
+    uint32_t lane = global_id();
+    if (lane < layout.lanes) {
+        status[lane] = gu::programs::edit_buffer_lane(arena, &layout, lane, steps, budget, &report[lane]);
+    }
+}
+
+// The layout program (`Program::Layout`; programs.h: layout_lane).
+extern "C" __global__ void gu_layout(uint8_t *arena, uint8_t *local, gpu_uring::RingLayout layout, uint32_t *status,
+                                     gu::programs::lane_report *report) {
+    uint32_t lane = global_id();
+    if (lane < layout.lanes) {
+        status[lane] = gu::programs::layout_lane(arena, local, &layout, lane, &report[lane]);
+    }
+}
+
+// The exact program (`Program::Exact`; programs.h: exact_lane): lane 0 publishes `count` SQE images as given.
+extern "C" __global__ void gu_exact(uint8_t *arena, uint8_t *local, gpu_uring::RingLayout layout, uint32_t count,
+                                    uint32_t budget, uint32_t *status, gu::programs::lane_report *report) {
+    uint32_t lane = global_id();
+    if (lane < layout.lanes) {
+        status[lane] = gu::programs::exact_lane(arena, local, &layout, lane, count, budget, &report[lane]);
+    }
+}
+
+// The hostile program (`Program::Hostile`; programs.h: hostile_lane): lane 0 runs row `which` (`HostileCase`
+// code); report = {1, 0, status, result as u32}.
+extern "C" __global__ void gu_hostile(uint8_t *arena, uint8_t *local, gpu_uring::RingLayout layout, uint32_t which,
+                                      uint32_t budget, uint32_t *status, gu::programs::lane_report *report) {
+    uint32_t lane = global_id();
+    if (lane < layout.lanes) {
+        status[lane] = gu::programs::hostile_lane(arena, local, &layout, lane, which, budget, &report[lane]);
+    }
+}
+
+// The RPC print client (programs.h: rpc_print_lane): `lanes` lanes, mailboxes in host memory (experiments/src/
+// rpc.rs), at most `budget` loop iterations per launch; relaunch until every mailbox's `finished` is set.
+extern "C" __global__ void gu_rpc_print(uint8_t *mailboxes, uint32_t lanes, uint32_t lines, uint32_t budget,
+                                        uint32_t *status) {
+    uint32_t lane = global_id();
+    if (lane < lanes) {
+        status[lane] = gu::programs::rpc_print_lane(mailboxes, lanes, lines, budget, lane);
+    }
+}
+
+// The memory-placement probe (programs.h: memory_placement_lane): the shader's push constants as arguments.
+extern "C" __global__ void gu_memory_placement(uint32_t *buf, uint32_t mode, uint32_t n, uint32_t mask,
+                                               uint32_t seed) {
+    gu::programs::memory_placement_lane(buf, mode, n, mask, seed, global_id(), gridDim.x * blockDim.x);
+}
+
+// The megakernel stream kernel on the io_queue (programs.h: stream_lane): `lanes` lanes stream pump file `file`
+// through double buffers in pump region `region` and checksum it. Takes the pump arena, its device-local block
+// (the slot ownership words) and the PumpLayout by value; `report[lane]`: done = chunks, failed, checksum = the
+// sum of the chunks' checksums, bytes. `status[lane]`: GU_QUEUE_STATUS_* (or programs::program_refused).
+extern "C" __global__ void gu_pump_stream(uint8_t *arena, uint8_t *local, gpu_uring::PumpLayout layout, uint32_t lanes,
+                                          uint32_t file, uint32_t region, uint32_t chunk, uint64_t total,
+                                          uint32_t budget, uint32_t *status, gu::programs::lane_report *report) {
+    uint32_t lane = global_id();
+    if (lane < lanes) {
+        status[lane] = gu::programs::stream_lane(arena, local, &layout, lane, lanes, file, region, chunk, total, budget,
+                                                 &report[lane]);
     }
 }

@@ -1,10 +1,11 @@
 //! The portability layer on the host C++ target: device-local RMWs and host-shared loads/stores with every
-//! memory order, under contention from several threads (lanes), the subgroup of one lane, backoff, and the
-//! ticket-aggregation and bounded-wait program bodies the GPU kernels run.
+//! memory order, under contention from several threads (lanes), the subgroup of one lane and the emulated
+//! n-lane subgroup (`Team`), backoff, and the ticket-aggregation and bounded-wait program bodies the GPU kernels
+//! run.
 
 use gpu_uring_kernels::{
-    backoff_step, fence_device, fence_system, host_subgroup, ticket_lane, wait_flag, LocalU32,
-    LocalU64, Order, SharedU32, SharedU64,
+    backoff_step, fence_device, fence_system, host_subgroup, host_subgroup_collectives,
+    ticket_lane, wait_flag, LocalU32, LocalU64, Order, SharedU32, SharedU64, Team,
 };
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -126,6 +127,87 @@ fn a_bounded_wait_gives_up_after_its_budget() {
 fn a_host_subgroup_is_one_lane() {
     // size, mask, leader, elect, rank, ballot(true), ballot(false), broadcast_first(v)
     assert_eq!(host_subgroup(42), [1, 1, 0, 1, 0, 1, 0, 42]);
+}
+
+/// A team of 5 threads is one subgroup of 5 lanes: size, mask, the lowest lane elected, ranks, ballots,
+/// broadcasts and prefix sums as a GPU subgroup gives them.
+#[test]
+fn a_host_team_is_one_subgroup() {
+    let team = Team::new(5);
+    let out: Vec<([u32; 8], [u32; 5])> = std::thread::scope(|s| {
+        let team = &team;
+        let hs: Vec<_> = (0..5u32)
+            .map(|lane| {
+                s.spawn(move || {
+                    let r = team.run_as(lane, || {
+                        (
+                            host_subgroup(100 + lane),
+                            host_subgroup_collectives(lane + 1),
+                        )
+                    });
+                    // A subgroup of one again after `run_as`.
+                    assert_eq!(host_subgroup(7), [1, 1, 0, 1, 0, 1, 0, 7]);
+                    r
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("a team thread"))
+            .collect()
+    });
+    for (lane, (basic, coll)) in out.iter().enumerate() {
+        let lane = lane as u32;
+        // size, mask, leader, elect, rank, ballot(true), ballot(false), broadcast_first(v)
+        assert_eq!(
+            *basic,
+            [5, 0x1f, 0, u32::from(lane == 0), lane, 0x1f, 0, 100],
+            "lane {lane}"
+        );
+        // ballot(odd), exclusive_sum(lane + 1), total, broadcast_first(lane + 1), synced
+        let below: u32 = (1..=lane).sum();
+        assert_eq!(*coll, [0b01010, below, 15, 1, 1], "lane {lane}");
+    }
+}
+
+/// The ticket probe in emulated subgroups of 8: the elected lane takes its subgroup's tickets with one RMW.
+#[test]
+fn ticket_aggregation_in_subgroups_of_eight() {
+    const N: u32 = 32;
+    let local = [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)];
+    let shared: Vec<AtomicU32> = (0..=N).map(|_| AtomicU32::new(0)).collect();
+    let teams: Vec<Team> = (0..N / 8).map(|_| Team::new(8)).collect();
+    std::thread::scope(|s| {
+        for lane in 0..N {
+            let (local, shared, teams) = (&local, &shared, &teams);
+            s.spawn(move || {
+                teams[(lane / 8) as usize].run_as(lane % 8, || ticket_lane(local, shared, lane))
+            });
+        }
+    });
+    assert_eq!(shared[N as usize].load(Ordering::Acquire), 1);
+    let mut seen: Vec<u32> = shared[..N as usize]
+        .iter()
+        .map(|w| w.load(Ordering::Relaxed))
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=N).collect::<Vec<_>>(),
+        "each lane holds one ticket"
+    );
+    // Each subgroup's tickets are contiguous and in rank order: lane 8t + i holds ticket 8b + i.
+    for t in 0..N / 8 {
+        let base = (0..N)
+            .find(|&k| shared[k as usize].load(Ordering::Relaxed) == 8 * t + 1)
+            .expect("the team's first lane has a ticket");
+        assert_eq!(base % 8, 0);
+        for i in 0..8 {
+            assert_eq!(
+                shared[(base + i) as usize].load(Ordering::Relaxed),
+                8 * t + i + 1
+            );
+        }
+    }
 }
 
 #[test]

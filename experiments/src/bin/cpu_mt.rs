@@ -23,6 +23,7 @@ use gpu_uring::backend::cpu::run_lanes;
 use gpu_uring::protocol::DeviceRing;
 use gpu_uring::protocol::{CompletionMode, FileRef, Lane, DEFAULT_BUDGET};
 use gpu_uring::ring::RingConfig;
+use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{fail, ring_mode_line, CommonArgs, Experiment, Percentiles, Record};
 
 /// CPU threads as lanes writing through one SQPOLL device ring: throughput and waker wake-ups.
@@ -32,7 +33,7 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// Threads (lanes).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     threads: u32,
     /// Writes per thread in the continuous runs.
     #[arg(long, default_value_t = 50_000)]
@@ -63,7 +64,7 @@ struct Run {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = gpu_uring_experiments::cli::parse::<Cli>(Devices::CpuOnly);
     let mut exp = Experiment::new("cpu_mt", cli.common.clone());
     exp.cpu_only();
     if cli.len == 0 || cli.len > 256 {
@@ -117,8 +118,8 @@ fn main() {
             .int("waker_wakeups", r.wakeups);
         if bursty {
             let rounds = cli.bursts as f64;
-            let mut b = r.bursts;
-            let p = Percentiles::of(&mut b);
+            let b = r.bursts;
+            let p = Percentiles::of(&b);
             row = row
                 .float("wakeups_per_round", r.wakeups as f64 / rounds, 2)
                 .float("burst_p50_us", p.p50 / 1e3, 1)
@@ -192,7 +193,8 @@ fn run(ring: &DeviceRing, cli: &Cli, c: CompletionMode, bursty: bool) -> Run {
             }
         }
         (ops, failed, bursts)
-    });
+    })
+    .unwrap_or_else(|e| fail(&e.to_string()));
     // Skip-success writes post nothing on success: the run ends when the kernel has consumed every SQE.
     let l = ring.layout();
     let (head, tail) = (view.u32_at(l.sq_head), view.u32_at(l.sq_tail));

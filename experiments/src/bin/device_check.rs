@@ -1,7 +1,9 @@
 //! device_check — which device backends this build and machine offer, and does each usable one work?
 //!
-//! For every backend (the CPU reference device, each Vulkan physical device the loader lists, HIP, CUDA; with
-//! `--device X` only X) it opens the device and reports usable or the reason it is not. On each usable device it runs one small dispatch of each kind
+//! For every backend (the CPU reference device, then each adapter of Vulkan, HIP and CUDA; with `--device X`
+//! only X) it opens the device and reports usable or the reason it is not: the backend compiled out of this
+//! build (and the cargo feature that adds it), no driver (`libcuda.so not found`), no device, or an adapter
+//! the protocol cannot use. On each usable device it runs one small dispatch of each kind
 //! through a fresh device ring and checks the result:
 //! - `nop`: `--lanes` lanes × 4 waited NOPs (`Program::Nop`), every one completed with result 0;
 //! - `print`: every lane prints one line (`Program::Print`) into a regular file, read back and compared with
@@ -47,39 +49,39 @@ fn main() {
     if cli.lanes == 0 {
         fail("--lanes must be at least 1");
     }
-    // Each candidate: its label and the selector that opens it, or why it cannot be opened.
-    let candidates: Vec<(String, Result<DeviceSelector, String>)> = match &sel {
+    // Each candidate: its label and what opens it, or why it cannot be opened.
+    let candidates: Vec<(String, Result<Candidate, String>)> = match &sel {
         DeviceSelector::Auto => {
-            let mut c = vec![("cpu".to_owned(), Ok(DeviceSelector::Cpu))];
-            // Every adapter of every GPU backend, each by its index (what `--device BACKEND:INDEX` selects);
-            // a backend compiled out of this build is listed with the feature that enables it.
+            let mut c = vec![(
+                "cpu".to_owned(),
+                Ok(Candidate::Selector(DeviceSelector::Cpu)),
+            )];
+            // Every adapter of every GPU backend, each by its index (what `--device vulkan:INDEX` selects);
+            // a backend compiled out of this build is listed with the feature that enables it, one without a
+            // driver or a device with the driver's reason.
             for entry in backend::backends().into_iter().rev() {
-                let adapters = entry.get().and_then(|b| b.adapters());
-                match adapters {
-                    Ok(list) if !list.is_empty() && entry.name == "vulkan" => {
+                match entry.get().and_then(|b| b.adapters()) {
+                    Ok(list) if list.is_empty() => c.push((
+                        entry.name.into(),
+                        Err(format!("{} unavailable: no adapter found", entry.name)),
+                    )),
+                    Ok(list) => {
                         for p in list {
-                            let label = format!("vulkan:{}", p.index);
+                            let label = format!("{}:{}", entry.name, p.index);
                             c.push(match p.usable {
-                                Ok(()) => {
-                                    (label, Ok(DeviceSelector::Vulkan(Some(p.index.to_string()))))
-                                }
+                                Ok(()) => (label, Ok(Candidate::Adapter(entry.name, p.index))),
                                 Err(why) => {
                                     (label, Err(format!("{} ({}): {why}", p.name, p.device_type)))
                                 }
                             });
                         }
                     }
-                    Ok(list) if list.is_empty() => c.push((
-                        entry.name.into(),
-                        Err(format!("{} unavailable: no adapter found", entry.name)),
-                    )),
-                    Ok(_) => c.push((entry.name.into(), entry.name.parse().map_err(|e: String| e))),
                     Err(e) => c.push((entry.name.into(), Err(e.to_string()))),
                 }
             }
             c
         }
-        one => vec![(one.to_string(), Ok(one.clone()))],
+        one => vec![(one.to_string(), Ok(Candidate::Selector(one.clone())))],
     };
     exp.say(&format!(
         "device: each backend in turn [--device {sel}]: {}",
@@ -94,11 +96,12 @@ fn main() {
     let mut failed = false;
     for (label, cand) in &candidates {
         let row = Record::new().text("backend", label.clone());
-        let opened = cand.as_ref().map_err(|why| why.clone()).and_then(|c| {
-            backend::open_with(c, &backend::DeviceConfig::from_env()).map_err(|e| e.to_string())
-        });
+        let opened = cand
+            .as_ref()
+            .map_err(|why| why.clone())
+            .and_then(|c| c.open().map_err(|e| e.to_string()));
         let dev = match opened {
-            Ok((dev, _)) => dev,
+            Ok(dev) => dev,
             Err(e) => {
                 if sel != DeviceSelector::Auto {
                     fail(&format!("--device {sel}: {e}"));
@@ -135,6 +138,26 @@ fn main() {
     if failed {
         eprintln!("FAILED: a usable device did not pass its sanity check");
         std::process::exit(1);
+    }
+}
+
+/// What opens one candidate device.
+enum Candidate {
+    /// A `--device` selector.
+    Selector(DeviceSelector),
+    /// Adapter `index` of the backend named.
+    Adapter(&'static str, usize),
+}
+
+impl Candidate {
+    fn open(&self) -> Result<Box<dyn Device>, backend::DeviceError> {
+        let config = backend::DeviceConfig::from_env();
+        match self {
+            Candidate::Selector(sel) => backend::open_with(sel, &config).map(|(d, _)| d),
+            Candidate::Adapter(name, index) => {
+                backend::backend(name)?.open(Some(&index.to_string()), false, &config)
+            }
+        }
     }
 }
 

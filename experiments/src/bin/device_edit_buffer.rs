@@ -24,6 +24,7 @@ use clap::Parser;
 use gpu_uring::backend::Program;
 use gpu_uring::protocol::DeviceRing;
 use gpu_uring::ring::RingConfig;
+use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::rpc::serve_flags;
 use gpu_uring_experiments::{
     fail, line_chart, loadavg, CommonArgs, Experiment, Percentiles, Record, Series,
@@ -36,7 +37,7 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// Lanes.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     lanes: u32,
     /// Steps (value stores, each acknowledged by the host) per lane.
     #[arg(long, default_value_t = 2000)]
@@ -47,7 +48,7 @@ struct Cli {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = gpu_uring_experiments::cli::parse::<Cli>(Devices::GpuOnly);
     let mut exp = Experiment::new("device_edit_buffer", cli.common.clone());
     let Some(dev) = exp.gpu_only("device code storing into host memory imported into the device")
     else {
@@ -89,8 +90,8 @@ fn main() {
     let want = cli.lanes as u64 * cli.steps as u64;
     let ok = tot.done == want && tot.failed == 0 && flags.seen == want && bad_final == 0;
     let secs = rep.elapsed.as_secs_f64();
-    let mut rt = flags.round_trips_us.clone();
-    let p = Percentiles::of(&mut rt);
+    let rt = &flags.round_trips_us;
+    let p = Percentiles::of(rt);
     let row = Record::new()
         .text("device", info.backend)
         .text("name", info.name.clone())

@@ -49,7 +49,7 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// Lanes per dispatch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     lanes: u32,
     /// WRITE SQEs per lane per dispatch (each with its own completion slot and staging line).
     #[arg(long, default_value_t = 4)]
@@ -177,7 +177,8 @@ fn main() {
                 }
             }
             (bad, unsubmitted)
-        });
+        })
+        .unwrap_or_else(|e| fail(&e.to_string()));
         let dispatch_us = t.elapsed().as_secs_f64() * 1e6;
         bad_device += per_lane.iter().map(|r| r.0).sum::<u64>();
         not_submitted += per_lane.iter().map(|r| r.1).sum::<u64>();
@@ -260,8 +261,8 @@ fn main() {
     let sqes: u64 = rounds.iter().map(|r| r.submitted as u64).sum();
     let enters: u64 = rounds.iter().map(|r| r.enters as u64).sum();
     let pct = |f: fn(&Round) -> f64| {
-        let mut v: Vec<f64> = rounds.iter().map(f).collect();
-        Percentiles::of(&mut v)
+        let v: Vec<f64> = rounds.iter().map(f).collect();
+        Percentiles::of(&v)
     };
     let (d, e, r) = (
         pct(|r| r.dispatch_us),
@@ -465,12 +466,12 @@ fn on_gpu(exp: &Experiment, dev: &dyn Device, cli: &Cli) {
         && per_dispatch.len() as u32 == rep.dispatches
         && quiet;
     let secs = rep.elapsed.as_secs_f64();
-    let mut enter_us: Vec<f64> = per_dispatch
+    let enter_us: Vec<f64> = per_dispatch
         .iter()
         .filter(|b| b.enters > 0)
         .map(|b| b.enter_us)
         .collect();
-    let e = Percentiles::of(&mut enter_us);
+    let e = Percentiles::of(&enter_us);
     let row = Record::new()
         .text("device", info.backend)
         .int("lanes", cli.lanes)

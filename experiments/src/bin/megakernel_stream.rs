@@ -34,7 +34,10 @@ use gpu_uring::ring::bus::BusCounters;
 use gpu_uring_experiments::{bar_chart, data_file, fail, loadavg, CommonArgs, Experiment, Record};
 
 #[derive(Parser, Debug)]
-#[command(about = "a persistent kernel streams a file through the io_queue pump and checksums it")]
+#[command(
+    version,
+    about = "a persistent kernel streams a file through the io_queue pump and checksums it"
+)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
@@ -49,7 +52,7 @@ struct Args {
     #[arg(long)]
     chunk: Option<u32>,
     /// Lanes of the persistent kernel [default: 4; 32 on a CPU-type Vulkan device].
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     lanes: Option<u32>,
     /// Longest the Vulkan kernel may run (seconds) before the run fails.
     #[arg(long, default_value_t = 600)]
@@ -100,9 +103,9 @@ fn main() -> ExitCode {
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let chunk = chunk as u64;
     let nchunks = total.div_ceil(chunk);
-    eprintln!(
+    exp.say(&format!(
         "megakernel_stream: {total} bytes, {nchunks} chunks of {chunk}, {lanes} lanes, double-buffered"
-    );
+    ));
 
     // Host checksum (the oracle).
     let t = Instant::now();
@@ -152,13 +155,13 @@ fn main() -> ExitCode {
         ) {
             Ok(r) => {
                 kernel_s = Some(r.elapsed.as_secs_f64());
-                eprintln!(
+                exp.say(&format!(
                     "{}: {} dispatches in {:.3} s, {} would-block allocation scans",
                     info.backend,
                     r.dispatches,
                     r.elapsed.as_secs_f64(),
                     r.lanes.iter().map(|s| s.would_block as u64).sum::<u64>()
-                );
+                ));
                 r.lanes
                     .iter()
                     .map(|s| LaneOut {
@@ -180,10 +183,10 @@ fn main() -> ExitCode {
         run_cpu_kernel(&pump, &args, lanes, chunk, total, nchunks)
     };
     let el = kernel_s.unwrap_or_else(|| t.elapsed().as_secs_f64());
-    eprintln!(
+    exp.say(&format!(
         "load average: {load:.1} before the kernel, {:.1} after",
         loadavg()
-    );
+    ));
     let st = match pump.stop() {
         Ok(s) => s,
         Err(e) => {
@@ -222,10 +225,10 @@ fn main() -> ExitCode {
     let row = match &bus {
         Some(b) => {
             let p = b.per_op(requests);
-            eprintln!(
+            exp.say(&format!(
                 "bus per request: {p}; device-local rmw {:.2}",
                 per(b.get(QueueRegion::Local).rmw),
-            );
+            ));
             row.float("host_rmw_per_op", p.host_rmw, 3)
                 .float("host_waited_loads_per_op", p.host_waited_loads, 3)
                 .float("host_loads_per_op", p.host_loads, 3)
@@ -262,10 +265,10 @@ fn main() -> ExitCode {
     ) {
         eprintln!("warning: {e}");
     }
-    eprintln!("device checksum {device_sum:016x}");
-    eprintln!("host checksum   {host:016x}");
+    exp.say(&format!("device checksum {device_sum:016x}"));
+    exp.say(&format!("host checksum   {host:016x}"));
     if ok {
-        eprintln!("checksums match");
+        exp.say("checksums match");
         ExitCode::SUCCESS
     } else {
         eprintln!("error: checksum mismatch ({failed} chunks failed, {bytes} of {total} bytes)");
@@ -287,6 +290,7 @@ fn run_cpu_kernel(
         out.bus = Some(lane.bus());
         out
     })
+    .unwrap_or_else(|e| fail(&e.to_string()))
 }
 
 /// One lane of the CPU kernel: its chunks, double-buffered.

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use gpu_uring::backend::{Grid, KernelArg, KernelCode, KernelLayout, Placement};
+use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{
     bar_chart, fail, loadavg, CommonArgs, Experiment, Percentiles, Record,
 };
@@ -64,7 +65,7 @@ const MODE_STORE: u32 = 2;
 const INIT_PER_INVOCATION: u32 = 1024;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = gpu_uring_experiments::cli::parse::<Cli>(Devices::GpuOnly);
     let mut exp = Experiment::new("memory_placement", cli.common.clone());
     let Some(dev) = exp.gpu_only("device-local memory apart from host memory, and shaders") else {
         return;
@@ -123,8 +124,8 @@ fn main() {
         let init_groups = (words as u32).div_ceil(64 * INIT_PER_INVOCATION);
         run(MODE_INIT, INIT_PER_INVOCATION, init_groups);
         let median = |run: &mut dyn FnMut() -> f64| {
-            let mut v: Vec<f64> = (0..cli.repeat).map(|_| run()).collect();
-            Percentiles::of(&mut v).p50
+            let v: Vec<f64> = (0..cli.repeat).map(|_| run()).collect();
+            Percentiles::of(&v).p50
         };
         // Dependent loads first (stores overwrite the chain).
         let base = median(&mut || run(MODE_CHASE, 0, 1));

@@ -23,7 +23,8 @@
 //! [`format_print_line`] lines every device prints, written to `/dev/null` unless `--print-to PATH`.
 //!
 //! Output: tables (or `--json` rows), `latency.csv`, `throughput.csv`, `latency.svg` (percentile curves, log
-//! scale) and `throughput.svg`. Exit status 1 if any line failed on any path.
+//! scale), `throughput.svg` (lines/s) and `helper_cpu.svg` (helper CPU ns per line). Exit status 1 if any line
+//! failed on any path.
 
 use gpu_uring::backend::Programs;
 use std::fs::File;
@@ -55,7 +56,7 @@ struct Cli {
     #[arg(long, default_value_t = 20_000)]
     samples: u32,
     /// Lanes for the throughput runs.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     lanes: u32,
     /// Lines per lane in the throughput runs.
     #[arg(long, default_value_t = 20_000)]
@@ -175,6 +176,7 @@ fn main() {
     let mut tp = Vec::new();
     if host_lanes {
         let warm = (cli.samples / 10).max(10);
+        exp.phase("latency, direct path");
         lat.push(direct_latency(
             fd,
             idle,
@@ -183,7 +185,9 @@ fn main() {
             timeout,
             &exp.access(),
         ));
+        exp.phase("latency, rpc path");
         lat.push(rpc_latency(fd, idle, warm, cli.samples, timeout));
+        exp.phase("latency, native path");
         lat.push(native_latency(fd, warm, cli.samples));
     } else {
         exp.say(&format!(
@@ -193,6 +197,7 @@ fn main() {
             info.backend
         ));
     }
+    exp.phase("throughput");
     tp.push(direct_throughput(
         &*dev,
         fd,
@@ -216,8 +221,8 @@ fn main() {
     let lat_rows: Vec<Record> = lat
         .iter()
         .map(|l| {
-            let mut s = l.samples.clone();
-            let p = Percentiles::of(&mut s);
+            let s = &l.samples;
+            let p = Percentiles::of(s);
             let r = Record::new()
                 .text("device", info.backend)
                 .text("path", l.path)
@@ -242,8 +247,8 @@ fn main() {
         let series: Vec<Series> = lat
             .iter()
             .map(|l| {
-                let mut s = l.samples.clone();
-                let p = Percentiles::of(&mut s);
+                let s = &l.samples;
+                let p = Percentiles::of(s);
                 Series {
                     label: l.path.to_owned(),
                     points: [p.p50, p.p90, p.p99, p.p999]
@@ -303,29 +308,34 @@ fn main() {
         &tp_rows,
     );
     let labels: Vec<String> = tp.iter().map(|t| t.path.to_owned()).collect();
+    // One unit per axis: throughput and the helpers' CPU per line are two charts.
     warn(bar_chart(
         &exp.out_dir().join("throughput.svg"),
+        &format!("{} lanes printing: lines/s ({})", cli.lanes, info.name),
+        "k lines/s",
+        &labels,
+        &[(
+            "k lines/s",
+            tp.iter().map(|t| t.lines as f64 / t.secs / 1e3).collect(),
+        )],
+    ));
+    warn(bar_chart(
+        &exp.out_dir().join("helper_cpu.svg"),
         &format!(
-            "{} lanes printing: lines/s and host CPU per line ({})",
+            "{} lanes printing: helper CPU per line ({})",
             cli.lanes, info.name
         ),
-        "k lines/s  |  helper CPU ns per line",
+        "helper CPU ns per line",
         &labels,
-        &[
-            (
-                "k lines/s",
-                tp.iter().map(|t| t.lines as f64 / t.secs / 1e3).collect(),
-            ),
-            (
-                "helper CPU ns/line",
-                tp.iter()
-                    .map(|t| {
-                        t.helper_cpu
-                            .map_or(0.0, |h| h.as_secs_f64() * 1e9 / t.lines.max(1) as f64)
-                    })
-                    .collect(),
-            ),
-        ],
+        &[(
+            "helper CPU ns/line",
+            tp.iter()
+                .map(|t| {
+                    t.helper_cpu
+                        .map_or(0.0, |h| h.as_secs_f64() * 1e9 / t.lines.max(1) as f64)
+                })
+                .collect(),
+        )],
     ));
     for t in &tp {
         exp.say(&format!(
@@ -520,6 +530,7 @@ fn direct_latency(
             }
         })
     })
+    .unwrap_or_else(|e| fail(&e.to_string()))
     .pop()
     .unwrap_or_default();
     finish(&ring);
@@ -541,6 +552,7 @@ fn rpc_latency(fd: i32, idle: Duration, warm: u32, n: u32, timeout: Duration) ->
         let (mut c, mut buf) = (arena.client(0), LineBuf::with_capacity(256));
         round_trips(warm, n, |seq| rpc_print(&mut c, &mut buf, 0, seq, deadline))
     })
+    .unwrap_or_else(|e| fail(&e.to_string()))
     .pop()
     .unwrap_or_default();
     let st = server.stop();
@@ -557,6 +569,7 @@ fn native_latency(fd: i32, warm: u32, n: u32) -> Latency {
         let mut buf = LineBuf::with_capacity(256);
         round_trips(warm, n, |seq| native_print(fd, &mut buf, 0, seq))
     })
+    .unwrap_or_else(|e| fail(&e.to_string()))
     .pop()
     .unwrap_or_default();
     Latency {
@@ -579,14 +592,27 @@ fn direct_throughput(
     let ring = ring(fd, lanes, idle, access);
     let (h0, p0) = (threads_cpu(DIRECT_HELPERS), process_cpu());
     let bus0 = gpu_uring::ring::bus::ring_totals();
-    let rep = dev
-        .run(&ring, lanes, &Program::Print { lines }, timeout)
-        .unwrap_or_else(|e| fail(&format!("running the print program: {e}")));
+    let started = Instant::now();
+    let rep = match dev.run(&ring, lanes, &Program::Print { lines }, timeout) {
+        Ok(rep) => Some(rep),
+        // Past --timeout-s: the lines not printed count as failed (below) and the tables still print.
+        Err(e @ gpu_uring::backend::DeviceError::Timeout { .. }) => {
+            eprintln!("direct path timed out: {e}");
+            None
+        }
+        Err(e) => fail(&format!("running the print program: {e}")),
+    };
     // Count the helpers' work until the last line is done (the run ends when every lane's lines completed).
     let (h1, p1) = (threads_cpu(DIRECT_HELPERS), process_cpu());
     finish(&ring);
     let errs = ring.view().local_snapshot().print_errors as u64;
-    let tot = rep.total();
+    let tot = rep.as_ref().map_or_else(
+        || gpu_uring::backend::LaneReport {
+            done: ring.view().local_snapshot().lines_printed as u64,
+            ..Default::default()
+        },
+        |r| r.total(),
+    );
     let log = ring.print_log_report();
     let lines_per_write = if log.device_writes > 0 {
         tot.done as f64 / log.device_writes as f64
@@ -600,18 +626,24 @@ fn direct_throughput(
         .caps
         .lanes_are_host_threads
         .then(|| bus.per_op(tot.done));
-    let bytes: u64 = rep
-        .lanes
-        .iter()
-        .enumerate()
-        .map(|(l, r)| lane_bytes(l as u32, r.done))
-        .sum();
+    let bytes: u64 = rep.as_ref().map_or(0, |rep| {
+        rep.lanes
+            .iter()
+            .enumerate()
+            .map(|(l, r)| lane_bytes(l as u32, r.done))
+            .sum()
+    });
     Throughput {
         path: "direct",
         helpers: "waker + SQPOLL thread + io-wq",
-        lines: tot.done,
+        // Lines whose write failed are not printed (through the print log a failed write can hold several:
+        // then this is an upper bound, and `failed` counts the write).
+        lines: tot.done.saturating_sub(errs),
         bytes,
-        secs: rep.elapsed.as_secs_f64(),
+        secs: rep
+            .as_ref()
+            .map_or(started.elapsed(), |r| r.elapsed)
+            .as_secs_f64(),
         helper_cpu: h0.zip(h1).map(|(a, b)| b.saturating_sub(a)),
         process_cpu: p1.saturating_sub(p0),
         failed: tot.failed
@@ -644,7 +676,8 @@ fn rpc_throughput(
     let per_lane = spawn_lanes(lanes, "rpc-lane", |id| {
         let (mut c, mut buf) = (arena.client(id), LineBuf::with_capacity(256));
         print_lines(lines, |seq| rpc_print(&mut c, &mut buf, id, seq, deadline))
-    });
+    })
+    .unwrap_or_else(|e| fail(&e.to_string()));
     let secs = t.elapsed().as_secs_f64();
     // Read while the server thread is alive (as for the direct path's helpers).
     let (h1, p1) = (threads_cpu(&["rpc-server"]), process_cpu());
@@ -668,7 +701,8 @@ fn native_throughput(fd: i32, lanes: u32, lines: u32) -> Throughput {
     let per_lane = spawn_lanes(lanes, "native-lane", |id| {
         let mut buf = LineBuf::with_capacity(256);
         print_lines(lines, |seq| native_print(fd, &mut buf, id, seq))
-    });
+    })
+    .unwrap_or_else(|e| fail(&e.to_string()));
     let secs = t.elapsed().as_secs_f64();
     let p1 = process_cpu();
     Throughput {
@@ -782,7 +816,7 @@ fn rpc_vulkan_throughput(
     let done: u64 = (0..lanes).map(|l| arena.word(l, MB_DONE) as u64).sum();
     let failed: u64 = (0..lanes).map(|l| arena.word(l, MB_FAILED) as u64).sum();
     drop(buf);
-    eprintln!("rpc_print: {dispatches} dispatches");
+    log::info!("rpc_print: {dispatches} dispatches");
     Throughput {
         path: "rpc",
         helpers: "RPC server thread",

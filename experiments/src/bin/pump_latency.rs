@@ -23,12 +23,16 @@ use gpu_uring::backend::{checksum, open, DeviceSelector, Program};
 use gpu_uring::protocol::DeviceRing;
 use gpu_uring::pump::{IdleConfig, Pump, PumpConfig, PumpFile, QueueLane, Request};
 use gpu_uring::ring::RingConfig;
+use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{
     bar_chart, data_file, fail, loadavg, CommonArgs, Experiment, Percentiles, Record,
 };
 
 #[derive(Parser, Debug)]
-#[command(about = "publish→complete latency and 4 KiB READ throughput of the io_queue pump")]
+#[command(
+    version,
+    about = "publish→complete latency and 4 KiB READ throughput of the io_queue pump"
+)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
@@ -51,15 +55,15 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     repeat: u32,
     /// Lane counts for the throughput runs.
-    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32", value_parser = clap::value_parser!(u32).range(1..))]
     lanes: Vec<u32>,
 }
 
 /// The longest any single wait may take before the experiment gives up.
 const WAIT: Duration = Duration::from_secs(60);
 
-fn stats_us(mut v: Vec<f64>) -> (f64, f64, f64) {
-    let p = Percentiles::of(&mut v);
+fn stats_us(v: Vec<f64>) -> (f64, f64, f64) {
+    let p = Percentiles::of(&v);
     (p.p50, p.p99, p.p999)
 }
 
@@ -126,7 +130,8 @@ fn through_pump(
             c += lanes as u64;
         }
         sum
-    });
+    })
+    .unwrap_or_else(|e| fail(&e.to_string()));
     let el = t.elapsed().as_secs_f64();
     let st = pump.stop().expect("stopping the pump");
     let sum = sums.iter().fold(0u64, |a, &b| a.wrapping_add(b));
@@ -162,7 +167,7 @@ fn through_ring(data: &std::fs::File, lanes: u32, total: u64) -> (f64, u64, Opti
     } else {
         !tot.checksum
     };
-    eprintln!(
+    log::info!(
         "direct path {}",
         gpu_uring_experiments::ring_mode_line(&ring)
     );
@@ -170,7 +175,7 @@ fn through_ring(data: &std::fs::File, lanes: u32, total: u64) -> (f64, u64, Opti
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = gpu_uring_experiments::cli::parse::<Args>(Devices::CpuOnly);
     let mut exp = Experiment::new("pump_latency", args.common.clone());
     // The io_queue's device side exists for the CPU reference device only (its lanes are CPU threads).
     exp.cpu_only();
@@ -182,6 +187,7 @@ fn main() -> ExitCode {
     let maxl = args.lanes.iter().copied().max().unwrap_or(1).max(1);
 
     // ---- latency --------------------------------------------------------------------------------------------
+    exp.phase("latency");
     let pump = Pump::spawn(PumpConfig {
         slots: 256,
         regions: vec![maxl as usize * 4096],
@@ -246,6 +252,7 @@ fn main() -> ExitCode {
     let mut idle_rows: Vec<Record> = Vec::new();
     let mut idle_chart = (Vec::new(), Vec::new(), Vec::new());
     for &park_us in &args.park_us {
+        exp.phase(&format!("idle cost, max_park {park_us} µs"));
         let park = Duration::from_micros(park_us.max(1));
         let cfg = IdleConfig {
             max_park: park,
@@ -309,6 +316,7 @@ fn main() -> ExitCode {
     let mut ring_mbs = Vec::new();
     let mut ok = true;
     for &lanes in &args.lanes {
+        exp.phase(&format!("throughput, {lanes} lanes"));
         for path in ["pump", "device ring"] {
             // Each configuration runs `--repeat` times: this is a shared, noisy machine, so the table shows
             // the median and the best run, and the load average when it ran.
@@ -370,7 +378,10 @@ fn main() -> ExitCode {
         ],
     ));
     let labels: Vec<String> = args.lanes.iter().map(|l| format!("{l} lanes")).collect();
-    eprintln!("load average (1 min) at the end: {:.2}", loadavg());
+    exp.say(&format!(
+        "load average (1 min) at the end: {:.2}",
+        loadavg()
+    ));
     chart(bar_chart(
         &dir.join("throughput.svg"),
         "4 KiB READ throughput (median run): pump vs device ring (CPU reference device)",

@@ -28,6 +28,8 @@ use gpu_uring::backend::{checksum, open, DeviceSelector, Program, Programs};
 use gpu_uring::protocol::DeviceRing;
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueLane, Request};
 use gpu_uring::ring::RingConfig;
+use gpu_uring_experiments::cli::Devices;
+use gpu_uring_experiments::progress::Progress;
 use gpu_uring_experiments::{
     bar_chart, data_file, fail, loadavg, ring_mode_line, CommonArgs, Experiment, Record,
 };
@@ -35,6 +37,7 @@ use io_uring::{opcode, types, IoUring};
 
 #[derive(Parser, Debug)]
 #[command(
+    version,
     about = "4 KiB page-cache READ throughput: plain io_uring reader vs device lanes vs the pump"
 )]
 struct Args {
@@ -235,7 +238,8 @@ fn pump(data: &std::fs::File, total: u64, lanes: u32, depth: u32) -> (f64, u64) 
             lane.free(slot);
             seen += 1;
         }
-    });
+    })
+    .unwrap_or_else(|e| fail(&e.to_string()));
     let el = t.elapsed().as_secs_f64();
     if let Err(e) = pump.stop() {
         fail(&format!("stopping the pump: {e}"));
@@ -257,8 +261,8 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    let mut exp = Experiment::new("read_throughput", args.common.clone());
+    let args = gpu_uring_experiments::cli::parse::<Args>(Devices::CpuOnly);
+    let mut exp = Experiment::new("read_throughput", args.common.clone()).without_status_line();
     // Device lanes here are the CPU reference device's threads (the pump's device side exists only there).
     exp.cpu_only();
     let dir = exp.out_dir().to_path_buf();
@@ -278,6 +282,7 @@ fn main() -> ExitCode {
     let mut ratio = vec![Vec::new(); PATHS.len()];
     let mut ok = vec![true; PATHS.len()];
     let mut mode = String::new();
+    let progress = Progress::new("read_throughput rounds", Some(rounds as u64));
     for round in 0..rounds {
         let mut this = [f64::NAN; PATHS.len()];
         for k in 0..PATHS.len() {
@@ -303,7 +308,8 @@ fn main() -> ExitCode {
         for p in 0..PATHS.len() {
             ratio[p].push(this[p] / this[0]);
         }
-        eprintln!(
+        progress.inc(1);
+        let line = format!(
             "round {}/{rounds}: {}",
             round + 1,
             PATHS
@@ -313,7 +319,9 @@ fn main() -> ExitCode {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        progress.suspend(|| exp.say(&line));
     }
+    drop(progress);
     let mut rows = Vec::new();
     for (p, name) in PATHS.iter().enumerate() {
         let min = rate[p].iter().copied().fold(f64::INFINITY, f64::min);

@@ -84,6 +84,7 @@ const SHORT: &[(&str, &[&str])] = &[
 
 /// Runs the experiments in their short configurations and writes the results table.
 #[derive(Parser)]
+#[command(version)]
 struct Cli {
     /// Device for every experiment (see any experiment's `--help`).
     #[arg(long, default_value = "auto")]

@@ -28,6 +28,7 @@ use gpu_uring::protocol::DeviceRing;
 use gpu_uring::protocol::{CompletionMode, FileRef, Lane, DEFAULT_BUDGET};
 use gpu_uring::ring::bus::{BusCounters, PerOp, RingRegion};
 use gpu_uring::ring::{RingConfig, WakerConfig};
+use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{
     fail, line_chart, ring_mode_line, CommonArgs, Experiment, Percentiles, Record, Series,
 };
@@ -65,7 +66,7 @@ struct Cli {
     waker_spin_us: Option<u64>,
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Op {
     Nop,
     Write1,
@@ -221,7 +222,7 @@ fn measure(p: &mut dyn RoundTrip, op: Op, n: usize, gap: Option<Duration>) -> Sa
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = gpu_uring_experiments::cli::parse::<Cli>(Devices::CpuOnly);
     let mut exp = Experiment::new("ring_latency", cli.common.clone());
     exp.cpu_only();
     let idle = Duration::from_millis(cli.sq_idle_ms.max(1));
@@ -298,9 +299,10 @@ fn main() {
                 ("device-ring", &mut dev as &mut dyn RoundTrip),
                 ("io-uring-crate", &mut crate_path as &mut dyn RoundTrip),
             ] {
-                let mut s = measure(p, op, n, g);
+                exp.phase(&format!("{mode} {op:?} round trips, {path}"));
+                let s = measure(p, op, n, g);
                 failed += s.failed;
-                let pc = Percentiles::of(&mut s.ns);
+                let pc = Percentiles::of(&s.ns);
                 let us = |v: f64| v / 1e3;
                 let mut row = Record::new()
                     .text("path", path)

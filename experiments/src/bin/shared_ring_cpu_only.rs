@@ -23,6 +23,7 @@ use clap::Parser;
 use gpu_uring::protocol::DeviceRing;
 use gpu_uring::protocol::{CompletionMode, FileRef, Lane, DEFAULT_BUDGET};
 use gpu_uring::ring::RingConfig;
+use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{fail, CommonArgs, Experiment, Record};
 
 /// `IORING_SQ_NEED_WAKEUP` from `<linux/io_uring.h>`: set in `sq.flags` by the kernel when the SQPOLL thread
@@ -65,7 +66,7 @@ impl Steps {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = gpu_uring_experiments::cli::parse::<Cli>(Devices::CpuOnly);
     let mut exp = Experiment::new("shared_ring_cpu_only", cli.common.clone());
     exp.cpu_only();
     let idle = Duration::from_millis(cli.sq_idle_ms.max(1));

@@ -2,7 +2,7 @@
 //! with, and the traits through which [`super::header`] reads names, values, fields and offsets.
 
 /// A `u32` read from shared memory that names no value of the enum it should be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{value} (0x{value:x}) is not a valid {what}")]
 pub struct UnknownValue {
     /// What the value should have been (e.g. "io_queue slot state").
@@ -10,6 +10,8 @@ pub struct UnknownValue {
     /// The value found.
     pub value: u32,
 }
+
+debug_as_display!(UnknownValue);
 
 /// Defines a `#[repr(u32)]` wire enum: the enum, `TryFrom<u32>`, `From<Self> for u32`, `ALL`, and `name()`
 /// (the lower-case name the C header upper-cases after its prefix).

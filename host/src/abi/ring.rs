@@ -418,6 +418,8 @@ wire_enum! {
         BadSlot = 5 => "bad_slot",
         /// A shared word was outside what the protocol allows; counted in `protocol_violations`.
         ProtocolViolation = 6 => "protocol_violation",
+        /// A print whose line (with its newline) is longer than the ring's `line_bytes`; nothing was printed.
+        LineTooLong = 7 => "line_too_long",
     }
 }
 
@@ -435,6 +437,8 @@ pub const STATUS_BAD_FLAGS: u32 = WaitStatus::BadFlags as u32;
 pub const STATUS_BAD_SLOT: u32 = WaitStatus::BadSlot as u32;
 /// [`WaitStatus::ProtocolViolation`] as device code returns it.
 pub const STATUS_PROTOCOL_VIOLATION: u32 = WaitStatus::ProtocolViolation as u32;
+/// [`WaitStatus::LineTooLong`] as device code returns it.
+pub const STATUS_LINE_TOO_LONG: u32 = WaitStatus::LineTooLong as u32;
 
 /// CAS attempts before a reservation reports would-block (§3).
 pub const RESERVE_TRIES: u32 = 64;

@@ -87,7 +87,7 @@ pin_layout!(RunHeader, size = 768, align = 8 {
 });
 
 /// Why a text table cannot be built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TextTableError {
     /// More pieces than [`TEXT_ENTRIES`].
@@ -97,6 +97,8 @@ pub enum TextTableError {
     #[error("{0} bytes of text: the run buffer's text table holds at most {TEXT_BYTES}")]
     TooManyBytes(usize),
 }
+
+debug_as_display!(TextTableError);
 
 impl RunHeader {
     /// A header with `params` and the text table holding `texts` (in id order).

@@ -9,7 +9,8 @@
 //! [`Placement::DeviceLocal`] buffer, filled from the host copy before the first dispatch and copied back after
 //! the last), and launches ([`Device::launch`]) with the arguments arena, arena (the GLSL's 32- and 64-bit
 //! views), run buffer, local block, local block (likewise), [`RingLayout`] by value, re-dispatching
-//! ([`super::redispatch`]) until every lane reports [`LANE_FINISHED`].
+//! ([`super::redispatch`]) until every lane reports [`LANE_FINISHED`]. A device that runs the CUDA/HIP device
+//! library ([`Device::library`]) runs the programs on the library's kernels instead ([`super::library`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,19 +29,26 @@ use crate::ring::RingLayout;
 
 /// Which kernels of the built-in programs a device runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flavor {
+pub(super) enum Flavor {
     /// The SPIR-V shaders: resumable, bounded by the loop budget per dispatch.
     SpirV,
     /// The native kernels: each lane runs its program to the end in one dispatch.
     Native,
 }
 
+/// The kernel of a run: a built-in program's (loaded from the device's cache) or one loaded already.
+pub(super) enum PlanKernel {
+    /// A built-in program: its name and SPIR-V.
+    Builtin(&'static str, &'static [u8]),
+    /// A kernel the caller loaded ([`super::RingKernel`]).
+    Loaded(Kernel),
+}
+
 /// What one run needs: the program's kernel, parameters and text table.
-struct Plan {
-    name: &'static str,
-    spirv: &'static [u8],
-    params: RunParams,
-    texts: &'static [&'static str],
+pub(super) struct Plan<'a> {
+    pub(super) kernel: PlanKernel,
+    pub(super) params: RunParams,
+    pub(super) texts: &'a [&'a str],
 }
 
 fn run_error(backend: &'static str, message: impl std::fmt::Display) -> DeviceError {
@@ -149,6 +157,9 @@ fn run<D: Device + ?Sized>(
             format!("{lanes} lanes requested; the ring has 1..={}", l.lanes),
         ));
     }
+    if let Some(lib) = dev.library() {
+        return super::library::run(dev, lib, ring, lanes, program, timeout, between);
+    }
     let flavor = flavor(dev, &format!("running {program:?}"))?;
     let plan = plan(dev, flavor, ring, lanes, program)?;
     run_plan(dev, flavor, ring, lanes, plan, timeout, between)
@@ -172,6 +183,9 @@ fn format_probe<D: Device + ?Sized>(
             ),
         ));
     }
+    if let Some(lib) = dev.library() {
+        return super::library::format_probe(dev, lib, cases);
+    }
     let flavor = flavor(dev, "format_probe")?;
     let v = ring.view();
     for (i, c) in cases.iter().enumerate() {
@@ -180,8 +194,7 @@ fn format_probe<D: Device + ?Sized>(
         v.write_bytes(l.fixed + 128 * i as u32, bytemuck::bytes_of(&words));
     }
     let plan = Plan {
-        name: "format",
-        spirv: spirv::FORMAT,
+        kernel: PlanKernel::Builtin("format", spirv::FORMAT),
         params: RunParams {
             program: PROGRAM_FORMAT,
             lanes: n,
@@ -240,12 +253,13 @@ fn kernel<D: Device + ?Sized>(
     }
 }
 
-fn run_plan<D: Device + ?Sized>(
+/// Runs `plan` on `lanes` lanes (checked by the caller: 1..=the ring's lanes, ≤ 65535).
+pub(super) fn run_plan<D: Device + ?Sized>(
     dev: &D,
     flavor: Flavor,
     ring: &DeviceRing,
     lanes: u32,
-    plan: Plan,
+    plan: Plan<'_>,
     timeout: Duration,
     between: &mut BetweenDispatches<'_>,
 ) -> Result<RunReport, DeviceError> {
@@ -253,12 +267,15 @@ fn run_plan<D: Device + ?Sized>(
     let backend = info.backend;
     let l = ring.layout();
     let Plan {
-        name,
-        spirv,
+        kernel,
         params,
         texts,
     } = plan;
-    let kernel = kernel(dev, flavor, name, spirv)?;
+    let kernel = match kernel {
+        PlanKernel::Builtin(name, spirv) => self::kernel(dev, flavor, name, spirv)?,
+        PlanKernel::Loaded(k) => k,
+    };
+    let name = kernel.name().to_owned();
     let keep = ring.arena_keepalive();
     let (base, len) = keep.arena();
     let owner: Arc<dyn Send + Sync> = Arc::new(keep);
@@ -269,7 +286,7 @@ fn run_plan<D: Device + ?Sized>(
     let head = std::mem::size_of::<RunHeader>();
     let each = std::mem::size_of::<LaneState>();
     let run_buf = dev.alloc(Placement::HostVisible, head + lanes as usize * each)?;
-    let header = RunHeader::new(params, texts);
+    let header = RunHeader::with_texts(params, texts).map_err(|e| run_error(backend, e))?;
     let header_words: &[u32] = bytemuck::cast_slice(std::slice::from_ref(&header));
     for (i, w) in header_words.iter().enumerate() {
         run_buf.store_u32(i, *w);
@@ -442,7 +459,7 @@ fn plan<D: Device + ?Sized>(
     ring: &DeviceRing,
     lanes: u32,
     program: &Program,
-) -> Result<Plan, DeviceError> {
+) -> Result<Plan<'static>, DeviceError> {
     let backend = dev.info().backend;
     let l = &ring.layout();
     let mut p = RunParams {
@@ -561,8 +578,7 @@ fn plan<D: Device + ?Sized>(
         }
     };
     Ok(Plan {
-        name: r.0,
-        spirv: r.1,
+        kernel: PlanKernel::Builtin(r.0, r.1),
         params: p,
         texts: r.2,
     })

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// A backend could not be opened.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeviceError {
     /// The backend is not usable here.
@@ -31,6 +31,29 @@ pub enum DeviceError {
         /// What was asked.
         what: String,
     },
+    /// More lanes were asked for than the ring was sized for.
+    #[error("{backend}: {lanes} lanes asked for, but the ring was sized for {max}: raise RingConfig::lanes or run fewer lanes")]
+    TooManyLanes {
+        /// Backend name.
+        backend: &'static str,
+        /// Lanes asked for.
+        lanes: u32,
+        /// Lanes the ring has (`RingLayout::lanes`).
+        max: u32,
+    },
+    /// A lane could not be started (on the CPU device: its thread could not be spawned, e.g. `EAGAIN` under a
+    /// thread or memory limit). No lane ran.
+    #[error("{backend}: could not start lane {lane} of {lanes}: {message}; no lane ran (raise the thread or memory limit, or run fewer lanes)")]
+    LaneStart {
+        /// Backend name.
+        backend: &'static str,
+        /// The lane that could not be started.
+        lane: u32,
+        /// Lanes asked for.
+        lanes: u32,
+        /// The operating system's error.
+        message: String,
+    },
     /// A dispatch exceeded its time limit.
     #[error("{backend}: dispatch exceeded {limit:?}")]
     Timeout {
@@ -40,6 +63,8 @@ pub enum DeviceError {
         limit: Duration,
     },
 }
+
+debug_as_display!(DeviceError);
 
 /// A backend's "not available in this build" error: the backend exists but its cargo feature is off.
 pub fn compiled_out(backend: &'static str, feature: &'static str) -> DeviceError {

@@ -706,6 +706,23 @@ pub trait Device: Send + Sync {
     fn fence_stats(&self) -> FenceStats {
         FenceStats::default()
     }
+
+    /// The CUDA/HIP device library's kernels, where this device runs the built-in programs on them
+    /// ([`super::library`]); `None` elsewhere.
+    fn library(&self) -> Option<&dyn LibraryDevice> {
+        None
+    }
+}
+
+/// What a device that runs the CUDA/HIP device library offers the built-in programs ([`super::library`]).
+pub trait LibraryDevice: Send + Sync {
+    /// The library's kernel `name` (e.g. `gu_print`) from the committed binary this device loads, loaded once.
+    fn library_kernel(&self, name: &'static str) -> Result<Kernel, DeviceError>;
+    /// Copies `src` into `buf` from byte `at` (the driver copies into device memory the host cannot map).
+    fn write_buffer(&self, buf: &DeviceBuffer, at: usize, src: &[u8]) -> Result<(), DeviceError>;
+    /// Copies from byte `at` of `buf` into `dst`.
+    fn read_buffer(&self, buf: &DeviceBuffer, at: usize, dst: &mut [u8])
+        -> Result<(), DeviceError>;
 }
 
 /// What a [`Submission`]'s completion descriptor is.

@@ -90,7 +90,10 @@ pub fn backends() -> [BackendEntry; 3] {
         },
         BackendEntry {
             name: "hip",
-            feature: None,
+            feature: Some("hip"),
+            #[cfg(feature = "hip")]
+            backend: Some(&super::hip::HipBackend),
+            #[cfg(not(feature = "hip"))]
             backend: None,
         },
         BackendEntry {

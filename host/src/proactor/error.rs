@@ -41,30 +41,48 @@ impl fmt::Display for Errno {
 }
 
 /// Errors of the proactor API and failed operations.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The requested backend cannot be used in this process (kernel too old, blocked by
     /// seccomp or `kernel.io_uring_disabled`, memlock limit). Auto selection falls back.
     #[error("{backend} backend unavailable: {}; {hint}", Errno(*errno))]
     Unavailable {
+        /// The backend that cannot be used (`io_uring` or `epoll`).
         backend: &'static str,
+        /// The errno its setup returned.
         errno: i32,
+        /// What to do about it.
         hint: &'static str,
     },
 
     /// A bounded queue is full. Retryable: poll (or wait for completions) and submit again.
     /// Nothing of the rejected submission was started.
     #[error("{queue} full ({capacity} entries): poll to drain completions, then retry")]
-    SubmissionQueueFull { queue: QueueKind, capacity: u32 },
+    SubmissionQueueFull {
+        /// Which queue is full.
+        queue: QueueKind,
+        /// Its capacity in entries.
+        capacity: u32,
+    },
 
     /// A system call made by the proactor itself failed.
     #[error("{what} failed: {}", Errno(*errno))]
-    Sys { what: &'static str, errno: i32 },
+    Sys {
+        /// The call that failed.
+        what: &'static str,
+        /// Its errno.
+        errno: i32,
+    },
 
     /// An operation completed with an error from the kernel (or the emulating syscall).
     #[error("{op} operation failed: {}", Errno(*errno))]
-    Op { op: &'static str, errno: i32 },
+    Op {
+        /// The operation's name.
+        op: &'static str,
+        /// The errno it completed with.
+        errno: i32,
+    },
 
     /// `poll` was called from a thread other than the one that polled first.
     #[error("poll called from a thread that does not own this proactor (the first thread to poll owns it)")]
@@ -84,6 +102,8 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
 }
+
+debug_as_display!(Error);
 
 impl Error {
     /// Whether retrying the same call later can succeed (the queue-full case).

@@ -271,7 +271,7 @@ impl Default for Options {
 }
 
 /// A submission that was refused; the operation (and its resources) is handed back.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[error("{error}")]
 pub struct SubmitError {
     /// Why.
@@ -279,6 +279,8 @@ pub struct SubmitError {
     /// The operation, untouched.
     pub op: Operation,
 }
+
+debug_as_display!(SubmitError);
 
 impl From<SubmitError> for Error {
     fn from(e: SubmitError) -> Error {

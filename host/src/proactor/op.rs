@@ -111,32 +111,60 @@ pub enum TimerSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum OpCode {
+    /// A no-op (`Operation::nop`).
     Nop,
+    /// A timer (`Operation::timer`).
     Timer,
+    /// A wait on an [`Event`](super::Event).
     EventWait,
+    /// A wait on a [`Notification`](super::Notification).
     NotificationWait,
+    /// An `openat`.
     Open,
+    /// A read into an owned buffer.
     Read,
+    /// A write from an owned buffer.
     Write,
+    /// A vectored read.
     Readv,
+    /// A vectored write.
     Writev,
+    /// A read into a registered buffer.
     ReadFixed,
+    /// A write from a registered buffer.
     WriteFixed,
+    /// An `fsync`.
     Fsync,
+    /// A `close`.
     Close,
+    /// An `accept` (single or multishot).
     Accept,
+    /// A `connect`.
     Connect,
+    /// A `recv` into an owned buffer.
     Recv,
+    /// A `send` from an owned buffer.
     Send,
+    /// A socket `shutdown`.
     Shutdown,
+    /// A `recvmsg`.
     Recvmsg,
+    /// A `sendmsg`.
     Sendmsg,
+    /// A multishot `recv` into a provided-buffer ring.
     RecvMultishot,
+    /// A zero-copy `send`.
     SendZc,
+    /// A `recv` into a registered buffer.
     RecvFixed,
+    /// A wait on one or more semaphores.
     SemaphoreWait,
+    /// The signal of an [`Event`](super::Event) from the kernel side (a relay's sink in a linked sequence).
     EventSignal,
+    /// Readiness of a descriptor for the proactor's own consumers (event sources, relays, signals, messages,
+    /// fence imports).
     PollSource,
+    /// A message to another proactor (`IORING_OP_MSG_RING` or its emulation).
     MsgRing,
 }
 
@@ -178,7 +206,7 @@ impl OpCode {
 /// Why an operation failed: which operation and the errno the kernel (or the
 /// emulating syscall) returned. Eight bytes, so completions stay small; converts into
 /// [`Error::Op`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{} operation failed: {}", op.name(), Errno(*errno))]
 pub struct OpError {
     /// The operation.
@@ -186,6 +214,8 @@ pub struct OpError {
     /// The errno.
     pub errno: i32,
 }
+
+debug_as_display!(OpError);
 
 impl From<OpError> for Error {
     fn from(e: OpError) -> Error {

@@ -48,7 +48,7 @@ pub enum PrintMode {
 }
 
 /// Why [`DeviceRing::try_quiesce`] did not reach a quiescent ring.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum QuiesceError {
     /// Requests were still in flight when the timeout passed.
@@ -72,6 +72,8 @@ pub enum QuiesceError {
     #[error("protocol violation in device-written words: {0}")]
     Violation(&'static str),
 }
+
+debug_as_display!(QuiesceError);
 
 /// Protocol violations seen on a ring (PROTOCOL.md §10).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -2,11 +2,15 @@
 //! allocation: everything formats into a fixed line buffer.
 
 /// A line being formatted by a lane: a fixed-capacity byte buffer. Text past the capacity is cut (the line
-/// keeps its final `\n`), and `truncated` records it.
+/// keeps its final `\n`), and `truncated` records it; a lane's print refuses a cut line
+/// (`LaneError::LineTooLong`) rather than print part of it.
 pub struct LineBuf {
     buf: Vec<u8>,
     cap: usize,
     truncated: bool,
+    /// Bytes the text would take uncut, and its last byte.
+    wanted: usize,
+    wanted_last: u8,
 }
 
 impl LineBuf {
@@ -16,6 +20,8 @@ impl LineBuf {
             buf: Vec::with_capacity(cap),
             cap,
             truncated: false,
+            wanted: 0,
+            wanted_last: 0,
         }
     }
 
@@ -23,6 +29,8 @@ impl LineBuf {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.truncated = false;
+        self.wanted = 0;
+        self.wanted_last = 0;
     }
 
     /// The formatted bytes.
@@ -35,10 +43,22 @@ impl LineBuf {
         self.truncated
     }
 
+    /// The capacity: the longest line, newline included.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// The length the line would have uncut, with its newline.
+    pub fn wanted_len(&self) -> usize {
+        self.wanted + usize::from(self.wanted_last != b'\n')
+    }
+
     #[inline]
     fn push(&mut self, b: u8) {
-        // Keep one byte for the newline.
-        if self.buf.len() + 1 < self.cap {
+        self.wanted += 1;
+        self.wanted_last = b;
+        // Keep one byte for the newline (which may be the caller's own).
+        if self.buf.len() + 1 < self.cap || (b == b'\n' && self.buf.len() < self.cap) {
             self.buf.push(b);
         } else {
             self.truncated = true;
@@ -247,5 +267,11 @@ mod tests {
         l.finish();
         assert_eq!(l.as_bytes(), b"abcdefg\n");
         assert!(l.truncated());
+        assert_eq!(l.wanted_len(), 12);
+        l.clear();
+        l.str("abcdefg\n");
+        l.finish();
+        assert!(!l.truncated());
+        assert_eq!((l.as_bytes().len(), l.wanted_len()), (8, 8));
     }
 }

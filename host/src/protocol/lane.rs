@@ -30,7 +30,7 @@ use crate::ring::layout::RING_FLAG_CONFINED;
 use crate::ring::RingView;
 
 /// Why a device operation did not happen. Nothing was submitted when one of these is returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LaneError {
     /// No room right now (SQ full, publication window full, or no CQ credit); try again.
@@ -61,7 +61,18 @@ pub enum LaneError {
     /// `protocol_violations`; the operation did not happen.
     #[error("protocol violation: a shared ring word is outside what the protocol allows (counted in protocol_violations)")]
     ProtocolViolation,
+    /// A print's line is longer than the ring's lines: nothing was printed. Shorten the line or raise
+    /// `RingConfig::line_bytes` (at most 4096).
+    #[error("line of {len} bytes (with its newline) does not fit the ring's {max}-byte lines; nothing was printed (raise RingConfig::line_bytes or shorten the line)")]
+    LineTooLong {
+        /// The line's length with its newline.
+        len: u32,
+        /// The longest line the ring prints (`line_bytes`, newline included).
+        max: u32,
+    },
 }
+
+debug_as_display!(LaneError);
 
 impl LaneError {
     /// The status code device code returns for this error (`STATUS_*`, what the GLSL library returns).
@@ -74,6 +85,7 @@ impl LaneError {
             LaneError::NotPending(_) => STATUS_NOT_PENDING,
             LaneError::BadFlags { .. } => STATUS_BAD_FLAGS,
             LaneError::ProtocolViolation => STATUS_PROTOCOL_VIOLATION,
+            LaneError::LineTooLong { .. } => STATUS_LINE_TOO_LONG,
         }
     }
 }

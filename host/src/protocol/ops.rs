@@ -200,7 +200,8 @@ impl Lane<'_> {
     }
 
     /// Formats one line with `f` and writes it with one write (a `\n` is appended if missing). Returns
-    /// `TimedOut` (the line is not printed) if it could not be submitted within `budget`.
+    /// `TimedOut` (the line is not printed) if it could not be submitted within `budget`, and `LineTooLong`
+    /// (nothing printed) if the line with its newline is longer than the ring's `line_bytes`.
     pub fn print_with(
         &mut self,
         budget: u32,
@@ -264,12 +265,25 @@ impl Lane<'_> {
         } else {
             self.finish_stream_print(budget)?;
         }
-        self.line.clear();
-        f(&mut self.line);
-        self.line.finish();
+        self.format_line(f)?;
         let line_off = self.view.line_off(self.id, j);
         self.bus().write_staging(line_off, self.line.as_bytes());
         Ok((j, self.line.as_bytes().len() as u32, target))
+    }
+
+    /// Formats a line into the lane's line buffer with `f` (a `\n` is appended if missing). `LineTooLong` if it
+    /// does not fit the ring's lines: nothing of it may be printed.
+    pub(super) fn format_line(&mut self, f: impl FnOnce(&mut LineBuf)) -> Result<u32, LaneError> {
+        self.line.clear();
+        f(&mut self.line);
+        self.line.finish();
+        if self.line.truncated() {
+            return Err(LaneError::LineTooLong {
+                len: u32::try_from(self.line.wanted_len()).unwrap_or(u32::MAX),
+                max: u32::try_from(self.line.capacity()).unwrap_or(u32::MAX),
+            });
+        }
+        Ok(self.line.as_bytes().len() as u32)
     }
 
     fn finish_stream_print(&mut self, budget: u32) -> Result<(), LaneError> {

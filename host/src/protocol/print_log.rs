@@ -405,17 +405,15 @@ impl Lane<'_> {
     }
 
     /// A print through the log (§7): format, reserve (retrying within `budget`: reap, back off), copy, complete,
-    /// ring the duty word. `TimedOut`: nothing was reserved, no byte of the line is written.
+    /// ring the duty word. `TimedOut`: nothing was reserved, no byte of the line is written. `LineTooLong`:
+    /// the line does not fit the ring's lines; nothing was reserved.
     pub(super) fn print_log_with(
         &mut self,
         t: LogTarget,
         budget: u32,
         f: impl FnOnce(&mut LineBuf),
     ) -> Result<(), LaneError> {
-        self.line.clear();
-        f(&mut self.line);
-        self.line.finish();
-        let len = self.line.as_bytes().len() as u32;
+        let len = self.format_line(f)?;
         let mut i = 0u32;
         let (ticket, start) = loop {
             self.take_log_duty(budget.min(LOG_PRINT_POLLS));

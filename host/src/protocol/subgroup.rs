@@ -290,7 +290,8 @@ impl<'a> Subgroup<'a> {
 
     /// One line per lane in `mask`, formatted by `f(lane index, lane id, line)`: each lane makes its own staging
     /// line reusable and writes its line; the elected lane reserves for all and, in offset mode, takes the file
-    /// range of all lines with one `print_offset` RMW; one RMW counts the lines.
+    /// range of all lines with one `print_offset` RMW; one RMW counts the lines. A lane whose line (with its
+    /// newline) is longer than the ring's `line_bytes` gets `LineTooLong` and prints nothing.
     pub fn print_with(
         &mut self,
         mask: u32,
@@ -431,9 +432,12 @@ impl<'a> Subgroup<'a> {
         for (i, lane) in self.lanes.iter_mut().enumerate() {
             if pending & (1 << i) != 0 {
                 let id = lane.id;
-                lane.line.clear();
-                f(i, id, &mut lane.line);
-                lane.line.finish();
+                if let Err(e) = lane.format_line(|b| f(i, id, b)) {
+                    if let Some(o) = out.get_mut(i) {
+                        *o = Some(Err(e));
+                    }
+                    pending &= !(1 << i);
+                }
             }
         }
         let mut round = 0;

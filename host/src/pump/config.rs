@@ -146,7 +146,7 @@ impl Default for PumpConfig {
 }
 
 /// An error building or running a pump. Each message says what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PumpError {
     /// The arena cannot be planned.
@@ -183,6 +183,8 @@ pub enum PumpError {
     #[error("the pump was already started")]
     AlreadyStarted,
 }
+
+debug_as_display!(PumpError);
 
 /// The pump's counters.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

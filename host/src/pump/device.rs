@@ -101,7 +101,7 @@ impl QueueCompletion {
 }
 
 /// Why a device-side operation did not produce a completion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueueError {
     /// Every slot is in use; try again (after freeing one of yours, or later).
@@ -118,6 +118,8 @@ pub enum QueueError {
     #[error("slot {0} holds no published request")]
     NotPublished(u32),
 }
+
+debug_as_display!(QueueError);
 
 /// Result of one poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

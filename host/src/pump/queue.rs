@@ -30,7 +30,9 @@ pub use crate::abi::queue::*;
 /// Where everything lies in a pump arena: the queue pages, then each region between guard bytes.
 #[derive(Debug, Clone)]
 pub struct QueueArenaPlan {
+    /// The offsets device code is given (queue, slots, region table).
     pub layout: PumpLayout,
+    /// Each region's place in the arena, in handle order.
     pub regions: Vec<RegionDesc>,
     /// Bytes of the queue part (header, request sequences, region table, slots), page-rounded.
     pub queue_len: usize,
@@ -41,7 +43,7 @@ fn round_up(x: usize, a: usize) -> usize {
 }
 
 /// Why a pump arena cannot be planned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlanError {
     /// Slots out of range.
@@ -64,6 +66,8 @@ pub enum PlanError {
     )]
     TooLarge(usize),
 }
+
+debug_as_display!(PlanError);
 
 impl QueueArenaPlan {
     /// Plans an arena for `nslots` slots and the given region sizes. Every region starts on a page boundary

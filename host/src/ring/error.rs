@@ -3,7 +3,7 @@
 use std::io;
 
 /// An error creating, registering or driving a device ring.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum RingError {
     /// `io_uring_setup` returned EPERM: io_uring is disabled by the `kernel.io_uring_disabled` sysctl or
@@ -103,6 +103,8 @@ pub enum RingError {
         source: io::Error,
     },
 }
+
+debug_as_display!(RingError);
 
 impl RingError {
     /// The errno behind this error, if it came from the kernel.
@@ -226,6 +228,19 @@ pub fn memlock_limit_text() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_is_the_message_so_main_shows_it() {
+        let e = RingError::Disabled { sysctl: Some(2) };
+        let debug = format!("{e:?}");
+        assert_eq!(debug, e.to_string());
+        assert!(
+            debug.contains("sysctl kernel.io_uring_disabled=0"),
+            "{debug}"
+        );
+        // `fn main() -> Result<(), RingError>` prints `Error: {:?}`: the message, not the variant's fields.
+        assert!(!debug.contains("Disabled {"), "{debug}");
+    }
 
     #[test]
     fn release_parsing() {

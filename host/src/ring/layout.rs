@@ -11,14 +11,23 @@ pub use crate::abi::uring::{Cqe, Sqe};
 pub struct ArenaPlan {
     /// Rings region (SQ/CQ headers + CQEs + optional SQ array).
     pub rings: usize,
+    /// Bytes of the rings region.
     pub rings_len: usize,
+    /// The SQE array.
     pub sqes: usize,
+    /// Bytes of the SQE array.
     pub sqes_len: usize,
+    /// The host-shared control block (`SharedControl`).
     pub control: usize,
+    /// Bytes of the control block, page-rounded.
     pub control_len: usize,
+    /// The staging lines and the print log (registered as one fixed buffer).
     pub staging: usize,
+    /// Bytes of the staging region.
     pub staging_len: usize,
+    /// The fixed buffers device code reads and writes through.
     pub fixed: usize,
+    /// Bytes of the fixed buffers.
     pub fixed_len: usize,
     /// Total bytes.
     pub total: usize,

@@ -32,7 +32,7 @@ pub mod view;
 pub mod waker;
 pub(crate) mod words;
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -326,19 +326,26 @@ impl Ring {
             layout: lay,
         });
         init_control(&inner.view(), &cfg);
-        let raw = inner.fd.as_raw_fd();
+        let raw = inner.fd.as_fd();
         register_files(raw, &cfg.fixed_files)?;
         register_buffers(raw, &inner, &plan, cfg.fixed_buffer_bytes)?;
         if let DeviceAccess::Confined(conf) = &cfg.access {
             confine(raw, conf)?;
         }
-        if kring.params.flags & sys::SETUP_R_DISABLED != 0 {
+        if kring.params.flags.bits() & sys::SETUP_R_DISABLED != 0 {
             // SAFETY: ENABLE_RINGS takes no argument.
-            unsafe { sys::register(raw, sys::REGISTER_ENABLE_RINGS, std::ptr::null(), 0) }
-                .map_err(|source| RingError::Register {
-                    op: "IORING_REGISTER_ENABLE_RINGS",
-                    source,
-                })?;
+            unsafe {
+                sys::register(
+                    raw,
+                    sys::RegisterOp::RegisterEnableRings,
+                    std::ptr::null(),
+                    0,
+                )
+            }
+            .map_err(|source| RingError::Register {
+                op: "IORING_REGISTER_ENABLE_RINGS",
+                source,
+            })?;
         }
         let waker = if cfg.sqpoll {
             Some(
@@ -357,8 +364,8 @@ impl Ring {
             inner,
             fixed_files: cfg.fixed_files,
             access: cfg.access,
-            features: kring.params.features,
-            setup_flags: kring.params.flags,
+            features: kring.params.features.bits(),
+            setup_flags: kring.params.flags.bits(),
             host_violations: AtomicU64::new(0),
         })
     }
@@ -421,7 +428,7 @@ impl Ring {
         } else {
             0
         };
-        sys::enter(self.fd(), to_submit, wait_for, flags)
+        sys::enter(self.inner.fd.as_fd(), to_submit, wait_for, flags)
     }
 
     /// Whether the ring uses `IORING_SETUP_NO_SQARRAY`.
@@ -448,17 +455,15 @@ impl Ring {
     /// ring still accepts); the ring holds its own reference. Returns the slot's fixed-file index.
     pub fn register_print_file(&self, fd: RawFd) -> Result<u32, RingError> {
         let slot = self.print_slot();
-        let update = sys::FilesUpdate {
-            offset: slot,
-            resv: 0,
-            fds: &fd as *const RawFd as u64,
-        };
+        let mut update = sys::FilesUpdate::default();
+        update.offset = slot;
+        update.fds = rustix::io_uring::io_uring_ptr::new((&fd as *const RawFd).cast_mut().cast());
         // SAFETY: `update` is a valid `io_uring_files_update` whose `fds` points to one live i32 for the duration
-        // of the call.
+        // of the call (the kernel only reads it).
         unsafe {
             sys::register(
-                self.fd(),
-                sys::REGISTER_FILES_UPDATE,
+                self.inner.fd.as_fd(),
+                sys::RegisterOp::RegisterFilesUpdate,
                 (&update as *const sys::FilesUpdate).cast(),
                 1,
             )
@@ -549,16 +554,15 @@ fn setup_kernel_ring(
     }
     let release = error::kernel_release();
     let try_setup = |flags: u32| {
-        let mut p = sys::Params {
-            cq_entries: cq,
+        let mut p = sys::params(
             flags,
-            sq_thread_cpu: cfg.sq_thread_cpu.unwrap_or(0),
-            sq_thread_idle: cfg.sq_thread_idle.as_millis() as u32,
-            wq_fd: cfg.attach_to.unwrap_or(0) as u32,
-            ..Default::default()
-        };
-        p.sq_off.user_addr = base as u64 + plan.sqes as u64;
-        p.cq_off.user_addr = base as u64 + plan.rings as u64;
+            cq,
+            cfg.sq_thread_cpu.unwrap_or(0),
+            cfg.sq_thread_idle.as_millis() as u32,
+            cfg.attach_to.unwrap_or(0),
+            base.wrapping_add(plan.sqes),
+            base.wrapping_add(plan.rings),
+        );
         sys::setup(cfg.sq_entries, &mut p).map(|fd| KernelRing { fd, params: p })
     };
     let attempt = if cfg.no_sqarray {
@@ -580,7 +584,7 @@ fn setup_kernel_ring(
     }
     // The kernel's offsets must fall inside the rings region we planned.
     let cq_end = params.cq_off.cqes as usize + cq as usize * 16;
-    let arr_end = if params.flags & sys::SETUP_NO_SQARRAY != 0 {
+    let arr_end = if params.flags.bits() & sys::SETUP_NO_SQARRAY != 0 {
         0
     } else {
         params.sq_off.array as usize + cfg.sq_entries as usize * 4
@@ -603,7 +607,7 @@ fn describe(
     arena: &memmap2::MmapMut,
 ) -> Result<RingLayout, RingError> {
     let cq = cfg.cq();
-    let no_sqarray = params.flags & sys::SETUP_NO_SQARRAY != 0;
+    let no_sqarray = params.flags.bits() & sys::SETUP_NO_SQARRAY != 0;
     let w_sq = cfg.sq_entries.min(32);
     let w_cq = (cq / 4).min(32);
     let credit_pool = cq - w_cq - skip_headroom(cq);
@@ -693,14 +697,14 @@ fn init_control(view: &RingView<'_>, cfg: &RingConfig) {
 }
 
 /// The caller's files, then the reserved print slot (-1: empty until `set_print_target`).
-fn register_files(raw: RawFd, files: &[RawFd]) -> Result<(), RingError> {
+fn register_files(raw: BorrowedFd<'_>, files: &[RawFd]) -> Result<(), RingError> {
     let mut table = files.to_vec();
     table.push(-1);
     // SAFETY: `table` is a live slice of `len` i32 fds (-1 = an empty slot) for the duration of the call.
     unsafe {
         sys::register(
             raw,
-            sys::REGISTER_FILES,
+            sys::RegisterOp::RegisterFiles,
             table.as_ptr().cast(),
             table.len() as u32,
         )
@@ -714,7 +718,7 @@ fn register_files(raw: RawFd, files: &[RawFd]) -> Result<(), RingError> {
 
 /// The staging lines (buffer 0) and the fixed region (buffer 1).
 fn register_buffers(
-    raw: RawFd,
+    raw: BorrowedFd<'_>,
     inner: &Inner,
     plan: &ArenaPlan,
     fixed_buffer_bytes: usize,
@@ -737,7 +741,7 @@ fn register_buffers(
     unsafe {
         sys::register(
             raw,
-            sys::REGISTER_BUFFERS,
+            sys::RegisterOp::RegisterBuffers,
             iovs.as_ptr().cast(),
             iovs.len() as u32,
         )
@@ -762,7 +766,7 @@ fn register_buffers(
 
 /// `IORING_REGISTER_RESTRICTIONS` (the ring is still disabled): the allowed opcodes, registered files
 /// required, the SQE flags the library uses, and `FILES_UPDATE` as the only later registration.
-fn confine(raw: RawFd, conf: &Confinement) -> Result<(), RingError> {
+fn confine(raw: BorrowedFd<'_>, conf: &Confinement) -> Result<(), RingError> {
     use io_uring::register::Restriction;
     use io_uring::squeue::Flags;
     let mut res: Vec<Restriction> = conf
@@ -774,13 +778,15 @@ fn confine(raw: RawFd, conf: &Confinement) -> Result<(), RingError> {
     res.push(Restriction::sqe_flags_allowed(
         (Flags::FIXED_FILE | Flags::SKIP_SUCCESS | Flags::IO_DRAIN | Flags::IO_LINK).bits(),
     ));
-    res.push(Restriction::register_op(sys::REGISTER_FILES_UPDATE as u8));
+    res.push(Restriction::register_op(
+        sys::RegisterOp::RegisterFilesUpdate as u8,
+    ));
     // SAFETY: `Restriction` is the crate's `#[repr(C)]` wrapper of `struct io_uring_restriction`; the vector is
     // live for the call.
     unsafe {
         sys::register(
             raw,
-            sys::REGISTER_RESTRICTIONS,
+            sys::RegisterOp::RegisterRestrictions,
             res.as_ptr().cast(),
             res.len() as u32,
         )

@@ -1,140 +1,94 @@
-//! The raw io_uring ABI that the `io-uring` crate keeps private: setup parameters, the three system calls, and
-//! the flag values this crate needs. Values are the kernel's uapi (`include/uapi/linux/io_uring.h`).
+//! The io_uring system calls this crate makes itself, through `rustix` (the `io-uring` crate cannot set up a
+//! ring over caller-provided memory, `IORING_SETUP_NO_MMAP`): setup parameters, `io_uring_setup`,
+//! `io_uring_enter` and `io_uring_register`, and the flag values as plain `u32`s for the code that keeps them
+//! in shared words and error messages.
 //!
 //! This is the only module that issues io_uring system calls directly; everything above it is safe code.
 #![allow(dead_code)]
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
-/// `io_sqring_offsets`.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct SqRingOffsets {
-    pub head: u32,
-    pub tail: u32,
-    pub ring_mask: u32,
-    pub ring_entries: u32,
-    pub flags: u32,
-    pub dropped: u32,
-    pub array: u32,
-    pub resv1: u32,
-    pub user_addr: u64,
-}
+use rustix::io_uring::{
+    self as ru, IoringEnterFlags, IoringFeatureFlags, IoringSetupFlags, IoringSqFlags,
+};
 
-/// `io_cqring_offsets`.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct CqRingOffsets {
-    pub head: u32,
-    pub tail: u32,
-    pub ring_mask: u32,
-    pub ring_entries: u32,
-    pub overflow: u32,
-    pub cqes: u32,
-    pub flags: u32,
-    pub resv1: u32,
-    pub user_addr: u64,
-}
+pub use rustix::io_uring::IoringRegisterOp as RegisterOp;
 
 /// `io_uring_params`.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub sq_entries: u32,
-    pub cq_entries: u32,
-    pub flags: u32,
-    pub sq_thread_cpu: u32,
-    pub sq_thread_idle: u32,
-    pub features: u32,
-    pub wq_fd: u32,
-    pub resv: [u32; 3],
-    pub sq_off: SqRingOffsets,
-    pub cq_off: CqRingOffsets,
-}
+pub type Params = ru::io_uring_params;
 
-pub const SETUP_SQPOLL: u32 = 1 << 1;
-pub const SETUP_SQ_AFF: u32 = 1 << 2;
-pub const SETUP_CQSIZE: u32 = 1 << 3;
-pub const SETUP_ATTACH_WQ: u32 = 1 << 5;
-pub const SETUP_R_DISABLED: u32 = 1 << 6;
-pub const SETUP_NO_MMAP: u32 = 1 << 14;
-pub const SETUP_NO_SQARRAY: u32 = 1 << 16;
+/// `io_uring_files_update` (`IORING_REGISTER_FILES_UPDATE`).
+pub type FilesUpdate = ru::io_uring_files_update;
 
-pub const ENTER_GETEVENTS: u32 = 1 << 0;
-pub const ENTER_SQ_WAKEUP: u32 = 1 << 1;
+pub const SETUP_SQPOLL: u32 = IoringSetupFlags::SQPOLL.bits();
+pub const SETUP_SQ_AFF: u32 = IoringSetupFlags::SQ_AFF.bits();
+pub const SETUP_CQSIZE: u32 = IoringSetupFlags::CQSIZE.bits();
+pub const SETUP_ATTACH_WQ: u32 = IoringSetupFlags::ATTACH_WQ.bits();
+pub const SETUP_R_DISABLED: u32 = IoringSetupFlags::R_DISABLED.bits();
+pub const SETUP_NO_MMAP: u32 = IoringSetupFlags::NO_MMAP.bits();
+pub const SETUP_NO_SQARRAY: u32 = IoringSetupFlags::NO_SQARRAY.bits();
 
-pub const SQ_NEED_WAKEUP: u32 = 1 << 0;
-pub const SQ_CQ_OVERFLOW: u32 = 1 << 1;
+pub const ENTER_GETEVENTS: u32 = IoringEnterFlags::GETEVENTS.bits();
+pub const ENTER_SQ_WAKEUP: u32 = IoringEnterFlags::SQ_WAKEUP.bits();
 
-pub const FEAT_NODROP: u32 = 1 << 1;
+pub const SQ_NEED_WAKEUP: u32 = IoringSqFlags::NEED_WAKEUP.bits();
+pub const SQ_CQ_OVERFLOW: u32 = IoringSqFlags::CQ_OVERFLOW.bits();
 
-pub const REGISTER_BUFFERS: u32 = 0;
-pub const UNREGISTER_BUFFERS: u32 = 1;
-pub const REGISTER_FILES: u32 = 2;
-pub const UNREGISTER_FILES: u32 = 3;
-pub const REGISTER_FILES_UPDATE: u32 = 6;
-pub const REGISTER_RESTRICTIONS: u32 = 11;
-pub const REGISTER_ENABLE_RINGS: u32 = 12;
+pub const FEAT_NODROP: u32 = IoringFeatureFlags::NODROP.bits();
 
-/// `io_uring_files_update` (`IORING_REGISTER_FILES_UPDATE`): `fds` is the address of an i32 array.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FilesUpdate {
-    pub offset: u32,
-    pub resv: u32,
-    pub fds: u64,
+/// Parameters for `io_uring_setup` with `flags`, the CQ size, the SQ thread's CPU and idle time, the ring to
+/// share the SQ thread with, and the addresses of the caller's SQE array and rings (`IORING_SETUP_NO_MMAP`).
+pub fn params(
+    flags: u32,
+    cq_entries: u32,
+    sq_thread_cpu: u32,
+    sq_thread_idle_ms: u32,
+    wq_fd: i32,
+    sqes: *mut u8,
+    rings: *mut u8,
+) -> Params {
+    let mut p = Params::default();
+    p.flags = IoringSetupFlags::from_bits_retain(flags);
+    p.cq_entries = cq_entries;
+    p.sq_thread_cpu = sq_thread_cpu;
+    p.sq_thread_idle = sq_thread_idle_ms;
+    p.wq_fd = wq_fd;
+    p.sq_off.user_addr = ru::io_uring_ptr::new(sqes.cast());
+    p.cq_off.user_addr = ru::io_uring_ptr::new(rings.cast());
+    p
 }
 
 /// `io_uring_setup(2)`. Returns the ring's fd; `params` is updated by the kernel.
 pub fn setup(entries: u32, params: &mut Params) -> io::Result<OwnedFd> {
-    // SAFETY: `params` is a valid, exclusive `io_uring_params` for the duration of the call. The kernel reads
-    // `user_addr` fields only as addresses of the caller's memory (validated and pinned by the kernel).
-    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, entries, params as *mut Params) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a fresh file descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    // SAFETY: `params` is a valid, exclusive `io_uring_params` for the call. With ATTACH_WQ, `wq_fd` names the
+    // ring the caller gave (`RingConfig::attach_to`); the kernel checks it is an io_uring (EBADF/EINVAL
+    // otherwise) and takes no ownership of it. The `user_addr` fields are addresses of the caller's arena,
+    // which the kernel validates and pins.
+    Ok(unsafe { ru::io_uring_setup(entries, params) }?)
 }
 
-/// `io_uring_enter(2)` without a signal mask.
-pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32) -> io::Result<u32> {
-    // SAFETY: no pointer arguments are passed (sig = NULL, size 0).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_enter,
-            fd,
-            to_submit,
-            min_complete,
-            flags,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(r as u32)
+/// `io_uring_enter(2)` without a signal mask or argument.
+pub fn enter(fd: BorrowedFd<'_>, to_submit: u32, min_complete: u32, flags: u32) -> io::Result<u32> {
+    let flags = IoringEnterFlags::from_bits_retain(flags);
+    debug_assert!(!flags.intersects(IoringEnterFlags::EXT_ARG | IoringEnterFlags::EXT_ARG_REG));
+    // SAFETY: no pointer arguments are passed (no EXT_ARG: the argument is null, size 0); `fd` is open.
+    Ok(unsafe { ru::io_uring_enter(fd, to_submit, min_complete, flags) }?)
 }
 
 /// `io_uring_register(2)`.
 ///
 /// # Safety
-/// `arg` must point to `nr_args` valid elements of the type `opcode` expects (or be null where it expects
-/// none), alive for the duration of the call.
+/// `arg` must point to `nr_args` valid elements of the type `op` expects (or be null where it expects none),
+/// alive for the duration of the call.
 pub unsafe fn register(
-    fd: i32,
-    opcode: u32,
+    fd: BorrowedFd<'_>,
+    op: RegisterOp,
     arg: *const libc::c_void,
     nr_args: u32,
 ) -> io::Result<u32> {
-    // SAFETY: the caller guarantees `arg` matches `opcode` (see `# Safety`).
-    let r = unsafe { libc::syscall(libc::SYS_io_uring_register, fd, opcode, arg, nr_args) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(r as u32)
+    // SAFETY: the caller guarantees `arg` matches `op` (see `# Safety`).
+    Ok(unsafe { ru::io_uring_register(fd, op, arg, nr_args) }?)
 }
 
 #[cfg(test)]
@@ -143,11 +97,12 @@ mod tests {
 
     #[test]
     fn params_layout_matches_uapi() {
-        assert_eq!(std::mem::size_of::<SqRingOffsets>(), 40);
-        assert_eq!(std::mem::size_of::<CqRingOffsets>(), 40);
         assert_eq!(std::mem::size_of::<Params>(), 120);
         assert_eq!(std::mem::offset_of!(Params, sq_off), 40);
         assert_eq!(std::mem::offset_of!(Params, cq_off), 80);
-        assert_eq!(std::mem::offset_of!(SqRingOffsets, user_addr), 32);
+        assert_eq!(SETUP_NO_MMAP, 1 << 14);
+        assert_eq!(SETUP_NO_SQARRAY, 1 << 16);
+        assert_eq!(ENTER_SQ_WAKEUP, 1 << 1);
+        assert_eq!(SQ_NEED_WAKEUP, 1);
     }
 }

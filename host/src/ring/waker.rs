@@ -13,7 +13,7 @@
 //! wakes about `1 / max_sleep` times a second, and a request published after a long idle waits at most about
 //! `max_sleep` for its wake-up.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -160,7 +160,7 @@ impl Backoff {
 /// One `IORING_ENTER_SQ_WAKEUP` call. It is counted before the system call: the SQ thread it wakes can
 /// complete a request, and the lane see it, before this thread returns from the call, and an observer that
 /// sees the completion must also see the call that caused it.
-fn wake_call(fd: RawFd, c: &Counters) {
+fn wake_call(fd: BorrowedFd<'_>, c: &Counters) {
     c.wakeups.fetch_add(1, Ordering::Release);
     if sys::enter(fd, 0, 0, sys::ENTER_SQ_WAKEUP).is_err() {
         c.errors.fetch_add(1, Ordering::Relaxed);
@@ -170,7 +170,7 @@ fn wake_call(fd: RawFd, c: &Counters) {
 fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counters>) {
     let view = inner.view();
     let l = *view.layout();
-    let fd = inner.fd.as_raw_fd();
+    let fd = inner.fd.as_fd();
     let (flags_w, head_w, tail_w) = (
         view.u32_at(l.sq_flags),
         view.u32_at(l.sq_head),

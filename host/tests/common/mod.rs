@@ -80,3 +80,38 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Waits until `cond` holds, polling every millisecond, and panics saying `what` if it does not within 10 s:
+/// tests wait for a condition, never for a fixed time.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(std::time::Instant::now() < end, "not within 10 s: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Waits until `ring`'s SQ thread has gone to sleep (`IORING_SQ_NEED_WAKEUP`), then runs `op`, which must
+/// submit a request and see it complete, and returns once a run of `op` completed through a waker wake-up.
+/// The SQ thread raises the flag just before it sleeps and then checks the SQ once more, so a request
+/// published in that window is taken without a wake-up (likely on a loaded machine): such a run is repeated,
+/// up to 20 times. A request that a sleeping SQ thread never sees makes `op` itself fail.
+pub fn completes_through_a_wakeup(
+    ring: &gpu_uring::protocol::DeviceRing,
+    what: &str,
+    mut op: impl FnMut(),
+) {
+    let flags = ring.view().u32_at(ring.layout().sq_flags);
+    for _ in 0..20 {
+        wait_for(&format!("{what}: SQ thread asleep"), || {
+            flags.load(std::sync::atomic::Ordering::Acquire) & 1 != 0
+        });
+        let before = ring.waker_stats().wakeups;
+        op();
+        // The waker counts a wake-up call before making it, so a completion it caused is never seen first.
+        if ring.waker_stats().wakeups > before {
+            return;
+        }
+    }
+    panic!("{what}: 20 requests after the SQ thread slept completed without a waker wake-up");
+}

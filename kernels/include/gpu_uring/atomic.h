@@ -64,18 +64,33 @@ GU_FN std::memory_order fail_order(mo o) {
                                                      : std::memory_order_relaxed;
 }
 
-// Host: one scope. S is ignored.
+// Host: one scope. S is ignored. The calling thread's read-modify-writes are counted (`rmw_count`), so tests
+// can measure what subgroup aggregation saves; on host-shared words there are none to count (no RMW method).
+inline thread_local uint64_t rmw_count = 0;
 template <int S, class B> GU_FN B ld(const B *p, mo o) {
     return std::atomic_ref<B>(*const_cast<B *>(p)).load(load_order(o));
 }
 template <int S, class B> GU_FN void st(B *p, B v, mo o) { std::atomic_ref<B>(*p).store(v, store_order(o)); }
 template <int S, class B> GU_FN bool cas(B *p, B &expected, B desired, mo o) {
+    rmw_count++;
     return std::atomic_ref<B>(*p).compare_exchange_strong(expected, desired, std_order(o), fail_order(o));
 }
-template <int S, class B> GU_FN B add(B *p, B v, mo o) { return std::atomic_ref<B>(*p).fetch_add(v, std_order(o)); }
-template <int S, class B> GU_FN B bor(B *p, B v, mo o) { return std::atomic_ref<B>(*p).fetch_or(v, std_order(o)); }
-template <int S, class B> GU_FN B band(B *p, B v, mo o) { return std::atomic_ref<B>(*p).fetch_and(v, std_order(o)); }
-template <int S, class B> GU_FN B xchg(B *p, B v, mo o) { return std::atomic_ref<B>(*p).exchange(v, std_order(o)); }
+template <int S, class B> GU_FN B add(B *p, B v, mo o) {
+    rmw_count++;
+    return std::atomic_ref<B>(*p).fetch_add(v, std_order(o));
+}
+template <int S, class B> GU_FN B bor(B *p, B v, mo o) {
+    rmw_count++;
+    return std::atomic_ref<B>(*p).fetch_or(v, std_order(o));
+}
+template <int S, class B> GU_FN B band(B *p, B v, mo o) {
+    rmw_count++;
+    return std::atomic_ref<B>(*p).fetch_and(v, std_order(o));
+}
+template <int S, class B> GU_FN B xchg(B *p, B v, mo o) {
+    rmw_count++;
+    return std::atomic_ref<B>(*p).exchange(v, std_order(o));
+}
 template <int S> GU_FN void fence(mo o) { std::atomic_thread_fence(std_order(o)); }
 
 #elif defined(GU_HIP)

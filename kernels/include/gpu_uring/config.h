@@ -28,8 +28,9 @@
 #define GU_FN __device__ __forceinline__
 #define GU_DECL __device__
 // The protocol's larger steps (reaping, the doorbell, reserving) are called from many places: one copy each
-// keeps the kernels small.
-#define GU_OUTLINE __device__ __noinline__
+// keeps the kernels small. The attribute is spelled out: under hipcc 5.2 the `__noinline__` macro reaches
+// clang as nothing, and everything would be inlined into one function per call graph.
+#define GU_OUTLINE __device__ __attribute__((noinline))
 #else
 #define GU_FN inline
 #define GU_DECL

@@ -1,6 +1,7 @@
-// gpu_uring/ring.h: the device protocol (PROTOCOL.md §3–§7) for one lane, on CUDA, HIP and host C++. It follows
-// the Rust lane (host/src/protocol/{reserve,window,publish,doorbell,reap,ops,lane}.rs) step by step; the
-// comments name the section and the ordering of each access.
+// gpu_uring/ring.h: the device protocol (PROTOCOL.md §3–§7), the steps every lane shares, on CUDA, HIP and host
+// C++ (`gu::ring`; one lane's calls are `gu::lane` in lane.h). It follows the Rust lane
+// (host/src/protocol/{reserve,window,publish,doorbell,reap}.rs) step by step; the comments name the section
+// and the ordering of each access.
 //
 // Memory (PROTOCOL.md §1): the arena is host-shared and reached only through `shared_word` (system-scope loads
 // and stores, no RMW: the type has none); the device-local block (LocalControl, completion slots, lane words)
@@ -8,9 +9,8 @@
 // device code can write is range-checked before it indexes anything; one outside the protocol is counted in
 // `protocol_violations` and not acted on.
 //
-// Aggregation: this is the lane-by-lane path (a subgroup of one, which is what the host target's subgroup is).
-// Warp/wavefront aggregation of credits, tickets, publication and claims (PROTOCOL.md §5 "Subgroups") comes
-// later on top of the same steps.
+// Aggregation: this is the lane-by-lane path. Warp/wavefront aggregation of credits, tickets, publication,
+// claims and print offsets (PROTOCOL.md §5 "Subgroups") is gpu_uring/group.h, on top of the same steps.
 #ifndef GPU_URING_RING_H
 #define GPU_URING_RING_H
 
@@ -30,6 +30,14 @@ GU_FN completion fire_and_forget() { return completion{complete_ff, 0}; }
 GU_FN completion skip_success() { return completion{complete_skip, 0}; }
 GU_FN completion in_slot(uint32_t k) { return completion{complete_slot, k}; }
 
+// A file an SQE acts on: a registered (fixed) file by index, or a raw descriptor (refused by a confined ring).
+struct file_ref {
+    int32_t fd;
+    uint32_t fixed;
+};
+GU_FN file_ref fixed_file(uint32_t index) { return file_ref{(int32_t)index, 1}; }
+GU_FN file_ref raw_fd(int32_t fd) { return file_ref{fd, 0}; }
+
 // One 64-byte SQE image, built in registers and stored with eight 64-bit stores (§3 fill).
 struct sqe {
     uint64_t w[8];
@@ -48,6 +56,11 @@ struct sqe {
         return s;
     }
     GU_FN static sqe nop() { return rw(GU_IORING_OP_NOP, 0, -1, 0, 0, 0, 0); }
+    // An SQE on file `f`: IOSQE_FIXED_FILE for a registered file (as the io-uring crate's `types::Fixed`).
+    GU_FN static sqe on_file(uint32_t opcode, file_ref f, uint64_t off, uint64_t addr, uint32_t len,
+                             uint32_t buf_index) {
+        return rw(opcode, f.fixed != 0 ? GU_IOSQE_FIXED_FILE : 0, f.fd, off, addr, len, buf_index);
+    }
     GU_FN uint32_t flags() const { return (uint32_t)(w[0] >> 8) & 0xffu; }
     GU_FN void set_flags(uint32_t f) { w[0] = (w[0] & ~(uint64_t)0xff00u) | (uint64_t)(f & 0xffu) << 8; }
     GU_FN uint64_t user_data() const { return w[4]; }
@@ -88,6 +101,16 @@ GU_FN uint32_t trailing_ones(uint32_t b) {
     return n;
 }
 } // namespace proto
+
+// The print log's place and target (§7.1), read from SharedControl (gpu_uring/print_log.h).
+struct log_target {
+    uint32_t base;  // arena offset of the log bytes
+    uint32_t size;  // a power of two
+    uint32_t flags; // PRINT_*
+    int32_t fd;     // fixed-file index or raw fd
+};
+// Why log bytes could not be reserved now (besides GU_STATUS_PROTOCOL_VIOLATION).
+enum log_room : uint32_t { log_no_bytes = 0x200, log_no_ticket = 0x201, log_contended = 0x202 };
 
 // The memory of one ring as a lane sees it: the arena (host-shared), the device-local block and the layout.
 class ring {
@@ -142,6 +165,38 @@ class ring {
         ud = s64(off + GU_CQE_USER_DATA).load(mo::relaxed);
         res = si32(off + GU_CQE_RES).load(mo::relaxed);
         flags = s32(off + GU_CQE_FLAGS).load(mo::relaxed);
+    }
+
+    // Which registered buffer holds arena bytes [off, off + len): the staging lines or the fixed region. The
+    // end is computed in 64 bits, so a length whose end wraps 2^32 lies in neither (the Rust `buf_index`).
+    GU_FN bool buf_index(uint32_t off, uint32_t len, uint32_t &index) const {
+        uint64_t end = (uint64_t)off + len;
+        uint64_t staging_end = (uint64_t)l->staging + (uint64_t)l->lanes * l->staging_lines * l->line_bytes;
+        if (off >= l->staging && end <= staging_end) {
+            index = l->staging_buf_index;
+            return true;
+        }
+        if (l->fixed_size > 0 && off >= l->fixed && end <= (uint64_t)l->fixed + l->fixed_size) {
+            index = l->fixed_buf_index;
+            return true;
+        }
+        return false;
+    }
+
+    // A write of arena bytes [arena_off, arena_off + len) to `f` at `file_off` (all ones: at the file position):
+    // WRITE_FIXED when the bytes lie in a registered buffer, a plain WRITE otherwise (which a confined ring
+    // refuses). The SQE the Rust `Lane::write_sqe` builds, byte for byte.
+    GU_FN sqe write_sqe(file_ref f, uint32_t arena_off, uint32_t len, uint64_t file_off) const {
+        uint32_t index = 0;
+        bool registered = buf_index(arena_off, len, index);
+        return sqe::on_file(registered ? GU_IORING_OP_WRITE_FIXED : GU_IORING_OP_WRITE, f, file_off,
+                            l->arena_host_base + arena_off, len, registered ? index : 0);
+    }
+    // A READ_FIXED of `len` bytes of `f` at `file_off` into the fixed region at `fixed_off` (the Rust
+    // `Lane::read_fixed_sqe`; an address outside the registered region completes -EFAULT).
+    GU_FN sqe read_fixed_sqe(file_ref f, uint32_t fixed_off, uint32_t len, uint64_t file_off) const {
+        return sqe::on_file(GU_IORING_OP_READ_FIXED, f, file_off,
+                            l->arena_host_base + (uint64_t)l->fixed + fixed_off, len, l->fixed_buf_index);
     }
 
     // Counts a device-written word found outside the protocol (relaxed: a statistic).
@@ -258,7 +313,7 @@ class ring {
     }
 
     // D1, by a lane whose CAS advanced the published prefix (or that found a left-over duty).
-    GU_FN void ring_bell(uint32_t b) const {
+    GU_OUTLINE void ring_bell(uint32_t b) const {
         local_word<uint32_t> bw = l32(bell_word(b));
         // Fast path: an idle bell is taken with LOCK alone; the first round needs no DIRTY to clear (the CAS's
         // acquire takes in the previous holder's release). AcqRel as below.
@@ -371,7 +426,7 @@ class ring {
         }
         return st;
     }
-    GU_FN uint32_t publish_sqe(uint32_t ticket, const sqe &s) const {
+    GU_OUTLINE uint32_t publish_sqe(uint32_t ticket, const sqe &s) const {
         write_sqe(ticket, s);
         return publish_tickets(ticket, 1);
     }
@@ -392,7 +447,17 @@ class ring {
             uint32_t g = (uint32_t)ud;
             uint32_t gen = (uint32_t)(ud >> 32) & GU_RING_SLOT_GEN_MASK;
             bool delivered = false;
-            if (g < nslots()) {
+            if (g == GU_LOG_SLOT) {
+                // The print log's write (§7.1): the same claim on the log's own slot.
+                local_word<uint32_t> state = l32(GU_LOCAL_CONTROL_LOG_WSTATE);
+                uint32_t pending = proto::slot_word(gen, GU_RING_SLOT_PENDING);
+                if (state.compare_exchange(pending, proto::slot_word(gen, GU_RING_SLOT_REAPING), mo::relaxed)) {
+                    li32(GU_LOCAL_CONTROL_LOG_WRES).store(res, mo::relaxed);
+                    // Release: the holder's acquire of DONE sees the result.
+                    state.store(proto::slot_word(gen, GU_RING_SLOT_DONE), mo::release);
+                    delivered = true;
+                }
+            } else if (g < nslots()) {
                 uint32_t so = slot_off(g);
                 local_word<uint32_t> state = l32(so + GU_COMPLETION_SLOT_STATE);
                 // Only a PENDING slot of the same generation takes the CQE, once. Relaxed: the owner's PENDING
@@ -488,7 +553,22 @@ class ring {
         return 0;
     }
 
-    // Claims, dispatches and releases up to `max` CQEs; how many.
+    // ---- §7.1 the print log (defined in gpu_uring/print_log.h) -----------------------------------------------
+    GU_OUTLINE bool read_log_target(log_target &t) const;
+    GU_OUTLINE uint32_t reserve_log(const log_target &t, uint32_t len, uint32_t &ticket, uint32_t &start,
+                                    uint32_t &free_bytes) const;
+    GU_FN void copy_into_log(const log_target &t, uint32_t pos, uint32_t src, uint32_t len) const;
+    GU_OUTLINE bool complete_log(uint32_t ticket, uint32_t end) const;
+    GU_FN void hand_off_log() const;
+    GU_OUTLINE void finish_log_write(const log_target &t, uint32_t sw) const;
+    GU_OUTLINE bool submit_log_write(const log_target &t, uint32_t sub, uint32_t d, uint32_t &sq_head) const;
+    GU_OUTLINE void hold_log(const log_target &t, uint32_t &cq_tail, uint32_t &sq_head, uint32_t budget) const;
+    GU_OUTLINE void ring_log(const log_target &t, uint32_t &cq_tail, uint32_t &sq_head, uint32_t budget) const;
+    GU_OUTLINE void take_pending_log(uint32_t &cq_tail, uint32_t &sq_head, uint32_t budget) const;
+
+    // Left-over SQ/CQ bell duty, then claims, dispatches and releases up to `max` CQEs; how many. A lane's reap
+    // pass (`lane::reap`) takes a handed-on print-log duty first; the print-log holder reaps with this alone (it
+    // holds that duty already).
     GU_OUTLINE uint32_t reap(uint32_t max, uint32_t &tail_seen) const {
         take_pending(proto::sq_bell);
         take_pending(proto::cq_bell);
@@ -527,340 +607,8 @@ class ring {
     }
 };
 
-// One lane (a subgroup of one). Lane-private state only; everything shared is in the ring's memory.
-class lane {
-  public:
-    ring r;
-    uint32_t id;
-    uint32_t base_flags;
-    uint32_t sq_head_seen = 0;
-    uint32_t cq_tail_seen = 0;
-    uint32_t next_line = 0;
-    uint32_t stream_pending = proto::no_stream;
-    uint32_t print_flags = 0;
-    int32_t print_fd = 0;
-
-    GU_FN lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane_id)
-        : r{arena, local, layout}, id(lane_id),
-          base_flags((layout->ring_flags & GU_RING_FLAG_CONFINED) != 0 ? GU_IOSQE_FIXED_FILE : 0) {}
-
-    // Global index of this lane's slot `k`; false if it has none.
-    GU_FN bool global_slot(uint32_t k, uint32_t &g) const {
-        if (id >= r.l->lanes || k >= r.l->slots_per_lane) {
-            return false;
-        }
-        g = id * r.l->slots_per_lane + k;
-        return true;
-    }
-
-    GU_FN uint32_t reap(uint32_t max) { return r.reap(max, cq_tail_seen); }
-
-    // One attempt at an SQ ticket with its CQ credit; never waits. READY (`ticket`) or WOULD_BLOCK.
-    GU_FN uint32_t try_reserve(uint32_t &ticket) {
-        r.take_pending(proto::sq_bell);
-        r.take_pending(proto::cq_bell);
-        if (r.take_credits(1) == 0) {
-            return GU_STATUS_WOULD_BLOCK;
-        }
-        uint32_t k = 0;
-        if (r.take_tickets(1, sq_head_seen, ticket, k) != GU_STATUS_READY) {
-            // Full, contended or a violation (counted): the credit goes back.
-            r.return_credits(1);
-            return GU_STATUS_WOULD_BLOCK;
-        }
-        return GU_STATUS_READY;
-    }
-
-    // Reserves, reaping and backing off between attempts, at most `budget` attempts: READY or TIMED_OUT.
-    GU_OUTLINE uint32_t reserve(uint32_t budget, uint32_t &ticket) {
-        backoff b;
-        for (uint32_t i = 0;; i++) {
-            if (try_reserve(ticket) == GU_STATUS_READY) {
-                return GU_STATUS_READY;
-            }
-            // Always reap before giving up: with a zero budget this is what frees credits.
-            reap(16);
-            if (i >= budget) {
-                return GU_STATUS_TIMED_OUT;
-            }
-            b.pause();
-        }
-    }
-
-    // The filler of a ticket that cannot carry the caller's SQE: a fire-and-forget NOP of no lane, whose CQE
-    // returns the credit.
-    GU_FN void abandon(uint32_t ticket) const {
-        sqe s = sqe::nop();
-        s.set_flags(base_flags);
-        s.set_user_data(GU_TAG_FF_UD | proto::ff_user_data(proto::hole_lane, 0));
-        r.publish_sqe(ticket, s);
-    }
-
-    // The flag rule of §4.
-    GU_FN static bool flags_ok(uint32_t flags, completion c) {
-        if ((flags & GU_IOSQE_CQE_SKIP_SUCCESS) != 0) {
-            return false;
-        }
-        return !(c.kind == complete_skip && (flags & (GU_IOSQE_IO_LINK | GU_IOSQE_IO_HARDLINK)) != 0);
-    }
-
-    // Arms global slot `g` (this lane's): bumps its generation, PENDING; returns the user_data.
-    GU_FN uint64_t arm(uint32_t g) const {
-        uint32_t so = r.slot_off(g);
-        r.l32(so + GU_COMPLETION_SLOT_OWNER).store(id, mo::relaxed);
-        local_word<uint32_t> state = r.l32(so + GU_COMPLETION_SLOT_STATE);
-        // Relaxed: only the owner writes a FREE slot; the publication release orders the new word before the
-        // kernel can complete the operation.
-        uint32_t gen = proto::next_generation(proto::slot_generation(state.load(mo::relaxed)));
-        state.store(proto::slot_word(gen, GU_RING_SLOT_PENDING), mo::relaxed);
-        return proto::slot_user_data(g, gen);
-    }
-
-    // §3 fill + publish of a reserved ticket in completion mode `c` (`line_plus_1`: the staging line of a
-    // print, 0 none). READY, BAD_FLAGS / BAD_SLOT (the ticket is published as the filler NOP), or
-    // PROTOCOL_VIOLATION (sq_pub rewritten: the mode's bookkeeping is undone).
-    GU_FN uint32_t commit(uint32_t ticket, sqe s, completion c, uint32_t line_plus_1 = 0) {
-        uint32_t g = 0;
-        if (!flags_ok(s.flags(), c)) {
-            abandon(ticket);
-            return GU_STATUS_BAD_FLAGS;
-        }
-        if (c.kind == complete_slot && !global_slot(c.slot, g)) {
-            abandon(ticket);
-            return GU_STATUS_BAD_SLOT;
-        }
-        uint32_t flags = s.flags() | base_flags;
-        bool own_lane = id < r.l->lanes;
-        if (c.kind == complete_ff) {
-            s.set_user_data(GU_TAG_FF_UD | proto::ff_user_data(id, line_plus_1));
-            if (own_lane) {
-                if (line_plus_1 != 0) {
-                    // Relaxed: published by the SQ tail release before any CQE can clear it.
-                    r.lane_word(id, line_plus_1 - 1).store(1, mo::relaxed);
-                }
-                r.lane_word(id, r.l->staging_lines).fetch_add(1, mo::relaxed);
-            }
-        } else if (c.kind == complete_skip) {
-            flags |= GU_IOSQE_CQE_SKIP_SUCCESS;
-            s.set_user_data(GU_TAG_SKIP_UD | proto::ff_user_data(id, 0));
-            // No CQE on success: the credit goes back now; failures use the headroom.
-            r.return_credits(1);
-        } else {
-            s.set_user_data(arm(g));
-        }
-        s.set_flags(flags);
-        uint32_t st = r.publish_sqe(ticket, s);
-        if (st != GU_STATUS_READY) {
-            // Not published (counted): undo the bookkeeping so flush and quiesce wait for nothing.
-            if (c.kind == complete_ff) {
-                if (own_lane) {
-                    if (line_plus_1 != 0) {
-                        r.lane_word(id, line_plus_1 - 1).store(0, mo::relaxed);
-                    }
-                    r.lane_word(id, r.l->staging_lines).fetch_add(0xffffffffu, mo::relaxed);
-                }
-                r.return_credits(1);
-            } else if (c.kind == complete_slot) {
-                local_word<uint32_t> state = r.l32(r.slot_off(g) + GU_COMPLETION_SLOT_STATE);
-                uint32_t gen = proto::slot_generation(state.load(mo::relaxed));
-                state.store(proto::slot_word(gen, GU_RING_SLOT_FREE), mo::relaxed);
-                r.return_credits(1);
-            }
-        }
-        return st;
-    }
-
-    // Publishes `s` exactly as given (no flag rule, user_data kept): what device code outside the library
-    // could write. For tests of what the ring does with it.
-    GU_FN uint32_t commit_exact(uint32_t ticket, const sqe &s) const { return r.publish_sqe(ticket, s); }
-
-    // Reserve (within `budget`) and commit. Refused before reserving: BAD_FLAGS, BAD_SLOT.
-    GU_FN uint32_t submit(const sqe &s, completion c, uint32_t budget) {
-        uint32_t g = 0;
-        if (!flags_ok(s.flags(), c)) {
-            return GU_STATUS_BAD_FLAGS;
-        }
-        if (c.kind == complete_slot && !global_slot(c.slot, g)) {
-            return GU_STATUS_BAD_SLOT;
-        }
-        uint32_t ticket = 0;
-        uint32_t st = reserve(budget, ticket);
-        if (st != GU_STATUS_READY) {
-            return st;
-        }
-        return commit(ticket, s, c);
-    }
-
-    GU_FN uint32_t nop(completion c, uint32_t budget) { return submit(sqe::nop(), c, budget); }
-
-    // ---- §6 waiting ----------------------------------------------------------------------------------
-
-    // One reap pass, then slot `k`: READY (`result`; the slot is freed), WOULD_BLOCK, NOT_PENDING, BAD_SLOT.
-    GU_FN uint32_t poll(uint32_t k, int32_t &result) {
-        uint32_t g = 0;
-        if (!global_slot(k, g)) {
-            return GU_STATUS_BAD_SLOT;
-        }
-        reap(16);
-        uint32_t so = r.slot_off(g);
-        local_word<uint32_t> state = r.l32(so + GU_COMPLETION_SLOT_STATE);
-        // Acquire: pairs with the reaper's release of DONE (result and flags are written).
-        uint32_t word = state.load(mo::acquire);
-        uint32_t s = proto::slot_state(word);
-        if (s == GU_RING_SLOT_DONE) {
-            result = r.li32(so + GU_COMPLETION_SLOT_RESULT).load(mo::relaxed);
-            state.store(proto::slot_word(proto::slot_generation(word), GU_RING_SLOT_FREE), mo::relaxed);
-            return GU_STATUS_READY;
-        }
-        // A state no value names (a rewritten word) reads as still in flight.
-        return s == GU_RING_SLOT_FREE ? GU_STATUS_NOT_PENDING : GU_STATUS_WOULD_BLOCK;
-    }
-
-    // Polls slot `k` up to `budget` times with backoff: READY or TIMED_OUT (or NOT_PENDING / BAD_SLOT).
-    GU_FN uint32_t wait(uint32_t k, uint32_t budget, int32_t &result) {
-        backoff b;
-        uint32_t n = budget > 0 ? budget : 1;
-        for (uint32_t i = 0; i < n; i++) {
-            uint32_t st = poll(k, result);
-            if (st != GU_STATUS_WOULD_BLOCK) {
-                return st;
-            }
-            b.pause();
-        }
-        return GU_STATUS_TIMED_OUT;
-    }
-
-    // Fire-and-forget operations of this lane in flight. Acquire: pairs with the reapers' release decrements.
-    GU_FN uint32_t in_flight() const {
-        return id < r.l->lanes ? r.lane_word(id, r.l->staging_lines).load(mo::acquire) : 0;
-    }
-
-    // ---- §7 prints -----------------------------------------------------------------------------------
-
-    // The print target, read once: flags with acquire (pairs with the host's release after the fd and the
-    // offset), then the fd.
-    GU_FN uint32_t target() {
-        if (print_flags == 0) {
-            uint32_t f = r.s32(r.ctl(GU_SHARED_CONTROL_PRINT_FLAGS)).load(mo::acquire);
-            print_fd = r.si32(r.ctl(GU_SHARED_CONTROL_PRINT_FD)).load(mo::relaxed);
-            print_flags = f;
-        }
-        return print_flags;
-    }
-
-    // The last stream print's result: waits (bounded) for it; a result other than the line's length counts in
-    // print_errors.
-    GU_FN uint32_t finish_stream_print(uint32_t budget) {
-        if (stream_pending == proto::no_stream) {
-            return GU_STATUS_READY;
-        }
-        int32_t res = 0;
-        uint32_t st = wait(0, budget, res);
-        if (st != GU_STATUS_READY) {
-            return st;
-        }
-        if (res != (int32_t)stream_pending) {
-            r.l32(GU_LOCAL_CONTROL_PRINT_ERRORS).fetch_add(1, mo::relaxed);
-            if (res < 0) {
-                r.li32(GU_LOCAL_CONTROL_FF_LAST_ERROR).store(res, mo::relaxed);
-            }
-        }
-        stream_pending = proto::no_stream;
-        return GU_STATUS_READY;
-    }
-
-    // Waits (bounded, reaping) until staging line `j` is free. Acquire: pairs with the reaper's release once
-    // the kernel is done reading the line.
-    GU_FN uint32_t wait_line_free(uint32_t j, uint32_t budget) {
-        backoff b;
-        for (uint32_t i = 0;; i++) {
-            if (r.lane_word(id, j).load(mo::acquire) == 0) {
-                return GU_STATUS_READY;
-            }
-            reap(16);
-            if (r.lane_word(id, j).load(mo::acquire) == 0) {
-                return GU_STATUS_READY;
-            }
-            if (i >= budget) {
-                return GU_STATUS_TIMED_OUT;
-            }
-            b.pause();
-        }
-    }
-
-    // One line, written with one write SQE (§7 line mode): offset mode (device-assigned file offsets,
-    // fire-and-forget tagged with the line) or stream mode (waited on slot 0, one line in flight). READY, or
-    // the status of the step that failed (the line is not printed; WOULD_BLOCK: no print target).
-    template <class... Args> GU_FN uint32_t print(uint32_t budget, const Args &...args) {
-        const gpu_uring::RingLayout *l = r.l;
-        uint32_t pflags = target();
-        if (pflags == 0 || id >= l->lanes || l->staging_lines == 0) {
-            return GU_STATUS_WOULD_BLOCK;
-        }
-        uint32_t j = next_line % l->staging_lines;
-        bool offset_mode = (pflags & GU_PRINT_OFFSET_MODE) != 0;
-        uint32_t st = offset_mode ? wait_line_free(j, budget) : finish_stream_print(budget);
-        if (st != GU_STATUS_READY) {
-            return st;
-        }
-        uint32_t line_off = r.line_off(id, j);
-        // The staging line is this lane's until its write is published: plain stores into the arena.
-        gu::line text(reinterpret_cast<char *>(r.arena + line_off), l->line_bytes);
-        uint32_t len = format(text, args...);
-        uint32_t ticket = 0;
-        st = reserve(budget, ticket);
-        if (st != GU_STATUS_READY) {
-            return st;
-        }
-        // Reservation held: straight-line code until commit.
-        uint32_t sflags = (pflags & GU_PRINT_FIXED_FILE) != 0 ? GU_IOSQE_FIXED_FILE : 0;
-        uint64_t addr = l->arena_host_base + line_off;
-        uint64_t file_off = 0xffffffffffffffffull; // -1: at the file position (stream mode)
-        if (offset_mode) {
-            // Relaxed: the offset only divides the file; the SQE carrying it is published by sq_pub.
-            file_off = r.l64(GU_LOCAL_CONTROL_PRINT_OFFSET).fetch_add(len, mo::relaxed);
-        }
-        sqe s = sqe::rw(GU_IORING_OP_WRITE_FIXED, sflags, print_fd, file_off, addr, len, l->staging_buf_index);
-        if (offset_mode) {
-            st = commit(ticket, s, fire_and_forget(), j + 1);
-        } else {
-            st = commit(ticket, s, in_slot(0));
-            if (st == GU_STATUS_READY) {
-                stream_pending = len;
-            }
-        }
-        if (st != GU_STATUS_READY) {
-            return st;
-        }
-        next_line++;
-        r.l32(GU_LOCAL_CONTROL_LINES_PRINTED).fetch_add(1, mo::relaxed);
-        return GU_STATUS_READY;
-    }
-
-    // §7 flush: the last stream print, then (bounded, reaping) until no fire-and-forget op of this lane is in
-    // flight.
-    GU_FN uint32_t flush(uint32_t budget) {
-        uint32_t st = finish_stream_print(budget);
-        if (st != GU_STATUS_READY) {
-            return st;
-        }
-        backoff b;
-        for (uint32_t i = 0;; i++) {
-            if (in_flight() == 0) {
-                return GU_STATUS_READY;
-            }
-            reap(16);
-            if (in_flight() == 0) {
-                return GU_STATUS_READY;
-            }
-            if (i >= budget) {
-                return GU_STATUS_TIMED_OUT;
-            }
-            b.pause();
-        }
-    }
-};
-
 } // namespace gu
+
+#include "print_log.h"
 
 #endif // GPU_URING_RING_H

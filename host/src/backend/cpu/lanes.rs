@@ -1,43 +1,123 @@
 //! The reference device's dispatch: threads as lanes. Every CPU-side dispatch (built-in programs, native
 //! kernels, io_queue programs, experiments with lanes of their own) spawns its lanes through [`spawn_lanes`].
 
+use std::sync::{Condvar, Mutex, PoisonError};
+
+use crate::backend::DeviceError;
 use crate::protocol::DeviceRing;
 use crate::protocol::{Lane, DEFAULT_BUDGET};
 use crate::pump::{Pump, QueueLane};
 
 /// Runs `f(id)` for `id` in `0..lanes`, each on its own scoped thread named `{name}-{id}`, and returns the
-/// results in lane order. A panicking lane panics the caller once every lane has been joined.
-pub fn spawn_lanes<R: Send>(lanes: u32, name: &str, f: impl Fn(u32) -> R + Sync) -> Vec<R> {
+/// results in lane order.
+///
+/// Every thread is spawned before any lane runs `f`: if one cannot be spawned (`EAGAIN` under a thread or
+/// memory limit), the threads already started return without calling `f` and the error is
+/// [`DeviceError::LaneStart`].
+///
+/// # Panics
+///
+/// A panicking lane panics the caller (with the lane's panic) once every lane has been joined.
+pub fn spawn_lanes<R: Send>(
+    lanes: u32,
+    name: &str,
+    f: impl Fn(u32) -> R + Sync,
+) -> Result<Vec<R>, DeviceError> {
+    spawn_lanes_with(lanes, name, &|_| None, f)
+}
+
+/// Whether the lanes may run: `None` until every thread is spawned, then `Some(go)`.
+struct StartGate {
+    go: Mutex<Option<bool>>,
+    decided: Condvar,
+}
+
+impl StartGate {
+    fn decide(&self, go: bool) {
+        *self.go.lock().unwrap_or_else(PoisonError::into_inner) = Some(go);
+        self.decided.notify_all();
+    }
+
+    /// Waits until the spawning thread has decided; that thread decides right after its spawn loop, so
+    /// this wait is as long as spawning the remaining threads.
+    fn wait(&self) -> bool {
+        let g = self.go.lock().unwrap_or_else(PoisonError::into_inner);
+        let g = self
+            .decided
+            .wait_while(g, |go| go.is_none())
+            .unwrap_or_else(PoisonError::into_inner);
+        g.unwrap_or(false)
+    }
+}
+
+/// [`spawn_lanes`] with a stack size per lane (`None`: the default), which lets the tests make a spawn fail.
+fn spawn_lanes_with<R: Send>(
+    lanes: u32,
+    name: &str,
+    stack: &dyn Fn(u32) -> Option<usize>,
+    f: impl Fn(u32) -> R + Sync,
+) -> Result<Vec<R>, DeviceError> {
+    let gate = StartGate {
+        go: Mutex::new(None),
+        decided: Condvar::new(),
+    };
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..lanes)
-            .map(|id| {
-                let f = &f;
-                std::thread::Builder::new()
-                    .name(format!("{name}-{id}"))
-                    .spawn_scoped(s, move || f(id))
-                    .expect("spawning a lane thread")
-            })
-            .collect();
-        handles
+        let mut handles = Vec::with_capacity(lanes as usize);
+        let mut failed = None;
+        for id in 0..lanes {
+            let (f, gate) = (&f, &gate);
+            let mut b = std::thread::Builder::new().name(format!("{name}-{id}"));
+            if let Some(size) = stack(id) {
+                b = b.stack_size(size);
+            }
+            match b.spawn_scoped(s, move || gate.wait().then(|| f(id))) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    failed = Some((id, e));
+                    break;
+                }
+            }
+        }
+        gate.decide(failed.is_none());
+        let results: Vec<Option<R>> = handles
             .into_iter()
-            .map(|h| h.join().expect("a lane panicked"))
-            .collect()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        match failed {
+            Some((lane, e)) => Err(DeviceError::LaneStart {
+                backend: "cpu",
+                lane,
+                lanes,
+                message: e.to_string(),
+            }),
+            None => Ok(results.into_iter().flatten().collect()),
+        }
     })
 }
 
 /// Runs `f` on `lanes` lanes of `ring`, one thread each, then flushes every lane. Returns each lane's result
 /// in lane order. This is the reference device's dispatch of ring programs.
+///
+/// Errors: [`DeviceError::TooManyLanes`] when `lanes` exceeds the lanes the ring was sized for
+/// (`RingConfig::lanes`), [`DeviceError::LaneStart`] when a lane thread cannot be spawned; no lane ran.
+///
+/// # Panics
+///
+/// A panicking lane panics the caller once every lane has been joined.
 pub fn run_lanes<R: Send>(
     ring: &DeviceRing,
     lanes: u32,
     f: impl Fn(&mut Lane<'_>) -> R + Sync,
-) -> Vec<R> {
+) -> Result<Vec<R>, DeviceError> {
     let view = ring.view();
-    assert!(
-        lanes <= view.layout().lanes,
-        "{lanes} lanes but the ring was sized for {}",
-        view.layout().lanes
-    );
+    let max = view.layout().lanes;
+    if lanes > max {
+        return Err(DeviceError::TooManyLanes {
+            backend: "cpu",
+            lanes,
+            max,
+        });
+    }
     spawn_lanes(lanes, "lane", |id| {
         let mut lane = Lane::new(view, id);
         let r = f(&mut lane);
@@ -48,11 +128,66 @@ pub fn run_lanes<R: Send>(
 
 /// The reference device's dispatch of io_queue programs: runs `f` on `lanes` threads against `pump`'s queue,
 /// lane `id` on thread `id`, and returns each lane's result in lane order.
+///
+/// Errors: [`DeviceError::LaneStart`] when a lane thread cannot be spawned; no lane ran.
+///
+/// # Panics
+///
+/// A panicking lane panics the caller once every lane has been joined.
 pub fn run_queue_lanes<R: Send>(
     pump: &Pump,
     lanes: u32,
     f: impl Fn(&mut QueueLane<'_>) -> R + Sync,
-) -> Vec<R> {
+) -> Result<Vec<R>, DeviceError> {
     let view = pump.view();
     spawn_lanes(lanes, "qlane", |id| f(&mut QueueLane::new(view, id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+    #[test]
+    fn lanes_run_in_order() {
+        let r = spawn_lanes(5, "t", |id| id * 2).unwrap();
+        assert_eq!(r, vec![0, 2, 4, 6, 8]);
+        assert_eq!(spawn_lanes(0, "t", |id| id).unwrap(), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_lane_that_cannot_be_spawned_is_an_error_and_no_lane_runs() {
+        let ran = AtomicU32::new(0);
+        // A stack larger than any address space: the thread's stack cannot be mapped, so the spawn fails
+        // the way it does under a memory or thread limit.
+        let huge = |id: u32| (id == 2).then_some(usize::MAX / 4);
+        let r = spawn_lanes_with(4, "t", &huge, |_| {
+            ran.fetch_add(1, Relaxed);
+        });
+        match r {
+            Err(
+                e @ DeviceError::LaneStart {
+                    lane: 2, lanes: 4, ..
+                },
+            ) => {
+                assert!(e.to_string().contains("could not start lane 2 of 4"), "{e}");
+            }
+            other => panic!("expected LaneStart for lane 2, got {other:?}"),
+        }
+        assert_eq!(
+            ran.load(Relaxed),
+            0,
+            "no lane may run when one could not start"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "lane 1 fails")]
+    fn a_panicking_lane_panics_the_caller_with_its_message() {
+        let _ = spawn_lanes(3, "t", |id| {
+            if id == 1 {
+                panic!("lane 1 fails");
+            }
+        });
+    }
 }

@@ -110,7 +110,7 @@ impl Prepared {
         let start = Instant::now();
         let limit = limit.max(Duration::from_millis(1));
         let deadline = start + limit;
-        spawn_lanes(self.invocations, &k.name, |id| (k.f)(id, &native, deadline));
+        spawn_lanes(self.invocations, &k.name, |id| (k.f)(id, &native, deadline))?;
         let t = start.elapsed();
         if t > limit {
             return Err(DeviceError::Timeout {

@@ -12,6 +12,7 @@
 //! submits it again. The kept recording holds its kernel and buffers weakly: it keeps nothing alive, and one
 //! whose kernel or buffers are gone is destroyed, never submitted.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,12 @@ use crate::protocol::DeviceRing;
 
 /// Recorded launches kept per device.
 const KEPT: usize = 4;
+
+/// Added to the limit of a kernel's first dispatch. A driver may compile the pipeline then rather than at
+/// `vkCreateComputePipelines`: llvmpipe (lavapipe) JIT-compiles it at the first dispatch, which takes tens of
+/// seconds for the largest built-in programs on a cold shader cache (about 30 s for `hostile` on a 2-core VM),
+/// and that time says nothing about whether the device's lanes are stuck.
+pub(super) const FIRST_DISPATCH_COMPILE_ALLOWANCE: Duration = Duration::from_secs(180);
 
 /// A launch kept recorded, and what it was recorded with.
 struct Recorded {
@@ -198,11 +205,16 @@ pub(super) fn launch(
         }
         None => p.record(ctx, grid.groups)?,
     };
+    // Relaxed: a flag only this kernel's launches read; two first launches racing both get the allowance.
+    let first = !k.dispatched.swap(true, Ordering::Relaxed);
+    let wait = limit.max(Duration::from_millis(1))
+        + if first {
+            FIRST_DISPATCH_COMPILE_ALLOWANCE
+        } else {
+            Duration::ZERO
+        };
     let t = Instant::now();
-    match run
-        .dispatch(limit.max(Duration::from_millis(1)))
-        .map_err(run_error)?
-    {
+    match run.dispatch(wait).map_err(run_error)? {
         raw::Waited::Done => {
             let t = t.elapsed();
             if let (Some(buffers), false) = (buffers, run.holds_arena()) {
@@ -220,7 +232,7 @@ pub(super) fn launch(
         // Dropping `run` parks it (with the kernel, the buffers and the arena) until its fence signals.
         raw::Waited::TimedOut => Err(DeviceError::Timeout {
             backend: "vulkan",
-            limit,
+            limit: wait,
         }),
     }
 }

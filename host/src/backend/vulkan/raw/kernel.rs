@@ -1,5 +1,6 @@
 //! Caller-supplied compute shaders: their own set layout, pipeline layout and pipeline.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use ash::vk;
@@ -17,6 +18,8 @@ pub(crate) struct Kernel {
     pub(crate) set_layout: vk::DescriptorSetLayout,
     pub(crate) pipeline_layout: vk::PipelineLayout,
     pub(crate) pipeline: vk::Pipeline,
+    /// Set by the kernel's first dispatch (`backend::vulkan::run` gives that one a compile allowance).
+    pub(crate) dispatched: AtomicBool,
 }
 
 // SAFETY: Vulkan handles are plain identifiers usable from any thread; the kernel is immutable after creation.
@@ -42,6 +45,7 @@ impl Kernel {
             set_layout: vk::DescriptorSetLayout::null(),
             pipeline_layout: vk::PipelineLayout::null(),
             pipeline: vk::Pipeline::null(),
+            dispatched: AtomicBool::new(false),
         };
         let b: Vec<_> = (0..bindings)
             .map(|i| {
