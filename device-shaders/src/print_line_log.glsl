@@ -43,7 +43,8 @@ struct PlLine {
     uint hexa, na;     // x = (lane << 32) | seq: its leading part (lane, or seq when lane is 0) and digits
     uint hexb, nb;     // and the rest: seq in 8 digits after a nonzero lane, else none
     uint vneg, ip, fr; // v = seq / 8 - lane (f32), 3 decimals: sign, integer part, fraction (3 digits)
-    uint len;          // bytes with the newline, after the cut to the line capacity (LineBuf)
+    uint len;          // bytes with the newline
+    bool too_long;     // longer than the ring's lines: not printed (LINE_TOO_LONG, as the Rust lane)
 };
 
 PlLine pl_line(uint lane, uint seq) {
@@ -69,8 +70,8 @@ PlLine pl_line(uint lane, uint seq) {
     uint content = l.dneg + pl_dec_digits(l.dabs) + l.na + l.nb + l.vneg + pl_dec_digits(l.ip) + 4u
                    + pl_dec_digits(lane) + pl_dec_digits(seq);
     content += pl_tn[0] + pl_tn[1] + pl_tn[2] + pl_tn[3] + pl_tn[4] + pl_tn[5];
-    // LineBuf keeps one byte of its capacity for the newline and drops what does not fit before it.
-    l.len = min(content, min(gu_l.line_bytes, GU_MAX_LINE_WORDS * 4u) - 1u) + 1u;
+    l.len = content + 1u;
+    l.too_long = l.len > gu_l.line_bytes;
     return l;
 }
 
@@ -84,7 +85,6 @@ uint pl_w[PL_WORDS];
 uint pl_wi = 0u;               // words of pl_w complete
 uvec4 pl_acc = uvec4(0u);      // pending bytes after them (low bytes first)
 uint pl_na = 0u;               // how many (< 4 between puts)
-uint pl_left = 0u;             // bytes of the line still to put before the newline (the cut)
 
 // The low `n` bytes of v (n ≤ 12).
 uvec3 pl_low(uvec3 v, uint n) {
@@ -92,11 +92,9 @@ uvec3 pl_low(uvec3 v, uint n) {
                     n >= 12u ? ~0u : n <= 8u ? 0u : (1u << (8u * (n - 8u))) - 1u);
     return v & m;
 }
-// Appends `n` ≤ 12 bytes (v, low byte first; bytes past the cut are dropped) and moves the completed words into
-// pl_w (one store in the loop, run once per completed word).
+// Appends `n` ≤ 12 bytes (v, low byte first) and moves the completed words into pl_w (one store in the loop, run
+// once per completed word).
 void pl_put(uvec3 v, uint n) {
-    n = min(n, pl_left);
-    pl_left -= n;
     v = pl_low(v, n);
     uint s = 8u * pl_na; // < 32
     uint r = 32u - s;
@@ -119,7 +117,6 @@ void pl_write(PlLine l, uint pos) {
     pl_acc = uvec4(0u);
     pl_na = head;
     pl_wi = 0u;
-    pl_left = l.len - 1u;
     for (uint t = 0u; t < 14u; t++) {
         gu_iters++;
         uvec3 a = uvec3(0u); // the token's bytes, the first one low
@@ -139,7 +136,7 @@ void pl_write(PlLine l, uint pos) {
         case 10u: v = l.ip; nd = pl_dec_digits(v); pre = 45u; np = l.vneg; break; // [-]integer part
         case 11u: v = l.fr; nd = 3u; pre = 46u; np = 1u; break;                    // .fraction
         case 12u: a = pl_tv[5]; n = pl_tn[5]; break;
-        default: pre = 10u; np = 1u; pl_left = 1u; break;                           // the newline, always
+        default: pre = 10u; np = 1u; break;                                         // the newline
         }
         // Digits from the last, each shifted in at the front; then the prefix.
         for (uint k = 0u; k < nd + np; k++) {

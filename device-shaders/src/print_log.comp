@@ -58,6 +58,12 @@ void main() {
             if (finished || gu_st.seq >= lines || !gu_can_start()) break;
             gu_iters++;
             PlLine l = pl_line(lane, gu_st.seq);
+            if (l.too_long) {
+                // Longer than the ring's lines: not printed, counted (LINE_TOO_LONG, as the Rust lane).
+                gu_st.failed++;
+                gu_st.seq++;
+                continue;
+            }
             GuLogBatch b = gu_log_begin(l.len);
             if (b.status == GU_STATUS_READY) pl_write(l, b.pos);
             advanced = gu_log_end(b) || advanced;
