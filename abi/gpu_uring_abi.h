@@ -190,7 +190,7 @@
 #define GU_RUN_HEADER_TEXT_INDEX 64u
 #define GU_RUN_HEADER_TEXT_BYTES 192u
 #define GU_RUN_HEADER_RESERVED 704u
-#define GU_SIZEOF_LANE_STATE 64u
+#define GU_SIZEOF_LANE_STATE 72u
 #define GU_LANE_STATE_SEQ 0u
 #define GU_LANE_STATE_PHASE 4u
 #define GU_LANE_STATE_DONE 8u
@@ -205,6 +205,8 @@
 #define GU_LANE_STATE_WAITS 52u
 #define GU_LANE_STATE_ITERS 56u
 #define GU_LANE_STATE_LAST_STATUS 60u
+#define GU_LANE_STATE_LOG_END 64u
+#define GU_LANE_STATE_RESERVED 68u
 #define GU_TEXT_ENTRIES 16u
 #define GU_TEXT_BYTES 512u
 #define GU_LANE_FINISHED 1u
@@ -409,7 +411,9 @@
     uint dispatches; \
     uint waits; \
     uint iters; \
-    uint last_status;
+    uint last_status; \
+    uint log_end; \
+    uint reserved;
 // PumpLayout as GLSL's GqPumpLayout
 #define GU_PUMP_LAYOUT_MEMBERS \
     uint64_t arena_size; \
@@ -742,6 +746,8 @@ struct LaneState {
     uint32_t waits;
     uint32_t iters;
     uint32_t last_status;
+    uint32_t log_end;
+    uint32_t reserved;
 };
 static_assert(sizeof(LaneState) == GU_SIZEOF_LANE_STATE, "LaneState size");
 static_assert(alignof(LaneState) == 8u, "LaneState alignment");
@@ -759,6 +765,8 @@ static_assert(offsetof(LaneState, dispatches) == GU_LANE_STATE_DISPATCHES, "Lane
 static_assert(offsetof(LaneState, waits) == GU_LANE_STATE_WAITS, "LaneState::waits");
 static_assert(offsetof(LaneState, iters) == GU_LANE_STATE_ITERS, "LaneState::iters");
 static_assert(offsetof(LaneState, last_status) == GU_LANE_STATE_LAST_STATUS, "LaneState::last_status");
+static_assert(offsetof(LaneState, log_end) == GU_LANE_STATE_LOG_END, "LaneState::log_end");
+static_assert(offsetof(LaneState, reserved) == GU_LANE_STATE_RESERVED, "LaneState::reserved");
 struct QueueHeader {
     uint32_t magic;
     uint32_t version;

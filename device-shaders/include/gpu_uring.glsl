@@ -133,6 +133,12 @@ uint gu_local_cas_rlx(uint off, uint cmp, uint v) {
     return atomicCompSwap(gu_d.w[off >> 2], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed,
                           gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
 }
+uint gu_local_cas_acqrel(uint off, uint cmp, uint v) {
+    return atomicCompSwap(gu_d.w[off >> 2], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                          gl_SemanticsAcquireRelease | gl_SemanticsMakeAvailable | gl_SemanticsMakeVisible,
+                          gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
+}
+uint gu_local_or_rlx(uint off, uint v) { return atomicOr(gu_d.w[off >> 2], v, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed); }
 uint gu_local_cas_rel(uint off, uint cmp, uint v) {
     return atomicCompSwap(gu_d.w[off >> 2], cmp, v, gl_ScopeDevice, gl_StorageSemanticsBuffer,
                           gl_SemanticsRelease | gl_SemanticsMakeAvailable, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
@@ -569,13 +575,16 @@ uint gu_dispatch_cqe(uint ud_lo, uint ud_hi, int res, uint cflags) {
     if (tag == GU_TAG_SLOT) {
         uint gen = ud_hi & GU_RING_SLOT_GEN_MASK;
         bool delivered = false;
-        if (ud_lo < gu_nslots()) {
-            uint soff = gu_slot_off(ud_lo);
+        // The print log's write (§7.1) completes the log's own slot (log_wstate / log_wres) the same way.
+        bool log = ud_lo == GU_LOG_SLOT;
+        if (log || ud_lo < gu_nslots()) {
+            uint soff = log ? gu_lctl(GU_LOCAL_CONTROL_LOG_WSTATE) : gu_slot_off(ud_lo);
+            uint roff = log ? gu_lctl(GU_LOCAL_CONTROL_LOG_WRES) : soff + GU_COMPLETION_SLOT_RESULT;
             // Claim: only a PENDING slot of the same generation takes the CQE, and only once (§5).
             uint want = (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_PENDING;
             if (gu_local_cas_rlx(soff, want, (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_REAPING) == want) {
-                gu_local_st_rlx(soff + GU_COMPLETION_SLOT_RESULT, uint(res));
-                gu_local_st_rlx(soff + GU_COMPLETION_SLOT_FLAGS, cflags);
+                gu_local_st_rlx(roff, uint(res));
+                if (!log) gu_local_st_rlx(soff + GU_COMPLETION_SLOT_FLAGS, cflags);
                 // Release: the owner's acquire of DONE sees result and flags.
                 gu_local_st_rel(soff, (gen << GU_RING_SLOT_GEN_SHIFT) | GU_RING_SLOT_DONE);
                 delivered = true;

@@ -39,6 +39,7 @@ void main() {
     gu_st.seq = 11u; gu_st.phase = 12u; gu_st.done = 1u; gu_st.failed = 0u;
     gu_st.next_line = 15u; gu_st.pending_len = 16u; gu_st.line_len = 17u;
     gu_st.checksum = 0x1122334455667788UL; gu_st.bytes = 0x100000000UL + uint64_t(lane);
+    gu_st.log_end = 18u;
     gu_st.flags |= GU_LANE_FINISHED;
     gu_end(GU_STATUS_READY);
 }

@@ -1,27 +1,14 @@
 #version 460
 #pragma use_vulkan_memory_model
 #extension GL_GOOGLE_include_directive : require
-// print: each lane prints params.count lines, `backend::format_print_line` exactly:
-//   lane=<L> seq=<K> d=<K-L> x=<hex (L<<32)|K> v=<K/8 - L, 3 decimals> gpu-uring
-// Text pieces 0..5 come from the host's text table. Offset mode (regular files) and stream mode (pipes) as
-// PROTOCOL.md §7. Resumable: the lane's next seq, staging-line rotation, a formatted-but-unsubmitted line and a
-// pending stream print live in its GuLaneState.
+// print: each lane prints params.count lines (print_line.glsl), one write per line (PROTOCOL.md §7.2; the print
+// log's program is print_log.comp). Offset mode (regular files) and stream mode (pipes) as PROTOCOL.md §7.2.
+// Resumable: the lane's next seq, staging-line rotation, a formatted-but-unsubmitted line and a pending stream
+// print live in its GuLaneState.
 #include "../include/gpu_uring.glsl"
+#include "print_line.glsl"
 
 const uint PH_IDLE = 0u, PH_FORMATTED = 1u;
-
-void format_line(uint lane, uint seq) {
-    gu_line_begin();
-    gu_put_text(0u); gu_put_u64(uint64_t(lane));
-    gu_put_text(1u); gu_put_u64(uint64_t(seq));
-    gu_put_text(2u); gu_put_i64(int64_t(seq) - int64_t(lane));
-    gu_put_text(3u); gu_put_hex((uint64_t(lane) << 32) | uint64_t(seq));
-    gu_put_text(4u);
-    precise float v = float(seq) * 0.125 - float(lane); // = seq as f32 / 8.0 - lane as f32 (exact scaling)
-    gu_put_f32(v, 3u);
-    gu_put_text(5u);
-    gu_line_finish();
-}
 
 // Stream mode: consume the previous line's completion (§7). Returns false while it is still in flight.
 bool finish_stream_print(uint lane) {

@@ -14,15 +14,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use gpu_uring::abi::{BELL_DIRTY, BELL_LOCK, RING_SLOT_DONE};
+use gpu_uring::backend::format_print_line;
 use gpu_uring::backend::run_buffer::{self, LaneState, RunParams};
 use gpu_uring::backend::{
     backend, checksum, edit_buffer_host, layout_sqe_expected, open, open_with, Device,
     DeviceConfig, DeviceError, DeviceSelector, DeviceType, Grid, KernelArg, KernelCode,
     KernelLayout, Program,
 };
-use gpu_uring::protocol::{DeviceRing, PrintTarget};
+use gpu_uring::local_off;
+use gpu_uring::protocol::{DeviceRing, Lane, LineBuf, PrintMode, PrintTarget, DEFAULT_BUDGET};
 use gpu_uring::ring::{DeviceAccess, RingConfig, RingLayout, Sqe, WakerConfig};
 use io_uring::{opcode, squeue::Flags, types};
+use std::sync::atomic::Ordering::{Relaxed, Release};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -152,19 +156,201 @@ fn assert_clean(ring: &DeviceRing) {
 
 // ---- exactly-once prints ---------------------------------------------------------------------------------------
 
+/// Both print modes (PROTOCOL.md §7): group commit through the print log, and one write per line.
+const MODES: [PrintMode; 2] = [PrintMode::GroupCommit, PrintMode::LinePerWrite];
+
+/// After a print run in `mode`: group commit wrote several lines per write, line mode wrote none from the log.
+fn assert_writes(ring: &DeviceRing, mode: PrintMode, lines: u32) {
+    let r = ring.print_log_report();
+    assert_eq!(
+        (r.incomplete_ranges, r.host_errors, r.violations),
+        (0, 0, 0)
+    );
+    match mode {
+        PrintMode::GroupCommit => assert!(
+            r.device_writes > 0 && r.device_writes < lines as u64 / 2,
+            "{} writes for {lines} lines",
+            r.device_writes
+        ),
+        PrintMode::LinePerWrite => assert_eq!(r.device_writes, 0),
+    }
+}
+
 fn prints_to_a_regular_file(dev: &dyn Device) {
     let (lanes, lines) = (16, 150);
-    let f = tempfile::tempfile().unwrap();
-    let ring = ring(RingConfig {
-        lanes,
-        ..Default::default()
+    for mode in MODES {
+        let f = tempfile::tempfile().unwrap();
+        let ring = ring(RingConfig {
+            lanes,
+            ..Default::default()
+        });
+        ring.set_print_mode(mode);
+        ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+            .unwrap();
+        let rep = dev
+            .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
+            .unwrap();
+        assert_eq!(rep.total().failed, 0);
+        assert_eq!(rep.total().done, (lanes * lines) as u64);
+        assert_clean(&ring);
+        let end = ring.finish_prints().expect("offset mode");
+        let out = common::read_fd_file(f.as_raw_fd());
+        assert_eq!(end as usize, out.len());
+        assert_eq!(
+            common::check_prints(&out, lanes, lines),
+            (lanes * lines) as usize
+        );
+        assert_writes(&ring, mode, lanes * lines);
+        eprintln!(
+            "{} {mode:?}: {} lines to a file in {:?}, {} dispatches, {:?}",
+            dev.info().backend,
+            lanes * lines,
+            rep.elapsed,
+            rep.dispatches,
+            ring.print_log_report()
+        );
+    }
+}
+suite!(prints_to_a_regular_file);
+
+/// A ring printing into a pipe whose reader collects everything until the write end closes.
+fn pipe_ring(
+    cfg: RingConfig,
+    mode: PrintMode,
+) -> (DeviceRing, OwnedFd, std::thread::JoinHandle<Vec<u8>>) {
+    let (rd, wr) = pipe();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::fs::File::from(rd).read_to_end(&mut out).unwrap();
+        out
     });
+    let ring = ring(cfg);
+    ring.set_print_mode(mode);
+    ring.set_print_target(PrintTarget::Fd(wr.as_raw_fd()))
+        .unwrap();
+    (ring, wr, reader)
+}
+
+fn prints_to_a_pipe(dev: &dyn Device) {
+    let (lanes, lines) = (16, 100);
+    for mode in MODES {
+        let (ring, wr, reader) = pipe_ring(
+            RingConfig {
+                lanes,
+                ..Default::default()
+            },
+            mode,
+        );
+        let rep = dev
+            .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
+            .unwrap();
+        assert_eq!(rep.total().failed, 0);
+        assert_clean(&ring);
+        assert!(ring.finish_prints().is_none(), "a pipe uses stream mode");
+        assert_writes(&ring, mode, lanes * lines);
+        drop(ring);
+        drop(wr);
+        let out = reader.join().unwrap();
+        assert_eq!(
+            common::check_prints(&out, lanes, lines),
+            (lanes * lines) as usize
+        );
+    }
+}
+suite!(prints_to_a_pipe);
+
+/// A ring whose lines are shorter than some of the program's lines, printing through the log: a line that does
+/// not fit is not printed (`LINE_TOO_LONG`, counted as failed), every other line is, whole and in order, on every
+/// device. (Line mode's GLSL builder still cuts such lines, PROTOCOL.md §7.)
+fn print_log_refuses_lines_longer_than_the_ring_lines(dev: &dyn Device) {
+    let (lanes, lines, line_bytes) = (8, 40, 48);
+    let (ring, wr, reader) = pipe_ring(
+        RingConfig {
+            lanes,
+            line_bytes,
+            ..Default::default()
+        },
+        PrintMode::GroupCommit,
+    );
+    let rep = dev
+        .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
+        .unwrap();
+    assert_clean(&ring);
+    drop(ring);
+    drop(wr);
+    let out = reader.join().unwrap();
+    let mut want: Vec<u8> = Vec::new();
+    let mut long = 0u64;
+    let mut per_lane = vec![Vec::new(); lanes as usize];
+    for lane in 0..lanes {
+        for seq in 0..lines {
+            let mut b = LineBuf::with_capacity(256);
+            format_print_line(&mut b, lane, seq);
+            let mut l = b.as_bytes().to_vec();
+            l.push(b'\n');
+            if l.len() > line_bytes as usize {
+                long += 1;
+            } else {
+                per_lane[lane as usize].extend_from_slice(&l);
+                want.extend_from_slice(&l);
+            }
+        }
+    }
+    assert!(
+        long > 0 && long < (lanes * lines) as u64,
+        "some lines are too long"
+    );
+    assert_eq!(rep.total().failed, long);
+    assert_eq!(rep.total().done, (lanes * lines) as u64 - long);
+    assert_eq!(out.len(), want.len());
+    // Each lane's lines in order, every line whole.
+    let mut got = vec![Vec::new(); lanes as usize];
+    for l in out.split_inclusive(|&c| c == b'\n') {
+        let lane: usize = std::str::from_utf8(l).unwrap()[5..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        got[lane].extend_from_slice(l);
+    }
+    assert_eq!(got, per_lane);
+}
+suite!(print_log_refuses_lines_longer_than_the_ring_lines);
+
+// ---- the print log's hazards (PROTOCOL.md §7.1), on every device's own print program --------------------------
+
+/// A 4 KiB log (about 70 lines) wraps many times: writes are cut at its end, every line still once, in order.
+fn print_log_wraps_into_a_pipe_and_a_file(dev: &dyn Device) {
+    let (lanes, lines) = (16, 200);
+    let cfg = || RingConfig {
+        lanes,
+        print_log_bytes: 4096,
+        ..Default::default()
+    };
+    let (pr, wr, reader) = pipe_ring(cfg(), PrintMode::GroupCommit);
+    let rep = dev
+        .run(&pr, lanes, &Program::Print { lines }, TIMEOUT)
+        .unwrap();
+    assert_eq!(rep.total().done, (lanes * lines) as u64);
+    assert_clean(&pr);
+    assert_writes(&pr, PrintMode::GroupCommit, lanes * lines);
+    drop(pr);
+    drop(wr);
+    let out = reader.join().unwrap();
+    assert!(out.len() > 30 * 4096, "the log wrapped many times");
+    assert_eq!(
+        common::check_prints(&out, lanes, lines),
+        (lanes * lines) as usize
+    );
+
+    let f = tempfile::tempfile().unwrap();
+    let ring = ring(cfg());
     ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
         .unwrap();
     let rep = dev
         .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
         .unwrap();
-    assert_eq!(rep.total().failed, 0);
     assert_eq!(rep.total().done, (lanes * lines) as u64);
     assert_clean(&ring);
     let end = ring.finish_prints().expect("offset mode");
@@ -174,45 +360,97 @@ fn prints_to_a_regular_file(dev: &dyn Device) {
         common::check_prints(&out, lanes, lines),
         (lanes * lines) as usize
     );
-    eprintln!(
-        "{}: {} lines to a file in {:?}, {} dispatches",
-        dev.info().backend,
-        lanes * lines,
-        rep.elapsed,
-        rep.dispatches
-    );
+    assert_writes(&ring, PrintMode::GroupCommit, lanes * lines);
 }
-suite!(prints_to_a_regular_file);
+suite!(print_log_wraps_into_a_pipe_and_a_file);
 
-fn prints_to_a_pipe(dev: &dyn Device) {
-    let (lanes, lines) = (16, 100);
-    let (rd, wr) = pipe();
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        std::fs::File::from(rd).read_to_end(&mut out).unwrap();
-        out
-    });
-    let ring = ring(RingConfig {
-        lanes,
-        ..Default::default()
-    });
-    ring.set_print_target(PrintTarget::Fd(wr.as_raw_fd()))
-        .unwrap();
+/// A duty left in the flag with a short write to finish: the program's lanes take it over, the remainder goes
+/// first, then the line completed after it, then their own lines. Lane 1 of the ring is played by the host
+/// (a `Lane` printing before the run); the program runs lane 0.
+fn print_log_duty_and_short_write_are_taken_over(dev: &dyn Device) {
+    let lines = 4;
+    let (ring, wr, reader) = pipe_ring(
+        RingConfig {
+            lanes: 2,
+            ..Default::default()
+        },
+        PrintMode::GroupCommit,
+    );
+    let v = ring.view();
+    let line = |lane, seq| {
+        let mut b = LineBuf::with_capacity(256);
+        format_print_line(&mut b, lane, seq);
+        b.str("\n");
+        b.as_bytes().to_vec()
+    };
+    // A holder claimed the duty; lane 1's lines complete and return at once, leaving DIRTY for it.
+    v.local32(local_off!(log_bell)).store(BELL_LOCK, Release);
+    let mut host = Lane::new(v, 1);
+    for seq in 0..lines {
+        host.print_with(DEFAULT_BUDGET, |b| format_print_line(b, 1, seq))
+            .unwrap();
+    }
+    drop(host);
+    // The holder's write of the first three lines came back short: the kernel wrote `short` bytes. Then it
+    // stopped, leaving the duty in the flag.
+    let first3: Vec<u8> = (0..3).flat_map(|s| line(1, s)).collect();
+    let short = 10;
+    // SAFETY: writing a valid buffer to our own pipe.
+    let w = unsafe { libc::write(wr.as_raw_fd(), first3.as_ptr().cast(), short) };
+    assert_eq!(w, short as isize);
+    v.local32(local_off!(log_sub))
+        .store(first3.len() as u32, Relaxed);
+    v.local32(local_off!(log_wres)).store(short as u32, Relaxed);
+    v.local32(local_off!(log_wstate))
+        .store(1 << 8 | RING_SLOT_DONE, Release);
+    v.local32(local_off!(log_bell)).store(BELL_DIRTY, Release);
     let rep = dev
-        .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
+        .run(&ring, 1, &Program::Print { lines }, TIMEOUT)
         .unwrap();
-    assert_eq!(rep.total().failed, 0);
+    assert_eq!(rep.total().done, lines as u64);
     assert_clean(&ring);
-    assert!(ring.finish_prints().is_none(), "a pipe uses stream mode");
+    assert_eq!(ring.print_log_report().short_writes, 1);
     drop(ring);
     drop(wr);
     let out = reader.join().unwrap();
-    assert_eq!(
-        common::check_prints(&out, lanes, lines),
-        (lanes * lines) as usize
+    let host_lines: Vec<u8> = (0..lines).flat_map(|s| line(1, s)).collect();
+    assert!(
+        out.starts_with(&host_lines),
+        "the remainder and the line after it come first"
     );
+    assert_eq!(common::check_prints(&out, 2, lines), 2 * lines as usize);
 }
-suite!(prints_to_a_pipe);
+suite!(print_log_duty_and_short_write_are_taken_over);
+
+/// Device code rewrote `log_reserve` far past what was written: every print finds the violation (counted),
+/// fails instead of waiting, and nothing is printed; the host's finish counts it too and hangs nothing.
+fn print_log_corrupted_reservation_fails_prints(dev: &dyn Device) {
+    let (lanes, lines) = (8, 20);
+    let (ring, wr, reader) = pipe_ring(
+        RingConfig {
+            lanes,
+            ..Default::default()
+        },
+        PrintMode::GroupCommit,
+    );
+    ring.view()
+        .local64(local_off!(log_reserve))
+        .store(0x0010_0000, Release);
+    let rep = dev
+        .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
+        .unwrap();
+    assert_eq!(rep.total().done, 0);
+    assert_eq!(rep.total().failed, (lanes * lines) as u64);
+    assert!(ring.violations().device_reported > 0);
+    let t = std::time::Instant::now();
+    ring.finish_prints();
+    assert!(ring.print_log_report().violations > 0);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    drop(ring);
+    drop(wr);
+    assert!(reader.join().unwrap().is_empty());
+}
+suite!(print_log_corrupted_reservation_fails_prints);
 
 // ---- backpressure, SQPOLL sleep -----------------------------------------------------------------------------
 
@@ -546,6 +784,8 @@ fn vulkan_run_buffer_structs_agree_with_the_glsl() {
             waits: 0,
             iters: s.iters,
             last_status: 0,
+            log_end: 18,
+            reserved: 0,
         };
         assert_eq!(
             *s, want,

@@ -75,10 +75,17 @@ struct Cli {
     /// lines per write) or `line` (one write per line), PROTOCOL.md §7.
     #[arg(long, default_value = "group", value_parser = ["group", "line"])]
     print_mode: String,
+    /// Size of the direct path's print log in KiB (a power of two, 4 or more; `RingConfig::print_log_bytes`):
+    /// what the log holds while the write in flight waits for the SQPOLL thread. Default: the ring's default.
+    #[arg(long, value_name = "KIB")]
+    print_log_kib: Option<u32>,
 }
 
 /// The direct path's print mode (`--print-mode`).
 static PRINT_MODE: std::sync::OnceLock<PrintMode> = std::sync::OnceLock::new();
+
+/// The direct path's print log size in bytes (`--print-log-kib`; None: the ring's default).
+static PRINT_LOG_BYTES: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
 
 /// The RPC client shader (device-shaders/src/rpc_print.comp, built by device-shaders/build.sh).
 static RPC_PRINT: &[u8] = include_bytes!(concat!(
@@ -142,6 +149,7 @@ fn main() {
     } else {
         PrintMode::GroupCommit
     });
+    let _ = PRINT_LOG_BYTES.set(cli.print_log_kib.map(|k| k.saturating_mul(1024)));
     let mut exp = Experiment::new("print_latency", cli.common.clone());
     let dev = exp.open_device();
     let info = dev.info();
@@ -375,11 +383,17 @@ fn line_of(buf: &mut LineBuf, lane: u32, seq: u32) -> usize {
 
 /// The device ring the direct path prints through.
 fn ring(fd: i32, lanes: u32, idle: Duration, access: &DeviceAccess) -> DeviceRing {
+    let defaults = RingConfig::default();
     let ring = DeviceRing::new(RingConfig {
         lanes,
         sq_thread_idle: idle,
         access: access.clone(),
-        ..Default::default()
+        print_log_bytes: PRINT_LOG_BYTES
+            .get()
+            .copied()
+            .flatten()
+            .unwrap_or(defaults.print_log_bytes),
+        ..defaults
     })
     .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
     ring.set_print_mode(PRINT_MODE.get().copied().unwrap_or_default());

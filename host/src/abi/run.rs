@@ -144,7 +144,7 @@ impl RunHeader {
 }
 
 abi_struct! {
-    /// One lane's progress, kept across dispatches so every program is resumable (64 bytes).
+    /// One lane's progress, kept across dispatches so every program is resumable (72 bytes).
     #[repr(C)]
     #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
     pub struct LaneState {
@@ -176,12 +176,18 @@ abi_struct! {
         pub iters: u32,
         /// Status of the last dispatch (`STATUS_READY` = finished, else `STATUS_TIMED_OUT`).
         pub last_status: u32,
+        /// Print-log byte position just past the lane's last line (PROTOCOL.md §7.1): what its flush waits for
+        /// `log_written` to pass.
+        pub log_end: u32,
+        /// Zero.
+        pub reserved: u32,
     }
 }
 
-pin_layout!(LaneState, size = 64, align = 8 {
+pin_layout!(LaneState, size = 72, align = 8 {
     seq = 0, phase = 4, done = 8, failed = 12, flags = 16, next_line = 20, pending_len = 24, line_len = 28,
-    checksum = 32, bytes = 40, dispatches = 48, waits = 52, iters = 56, last_status = 60,
+    checksum = 32, bytes = 40, dispatches = 48, waits = 52, iters = 56, last_status = 60, log_end = 64,
+    reserved = 68,
 });
 
 /// `PumpLaneState::flags`: the lane has finished its program.

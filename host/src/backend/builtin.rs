@@ -23,6 +23,7 @@ use super::hal::{
 use super::redispatch::{run_resumable, Resumable};
 use super::run_buffer::*;
 use super::{native, spirv, LaneReport, Program, RunReport};
+use crate::protocol::shared::PRINT_LOG;
 use crate::protocol::DeviceRing;
 use crate::ring::RingLayout;
 
@@ -160,7 +161,7 @@ fn run<D: Device + ?Sized>(
         return super::library::run(dev, lib, ring, lanes, program, timeout, between);
     }
     let flavor = flavor(dev, &format!("running {program:?}"))?;
-    let plan = plan(dev, flavor, &l, lanes, program)?;
+    let plan = plan(dev, flavor, ring, lanes, program)?;
     run_plan(dev, flavor, ring, lanes, plan, timeout, between)
 }
 
@@ -455,11 +456,12 @@ impl LocalPlacement {
 fn plan<D: Device + ?Sized>(
     dev: &D,
     flavor: Flavor,
-    l: &RingLayout,
+    ring: &DeviceRing,
     lanes: u32,
     program: &Program,
 ) -> Result<Plan<'static>, DeviceError> {
     let backend = dev.info().backend;
+    let l = &ring.layout();
     let mut p = RunParams {
         lanes,
         iter_budget: dev.lane_iter_budget(),
@@ -482,7 +484,14 @@ fn plan<D: Device + ?Sized>(
         Program::Print { lines } => {
             p.program = PROGRAM_PRINT;
             p.count = lines;
-            ("print", spirv::PRINT, &PRINT_TEXT[..])
+            // The print target's mode (PROTOCOL.md §7), set by `set_print_target` before the run: group commit
+            // through the print log, or one write per line (a separate shader, so each stays small to compile).
+            // The native kernels follow the flags themselves.
+            if ring.mirrors().print_flags & PRINT_LOG != 0 {
+                ("print_log", spirv::PRINT_LOG, &PRINT_TEXT[..])
+            } else {
+                ("print", spirv::PRINT, &PRINT_TEXT[..])
+            }
         }
         Program::Nop {
             ops,

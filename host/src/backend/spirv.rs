@@ -1,8 +1,10 @@
 //! The programs' SPIR-V, built from `device-shaders/src/*.comp` by `device-shaders/build.sh` and committed, so
 //! building gpu-uring needs no shader compiler (CI checks the committed files match a fresh compile).
 
-/// `print.comp`: formatted lines (Program::Print).
+/// `print.comp`: formatted lines, one write per line (Program::Print, `PrintMode::LinePerWrite`).
 pub static PRINT: &[u8] = include_bytes!("../../../device-shaders/spirv/print.spv");
+/// `print_log.comp`: formatted lines through the print log (Program::Print, `PrintMode::GroupCommit`).
+pub static PRINT_LOG: &[u8] = include_bytes!("../../../device-shaders/spirv/print_log.spv");
 /// `nop.comp`: NOPs or writes (Program::Nop, Program::Write).
 pub static NOP: &[u8] = include_bytes!("../../../device-shaders/spirv/nop.spv");
 /// `read.comp`: READ_FIXED + checksum (Program::Read).

@@ -36,7 +36,7 @@ unsafe impl Sync for Context {}
 
 impl Context {
     /// Creates the logical device: one compute queue, `VK_EXT_external_memory_host`, int64 (atomics),
-    /// float64, and the Vulkan memory model with device scope.
+    /// float64, 8-bit storage-buffer access, and the Vulkan memory model with device scope.
     pub fn new(instance: Arc<Instance>, phys: &PhysInfo) -> Result<Context, VkError> {
         phys.usable.clone().map_err(VkError::Unusable)?;
         let qf = phys
@@ -56,6 +56,7 @@ impl Context {
             .shader_float64(true);
         let mut f12 = vk::PhysicalDeviceVulkan12Features::default()
             .shader_buffer_int64_atomics(true)
+            .storage_buffer8_bit_access(true)
             .vulkan_memory_model(true)
             .vulkan_memory_model_device_scope(true);
         let info = vk::DeviceCreateInfo::default()

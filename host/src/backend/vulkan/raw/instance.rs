@@ -208,6 +208,9 @@ impl Instance {
         if f12.shader_buffer_int64_atomics == 0 {
             missing.push("shaderBufferInt64Atomics");
         }
+        if f12.storage_buffer8_bit_access == 0 {
+            missing.push("storageBuffer8BitAccess (print-log lines start and end inside words)");
+        }
         if f12.vulkan_memory_model == 0 {
             missing.push("vulkanMemoryModel");
         }
