@@ -172,8 +172,8 @@ uint32_t gu_host_nop_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingL
     return gu::programs::nop_lane(arena, local, layout, lane, mode, count, budget, ready);
 }
 uint32_t gu_host_print_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
-                            uint32_t lines, uint32_t budget) {
-    return gu::programs::print_lane(arena, local, layout, lane, lines, budget);
+                            uint32_t lines, uint32_t budget, uint32_t *printed) {
+    return gu::programs::print_lane(arena, local, layout, lane, lines, budget, printed);
 }
 uint32_t gu_host_write_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane,
                             uint32_t file, uint32_t ops, uint32_t len, uint32_t budget, Report *out) {

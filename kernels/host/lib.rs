@@ -90,6 +90,7 @@ mod ffi {
             lane: u32,
             lines: u32,
             budget: u32,
+            printed: *mut u32,
         ) -> u32;
         pub fn gu_host_hostile_lane(
             arena: *mut u8,
@@ -551,13 +552,27 @@ pub unsafe fn nop_lane(
 }
 
 /// `gu::programs::print_lane`: lane `lane` prints its `lines` print-program lines through the ring with the
-/// C++ lane (§7 line mode, the target the host set), then flushes. Returns its final `STATUS_*`.
+/// C++ lane (§7: the print log or line mode, the target the host set), then flushes. Returns (its final
+/// `STATUS_*`: the first that was not READY, e.g. `LINE_TOO_LONG` for a line longer than the ring's lines, which
+/// is not printed; the lines printed READY).
 ///
 /// # Safety
 /// As for [`nop_lane`].
-pub unsafe fn print_lane(m: RingMemory, lane: u32, lines: u32, budget: u32) -> u32 {
-    // SAFETY: the caller's contract.
-    unsafe { ffi::gu_host_print_lane(m.arena, m.local, m.layout, lane, lines, budget) }
+pub unsafe fn print_lane(m: RingMemory, lane: u32, lines: u32, budget: u32) -> (u32, u32) {
+    let mut printed = 0u32;
+    // SAFETY: the caller's contract; `printed` is a valid u32.
+    let st = unsafe {
+        ffi::gu_host_print_lane(
+            m.arena,
+            m.local,
+            m.layout,
+            lane,
+            lines,
+            budget,
+            &mut printed,
+        )
+    };
+    (st, printed)
 }
 
 /// What a lane of a ring program reports (`gu::programs::lane_report`): the backend's `LaneReport` fields.

@@ -180,4 +180,18 @@ fn truncation_keeps_room_for_the_newline() {
     assert_eq!(line_str("abc\n", 8), (b"abc\n".to_vec(), false));
     assert_eq!(line_str("abcdefg", 8), (b"abcdefg\n".to_vec(), false));
     assert_eq!(line_str("abcdefgh", 8), (b"abcdefg\n".to_vec(), true));
+    // The caller's own newline may take the last byte (the line fits); anything after it is cut.
+    assert_eq!(line_str("abcdefg\n", 8), (b"abcdefg\n".to_vec(), false));
+    assert_eq!(line_str("abcdefg\nx", 8), (b"abcdefg\n".to_vec(), true));
+    // The truncation flag (what makes a print return LINE_TOO_LONG) is the Rust `LineBuf`'s at every length
+    // around the capacity, with and without a newline of the caller's.
+    for n in 0..12 {
+        for nl in ["", "\n"] {
+            let text = format!("{}{nl}", "y".repeat(n));
+            let mut l = LineBuf::with_capacity(8);
+            l.str(&text);
+            let rust = l.truncated();
+            assert_eq!(line_str(&text, 8).1, rust, "{text:?}");
+        }
+    }
 }

@@ -19,8 +19,8 @@ use gpu_uring::backend::{
     checksum, edit_buffer_host, layout_sqe_expected, FormatCase, LaneReport, Program, Programs,
     RunReport,
 };
-use gpu_uring::protocol::shared::STATUS_READY;
-use gpu_uring::protocol::{DeviceRing, PrintTarget};
+use gpu_uring::protocol::shared::{STATUS_LINE_TOO_LONG, STATUS_READY};
+use gpu_uring::protocol::{DeviceRing, PrintMode, PrintTarget};
 use gpu_uring::ring::{DeviceAccess, RingConfig, RingLayout, Sqe, WakerConfig};
 use gpu_uring_kernels::{
     format_lane, nop_lane, print_lane, ring_program_lane, NopMode, Report, RingMemory, RingProgram,
@@ -75,18 +75,17 @@ fn cpp_run(ring: &DeviceRing, lanes: u32, program: &Program) -> RunReport {
         unsafe {
             match *program {
                 Program::Print { lines } => {
-                    let st = print_lane(m, id, lines, BUDGET);
-                    // READY: every line was submitted (and flushed).
-                    if st == STATUS_READY {
-                        LaneReport {
-                            done: lines as u64,
-                            ..Default::default()
-                        }
+                    // The lines printed READY, and the lane flushed (else every line counts failed).
+                    let (st, printed) = print_lane(m, id, lines, BUDGET);
+                    let done = if st == STATUS_READY || st == STATUS_LINE_TOO_LONG {
+                        printed
                     } else {
-                        LaneReport {
-                            failed: lines as u64,
-                            ..Default::default()
-                        }
+                        0
+                    };
+                    LaneReport {
+                        done: done as u64,
+                        failed: (lines - done) as u64,
+                        ..Default::default()
                     }
                 }
                 Program::Nop {
@@ -455,6 +454,108 @@ fn confined_ring_prints_to_a_fixed_file() {
         assert_clean(&ring);
         ring.finish_prints();
         common::check_prints(&common::read_fd_file(out.as_raw_fd()), lanes, lines);
+    }
+}
+
+/// device_suite `print_log_refuses_lines_longer_than_the_ring_lines`, in every print mode: on a ring whose lines
+/// are shorter than some of the program's lines, a line that does not fit is not printed (`LINE_TOO_LONG`,
+/// counted failed) and every other line is, whole and in order — through the print log into a pipe, one write
+/// per line into a pipe (stream mode) and into a file (offset mode).
+#[test]
+fn lines_longer_than_the_ring_lines_are_not_printed() {
+    let (lanes, lines, line_bytes) = (8u32, 40u32, 48u32);
+    // The lines that fit, per lane, in order; and how many do not.
+    let mut per_lane = vec![Vec::new(); lanes as usize];
+    let mut long = 0u64;
+    for lane in 0..lanes {
+        for seq in 0..lines {
+            let l = gpu_uring_kernels::print_line(lane, seq);
+            if l.len() > line_bytes as usize {
+                long += 1;
+            } else {
+                per_lane[lane as usize].extend_from_slice(&l);
+            }
+        }
+    }
+    assert!(
+        long > 0 && long < (lanes * lines) as u64,
+        "some lines are too long"
+    );
+    let by_lane = |out: &[u8]| {
+        let mut got = vec![Vec::new(); lanes as usize];
+        for l in out.split_inclusive(|&c| c == b'\n') {
+            let lane: usize = std::str::from_utf8(l).expect("utf-8")[5..]
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("a torn line {l:?}"));
+            got[lane].extend_from_slice(l);
+        }
+        got
+    };
+    for who in BOTH {
+        for (mode, file) in [
+            (PrintMode::GroupCommit, false),
+            (PrintMode::LinePerWrite, false),
+            (PrintMode::LinePerWrite, true),
+        ] {
+            let what = format!(
+                "{who:?} {mode:?} into a {}",
+                if file { "file" } else { "pipe" }
+            );
+            let ring = ring(RingConfig {
+                lanes,
+                line_bytes,
+                ..Default::default()
+            });
+            ring.set_print_mode(mode);
+            let out = if file {
+                let f = tempfile::tempfile().expect("a temporary file");
+                ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+                    .expect("print target");
+                let rep = run(who, &ring, lanes, &Program::Print { lines });
+                assert_eq!(
+                    (rep.total().done, rep.total().failed),
+                    ((lanes * lines) as u64 - long, long),
+                    "{what}"
+                );
+                assert_clean(&ring);
+                ring.finish_prints();
+                drop(ring);
+                common::read_fd_file(f.as_raw_fd())
+            } else {
+                let mut fds = [0i32; 2];
+                // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+                assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+                // SAFETY: pipe2 returned two fresh descriptors, each owned once here.
+                let (rd, wr) =
+                    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+                let reader = std::thread::spawn(move || {
+                    let mut out = Vec::new();
+                    std::fs::File::from(rd)
+                        .read_to_end(&mut out)
+                        .expect("reading the pipe");
+                    out
+                });
+                ring.set_print_target(PrintTarget::Fd(wr.as_raw_fd()))
+                    .expect("print target");
+                let rep = run(who, &ring, lanes, &Program::Print { lines });
+                assert_eq!(
+                    (rep.total().done, rep.total().failed),
+                    ((lanes * lines) as u64 - long, long),
+                    "{what}"
+                );
+                assert_clean(&ring);
+                drop(ring);
+                drop(wr);
+                reader.join().expect("the pipe's reader")
+            };
+            assert_eq!(
+                by_lane(&out),
+                per_lane,
+                "{what}: every line that fits, once, in order"
+            );
+        }
     }
 }
 

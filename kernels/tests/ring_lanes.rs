@@ -282,7 +282,10 @@ fn prints_into_a_file_with(team: u32, mode: PrintMode, print_log_bytes: u32) {
     let m = memory(&ring, &layout);
     // SAFETY: as in `nops_complete_exactly_once`.
     let out = run_in_teams(LANES, team, |id| unsafe { print_lane(m, id, M, BUDGET) });
-    assert!(out.iter().all(|&s| s == STATUS_READY), "statuses {out:?}");
+    assert!(
+        out.iter().all(|&s| s == (STATUS_READY, M)),
+        "statuses, lines printed {out:?}"
+    );
     assert_clean(&ring);
     let end = ring
         .finish_prints()
@@ -346,7 +349,10 @@ fn prints_into_a_pipe(team: u32, mode: PrintMode) {
     let m = memory(&ring, &layout);
     // SAFETY: as in `nops_complete_exactly_once`.
     let out = run_in_teams(LANES, team, |id| unsafe { print_lane(m, id, M, BUDGET) });
-    assert!(out.iter().all(|&s| s == STATUS_READY), "statuses {out:?}");
+    assert!(
+        out.iter().all(|&s| s == (STATUS_READY, M)),
+        "statuses, lines printed {out:?}"
+    );
     let bytes = reader.join().expect("reader");
     assert_clean(&ring);
     assert_eq!(check_lines(&bytes, LANES, M), want_lines);

@@ -3,7 +3,9 @@
 // every step is one correctly rounded operation. No allocation, no C library.
 //
 // `gu::line` formats into a caller-owned buffer of `cap` bytes (a staging line, at most 4096): text past the
-// capacity is cut, one byte is always kept for the final `\n`, and `truncated()` records the cut.
+// capacity is cut, one byte is always kept for the final `\n`, and `truncated()` records the cut. A print
+// (gpu_uring/lane.h, group.h) never submits a cut line: it returns GU_STATUS_LINE_TOO_LONG and prints nothing,
+// as the Rust lane does.
 #ifndef GPU_URING_FORMAT_H
 #define GPU_URING_FORMAT_H
 
@@ -73,8 +75,8 @@ class line {
     }
 
     GU_FN line &byte(char b) {
-        // Keep one byte for the newline.
-        if (len_ + 1 < cap_) {
+        // Keep one byte for the newline, which may be the caller's own (as the Rust `LineBuf`).
+        if (len_ + 1 < cap_ || (b == '\n' && len_ < cap_)) {
             data_[len_++] = b;
         } else {
             truncated_ = true;

@@ -334,7 +334,8 @@ class lane {
     // §7 first half: the target, this lane's next staging line `j` made reusable (offset mode: bounded wait
     // until the kernel is done with it; stream mode: the previous line's result), the line formatted straight
     // into it (`len` bytes, newline included). READY, or the status of the step that failed (WOULD_BLOCK: no
-    // print target).
+    // print target; LINE_TOO_LONG: the line with its newline is longer than the ring's lines — nothing of it
+    // may be printed, and the staging line stays free for the next).
     template <class... Args> GU_FN uint32_t stage(uint32_t budget, uint32_t &j, uint32_t &len, const Args &...args) {
         const gpu_uring::RingLayout *l = r.l;
         uint32_t pflags = target();
@@ -349,7 +350,7 @@ class lane {
         // The staging line is this lane's until its write is published: plain stores into the arena.
         gu::line text(reinterpret_cast<char *>(r.arena + r.line_off(id, j)), l->line_bytes);
         len = format(text, args...);
-        return GU_STATUS_READY;
+        return text.truncated() ? GU_STATUS_LINE_TOO_LONG : GU_STATUS_READY;
     }
 
     // Whether prints go through the print log (§7.1): PRINT_LOG set by the host and the log's words sane.
@@ -372,7 +373,7 @@ class lane {
     }
 
     // §7.1 first half: the line formatted into the lane's first staging line (free unless a line-mode write
-    // of it is still in flight: bounded wait), `len` bytes with the newline.
+    // of it is still in flight: bounded wait), `len` bytes with the newline. LINE_TOO_LONG as in `stage`.
     template <class... Args> GU_FN uint32_t stage_log(uint32_t budget, uint32_t &len, const Args &...args) {
         const gpu_uring::RingLayout *l = r.l;
         if (l->staging_lines == 0 || id >= l->lanes) {
@@ -384,7 +385,7 @@ class lane {
         }
         gu::line text(reinterpret_cast<char *>(r.arena + r.line_off(id, 0)), l->line_bytes);
         len = format(text, args...);
-        return GU_STATUS_READY;
+        return text.truncated() ? GU_STATUS_LINE_TOO_LONG : GU_STATUS_READY;
     }
 
     // §7.1: one line through the print log. The line is formatted into the lane's first staging line (its own:
@@ -392,7 +393,8 @@ class lane {
     // taking handed-on duty, reaping at growing intervals, backing off), copy it into the log, complete the
     // range, and ring the duty word if the completed prefix moved. READY: the line will be written (by this
     // lane's duty, another lane's, or the host after the run); TIMED_OUT: nothing was reserved, no byte of the
-    // line is in the log; PROTOCOL_VIOLATION: a log word was rewritten (counted).
+    // line is in the log; LINE_TOO_LONG: the line does not fit the ring's lines, nothing was reserved;
+    // PROTOCOL_VIOLATION: a log word was rewritten (counted).
     template <class... Args> GU_FN uint32_t print_log(uint32_t budget, const Args &...args) {
         uint32_t len = 0;
         uint32_t st = stage_log(budget, len, args...);
@@ -437,7 +439,8 @@ class lane {
 
     // One line, written with one write SQE (§7 line mode): offset mode (device-assigned file offsets,
     // fire-and-forget tagged with the line) or stream mode (waited on slot 0, one line in flight). READY, or
-    // the status of the step that failed (the line is not printed; WOULD_BLOCK: no print target).
+    // the status of the step that failed (the line is not printed; WOULD_BLOCK: no print target;
+    // LINE_TOO_LONG: longer than the ring's lines).
     template <class... Args> GU_FN uint32_t print(uint32_t budget, const Args &...args) {
         if (log_mode()) {
             return print_log(budget, args...);

@@ -69,21 +69,28 @@ GU_FN uint32_t nop_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLay
     return first_failure(st, fl);
 }
 
-// The print program: the lane's `lines` lines of `print_line` through the ring (§7 line mode), aggregated per
-// subgroup (gpu_uring/group.h `print`), then a flush. Every lane makes all `lines` rounds (uniform control
-// flow); returns the first status that is not READY (or READY).
+// The print program: the lane's `lines` lines of `print_line` through the ring (§7: the print log or line mode,
+// as the host set the target), aggregated per subgroup (gpu_uring/group.h `print`), then a flush. Every lane
+// makes all `lines` rounds (uniform control flow); returns the first status that is not READY (or READY). A
+// line longer than the ring's lines is not printed (LINE_TOO_LONG), the later ones still are. `*printed` (when
+// not null) counts the lines printed READY.
 GU_FN uint32_t print_lane(uint8_t *arena, uint8_t *local, const gpu_uring::RingLayout *layout, uint32_t lane_id,
-                          uint32_t lines, uint32_t budget) {
+                          uint32_t lines, uint32_t budget, uint32_t *printed = nullptr) {
     lane ln(arena, local, layout, lane_id);
     subgroup sg = subgroup::active();
     uint32_t st = GU_STATUS_READY;
+    uint32_t ok = 0;
     for (uint32_t seq = 0; seq < lines; seq++) {
         uint32_t s = group::print(ln, sg, true, budget, "lane=", lane_id, " seq=", seq, " d=",
                                   (int64_t)seq - (int64_t)lane_id, " x=", hex((uint64_t)lane_id << 32 | seq),
                                   " v=", fixed((float)seq / 8.0f - (float)lane_id, 3), " gpu-uring");
+        ok += s == GU_STATUS_READY ? 1u : 0u;
         st = first_failure(st, s);
     }
     uint32_t fl = ln.flush(budget);
+    if (printed != nullptr) {
+        *printed = ok;
+    }
     return first_failure(st, fl);
 }
 
