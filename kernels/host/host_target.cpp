@@ -215,6 +215,11 @@ uint32_t gu_host_stream_lane(uint8_t *arena, uint8_t *local, const gpu_uring::Pu
                              uint32_t budget, Report *out) {
     return gu::programs::stream_lane(arena, local, layout, lane, lanes, file, region, chunk, total, budget, out);
 }
+// One dispatch of the pump probe's lane `lane` (run: PumpRunParams, then the lanes' PumpLaneStates).
+void gu_host_pump_probe_lane(uint8_t *arena, uint8_t *run, uint8_t *local, const gpu_uring::PumpLayout *layout,
+                             uint32_t lane) {
+    gu::programs::pump_probe_lane(arena, run, local, layout, lane);
+}
 
 // ---- baselines
 uint32_t gu_host_rpc_print_lane(uint8_t *mailboxes, uint32_t lanes, uint32_t lines, uint32_t budget, uint32_t lane) {

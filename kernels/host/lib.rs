@@ -44,24 +44,9 @@ mod ffi {
             cap: u32,
             truncated: *mut u32,
         ) -> u32;
-        pub fn gu_local_u32_load(p: *mut u32, o: u32) -> u32;
-        pub fn gu_local_u32_store(p: *mut u32, v: u32, o: u32);
         pub fn gu_local_u32_cas(p: *mut u32, expected: *mut u32, desired: u32, o: u32) -> u32;
-        pub fn gu_local_u32_fetch_add(p: *mut u32, v: u32, o: u32) -> u32;
-        pub fn gu_local_u32_fetch_or(p: *mut u32, v: u32, o: u32) -> u32;
-        pub fn gu_local_u32_fetch_and(p: *mut u32, v: u32, o: u32) -> u32;
-        pub fn gu_local_u32_exchange(p: *mut u32, v: u32, o: u32) -> u32;
         pub fn gu_local_i32_fetch_add(p: *mut i32, v: i32, o: u32) -> i32;
-        pub fn gu_local_u64_load(p: *mut u64, o: u32) -> u64;
-        pub fn gu_local_u64_store(p: *mut u64, v: u64, o: u32);
         pub fn gu_local_u64_cas(p: *mut u64, expected: *mut u64, desired: u64, o: u32) -> u32;
-        pub fn gu_local_u64_fetch_add(p: *mut u64, v: u64, o: u32) -> u64;
-        pub fn gu_local_u64_fetch_or(p: *mut u64, v: u64, o: u32) -> u64;
-        pub fn gu_local_u64_fetch_and(p: *mut u64, v: u64, o: u32) -> u64;
-        pub fn gu_shared_u32_load(p: *mut u32, o: u32) -> u32;
-        pub fn gu_shared_u32_store(p: *mut u32, v: u32, o: u32);
-        pub fn gu_shared_u64_load(p: *mut u64, o: u32) -> u64;
-        pub fn gu_shared_u64_store(p: *mut u64, v: u64, o: u32);
         pub fn gu_fence_device(o: u32);
         pub fn gu_fence_system(o: u32);
         pub fn gu_host_subgroup(v: u32, out: *mut u32);
@@ -172,6 +157,13 @@ mod ffi {
             budget: u32,
             out: *mut super::Report,
         ) -> u32;
+        pub fn gu_host_pump_probe_lane(
+            arena: *mut u8,
+            run: *mut u8,
+            local: *mut u8,
+            layout: *const core::ffi::c_void,
+            lane: u32,
+        );
         pub fn gu_host_rpc_print_lane(
             mailboxes: *mut u8,
             lanes: u32,
@@ -256,24 +248,75 @@ pub struct SharedU32<'a>(pub &'a AtomicU32);
 #[derive(Clone, Copy)]
 pub struct SharedU64<'a>(pub &'a AtomicU64);
 
-// SAFETY (every method below): the pointer comes from a live `&AtomicU32`/`&AtomicU64`, so it is aligned and
-// valid for the call; the C++ side accesses it only through `std::atomic_ref`, which may race with Rust's
-// atomics on the same word.
-impl LocalU32<'_> {
+/// Methods of a word view that forward to the C++ `gu::local_word` / `gu::shared_word` calls (host_target.cpp),
+/// one per `fn name(args) -> ret = c_function;` line, which also declares the C function: it takes `self.0`'s
+/// pointer, the arguments, then the order.
+macro_rules! word_calls {
+    ($view:ident($word:ty) { $( $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $ffi:ident; )* }) => {
+        extern "C" {
+            $( fn $ffi(p: *mut $word, $($arg: $ty,)* o: u32) $(-> $ret)?; )*
+        }
+        impl $view<'_> {
+            $(
+                $(#[$doc])*
+                pub fn $name(self, $($arg: $ty,)* o: Order) $(-> $ret)? {
+                    // SAFETY: the pointer comes from a live `&AtomicU32`/`&AtomicU64`, so it is aligned and valid
+                    // for the call; the C++ side accesses it only through `std::atomic_ref`, which may race with
+                    // Rust's atomics on the same word.
+                    unsafe { $ffi(self.0.as_ptr(), $($arg,)* o as u32) }
+                }
+            )*
+        }
+    };
+}
+
+word_calls!(LocalU32(u32) {
     /// `load(o)`
-    pub fn load(self, o: Order) -> u32 {
-        // SAFETY: see above.
-        unsafe { ffi::gu_local_u32_load(self.0.as_ptr(), o as u32) }
-    }
+    fn load() -> u32 = gu_local_u32_load;
     /// `store(v, o)`
-    pub fn store(self, v: u32, o: Order) {
-        // SAFETY: see above.
-        unsafe { ffi::gu_local_u32_store(self.0.as_ptr(), v, o as u32) }
-    }
+    fn store(v: u32) = gu_local_u32_store;
+    /// `fetch_add(v, o)`
+    fn fetch_add(v: u32) -> u32 = gu_local_u32_fetch_add;
+    /// `fetch_or(v, o)`
+    fn fetch_or(v: u32) -> u32 = gu_local_u32_fetch_or;
+    /// `fetch_and(v, o)`
+    fn fetch_and(v: u32) -> u32 = gu_local_u32_fetch_and;
+    /// `exchange(v, o)`
+    fn exchange(v: u32) -> u32 = gu_local_u32_exchange;
+});
+
+word_calls!(LocalU64(u64) {
+    /// `load(o)`
+    fn load() -> u64 = gu_local_u64_load;
+    /// `store(v, o)`
+    fn store(v: u64) = gu_local_u64_store;
+    /// `fetch_add(v, o)`
+    fn fetch_add(v: u64) -> u64 = gu_local_u64_fetch_add;
+    /// `fetch_or(v, o)`
+    fn fetch_or(v: u64) -> u64 = gu_local_u64_fetch_or;
+    /// `fetch_and(v, o)`
+    fn fetch_and(v: u64) -> u64 = gu_local_u64_fetch_and;
+});
+
+word_calls!(SharedU32(u32) {
+    /// `load(o)`
+    fn load() -> u32 = gu_shared_u32_load;
+    /// `store(v, o)`
+    fn store(v: u32) = gu_shared_u32_store;
+});
+
+word_calls!(SharedU64(u64) {
+    /// `load(o)`
+    fn load() -> u64 = gu_shared_u64_load;
+    /// `store(v, o)`
+    fn store(v: u64) = gu_shared_u64_store;
+});
+
+impl LocalU32<'_> {
     /// `compare_exchange(expected, desired, o)`: `Ok(previous)` or `Err(found)`.
     pub fn compare_exchange(self, expected: u32, desired: u32, o: Order) -> Result<u32, u32> {
         let mut e = expected;
-        // SAFETY: see above; `e` is a valid u32.
+        // SAFETY: as in `word_calls!`; `e` is a valid u32.
         let ok = unsafe { ffi::gu_local_u32_cas(self.0.as_ptr(), &mut e, desired, o as u32) };
         if ok != 0 {
             Ok(e)
@@ -281,95 +324,24 @@ impl LocalU32<'_> {
             Err(e)
         }
     }
-    /// `fetch_add(v, o)`
-    pub fn fetch_add(self, v: u32, o: Order) -> u32 {
-        // SAFETY: see above.
-        unsafe { ffi::gu_local_u32_fetch_add(self.0.as_ptr(), v, o as u32) }
-    }
-    /// `fetch_or(v, o)`
-    pub fn fetch_or(self, v: u32, o: Order) -> u32 {
-        // SAFETY: see above.
-        unsafe { ffi::gu_local_u32_fetch_or(self.0.as_ptr(), v, o as u32) }
-    }
-    /// `fetch_and(v, o)`
-    pub fn fetch_and(self, v: u32, o: Order) -> u32 {
-        // SAFETY: see above.
-        unsafe { ffi::gu_local_u32_fetch_and(self.0.as_ptr(), v, o as u32) }
-    }
-    /// `exchange(v, o)`
-    pub fn exchange(self, v: u32, o: Order) -> u32 {
-        // SAFETY: see above.
-        unsafe { ffi::gu_local_u32_exchange(self.0.as_ptr(), v, o as u32) }
-    }
     /// `gu::local_word<int32_t>::fetch_add` on the same word (two's complement, wrapping).
     pub fn fetch_add_i32(self, v: i32, o: Order) -> i32 {
-        // SAFETY: see above; i32 and u32 have the same size and alignment.
+        // SAFETY: as in `word_calls!`; i32 and u32 have the same size and alignment.
         unsafe { ffi::gu_local_i32_fetch_add(self.0.as_ptr().cast(), v, o as u32) }
     }
 }
 
 impl LocalU64<'_> {
-    /// `load(o)`
-    pub fn load(self, o: Order) -> u64 {
-        // SAFETY: see above.
-        unsafe { ffi::gu_local_u64_load(self.0.as_ptr(), o as u32) }
-    }
-    /// `store(v, o)`
-    pub fn store(self, v: u64, o: Order) {
-        // SAFETY: see above.
-        unsafe { ffi::gu_local_u64_store(self.0.as_ptr(), v, o as u32) }
-    }
     /// `compare_exchange(expected, desired, o)`: `Ok(previous)` or `Err(found)`.
     pub fn compare_exchange(self, expected: u64, desired: u64, o: Order) -> Result<u64, u64> {
         let mut e = expected;
-        // SAFETY: see above; `e` is a valid u64.
+        // SAFETY: as in `word_calls!`; `e` is a valid u64.
         let ok = unsafe { ffi::gu_local_u64_cas(self.0.as_ptr(), &mut e, desired, o as u32) };
         if ok != 0 {
             Ok(e)
         } else {
             Err(e)
         }
-    }
-    /// `fetch_add(v, o)`
-    pub fn fetch_add(self, v: u64, o: Order) -> u64 {
-        // SAFETY: see above.
-        unsafe { ffi::gu_local_u64_fetch_add(self.0.as_ptr(), v, o as u32) }
-    }
-    /// `fetch_or(v, o)`
-    pub fn fetch_or(self, v: u64, o: Order) -> u64 {
-        // SAFETY: see above.
-        unsafe { ffi::gu_local_u64_fetch_or(self.0.as_ptr(), v, o as u32) }
-    }
-    /// `fetch_and(v, o)`
-    pub fn fetch_and(self, v: u64, o: Order) -> u64 {
-        // SAFETY: see above.
-        unsafe { ffi::gu_local_u64_fetch_and(self.0.as_ptr(), v, o as u32) }
-    }
-}
-
-impl SharedU32<'_> {
-    /// `load(o)`
-    pub fn load(self, o: Order) -> u32 {
-        // SAFETY: see above.
-        unsafe { ffi::gu_shared_u32_load(self.0.as_ptr(), o as u32) }
-    }
-    /// `store(v, o)`
-    pub fn store(self, v: u32, o: Order) {
-        // SAFETY: see above.
-        unsafe { ffi::gu_shared_u32_store(self.0.as_ptr(), v, o as u32) }
-    }
-}
-
-impl SharedU64<'_> {
-    /// `load(o)`
-    pub fn load(self, o: Order) -> u64 {
-        // SAFETY: see above.
-        unsafe { ffi::gu_shared_u64_load(self.0.as_ptr(), o as u32) }
-    }
-    /// `store(v, o)`
-    pub fn store(self, v: u64, o: Order) {
-        // SAFETY: see above.
-        unsafe { ffi::gu_shared_u64_store(self.0.as_ptr(), v, o as u32) }
     }
 }
 
@@ -744,6 +716,25 @@ pub unsafe fn stream_lane(
         )
     };
     (st, out)
+}
+
+/// Bytes of the `PumpRunParams` (`gpu_uring::abi::run::PumpRunParams`) at the start of a pump run buffer.
+pub const PUMP_RUN_PARAMS_BYTES: usize = 64;
+/// Bytes of one lane's `PumpLaneState` (`gpu_uring::abi::run::PumpLaneState`); lane `l`'s follows the params at
+/// `PUMP_RUN_PARAMS_BYTES + l · PUMP_LANE_STATE_BYTES`.
+pub const PUMP_LANE_STATE_BYTES: usize = 128;
+
+/// One dispatch of lane `lane` of the pump probe (`gu::programs::pump_probe_lane`, the `gu_pump_probe` kernel;
+/// `PumpProgram::PROBE`'s modes): the lane runs at most the params' `iter_budget` loop rounds from where its
+/// `PumpLaneState` left off and stores its progress there; dispatch again until it has `PUMP_LANE_FINISHED`.
+///
+/// # Safety
+/// `m` must come from a live pump that outlives the call; `run` must point at an 8-byte-aligned run buffer of
+/// [`PUMP_RUN_PARAMS_BYTES`] + lanes · [`PUMP_LANE_STATE_BYTES`] bytes (lanes: the params' `lanes`) that no
+/// thread writes during the call except this lane's own state, which no other thread may touch meanwhile.
+pub unsafe fn pump_probe_dispatch(m: QueueMemory, run: *mut u8, lane: u32) {
+    // SAFETY: the caller's contract.
+    unsafe { ffi::gu_host_pump_probe_lane(m.arena, run, m.local, m.layout, lane) }
 }
 
 /// `gu::programs::rpc_print_lane`: lane `lane`'s RPC client over the mailboxes at `mailboxes` (experiments/src/

@@ -195,3 +195,11 @@ extern "C" __global__ void gu_pump_stream(uint8_t *arena, uint8_t *local, gpu_ur
                                                  &report[lane]);
     }
 }
+
+// The pump probe (programs.h: pump_probe_lane; `PumpProgram::PROBE`'s modes), with `run_pump`'s argument scheme:
+// the pump arena, the run buffer (PumpRunParams, then one PumpLaneState per lane), the device-local block and
+// the PumpLayout by value. One dispatch: each lane below params.lanes runs at most params.iter_budget loop
+// rounds and stores its progress; the host dispatches again until every lane has PUMP_LANE_FINISHED.
+extern "C" __global__ void gu_pump_probe(uint8_t *arena, uint8_t *run, uint8_t *local, gpu_uring::PumpLayout layout) {
+    gu::programs::pump_probe_lane(arena, run, local, &layout, global_id());
+}

@@ -9,6 +9,8 @@
 //   programs/hostile.h        the hostile-input table's ring rows
 //   programs/baselines.h      the RPC print client and the memory-placement probe
 //   programs/pump_programs.h  the io_queue's megakernel stream kernel
+//   programs/pump_probe.h     the io_queue's test program (layout echo, exactly-once READs, validation errors,
+//                             withdrawal, WRITE then FENCE, the hostile table's re-published slot)
 #ifndef GPU_URING_KERNELS_PROGRAMS_H
 #define GPU_URING_KERNELS_PROGRAMS_H
 
@@ -17,5 +19,6 @@
 #include "programs/hostile.h"
 #include "programs/baselines.h"
 #include "programs/pump_programs.h"
+#include "programs/pump_probe.h"
 
 #endif // GPU_URING_KERNELS_PROGRAMS_H

@@ -170,6 +170,27 @@ fn assert_clean(ring: &DeviceRing) {
     assert_eq!(c.protocol_violations, 0, "no violation");
 }
 
+/// A pipe's write end and a thread reading everything from its read end until every write end is closed.
+fn pipe_reader() -> (OwnedFd, std::thread::JoinHandle<Vec<u8>>) {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2(2) writes.
+    assert_eq!(
+        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) },
+        0,
+        "pipe2"
+    );
+    // SAFETY: pipe2 returned two fresh descriptors, each owned once here.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::fs::File::from(rd)
+            .read_to_end(&mut out)
+            .expect("reading the pipe");
+        out
+    });
+    (wr, reader)
+}
+
 fn null_file() -> std::fs::File {
     std::fs::OpenOptions::new()
         .write(true)
@@ -503,53 +524,41 @@ fn lines_longer_than_the_ring_lines_are_not_printed() {
                 "{who:?} {mode:?} into a {}",
                 if file { "file" } else { "pipe" }
             );
+            // The print target's fd, and what reads everything printed once the ring is gone.
+            let (fd, printed): (i32, Box<dyn FnOnce() -> Vec<u8>>) = if file {
+                let f = tempfile::tempfile().expect("a temporary file");
+                (
+                    f.as_raw_fd(),
+                    Box::new(move || common::read_fd_file(f.as_raw_fd())),
+                )
+            } else {
+                let (wr, reader) = pipe_reader();
+                (
+                    wr.as_raw_fd(),
+                    Box::new(move || {
+                        drop(wr);
+                        reader.join().expect("the pipe's reader")
+                    }),
+                )
+            };
             let ring = ring(RingConfig {
                 lanes,
                 line_bytes,
                 ..Default::default()
             });
             ring.set_print_mode(mode);
-            let out = if file {
-                let f = tempfile::tempfile().expect("a temporary file");
-                ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
-                    .expect("print target");
-                let rep = run(who, &ring, lanes, &Program::Print { lines });
-                assert_eq!(
-                    (rep.total().done, rep.total().failed),
-                    ((lanes * lines) as u64 - long, long),
-                    "{what}"
-                );
-                assert_clean(&ring);
-                ring.finish_prints();
-                drop(ring);
-                common::read_fd_file(f.as_raw_fd())
-            } else {
-                let mut fds = [0i32; 2];
-                // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-                assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-                // SAFETY: pipe2 returned two fresh descriptors, each owned once here.
-                let (rd, wr) =
-                    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-                let reader = std::thread::spawn(move || {
-                    let mut out = Vec::new();
-                    std::fs::File::from(rd)
-                        .read_to_end(&mut out)
-                        .expect("reading the pipe");
-                    out
-                });
-                ring.set_print_target(PrintTarget::Fd(wr.as_raw_fd()))
-                    .expect("print target");
-                let rep = run(who, &ring, lanes, &Program::Print { lines });
-                assert_eq!(
-                    (rep.total().done, rep.total().failed),
-                    ((lanes * lines) as u64 - long, long),
-                    "{what}"
-                );
-                assert_clean(&ring);
-                drop(ring);
-                drop(wr);
-                reader.join().expect("the pipe's reader")
-            };
+            ring.set_print_target(PrintTarget::Fd(fd))
+                .expect("print target");
+            let rep = run(who, &ring, lanes, &Program::Print { lines });
+            assert_eq!(
+                (rep.total().done, rep.total().failed),
+                ((lanes * lines) as u64 - long, long),
+                "{what}"
+            );
+            assert_clean(&ring);
+            ring.finish_prints();
+            drop(ring);
+            let out = printed();
             assert_eq!(
                 by_lane(&out),
                 per_lane,
@@ -669,18 +678,7 @@ fn rpc_print_client_prints_every_line_once() {
         MailboxArena, RpcServer, ServerConfig, MB_DONE, MB_FAILED, MB_FINISHED,
     };
     let (lanes, lines) = (8u32, 60u32);
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2(2) writes.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: pipe2 returned two fresh descriptors this test now owns.
-    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        std::fs::File::from(rd)
-            .read_to_end(&mut out)
-            .expect("reading the pipe");
-        out
-    });
+    let (wr, reader) = pipe_reader();
     let arena = Arc::new(MailboxArena::new(lanes).expect("mailboxes"));
     let server = RpcServer::start(arena.clone(), wr.as_raw_fd(), ServerConfig::default())
         .expect("the RPC server");

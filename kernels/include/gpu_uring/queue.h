@@ -37,6 +37,17 @@ struct queue_request {
         queue_request r = {GU_QUEUE_OP_WRITE, file, buf, file_offset, buf_offset, len, tag};
         return r;
     }
+    // Completes once every earlier request of this lane has (§Q6); moves no bytes.
+    GU_FN static queue_request fence(uint64_t tag) {
+        queue_request r = {GU_QUEUE_OP_FENCE, 0, 0, 0, 0, 0, tag};
+        return r;
+    }
+    // Moves no bytes; the pump still validates the fields it is given.
+    GU_FN static queue_request nop(uint32_t file, uint64_t file_offset, uint32_t buf, uint64_t buf_offset,
+                                   uint32_t len, uint64_t tag) {
+        queue_request r = {GU_QUEUE_OP_NOP, file, buf, file_offset, buf_offset, len, tag};
+        return r;
+    }
 };
 
 // A finished request, read from its slot's outbox.
@@ -122,7 +133,11 @@ class queue_lane {
 
     // §Q3.2: fills ALLOCATED slot `slot`'s inbox with `r` and publishes the next sequence (30 bits, wrapping).
     // For a WRITE the region bytes are already written. Returns the sequence.
-    GU_OUTLINE uint32_t publish(uint32_t slot, const queue_request &r) {
+    GU_FN uint32_t publish(uint32_t slot, const queue_request &r) { return publish_raw(slot, r, 0, 0); }
+
+    // `publish` with the inbox's reserved words as given: non-zero ones make the pump fail the request
+    // (ERR_RESERVED) — what the validation probe checks; every other caller publishes zeros.
+    GU_OUTLINE uint32_t publish_raw(uint32_t slot, const queue_request &r, uint32_t reserved0, uint32_t reserved1) {
         local_word<uint32_t> w = own(slot);
         uint32_t seq = ((w.load(mo::relaxed) >> GU_QUEUE_SEQ_SHIFT) + 1u) & GU_QUEUE_SEQ_MASK;
         uint32_t so = slot_off(slot);
@@ -135,8 +150,8 @@ class queue_lane {
         s32(so + GU_IO_SLOT_LEN).store(r.len, mo::relaxed);
         s32(so + GU_IO_SLOT_OWNER).store(id, mo::relaxed);
         s64(so + GU_IO_SLOT_TAG).store(r.tag, mo::relaxed);
-        s32(so + GU_IO_SLOT_RESERVED).store(0, mo::relaxed);
-        s32(so + GU_IO_SLOT_RESERVED + 4u).store(0, mo::relaxed);
+        s32(so + GU_IO_SLOT_RESERVED).store(reserved0, mo::relaxed);
+        s32(so + GU_IO_SLOT_RESERVED + 4u).store(reserved1, mo::relaxed);
         // Release (system scope): the pump's acquire load of this word sees every field above and, for a WRITE,
         // the region bytes this lane wrote; it also orders this publication after the lane's earlier ones (what
         // FENCE relies on, §Q6). This lane is the word's only writer.
