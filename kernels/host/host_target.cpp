@@ -215,6 +215,11 @@ uint32_t gu_host_stream_lane(uint8_t *arena, uint8_t *local, const gpu_uring::Pu
                              uint32_t budget, Report *out) {
     return gu::programs::stream_lane(arena, local, layout, lane, lanes, file, region, chunk, total, budget, out);
 }
+uint32_t gu_host_group_read_lane(uint8_t *arena, uint8_t *local, const gpu_uring::PumpLayout *layout, uint32_t lane,
+                                 uint32_t file, uint32_t region, uint32_t chunk, uint32_t count, uint32_t budget,
+                                 Report *out) {
+    return gu::programs::group_read_lane(arena, local, layout, lane, file, region, chunk, count, budget, out);
+}
 // One dispatch of the pump probe's lane `lane` (run: PumpRunParams, then the lanes' PumpLaneStates).
 void gu_host_pump_probe_lane(uint8_t *arena, uint8_t *run, uint8_t *local, const gpu_uring::PumpLayout *layout,
                              uint32_t lane) {

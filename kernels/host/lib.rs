@@ -157,6 +157,18 @@ mod ffi {
             budget: u32,
             out: *mut super::Report,
         ) -> u32;
+        pub fn gu_host_group_read_lane(
+            arena: *mut u8,
+            local: *mut u8,
+            layout: *const core::ffi::c_void,
+            lane: u32,
+            file: u32,
+            region: u32,
+            chunk: u32,
+            count: u32,
+            budget: u32,
+            out: *mut super::Report,
+        ) -> u32;
         pub fn gu_host_pump_probe_lane(
             arena: *mut u8,
             run: *mut u8,
@@ -437,6 +449,35 @@ impl Team {
     }
 }
 
+/// Runs `f(lane)` for lanes `0..lanes`, each on a thread of its own, grouped into emulated subgroups of `team`
+/// lanes (lane `id` is lane `id % team` of team `id / team`, the last team smaller if `team` does not divide
+/// `lanes`; a team of one is a plain thread, a subgroup of one): the results in lane order. A lane thread that
+/// panics fails the call.
+pub fn run_in_teams<R: Send>(lanes: u32, team: u32, f: impl Fn(u32) -> R + Sync) -> Vec<R> {
+    let team = team.clamp(1, 64);
+    let teams: Vec<Team> = (0..lanes.div_ceil(team))
+        .map(|t| Team::new(team.min(lanes - t * team)))
+        .collect();
+    std::thread::scope(|s| {
+        let (f, teams) = (&f, &teams);
+        let hs: Vec<_> = (0..lanes)
+            .map(|id| {
+                s.spawn(move || {
+                    let t = &teams[(id / team) as usize];
+                    if t.lanes() > 1 {
+                        t.run_as(id % team, || f(id))
+                    } else {
+                        f(id)
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("a lane thread panicked"))
+            .collect()
+    })
+}
+
 impl Drop for Team {
     fn drop(&mut self) {
         // SAFETY: `raw` came from gu_host_team_new and no thread is a member any more (`run_as` borrows `self`).
@@ -713,6 +754,34 @@ pub unsafe fn stream_lane(
     let st = unsafe {
         ffi::gu_host_stream_lane(
             m.arena, m.local, m.layout, lane, lanes, file, region, chunk, total, budget, &mut out,
+        )
+    };
+    (st, out)
+}
+
+/// `gu::programs::group_read_lane` (the `gu_pump_read` kernel): lane `lane` performs `count` READs of `chunk`
+/// bytes of pump file `file` (chunk `lane · count + k`) into pump region `region` at `lane · chunk`, one at a time,
+/// allocating with its subgroup (`gpu_uring/queue_group.h`; on a [`Team`]'s thread the team's lanes scan together)
+/// and checksumming each chunk. Returns (`QUEUE_STATUS_*` or [`PROGRAM_REFUSED`], its report: done = chunks,
+/// checksum = their sum).
+///
+/// # Safety
+/// As for [`stream_lane`]; on a team, every member must make this call together.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn group_read_lane(
+    m: QueueMemory,
+    lane: u32,
+    file: u32,
+    region: u32,
+    chunk: u32,
+    count: u32,
+    budget: u32,
+) -> (u32, Report) {
+    let mut out = Report::default();
+    // SAFETY: the caller's contract; `out` is a valid Report.
+    let st = unsafe {
+        ffi::gu_host_group_read_lane(
+            m.arena, m.local, m.layout, lane, file, region, chunk, count, budget, &mut out,
         )
     };
     (st, out)

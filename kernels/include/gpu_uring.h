@@ -14,6 +14,7 @@
 #include "gpu_uring/lane.h"
 #include "gpu_uring/print.h"
 #include "gpu_uring/queue.h"
+#include "gpu_uring/queue_group.h"
 #include "gpu_uring/ring.h"
 #include "gpu_uring/subgroup.h"
 

@@ -203,3 +203,18 @@ extern "C" __global__ void gu_pump_stream(uint8_t *arena, uint8_t *local, gpu_ur
 extern "C" __global__ void gu_pump_probe(uint8_t *arena, uint8_t *run, uint8_t *local, gpu_uring::PumpLayout layout) {
     gu::programs::pump_probe_lane(arena, run, local, &layout, global_id());
 }
+
+// Exactly-once READs through the io_queue with the allocation aggregated per warp/wavefront (programs.h:
+// group_read_lane; gpu_uring/queue_group.h): lane `global id` < `lanes` reads `count` chunks of `chunk` bytes of
+// pump file `file` ((lane · count + k) · chunk) into pump region `region` at lane · chunk, one at a time, and
+// checksums them. `report[lane]`: done = chunks, failed, checksum = their sum, bytes; `status[lane]`:
+// GU_QUEUE_STATUS_* (or programs::program_refused).
+extern "C" __global__ void gu_pump_read(uint8_t *arena, uint8_t *local, gpu_uring::PumpLayout layout, uint32_t lanes,
+                                        uint32_t file, uint32_t region, uint32_t chunk, uint32_t count,
+                                        uint32_t budget, uint32_t *status, gu::programs::lane_report *report) {
+    uint32_t lane = global_id();
+    if (lane < lanes) {
+        status[lane] = gu::programs::group_read_lane(arena, local, &layout, lane, file, region, chunk, count, budget,
+                                                     &report[lane]);
+    }
+}

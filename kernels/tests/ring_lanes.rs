@@ -13,8 +13,8 @@ use gpu_uring::protocol::shared::*;
 use gpu_uring::protocol::{DeviceRing, PrintMode, PrintTarget};
 use gpu_uring::ring::{DeviceAccess, RingConfig, RingLayout};
 use gpu_uring_kernels::{
-    hostile_lane, nop_lane, print_lane, ring_program_lane, take_rmws, NopMode, RingMemory,
-    RingProgram, Team,
+    hostile_lane, nop_lane, print_lane, ring_program_lane, run_in_teams, take_rmws, NopMode,
+    RingMemory, RingProgram,
 };
 
 const LANES: u32 = 8;
@@ -44,32 +44,6 @@ fn memory(ring: &DeviceRing, layout: &RingLayout) -> RingMemory {
 /// Runs `f(lane)` on `lanes` threads; the results in lane order.
 fn run<R: Send>(lanes: u32, f: impl Fn(u32) -> R + Sync) -> Vec<R> {
     run_in_teams(lanes, 1, f)
-}
-
-/// Runs `f(lane)` on `lanes` threads grouped into emulated subgroups of `team` lanes (lane `id` is lane
-/// `id % team` of team `id / team`; a team of 1 is a subgroup of one); the results in lane order.
-fn run_in_teams<R: Send>(lanes: u32, team: u32, f: impl Fn(u32) -> R + Sync) -> Vec<R> {
-    let teams: Vec<Team> = (0..lanes.div_ceil(team))
-        .map(|t| Team::new(team.min(lanes - t * team)))
-        .collect();
-    std::thread::scope(|s| {
-        let (f, teams) = (&f, &teams);
-        let hs: Vec<_> = (0..lanes)
-            .map(|id| {
-                s.spawn(move || {
-                    let t = &teams[(id / team) as usize];
-                    if t.lanes() > 1 {
-                        t.run_as(id % team, || f(id))
-                    } else {
-                        f(id)
-                    }
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("a lane thread panicked"))
-            .collect()
-    })
 }
 
 /// After a run: the ring quiesces, every credit is back, nothing was counted as a violation or foreign.

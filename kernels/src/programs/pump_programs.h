@@ -1,6 +1,7 @@
 // kernels/src/programs/pump_programs.h: the io_queue programs (PROTOCOL.md "io_queue (megakernel pump)"): the
 // megakernel stream kernel, the lane side of experiments/src/bin/megakernel_stream.rs and of
-// device-shaders/src/pump_stream.comp, on gpu_uring/queue.h.
+// device-shaders/src/pump_stream.comp, on gpu_uring/queue.h; and exactly-once READs with the allocation
+// aggregated per subgroup (gpu_uring/queue_group.h).
 #ifndef GPU_URING_KERNELS_PUMP_PROGRAMS_H
 #define GPU_URING_KERNELS_PUMP_PROGRAMS_H
 
@@ -96,6 +97,81 @@ GU_FN uint32_t stream_lane(uint8_t *arena, uint8_t *local, const gpu_uring::Pump
     }
     *out = rep;
     return st;
+}
+
+// The aggregated read program: lane `lane_id` performs `count` READs of `chunk` bytes of pump file `file`, one at
+// a time — request k at file offset (lane_id · count + k) · chunk into pump region `region` at lane_id · chunk,
+// tagged with that chunk's index — allocating through gpu_uring/queue_group.h (one shared scan per subgroup and
+// round), publishing, polling and freeing its own slot, and checksums each chunk in place (`backend::checksum`).
+// Every member makes rounds until all are done (uniform control flow: a lane that is done, or refused, still
+// takes part in the collectives); a round in which no member made progress backs off, and after `budget` such
+// rounds in a row the lanes still short give up (TIMED_OUT: the rest of their READs count failed, one in flight
+// stays with the pump). `report`: done = chunks, failed, checksum = their sum, bytes. A lane whose region is
+// missing or too small, or whose chunk is not a positive multiple of 4, does nothing: program_refused.
+GU_FN uint32_t group_read_lane(uint8_t *arena, uint8_t *local, const gpu_uring::PumpLayout *layout, uint32_t lane_id,
+                               uint32_t file, uint32_t region, uint32_t chunk, uint32_t count, uint32_t budget,
+                               lane_report *out) {
+    lane_report rep = {0, 0, 0, 0};
+    queue_lane q(arena, local, layout, lane_id);
+    subgroup sg = subgroup::active();
+    uint32_t region_off = 0;
+    uint32_t region_size = 0;
+    bool ok = chunk > 0 && chunk % 4 == 0 && q.region(region, region_off, region_size) &&
+              (uint64_t)(lane_id + 1ull) * chunk <= region_size;
+    uint32_t k = ok ? 0 : count; // READs finished (checked or failed)
+    bool holding = false;
+    uint32_t slot = 0;
+    uint32_t st = GU_QUEUE_STATUS_READY;
+    uint32_t idle = 0;
+    backoff b;
+    while (sg.ballot(k < count) != 0) {
+        bool progress = false;
+        bool need = k < count && !holding;
+        uint64_t c = (uint64_t)lane_id * count + k;
+        if (queue_group::try_alloc(q, sg, need, slot) == GU_QUEUE_STATUS_READY && need) {
+            q.publish(slot, queue_request::read(file, c * chunk, region, (uint64_t)lane_id * chunk, chunk, c));
+            holding = true;
+            progress = true;
+        }
+        if (holding) {
+            queue_completion done = {0, 0, 0, 0};
+            uint32_t s = q.poll(slot, done);
+            if (s != GU_QUEUE_STATUS_WOULD_BLOCK) {
+                if (s == GU_QUEUE_STATUS_READY || s == GU_QUEUE_STATUS_PUMP_STOPPED) {
+                    q.free(slot);
+                }
+                if (s == GU_QUEUE_STATUS_READY && done.done != 0 && done.result == (int32_t)chunk && done.tag == c) {
+                    // The READ is DONE (the acquire of done_seq ordered its bytes): checksum them in place.
+                    rep.checksum += chunk_checksum(arena, region_off + lane_id * chunk, c * chunk, chunk);
+                    rep.bytes += chunk;
+                    rep.done++;
+                } else {
+                    rep.failed++;
+                    st = s != GU_QUEUE_STATUS_READY ? s : st;
+                }
+                holding = false;
+                k++;
+                progress = true;
+            }
+        }
+        // Uniform: every member sees the same ballot, so all back off, or give up, together.
+        if (sg.ballot(progress) != 0) {
+            idle = 0;
+            b.reset();
+        } else {
+            if (idle >= budget) {
+                break;
+            }
+            idle++;
+            b.pause();
+        }
+    }
+    if (k < count) {
+        st = GU_QUEUE_STATUS_TIMED_OUT;
+        rep.failed += count - k;
+    }
+    *out = rep;
+    return ok ? st : (uint32_t)program_refused;
 }
 
 } // namespace programs
