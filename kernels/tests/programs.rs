@@ -174,11 +174,8 @@ fn assert_clean(ring: &DeviceRing) {
 fn pipe_reader() -> (OwnedFd, std::thread::JoinHandle<Vec<u8>>) {
     let mut fds = [0i32; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2(2) writes.
-    assert_eq!(
-        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) },
-        0,
-        "pipe2"
-    );
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2");
     // SAFETY: pipe2 returned two fresh descriptors, each owned once here.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let reader = std::thread::spawn(move || {
