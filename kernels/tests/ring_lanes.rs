@@ -438,3 +438,68 @@ fn every_hostile_row_matches_the_rust_lane() {
     }
     assert!(bad.is_empty(), "rows that differ:\n{}", bad.join("\n"));
 }
+
+/// The aggregated print (`group::print`) on lines longer than the ring's: in subgroups of 4, through the print
+/// log and one write per line (offset mode, into a file), a lane whose line does not fit gets `LINE_TOO_LONG`
+/// for it while its subgroup prints the others; every line that fits is printed once, in order per lane.
+#[test]
+fn lines_too_long_are_refused_in_subgroups() {
+    const M: u32 = 40;
+    const LINE_BYTES: u32 = 48;
+    let fits =
+        |lane: u32, seq: u32| gpu_uring_kernels::print_line(lane, seq).len() <= LINE_BYTES as usize;
+    for mode in [PrintMode::GroupCommit, PrintMode::LinePerWrite] {
+        let f = tempfile::tempfile().expect("a temporary file");
+        let ring = ring(RingConfig {
+            lanes: LANES,
+            line_bytes: LINE_BYTES,
+            ..Default::default()
+        });
+        ring.set_print_mode(mode);
+        ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+            .expect("print target");
+        let layout = *ring.view().layout();
+        let m = memory(&ring, &layout);
+        // SAFETY: as in `nops_complete_exactly_once`.
+        let out = run_in_teams(LANES, 4, |id| unsafe { print_lane(m, id, M, BUDGET) });
+        for (lane, &(st, printed)) in out.iter().enumerate() {
+            let lane = lane as u32;
+            let ok = (0..M).filter(|&s| fits(lane, s)).count() as u32;
+            let want = if ok < M {
+                STATUS_LINE_TOO_LONG
+            } else {
+                STATUS_READY
+            };
+            assert_eq!((st, printed), (want, ok), "{mode:?} lane {lane}");
+        }
+        assert!(
+            out.iter().any(|&(st, _)| st == STATUS_READY)
+                && out.iter().any(|&(st, _)| st == STATUS_LINE_TOO_LONG),
+            "{mode:?}: some lanes have long lines, some none: {out:?}"
+        );
+        assert_clean(&ring);
+        ring.finish_prints();
+        drop(ring);
+        let bytes =
+            std::fs::read(format!("/proc/self/fd/{}", f.as_raw_fd())).expect("reading the output");
+        let mut got = vec![Vec::new(); LANES as usize];
+        for l in bytes.split_inclusive(|&b| b == b'\n') {
+            let lane: usize = std::str::from_utf8(l).expect("utf-8")[5..]
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{mode:?}: a torn line {l:?}"));
+            got[lane].extend_from_slice(l);
+        }
+        for (lane, g) in got.iter().enumerate() {
+            let want: Vec<u8> = (0..M)
+                .filter(|&s| fits(lane as u32, s))
+                .flat_map(|s| gpu_uring_kernels::print_line(lane as u32, s))
+                .collect();
+            assert_eq!(
+                g, &want,
+                "{mode:?} lane {lane}: every line that fits, once, in order"
+            );
+        }
+    }
+}
