@@ -9,7 +9,8 @@
 //!
 //! The parent test builds the mock and re-runs this binary's `mock_child` test with the mock first on
 //! `LD_LIBRARY_PATH` (the loader reads it once, at process start), once per placement: device-local block
-//! copied in and out (no host-native atomics, as on PCIe GPUs), and the host copy itself (host-native atomics).
+//! copied in and out (no host-native atomics, as on PCIe GPUs), and the host copy itself (host-native atomics);
+//! and once with a driver that refuses to load the device library (`--device auto` must skip it).
 #![cfg(feature = "cuda")]
 
 mod common;
@@ -60,7 +61,7 @@ fn cuda_backend_on_a_mock_driver() {
         .status()
         .unwrap_or_else(|e| panic!("running the C++ compiler {cxx:?}: {e}"));
     assert!(built.success(), "building the mock libcuda failed");
-    for native_atomics in ["0", "1"] {
+    for (native_atomics, refuse_library) in [("0", "0"), ("1", "0"), ("0", "1")] {
         let out = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -72,6 +73,7 @@ fn cuda_backend_on_a_mock_driver() {
             .env("LD_LIBRARY_PATH", dir.path())
             .env(MOCK_ENV, "1")
             .env("MOCK_CUDA_NATIVE_ATOMICS", native_atomics)
+            .env("MOCK_CUDA_REFUSE_LIBRARY", refuse_library)
             .output()
             .unwrap();
         let text = format!(
@@ -81,9 +83,11 @@ fn cuda_backend_on_a_mock_driver() {
         );
         assert!(
             out.status.success() && text.contains("1 passed"),
-            "host-native atomics {native_atomics}: the mock run failed:\n{text}"
+            "host-native atomics {native_atomics}, library refused {refuse_library}: the mock run failed:\n{text}"
         );
-        eprintln!("host-native atomics {native_atomics}:\n{text}");
+        eprintln!(
+            "host-native atomics {native_atomics}, library refused {refuse_library}:\n{text}"
+        );
     }
 }
 
@@ -143,6 +147,9 @@ fn mock_child() {
         return;
     }
     let native = std::env::var("MOCK_CUDA_NATIVE_ATOMICS").is_ok_and(|v| v == "1");
+    if std::env::var("MOCK_CUDA_REFUSE_LIBRARY").is_ok_and(|v| v == "1") {
+        return auto_skips_a_device_without_its_library();
+    }
 
     // Enumeration and the capability query.
     let list = backend("cuda").unwrap().adapters().unwrap();
@@ -404,9 +411,10 @@ fn mock_child() {
     let e = dev.launch(&fault, &[], one, TIMEOUT).unwrap_err();
     assert!(e.to_string().contains("ILLEGAL_ADDRESS"), "{e}");
 
-    // The device library was loaded once, as the sm_90 cubin (the mock reports compute capability 9.0).
+    // The device library was loaded once per device, as the sm_90 cubin (the mock reports compute capability
+    // 9.0): by the device `--device auto` opened (which checks it loads) and by the one under test.
     let s = stats();
-    assert_eq!(s.cubin_modules, 1, "{s:?}");
+    assert_eq!(s.cubin_modules, 2, "{s:?}");
     assert_eq!(s.unmapped_pointers, 0, "{s:?}");
     assert_eq!(s.freed_in_use, 0, "{s:?}");
     eprintln!("mock driver: {s:?}");
@@ -786,4 +794,28 @@ fn refused(dev: &dyn Device) {
         matches!(e, DeviceError::Unsupported { .. }) && e.to_string().contains("SQPOLL"),
         "{e}"
     );
+}
+
+/// A driver that cannot load the device library: `--device auto` skips the device with the reason (it could
+/// run no built-in program), `--device cuda` still opens it, and a program there fails naming the load.
+fn auto_skips_a_device_without_its_library() {
+    let (dev, skipped) = open(&DeviceSelector::Auto).unwrap();
+    assert_ne!(dev.info().backend, "cuda");
+    let why: Vec<String> = skipped.iter().map(|e| e.to_string()).collect();
+    assert!(
+        why.iter()
+            .any(|w| w.starts_with("cuda") && w.contains("device library does not load")),
+        "{why:?}"
+    );
+    let (dev, _) = open(&DeviceSelector::Cuda).unwrap();
+    let ring = common::ring(RingConfig {
+        lanes: 1,
+        ..Default::default()
+    });
+    let nop = Program::Nop {
+        ops: 1,
+        fire_and_forget: false,
+    };
+    let e = dev.run(&ring, 1, &nop, TIMEOUT).unwrap_err();
+    assert!(e.to_string().contains("cuModuleLoadData"), "{e}");
 }

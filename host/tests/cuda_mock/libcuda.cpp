@@ -9,7 +9,9 @@
 // host memory registered twice, device pointers asked for unregistered memory, modules loaded (PTX / cubin).
 //
 // Environment: MOCK_CUDA_NATIVE_ATOMICS=1 reports host-native atomics (so the backend places the device-local
-// block on the host copy); MOCK_CUDA_CC=<major*10+minor> the compute capability (default 90).
+// block on the host copy); MOCK_CUDA_CC=<major*10+minor> the compute capability (default 90);
+// MOCK_CUDA_REFUSE_LIBRARY=1 refuses every module but the test's own ("// mock" PTX), as a driver whose JIT
+// cannot load the device library would.
 #include "../../../kernels/include/gpu_uring.h"
 #include "../../../kernels/src/programs.h"
 
@@ -295,6 +297,9 @@ CUresult cuMemcpyDtoH_v2(void *dst, unsigned long long src, size_t n) {
 CUresult cuModuleLoadDataEx(void **module, const void *image, unsigned, int *, void **) {
     const char *b = static_cast<const char *>(image);
     std::lock_guard<std::mutex> g(mu);
+    if (env_int("MOCK_CUDA_REFUSE_LIBRARY", 0) && std::strncmp(b, "// mock", 7) != 0) {
+        return INVALID_IMAGE;
+    }
     if (std::memcmp(b, "\x7f" "ELF", 4) == 0) {
         stats.cubin_modules++;
     } else if (std::strstr(b, ".entry") != nullptr || std::strncmp(b, "// mock", 7) == 0) {
