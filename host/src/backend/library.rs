@@ -45,9 +45,9 @@ use super::hal::{
     BetweenDispatches, Device, DeviceBuffer, FormatCase, Grid, KernelArg, KernelLayout,
     LibraryDevice,
 };
-use super::pump::{PumpLaneState, PumpRunParams, PumpRunReport, PUMP_LANE_FINISHED};
 use super::run_buffer::{LaneState, LANE_FINISHED};
 use super::{LaneReport, Placement, Program, RunReport};
+use crate::abi::run::{PumpLaneState, PumpRunParams, PUMP_LANE_FINISHED};
 use crate::abi::{RING_FLAG_SQPOLL, STATUS_READY};
 use crate::protocol::DeviceRing;
 use crate::pump::Pump;
@@ -460,7 +460,7 @@ pub(super) fn format_probe<D: Device + ?Sized>(
 
 /// [`run_pump`](super::pump::run_pump) on a library device (parameters already checked against the pump):
 /// [`PumpProgram::STREAM`](super::pump::PumpProgram::STREAM) on `gu_pump_stream`, one launch; any other
-/// program is [`DeviceError::Unsupported`].
+/// program is [`DeviceError::Unsupported`]. Returns every lane's state and the launch's time.
 pub(super) fn run_pump(
     dev: &dyn Device,
     lib: &dyn LibraryDevice,
@@ -469,7 +469,7 @@ pub(super) fn run_pump(
     program: &str,
     params: PumpRunParams,
     timeout: Duration,
-) -> Result<PumpRunReport, DeviceError> {
+) -> Result<(Vec<PumpLaneState>, Duration), DeviceError> {
     let backend = dev.info().backend;
     if program != "pump_stream" {
         return Err(DeviceError::Unsupported {
@@ -561,11 +561,7 @@ pub(super) fn run_pump(
             ..PumpLaneState::default()
         });
     }
-    Ok(PumpRunReport {
-        lanes: states,
-        elapsed,
-        dispatches: 1,
-    })
+    Ok((states, elapsed))
 }
 
 /// Imports a ring's arena for a launch.

@@ -178,7 +178,13 @@ pub fn run_pump(
     }
     program.check(pump, lanes, &params).map_err(run_error)?;
     if let Some(lib) = dev.library() {
-        return super::library::run_pump(dev, lib, pump, lanes, program.name, params, timeout);
+        let (lanes, elapsed) =
+            super::library::run_pump(dev, lib, pump, lanes, program.name, params, timeout)?;
+        return Ok(PumpRunReport {
+            lanes,
+            elapsed,
+            dispatches: 1,
+        });
     }
     let mut params = params;
     params.lanes = lanes;
