@@ -160,16 +160,15 @@ fn u32s(words: &[u32]) -> Vec<Vec<u8>> {
     words.iter().map(|w| w.to_le_bytes().to_vec()).collect()
 }
 
-/// The kernel, arguments and checks of `program` on `lanes` lanes of `ring` (the same checks and messages as
-/// the SPIR-V and native runs, so a bad program fails alike on every device).
+/// The kernel, arguments and checks of `program` on `lanes` lanes of a ring laid out as `l` (the same checks
+/// and messages as the SPIR-V and native runs, so a bad program fails alike on every device).
 fn call(
     backend: &'static str,
-    ring: &DeviceRing,
+    l: &crate::ring::RingLayout,
     lanes: u32,
     program: &Program,
     budget: u32,
 ) -> Result<Call, DeviceError> {
-    let l = ring.layout();
     let fixed_needs = |bytes: u64, what: &str| {
         if (l.fixed_size as u64) < bytes {
             Err(run_error(
@@ -303,7 +302,7 @@ pub(super) fn run<D: Device + ?Sized>(
         values,
         ops,
         out,
-    } = call(backend, ring, lanes, program, wait_budget(timeout))?;
+    } = call(backend, &l, lanes, program, wait_budget(timeout))?;
     let kernel = lib.library_kernel(name)?;
     let arena = import_arena(dev, ring)?;
     let local = LocalBlock::for_ring(dev, ring)?;
@@ -716,6 +715,100 @@ mod tests {
             names, found,
             "kernels/bin has exactly the kernels listed here"
         );
+    }
+
+    /// Every program's call matches its kernel's parameter list: the arena, the local block and the layout,
+    /// its values, `status`, and `ready` or `report` where it has one.
+    #[test]
+    fn every_program_calls_its_kernel_with_its_parameter_list() {
+        use crate::backend::HostileCase;
+        let l = crate::ring::RingLayout {
+            lanes: 8,
+            slots_per_lane: 4,
+            line_bytes: 256,
+            fixed_size: 1 << 20,
+            ..Default::default()
+        };
+        let programs = [
+            Program::Print { lines: 3 },
+            Program::Nop {
+                ops: 3,
+                fire_and_forget: true,
+            },
+            Program::Write {
+                file: 0,
+                ops: 3,
+                len: 1000,
+            },
+            Program::Read {
+                file: 0,
+                chunk: 4096,
+                total: 100_000,
+                depth: 2,
+            },
+            Program::LaneStress { ops: 3 },
+            Program::EditBuffer { steps: 3 },
+            Program::Layout,
+            Program::Exact { count: 3 },
+            Program::Hostile {
+                case: HostileCase::CqWindow,
+            },
+        ];
+        for p in &programs {
+            let c = call("test", &l, 8, p, 1024).unwrap();
+            let k = kernel_layout("test", c.name).unwrap();
+            let bytes: usize = c.values.iter().map(Vec::len).sum();
+            assert_eq!(bytes as u32 + RING_LAYOUT, k.value_bytes, "{p:?}");
+            let outputs = match c.out {
+                Output::StatusOnly => 1,
+                Output::Ready | Output::Report => 2,
+            };
+            assert_eq!(2 + outputs, k.buffers, "{p:?}");
+        }
+        // Write's length is cut to a staging line; Read's per-lane operations are its chunks.
+        let w = call("test", &l, 8, &programs[2], 1024).unwrap();
+        assert_eq!(w.values[2], 256u32.to_le_bytes());
+        assert_eq!(call("test", &l, 8, &programs[3], 1024).unwrap().ops, 4);
+    }
+
+    #[test]
+    fn programs_the_ring_cannot_hold_are_refused() {
+        let l = crate::ring::RingLayout {
+            lanes: 8,
+            slots_per_lane: 2,
+            line_bytes: 256,
+            fixed_size: 4096,
+            ..Default::default()
+        };
+        let read = |chunk, depth| Program::Read {
+            file: 0,
+            chunk,
+            total: 1 << 20,
+            depth,
+        };
+        for p in [
+            read(0, 1),
+            read(6, 1),
+            read(512, 3),
+            read(4096, 1),
+            Program::EditBuffer { steps: 1 },
+            Program::Layout,
+            Program::Exact { count: 100 },
+        ] {
+            let lanes = match p {
+                Program::EditBuffer { .. } => 1024,
+                Program::Layout => 32,
+                _ => 8,
+            };
+            assert!(
+                matches!(
+                    call("test", &l, lanes, &p, 1024),
+                    Err(DeviceError::Run { .. })
+                ),
+                "{p:?}"
+            );
+        }
+        assert!(call("test", &l, 8, &read(512, 1), 1024).is_ok());
     }
 
     #[test]
