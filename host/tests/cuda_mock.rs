@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams};
 use gpu_uring::backend::{
     backend, checksum, edit_buffer_host, layout_sqe_expected, open, Device, DeviceError,
-    DeviceSelector, FormatCase, Grid, HostileCase, KernelArg, KernelCode, KernelLayout, Placement,
-    Program, Programs,
+    DeviceSelector, FormatCase, Grid, HostileCase, KernelArg, KernelCode, KernelLayout,
+    LibraryDevice, Placement, Program, Programs,
 };
 use gpu_uring::protocol::{DeviceRing, PrintMode, PrintTarget};
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
@@ -247,6 +247,7 @@ fn mock_child() {
     hostile_rows_match_the_cpu_device(dev);
     pump_stream(dev);
     refused(dev);
+    library_kernel_by_name(dev);
 
     // One registration per host range, shared by every import of it.
     let before = stats();
@@ -818,4 +819,38 @@ fn auto_skips_a_device_without_its_library() {
     };
     let e = dev.run(&ring, 1, &nop, TIMEOUT).unwrap_err();
     assert!(e.to_string().contains("cuModuleLoadData"), "{e}");
+}
+
+/// A kernel of the device library launched by name, as an experiment would (`gu_memory_placement`: build the
+/// LCG chain over the buffer, then chase it), in every placement: the chase ends where the host's does.
+fn library_kernel_by_name(dev: &dyn Device) {
+    let lib: &dyn LibraryDevice = dev.library().expect("CUDA runs the device library");
+    let k = lib.library_kernel("gu_memory_placement").unwrap();
+    let (mask, steps, seed) = (1023u32, 5000u32, 7u32);
+    let next = |i: u32| 1664525u32.wrapping_mul(i).wrapping_add(1013904223) & mask;
+    let want = (0..steps).fold(seed & mask, |i, _| next(i));
+    for place in [
+        Placement::DeviceLocal,
+        Placement::HostVisible,
+        Placement::ImportedHost,
+    ] {
+        let buf = dev.alloc(place, 4 * (mask as usize + 2)).unwrap();
+        let run = |mode: u32, n: u32, groups: u32| {
+            let v = [mode, n, mask, seed];
+            let b: Vec<[u8; 4]> = v.iter().map(|x| x.to_le_bytes()).collect();
+            let mut args = vec![KernelArg::Buffer(&buf)];
+            args.extend(b.iter().map(|x| KernelArg::Bytes(x)));
+            let grid = Grid {
+                groups,
+                group_size: 64,
+            };
+            dev.launch(&k, &args, grid, TIMEOUT).unwrap();
+        };
+        run(0, 1024, 4);
+        run(1, steps, 1);
+        let mut sink = [0u8; 4];
+        lib.read_buffer(&buf, 4 * (mask as usize + 1), &mut sink)
+            .unwrap();
+        assert_eq!(u32::from_le_bytes(sink), want, "{place:?}");
+    }
 }

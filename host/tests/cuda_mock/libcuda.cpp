@@ -1,7 +1,8 @@
 // A stand-in for libcuda.so for host/tests/cuda_mock.rs: the CUDA driver API entry points the CUDA backend
 // calls, with the CPU as the "device". Device pointers are host pointers; a launch runs on host threads, one
 // per lane, and the device library's ring kernels (gu_nop, gu_print, gu_write, gu_read, gu_lane_stress,
-// gu_edit_buffer, gu_layout, gu_exact, gu_hostile), gu_pump_stream and gu_format_probe run the very program bodies
+// gu_edit_buffer, gu_layout, gu_exact, gu_hostile), gu_pump_stream, gu_format_probe and gu_memory_placement run
+// the very program bodies
 // the CUDA/HIP kernels compile (kernels/src/programs.h, host C++ target) against the real ring. Launches are
 // asynchronous and complete an event, so the backend's bounded waits, timeouts and parking run for real.
 //
@@ -321,8 +322,8 @@ CUresult cuModuleUnload(void *module) {
 CUresult cuModuleGetFunction(void **f, void *module, const char *name) {
     static const char *known[] = {"gu_nop",         "gu_print",       "gu_write",        "gu_read",
                                   "gu_lane_stress", "gu_edit_buffer", "gu_layout",       "gu_exact",
-                                  "gu_hostile",     "gu_pump_stream", "gu_format_probe", "mock_sleep",
-                                  "mock_fault",     "mock_pair"};
+                                  "gu_hostile",     "gu_pump_stream", "gu_format_probe", "gu_memory_placement",
+                                  "mock_sleep",     "mock_fault",     "mock_pair"};
     for (const char *k : known) {
         if (std::strcmp(k, name) == 0) {
             auto *fn = new Function{name};
@@ -479,6 +480,17 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
             }
             for (auto &t : ts) {
                 t.join();
+            }
+        };
+    } else if (name == "gu_memory_placement") {
+        auto *buf = in.next<uint32_t *>();
+        uint32_t mode = in.next<uint32_t>(), n = in.next<uint32_t>(), mask = in.next<uint32_t>(),
+                 seed = in.next<uint32_t>();
+        job->uses = {(uint8_t *)buf};
+        body = [=]() {
+            // Invocations one after another (mode 0's writes are disjoint; modes 1 and 2 run in invocation 0).
+            for (uint32_t gid = 0; gid < threads; gid++) {
+                gu::programs::memory_placement_lane(buf, mode, n, mask, seed, gid, threads);
             }
         };
     } else if (name == "gu_format_probe") {
