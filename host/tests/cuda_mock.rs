@@ -9,21 +9,29 @@
 //!
 //! The parent test builds the mock and re-runs this binary's `mock_child` test with the mock first on
 //! `LD_LIBRARY_PATH` (the loader reads it once, at process start), once per placement: device-local block
-//! copied in and out (no host-native atomics, as on PCIe GPUs), and the host copy itself (host-native atomics).
+//! copied in and out (no host-native atomics, as on PCIe GPUs), and the host copy itself (host-native atomics);
+//! and once with a driver that refuses to load the device library (`--device auto` must skip it).
 #![cfg(feature = "cuda")]
 
 mod common;
+mod pump_util;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams};
 use gpu_uring::backend::{
-    backend, open, Device, DeviceError, DeviceSelector, FormatCase, Grid, KernelArg, KernelCode,
-    KernelLayout, Placement, Program, Programs,
+    backend, checksum, edit_buffer_host, layout_sqe_expected, open, Device, DeviceError,
+    DeviceSelector, FormatCase, Grid, HostileCase, KernelArg, KernelCode, KernelLayout,
+    LibraryDevice, Placement, Program, Programs,
 };
-use gpu_uring::protocol::PrintTarget;
-use gpu_uring::ring::RingConfig;
+use gpu_uring::protocol::{DeviceRing, PrintMode, PrintTarget};
+use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
+use gpu_uring::ring::{DeviceAccess, RingConfig, RingLayout, Sqe};
+use io_uring::{opcode, squeue::Flags, types};
 
 /// Set in the child: the mock is the `libcuda.so` it loads.
 const MOCK_ENV: &str = "GPU_URING_CUDA_MOCK";
@@ -53,7 +61,7 @@ fn cuda_backend_on_a_mock_driver() {
         .status()
         .unwrap_or_else(|e| panic!("running the C++ compiler {cxx:?}: {e}"));
     assert!(built.success(), "building the mock libcuda failed");
-    for native_atomics in ["0", "1"] {
+    for (native_atomics, refuse_library) in [("0", "0"), ("1", "0"), ("0", "1")] {
         let out = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -65,6 +73,7 @@ fn cuda_backend_on_a_mock_driver() {
             .env("LD_LIBRARY_PATH", dir.path())
             .env(MOCK_ENV, "1")
             .env("MOCK_CUDA_NATIVE_ATOMICS", native_atomics)
+            .env("MOCK_CUDA_REFUSE_LIBRARY", refuse_library)
             .output()
             .unwrap();
         let text = format!(
@@ -74,9 +83,11 @@ fn cuda_backend_on_a_mock_driver() {
         );
         assert!(
             out.status.success() && text.contains("1 passed"),
-            "host-native atomics {native_atomics}: the mock run failed:\n{text}"
+            "host-native atomics {native_atomics}, library refused {refuse_library}: the mock run failed:\n{text}"
         );
-        eprintln!("host-native atomics {native_atomics}:\n{text}");
+        eprintln!(
+            "host-native atomics {native_atomics}, library refused {refuse_library}:\n{text}"
+        );
     }
 }
 
@@ -118,7 +129,7 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
-fn assert_clean(ring: &gpu_uring::protocol::DeviceRing) {
+fn assert_clean(ring: &DeviceRing) {
     assert!(ring.quiesce(Duration::from_secs(20)), "ring drained");
     let c = ring.view().local_snapshot();
     assert_eq!(
@@ -136,6 +147,9 @@ fn mock_child() {
         return;
     }
     let native = std::env::var("MOCK_CUDA_NATIVE_ATOMICS").is_ok_and(|v| v == "1");
+    if std::env::var("MOCK_CUDA_REFUSE_LIBRARY").is_ok_and(|v| v == "1") {
+        return auto_skips_a_device_without_its_library();
+    }
 
     // Enumeration and the capability query.
     let list = backend("cuda").unwrap().adapters().unwrap();
@@ -227,14 +241,13 @@ fn mock_child() {
         assert_eq!(*g, c.reference(), "{c:?}");
     }
 
-    // A program the library does not implement yet is refused by name.
-    let e = dev
-        .run(&ring, 1, &Program::LaneStress { ops: 1 }, TIMEOUT)
-        .unwrap_err();
-    assert!(
-        matches!(e, DeviceError::Unsupported { .. }) && e.to_string().contains("LaneStress"),
-        "{e}"
-    );
+    // Every other built-in program on its library kernel, held to the device suite's oracles.
+    programs(dev);
+    prints_in_both_modes(dev);
+    hostile_rows_match_the_cpu_device(dev);
+    pump_stream(dev);
+    refused(dev);
+    library_kernel_by_name(dev);
 
     // One registration per host range, shared by every import of it.
     let before = stats();
@@ -399,10 +412,445 @@ fn mock_child() {
     let e = dev.launch(&fault, &[], one, TIMEOUT).unwrap_err();
     assert!(e.to_string().contains("ILLEGAL_ADDRESS"), "{e}");
 
-    // The device library was loaded once, as the sm_90 cubin (the mock reports compute capability 9.0).
+    // The device library was loaded once per device, as the sm_90 cubin (the mock reports compute capability
+    // 9.0): by the device `--device auto` opened (which checks it loads) and by the one under test.
     let s = stats();
-    assert_eq!(s.cubin_modules, 1, "{s:?}");
+    assert_eq!(s.cubin_modules, 2, "{s:?}");
     assert_eq!(s.unmapped_pointers, 0, "{s:?}");
     assert_eq!(s.freed_in_use, 0, "{s:?}");
     eprintln!("mock driver: {s:?}");
+}
+
+/// Nop, Write (the written bytes: every write once, never torn), Read at depths 1 and 4 (checksum equal to
+/// `backend::checksum`), LaneStress on an 8-entry SQ, Exact on a confined ring, Layout, EditBuffer with the
+/// host acknowledging: the device suite's checks on gu_nop, gu_write, gu_read, gu_lane_stress, gu_exact,
+/// gu_layout and gu_edit_buffer.
+fn programs(dev: &dyn Device) {
+    // Writes of the lane's first `len` staging bytes ('a' + i mod 26) to an O_APPEND file: each lands once,
+    // whole.
+    let (lanes, ops, len) = (16u32, 50u32, 100u32);
+    let path = tempfile::NamedTempFile::new().unwrap();
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path.path())
+        .unwrap();
+    let ring = common::ring(RingConfig {
+        lanes,
+        fixed_files: vec![f.as_raw_fd()],
+        ..Default::default()
+    });
+    let rep = dev
+        .run(&ring, lanes, &Program::Write { file: 0, ops, len }, TIMEOUT)
+        .unwrap();
+    assert_eq!(
+        (rep.total().done, rep.total().failed, rep.total().bytes),
+        ((lanes * ops) as u64, 0, (lanes * ops * len) as u64)
+    );
+    assert_clean(&ring);
+    let out = std::fs::read(path.path()).unwrap();
+    assert_eq!(out.len(), (lanes * ops * len) as usize);
+    let one: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+    assert!(
+        out.chunks(len as usize).all(|c| c == one),
+        "every write whole"
+    );
+
+    // Reads: the sum of the chunks' checksums, one and four reads in flight per lane.
+    for (chunk, depth) in [(4096u32, 1u32), (8192, 1), (4096, 4)] {
+        let lanes = 8u32;
+        let total = (lanes * chunk * 3 + 101) as u64;
+        let data: Vec<u8> = (0..total)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, &data).unwrap();
+        let ring = common::ring(RingConfig {
+            lanes,
+            fixed_buffer_bytes: (lanes * chunk * depth) as usize,
+            fixed_files: vec![f.as_raw_fd()],
+            slots_per_lane: depth + 1,
+            ..Default::default()
+        });
+        let p = Program::Read {
+            file: 0,
+            chunk,
+            total,
+            depth,
+        };
+        let rep = dev.run(&ring, lanes, &p, TIMEOUT).unwrap();
+        let want = data
+            .chunks(chunk as usize)
+            .enumerate()
+            .fold(0u64, |acc, (i, c)| {
+                acc.wrapping_add(checksum(i as u64 * chunk as u64, c))
+            });
+        let t = rep.total();
+        assert_eq!((t.failed, t.bytes, t.checksum), (0, total, want), "{p:?}");
+        assert_eq!(t.done, total.div_ceil(chunk as u64), "{p:?}");
+        assert_clean(&ring);
+    }
+
+    // LaneStress: 32 lanes on an 8-entry SQ, every NOP completed.
+    let ring = common::ring(RingConfig {
+        sq_entries: 8,
+        lanes: 32,
+        ..Default::default()
+    });
+    let rep = dev
+        .run(&ring, 32, &Program::LaneStress { ops: 40 }, TIMEOUT)
+        .unwrap();
+    assert_eq!((rep.total().done, rep.total().failed), (32 * 40, 0));
+    assert_clean(&ring);
+
+    exact_on_a_confined_ring(dev);
+
+    // Layout: the SQE bytes equal the io-uring crate's, and the RingLayout the device received.
+    let lanes = 8;
+    let ring = common::ring(RingConfig {
+        lanes,
+        fixed_buffer_bytes: 256 * lanes as usize,
+        ..Default::default()
+    });
+    let rep = dev.run(&ring, lanes, &Program::Layout, TIMEOUT).unwrap();
+    assert_eq!(rep.total().done, lanes as u64);
+    let (v, l) = (ring.view(), ring.layout());
+    for lane in 0..lanes {
+        let mut sqe = Sqe::default();
+        v.read_bytes(l.fixed + 256 * lane, bytemuck::bytes_of_mut(&mut sqe));
+        assert_eq!(sqe, layout_sqe_expected(&l, lane), "lane {lane}: SQE bytes");
+        let mut echo = RingLayout::default();
+        v.read_bytes(l.fixed + 256 * lane + 64, bytemuck::bytes_of_mut(&mut echo));
+        assert_eq!(echo, l, "lane {lane}: the RingLayout the device received");
+    }
+
+    // EditBuffer: the host sees every value while the program runs (it cannot finish without the acks).
+    let (lanes, steps) = (8, 20);
+    let ring = common::ring(RingConfig {
+        lanes,
+        fixed_buffer_bytes: 4096,
+        ..Default::default()
+    });
+    let stop = AtomicBool::new(false);
+    let (rep, changes) = std::thread::scope(|s| {
+        let host = s.spawn(|| edit_buffer_host(&ring, lanes, &stop));
+        let rep = dev.run(&ring, lanes, &Program::EditBuffer { steps }, TIMEOUT);
+        stop.store(true, Ordering::Release);
+        (rep, host.join().unwrap())
+    });
+    assert_eq!(rep.unwrap().total().done, (lanes * steps) as u64);
+    assert_eq!(changes, (lanes * steps) as u64);
+    // A lane that stops half-way says so: acks for two steps are there, the third never comes, so each lane
+    // reports two steps done and one failed (its bounded wait ran out of budget).
+    let ring = common::ring(RingConfig {
+        lanes: 2,
+        fixed_buffer_bytes: 4096,
+        ..Default::default()
+    });
+    let (v, l) = (ring.view(), ring.layout());
+    for lane in 0..2 {
+        v.write_bytes(l.fixed + 8 * lane + 4, &2u32.to_le_bytes());
+    }
+    let rep = dev
+        .run(
+            &ring,
+            2,
+            &Program::EditBuffer { steps: 3 },
+            Duration::from_secs(2),
+        )
+        .unwrap();
+    for (i, lane) in rep.lanes.iter().enumerate() {
+        assert_eq!((lane.done, lane.failed), (2, 1), "lane {i}");
+    }
+}
+
+/// The exact program on a confined ring: allowed WRITE_FIXED and NOP complete, a forbidden opcode, a raw fd
+/// and an address outside the registered buffer are refused, and the file holds the allowed write only.
+fn exact_on_a_confined_ring(dev: &dyn Device) {
+    let out = tempfile::tempfile().unwrap();
+    let ring = common::ring(RingConfig {
+        lanes: 1,
+        fixed_buffer_bytes: 8192,
+        fixed_files: vec![out.as_raw_fd()],
+        access: DeviceAccess::default(),
+        ..Default::default()
+    });
+    let (l, v) = (ring.layout(), ring.view());
+    let data = l.fixed + 4096;
+    v.write_bytes(data, b"allowed fixed write\n");
+    let addr = v.host_addr(data) as *const u8;
+    let buf = l.fixed_buf_index as u16;
+    let images = [
+        opcode::WriteFixed::new(types::Fixed(0), addr, 20, buf)
+            .offset(0)
+            .build(),
+        opcode::Nop::new().build().flags(Flags::FIXED_FILE),
+        opcode::Write::new(types::Fixed(0), addr, 5)
+            .offset(0)
+            .build(),
+        opcode::WriteFixed::new(types::Fd(out.as_raw_fd()), addr, 5, buf)
+            .offset(0)
+            .build(),
+        opcode::WriteFixed::new(types::Fixed(0), v.host_addr(l.sqes) as *const u8, 64, buf)
+            .offset(0)
+            .build()
+            .flags(Flags::FIXED_FILE),
+    ];
+    for (i, e) in images.iter().enumerate() {
+        v.write_bytes(
+            l.fixed + 64 * i as u32,
+            bytemuck::bytes_of(&Sqe::from_entry(e)),
+        );
+    }
+    let n = images.len() as u32;
+    let rep = dev
+        .run(&ring, 1, &Program::Exact { count: n }, TIMEOUT)
+        .unwrap();
+    assert_eq!(rep.total().done, n as u64);
+    let mut res = [0u8; 20];
+    v.read_bytes(l.fixed + 64 * n, &mut res);
+    let res: Vec<i32> = res
+        .chunks(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        res,
+        [20, 0, -libc::EACCES, -libc::EACCES, -libc::EFAULT],
+        "allowed write, NOP; forbidden opcode, raw fd, address outside the buffer"
+    );
+    assert!(ring.quiesce(Duration::from_secs(20)));
+    assert_eq!(
+        common::read_fd_file(out.as_raw_fd()),
+        b"allowed fixed write\n"
+    );
+}
+
+/// Prints by group commit through the print log and one write per line, to a file, a pipe and a fixed file
+/// of a confined ring: every line exactly once, each lane's in order.
+fn prints_in_both_modes(dev: &dyn Device) {
+    let (lanes, lines) = (16u32, 150u32);
+    for mode in [PrintMode::GroupCommit, PrintMode::LinePerWrite] {
+        let f = tempfile::tempfile().unwrap();
+        let ring = common::ring(RingConfig {
+            lanes,
+            ..Default::default()
+        });
+        ring.set_print_mode(mode);
+        ring.set_print_target(PrintTarget::Fd(f.as_raw_fd()))
+            .unwrap();
+        let rep = dev
+            .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
+            .unwrap();
+        assert_eq!(
+            (rep.total().done, rep.total().failed),
+            ((lanes * lines) as u64, 0)
+        );
+        assert_clean(&ring);
+        let r = ring.print_log_report();
+        assert_eq!(
+            (r.incomplete_ranges, r.host_errors, r.violations),
+            (0, 0, 0)
+        );
+        match mode {
+            PrintMode::GroupCommit => assert!(r.device_writes > 0, "{mode:?}: {r:?}"),
+            PrintMode::LinePerWrite => assert_eq!(r.device_writes, 0, "{mode:?}"),
+        }
+        let end = ring.finish_prints().expect("offset mode");
+        let out = common::read_fd_file(f.as_raw_fd());
+        assert_eq!(end as usize, out.len());
+        assert_eq!(
+            common::check_prints(&out, lanes, lines),
+            (lanes * lines) as usize,
+            "{mode:?}"
+        );
+    }
+    let out = tempfile::tempfile().unwrap();
+    let ring = common::ring(RingConfig {
+        lanes: 8,
+        fixed_files: vec![out.as_raw_fd()],
+        access: DeviceAccess::default(),
+        ..Default::default()
+    });
+    ring.set_print_target(PrintTarget::Fixed(0)).unwrap();
+    let rep = dev
+        .run(&ring, 8, &Program::Print { lines: 50 }, TIMEOUT)
+        .unwrap();
+    assert_eq!(rep.total().failed, 0);
+    assert_clean(&ring);
+    ring.finish_prints();
+    assert_eq!(
+        common::check_prints(&common::read_fd_file(out.as_raw_fd()), 8, 50),
+        400
+    );
+}
+
+/// What a hostile row leaves: the row's status and result, and the counters it moved.
+fn hostile_outcome(dev: &dyn Device, case: HostileCase) -> (u64, u64, [u32; 4], i32) {
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let ring = common::ring(RingConfig {
+        lanes: 1,
+        sq_entries: 64,
+        fixed_files: vec![null.as_raw_fd()],
+        fixed_buffer_bytes: 4096,
+        access: DeviceAccess::default(),
+        ..Default::default()
+    });
+    let b = ring.view().local_snapshot();
+    let rep = dev
+        .run(&ring, 1, &Program::Hostile { case }, TIMEOUT)
+        .unwrap();
+    let a = ring.view().local_snapshot();
+    let lane = rep.lanes[0];
+    assert_eq!(lane.done, 1, "{case:?} ran");
+    let deltas = [
+        a.protocol_violations.wrapping_sub(b.protocol_violations),
+        a.foreign_cqes.wrapping_sub(b.foreign_cqes),
+        a.ff_errors.wrapping_sub(b.ff_errors),
+        a.skip_failures.wrapping_sub(b.skip_failures),
+    ];
+    (lane.checksum, lane.bytes, deltas, a.ff_last_error)
+}
+
+/// Every ring row of the hostile-input table on gu_hostile: the same status, result and counter deltas as
+/// the CPU reference device (which host/tests/hostile_input.rs holds to the table).
+fn hostile_rows_match_the_cpu_device(dev: &dyn Device) {
+    let cpu = common::cpu();
+    for case in HostileCase::ALL {
+        let want = hostile_outcome(&*cpu, case);
+        let got = hostile_outcome(dev, case);
+        assert_eq!(got, want, "{case:?}: cuda (left) vs the CPU device (right)");
+    }
+}
+
+/// The megakernel stream kernel on gu_pump_stream: 8 lanes stream a 200 003-byte file in 8 KiB chunks;
+/// the checksum equals the host's, every chunk is served once, every slot freed.
+fn pump_stream(dev: &dyn Device) {
+    let total = 200_003u64;
+    let (lanes, chunk) = (8u32, 8192u32);
+    let data = pump_util::pattern_file(total);
+    let pump = Pump::spawn(PumpConfig {
+        slots: 2 * lanes,
+        regions: vec![(2 * lanes * chunk) as usize],
+        files: vec![PumpFile::reader(&data).unwrap()],
+        ..Default::default()
+    })
+    .unwrap();
+    let params = PumpRunParams {
+        file: 0,
+        region: 0,
+        chunk,
+        total,
+        ..Default::default()
+    };
+    let r = run_pump(dev, &pump, lanes, PumpProgram::STREAM, params, TIMEOUT).unwrap();
+    let stats = pump.stop().unwrap();
+    let mut want = 0u64;
+    let mut off = 0u64;
+    while off < total {
+        let n = (total - off).min(chunk as u64) as usize;
+        want = want.wrapping_add(checksum(off, &pump_util::read_at(&data, off, n)));
+        off += n as u64;
+    }
+    assert_eq!(r.failed(), 0, "{:?}", r.lanes);
+    assert_eq!((r.bytes(), r.sum()), (total, want));
+    assert_eq!(stats.served, total.div_ceil(chunk as u64), "{stats:?}");
+    assert!(pump.arena().guards_intact());
+}
+
+/// What the library cannot run is refused with the reason: the pump probe (SPIR-V only) and a ring without
+/// SQPOLL.
+fn refused(dev: &dyn Device) {
+    let data = pump_util::pattern_file(4096);
+    let pump = Pump::spawn(PumpConfig {
+        slots: 8,
+        regions: vec![4096],
+        files: vec![PumpFile::reader(&data).unwrap()],
+        ..Default::default()
+    })
+    .unwrap();
+    let p = PumpRunParams {
+        chunk: 64,
+        arg0: 1,
+        ..Default::default()
+    };
+    let e = run_pump(dev, &pump, 1, PumpProgram::PROBE, p, TIMEOUT).unwrap_err();
+    assert!(
+        matches!(e, DeviceError::Unsupported { .. }) && e.to_string().contains("pump_probe"),
+        "{e}"
+    );
+    pump.stop().unwrap();
+    let ring = common::ring(RingConfig {
+        lanes: 1,
+        sqpoll: false,
+        ..Default::default()
+    });
+    let nop = Program::Nop {
+        ops: 1,
+        fire_and_forget: false,
+    };
+    let e = dev.run(&ring, 1, &nop, TIMEOUT).unwrap_err();
+    assert!(
+        matches!(e, DeviceError::Unsupported { .. }) && e.to_string().contains("SQPOLL"),
+        "{e}"
+    );
+}
+
+/// A driver that cannot load the device library: `--device auto` skips the device with the reason (it could
+/// run no built-in program), `--device cuda` still opens it, and a program there fails naming the load.
+fn auto_skips_a_device_without_its_library() {
+    let (dev, skipped) = open(&DeviceSelector::Auto).unwrap();
+    assert_ne!(dev.info().backend, "cuda");
+    let why: Vec<String> = skipped.iter().map(|e| e.to_string()).collect();
+    assert!(
+        why.iter()
+            .any(|w| w.starts_with("cuda") && w.contains("device library does not load")),
+        "{why:?}"
+    );
+    let (dev, _) = open(&DeviceSelector::Cuda).unwrap();
+    let ring = common::ring(RingConfig {
+        lanes: 1,
+        ..Default::default()
+    });
+    let nop = Program::Nop {
+        ops: 1,
+        fire_and_forget: false,
+    };
+    let e = dev.run(&ring, 1, &nop, TIMEOUT).unwrap_err();
+    assert!(e.to_string().contains("cuModuleLoadData"), "{e}");
+}
+
+/// A kernel of the device library launched by name, as an experiment would (`gu_memory_placement`: build the
+/// LCG chain over the buffer, then chase it), in every placement: the chase ends where the host's does.
+fn library_kernel_by_name(dev: &dyn Device) {
+    let lib: &dyn LibraryDevice = dev.library().expect("CUDA runs the device library");
+    let k = lib.library_kernel("gu_memory_placement").unwrap();
+    let (mask, steps, seed) = (1023u32, 5000u32, 7u32);
+    let next = |i: u32| 1664525u32.wrapping_mul(i).wrapping_add(1013904223) & mask;
+    let want = (0..steps).fold(seed & mask, |i, _| next(i));
+    for place in [
+        Placement::DeviceLocal,
+        Placement::HostVisible,
+        Placement::ImportedHost,
+    ] {
+        let buf = dev.alloc(place, 4 * (mask as usize + 2)).unwrap();
+        let run = |mode: u32, n: u32, groups: u32| {
+            let v = [mode, n, mask, seed];
+            let b: Vec<[u8; 4]> = v.iter().map(|x| x.to_le_bytes()).collect();
+            let mut args = vec![KernelArg::Buffer(&buf)];
+            args.extend(b.iter().map(|x| KernelArg::Bytes(x)));
+            let grid = Grid {
+                groups,
+                group_size: 64,
+            };
+            dev.launch(&k, &args, grid, TIMEOUT).unwrap();
+        };
+        run(0, 1024, 4);
+        run(1, steps, 1);
+        let mut sink = [0u8; 4];
+        lib.read_buffer(&buf, 4 * (mask as usize + 1), &mut sink)
+            .unwrap();
+        assert_eq!(u32::from_le_bytes(sink), want, "{place:?}");
+    }
 }

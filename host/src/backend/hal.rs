@@ -1,7 +1,8 @@
 //! The device HAL: everything a backend implements, in one file.
 //!
 //! A backend (a folder under `backend/` with the same file names as the others: `mod.rs`, `adapter.rs`,
-//! `memory.rs`, `kernel.rs`, `run.rs`) provides:
+//! `memory.rs`, `kernel.rs`, `run.rs`; CUDA and HIP share those in `backend/gpu/` and keep their driver calls)
+//! provides:
 //!
 //! - a [`Backend`]: enumerates its adapters ([`AdapterInfo`] with [`Capabilities`]) and opens one as a
 //!   [`Device`] from a [`DeviceConfig`] (no environment variables are read below this point: binaries read

@@ -2,7 +2,9 @@
 //! [`DeviceSelector`], says what it is ([`DeviceInfo`]), and runs the built-in [`Program`]s against a
 //! [`DeviceRing`](crate::protocol::DeviceRing) so one test suite and one set of experiments cover every
 //! backend. The traits a backend implements are in [`hal`]; each backend is a folder with the same file names
-//! (`mod.rs`, `adapter.rs`, `device.rs`, `error.rs`, `memory.rs`, `kernel.rs`, `run.rs`).
+//! (`mod.rs`, `adapter.rs`, `device.rs`, `error.rs`, `memory.rs`, `kernel.rs`, `run.rs`); CUDA and HIP write
+//! the device, memory, kernels and launches once in `gpu/` over a `Driver` trait and keep only their driver
+//! calls (`raw.rs`).
 //!
 //! - [`cpu`]: the CPU reference device — threads as lanes, grouped into subgroups. Runs everywhere; the oracle.
 //! - `vulkan` (cargo feature `vulkan`, on by default): compute shaders on any Vulkan 1.2 device with
@@ -29,7 +31,7 @@ pub mod cuda;
 mod error;
 pub mod glsl;
 #[cfg(any(feature = "cuda", feature = "hip"))]
-mod gpu;
+pub(crate) mod gpu;
 pub mod hal;
 #[cfg(feature = "hip")]
 pub mod hip;

@@ -16,7 +16,8 @@
 //!
 //! [`run_pump`] runs any caller-supplied kernel that follows this argument scheme; [`PumpProgram::STREAM`]
 //! (the `megakernel_stream` kernel) and [`PumpProgram::PROBE`] (layout echo, exactly-once and validation
-//! tests) are built in (SPIR-V: a device that loads no SPIR-V reports them unsupported).
+//! tests) are built in (SPIR-V: a device that loads no SPIR-V reports them unsupported); a device running the
+//! CUDA/HIP device library runs STREAM on its `gu_pump_stream` kernel ([`super::library`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,6 +177,15 @@ pub fn run_pump(
         return Err(run_error(format!("{lanes} lanes requested; 1..=65535")));
     }
     program.check(pump, lanes, &params).map_err(run_error)?;
+    if let Some(lib) = dev.library() {
+        let (lanes, elapsed) =
+            super::library::run_pump(dev, lib, pump, lanes, program.name, params, timeout)?;
+        return Ok(PumpRunReport {
+            lanes,
+            elapsed,
+            dispatches: 1,
+        });
+    }
     let mut params = params;
     params.lanes = lanes;
     params.iter_budget = dev.lane_iter_budget();

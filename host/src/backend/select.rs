@@ -123,10 +123,13 @@ pub fn open(sel: &DeviceSelector) -> Result<(Box<dyn Device>, Vec<DeviceError>),
     open_with(sel, &DeviceConfig::default())
 }
 
-/// Opens a device. `Auto` tries GPU backends first and falls back to the CPU reference device; the second
-/// value lists why each better device was skipped. Only a real GPU is taken automatically: a CPU-type
+/// Opens a device. `Auto` tries GPU backends first, in [`backends`] order (CUDA, HIP, Vulkan), and falls back
+/// to the CPU reference device; the second value lists why each better device was skipped. Only a device that
+/// runs every built-in program is taken: a CUDA/HIP device whose device library does not load (a driver whose
+/// JIT refuses the PTX, say) is skipped with the reason. Only a real GPU is taken automatically: a CPU-type
 /// device (lavapipe) is slower than the CPU reference device and loop-capped, so auto prefers the reference
-/// device over it (`--device vulkan` selects it explicitly).
+/// device over it (`--device vulkan` selects it explicitly). What CUDA/HIP cannot run — caller SPIR-V
+/// kernels, the pump probe, rings without SQPOLL — needs `--device vulkan` (backend::library).
 pub fn open_with(
     sel: &DeviceSelector,
     config: &DeviceConfig,
@@ -141,7 +144,11 @@ pub fn open_with(
             .map(|d| (d, skipped)),
         DeviceSelector::Auto => {
             for entry in backends() {
-                match entry.get().and_then(|b| b.open(None, true, config)) {
+                match entry
+                    .get()
+                    .and_then(|b| b.open(None, true, config))
+                    .and_then(runs_the_builtin_programs)
+                {
                     Ok(d) => return Ok((d, skipped)),
                     Err(e) => skipped.push(e),
                 }
@@ -154,4 +161,21 @@ pub fn open_with(
         DeviceSelector::Hip => by_name("hip", None).map(|d| (d, skipped)),
         DeviceSelector::Cuda => by_name("cuda", None).map(|d| (d, skipped)),
     }
+}
+
+/// `dev`, if it runs the built-in programs: a device on the CUDA/HIP device library must load it (once; the
+/// device keeps it).
+fn runs_the_builtin_programs(dev: Box<dyn Device>) -> Result<Box<dyn Device>, DeviceError> {
+    if let Some(lib) = dev.library() {
+        if let Err(e) = lib.library_kernel("gu_nop") {
+            return Err(DeviceError::Unavailable {
+                backend: dev.info().backend,
+                reason: format!(
+                    "{}: the device library does not load, so the built-in programs cannot run ({e})",
+                    dev.info().name
+                ),
+            });
+        }
+    }
+    Ok(dev)
 }

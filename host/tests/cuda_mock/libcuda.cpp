@@ -1,6 +1,8 @@
 // A stand-in for libcuda.so for host/tests/cuda_mock.rs: the CUDA driver API entry points the CUDA backend
 // calls, with the CPU as the "device". Device pointers are host pointers; a launch runs on host threads, one
-// per lane, and the device library's kernels (gu_nop, gu_print, gu_format_probe) run the very program bodies
+// per lane, and the device library's ring kernels (gu_nop, gu_print, gu_write, gu_read, gu_lane_stress,
+// gu_edit_buffer, gu_layout, gu_exact, gu_hostile), gu_pump_stream, gu_format_probe and gu_memory_placement run
+// the very program bodies
 // the CUDA/HIP kernels compile (kernels/src/programs.h, host C++ target) against the real ring. Launches are
 // asynchronous and complete an event, so the backend's bounded waits, timeouts and parking run for real.
 //
@@ -8,7 +10,9 @@
 // host memory registered twice, device pointers asked for unregistered memory, modules loaded (PTX / cubin).
 //
 // Environment: MOCK_CUDA_NATIVE_ATOMICS=1 reports host-native atomics (so the backend places the device-local
-// block on the host copy); MOCK_CUDA_CC=<major*10+minor> the compute capability (default 90).
+// block on the host copy); MOCK_CUDA_CC=<major*10+minor> the compute capability (default 90);
+// MOCK_CUDA_REFUSE_LIBRARY=1 refuses every module but the test's own ("// mock" PTX), as a driver whose JIT
+// cannot load the device library would.
 #include "../../../kernels/include/gpu_uring.h"
 #include "../../../kernels/src/programs.h"
 
@@ -111,10 +115,45 @@ bool mapped(uint8_t *p) {
     return in(device_allocs) || in(registered);
 }
 
-template <class T> T param(void **params, int i) {
-    T v;
-    std::memcpy(&v, params[i], sizeof v);
-    return v;
+// A launch's kernel parameters, read in order (each through its own pointer, as cuLaunchKernel reads them).
+struct Params {
+    void **p;
+    int i = 0;
+    template <class T> T next() {
+        T v;
+        std::memcpy(&v, p[i++], sizeof v);
+        return v;
+    }
+};
+
+typedef gu::programs::lane_report Report;
+
+// The ring kernels (arena, local block, RingLayout, …, status[, report | ready]).
+bool ring_kernel(const std::string &n) {
+    for (const char *k : {"gu_nop", "gu_print", "gu_write", "gu_read", "gu_lane_stress", "gu_edit_buffer", "gu_layout",
+                          "gu_exact", "gu_hostile"}) {
+        if (n == k) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// How many parameters a ring kernel takes (kernels/src/gpu_uring_kernels.cu).
+int in_count(const std::string &n) {
+    if (n == "gu_print" || n == "gu_layout") {
+        return n == "gu_print" ? 6 : 5;
+    }
+    if (n == "gu_nop") {
+        return 8;
+    }
+    if (n == "gu_write") {
+        return 9;
+    }
+    if (n == "gu_read") {
+        return 11;
+    }
+    return 7;
 }
 
 } // namespace
@@ -259,6 +298,9 @@ CUresult cuMemcpyDtoH_v2(void *dst, unsigned long long src, size_t n) {
 CUresult cuModuleLoadDataEx(void **module, const void *image, unsigned, int *, void **) {
     const char *b = static_cast<const char *>(image);
     std::lock_guard<std::mutex> g(mu);
+    if (env_int("MOCK_CUDA_REFUSE_LIBRARY", 0) && std::strncmp(b, "// mock", 7) != 0) {
+        return INVALID_IMAGE;
+    }
     if (std::memcmp(b, "\x7f" "ELF", 4) == 0) {
         stats.cubin_modules++;
     } else if (std::strstr(b, ".entry") != nullptr || std::strncmp(b, "// mock", 7) == 0) {
@@ -278,7 +320,10 @@ CUresult cuModuleUnload(void *module) {
     return OK;
 }
 CUresult cuModuleGetFunction(void **f, void *module, const char *name) {
-    static const char *known[] = {"gu_nop", "gu_print", "gu_format_probe", "mock_sleep", "mock_fault", "mock_pair"};
+    static const char *known[] = {"gu_nop",         "gu_print",       "gu_write",        "gu_read",
+                                  "gu_lane_stress", "gu_edit_buffer", "gu_layout",       "gu_exact",
+                                  "gu_hostile",     "gu_pump_stream", "gu_format_probe", "gu_memory_placement",
+                                  "mock_sleep",     "mock_fault",     "mock_pair"};
     for (const char *k : known) {
         if (std::strcmp(k, name) == 0) {
             auto *fn = new Function{name};
@@ -333,37 +378,124 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
     std::shared_ptr<Job> before = stream->last;
     std::function<void()> body;
     // Parameters are copied now, as the driver does.
-    if (name == "gu_nop" || name == "gu_print") {
-        auto *arena = param<uint8_t *>(params, 0);
-        auto *local = param<uint8_t *>(params, 1);
-        auto layout = param<gpu_uring::RingLayout>(params, 2);
-        bool nop = name == "gu_nop";
-        uint32_t a = param<uint32_t>(params, 3), b = param<uint32_t>(params, 4);
-        uint32_t c = nop ? param<uint32_t>(params, 5) : 0;
-        auto *status = param<uint32_t *>(params, nop ? 6 : 5);
-        uint32_t *ready = nop ? param<uint32_t *>(params, 7) : nullptr;
+    Params in{params};
+    if (ring_kernel(name)) {
+        auto *arena = in.next<uint8_t *>();
+        auto *local = in.next<uint8_t *>();
+        auto layout = in.next<gpu_uring::RingLayout>();
+        // The kernel's own parameters, then (every ring kernel but gu_format) `status` and `report`/`ready`.
+        std::function<uint32_t(uint32_t, const gpu_uring::RingLayout *, Report *)> lane;
+        uint32_t lanes = threads;
+        if (name == "gu_nop") {
+            uint32_t mode = in.next<uint32_t>(), count = in.next<uint32_t>(), budget = in.next<uint32_t>();
+            lane = [=](uint32_t i, const gpu_uring::RingLayout *l, Report *r) {
+                return gu::programs::nop_lane(arena, local, l, i, mode, count, budget,
+                                              reinterpret_cast<uint32_t *>(r) + i);
+            };
+        } else if (name == "gu_print") {
+            uint32_t lines = in.next<uint32_t>(), budget = in.next<uint32_t>();
+            lane = [=](uint32_t i, const gpu_uring::RingLayout *l, Report *) {
+                return gu::programs::print_lane(arena, local, l, i, lines, budget);
+            };
+        } else if (name == "gu_write") {
+            uint32_t file = in.next<uint32_t>(), ops = in.next<uint32_t>(), len = in.next<uint32_t>(),
+                     budget = in.next<uint32_t>();
+            lane = [=](uint32_t i, const gpu_uring::RingLayout *l, Report *r) {
+                return gu::programs::write_lane(arena, local, l, i, file, ops, len, budget, &r[i]);
+            };
+        } else if (name == "gu_read") {
+            lanes = in.next<uint32_t>();
+            uint32_t file = in.next<uint32_t>(), chunk = in.next<uint32_t>();
+            uint64_t total = in.next<uint64_t>();
+            uint32_t depth = in.next<uint32_t>(), budget = in.next<uint32_t>();
+            lane = [=](uint32_t i, const gpu_uring::RingLayout *l, Report *r) {
+                return gu::programs::read_lane(arena, local, l, i, lanes, file, chunk, total, depth, budget, &r[i]);
+            };
+        } else if (name == "gu_lane_stress") {
+            uint32_t ops = in.next<uint32_t>(), budget = in.next<uint32_t>();
+            lane = [=](uint32_t i, const gpu_uring::RingLayout *l, Report *r) {
+                return gu::programs::lane_stress_lane(arena, local, l, i, ops, budget, &r[i]);
+            };
+        } else if (name == "gu_edit_buffer") {
+            uint32_t steps = in.next<uint32_t>(), budget = in.next<uint32_t>();
+            lane = [=](uint32_t i, const gpu_uring::RingLayout *l, Report *r) {
+                return gu::programs::edit_buffer_lane(arena, l, i, steps, budget, &r[i]);
+            };
+        } else if (name == "gu_layout") {
+            lane = [=](uint32_t i, const gpu_uring::RingLayout *l, Report *r) {
+                return gu::programs::layout_lane(arena, local, l, i, &r[i]);
+            };
+        } else if (name == "gu_exact") {
+            uint32_t count = in.next<uint32_t>(), budget = in.next<uint32_t>();
+            lane = [=](uint32_t i, const gpu_uring::RingLayout *l, Report *r) {
+                return gu::programs::exact_lane(arena, local, l, i, count, budget, &r[i]);
+            };
+        } else if (name == "gu_hostile") {
+            uint32_t which = in.next<uint32_t>(), budget = in.next<uint32_t>();
+            lane = [=](uint32_t i, const gpu_uring::RingLayout *l, Report *r) {
+                return gu::programs::hostile_lane(arena, local, l, i, which, budget, &r[i]);
+            };
+        }
+        auto *status = in.next<uint32_t *>();
+        // gu_print has no per-lane output besides the status; gu_nop's is `ready` (u32 per lane).
+        auto *out = name == "gu_print" ? nullptr : in.next<Report *>();
+        if (in.i != in_count(name)) {
+            return INVALID_VALUE;
+        }
         job->uses = {arena, local, (uint8_t *)status};
-        if (ready) {
-            job->uses.push_back((uint8_t *)ready);
+        if (out) {
+            job->uses.push_back((uint8_t *)out);
         }
         body = [=]() {
-            std::vector<std::thread> lanes;
+            std::vector<std::thread> ts;
             for (uint32_t i = 0; i < threads; i++) {
-                lanes.emplace_back([=, &layout]() {
-                    if (i >= layout.lanes) {
-                        return;
+                ts.emplace_back([=, &layout]() {
+                    if (i < layout.lanes && i < lanes) {
+                        status[i] = lane(i, &layout, out);
                     }
-                    status[i] = nop ? gu::programs::nop_lane(arena, local, &layout, i, a, b, c, &ready[i])
-                                    : gu::programs::print_lane(arena, local, &layout, i, a, b);
                 });
             }
-            for (auto &t : lanes) {
+            for (auto &t : ts) {
                 t.join();
             }
         };
+    } else if (name == "gu_pump_stream") {
+        auto *arena = in.next<uint8_t *>();
+        auto *local = in.next<uint8_t *>();
+        auto layout = in.next<gpu_uring::PumpLayout>();
+        uint32_t lanes = in.next<uint32_t>(), file = in.next<uint32_t>(), region = in.next<uint32_t>(),
+                 chunk = in.next<uint32_t>();
+        uint64_t total = in.next<uint64_t>();
+        uint32_t budget = in.next<uint32_t>();
+        auto *status = in.next<uint32_t *>();
+        auto *report = in.next<Report *>();
+        job->uses = {arena, local, (uint8_t *)status, (uint8_t *)report};
+        body = [=]() {
+            std::vector<std::thread> ts;
+            for (uint32_t i = 0; i < threads && i < lanes; i++) {
+                ts.emplace_back([=, &layout]() {
+                    status[i] = gu::programs::stream_lane(arena, local, &layout, i, lanes, file, region, chunk, total,
+                                                          budget, &report[i]);
+                });
+            }
+            for (auto &t : ts) {
+                t.join();
+            }
+        };
+    } else if (name == "gu_memory_placement") {
+        auto *buf = in.next<uint32_t *>();
+        uint32_t mode = in.next<uint32_t>(), n = in.next<uint32_t>(), mask = in.next<uint32_t>(),
+                 seed = in.next<uint32_t>();
+        job->uses = {(uint8_t *)buf};
+        body = [=]() {
+            // Invocations one after another (mode 0's writes are disjoint; modes 1 and 2 run in invocation 0).
+            for (uint32_t gid = 0; gid < threads; gid++) {
+                gu::programs::memory_placement_lane(buf, mode, n, mask, seed, gid, threads);
+            }
+        };
     } else if (name == "gu_format_probe") {
-        auto *records = param<uint8_t *>(params, 0);
-        uint32_t count = param<uint32_t>(params, 1);
+        auto *records = in.next<uint8_t *>();
+        uint32_t count = in.next<uint32_t>();
         job->uses = {records};
         body = [=]() {
             for (uint32_t id = 0; id < count && id < threads; id++) {
@@ -372,8 +504,8 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
         };
     } else if (name == "mock_sleep") {
         // (uint32_t *flag, uint32_t ms): sleeps, then sets flag[0] if the memory is still allocated.
-        auto *flag = param<uint32_t *>(params, 0);
-        uint32_t ms = param<uint32_t>(params, 1);
+        auto *flag = in.next<uint32_t *>();
+        uint32_t ms = in.next<uint32_t>();
         job->uses = {(uint8_t *)flag};
         body = [=]() {
             std::this_thread::sleep_for(std::chrono::milliseconds(ms));
@@ -384,7 +516,7 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
         };
     } else if (name == "mock_pair") {
         // (uint8_t *a, uint8_t *b): touches nothing; the launch checks both are device-mapped.
-        job->uses = {param<uint8_t *>(params, 0), param<uint8_t *>(params, 1)};
+        job->uses = {in.next<uint8_t *>(), in.next<uint8_t *>()};
         body = []() {};
     } else if (name == "mock_fault") {
         body = [job]() { job->result.store(ILLEGAL_ADDRESS); };

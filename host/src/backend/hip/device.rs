@@ -1,18 +1,13 @@
-//! A HIP device as a HAL [`Device`]: memory ([`super::memory`]), code-object kernels ([`super::kernel`]) and
-//! their launches ([`super::run`]); and, as a [`LibraryDevice`], the device library's kernels for the built-in
-//! programs from the committed code object for the device's ISA ([`CODE_OBJECTS`]).
+//! The HIP runtime under the shared GPU device ([`crate::backend::gpu`]): the calls of `raw.rs` behind the
+//! [`Driver`] trait, implemented on the device handle ([`Gpu`]), and the device library's committed code
+//! object for the device's ISA ([`CODE_OBJECTS`]). Caller kernels are AMD code objects.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::ffi::c_void;
+use std::sync::Arc;
 
-use super::raw::{Gpu, Module};
-use super::run::Launcher;
-use super::{kernel, memory, run};
-use crate::backend::hal::{
-    AdapterInfo, Device, DeviceBuffer, DeviceConfig, DeviceInfo, FenceStats, Grid, Kernel,
-    KernelArg, KernelCode, KernelFormat, KernelLayout, LibraryDevice, Placement, Submission,
-};
-use crate::backend::library;
+use super::raw::{DevMem, Function, Gpu, HostMem, Module, Registered, Stream};
+use crate::backend::gpu::{Completion, DeviceMemory, Driver, GpuDevice, HostMapping};
+use crate::backend::hal::{KernelCode, KernelFormat};
 use crate::backend::DeviceError;
 
 macro_rules! code_objects {
@@ -23,6 +18,7 @@ macro_rules! code_objects {
         )*];
     };
 }
+
 code_objects!(
     "gfx90a", "gfx90c", "gfx940", "gfx1030", "gfx1031", "gfx1032", "gfx1033", "gfx1034", "gfx1035",
     "gfx1036",
@@ -33,147 +29,133 @@ pub(super) fn code_object(gfx: &str) -> Option<&'static [u8]> {
     CODE_OBJECTS.iter().find(|c| c.0 == gfx).map(|c| c.1)
 }
 
-/// Default soft loop budget per lane and dispatch (the device library's programs run to the end in one
-/// launch; this is what caller-supplied resumable kernels are told).
-const ITER_BUDGET: u32 = 30_000;
-
 /// A HIP device.
-pub(super) struct HipDevice {
-    gpu: Arc<Gpu>,
-    adapter: AdapterInfo,
-    dispatch_timeout: Duration,
-    iter_budget: u32,
-    registry: memory::Registry,
-    launcher: Launcher,
-    /// The device library's module, loaded on first use (or why it could not be).
-    library: OnceLock<Result<Arc<Module>, DeviceError>>,
-}
+pub(super) type HipDevice = GpuDevice<Gpu>;
 
-impl HipDevice {
-    pub(super) fn new(gpu: Arc<Gpu>, adapter: AdapterInfo, config: &DeviceConfig) -> HipDevice {
-        HipDevice {
-            launcher: Launcher::new(gpu.clone()),
-            gpu,
-            adapter,
-            dispatch_timeout: config.dispatch_timeout,
-            iter_budget: config.iter_budget.unwrap_or(ITER_BUDGET).max(64),
-            registry: memory::Registry::default(),
-            library: OnceLock::new(),
-        }
+impl DeviceMemory for DevMem {
+    fn device_ptr(&self) -> u64 {
+        self.ptr as u64
     }
-
-    fn library_module(&self) -> Result<Arc<Module>, DeviceError> {
-        self.library
-            .get_or_init(|| {
-                let gfx = &self.gpu.props.gfx;
-                let image = code_object(gfx).ok_or_else(|| DeviceError::Unsupported {
-                    backend: "hip",
-                    what: format!(
-                        "the device library on {gfx} (kernels/bin has no code object for it)"
-                    ),
-                })?;
-                // SAFETY: the code object is kernels/build.sh's output for this library and ISA (checked in CI).
-                unsafe { Module::load(&self.gpu, image) }.map_err(DeviceError::from)
-            })
-            .clone()
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn write(&self, at: usize, src: &[u8]) -> Result<(), DeviceError> {
+        Ok(DevMem::write(self, at, src)?)
+    }
+    fn read(&self, at: usize, dst: &mut [u8]) -> Result<(), DeviceError> {
+        Ok(DevMem::read(self, at, dst)?)
     }
 }
 
-impl Device for HipDevice {
-    fn info(&self) -> DeviceInfo {
-        let a = &self.adapter;
-        DeviceInfo {
-            backend: "hip",
-            name: a.name.clone(),
-            driver: format!("{}; {}", a.driver, a.api_version),
-            subgroup_size: a.caps.subgroup_size,
-            device_type: a.device_type,
-            caps: a.caps,
-        }
+impl HostMapping for HostMem {
+    fn host_ptr(&self) -> *mut u8 {
+        self.host
+    }
+    fn device_ptr(&self) -> u64 {
+        self.dev as u64
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl HostMapping for Registered {
+    fn host_ptr(&self) -> *mut u8 {
+        self.host
+    }
+    fn device_ptr(&self) -> u64 {
+        self.dev as u64
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Completion for Stream {
+    fn ended(&self) -> Result<bool, String> {
+        self.query().map_err(|e| e.to_string())
+    }
+}
+
+impl Driver for Gpu {
+    const BACKEND: &'static str = "hip";
+    const FORMATS: &'static [KernelFormat] = &[KernelFormat::AmdCodeObject];
+    const MEMORY: [&'static str; 3] = [
+        "device memory (hipMalloc)",
+        "pinned host, mapped, coherent (hipHostMalloc)",
+        "registered host, mapped (hipHostRegister)",
+    ];
+
+    type DevMem = DevMem;
+    type HostMem = HostMem;
+    type Registered = Registered;
+    type Module = Module;
+    type Function = Function;
+    type Stream = Stream;
+
+    fn limits(&self) -> (u32, u32) {
+        (self.props.warp, self.props.max_threads_per_block)
     }
 
-    fn lane_iter_budget(&self) -> u32 {
-        self.iter_budget
+    fn alloc_device(self: &Arc<Self>, len: usize) -> Result<DevMem, DeviceError> {
+        Ok(DevMem::new(self, len)?)
     }
 
-    fn kernel_formats(&self) -> &'static [KernelFormat] {
-        &[KernelFormat::AmdCodeObject]
+    fn alloc_host(self: &Arc<Self>, len: usize) -> Result<HostMem, DeviceError> {
+        Ok(HostMem::new(self, len)?)
     }
 
-    fn dispatch_limit(&self) -> Duration {
-        self.dispatch_timeout
-    }
-
-    fn alloc(&self, placement: Placement, bytes: usize) -> Result<DeviceBuffer, DeviceError> {
-        memory::alloc(&self.gpu, &self.registry, placement, bytes)
-    }
-
-    unsafe fn import_host(
-        &self,
+    unsafe fn register(
+        self: &Arc<Self>,
         ptr: *mut u8,
         len: usize,
         owner: Arc<dyn Send + Sync>,
-    ) -> Result<DeviceBuffer, DeviceError> {
+    ) -> Result<Registered, DeviceError> {
         // SAFETY: the caller's contract (the trait's).
-        unsafe { memory::import(&self.gpu, &self.registry, ptr, len, owner) }
+        Ok(unsafe { Registered::new(self, ptr, len, owner) }?)
     }
 
-    unsafe fn load_kernel(
-        &self,
-        name: &str,
+    unsafe fn load_module(
+        self: &Arc<Self>,
         code: KernelCode<'_>,
-        layout: KernelLayout,
-    ) -> Result<Kernel, DeviceError> {
-        // SAFETY: the caller's contract (the trait's).
-        unsafe { kernel::load(&self.gpu, name, code, layout) }
+    ) -> Result<Arc<Module>, DeviceError> {
+        let KernelCode::AmdCodeObject(image) = code else {
+            return Err(DeviceError::Unsupported {
+                backend: "hip",
+                what: format!("a {} kernel (HIP loads AMD code objects)", code.format()),
+            });
+        };
+        // SAFETY: the caller's contract.
+        Ok(unsafe { Module::load(self, image) }?)
     }
 
-    fn launch(
-        &self,
-        kernel: &Kernel,
-        args: &[KernelArg<'_>],
-        grid: Grid,
-        limit: Duration,
-    ) -> Result<Duration, DeviceError> {
-        run::launch(&self.launcher, &self.registry, kernel, args, grid, limit)
+    fn load_library(self: &Arc<Self>) -> Result<Arc<Module>, DeviceError> {
+        let gfx = &self.props.gfx;
+        let image = code_object(gfx).ok_or_else(|| DeviceError::Unsupported {
+            backend: "hip",
+            what: format!("the device library on {gfx} (kernels/bin has no code object for it)"),
+        })?;
+        // SAFETY: the code object is kernels/build.sh's output for this library and ISA (checked in CI).
+        Ok(unsafe { Module::load(self, image) }?)
     }
 
-    fn launch_async(
-        &self,
-        kernel: &Kernel,
-        args: &[KernelArg<'_>],
-        grid: Grid,
-        limit: Duration,
-    ) -> Result<Submission, DeviceError> {
-        run::launch_async(&self.launcher, &self.registry, kernel, args, grid, limit)
+    fn function(module: &Arc<Module>, name: &str) -> Result<Function, DeviceError> {
+        Ok(module.function(name)?)
     }
 
-    fn fence_stats(&self) -> FenceStats {
-        self.launcher.fences.stats()
+    fn stream(self: &Arc<Self>) -> Result<Stream, DeviceError> {
+        Ok(Stream::new(self)?)
     }
 
-    fn library(&self) -> Option<&dyn LibraryDevice> {
-        Some(self)
-    }
-}
-
-impl LibraryDevice for HipDevice {
-    fn library_kernel(&self, name: &'static str) -> Result<Kernel, DeviceError> {
-        let layout = library::kernel_layout("hip", name)?;
-        kernel::from_module(&self.library_module()?, name, layout)
-    }
-
-    fn write_buffer(&self, buf: &DeviceBuffer, at: usize, src: &[u8]) -> Result<(), DeviceError> {
-        memory::write(buf, at, src)
-    }
-
-    fn read_buffer(
-        &self,
-        buf: &DeviceBuffer,
-        at: usize,
-        dst: &mut [u8],
+    unsafe fn launch(
+        stream: &Stream,
+        f: &Function,
+        blocks: u32,
+        threads: u32,
+        params: &mut [*mut c_void],
     ) -> Result<(), DeviceError> {
-        memory::read(buf, at, dst)
+        // SAFETY: the caller's contract (the trait's).
+        Ok(unsafe { stream.launch(f, (blocks, threads), params) }?)
     }
 }
 

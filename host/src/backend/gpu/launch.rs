@@ -1,16 +1,16 @@
-//! What the kernel-parameter backends (CUDA, HIP) share: the HAL's argument list as kernel parameters
-//! ([`resolve`]) and the grid as blocks ([`geometry`]); host ranges registered once and shared by every import
-//! of them ([`Registry`]); streams reused by later launches ([`Pool`]); a bounded wait that polls a launch's
-//! completion event ([`wait`]); and the parking of launches that outlived their limit together with everything
-//! they use (kernel, buffers, registered host memory), freed only once the device reports them ended
-//! ([`Parked`], [`finish`], [`finish_async`]).
+//! The launch machinery the kernel-parameter backends (CUDA, HIP) share: the HAL's argument list as kernel
+//! parameters ([`resolve`]) and the grid as blocks ([`geometry`]); host ranges registered once and shared by
+//! every import of them ([`Registry`]); streams reused by later launches ([`Pool`]); a bounded wait that polls
+//! a launch's completion event ([`wait`]); and the parking of launches that outlived their limit together
+//! with everything they use (kernel, buffers, registered host memory), freed only once the device reports
+//! them ended ([`Parked`], [`finish`], [`finish_async`]).
 
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::error::DeviceError;
-use super::hal::{DeviceBuffer, FenceCounters, Grid, KernelArg, KernelLayout, Submission};
+use crate::backend::error::DeviceError;
+use crate::backend::hal::{DeviceBuffer, FenceCounters, Grid, KernelArg, KernelLayout, Submission};
 use crate::protocol::DeviceRing;
 use crate::ring::layout::page_size;
 
