@@ -247,6 +247,12 @@ fn measure(s: &mut Sample, p: &mut dyn RoundTrip, op: Op, n: usize, gap: Option<
 
 /// Pins the calling thread to `cpu`.
 fn pin_to(cpu: u32) -> std::io::Result<()> {
+    if cpu as usize >= libc::CPU_SETSIZE as usize {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("CPU numbers go up to {}", libc::CPU_SETSIZE - 1),
+        ));
+    }
     // SAFETY: `set` is a plain bitmask owned by this frame; sched_setaffinity reads `size_of` bytes of it.
     let rc = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
