@@ -6,13 +6,19 @@
 //!   (`Lane::nop`/`Lane::write` with `CompletionMode::Slot`, then `Lane::wait`). No syscall on the lane's path:
 //!   when the SQ thread sleeps, the waker thread wakes it.
 //! - `io-uring-crate`: a plain CPU thread with its own SQPOLL ring from the `io-uring` crate: push the SQE,
-//!   `submit()` (a syscall only when the SQ thread sleeps), poll the CQ with the lane's backoff (spin 32
-//!   times, then yield).
+//!   `submit()` (a syscall only when the SQ thread sleeps), poll the CQ with the lane's backoff function.
 //! - operations: `nop` (IORING_OP_NOP) and `write1` (a 1-byte WRITE_FIXED to /dev/null).
 //! - `hot`: back to back, the SQ thread polling. `cold`: `--cold-gap-ms` of idleness before each request (longer
 //!   than the SQ idle time), so the SQ thread is asleep: the device-ring path pays the waker's reaction, the
 //!   crate path its own `io_uring_enter(IORING_ENTER_SQ_WAKEUP)`. `asleep` is the fraction of cold requests
 //!   that really found the SQ thread asleep.
+//!
+//! Fairness: both paths run on the same thread (same pinning: `--lane-cpu`, and `--sq-cpu` for both SQ
+//! threads), wait with the same function ([`gpu_uring::protocol::backoff`]), and are measured in `--rounds`
+//! interleaved rounds (the order alternates each round). Before a hot round the other path's SQ thread is
+//! left to go to sleep (it would otherwise spin on a core for its idle time), then the path warms up. The
+//! ratio table gives, per operation and mode, the median over rounds of the per-round ratio device ring /
+//! crate (p50 and p99), with its minimum and maximum.
 //!
 //! The device-ring rows also report the lane's bus traffic per round trip (PROTOCOL.md §1): RMWs, waited loads,
 //! other loads and stores on host-shared memory, and RMWs on device-local memory.
@@ -25,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gpu_uring::protocol::DeviceRing;
-use gpu_uring::protocol::{CompletionMode, FileRef, Lane, DEFAULT_BUDGET};
-use gpu_uring::ring::bus::{BusCounters, PerOp, RingRegion};
+use gpu_uring::protocol::{backoff, CompletionMode, FileRef, Lane, DEFAULT_BUDGET};
+use gpu_uring::ring::bus::{BusCounters, RingRegion};
 use gpu_uring::ring::{RingConfig, WakerConfig};
 use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{
@@ -51,6 +57,15 @@ struct Cli {
     /// Cold samples per (path, operation).
     #[arg(long, default_value_t = 100)]
     cold: usize,
+    /// Interleaved rounds the samples are split into (at least 5; the ratios are medians over rounds).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(5..=1000))]
+    rounds: u32,
+    /// Pin the measuring thread (both paths' lane) to this CPU [default: not pinned].
+    #[arg(long)]
+    lane_cpu: Option<u32>,
+    /// Pin both rings' SQ threads to this CPU (`IORING_SETUP_SQ_AFF`) [default: not pinned].
+    #[arg(long)]
+    sq_cpu: Option<u32>,
     /// SQPOLL idle time in milliseconds (both paths).
     #[arg(long, default_value_t = 10)]
     sq_idle_ms: u64,
@@ -88,13 +103,16 @@ impl Op {
 }
 
 /// One measured series.
+#[derive(Default)]
 struct Sample {
     ns: Vec<f64>,
     asleep: usize,
     failed: usize,
     wakeups: u64,
-    /// Bus accesses per round trip (device-ring path only).
-    bus: Option<PerOp>,
+    /// Bus accesses of the measured round trips (device-ring path only).
+    bus: Option<BusCounters<RingRegion>>,
+    /// (p50, p99) of each round, in nanoseconds.
+    rounds: Vec<(f64, f64)>,
 }
 
 /// Something that does one round trip: returns whether the SQ thread was asleep before it, and the result.
@@ -171,32 +189,37 @@ impl RoundTrip for CratePath {
             if Instant::now() > deadline {
                 return Err("no CQE within 5 s".into());
             }
-            // The lane's backoff (spin, then yield), so both paths treat a shared core alike.
-            if i < 32 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            // The lane's own backoff function, so both paths treat a shared core alike.
+            backoff(i);
             i = i.saturating_add(1);
         }
     }
 }
 
-fn measure(p: &mut dyn RoundTrip, op: Op, n: usize, gap: Option<Duration>) -> Sample {
-    let mut s = Sample {
-        ns: Vec::with_capacity(n),
-        asleep: 0,
-        failed: 0,
-        wakeups: 0,
-        bus: None,
-    };
+/// Waits (bounded) until a path's SQ thread has gone to sleep, so it does not spin on a core while the other
+/// path is measured. Returns whether it did.
+fn quiet(p: &mut dyn RoundTrip, idle: Duration) -> bool {
+    let deadline = Instant::now() + idle * 5 + Duration::from_millis(20);
+    while !p.asleep() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    true
+}
+
+/// One round of `n` samples of one path, added to `s`.
+fn measure(s: &mut Sample, p: &mut dyn RoundTrip, op: Op, n: usize, gap: Option<Duration>) {
     if gap.is_none() {
-        for _ in 0..n.min(2000) {
+        // Warm up: wakes the SQ thread (that first round trip is cold) and settles the caches.
+        for _ in 0..n.clamp(1, 200) {
             let _ = p.once(op);
         }
     }
     let w0 = p.wakeups();
     let b0 = p.bus();
+    let first = s.ns.len();
     for _ in 0..n {
         if let Some(g) = gap {
             std::thread::sleep(g);
@@ -212,13 +235,51 @@ fn measure(p: &mut dyn RoundTrip, op: Op, n: usize, gap: Option<Duration>) -> Sa
             _ => s.failed += 1,
         }
     }
-    s.wakeups = p.wakeups() - w0;
+    s.wakeups += p.wakeups() - w0;
+    let round = Percentiles::of(s.ns.get(first..).unwrap_or_default());
+    s.rounds.push((round.p50, round.p99));
     if let (Some(b0), Some(b1)) = (b0, p.bus()) {
         let mut d = b1;
         d.sub(&b0);
-        s.bus = Some(d.per_op(n as u64));
+        s.bus.get_or_insert_with(BusCounters::default).add(&d);
     }
-    s
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin_to(cpu: u32) -> std::io::Result<()> {
+    if cpu as usize >= libc::CPU_SETSIZE as usize {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("CPU numbers go up to {}", libc::CPU_SETSIZE - 1),
+        ));
+    }
+    // SAFETY: `set` is a plain bitmask owned by this frame; sched_setaffinity reads `size_of` bytes of it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Median, minimum and maximum of per-round values.
+fn spread(v: &[f64]) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    let med = if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    };
+    (med, v[0], v[v.len() - 1])
 }
 
 fn main() {
@@ -247,6 +308,7 @@ fn main() {
     let ring = DeviceRing::new(RingConfig {
         lanes: 1,
         sq_thread_idle: idle,
+        sq_thread_cpu: cli.sq_cpu,
         waker,
         fixed_files: vec![fd],
         access: exp.access(),
@@ -261,8 +323,12 @@ fn main() {
         line,
     };
 
-    let cring = IoUring::builder()
-        .setup_sqpoll(idle.as_millis() as u32)
+    let mut builder = IoUring::builder();
+    builder.setup_sqpoll(idle.as_millis() as u32);
+    if let Some(cpu) = cli.sq_cpu {
+        builder.setup_sqpoll_cpu(cpu);
+    }
+    let cring = builder
         .build(256)
         .unwrap_or_else(|e| fail(&format!("io-uring crate ring with SQPOLL: {e}")));
     let mut buf = Box::new([b'x'; 4096]);
@@ -280,27 +346,64 @@ fn main() {
         .unwrap_or_else(|e| fail(&format!("registering the crate ring's file: {e}")));
     let mut crate_path = CratePath { ring: cring, buf };
 
+    // Pinned after the device ring started its waker, which keeps its own (unpinned) affinity.
+    if let Some(cpu) = cli.lane_cpu {
+        pin_to(cpu).unwrap_or_else(|e| fail(&format!("pinning to CPU {cpu}: {e}")));
+    }
+    let pinning = format!(
+        "lane (both paths) on {}, SQ threads (both rings) on {}",
+        cli.lane_cpu
+            .map_or("any CPU".into(), |c| format!("CPU {c}")),
+        cli.sq_cpu.map_or("any CPU".into(), |c| format!("CPU {c}"))
+    );
     exp.say(&format!(
-        "single lane, waited round trips; SQ idle {} ms; cold gap {} ms; {} hot / {} cold samples per row; \
-         device ring's {waker_desc}",
+        "single lane, waited round trips; SQ idle {} ms; cold gap {} ms; {} hot / {} cold samples per row in {} \
+         interleaved rounds; {pinning}; device ring's {waker_desc}",
         idle.as_millis(),
         gap.as_millis(),
         cli.hot,
-        cli.cold
+        cli.cold,
+        cli.rounds
     ));
 
     let mut rows = Vec::new();
+    let mut ratio_rows = Vec::new();
     let mut hot_series = Vec::new();
     let mut cold_series = Vec::new();
     let mut failed = 0;
+    let mut unquiet = 0;
+    let rounds = cli.rounds as usize;
     for (mode, n, g) in [("hot", cli.hot, None), ("cold", cli.cold, Some(gap))] {
         for op in [Op::Nop, Op::Write1] {
-            for (path, p) in [
-                ("device-ring", &mut dev as &mut dyn RoundTrip),
-                ("io-uring-crate", &mut crate_path as &mut dyn RoundTrip),
-            ] {
-                exp.phase(&format!("{mode} {op:?} round trips, {path}"));
-                let s = measure(p, op, n, g);
+            let mut dev_s = Sample::default();
+            let mut crate_s = Sample::default();
+            for r in 0..rounds {
+                // Round r's share of the samples; the order alternates so neither path always goes first.
+                let k = n / rounds + usize::from(r < n % rounds);
+                let mut order = [true, false];
+                if r % 2 == 1 {
+                    order.reverse();
+                }
+                for device in order {
+                    let path = if device {
+                        "device-ring"
+                    } else {
+                        "io-uring-crate"
+                    };
+                    exp.phase(&format!("{mode} {op:?} round {}/{rounds}, {path}", r + 1));
+                    let (p, other, s): (&mut dyn RoundTrip, &mut dyn RoundTrip, _) = if device {
+                        (&mut dev, &mut crate_path, &mut dev_s)
+                    } else {
+                        (&mut crate_path, &mut dev, &mut crate_s)
+                    };
+                    if g.is_none() && !quiet(other, idle) {
+                        unquiet += 1;
+                    }
+                    measure(s, p, op, k, g);
+                }
+            }
+            let mut per_round = Vec::new();
+            for (path, s) in [("device-ring", &dev_s), ("io-uring-crate", &crate_s)] {
                 failed += s.failed;
                 let pc = Percentiles::of(&s.ns);
                 let us = |v: f64| v / 1e3;
@@ -308,7 +411,8 @@ fn main() {
                     .text("path", path)
                     .text("op", op.name())
                     .text("mode", mode)
-                    .int("n", pc.n as u64);
+                    .int("n", pc.n as u64)
+                    .int("rounds", s.rounds.len() as u64);
                 row = row
                     .float(
                         "asleep",
@@ -328,13 +432,17 @@ fn main() {
                     .float("mean_us", us(pc.mean), 2)
                     .int("waker_wakeups", s.wakeups)
                     .int("failed", s.failed as u64);
-                let b = s.bus.unwrap_or_default();
+                let b = s
+                    .bus
+                    .map(|b| b.per_op(s.ns.len() as u64 + s.failed as u64))
+                    .unwrap_or_default();
                 row = row
                     .float("host_rmw_per_op", b.host_rmw, 2)
                     .float("host_waited_loads_per_op", b.host_waited_loads, 2)
                     .float("host_stores_per_op", b.host_stores, 2)
                     .float("local_rmw_per_op", b.local_rmw, 2);
                 rows.push(row);
+                per_round.push(&s.rounds);
                 let series = Series {
                     label: format!("{path} {}", op.name()),
                     points: [pc.p50, pc.p90, pc.p99, pc.p999]
@@ -349,6 +457,28 @@ fn main() {
                     hot_series.push(series);
                 }
             }
+            // Per-round ratios, device ring / crate, of the rounds measured side by side.
+            let ratio = |f: fn(&(f64, f64)) -> f64| -> Vec<f64> {
+                per_round[0]
+                    .iter()
+                    .zip(per_round[1].iter())
+                    .map(|(d, c)| f(d) / f(c))
+                    .collect()
+            };
+            let (p50, p50_lo, p50_hi) = spread(&ratio(|x| x.0));
+            let (p99, p99_lo, p99_hi) = spread(&ratio(|x| x.1));
+            ratio_rows.push(
+                Record::new()
+                    .text("op", op.name())
+                    .text("mode", mode)
+                    .int("rounds", per_round[0].len() as u64)
+                    .float("p50_ratio", p50, 3)
+                    .float("p50_ratio_min", p50_lo, 3)
+                    .float("p50_ratio_max", p50_hi, 3)
+                    .float("p99_ratio", p99, 3)
+                    .float("p99_ratio_min", p99_lo, 3)
+                    .float("p99_ratio_max", p99_hi, 3),
+            );
         }
     }
     exp.table(
@@ -356,6 +486,16 @@ fn main() {
         "ring_latency: single-lane round trip (microseconds)",
         &rows,
     );
+    exp.table(
+        "ring_latency_ratio",
+        "ring_latency: device ring / io-uring crate, per round (median over rounds, min, max)",
+        &ratio_rows,
+    );
+    if unquiet > 0 {
+        exp.say(&format!(
+            "note: {unquiet} hot rounds started while the other path's SQ thread was still awake"
+        ));
+    }
     for (name, series, what) in [
         (
             "ring_latency_hot.svg",
@@ -385,7 +525,7 @@ fn main() {
     exp.say(
         "device-ring: lane reserves/fills/publishes and reaps its own CQE, no syscall (the waker wakes a sleeping \
          SQ thread); io-uring-crate: push + submit() (enters the kernel only to wake a sleeping SQ thread) + poll \
-         the CQ; both wait with the same backoff (spin 32 times, then yield).",
+         the CQ; both wait with the same backoff function (the lane's: spin, then yield, then sleep).",
     );
     drop(dev);
     exp.say(&ring_mode_line(&ring));
