@@ -141,6 +141,8 @@ pub struct QueueLane<'a> {
     meter: BusMeter<QueueRegion>,
     /// Polls this lane spins before it sleeps between polls ([`Self::pause`]), adapted after every wait.
     spin: u32,
+    /// Waits this lane has finished (for the probes of [`Self::waited`]).
+    waits: u32,
 }
 
 impl<'a> QueueLane<'a> {
@@ -153,6 +155,7 @@ impl<'a> QueueLane<'a> {
             next: id.wrapping_mul(0x9e37_79b9) % n,
             meter: BusMeter::default(),
             spin: SPIN_MAX,
+            waits: 0,
         }
     }
 
@@ -376,6 +379,8 @@ impl<'a> QueueLane<'a> {
 const SPIN_MAX: u32 = 1024;
 /// The fewest: lanes that keep missing their completion while spinning spin this little before they sleep.
 const SPIN_MIN: u32 = 32;
+/// Every this many waits, a lane spins the full [`SPIN_MAX`] whatever its budget.
+const PROBE_EVERY: u32 = 8;
 /// The sleep between polls after the spin (the timer slack adds tens of µs).
 const SLEEP: std::time::Duration = std::time::Duration::from_micros(20);
 
@@ -385,7 +390,7 @@ impl QueueLane<'_> {
     /// the pump thread it waits for (the scheduler runs it again), as a spinning one does; a sleeping lane
     /// frees it.
     fn pause(&self, i: u32) {
-        if i < self.spin {
+        if i < self.budget() {
             std::hint::spin_loop();
         } else {
             std::thread::sleep(SLEEP);
@@ -393,18 +398,28 @@ impl QueueLane<'_> {
     }
 
     /// Adapts the spin budget after a wait that saw its completion at poll `i`: caught while spinning, the
-    /// budget doubles (up to [`SPIN_MAX`]); after sleeping, it shrinks by an eighth (down to [`SPIN_MIN`]). So
-    /// the budget stays up while at least about one wait in six is caught spinning: a lane alone with a hot
-    /// pump keeps spinning through the odd preemption and sees completions within microseconds, while many
-    /// lanes sharing the cores with the pump thread, whose completions come later than a spin, end up sleeping
-    /// almost at once instead of taking the cores the pump needs. (Measured by `read_throughput` and
-    /// `pump_latency`: experiments/README.md.)
+    /// budget goes back to [`SPIN_MAX`]; after sleeping, it shrinks by an eighth (down to [`SPIN_MIN`]), and
+    /// every [`PROBE_EVERY`]th wait spins the full [`SPIN_MAX`] again, so a lane whose budget shrank finds out
+    /// when completions come quickly again. A lane alone with a hot pump keeps spinning through the odd
+    /// preemption and sees completions within microseconds, while many lanes sharing the cores with the pump
+    /// thread, whose completions come later than a spin, end up sleeping almost at once instead of taking the
+    /// cores the pump needs. (Measured by `read_throughput` and `pump_latency`: experiments/README.md.)
     fn waited(&mut self, i: u32) {
-        self.spin = if i < self.spin {
-            self.spin.saturating_mul(2).min(SPIN_MAX)
+        self.spin = if i < self.budget() {
+            SPIN_MAX
         } else {
             (self.spin - self.spin / 8).max(SPIN_MIN)
         };
+        self.waits = self.waits.wrapping_add(1);
+    }
+
+    /// The spin budget of the next wait.
+    fn budget(&self) -> u32 {
+        if self.waits % PROBE_EVERY == PROBE_EVERY - 1 {
+            SPIN_MAX
+        } else {
+            self.spin
+        }
     }
 }
 
