@@ -559,14 +559,16 @@ fn nops_and_writes(dev: &dyn Device) {
 suite!(nops_and_writes);
 
 fn read_checksum(dev: &dyn Device) {
-    for chunk in [4096u32, 8192] {
-        read_checksum_with(dev, chunk);
+    // One read in flight per lane, and several (the last lanes' pipelines end early and unevenly).
+    for (chunk, depth) in [(4096u32, 1u32), (8192, 1), (4096, 4)] {
+        read_checksum_with(dev, chunk, depth);
     }
 }
 
-fn read_checksum_with(dev: &dyn Device, chunk: u32) {
+fn read_checksum_with(dev: &dyn Device, chunk: u32, depth: u32) {
     let lanes = 8u32;
-    let total = (lanes * chunk * 3 + 101) as u64; // a partial last chunk checks the zero padding
+    // A partial last chunk checks the zero padding.
+    let total = (lanes * chunk * 3 * depth + 101) as u64;
     let data: Vec<u8> = (0..total)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
@@ -574,7 +576,8 @@ fn read_checksum_with(dev: &dyn Device, chunk: u32) {
     std::io::Write::write_all(&mut f, &data).unwrap();
     let ring = ring(RingConfig {
         lanes,
-        fixed_buffer_bytes: (lanes * chunk) as usize,
+        slots_per_lane: depth + 1,
+        fixed_buffer_bytes: (lanes * chunk * depth) as usize,
         fixed_files: vec![f.as_raw_fd()],
         ..Default::default()
     });
@@ -586,7 +589,7 @@ fn read_checksum_with(dev: &dyn Device, chunk: u32) {
                 file: 0,
                 chunk,
                 total,
-                depth: 1,
+                depth,
             },
             TIMEOUT,
         )
@@ -597,12 +600,12 @@ fn read_checksum_with(dev: &dyn Device, chunk: u32) {
         .fold(0u64, |acc, (i, c)| {
             acc.wrapping_add(checksum(i as u64 * chunk as u64, c))
         });
-    assert_eq!(rep.total().failed, 0);
-    assert_eq!(rep.total().bytes, total);
+    assert_eq!(rep.total().failed, 0, "chunk {chunk}, depth {depth}");
+    assert_eq!(rep.total().bytes, total, "chunk {chunk}, depth {depth}");
     assert_eq!(
         rep.total().checksum,
         want,
-        "checksum equals backend::checksum"
+        "checksum equals backend::checksum (chunk {chunk}, depth {depth})"
     );
     assert_clean(&ring);
 }

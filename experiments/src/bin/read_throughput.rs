@@ -14,6 +14,11 @@
 //! median reads/s with min–max over the rounds, and its ratio to the baseline: the median over rounds of
 //! (path reads/s ÷ baseline reads/s in the same round).
 //!
+//! Beside the rates, each path's process CPU time per read (user + system over every thread of the process:
+//! the kernel's SQPOLL thread of the path's ring, lanes, the pump thread; median over rounds) and context
+//! switches per read (voluntary + involuntary), from `getrusage` around each run: where the time goes when
+//! the path shares the cores with its own threads and with other load.
+//!
 //! Output: a table (or `--json` rows), `throughput.csv`, `throughput.svg`; `uptime` before and after.
 //! Exit status 1 if a checksum differed.
 
@@ -247,6 +252,21 @@ fn pump(data: &std::fs::File, total: u64, lanes: u32, depth: u32) -> (f64, u64) 
     (el, sums.iter().fold(0u64, |a, &b| a.wrapping_add(b)))
 }
 
+/// (CPU seconds, context switches) of this process so far: every thread, the exited ones included.
+fn usage() -> (f64, u64) {
+    // SAFETY: getrusage writes one `rusage` into the zeroed value it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer to a `rusage`.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return (f64::NAN, 0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    (
+        secs(u.ru_utime) + secs(u.ru_stime),
+        (u.ru_nvcsw + u.ru_nivcsw) as u64,
+    )
+}
+
 fn uptime() -> String {
     std::process::Command::new("uptime")
         .output()
@@ -281,6 +301,8 @@ fn main() -> ExitCode {
     let mut rate = vec![Vec::new(); PATHS.len()];
     let mut ratio = vec![Vec::new(); PATHS.len()];
     let mut ok = vec![true; PATHS.len()];
+    let mut cpu_us = vec![Vec::new(); PATHS.len()];
+    let mut csw = vec![Vec::new(); PATHS.len()];
     let mut mode = String::new();
     let progress = Progress::new("read_throughput rounds", Some(rounds as u64));
     for round in 0..rounds {
@@ -290,6 +312,7 @@ fn main() -> ExitCode {
             if p != 0 && !args.paths.contains(&p) {
                 continue;
             }
+            let (cpu0, csw0) = usage();
             let (el, sum) = match p {
                 0 => baseline(&data, total),
                 1 | 2 => {
@@ -301,6 +324,9 @@ fn main() -> ExitCode {
                 3 => pump(&data, total, 1, DEPTH),
                 _ => pump(&data, total, DEPTH, 1),
             };
+            let (cpu1, csw1) = usage();
+            cpu_us[p].push((cpu1 - cpu0) * 1e6 / nchunks as f64);
+            csw[p].push(csw1.saturating_sub(csw0) as f64 / nchunks as f64);
             ok[p] &= sum == expect;
             this[p] = nchunks as f64 / el;
             rate[p].push(this[p]);
@@ -336,6 +362,8 @@ fn main() -> ExitCode {
                 .float("min_reads_per_s", min, 0)
                 .float("max_reads_per_s", max, 0)
                 .float("ratio_to_baseline", median(&ratio[p]), 3)
+                .float("cpu_us_per_read", median(&cpu_us[p]), 2)
+                .float("switches_per_read", median(&csw[p]), 2)
                 .float("loadavg_1m", loadavg(), 2)
                 .pass("checksum_ok", ok[p]),
         );

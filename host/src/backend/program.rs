@@ -36,8 +36,8 @@ pub enum Program {
     /// `l, l + lanes, …`) with READ_FIXED into the fixed region, and checksum them ([`checksum`]). Each lane
     /// keeps up to `depth` reads in flight: read `j` of the lane (0-based, in submission order) goes into its
     /// buffer `j % depth` at `fixed + (lane · depth + j % depth) · chunk`, completing in completion slot
-    /// `min(slots_per_lane − depth, 1) + j % depth`; the lane checksums them in submission order. (The SPIR-V
-    /// shader keeps one read in flight per lane whatever `depth` is; the checksum is the same.)
+    /// `min(slots_per_lane − depth, 1) + j % depth`; the lane checksums them in submission order (the native
+    /// kernel and the SPIR-V shader alike).
     Read {
         /// Fixed file index.
         file: u32,

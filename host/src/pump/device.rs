@@ -139,6 +139,10 @@ pub struct QueueLane<'a> {
     id: u32,
     next: u32,
     meter: BusMeter<QueueRegion>,
+    /// Polls this lane spins before it sleeps between polls ([`Self::pause`]), adapted after every wait.
+    spin: u32,
+    /// Waits this lane has finished (for the probes of [`Self::waited`]).
+    waits: u32,
 }
 
 impl<'a> QueueLane<'a> {
@@ -150,6 +154,8 @@ impl<'a> QueueLane<'a> {
             id,
             next: id.wrapping_mul(0x9e37_79b9) % n,
             meter: BusMeter::default(),
+            spin: SPIN_MAX,
+            waits: 0,
         }
     }
 
@@ -200,7 +206,7 @@ impl<'a> QueueLane<'a> {
             if let Some(s) = self.try_alloc() {
                 return Ok(s);
             }
-            backoff(i);
+            self.pause(i);
         }
         Err(QueueError::WouldBlock)
     }
@@ -315,9 +321,10 @@ impl<'a> QueueLane<'a> {
     pub fn wait(&mut self, slot: u32, budget: u32) -> Result<QueueCompletion, QueueError> {
         for i in 0..budget.max(1) {
             if let SlotPoll::Complete(c) = self.poll(slot)? {
+                self.waited(i);
                 return Ok(c);
             }
-            backoff(i);
+            self.pause(i);
         }
         Err(QueueError::TimedOut)
     }
@@ -331,12 +338,13 @@ impl<'a> QueueLane<'a> {
         let mut i = 0u32;
         loop {
             if let SlotPoll::Complete(c) = self.poll(slot)? {
+                self.waited(i);
                 return Ok(c);
             }
             if i % 64 == 63 && Instant::now() >= deadline {
                 return Err(QueueError::TimedOut);
             }
-            backoff(i);
+            self.pause(i);
             i = i.saturating_add(1);
         }
     }
@@ -366,16 +374,52 @@ impl<'a> QueueLane<'a> {
     }
 }
 
-/// Backoff between polls on the CPU reference device: spin, then yield, then short sleeps (lanes outnumber
-/// the cores; the pump thread must get to run). GPU implementations use `__nanosleep` / `s_sleep`.
-#[inline]
-pub fn backoff(i: u32) {
-    if i < 256 {
-        std::hint::spin_loop();
-    } else if i < 512 {
-        std::thread::yield_now();
-    } else {
-        std::thread::sleep(std::time::Duration::from_micros(20));
+/// The most polls a waiting lane spins before it sleeps: on the 2-core test machine about the publish→complete
+/// time of a hot 4 KiB READ (p50 about 2 µs), so a lane alone with the pump sees its completion spinning.
+const SPIN_MAX: u32 = 1024;
+/// The fewest: lanes that keep missing their completion while spinning spin this little before they sleep.
+const SPIN_MIN: u32 = 32;
+/// Every this many waits, a lane spins the full [`SPIN_MAX`] whatever its budget.
+const PROBE_EVERY: u32 = 8;
+/// The sleep between polls after the spin (the timer slack adds tens of µs).
+const SLEEP: std::time::Duration = std::time::Duration::from_micros(20);
+
+impl QueueLane<'_> {
+    /// Backoff between polls on the CPU reference device (GPU lanes use `__nanosleep` / `s_sleep`): spin for
+    /// this lane's spin budget, then sleep. No yields: a yielding lane stays runnable and keeps the core from
+    /// the pump thread it waits for (the scheduler runs it again), as a spinning one does; a sleeping lane
+    /// frees it.
+    fn pause(&self, i: u32) {
+        if i < self.budget() {
+            std::hint::spin_loop();
+        } else {
+            std::thread::sleep(SLEEP);
+        }
+    }
+
+    /// Adapts the spin budget after a wait that saw its completion at poll `i`: caught while spinning, the
+    /// budget goes back to [`SPIN_MAX`]; after sleeping, it shrinks by an eighth (down to [`SPIN_MIN`]), and
+    /// every [`PROBE_EVERY`]th wait spins the full [`SPIN_MAX`] again, so a lane whose budget shrank finds out
+    /// when completions come quickly again. A lane alone with a hot pump keeps spinning through the odd
+    /// preemption and sees completions within microseconds, while many lanes sharing the cores with the pump
+    /// thread, whose completions come later than a spin, end up sleeping almost at once instead of taking the
+    /// cores the pump needs. (Measured by `read_throughput` and `pump_latency`: experiments/README.md.)
+    fn waited(&mut self, i: u32) {
+        self.spin = if i < self.budget() {
+            SPIN_MAX
+        } else {
+            (self.spin - self.spin / 8).max(SPIN_MIN)
+        };
+        self.waits = self.waits.wrapping_add(1);
+    }
+
+    /// The spin budget of the next wait.
+    fn budget(&self) -> u32 {
+        if self.waits % PROBE_EVERY == PROBE_EVERY - 1 {
+            SPIN_MAX
+        } else {
+            self.spin
+        }
     }
 }
 
