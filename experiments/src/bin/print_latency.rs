@@ -460,7 +460,7 @@ fn ratios(tp: &[(u32, Throughput)], rounds: u32, load: f64) -> Vec<Record> {
                 (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
             };
             Record::new()
-                .text("ratio", &format!("direct/{other}"))
+                .text("ratio", format!("direct/{other}"))
                 .int("rounds", v.len())
                 .float("median", median, 2)
                 .float("min", v.first().copied().unwrap_or(f64::NAN), 2)

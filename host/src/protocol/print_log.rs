@@ -217,9 +217,6 @@ fn hold(bus: &RingBus<'_, '_>, t: &LogTarget, c: &mut Caches<'_>, budget: u32) {
     let bell = bus.local(local_off!(log_bell));
     let wstate = bus.local(local_off!(log_wstate));
     let (mut writes, mut polls) = (0u32, 0u32);
-    // This holder has just submitted the write in flight: its first poll backs off before it reaps (the SQPOLL
-    // thread cannot have completed it yet), which saves a load of the kernel's CQ tail per write.
-    let mut submitted = false;
     loop {
         // (a) Acquire: synchronises with every lane whose DIRTY this clears: their prefix advances are visible
         // to (c).
@@ -232,9 +229,8 @@ fn hold(bus: &RingBus<'_, '_>, t: &LogTarget, c: &mut Caches<'_>, budget: u32) {
                 return;
             }
             // The kernel's CQ tail is a bus round trip on a GPU: polled at growing intervals (1, 2, 4, 8, …
-            // backoffs apart; not before the first backoff after this holder's own submission), while the
-            // device-local slot word shows any other lane's reap at once.
-            if (polls < 2 || polls.is_power_of_two()) && !(submitted && polls == 0) {
+            // backoffs apart), while the device-local slot word shows any other lane's reap at once.
+            if polls < 2 || polls.is_power_of_two() {
                 (c.reap)(bus, 16, c.cq_tail);
             }
             // Acquire: pairs with the reaper's release of DONE (the result is written).
@@ -261,7 +257,6 @@ fn hold(bus: &RingBus<'_, '_>, t: &LogTarget, c: &mut Caches<'_>, budget: u32) {
             }
             if submit_write(bus, t, sub, d, c) {
                 writes += 1;
-                submitted = true;
                 // Each wait for the kernel has its own budget: the duty is bounded by LOG_DUTY_WRITES waits.
                 polls = 0;
                 if writes >= LOG_DUTY_WRITES {
