@@ -768,18 +768,25 @@ const uint GU_MAX_LINE_WORDS = 64u; // lines up to 256 bytes; longer lines are c
 uint gu_line[GU_MAX_LINE_WORDS];
 uint gu_len = 0u;
 uint gu_cap = 0u;
+// A byte did not fit since gu_line_begin: the line is longer than the lane's line (min(line_bytes, 256) bytes
+// with its newline) and holds only its first gu_cap - 1 bytes. A print or write of it returns LINE_TOO_LONG and
+// submits nothing (PROTOCOL.md §7).
+bool gu_cut = false;
 
 void gu_line_begin() {
     gu_len = 0u;
     gu_cap = min(gu_l.line_bytes, GU_MAX_LINE_WORDS * 4u);
+    gu_cut = false;
 }
 void gu_putc(uint b) {
-    // Keep one byte for the newline (LineBuf::push).
-    if (gu_len + 1u < gu_cap) {
+    // Keep one byte for the newline, which may be the caller's own (LineBuf::push).
+    if (gu_len + 1u < gu_cap || ((b & 0xffu) == 10u && gu_len < gu_cap)) {
         uint i = gu_len >> 2;
         uint sh = (gu_len & 3u) * 8u;
         if (sh == 0u) gu_line[i] = b & 0xffu; else gu_line[i] |= (b & 0xffu) << sh;
         gu_len++;
+    } else {
+        gu_cut = true;
     }
 }
 uint gu_last_byte() { return gu_len == 0u ? 0u : (gu_line[(gu_len - 1u) >> 2] >> (((gu_len - 1u) & 3u) * 8u)) & 0xffu; }

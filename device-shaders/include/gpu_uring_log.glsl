@@ -1,12 +1,12 @@
 // gpu_uring_log.glsl — §7.1 group-commit prints through the print log (PROTOCOL.md), step by step as the Rust
 // reference (host/src/protocol/print_log.rs) does them. Include it after gpu_uring.glsl.
 //
-// A subgroup prints together: each active lane asks for its line's bytes (gu_log_begin); the elected lane
-// reserves the bytes of as many of the lines as fit, in lane order, and one ticket with one CAS on log_reserve
-// (each lane's place comes from ballots: no subgroup arithmetic needed); each lane writes its line into the log
-// with plain stores (gu_log_byte / gu_log_word); the elected lane completes the ticket with one CAS on log_pub and
-// counts the lines (gu_log_end), and if the CAS advanced the completed prefix the subgroup rings the log's duty
-// word log_bell (the §3 combining doorbell, gu_log_ring_if).
+// A subgroup prints together: each active lane asks for the bytes of its next lines, up to GU_LOG_LANE_LINES of
+// them (gu_log_begin); the elected lane reserves the bytes of as many lanes as fit, in lane order, and one ticket
+// with one CAS on log_reserve (each lane's place comes from ballots: no subgroup arithmetic needed); each lane
+// writes its lines into the log with plain stores (gu_log_byte / gu_log_word); the elected lane completes the
+// ticket with one CAS on log_pub and counts the lines (gu_log_end), and if the CAS advanced the completed prefix
+// the subgroup rings the log's duty word log_bell (the §3 combining doorbell, gu_log_ring_if).
 //
 // The duty (the holder) belongs to the subgroup: gu_log_holding is the same in every lane of it, and the
 // functions that change it (gu_log_take_pending, gu_log_ring_if, gu_log_hold, gu_log_leave) are called by every
@@ -69,16 +69,23 @@ bool gu_any(bool b) { return subgroupBallot(b) != uvec4(0u); }
 bool gu_all(bool b) { return subgroupBallot(!b) == uvec4(0u); }
 
 // The sum of `v` over the active lanes below this one (returned) and over every active lane (`total`), for
-// v < 512 (a line is at most 256 bytes here): one ballot per bit, straight-line (no loop, no subgroup arithmetic).
+// v < 1024 (a lane's lines in one reservation: up to GU_LOG_LANE_LINES lines of at most 256 bytes): one ballot per
+// bit, straight-line (no loop, no subgroup arithmetic).
 #define GU_SUM_BIT(k) m = subgroupBallot((v & (1u << k)) != 0u); \
     p += subgroupBallotExclusiveBitCount(m) << k; t += subgroupBallotBitCount(m) << k;
 uint gu_subgroup_prefix(uint v, out uint total) {
     uvec4 m;
     uint p = 0u, t = 0u;
     GU_SUM_BIT(0) GU_SUM_BIT(1) GU_SUM_BIT(2) GU_SUM_BIT(3) GU_SUM_BIT(4) GU_SUM_BIT(5) GU_SUM_BIT(6)
-    GU_SUM_BIT(7) GU_SUM_BIT(8)
+    GU_SUM_BIT(7) GU_SUM_BIT(8) GU_SUM_BIT(9)
     total = t;
     return p;
+}
+// The sum of `n` < 8 over every active lane in which `b` holds (three ballots).
+uint gu_subgroup_count(bool b, uint n) {
+    return subgroupBallotBitCount(subgroupBallot(b && (n & 1u) != 0u))
+         + (subgroupBallotBitCount(subgroupBallot(b && (n & 2u) != 0u)) << 1)
+         + (subgroupBallotBitCount(subgroupBallot(b && (n & 4u) != 0u)) << 2);
 }
 
 // ---- step 1: reserve (elected lane) ----------------------------------------------------------------------------
@@ -139,6 +146,34 @@ uint gu_log_reserve(uint len, out uint ticket, out uint start, out uint free) {
 void gu_log_byte(uint pos, uint v) { gu_a8.b[gu_log_base + (pos & (gu_log_size - 1u))] = uint8_t(v); }
 void gu_log_word(uint pos, uint v) { gu_a.w[(gu_log_base + (pos & (gu_log_size - 1u))) >> 2] = v; }
 
+// Step 2 for a line built in the library's line buffer (gu_line, gu_len bytes, gpu_uring.glsl): its bytes from
+// position `pos`, one word store for each word of the log it fills alone, byte stores in its first and last
+// words (which it may share with the neighbouring lines).
+void gu_log_put_line(uint pos) {
+    uint head = pos & 3u;
+    uint base = pos - head;
+    uint span = head + gu_len;
+    uint sh = head * 8u;
+    // Log word k (from `base`) holds the line's bytes 4k - head … 4k - head + 3.
+    uint k1 = span >> 2;
+    for (uint k = head != 0u ? 1u : 0u; k < k1; k++) {
+        gu_iters++;
+        uint lo = gu_line[min(k, GU_MAX_LINE_WORDS - 1u)];
+        uint v = head == 0u ? lo : (gu_line[k - 1u] >> (32u - sh)) | (lo << sh);
+        gu_log_word(base + 4u * k, v);
+    }
+    for (uint j = 0u; j < 8u; j++) {
+        gu_iters++;
+        uint k = j < 4u ? 0u : k1;
+        uint off = 4u * k + (j & 3u);
+        bool own = (j < 4u && head != 0u) || (j >= 4u && (span & 3u) != 0u && (k1 != 0u || head == 0u));
+        if (own && off >= head && off < span) {
+            uint b = off - head;
+            gu_log_byte(base + off, (gu_line[b >> 2] >> ((b & 3u) * 8u)) & 0xffu);
+        }
+    }
+}
+
 // ---- step 3: complete (elected lane) ------------------------------------------------------------------------------
 // Marks ticket `ticket` (bytes up to `end`) complete in log_pub — D (low 32), C (bits 32–47), done bitmap of
 // C … C+15 (bits 48–63) — and advances C over the done prefix, D to the last such ticket's end. True if this CAS
@@ -178,28 +213,34 @@ bool gu_log_complete(uint ticket, uint end) {
 }
 
 // ---- the print: steps 1–3 for the active lanes --------------------------------------------------------------
+// A lane reserves up to GU_LOG_LANE_LINES of its lines at once (its next lines, contiguous in the log: one
+// reservation and one completion for all of them), and the subgroup's lanes reserve together: one CAS on
+// log_reserve and one on log_pub for up to GU_LOG_LANE_LINES × subgroup size lines.
+const uint GU_LOG_LANE_LINES = 4u;
+
 // A subgroup's reservation, from gu_log_begin to gu_log_end (the same in every active lane but `status`, `pos`).
 struct GuLogBatch {
     uint status; // this lane: GU_STATUS_READY (its bytes are reserved at `pos`), GU_STATUS_WOULD_BLOCK (no room for
-                 // them now: nothing of its line is in the log; retry after a reap), GU_STATUS_PROTOCOL_VIOLATION
-    uint pos;    // where this lane writes its bytes
+                 // them now: nothing of its lines is in the log; retry after a reap), GU_STATUS_PROTOCOL_VIOLATION
+    uint pos;    // where this lane writes its bytes (its lines one after the other)
     uint st;     // the reservation's GU_LOG_* result
     uint ticket; // the batch's ticket
     uint end;    // the batch's end position
-    uint lines;  // lanes with bytes in the batch
+    uint lines;  // lines in the batch
 };
 
-// Step 1 for the active lanes, each asking for `len` (< 512) bytes: the elected lane reserves the bytes of every
-// lane with one CAS, or, if fewer bytes are free, of the lanes that fit, in lane order (a prefix of them). Every
-// lane then writes its bytes (if READY) and every active lane calls gu_log_end with the batch: from here to the
-// completing CAS the code is straight-line (PROTOCOL.md §0.2).
-GuLogBatch gu_log_begin(uint len) {
+// Step 1 for the active lanes, each asking for `len` (< 1024) bytes holding its next `nlines` (≤ GU_LOG_LANE_LINES)
+// lines: the elected lane reserves the bytes of every lane with one CAS, or, if fewer bytes are free, of the lanes
+// that fit, in lane order (a prefix of them); a lane's lines are reserved all or none. Every lane then writes its
+// bytes (if READY) and every active lane calls gu_log_end with the batch: from here to the completing CAS the
+// code is straight-line (PROTOCOL.md §0.2).
+GuLogBatch gu_log_begin(uint len, uint nlines) {
     GuLogBatch b;
     b.st = GU_LOG_CONTENDED;
     b.ticket = 0u;
     b.end = 0u;
     uint start = 0u, free = 0u, prefix = 0u, total = 0u;
-    bool take = true;
+    bool take = len != 0u;
     for (uint attempt = 0u; attempt < 2u; attempt++) {
         gu_iters++;
         prefix = gu_subgroup_prefix(take ? len : 0u, total);
@@ -214,7 +255,7 @@ GuLogBatch gu_log_begin(uint len) {
     start = subgroupBroadcastFirst(start);
     b.end = start + total;
     b.pos = start + prefix;
-    b.lines = subgroupBallotBitCount(subgroupBallot(take));
+    b.lines = gu_subgroup_count(take, nlines);
     b.status = b.st == GU_LOG_VIOLATION ? GU_STATUS_PROTOCOL_VIOLATION
              : (b.st == GU_LOG_OK && take) ? GU_STATUS_READY : GU_STATUS_WOULD_BLOCK;
     return b;

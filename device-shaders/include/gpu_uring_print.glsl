@@ -70,38 +70,56 @@
 //   GUP_NO_TARGET          print only: the ring has no print target (DeviceRing::set_print_target); the host
 //                          ends the run with an error after this dispatch.
 //   GU_STATUS_BAD_SLOT     file operations only: the ring has fewer than 2 completion slots per lane.
+//   GU_STATUS_LINE_TOO_LONG print and file write: the line does not fit (Lines, below); nothing of it was printed
+//                          or written. Building it again gives the same line: make it shorter, or skip it.
 // After WOULD_BLOCK or TIMED_OUT a print has printed nothing: build the line again and print it later. A file
 // operation may be in flight: call the same function again, with the same arguments, until it returns READY
 // (that call collects the result); meanwhile the lane's prints and flushes return WOULD_BLOCK. A status other
 // than these comes from the library's commit (GU_STATUS_PROTOCOL_VIOLATION: device code corrupted the ring).
 // No call waits on another lane; every wait is on the kernel and bounded (gup_tries rounds, each reaping).
 //
-// Lines. A line holds at most min(line_bytes, 256) - 1 bytes (RingConfig::line_bytes) and 32 pieces; what goes
-// past either is cut. A print appends '\n' if the line does not end with one; a file write writes the bytes as
-// built. The pieces are formatted when the operation submits the line.
+// Lines. A line holds at most min(line_bytes, 256) - 1 bytes (RingConfig::line_bytes), or that many and its own
+// '\n' last, and 32 pieces; a line that goes past either is never cut: its print or write returns
+// GU_STATUS_LINE_TOO_LONG and submits nothing (as the Rust lane's LineTooLong). A print appends '\n' if the line
+// does not end with one; a file write writes the bytes as built. The pieces are formatted when the operation is
+// called (once per call, however many rounds it retries).
 //
 // JIT cost. A device compiles every call of a function inline. Each call site of gup_print, gup_write, gup_read
 // and gup_flush / gup_finish carries a copy of the ring code (lavapipe, a CPU: about a second of compile time at
 // the kernel's first dispatch, each); the line's pieces cost little (the operation formats them in one loop). A
 // lane with several kinds of operation can funnel them through one call site: gup_op(GUP_OP_*, ...).
 //
-// Where output goes. Prints go to the ring's print target, one write per line (PROTOCOL.md §7.2): a regular file
-// gets each line at an offset the device assigns (a lane's lines in program order), a pipe or terminal gets each
-// line whole, each lane's lines in order. File operations name a registered file by index
-// (RingConfig::fixed_files); reads land in the ring's fixed buffer (RingConfig::fixed_buffer_bytes), which
-// gup_fixed_u32 / gup_put_fixed read. Every lane of the kernel may read and write any of it: give each lane its
-// own range.
+// Where output goes. Prints go to the ring's print target, never torn, each lane's lines in program order: one
+// write per line (PROTOCOL.md §7.2) — a regular file gets each line at an offset the device assigns, a pipe or
+// terminal gets each line whole — unless the shader defines GUP_PRINT_LOG before including this file and the
+// ring's prints are in group-commit mode (PrintMode::GroupCommit, the default). Then prints go through the ring's
+// print log (PROTOCOL.md §7.1, gpu_uring_log.glsl): the lanes that print together reserve their lines with one
+// reservation and copy them into the log, and one write of the kernel takes many lines; the write is submitted by
+// whichever lanes hold the log's duty during a call, or by the next print or flush of any lane, or by the host
+// after the run (finish_prints); a lane's flush waits until the kernel has written its last line. The price is
+// compile time: every operation call site then carries the log code as well (the device needs
+// storageBuffer8BitAccess, which the Vulkan backend enables); on lavapipe a shader with one operation call site
+// and gup_finish compiles in seconds, while print_api.comp's three call sites took minutes on a loaded 2-core
+// machine, so it is opt-in. File operations name a registered file by index (RingConfig::fixed_files); reads land
+// in the ring's fixed buffer (RingConfig::fixed_buffer_bytes), which gup_fixed_u32 / gup_put_fixed read. Every lane
+// of the kernel may read and write any of it: give each lane its own range.
 
 #ifndef GPU_URING_PRINT_GLSL
 #define GPU_URING_PRINT_GLSL
 
 #include "gpu_uring.glsl"
+#ifdef GUP_PRINT_LOG
+#include "gpu_uring_log.glsl"
+#endif
 
 // A status of gup_print only (not a protocol status): the ring has no print target.
 const uint GUP_NO_TARGET = 0x100u;
 // GuLaneState.flags bit: a file operation of the lane is in flight on its I/O slot (a library convention; the
 // host's LANE_* flags use the low bits).
 const uint GUP_LANE_FILE_OP = 0x80000000u;
+// GuLaneState.flags bit: the lane printed through the print log; its flush waits until the kernel has written
+// the log up to gu_st.log_end (a library convention, as GUP_LANE_FILE_OP).
+const uint GUP_LANE_LOGGED = 0x40000000u;
 // The completion slot of file operations (slot 0 is the lane's print slot).
 const uint GUP_IO_SLOT = 1u;
 // Rounds an operation tries (each one reaps completions) before it returns WOULD_BLOCK.
@@ -131,16 +149,19 @@ const uint GUP_P_TEXT = 0u, GUP_P_CHAR = 1u, GUP_P_U64 = 2u, GUP_P_I32 = 3u, GUP
 uint gup_kind[GUP_MAX_PIECES];
 uint64_t gup_value[GUP_MAX_PIECES];
 uint gup_pieces = 0u;
+bool gup_dropped = false; // a piece past GUP_MAX_PIECES: the line is too long (LINE_TOO_LONG)
 
 void gup_piece(uint kind, uint64_t value) {
     if (gup_pieces < GUP_MAX_PIECES) {
         gup_kind[gup_pieces] = kind;
         gup_value[gup_pieces] = value;
         gup_pieces++;
+    } else {
+        gup_dropped = true;
     }
 }
 // Starts a new line (the previous one is discarded).
-void gup_line() { gup_pieces = 0u; }
+void gup_line() { gup_pieces = 0u; gup_dropped = false; }
 // Piece `k` of the host's text table (nothing for k >= GU_TEXT_ENTRIES).
 void gup_text(uint k) { gup_piece(GUP_P_TEXT, uint64_t(k)); }
 // One byte (e.g. 58u for ':', 10u for a newline).
@@ -161,9 +182,10 @@ void gup_float(float v, uint digits) { gup_piece(GUP_P_F32 | (min(digits, 9u) <<
 // submitted; nothing if the range leaves the buffer.
 void gup_put_fixed(uint off, uint len) { gup_piece(GUP_P_FIXED, uint64_t(off) | (uint64_t(len) << 32)); }
 
-// Formats the recorded pieces into the library's line buffer (gu_line, gu_len).
+// Formats the recorded pieces into the library's line buffer (gu_line, gu_len); gu_cut if the line does not fit.
 void gup_format() {
     gu_line_begin();
+    gu_cut = gup_dropped;
     for (uint i = 0u; i < gup_pieces; i++) {
         gu_iters++;
         uint kind = gup_kind[i] & 0xffu;
@@ -189,7 +211,7 @@ void gup_format() {
         } else if (kind == GUP_P_FIXED) {
             uint off = uint(v), len = uint(v >> 32);
             if (uint64_t(off) + uint64_t(len) <= uint64_t(gu_l.fixed_size)) {
-                for (uint k = 0u; k < len && gu_len + 1u < gu_cap; k++) {
+                for (uint k = 0u; k < len && !gu_cut; k++) {
                     gu_iters++;
                     uint b = gu_l.fixed_off + off + k;
                     gu_putc((gu_a.w[b >> 2] >> ((b & 3u) * 8u)) & 0xffu);
@@ -207,6 +229,42 @@ uint gup_fixed_u32(uint off) {
 // ---- operations -----------------------------------------------------------------------------------------------
 const uint GUP_OP_PRINT = 0u, GUP_OP_WRITE = 1u, GUP_OP_READ = 2u, GUP_OP_FLUSH = 3u;
 
+#ifdef GUP_PRINT_LOG
+// One round of a print (the line formatted in gu_line) or of the log part of a flush when the ring's prints go
+// through the print log (PRINT_LOG, the default; PROTOCOL.md §7.1 and "The print log in GLSL"), after the round's
+// reap. The lanes that call it together — the active lanes of the subgroup at this call — print together: one
+// reservation (gu_log_begin), each lane its line's bytes, one completion. The log's duty is taken
+// (gu_log_take_pending, gu_log_ring_if) and left (gu_log_leave) within the round, because the lanes that call next
+// may be others: one holder round (the write in flight taken in, the completed prefix submitted), and no lane
+// returns holding the duty, so no lane waits on another; a write still in flight is left in the DIRTY flag for the
+// next round of any lane (a print or a flush) or the host's finish_print_log. Returns READY (printed: in the log,
+// submitted or certain to be; flushed: the kernel has written the lane's last line), WOULD_BLOCK (no room in the
+// log / not written yet; nothing of the line is in the log), or PROTOCOL_VIOLATION (a corrupted log word; counted).
+uint gup_log_round(uint op) {
+    uint status = GU_STATUS_WOULD_BLOCK;
+    gu_log_take_pending();
+    bool advanced = false;
+    if (op == GUP_OP_PRINT) {
+        GuLogBatch b = gu_log_begin(gu_len, 1u);
+        if (b.status == GU_STATUS_READY) gu_log_put_line(b.pos);
+        advanced = gu_log_end(b);
+        if (b.status == GU_STATUS_READY) {
+            gu_st.log_end = b.pos + gu_len;
+            gu_st.flags |= GUP_LANE_LOGGED;
+        }
+        status = b.status;
+    }
+    gu_log_ring_if(advanced);
+    gu_log_hold();
+    gu_log_leave();
+    // Acquire: pairs with the holder's release of log_written (the kernel wrote the bytes before it).
+    if (op == GUP_OP_FLUSH && int(gu_local_ld_acq(gu_lctl(GU_LOCAL_CONTROL_LOG_WRITTEN)) - gu_st.log_end) >= 0) {
+        status = GU_STATUS_READY;
+    }
+    return status;
+}
+#endif
+
 // Every operation: gup_print, gup_write, gup_read and gup_flush are this function with `op` fixed. Each call site
 // carries a copy of the ring code (a device inlines every call; "JIT cost" above), so a lane with several kinds of
 // operation can call it from one site with `op` a variable: `file`, `file_off` for GUP_OP_WRITE and GUP_OP_READ,
@@ -221,15 +279,29 @@ uint gup_op(uint op, uint file, uint64_t file_off, uint fixed_off, uint len, out
     if (file_op && gu_l.slots_per_lane <= GUP_IO_SLOT) return GU_STATUS_BAD_SLOT;
     uint pflags = 0u;
     int fd = -1;
-    if (op == GUP_OP_PRINT) {
+    if (op == GUP_OP_PRINT || op == GUP_OP_FLUSH) {
         // Acquire: pairs with the host's release store of the flags after the target (PROTOCOL.md §7).
         pflags = gu_host_ld_acq(gu_sctl(GU_SHARED_CONTROL_PRINT_FLAGS));
-        if (pflags == 0u) {
+        if (pflags == 0u && op == GUP_OP_PRINT) {
             gu_st.flags |= GU_LANE_NO_TARGET;
             return GUP_NO_TARGET;
         }
         fd = int(gu_host_ld_rlx(gu_sctl(GU_SHARED_CONTROL_PRINT_FD)));
     }
+    // The line, formatted once (the pieces as they are now): one copy of the formatters in the shader.
+    if (op == GUP_OP_PRINT || op == GUP_OP_WRITE) {
+        gup_format();
+        // Longer than the lane's line: nothing of it is submitted (PROTOCOL.md §7), as the Rust lane.
+        if (gu_cut) return GU_STATUS_LINE_TOO_LONG;
+        if (op == GUP_OP_PRINT) gu_line_finish();
+    }
+    // Through the print log: a print, and a flush of a lane that printed through it (its log lines first).
+    bool logged = false;
+#ifdef GUP_PRINT_LOG
+    logged = ((pflags & GU_PRINT_LOG) != 0u && op == GUP_OP_PRINT)
+          || ((gu_st.flags & GUP_LANE_LOGGED) != 0u && op == GUP_OP_FLUSH);
+    if (logged && gu_log_target() != GU_LOG_TARGET_OK) return GU_STATUS_PROTOCOL_VIOLATION;
+#endif
     bool offset_mode = (pflags & GU_PRINT_OFFSET_MODE) != 0u;
     bool fixed_file = op != GUP_OP_PRINT || (pflags & GU_PRINT_FIXED_FILE) != 0u;
     bool staged = false;           // the line is in its staging line
@@ -260,6 +332,14 @@ uint gup_op(uint op, uint file, uint64_t file_off, uint fixed_off, uint len, out
             }
             poll = false;
         }
+#ifdef GUP_PRINT_LOG
+        if (logged) {
+            uint s = gup_log_round(op);
+            if (op == GUP_OP_PRINT && s != GU_STATUS_WOULD_BLOCK) return s;
+            if (s == GU_STATUS_WOULD_BLOCK) { poll = true; continue; }
+            logged = false; // flushed: on to the lane's other operations
+        }
+#endif
         if (in_flight) { poll = true; continue; }   // submitted: wait for it
         if (op == GUP_OP_FLUSH) {
             // Acquire (inside gu_in_flight): the lane's fire-and-forget writes have completed.
@@ -272,8 +352,6 @@ uint gup_op(uint op, uint file, uint64_t file_off, uint fixed_off, uint len, out
         if (op != GUP_OP_READ && !staged) {
             // Acquire: pairs with the reaper's release once the kernel is done reading the staging line.
             if (gu_local_ld_acq(gu_lane_word(lane, j)) != 0u) { poll = true; continue; }
-            gup_format();
-            if (op == GUP_OP_PRINT) gu_line_finish();
             gu_line_store(line_off);
             staged = true;
         }

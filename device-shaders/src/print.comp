@@ -63,6 +63,12 @@ void main() {
                 continue;
             }
             format_line(lane, gu_st.seq);
+            if (gu_cut) {
+                // Longer than the ring's lines: not printed, counted (LINE_TOO_LONG, as the Rust lane).
+                gu_st.failed++;
+                gu_st.seq++;
+                continue;
+            }
             gu_line_store(line_off);
             gu_st.line_len = gu_len;
             gu_st.phase = PH_FORMATTED;

@@ -259,10 +259,17 @@ fn prints_to_a_pipe(dev: &dyn Device) {
 }
 suite!(prints_to_a_pipe);
 
-/// A ring whose lines are shorter than some of the program's lines, printing through the log: a line that does
-/// not fit is not printed (`LINE_TOO_LONG`, counted as failed), every other line is, whole and in order, on every
-/// device. (Line mode's GLSL builder still cuts such lines, PROTOCOL.md §7.)
-fn print_log_refuses_lines_longer_than_the_ring_lines(dev: &dyn Device) {
+/// A ring whose lines are shorter than some of the program's lines, in both print modes: a line that does not
+/// fit is not printed (`LINE_TOO_LONG`, counted as failed), every other line is, whole and in order, on every
+/// device (PROTOCOL.md §7).
+fn prints_refuse_lines_longer_than_the_ring_lines(dev: &dyn Device) {
+    for mode in MODES {
+        refuses_long_lines(dev, mode);
+    }
+}
+suite!(prints_refuse_lines_longer_than_the_ring_lines);
+
+fn refuses_long_lines(dev: &dyn Device, mode: PrintMode) {
     let (lanes, lines, line_bytes) = (8, 40, 48);
     let (ring, wr, reader) = pipe_ring(
         RingConfig {
@@ -270,7 +277,7 @@ fn print_log_refuses_lines_longer_than_the_ring_lines(dev: &dyn Device) {
             line_bytes,
             ..Default::default()
         },
-        PrintMode::GroupCommit,
+        mode,
     );
     let rep = dev
         .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
@@ -300,9 +307,9 @@ fn print_log_refuses_lines_longer_than_the_ring_lines(dev: &dyn Device) {
         long > 0 && long < (lanes * lines) as u64,
         "some lines are too long"
     );
-    assert_eq!(rep.total().failed, long);
-    assert_eq!(rep.total().done, (lanes * lines) as u64 - long);
-    assert_eq!(out.len(), want.len());
+    assert_eq!(rep.total().failed, long, "{mode:?}");
+    assert_eq!(rep.total().done, (lanes * lines) as u64 - long, "{mode:?}");
+    assert_eq!(out.len(), want.len(), "{mode:?}");
     // Each lane's lines in order, every line whole.
     let mut got = vec![Vec::new(); lanes as usize];
     for l in out.split_inclusive(|&c| c == b'\n') {
@@ -314,9 +321,8 @@ fn print_log_refuses_lines_longer_than_the_ring_lines(dev: &dyn Device) {
             .unwrap();
         got[lane].extend_from_slice(l);
     }
-    assert_eq!(got, per_lane);
+    assert_eq!(got, per_lane, "{mode:?}");
 }
-suite!(print_log_refuses_lines_longer_than_the_ring_lines);
 
 // ---- the print log's hazards (PROTOCOL.md §7.1), on every device's own print program --------------------------
 

@@ -5,6 +5,7 @@
 //! - the print API of `gpu_uring_print.glsl` (the committed `print_api` shader): every piece kind, file writes
 //!   and reads, prints into a regular file (device-assigned offsets) and into a pipe (stream), on a small ring
 //!   so that operations meet a full SQ;
+//! - lines too long for the lane's line, refused (`LINE_TOO_LONG`), not cut (`print_too_long` shader);
 //! - the run API's checks (on the CPU reference device, with native kernels);
 //! - the README's "Write your own kernel" blocks, which must be the example's files verbatim.
 //!
@@ -322,6 +323,113 @@ fn print_api_into_a_pipe() {
     drop(ring);
     drop(wr);
     check_print_api_output(&reader.join().unwrap());
+}
+
+// ---- lines too long for the lane's line --------------------------------------------------------------------------
+
+static PRINT_TOO_LONG: &[u8] = include_bytes!("../../device-shaders/spirv/print_too_long.spv");
+
+/// print_too_long.comp (the print API through the print log, GUP_PRINT_LOG) on a ring of 64-byte lines: a line
+/// that does not fit (bytes, or pieces) and a file write that does not fit return LINE_TOO_LONG and submit
+/// nothing; lines that fit exactly, with the appended newline or with their own, are printed whole, many per
+/// write.
+#[test]
+fn print_api_refuses_lines_too_long() {
+    let Some((dev, _serial)) = vulkan() else {
+        return;
+    };
+    let (lanes, count) = (16u32, 70u32);
+    let writes = tempfile::tempfile().unwrap();
+    let ring = common::ring(RingConfig {
+        lanes,
+        line_bytes: 64,
+        fixed_files: vec![writes.as_raw_fd()],
+        ..RingConfig::default()
+    });
+    let (rd, wr) = pipe();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::fs::File::from(rd).read_to_end(&mut out).unwrap();
+        out
+    });
+    ring.set_print_target(PrintTarget::Fd(wr.as_raw_fd()))
+        .unwrap();
+    let mut texts = vec!["0123456789"];
+    let letters = "abcdefghi";
+    texts.extend((1..=9).map(|k| &letters[..k]));
+    texts.push("xyz\n");
+    // SAFETY: print_too_long.spv is built by device-shaders/build.sh (checked in CI) from print_too_long.comp,
+    // which indexes nothing of its own.
+    let kernel = unsafe { RingKernel::spirv(&*dev, "print_too_long", PRINT_TOO_LONG) }
+        .unwrap()
+        .with_texts(&texts)
+        .unwrap();
+    let report = kernel
+        .run(
+            &ring,
+            &RunConfig {
+                count,
+                timeout: Duration::from_secs(120),
+                ..RunConfig::lanes(lanes)
+            },
+        )
+        .unwrap();
+    // Per lane: lines of 1 … 64 bytes and the 64-byte line with its own newline printed; 6 lines of 65 … 70
+    // bytes, the 33-piece line and the 64-byte write refused.
+    let printed: u64 = (1..=64u64).sum::<u64>() + 64;
+    for lane in 0..lanes as usize {
+        let r = report.lanes[lane];
+        assert_eq!(
+            (r.done, r.failed, r.checksum),
+            (65, 8, printed),
+            "lane {lane}: {:?}",
+            report.states[lane]
+        );
+    }
+    assert!(ring.quiesce(Duration::from_secs(20)), "ring drained");
+    let c = ring.view().local_snapshot();
+    assert_eq!(
+        (c.ff_errors, c.print_errors, c.protocol_violations),
+        (0, 0, 0)
+    );
+    assert!(ring.finish_prints().is_none(), "a pipe is a stream");
+    // The shader prints through the print log (GUP_PRINT_LOG; the ring is in group-commit mode): its lanes
+    // wrote it, many lines per write, and each lane's flush left the host nothing to write.
+    let log = ring.print_log_report();
+    let lines = 65 * lanes as u64;
+    assert!(
+        log.device_writes > 0 && log.device_writes < lines,
+        "{lines} lines in {} writes: {log:?}",
+        log.device_writes
+    );
+    assert_eq!(
+        (log.host_bytes, log.incomplete_ranges, log.violations),
+        (0, 0, 0),
+        "{log:?}"
+    );
+    drop(ring);
+    drop(wr);
+    let out = reader.join().unwrap();
+    let mut want: Vec<String> = (0..64usize)
+        .map(|n| {
+            let mut l = "0123456789".repeat(n / 10);
+            l.push_str(&letters[..n % 10]);
+            l + "\n"
+        })
+        .collect();
+    want.push("0123456789".repeat(6) + "xyz\n");
+    let mut got: Vec<&[u8]> = out.split_inclusive(|&c| c == b'\n').collect();
+    got.sort_unstable();
+    let mut want: Vec<&[u8]> = want
+        .iter()
+        .flat_map(|l| std::iter::repeat(l.as_bytes()).take(lanes as usize))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(got, want, "every line that fits, whole, once per lane");
+    assert!(
+        common::read_fd_file(writes.as_raw_fd()).is_empty(),
+        "the refused write wrote nothing"
+    );
 }
 
 // ---- the run API's checks (CPU reference device, native kernels) ----------------------------------------------

@@ -22,9 +22,13 @@
 //! the RPC server; per-thread CPU clocks) and of the whole process (`getrusage`). Lines are the
 //! [`format_print_line`] lines every device prints, written to `/dev/null` unless `--print-to PATH`.
 //!
-//! Output: tables (or `--json` rows), `latency.csv`, `throughput.csv`, `latency.svg` (percentile curves, log
-//! scale), `throughput.svg` (lines/s) and `helper_cpu.svg` (helper CPU ns per line). Exit status 1 if any line
-//! failed on any path.
+//! `--rounds N` runs the throughput paths N times, interleaved round by round; `ratios.csv` holds direct's
+//! lines/s over each other path's in the same round (median, min–max). `--print-to-pipe` prints into a pipe read
+//! by a child `cat > /dev/null`.
+//!
+//! Output: tables (or `--json` rows), `latency.csv`, `throughput.csv`, `ratios.csv`, `latency.svg` (percentile
+//! curves, log scale), `throughput.svg` (lines/s, median rounds) and `helper_cpu.svg` (helper CPU ns per line).
+//! Exit status 1 if any line failed on any path.
 
 use gpu_uring::backend::Programs;
 use std::fs::File;
@@ -64,6 +68,14 @@ struct Cli {
     /// Where lines go (created or truncated); default /dev/null.
     #[arg(long, value_name = "PATH")]
     print_to: Option<PathBuf>,
+    /// Print into a pipe read by a child process `cat > /dev/null` instead (a stream target: one write in flight).
+    #[arg(long, conflicts_with = "print_to")]
+    print_to_pipe: bool,
+    /// Throughput rounds: every path runs once per round, the paths interleaved (direct, rpc[, native], direct,
+    /// …), so that a change in the machine's load reaches them alike; the `ratios` table gives each ratio's
+    /// median and min–max over the rounds.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
     /// SQPOLL idle time of the device ring, and how long the RPC server keeps spinning after its last request
     /// (both helpers poll the same way), in ms.
     #[arg(long, default_value_t = 50)]
@@ -156,13 +168,29 @@ fn main() {
     if cli.lanes == 0 || cli.samples == 0 || cli.lines == 0 {
         fail("--lanes, --samples and --lines must be at least 1");
     }
-    let target_name = cli
-        .print_to
-        .as_ref()
-        .map_or("/dev/null".to_owned(), |p| p.display().to_string());
-    let target = match &cli.print_to {
-        Some(p) => File::create(p),
-        None => File::options().write(true).open("/dev/null"),
+    let target_name = if cli.print_to_pipe {
+        "a pipe read by `cat > /dev/null`".to_owned()
+    } else {
+        cli.print_to
+            .as_ref()
+            .map_or("/dev/null".to_owned(), |p| p.display().to_string())
+    };
+    let mut reader = None;
+    let target = if cli.print_to_pipe {
+        let mut child = std::process::Command::new("cat")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| fail(&format!("cannot start `cat > /dev/null`: {e}")));
+        let w = child.stdin.take().map(std::os::fd::OwnedFd::from);
+        reader = Some(child);
+        w.map(File::from)
+            .ok_or_else(|| std::io::Error::other("no pipe to the child"))
+    } else {
+        match &cli.print_to {
+            Some(p) => File::create(p),
+            None => File::options().write(true).open("/dev/null"),
+        }
     }
     .unwrap_or_else(|e| fail(&format!("cannot open {target_name}: {e}")));
     let fd = target.as_raw_fd();
@@ -181,7 +209,6 @@ fn main() {
     ));
 
     let mut lat = Vec::new();
-    let mut tp = Vec::new();
     if host_lanes {
         let warm = (cli.samples / 10).max(10);
         exp.phase("latency, direct path");
@@ -205,25 +232,46 @@ fn main() {
             info.backend
         ));
     }
-    exp.phase("throughput");
-    tp.push(direct_throughput(
-        &*dev,
-        fd,
-        idle,
-        cli.lanes,
-        cli.lines,
-        timeout,
-        &exp.access(),
-    ));
-    if host_lanes {
-        tp.push(rpc_throughput(fd, idle, cli.lanes, cli.lines, timeout));
-        tp.push(native_throughput(fd, cli.lanes, cli.lines));
-    } else {
-        tp.push(rpc_vulkan_throughput(
-            &*dev, fd, idle, cli.lanes, cli.lines, timeout,
+    // (round, result) of every path, interleaved round by round.
+    let mut tp: Vec<(u32, Throughput)> = Vec::new();
+    for round in 0..cli.rounds {
+        exp.phase(&format!(
+            "throughput, round {} of {}",
+            round + 1,
+            cli.rounds
         ));
+        tp.push((
+            round,
+            direct_throughput(
+                &*dev,
+                fd,
+                idle,
+                cli.lanes,
+                cli.lines,
+                timeout,
+                &exp.access(),
+            ),
+        ));
+        if host_lanes {
+            tp.push((
+                round,
+                rpc_throughput(fd, idle, cli.lanes, cli.lines, timeout),
+            ));
+            tp.push((round, native_throughput(fd, cli.lanes, cli.lines)));
+        } else {
+            tp.push((
+                round,
+                rpc_vulkan_throughput(&*dev, fd, idle, cli.lanes, cli.lines, timeout),
+            ));
+        }
     }
     drop(target);
+    if let Some(mut child) = reader {
+        // The pipe's write end is closed: cat sees the end of its input and exits.
+        if let Err(e) = child.wait() {
+            eprintln!("warning: waiting for the pipe's reader: {e}");
+        }
+    }
 
     let load = loadavg();
     let lat_rows: Vec<Record> = lat
@@ -279,11 +327,12 @@ fn main() {
     }
     let tp_rows: Vec<Record> = tp
         .iter()
-        .map(|t| {
+        .map(|(round, t)| {
             let per_line = |d: Duration| d.as_secs_f64() * 1e6 / t.lines.max(1) as f64;
             let mut r = Record::new()
                 .text("device", info.backend)
                 .text("path", t.path)
+                .int("round", round + 1)
                 .int("lanes", cli.lanes)
                 .int("lines", t.lines)
                 .int("bytes", t.bytes)
@@ -310,11 +359,24 @@ fn main() {
     exp.table(
         "throughput",
         &format!(
-            "{} lanes x {} lines, one line in flight per lane",
+            "{} lanes x {} lines, one line in flight per lane, into {target_name}",
             cli.lanes, cli.lines
         ),
         &tp_rows,
     );
+    let ratio_rows = ratios(&tp, cli.rounds, load);
+    // Every round's failures count, not only the median rounds'.
+    let tp_failed: u64 = tp.iter().map(|(_, t)| t.failed).sum();
+    exp.table(
+        "ratios",
+        &format!(
+            "direct lines/s over each other path's, in the same round: median and min–max of {} round(s)",
+            cli.rounds
+        ),
+        &ratio_rows,
+    );
+    // The charts show the median round of each path.
+    let tp: Vec<&Throughput> = median_rounds(&tp);
     let labels: Vec<String> = tp.iter().map(|t| t.path.to_owned()).collect();
     // One unit per axis: throughput and the helpers' CPU per line are two charts.
     warn(bar_chart(
@@ -347,7 +409,7 @@ fn main() {
     ));
     for t in &tp {
         exp.say(&format!(
-            "{:>7}: {} lines/s, {:.2} MB/s",
+            "{:>7}: {} lines/s, {:.2} MB/s (median round)",
             t.path,
             si(t.lines as f64 / t.secs),
             t.bytes as f64 / t.secs / 1e6
@@ -356,12 +418,78 @@ fn main() {
     for m in RING_MODES.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         exp.say(&format!(" direct {m}"));
     }
-    let failed: u64 =
-        lat.iter().map(|l| l.failed).sum::<u64>() + tp.iter().map(|t| t.failed).sum::<u64>();
+    let failed: u64 = lat.iter().map(|l| l.failed).sum::<u64>() + tp_failed;
     if failed > 0 {
         eprintln!("FAILED: {failed} lines were not printed");
         std::process::exit(1);
     }
+}
+
+/// Lines per second of a throughput result.
+fn rate(t: &Throughput) -> f64 {
+    t.lines as f64 / t.secs
+}
+
+/// The `ratios` rows: for every path other than direct, direct's lines/s over that path's in each round, as
+/// median, min and max over the rounds.
+fn ratios(tp: &[(u32, Throughput)], rounds: u32, load: f64) -> Vec<Record> {
+    let mut others: Vec<&'static str> = tp.iter().map(|(_, t)| t.path).collect();
+    others.dedup();
+    others.retain(|p| *p != "direct");
+    others.sort_unstable();
+    others.dedup();
+    others
+        .into_iter()
+        .map(|other| {
+            let mut v: Vec<f64> = (0..rounds)
+                .filter_map(|r| {
+                    let of = |p: &str| {
+                        tp.iter()
+                            .find(|(q, t)| *q == r && t.path == p)
+                            .map(|(_, t)| rate(t))
+                    };
+                    Some(of("direct")? / of(other)?)
+                })
+                .collect();
+            v.sort_by(f64::total_cmp);
+            let median = if v.is_empty() {
+                f64::NAN
+            } else if v.len() % 2 == 1 {
+                v[v.len() / 2]
+            } else {
+                (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+            };
+            Record::new()
+                .text("ratio", format!("direct/{other}"))
+                .int("rounds", v.len())
+                .float("median", median, 2)
+                .float("min", v.first().copied().unwrap_or(f64::NAN), 2)
+                .float("max", v.last().copied().unwrap_or(f64::NAN), 2)
+                .float("loadavg_1m", load, 2)
+        })
+        .collect()
+}
+
+/// Each path's median round by lines/s (the lower middle one for an even count), in first-seen path order.
+fn median_rounds(tp: &[(u32, Throughput)]) -> Vec<&Throughput> {
+    let mut paths: Vec<&'static str> = Vec::new();
+    for (_, t) in tp {
+        if !paths.contains(&t.path) {
+            paths.push(t.path);
+        }
+    }
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let mut v: Vec<&Throughput> = tp
+                .iter()
+                .filter(|(_, t)| t.path == p)
+                .map(|(_, t)| t)
+                .collect();
+            v.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+            v.get(v.len().saturating_sub(1) / 2).copied()
+        })
+        .collect()
 }
 
 fn warn(r: Result<(), String>) {

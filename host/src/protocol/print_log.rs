@@ -217,6 +217,11 @@ fn hold(bus: &RingBus<'_, '_>, t: &LogTarget, c: &mut Caches<'_>, budget: u32) {
     let bell = bus.local(local_off!(log_bell));
     let wstate = bus.local(local_off!(log_wstate));
     let (mut writes, mut polls) = (0u32, 0u32);
+    // The write in flight is this holder's and longer than `line_bytes` (several lines): its first poll backs
+    // off before it reaps. While many lanes print, the SQPOLL thread has rarely completed such a write that
+    // early, and a CQ-tail load (a bus round trip) per write is saved; a lone line (an idle device) is reaped
+    // at once, which keeps its round trip.
+    let mut skip_first_reap = false;
     loop {
         // (a) Acquire: synchronises with every lane whose DIRTY this clears: their prefix advances are visible
         // to (c).
@@ -230,7 +235,7 @@ fn hold(bus: &RingBus<'_, '_>, t: &LogTarget, c: &mut Caches<'_>, budget: u32) {
             }
             // The kernel's CQ tail is a bus round trip on a GPU: polled at growing intervals (1, 2, 4, 8, …
             // backoffs apart), while the device-local slot word shows any other lane's reap at once.
-            if polls < 2 || polls.is_power_of_two() {
+            if (polls < 2 || polls.is_power_of_two()) && !(skip_first_reap && polls == 0) {
                 (c.reap)(bus, 16, c.cq_tail);
             }
             // Acquire: pairs with the reaper's release of DONE (the result is written).
@@ -257,6 +262,7 @@ fn hold(bus: &RingBus<'_, '_>, t: &LogTarget, c: &mut Caches<'_>, budget: u32) {
             }
             if submit_write(bus, t, sub, d, c) {
                 writes += 1;
+                skip_first_reap = d.wrapping_sub(sub) > bus.view().layout().line_bytes;
                 // Each wait for the kernel has its own budget: the duty is bounded by LOG_DUTY_WRITES waits.
                 polls = 0;
                 if writes >= LOG_DUTY_WRITES {
