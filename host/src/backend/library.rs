@@ -16,13 +16,15 @@
 //! | [`Program::Hostile`] | `gu_hostile` | `report` (checksum = status, bytes = result) |
 //! | [`Programs::format_probe`](super::Programs::format_probe) | `gu_format_probe` | the formatted bytes |
 //! | [`PumpProgram::STREAM`](super::pump::PumpProgram::STREAM) | `gu_pump_stream` | `report` as a [`PumpLaneState`] |
+//! | [`PumpProgram::PROBE`](super::pump::PumpProgram::PROBE) | `gu_pump_probe` (resumable: [`run_pump`](super::pump::run_pump)'s run buffer and re-dispatch loop, as on every device) | its [`PumpLaneState`] |
 //!
-//! Each lane is one thread and the whole program one launch: every device wait is bounded by a poll budget
-//! derived from the run's timeout ([`wait_budget`]), so a run ends within its timeout or is reported past it.
-//! Not on the library, so [`DeviceError::Unsupported`] with the reason: [`PumpProgram::PROBE`](super::pump::PumpProgram::PROBE)
-//! and caller pump programs (SPIR-V only: the library has no pump probe), and any program on a ring without
-//! SQPOLL (its lanes need the host to submit between dispatches; a library kernel runs to its end in one
-//! launch). Arguments and parameter lists: [`kernel_layout`] and kernels/README.md.
+//! Each lane is one thread and the whole program one launch (but the pump probe, re-dispatched like the SPIR-V
+//! programs): every device wait is bounded by a poll budget derived from the run's timeout ([`wait_budget`]),
+//! so a run ends within its timeout or is reported past it. `gu_pump_read` (exactly-once READs with the slot
+//! allocation aggregated per warp) is launched by name ([`LibraryDevice::library_kernel`]). Not on the
+//! library, so [`DeviceError::Unsupported`] with the reason: caller pump programs (SPIR-V only), and any
+//! program on a ring without SQPOLL (its lanes need the host to submit between dispatches; a library kernel
+//! runs to its end in one launch). Arguments and parameter lists: [`kernel_layout`] and kernels/README.md.
 //!
 //! Where the device-local block lives is decided by the device's capabilities (PROTOCOL.md §2): with coherent
 //! host-native atomics ([`Capabilities::host_native_atomics`](super::Capabilities)) the kernels run on the
@@ -81,6 +83,10 @@ const KERNELS: &[(&str, u32, u32)] = &[
     ("gu_format", 2, RING_LAYOUT + 4),
     // (arena, local, PumpLayout, lanes, file, region, chunk, total: u64, budget, status, report)
     ("gu_pump_stream", 4, PUMP_LAYOUT + 28),
+    // (arena, run, local, PumpLayout): run_pump's argument scheme (run = PumpRunParams, PumpLaneState per lane)
+    ("gu_pump_probe", 3, PUMP_LAYOUT),
+    // (arena, local, PumpLayout, lanes, file, region, chunk, count, budget, status, report)
+    ("gu_pump_read", 4, PUMP_LAYOUT + 24),
     // (records, count)
     ("gu_format_probe", 1, 4),
     // (out, lanes, lines, line_bytes)
@@ -457,9 +463,17 @@ pub(super) fn format_probe<D: Device + ?Sized>(
     Ok(out)
 }
 
+/// The device library's kernel for the resumable pump program `program` (`builtin`: one of the built-in
+/// ones), launched with [`run_pump`](super::pump::run_pump)'s argument scheme and re-dispatch loop: the
+/// pump probe on `gu_pump_probe`. `None`: not a resumable library program ([`run_pump`] runs or refuses it).
+pub(super) fn resumable_pump_kernel(program: &str, builtin: bool) -> Option<&'static str> {
+    (builtin && program == "pump_probe").then_some("gu_pump_probe")
+}
+
 /// [`run_pump`](super::pump::run_pump) on a library device (parameters already checked against the pump):
 /// [`PumpProgram::STREAM`](super::pump::PumpProgram::STREAM) on `gu_pump_stream`, one launch; any other
-/// program is [`DeviceError::Unsupported`]. Returns every lane's state and the launch's time.
+/// program but the pump probe ([`resumable_pump_kernel`]) is [`DeviceError::Unsupported`]. Returns every
+/// lane's state and the launch's time.
 pub(super) fn run_pump(
     dev: &dyn Device,
     lib: &dyn LibraryDevice,
@@ -474,8 +488,8 @@ pub(super) fn run_pump(
         return Err(DeviceError::Unsupported {
             backend,
             what: format!(
-                "pump program {program} on the CUDA/HIP device library (it has the stream kernel only; \
-                 the pump probe and caller pump programs are SPIR-V)"
+                "pump program {program} on the CUDA/HIP device library (it has the stream kernel and the \
+                 pump probe; caller pump programs are SPIR-V)"
             ),
         });
     }
