@@ -244,6 +244,7 @@ fn mock_child() {
     // Every other built-in program on its library kernel, held to the device suite's oracles.
     programs(dev);
     prints_in_both_modes(dev);
+    prints_longer_than_the_ring_lines(dev);
     hostile_rows_match_the_cpu_device(dev);
     pump_stream(dev);
     pump_probe(dev);
@@ -690,6 +691,73 @@ fn prints_in_both_modes(dev: &dyn Device) {
         common::check_prints(&common::read_fd_file(out.as_raw_fd()), 8, 50),
         400
     );
+}
+
+/// device_suite.rs's `print_log_refuses_lines_longer_than_the_ring_lines` on gu_print: lines longer than the
+/// ring's 48-byte lines are refused (LINE_TOO_LONG, nothing printed), the rest printed exactly once in order,
+/// and each lane's `report` counts only its refused lines failed.
+fn prints_longer_than_the_ring_lines(dev: &dyn Device) {
+    use gpu_uring::backend::format_print_line;
+    use gpu_uring::protocol::LineBuf;
+    let (lanes, lines, line_bytes) = (8u32, 40u32, 48u32);
+    let (rd, wr) = pipe();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(rd), &mut out).unwrap();
+        out
+    });
+    let ring = common::ring(RingConfig {
+        lanes,
+        line_bytes,
+        ..Default::default()
+    });
+    ring.set_print_mode(PrintMode::GroupCommit);
+    ring.set_print_target(PrintTarget::Fd(wr.as_raw_fd()))
+        .unwrap();
+    let rep = dev
+        .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
+        .unwrap();
+    assert_clean(&ring);
+    drop((ring, wr));
+    let out = reader.join().unwrap();
+    let mut per_lane = vec![Vec::new(); lanes as usize];
+    let mut long = vec![0u64; lanes as usize];
+    for lane in 0..lanes {
+        for seq in 0..lines {
+            let mut b = LineBuf::with_capacity(256);
+            format_print_line(&mut b, lane, seq);
+            let mut l = b.as_bytes().to_vec();
+            l.push(b'\n');
+            if l.len() > line_bytes as usize {
+                long[lane as usize] += 1;
+            } else {
+                per_lane[lane as usize].extend_from_slice(&l);
+            }
+        }
+    }
+    let total_long: u64 = long.iter().sum();
+    assert!(
+        total_long > 0 && total_long < (lanes * lines) as u64,
+        "some lines are too long"
+    );
+    for (i, r) in rep.lanes.iter().enumerate() {
+        assert_eq!(
+            (r.done, r.failed),
+            (lines as u64 - long[i], long[i]),
+            "lane {i}: only its refused lines failed"
+        );
+    }
+    let mut got = vec![Vec::new(); lanes as usize];
+    for l in out.split_inclusive(|&c| c == b'\n') {
+        let lane: usize = std::str::from_utf8(l).unwrap()[5..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        got[lane].extend_from_slice(l);
+    }
+    assert_eq!(got, per_lane, "each lane's printable lines once, in order");
 }
 
 /// What a hostile row leaves: the row's status and result, and the counters it moved.

@@ -6,7 +6,7 @@
 //! | what | kernel | per-lane result |
 //! | --- | --- | --- |
 //! | [`Program::Nop`] | `gu_nop` (waited on the wait slot, or fire-and-forget) | `ready`: NOPs completed (waited) or submitted |
-//! | [`Program::Print`] | `gu_print` (group commit or line mode, as the ring's print target says) | the final status only |
+//! | [`Program::Print`] | `gu_print` (group commit or line mode, as the ring's print target says) | `report` (done = lines printed) |
 //! | [`Program::Write`] | `gu_write` | `report` |
 //! | [`Program::Read`] | `gu_read` | `report` (checksum = the sum of its chunks') |
 //! | [`Program::LaneStress`] | `gu_lane_stress` | `report` |
@@ -33,9 +33,8 @@
 //! [`LibraryDevice::read_buffer`]), so no atomic read-modify-write ever crosses the bus.
 //!
 //! Results are device-written words, read as untrusted: a lane whose status word was never written counts
-//! every operation failed; `gu_print` reports only each lane's final status, so a print lane that does not
-//! end READY is counted as failing all its lines (the kernel cannot say how many it printed); a status of
-//! `program_refused` (the ring lacks what the program needs, which the checks here should have caught) is a
+//! every operation failed (a print lane that stops half-way counts only its unprinted lines failed: its
+//! `report` says how many it printed); a status of `program_refused` (the ring lacks what the program needs, which the checks here should have caught) is a
 //! run error.
 
 use std::sync::atomic::Ordering;
@@ -63,8 +62,8 @@ const PUMP_LAYOUT: u32 = std::mem::size_of::<crate::pump::PumpLayout>() as u32;
 const KERNELS: &[(&str, u32, u32)] = &[
     // (arena, local, RingLayout, mode, count, budget, status, ready)
     ("gu_nop", 4, RING_LAYOUT + 12),
-    // (arena, local, RingLayout, lines, budget, status)
-    ("gu_print", 3, RING_LAYOUT + 8),
+    // (arena, local, RingLayout, lines, budget, status, report)
+    ("gu_print", 4, RING_LAYOUT + 8),
     // (arena, local, RingLayout, file, ops, len, budget, status, report)
     ("gu_write", 4, RING_LAYOUT + 16),
     // (arena, local, RingLayout, lanes, file, chunk, total: u64, depth, budget, status, report)
@@ -139,8 +138,6 @@ const REPORT_WORDS: usize = 8;
 /// What a kernel hands back per lane besides its status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Output {
-    /// Nothing: a lane that ends READY did all `ops`.
-    StatusOnly,
     /// A `u32` per lane counting the operations that completed.
     Ready,
     /// A `lane_report` per lane.
@@ -195,12 +192,7 @@ fn call(
         out,
     };
     Ok(match *program {
-        Program::Print { lines } => c(
-            "gu_print",
-            u32s(&[lines, budget]),
-            lines,
-            Output::StatusOnly,
-        ),
+        Program::Print { lines } => c("gu_print", u32s(&[lines, budget]), lines, Output::Report),
         Program::Nop {
             ops,
             fire_and_forget,
@@ -314,19 +306,14 @@ pub(super) fn run<D: Device + ?Sized>(
     let local = LocalBlock::for_ring(dev, ring)?;
     let status = dev.alloc(Placement::HostVisible, lanes as usize * 4)?;
     let extra = match out {
-        Output::StatusOnly => None,
-        Output::Ready => Some(dev.alloc(Placement::HostVisible, lanes as usize * 4)?),
-        Output::Report => {
-            Some(dev.alloc(Placement::HostVisible, lanes as usize * REPORT_WORDS * 4)?)
-        }
+        Output::Ready => dev.alloc(Placement::HostVisible, lanes as usize * 4)?,
+        Output::Report => dev.alloc(Placement::HostVisible, lanes as usize * REPORT_WORDS * 4)?,
     };
     for i in 0..lanes as usize {
         status.store_u32(i, NOT_RUN);
     }
-    if let Some(e) = &extra {
-        for i in 0..e.len() / 4 {
-            e.store_u32(i, 0);
-        }
+    for i in 0..extra.len() / 4 {
+        extra.store_u32(i, 0);
     }
     let mut args = vec![
         KernelArg::Buffer(&arena),
@@ -335,7 +322,7 @@ pub(super) fn run<D: Device + ?Sized>(
     ];
     args.extend(values.iter().map(|v| KernelArg::Bytes(v)));
     args.push(KernelArg::Buffer(&status));
-    args.extend(extra.as_ref().map(KernelArg::Buffer));
+    args.push(KernelArg::Buffer(&extra));
     let v = ring.view();
     // Acquire: the host copy is quiet (no run in progress); pairs with its last writer's release.
     let host_words = (0..local.words as u32)
@@ -366,16 +353,10 @@ pub(super) fn run<D: Device + ?Sized>(
         if st != STATUS_READY {
             log::warn!("{backend}: {name} lane {i} ended with status {st:#x}");
         }
-        let rep = match (&extra, out) {
-            (_, Output::StatusOnly) | (None, _) => {
-                let ok = if st == STATUS_READY { ops } else { 0 };
-                counts(ok, ops)
-            }
-            (Some(r), Output::Ready) if st != NOT_RUN => {
-                counts(r.load_u32(i).unwrap_or(0).min(ops), ops)
-            }
-            (Some(r), Output::Report) if st != NOT_RUN => lane_report(r, i),
-            _ => counts(0, ops),
+        let rep = match out {
+            _ if st == NOT_RUN => counts(0, ops),
+            Output::Ready => counts(extra.load_u32(i).unwrap_or(0).min(ops), ops),
+            Output::Report => lane_report(&extra, i),
         };
         reports.push(rep);
     }
@@ -732,7 +713,7 @@ mod tests {
     }
 
     /// Every program's call matches its kernel's parameter list: the arena, the local block and the layout,
-    /// its values, `status`, and `ready` or `report` where it has one.
+    /// its values, `status`, and `ready` or `report`.
     #[test]
     fn every_program_calls_its_kernel_with_its_parameter_list() {
         use crate::backend::HostileCase;
@@ -773,11 +754,8 @@ mod tests {
             let k = kernel_layout("test", c.name).unwrap();
             let bytes: usize = c.values.iter().map(Vec::len).sum();
             assert_eq!(bytes as u32 + RING_LAYOUT, k.value_bytes, "{p:?}");
-            let outputs = match c.out {
-                Output::StatusOnly => 1,
-                Output::Ready | Output::Report => 2,
-            };
-            assert_eq!(2 + outputs, k.buffers, "{p:?}");
+            // The arena, the local block, `status`, and `ready` or `report`.
+            assert_eq!(4, k.buffers, "{p:?}");
         }
         // Write's length is cut to a staging line; Read's per-lane operations are its chunks.
         let w = call("test", &l, 8, &programs[2], 1024).unwrap();

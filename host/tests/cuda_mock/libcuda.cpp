@@ -140,8 +140,8 @@ bool ring_kernel(const std::string &n) {
 
 // How many parameters a ring kernel takes (kernels/src/gpu_uring_kernels.cu).
 int in_count(const std::string &n) {
-    if (n == "gu_print" || n == "gu_layout") {
-        return n == "gu_print" ? 6 : 5;
+    if (n == "gu_layout") {
+        return 5;
     }
     if (n == "gu_nop") {
         return 8;
@@ -383,7 +383,7 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
         auto *arena = in.next<uint8_t *>();
         auto *local = in.next<uint8_t *>();
         auto layout = in.next<gpu_uring::RingLayout>();
-        // The kernel's own parameters, then (every ring kernel but gu_format) `status` and `report`/`ready`.
+        // The kernel's own parameters, then `status` and `report`/`ready`.
         std::function<uint32_t(uint32_t, const gpu_uring::RingLayout *, Report *)> lane;
         uint32_t lanes = threads;
         if (name == "gu_nop") {
@@ -394,8 +394,11 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
             };
         } else if (name == "gu_print") {
             uint32_t lines = in.next<uint32_t>(), budget = in.next<uint32_t>();
-            lane = [=](uint32_t i, const gpu_uring::RingLayout *l, Report *) {
-                return gu::programs::print_lane(arena, local, l, i, lines, budget);
+            lane = [=](uint32_t i, const gpu_uring::RingLayout *l, Report *r) {
+                uint32_t printed = 0;
+                uint32_t st = gu::programs::print_lane(arena, local, l, i, lines, budget, &printed);
+                r[i] = Report{printed, lines - printed, 0, 0};
+                return st;
             };
         } else if (name == "gu_write") {
             uint32_t file = in.next<uint32_t>(), ops = in.next<uint32_t>(), len = in.next<uint32_t>(),
@@ -437,15 +440,12 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
             };
         }
         auto *status = in.next<uint32_t *>();
-        // gu_print has no per-lane output besides the status; gu_nop's is `ready` (u32 per lane).
-        auto *out = name == "gu_print" ? nullptr : in.next<Report *>();
+        // gu_nop's per-lane output is `ready` (u32 per lane), the others' a `report`.
+        auto *out = in.next<Report *>();
         if (in.i != in_count(name)) {
             return INVALID_VALUE;
         }
-        job->uses = {arena, local, (uint8_t *)status};
-        if (out) {
-            job->uses.push_back((uint8_t *)out);
-        }
+        job->uses = {arena, local, (uint8_t *)status, (uint8_t *)out};
         body = [=]() {
             std::vector<std::thread> ts;
             for (uint32_t i = 0; i < threads; i++) {
