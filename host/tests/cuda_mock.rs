@@ -24,9 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams};
 use gpu_uring::backend::{
-    backend, checksum, edit_buffer_host, layout_sqe_expected, open, Device, DeviceError,
-    DeviceSelector, FormatCase, Grid, HostileCase, KernelArg, KernelCode, KernelLayout,
-    LibraryDevice, Placement, Program, Programs,
+    backend, checksum, edit_buffer_host, layout_sqe_expected, open, open_with, Device,
+    DeviceConfig, DeviceError, DeviceSelector, FormatCase, Grid, HostileCase, KernelArg,
+    KernelCode, KernelLayout, LibraryDevice, Placement, Program, Programs,
 };
 use gpu_uring::protocol::{DeviceRing, PrintMode, PrintTarget};
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
@@ -423,9 +423,10 @@ fn mock_child() {
     assert!(e.to_string().contains("ILLEGAL_ADDRESS"), "{e}");
 
     // The device library was loaded once per device, as the sm_90 cubin (the mock reports compute capability
-    // 9.0): by the device `--device auto` opened (which checks it loads) and by the one under test.
+    // 9.0): by the device `--device auto` opened (which checks it loads), by the one under test and by the
+    // one with a fixed wait budget.
     let s = stats();
-    assert_eq!(s.cubin_modules, 2, "{s:?}");
+    assert_eq!(s.cubin_modules, 3, "{s:?}");
     assert_eq!(s.unmapped_pointers, 0, "{s:?}");
     assert_eq!(s.freed_in_use, 0, "{s:?}");
     eprintln!("mock driver: {s:?}");
@@ -550,7 +551,17 @@ fn programs(dev: &dyn Device) {
     assert_eq!(rep.unwrap().total().done, (lanes * steps) as u64);
     assert_eq!(changes, (lanes * steps) as u64);
     // A lane that stops half-way says so: acks for two steps are there, the third never comes, so each lane
-    // reports two steps done and one failed (its bounded wait ran out of budget).
+    // reports two steps done and one failed (its bounded wait ran out of budget). On a device opened with a
+    // fixed poll budget: one derived from a short run timeout could run past that timeout on a loaded machine
+    // (the mock's lanes are host threads, whose polls yield the CPU).
+    let (budgeted, _) = open_with(
+        &DeviceSelector::Cuda,
+        &DeviceConfig {
+            wait_budget: Some(2000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let ring = common::ring(RingConfig {
         lanes: 2,
         fixed_buffer_bytes: 4096,
@@ -560,13 +571,8 @@ fn programs(dev: &dyn Device) {
     for lane in 0..2 {
         v.write_bytes(l.fixed + 8 * lane + 4, &2u32.to_le_bytes());
     }
-    let rep = dev
-        .run(
-            &ring,
-            2,
-            &Program::EditBuffer { steps: 3 },
-            Duration::from_secs(2),
-        )
+    let rep = budgeted
+        .run(&ring, 2, &Program::EditBuffer { steps: 3 }, TIMEOUT)
         .unwrap();
     for (i, lane) in rep.lanes.iter().enumerate() {
         assert_eq!((lane.done, lane.failed), (2, 1), "lane {i}");

@@ -19,8 +19,9 @@
 //! | [`PumpProgram::PROBE`](super::pump::PumpProgram::PROBE) | `gu_pump_probe` (resumable: [`run_pump`](super::pump::run_pump)'s run buffer and re-dispatch loop, as on every device) | its [`PumpLaneState`] |
 //!
 //! Each lane is one thread and the whole program one launch (but the pump probe, re-dispatched like the SPIR-V
-//! programs): every device wait is bounded by a poll budget derived from the run's timeout ([`wait_budget`]),
-//! so a run ends within its timeout or is reported past it. `gu_pump_read` (exactly-once READs with the slot
+//! programs): every device wait is bounded by a poll budget derived from the run's timeout ([`wait_budget`];
+//! or the device's [`DeviceConfig::wait_budget`](super::DeviceConfig)), so a run ends within its timeout or
+//! is reported past it. `gu_pump_read` (exactly-once READs with the slot
 //! allocation aggregated per warp) is launched by name ([`LibraryDevice::library_kernel`]). Not on the
 //! library, so [`DeviceError::Unsupported`] with the reason: caller pump programs (SPIR-V only), and any
 //! program on a ring without SQPOLL (its lanes need the host to submit between dispatches; a library kernel
@@ -300,7 +301,13 @@ pub(super) fn run<D: Device + ?Sized>(
         values,
         ops,
         out,
-    } = call(backend, &l, lanes, program, wait_budget(timeout))?;
+    } = call(
+        backend,
+        &l,
+        lanes,
+        program,
+        lib.wait_budget().unwrap_or_else(|| wait_budget(timeout)),
+    )?;
     let kernel = lib.library_kernel(name)?;
     let arena = import_arena(dev, ring)?;
     let local = LocalBlock::for_ring(dev, ring)?;
@@ -496,7 +503,7 @@ pub(super) fn run_pump(
     for i in 0..lanes as usize * REPORT_WORDS {
         report.store_u32(i, 0);
     }
-    let budget = wait_budget(timeout);
+    let budget = lib.wait_budget().unwrap_or_else(|| wait_budget(timeout));
     let mut values = u32s(&[lanes, params.file, params.region, params.chunk]);
     values.push(params.total.to_le_bytes().to_vec());
     values.extend(u32s(&[budget]));
