@@ -10,10 +10,13 @@
 //! The parent test builds the mock and re-runs this binary's `mock_child` test with the mock first on
 //! `LD_LIBRARY_PATH` (the loader reads it once, at process start), once per placement: device-local block
 //! copied in and out (no host-native atomics, as on PCIe GPUs), and the host copy itself (host-native atomics);
-//! and once with a driver that refuses to load the device library (`--device auto` must skip it).
+//! and once with a driver that refuses to load the device library (`--device auto` must skip it). The io_queue
+//! part (the pump kernels against a real pump) is in `cuda_mock/pump.rs`.
 #![cfg(feature = "cuda")]
 
 mod common;
+#[path = "cuda_mock/pump.rs"]
+mod pump;
 mod pump_util;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -24,9 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams};
 use gpu_uring::backend::{
-    backend, checksum, edit_buffer_host, layout_sqe_expected, open, Device, DeviceError,
-    DeviceSelector, FormatCase, Grid, HostileCase, KernelArg, KernelCode, KernelLayout,
-    LibraryDevice, Placement, Program, Programs,
+    backend, checksum, edit_buffer_host, layout_sqe_expected, open, open_with, Device,
+    DeviceConfig, DeviceError, DeviceSelector, FormatCase, Grid, HostileCase, KernelArg,
+    KernelCode, KernelLayout, LibraryDevice, Placement, Program, Programs,
 };
 use gpu_uring::protocol::{DeviceRing, PrintMode, PrintTarget};
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
@@ -244,8 +247,11 @@ fn mock_child() {
     // Every other built-in program on its library kernel, held to the device suite's oracles.
     programs(dev);
     prints_in_both_modes(dev);
+    prints_longer_than_the_ring_lines(dev);
     hostile_rows_match_the_cpu_device(dev);
-    pump_stream(dev);
+    pump::pump_stream(dev);
+    pump::pump_probe(dev);
+    pump::pump_read_by_name(dev);
     refused(dev);
     library_kernel_by_name(dev);
 
@@ -333,15 +339,16 @@ fn mock_child() {
             &sleep,
             &[
                 KernelArg::Buffer(&flag),
-                KernelArg::Bytes(&2000u32.to_le_bytes()),
+                KernelArg::Bytes(&4000u32.to_le_bytes()),
             ],
             one,
             Duration::from_millis(50),
         )
         .unwrap_err();
     assert!(matches!(e, DeviceError::Timeout { .. }), "{e}");
+    // The 50 ms wait returned long before the 4 s kernel ended (a wide margin: a loaded machine runs late).
     assert!(
-        t.elapsed() < Duration::from_millis(1500),
+        t.elapsed() < Duration::from_millis(3000),
         "{:?}",
         t.elapsed()
     );
@@ -351,25 +358,31 @@ fn mock_child() {
         allocated + 1,
         "kept while it runs"
     );
-    std::thread::sleep(
-        Duration::from_millis(2000).saturating_sub(t.elapsed()) + Duration::from_millis(300),
-    );
-    let flag = dev.alloc(Placement::HostVisible, 4).unwrap();
-    let took = dev
-        .launch(
-            &sleep,
-            &[
-                KernelArg::Buffer(&flag),
-                KernelArg::Bytes(&1u32.to_le_bytes()),
-            ],
-            one,
-            TIMEOUT,
-        )
-        .unwrap();
-    assert!(took >= Duration::from_millis(1));
-    assert_eq!(flag.load_u32(0), Some(1), "the kernel wrote its buffer");
-    drop(flag);
-    assert_eq!(stats().live_allocations, allocated, "reclaimed once ended");
+    // Every launch first reclaims the parked launches that have ended: launch until the 4 s kernel has ended
+    // and its flag is reclaimed (waiting for the condition, not for a time: a loaded machine runs late).
+    let reclaimed = pump_util::eventually(Duration::from_secs(60), || {
+        let flag = dev.alloc(Placement::HostVisible, 4).unwrap();
+        let took = dev
+            .launch(
+                &sleep,
+                &[
+                    KernelArg::Buffer(&flag),
+                    KernelArg::Bytes(&1u32.to_le_bytes()),
+                ],
+                one,
+                TIMEOUT,
+            )
+            .unwrap();
+        assert!(took >= Duration::from_millis(1));
+        assert_eq!(flag.load_u32(0), Some(1), "the kernel wrote its buffer");
+        drop(flag);
+        let done = stats().live_allocations == allocated;
+        if !done {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        done
+    });
+    assert!(reclaimed, "reclaimed once ended: {:?}", stats());
     assert_eq!(stats().freed_in_use, 0);
 
     // Asynchronous launches end their submission; a kernel fault is a run error naming the driver's error.
@@ -392,9 +405,10 @@ fn mock_child() {
         events: libc::POLLIN,
         revents: 0,
     };
-    // The descriptor is made readable just after the result is recorded.
+    // The descriptor is made readable just after the result is recorded (a bound, not a fixed wait: poll
+    // returns as soon as it is readable).
     // SAFETY: one valid pollfd.
-    let ready = unsafe { libc::poll(&mut p, 1, 5000) };
+    let ready = unsafe { libc::poll(&mut p, 1, 60_000) };
     assert_eq!(ready, 1, "readable once ended");
     assert_eq!(flag.load_u32(0), Some(1));
     // SAFETY: the mock's fault kernel takes no parameter.
@@ -413,9 +427,10 @@ fn mock_child() {
     assert!(e.to_string().contains("ILLEGAL_ADDRESS"), "{e}");
 
     // The device library was loaded once per device, as the sm_90 cubin (the mock reports compute capability
-    // 9.0): by the device `--device auto` opened (which checks it loads) and by the one under test.
+    // 9.0): by the device `--device auto` opened (which checks it loads), by the one under test and by the
+    // one with a fixed wait budget.
     let s = stats();
-    assert_eq!(s.cubin_modules, 2, "{s:?}");
+    assert_eq!(s.cubin_modules, 3, "{s:?}");
     assert_eq!(s.unmapped_pointers, 0, "{s:?}");
     assert_eq!(s.freed_in_use, 0, "{s:?}");
     eprintln!("mock driver: {s:?}");
@@ -540,7 +555,17 @@ fn programs(dev: &dyn Device) {
     assert_eq!(rep.unwrap().total().done, (lanes * steps) as u64);
     assert_eq!(changes, (lanes * steps) as u64);
     // A lane that stops half-way says so: acks for two steps are there, the third never comes, so each lane
-    // reports two steps done and one failed (its bounded wait ran out of budget).
+    // reports two steps done and one failed (its bounded wait ran out of budget). On a device opened with a
+    // fixed poll budget: one derived from a short run timeout could run past that timeout on a loaded machine
+    // (the mock's lanes are host threads, whose polls yield the CPU).
+    let (budgeted, _) = open_with(
+        &DeviceSelector::Cuda,
+        &DeviceConfig {
+            wait_budget: Some(2000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let ring = common::ring(RingConfig {
         lanes: 2,
         fixed_buffer_bytes: 4096,
@@ -550,13 +575,8 @@ fn programs(dev: &dyn Device) {
     for lane in 0..2 {
         v.write_bytes(l.fixed + 8 * lane + 4, &2u32.to_le_bytes());
     }
-    let rep = dev
-        .run(
-            &ring,
-            2,
-            &Program::EditBuffer { steps: 3 },
-            Duration::from_secs(2),
-        )
+    let rep = budgeted
+        .run(&ring, 2, &Program::EditBuffer { steps: 3 }, TIMEOUT)
         .unwrap();
     for (i, lane) in rep.lanes.iter().enumerate() {
         assert_eq!((lane.done, lane.failed), (2, 1), "lane {i}");
@@ -683,6 +703,73 @@ fn prints_in_both_modes(dev: &dyn Device) {
     );
 }
 
+/// device_suite.rs's `print_log_refuses_lines_longer_than_the_ring_lines` on gu_print: lines longer than the
+/// ring's 48-byte lines are refused (LINE_TOO_LONG, nothing printed), the rest printed exactly once in order,
+/// and each lane's `report` counts only its refused lines failed.
+fn prints_longer_than_the_ring_lines(dev: &dyn Device) {
+    use gpu_uring::backend::format_print_line;
+    use gpu_uring::protocol::LineBuf;
+    let (lanes, lines, line_bytes) = (8u32, 40u32, 48u32);
+    let (rd, wr) = pipe();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(rd), &mut out).unwrap();
+        out
+    });
+    let ring = common::ring(RingConfig {
+        lanes,
+        line_bytes,
+        ..Default::default()
+    });
+    ring.set_print_mode(PrintMode::GroupCommit);
+    ring.set_print_target(PrintTarget::Fd(wr.as_raw_fd()))
+        .unwrap();
+    let rep = dev
+        .run(&ring, lanes, &Program::Print { lines }, TIMEOUT)
+        .unwrap();
+    assert_clean(&ring);
+    drop((ring, wr));
+    let out = reader.join().unwrap();
+    let mut per_lane = vec![Vec::new(); lanes as usize];
+    let mut long = vec![0u64; lanes as usize];
+    for lane in 0..lanes {
+        for seq in 0..lines {
+            let mut b = LineBuf::with_capacity(256);
+            format_print_line(&mut b, lane, seq);
+            let mut l = b.as_bytes().to_vec();
+            l.push(b'\n');
+            if l.len() > line_bytes as usize {
+                long[lane as usize] += 1;
+            } else {
+                per_lane[lane as usize].extend_from_slice(&l);
+            }
+        }
+    }
+    let total_long: u64 = long.iter().sum();
+    assert!(
+        total_long > 0 && total_long < (lanes * lines) as u64,
+        "some lines are too long"
+    );
+    for (i, r) in rep.lanes.iter().enumerate() {
+        assert_eq!(
+            (r.done, r.failed),
+            (lines as u64 - long[i], long[i]),
+            "lane {i}: only its refused lines failed"
+        );
+    }
+    let mut got = vec![Vec::new(); lanes as usize];
+    for l in out.split_inclusive(|&c| c == b'\n') {
+        let lane: usize = std::str::from_utf8(l).unwrap()[5..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        got[lane].extend_from_slice(l);
+    }
+    assert_eq!(got, per_lane, "each lane's printable lines once, in order");
+}
+
 /// What a hostile row leaves: the row's status and result, and the counters it moved.
 fn hostile_outcome(dev: &dyn Device, case: HostileCase) -> (u64, u64, [u32; 4], i32) {
     let null = std::fs::OpenOptions::new()
@@ -724,42 +811,7 @@ fn hostile_rows_match_the_cpu_device(dev: &dyn Device) {
     }
 }
 
-/// The megakernel stream kernel on gu_pump_stream: 8 lanes stream a 200 003-byte file in 8 KiB chunks;
-/// the checksum equals the host's, every chunk is served once, every slot freed.
-fn pump_stream(dev: &dyn Device) {
-    let total = 200_003u64;
-    let (lanes, chunk) = (8u32, 8192u32);
-    let data = pump_util::pattern_file(total);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 2 * lanes,
-        regions: vec![(2 * lanes * chunk) as usize],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        chunk,
-        total,
-        ..Default::default()
-    };
-    let r = run_pump(dev, &pump, lanes, PumpProgram::STREAM, params, TIMEOUT).unwrap();
-    let stats = pump.stop().unwrap();
-    let mut want = 0u64;
-    let mut off = 0u64;
-    while off < total {
-        let n = (total - off).min(chunk as u64) as usize;
-        want = want.wrapping_add(checksum(off, &pump_util::read_at(&data, off, n)));
-        off += n as u64;
-    }
-    assert_eq!(r.failed(), 0, "{:?}", r.lanes);
-    assert_eq!((r.bytes(), r.sum()), (total, want));
-    assert_eq!(stats.served, total.div_ceil(chunk as u64), "{stats:?}");
-    assert!(pump.arena().guards_intact());
-}
-
-/// What the library cannot run is refused with the reason: the pump probe (SPIR-V only) and a ring without
+/// What the library cannot run is refused with the reason: a caller's pump program (SPIR-V) and a ring without
 /// SQPOLL.
 fn refused(dev: &dyn Device) {
     let data = pump_util::pattern_file(4096);
@@ -772,12 +824,15 @@ fn refused(dev: &dyn Device) {
     .unwrap();
     let p = PumpRunParams {
         chunk: 64,
-        arg0: 1,
+        total: 4096,
         ..Default::default()
     };
-    let e = run_pump(dev, &pump, 1, PumpProgram::PROBE, p, TIMEOUT).unwrap_err();
+    // SAFETY: the built-in stream module, valid SPIR-V for run_pump's argument scheme (never loaded here).
+    let caller =
+        unsafe { PumpProgram::new("caller_stream", gpu_uring::backend::spirv::PUMP_STREAM) };
+    let e = run_pump(dev, &pump, 1, caller, p, TIMEOUT).unwrap_err();
     assert!(
-        matches!(e, DeviceError::Unsupported { .. }) && e.to_string().contains("pump_probe"),
+        matches!(e, DeviceError::Unsupported { .. }) && e.to_string().contains("caller_stream"),
         "{e}"
     );
     pump.stop().unwrap();

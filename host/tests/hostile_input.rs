@@ -3,8 +3,9 @@
 //! device and on Vulkan (lavapipe; with `CI=true` a missing Vulkan device is a failure), and on CUDA and HIP
 //! where their device is present (skipped with the reason otherwise, also under `CI=true`). Each must match
 //! the row. After every row the ring is dropped: no panic, and the drop ends within a bound. The io_queue row runs
-//! each device's own lane side of the pump: the Rust `QueueLane` where lanes are host threads, the GLSL one
-//! (`pump_probe.comp`, mode 5) elsewhere.
+//! each device's own lane side of the pump: the Rust `QueueLane` where lanes are host threads, otherwise the
+//! pump probe's mode 5 (`PumpProgram::PROBE`): the GLSL `pump_probe.comp` on Vulkan, the device library's
+//! `gu_pump_probe` (kernels/src/programs/pump_probe.h) on CUDA and HIP.
 //!
 //! Also here: the library-API cases the table stands for, driven through `Lane` directly (the failing
 //! skip-success link chain, a forged completion for another lane's slot, a host quiescing while device code

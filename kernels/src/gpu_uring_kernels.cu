@@ -75,12 +75,15 @@ extern "C" __global__ void gu_nop(uint8_t *arena, uint8_t *local, gpu_uring::Rin
 }
 
 // The print program (programs.h: print_lane): each lane prints its `lines` lines through the ring (§7 line
-// mode: offset or stream, as the host set the target); `status[lane]` its final status.
+// mode: offset or stream, as the host set the target); `status[lane]` its final status, `report[lane]`: done =
+// the lines printed READY, failed = the others (a lane that stops half-way, or lines too long for the ring).
 extern "C" __global__ void gu_print(uint8_t *arena, uint8_t *local, gpu_uring::RingLayout layout, uint32_t lines,
-                                    uint32_t budget, uint32_t *status) {
+                                    uint32_t budget, uint32_t *status, gu::programs::lane_report *report) {
     uint32_t lane = global_id();
     if (lane < layout.lanes) {
-        status[lane] = gu::programs::print_lane(arena, local, &layout, lane, lines, budget);
+        uint32_t printed = 0;
+        status[lane] = gu::programs::print_lane(arena, local, &layout, lane, lines, budget, &printed);
+        report[lane] = gu::programs::lane_report{printed, lines - printed, 0, 0};
     }
 }
 

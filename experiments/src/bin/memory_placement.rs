@@ -3,21 +3,24 @@
 //! (coherent) memory, and host memory imported with `VK_EXT_external_memory_host` (what device rings use for
 //! their arena).
 //!
-//! Per placement: a `--mib` buffer holds a full-period pseudo-random chain (`memory_placement.comp`, built by
-//! the shader in parallel); one invocation then makes `--accesses` dependent loads along it (each load's
+//! Per placement: a `--mib` buffer holds a full-period pseudo-random chain (`memory_placement.comp` on Vulkan,
+//! the device library's `gu_memory_placement` on CUDA/HIP — the same program — built by the kernel in
+//! parallel); one invocation then makes `--accesses` dependent loads along it (each load's
 //! address is the previous load's value: pure latency, no overlap), or `--accesses` stores along the same
 //! scattered sequence. Each dispatch is timed from submission to its fence; the per-access time is
 //! `(median time with N accesses − median time with 0 accesses) / N` over `--repeat` dispatches of each, so the
 //! dispatch overhead cancels out. The table also gives each buffer's memory-type flags: on lavapipe every type
 //! is host memory, so the three placements are expected to agree there; on a discrete GPU they would not.
 //!
-//! Needs a GPU-style device (Vulkan). `--device auto` without one prints `skip: …` with each backend's reason
-//! and exits 0 (auto takes only real GPUs; name lavapipe with `--device vulkan`); `--device cpu`, or an
-//! unavailable device named explicitly, exits 2 with the reason. The shader and its buffers go through the
-//! backend's API for caller-supplied shaders (`Device::alloc`, `load_kernel`, `launch`).
+//! Needs a GPU-style device (Vulkan, CUDA or HIP). `--device auto` without one prints `skip: …` with each
+//! backend's reason and exits 0 (auto takes only real GPUs; name lavapipe with `--device vulkan`); `--device
+//! cpu`, or an unavailable device named explicitly, exits 2 with the reason. The kernel and its buffers go
+//! through the backend's kernel API (`Device::alloc`, `launch`; the SPIR-V by `load_kernel`, the device
+//! library's kernel by `LibraryDevice::library_kernel`).
 //!
-//! The host checks the chase where it can read the memory (the host-visible and the imported buffer): the sink
-//! must hold the index `--accesses` steps along the chain (`chase_checked`; exit status 1 otherwise).
+//! The host checks the chase where it can read the memory (on Vulkan the host-visible and the imported buffer;
+//! on CUDA/HIP every buffer, device memory through the driver's copy): the sink must hold the index
+//! `--accesses` steps along the chain (`chase_checked`; exit status 1 otherwise).
 //!
 //! Output: table (or `--json` rows), `memory_placement.csv`, `memory_placement.svg`.
 
@@ -36,7 +39,7 @@ static SHADER: &[u8] = include_bytes!(concat!(
     "/../device-shaders/spirv/memory_placement.spv"
 ));
 
-/// Shader load/store latency: imported host memory vs device-local vs host-visible (Vulkan only).
+/// Kernel load/store latency: imported host memory vs device-local vs host-visible (Vulkan, CUDA, HIP).
 #[derive(Parser, Debug)]
 #[command(name = "memory_placement", version, about, long_about = None)]
 struct Cli {
@@ -83,11 +86,24 @@ fn main() {
         buffers: 1,
         value_bytes: 16,
     };
-    // SAFETY: memory_placement.spv is built from device-shaders/src/memory_placement.comp by
-    // device-shaders/build.sh (CI checks it matches): one storage buffer at binding 0, 16 bytes of push
-    // constants, and every index it touches is at most `mask + 1` < the buffer's `words + 16` words.
-    let kernel = unsafe { gpu.load_kernel("memory_placement", KernelCode::SpirV(SHADER), layout) }
-        .unwrap_or_else(|e| fail(&e.to_string()));
+    let lib = gpu.library();
+    let kernel = match lib {
+        // The device library's port of the shader (kernels/src/programs/baselines.h), with its arguments.
+        Some(lib) => lib.library_kernel("gu_memory_placement"),
+        // SAFETY: memory_placement.spv is built from device-shaders/src/memory_placement.comp by
+        // device-shaders/build.sh (CI checks it matches): one storage buffer at binding 0, 16 bytes of push
+        // constants, and every index it touches is at most `mask + 1` < the buffer's `words + 16` words.
+        None => unsafe { gpu.load_kernel("memory_placement", KernelCode::SpirV(SHADER), layout) },
+    }
+    .unwrap_or_else(|e| fail(&e.to_string()));
+    // The shader's workgroups are 64 invocations; the library kernel's blocks are made the same.
+    let grid = |groups: u32| match lib {
+        Some(_) => Grid {
+            groups,
+            group_size: 64,
+        },
+        None => Grid::groups(groups),
+    };
     let limit = Duration::from_secs(cli.timeout_s);
     let mut rows = Vec::new();
     let mut failed = false;
@@ -111,12 +127,14 @@ fn main() {
             }
         };
         let run = |mode: u32, n: u32, groups: u32| {
-            let push: Vec<u8> = [mode, n, mask, SEED]
+            // One argument per kernel parameter (CUDA/HIP); Vulkan appends them to the push constants.
+            let values: Vec<[u8; 4]> = [mode, n, mask, SEED]
                 .iter()
-                .flat_map(|w| w.to_ne_bytes())
+                .map(|w| w.to_le_bytes())
                 .collect();
-            let args = [KernelArg::Buffer(&buf), KernelArg::Bytes(&push)];
-            gpu.launch(&kernel, &args, Grid::groups(groups), limit)
+            let mut args = vec![KernelArg::Buffer(&buf)];
+            args.extend(values.iter().map(|v| KernelArg::Bytes(v)));
+            gpu.launch(&kernel, &args, grid(groups), limit)
                 .unwrap_or_else(|e| fail(&format!("{}: {e}", place.name())))
                 .as_secs_f64()
                 * 1e6
@@ -130,9 +148,18 @@ fn main() {
         // Dependent loads first (stores overwrite the chain).
         let base = median(&mut || run(MODE_CHASE, 0, 1));
         let chase = median(&mut || run(MODE_CHASE, cli.accesses, 1));
-        // The host checks the chase on the memory it can read (host-visible and imported buffers): the sink
-        // must hold the index `accesses` steps along the chain from the seed.
-        let verified = buf.load_u32(words as usize).map(|sink| {
+        // The host checks the chase on the memory it can read (host-visible and imported buffers; any buffer
+        // through the device library's copy): the sink must hold the index `accesses` steps along the chain.
+        let sink = match lib {
+            Some(lib) => {
+                let mut w = [0u8; 4];
+                lib.read_buffer(&buf, 4 * words as usize, &mut w)
+                    .map(|()| u32::from_le_bytes(w))
+                    .ok()
+            }
+            None => buf.load_u32(words as usize),
+        };
+        let verified = sink.map(|sink| {
             let mut idx = SEED & mask;
             for _ in 0..cli.accesses {
                 idx = 1664525u32.wrapping_mul(idx).wrapping_add(1013904223) & mask;

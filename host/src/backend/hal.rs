@@ -148,8 +148,9 @@ pub struct DeviceConfig {
     pub iter_budget: Option<u32>,
     /// Longest a single dispatch may run before the run fails with [`DeviceError::Timeout`].
     pub dispatch_timeout: Duration,
-    /// Spin budget of each device-side wait in built-in programs on devices whose lanes are host threads
-    /// (the CPU reference device); `None` takes the backend's default.
+    /// Poll budget of each device-side wait in built-in programs on devices whose lanes are host threads
+    /// (the CPU reference device) and on the CUDA/HIP device library; `None` takes the backend's default (on
+    /// the device library: derived from each run's timeout).
     pub wait_budget: Option<u32>,
 }
 
@@ -724,6 +725,9 @@ pub trait LibraryDevice: Send + Sync {
     /// Copies from byte `at` of `buf` into `dst`.
     fn read_buffer(&self, buf: &DeviceBuffer, at: usize, dst: &mut [u8])
         -> Result<(), DeviceError>;
+    /// The poll budget of each device wait the device was opened with ([`DeviceConfig::wait_budget`]);
+    /// `None`: derived from each run's timeout.
+    fn wait_budget(&self) -> Option<u32>;
 }
 
 /// What a [`Submission`]'s completion descriptor is.

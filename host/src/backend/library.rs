@@ -6,7 +6,7 @@
 //! | what | kernel | per-lane result |
 //! | --- | --- | --- |
 //! | [`Program::Nop`] | `gu_nop` (waited on the wait slot, or fire-and-forget) | `ready`: NOPs completed (waited) or submitted |
-//! | [`Program::Print`] | `gu_print` (group commit or line mode, as the ring's print target says) | the final status only |
+//! | [`Program::Print`] | `gu_print` (group commit or line mode, as the ring's print target says) | `report` (done = lines printed) |
 //! | [`Program::Write`] | `gu_write` | `report` |
 //! | [`Program::Read`] | `gu_read` | `report` (checksum = the sum of its chunks') |
 //! | [`Program::LaneStress`] | `gu_lane_stress` | `report` |
@@ -16,13 +16,16 @@
 //! | [`Program::Hostile`] | `gu_hostile` | `report` (checksum = status, bytes = result) |
 //! | [`Programs::format_probe`](super::Programs::format_probe) | `gu_format_probe` | the formatted bytes |
 //! | [`PumpProgram::STREAM`](super::pump::PumpProgram::STREAM) | `gu_pump_stream` | `report` as a [`PumpLaneState`] |
+//! | [`PumpProgram::PROBE`](super::pump::PumpProgram::PROBE) | `gu_pump_probe` (resumable: [`run_pump`](super::pump::run_pump)'s run buffer and re-dispatch loop, as on every device) | its [`PumpLaneState`] |
 //!
-//! Each lane is one thread and the whole program one launch: every device wait is bounded by a poll budget
-//! derived from the run's timeout ([`wait_budget`]), so a run ends within its timeout or is reported past it.
-//! Not on the library, so [`DeviceError::Unsupported`] with the reason: [`PumpProgram::PROBE`](super::pump::PumpProgram::PROBE)
-//! and caller pump programs (SPIR-V only: the library has no pump probe), and any program on a ring without
-//! SQPOLL (its lanes need the host to submit between dispatches; a library kernel runs to its end in one
-//! launch). Arguments and parameter lists: [`kernel_layout`] and kernels/README.md.
+//! Each lane is one thread and the whole program one launch (but the pump probe, re-dispatched like the SPIR-V
+//! programs): every device wait is bounded by a poll budget derived from the run's timeout ([`wait_budget`];
+//! or the device's [`DeviceConfig::wait_budget`](super::DeviceConfig)), so a run ends within its timeout or
+//! is reported past it. `gu_pump_read` (exactly-once READs with the slot
+//! allocation aggregated per warp) is launched by name ([`LibraryDevice::library_kernel`]). Not on the
+//! library, so [`DeviceError::Unsupported`] with the reason: caller pump programs (SPIR-V only), and any
+//! program on a ring without SQPOLL (its lanes need the host to submit between dispatches; a library kernel
+//! runs to its end in one launch). Arguments and parameter lists: [`kernel_layout`] and kernels/README.md.
 //!
 //! Where the device-local block lives is decided by the device's capabilities (PROTOCOL.md §2): with coherent
 //! host-native atomics ([`Capabilities::host_native_atomics`](super::Capabilities)) the kernels run on the
@@ -31,9 +34,8 @@
 //! [`LibraryDevice::read_buffer`]), so no atomic read-modify-write ever crosses the bus.
 //!
 //! Results are device-written words, read as untrusted: a lane whose status word was never written counts
-//! every operation failed; `gu_print` reports only each lane's final status, so a print lane that does not
-//! end READY is counted as failing all its lines (the kernel cannot say how many it printed); a status of
-//! `program_refused` (the ring lacks what the program needs, which the checks here should have caught) is a
+//! every operation failed (a print lane that stops half-way counts only its unprinted lines failed: its
+//! `report` says how many it printed); a status of `program_refused` (the ring lacks what the program needs, which the checks here should have caught) is a
 //! run error.
 
 use std::sync::atomic::Ordering;
@@ -61,8 +63,8 @@ const PUMP_LAYOUT: u32 = std::mem::size_of::<crate::pump::PumpLayout>() as u32;
 const KERNELS: &[(&str, u32, u32)] = &[
     // (arena, local, RingLayout, mode, count, budget, status, ready)
     ("gu_nop", 4, RING_LAYOUT + 12),
-    // (arena, local, RingLayout, lines, budget, status)
-    ("gu_print", 3, RING_LAYOUT + 8),
+    // (arena, local, RingLayout, lines, budget, status, report)
+    ("gu_print", 4, RING_LAYOUT + 8),
     // (arena, local, RingLayout, file, ops, len, budget, status, report)
     ("gu_write", 4, RING_LAYOUT + 16),
     // (arena, local, RingLayout, lanes, file, chunk, total: u64, depth, budget, status, report)
@@ -81,6 +83,10 @@ const KERNELS: &[(&str, u32, u32)] = &[
     ("gu_format", 2, RING_LAYOUT + 4),
     // (arena, local, PumpLayout, lanes, file, region, chunk, total: u64, budget, status, report)
     ("gu_pump_stream", 4, PUMP_LAYOUT + 28),
+    // (arena, run, local, PumpLayout): run_pump's argument scheme (run = PumpRunParams, PumpLaneState per lane)
+    ("gu_pump_probe", 3, PUMP_LAYOUT),
+    // (arena, local, PumpLayout, lanes, file, region, chunk, count, budget, status, report)
+    ("gu_pump_read", 4, PUMP_LAYOUT + 24),
     // (records, count)
     ("gu_format_probe", 1, 4),
     // (out, lanes, lines, line_bytes)
@@ -133,8 +139,6 @@ const REPORT_WORDS: usize = 8;
 /// What a kernel hands back per lane besides its status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Output {
-    /// Nothing: a lane that ends READY did all `ops`.
-    StatusOnly,
     /// A `u32` per lane counting the operations that completed.
     Ready,
     /// A `lane_report` per lane.
@@ -189,12 +193,7 @@ fn call(
         out,
     };
     Ok(match *program {
-        Program::Print { lines } => c(
-            "gu_print",
-            u32s(&[lines, budget]),
-            lines,
-            Output::StatusOnly,
-        ),
+        Program::Print { lines } => c("gu_print", u32s(&[lines, budget]), lines, Output::Report),
         Program::Nop {
             ops,
             fire_and_forget,
@@ -302,25 +301,26 @@ pub(super) fn run<D: Device + ?Sized>(
         values,
         ops,
         out,
-    } = call(backend, &l, lanes, program, wait_budget(timeout))?;
+    } = call(
+        backend,
+        &l,
+        lanes,
+        program,
+        lib.wait_budget().unwrap_or_else(|| wait_budget(timeout)),
+    )?;
     let kernel = lib.library_kernel(name)?;
     let arena = import_arena(dev, ring)?;
     let local = LocalBlock::for_ring(dev, ring)?;
     let status = dev.alloc(Placement::HostVisible, lanes as usize * 4)?;
     let extra = match out {
-        Output::StatusOnly => None,
-        Output::Ready => Some(dev.alloc(Placement::HostVisible, lanes as usize * 4)?),
-        Output::Report => {
-            Some(dev.alloc(Placement::HostVisible, lanes as usize * REPORT_WORDS * 4)?)
-        }
+        Output::Ready => dev.alloc(Placement::HostVisible, lanes as usize * 4)?,
+        Output::Report => dev.alloc(Placement::HostVisible, lanes as usize * REPORT_WORDS * 4)?,
     };
     for i in 0..lanes as usize {
         status.store_u32(i, NOT_RUN);
     }
-    if let Some(e) = &extra {
-        for i in 0..e.len() / 4 {
-            e.store_u32(i, 0);
-        }
+    for i in 0..extra.len() / 4 {
+        extra.store_u32(i, 0);
     }
     let mut args = vec![
         KernelArg::Buffer(&arena),
@@ -329,7 +329,7 @@ pub(super) fn run<D: Device + ?Sized>(
     ];
     args.extend(values.iter().map(|v| KernelArg::Bytes(v)));
     args.push(KernelArg::Buffer(&status));
-    args.extend(extra.as_ref().map(KernelArg::Buffer));
+    args.push(KernelArg::Buffer(&extra));
     let v = ring.view();
     // Acquire: the host copy is quiet (no run in progress); pairs with its last writer's release.
     let host_words = (0..local.words as u32)
@@ -360,16 +360,10 @@ pub(super) fn run<D: Device + ?Sized>(
         if st != STATUS_READY {
             log::warn!("{backend}: {name} lane {i} ended with status {st:#x}");
         }
-        let rep = match (&extra, out) {
-            (_, Output::StatusOnly) | (None, _) => {
-                let ok = if st == STATUS_READY { ops } else { 0 };
-                counts(ok, ops)
-            }
-            (Some(r), Output::Ready) if st != NOT_RUN => {
-                counts(r.load_u32(i).unwrap_or(0).min(ops), ops)
-            }
-            (Some(r), Output::Report) if st != NOT_RUN => lane_report(r, i),
-            _ => counts(0, ops),
+        let rep = match out {
+            _ if st == NOT_RUN => counts(0, ops),
+            Output::Ready => counts(extra.load_u32(i).unwrap_or(0).min(ops), ops),
+            Output::Report => lane_report(&extra, i),
         };
         reports.push(rep);
     }
@@ -457,9 +451,17 @@ pub(super) fn format_probe<D: Device + ?Sized>(
     Ok(out)
 }
 
+/// The device library's kernel for the resumable pump program `program` (`builtin`: one of the built-in
+/// ones), launched with [`run_pump`](super::pump::run_pump)'s argument scheme and re-dispatch loop: the
+/// pump probe on `gu_pump_probe`. `None`: not a resumable library program ([`run_pump`] runs or refuses it).
+pub(super) fn resumable_pump_kernel(program: &str, builtin: bool) -> Option<&'static str> {
+    (builtin && program == "pump_probe").then_some("gu_pump_probe")
+}
+
 /// [`run_pump`](super::pump::run_pump) on a library device (parameters already checked against the pump):
 /// [`PumpProgram::STREAM`](super::pump::PumpProgram::STREAM) on `gu_pump_stream`, one launch; any other
-/// program is [`DeviceError::Unsupported`]. Returns every lane's state and the launch's time.
+/// program but the pump probe ([`resumable_pump_kernel`]) is [`DeviceError::Unsupported`]. Returns every
+/// lane's state and the launch's time.
 pub(super) fn run_pump(
     dev: &dyn Device,
     lib: &dyn LibraryDevice,
@@ -474,8 +476,8 @@ pub(super) fn run_pump(
         return Err(DeviceError::Unsupported {
             backend,
             what: format!(
-                "pump program {program} on the CUDA/HIP device library (it has the stream kernel only; \
-                 the pump probe and caller pump programs are SPIR-V)"
+                "pump program {program} on the CUDA/HIP device library (it has the stream kernel and the \
+                 pump probe; caller pump programs are SPIR-V)"
             ),
         });
     }
@@ -501,7 +503,7 @@ pub(super) fn run_pump(
     for i in 0..lanes as usize * REPORT_WORDS {
         report.store_u32(i, 0);
     }
-    let budget = wait_budget(timeout);
+    let budget = lib.wait_budget().unwrap_or_else(|| wait_budget(timeout));
     let mut values = u32s(&[lanes, params.file, params.region, params.chunk]);
     values.push(params.total.to_le_bytes().to_vec());
     values.extend(u32s(&[budget]));
@@ -718,7 +720,7 @@ mod tests {
     }
 
     /// Every program's call matches its kernel's parameter list: the arena, the local block and the layout,
-    /// its values, `status`, and `ready` or `report` where it has one.
+    /// its values, `status`, and `ready` or `report`.
     #[test]
     fn every_program_calls_its_kernel_with_its_parameter_list() {
         use crate::backend::HostileCase;
@@ -759,11 +761,8 @@ mod tests {
             let k = kernel_layout("test", c.name).unwrap();
             let bytes: usize = c.values.iter().map(Vec::len).sum();
             assert_eq!(bytes as u32 + RING_LAYOUT, k.value_bytes, "{p:?}");
-            let outputs = match c.out {
-                Output::StatusOnly => 1,
-                Output::Ready | Output::Report => 2,
-            };
-            assert_eq!(2 + outputs, k.buffers, "{p:?}");
+            // The arena, the local block, `status`, and `ready` or `report`.
+            assert_eq!(4, k.buffers, "{p:?}");
         }
         // Write's length is cut to a staging line; Read's per-lane operations are its chunks.
         let w = call("test", &l, 8, &programs[2], 1024).unwrap();

@@ -16,8 +16,9 @@
 //!
 //! [`run_pump`] runs any caller-supplied kernel that follows this argument scheme; [`PumpProgram::STREAM`]
 //! (the `megakernel_stream` kernel) and [`PumpProgram::PROBE`] (layout echo, exactly-once and validation
-//! tests) are built in (SPIR-V: a device that loads no SPIR-V reports them unsupported); a device running the
-//! CUDA/HIP device library runs STREAM on its `gu_pump_stream` kernel ([`super::library`]).
+//! tests) are built in; a device running the CUDA/HIP device library runs STREAM on its `gu_pump_stream`
+//! kernel (one launch) and PROBE on its `gu_pump_probe` kernel (this module's arguments and re-dispatch loop)
+//! ([`super::library`]), and refuses caller programs (SPIR-V) as unsupported.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,7 +178,8 @@ pub fn run_pump(
         return Err(run_error(format!("{lanes} lanes requested; 1..=65535")));
     }
     program.check(pump, lanes, &params).map_err(run_error)?;
-    if let Some(lib) = dev.library() {
+    let library_kernel = super::library::resumable_pump_kernel(program.name, program.builtin);
+    if let (Some(lib), None) = (dev.library(), library_kernel) {
         let (lanes, elapsed) =
             super::library::run_pump(dev, lib, pump, lanes, program.name, params, timeout)?;
         return Ok(PumpRunReport {
@@ -206,11 +208,14 @@ pub fn run_pump(
         buffers: 3,
         value_bytes: std::mem::size_of::<PumpLayout>() as u32,
     };
-    // SAFETY: the built-in programs are built by device-shaders/build.sh (checked in CI) for exactly this
-    // argument scheme and stay inside the arena (offsets from the PumpLayout) and the run buffer (lane ids
-    // below `lanes`); a caller's program carries the same promise (`PumpProgram::new`).
-    let kernel =
-        unsafe { dev.load_kernel(program.name, KernelCode::SpirV(program.spirv), klayout) }?;
+    let kernel = match (dev.library(), library_kernel) {
+        // The device library's kernel for the program: the same argument scheme (kernels/README.md).
+        (Some(lib), Some(name)) => lib.library_kernel(name)?,
+        // SAFETY: the built-in programs are built by device-shaders/build.sh (checked in CI) for exactly this
+        // argument scheme and stay inside the arena (offsets from the PumpLayout) and the run buffer (lane ids
+        // below `lanes`); a caller's program carries the same promise (`PumpProgram::new`).
+        _ => unsafe { dev.load_kernel(program.name, KernelCode::SpirV(program.spirv), klayout) }?,
+    };
     let store = |at: usize, words: &[u32]| {
         for (i, w) in words.iter().enumerate() {
             run_buf.store_u32(at / 4 + i, *w);
@@ -240,7 +245,7 @@ pub fn run_pump(
             })
             .collect())
     };
-    local.copy_in(pump);
+    local.copy_in(dev, pump)?;
     let r = run_resumable(Resumable {
         backend: info.backend,
         timeout,
@@ -258,7 +263,8 @@ pub fn run_pump(
                 + s.hpos as u64
         },
     });
-    local.copy_out(pump);
+    // Copied back however the run ended (the pump and the next run read the host copy).
+    let copied = local.copy_out(dev, pump);
     if r.is_err() {
         log::warn!(
             "{}: pump run ended early; pump: {:?}",
@@ -267,6 +273,7 @@ pub fn run_pump(
         );
     }
     let r = r?;
+    copied?;
     Ok(PumpRunReport {
         lanes: r.states,
         elapsed: r.elapsed,
@@ -275,7 +282,9 @@ pub fn run_pump(
 }
 
 /// Where a run's device-local block lives (PROTOCOL.md §Q1): a device-local buffer the host fills before the
-/// run and reads back after it, or the arena's host copy imported as is.
+/// run and reads back after it, or the arena's host copy imported as is. On a device running the device
+/// library the rule is the library's ([`super::library`]): the host copy itself only with coherent host-native
+/// atomics, else a device copy the driver fills and reads back (no atomic read-modify-write crosses the bus).
 struct LocalBlock {
     buffer: super::hal::DeviceBuffer,
     /// Whether `buffer` is a copy of the host copy (filled before the run, copied back after it).
@@ -286,9 +295,14 @@ struct LocalBlock {
 impl LocalBlock {
     fn new(dev: &dyn Device, pump: &Pump) -> Result<LocalBlock, DeviceError> {
         let words = pump.layout().local_size.div_ceil(4);
-        if !dev.info().caps.lanes_are_host_threads {
+        let info = dev.info();
+        let device_copy = match dev.library() {
+            Some(_) => !info.caps.host_native_atomics,
+            None => !info.caps.lanes_are_host_threads,
+        };
+        if device_copy {
             let buffer = dev.alloc(Placement::DeviceLocal, words as usize * 4)?;
-            if buffer.host_accessible() {
+            if buffer.host_accessible() || dev.library().is_some() {
                 return Ok(LocalBlock {
                     buffer,
                     copied: true,
@@ -297,7 +311,7 @@ impl LocalBlock {
             }
             log::debug!(
                 "{}: device-local block not host-mappable; importing the host copy instead",
-                dev.info().backend
+                info.backend
             );
         }
         let arena = pump.arena_shared();
@@ -315,28 +329,52 @@ impl LocalBlock {
     }
 
     /// Before the first dispatch: the host copy into the device's buffer (no run is in progress: the host may
-    /// read the device-local block).
-    fn copy_in(&self, pump: &Pump) {
-        if self.copied {
-            let v = pump.view();
-            for i in 0..self.words.min(v.layout().nslots) {
-                self.buffer.store_u32(
-                    i as usize,
-                    v.own(i).load(std::sync::atomic::Ordering::Acquire),
-                );
+    /// read the device-local block) — by the device library's driver copy, or by mapped stores.
+    fn copy_in(&self, dev: &dyn Device, pump: &Pump) -> Result<(), DeviceError> {
+        if !self.copied {
+            return Ok(());
+        }
+        let v = pump.view();
+        // Acquire: pairs with the last writer's release of each ownership word.
+        let words: Vec<u32> = (0..self.words.min(v.layout().nslots))
+            .map(|i| v.own(i).load(std::sync::atomic::Ordering::Acquire))
+            .collect();
+        match dev.library() {
+            Some(lib) => lib.write_buffer(&self.buffer, 0, bytemuck::cast_slice(&words)),
+            None => {
+                for (i, w) in words.iter().enumerate() {
+                    self.buffer.store_u32(i, *w);
+                }
+                Ok(())
             }
         }
     }
 
     /// After the last dispatch (or a failed one): the device's buffer back into the host copy.
-    fn copy_out(&self, pump: &Pump) {
-        if self.copied {
-            let v = pump.view();
-            for i in 0..self.words.min(v.layout().nslots) {
-                if let Some(w) = self.buffer.load_u32(i as usize) {
-                    v.own(i).store(w, std::sync::atomic::Ordering::Release);
-                }
+    fn copy_out(&self, dev: &dyn Device, pump: &Pump) -> Result<(), DeviceError> {
+        if !self.copied {
+            return Ok(());
+        }
+        let v = pump.view();
+        let n = self.words.min(v.layout().nslots) as usize;
+        let words: Vec<Option<u32>> = match dev.library() {
+            Some(lib) => {
+                let mut bytes = vec![0u8; n * 4];
+                lib.read_buffer(&self.buffer, 0, &mut bytes)?;
+                bytes
+                    .chunks_exact(4)
+                    .map(|w| Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+                    .collect()
+            }
+            None => (0..n).map(|i| self.buffer.load_u32(i)).collect(),
+        };
+        for (i, w) in words.into_iter().enumerate() {
+            if let Some(w) = w {
+                // Release: the pump and the next run see the device's final ownership words.
+                v.own(i as u32)
+                    .store(w, std::sync::atomic::Ordering::Release);
             }
         }
+        Ok(())
     }
 }

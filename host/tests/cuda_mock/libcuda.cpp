@@ -1,9 +1,8 @@
 // A stand-in for libcuda.so for host/tests/cuda_mock.rs: the CUDA driver API entry points the CUDA backend
 // calls, with the CPU as the "device". Device pointers are host pointers; a launch runs on host threads, one
 // per lane, and the device library's ring kernels (gu_nop, gu_print, gu_write, gu_read, gu_lane_stress,
-// gu_edit_buffer, gu_layout, gu_exact, gu_hostile), gu_pump_stream, gu_format_probe and gu_memory_placement run
-// the very program bodies
-// the CUDA/HIP kernels compile (kernels/src/programs.h, host C++ target) against the real ring. Launches are
+// gu_edit_buffer, gu_layout, gu_exact, gu_hostile), the pump kernels (gu_pump_stream, gu_pump_probe,
+// gu_pump_read), gu_format_probe and gu_memory_placement run the very program bodies the CUDA/HIP kernels compile (kernels/src/programs.h, host C++ target) against the real ring. Launches are
 // asynchronous and complete an event, so the backend's bounded waits, timeouts and parking run for real.
 //
 // What it checks on its own and counts for the test (mock_stats): frees of memory a running launch uses,
@@ -141,8 +140,8 @@ bool ring_kernel(const std::string &n) {
 
 // How many parameters a ring kernel takes (kernels/src/gpu_uring_kernels.cu).
 int in_count(const std::string &n) {
-    if (n == "gu_print" || n == "gu_layout") {
-        return n == "gu_print" ? 6 : 5;
+    if (n == "gu_layout") {
+        return 5;
     }
     if (n == "gu_nop") {
         return 8;
@@ -323,7 +322,8 @@ CUresult cuModuleGetFunction(void **f, void *module, const char *name) {
     static const char *known[] = {"gu_nop",         "gu_print",       "gu_write",        "gu_read",
                                   "gu_lane_stress", "gu_edit_buffer", "gu_layout",       "gu_exact",
                                   "gu_hostile",     "gu_pump_stream", "gu_format_probe", "gu_memory_placement",
-                                  "mock_sleep",     "mock_fault",     "mock_pair"};
+                                  "gu_pump_probe",  "gu_pump_read",   "mock_sleep",      "mock_fault",
+                                  "mock_pair"};
     for (const char *k : known) {
         if (std::strcmp(k, name) == 0) {
             auto *fn = new Function{name};
@@ -383,7 +383,7 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
         auto *arena = in.next<uint8_t *>();
         auto *local = in.next<uint8_t *>();
         auto layout = in.next<gpu_uring::RingLayout>();
-        // The kernel's own parameters, then (every ring kernel but gu_format) `status` and `report`/`ready`.
+        // The kernel's own parameters, then `status` and `report`/`ready`.
         std::function<uint32_t(uint32_t, const gpu_uring::RingLayout *, Report *)> lane;
         uint32_t lanes = threads;
         if (name == "gu_nop") {
@@ -394,8 +394,11 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
             };
         } else if (name == "gu_print") {
             uint32_t lines = in.next<uint32_t>(), budget = in.next<uint32_t>();
-            lane = [=](uint32_t i, const gpu_uring::RingLayout *l, Report *) {
-                return gu::programs::print_lane(arena, local, l, i, lines, budget);
+            lane = [=](uint32_t i, const gpu_uring::RingLayout *l, Report *r) {
+                uint32_t printed = 0;
+                uint32_t st = gu::programs::print_lane(arena, local, l, i, lines, budget, &printed);
+                r[i] = Report{printed, lines - printed, 0, 0};
+                return st;
             };
         } else if (name == "gu_write") {
             uint32_t file = in.next<uint32_t>(), ops = in.next<uint32_t>(), len = in.next<uint32_t>(),
@@ -437,15 +440,12 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
             };
         }
         auto *status = in.next<uint32_t *>();
-        // gu_print has no per-lane output besides the status; gu_nop's is `ready` (u32 per lane).
-        auto *out = name == "gu_print" ? nullptr : in.next<Report *>();
+        // gu_nop's per-lane output is `ready` (u32 per lane), the others' a `report`.
+        auto *out = in.next<Report *>();
         if (in.i != in_count(name)) {
             return INVALID_VALUE;
         }
-        job->uses = {arena, local, (uint8_t *)status};
-        if (out) {
-            job->uses.push_back((uint8_t *)out);
-        }
+        job->uses = {arena, local, (uint8_t *)status, (uint8_t *)out};
         body = [=]() {
             std::vector<std::thread> ts;
             for (uint32_t i = 0; i < threads; i++) {
@@ -476,6 +476,46 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
                 ts.emplace_back([=, &layout]() {
                     status[i] = gu::programs::stream_lane(arena, local, &layout, i, lanes, file, region, chunk, total,
                                                           budget, &report[i]);
+                });
+            }
+            for (auto &t : ts) {
+                t.join();
+            }
+        };
+    } else if (name == "gu_pump_probe") {
+        // (arena, run, local, PumpLayout): one dispatch of the resumable pump probe, a thread per lane (lanes
+        // past the run's count return at once, as on the device).
+        auto *arena = in.next<uint8_t *>();
+        auto *run = in.next<uint8_t *>();
+        auto *local = in.next<uint8_t *>();
+        auto layout = in.next<gpu_uring::PumpLayout>();
+        job->uses = {arena, run, local};
+        body = [=]() {
+            std::vector<std::thread> ts;
+            for (uint32_t i = 0; i < threads; i++) {
+                ts.emplace_back([=, &layout]() { gu::programs::pump_probe_lane(arena, run, local, &layout, i); });
+            }
+            for (auto &t : ts) {
+                t.join();
+            }
+        };
+    } else if (name == "gu_pump_read") {
+        auto *arena = in.next<uint8_t *>();
+        auto *local = in.next<uint8_t *>();
+        auto layout = in.next<gpu_uring::PumpLayout>();
+        uint32_t lanes = in.next<uint32_t>(), file = in.next<uint32_t>(), region = in.next<uint32_t>(),
+                 chunk = in.next<uint32_t>(), count = in.next<uint32_t>(), budget = in.next<uint32_t>();
+        auto *status = in.next<uint32_t *>();
+        auto *report = in.next<Report *>();
+        job->uses = {arena, local, (uint8_t *)status, (uint8_t *)report};
+        body = [=]() {
+            // Each thread a subgroup of one (the host target's default): the aggregated allocation's
+            // single-lane steps.
+            std::vector<std::thread> ts;
+            for (uint32_t i = 0; i < threads && i < lanes; i++) {
+                ts.emplace_back([=, &layout]() {
+                    status[i] = gu::programs::group_read_lane(arena, local, &layout, i, file, region, chunk, count,
+                                                              budget, &report[i]);
                 });
             }
             for (auto &t : ts) {

@@ -14,7 +14,7 @@ namespace programs {
 // What a lane reports: the backend's `LaneReport` (host/src/backend/report.rs), 32 bytes, one per lane. Stored
 // with plain stores at the lane's end; the host reads it after the launch.
 struct lane_report {
-    uint64_t done;     // operations completed (NOPs, writes, chunks read, steps, SQEs)
+    uint64_t done;     // operations completed (NOPs, writes, chunks read, steps, SQEs, lines printed)
     uint64_t failed;   // operations that failed or could not be submitted within the budget
     uint64_t checksum; // read: the sum of the chunks' checksums; hostile: the row's status
     uint64_t bytes;    // bytes moved; hostile: the CQE result the row waited for (as u32)

@@ -47,6 +47,7 @@ pub(crate) struct GpuDevice<D: Driver> {
     adapter: AdapterInfo,
     dispatch_timeout: Duration,
     iter_budget: u32,
+    wait_budget: Option<u32>,
     registry: Registry<D::Registered>,
     streams: Arc<Pool<D::Stream>>,
     parked: Arc<Parked<D::Stream>>,
@@ -62,6 +63,7 @@ impl<D: Driver> GpuDevice<D> {
             adapter,
             dispatch_timeout: config.dispatch_timeout,
             iter_budget: config.iter_budget.unwrap_or(ITER_BUDGET).max(64),
+            wait_budget: config.wait_budget,
             registry: Registry::default(),
             streams: Arc::default(),
             parked: Arc::new(Parked::new(D::BACKEND)),
@@ -253,5 +255,9 @@ impl<D: Driver> LibraryDevice for GpuDevice<D> {
         dst: &mut [u8],
     ) -> Result<(), DeviceError> {
         memory::read::<D>(buf, at, dst)
+    }
+
+    fn wait_budget(&self) -> Option<u32> {
+        self.wait_budget
     }
 }
