@@ -311,7 +311,7 @@ fn read_checksum_with(who: Lanes, chunk: u32, depth: u32) -> u64 {
     rep.total().checksum
 }
 
-/// device_suite `read_checksum` (chunks of 4 and 8 KiB, one read in flight), and four reads in flight per lane.
+/// device_suite `read_checksum`: chunks of 4 and 8 KiB with one read in flight per lane, and 4 KiB with four.
 #[test]
 fn read_checksum() {
     for (chunk, depth) in [(4096u32, 1u32), (8192, 1), (4096, 4)] {
