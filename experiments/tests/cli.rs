@@ -397,7 +397,18 @@ fn print_latency_compares_three_paths() {
     };
     assert_eq!(paths("latency"), ["direct", "rpc", "native"]);
     assert_eq!(paths("throughput"), ["direct", "rpc", "native"]);
-    for r in &rows {
+    let mut ratios: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["table"] == "ratios")
+        .map(|r| r["ratio"].as_str().unwrap())
+        .collect();
+    ratios.sort_unstable();
+    assert_eq!(ratios, ["direct/native", "direct/rpc"]);
+    for r in rows.iter().filter(|r| r["table"] == "ratios") {
+        assert_eq!(r["rounds"], 1, "{r}");
+        assert!(r["median"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    for r in rows.iter().filter(|r| r["table"] != "ratios") {
         assert_eq!(r["failed"], 0, "{r}");
         if r["table"] == "throughput" {
             assert_eq!(r["lines"], 300, "{r}");
@@ -571,6 +582,13 @@ fn print_latency_on_vulkan() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows = json_rows(&out.stdout);
+    let ratios: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["table"] == "ratios")
+        .map(|r| r["ratio"].as_str().unwrap())
+        .collect();
+    assert_eq!(ratios, ["direct/rpc"]);
+    let rows: Vec<_> = rows.iter().filter(|r| r["table"] != "ratios").collect();
     let paths: Vec<&str> = rows.iter().map(|r| r["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["direct", "rpc"]);
     for r in &rows {
