@@ -12,7 +12,8 @@
 //!
 //! On Vulkan the rpc path's client is the `rpc_print` shader (device-shaders/src/rpc_print.comp: each lane
 //! formats its line into its mailbox in imported host memory and waits for the same server's reply), run
-//! through the HAL's API for caller-supplied kernels (`Device::load_kernel` / `launch`); there are
+//! through the HAL's API for caller-supplied kernels (`Device::load_kernel` / `launch`); on CUDA/HIP it is the
+//! device library's port of it (`gu_rpc_print`, `LibraryDevice::library_kernel`). On those devices there are
 //! no per-line timestamps inside a dispatch, so no single-lane percentiles: the throughput table's
 //! `mean_us_per_line` at `--lanes 1` is the mean round trip.
 //!
@@ -204,7 +205,8 @@ fn main() {
         if host_lanes {
             "none on host-thread lanes: plain write(2) from the lane thread instead"
         } else {
-            "none (Vulkan compute has no printf outside validation layers' debugPrintfEXT)"
+            "none on this device (Vulkan compute has no printf outside validation layers' debugPrintfEXT; \
+             CUDA's printf goes to the driver's buffer, not to the target, so it is not a row here)"
         }
     ));
 
@@ -228,7 +230,7 @@ fn main() {
         exp.say(&format!(
             "on {}: no per-line timestamps inside a dispatch, so no single-lane percentiles; the throughput \
              table's mean_us_per_line (run with --lanes 1 for the mean round trip) stands in. The rpc path's \
-             client is the rpc_print shader (mailboxes in imported host memory, the same server thread)",
+             client is the rpc_print kernel (mailboxes in imported host memory, the same server thread)",
             info.backend
         ));
     }
@@ -261,7 +263,7 @@ fn main() {
         } else {
             tp.push((
                 round,
-                rpc_vulkan_throughput(&*dev, fd, idle, cli.lanes, cli.lines, timeout),
+                rpc_kernel_throughput(&*dev, fd, idle, cli.lanes, cli.lines, timeout),
             ));
         }
     }
@@ -889,12 +891,13 @@ impl Throughput {
     }
 }
 
-/// The RPC path on Vulkan: the `rpc_print` shader (device-shaders/src/rpc_print.comp) is the client — each lane
-/// formats its line into its mailbox in the arena (host memory imported into the device) and waits for the
-/// reply — and the same [`RpcServer`] thread as on the CPU serves it. The shader runs through the backend's
-/// API for caller-supplied shaders ([`gpu_uring::backend::Device::launch`]) and resumes across dispatches (lavapipe's loop
-/// cap); the host re-dispatches until every lane has finished.
-fn rpc_vulkan_throughput(
+/// The RPC path on a GPU-style device: the `rpc_print` shader (device-shaders/src/rpc_print.comp; on CUDA/HIP
+/// the device library's `gu_rpc_print`, the same program) is the client — each lane formats its line into its
+/// mailbox in the arena (host memory imported into the device) and waits for the reply — and the same
+/// [`RpcServer`] thread as on the CPU serves it. The kernel runs through the backend's kernel API
+/// ([`gpu_uring::backend::Device::launch`]) and resumes across launches (lavapipe's loop cap); the host
+/// re-launches until every lane has finished.
+fn rpc_kernel_throughput(
     vk: &dyn gpu_uring::backend::Device,
     fd: i32,
     idle: Duration,
@@ -903,20 +906,32 @@ fn rpc_vulkan_throughput(
     timeout: Duration,
 ) -> Throughput {
     let device = vk.info();
-    // SAFETY: rpc_print.spv is built from device-shaders/src/rpc_print.comp by device-shaders/build.sh (CI
-    // checks it matches): one storage buffer at binding 0, 16 bytes of push constants, indices bounded by
-    // `lanes` mailboxes of the buffer it is given.
-    let kernel = unsafe {
-        vk.load_kernel(
-            "rpc_print",
-            gpu_uring::backend::KernelCode::SpirV(RPC_PRINT),
-            gpu_uring::backend::KernelLayout {
-                buffers: 1,
-                value_bytes: 16,
-            },
-        )
+    let lib = vk.library();
+    let kernel = match lib {
+        Some(lib) => lib.library_kernel("gu_rpc_print"),
+        // SAFETY: rpc_print.spv is built from device-shaders/src/rpc_print.comp by device-shaders/build.sh (CI
+        // checks it matches): one storage buffer at binding 0, 16 bytes of push constants, indices bounded by
+        // `lanes` mailboxes of the buffer it is given.
+        None => unsafe {
+            vk.load_kernel(
+                "rpc_print",
+                gpu_uring::backend::KernelCode::SpirV(RPC_PRINT),
+                gpu_uring::backend::KernelLayout {
+                    buffers: 1,
+                    value_bytes: 16,
+                },
+            )
+        },
     }
     .unwrap_or_else(|e| fail(&e.to_string()));
+    // gu_rpc_print's per-lane status words (the shader keeps its state in the mailboxes only).
+    let status = lib.map(|_| {
+        vk.alloc(
+            gpu_uring::backend::Placement::HostVisible,
+            4 * lanes.max(1) as usize,
+        )
+        .unwrap_or_else(|e| fail(&format!("rpc_print status words: {e}")))
+    });
     let (arena, server) = start_rpc(fd, lanes, idle);
     let (base, len) = arena.memory();
     // SAFETY: the arena is a page-aligned mapping of whole pages that stays mapped while the `Arc` given as
@@ -924,7 +939,11 @@ fn rpc_vulkan_throughput(
     let buf = unsafe { vk.import_host(base, len, arena.clone()) }
         .unwrap_or_else(|e| fail(&format!("importing the mailboxes: {e}")));
     // lavapipe counts loop iterations per SIMD batch of `subgroup` lanes: each lane's share of the 65535 cap.
-    let budget = 60_000 / (2 * device.subgroup_size.max(1));
+    // The library kernels' launches have no such cap: a budget that keeps one launch under a second or so.
+    let budget = match lib {
+        Some(_) => 1 << 20,
+        None => 60_000 / (2 * device.subgroup_size.max(1)),
+    };
     let deadline = Instant::now() + timeout;
     let (h0, p0) = (threads_cpu(&["rpc-server"]), process_cpu());
     let t = Instant::now();
@@ -936,19 +955,36 @@ fn rpc_vulkan_throughput(
             break;
         }
         dispatches += 1;
+        let values: Vec<[u8; 4]> = [lanes, lines, budget].map(u32::to_le_bytes).to_vec();
         let push: Vec<u8> = [lanes, lines, budget, 0]
             .iter()
             .flat_map(|w| w.to_ne_bytes())
             .collect();
-        if let Err(e) = vk.launch(
-            &kernel,
-            &[
-                gpu_uring::backend::KernelArg::Buffer(&buf),
-                gpu_uring::backend::KernelArg::Bytes(&push),
-            ],
-            gpu_uring::backend::Grid::groups(lanes.div_ceil(8)),
-            left,
-        ) {
+        let (args, grid) = match &status {
+            // One argument per kernel parameter: (mailboxes, lanes, lines, budget, status).
+            Some(status) => {
+                let mut args = vec![gpu_uring::backend::KernelArg::Buffer(&buf)];
+                args.extend(
+                    values
+                        .iter()
+                        .map(|v| gpu_uring::backend::KernelArg::Bytes(v)),
+                );
+                args.push(gpu_uring::backend::KernelArg::Buffer(status));
+                let grid = gpu_uring::backend::Grid {
+                    groups: lanes.div_ceil(64),
+                    group_size: 64,
+                };
+                (args, grid)
+            }
+            None => (
+                vec![
+                    gpu_uring::backend::KernelArg::Buffer(&buf),
+                    gpu_uring::backend::KernelArg::Bytes(&push),
+                ],
+                gpu_uring::backend::Grid::groups(lanes.div_ceil(8)),
+            ),
+        };
+        if let Err(e) = vk.launch(&kernel, &args, grid, left) {
             fail(&format!("rpc_print dispatch {dispatches}: {e}"));
         }
     }

@@ -322,8 +322,8 @@ CUresult cuModuleGetFunction(void **f, void *module, const char *name) {
     static const char *known[] = {"gu_nop",         "gu_print",       "gu_write",        "gu_read",
                                   "gu_lane_stress", "gu_edit_buffer", "gu_layout",       "gu_exact",
                                   "gu_hostile",     "gu_pump_stream", "gu_format_probe", "gu_memory_placement",
-                                  "gu_pump_probe",  "gu_pump_read",   "mock_sleep",      "mock_fault",
-                                  "mock_pair"};
+                                  "gu_pump_probe",  "gu_pump_read",   "gu_rpc_print",    "mock_sleep",
+                                  "mock_fault",     "mock_pair"};
     for (const char *k : known) {
         if (std::strcmp(k, name) == 0) {
             auto *fn = new Function{name};
@@ -517,6 +517,21 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
                     status[i] = gu::programs::group_read_lane(arena, local, &layout, i, file, region, chunk, count,
                                                               budget, &report[i]);
                 });
+            }
+            for (auto &t : ts) {
+                t.join();
+            }
+        };
+    } else if (name == "gu_rpc_print") {
+        auto *mailboxes = in.next<uint8_t *>();
+        uint32_t lanes = in.next<uint32_t>(), lines = in.next<uint32_t>(), budget = in.next<uint32_t>();
+        auto *status = in.next<uint32_t *>();
+        job->uses = {mailboxes, (uint8_t *)status};
+        body = [=]() {
+            // One thread per lane: each waits on the RPC server's reply in its own mailbox.
+            std::vector<std::thread> ts;
+            for (uint32_t i = 0; i < threads && i < lanes; i++) {
+                ts.emplace_back([=]() { status[i] = gu::programs::rpc_print_lane(mailboxes, lanes, lines, budget, i); });
             }
             for (auto &t : ts) {
                 t.join();
