@@ -508,34 +508,15 @@ enum Lanes {
 /// the held READ completes, then the pump serves the re-publication once, and the lane's wait for its latest
 /// sequence returns it.
 fn republished_pump_slot(who: Lanes) -> Outcome {
-    use std::io::Write;
-
-    let (pr, mut pw) = pipe();
-    let pump = Pump::spawn(PumpConfig {
-        slots: 16,
-        regions: vec![4096], // the READ at 0, the host's "held" word at PUMP_CHUNK
-        files: vec![PumpFile::reader_with_extent(&pr, 1 << 30)],
-        sq_entries: 4,
-        stop_timeout: Duration::from_secs(30),
-        ..Default::default()
-    })
-    .unwrap();
+    let (pr, pw) = pipe();
+    let pump = held_slot_pump(&pr);
     let before = pump.stats().protocol_violations;
     let (status, res) = std::thread::scope(|s| {
         // The host's part: tell the lane once the pump holds its READ (a word in the region, which the lane
         // polls; the host is its only writer), then fill the pipe once the pump has counted the second
         // publication (or give up after a bound, so a lane that never attacks still finishes).
         let pump = &pump;
-        s.spawn(move || {
-            eventually(Duration::from_secs(20), || pump.stats().in_flight == 1);
-            let v = pump.view();
-            let held_word = v.region(0).unwrap().offset + PUMP_CHUNK;
-            v.u32_at(held_word).store(1, Ordering::Release);
-            eventually(Duration::from_secs(20), || {
-                pump.stats().protocol_violations > before
-            });
-            pw.write_all(&[0x5a; 2 * PUMP_CHUNK as usize]).unwrap();
-        });
+        s.spawn(move || hold_then_fill(pump, PUMP_CHUNK, before, Duration::from_secs(20), pw));
         match who {
             Lanes::Rust => {
                 let r = gpu_uring::backend::cpu::run_queue_lanes(pump, 1, |lane| {

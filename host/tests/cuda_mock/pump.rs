@@ -259,31 +259,13 @@ pub fn pump_probe(dev: &dyn Device) {
 /// pipe, published again in the same slot while the pump holds it: the pump counts one violation, serves the
 /// held READ, then the re-publication once, and the lane's wait returns READY with the chunk's length.
 fn republished_pump_slot(dev: &dyn Device) {
-    use std::io::Write;
     const CHUNK: u32 = 64;
-    let (pr, mut pw) = pump_util::pipe();
-    let pump = Pump::spawn(PumpConfig {
-        slots: 16,
-        regions: vec![4096],
-        files: vec![PumpFile::reader_with_extent(&pr, 1 << 30)],
-        sq_entries: 4,
-        stop_timeout: Duration::from_secs(30),
-        ..Default::default()
-    })
-    .unwrap();
+    let (pr, pw) = pump_util::pipe();
+    let pump = pump_util::held_slot_pump(&pr);
     let r = std::thread::scope(|s| {
         let pump = &pump;
-        s.spawn(move || {
-            // The host's part: say when the pump holds the READ, fill the pipe once the violation is counted.
-            pump_util::eventually(Duration::from_secs(60), || pump.stats().in_flight == 1);
-            let v = pump.view();
-            let held_word = v.region(0).unwrap().offset + CHUNK;
-            v.u32_at(held_word).store(1, Ordering::Release);
-            pump_util::eventually(Duration::from_secs(60), || {
-                pump.stats().protocol_violations > 0
-            });
-            pw.write_all(&[0x5a; 2 * CHUNK as usize]).unwrap();
-        });
+        // The host's part: say when the pump holds the READ, fill the pipe once the violation is counted.
+        s.spawn(move || pump_util::hold_then_fill(pump, CHUNK, 0, Duration::from_secs(60), pw));
         let params = PumpRunParams {
             chunk: CHUNK,
             arg0: 5,
