@@ -7,9 +7,8 @@
 
 mod pump_oracles;
 mod pump_util;
-use pump_oracles::{io_queue_layout, LayoutRun};
+use pump_oracles::*;
 
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -84,53 +83,12 @@ fn glsl_io_queue_layout_matches_rust() {
 #[test]
 fn glsl_lanes_read_exactly_once() {
     let Some((dev, _g)) = vulkan() else { return };
-    let (lanes, count, chunk) = (64u32, 6u32, 64u32);
-    let total = (lanes * count * chunk) as u64;
-    let data = pattern_file(total);
     // Far fewer slots than lanes (lavapipe runs a few subgroups of 8 at once): allocation would-blocks and
     // lanes retry, in this dispatch or the next.
-    let pump = Pump::spawn(PumpConfig {
-        slots: 6,
-        regions: vec![(lanes * chunk) as usize],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        chunk,
-        count,
-        arg0: 1,
-        ..Default::default()
-    };
-    let r = run_pump(&*dev, &pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap();
-    let stats = pump.stop().unwrap();
-    let mut want = 0u64;
-    let mut buf = vec![0u8; chunk as usize];
-    for c in 0..(lanes * count) as u64 {
-        data.read_exact_at(&mut buf, c * chunk as u64).unwrap();
-        want = want.wrapping_add(checksum(c * chunk as u64, &buf));
-    }
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (s.done, s.failed, s.seq),
-            (count, 0, count),
-            "lane {l}: {s:?}"
-        );
-    }
-    assert_eq!(r.bytes(), total);
-    assert_eq!(r.sum(), want, "device checksum vs host");
-    let n = (lanes * count) as u64;
-    assert_eq!(stats.claimed, n, "{stats:?}");
-    assert_eq!(stats.served, n, "{stats:?}");
-    assert_eq!(stats.failed_total(), 0, "{stats:?}");
-    assert_eq!(stats.stale_bits, 0, "{stats:?}");
-    assert_eq!(stats.bytes_read, total, "{stats:?}");
-    assert!(pump.arena().guards_intact());
-    for i in 0..6 {
-        assert_eq!(pump.view().slot_state(i), Some(QueueSlotState::Free));
-    }
+    let lanes = 64;
+    let (r, n) = reads_exactly_once(lanes, |pump, lanes, params| {
+        run_pump(&*dev, pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap()
+    });
     eprintln!(
         "{n} READs by {lanes} GLSL lanes in {} dispatches, {:?}; would-block scans {}",
         r.dispatches,
@@ -142,43 +100,9 @@ fn glsl_lanes_read_exactly_once() {
 #[test]
 fn glsl_lane_observes_validation_errors() {
     let Some((dev, _g)) = vulkan() else { return };
-    let data = pattern_file(4096);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 8,
-        regions: vec![4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    let lanes = 10u32;
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        arg0: 2,
-        ..Default::default()
-    };
-    let r = run_pump(&*dev, &pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap();
-    let stats = pump.stop().unwrap();
-    let expect = [
-        ERR_BAD_BUFFER,
-        ERR_BAD_FILE,
-        ERR_RESERVED,
-        ERR_BAD_LENGTH,
-        ERR_BUFFER_RANGE,
-    ];
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (s.last_status, s.last_error, s.last_result, s.done, s.failed),
-            (status::READY, expect[l % 5], 0, 0, 1),
-            "lane {l}: {s:?}"
-        );
-        assert_eq!(s.last_tag, l as u64);
-    }
-    for code in expect {
-        assert_eq!(stats.failed[code as usize], 2, "{stats:?}");
-    }
-    assert_eq!((stats.served, stats.bytes_read), (0, 0));
-    assert!(pump.arena().guards_intact());
+    observes_validation_errors(|pump, lanes, params| {
+        run_pump(&*dev, pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap()
+    });
 }
 
 #[test]

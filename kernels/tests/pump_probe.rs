@@ -12,13 +12,11 @@
 mod pump_oracles;
 #[path = "../../host/tests/pump_util/mod.rs"]
 mod pump_util;
-use pump_oracles::{io_queue_layout, LayoutRun};
+use pump_oracles::*;
 
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use gpu_uring::backend::checksum;
 use gpu_uring::backend::pump::{status, PumpLaneState, PumpRunParams, PUMP_LANE_FINISHED};
 use gpu_uring::pump::queue::*;
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile, PumpLayout, Request};
@@ -37,7 +35,10 @@ struct ProbeRun {
     lanes: Vec<PumpLaneState>,
 }
 
-impl ProbeRun {
+impl ProbeReport for ProbeRun {
+    fn lanes(&self) -> &[PumpLaneState] {
+        &self.lanes
+    }
     fn sum(&self) -> u64 {
         self.lanes.iter().fold(0u64, |a, s| a.wrapping_add(s.sum))
     }
@@ -147,51 +148,8 @@ fn cpp_io_queue_layout_matches_rust() {
 /// retry.
 #[test]
 fn cpp_lanes_read_exactly_once() {
-    let (lanes, count, chunk) = (16u32, 6u32, 64u32);
-    let total = (lanes * count * chunk) as u64;
-    let data = pattern_file(total);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 6,
-        regions: vec![(lanes * chunk) as usize],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        chunk,
-        count,
-        arg0: 1,
-        ..Default::default()
-    };
-    let r = probe(&pump, lanes, params);
-    let stats = pump.stop().unwrap();
-    let mut want = 0u64;
-    let mut buf = vec![0u8; chunk as usize];
-    for c in 0..(lanes * count) as u64 {
-        data.read_exact_at(&mut buf, c * chunk as u64).unwrap();
-        want = want.wrapping_add(checksum(c * chunk as u64, &buf));
-    }
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (s.done, s.failed, s.seq),
-            (count, 0, count),
-            "lane {l}: {s:?}"
-        );
-    }
-    assert_eq!(r.bytes(), total);
-    assert_eq!(r.sum(), want, "device checksum vs host");
-    let n = (lanes * count) as u64;
-    assert_eq!(stats.claimed, n, "{stats:?}");
-    assert_eq!(stats.served, n, "{stats:?}");
-    assert_eq!(stats.failed_total(), 0, "{stats:?}");
-    assert_eq!(stats.stale_bits, 0, "{stats:?}");
-    assert_eq!(stats.bytes_read, total, "{stats:?}");
-    assert!(pump.arena().guards_intact());
-    for i in 0..6 {
-        assert_eq!(pump.view().slot_state(i), Some(QueueSlotState::Free));
-    }
+    let lanes = 16;
+    let (r, n) = reads_exactly_once(lanes, probe);
     eprintln!(
         "{n} READs by {lanes} C++ lanes; dispatches {}, would-block scans {}",
         r.lanes.iter().map(|s| s.dispatches as u64).sum::<u64>(),
@@ -202,42 +160,7 @@ fn cpp_lanes_read_exactly_once() {
 /// pump_vulkan `glsl_lane_observes_validation_errors`.
 #[test]
 fn cpp_lane_observes_validation_errors() {
-    let data = pattern_file(4096);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 8,
-        regions: vec![4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        arg0: 2,
-        ..Default::default()
-    };
-    let r = probe(&pump, 10, params);
-    let stats = pump.stop().unwrap();
-    let expect = [
-        ERR_BAD_BUFFER,
-        ERR_BAD_FILE,
-        ERR_RESERVED,
-        ERR_BAD_LENGTH,
-        ERR_BUFFER_RANGE,
-    ];
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (s.last_status, s.last_error, s.last_result, s.done, s.failed),
-            (status::READY, expect[l % 5], 0, 0, 1),
-            "lane {l}: {s:?}"
-        );
-        assert_eq!(s.last_tag, l as u64);
-    }
-    for code in expect {
-        assert_eq!(stats.failed[code as usize], 2, "{stats:?}");
-    }
-    assert_eq!((stats.served, stats.bytes_read), (0, 0));
-    assert!(pump.arena().guards_intact());
+    observes_validation_errors(probe);
 }
 
 /// pump_vulkan `glsl_lane_withdraws_from_a_stopped_pump`.

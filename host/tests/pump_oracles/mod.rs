@@ -4,7 +4,12 @@
 
 use std::sync::atomic::Ordering;
 
-use gpu_uring::backend::pump::{PumpLaneState, PumpRunParams, PUMP_LANE_FINISHED};
+use std::os::unix::fs::FileExt;
+
+use gpu_uring::backend::checksum;
+use gpu_uring::backend::pump::{
+    status, PumpLaneState, PumpRunParams, PumpRunReport, PUMP_LANE_FINISHED,
+};
 use gpu_uring::pump::queue::*;
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
 
@@ -17,6 +22,28 @@ pub struct LayoutRun {
     pub data: std::fs::File,
     pub slot: u32,
     pub lanes: Vec<PumpLaneState>,
+}
+
+/// A probe run's outcome as the oracles read it.
+pub trait ProbeReport {
+    /// Every lane's final state.
+    fn lanes(&self) -> &[PumpLaneState];
+    /// Sum of the lanes' checksums (wrapping).
+    fn sum(&self) -> u64;
+    /// Bytes the lanes checksummed.
+    fn bytes(&self) -> u64;
+}
+
+impl ProbeReport for PumpRunReport {
+    fn lanes(&self) -> &[PumpLaneState] {
+        &self.lanes
+    }
+    fn sum(&self) -> u64 {
+        PumpRunReport::sum(self)
+    }
+    fn bytes(&self) -> u64 {
+        PumpRunReport::bytes(self)
+    }
 }
 
 fn words(bytes: &[u8]) -> Vec<u32> {
@@ -185,4 +212,104 @@ pub fn io_queue_layout(
         slot: s,
         lanes,
     }
+}
+
+/// The probe's mode 1 on `lanes` lanes, 6 READs of 64 bytes each from a pattern file, with far fewer slots (6)
+/// than lanes, so allocations would-block and lanes retry: every lane completes its count without failures,
+/// the lanes' checksum equals the host's, the pump serves each READ once and every slot ends free. Returns the
+/// run and the number of READs.
+pub fn reads_exactly_once<R: ProbeReport>(
+    lanes: u32,
+    run: impl FnOnce(&Pump, u32, PumpRunParams) -> R,
+) -> (R, u64) {
+    let (count, chunk) = (6u32, 64u32);
+    let total = (lanes * count * chunk) as u64;
+    let data = pattern_file(total);
+    let pump = Pump::spawn(PumpConfig {
+        slots: 6,
+        regions: vec![(lanes * chunk) as usize],
+        files: vec![PumpFile::reader(&data).unwrap()],
+        ..Default::default()
+    })
+    .unwrap();
+    let params = PumpRunParams {
+        file: 0,
+        region: 0,
+        chunk,
+        count,
+        arg0: 1,
+        ..Default::default()
+    };
+    let r = run(&pump, lanes, params);
+    let stats = pump.stop().unwrap();
+    let mut want = 0u64;
+    let mut buf = vec![0u8; chunk as usize];
+    for c in 0..(lanes * count) as u64 {
+        data.read_exact_at(&mut buf, c * chunk as u64).unwrap();
+        want = want.wrapping_add(checksum(c * chunk as u64, &buf));
+    }
+    for (l, s) in r.lanes().iter().enumerate() {
+        assert_eq!(
+            (s.done, s.failed, s.seq),
+            (count, 0, count),
+            "lane {l}: {s:?}"
+        );
+    }
+    assert_eq!(r.bytes(), total);
+    assert_eq!(r.sum(), want, "device checksum vs host");
+    let n = (lanes * count) as u64;
+    assert_eq!(stats.claimed, n, "{stats:?}");
+    assert_eq!(stats.served, n, "{stats:?}");
+    assert_eq!(stats.failed_total(), 0, "{stats:?}");
+    assert_eq!(stats.stale_bits, 0, "{stats:?}");
+    assert_eq!(stats.bytes_read, total, "{stats:?}");
+    assert!(pump.arena().guards_intact());
+    for i in 0..6 {
+        assert_eq!(pump.view().slot_state(i), Some(QueueSlotState::Free));
+    }
+    (r, n)
+}
+
+/// The probe's mode 2 on 10 lanes: lane `l` publishes a request the pump must refuse with the `l % 5`-th of
+/// ERR_BAD_BUFFER, ERR_BAD_FILE, ERR_RESERVED, ERR_BAD_LENGTH, ERR_BUFFER_RANGE; each lane's wait returns READY
+/// with that error and its tag, the pump counts each code twice and serves nothing.
+pub fn observes_validation_errors<R: ProbeReport>(
+    run: impl FnOnce(&Pump, u32, PumpRunParams) -> R,
+) {
+    let data = pattern_file(4096);
+    let pump = Pump::spawn(PumpConfig {
+        slots: 8,
+        regions: vec![4096],
+        files: vec![PumpFile::reader(&data).unwrap()],
+        ..Default::default()
+    })
+    .unwrap();
+    let params = PumpRunParams {
+        file: 0,
+        region: 0,
+        arg0: 2,
+        ..Default::default()
+    };
+    let r = run(&pump, 10, params);
+    let stats = pump.stop().unwrap();
+    let expect = [
+        ERR_BAD_BUFFER,
+        ERR_BAD_FILE,
+        ERR_RESERVED,
+        ERR_BAD_LENGTH,
+        ERR_BUFFER_RANGE,
+    ];
+    for (l, s) in r.lanes().iter().enumerate() {
+        assert_eq!(
+            (s.last_status, s.last_error, s.last_result, s.done, s.failed),
+            (status::READY, expect[l % 5], 0, 0, 1),
+            "lane {l}: {s:?}"
+        );
+        assert_eq!(s.last_tag, l as u64);
+    }
+    for code in expect {
+        assert_eq!(stats.failed[code as usize], 2, "{stats:?}");
+    }
+    assert_eq!((stats.served, stats.bytes_read), (0, 0));
+    assert!(pump.arena().guards_intact());
 }
