@@ -13,7 +13,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use gpu_uring::backend::checksum;
 use gpu_uring::backend::pump::{run_pump, status, PumpProgram, PumpRunParams, PUMP_LANE_FINISHED};
 use gpu_uring::backend::{open_with, Device, DeviceConfig, DeviceError, DeviceSelector};
 use gpu_uring::pump::queue::*;
@@ -108,38 +107,9 @@ fn glsl_lane_observes_validation_errors() {
 #[test]
 fn glsl_stream_kernel_matches_the_host_checksum() {
     let Some((dev, _g)) = vulkan() else { return };
-    // An odd size: a partial last chunk whose length is not a multiple of 4.
-    let total = 200_003u64;
-    let (lanes, chunk) = (8u32, 8192u32);
-    let data = pattern_file(total);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 2 * lanes,
-        regions: vec![(2 * lanes * chunk) as usize],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        chunk,
-        total,
-        ..Default::default()
-    };
-    let r = run_pump(&*dev, &pump, lanes, PumpProgram::STREAM, params, TIMEOUT).unwrap();
-    let stats = pump.stop().unwrap();
-    let mut want = 0u64;
-    let mut off = 0u64;
-    while off < total {
-        let n = (total - off).min(chunk as u64) as usize;
-        want = want.wrapping_add(checksum(off, &read_at(&data, off, n)));
-        off += n as u64;
-    }
-    assert_eq!(r.failed(), 0, "{:?}", r.lanes);
-    assert_eq!(r.bytes(), total);
-    assert_eq!(r.sum(), want, "device checksum vs host");
-    assert_eq!(stats.served, total.div_ceil(chunk as u64), "{stats:?}");
-    assert!(pump.arena().guards_intact());
+    stream_matches_host_checksum(|pump, lanes, params| {
+        run_pump(&*dev, pump, lanes, PumpProgram::STREAM, params, TIMEOUT).unwrap()
+    });
 }
 
 #[test]

@@ -9,41 +9,14 @@ use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams};
 use gpu_uring::backend::{checksum, Device, Grid, KernelArg, LibraryDevice, Placement};
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
 
-use crate::{pump_util, TIMEOUT};
+use crate::{pump_oracles, pump_util, TIMEOUT};
 
 /// The megakernel stream kernel on gu_pump_stream: 8 lanes stream a 200 003-byte file in 8 KiB chunks;
 /// the checksum equals the host's, every chunk is served once, every slot freed.
 pub fn pump_stream(dev: &dyn Device) {
-    let total = 200_003u64;
-    let (lanes, chunk) = (8u32, 8192u32);
-    let data = pump_util::pattern_file(total);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 2 * lanes,
-        regions: vec![(2 * lanes * chunk) as usize],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        chunk,
-        total,
-        ..Default::default()
-    };
-    let r = run_pump(dev, &pump, lanes, PumpProgram::STREAM, params, TIMEOUT).unwrap();
-    let stats = pump.stop().unwrap();
-    let mut want = 0u64;
-    let mut off = 0u64;
-    while off < total {
-        let n = (total - off).min(chunk as u64) as usize;
-        want = want.wrapping_add(checksum(off, &pump_util::read_at(&data, off, n)));
-        off += n as u64;
-    }
-    assert_eq!(r.failed(), 0, "{:?}", r.lanes);
-    assert_eq!((r.bytes(), r.sum()), (total, want));
-    assert_eq!(stats.served, total.div_ceil(chunk as u64), "{stats:?}");
-    assert!(pump.arena().guards_intact());
+    pump_oracles::stream_matches_host_checksum(|pump, lanes, params| {
+        run_pump(dev, pump, lanes, PumpProgram::STREAM, params, TIMEOUT).unwrap()
+    });
 }
 
 fn words(bytes: &[u8]) -> Vec<u32> {

@@ -13,7 +13,7 @@ use gpu_uring::backend::pump::{
 use gpu_uring::pump::queue::*;
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
 
-use crate::pump_util::pattern_file;
+use crate::pump_util::{pattern_file, read_at};
 
 /// What [`io_queue_layout`] leaves for the caller's own checks: the pump (not started), the file it reads,
 /// the slot the probe lane published, and every lane's final state.
@@ -311,5 +311,42 @@ pub fn observes_validation_errors<R: ProbeReport>(
         assert_eq!(stats.failed[code as usize], 2, "{stats:?}");
     }
     assert_eq!((stats.served, stats.bytes_read), (0, 0));
+    assert!(pump.arena().guards_intact());
+}
+
+/// The stream program on 8 lanes over a 200 003-byte pattern file in 8 KiB chunks, 16 slots: no lane fails,
+/// the lanes checksum every byte and their checksum equals the host's, the pump serves each chunk once.
+pub fn stream_matches_host_checksum(run: impl FnOnce(&Pump, u32, PumpRunParams) -> PumpRunReport) {
+    // An odd size: a partial last chunk whose length is not a multiple of 4.
+    let total = 200_003u64;
+    let (lanes, chunk) = (8u32, 8192u32);
+    let data = pattern_file(total);
+    let pump = Pump::spawn(PumpConfig {
+        slots: 2 * lanes,
+        regions: vec![(2 * lanes * chunk) as usize],
+        files: vec![PumpFile::reader(&data).unwrap()],
+        ..Default::default()
+    })
+    .unwrap();
+    let params = PumpRunParams {
+        file: 0,
+        region: 0,
+        chunk,
+        total,
+        ..Default::default()
+    };
+    let r = run(&pump, lanes, params);
+    let stats = pump.stop().unwrap();
+    let mut want = 0u64;
+    let mut off = 0u64;
+    while off < total {
+        let n = (total - off).min(chunk as u64) as usize;
+        want = want.wrapping_add(checksum(off, &read_at(&data, off, n)));
+        off += n as u64;
+    }
+    assert_eq!(r.failed(), 0, "{:?}", r.lanes);
+    assert_eq!(r.bytes(), total);
+    assert_eq!(r.sum(), want, "device checksum vs host");
+    assert_eq!(stats.served, total.div_ceil(chunk as u64), "{stats:?}");
     assert!(pump.arena().guards_intact());
 }
