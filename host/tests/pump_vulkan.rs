@@ -40,13 +40,6 @@ fn vulkan() -> Option<(Arc<dyn Device>, MutexGuard<'static, ()>)> {
     }
 }
 
-fn words(bytes: &[u8]) -> Vec<u32> {
-    bytes
-        .chunks_exact(4)
-        .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
-        .collect()
-}
-
 #[test]
 fn glsl_io_queue_layout_matches_rust() {
     let Some((dev, _g)) = vulkan() else { return };
@@ -150,38 +143,9 @@ fn glsl_lane_withdraws_from_a_stopped_pump() {
 #[test]
 fn glsl_lanes_write_then_fence() {
     let Some((dev, _g)) = vulkan() else { return };
-    let (lanes, chunk) = (16u32, 256u32);
-    let out = tempfile::tempfile().unwrap();
-    let pump = Pump::spawn(PumpConfig {
-        slots: 8,
-        regions: vec![(lanes * chunk) as usize],
-        files: vec![PumpFile::writer(&out, (lanes * chunk) as u64)],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        chunk,
-        arg0: 4,
-        ..Default::default()
-    };
-    let r = run_pump(&*dev, &pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap();
-    let stats = pump.stop().unwrap();
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (s.done, s.failed, s.bytes, s.last_tag),
-            (2, 0, chunk as u64, l as u64 | 1 << 32),
-            "lane {l}: {s:?}"
-        );
-    }
-    assert_eq!(stats.fences, lanes as u64, "{stats:?}");
-    assert_eq!(stats.bytes_written, (lanes * chunk) as u64, "{stats:?}");
-    let got = words(&read_at(&out, 0, (lanes * chunk) as usize));
-    for (i, w) in got.iter().enumerate() {
-        let (lane, k) = (i as u32 / (chunk / 4), i as u32 % (chunk / 4));
-        assert_eq!(*w, lane << 16 | k, "word {i}");
-    }
+    writes_then_fences(|pump, lanes, params| {
+        run_pump(&*dev, pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap()
+    });
 }
 
 #[test]

@@ -350,3 +350,41 @@ pub fn stream_matches_host_checksum(run: impl FnOnce(&Pump, u32, PumpRunParams) 
     assert_eq!(stats.served, total.div_ceil(chunk as u64), "{stats:?}");
     assert!(pump.arena().guards_intact());
 }
+
+/// The probe's mode 4 on 16 lanes, 256-byte chunks, 8 slots: each lane WRITEs its chunk (word `k` of lane `l`
+/// is `l << 16 | k`) to a file, then FENCEs; each lane completes both, the pump counts one fence a lane and
+/// every byte written, and the file holds each lane's words.
+pub fn writes_then_fences<R: ProbeReport>(run: impl FnOnce(&Pump, u32, PumpRunParams) -> R) {
+    let (lanes, chunk) = (16u32, 256u32);
+    let out = tempfile::tempfile().unwrap();
+    let pump = Pump::spawn(PumpConfig {
+        slots: 8,
+        regions: vec![(lanes * chunk) as usize],
+        files: vec![PumpFile::writer(&out, (lanes * chunk) as u64)],
+        ..Default::default()
+    })
+    .unwrap();
+    let params = PumpRunParams {
+        file: 0,
+        region: 0,
+        chunk,
+        arg0: 4,
+        ..Default::default()
+    };
+    let r = run(&pump, lanes, params);
+    let stats = pump.stop().unwrap();
+    for (l, s) in r.lanes().iter().enumerate() {
+        assert_eq!(
+            (s.done, s.failed, s.bytes, s.last_tag),
+            (2, 0, chunk as u64, l as u64 | 1 << 32),
+            "lane {l}: {s:?}"
+        );
+    }
+    assert_eq!(stats.fences, lanes as u64, "{stats:?}");
+    assert_eq!(stats.bytes_written, (lanes * chunk) as u64, "{stats:?}");
+    let got = words(&read_at(&out, 0, (lanes * chunk) as usize));
+    for (i, w) in got.iter().enumerate() {
+        let (lane, k) = (i as u32 / (chunk / 4), i as u32 % (chunk / 4));
+        assert_eq!(*w, lane << 16 | k, "word {i}");
+    }
+}
