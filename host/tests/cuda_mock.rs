@@ -17,6 +17,7 @@
 mod common;
 #[path = "cuda_mock/pump.rs"]
 mod pump;
+mod pump_oracles;
 mod pump_util;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

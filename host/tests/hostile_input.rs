@@ -231,19 +231,10 @@ fn run_row(dev: &dyn Device, row: &Row, null: &std::fs::File) -> (Outcome, Optio
 /// The io_queue row: see [`Action::RepublishedPumpSlot`].
 fn republished_pump_slot(dev: &dyn Device) -> Outcome {
     use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams};
-    use gpu_uring::pump::{Pump, PumpConfig, PumpFile, Request};
-    use std::io::Write;
+    use gpu_uring::pump::Request;
 
-    let (pr, mut pw) = pump_util::pipe();
-    let pump = Pump::spawn(PumpConfig {
-        slots: 16,
-        regions: vec![4096], // the READ at 0, the host's "held" word at PUMP_CHUNK
-        files: vec![PumpFile::reader_with_extent(&pr, 1 << 30)],
-        sq_entries: 4,
-        stop_timeout: Duration::from_secs(30),
-        ..Default::default()
-    })
-    .unwrap();
+    let (pr, pw) = pump_util::pipe();
+    let pump = pump_util::held_slot_pump(&pr);
     let before = pump.stats().protocol_violations;
     let (status, res) = std::thread::scope(|s| {
         // The host's part: tell the lane once the pump holds its READ (a word in the region, which the lane
@@ -251,14 +242,7 @@ fn republished_pump_slot(dev: &dyn Device) -> Outcome {
         // publication (or give up after a bound, so a device that never attacks still finishes).
         let pump = &pump;
         s.spawn(move || {
-            pump_util::eventually(Duration::from_secs(20), || pump.stats().in_flight == 1);
-            let v = pump.view();
-            let held_word = v.region(0).unwrap().offset + PUMP_CHUNK;
-            v.u32_at(held_word).store(1, Ordering::Release);
-            pump_util::eventually(Duration::from_secs(20), || {
-                pump.stats().protocol_violations > before
-            });
-            pw.write_all(&[0x5a; 2 * PUMP_CHUNK as usize]).unwrap();
+            pump_util::hold_then_fill(pump, PUMP_CHUNK, before, Duration::from_secs(20), pw)
         });
         if dev.info().caps.lanes_are_host_threads {
             let r = gpu_uring::backend::cpu::run_queue_lanes(pump, 1, |lane| {

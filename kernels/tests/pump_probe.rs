@@ -8,14 +8,15 @@
 //! while the pump holds it) on the C++ lane and on the Rust lane (`QueueLane`), with the row's oracle: the same
 //! status, result and `protocol_violations` delta from both.
 
+#[path = "../../host/tests/pump_oracles/mod.rs"]
+mod pump_oracles;
 #[path = "../../host/tests/pump_util/mod.rs"]
 mod pump_util;
+use pump_oracles::*;
 
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use gpu_uring::backend::checksum;
 use gpu_uring::backend::pump::{status, PumpLaneState, PumpRunParams, PUMP_LANE_FINISHED};
 use gpu_uring::pump::queue::*;
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile, PumpLayout, Request};
@@ -34,7 +35,10 @@ struct ProbeRun {
     lanes: Vec<PumpLaneState>,
 }
 
-impl ProbeRun {
+impl ProbeReport for ProbeRun {
+    fn lanes(&self) -> &[PumpLaneState] {
+        &self.lanes
+    }
     fn sum(&self) -> u64 {
         self.lanes.iter().fold(0u64, |a, s| a.wrapping_add(s.sum))
     }
@@ -101,157 +105,22 @@ fn probe(pump: &Pump, lanes: u32, params: PumpRunParams) -> ProbeRun {
     ProbeRun { lanes: states }
 }
 
-fn words(bytes: &[u8]) -> Vec<u32> {
-    bytes
-        .chunks_exact(4)
-        .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
-        .collect()
-}
-
 /// pump_vulkan `glsl_io_queue_layout_matches_rust`.
 #[test]
 fn cpp_io_queue_layout_matches_rust() {
-    let data = pattern_file(8192);
-    // Not started: the NOP the probe publishes stays PUBLISHED for the host to inspect.
-    let pump = Pump::new(PumpConfig {
-        slots: 40,
-        regions: vec![8192, 4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
+    let LayoutRun {
+        pump,
+        data: _data,
+        slot: s,
+        lanes,
+    } = io_queue_layout(
+        "C++",
+        "PumpRunParams",
+        |budget| assert_eq!(budget, ITER_BUDGET, "PumpRunParams"),
+        |pump, lanes, params| probe(pump, lanes, params).lanes,
+    );
     let v = pump.view();
-    // A slot with a known value in every field, which no lane allocates (its device-local word says ALLOCATED).
-    v.own(9).store(QUEUE_SLOT_ALLOCATED, Ordering::Release);
-    let known = IoSlot {
-        done_seq: 0x0a0b_0c0d,
-        op: 0x0102_0304,
-        file: 0x0506_0708,
-        buf: 0x090a_0b0c,
-        file_offset: 0x1112_1314_1516_1718,
-        buf_offset: 0x2122_2324_2526_2728,
-        len: 0x3132_3334,
-        owner: 0x3536_3738,
-        tag: 0x4142_4344_4546_4748,
-        result: -0x5152_5354,
-        error: 0x5556_5758,
-        reserved: [0x6162_6364, 0x6566_6768],
-    };
-    let w = words(bytemuck::bytes_of(&known));
-    for (i, x) in w.iter().enumerate() {
-        v.slot32(9, 4 * i as u32).store(*x, Ordering::Relaxed);
-    }
-    let params = PumpRunParams {
-        program: 77,
-        file: 0,
-        region: 1,
-        chunk: 0x1234,
-        count: 0x5678,
-        total: 0x0000_0009_8765_4321,
-        arg0: 0,
-        arg1: 9,
-        arg2: 17,
-        arg3: 0xdead_beef,
-        ..Default::default()
-    };
-    let r = probe(&pump, 3, params);
-    let mut out = vec![0u8; 56 * 4];
-    v.read_region(1, 0, &mut out);
-    let out = words(&out);
-    let layout = pump.layout();
-    assert_eq!(
-        &out[0..16],
-        &words(bytemuck::bytes_of(&layout))[..],
-        "PumpLayout"
-    );
-    assert_eq!(
-        &out[16..22],
-        &[QUEUE_MAGIC, QUEUE_VERSION, 40, PUMP_NOT_STARTED, 2, 1],
-        "QueueHeader"
-    );
-    let r0 = v.region(0).unwrap();
-    assert_eq!(&out[22..24], &[r0.offset, r0.size], "region table");
-    assert_eq!(
-        &out[24..40],
-        &w[..],
-        "IoSlot fields read through the C++ offsets"
-    );
-    let p = &out[40..56];
-    assert_eq!(
-        (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]),
-        (77, 3, ITER_BUDGET, 0, 0, 1, 0x1234, 0x5678),
-        "PumpRunParams"
-    );
-    assert_eq!(
-        (p[8], p[9], p[10], p[11], p[12], p[13]),
-        (0x8765_4321, 9, 0, 9, 17, 0xdead_beef)
-    );
-    // The slot the C++ lane filled and published, as the Rust struct sees it.
-    let s = r.lanes[0].slot0;
-    assert_eq!(s, 17, "the scan starts at arg2 and slot 17 was free");
-    assert_eq!(
-        v.snapshot(s),
-        IoSlot {
-            done_seq: 0,
-            op: OP_NOP,
-            file: 3,
-            buf: 5,
-            file_offset: 0x1122_3344_5566_7788,
-            buf_offset: 0x99aa_bbcc_ddee_ff00,
-            len: 7,
-            owner: 0,
-            tag: 0x0123_4567_89ab_cdef,
-            result: 0,
-            error: 0,
-            reserved: [0, 0],
-        }
-    );
-    // Published with sequence 1 (host-shared), recorded in the lane's device-local word.
-    assert_eq!(v.req_seq(s).load(Ordering::Acquire), 1);
-    assert_eq!(
-        v.own(s).load(Ordering::Acquire),
-        (1 << QUEUE_SEQ_SHIFT) | QUEUE_SLOT_PUBLISHED
-    );
-    assert_eq!(v.own(9).load(Ordering::Acquire), QUEUE_SLOT_ALLOCATED);
-    // PumpLaneState field for field.
-    let st = r.lanes[0];
-    assert_eq!(
-        PumpLaneState {
-            dispatches: 0,
-            waits: 0,
-            iters: 0,
-            ..st
-        },
-        PumpLaneState {
-            flags: PUMP_LANE_FINISHED,
-            phase: 2,
-            seq: 3,
-            done: 4,
-            failed: 5,
-            issued: 6,
-            consumed: 7,
-            next_alloc: 8,
-            slot0: 17,
-            slot1: 10,
-            hpos: 11,
-            last_status: 26,
-            last_error: 12,
-            last_result: -13,
-            dispatches: 0,
-            waits: 0,
-            iters: 0,
-            would_block: 17,
-            reserved0: 18,
-            reserved1: 19,
-            hash: 0x1111_2222_3333_4444,
-            sum: 0x5555_6666_7777_8888,
-            bytes: 0x9999_0000_aaaa_0000,
-            last_tag: 0xbbbb_cccc_dddd_eeee,
-            reserved2: [22, 23, 24, 25],
-        }
-    );
-    assert_eq!(st.dispatches, 1);
-    assert!(r.lanes[1..]
+    assert!(lanes[1..]
         .iter()
         .all(|l| l.flags == PUMP_LANE_FINISHED && l.dispatches == 1));
     // The pump serves the C++ lane's NOP once started.
@@ -272,51 +141,8 @@ fn cpp_io_queue_layout_matches_rust() {
 /// retry.
 #[test]
 fn cpp_lanes_read_exactly_once() {
-    let (lanes, count, chunk) = (16u32, 6u32, 64u32);
-    let total = (lanes * count * chunk) as u64;
-    let data = pattern_file(total);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 6,
-        regions: vec![(lanes * chunk) as usize],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        chunk,
-        count,
-        arg0: 1,
-        ..Default::default()
-    };
-    let r = probe(&pump, lanes, params);
-    let stats = pump.stop().unwrap();
-    let mut want = 0u64;
-    let mut buf = vec![0u8; chunk as usize];
-    for c in 0..(lanes * count) as u64 {
-        data.read_exact_at(&mut buf, c * chunk as u64).unwrap();
-        want = want.wrapping_add(checksum(c * chunk as u64, &buf));
-    }
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (s.done, s.failed, s.seq),
-            (count, 0, count),
-            "lane {l}: {s:?}"
-        );
-    }
-    assert_eq!(r.bytes(), total);
-    assert_eq!(r.sum(), want, "device checksum vs host");
-    let n = (lanes * count) as u64;
-    assert_eq!(stats.claimed, n, "{stats:?}");
-    assert_eq!(stats.served, n, "{stats:?}");
-    assert_eq!(stats.failed_total(), 0, "{stats:?}");
-    assert_eq!(stats.stale_bits, 0, "{stats:?}");
-    assert_eq!(stats.bytes_read, total, "{stats:?}");
-    assert!(pump.arena().guards_intact());
-    for i in 0..6 {
-        assert_eq!(pump.view().slot_state(i), Some(QueueSlotState::Free));
-    }
+    let lanes = 16;
+    let (r, n) = reads_exactly_once(lanes, probe);
     eprintln!(
         "{n} READs by {lanes} C++ lanes; dispatches {}, would-block scans {}",
         r.lanes.iter().map(|s| s.dispatches as u64).sum::<u64>(),
@@ -327,42 +153,7 @@ fn cpp_lanes_read_exactly_once() {
 /// pump_vulkan `glsl_lane_observes_validation_errors`.
 #[test]
 fn cpp_lane_observes_validation_errors() {
-    let data = pattern_file(4096);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 8,
-        regions: vec![4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        arg0: 2,
-        ..Default::default()
-    };
-    let r = probe(&pump, 10, params);
-    let stats = pump.stop().unwrap();
-    let expect = [
-        ERR_BAD_BUFFER,
-        ERR_BAD_FILE,
-        ERR_RESERVED,
-        ERR_BAD_LENGTH,
-        ERR_BUFFER_RANGE,
-    ];
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (s.last_status, s.last_error, s.last_result, s.done, s.failed),
-            (status::READY, expect[l % 5], 0, 0, 1),
-            "lane {l}: {s:?}"
-        );
-        assert_eq!(s.last_tag, l as u64);
-    }
-    for code in expect {
-        assert_eq!(stats.failed[code as usize], 2, "{stats:?}");
-    }
-    assert_eq!((stats.served, stats.bytes_read), (0, 0));
-    assert!(pump.arena().guards_intact());
+    observes_validation_errors(probe);
 }
 
 /// pump_vulkan `glsl_lane_withdraws_from_a_stopped_pump`.
@@ -403,38 +194,7 @@ fn cpp_lane_withdraws_from_a_stopped_pump() {
 /// pump_vulkan `glsl_lanes_write_then_fence`.
 #[test]
 fn cpp_lanes_write_then_fence() {
-    let (lanes, chunk) = (16u32, 256u32);
-    let out = tempfile::tempfile().unwrap();
-    let pump = Pump::spawn(PumpConfig {
-        slots: 8,
-        regions: vec![(lanes * chunk) as usize],
-        files: vec![PumpFile::writer(&out, (lanes * chunk) as u64)],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        chunk,
-        arg0: 4,
-        ..Default::default()
-    };
-    let r = probe(&pump, lanes, params);
-    let stats = pump.stop().unwrap();
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (s.done, s.failed, s.bytes, s.last_tag),
-            (2, 0, chunk as u64, l as u64 | 1 << 32),
-            "lane {l}: {s:?}"
-        );
-    }
-    assert_eq!(stats.fences, lanes as u64, "{stats:?}");
-    assert_eq!(stats.bytes_written, (lanes * chunk) as u64, "{stats:?}");
-    let got = words(&read_at(&out, 0, (lanes * chunk) as usize));
-    for (i, w) in got.iter().enumerate() {
-        let (lane, k) = (i as u32 / (chunk / 4), i as u32 % (chunk / 4));
-        assert_eq!(*w, lane << 16 | k, "word {i}");
-    }
+    writes_then_fences(probe);
 }
 
 /// Device code checks what `run_pump` checks for the GLSL: a region too small for the lanes, a chunk that is
@@ -508,34 +268,15 @@ enum Lanes {
 /// the held READ completes, then the pump serves the re-publication once, and the lane's wait for its latest
 /// sequence returns it.
 fn republished_pump_slot(who: Lanes) -> Outcome {
-    use std::io::Write;
-
-    let (pr, mut pw) = pipe();
-    let pump = Pump::spawn(PumpConfig {
-        slots: 16,
-        regions: vec![4096], // the READ at 0, the host's "held" word at PUMP_CHUNK
-        files: vec![PumpFile::reader_with_extent(&pr, 1 << 30)],
-        sq_entries: 4,
-        stop_timeout: Duration::from_secs(30),
-        ..Default::default()
-    })
-    .unwrap();
+    let (pr, pw) = pipe();
+    let pump = held_slot_pump(&pr);
     let before = pump.stats().protocol_violations;
     let (status, res) = std::thread::scope(|s| {
         // The host's part: tell the lane once the pump holds its READ (a word in the region, which the lane
         // polls; the host is its only writer), then fill the pipe once the pump has counted the second
         // publication (or give up after a bound, so a lane that never attacks still finishes).
         let pump = &pump;
-        s.spawn(move || {
-            eventually(Duration::from_secs(20), || pump.stats().in_flight == 1);
-            let v = pump.view();
-            let held_word = v.region(0).unwrap().offset + PUMP_CHUNK;
-            v.u32_at(held_word).store(1, Ordering::Release);
-            eventually(Duration::from_secs(20), || {
-                pump.stats().protocol_violations > before
-            });
-            pw.write_all(&[0x5a; 2 * PUMP_CHUNK as usize]).unwrap();
-        });
+        s.spawn(move || hold_then_fill(pump, PUMP_CHUNK, before, Duration::from_secs(20), pw));
         match who {
             Lanes::Rust => {
                 let r = gpu_uring::backend::cpu::run_queue_lanes(pump, 1, |lane| {

@@ -2,48 +2,20 @@
 //! gu_pump_stream, gu_pump_probe (`PumpProgram::PROBE`, re-dispatched) and gu_pump_read launched by name —
 //! against a real pump, with pump_vulkan.rs's oracles.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams};
 use gpu_uring::backend::{checksum, Device, Grid, KernelArg, LibraryDevice, Placement};
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
 
-use crate::{pump_util, TIMEOUT};
+use crate::{pump_oracles, pump_util, TIMEOUT};
 
 /// The megakernel stream kernel on gu_pump_stream: 8 lanes stream a 200 003-byte file in 8 KiB chunks;
 /// the checksum equals the host's, every chunk is served once, every slot freed.
 pub fn pump_stream(dev: &dyn Device) {
-    let total = 200_003u64;
-    let (lanes, chunk) = (8u32, 8192u32);
-    let data = pump_util::pattern_file(total);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 2 * lanes,
-        regions: vec![(2 * lanes * chunk) as usize],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        chunk,
-        total,
-        ..Default::default()
-    };
-    let r = run_pump(dev, &pump, lanes, PumpProgram::STREAM, params, TIMEOUT).unwrap();
-    let stats = pump.stop().unwrap();
-    let mut want = 0u64;
-    let mut off = 0u64;
-    while off < total {
-        let n = (total - off).min(chunk as u64) as usize;
-        want = want.wrapping_add(checksum(off, &pump_util::read_at(&data, off, n)));
-        off += n as u64;
-    }
-    assert_eq!(r.failed(), 0, "{:?}", r.lanes);
-    assert_eq!((r.bytes(), r.sum()), (total, want));
-    assert_eq!(stats.served, total.div_ceil(chunk as u64), "{stats:?}");
-    assert!(pump.arena().guards_intact());
+    pump_oracles::stream_matches_host_checksum(|pump, lanes, params| {
+        run_pump(dev, pump, lanes, PumpProgram::STREAM, params, TIMEOUT).unwrap()
+    });
 }
 
 fn words(bytes: &[u8]) -> Vec<u32> {
@@ -61,139 +33,27 @@ pub fn pump_probe(dev: &dyn Device) {
     use gpu_uring::backend::pump::{status, PUMP_LANE_FINISHED};
     use gpu_uring::pump::queue::*;
 
-    // Mode 0, the echo, on a pump not started: the NOP the lane publishes stays PUBLISHED.
-    let data = pump_util::pattern_file(8192);
-    let pump = Pump::new(PumpConfig {
-        slots: 40,
-        regions: vec![8192, 4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    let v = pump.view();
-    let params = PumpRunParams {
-        program: 77,
-        region: 1,
-        chunk: 0x1234,
-        count: 0x5678,
-        arg1: 9,
-        arg2: 17,
-        ..Default::default()
+    let run = |pump: &Pump, lanes, params| {
+        run_pump(dev, pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap()
     };
-    let r = run_pump(dev, &pump, 3, PumpProgram::PROBE, params, TIMEOUT).unwrap();
-    let mut out = vec![0u8; 56 * 4];
-    v.read_region(1, 0, &mut out);
-    let out = words(&out);
-    let layout = pump.layout();
-    assert_eq!(&out[0..16], &words(bytemuck::bytes_of(&layout))[..]);
-    assert_eq!(
-        &out[16..22],
-        &[QUEUE_MAGIC, QUEUE_VERSION, 40, PUMP_NOT_STARTED, 2, 1]
+    // Mode 0, the echo, on a pump not started: the NOP the lane publishes stays PUBLISHED.
+    let echo = pump_oracles::io_queue_layout(
+        "C++",
+        "PumpRunParams",
+        |budget| assert!(budget >= 64, "iter_budget {budget}"),
+        |pump, lanes, params| run(pump, lanes, params).lanes,
     );
-    assert_eq!(
-        (out[40], out[41], out[46], out[47]),
-        (77, 3, 0x1234, 0x5678)
-    );
-    assert!(out[42] >= 64, "iter_budget {}", out[42]);
-    let st = r.lanes[0];
-    assert_eq!((st.slot0, st.seq, st.hash), (17, 3, 0x1111_2222_3333_4444));
-    assert_eq!(v.req_seq(17).load(Ordering::Acquire), 1);
-    assert_eq!(
-        v.own(17).load(Ordering::Acquire),
-        (1 << QUEUE_SEQ_SHIFT) | QUEUE_SLOT_PUBLISHED,
-        "the lane's device-local word, copied back"
-    );
-    assert!(r.lanes.iter().all(|l| l.flags == PUMP_LANE_FINISHED));
-    drop(pump);
+    assert!(echo.lanes.iter().all(|l| l.flags == PUMP_LANE_FINISHED));
+    drop(echo);
 
     // Mode 1: 32 lanes, 6 slots, every READ served once and checksummed as the host does.
-    let (lanes, count, chunk) = (32u32, 6u32, 64u32);
-    let total = (lanes * count * chunk) as u64;
-    let data = pump_util::pattern_file(total);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 6,
-        regions: vec![(lanes * chunk) as usize],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        chunk,
-        count,
-        arg0: 1,
-        ..Default::default()
-    };
-    let r = run_pump(dev, &pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap();
-    let stats = pump.stop().unwrap();
-    let want = (0..(lanes * count) as u64).fold(0u64, |a, c| {
-        let off = c * chunk as u64;
-        a.wrapping_add(checksum(
-            off,
-            &pump_util::read_at(&data, off, chunk as usize),
-        ))
-    });
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (s.done, s.failed, s.seq),
-            (count, 0, count),
-            "lane {l}: {s:?}"
-        );
-    }
-    assert_eq!((r.bytes(), r.sum()), (total, want));
-    let n = (lanes * count) as u64;
-    assert_eq!((stats.claimed, stats.served), (n, n), "{stats:?}");
-    assert_eq!(
-        (stats.failed_total(), stats.stale_bits),
-        (0, 0),
-        "{stats:?}"
-    );
-    assert!(pump.arena().guards_intact());
-    for i in 0..6 {
-        assert_eq!(pump.view().slot_state(i), Some(QueueSlotState::Free));
-    }
+    pump_oracles::reads_exactly_once(32, run);
 
     // Mode 2: each lane's bad request is rejected with its error.
-    let data = pump_util::pattern_file(4096);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 8,
-        regions: vec![4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        arg0: 2,
-        ..Default::default()
-    };
-    let r = run_pump(dev, &pump, 10, PumpProgram::PROBE, params, TIMEOUT).unwrap();
-    let stats = pump.stop().unwrap();
-    let expect = [
-        ERR_BAD_BUFFER,
-        ERR_BAD_FILE,
-        ERR_RESERVED,
-        ERR_BAD_LENGTH,
-        ERR_BUFFER_RANGE,
-    ];
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (
-                s.last_status,
-                s.last_error,
-                s.last_result,
-                s.done,
-                s.failed,
-                s.last_tag
-            ),
-            (status::READY, expect[l % 5], 0, 0, 1, l as u64),
-            "lane {l}: {s:?}"
-        );
-    }
-    for code in expect {
-        assert_eq!(stats.failed[code as usize], 2, "{stats:?}");
-    }
-    assert_eq!((stats.served, stats.bytes_read), (0, 0));
+    pump_oracles::observes_validation_errors(run);
 
     // Mode 3: a stopped pump; every lane withdraws its request and frees the slot.
+    let data = pump_util::pattern_file(4096);
     let pump = Pump::new(PumpConfig {
         slots: 8,
         regions: vec![4096],
@@ -259,31 +119,13 @@ pub fn pump_probe(dev: &dyn Device) {
 /// pipe, published again in the same slot while the pump holds it: the pump counts one violation, serves the
 /// held READ, then the re-publication once, and the lane's wait returns READY with the chunk's length.
 fn republished_pump_slot(dev: &dyn Device) {
-    use std::io::Write;
     const CHUNK: u32 = 64;
-    let (pr, mut pw) = pump_util::pipe();
-    let pump = Pump::spawn(PumpConfig {
-        slots: 16,
-        regions: vec![4096],
-        files: vec![PumpFile::reader_with_extent(&pr, 1 << 30)],
-        sq_entries: 4,
-        stop_timeout: Duration::from_secs(30),
-        ..Default::default()
-    })
-    .unwrap();
+    let (pr, pw) = pump_util::pipe();
+    let pump = pump_util::held_slot_pump(&pr);
     let r = std::thread::scope(|s| {
         let pump = &pump;
-        s.spawn(move || {
-            // The host's part: say when the pump holds the READ, fill the pipe once the violation is counted.
-            pump_util::eventually(Duration::from_secs(60), || pump.stats().in_flight == 1);
-            let v = pump.view();
-            let held_word = v.region(0).unwrap().offset + CHUNK;
-            v.u32_at(held_word).store(1, Ordering::Release);
-            pump_util::eventually(Duration::from_secs(60), || {
-                pump.stats().protocol_violations > 0
-            });
-            pw.write_all(&[0x5a; 2 * CHUNK as usize]).unwrap();
-        });
+        // The host's part: say when the pump holds the READ, fill the pipe once the violation is counted.
+        s.spawn(move || pump_util::hold_then_fill(pump, CHUNK, 0, Duration::from_secs(60), pw));
         let params = PumpRunParams {
             chunk: CHUNK,
             arg0: 5,

@@ -46,6 +46,42 @@ pub fn pipe() -> (std::fs::File, std::fs::File) {
     }
 }
 
+/// The pump the held-slot attack runs against (the hostile table's io_queue row and its device runs): 16 slots,
+/// one 4096-byte region (a READ at 0, the host's "held" word after the chunk), the read end `pr` of a pipe as
+/// file 0, `sq_entries` 4 (so `cq_entries` 8), `stop_timeout` 30 s.
+pub fn held_slot_pump(pr: &std::fs::File) -> gpu_uring::pump::Pump {
+    use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
+    Pump::spawn(PumpConfig {
+        slots: 16,
+        regions: vec![4096],
+        files: vec![PumpFile::reader_with_extent(pr, 1 << 30)],
+        sq_entries: 4,
+        stop_timeout: Duration::from_secs(30),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// The host's part of the held-slot attack on `pump` (from [`held_slot_pump`]): once the pump holds one READ,
+/// store 1 into region 0's word at `chunk` (the lane polls it; the host is its only writer), then once the
+/// pump counts more than `before` protocol violations (or `bound` runs out, so a lane that never attacks
+/// still finishes) write two chunks of 0x5a into `pw`.
+pub fn hold_then_fill(
+    pump: &gpu_uring::pump::Pump,
+    chunk: u32,
+    before: u64,
+    bound: Duration,
+    mut pw: impl Write,
+) {
+    use std::sync::atomic::Ordering;
+    eventually(bound, || pump.stats().in_flight == 1);
+    let v = pump.view();
+    let held_word = v.region(0).unwrap().offset + chunk;
+    v.u32_at(held_word).store(1, Ordering::Release);
+    eventually(bound, || pump.stats().protocol_violations > before);
+    pw.write_all(&vec![0x5a; 2 * chunk as usize]).unwrap();
+}
+
 /// Polls `cond` until it holds or `within` runs out; returns whether it held.
 pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + within;
@@ -92,19 +128,11 @@ pub struct RepublishOutcome {
 /// Pump: `sq_entries` 4 (so `cq_entries` 8, the cap), 16 slots, `stop_timeout` 30 s.
 pub fn republish_held_slot(rounds: u32) -> RepublishOutcome {
     use gpu_uring::pump::queue::*;
-    use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueLane, Request};
+    use gpu_uring::pump::{QueueLane, Request};
     use std::sync::atomic::Ordering;
 
     let (pr, mut pw) = pipe();
-    let p = Pump::spawn(PumpConfig {
-        slots: 16,
-        regions: vec![4096],
-        files: vec![PumpFile::reader_with_extent(&pr, 1 << 30)],
-        sq_entries: 4,
-        stop_timeout: Duration::from_secs(30),
-        ..Default::default()
-    })
-    .unwrap();
+    let p = held_slot_pump(&pr);
     let v = p.view();
     let mut lane = QueueLane::new(v, 0);
     let before = p.stats();
