@@ -905,6 +905,7 @@ fn rpc_kernel_throughput(
     lines: u32,
     timeout: Duration,
 ) -> Throughput {
+    use gpu_uring::backend::{Grid, KernelArg, KernelCode, KernelLayout, Placement};
     let device = vk.info();
     let lib = vk.library();
     let kernel = match lib {
@@ -915,8 +916,8 @@ fn rpc_kernel_throughput(
         None => unsafe {
             vk.load_kernel(
                 "rpc_print",
-                gpu_uring::backend::KernelCode::SpirV(RPC_PRINT),
-                gpu_uring::backend::KernelLayout {
+                KernelCode::SpirV(RPC_PRINT),
+                KernelLayout {
                     buffers: 1,
                     value_bytes: 16,
                 },
@@ -926,11 +927,8 @@ fn rpc_kernel_throughput(
     .unwrap_or_else(|e| fail(&e.to_string()));
     // gu_rpc_print's per-lane status words (the shader keeps its state in the mailboxes only).
     let status = lib.map(|_| {
-        vk.alloc(
-            gpu_uring::backend::Placement::HostVisible,
-            4 * lanes.max(1) as usize,
-        )
-        .unwrap_or_else(|e| fail(&format!("rpc_print status words: {e}")))
+        vk.alloc(Placement::HostVisible, 4 * lanes.max(1) as usize)
+            .unwrap_or_else(|e| fail(&format!("rpc_print status words: {e}")))
     });
     let (arena, server) = start_rpc(fd, lanes, idle);
     let (base, len) = arena.memory();
@@ -955,33 +953,25 @@ fn rpc_kernel_throughput(
             break;
         }
         dispatches += 1;
-        let values: Vec<[u8; 4]> = [lanes, lines, budget].map(u32::to_le_bytes).to_vec();
-        let push: Vec<u8> = [lanes, lines, budget, 0]
-            .iter()
-            .flat_map(|w| w.to_ne_bytes())
-            .collect();
+        let values = [lanes, lines, budget, 0].map(u32::to_ne_bytes);
+        let push = values.concat();
         let (args, grid) = match &status {
             // One argument per kernel parameter: (mailboxes, lanes, lines, budget, status).
             Some(status) => {
-                let mut args = vec![gpu_uring::backend::KernelArg::Buffer(&buf)];
-                args.extend(
-                    values
-                        .iter()
-                        .map(|v| gpu_uring::backend::KernelArg::Bytes(v)),
-                );
-                args.push(gpu_uring::backend::KernelArg::Buffer(status));
-                let grid = gpu_uring::backend::Grid {
-                    groups: lanes.div_ceil(64),
-                    group_size: 64,
-                };
-                (args, grid)
+                let mut args = vec![KernelArg::Buffer(&buf)];
+                args.extend(values[..3].iter().map(|v| KernelArg::Bytes(v)));
+                args.push(KernelArg::Buffer(status));
+                (
+                    args,
+                    Grid {
+                        groups: lanes.div_ceil(64),
+                        group_size: 64,
+                    },
+                )
             }
             None => (
-                vec![
-                    gpu_uring::backend::KernelArg::Buffer(&buf),
-                    gpu_uring::backend::KernelArg::Bytes(&push),
-                ],
-                gpu_uring::backend::Grid::groups(lanes.div_ceil(8)),
+                vec![KernelArg::Buffer(&buf), KernelArg::Bytes(&push)],
+                Grid::groups(lanes.div_ceil(8)),
             ),
         };
         if let Err(e) = vk.launch(&kernel, &args, grid, left) {
