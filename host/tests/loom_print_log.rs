@@ -13,24 +13,30 @@
 //!
 //! A print reserves the bytes of one or more lines with one reservation and completes them as one range (one
 //! ticket), as a subgroup's print (`Subgroup::print_with`: the lines of several lanes) and a GLSL print (up to
-//! `GU_LOG_LANE_LINES` lines of one lane, all or none) do; each line is a separate record in the output. The
-//! log is 4 or 8 bytes with 2 tickets, lines are 2 bytes (so writes are cut at the log's end, there and by the
-//! kernel's short write also inside a line), every position starts just below the `u32` wrap and tickets below
-//! the `u16` wrap. A holder waits at most one poll for the write in flight and submits at most one or two
-//! writes per duty, so the duty is handed on with a write in flight — after a cut or a short write, with the
-//! cut's rest still unsubmitted — in almost every execution.
+//! `GU_LOG_LANE_LINES` lines of one lane, all or none) do; each line is a separate record in the output. A
+//! lane follows the Rust lane's steps (`print_log.rs`: the completer that becomes the holder loops in the duty,
+//! its wait bounded by a poll budget) or `print_log.comp`'s (a subgroup's loop of passes: several prints per
+//! pass, ONE holder round per pass, the duty held across passes while its write is in flight and handed on
+//! when the loop ends). The log is 4 or 8 bytes with 2 tickets, lines are 2 bytes (so writes are cut at the
+//! log's end, there and by the kernel's short write also inside a line), every position starts just below the
+//! `u32` wrap and tickets below the `u16` wrap. A holder waits at most one poll for the write in flight (a
+//! GLSL subgroup runs at most three passes) and submits at most one or two writes per duty, so the duty is
+//! handed on with a write in flight — after a cut or a short write, with the cut's rest still unsubmitted —
+//! in almost every execution.
 //!
 //! Checked: every line whose print returned `READY` is written exactly once, untorn, each lane's lines in
 //! program order, nothing else is written; no two holders at once; no violation is counted; when every lane
 //! has returned, no lane holds the duty and completed bytes that are unsubmitted or a write in flight are
-//! covered by the DIRTY flag (nothing completed is stranded); a flush that returned `READY` finds its lane's
-//! lines written; after the host's finish the log is fully completed and written.
+//! covered by the DIRTY flag (nothing completed is stranded); a flush that returned `READY` (a GLSL lane that
+//! finished) finds its lane's lines written; after the host's finish the log is fully completed and written.
 //!
 //! Each model runs with a preemption bound (`LOOM_MAX_PREEMPTIONS` overrides it) and asserts that its
-//! executions reached the paths it is meant to cover. The `weakened_*` tests run a model with one step broken
+//! executions reached the paths it is meant to cover; the file takes about 40 s of CPU in a debug build (loom
+//! itself optimised, see the workspace `Cargo.toml`). The `weakened_*` tests run a model with one step broken
 //! and expect the checks to catch it: a hand-off that clears LOCK without setting DIRTY, a short write whose
-//! remainder is dropped, and a reservation checking its three loads once, as one snapshot (a false
-//! violation).
+//! remainder is dropped, a range of several lines completed at its first line's end, a GLSL subgroup leaving
+//! its loop without handing its duty on; `a_stale_reservation_check_counts_a_false_violation` runs the
+//! reservation with its three loads checked once, as one snapshot, and expects a false violation.
 
 use loom::cell::UnsafeCell;
 use loom::model::Builder;
@@ -58,6 +64,13 @@ const PRINT_POLLS: u32 = 1;
 const FLUSH_POLLS: u32 = 1;
 /// A flush's budget: rounds of "flushed? reap (takes a handed-on duty), flushed?" (reduced).
 const FLUSH_ROUNDS: u32 = 0;
+/// Prints per pass of a GLSL subgroup's loop, between its holder rounds (`PRINTS_PER_ROUND`, reduced).
+const PRINTS_PER_ROUND: u32 = 2;
+/// Passes of a GLSL subgroup's loop before its budget is spent (`gu_can_start`, reduced).
+const PASSES: u32 = 3;
+/// Passes without a line printed while waiting for room or the flush before the subgroup leaves
+/// (`STALL_ROUNDS`).
+const STALL_ROUNDS: u32 = 4;
 
 // Paths the executions reached, per model (loom runs a model's threads on the test's thread).
 const HANDED_ON_IN_FLIGHT: u32 = 1;
@@ -79,6 +92,13 @@ const MULTI_LINE_WRITE: u32 = 512;
 const FLUSHED: u32 = 1024;
 /// A line cut inside by a write (at the log's end, or by a short write).
 const LINE_SPLIT: u32 = 2048;
+/// A GLSL holder's own print advanced the prefix while it held the duty (no ring: its next round sees it).
+const PRINTED_WHILE_HOLDING: u32 = 4096;
+/// A GLSL subgroup left its loop holding the duty with its write in flight (or no SQ room) and handed it on.
+const LEFT_IN_FLIGHT: u32 = 8192;
+/// A GLSL holder round ended with the write in flight and the subgroup's next pass came back to it, holding
+/// the duty meanwhile.
+const HELD_ACROSS_PASSES: u32 = 16384;
 
 std::thread_local! {
     static REACHED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
@@ -107,6 +127,21 @@ enum Weak {
     ShortWriteDropped,
     /// A print of several lines completes its ticket with the end of its first line, not of the range.
     FirstLineEnd,
+    /// A GLSL subgroup leaves its loop without handing a held duty on (LOCK stays set).
+    LeaveKeepsDuty,
+}
+
+/// Whose steps a lane follows.
+#[derive(Clone, Copy, PartialEq)]
+enum Style {
+    /// The Rust lane (`Lane::print_log_with`, `hold`, `Lane::flush`): a print's completer that becomes the
+    /// holder loops in the duty, waiting at most its poll budget for the write in flight.
+    Rust,
+    /// `print_log.comp` (`gpu_uring_log.glsl`): the subgroup's loop of passes, each: take a handed-on duty, up
+    /// to [`PRINTS_PER_ROUND`] prints (a holding subgroup's completions do not ring), ring if a print advanced
+    /// the prefix, ONE holder round (a write in flight: the pass ends, the duty stays held), the flush check;
+    /// leaving the loop (budget spent, stalled, or finished) hands a held duty on.
+    Glsl,
 }
 
 /// One model: two lanes, each printing its prints in order (each print the line lengths of one reservation),
@@ -119,6 +154,7 @@ struct Cfg {
     flush: [bool; 2],
     check: Check,
     weak: Weak,
+    style: Style,
 }
 
 impl Cfg {
@@ -380,6 +416,46 @@ impl Log {
         self.wstate.store(FREE, Relaxed);
     }
 
+    /// Step 2: the lines' bytes from `start` (plain stores, split at the log's end); the range's end.
+    fn copy(&self, lines: &[(u8, u32)], start: u32) -> u32 {
+        let mut at = start;
+        for &(tag, len) in lines {
+            for i in 0..len {
+                set(self.byte(at.wrapping_add(i)), tag);
+            }
+            at = at.wrapping_add(len);
+        }
+        at
+    }
+
+    /// The end a print completes its ticket with: the range's (`at`).
+    fn batch_end(&self, lines: &[(u8, u32)], start: u32, at: u32) -> u32 {
+        match (self.cfg.weak, lines.first()) {
+            (Weak::FirstLineEnd, Some(l)) => start.wrapping_add(l.1),
+            _ => at,
+        }
+    }
+
+    /// (c) (`submit_write`): one write of the completed, unsubmitted `[sub, d)`, cut at the log's end.
+    fn submit(&self, sub: u32, d: u32, duty: &mut Duty) {
+        let off = sub % self.cfg.size;
+        let len = d.wrapping_sub(sub).min(self.cfg.size - off);
+        duty.cut = len < d.wrapping_sub(sub);
+        if duty.cut {
+            reached(CUT);
+        }
+        let gen = get(&self.gen) + 1;
+        set(&self.gen, gen);
+        self.wstate.store(PENDING, Relaxed);
+        set(&self.sub, sub.wrapping_add(len));
+        let prev = self.sq.swap(
+            1 << 63 | (gen as u64) << 40 | (len as u64) << 32 | sub as u64,
+            Release,
+        );
+        assert_eq!(prev, 0, "a second log write in flight");
+        duty.writes += 1;
+    }
+
     /// The holder's rounds (`hold`), waiting at most `polls` polls for a write in flight.
     fn hold(&self, polls_max: u32) {
         self.enter();
@@ -418,22 +494,7 @@ impl Log {
                     d.wrapping_sub(sub) <= self.cfg.size,
                     "completed prefix outside the log"
                 );
-                let off = sub % self.cfg.size;
-                let len = d.wrapping_sub(sub).min(self.cfg.size - off);
-                duty.cut = len < d.wrapping_sub(sub);
-                if duty.cut {
-                    reached(CUT);
-                }
-                let gen = get(&self.gen) + 1;
-                set(&self.gen, gen);
-                self.wstate.store(PENDING, Relaxed);
-                set(&self.sub, sub.wrapping_add(len));
-                let prev = self.sq.swap(
-                    1 << 63 | (gen as u64) << 40 | (len as u64) << 32 | sub as u64,
-                    Release,
-                );
-                assert_eq!(prev, 0, "a second log write in flight");
-                duty.writes += 1;
+                self.submit(sub, d, &mut duty);
                 polls = 0;
                 if duty.writes >= self.cfg.duty_writes {
                     self.hand_off(&duty);
@@ -464,18 +525,8 @@ impl Log {
                 None => return None,
                 Some(Err(())) => thread::yield_now(),
                 Some(Ok((ticket, start))) => {
-                    let mut at = start;
-                    for &(tag, len) in lines {
-                        for i in 0..len {
-                            set(self.byte(at.wrapping_add(i)), tag);
-                        }
-                        at = at.wrapping_add(len);
-                    }
-                    let end = match (self.cfg.weak, lines.first()) {
-                        (Weak::FirstLineEnd, Some(l)) => start.wrapping_add(l.1),
-                        _ => at,
-                    };
-                    if self.complete(ticket, end) {
+                    let at = self.copy(lines, start);
+                    if self.complete(ticket, self.batch_end(lines, start, at)) {
                         self.ring(PRINT_POLLS);
                     }
                     return Some(at);
@@ -505,6 +556,150 @@ impl Log {
             thread::yield_now();
             i += 1;
         }
+    }
+
+    /// `gu_log_ring`: true if this subgroup is now the holder (no round yet).
+    fn ring_glsl(&self) -> bool {
+        let h = self.bell.compare_exchange(0, LOCK, AcqRel, Relaxed).is_ok()
+            || self.bell.fetch_or(LOCK | DIRTY, AcqRel) & LOCK == 0;
+        if h {
+            self.enter();
+        }
+        h
+    }
+
+    /// `gu_log_round`: one holder round. `Some(true)` still holding with a write in flight (WAIT),
+    /// `Some(false)` still holding (HOLD), `None` released or handed on.
+    fn round_glsl(&self, duty: &mut Duty) -> Option<bool> {
+        // (a)
+        self.bell.fetch_and(!DIRTY, Acquire);
+        // (b) One poll: a write in flight ends the round (the next pass reaps first).
+        let sw = self.wstate.load(Acquire);
+        if sw == PENDING {
+            return Some(true);
+        }
+        if sw == DONE {
+            self.finish_write(duty);
+        }
+        // (c)
+        let d = pub_parts(self.pubw.load(Acquire)).0;
+        let sub = get(&self.sub);
+        if d != sub {
+            assert!(
+                d.wrapping_sub(sub) <= self.cfg.size,
+                "completed prefix outside the log"
+            );
+            self.submit(sub, d, duty);
+            if duty.writes >= self.cfg.duty_writes {
+                self.hand_off(duty);
+                return None;
+            }
+            return Some(true);
+        }
+        // (d)
+        self.leave();
+        if self
+            .bell
+            .compare_exchange(LOCK, 0, Release, Relaxed)
+            .is_ok()
+        {
+            return None;
+        }
+        self.enter();
+        Some(false)
+    }
+
+    /// A GLSL subgroup of one lane running `print_log.comp` over `prints` (each the lines of one
+    /// reservation): the lines whose print returned READY, the end of the last, and whether the lane finished
+    /// (its flush found its lines written).
+    fn glsl_lane(&self, prints: &[Vec<(u8, u32)>]) -> (Vec<u8>, Option<u32>, bool) {
+        let (mut ok, mut end) = (Vec::new(), None);
+        let (mut holding, mut waiting, mut duty) = (false, false, Duty::default());
+        let (mut next, mut finished, mut stalled) = (0, false, 0);
+        for _ in 0..PASSES {
+            if finished {
+                break;
+            }
+            if holding && waiting {
+                reached(HELD_ACROSS_PASSES);
+            }
+            // The reap: the model's kernel completes the log's slot itself.
+            // gu_log_take_pending
+            if !holding {
+                let w = self.bell.load(Relaxed);
+                if w & (LOCK | DIRTY) == DIRTY {
+                    reached(TAKEN_OVER);
+                    holding = self.ring_glsl();
+                    (waiting, duty) = (false, Duty::default());
+                }
+            }
+            let (mut advanced, mut printed, mut reap) = (false, 0, false);
+            for _ in 0..PRINTS_PER_ROUND {
+                let Some(lines) = prints.get(next) else {
+                    break;
+                };
+                let total = lines.iter().map(|l| l.1).sum();
+                match self.reserve(total) {
+                    None => panic!("a violation counted"),
+                    Some(Err(())) => {
+                        reap = true;
+                        break;
+                    }
+                    Some(Ok((ticket, start))) => {
+                        let at = self.copy(lines, start);
+                        let adv = self.complete(ticket, self.batch_end(lines, start, at));
+                        if adv && holding {
+                            reached(PRINTED_WHILE_HOLDING);
+                        }
+                        advanced |= adv;
+                        ok.extend(lines.iter().map(|l| l.0));
+                        end = Some(at);
+                        printed += lines.len();
+                        next += 1;
+                    }
+                }
+            }
+            // gu_log_ring_if
+            if !holding && advanced {
+                holding = self.ring_glsl();
+                (waiting, duty) = (false, Duty::default());
+            }
+            // gu_log_hold
+            if holding {
+                match self.round_glsl(&mut duty) {
+                    None => (holding, waiting, duty) = (false, false, Duty::default()),
+                    Some(w) => waiting = w,
+                }
+            }
+            // The flush check.
+            if next >= prints.len() {
+                let flushed = match end {
+                    None => true,
+                    Some(e) => self.written.load(Acquire).wrapping_sub(e) as i32 >= 0,
+                };
+                if flushed {
+                    finished = true;
+                } else {
+                    reap = true;
+                }
+            }
+            stalled = if printed != 0 || !reap {
+                0
+            } else {
+                stalled + 1
+            };
+            if stalled >= STALL_ROUNDS {
+                break;
+            }
+        }
+        // gu_log_leave
+        if holding && self.cfg.weak != Weak::LeaveKeepsDuty {
+            if waiting {
+                reached(LEFT_IN_FLIGHT);
+            }
+            self.hand_off(&duty);
+        }
+        (ok, end, finished)
     }
 
     /// The kernel: performs each log write SQE; the first write of two or more bytes is short by one.
@@ -605,25 +800,43 @@ fn model(cfg: Cfg, preemptions: usize, paths: u32) {
             .map(|lane| {
                 let log = log.clone();
                 thread::spawn(move || {
-                    let (mut ok, mut seq, mut end) = (Vec::new(), 0, None);
-                    for p in cfg.prints[lane] {
-                        let lines: Vec<(u8, u32)> = p
-                            .iter()
-                            .enumerate()
-                            .map(|(j, len)| (Cfg::tag(lane, seq + j), *len))
-                            .collect();
-                        seq += p.len();
-                        if let Some(e) = log.print(&lines) {
-                            ok.extend(lines.iter().map(|l| l.0));
-                            end = Some(e);
+                    let mut seq = 0;
+                    let prints: Vec<Vec<(u8, u32)>> = cfg.prints[lane]
+                        .iter()
+                        .map(|p| {
+                            let lines = p
+                                .iter()
+                                .enumerate()
+                                .map(|(j, len)| (Cfg::tag(lane, seq + j), *len))
+                                .collect();
+                            seq += p.len();
+                            lines
+                        })
+                        .collect();
+                    let (ok, flushed) = match cfg.style {
+                        Style::Rust => {
+                            let (mut ok, mut end) = (Vec::new(), None);
+                            for lines in &prints {
+                                if let Some(e) = log.print(lines) {
+                                    ok.extend(lines.iter().map(|l| l.0));
+                                    end = Some(e);
+                                }
+                            }
+                            let flushed = match end {
+                                Some(end) if cfg.flush[lane] => log.flush(end, FLUSH_ROUNDS),
+                                _ => false,
+                            };
+                            (ok, flushed)
                         }
-                    }
-                    if let (true, Some(end)) = (cfg.flush[lane], end) {
-                        if log.flush(end, FLUSH_ROUNDS) {
-                            reached(FLUSHED);
-                            let got = cfg.parse(&log.out.lock().unwrap(), true);
-                            assert_eq!(got[lane], ok, "a flushed lane's lines not all written");
+                        Style::Glsl => {
+                            let (ok, end, finished) = log.glsl_lane(&prints);
+                            (ok, finished && end.is_some())
                         }
+                    };
+                    if flushed {
+                        reached(FLUSHED);
+                        let got = cfg.parse(&log.out.lock().unwrap(), true);
+                        assert_eq!(got[lane], ok, "a flushed lane's lines not all written");
                     }
                     ok
                 })
@@ -658,6 +871,7 @@ const ONE_LINE_EACH: Cfg = Cfg {
     flush: [false; 2],
     check: Check::Bracketed,
     weak: Weak::None,
+    style: Style::Rust,
 };
 
 /// Lane 0 prints two lines with one reservation (4 bytes, across the log's end), lane 1 one line, in an
@@ -670,6 +884,7 @@ const TWO_LINES_ONE_RANGE: Cfg = Cfg {
     flush: [false; 2],
     check: Check::Bracketed,
     weak: Weak::None,
+    style: Style::Rust,
 };
 
 #[test]
@@ -771,6 +986,50 @@ fn weakened_a_range_completed_at_its_first_line_loses_the_others() {
         Cfg {
             weak: Weak::FirstLineEnd,
             ..TWO_LINES_ONE_RANGE
+        },
+        1,
+        0,
+    );
+}
+
+/// `print_log.comp`'s subgroups: lane 0 prints two lines with one reservation and then one more line (two
+/// prints in one pass, before its holder round), lane 1 one line; each subgroup's loop runs at most
+/// [`PASSES`] passes, so a holder leaves with its write in flight and hands the duty on.
+const GLSL_PASSES: Cfg = Cfg {
+    size: 8,
+    prints: [&[&[2, 2], &[2]], &[&[2]]],
+    duty_writes: 2,
+    flush: [true; 2],
+    check: Check::Bracketed,
+    weak: Weak::None,
+    style: Style::Glsl,
+};
+
+#[test]
+fn glsl_passes_hold_the_duty_between_prints_and_hand_it_on_when_they_leave() {
+    model(
+        GLSL_PASSES,
+        1,
+        TAKEN_OVER
+            | SHORT_WRITE
+            | HOST_WROTE
+            | CUT
+            | MULTI_LINE_WRITE
+            | LINE_SPLIT
+            | FLUSHED
+            | PRINTED_WHILE_HOLDING
+            | LEFT_IN_FLIGHT
+            | HELD_ACROSS_PASSES,
+    );
+}
+
+#[test]
+#[should_panic(expected = "a lane returned holding the duty")]
+fn weakened_a_subgroup_leaving_with_the_duty_keeps_it() {
+    model(
+        Cfg {
+            weak: Weak::LeaveKeepsDuty,
+            ..GLSL_PASSES
         },
         1,
         0,
