@@ -20,6 +20,7 @@ use super::hal::{
     BetweenDispatches, Device, FormatCase, Grid, Kernel, KernelArg, KernelCode, KernelFormat,
     KernelLayout, Placement,
 };
+use super::program::check_fixed_buffer;
 use super::redispatch::{run_resumable, Resumable};
 use super::run_buffer::*;
 use super::{native, spirv, LaneReport, Program, RunReport};
@@ -467,19 +468,6 @@ fn plan<D: Device + ?Sized>(
         iter_budget: dev.lane_iter_budget(),
         ..Default::default()
     };
-    let fixed_needs = |bytes: u64, what: &str| {
-        if (l.fixed_size as u64) < bytes {
-            Err(run_error(
-                backend,
-                format!(
-                    "{what} needs a fixed buffer of at least {bytes} bytes (RingConfig::fixed_buffer_bytes), the ring has {}",
-                    l.fixed_size
-                ),
-            ))
-        } else {
-            Ok(())
-        }
-    };
     let r = match *program {
         Program::Print { lines } => {
             p.program = PROGRAM_PRINT;
@@ -539,7 +527,6 @@ fn plan<D: Device + ?Sized>(
                     ),
                 ));
             }
-            fixed_needs(lanes as u64 * depth as u64 * chunk as u64, "Read")?;
             p.program = PROGRAM_READ;
             p.arg0 = file;
             p.arg1 = chunk;
@@ -553,13 +540,11 @@ fn plan<D: Device + ?Sized>(
             ("lane_stress", spirv::LANE_STRESS, &[][..])
         }
         Program::EditBuffer { steps } => {
-            fixed_needs(lanes as u64 * 8, "EditBuffer")?;
             p.program = PROGRAM_EDIT_BUFFER;
             p.count = steps;
             ("edit_buffer", spirv::EDIT_BUFFER, &[][..])
         }
         Program::Exact { count } => {
-            fixed_needs(count as u64 * 68, "Exact")?;
             p.program = PROGRAM_EXACT;
             p.count = count;
             ("exact", spirv::EXACT, &[][..])
@@ -571,12 +556,12 @@ fn plan<D: Device + ?Sized>(
             ("hostile", spirv::HOSTILE, &[][..])
         }
         Program::Layout => {
-            fixed_needs(lanes as u64 * 256, "Layout")?;
             p.program = PROGRAM_LAYOUT;
             p.count = 1;
             ("layout", spirv::LAYOUT, &[][..])
         }
     };
+    check_fixed_buffer(backend, l, lanes, program)?;
     Ok(Plan {
         kernel: PlanKernel::Builtin(r.0, r.1),
         params: p,

@@ -47,6 +47,7 @@ use super::hal::{
     BetweenDispatches, Device, DeviceBuffer, FormatCase, Grid, KernelArg, KernelLayout,
     LibraryDevice,
 };
+use super::program::check_fixed_buffer;
 use super::run_buffer::{LaneState, LANE_FINISHED};
 use super::{LaneReport, Placement, Program, RunReport};
 use crate::abi::run::{PumpLaneState, PumpRunParams, PUMP_LANE_FINISHED};
@@ -173,26 +174,13 @@ fn call(
     program: &Program,
     budget: u32,
 ) -> Result<Call, DeviceError> {
-    let fixed_needs = |bytes: u64, what: &str| {
-        if (l.fixed_size as u64) < bytes {
-            Err(run_error(
-                backend,
-                format!(
-                    "{what} needs a fixed buffer of at least {bytes} bytes (RingConfig::fixed_buffer_bytes), the ring has {}",
-                    l.fixed_size
-                ),
-            ))
-        } else {
-            Ok(())
-        }
-    };
     let c = |name, values, ops, out| Call {
         name,
         values,
         ops,
         out,
     };
-    Ok(match *program {
+    let call = match *program {
         Program::Print { lines } => c("gu_print", u32s(&[lines, budget]), lines, Output::Report),
         Program::Nop {
             ops,
@@ -232,7 +220,6 @@ fn call(
                     ),
                 ));
             }
-            fixed_needs(lanes as u64 * depth as u64 * chunk as u64, "Read")?;
             let mut values = u32s(&[lanes, file, chunk]);
             values.push(total.to_le_bytes().to_vec());
             values.extend(u32s(&[depth, budget]));
@@ -248,30 +235,23 @@ fn call(
         Program::LaneStress { ops } => {
             c("gu_lane_stress", u32s(&[ops, budget]), ops, Output::Report)
         }
-        Program::EditBuffer { steps } => {
-            fixed_needs(lanes as u64 * 8, "EditBuffer")?;
-            c(
-                "gu_edit_buffer",
-                u32s(&[steps, budget]),
-                steps,
-                Output::Report,
-            )
-        }
-        Program::Layout => {
-            fixed_needs(lanes as u64 * 256, "Layout")?;
-            c("gu_layout", Vec::new(), 1, Output::Report)
-        }
-        Program::Exact { count } => {
-            fixed_needs(count as u64 * 68, "Exact")?;
-            c("gu_exact", u32s(&[count, budget]), count, Output::Report)
-        }
+        Program::EditBuffer { steps } => c(
+            "gu_edit_buffer",
+            u32s(&[steps, budget]),
+            steps,
+            Output::Report,
+        ),
+        Program::Layout => c("gu_layout", Vec::new(), 1, Output::Report),
+        Program::Exact { count } => c("gu_exact", u32s(&[count, budget]), count, Output::Report),
         Program::Hostile { case } => c(
             "gu_hostile",
             u32s(&[case.code(), budget]),
             1,
             Output::Report,
         ),
-    })
+    };
+    check_fixed_buffer(backend, l, lanes, program)?;
+    Ok(call)
 }
 
 /// [`Programs::run_with`](super::Programs::run_with) on a library device (lanes already checked against the

@@ -119,6 +119,34 @@ impl Program {
     }
 }
 
+/// Refuses `program` on `lanes` lanes of a ring laid out as `l` when the ring's fixed buffer is smaller than
+/// the program uses (`Read`: its lanes' chunk buffers, `EditBuffer`: 8 bytes per lane, `Layout`: 256 bytes per
+/// lane, `Exact`: 68 bytes per value): the same check and message on every backend.
+pub(crate) fn check_fixed_buffer(
+    backend: &'static str,
+    l: &crate::ring::RingLayout,
+    lanes: u32,
+    program: &Program,
+) -> Result<(), DeviceError> {
+    let (what, bytes) = match *program {
+        Program::Read { chunk, depth, .. } => ("Read", lanes as u64 * depth as u64 * chunk as u64),
+        Program::EditBuffer { .. } => ("EditBuffer", lanes as u64 * 8),
+        Program::Layout => ("Layout", lanes as u64 * 256),
+        Program::Exact { count } => ("Exact", count as u64 * 68),
+        _ => return Ok(()),
+    };
+    if (l.fixed_size as u64) < bytes {
+        return Err(DeviceError::Run {
+            backend,
+            message: format!(
+                "{what} needs a fixed buffer of at least {bytes} bytes (RingConfig::fixed_buffer_bytes), the ring has {}",
+                l.fixed_size
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// What [`Program::Hostile`]'s lane 0 does. Every case makes a fixed sequence of library calls, so the
 /// status and counters it leaves are the same on every device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
