@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use gpu_uring::backend::pump::{run_pump, status, PumpProgram, PumpRunParams, PUMP_LANE_FINISHED};
+use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams, PUMP_LANE_FINISHED};
 use gpu_uring::backend::{open_with, Device, DeviceConfig, DeviceError, DeviceSelector};
 use gpu_uring::pump::queue::*;
 use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
@@ -108,36 +108,9 @@ fn glsl_stream_kernel_matches_the_host_checksum() {
 #[test]
 fn glsl_lane_withdraws_from_a_stopped_pump() {
     let Some((dev, _g)) = vulkan() else { return };
-    let data = pattern_file(4096);
-    let pump = Pump::new(PumpConfig {
-        slots: 8,
-        regions: vec![4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    pump.stop().unwrap();
-    assert_eq!(
-        pump.view().pump_state().load(Ordering::Acquire),
-        PUMP_STOPPED
-    );
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        arg0: 3,
-        ..Default::default()
-    };
-    let r = run_pump(&*dev, &pump, 8, PumpProgram::PROBE, params, TIMEOUT).unwrap();
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (s.last_status, s.done, s.failed),
-            (status::PUMP_STOPPED, 0, 1),
-            "lane {l}: {s:?}"
-        );
-    }
-    for i in 0..8 {
-        assert_eq!(pump.view().slot_state(i), Some(QueueSlotState::Free));
-    }
+    withdraws_from_a_stopped_pump(|pump, lanes, params| {
+        run_pump(&*dev, pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap()
+    });
 }
 
 #[test]
@@ -179,4 +152,16 @@ fn run_pump_refuses_parameters_outside_the_region() {
     let r = stream(1, 2048, 0).unwrap();
     assert_eq!(r.bytes(), 4096);
     pump.stop().unwrap();
+}
+
+/// The probe's parameters that kernels/tests/pump_probe.rs shows the C++ lane refusing are refused by
+/// `run_pump` before the GLSL probe is dispatched: no lane runs, nothing is published.
+#[test]
+fn run_pump_refuses_probe_parameters_outside_the_region() {
+    let Some((dev, _g)) = vulkan() else { return };
+    let stats = probe_refuses_parameters_outside_the_region(|pump, lanes, params, what| {
+        let e = run_pump(&*dev, pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap_err();
+        assert!(matches!(e, DeviceError::Run { .. }), "{what}: {e}");
+    });
+    assert_eq!(stats.claimed, 0, "{stats:?}");
 }

@@ -159,36 +159,7 @@ fn cpp_lane_observes_validation_errors() {
 /// pump_vulkan `glsl_lane_withdraws_from_a_stopped_pump`.
 #[test]
 fn cpp_lane_withdraws_from_a_stopped_pump() {
-    let data = pattern_file(4096);
-    let pump = Pump::new(PumpConfig {
-        slots: 8,
-        regions: vec![4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    pump.stop().unwrap();
-    assert_eq!(
-        pump.view().pump_state().load(Ordering::Acquire),
-        PUMP_STOPPED
-    );
-    let params = PumpRunParams {
-        file: 0,
-        region: 0,
-        arg0: 3,
-        ..Default::default()
-    };
-    let r = probe(&pump, 8, params);
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (s.last_status, s.done, s.failed),
-            (status::PUMP_STOPPED, 0, 1),
-            "lane {l}: {s:?}"
-        );
-    }
-    for i in 0..8 {
-        assert_eq!(pump.view().slot_state(i), Some(QueueSlotState::Free));
-    }
+    withdraws_from_a_stopped_pump(probe);
 }
 
 /// pump_vulkan `glsl_lanes_write_then_fence`.
@@ -201,38 +172,15 @@ fn cpp_lanes_write_then_fence() {
 /// not a positive multiple of 4, or no such region, and the lane finishes at once, refused, touching nothing.
 #[test]
 fn cpp_probe_refuses_parameters_outside_the_region() {
-    let data = pattern_file(4096);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 8,
-        regions: vec![4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    for (lanes, chunk, region, mode) in [
-        (2u32, 4096u32, 0u32, 1u32),
-        (1, 2048, 1, 1),
-        (1, 6, 0, 4),
-        (1, 0, 0, 5),
-        (1, 4096, 0, 5),
-    ] {
-        let params = PumpRunParams {
-            file: 0,
-            region,
-            chunk,
-            count: 1,
-            arg0: mode,
-            ..Default::default()
-        };
-        let r = probe(&pump, lanes, params);
+    let stats = probe_refuses_parameters_outside_the_region(|pump, lanes, params, what| {
+        let r = probe(pump, lanes, params);
         let last = r.lanes.last().unwrap();
         assert_eq!(
             (last.last_status, last.failed, last.done, last.dispatches),
             (PROGRAM_REFUSED, 1, 0, 1),
-            "{lanes} lanes, chunk {chunk}, region {region}, mode {mode}: {last:?}"
+            "{what}: {last:?}"
         );
-    }
-    let stats = pump.stop().unwrap();
+    });
     assert_eq!(
         stats.claimed, 1,
         "only the one lane that fits published: {stats:?}"

@@ -18,20 +18,12 @@ pub fn pump_stream(dev: &dyn Device) {
     });
 }
 
-fn words(bytes: &[u8]) -> Vec<u32> {
-    bytes
-        .chunks_exact(4)
-        .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
-        .collect()
-}
-
 /// `PumpProgram::PROBE` on gu_pump_probe (resumable, run_pump's arguments), held to pump_vulkan.rs's oracles:
 /// the layout echo, many lanes READing exactly once through few slots, the pump's validation errors, withdrawal
-/// from a stopped pump, WRITE then FENCE, and the hostile table's io_queue row (a slot re-published while the
-/// pump holds it).
+/// from a stopped pump, WRITE then FENCE, parameters outside the region refused, and the hostile table's
+/// io_queue row (a slot re-published while the pump holds it).
 pub fn pump_probe(dev: &dyn Device) {
-    use gpu_uring::backend::pump::{status, PUMP_LANE_FINISHED};
-    use gpu_uring::pump::queue::*;
+    use gpu_uring::backend::pump::PUMP_LANE_FINISHED;
 
     let run = |pump: &Pump, lanes, params| {
         run_pump(dev, pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap()
@@ -53,64 +45,21 @@ pub fn pump_probe(dev: &dyn Device) {
     pump_oracles::observes_validation_errors(run);
 
     // Mode 3: a stopped pump; every lane withdraws its request and frees the slot.
-    let data = pump_util::pattern_file(4096);
-    let pump = Pump::new(PumpConfig {
-        slots: 8,
-        regions: vec![4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
-    pump.stop().unwrap();
-    let params = PumpRunParams {
-        arg0: 3,
-        ..Default::default()
-    };
-    let r = run_pump(dev, &pump, 8, PumpProgram::PROBE, params, TIMEOUT).unwrap();
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (s.last_status, s.done, s.failed),
-            (status::PUMP_STOPPED, 0, 1),
-            "lane {l}: {s:?}"
-        );
-    }
-    for i in 0..8 {
-        assert_eq!(pump.view().slot_state(i), Some(QueueSlotState::Free));
-    }
+    pump_oracles::withdraws_from_a_stopped_pump(run);
 
     // Mode 4: WRITE then FENCE; the file holds every lane's words.
-    let (lanes, chunk) = (16u32, 256u32);
-    let out = tempfile::tempfile().unwrap();
-    let pump = Pump::spawn(PumpConfig {
-        slots: 8,
-        regions: vec![(lanes * chunk) as usize],
-        files: vec![PumpFile::writer(&out, (lanes * chunk) as u64)],
-        ..Default::default()
-    })
-    .unwrap();
-    let params = PumpRunParams {
-        chunk,
-        arg0: 4,
-        ..Default::default()
-    };
-    let r = run_pump(dev, &pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap();
-    let stats = pump.stop().unwrap();
-    for (l, s) in r.lanes.iter().enumerate() {
-        assert_eq!(
-            (s.done, s.failed, s.bytes, s.last_tag),
-            (2, 0, chunk as u64, l as u64 | 1 << 32),
-            "lane {l}: {s:?}"
-        );
-    }
-    assert_eq!(
-        (stats.fences, stats.bytes_written),
-        (lanes as u64, (lanes * chunk) as u64)
-    );
-    let got = words(&pump_util::read_at(&out, 0, (lanes * chunk) as usize));
-    for (i, w) in got.iter().enumerate() {
-        let (lane, k) = (i as u32 / (chunk / 4), i as u32 % (chunk / 4));
-        assert_eq!(*w, lane << 16 | k, "word {i}");
-    }
+    pump_oracles::writes_then_fences(run);
+
+    // Parameters outside the region: run_pump refuses them before any lane runs.
+    let stats =
+        pump_oracles::probe_refuses_parameters_outside_the_region(|pump, lanes, params, what| {
+            let e = run_pump(dev, pump, lanes, PumpProgram::PROBE, params, TIMEOUT).unwrap_err();
+            assert!(
+                matches!(e, gpu_uring::backend::DeviceError::Run { .. }),
+                "{what}: {e}"
+            );
+        });
+    assert_eq!(stats.claimed, 0, "{stats:?}");
 
     republished_pump_slot(dev);
 }

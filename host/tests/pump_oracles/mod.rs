@@ -1,5 +1,6 @@
 //! Oracles shared by the pump-probe tests: one check, run against each way of running the probe program
-//! (the Vulkan device in pump_vulkan.rs, the C++ lanes in kernels/tests/pump_probe.rs).
+//! (the Vulkan device in pump_vulkan.rs, the C++ lanes in kernels/tests/pump_probe.rs, the mock CUDA device in
+//! cuda_mock/pump.rs).
 #![allow(dead_code)]
 
 use std::sync::atomic::Ordering;
@@ -11,7 +12,7 @@ use gpu_uring::backend::pump::{
     status, PumpLaneState, PumpRunParams, PumpRunReport, PUMP_LANE_FINISHED,
 };
 use gpu_uring::pump::queue::*;
-use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
+use gpu_uring::pump::{Pump, PumpConfig, PumpFile, PumpStats};
 
 use crate::pump_util::{pattern_file, read_at};
 
@@ -387,4 +388,81 @@ pub fn writes_then_fences<R: ProbeReport>(run: impl FnOnce(&Pump, u32, PumpRunPa
         let (lane, k) = (i as u32 / (chunk / 4), i as u32 % (chunk / 4));
         assert_eq!(*w, lane << 16 | k, "word {i}");
     }
+}
+
+/// The probe's mode 3 on 8 lanes against a stopped pump: each lane's request is withdrawn — its wait returns
+/// `PUMP_STOPPED`, the lane counts it failed and nothing done — and every slot ends free.
+pub fn withdraws_from_a_stopped_pump<R: ProbeReport>(
+    run: impl FnOnce(&Pump, u32, PumpRunParams) -> R,
+) {
+    let data = pattern_file(4096);
+    let pump = Pump::new(PumpConfig {
+        slots: 8,
+        regions: vec![4096],
+        files: vec![PumpFile::reader(&data).unwrap()],
+        ..Default::default()
+    })
+    .unwrap();
+    pump.stop().unwrap();
+    assert_eq!(
+        pump.view().pump_state().load(Ordering::Acquire),
+        PUMP_STOPPED
+    );
+    let params = PumpRunParams {
+        file: 0,
+        region: 0,
+        arg0: 3,
+        ..Default::default()
+    };
+    let r = run(&pump, 8, params);
+    for (l, s) in r.lanes().iter().enumerate() {
+        assert_eq!(
+            (s.last_status, s.done, s.failed),
+            (status::PUMP_STOPPED, 0, 1),
+            "lane {l}: {s:?}"
+        );
+    }
+    for i in 0..8 {
+        assert_eq!(pump.view().slot_state(i), Some(QueueSlotState::Free));
+    }
+}
+
+/// Probe parameters with which a lane would touch memory outside its buffer region, on a pump with one
+/// 4096-byte region: (lanes, chunk, region, mode) — a region too small for the lanes' chunks (mode 1), no such
+/// region, a chunk that is not a multiple of 4 (mode 4), a zero chunk and a chunk without room for its length
+/// word (mode 5). `refused` runs each and asserts that it was refused (how depends on who refuses: `run_pump`
+/// on the host, or the lane itself); `what` names the case in messages. Returns the pump's statistics (the
+/// requests lanes published before a lane refused).
+pub fn probe_refuses_parameters_outside_the_region(
+    mut refused: impl FnMut(&Pump, u32, PumpRunParams, &str),
+) -> PumpStats {
+    let data = pattern_file(4096);
+    let pump = Pump::spawn(PumpConfig {
+        slots: 8,
+        regions: vec![4096],
+        files: vec![PumpFile::reader(&data).unwrap()],
+        ..Default::default()
+    })
+    .unwrap();
+    for (lanes, chunk, region, mode) in [
+        (2u32, 4096u32, 0u32, 1u32),
+        (1, 2048, 1, 1),
+        (1, 6, 0, 4),
+        (1, 0, 0, 5),
+        (1, 4096, 0, 5),
+    ] {
+        let params = PumpRunParams {
+            file: 0,
+            region,
+            chunk,
+            count: 1,
+            arg0: mode,
+            ..Default::default()
+        };
+        let what = format!("{lanes} lanes, chunk {chunk}, region {region}, mode {mode}");
+        refused(&pump, lanes, params, &what);
+    }
+    let stats = pump.stop().unwrap();
+    assert!(pump.arena().guards_intact());
+    stats
 }
