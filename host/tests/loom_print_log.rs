@@ -927,7 +927,7 @@ fn a_flush_finds_its_lines_written() {
 }
 
 #[test]
-#[ignore = "about 50 s of CPU in a debug build: cargo test -p gpu-uring --test loom_print_log -- --ignored"]
+#[ignore = "about 65 s of CPU (and as much system time) in a debug build: cargo test -p gpu-uring --test loom_print_log -- --ignored"]
 fn two_lines_and_one_reuse_the_log_space() {
     model(
         Cfg {
