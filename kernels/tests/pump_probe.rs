@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use gpu_uring::backend::pump::{status, PumpLaneState, PumpRunParams, PUMP_LANE_FINISHED};
 use gpu_uring::pump::queue::*;
-use gpu_uring::pump::{Pump, PumpConfig, PumpFile, PumpLayout, Request};
+use gpu_uring::pump::{Pump, PumpLayout, Request};
 use gpu_uring_kernels::{
     pump_probe_dispatch, QueueMemory, PROGRAM_REFUSED, PUMP_LANE_STATE_BYTES, PUMP_RUN_PARAMS_BYTES,
 };
