@@ -158,11 +158,12 @@ struct Cfg {
 }
 
 impl Cfg {
-    /// Lane `lane`'s line `seq`: its tag (every byte of the line) and length.
+    /// Lane `lane`'s line `seq`: its tag, every byte of the line.
     fn tag(lane: usize, seq: usize) -> u8 {
         1 + ((lane as u8) << 4 | seq as u8)
     }
 
+    /// The length of the line tagged `tag` (None: no line has that tag).
     fn len_of(&self, tag: u8) -> Option<u32> {
         let (lane, seq) = (((tag - 1) >> 4) as usize, ((tag - 1) & 15) as usize);
         self.prints
