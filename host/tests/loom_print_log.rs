@@ -1036,3 +1036,18 @@ fn weakened_a_subgroup_leaving_with_the_duty_keeps_it() {
         0,
     );
 }
+
+/// A reservation of two lines that fills the 4-byte log waits for the log's room as a whole (all or none)
+/// while the other lane's line is in it, and the other way round (one write per duty).
+#[test]
+fn a_range_of_two_lines_waits_for_room_all_or_none() {
+    model(
+        Cfg {
+            size: 4,
+            duty_writes: 1,
+            ..TWO_LINES_ONE_RANGE
+        },
+        1,
+        NO_ROOM | TAKEN_OVER | SHORT_WRITE | MULTI_LINE_WRITE,
+    );
+}
