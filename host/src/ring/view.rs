@@ -173,6 +173,28 @@ impl<'a> RingView<'a> {
         unsafe { std::ptr::write_volatile(self.words.base().add(off as usize).cast::<Sqe>(), *sqe) }
     }
 
+    /// Hints that SQE `index` (`ticket & sq_mask`) is about to be written: on x86-64 a `prefetchw` of its cache
+    /// line, so the line is owned by this core before the fill. The kernel read that SQE a ring's worth of
+    /// tickets ago, so the fill's stores would otherwise wait for the line to be taken from the SQ thread's core,
+    /// and the publishing CAS (a full fence on x86) waits for those stores: a cross-core round trip on every
+    /// submission. Issued while the lane has nothing else to do (waiting for a completion), it costs nothing on
+    /// the submission's path (measured: `ring_latency`). Touches no memory; elsewhere a no-op.
+    #[inline]
+    pub fn prefetch_sqe(&self, index: u32) {
+        let off = self.layout.sqes + (index & self.layout.sq_mask) * 64;
+        self.check(off, 64);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `prefetchw` is a hint: it reads and writes no memory, never faults, and the address lies inside
+        // the arena (checked). Processors without PREFETCHW execute it as a NOP.
+        unsafe {
+            std::arch::asm!(
+                "prefetchw [{p}]",
+                p = in(reg) self.words.base().add(off as usize),
+                options(nostack, preserves_flags, readonly)
+            );
+        }
+    }
+
     /// Reads CQE `index` (`position & cq_mask`). Call only for a claimed CQE (PROTOCOL.md §5).
     #[inline]
     pub fn read_cqe(&self, index: u32) -> Cqe {
