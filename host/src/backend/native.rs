@@ -90,7 +90,7 @@ fn invocation(id: u32, args: &[NativeArg<'_>], deadline: Instant) {
                 arena.as_ptr() as *mut u8,
                 local.as_ptr() as *mut u8,
                 local.len() as u64 * 4,
-                l,
+                &l,
             )
         };
         if sg > 0 && aggregated(p.program, p.arg0) {

@@ -37,6 +37,14 @@ pub(super) fn publish_tickets(bus: &RingBus<'_, '_>, first: u32, k: u32) -> Resu
     if mark_and_advance(&bus.local64(local_off!(sq_pub)), first, k, &violations)?.is_some() {
         ring(bus, Bell::Sq);
     }
+    // If nobody has reserved past these tickets, the next one is likely this lane's next (alone on the ring, or
+    // a subgroup's next batch): take its SQE's line now, while the operation runs, not during the next fill. A
+    // ticket another lane already holds is left alone (the prefetch would take the line from its filler).
+    // Relaxed: a hint only.
+    let next = first.wrapping_add(k);
+    if bus.local(local_off!(sq_reserve)).load(Relaxed) == next {
+        bus.prefetch_sqe(next);
+    }
     Ok(())
 }
 

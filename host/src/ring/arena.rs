@@ -27,7 +27,7 @@ impl Inner {
                 self.arena.as_ptr() as *mut u8,
                 self.local.as_ptr(),
                 self.local.len() as u64,
-                self.layout,
+                &self.layout,
             )
         }
     }

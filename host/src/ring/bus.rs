@@ -702,6 +702,12 @@ impl<'a: 'm, 'm> RingBus<'a, 'm> {
         self.view.write_sqe(index, sqe)
     }
 
+    /// Hints that SQE `index` is written next ([`RingView::prefetch_sqe`]). Not an access: nothing is counted.
+    #[inline]
+    pub fn prefetch_sqe(&self, index: u32) {
+        self.view.prefetch_sqe(index)
+    }
+
     /// Reads CQE `index` (one load; see [`RingView::read_cqe`]).
     #[inline]
     pub fn read_cqe(&self, index: u32) -> Cqe {
