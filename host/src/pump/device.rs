@@ -385,7 +385,7 @@ const SPIN_MIN: u32 = 32;
 /// Every this many waits, a lane spins the full [`SPIN_MAX`] whatever its budget.
 const PROBE_EVERY: u32 = 8;
 /// The sleep between polls after the spin (the timer slack adds tens of µs).
-pub(crate) const SLEEP: std::time::Duration = std::time::Duration::from_micros(20);
+const SLEEP: std::time::Duration = std::time::Duration::from_micros(20);
 
 impl QueueLane<'_> {
     /// Backoff between polls on the CPU reference device (GPU lanes use `__nanosleep` / `s_sleep`): spin for
@@ -401,8 +401,8 @@ impl QueueLane<'_> {
     }
 
     /// [`Self::pause`] while waiting for the pump: after the spin budget, the device's idle wait where it
-    /// installed one ([`idle::pause`]; the CPU device's parks on the pump's [`super::LaneWake`] for at most
-    /// [`SLEEP`]), else the sleep. `epoch` was read before the failed poll.
+    /// installed one ([`idle::pause`]; the CPU device's parks on the pump's [`super::LaneWake`], bounded), else
+    /// the sleep. `epoch` was read before the failed poll.
     fn pause_for_pump(&self, i: u32, epoch: u32) {
         if i >= self.budget() && idle::installed() {
             idle::pause(i, epoch);
