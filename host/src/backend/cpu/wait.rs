@@ -107,7 +107,8 @@ impl RingWait {
 static ATTACHED: Mutex<Vec<(usize, Weak<RingWait>)>> = Mutex::new(Vec::new());
 
 /// Makes the CPU device's launches whose arguments include `ring`'s arena (as an imported buffer) install
-/// `ring`'s idle wait on their lanes, for as long as the returned value lives (`None`: see [`RingWait::new`]).
+/// `ring`'s idle wait on their lanes, for as long as the returned value lives (`None` when the ring's
+/// completion eventfd cannot be registered, e.g. another launch on the ring holds it: its lanes then back off).
 pub fn attach_ring_wait(ring: &DeviceRing) -> Option<Arc<RingWait>> {
     let w = RingWait::new(ring)?;
     let base = ring.ring().arena().0 as usize;
