@@ -284,6 +284,9 @@ pub(super) fn run_plan<D: Device + ?Sized>(
     // size), kept mapped by `owner` (its keep-alive) for as long as the import and every launch using it exist.
     let arena = unsafe { dev.import_host(base, len, owner) }?;
     let local = LocalPlacement::new(dev, ring)?;
+    // Native kernels run on the CPU reference device, whose lanes then block on the ring's completions between
+    // polls instead of sleeping (`backend::cpu::attach_ring_wait`); GPU lanes are unaffected.
+    let _idle = (flavor == Flavor::Native).then(|| super::cpu::attach_ring_wait(ring));
     let head = std::mem::size_of::<RunHeader>();
     let each = std::mem::size_of::<LaneState>();
     let run_buf = dev.alloc(Placement::HostVisible, head + lanes as usize * each)?;

@@ -122,8 +122,14 @@ fn invocation(id: u32, args: &[NativeArg<'_>], deadline: Instant) {
 /// thread that executes the lane's reads (the scheduler runs the yielding lane again), so spinning and
 /// yielding lanes starve it; a sleeping lane frees the core, and finds several reads done when it wakes.
 /// Measured by `read_throughput` on 2 shared cores: 8 lanes × 1 read ≈ 15× the reads/s of spin-then-yield.
-fn read_wait() {
-    std::thread::sleep(std::time::Duration::from_micros(1));
+/// Where the device installed an idle wait ([`crate::protocol::idle`]; the CPU device's blocks on the ring's
+/// completion eventfd), the lane pauses with it instead (`epoch`: taken before the failed poll).
+fn read_wait(polls: u32, epoch: u32) {
+    if crate::protocol::idle::installed() {
+        crate::protocol::idle::pause(polls, epoch);
+    } else {
+        std::thread::sleep(std::time::Duration::from_micros(1));
+    }
 }
 
 /// Writes lane `lane`'s finished [`LaneState`] into the run buffer.
@@ -344,6 +350,7 @@ fn run_program(lane: &mut Lane<'_>, p: &RunParams, deadline: Instant) -> LaneRep
                     seen += 1;
                     continue;
                 }
+                let epoch = crate::protocol::idle::epoch();
                 match lane.poll(k) {
                     Ok(Poll::WouldBlock) => {
                         if i >= budget || (i % 1024 == 0 && Instant::now() > deadline) {
@@ -352,7 +359,7 @@ fn run_program(lane: &mut Lane<'_>, p: &RunParams, deadline: Instant) -> LaneRep
                                 .div_ceil(lanes as u64);
                             break;
                         }
-                        read_wait();
+                        read_wait(i, epoch);
                         i += 1;
                         continue;
                     }

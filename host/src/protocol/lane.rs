@@ -257,7 +257,8 @@ pub(super) fn violation(bus: &RingBus<'_, '_>) {
         .fetch_add(1, Relaxed);
 }
 
-/// Backoff between polls on the CPU reference device: spin briefly, then yield, then sleep with a growing
+/// Backoff between polls where the device installed no idle wait ([`super::idle`]; the CPU reference device
+/// installs one on the lanes of its launches and of `run_lanes`): spin briefly, then yield, then sleep with a growing
 /// interval (up to 50 µs). A yield gives the core to any runnable thread — the SQPOLL thread a lane waits for
 /// included — and returns at once when there is none, so a lane waiting for one operation (a microsecond or
 /// two) sees its completion without a timer's delay; only a wait that has lasted a few hundred microseconds

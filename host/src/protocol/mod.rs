@@ -5,6 +5,7 @@
 mod device_ring;
 mod doorbell;
 pub mod format;
+pub mod idle;
 pub mod lane;
 mod log_target;
 mod ops;

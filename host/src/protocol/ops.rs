@@ -13,7 +13,8 @@ use io_uring::{opcode, types};
 
 use super::doorbell::{take_pending, Bell};
 use super::format::LineBuf;
-use super::lane::{backoff, CompletionMode, FileRef, Lane, LaneError, Poll};
+use super::idle;
+use super::lane::{CompletionMode, FileRef, Lane, LaneError, Poll};
 use super::shared::*;
 use crate::ring::layout::Sqe;
 use crate::{local_off, shared_off};
@@ -123,27 +124,38 @@ impl Lane<'_> {
     ) -> Result<(), LaneError> {
         let mut i = 0;
         loop {
+            // Before the checks: a completion reaped after them changes the epoch, so the pause does not sleep
+            // through it.
+            let e = idle::epoch();
             if done(self) {
                 return Ok(());
             }
-            self.reap(16);
+            self.reap_notify();
             if done(self) {
                 return Ok(());
             }
             if i >= budget {
                 return Err(LaneError::TimedOut);
             }
-            backoff(i);
+            idle::pause(i, e);
             i += 1;
         }
     }
 
     // ---- §6 waiting ---------------------------------------------------------------------------------
 
+    /// One reap pass, telling the device's idle wait ([`idle::notify`]) when it moved completions.
+    fn reap_notify(&mut self) {
+        let n = self.reap(16);
+        if n > 0 {
+            idle::notify(n);
+        }
+    }
+
     /// One reap pass, then checks slot `k`. A `Ready` slot is freed.
     pub fn poll(&mut self, k: u32) -> Result<Poll, LaneError> {
         let g = self.global_slot(k)?;
-        self.reap(16);
+        self.reap_notify();
         let bus = self.bus();
         let (state, result, _, _) = bus.slot(g);
         // Acquire: pairs with the reaper's release of DONE (result and flags are written).
@@ -160,13 +172,15 @@ impl Lane<'_> {
         }
     }
 
-    /// Polls slot `k` up to `budget` times.
+    /// Polls slot `k` up to `budget` times, pausing between polls with the device's idle wait
+    /// ([`idle::pause`]: [`super::backoff`] unless the device installed one).
     pub fn wait(&mut self, k: u32, budget: u32) -> Result<i32, LaneError> {
         for i in 0..budget.max(1) {
+            let e = idle::epoch();
             if let Poll::Ready(r) = self.poll(k)? {
                 return Ok(r);
             }
-            backoff(i);
+            idle::pause(i, e);
         }
         Err(LaneError::TimedOut)
     }

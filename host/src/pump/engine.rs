@@ -33,6 +33,7 @@ use super::config::SubmitFault;
 use super::config::{IdleConfig, PumpConfig, PumpError, PumpFile, PumpStats};
 use super::queue::*;
 use super::validate::{validate, Valid, ValidIo};
+use super::wake::LaneWake;
 
 /// The live counters behind [`PumpStats`], shared by the pump thread (writer) and its handle (readers).
 #[derive(Default)]
@@ -125,6 +126,10 @@ pub(super) struct Engine {
     files: Box<[PumpFile]>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
+    /// Wakes lanes parked between polls ([`LaneWake`]) after a loop pass that completed requests.
+    wake: Arc<LaneWake>,
+    /// Requests completed since the last [`LaneWake::notify`].
+    completed: std::cell::Cell<u32>,
     nslots: u32,
     /// Private bitmap of slots whose request sequence changed (bit `i % 32` of word `i / 32`), not yet claimed.
     pending: Box<[u32]>,
@@ -194,6 +199,8 @@ impl Engine {
             files: cfg.files.clone().into(),
             counters,
             stop,
+            wake: Arc::default(),
+            completed: std::cell::Cell::new(0),
             nslots,
             pending: vec![0; words].into(),
             seen: vec![0; nslots as usize].into(),
@@ -235,10 +242,25 @@ impl Engine {
         q.slot32(idx, slot_off::ERROR).store(error, Relaxed);
         let seq = self.serving.get(idx as usize).copied().unwrap_or(0);
         q.done_seq(idx).store(seq, Release);
+        self.completed.set(self.completed.get().saturating_add(1));
         if ok {
             bump(&self.counters.served, 1);
         } else if let Some(c) = self.counters.failed.get(error as usize) {
             bump(c, 1);
+        }
+    }
+
+    /// The word this engine bumps after completing requests (the [`super::Pump`] hands it to lanes).
+    pub(super) fn lane_wake(&self) -> Arc<LaneWake> {
+        self.wake.clone()
+    }
+
+    /// Tells parked lanes about the completions stored since the last call (a system call only while a lane
+    /// is parked, [`LaneWake::notify`]).
+    fn wake_lanes(&self) {
+        let n = self.completed.replace(0);
+        if n > 0 {
+            self.wake.notify(n);
         }
     }
 
@@ -679,6 +701,7 @@ impl Engine {
                 Err(errno) => return self.shutdown(Some(errno)),
             }
             work |= self.check_fences();
+            self.wake_lanes();
             if work {
                 last_active = Instant::now();
                 park = self.idle.min_park;
@@ -753,6 +776,9 @@ impl Engine {
         // after this store, so a lane that then still finds its sequence uncompleted knows it never will be:
         // the request is withdrawn (§Q7), decided without any RMW on the arena.
         self.q.pump_state().store(final_state, Release);
+        // Lanes parked on completions see the final state at once.
+        self.completed.set(u32::MAX);
+        self.wake_lanes();
         match self.dead {
             Some(errno) => Err(PumpError::Submit { errno }),
             None => Ok(()),

@@ -20,6 +20,7 @@ use io_uring::IoUring;
 use super::config::{PumpConfig, PumpError, PumpFile, PumpStats};
 use super::engine::{Counters, Engine};
 use super::queue::*;
+use super::wake::LaneWake;
 
 enum Run {
     Ready(Box<Engine>),
@@ -33,6 +34,7 @@ pub struct Pump {
     arena: Arc<PumpArena>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
+    wake: Arc<LaneWake>,
     run: Mutex<Run>,
     thread: Mutex<Option<(std::thread::Thread, libc::pthread_t)>>,
     files: Vec<PumpFile>,
@@ -147,10 +149,12 @@ impl Pump {
             counters.clone(),
             stop.clone(),
         );
+        let wake = engine.lane_wake();
         Ok(Pump {
             arena,
             counters,
             stop,
+            wake,
             run: Mutex::new(Run::Ready(Box::new(engine))),
             thread: Mutex::new(None),
             files: cfg.files,
@@ -216,6 +220,12 @@ impl Pump {
     /// A snapshot of the counters.
     pub fn stats(&self) -> PumpStats {
         self.counters.snapshot()
+    }
+
+    /// The word the pump thread bumps after completing requests, for lanes that are OS threads to park on
+    /// between polls ([`LaneWake`]; the CPU reference device's `run_queue_lanes` uses it).
+    pub fn lane_wake(&self) -> Arc<LaneWake> {
+        self.wake.clone()
     }
 
     /// Wakes a parked pump now (host code that knows work was published can cut the idle latency).

@@ -43,6 +43,7 @@ mod engine;
 pub mod host;
 pub mod queue;
 mod validate;
+pub mod wake;
 
 pub use bus::QueueRegion;
 #[cfg(feature = "testing")]
@@ -52,3 +53,4 @@ pub use device::{QueueCompletion, QueueError, QueueLane, Request, SlotPoll};
 pub use host::Pump;
 pub use queue::{IoSlot, PumpArena, PumpLayout, QueueView, RegionDesc};
 pub use validate::{validate, Valid, ValidIo};
+pub use wake::LaneWake;

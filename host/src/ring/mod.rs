@@ -55,8 +55,8 @@ use layout::{round_up, ArenaPlan};
 pub enum DeviceAccess {
     /// Restrictions registered before the ring is enabled (`IORING_REGISTER_RESTRICTIONS`): only the allowed
     /// opcodes, only on registered files (`IOSQE_FIXED_FILE` required), fixed-buffer opcodes only inside
-    /// registered buffers, and only `IORING_REGISTER_FILES_UPDATE` among later registrations (the print
-    /// target). Device code can then touch nothing but the ring's own files and buffers.
+    /// registered buffers, and only `IORING_REGISTER_FILES_UPDATE` (the print target) and the completion eventfd
+    /// (`IORING_(UN)REGISTER_EVENTFD`) among later registrations. Device code can then touch nothing but the ring's own files and buffers.
     Confined(Confinement),
     /// No restrictions. Device code can make the kernel do anything this process may: open any file (as
     /// root, `/etc/shadow`), read or write any descriptor, read into any host address, post completions into
@@ -431,6 +431,13 @@ impl Ring {
         sys::enter(self.inner.fd.as_fd(), to_submit, wait_for, flags)
     }
 
+    /// A duplicate of the ring's file descriptor (the same ring), for code that must reach the ring after the
+    /// [`Ring`] it got it from is out of reach (the CPU device's launches register their completion eventfd
+    /// through it, [`sys::register_eventfd`]).
+    pub fn clone_fd(&self) -> std::io::Result<OwnedFd> {
+        self.inner.fd.try_clone()
+    }
+
     /// Whether the ring uses `IORING_SETUP_NO_SQARRAY`.
     pub fn no_sqarray(&self) -> bool {
         self.inner.layout.ring_flags & layout::RING_FLAG_NO_SQARRAY != 0
@@ -451,8 +458,8 @@ impl Ring {
         self.fixed_files.len() as u32
     }
 
-    /// Puts `fd` into the reserved print slot (`IORING_REGISTER_FILES_UPDATE`, the one registration a confined
-    /// ring still accepts); the ring holds its own reference. Returns the slot's fixed-file index.
+    /// Puts `fd` into the reserved print slot (`IORING_REGISTER_FILES_UPDATE`, the one file registration a
+    /// confined ring still accepts); the ring holds its own reference. Returns the slot's fixed-file index.
     pub fn register_print_file(&self, fd: RawFd) -> Result<u32, RingError> {
         let slot = self.print_slot();
         let mut update = sys::FilesUpdate::default();
@@ -765,7 +772,8 @@ fn register_buffers(
 }
 
 /// `IORING_REGISTER_RESTRICTIONS` (the ring is still disabled): the allowed opcodes, registered files
-/// required, the SQE flags the library uses, and `FILES_UPDATE` as the only later registration.
+/// required, the SQE flags the library uses, and `FILES_UPDATE` and the completion eventfd
+/// (`REGISTER_EVENTFD`, `UNREGISTER_EVENTFD`) as the only later registrations.
 fn confine(raw: BorrowedFd<'_>, conf: &Confinement) -> Result<(), RingError> {
     use io_uring::register::Restriction;
     use io_uring::squeue::Flags;
@@ -780,6 +788,14 @@ fn confine(raw: BorrowedFd<'_>, conf: &Confinement) -> Result<(), RingError> {
     ));
     res.push(Restriction::register_op(
         sys::RegisterOp::RegisterFilesUpdate as u8,
+    ));
+    // The host's completion eventfd (the CPU reference device's lanes block on it): it lets the kernel signal
+    // a descriptor, nothing more.
+    res.push(Restriction::register_op(
+        sys::RegisterOp::RegisterEventfd as u8,
+    ));
+    res.push(Restriction::register_op(
+        sys::RegisterOp::UnregisterEventfd as u8,
     ));
     // SAFETY: `Restriction` is the crate's `#[repr(C)]` wrapper of `struct io_uring_restriction`; the vector is
     // live for the call.

@@ -91,6 +91,29 @@ pub unsafe fn register(
     Ok(unsafe { ru::io_uring_register(fd, op, arg, nr_args) }?)
 }
 
+/// `IORING_REGISTER_EVENTFD`: the kernel signals `efd` whenever it posts a CQE on the ring `fd` (`EBUSY` if
+/// one is registered already).
+pub fn register_eventfd(fd: BorrowedFd<'_>, efd: BorrowedFd<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let raw: i32 = efd.as_raw_fd();
+    // SAFETY: the op takes one `int` (the eventfd), read during the call from `raw`, which outlives it.
+    unsafe {
+        register(
+            fd,
+            RegisterOp::RegisterEventfd,
+            (&raw as *const i32).cast(),
+            1,
+        )
+    }
+    .map(drop)
+}
+
+/// `IORING_UNREGISTER_EVENTFD`.
+pub fn unregister_eventfd(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: the op takes no argument.
+    unsafe { register(fd, RegisterOp::UnregisterEventfd, std::ptr::null(), 0) }.map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

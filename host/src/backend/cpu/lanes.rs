@@ -1,9 +1,11 @@
 //! The reference device's dispatch: threads as lanes. Every CPU-side dispatch (built-in programs, native
 //! kernels, io_queue programs, experiments with lanes of their own) spawns its lanes through [`spawn_lanes`].
 
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
+use super::wait::{PumpWait, RingWait};
 use crate::backend::DeviceError;
+use crate::protocol::idle::{with_idle_wait, IdleWait};
 use crate::protocol::DeviceRing;
 use crate::protocol::{Lane, DEFAULT_BUDGET};
 use crate::pump::{Pump, QueueLane};
@@ -118,11 +120,18 @@ pub fn run_lanes<R: Send>(
             max,
         });
     }
+    let wait = RingWait::new(ring);
     spawn_lanes(lanes, "lane", |id| {
-        let mut lane = Lane::new(view, id);
-        let r = f(&mut lane);
-        let _ = lane.flush(DEFAULT_BUDGET);
-        r
+        let run = || {
+            let mut lane = Lane::new(view, id);
+            let r = f(&mut lane);
+            let _ = lane.flush(DEFAULT_BUDGET);
+            r
+        };
+        match &wait {
+            Some(w) => with_idle_wait(w.clone(), run),
+            None => run(),
+        }
     })
 }
 
@@ -140,7 +149,10 @@ pub fn run_queue_lanes<R: Send>(
     f: impl Fn(&mut QueueLane<'_>) -> R + Sync,
 ) -> Result<Vec<R>, DeviceError> {
     let view = pump.view();
-    spawn_lanes(lanes, "qlane", |id| f(&mut QueueLane::new(view, id)))
+    let wait: Arc<dyn IdleWait> = Arc::new(PumpWait(pump.lane_wake()));
+    spawn_lanes(lanes, "qlane", |id| {
+        with_idle_wait(wait.clone(), || f(&mut QueueLane::new(view, id)))
+    })
 }
 
 #[cfg(test)]

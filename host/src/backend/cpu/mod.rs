@@ -16,7 +16,9 @@ mod kernel;
 mod lanes;
 mod memory;
 mod run;
+mod wait;
 
 pub use adapter::CpuBackend;
 pub use device::CpuDevice;
 pub use lanes::{run_lanes, run_queue_lanes, spawn_lanes};
+pub use wait::{attach_ring_wait, RingWait};

@@ -16,8 +16,10 @@ use super::error::run_error;
 use super::kernel::CpuKernel;
 use super::lanes::spawn_lanes;
 use super::memory::CpuBuffer;
+use super::wait::{attached, RingWait};
 use crate::backend::hal::{FenceCounters, Grid, Kernel, KernelArg, NativeArg, Submission};
 use crate::backend::DeviceError;
+use crate::protocol::idle::with_idle_wait;
 use crate::ring::ArenaKeepAlive;
 
 /// One argument, owned by the launch.
@@ -32,6 +34,8 @@ struct Prepared {
     kernel: Arc<CpuKernel>,
     args: Vec<Owned>,
     invocations: u32,
+    /// The lanes' idle wait on the launch's ring, if it has one ([`RingWait`]).
+    wait: Option<Arc<RingWait>>,
 }
 
 impl Prepared {
@@ -50,7 +54,22 @@ impl Prepared {
             .downcast::<CpuKernel>()
             .map_err(|_| run_error("a kernel from another backend was passed to a CPU launch"))?;
         let mut owned = Vec::with_capacity(args.len());
+        let mut wait = None;
         for a in args {
+            match (a, &wait) {
+                (KernelArg::RingArena(r), None) => wait = RingWait::new(r),
+                (KernelArg::Buffer(b), None) => {
+                    if let Some(cb) = b
+                        .backend_object()
+                        .clone()
+                        .into_any()
+                        .downcast_ref::<CpuBuffer>()
+                    {
+                        wait = attached(cb.words().as_ptr() as usize);
+                    }
+                }
+                _ => {}
+            }
             owned.push(match a {
                 KernelArg::Buffer(b) => Owned::Words(
                     b.backend_object()
@@ -85,6 +104,7 @@ impl Prepared {
             kernel: k,
             args: owned,
             invocations: grid.groups.saturating_mul(size),
+            wait,
         })
     }
 
@@ -110,7 +130,10 @@ impl Prepared {
         let start = Instant::now();
         let limit = limit.max(Duration::from_millis(1));
         let deadline = start + limit;
-        spawn_lanes(self.invocations, &k.name, |id| (k.f)(id, &native, deadline))?;
+        spawn_lanes(self.invocations, &k.name, |id| match &self.wait {
+            Some(w) => with_idle_wait(w.clone(), || (k.f)(id, &native, deadline)),
+            None => (k.f)(id, &native, deadline),
+        })?;
         let t = start.elapsed();
         if t > limit {
             return Err(DeviceError::Timeout {
