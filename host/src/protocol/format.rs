@@ -116,7 +116,7 @@ impl LineBuf {
     /// Appends an unsigned integer in lowercase hex, no prefix.
     pub fn hex(&mut self, v: u64) -> &mut Self {
         // Digits: one per started nibble, at least one.
-        let n = ((64 - (v | 1).leading_zeros() as usize) + 3) / 4;
+        let n = (64 - (v | 1).leading_zeros() as usize).div_ceil(4);
         let mut digits = [0u8; 16];
         for (i, d) in digits.iter_mut().take(n).enumerate() {
             *d = HEX_DIGITS[((v >> (4 * (n - 1 - i))) & 15) as usize];
