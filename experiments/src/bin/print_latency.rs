@@ -88,16 +88,16 @@ struct Cli {
     /// lines per write) or `line` (one write per line), PROTOCOL.md §7.
     #[arg(long, default_value = "group", value_parser = ["group", "line"])]
     print_mode: String,
-    /// Size of the direct path's print log in KiB (a power of two, 4 or more; `RingConfig::print_log_bytes`):
-    /// what the log holds while the write in flight waits for the SQPOLL thread. Default: the ring's default.
-    #[arg(long, value_name = "KIB")]
+    /// The direct path's print log in KiB (a power of two, 4 or more; `RingConfig::print_log_bytes`, 64 KiB by
+    /// default): what lanes fill while the write in flight waits for the SQPOLL thread — here a scheduler slice.
+    #[arg(long, value_name = "KIB", default_value = "4096")]
     print_log_kib: Option<u32>,
 }
 
 /// The direct path's print mode (`--print-mode`).
 static PRINT_MODE: std::sync::OnceLock<PrintMode> = std::sync::OnceLock::new();
 
-/// The direct path's print log size in bytes (`--print-log-kib`; None: the ring's default).
+/// The direct path's print log size in bytes (`--print-log-kib`).
 static PRINT_LOG_BYTES: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
 
 /// The RPC client shader (device-shaders/src/rpc_print.comp, built by device-shaders/build.sh).

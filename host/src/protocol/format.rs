@@ -72,30 +72,36 @@ impl LineBuf {
         }
     }
 
+    /// Appends `bytes` as [`Self::push`] would one at a time, with one capacity check when they all fit (the
+    /// common case: the formatting functions hand over whole numbers and texts, not bytes).
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        let Some(&last) = bytes.last() else {
+            return;
+        };
+        // Every byte `k` of them (`len ≤ k < len + n`) has `k + 1 < cap`: `push` would keep each.
+        if self.buf.len() + bytes.len() < self.cap {
+            self.buf.extend_from_slice(bytes);
+            self.wanted += bytes.len();
+            self.wanted_last = last;
+        } else {
+            for &b in bytes {
+                self.push(b);
+            }
+        }
+    }
+
     /// Appends text.
     pub fn str(&mut self, s: &str) -> &mut Self {
-        for &b in s.as_bytes() {
-            self.push(b);
-        }
+        self.put(s.as_bytes());
         self
     }
 
     /// Appends an unsigned integer in decimal.
     pub fn u64(&mut self, v: u64) -> &mut Self {
         let mut digits = [0u8; 20];
-        let mut n = 0;
-        let mut v = v;
-        loop {
-            digits[n] = b'0' + (v % 10) as u8;
-            n += 1;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        for i in (0..n).rev() {
-            self.push(digits[i]);
-        }
+        let n = decimal(&mut digits, v);
+        self.put(digits.get(20 - n..).unwrap_or_default());
         self
     }
 
@@ -109,21 +115,13 @@ impl LineBuf {
 
     /// Appends an unsigned integer in lowercase hex, no prefix.
     pub fn hex(&mut self, v: u64) -> &mut Self {
+        // Digits: one per started nibble, at least one.
+        let n = (64 - (v | 1).leading_zeros() as usize).div_ceil(4);
         let mut digits = [0u8; 16];
-        let mut n = 0;
-        let mut v = v;
-        loop {
-            let d = (v & 15) as u8;
-            digits[n] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
-            n += 1;
-            v >>= 4;
-            if v == 0 {
-                break;
-            }
+        for (i, d) in digits.iter_mut().take(n).enumerate() {
+            *d = HEX_DIGITS[((v >> (4 * (n - 1 - i))) & 15) as usize];
         }
-        for i in (0..n).rev() {
-            self.push(digits[i]);
-        }
+        self.put(digits.get(..n).unwrap_or_default());
         self
     }
 
@@ -140,7 +138,7 @@ impl LineBuf {
             return self.str("inf");
         }
         let mut v = (x as f64).abs();
-        let pow = 10u64.pow(p) as f64;
+        let pow = POW10[p as usize] as f64;
         if v * pow < 9_223_372_036_854_775_808.0 {
             self.fixed(v, p);
         } else {
@@ -155,26 +153,72 @@ impl LineBuf {
         self
     }
 
+    /// `v ≥ 0` with `v × 10^p < 2^63`, rounded half to even to `p ≤ 9` decimals (PROTOCOL.md §7).
     fn fixed(&mut self, v: f64, p: u32) {
-        let pow = 10u64.pow(p);
-        let y = v * pow as f64;
-        let f = y.floor();
-        let d = y - f;
-        let mut s = f as u64;
+        let p = p.min(9) as usize;
+        let y = v * POW10[p] as f64;
+        // `y` is in [0, 2^63): the conversion truncates, which is `floor` there, and is exact.
+        let mut s = y as u64;
+        let d = y - s as f64;
         if d > 0.5 || (d == 0.5 && s % 2 == 1) {
             s += 1;
         }
-        self.u64(s / pow);
+        // `s % 10^p`, zero-padded to `p` digits, and `s / 10^p`, by `p` divisions by the constant 10.
+        let mut frac = [b'0'; 9];
+        for f in frac.iter_mut().take(p).rev() {
+            *f = b'0' + (s % 10) as u8;
+            s /= 10;
+        }
+        self.u64(s);
         if p > 0 {
             self.push(b'.');
-            let frac = s % pow;
-            let mut div = pow / 10;
-            while div > 0 {
-                self.push(b'0' + ((frac / div) % 10) as u8);
-                div /= 10;
-            }
+            self.put(frac.get(..p).unwrap_or_default());
         }
     }
+}
+
+/// `10^p` for the float precisions `p` in 0–9.
+const POW10: [u64; 10] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// "00" … "99": two decimal digits per division by 100.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Writes `v` in decimal at the end of `out` (minimal digits); returns how many.
+fn decimal(out: &mut [u8; 20], mut v: u64) -> usize {
+    let mut at = out.len();
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        at -= 2;
+        out[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        at -= 2;
+        out[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        out[at] = b'0' + v as u8;
+    }
+    out.len() - at
 }
 
 #[cfg(test)]
@@ -258,6 +302,125 @@ mod tests {
             }),
             "3.402823e+38"
         );
+    }
+
+    /// The §7 float rule written out step by step (f64 `floor`, divisions by `10^p`), for comparison.
+    fn f32_by_the_rule(x: f32, p: u32) -> String {
+        fn fixed(v: f64, p: u32) -> String {
+            let pow = 10u64.pow(p);
+            let y = v * pow as f64;
+            let f = y.floor();
+            let d = y - f;
+            let mut s = f as u64;
+            if d > 0.5 || (d == 0.5 && s % 2 == 1) {
+                s += 1;
+            }
+            if p == 0 {
+                format!("{}", s / pow)
+            } else {
+                format!("{}.{:0w$}", s / pow, s % pow, w = p as usize)
+            }
+        }
+        if x.is_nan() {
+            return "nan".into();
+        }
+        let sign = if x.is_sign_negative() { "-" } else { "" };
+        if x.is_infinite() {
+            return format!("{sign}inf");
+        }
+        let mut v = (x as f64).abs();
+        if v * 10u64.pow(p) as f64 >= 9_223_372_036_854_775_808.0 {
+            let mut e = 0;
+            while v >= 10.0 {
+                v /= 10.0;
+                e += 1;
+            }
+            return format!("{sign}{}e+{e}", fixed(v, p));
+        }
+        format!("{sign}{}", fixed(v, p))
+    }
+
+    #[test]
+    fn numbers_match_the_rule_over_many_values() {
+        // Decimal and hex around every power of ten and of two, and a pseudo-random spread.
+        let mut vals = vec![0u64, 1, 9, u64::MAX, u64::MAX - 1];
+        for k in 0..20 {
+            let p = 10u64.pow(k);
+            vals.extend([p - 1, p, p + 1]);
+        }
+        for k in 0..64 {
+            vals.extend([(1u64 << k) - 1, 1 << k, (1u64 << k) + 1]);
+        }
+        let mut r = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            vals.push(r >> (r % 64));
+        }
+        for &v in &vals {
+            assert_eq!(
+                fmt(|l| {
+                    l.u64(v);
+                }),
+                v.to_string()
+            );
+            assert_eq!(
+                fmt(|l| {
+                    l.i64(v as i64);
+                }),
+                (v as i64).to_string()
+            );
+            assert_eq!(
+                fmt(|l| {
+                    l.hex(v);
+                }),
+                format!("{v:x}")
+            );
+            let x = f32::from_bits(v as u32);
+            for p in 0..=9 {
+                assert_eq!(
+                    fmt(|l| {
+                        l.f32(x, p);
+                    }),
+                    f32_by_the_rule(x, p),
+                    "bits={:#x} p={p}",
+                    v as u32
+                );
+            }
+        }
+        // The print program's values.
+        for lane in 0..64u32 {
+            for seq in (0..20_000u32).step_by(7) {
+                let x = seq as f32 / 8.0 - lane as f32;
+                assert_eq!(
+                    fmt(|l| {
+                        l.f32(x, 3);
+                    }),
+                    f32_by_the_rule(x, 3)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cut_text_matches_byte_by_byte() {
+        // Bulk appends cut exactly where byte-by-byte pushes would, for every capacity.
+        for cap in 1..40 {
+            let mut a = LineBuf::with_capacity(cap);
+            a.str("lane=").u64(12345).str(" x=").hex(0xabcdef).str("\n");
+            let mut b = LineBuf::with_capacity(cap);
+            for &c in b"lane=12345 x=abcdef\n" {
+                b.push(c);
+            }
+            a.finish();
+            b.finish();
+            assert_eq!(a.as_bytes(), b.as_bytes(), "cap={cap}");
+            assert_eq!(
+                (a.truncated(), a.wanted_len()),
+                (b.truncated(), b.wanted_len())
+            );
+        }
     }
 
     #[test]
