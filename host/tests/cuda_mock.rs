@@ -33,7 +33,7 @@ use gpu_uring::backend::{
     KernelCode, KernelLayout, LibraryDevice, Placement, Program, Programs,
 };
 use gpu_uring::protocol::{DeviceRing, PrintMode, PrintTarget};
-use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
+use gpu_uring::pump::Pump;
 use gpu_uring::ring::{DeviceAccess, RingConfig, RingLayout, Sqe};
 use io_uring::{opcode, squeue::Flags, types};
 
@@ -816,13 +816,7 @@ fn hostile_rows_match_the_cpu_device(dev: &dyn Device) {
 /// SQPOLL.
 fn refused(dev: &dyn Device) {
     let data = pump_util::pattern_file(4096);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 8,
-        regions: vec![4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
+    let pump = Pump::spawn(pump_util::probe_config(&data)).unwrap();
     let p = PumpRunParams {
         chunk: 64,
         total: 4096,

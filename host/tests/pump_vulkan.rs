@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams, PUMP_LANE_FINISHED};
 use gpu_uring::backend::{open_with, Device, DeviceConfig, DeviceError, DeviceSelector};
 use gpu_uring::pump::queue::*;
-use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
+use gpu_uring::pump::Pump;
 use pump_util::*;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -125,13 +125,7 @@ fn glsl_lanes_write_then_fence() {
 fn run_pump_refuses_parameters_outside_the_region() {
     let Some((dev, _g)) = vulkan() else { return };
     let data = pattern_file(4096);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 8,
-        regions: vec![4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
+    let pump = Pump::spawn(pump_util::probe_config(&data)).unwrap();
     let stream = |lanes, chunk, region| {
         let params = PumpRunParams {
             region,

@@ -278,13 +278,7 @@ pub fn observes_validation_errors<R: ProbeReport>(
     run: impl FnOnce(&Pump, u32, PumpRunParams) -> R,
 ) {
     let data = pattern_file(4096);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 8,
-        regions: vec![4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
+    let pump = Pump::spawn(crate::pump_util::probe_config(&data)).unwrap();
     let params = PumpRunParams {
         file: 0,
         region: 0,
@@ -396,13 +390,7 @@ pub fn withdraws_from_a_stopped_pump<R: ProbeReport>(
     run: impl FnOnce(&Pump, u32, PumpRunParams) -> R,
 ) {
     let data = pattern_file(4096);
-    let pump = Pump::new(PumpConfig {
-        slots: 8,
-        regions: vec![4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
+    let pump = Pump::new(crate::pump_util::probe_config(&data)).unwrap();
     pump.stop().unwrap();
     assert_eq!(
         pump.view().pump_state().load(Ordering::Acquire),
@@ -437,13 +425,7 @@ pub fn probe_refuses_parameters_outside_the_region(
     mut refused: impl FnMut(&Pump, u32, PumpRunParams, &str),
 ) -> PumpStats {
     let data = pattern_file(4096);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 8,
-        regions: vec![4096],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
+    let pump = Pump::spawn(crate::pump_util::probe_config(&data)).unwrap();
     for (lanes, chunk, region, mode) in [
         (2u32, 4096u32, 0u32, 1u32),
         (1, 2048, 1, 1),

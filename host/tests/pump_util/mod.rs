@@ -46,6 +46,16 @@ pub fn pipe() -> (std::fs::File, std::fs::File) {
     }
 }
 
+/// The pump the probe oracles run against: 8 slots, one 4096-byte region, `data` as file 0.
+pub fn probe_config(data: &std::fs::File) -> gpu_uring::pump::PumpConfig {
+    gpu_uring::pump::PumpConfig {
+        slots: 8,
+        regions: vec![4096],
+        files: vec![gpu_uring::pump::PumpFile::reader(data).unwrap()],
+        ..Default::default()
+    }
+}
+
 /// The pump the held-slot attack runs against (the hostile table's io_queue row and its device runs): 16 slots,
 /// one 4096-byte region (a READ at 0, the host's "held" word after the chunk), the read end `pr` of a pipe as
 /// file 0, `sq_entries` 4 (so `cq_entries` 8), `stop_timeout` 30 s.
