@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use gpu_uring::backend::pump::{run_pump, PumpProgram, PumpRunParams};
 use gpu_uring::backend::{checksum, Device, Grid, KernelArg, LibraryDevice, Placement};
-use gpu_uring::pump::{Pump, PumpConfig, PumpFile};
+use gpu_uring::pump::Pump;
 
 use crate::{pump_oracles, pump_util, TIMEOUT};
 
@@ -99,13 +99,7 @@ pub fn pump_read_by_name(dev: &dyn Device) {
     let (lanes, count, chunk) = (8u32, 5u32, 128u32);
     let total = (lanes * count * chunk) as u64;
     let data = pump_util::pattern_file(total);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 4,
-        regions: vec![(lanes * chunk) as usize],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
-    .unwrap();
+    let pump = Pump::spawn(pump_util::reader_config(&data, 4, (lanes * chunk) as usize)).unwrap();
     let arena = pump.arena_shared();
     let (base, len) = arena.raw();
     // SAFETY: the pump arena is one page-aligned, writable mapping of `len` bytes kept mapped by the Arc.

@@ -226,12 +226,11 @@ pub fn reads_exactly_once<R: ProbeReport>(
     let (count, chunk) = (6u32, 64u32);
     let total = (lanes * count * chunk) as u64;
     let data = pattern_file(total);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 6,
-        regions: vec![(lanes * chunk) as usize],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
+    let pump = Pump::spawn(crate::pump_util::reader_config(
+        &data,
+        6,
+        (lanes * chunk) as usize,
+    ))
     .unwrap();
     let params = PumpRunParams {
         file: 0,
@@ -316,12 +315,11 @@ pub fn stream_matches_host_checksum(run: impl FnOnce(&Pump, u32, PumpRunParams) 
     let total = 200_003u64;
     let (lanes, chunk) = (8u32, 8192u32);
     let data = pattern_file(total);
-    let pump = Pump::spawn(PumpConfig {
-        slots: 2 * lanes,
-        regions: vec![(2 * lanes * chunk) as usize],
-        files: vec![PumpFile::reader(&data).unwrap()],
-        ..Default::default()
-    })
+    let pump = Pump::spawn(crate::pump_util::reader_config(
+        &data,
+        2 * lanes,
+        (2 * lanes * chunk) as usize,
+    ))
     .unwrap();
     let params = PumpRunParams {
         file: 0,

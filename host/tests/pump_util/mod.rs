@@ -46,14 +46,23 @@ pub fn pipe() -> (std::fs::File, std::fs::File) {
     }
 }
 
-/// The pump the probe oracles run against: 8 slots, one 4096-byte region, `data` as file 0.
-pub fn probe_config(data: &std::fs::File) -> gpu_uring::pump::PumpConfig {
+/// A pump config with `slots` slots, one region of `region` bytes and `data` as file 0 (a reader).
+pub fn reader_config(
+    data: &std::fs::File,
+    slots: u32,
+    region: usize,
+) -> gpu_uring::pump::PumpConfig {
     gpu_uring::pump::PumpConfig {
-        slots: 8,
-        regions: vec![4096],
+        slots,
+        regions: vec![region],
         files: vec![gpu_uring::pump::PumpFile::reader(data).unwrap()],
         ..Default::default()
     }
+}
+
+/// The pump config the probe oracles run against: 8 slots, one 4096-byte region, `data` as file 0.
+pub fn probe_config(data: &std::fs::File) -> gpu_uring::pump::PumpConfig {
+    reader_config(data, 8, 4096)
 }
 
 /// The pump the held-slot attack runs against (the hostile table's io_queue row and its device runs): 16 slots,
