@@ -24,6 +24,7 @@ use std::time::Duration;
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 use rustix::thread::futex;
 
+use crate::protocol::backoff;
 use crate::protocol::idle::IdleWait;
 use crate::protocol::DeviceRing;
 use crate::pump::LaneWake;
@@ -44,6 +45,11 @@ const KERNEL_WAIT: Duration = Duration::from_millis(1);
 /// completion it was waits for the next wake or this bound (against 50 µs: direct 8x1 about 0.51x instead of
 /// 0.36x–0.47x of the baseline, CPU per read about 17 µs instead of 21 µs).
 const PARK_WAIT: Duration = Duration::from_micros(200);
+/// Polls after which a lane stops blocking and pauses with [`backoff`] instead, as a lane without this wait
+/// does: a budget keeps about the wall time it has with `backoff` (`DEFAULT_BUDGET`, about 100 s), not up to
+/// `KERNEL_WAIT` per poll (2^21 ms). At most about 16 s of blocking waits come first; a wait on an operation
+/// that completes within that never gets here.
+const BLOCKING_POLLS: u32 = 1 << 14;
 
 /// The idle wait of the lanes of one device ring during one launch.
 pub struct RingWait {
@@ -138,6 +144,10 @@ impl IdleWait for RingWait {
             std::hint::spin_loop();
             return;
         }
+        if polls >= BLOCKING_POLLS {
+            backoff(polls);
+            return;
+        }
         if self.epoch.load(SeqCst) != epoch {
             return;
         }
@@ -197,7 +207,11 @@ impl IdleWait for PumpWait {
         self.0.epoch()
     }
 
-    fn pause(&self, _polls: u32, epoch: u32) {
+    fn pause(&self, polls: u32, epoch: u32) {
+        if polls >= BLOCKING_POLLS {
+            backoff(polls);
+            return;
+        }
         self.0.park(epoch, QUEUE_PARK_WAIT);
     }
 
