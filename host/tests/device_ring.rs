@@ -202,8 +202,9 @@ fn backpressure_8_entry_ring_64_lanes() {
         sq_full > 100,
         "SQ-full limit was reached repeatedly ({sq_full})"
     );
+    // How often depends on scheduling: 255-3 600 on a quiet 2-core machine, 45 at a load of 50.
     assert!(
-        no_credit > 100,
+        no_credit > 10,
         "CQ-capacity limit was reached repeatedly ({no_credit})"
     );
     assert_eq!(waited, LANES * OPS / 4, "every waited NOP completed");
