@@ -53,29 +53,49 @@ fn vulkan() -> Option<Arc<dyn Device>> {
     }
 }
 
-/// The process's open descriptors, less those of Mesa's on-disk shader cache: its writer thread opens and
-/// closes cache files on its own schedule after a cold compile, which says nothing about a launch's own.
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| {
-        d.flatten()
-            .filter(|e| {
-                std::fs::read_link(e.path())
-                    .map_or(true, |t| !t.to_string_lossy().contains("mesa_shader_cache"))
-            })
-            .count()
-    })
+/// The process's open descriptors with what each names, less those of the drivers' on-disk shader caches
+/// (Mesa's `mesa_shader_cache`, NVIDIA's `GLCache`): their writer threads open and close cache files on
+/// their own schedule after a cold compile, which says nothing about a launch's own.
+fn fd_targets() -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd").map_or_else(
+        |_| Vec::new(),
+        |d| {
+            d.flatten()
+                .map(|e| {
+                    std::fs::read_link(e.path())
+                        .map_or_else(|_| "?".to_string(), |t| t.to_string_lossy().into_owned())
+                })
+                .filter(|t| !t.contains("mesa_shader_cache") && !t.contains("/GLCache/"))
+                .collect()
+        },
+    )
 }
 
-/// Waits (bounded) until the process has `want` descriptors open again: a launch's waiter thread closes
-/// its eventfd just after it ends the submission.
-fn fds_back_to(want: usize) {
+/// The descriptors open now, as [`fd_targets`] names them (sorted, so two snapshots compare).
+fn open_fds() -> Vec<String> {
+    let mut v = fd_targets();
+    v.sort();
+    v
+}
+
+/// Waits (bounded) until the process has as many descriptors open as `before` again: a launch's waiter
+/// thread closes its eventfd just after it ends the submission. A failure names what was opened or closed.
+fn fds_back_to(before: Vec<String>) {
     let end = Instant::now() + Duration::from_secs(5);
-    while open_fds() != want {
-        assert!(
-            Instant::now() < end,
-            "descriptors leaked: {} open, {want} before",
-            open_fds()
-        );
+    loop {
+        let now = open_fds();
+        if now.len() == before.len() {
+            return;
+        }
+        if Instant::now() >= end {
+            let opened: Vec<&String> = now.iter().filter(|t| !before.contains(t)).collect();
+            let closed: Vec<&String> = before.iter().filter(|t| !now.contains(t)).collect();
+            panic!(
+                "descriptors leaked: {} open, {} before; new names {opened:?}, gone {closed:?}, now {now:?}",
+                now.len(),
+                before.len()
+            );
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -260,7 +280,7 @@ fn cpu_bad_arguments_fail_at_launch() {
     let before = open_fds();
     let r = dev.launch_async(&k, &[], Grid::groups(1), LIMIT);
     assert!(matches!(r, Err(DeviceError::Run { .. })), "{r:?}");
-    assert_eq!(open_fds(), before);
+    assert_eq!(open_fds().len(), before.len());
 }
 
 // ---------------------------------------------------------------------------------
@@ -424,7 +444,7 @@ fn vulkan_bad_arguments_fail_at_launch() {
     let before = open_fds();
     let r = dev.launch_async(&k, &[], Grid::groups(1), LIMIT);
     assert!(r.is_err(), "{r:?}");
-    assert_eq!(open_fds(), before);
+    assert_eq!(open_fds().len(), before.len());
 }
 
 #[test]
