@@ -139,6 +139,9 @@ impl Instance {
                 ))
             }
         };
+        if let Err(why) = &sync_fd_export {
+            log::debug!("vulkan: {name}: launches get emulated completion descriptors: {why}");
+        }
         PhysInfo {
             pd,
             name,
