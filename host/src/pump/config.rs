@@ -65,7 +65,8 @@ impl PumpFile {
 }
 
 /// Idle backoff: spin while work is likely, then park with a doubling timeout up to `max_park`. A request
-/// published while the pump parks waits at most about `max_park` (plus scheduling) for it to look again.
+/// published while the pump parks waits at most about `max_park` (plus scheduling) for it to look again, or
+/// less when the bell rings ([`LaneWake`](crate::pump::LaneWake): CPU-device lanes, `Pump::kick`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdleConfig {
     /// Keep polling without sleeping for this long after the last activity.

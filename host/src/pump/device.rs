@@ -384,12 +384,12 @@ const SPIN_MAX: u32 = 1024;
 const SPIN_MIN: u32 = 32;
 /// Every this many waits, a lane spins the full [`SPIN_MAX`] whatever its budget.
 const PROBE_EVERY: u32 = 8;
-/// The sleep between polls after the spin (the timer slack adds tens of µs).
 /// With an idle wait installed (the pump wakes parked lanes), the most polls a lane spins before it parks: a
 /// lane spinning its full budget keeps a core from the pump and SQ threads (read_throughput, 7 rounds each:
 /// pump 1x8 about 0.56x of the baseline parking after 32 polls against 0.40x–0.45x after the adaptive budget,
 /// pump 8x1 about 0.53x against 0.39x–0.47x).
 const PARK_AFTER: u32 = SPIN_MIN;
+/// The sleep between polls after the spin (the timer slack adds tens of µs).
 const SLEEP: std::time::Duration = std::time::Duration::from_micros(20);
 
 impl QueueLane<'_> {
@@ -406,7 +406,8 @@ impl QueueLane<'_> {
     }
 
     /// [`Self::pause`] while waiting for the pump: after the spin budget (at most [`PARK_AFTER`] polls), the
-    /// device's idle wait where it installed one ([`idle::pause`]; the CPU device's parks on the pump's [`super::LaneWake`], bounded), else
+    /// device's idle wait where it installed one ([`idle::pause`]; the CPU device's rings the pump's bell if the
+    /// pump is parked and parks on the pump's [`super::LaneWake`], bounded), else
     /// the sleep. `epoch` was read before the failed poll.
     fn pause_for_pump(&self, i: u32, epoch: u32) {
         if i >= self.budget().min(PARK_AFTER) && idle::installed() {

@@ -36,7 +36,7 @@ pub struct Pump {
     stop: Arc<AtomicBool>,
     wake: Arc<LaneWake>,
     run: Mutex<Run>,
-    thread: Mutex<Option<(std::thread::Thread, libc::pthread_t)>>,
+    thread: Mutex<Option<libc::pthread_t>>,
     files: Vec<PumpFile>,
 }
 
@@ -184,8 +184,7 @@ impl Pump {
             .map_err(|e| setup_err("spawning the pump thread", e, 0))?;
         {
             use std::os::unix::thread::JoinHandleExt;
-            *self.thread.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some((handle.thread().clone(), handle.as_pthread_t()));
+            *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.as_pthread_t());
         }
         *run = Run::Running(handle);
         Ok(())
@@ -228,11 +227,10 @@ impl Pump {
         self.wake.clone()
     }
 
-    /// Wakes a parked pump now (host code that knows work was published can cut the idle latency).
+    /// Wakes a parked pump now (host code that knows work was published can cut the idle latency): rings its
+    /// bell ([`LaneWake`]).
     pub fn kick(&self) {
-        if let Some((t, _)) = &*self.thread.lock().unwrap_or_else(|e| e.into_inner()) {
-            t.unpark();
-        }
+        self.wake.ring();
     }
 
     /// CPU time the pump thread has used so far (`None` before start or after stop).
@@ -245,8 +243,8 @@ impl Pump {
             .thread
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .as_ref()?
-            .1;
+            .as_ref()
+            .copied()?;
         let mut clock: libc::clockid_t = 0;
         // SAFETY: `pt` names a thread that has not been joined (we hold the run lock and it is Running), and
         // `clock` is a valid out-parameter.
@@ -268,12 +266,14 @@ impl Pump {
     /// A pump that never started is stopped too: requests published to it fail `ERR_STOPPED`.
     pub fn stop(&self) -> Result<PumpStats, PumpError> {
         let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
-        // Release: pairs with the pump's acquire load of the flag.
-        self.stop.store(true, Release);
+        // SeqCst (a release at least: pairs with the pump's acquire load of the flag): in the one order with
+        // the ring below and a parking pump's look at the flag after its snapshot of the bell, so a pump that
+        // missed the flag is woken.
+        self.stop.store(true, SeqCst);
         let outcome = match std::mem::replace(&mut *run, Run::Finished(Ok(()))) {
             Run::Ready(engine) => engine.shutdown(None),
             Run::Running(h) => {
-                h.thread().unpark();
+                self.wake.ring();
                 match h.join() {
                     Ok(r) => r,
                     Err(_) => Err(PumpError::Panicked),

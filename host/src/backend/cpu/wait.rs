@@ -199,7 +199,10 @@ fn timespec(d: Duration) -> rustix::time::Timespec {
 }
 
 /// The idle wait of lanes of a pump's io_queue: they park on the pump's [`LaneWake`], which the pump thread
-/// bumps after storing completions (the lane calls this only once its own spin budget is spent).
+/// bumps after storing completions (the lane calls this only once its own spin budget is spent). Before it
+/// parks, a lane rings the pump's bell if the pump thread is parked on it (idle with nothing in flight), so a
+/// request published to an idle pump is served at once instead of after the pump's park timeout; while the
+/// pump is awake that costs a fence and a load. Host threads only: a GPU lane has no bell to ring.
 pub(crate) struct PumpWait(pub(crate) Arc<LaneWake>);
 
 impl IdleWait for PumpWait {
@@ -208,6 +211,8 @@ impl IdleWait for PumpWait {
     }
 
     fn pause(&self, polls: u32, epoch: u32) {
+        // The lane published the request it waits for before its first poll.
+        self.0.ring_if_parked();
         if polls >= BLOCKING_POLLS {
             backoff(polls);
             return;
