@@ -289,7 +289,9 @@ fn pump_lane(lane: &mut QueueLane<'_>, total: u64, lanes: u32, depth: u32) -> u6
 }
 
 /// The same lane as a state machine, stepped with the other lanes of its subgroup on one thread: the same
-/// requests in the same order, the same checksum. Gives up (complemented sum) when no slot can be allocated
+/// requests in the same order, the same checksum. A completed chunk is copied out and its slot freed and
+/// the next request published before it is checksummed (in the lane's next step), so the lanes' checksums do
+/// not hold back the requests of the lanes stepped after them. Gives up (complemented sum) when no slot can be allocated
 /// for 2^20 of its subgroup's idle waits, or its oldest request is not complete by `deadline`.
 struct QueueRead<'p> {
     lane: QueueLane<'p>,
@@ -302,6 +304,10 @@ struct QueueRead<'p> {
     sent: u64,
     seen: u64,
     sum: u64,
+    /// The last completed chunk, copied out so its buffer can take the next read at once, and its (file
+    /// offset, length) while it awaits its checksum.
+    buf: Vec<u8>,
+    copied: Option<(u64, usize)>,
 }
 
 impl<'p> QueueRead<'p> {
@@ -317,6 +323,8 @@ impl<'p> QueueRead<'p> {
             sent: 0,
             seen: 0,
             sum: 0,
+            buf: vec![0; CHUNK as usize],
+            copied: None,
         }
     }
 
@@ -334,23 +342,52 @@ impl<'p> QueueRead<'p> {
     }
 }
 
+impl QueueRead<'_> {
+    /// Checksums the chunk the last step copied out, if any.
+    fn finish_sum(&mut self) -> bool {
+        let Some((off, len)) = self.copied.take() else {
+            return false;
+        };
+        self.sum = self.sum.wrapping_add(checksum(off, &self.buf[..len]));
+        true
+    }
+
+    /// Publishes the next request if one is due: `None` if none is, else `Progress`, `Waiting` (no free slot)
+    /// or `Done` (gave up).
+    fn publish(&mut self, pauses: u32) -> Option<Step> {
+        if self.sent - self.seen >= self.depth || self.chunk_of(self.sent) >= self.nchunks {
+            return None;
+        }
+        let Some(slot) = self.lane.try_alloc() else {
+            return Some(if pauses >= 1 << 20 {
+                self.fail()
+            } else {
+                Step::Waiting
+            });
+        };
+        let off = self.chunk_of(self.sent) * CHUNK;
+        let len = (self.total - off).min(CHUNK) as u32;
+        let req = Request::read(0, off, 0, self.buf_of(self.sent), len);
+        self.lane.publish(slot, &req);
+        self.slots[(self.sent % self.depth) as usize] = slot;
+        self.sent += 1;
+        Some(Step::Progress)
+    }
+}
+
 impl SteppedLane for QueueRead<'_> {
     fn step(&mut self, _: &mut (), pauses: u32) -> Step {
-        if self.sent - self.seen < self.depth && self.chunk_of(self.sent) < self.nchunks {
-            let Some(slot) = self.lane.try_alloc() else {
-                return if pauses >= 1 << 20 {
-                    self.fail()
-                } else {
-                    Step::Waiting
-                };
-            };
-            let off = self.chunk_of(self.sent) * CHUNK;
-            let len = (self.total - off).min(CHUNK) as u32;
-            let req = Request::read(0, off, 0, self.buf_of(self.sent), len);
-            self.lane.publish(slot, &req);
-            self.slots[(self.sent % self.depth) as usize] = slot;
-            self.sent += 1;
-            return Step::Progress;
+        // The chunk copied out last step, checksummed after its buffer's next read was published.
+        let progressed = self.finish_sum();
+        let waiting = if progressed {
+            Step::Progress
+        } else {
+            Step::Waiting
+        };
+        match self.publish(pauses) {
+            None => {}
+            Some(Step::Waiting) => return waiting,
+            Some(s) => return s,
         }
         if self.sent == self.seen {
             return Step::Done;
@@ -362,7 +399,7 @@ impl SteppedLane for QueueRead<'_> {
                 return if pauses % 64 == 63 && Instant::now() >= self.deadline {
                     self.fail()
                 } else {
-                    Step::Waiting
+                    waiting
                 };
             }
             Err(_) => return self.fail(),
@@ -371,19 +408,23 @@ impl SteppedLane for QueueRead<'_> {
         let len = (self.total - off).min(CHUNK) as usize;
         if r.bytes() == Some(len as u32) {
             // SAFETY: the READ into these bytes is DONE and nothing else writes them until the slot is
-            // reused, after this checksum.
+            // freed, after this copy.
             let bytes = unsafe {
                 self.lane
                     .view()
                     .region_slice(0, self.buf_of(self.seen), len)
             };
-            self.sum = self.sum.wrapping_add(checksum(off, bytes));
+            self.buf[..len].copy_from_slice(bytes);
+            self.copied = Some((off, len));
         } else {
             self.sum = !self.sum;
         }
         self.lane.free(slot);
         self.seen += 1;
-        Step::Progress
+        match self.publish(pauses) {
+            Some(Step::Done) => Step::Done,
+            _ => Step::Progress,
+        }
     }
 }
 

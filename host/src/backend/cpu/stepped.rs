@@ -57,9 +57,9 @@ pub struct SubgroupStats {
     pub pauses: u64,
 }
 
-/// Polls (1 µs asked) a subgroup sleeps between rounds once it has spun its spin rounds, where the thread has
-/// no idle wait installed: a yield would not free the core for the SQPOLL or pump thread the lanes wait for
-/// (the scheduler runs the yielding thread again); a sleep does.
+/// What a subgroup sleeps (asked; the timer slack makes it tens of µs) after an idle round, once it has spun
+/// its spin rounds, where its thread has no idle wait installed: a yield would not free the core for the
+/// SQPOLL or pump thread the lanes wait for (the scheduler runs the yielding thread again); a sleep does.
 const FALLBACK_SLEEP: std::time::Duration = std::time::Duration::from_micros(1);
 
 /// Steps `lanes` round-robin on this thread until every one is [`Step::Done`]. A round without progress is
