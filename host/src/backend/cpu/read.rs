@@ -121,7 +121,8 @@ pub(crate) struct ReadLane {
     nchunks: u64,
     budget: u32,
     deadline: Instant,
-    /// Reads submitted (or given up on) / checksummed; the ones in between are in flight.
+    /// Reads submitted (or given up on) / taken (copied out or counted failed); the ones in between are in
+    /// flight.
     sent: u64,
     seen: u64,
     /// Reads whose submission failed, by buffer index.
