@@ -1,7 +1,7 @@
 //! The built-in programs as native (Rust) kernels, as [`super::spirv`] holds them as SPIR-V: the Rust protocol
 //! implementation ([`crate::protocol::Lane`]), one invocation per lane, or per subgroup for the programs that
-//! aggregate ([`aggregated`]: its lanes in lockstep, [`crate::protocol::Subgroup`], or, for the read program,
-//! stepped as state machines, [`super::cpu::read`]), each running its program to the end in one dispatch. A
+//! aggregate (`aggregated`: its lanes in lockstep, [`crate::protocol::Subgroup`], or, for the read program,
+//! stepped as state machines, `backend/cpu/read.rs`), each running its program to the end in one dispatch. A
 //! device that loads [`KernelCode::Native`](super::KernelCode::Native) (the CPU reference
 //! device) runs the built-in programs with [`kernel`].
 //!

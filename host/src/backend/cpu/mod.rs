@@ -5,7 +5,7 @@
 //! one call per invocation, each invocation a thread; the built-in programs are such kernels
 //! ([`crate::backend::native`]), launched like any other. The programs that aggregate run one invocation per
 //! subgroup, as a GPU runs a subgroup on one core: its lanes in lockstep ([`crate::protocol::Subgroup`]), or —
-//! the read program ([`read`]) — each lane a state machine, the subgroup's lanes stepped round-robin with one
+//! the read program (`read.rs`) — each lane a state machine, the subgroup's lanes stepped round-robin with one
 //! idle wait for all of them when none progressed ([`step_subgroup`]); the others one invocation (a thread)
 //! per lane.
 //!
