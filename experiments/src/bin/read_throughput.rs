@@ -1,11 +1,15 @@
-//! read_throughput: 4 KiB reads from the page cache at queue depth 8, four ways, in one run on one file.
+//! read_throughput: 4 KiB reads from the page cache at queue depth 8, several ways, in one run on one file.
 //!
 //! - `baseline`: one host thread on a plain io_uring SQPOLL ring (the `io-uring` crate), one registered
 //!   buffer of 8 × 4 KiB and one registered file, 8 READ_FIXED in flight; it waits in `io_uring_enter`
 //!   (GETEVENTS) for each completion, checksums the chunk and submits the next read into the same buffer.
 //! - `direct 1x8` / `direct 8x1`: device lanes write READ_FIXED SQEs into a device ring themselves
-//!   (`Program::Read` on the CPU reference device): one lane with 8 reads in flight, and 8 lanes with one each.
-//! - `pump 1x8` / `pump 8x1`: the same reads published to the io_queue pump.
+//!   (`Program::Read` on the CPU reference device): one lane with 8 reads in flight, and 8 lanes with one each,
+//!   the 8 lanes one subgroup stepped on one thread (the device's subgroup of 8).
+//! - `pump 1x8` / `pump 8x1`: the same reads published to the io_queue pump; the 8 lanes one subgroup on one
+//!   thread (`run_queue_subgroups`).
+//! - `direct 8x1 threads` / `pump 8x1 threads`: the 8 lanes one thread each (a CPU device with subgroups of
+//!   one; `run_queue_lanes`), as a GPU's lanes are not.
 //!
 //! Every path reads the whole file once per run as 4 KiB chunks at sequential offsets (chunk `c` at
 //! `4096 c`; with several lanes, lane `l` takes chunks `l, l + lanes, …`) into page-cache-warm memory and
@@ -28,10 +32,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use gpu_uring::backend::cpu::run_queue_lanes;
-use gpu_uring::backend::{checksum, open, DeviceSelector, Program, Programs};
+use gpu_uring::backend::cpu::{run_queue_lanes, run_queue_subgroups, CpuDevice, Step, SteppedLane};
+use gpu_uring::backend::{checksum, Program, Programs};
 use gpu_uring::protocol::DeviceRing;
-use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueLane, Request};
+use gpu_uring::pump::{Pump, PumpConfig, PumpFile, QueueLane, Request, SlotPoll};
 use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::progress::Progress;
@@ -55,8 +59,8 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     rounds: u32,
     /// Run only these paths besides the baseline (0 baseline, 1 direct 1x8, 2 direct 8x1, 3 pump 1x8,
-    /// 4 pump 8x1).
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
+    /// 4 pump 8x1, 5 direct 8x1 threads, 6 pump 8x1 threads).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5,6")]
     paths: Vec<usize>,
 }
 
@@ -66,13 +70,18 @@ const CHUNK: u64 = 4096;
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The paths, in table order.
-const PATHS: [&str; 5] = [
+const PATHS: [&str; 7] = [
     "baseline",
     "direct 1x8",
     "direct 8x1",
     "pump 1x8",
     "pump 8x1",
+    "direct 8x1 threads",
+    "pump 8x1 threads",
 ];
+
+/// Lanes per subgroup of the subgroup paths: the CPU reference device's.
+const SUBGROUP: u32 = 8;
 
 fn host_checksum(f: &std::fs::File, total: u64) -> u64 {
     let mut sum = 0u64;
@@ -155,8 +164,15 @@ fn baseline(data: &std::fs::File, total: u64) -> (f64, u64) {
     (el, sum)
 }
 
-/// `Program::Read` on the CPU reference device: `lanes` lanes, `depth` reads in flight each.
-fn direct(data: &std::fs::File, total: u64, lanes: u32, depth: u32) -> (f64, u64, String) {
+/// `Program::Read` on the CPU reference device: `lanes` lanes, `depth` reads in flight each, in subgroups of
+/// `subgroup` lanes (one thread each).
+fn direct(
+    data: &std::fs::File,
+    total: u64,
+    lanes: u32,
+    depth: u32,
+    subgroup: u32,
+) -> (f64, u64, String) {
     let ring = DeviceRing::new(RingConfig {
         lanes,
         slots_per_lane: depth + 1,
@@ -165,8 +181,10 @@ fn direct(data: &std::fs::File, total: u64, lanes: u32, depth: u32) -> (f64, u64
         ..Default::default()
     })
     .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
-    let (cpu, _) = open(&DeviceSelector::Cpu)
-        .unwrap_or_else(|e| fail(&format!("the CPU reference device: {e}")));
+    let cpu = CpuDevice {
+        subgroup_size: subgroup,
+        ..CpuDevice::default()
+    };
     let rep = cpu
         .run(
             &ring,
@@ -189,8 +207,9 @@ fn direct(data: &std::fs::File, total: u64, lanes: u32, depth: u32) -> (f64, u64
     (rep.elapsed.as_secs_f64(), sum, ring_mode_line(&ring))
 }
 
-/// Through the pump: `lanes` queue lanes, `depth` requests in flight each, checksummed in submission order.
-fn pump(data: &std::fs::File, total: u64, lanes: u32, depth: u32) -> (f64, u64) {
+/// Through the pump: `lanes` queue lanes, `depth` requests in flight each, checksummed in submission order;
+/// one thread per subgroup of [`SUBGROUP`] lanes ([`QueueRead`]), or one per lane (`threads`).
+fn pump(data: &std::fs::File, total: u64, lanes: u32, depth: u32, threads: bool) -> (f64, u64) {
     let pump = Pump::spawn(PumpConfig {
         slots: (lanes * depth * 2).max(32),
         regions: vec![(lanes * depth) as usize * CHUNK as usize],
@@ -200,56 +219,213 @@ fn pump(data: &std::fs::File, total: u64, lanes: u32, depth: u32) -> (f64, u64) 
         ..Default::default()
     })
     .unwrap_or_else(|e| fail(&format!("starting the pump: {e}")));
-    let nchunks = total.div_ceil(CHUNK);
     let t = Instant::now();
-    let sums = run_queue_lanes(&pump, lanes, |lane: &mut QueueLane<'_>| {
-        let id = lane.id() as u64;
-        let v = lane.view();
-        let d = depth as u64;
-        let chunk_of = |j: u64| id + j * lanes as u64;
-        let buf_of = |j: u64| (id * d + j % d) * CHUNK;
-        let mut slots = vec![0u32; depth as usize];
-        let (mut sent, mut seen, mut sum) = (0u64, 0u64, 0u64);
-        loop {
-            if sent - seen < d && chunk_of(sent) < nchunks {
-                let off = chunk_of(sent) * CHUNK;
-                let len = (total - off).min(CHUNK) as u32;
-                let Ok(slot) = lane.alloc(1 << 20) else {
-                    return !sum;
-                };
-                lane.publish(slot, &Request::read(0, off, 0, buf_of(sent), len));
-                slots[(sent % d) as usize] = slot;
-                sent += 1;
-                continue;
-            }
-            if sent == seen {
-                return sum;
-            }
-            let slot = slots[(seen % d) as usize];
-            let r = match lane.wait_until(slot, Instant::now() + WAIT) {
-                Ok(r) => r,
-                Err(_) => return !sum,
-            };
-            let off = chunk_of(seen) * CHUNK;
-            let len = (total - off).min(CHUNK) as usize;
-            if r.bytes() == Some(len as u32) {
-                // SAFETY: the READ into these bytes is DONE and nothing else writes them until the slot is
-                // reused, after this checksum.
-                let bytes = unsafe { v.region_slice(0, buf_of(seen), len) };
-                sum = sum.wrapping_add(checksum(off, bytes));
-            } else {
-                sum = !sum;
-            }
-            lane.free(slot);
-            seen += 1;
-        }
-    })
+    let deadline = t + WAIT;
+    let sums = if threads {
+        run_queue_lanes(&pump, lanes, |lane: &mut QueueLane<'_>| {
+            pump_lane(lane, total, lanes, depth)
+        })
+    } else {
+        run_queue_subgroups(
+            &pump,
+            lanes,
+            SUBGROUP,
+            |lane| QueueRead::new(lane, total, lanes, depth, deadline),
+            |r| r.sum,
+        )
+    }
     .unwrap_or_else(|e| fail(&e.to_string()));
     let el = t.elapsed().as_secs_f64();
     if let Err(e) = pump.stop() {
         fail(&format!("stopping the pump: {e}"));
     }
     (el, sums.iter().fold(0u64, |a, &b| a.wrapping_add(b)))
+}
+
+/// One queue lane of the pump path on a thread of its own: keeps `depth` reads in flight, waits for the oldest.
+/// Returns its checksum (complemented if a request failed).
+fn pump_lane(lane: &mut QueueLane<'_>, total: u64, lanes: u32, depth: u32) -> u64 {
+    let nchunks = total.div_ceil(CHUNK);
+    let id = lane.id() as u64;
+    let v = lane.view();
+    let d = depth as u64;
+    let chunk_of = |j: u64| id + j * lanes as u64;
+    let buf_of = |j: u64| (id * d + j % d) * CHUNK;
+    let mut slots = vec![0u32; depth as usize];
+    let (mut sent, mut seen, mut sum) = (0u64, 0u64, 0u64);
+    loop {
+        if sent - seen < d && chunk_of(sent) < nchunks {
+            let off = chunk_of(sent) * CHUNK;
+            let len = (total - off).min(CHUNK) as u32;
+            let Ok(slot) = lane.alloc(1 << 20) else {
+                return !sum;
+            };
+            lane.publish(slot, &Request::read(0, off, 0, buf_of(sent), len));
+            slots[(sent % d) as usize] = slot;
+            sent += 1;
+            continue;
+        }
+        if sent == seen {
+            return sum;
+        }
+        let slot = slots[(seen % d) as usize];
+        let r = match lane.wait_until(slot, Instant::now() + WAIT) {
+            Ok(r) => r,
+            Err(_) => return !sum,
+        };
+        let off = chunk_of(seen) * CHUNK;
+        let len = (total - off).min(CHUNK) as usize;
+        if r.bytes() == Some(len as u32) {
+            // SAFETY: the READ into these bytes is DONE and nothing else writes them until the slot is
+            // reused, after this checksum.
+            let bytes = unsafe { v.region_slice(0, buf_of(seen), len) };
+            sum = sum.wrapping_add(checksum(off, bytes));
+        } else {
+            sum = !sum;
+        }
+        lane.free(slot);
+        seen += 1;
+    }
+}
+
+/// The same lane as a state machine, stepped with the other lanes of its subgroup on one thread: the same
+/// requests in the same order, the same checksum. A completed chunk is copied out and its slot freed and
+/// the next request published before it is checksummed (in the lane's next step), so the lanes' checksums do
+/// not hold back the requests of the lanes stepped after them. Gives up (complemented sum) when no slot can be allocated
+/// for 2^20 of its subgroup's idle waits, or its oldest request is not complete by `deadline`.
+struct QueueRead<'p> {
+    lane: QueueLane<'p>,
+    total: u64,
+    nchunks: u64,
+    lanes: u64,
+    depth: u64,
+    deadline: Instant,
+    slots: Vec<u32>,
+    sent: u64,
+    seen: u64,
+    sum: u64,
+    /// The last completed chunk, copied out so its buffer can take the next read at once, and its (file
+    /// offset, length) while it awaits its checksum.
+    buf: Vec<u8>,
+    copied: Option<(u64, usize)>,
+}
+
+impl<'p> QueueRead<'p> {
+    fn new(lane: QueueLane<'p>, total: u64, lanes: u32, depth: u32, deadline: Instant) -> Self {
+        QueueRead {
+            lane,
+            total,
+            nchunks: total.div_ceil(CHUNK),
+            lanes: lanes as u64,
+            depth: depth as u64,
+            deadline,
+            slots: vec![0; depth as usize],
+            sent: 0,
+            seen: 0,
+            sum: 0,
+            buf: vec![0; CHUNK as usize],
+            copied: None,
+        }
+    }
+
+    fn chunk_of(&self, j: u64) -> u64 {
+        self.lane.id() as u64 + j * self.lanes
+    }
+
+    fn buf_of(&self, j: u64) -> u64 {
+        (self.lane.id() as u64 * self.depth + j % self.depth) * CHUNK
+    }
+
+    fn fail(&mut self) -> Step {
+        self.sum = !self.sum;
+        Step::Done
+    }
+}
+
+impl QueueRead<'_> {
+    /// Checksums the chunk the last step copied out, if any.
+    fn finish_sum(&mut self) -> bool {
+        let Some((off, len)) = self.copied.take() else {
+            return false;
+        };
+        self.sum = self.sum.wrapping_add(checksum(off, &self.buf[..len]));
+        true
+    }
+
+    /// Publishes the next request if one is due: `None` if none is, else `Progress`, `Waiting` (no free slot)
+    /// or `Done` (gave up).
+    fn publish(&mut self, pauses: u32) -> Option<Step> {
+        if self.sent - self.seen >= self.depth || self.chunk_of(self.sent) >= self.nchunks {
+            return None;
+        }
+        let Some(slot) = self.lane.try_alloc() else {
+            return Some(if pauses >= 1 << 20 {
+                self.fail()
+            } else {
+                Step::Waiting
+            });
+        };
+        let off = self.chunk_of(self.sent) * CHUNK;
+        let len = (self.total - off).min(CHUNK) as u32;
+        let req = Request::read(0, off, 0, self.buf_of(self.sent), len);
+        self.lane.publish(slot, &req);
+        self.slots[(self.sent % self.depth) as usize] = slot;
+        self.sent += 1;
+        Some(Step::Progress)
+    }
+}
+
+impl SteppedLane for QueueRead<'_> {
+    fn step(&mut self, _: &mut (), pauses: u32) -> Step {
+        // The chunk copied out last step, checksummed after its buffer's next read was published.
+        let progressed = self.finish_sum();
+        let waiting = if progressed {
+            Step::Progress
+        } else {
+            Step::Waiting
+        };
+        match self.publish(pauses) {
+            None => {}
+            Some(Step::Waiting) => return waiting,
+            Some(s) => return s,
+        }
+        if self.sent == self.seen {
+            return Step::Done;
+        }
+        let slot = self.slots[(self.seen % self.depth) as usize];
+        let r = match self.lane.poll(slot) {
+            Ok(SlotPoll::Complete(r)) => r,
+            Ok(SlotPoll::Pending) => {
+                return if pauses % 64 == 63 && Instant::now() >= self.deadline {
+                    self.fail()
+                } else {
+                    waiting
+                };
+            }
+            Err(_) => return self.fail(),
+        };
+        let off = self.chunk_of(self.seen) * CHUNK;
+        let len = (self.total - off).min(CHUNK) as usize;
+        if r.bytes() == Some(len as u32) {
+            // SAFETY: the READ into these bytes is DONE and nothing else writes them until the slot is
+            // freed, after this copy.
+            let bytes = unsafe {
+                self.lane
+                    .view()
+                    .region_slice(0, self.buf_of(self.seen), len)
+            };
+            self.buf[..len].copy_from_slice(bytes);
+            self.copied = Some((off, len));
+        } else {
+            self.sum = !self.sum;
+        }
+        self.lane.free(slot);
+        self.seen += 1;
+        match self.publish(pauses) {
+            Some(Step::Done) => Step::Done,
+            _ => Step::Progress,
+        }
+    }
 }
 
 /// (CPU seconds, context switches) of this process so far: every thread, the exited ones included.
@@ -315,14 +491,16 @@ fn main() -> ExitCode {
             let (cpu0, csw0) = usage();
             let (el, sum) = match p {
                 0 => baseline(&data, total),
-                1 | 2 => {
+                1 | 2 | 5 => {
                     let (lanes, depth) = if p == 1 { (1, DEPTH) } else { (DEPTH, 1) };
-                    let (el, sum, m) = direct(&data, total, lanes, depth);
+                    let sg = if p == 5 { 1 } else { SUBGROUP };
+                    let (el, sum, m) = direct(&data, total, lanes, depth, sg);
                     mode = m;
                     (el, sum)
                 }
-                3 => pump(&data, total, 1, DEPTH),
-                _ => pump(&data, total, DEPTH, 1),
+                3 => pump(&data, total, 1, DEPTH, false),
+                4 => pump(&data, total, DEPTH, 1, false),
+                _ => pump(&data, total, DEPTH, 1, true),
             };
             let (cpu1, csw1) = usage();
             cpu_us[p].push((cpu1 - cpu0) * 1e6 / nchunks as f64);

@@ -109,10 +109,11 @@ pub struct Capabilities {
     /// Whether the device's atomics on imported host memory are atomic with respect to the host's
     /// (coherent host-native atomics: PCIe atomics, a shared cache, or the host itself).
     pub host_native_atomics: bool,
-    /// Whether the device's lanes are host threads (the CPU reference device): host code can then play lanes
-    /// itself, on the device's own dispatch ([`crate::backend::cpu::spawn_lanes`], `run_lanes`,
-    /// `run_queue_lanes`), and read host clocks inside a dispatch (per-line timestamps). A device whose lanes
-    /// run elsewhere runs only its programs and kernels.
+    /// Whether the device's lanes run on host threads (the CPU reference device: a thread per lane, or per
+    /// subgroup): host code can then play lanes itself, on the device's own dispatch
+    /// ([`crate::backend::cpu::spawn_lanes`], `run_lanes`, `run_queue_lanes`, `run_queue_subgroups`), and read
+    /// host clocks inside a dispatch (per-line timestamps). A device whose lanes run elsewhere runs only its
+    /// programs and kernels.
     pub lanes_are_host_threads: bool,
 }
 

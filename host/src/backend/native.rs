@@ -1,6 +1,8 @@
 //! The built-in programs as native (Rust) kernels, as [`super::spirv`] holds them as SPIR-V: the Rust protocol
-//! implementation ([`crate::protocol::Lane`]), one invocation per lane, each running its program to the end in
-//! one dispatch. A device that loads [`KernelCode::Native`](super::KernelCode::Native) (the CPU reference
+//! implementation ([`crate::protocol::Lane`]), one invocation per lane, or per subgroup for the programs that
+//! aggregate (`aggregated`: its lanes in lockstep, [`crate::protocol::Subgroup`], or, for the read program,
+//! stepped as state machines, `backend/cpu/read.rs`), each running its program to the end in one dispatch. A
+//! device that loads [`KernelCode::Native`](super::KernelCode::Native) (the CPU reference
 //! device) runs the built-in programs with [`kernel`].
 //!
 //! The argument scheme is the SPIR-V programs' one: the ring arena twice (the GLSL's 32- and 64-bit views),
@@ -15,10 +17,10 @@ use std::time::Instant;
 
 use super::hal::{NativeArg, NativeKernel};
 use super::run_buffer::*;
-use super::{checksum, format_print_line, HostileCase, LaneReport};
+use super::{format_print_line, HostileCase, LaneReport};
 use crate::protocol::subgroup::MAX_SUBGROUP;
 use crate::protocol::{
-    CompletionMode, FileRef, Lane, LaneError, LineBuf, Poll, Subgroup, DEFAULT_BUDGET,
+    CompletionMode, FileRef, Lane, LaneError, LineBuf, Subgroup, DEFAULT_BUDGET,
 };
 use crate::ring::{RingLayout, RingView};
 
@@ -45,6 +47,7 @@ fn params(run: &[AtomicU32]) -> Option<RunParams> {
 pub(super) fn aggregated(program: u32, arg0: u32) -> bool {
     program == PROGRAM_PRINT
         || program == PROGRAM_LANE_STRESS
+        || program == PROGRAM_READ
         || (program == PROGRAM_NOP && arg0 < 2)
 }
 
@@ -93,7 +96,10 @@ fn invocation(id: u32, args: &[NativeArg<'_>], deadline: Instant) {
                 &l,
             )
         };
-        if sg > 0 && aggregated(p.program, p.arg0) {
+        if p.program == PROGRAM_READ {
+            // Stepped lanes (a subgroup of one where the launch runs one invocation per lane).
+            super::cpu::read::read_subgroup(view, first, n, &p, deadline, &mut reports);
+        } else if sg > 0 && aggregated(p.program, p.arg0) {
             let mut g = Subgroup::new(view, first, n);
             run_subgroup(&mut g, &p, deadline, &mut reports);
             let _ = g.flush(DEFAULT_BUDGET);
@@ -114,21 +120,6 @@ fn invocation(id: u32, args: &[NativeArg<'_>], deadline: Instant) {
     }
     for (i, rep) in reports.iter().take(n as usize).enumerate() {
         write_state(run, first + i as u32, rep);
-    }
-}
-
-/// How the read program waits for its oldest read: it sleeps at once (1 µs asked; the timer slack makes it
-/// tens of µs) instead of [`crate::protocol::lane::backoff`]'s spin-then-yield. A yield does not give the core to the kernel's SQPOLL
-/// thread that executes the lane's reads (the scheduler runs the yielding lane again), so spinning and
-/// yielding lanes starve it; a sleeping lane frees the core, and finds several reads done when it wakes.
-/// Measured by `read_throughput` on 2 shared cores: 8 lanes × 1 read ≈ 15× the reads/s of spin-then-yield.
-/// Where the device installed an idle wait ([`crate::protocol::idle`]; the CPU device's blocks on the ring's
-/// completion eventfd), the lane pauses with it instead (`epoch`: taken before the failed poll).
-fn read_wait(polls: u32, epoch: u32) {
-    if crate::protocol::idle::installed() {
-        crate::protocol::idle::pause(polls, epoch);
-    } else {
-        std::thread::sleep(std::time::Duration::from_micros(1));
     }
 }
 
@@ -245,7 +236,6 @@ fn run_program(lane: &mut Lane<'_>, p: &RunParams, deadline: Instant) -> LaneRep
     let mut rep = LaneReport::default();
     let id = lane.id();
     let budget = p.iter_budget;
-    let lanes = p.lanes;
     let wait_slot = (lane.view().layout().slots_per_lane - 1).min(1);
     match p.program {
         PROGRAM_PRINT => {
@@ -298,83 +288,6 @@ fn run_program(lane: &mut Lane<'_>, p: &RunParams, deadline: Instant) -> LaneRep
                     }
                     Err(_) => rep.failed += 1,
                 }
-            }
-        }
-        PROGRAM_READ => {
-            let (file, chunk, total, depth) = (p.arg0, p.arg1, p.total, p.arg2.clamp(1, 32));
-            let spl = lane.view().layout().slots_per_lane;
-            if chunk == 0 || depth > spl {
-                rep.failed = 1;
-                return rep;
-            }
-            let v = lane.view();
-            let fixed = v.layout().fixed;
-            // Read j of this lane (in submission order) uses buffer and slot j % depth.
-            let base_slot = (spl - depth).min(1);
-            let buf_off = |j: u64| (id * depth + (j % depth as u64) as u32) * chunk;
-            let mut buf = vec![0u8; chunk as usize];
-            let nchunks = total.div_ceil(chunk as u64);
-            let chunk_of = |j: u64| id as u64 + j * lanes as u64;
-            // Reads submitted / checksummed by this lane (the ones in between are in flight).
-            let (mut sent, mut seen) = (0u64, 0u64);
-            // Reads whose submission failed, by buffer index.
-            let mut unsent = 0u32;
-            let mut i = 0u32;
-            loop {
-                // Keep `depth` reads in flight while chunks remain.
-                if sent - seen < depth as u64 && chunk_of(sent) < nchunks {
-                    let off = chunk_of(sent) * chunk as u64;
-                    let len = (total - off).min(chunk as u64) as u32;
-                    let k = base_slot + (sent % depth as u64) as u32;
-                    if lane
-                        .read_fixed(FileRef::Fixed(file), buf_off(sent), len, off, k, budget)
-                        .is_err()
-                    {
-                        // Not submitted: counted failed when its turn comes.
-                        unsent |= 1 << (sent % depth as u64);
-                    }
-                    sent += 1;
-                    continue;
-                }
-                if sent == seen {
-                    break;
-                }
-                // The oldest read in flight.
-                let off = chunk_of(seen) * chunk as u64;
-                let len = (total - off).min(chunk as u64) as u32;
-                let k = base_slot + (seen % depth as u64) as u32;
-                let bit = 1u32 << (seen % depth as u64);
-                if unsent & bit != 0 {
-                    unsent &= !bit;
-                    rep.failed += 1;
-                    seen += 1;
-                    continue;
-                }
-                let epoch = crate::protocol::idle::epoch();
-                match lane.poll(k) {
-                    Ok(Poll::WouldBlock) => {
-                        if i >= budget || (i % 1024 == 0 && Instant::now() > deadline) {
-                            rep.failed += nchunks
-                                .saturating_sub(chunk_of(seen))
-                                .div_ceil(lanes as u64);
-                            break;
-                        }
-                        read_wait(i, epoch);
-                        i += 1;
-                        continue;
-                    }
-                    Ok(Poll::Ready(n)) if n == len as i32 => {
-                        v.read_bytes(fixed + buf_off(seen), &mut buf[..len as usize]);
-                        rep.checksum = rep
-                            .checksum
-                            .wrapping_add(checksum(off, &buf[..len as usize]));
-                        rep.done += 1;
-                        rep.bytes += len as u64;
-                    }
-                    _ => rep.failed += 1,
-                }
-                seen += 1;
-                i = 0;
             }
         }
         PROGRAM_LANE_STRESS => {

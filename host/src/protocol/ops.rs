@@ -154,8 +154,15 @@ impl Lane<'_> {
 
     /// One reap pass, then checks slot `k`. A `Ready` slot is freed.
     pub fn poll(&mut self, k: u32) -> Result<Poll, LaneError> {
-        let g = self.global_slot(k)?;
+        self.global_slot(k)?;
         self.reap_notify();
+        self.check(k)
+    }
+
+    /// Checks slot `k` without a reap pass: a subgroup's lane after its elected lane's reap pass
+    /// ([`super::Subgroup::reap`], §6 "one reap pass of the subgroup"). A `Ready` slot is freed.
+    pub fn check(&mut self, k: u32) -> Result<Poll, LaneError> {
+        let g = self.global_slot(k)?;
         let bus = self.bus();
         let (state, result, _, _) = bus.slot(g);
         // Acquire: pairs with the reaper's release of DONE (result and flags are written).

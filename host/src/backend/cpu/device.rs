@@ -1,6 +1,7 @@
 //! The CPU reference device as a HAL [`Device`]: memory ([`super::memory`]), native kernels
-//! ([`super::kernel`]) and their launches ([`super::run`]); the built-in programs run through them as native
-//! kernels ([`crate::backend::native`]).
+//! ([`super::kernel`]) and their launches ([`super::run`]: one thread per invocation); the built-in programs
+//! run through them as native kernels ([`crate::backend::native`]), those that aggregate (print, NOPs, lane
+//! stress, reads) one invocation per subgroup of `subgroup_size` lanes, the others one per lane.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,8 @@ use crate::protocol::DEFAULT_BUDGET;
 /// The CPU reference device.
 #[derive(Debug, Clone)]
 pub struct CpuDevice {
-    /// Lanes per subgroup (8, like lavapipe's SIMD width).
+    /// Lanes per subgroup (8, like lavapipe's SIMD width): the aggregating built-in programs run one thread
+    /// per subgroup of this many lanes (1: one thread per lane).
     pub subgroup_size: u32,
     /// Spin budget for each device-side wait (the built-in programs' `iter_budget`).
     pub budget: u32,
@@ -40,7 +42,7 @@ impl Device for CpuDevice {
             backend: "cpu",
             name: "CPU reference device".into(),
             driver: format!(
-                "one thread per lane on {} cores",
+                "one thread per lane, per subgroup in the aggregating programs, on {} cores",
                 std::thread::available_parallelism().map_or(1, |n| n.get())
             ),
             subgroup_size: self.subgroup_size,
