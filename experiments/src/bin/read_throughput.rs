@@ -519,6 +519,7 @@ fn main() -> ExitCode {
             PATHS
                 .iter()
                 .zip(this)
+                .filter(|(_, r)| !r.is_nan())
                 .map(|(n, r)| format!("{n} {:.0}k/s", r / 1e3))
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -526,14 +527,17 @@ fn main() -> ExitCode {
         progress.suspend(|| exp.say(&line));
     }
     drop(progress);
+    // Only the paths that ran (`--paths`).
+    let ran: Vec<usize> = (0..PATHS.len()).filter(|&p| !rate[p].is_empty()).collect();
     let mut rows = Vec::new();
-    for (p, name) in PATHS.iter().enumerate() {
+    for &p in &ran {
+        let name = PATHS[p];
         let min = rate[p].iter().copied().fold(f64::INFINITY, f64::min);
         let max = rate[p].iter().copied().fold(0.0, f64::max);
         rows.push(
             Record::new()
                 .text("device", "cpu")
-                .text("path", *name)
+                .text("path", name)
                 .int("reads", nchunks)
                 .int("rounds", rounds)
                 .float("median_reads_per_s", median(&rate[p]), 0)
@@ -557,15 +561,10 @@ fn main() -> ExitCode {
         &dir.join("throughput.svg"),
         "4 KiB READ at queue depth 8 (median reads/s, CPU reference device)",
         "reads/s",
-        &PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        &[(
-            "median",
-            PATHS
-                .iter()
-                .enumerate()
-                .map(|(p, _)| median(&rate[p]))
-                .collect(),
-        )],
+        &ran.iter()
+            .map(|&p| PATHS[p].to_string())
+            .collect::<Vec<_>>(),
+        &[("median", ran.iter().map(|&p| median(&rate[p])).collect())],
     ) {
         eprintln!("warning: {e}");
     }
