@@ -285,9 +285,23 @@ fn render(cli: &Cli, runs: &[Run], started: SystemTime, before: f64, after: f64)
     } else {
         format!(" --only {}", cli.only.join(","))
     };
+    // The cargo features this binary was built with: the experiments it runs were built with the same.
+    let features: Vec<&str> = [
+        ("cuda", cfg!(feature = "cuda")),
+        ("hip", cfg!(feature = "hip")),
+    ]
+    .iter()
+    .filter(|(_, on)| *on)
+    .map(|(f, _)| *f)
+    .collect();
+    let features = if features.is_empty() {
+        String::new()
+    } else {
+        format!(" --features {}", features.join(","))
+    };
     s.push_str(&format!(
-        "- command: `cargo build -p gpu-uring-experiments --release --bins && cargo run -p \
-         gpu-uring-experiments --release --bin results -- --device {}{only}`\n",
+        "- command: `cargo build -p gpu-uring-experiments --release --bins{features} && cargo run -p \
+         gpu-uring-experiments --release{features} --bin results -- --device {}{only}`\n",
         cli.device
     ));
     s.push_str(&format!("- date: {} (UTC)\n", utc(started)));
