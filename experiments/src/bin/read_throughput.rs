@@ -291,8 +291,8 @@ fn pump_lane(lane: &mut QueueLane<'_>, total: u64, lanes: u32, depth: u32) -> u6
 /// The same lane as a state machine, stepped with the other lanes of its subgroup on one thread: the same
 /// requests in the same order, the same checksum. A completed chunk is copied out and its slot freed and
 /// the next request published before it is checksummed (in the lane's next step), so the lanes' checksums do
-/// not hold back the requests of the lanes stepped after them. Gives up (complemented sum) when no slot can be allocated
-/// for 2^20 of its subgroup's idle waits, or its oldest request is not complete by `deadline`.
+/// not hold back the requests of the lanes stepped after them. Gives up (complemented sum) when no slot can be
+/// allocated for 2^20 of its subgroup's idle waits, or its oldest request is not complete by `deadline`.
 struct QueueRead<'p> {
     lane: QueueLane<'p>,
     total: u64,
@@ -340,9 +340,7 @@ impl<'p> QueueRead<'p> {
         self.sum = !self.sum;
         Step::Done
     }
-}
 
-impl QueueRead<'_> {
     /// Checksums the chunk the last step copied out, if any.
     fn finish_sum(&mut self) -> bool {
         let Some((off, len)) = self.copied.take() else {

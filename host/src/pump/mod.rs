@@ -27,11 +27,12 @@
 //!   everything published before them is done. It never has more requests in flight than its CQ holds. Idle,
 //!   it spins briefly and then parks with a doubling timeout up to `IdleConfig::max_park`, the bound on cold
 //!   latency; with nothing in flight it parks on a host-memory bell ([`wake`]) that lanes which are host
-//!   threads ring, so their requests wake it at once. Stop drains (bounded), cancels, and leaves no slot CLAIMED; a failing ring fails the SQEs it
-//!   never consumed and is never entered with work again. Arena words are untrusted: the pump keeps its own
-//!   per-slot record of what it holds, never claims a slot whose I/O is in flight, applies a CQE only if slot
-//!   and generation match, and counts protocol violations instead of panicking. After its final state it
-//!   writes nothing, which is how a lane knows an uncompleted request is withdrawn.
+//!   threads ring, so their requests wake it at once. Stop drains (bounded), cancels, and leaves no slot
+//!   CLAIMED; a failing ring fails the SQEs it never consumed and is never entered with work again. Arena
+//!   words are untrusted: the pump keeps its own per-slot record of what it holds, never claims a slot whose
+//!   I/O is in flight, applies a CQE only if slot and generation match, and counts protocol violations
+//!   instead of panicking. After its final state it writes nothing, which is how a lane knows an uncompleted
+//!   request is withdrawn.
 //! - [`device`]: the lane side in Rust: allocate, publish, bounded wait, free. The CPU reference device runs
 //!   it on its threads (`backend::cpu::run_queue_lanes`); the GLSL lane side is
 //!   `device-shaders/include/gpu_uring_pump.glsl`, run on any device that loads its kernels by
