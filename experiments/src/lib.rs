@@ -855,6 +855,30 @@ pub fn threads_cpu(prefixes: &[&str]) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_nanos(ns))
 }
 
+/// Waits (at most `limit`) until this process has no SQPOLL thread left (`iou-sqp-<pid>` in
+/// `/proc/self/task/*/comm`); returns whether none is left. A dropped ring's SQPOLL thread keeps polling on a
+/// core until the kernel's asynchronous teardown stops it (on the 2-core VM tens of ms after `drop`, measured
+/// with `perf record -a`), so a run started at once shares the other core with it: experiments that compare
+/// rings run after run settle between runs, so that each run starts with the machine the last one left quiet.
+pub fn settle_sqpoll(limit: std::time::Duration) -> bool {
+    let t = std::time::Instant::now();
+    loop {
+        let busy = std::fs::read_dir("/proc/self/task").is_ok_and(|d| {
+            d.flatten().any(|e| {
+                std::fs::read_to_string(e.path().join("comm"))
+                    .is_ok_and(|c| c.starts_with("iou-sqp"))
+            })
+        });
+        if !busy {
+            return true;
+        }
+        if t.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// CPU time of the whole process so far (user + system, every thread, `getrusage(RUSAGE_SELF)`).
 pub fn process_cpu() -> std::time::Duration {
     // SAFETY: an all-zero `rusage` is a valid out-parameter.

@@ -523,6 +523,63 @@ fn an_aggregated_subgroup_prints_exactly_once_with_fewer_rmws_per_op() {
     );
 }
 
+/// `Subgroup::submit_each`: several SQEs of one lane in one batch, on an 8-entry SQ that nothing consumes until
+/// the host submits (no SQPOLL), so 12 submissions find tickets for 8. Tickets go to the submissions in the
+/// order given (so each lane's SQEs are published in its order); the ones left without a ticket time out, as a
+/// suffix of each lane's; every submitted NOP completes in its own slot exactly once, the timed-out ones after
+/// they are submitted again.
+#[test]
+fn a_batch_with_several_sqes_per_lane_takes_tickets_in_order() {
+    use gpu_uring::protocol::{LaneError, Subgroup, Submission};
+    use gpu_uring::ring::Sqe;
+    const PER_LANE: usize = 6;
+    let ring = common::ring(RingConfig {
+        sq_entries: 8,
+        lanes: 2,
+        slots_per_lane: PER_LANE as u32 + 1,
+        sqpoll: false,
+        ..Default::default()
+    });
+    let mut g = Subgroup::new(ring.view(), 0, 2);
+    let nop = Sqe::from_entry(&io_uring::opcode::Nop::new().build());
+    let sub = |j: usize| Submission {
+        lane: j / PER_LANE,
+        sqe: nop,
+        mode: CompletionMode::Slot(1 + (j % PER_LANE) as u32),
+        line: None,
+    };
+    let wait_all = |g: &mut Subgroup<'_>, subs: &[Submission]| {
+        for s in subs {
+            let CompletionMode::Slot(k) = s.mode else {
+                unreachable!()
+            };
+            assert_eq!(g.lanes()[s.lane].wait(k, DEFAULT_BUDGET), Ok(0));
+        }
+    };
+    let subs: Vec<Submission> = (0..2 * PER_LANE).map(sub).collect();
+    let mut out = vec![None; subs.len()];
+    g.submit_each(&subs, &mut out, 0);
+    let tickets: Vec<u32> = out.iter().filter_map(|r| r.and_then(Result::ok)).collect();
+    assert_eq!(tickets, (0..8).collect::<Vec<u32>>(), "in order: {out:?}");
+    assert!(
+        out[8..]
+            .iter()
+            .all(|r| *r == Some(Err(LaneError::TimedOut))),
+        "lane 1's last 4 timed out: {out:?}"
+    );
+    assert_eq!(ring.ring().submit_and_wait(8, 8).unwrap(), 8);
+    wait_all(&mut g, &subs[..8]);
+    let mut again = vec![None; 4];
+    g.submit_each(&subs[8..], &mut again, DEFAULT_BUDGET);
+    assert_eq!(again, (8..12).map(|t| Some(Ok(t))).collect::<Vec<_>>());
+    assert_eq!(ring.ring().submit_and_wait(4, 4).unwrap(), 4);
+    wait_all(&mut g, &subs[8..]);
+    assert_eq!(g.stats().map(|s| s.ops).sum::<u64>(), subs.len() as u64);
+    drop(g);
+    assert!(ring.quiesce(Duration::from_secs(5)));
+    assert_eq!(ring.view().local_snapshot().foreign_cqes, 0);
+}
+
 #[test]
 fn more_lanes_than_the_ring_has_is_an_error_and_no_lane_runs() {
     let ring = common::ring(RingConfig {

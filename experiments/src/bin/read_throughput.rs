@@ -1,8 +1,10 @@
 //! read_throughput: 4 KiB reads from the page cache at queue depth 8, several ways, in one run on one file.
 //!
 //! - `baseline`: one host thread on a plain io_uring SQPOLL ring (the `io-uring` crate), one registered
-//!   buffer of 8 × 4 KiB and one registered file, 8 READ_FIXED in flight; it waits in `io_uring_enter`
-//!   (GETEVENTS) for each completion, checksums the chunk and submits the next read into the same buffer.
+//!   buffer of 8 × 4 KiB and one registered file, 8 READ_FIXED in flight; for each completion it checksums
+//!   the chunk and pushes the next read into the same buffer. It enters the kernel only to wait when no
+//!   completion is ready (`io_uring_enter` with GETEVENTS) or to wake a sleeping SQ thread. Like the lanes it
+//!   runs on a thread spawned for the run.
 //! - `direct 1x8` / `direct 8x1`: device lanes write READ_FIXED SQEs into a device ring themselves
 //!   (`Program::Read` on the CPU reference device): one lane with 8 reads in flight, and 8 lanes with one each,
 //!   the 8 lanes one subgroup stepped on one thread (the device's subgroup of 8).
@@ -14,7 +16,9 @@
 //! Every path reads the whole file once per run as 4 KiB chunks at sequential offsets (chunk `c` at
 //! `4096 c`; with several lanes, lane `l` takes chunks `l, l + lanes, …`) into page-cache-warm memory and
 //! checksums each chunk ([`checksum`]); every run's sum is compared with the host's. Rounds interleave the
-//! paths (their order rotates each round), so each path sees the same load; the table gives each path's
+//! paths (their order rotates each round), so each path sees the same load, and each run starts once the
+//! last run's SQPOLL thread has ended (a dropped ring's keeps polling on a core for tens of ms; a run started
+//! beside it got about half its rate, whichever path it was); the table gives each path's
 //! median reads/s with min–max over the rounds, and its ratio to the baseline: the median over rounds of
 //! (path reads/s ÷ baseline reads/s in the same round).
 //!
@@ -40,7 +44,8 @@ use gpu_uring::ring::RingConfig;
 use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::progress::Progress;
 use gpu_uring_experiments::{
-    bar_chart, data_file, fail, loadavg, ring_mode_line, CommonArgs, Experiment, Record,
+    bar_chart, data_file, fail, loadavg, ring_mode_line, settle_sqpoll, CommonArgs, Experiment,
+    Record,
 };
 use io_uring::{opcode, types, IoUring};
 
@@ -68,6 +73,8 @@ struct Args {
 const DEPTH: u32 = 8;
 const CHUNK: u64 = 4096;
 const WAIT: Duration = Duration::from_secs(60);
+/// The longest a run waits for the last run's SQPOLL thread to end ([`settle_sqpoll`]).
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// The paths, in table order.
 const PATHS: [&str; 7] = [
@@ -137,8 +144,17 @@ fn baseline(data: &std::fs::File, total: u64) -> (f64, u64) {
     }
     let (mut done, mut sum) = (0u64, 0u64);
     while done < nchunks {
-        ring.submit_and_wait(1)
-            .unwrap_or_else(|e| fail(&format!("io_uring_enter: {e}")));
+        // A system call only to wait for a completion or to wake the SQ thread: with completions ready and the
+        // SQ thread polling, the SQEs pushed last time are already visible to it (the crate stores the SQ tail
+        // with release when the submission queue handle is dropped).
+        if ring.completion().is_empty() {
+            ring.submit_and_wait(1)
+        } else if ring.submission().need_wakeup() {
+            ring.submit()
+        } else {
+            Ok(0)
+        }
+        .unwrap_or_else(|e| fail(&format!("io_uring_enter: {e}")));
         let cqes: Vec<(u64, i32)> = ring
             .completion()
             .map(|c| (c.user_data(), c.result()))
@@ -289,10 +305,10 @@ fn pump_lane(lane: &mut QueueLane<'_>, total: u64, lanes: u32, depth: u32) -> u6
 }
 
 /// The same lane as a state machine, stepped with the other lanes of its subgroup on one thread: the same
-/// requests in the same order, the same checksum. A completed chunk is copied out and its slot freed and
-/// the next request published before it is checksummed (in the lane's next step), so the lanes' checksums do
-/// not hold back the requests of the lanes stepped after them. Gives up (complemented sum) when no slot can be
-/// allocated for 2^20 of its subgroup's idle waits, or its oldest request is not complete by `deadline`.
+/// requests in the same order, the same checksum. A completed chunk is checksummed in its buffer, its slot
+/// freed and the buffer's next request published at once (each lane publishes its own, so a lane's checksum
+/// holds back no other lane's request). Gives up (complemented sum) when no slot can be allocated for 2^20 of
+/// its subgroup's idle waits, or its oldest request is not complete by `deadline`.
 struct QueueRead<'p> {
     lane: QueueLane<'p>,
     total: u64,
@@ -304,10 +320,6 @@ struct QueueRead<'p> {
     sent: u64,
     seen: u64,
     sum: u64,
-    /// The last completed chunk, copied out so its buffer can take the next read at once, and its (file
-    /// offset, length) while it awaits its checksum.
-    buf: Vec<u8>,
-    copied: Option<(u64, usize)>,
 }
 
 impl<'p> QueueRead<'p> {
@@ -323,8 +335,6 @@ impl<'p> QueueRead<'p> {
             sent: 0,
             seen: 0,
             sum: 0,
-            buf: vec![0; CHUNK as usize],
-            copied: None,
         }
     }
 
@@ -339,15 +349,6 @@ impl<'p> QueueRead<'p> {
     fn fail(&mut self) -> Step {
         self.sum = !self.sum;
         Step::Done
-    }
-
-    /// Checksums the chunk the last step copied out, if any.
-    fn finish_sum(&mut self) -> bool {
-        let Some((off, len)) = self.copied.take() else {
-            return false;
-        };
-        self.sum = self.sum.wrapping_add(checksum(off, &self.buf[..len]));
-        true
     }
 
     /// Publishes the next request if one is due: `None` if none is, else `Progress`, `Waiting` (no free slot)
@@ -375,16 +376,9 @@ impl<'p> QueueRead<'p> {
 
 impl SteppedLane for QueueRead<'_> {
     fn step(&mut self, _: &mut (), pauses: u32) -> Step {
-        // The chunk copied out last step, checksummed after its buffer's next read was published.
-        let progressed = self.finish_sum();
-        let waiting = if progressed {
-            Step::Progress
-        } else {
-            Step::Waiting
-        };
         match self.publish(pauses) {
             None => {}
-            Some(Step::Waiting) => return waiting,
+            Some(Step::Waiting) => return Step::Waiting,
             Some(s) => return s,
         }
         if self.sent == self.seen {
@@ -397,7 +391,7 @@ impl SteppedLane for QueueRead<'_> {
                 return if pauses % 64 == 63 && Instant::now() >= self.deadline {
                     self.fail()
                 } else {
-                    waiting
+                    Step::Waiting
                 };
             }
             Err(_) => return self.fail(),
@@ -406,14 +400,13 @@ impl SteppedLane for QueueRead<'_> {
         let len = (self.total - off).min(CHUNK) as usize;
         if r.bytes() == Some(len as u32) {
             // SAFETY: the READ into these bytes is DONE and nothing else writes them until the slot is
-            // freed, after this copy.
+            // freed, after this checksum.
             let bytes = unsafe {
                 self.lane
                     .view()
                     .region_slice(0, self.buf_of(self.seen), len)
             };
-            self.buf[..len].copy_from_slice(bytes);
-            self.copied = Some((off, len));
+            self.sum = self.sum.wrapping_add(checksum(off, bytes));
         } else {
             self.sum = !self.sum;
         }
@@ -478,6 +471,7 @@ fn main() -> ExitCode {
     let mut cpu_us = vec![Vec::new(); PATHS.len()];
     let mut csw = vec![Vec::new(); PATHS.len()];
     let mut mode = String::new();
+    let mut unsettled = 0u32;
     let progress = Progress::new("read_throughput rounds", Some(rounds as u64));
     for round in 0..rounds {
         let mut this = [f64::NAN; PATHS.len()];
@@ -486,9 +480,17 @@ fn main() -> ExitCode {
             if p != 0 && !args.paths.contains(&p) {
                 continue;
             }
+            // The last run's SQPOLL thread gone from its core first.
+            if !settle_sqpoll(SETTLE) {
+                unsettled += 1;
+            }
             let (cpu0, csw0) = usage();
             let (el, sum) = match p {
-                0 => baseline(&data, total),
+                0 => std::thread::scope(|s| {
+                    s.spawn(|| baseline(&data, total))
+                        .join()
+                        .unwrap_or_else(|_| fail("the baseline's thread panicked"))
+                }),
                 1 | 2 | 5 => {
                     let (lanes, depth) = if p == 1 { (1, DEPTH) } else { (DEPTH, 1) };
                     let sg = if p == 5 { 1 } else { SUBGROUP };
@@ -554,6 +556,11 @@ fn main() -> ExitCode {
         &rows,
     );
     exp.say(&format!("direct path {mode}"));
+    if unsettled > 0 {
+        exp.say(&format!(
+            "note: {unsettled} run(s) started with an SQPOLL thread of an earlier ring still alive after {SETTLE:?}"
+        ));
+    }
     exp.say(&format!("uptime after: {}", uptime()));
     if let Err(e) = bar_chart(
         &dir.join("throughput.svg"),

@@ -26,4 +26,4 @@ pub use lane::{
 pub use print_host::PrintLogReport;
 pub use publish::check_flags;
 pub use reserve::Reservation;
-pub use subgroup::Subgroup;
+pub use subgroup::{Subgroup, Submission};

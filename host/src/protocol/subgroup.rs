@@ -35,6 +35,35 @@ use crate::ring::RingView;
 /// The most lanes a subgroup drives (a ballot is 32 bits wide here, as on most GPUs).
 pub const MAX_SUBGROUP: usize = 32;
 
+/// One SQE of a batch ([`Subgroup::submit_each`]): the lane (its index in the subgroup) that submits it, the
+/// SQE, its completion mode and its staging line.
+#[derive(Debug, Clone, Copy)]
+pub struct Submission {
+    /// Index of the submitting lane in the subgroup.
+    pub lane: usize,
+    /// The SQE (the lane adds its base flags and `user_data`).
+    pub sqe: Sqe,
+    /// How its completion is delivered.
+    pub mode: CompletionMode,
+    /// The staging line it reads, if any.
+    pub line: Option<u32>,
+}
+
+impl Default for Submission {
+    /// A zeroed SQE of lane 0 (to fill arrays).
+    fn default() -> Submission {
+        Submission {
+            lane: 0,
+            sqe: Sqe::default(),
+            mode: CompletionMode::FireAndForget,
+            line: None,
+        }
+    }
+}
+
+/// The most SQEs one [`Subgroup::submit_each`] call submits.
+pub const MAX_BATCH: usize = 64;
+
 /// One result per lane of a subgroup call; lanes outside the call's mask are `None`.
 pub type PerLane<T> = [Option<T>; MAX_SUBGROUP];
 
@@ -105,33 +134,84 @@ impl<'a> Subgroup<'a> {
         budget: u32,
         mut sqe: impl FnMut(usize, &Lane<'a>) -> (Sqe, CompletionMode, Option<u32>),
     ) -> PerLane<Result<u32, LaneError>> {
-        let mut out: PerLane<Result<u32, LaneError>> = [None; MAX_SUBGROUP];
-        let mut pending = mask & self.all();
-        // Refused before reserving, per lane (§4): no credit is taken for them.
+        let mut subs = [Submission::default(); MAX_SUBGROUP];
+        let mut n = 0;
         for (i, lane) in self.lanes.iter().enumerate() {
-            if pending & (1 << i) == 0 {
+            if mask & (1 << i) == 0 {
                 continue;
             }
-            let (s, c, _) = sqe(i, lane);
-            let refused = check_flags(s.flags, c).err().or(match c {
-                CompletionMode::Slot(k) => lane.global_slot(k).err(),
-                _ => None,
-            });
-            if let (Some(e), Some(o)) = (refused, out.get_mut(i)) {
-                *o = Some(Err(e));
-                pending &= !(1 << i);
+            let (s, mode, line) = sqe(i, lane);
+            if let Some(sub) = subs.get_mut(n) {
+                *sub = Submission {
+                    lane: i,
+                    sqe: s,
+                    mode,
+                    line,
+                };
+                n += 1;
             }
         }
+        let mut res: PerLane<Result<u32, LaneError>> = [None; MAX_SUBGROUP];
+        self.submit_each(subs.get(..n).unwrap_or_default(), &mut res, budget);
+        let mut out: PerLane<Result<u32, LaneError>> = [None; MAX_SUBGROUP];
+        for (sub, r) in subs.iter().zip(res).take(n) {
+            if let Some(o) = out.get_mut(sub.lane) {
+                *o = r;
+            }
+        }
+        out
+    }
+
+    /// Submits `subs` as one batch, several SQEs of one lane allowed, writing each one's result (its ticket, or
+    /// why it was not submitted) into `out` at the same index; a submission naming no lane of the subgroup, or
+    /// beyond `out`, is left alone. The elected lane takes the credits and tickets for all of them, one CAS
+    /// each per batch; tickets go to the submissions in order, so a lane's SQEs are published in the order
+    /// given and, when `budget` runs out with some unsubmitted (`TimedOut`), those are a suffix of each lane's
+    /// (refused ones aside). Retries (reaping, backing off) for at most `budget` rounds.
+    pub fn submit_each(
+        &mut self,
+        subs: &[Submission],
+        out: &mut [Option<Result<u32, LaneError>>],
+        budget: u32,
+    ) {
+        let n = subs.len().min(out.len()).min(MAX_BATCH);
+        let (subs, out) = (
+            subs.get(..n).unwrap_or_default(),
+            out.get_mut(..n).unwrap_or_default(),
+        );
+        let lanes = self.lanes.len();
+        // Refused before reserving (§4): no credit is taken for them.
+        let mut pending = 0u32;
+        for (sub, o) in subs.iter().zip(out.iter_mut()) {
+            *o = None;
+            let Some(lane) = self.lanes.get(sub.lane) else {
+                continue;
+            };
+            let refused = check_flags(sub.sqe.flags, sub.mode)
+                .err()
+                .or(match sub.mode {
+                    CompletionMode::Slot(k) => lane.global_slot(k).err(),
+                    _ => None,
+                });
+            match refused {
+                Some(e) => *o = Some(Err(e)),
+                None => pending += 1,
+            }
+        }
+        // Whether submission `j` still waits for a ticket.
+        let waiting = |out: &[Option<Result<u32, LaneError>>], j: usize| {
+            out.get(j).is_some_and(Option::is_none) && subs.get(j).is_some_and(|s| s.lane < lanes)
+        };
         let mut round = 0;
         while pending != 0 {
-            let want = pending.count_ones();
-            let batch = self.reserve_batch(want);
-            let Some((first, k)) = batch else {
+            let Some((first, k)) = self.reserve_batch(pending) else {
                 self.reap();
                 if round >= budget {
-                    for (i, o) in out.iter_mut().enumerate() {
-                        if pending & (1 << i) != 0 {
-                            *o = Some(Err(LaneError::TimedOut));
+                    for j in 0..n {
+                        if waiting(out, j) {
+                            if let Some(o) = out.get_mut(j) {
+                                *o = Some(Err(LaneError::TimedOut));
+                            }
                         }
                     }
                     break;
@@ -140,57 +220,64 @@ impl<'a> Subgroup<'a> {
                 round += 1;
                 continue;
             };
-            // Hand the tickets out in lane order; each lane prepares and fills its own.
+            // Hand the tickets out in order; each lane prepares and fills its own.
             let mut filled = 0;
-            let mut published_mask = 0u32;
-            for (i, lane) in self.lanes.iter_mut().enumerate() {
+            let mut published = [false; MAX_BATCH];
+            for j in 0..n {
                 if filled == k {
                     break;
                 }
-                if pending & (1 << i) == 0 {
+                if !waiting(out, j) {
                     continue;
                 }
+                let Some(sub) = subs.get(j) else { continue };
+                let Some(lane) = self.lanes.get_mut(sub.lane) else {
+                    continue;
+                };
                 let ticket = first.wrapping_add(filled);
                 filled += 1;
-                let (mut s, c, line) = sqe(i, lane);
-                let slot = out.get_mut(i);
-                match lane.prepare(&mut s, c, line) {
+                pending -= 1;
+                let mut s = sub.sqe;
+                let r = match lane.prepare(&mut s, sub.mode, sub.line) {
                     Ok(()) => {
                         lane.bus().write_sqe(ticket, &s);
                         lane.stats.ops += 1;
-                        published_mask |= 1 << i;
-                        if let Some(o) = slot {
-                            *o = Some(Ok(ticket));
+                        if let Some(m) = published.get_mut(j) {
+                            *m = true;
                         }
+                        Ok(ticket)
                     }
                     Err(e) => {
                         // Cannot happen after the checks above; the ticket still must be filled (§3).
                         lane.bus().write_sqe(ticket, &hole_nop(lane.base_flags));
-                        if let Some(o) = slot {
-                            *o = Some(Err(e));
-                        }
+                        Err(e)
                     }
+                };
+                if let Some(o) = out.get_mut(j) {
+                    *o = Some(r);
                 }
-                pending &= !(1 << i);
             }
-            let published = self
+            let result = self
                 .lanes
                 .first()
                 .map_or(Ok(()), |e| publish_tickets(&e.bus(), first, k));
-            if let Err(err) = published {
+            if let Err(err) = result {
                 // Not published (counted): undo each lane's mode bookkeeping.
-                for (i, lane) in self.lanes.iter_mut().enumerate() {
-                    if published_mask & (1 << i) != 0 {
-                        let (_, c, line) = sqe(i, lane);
-                        lane.unprepare(c, line);
-                        if let Some(o) = out.get_mut(i) {
-                            *o = Some(Err(err));
-                        }
+                for (j, (sub, _)) in subs
+                    .iter()
+                    .zip(published)
+                    .enumerate()
+                    .filter(|(_, (_, p))| *p)
+                {
+                    if let Some(lane) = self.lanes.get_mut(sub.lane) {
+                        lane.unprepare(sub.mode, sub.line);
+                    }
+                    if let Some(o) = out.get_mut(j) {
+                        *o = Some(Err(err));
                     }
                 }
             }
         }
-        out
     }
 
     /// The elected lane takes up to `want` credits and as many contiguous tickets: `(first, k)`, or `None`

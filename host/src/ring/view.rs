@@ -253,6 +253,19 @@ impl<'a> RingView<'a> {
         }
     }
 
+    /// Lends the `len` arena bytes at `off` to `f` without copying them (a range the caller owns by the
+    /// protocol, quiescent while `f` runs: a completed read's buffer that no new read targets yet).
+    #[inline]
+    pub fn with_bytes<R>(&self, off: u32, len: u32, f: impl FnOnce(&[u8]) -> R) -> R {
+        assert!(off as u64 + len as u64 <= self.layout.arena_size);
+        // SAFETY: in bounds (checked); by the caller's protocol obligation nothing writes the range while the
+        // borrow lives (it ends with `f`, so it cannot outlive the caller's ownership of the range).
+        let bytes = unsafe {
+            std::slice::from_raw_parts(self.words.base().add(off as usize), len as usize)
+        };
+        f(bytes)
+    }
+
     /// A snapshot of the device-local control block (every word read atomically, relaxed). Device-local
     /// memory: the host reads it only outside a run (PROTOCOL.md §9).
     pub fn local_snapshot(&self) -> LocalControl {

@@ -1,14 +1,17 @@
 //! [`Program::Read`](crate::backend::Program::Read) on the CPU reference device: each lane a [`ReadLane`]
 //! state machine, the lanes of one subgroup stepped on one thread ([`step_subgroup`]) with the subgroup's
 //! aggregation (PROTOCOL.md "Subgroups"): each round the elected lane makes one reap pass for all lanes, each
-//! lane checks its own slot, and the reads the lanes asked to submit go out as one batch (one credit and
-//! ticket reservation, one publication, one doorbell).
+//! lane checks its own slots, and the reads the lanes asked for go out in batches (one credit and ticket
+//! reservation, one publication, one doorbell each; [`Subgroup::submit_each`], several reads of one lane in a
+//! batch).
 //!
-//! A lane whose read completed copies the chunk out of its buffer and asks for the buffer's next read in the
-//! same step, and checksums the copy in its next step, after the batch went out: the subgroup's lanes run on
-//! one core, so checksumming before asking would hold each batch back by every completed lane's checksum while
-//! the SQ thread has nothing to do (read_throughput, `direct 8x1`: about 135 k reads/s, half the baseline,
-//! checksumming first; 260 k, 0.95x, copying first, on a quiet machine).
+//! In a step a lane consumes up to [`TAKE_MAX`] completed reads, oldest first, checksumming each in its buffer,
+//! then asks for as many reads as it has buffers free. The subgroup submits the asked reads once
+//! [`FLUSH_ASKS`] of them wait, between two lanes' steps, and the rest at the round's end. The CPU device steps
+//! the lanes of a subgroup one after another on one core, where a GPU runs them at once: a batch held to the
+//! round's end would wait for every later lane's checksum while the SQ thread runs out of reads (read_throughput,
+//! `direct 8x1`: 0.29x of the baseline that way), and copying each chunk out to ask before checksumming cost a
+//! quarter of the lane thread (perf: a 4 KiB copy of memory the SQ thread had just written on the other core).
 //!
 //! What a lane does is the program's specification: read `j` of lane `l` (0-based, in submission order) is
 //! chunk `l + j · lanes`, into buffer `j % depth` at `fixed + (l · depth + j % depth) · chunk`, completing in
@@ -22,44 +25,119 @@ use std::time::Instant;
 use super::stepped::{step_subgroup, Group, Step, SteppedLane};
 use crate::backend::run_buffer::RunParams;
 use crate::backend::{checksum, LaneReport};
-use crate::protocol::subgroup::{PerLane, MAX_SUBGROUP};
+use crate::protocol::subgroup::{Submission, MAX_BATCH, MAX_SUBGROUP};
 use crate::protocol::{idle, CompletionMode, FileRef, LaneError, Poll, Subgroup};
-use crate::ring::RingView;
+use crate::ring::{RingView, Sqe};
 
 /// CQEs a reap pass claims at most: as many as [`crate::protocol::Lane::poll`]'s pass.
 const REAP_MAX: u32 = 16;
+/// Asked reads after which the subgroup submits its batch at once, between two lanes' steps, rather than at
+/// the round's end: the CPU device steps the lanes one after another, so a round's batch would otherwise wait
+/// for every later lane's checksums while the SQ thread runs out of reads.
+const FLUSH_ASKS: usize = 4;
+/// Completed reads a lane consumes at most in one step (each then asks for its buffer's next read), so that a
+/// lane with several reads in flight hands out work in batches without holding the round for long.
+const TAKE_MAX: u32 = 4;
 
-/// A read a lane asks its subgroup to submit.
-#[derive(Debug, Clone, Copy)]
-struct Ask {
-    file: u32,
-    fixed_off: u32,
-    len: u32,
-    file_off: u64,
-    slot: u32,
+/// What the subgroup did with one read a lane asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Submitted.
+    Sent,
+    /// Not submitted this time (no ticket): the lane may ask again.
+    Retry,
+    /// Refused.
+    Failed,
 }
 
+/// The most reads in flight per lane (the program clamps `depth` to it).
+const MAX_DEPTH: usize = 32;
+
 /// What the lanes of one subgroup share: the protocol's [`Subgroup`] (each lane's protocol state; the
-/// aggregated reservation, publication and reap), the reads asked for this round and the answers to the last
-/// round's.
+/// aggregated reservation, publication and reap), the reads asked for and not yet submitted, and the answers
+/// to each lane's last asks.
 pub(crate) struct RingGroup<'a> {
     sg: Subgroup<'a>,
-    asks: [Option<Ask>; MAX_SUBGROUP],
-    answers: PerLane<Result<u32, LaneError>>,
+    asks: [Submission; MAX_BATCH],
+    /// Index of each ask among its lane's asks of the step that made it.
+    ask_of: [u8; MAX_BATCH],
+    nasks: usize,
+    answers: [[Answer; MAX_DEPTH]; MAX_SUBGROUP],
 }
 
 impl<'a> RingGroup<'a> {
     pub(crate) fn new(view: RingView<'a>, first: u32, n: u32) -> RingGroup<'a> {
         RingGroup {
             sg: Subgroup::new(view, first, n),
-            asks: [None; MAX_SUBGROUP],
-            answers: [None; MAX_SUBGROUP],
+            asks: [Submission::default(); MAX_BATCH],
+            ask_of: [0; MAX_BATCH],
+            nasks: 0,
+            answers: [[Answer::Retry; MAX_DEPTH]; MAX_SUBGROUP],
         }
     }
 
     /// The protocol subgroup (to flush it after the program).
     pub(crate) fn subgroup(&mut self) -> &mut Subgroup<'a> {
         &mut self.sg
+    }
+
+    /// Queues lane `index`'s ask number `nth` of this step; false when the batch is full (the lane asks again
+    /// in a later step).
+    fn ask(&mut self, index: usize, nth: u32, sqe: Sqe, slot: u32) -> bool {
+        let (Some(a), Some(o)) = (
+            self.asks.get_mut(self.nasks),
+            self.ask_of.get_mut(self.nasks),
+        ) else {
+            return false;
+        };
+        *a = Submission {
+            lane: index,
+            sqe,
+            mode: CompletionMode::Slot(slot),
+            line: None,
+        };
+        *o = nth as u8;
+        self.nasks += 1;
+        true
+    }
+
+    /// The answer to lane `index`'s ask number `nth` of its last asking step.
+    fn answer(&self, index: usize, nth: u32) -> Answer {
+        self.answers
+            .get(index)
+            .and_then(|a| a.get(nth as usize))
+            .copied()
+            .unwrap_or(Answer::Failed)
+    }
+
+    /// One batched submission of the asked reads (a single attempt: a read that got no ticket is asked
+    /// again in a later round, within its lane's budget). Returns whether any went out.
+    fn flush_asks(&mut self) -> bool {
+        let n = self.nasks;
+        if n == 0 {
+            return false;
+        }
+        self.nasks = 0;
+        let mut res = [None; MAX_BATCH];
+        self.sg
+            .submit_each(self.asks.get(..n).unwrap_or_default(), &mut res, 0);
+        let mut moved = false;
+        for ((a, &nth), r) in self.asks.iter().zip(&self.ask_of).zip(res).take(n) {
+            let answer = match r {
+                Some(Ok(_)) => Answer::Sent,
+                Some(Err(LaneError::TimedOut)) => Answer::Retry,
+                _ => Answer::Failed,
+            };
+            moved |= answer == Answer::Sent;
+            if let Some(slot) = self
+                .answers
+                .get_mut(a.lane)
+                .and_then(|l| l.get_mut(nth as usize))
+            {
+                *slot = answer;
+            }
+        }
+        moved
     }
 }
 
@@ -75,34 +153,12 @@ impl Group for RingGroup<'_> {
         false
     }
 
-    /// One batched submission of the reads the lanes asked for (a single attempt: a lane that got no ticket
-    /// asks again in a later round, within its budget).
+    fn after_step(&mut self) -> bool {
+        self.nasks >= FLUSH_ASKS && self.flush_asks()
+    }
+
     fn end_round(&mut self) -> bool {
-        let mask =
-            self.asks
-                .iter()
-                .enumerate()
-                .fold(0u32, |m, (i, a)| if a.is_some() { m | 1 << i } else { m });
-        if mask == 0 {
-            return false;
-        }
-        let asks = self.asks;
-        self.answers = self.sg.submit(mask, 0, |i, lane| {
-            let a = asks.get(i).copied().flatten().unwrap_or(Ask {
-                file: 0,
-                fixed_off: 0,
-                len: 0,
-                file_off: 0,
-                slot: 0,
-            });
-            (
-                lane.read_fixed_sqe(FileRef::Fixed(a.file), a.fixed_off, a.len, a.file_off),
-                CompletionMode::Slot(a.slot),
-                None,
-            )
-        });
-        self.asks = [None; MAX_SUBGROUP];
-        self.answers.iter().any(|a| matches!(a, Some(Ok(_))))
+        self.flush_asks()
     }
 }
 
@@ -121,17 +177,14 @@ pub(crate) struct ReadLane {
     nchunks: u64,
     budget: u32,
     deadline: Instant,
-    /// Reads submitted (or given up on) / taken (copied out or counted failed); the ones in between are in
+    /// Reads submitted (or given up on) / consumed (checksummed or counted failed); the ones in between are in
     /// flight.
     sent: u64,
     seen: u64,
     /// Reads whose submission failed, by buffer index.
     unsent: u32,
-    /// Whether this lane's ask is in the current batch.
-    asked: bool,
-    buf: Vec<u8>,
-    /// The chunk in `buf` still to be checksummed (file offset, length).
-    copied: Option<(u64, u32)>,
+    /// Reads (from `sent` on) this lane asked for in its last step, answered by the subgroup before its next.
+    asked: u32,
     rep: LaneReport,
     /// The parameters were refused: the lane reports one failure and ends.
     refused: bool,
@@ -148,7 +201,8 @@ impl ReadLane {
         fixed: u32,
         deadline: Instant,
     ) -> ReadLane {
-        let (file, chunk, total, depth) = (p.arg0, p.arg1, p.total, p.arg2.clamp(1, 32));
+        let (file, chunk, total, depth) =
+            (p.arg0, p.arg1, p.total, p.arg2.clamp(1, MAX_DEPTH as u32));
         let refused = chunk == 0 || depth > slots_per_lane;
         ReadLane {
             index,
@@ -170,9 +224,7 @@ impl ReadLane {
             sent: 0,
             seen: 0,
             unsent: 0,
-            asked: false,
-            copied: None,
-            buf: vec![0u8; if refused { 0 } else { chunk as usize }],
+            asked: 0,
             rep: LaneReport::default(),
             refused,
         }
@@ -209,36 +261,74 @@ impl ReadLane {
             .div_ceil(self.lanes as u64);
         Step::Done
     }
-}
 
-impl ReadLane {
-    /// Checksums the chunk the last step copied out, if any.
-    fn finish_sum(&mut self) -> bool {
-        let Some((off, len)) = self.copied.take() else {
-            return false;
-        };
-        let b = &self.buf[..len as usize];
-        self.rep.checksum = self.rep.checksum.wrapping_add(checksum(off, b));
-        self.rep.done += 1;
-        self.rep.bytes += len as u64;
-        true
+    /// Takes the subgroup's answers to this lane's last asks, in order. Returns whether the lane moved.
+    fn take_answers(&mut self, g: &RingGroup<'_>, pauses: u32) -> bool {
+        let mut moved = false;
+        for nth in 0..std::mem::take(&mut self.asked) {
+            match g.answer(self.index, nth) {
+                Answer::Sent => {}
+                // No ticket: this read and the ones after it are asked again while the budget lasts (tickets
+                // go to a lane's asks in order, so none after it went out).
+                Answer::Retry if pauses < self.budget => break,
+                // Not submitted: counted failed when its turn comes.
+                Answer::Retry | Answer::Failed => {
+                    self.unsent |= 1 << (self.sent % self.depth as u64)
+                }
+            }
+            self.sent += 1;
+            moved = true;
+        }
+        moved
     }
 
-    /// Asks the subgroup to submit the next read, if one is due: fewer than `depth` in flight and chunks left.
-    fn ask(&mut self, g: &mut RingGroup<'_>) {
-        if self.sent - self.seen >= self.depth as u64 || self.chunk_of(self.sent) >= self.nchunks {
-            return;
+    /// Consumes the oldest read in flight if it has completed: checksummed in its buffer, or counted failed.
+    /// `Ok(false)`: it has not completed yet.
+    fn take_oldest(&mut self, g: &mut RingGroup<'_>) -> Result<bool, ()> {
+        let seen = self.seen;
+        let bit = 1u32 << (seen % self.depth as u64);
+        if self.unsent & bit != 0 {
+            self.unsent &= !bit;
+            self.rep.failed += 1;
+            self.seen += 1;
+            return Ok(true);
         }
-        let (file_off, len) = self.range(self.sent);
-        if let Some(a) = g.asks.get_mut(self.index) {
-            *a = Some(Ask {
-                file: self.file,
-                fixed_off: self.buf_off(self.sent),
-                len,
-                file_off,
-                slot: self.slot_of(self.sent),
-            });
-            self.asked = true;
+        let (off, len) = self.range(seen);
+        let k = self.slot_of(seen);
+        let at = self.fixed + self.buf_off(seen);
+        let lane = g.sg.lanes().get_mut(self.index).ok_or(())?;
+        match lane.check(k) {
+            Ok(Poll::WouldBlock) => return Ok(false),
+            Ok(Poll::Ready(n)) if n == len as i32 => {
+                // In place: no read targets this buffer until the lane asks for it below.
+                let sum = lane.view().with_bytes(at, len, |b| checksum(off, b));
+                self.rep.checksum = self.rep.checksum.wrapping_add(sum);
+                self.rep.done += 1;
+                self.rep.bytes += len as u64;
+            }
+            _ => self.rep.failed += 1,
+        }
+        self.seen += 1;
+        Ok(true)
+    }
+
+    /// Asks the subgroup for every read that is due: fewer than `depth` in flight and chunks left.
+    fn ask(&mut self, g: &mut RingGroup<'_>) {
+        loop {
+            let j = self.sent + self.asked as u64;
+            if j - self.seen >= self.depth as u64 || self.chunk_of(j) >= self.nchunks {
+                return;
+            }
+            let (file_off, len) = self.range(j);
+            let Some(lane) = g.sg.lanes().get(self.index) else {
+                return;
+            };
+            let sqe =
+                lane.read_fixed_sqe(FileRef::Fixed(self.file), self.buf_off(j), len, file_off);
+            if !g.ask(self.index, self.asked, sqe, self.slot_of(j)) {
+                return;
+            }
+            self.asked += 1;
         }
     }
 }
@@ -249,72 +339,36 @@ impl<'a> SteppedLane<RingGroup<'a>> for ReadLane {
             self.rep.failed = 1;
             return Step::Done;
         }
-        let i = self.index;
-        // The chunk copied out last step, checksummed after its buffer's next read went out.
-        let mut progressed = self.finish_sum();
-        if self.asked {
-            self.asked = false;
-            match g.answers.get_mut(i).and_then(Option::take) {
-                Some(Ok(_)) => {
-                    self.sent += 1;
-                    progressed = true;
+        let mut progressed = self.take_answers(g, pauses);
+        // Consume what completed, oldest first, freeing each buffer for its next read.
+        let mut blocked = false;
+        for _ in 0..TAKE_MAX {
+            if self.seen == self.sent {
+                break;
+            }
+            match self.take_oldest(g) {
+                Ok(true) => progressed = true,
+                Ok(false) => {
+                    blocked = true;
+                    break;
                 }
-                // No ticket this round: ask again while the budget lasts.
-                Some(Err(LaneError::TimedOut)) if pauses < self.budget => {}
-                // Not submitted: counted failed when its turn comes.
-                _ => {
-                    self.unsent |= 1 << (self.sent % self.depth as u64);
-                    self.sent += 1;
-                    progressed = true;
-                }
+                Err(()) => return self.give_up(),
             }
         }
         // Keep `depth` reads in flight while chunks remain.
         self.ask(g);
-        let waiting = if progressed {
-            Step::Progress
-        } else {
-            Step::Waiting
-        };
-        if self.asked {
-            return waiting;
-        }
-        if self.sent == self.seen {
+        if self.asked == 0 && self.sent == self.seen && self.chunk_of(self.sent) >= self.nchunks {
             return Step::Done;
         }
-        // The oldest read in flight.
-        let seen = self.seen;
-        let bit = 1u32 << (seen % self.depth as u64);
-        if self.unsent & bit != 0 {
-            self.unsent &= !bit;
-            self.rep.failed += 1;
-            self.seen += 1;
+        if progressed {
             return Step::Progress;
         }
-        let (off, len) = self.range(seen);
-        let k = self.slot_of(seen);
-        let Some(lane) = g.sg.lanes().get_mut(i) else {
+        if blocked
+            && (pauses >= self.budget || (pauses % 1024 == 0 && Instant::now() > self.deadline))
+        {
             return self.give_up();
-        };
-        match lane.check(k) {
-            Ok(Poll::WouldBlock) => {
-                if pauses >= self.budget || (pauses % 1024 == 0 && Instant::now() > self.deadline) {
-                    return self.give_up();
-                }
-                return waiting;
-            }
-            Ok(Poll::Ready(n)) if n == len as i32 => {
-                // Copied out now, so the buffer's next read goes out with this round's batch; checksummed
-                // next step (the subgroup's lanes copy, the batch is submitted, then they checksum).
-                let at = self.fixed + self.buf_off(seen);
-                lane.view().read_bytes(at, &mut self.buf[..len as usize]);
-                self.copied = Some((off, len));
-            }
-            _ => self.rep.failed += 1,
         }
-        self.seen += 1;
-        self.ask(g);
-        Step::Progress
+        Step::Waiting
     }
 }
 

@@ -114,6 +114,52 @@ fn a_lane_that_times_out_ends_after_its_budget_of_idle_waits_while_the_others_co
     assert_eq!(idle, (1..=budget).collect::<Vec<_>>());
 }
 
+/// A group that records the order of its hooks around the lanes' steps.
+#[derive(Default)]
+struct Hooks(Vec<&'static str>);
+
+impl super::super::stepped::Group for Hooks {
+    fn begin_round(&mut self) -> bool {
+        self.0.push("begin");
+        false
+    }
+    fn after_step(&mut self) -> bool {
+        self.0.push("step");
+        false
+    }
+    fn end_round(&mut self) -> bool {
+        self.0.push("end");
+        false
+    }
+}
+
+/// One step of progress then done: a lane for the hook order.
+struct Once(bool);
+
+impl SteppedLane<Hooks> for Once {
+    fn step(&mut self, _: &mut Hooks, _: u32) -> Step {
+        if std::mem::replace(&mut self.0, true) {
+            Step::Done
+        } else {
+            Step::Progress
+        }
+    }
+}
+
+/// Each round: `begin_round`, `after_step` after every lane still running, then `end_round`.
+#[test]
+fn a_groups_hooks_run_around_each_round_and_after_each_lanes_step() {
+    let mut g = Hooks::default();
+    let mut lanes = vec![Once(false), Once(true)];
+    let stats = step_subgroup(&mut g, &mut lanes, 0);
+    assert_eq!(stats.rounds, 2);
+    assert_eq!(
+        g.0,
+        ["begin", "step", "step", "end", "begin", "step", "end"],
+        "round 1: both lanes (the second ends); round 2: the first ends"
+    );
+}
+
 /// A file of `total` bytes with a recognisable pattern, and the checksum each of `lanes` lanes must report
 /// for it in `chunk`-byte reads (lane `l`: chunks `l, l + lanes, …`).
 fn data(total: u64, lanes: u32, chunk: u32) -> (std::fs::File, Vec<u64>) {
@@ -141,12 +187,13 @@ fn read_ring(f: &std::fs::File, lanes: u32, depth: u32, chunk: u32) -> DeviceRin
     .unwrap()
 }
 
-/// Exactly once: every lane of subgroups of 8 (12 lanes: a full subgroup and one of 4) reports what the same
-/// lane reports on threads of one lane each and what the host computes — each chunk read and summed once.
+/// Exactly once: every lane of subgroups of 8 (12 lanes: a full subgroup and one of 4; 3 lanes asking for up
+/// to 32 reads each, more than one batch holds) reports what the same lane reports on threads of one lane each
+/// and what the host computes — each chunk read and summed once.
 #[test]
 fn subgroups_of_stepped_lanes_report_what_one_thread_per_lane_reports() {
     let chunk = 4096;
-    for (lanes, depth) in [(12u32, 1u32), (12, 3), (1, 8)] {
+    for (lanes, depth) in [(12u32, 1u32), (12, 3), (1, 8), (3, 32)] {
         let total = (lanes * depth * chunk * 5 + 777) as u64;
         let (f, want) = data(total, lanes, chunk);
         let program = Program::Read {

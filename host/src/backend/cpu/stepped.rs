@@ -22,11 +22,18 @@ pub enum Step {
     Done,
 }
 
-/// What the lanes of a subgroup share, with the subgroup's aggregated work around each round (one reap pass
-/// for all lanes before their steps, one batched submission of what they asked for after).
+/// What the lanes of a subgroup share, with the subgroup's aggregated work around each round and its lanes'
+/// steps (the read program: one reap pass for all lanes before their steps, batched submissions of what they
+/// asked for between and after them).
 pub trait Group {
     /// Before the lanes' steps of a round. Returns whether it made progress.
     fn begin_round(&mut self) -> bool {
+        false
+    }
+    /// After each lane's step within a round: the CPU device steps a subgroup's lanes one after another, where
+    /// a GPU runs them at once, so work the lanes asked for can go out before the later lanes' steps. Returns
+    /// whether it made progress.
+    fn after_step(&mut self) -> bool {
         false
     }
     /// After the lanes' steps of a round. Returns whether it made progress.
@@ -96,6 +103,7 @@ pub fn step_subgroup<G: Group, L: SteppedLane<G>>(
                     progress = true;
                 }
             }
+            progress |= group.after_step();
         }
         progress |= group.end_round();
         if left == 0 {
