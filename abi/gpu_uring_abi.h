@@ -78,6 +78,7 @@
 #define GU_BELL_LOCK 1u
 #define GU_BELL_DIRTY 2u
 #define GU_BELL_ROUNDS 16u
+#define GU_CQ_HEAD_LAG_DIVISOR 2u
 
 // ---- SharedControl: the host-shared control block (offsets from RingLayout.control, in the arena)
 #define GU_SIZEOF_SHARED_CONTROL 128u
@@ -95,7 +96,8 @@
 #define GU_SHARED_CONTROL_SQ_CREDITS_FREE 48u
 #define GU_SHARED_CONTROL_PRINT_LOG 52u
 #define GU_SHARED_CONTROL_PRINT_LOG_BYTES 56u
-#define GU_SHARED_CONTROL_RESERVED 60u
+#define GU_SHARED_CONTROL_CQ_RELEASED 60u
+#define GU_SHARED_CONTROL_RESERVED 64u
 #define GU_PRINT_FIXED_FILE 1u
 #define GU_PRINT_OFFSET_MODE 2u
 #define GU_PRINT_FIXED_BUF 4u
@@ -622,7 +624,8 @@ struct SharedControl {
     uint32_t sq_credits_free;
     uint32_t print_log;
     uint32_t print_log_bytes;
-    uint32_t _reserved[17];
+    uint32_t cq_released;
+    uint32_t _reserved[16];
 };
 static_assert(sizeof(SharedControl) == GU_SIZEOF_SHARED_CONTROL, "SharedControl size");
 static_assert(alignof(SharedControl) == 8u, "SharedControl alignment");
@@ -640,6 +643,7 @@ static_assert(offsetof(SharedControl, credits_free) == GU_SHARED_CONTROL_CREDITS
 static_assert(offsetof(SharedControl, sq_credits_free) == GU_SHARED_CONTROL_SQ_CREDITS_FREE, "SharedControl::sq_credits_free");
 static_assert(offsetof(SharedControl, print_log) == GU_SHARED_CONTROL_PRINT_LOG, "SharedControl::print_log");
 static_assert(offsetof(SharedControl, print_log_bytes) == GU_SHARED_CONTROL_PRINT_LOG_BYTES, "SharedControl::print_log_bytes");
+static_assert(offsetof(SharedControl, cq_released) == GU_SHARED_CONTROL_CQ_RELEASED, "SharedControl::cq_released");
 static_assert(offsetof(SharedControl, _reserved) == GU_SHARED_CONTROL_RESERVED, "SharedControl::_reserved");
 struct CompletionSlot {
     uint32_t state;

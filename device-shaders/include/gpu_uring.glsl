@@ -182,10 +182,10 @@ void gu_violation() { gu_local_add_rlx(gu_lctl(GU_LOCAL_CONTROL_PROTOCOL_VIOLATI
 // `bell`: LOCK | DIRTY bits (device-local); `pubw`: sq_pub / cq_pub; `stored`: the last value the holder stored;
 // `kword`: the kernel's sq.tail / cq.head (host-shared, read by the kernel). Only the lock holder stores kword.
 
-// The holder's mirror stores (host-shared words whose one writer it is, PROTOCOL.md §9), after it stored a new
-// kernel index: the CQ holder copies the counters and the free credits, the SQ holder the free credits into its
-// own mirror. Relaxed loads of device-local counters; release stores, so a host that acquires a mirror sees the
-// kernel index stored before it.
+// The holder's mirror stores (host-shared words whose one writer it is, PROTOCOL.md §9), at each advance of the
+// prefix `t`: the CQ holder copies the counters, the free credits and the released head `t` (`cq_released`), the
+// SQ holder the free credits into its own mirror. Relaxed loads of device-local counters; release stores, so a
+// host that acquires a mirror sees the kernel index stored before it.
 const uint GU_MIRRORED = 7u;
 const uint GU_MIRROR_FROM[GU_MIRRORED] = uint[](GU_LOCAL_CONTROL_FF_ERRORS, GU_LOCAL_CONTROL_SKIP_FAILURES,
     GU_LOCAL_CONTROL_LINES_PRINTED, GU_LOCAL_CONTROL_PRINT_ERRORS, GU_LOCAL_CONTROL_FOREIGN_CQES,
@@ -193,10 +193,11 @@ const uint GU_MIRROR_FROM[GU_MIRRORED] = uint[](GU_LOCAL_CONTROL_FF_ERRORS, GU_L
 const uint GU_MIRROR_TO[GU_MIRRORED] = uint[](GU_SHARED_CONTROL_FF_ERRORS, GU_SHARED_CONTROL_SKIP_FAILURES,
     GU_SHARED_CONTROL_LINES_PRINTED, GU_SHARED_CONTROL_PRINT_ERRORS, GU_SHARED_CONTROL_FOREIGN_CQES,
     GU_SHARED_CONTROL_PROTOCOL_VIOLATIONS, GU_SHARED_CONTROL_FF_LAST_ERROR);
-void gu_mirrors(bool cq) {
+void gu_mirrors(bool cq, uint t) {
     uint credits = gu_local_ld_rlx(gu_lctl(GU_LOCAL_CONTROL_CQ_CREDITS));
     gu_host_st_rel(gu_sctl(cq ? GU_SHARED_CONTROL_CREDITS_FREE : GU_SHARED_CONTROL_SQ_CREDITS_FREE), credits);
     if (!cq) return;
+    gu_host_st_rel(gu_sctl(GU_SHARED_CONTROL_CQ_RELEASED), t);
     for (uint i = 0u; i < GU_MIRRORED; i++) {
         gu_iters++;
         gu_host_st_rel(gu_sctl(GU_MIRROR_TO[i]), gu_local_ld_rlx(gu_lctl(GU_MIRROR_FROM[i])));
@@ -207,6 +208,8 @@ void gu_mirrors(bool cq) {
 // Steps 2a–2d, run by the lane that took LOCK. `entries`: the kernel ring's size (a prefix that moved backwards
 // or past it was rewritten by device code: counted, and the kernel word keeps its last good value).
 void gu_bell_hold(uint bell, uint pubw, uint stored, uint kword, uint entries, bool cq) {
+    // The CQ head is stored once it is the lag ahead (PROTOCOL.md §5 step 5); the SQ tail at once.
+    uint lag = cq ? max(1u, gu_l.w_cq / GU_CQ_HEAD_LAG_DIVISOR) : 1u;
     for (uint round = 0u; round < GU_BELL_ROUNDS; round++) {
         gu_iters++;
         // (a) Acquire: synchronises with the release RMW of every lane whose DIRTY this clears, so their
@@ -218,12 +221,14 @@ void gu_bell_hold(uint bell, uint pubw, uint stored, uint kword, uint entries, b
         uint last = gu_local_ld_rlx(stored);
         if (t != last) {
             if (t - last <= entries) {
-                // (c) The only writer of the kernel word while LOCK is held. Release at device scope with
-                // MakeAvailable (Vulkan's stand-in for a system-scope fence): the kernel's acquire of the index
-                // sees every SQE below it (SQ), or learns every CQE below it was read (CQ).
-                gu_host_st_rel(kword, t);
-                gu_local_st_rlx(stored, t);
-                gu_mirrors(cq);
+                if (t - last >= lag) {
+                    // (c) The only writer of the kernel word while LOCK is held. Release at device scope with
+                    // MakeAvailable (Vulkan's stand-in for a system-scope fence): the kernel's acquire of the
+                    // index sees every SQE below it (SQ), or learns every CQE below it was read (CQ).
+                    gu_host_st_rel(kword, t);
+                    gu_local_st_rlx(stored, t);
+                }
+                gu_mirrors(cq, t);
             } else {
                 gu_violation();
             }

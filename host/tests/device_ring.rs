@@ -523,6 +523,46 @@ fn an_aggregated_subgroup_prints_exactly_once_with_fewer_rmws_per_op() {
     );
 }
 
+/// The CQ-bell holder stores the kernel's `cq.head` once the released head is the lag ahead (PROTOCOL.md §5
+/// step 5): during a run the kernel's head trails the released one (mirrored in `cq_released` at every release)
+/// by less than the lag, and `quiesce` stores what was left behind.
+#[test]
+fn the_kernels_cq_head_trails_the_released_head_by_less_than_the_lag_until_quiesce() {
+    use gpu_uring::protocol::Lane;
+    let ring = common::ring(RingConfig {
+        lanes: 1,
+        ..Default::default()
+    });
+    let v = ring.view();
+    let l = *v.layout();
+    let lag = gpu_uring::abi::cq_head_lag(l.w_cq);
+    assert!(lag > 1, "the default ring has a lag: w_cq {}", l.w_cq);
+    let kernel_head = || v.u32_at(l.cq_head).load(Ordering::Acquire);
+    let mut lane = Lane::new(v, 0);
+    let mut behind = 0;
+    for i in 1..=3 * lag + 1 {
+        lane.nop(CompletionMode::Slot(1), DEFAULT_BUDGET).unwrap();
+        assert_eq!(lane.wait(1, DEFAULT_BUDGET), Ok(0));
+        let released = ring.mirrors().cq_released;
+        assert_eq!(released, i, "cq_released follows every release");
+        let trail = released.wrapping_sub(kernel_head());
+        assert!(
+            trail < lag,
+            "cq.head {} trails {released} by the lag {lag} or more",
+            kernel_head()
+        );
+        behind += (trail > 0) as u32;
+    }
+    assert!(behind > 0, "the kernel's head never trailed");
+    drop(lane);
+    assert!(ring.quiesce(Duration::from_secs(5)));
+    assert_eq!(
+        kernel_head(),
+        ring.mirrors().cq_released,
+        "quiesce stores the released head"
+    );
+}
+
 /// `Subgroup::submit_each`: several SQEs of one lane in one batch, on an 8-entry SQ that nothing consumes until
 /// the host submits (no SQPOLL), so 12 submissions find tickets for 8. Tickets go to the submissions in the
 /// order given (so each lane's SQEs are published in its order); the ones left without a ticket time out, as a

@@ -14,8 +14,9 @@
 //! Checked: every published SQE is read by the "kernel" exactly once and filled with its ticket; the kernel's
 //! tail and head never go backwards and are stored only by the bell holder; no credit leaks; no position ever
 //! falls outside its window; each CQE is claimed once, each armed slot completed once with its CQE's result,
-//! stale generations counted foreign; after the run (and the host finishing a left-over bell duty) the kernel
-//! words cover everything published.
+//! stale generations counted foreign; after the run (and the host finishing a left-over bell duty, and storing
+//! the CQ head a lagging bell left behind) the kernel words cover everything published. One reap model stores
+//! the CQ head with a lag of 2 (§5 step 5); the others store it at once.
 //!
 //! Each model runs with a preemption bound (`LOOM_MAX_PREEMPTIONS` overrides it) so that the file stays fast
 //! in a debug build (about 40 s of CPU for the whole file), and asserts that its executions reached the paths it
@@ -107,6 +108,8 @@ const FOREIGN: u32 = 1 << 7;
 const CQ_WINDOW_FULL: u32 = 1 << 8;
 const OUT_OF_ORDER: u32 = 1 << 9;
 const CQE_REUSED: u32 = 1 << 10;
+const CQ_HEAD_LAGGED: u32 = 1 << 11;
+const HOST_SETTLED: u32 = 1 << 12;
 
 std::thread_local! {
     static REACHED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
@@ -173,18 +176,21 @@ fn mark_and_advance(word: &AtomicU64, pos: u32, window: u32, o: Orders) -> Optio
 
 // ---- combining doorbell -----------------------------------------------------------------------------------
 
-/// One combining doorbell: the device-local bell word and the holder-only copy of what was last stored into
-/// the kernel word.
+/// One combining doorbell: the device-local bell word, the holder-only copy of what was last stored into
+/// the kernel word, and how far ahead the prefix must be before the holder stores it (1: at once; the CQ
+/// head's lag, §5 step 5, otherwise).
 struct Bell {
     word: AtomicU32,
     stored: UnsafeCell<u32>,
+    lag: u32,
 }
 
 impl Bell {
-    fn new() -> Bell {
+    fn new(lag: u32) -> Bell {
         Bell {
             word: AtomicU32::new(0),
             stored: UnsafeCell::new(START),
+            lag,
         }
     }
 
@@ -199,17 +205,17 @@ impl Bell {
             .compare_exchange(0, LOCK, o.bell_set, Relaxed)
             .is_ok()
         {
-            self.hold(published, kernel, rounds, o);
+            self.hold(published, kernel, rounds, o, self.lag);
             return;
         }
         let old = self.word.fetch_or(LOCK | DIRTY, o.bell_set);
         if old & LOCK == 0 {
-            self.hold(published, kernel, rounds, o);
+            self.hold(published, kernel, rounds, o, self.lag);
         }
     }
 
-    /// Step 2: the holder's bounded rounds.
-    fn hold(&self, published: &AtomicU64, kernel: &AtomicU32, rounds: u32, o: Orders) {
+    /// Step 2: the holder's bounded rounds; the kernel word is stored once the prefix is `lag` ahead of it.
+    fn hold(&self, published: &AtomicU64, kernel: &AtomicU32, rounds: u32, o: Orders, lag: u32) {
         for _ in 0..rounds {
             // (a) Acquire: synchronises with the release RMW of every lane whose DIRTY this clears.
             self.word.fetch_and(!DIRTY, o.bell_clear);
@@ -220,12 +226,17 @@ impl Bell {
                 // SAFETY: `stored` is accessed only between taking LOCK and releasing it; holders are
                 // serialised through the bell word's release/acquire chain.
                 let stored = unsafe { &mut *p };
-                if t != *stored {
+                if t != *stored && t.wrapping_sub(*stored) < lag {
+                    reached(CQ_HEAD_LAGGED);
+                } else if t != *stored {
                     assert!(
                         before(*stored, t),
                         "kernel word would go back: {} -> {t}",
                         *stored
                     );
+                    if lag == 1 && self.lag > 1 {
+                        reached(HOST_SETTLED);
+                    }
                     // The system-scope fence of a GPU; release, then a release store to host memory.
                     fence(Release);
                     kernel.store(t, Release);
@@ -254,13 +265,22 @@ impl Bell {
         }
     }
 
-    /// After the run (all lanes joined): the host completes a pending duty.
+    /// After the run (all lanes joined): the host completes a pending duty, then, for a bell with a lag, stores
+    /// what the lag left behind (as `DeviceRing::quiesce` does for the CQ head).
     fn finish(&self, published: &AtomicU64, kernel: &AtomicU32, o: Orders) {
         let w = self.word.load(Relaxed);
         assert_eq!(w & LOCK, 0, "LOCK held after every lane finished");
         if w & DIRTY != 0 {
             reached(HOST_TOOK_DUTY);
             self.ring(published, kernel, 1, o);
+        }
+        if self.lag > 1
+            && self
+                .word
+                .compare_exchange(0, LOCK, o.bell_set, Relaxed)
+                .is_ok()
+        {
+            self.hold(published, kernel, 1, o, 1);
         }
         assert_eq!(
             self.word.load(Relaxed),
@@ -294,7 +314,7 @@ impl Sq {
             credits: AtomicU32::new(pool),
             reserve: AtomicU32::new(START),
             sq_pub: AtomicU64::new(START as u64),
-            bell: Bell::new(),
+            bell: Bell::new(1),
             kernel_tail: AtomicU32::new(START),
             kernel_head: AtomicU32::new(START),
             sqes: (0..entries).map(|_| UnsafeCell::new(u32::MAX)).collect(),
@@ -545,11 +565,11 @@ struct Cq {
 }
 
 impl Cq {
-    fn new(entries: u32, window: u32, nslots: u32, rounds: u32, o: Orders) -> Cq {
+    fn new(entries: u32, window: u32, nslots: u32, rounds: u32, lag: u32, o: Orders) -> Cq {
         Cq {
             claim: AtomicU32::new(START),
             cq_pub: AtomicU64::new(START as u64),
-            bell: Bell::new(),
+            bell: Bell::new(lag),
             credits: AtomicU32::new(0),
             foreign: AtomicU32::new(0),
             // Armed before the run: generation GEN, PENDING.
@@ -712,7 +732,28 @@ fn reap_model(
     [kernel_passes, passes, max]: [u32; 3],
     o: Orders,
 ) {
-    let cq = Arc::new(Cq::new(entries, window, 2, rounds, o));
+    reap_model_lag(
+        entries,
+        window,
+        rounds,
+        script,
+        [kernel_passes, passes, max],
+        1,
+        o,
+    );
+}
+
+/// [`reap_model`] with the CQ head stored once it is `lag` ahead (§5 step 5).
+fn reap_model_lag(
+    entries: u32,
+    window: u32,
+    rounds: u32,
+    script: &[Cqe],
+    [kernel_passes, passes, max]: [u32; 3],
+    lag: u32,
+    o: Orders,
+) {
+    let cq = Arc::new(Cq::new(entries, window, 2, rounds, lag, o));
     let kernel = {
         let cq = cq.clone();
         let script = script.to_vec();
@@ -823,6 +864,17 @@ fn reap_duplicate_left_over_duty() {
         ROUNDS_OUT | LANE_TOOK_DUTY | HOST_TOOK_DUTY | FOREIGN | OUT_OF_ORDER,
         move || reap_model(4, 4, 1, &script, [1, 2, 3], SPEC),
     );
+}
+
+/// The CQ head stored with a lag of 2 (§5 step 5): a release of one CQE leaves `cq.head` behind, a later one
+/// or the host after the run stores it; the kernel never sees the head go back or past the tail, and every CQE
+/// is still claimed and delivered exactly once.
+#[test]
+fn reap_lagging_cq_head() {
+    let script = [(0, GEN, 10), (1, GEN, 11), (0, STALE_GEN, 12)];
+    check(PB_E, CQ_HEAD_LAGGED | HOST_SETTLED | FOREIGN, move || {
+        reap_model_lag(4, 4, 16, &script, [2, 1, 2], 2, SPEC)
+    });
 }
 
 // ---- weakened orderings: each must make a model fail -----------------------------------------------------

@@ -47,6 +47,7 @@ pub fn render() -> String {
     h.u32("BELL_LOCK", BELL_LOCK);
     h.u32("BELL_DIRTY", BELL_DIRTY);
     h.u32("BELL_ROUNDS", BELL_ROUNDS);
+    h.u32("CQ_HEAD_LAG_DIVISOR", CQ_HEAD_LAG_DIVISOR);
 
     h.section("SharedControl: the host-shared control block (offsets from RingLayout.control, in the arena)");
     h.offsets::<SharedControl>("SHARED_CONTROL");

@@ -252,15 +252,19 @@ abi_struct! {
         pub print_log: u32,
         /// Size of the print log in bytes: a power of two, or 0 for none (host-written at creation).
         pub print_log_bytes: u32,
+        /// Mirror of `cq_pub`'s released head (CQ-bell holder), written at each release; the kernel's `cq.head`
+        /// lags it by less than the CQ-head lag (§5.5), so the waker counts unreleased CQEs from this word.
+        pub cq_released: u32,
         /// Reserved, zero.
-        pub _reserved: [u32; 17],
+        pub _reserved: [u32; 16],
     }
 }
 
 pin_layout!(SharedControl, size = 128, align = 8 {
     ff_last_user_data = 0, print_fd = 8, print_flags = 12, ff_errors = 16, ff_last_error = 20,
     skip_failures = 24, lines_printed = 28, print_errors = 32, foreign_cqes = 36, protocol_violations = 40,
-    credits_free = 44, sq_credits_free = 48, print_log = 52, print_log_bytes = 56, _reserved = 60,
+    credits_free = 44, sq_credits_free = 48, print_log = 52, print_log_bytes = 56, cq_released = 60,
+    _reserved = 64,
 });
 
 /// Size of [`SharedControl`].
@@ -272,6 +276,21 @@ pub const BELL_LOCK: u32 = 1;
 pub const BELL_DIRTY: u32 = 2;
 /// Rounds a doorbell holder makes before it leaves a pending duty in the DIRTY bit for the next lane (§3).
 pub const BELL_ROUNDS: u32 = 16;
+/// The CQ-bell holder stores the released head into the kernel's `cq.head` only once it is at least
+/// `max(1, w_cq / CQ_HEAD_LAG_DIVISOR)` ahead of the value last stored (§5.5): fewer stores to the cache line
+/// the SQ thread polls (on x86 the holder's releasing CAS waits for each one), and fewer bus writes on a GPU.
+pub const CQ_HEAD_LAG_DIVISOR: u32 = 2;
+
+/// The CQ-head lag of a ring whose CQ window is `w_cq` (§5.5): the kernel's `cq.head` is stored once the
+/// released head is this far ahead of it.
+pub const fn cq_head_lag(w_cq: u32) -> u32 {
+    let l = w_cq / CQ_HEAD_LAG_DIVISOR;
+    if l == 0 {
+        1
+    } else {
+        l
+    }
+}
 
 abi_struct! {
     /// A per-request completion slot (PROTOCOL.md §2, §6).

@@ -309,8 +309,10 @@ impl DeviceRing {
                 return Err(self.violation("SQ tail or reservation beyond what the SQ holds"));
             }
             if head == tail && tail == reserved && credits == l.credit_pool {
-                // Nothing in flight: what the print log still holds is the host's to write (§7).
+                // Nothing in flight: what the print log still holds is the host's to write (§7), and the
+                // kernel's CQ head catches up with the released head (§5.5).
                 self.finish_print_log(timeout.saturating_sub(start.elapsed()));
+                host.settle_cq_head();
                 return Ok(());
             }
             let waited = start.elapsed();

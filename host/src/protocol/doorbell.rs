@@ -84,7 +84,32 @@ pub(crate) fn take_pending(bus: &RingBus<'_, '_>, b: Bell) {
 }
 
 /// Step 2: the holder's rounds. `dirty`: whether the first round must clear DIRTY (taken with `fetch_or`).
-fn hold(bus: &RingBus<'_, '_>, b: Bell, mut dirty: bool) {
+fn hold(bus: &RingBus<'_, '_>, b: Bell, dirty: bool) {
+    let l = *bus.view().layout();
+    // The CQ head is stored once it is the lag ahead (§5.5); the SQ tail at once.
+    let lag = match b {
+        Bell::Sq => 1,
+        Bell::Cq => cq_head_lag(l.w_cq),
+    };
+    hold_rounds(bus, b, dirty, lag);
+}
+
+/// After a run (no lane runs): stores the newest released CQ head into the kernel's `cq.head` if the lag left it
+/// behind, as a holder (§5.5, §9). Returns false if a lane still holds the bell (a run is not over).
+pub(crate) fn settle_cq_head(bus: &RingBus<'_, '_>) -> bool {
+    let bell = bus.local(Bell::Cq.word());
+    // AcqRel as `ring`'s fast path; DIRTY left by a holder out of rounds is taken along.
+    let old = bell.fetch_or(BELL_LOCK, AcqRel);
+    if old & BELL_LOCK != 0 {
+        return false;
+    }
+    hold_rounds(bus, Bell::Cq, true, 1);
+    true
+}
+
+/// The holder's rounds: stores the published prefix into the kernel word once it is at least `lag` ahead of what
+/// was stored last.
+fn hold_rounds(bus: &RingBus<'_, '_>, b: Bell, mut dirty: bool, lag: u32) {
     let l = *bus.view().layout();
     let bell = bus.local(b.word());
     let stored = bus.local(b.stored());
@@ -106,14 +131,20 @@ fn hold(bus: &RingBus<'_, '_>, b: Bell, mut dirty: bool) {
         // Holder-only word: relaxed (the lock's release/acquire chain orders it between holders).
         let last = stored.load(Relaxed);
         if t != last {
-            if t.wrapping_sub(last) <= entries {
-                // (c) The only writer of the kernel word while LOCK is held. Release: the kernel's acquire of
-                // the index sees every SQE below it (SQ), or learns every CQE below it was read (CQ). (A GPU
-                // lane fences at system scope first: `__threadfence_system`, or a release store at device
-                // scope with `gl_StorageSemanticsBuffer | MakeAvailable` in Vulkan.)
-                bus.kernel(kernel_off).store(t, Release);
-                stored.store(t, Relaxed);
-                mirrors(bus, b);
+            let ahead = t.wrapping_sub(last);
+            if ahead <= entries {
+                if ahead >= lag {
+                    // (c) The only writer of the kernel word while LOCK is held. Release: the kernel's acquire
+                    // of the index sees every SQE below it (SQ), or learns every CQE below it was read (CQ). (A
+                    // GPU lane fences at system scope first: `__threadfence_system`, or a release store at
+                    // device scope with `gl_StorageSemanticsBuffer | MakeAvailable` in Vulkan.)
+                    bus.kernel(kernel_off).store(t, Release);
+                    stored.store(t, Relaxed);
+                }
+                // The CQ head behind by less than the lag stays in the kernel word (§5.5): the kernel counts
+                // those CQEs unread, within the window the credit pool leaves out, and claims count from
+                // `stored`. The mirrors follow every release.
+                mirrors(bus, b, t);
             } else {
                 // The prefix moved backwards or past the ring: device code rewrote it. Counted; the kernel
                 // word keeps its last good value (it never moves backwards).
@@ -146,10 +177,11 @@ const MIRRORED: [(u32, u32); 6] = [
     ),
 ];
 
-/// The holder's mirror stores (host-shared words whose one writer it is, PROTOCOL.md §9): the SQ holder copies
-/// the free credits into its mirror; the CQ holder the free credits into its own, and the counters (with the
-/// last failure) when their sum moved since it last copied them (`mirror_sum`, holder-only).
-fn mirrors(bus: &RingBus<'_, '_>, b: Bell) {
+/// The holder's mirror stores (host-shared words whose one writer it is, PROTOCOL.md §9), at each advance of the
+/// prefix: the SQ holder copies the free credits into its mirror; the CQ holder the free credits and the released
+/// head `t` into its own, and the counters (with the last failure) when their sum moved since it last copied them
+/// (`mirror_sum`, holder-only).
+fn mirrors(bus: &RingBus<'_, '_>, b: Bell, t: u32) {
     // Relaxed loads of device-local words (the bell's acquire chain orders what matters); release stores, so a
     // host that acquires a mirror sees the kernel index stored before it.
     let credits = bus.local(local_off!(cq_credits)).load(Relaxed);
@@ -160,6 +192,7 @@ fn mirrors(bus: &RingBus<'_, '_>, b: Bell) {
     }
     bus.mirror(shared_off!(credits_free))
         .store(credits, Release);
+    bus.mirror(shared_off!(cq_released)).store(t, Release);
     let mut values = [0u32; MIRRORED.len()];
     for (v, (from, _)) in values.iter_mut().zip(MIRRORED) {
         *v = bus.local(from).load(Relaxed);

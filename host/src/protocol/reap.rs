@@ -10,7 +10,7 @@
 
 use std::sync::atomic::Ordering::*;
 
-use super::doorbell::{ring, take_pending, Bell};
+use super::doorbell::{ring, settle_cq_head, take_pending, Bell};
 use super::lane::{violation, Lane};
 use super::log_target::Caches;
 use super::print_log::take_pending_log;
@@ -249,5 +249,11 @@ impl Lane<'_> {
         let n = reap_into(&bus, max, &mut self.cq_tail_seen);
         self.stats.reaped += n as u64;
         n
+    }
+
+    /// The host after a run: stores the released CQ head the lag left behind into the kernel's `cq.head`
+    /// (§5.5). False if a lane still holds the CQ bell.
+    pub(crate) fn settle_cq_head(&mut self) -> bool {
+        settle_cq_head(&RingBus::new(self.view, &self.meter))
     }
 }

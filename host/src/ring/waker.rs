@@ -182,7 +182,11 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
         .unwrap_or_else(Instant::now);
     let mut sleep = cfg.min_sleep;
     let mut wake_head = head_w.load(Ordering::Relaxed).wrapping_sub(1);
-    let (cq_tail_w, cq_head_w) = (view.u32_at(l.cq_tail), view.u32_at(l.cq_head));
+    // The released CQ head from its mirror, not the kernel's `cq.head`, which lags it (PROTOCOL.md §5.5).
+    let (cq_tail_w, cq_released_w) = (
+        view.u32_at(l.cq_tail),
+        view.shared32(shared_off!(cq_released)),
+    );
     let credits = Credits::new(&view);
     let mut last_cq_tail = cq_tail_w.load(Ordering::Relaxed);
     let mut cq_moved = Instant::now();
@@ -193,7 +197,7 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
         let flags = flags_w.load(Ordering::Acquire);
         let tail = tail_w.load(Ordering::Acquire);
         let head = head_w.load(Ordering::Acquire);
-        credits.observe(tail, cq_head_w.load(Ordering::Acquire));
+        credits.observe(tail, cq_released_w.load(Ordering::Acquire));
         let mut acted = false;
         if flags & sys::SQ_CQ_OVERFLOW != 0 && overflow.due() {
             let cq_before = cq_tail_w.load(Ordering::Acquire);
@@ -234,7 +238,7 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
         {
             let in_flight = l.credit_pool.wrapping_sub(credits.free());
             // CQEs posted and not yet released (claimed or not): none of them needs the SQ thread.
-            let unclaimed = cq_tail.wrapping_sub(cq_head_w.load(Ordering::Acquire));
+            let unclaimed = cq_tail.wrapping_sub(cq_released_w.load(Ordering::Acquire));
             if (in_flight as i32) > 0 && in_flight > unclaimed {
                 wake_call(fd, &c);
                 stall_wake = Instant::now();
@@ -271,13 +275,13 @@ fn run(inner: Arc<Inner>, cfg: WakerConfig, stop: Arc<AtomicBool>, c: Arc<Counte
 
 /// The free CQ credits as the host may see them during a run: from the two single-writer mirrors (PROTOCOL.md
 /// §9) — `credits_free`, written by the CQ-bell holder at each release, and `sq_credits_free`, written by the
-/// SQ-bell holder at each publication. Whichever doorbell moved its kernel word last wrote the newer one (the
-/// CQ mirror when the waker cannot tell).
+/// SQ-bell holder at each publication. Whichever holder moved its word last (the kernel's SQ tail; the released
+/// CQ head's mirror `cq_released`) wrote the newer one (the CQ mirror when the waker cannot tell).
 struct Credits<'a> {
     cq: &'a std::sync::atomic::AtomicU32,
     sq: &'a std::sync::atomic::AtomicU32,
     last_sq_tail: std::cell::Cell<u32>,
-    last_cq_head: std::cell::Cell<u32>,
+    last_cq_released: std::cell::Cell<u32>,
     sq_newer: std::cell::Cell<bool>,
 }
 
@@ -288,16 +292,19 @@ impl<'a> Credits<'a> {
             cq: view.shared32(shared_off!(credits_free)),
             sq: view.shared32(shared_off!(sq_credits_free)),
             last_sq_tail: view.u32_at(l.sq_tail).load(Ordering::Relaxed).into(),
-            last_cq_head: view.u32_at(l.cq_head).load(Ordering::Relaxed).into(),
+            last_cq_released: view
+                .shared32(shared_off!(cq_released))
+                .load(Ordering::Relaxed)
+                .into(),
             sq_newer: false.into(),
         }
     }
 
     /// Notes which kernel word moved since the last look (called every iteration).
-    fn observe(&self, sq_tail: u32, cq_head: u32) {
+    fn observe(&self, sq_tail: u32, cq_released: u32) {
         let (sq_moved, cq_moved) = (
             sq_tail != self.last_sq_tail.replace(sq_tail),
-            cq_head != self.last_cq_head.replace(cq_head),
+            cq_released != self.last_cq_released.replace(cq_released),
         );
         if sq_moved != cq_moved {
             self.sq_newer.set(sq_moved);

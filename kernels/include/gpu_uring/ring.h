@@ -348,6 +348,9 @@ class ring {
         uint32_t prefix = sq ? GU_LOCAL_CONTROL_SQ_PUB : GU_LOCAL_CONTROL_CQ_PUB;
         uint32_t kernel = sq ? l->sq_tail : l->cq_head;
         uint32_t entries = sq ? l->sq_entries : l->cq_entries;
+        // The CQ head is stored once it is the lag ahead (PROTOCOL.md §5 step 5); the SQ tail at once.
+        uint32_t lag = sq ? 1u : l->w_cq / GU_CQ_HEAD_LAG_DIVISOR;
+        lag = lag == 0 ? 1u : lag;
         for (uint32_t round = 0; round < GU_BELL_ROUNDS; round++) {
             // (a) Acquire: synchronises with the release RMW of every lane whose DIRTY this clears, so their
             // prefix advances are visible to (b).
@@ -361,13 +364,16 @@ class ring {
             uint32_t last = stored.load(mo::relaxed);
             if (t != last) {
                 if (t - last <= entries) {
-                    // (c) System-scope release fence (CUDA fence.acq_rel.sys = __threadfence_system; HIP
-                    // system-scope fence): the SQE stores this holder acquired at device scope become visible
-                    // to the kernel before the index; then the one writer's release store of the kernel word.
-                    fence_system(mo::release);
-                    s32(kernel).store(t, mo::release);
-                    stored.store(t, mo::relaxed);
-                    mirrors(sq);
+                    if (t - last >= lag) {
+                        // (c) System-scope release fence (CUDA fence.acq_rel.sys = __threadfence_system; HIP
+                        // system-scope fence): the SQE stores this holder acquired at device scope become
+                        // visible to the kernel before the index; then the one writer's release store of the
+                        // kernel word.
+                        fence_system(mo::release);
+                        s32(kernel).store(t, mo::release);
+                        stored.store(t, mo::relaxed);
+                    }
+                    mirrors(sq, t);
                 } else {
                     // The prefix moved backwards or past the ring: rewritten. Counted; the kernel word keeps
                     // its last good value.
@@ -384,15 +390,16 @@ class ring {
         bw.fetch_and(~(uint32_t)GU_BELL_LOCK, mo::release);
     }
 
-    // The holder's mirror stores (host-shared words whose one writer it is, §9): relaxed loads of device-local
-    // words (the bell's chain orders what matters), release stores.
-    GU_OUTLINE void mirrors(bool sq) const {
+    // The holder's mirror stores (host-shared words whose one writer it is, §9) at each advance of the prefix
+    // `t`: relaxed loads of device-local words (the bell's chain orders what matters), release stores.
+    GU_OUTLINE void mirrors(bool sq, uint32_t t) const {
         uint32_t credits = l32(GU_LOCAL_CONTROL_CQ_CREDITS).load(mo::relaxed);
         if (sq) {
             s32(ctl(GU_SHARED_CONTROL_SQ_CREDITS_FREE)).store(credits, mo::release);
             return;
         }
         s32(ctl(GU_SHARED_CONTROL_CREDITS_FREE)).store(credits, mo::release);
+        s32(ctl(GU_SHARED_CONTROL_CQ_RELEASED)).store(t, mo::release);
         uint32_t ff = l32(GU_LOCAL_CONTROL_FF_ERRORS).load(mo::relaxed);
         uint32_t skip = l32(GU_LOCAL_CONTROL_SKIP_FAILURES).load(mo::relaxed);
         uint32_t lines = l32(GU_LOCAL_CONTROL_LINES_PRINTED).load(mo::relaxed);
