@@ -838,21 +838,27 @@ pub fn loadavg() -> f64 {
 /// the kernel creates as a thread of this process. Threads that have exited are no longer counted, so take
 /// both readings while the threads of interest are alive. `None` if `/proc` cannot be read.
 pub fn threads_cpu(prefixes: &[&str]) -> Option<std::time::Duration> {
-    let mut ns = 0u64;
-    for e in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let dir = e.path();
-        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
-            continue;
-        };
-        if !prefixes.iter().any(|p| comm.trim_end().starts_with(p)) {
-            continue;
-        }
-        let t = std::fs::read_to_string(dir.join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
-        ns += t.unwrap_or(0);
-    }
+    let ns = threads_named(prefixes)?
+        .map(|dir| {
+            std::fs::read_to_string(dir.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
     Some(std::time::Duration::from_nanos(ns))
+}
+
+/// The `/proc/self/task/<tid>` folders of this process's threads whose name (`comm`) starts with one of
+/// `prefixes`; `None` if `/proc` cannot be read.
+fn threads_named<'a>(
+    prefixes: &'a [&str],
+) -> Option<impl Iterator<Item = std::path::PathBuf> + 'a> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    Some(tasks.flatten().map(|e| e.path()).filter(|dir| {
+        std::fs::read_to_string(dir.join("comm"))
+            .is_ok_and(|comm| prefixes.iter().any(|p| comm.trim_end().starts_with(p)))
+    }))
 }
 
 /// Waits (at most `limit`) until this process has no SQPOLL thread left (`iou-sqp-<pid>` in
@@ -863,13 +869,7 @@ pub fn threads_cpu(prefixes: &[&str]) -> Option<std::time::Duration> {
 pub fn settle_sqpoll(limit: std::time::Duration) -> bool {
     let t = std::time::Instant::now();
     loop {
-        let busy = std::fs::read_dir("/proc/self/task").is_ok_and(|d| {
-            d.flatten().any(|e| {
-                std::fs::read_to_string(e.path().join("comm"))
-                    .is_ok_and(|c| c.starts_with("iou-sqp"))
-            })
-        });
-        if !busy {
+        if threads_named(&["iou-sqp"]).is_none_or(|mut threads| threads.next().is_none()) {
             return true;
         }
         if t.elapsed() >= limit {
