@@ -15,10 +15,13 @@
 //!
 //! Fairness: both paths run on the same thread (same pinning: `--lane-cpu`, and `--sq-cpu` for both SQ
 //! threads), wait with the same function ([`gpu_uring::protocol::backoff`]), and are measured in `--rounds`
-//! interleaved rounds (the order alternates each round). Before a hot round the other path's SQ thread is
-//! left to go to sleep (it would otherwise spin on a core for its idle time), then the path warms up. The
-//! ratio table gives, per operation and mode, the median over rounds of the per-round ratio device ring /
-//! crate (p50 and p99), with its minimum and maximum.
+//! interleaved rounds (the order alternates each round). Each round gets a new pair of rings, built once the
+//! previous pair's SQ threads have exited (`--same-rings` keeps one pair for the whole run): one pair's latencies
+//! hold within a few percent for its lifetime but differ from pair to pair by more (where its memory and SQ
+//! thread land), so rounds on one pair repeat one draw. Before a hot round the other path's SQ thread is left to
+//! go to sleep (it would otherwise spin on a core for its idle time), then the path warms up. The ratio table
+//! gives, per operation and mode, the median over rounds of the per-round ratio device ring / crate (p50 and
+//! p99), with its minimum and maximum.
 //!
 //! The device-ring rows also report the lane's bus traffic per round trip (PROTOCOL.md §1): RMWs, waited loads,
 //! other loads and stores on host-shared memory, and RMWs on device-local memory.
@@ -36,9 +39,11 @@ use gpu_uring::ring::bus::{BusCounters, RingRegion};
 use gpu_uring::ring::{RingConfig, WakerConfig};
 use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{
-    fail, line_chart, ring_mode_line, CommonArgs, Experiment, Percentiles, Record, Series,
+    fail, line_chart, ring_mode_line, settle_sqpoll, CommonArgs, Experiment, Percentiles, Record,
+    Series,
 };
 use io_uring::{opcode, types, IoUring};
+use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
 
 /// `IORING_SQ_NEED_WAKEUP` from `<linux/io_uring.h>`.
 const IORING_SQ_NEED_WAKEUP: u32 = 1;
@@ -58,7 +63,7 @@ struct Cli {
     #[arg(long, default_value_t = 100)]
     cold: usize,
     /// Interleaved rounds the samples are split into (at least 5; the ratios are medians over rounds).
-    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(5..=1000))]
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(5..=1000))]
     rounds: u32,
     /// Pin the measuring thread (both paths' lane) to this CPU [default: not pinned].
     #[arg(long)]
@@ -79,6 +84,12 @@ struct Cli {
     /// The device ring's waker: spin after a wake-up, in microseconds [default: the library's].
     #[arg(long)]
     waker_spin_us: Option<u64>,
+    /// Measure every round on the same two rings instead of a new pair per round. One pair's latencies stay
+    /// within a few percent for its lifetime, but differ from pair to pair by more than that (memory placement,
+    /// CPU placement of the SQ threads), so with one pair the rounds repeat one draw and the ratio's median says
+    /// less about the typical ratio.
+    #[arg(long)]
+    same_rings: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -247,23 +258,25 @@ fn measure(s: &mut Sample, p: &mut dyn RoundTrip, op: Op, n: usize, gap: Option<
 
 /// Pins the calling thread to `cpu`.
 fn pin_to(cpu: u32) -> std::io::Result<()> {
-    if cpu as usize >= libc::CPU_SETSIZE as usize {
+    if cpu as usize >= CpuSet::MAX_CPU {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!("CPU numbers go up to {}", libc::CPU_SETSIZE - 1),
+            format!("CPU numbers go up to {}", CpuSet::MAX_CPU - 1),
         ));
     }
-    // SAFETY: `set` is a plain bitmask owned by this frame; sched_setaffinity reads `size_of` bytes of it.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    let mut set = CpuSet::new();
+    set.set(cpu as usize);
+    set_affinity(&set)
+}
+
+/// The calling thread's affinity.
+fn affinity() -> std::io::Result<CpuSet> {
+    Ok(sched_getaffinity(None)?)
+}
+
+/// Sets the calling thread's affinity.
+fn set_affinity(set: &CpuSet) -> std::io::Result<()> {
+    Ok(sched_setaffinity(None, set)?)
 }
 
 /// Median, minimum and maximum of per-round values.
@@ -280,6 +293,79 @@ fn spread(v: &[f64]) -> (f64, f64, f64) {
         (v[m - 1] + v[m]) / 2.0
     };
     (med, v[0], v[v.len() - 1])
+}
+
+/// What both rings of a pair are built with.
+struct Setup {
+    /// The measuring thread's CPU (`--lane-cpu`), and its affinity before it was pinned: a pair is built with
+    /// the latter, so that the device ring's waker thread does not inherit the pin.
+    lane_cpu: Option<u32>,
+    first_affinity: CpuSet,
+    idle: Duration,
+    sq_cpu: Option<u32>,
+    waker: WakerConfig,
+    fd: i32,
+    access: gpu_uring::ring::DeviceAccess,
+}
+
+/// One device ring and one io-uring crate ring, measured side by side in a round.
+struct Pair {
+    ring: DeviceRing,
+    /// Arena offset of the byte `write1` writes.
+    line: u32,
+    crate_path: CratePath,
+}
+
+impl Setup {
+    /// A new pair of rings (exits the run if either cannot be built).
+    fn pair(&self) -> Pair {
+        if self.lane_cpu.is_some() {
+            set_affinity(&self.first_affinity)
+                .unwrap_or_else(|e| fail(&format!("restoring the thread's affinity: {e}")));
+        }
+        let ring = DeviceRing::new(RingConfig {
+            lanes: 1,
+            sq_thread_idle: self.idle,
+            sq_thread_cpu: self.sq_cpu,
+            waker: self.waker.clone(),
+            fixed_files: vec![self.fd],
+            access: self.access.clone(),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
+        let line = ring.view().line_off(0, 0);
+        ring.view().write_bytes(line, b"x");
+
+        let mut builder = IoUring::builder();
+        builder.setup_sqpoll(self.idle.as_millis() as u32);
+        if let Some(cpu) = self.sq_cpu {
+            builder.setup_sqpoll_cpu(cpu);
+        }
+        let cring = builder
+            .build(256)
+            .unwrap_or_else(|e| fail(&format!("io-uring crate ring with SQPOLL: {e}")));
+        let mut buf = Box::new([b'x'; 4096]);
+        let iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: `buf` is owned by `CratePath` below and outlives the ring's use of it (the ring is dropped with
+        // it, after every request has completed).
+        unsafe { cring.submitter().register_buffers(&[iov]) }
+            .unwrap_or_else(|e| fail(&format!("registering the crate ring's buffer: {e}")));
+        cring
+            .submitter()
+            .register_files(&[self.fd])
+            .unwrap_or_else(|e| fail(&format!("registering the crate ring's file: {e}")));
+        if let Some(cpu) = self.lane_cpu {
+            pin_to(cpu).unwrap_or_else(|e| fail(&format!("pinning to CPU {cpu}: {e}")));
+        }
+        Pair {
+            ring,
+            line,
+            crate_path: CratePath { ring: cring, buf },
+        }
+    }
 }
 
 fn main() {
@@ -305,51 +391,21 @@ fn main() {
         "waker spin {:?}, min sleep {:?}, max sleep {:?}",
         waker.spin, waker.min_sleep, waker.max_sleep
     );
-    let ring = DeviceRing::new(RingConfig {
-        lanes: 1,
-        sq_thread_idle: idle,
-        sq_thread_cpu: cli.sq_cpu,
+    let setup = Setup {
+        lane_cpu: cli.lane_cpu,
+        first_affinity: affinity()
+            .unwrap_or_else(|e| fail(&format!("reading the thread's affinity: {e}"))),
+        idle,
+        sq_cpu: cli.sq_cpu,
         waker,
-        fixed_files: vec![fd],
+        fd,
         access: exp.access(),
-        ..Default::default()
-    })
-    .unwrap_or_else(|e| fail(&format!("creating the device ring: {e}")));
-    let line = ring.view().line_off(0, 0);
-    ring.view().write_bytes(line, b"x");
-    let mut dev = DevicePath {
-        ring: &ring,
-        lane: Lane::new(ring.view(), 0),
-        line,
     };
+    let mut pair = Some(setup.pair());
+    let mut mode_lines = Vec::new();
+    let mut measured = false;
+    let mut unsettled = 0;
 
-    let mut builder = IoUring::builder();
-    builder.setup_sqpoll(idle.as_millis() as u32);
-    if let Some(cpu) = cli.sq_cpu {
-        builder.setup_sqpoll_cpu(cpu);
-    }
-    let cring = builder
-        .build(256)
-        .unwrap_or_else(|e| fail(&format!("io-uring crate ring with SQPOLL: {e}")));
-    let mut buf = Box::new([b'x'; 4096]);
-    let iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: `buf` is owned by `CratePath` below and outlives the ring's use of it (the ring is dropped with
-    // it, after every request has completed).
-    unsafe { cring.submitter().register_buffers(&[iov]) }
-        .unwrap_or_else(|e| fail(&format!("registering the crate ring's buffer: {e}")));
-    cring
-        .submitter()
-        .register_files(&[fd])
-        .unwrap_or_else(|e| fail(&format!("registering the crate ring's file: {e}")));
-    let mut crate_path = CratePath { ring: cring, buf };
-
-    // Pinned after the device ring started its waker, which keeps its own (unpinned) affinity.
-    if let Some(cpu) = cli.lane_cpu {
-        pin_to(cpu).unwrap_or_else(|e| fail(&format!("pinning to CPU {cpu}: {e}")));
-    }
     let pinning = format!(
         "lane (both paths) on {}, SQ threads (both rings) on {}",
         cli.lane_cpu
@@ -378,6 +434,32 @@ fn main() {
             let mut dev_s = Sample::default();
             let mut crate_s = Sample::default();
             for r in 0..rounds {
+                if !cli.same_rings && measured {
+                    // A new pair for this round. The old one goes first, and its SQ threads with it: a dropped
+                    // ring's SQ thread polls on a core until the kernel's teardown stops it.
+                    if let Some(old) = pair.take() {
+                        mode_lines.push(ring_mode_line(&old.ring));
+                    }
+                    if !settle_sqpoll(Duration::from_secs(2)) {
+                        unsettled += 1;
+                    }
+                    pair = Some(setup.pair());
+                }
+                measured = true;
+                let Some(Pair {
+                    ring,
+                    line,
+                    crate_path,
+                }) = pair.as_mut()
+                else {
+                    unreachable!("a pair is built before every round")
+                };
+                let ring: &DeviceRing = ring;
+                let mut dev = DevicePath {
+                    ring,
+                    lane: Lane::new(ring.view(), 0),
+                    line: *line,
+                };
                 // Round r's share of the samples; the order alternates so neither path always goes first.
                 let k = n / rounds + usize::from(r < n % rounds);
                 let mut order = [true, false];
@@ -392,9 +474,9 @@ fn main() {
                     };
                     exp.phase(&format!("{mode} {op:?} round {}/{rounds}, {path}", r + 1));
                     let (p, other, s): (&mut dyn RoundTrip, &mut dyn RoundTrip, _) = if device {
-                        (&mut dev, &mut crate_path, &mut dev_s)
+                        (&mut dev, crate_path, &mut dev_s)
                     } else {
-                        (&mut crate_path, &mut dev, &mut crate_s)
+                        (crate_path, &mut dev, &mut crate_s)
                     };
                     if g.is_none() && !quiet(other, idle) {
                         unquiet += 1;
@@ -491,6 +573,11 @@ fn main() {
         "ring_latency: device ring / io-uring crate, per round (median over rounds, min, max)",
         &ratio_rows,
     );
+    if unsettled > 0 {
+        exp.say(&format!(
+            "note: {unsettled} rounds started while an SQ thread of an earlier pair was still running"
+        ));
+    }
     if unquiet > 0 {
         exp.say(&format!(
             "note: {unquiet} hot rounds started while the other path's SQ thread was still awake"
@@ -527,9 +614,15 @@ fn main() {
          SQ thread); io-uring-crate: push + submit() (enters the kernel only to wake a sleeping SQ thread) + poll \
          the CQ; both wait with the same backoff function (the lane's: spin, then yield, then sleep).",
     );
-    drop(dev);
-    exp.say(&ring_mode_line(&ring));
-    drop(ring);
+    if let Some(last) = pair.take() {
+        mode_lines.push(ring_mode_line(&last.ring));
+    }
+    // One line per distinct outcome (every pair's counters are in one of them).
+    mode_lines.sort();
+    mode_lines.dedup();
+    for l in &mode_lines {
+        exp.say(l);
+    }
     if failed > 0 {
         eprintln!("FAILED: {failed} round trips failed or returned the wrong result");
         std::process::exit(1);
