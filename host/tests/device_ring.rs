@@ -11,14 +11,16 @@ use gpu_uring::backend::Programs;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gpu_uring::backend::cpu::run_lanes;
 use gpu_uring::backend::Program;
 use gpu_uring::local_off;
 use gpu_uring::protocol::PrintTarget;
-use gpu_uring::protocol::{CompletionMode, FileRef, DEFAULT_BUDGET};
+use gpu_uring::protocol::{CompletionMode, FileRef, Lane, LaneError, DEFAULT_BUDGET};
+use gpu_uring::ring::layout::Sqe;
 use gpu_uring::ring::{RingConfig, WakerConfig};
+use io_uring::opcode;
 
 const LANES: u32 = 64;
 /// Lines per lane in every run of the suite.
@@ -134,6 +136,64 @@ fn exactly_once_into_a_pipe(lines: u32) {
 }
 
 #[test]
+fn a_lane_that_never_reaps_runs_out_of_cq_credits() {
+    // One lane publishes fire-and-forget NOPs with `try_reserve`, which never reaps: every CQE stays posted, so
+    // the credits run out after exactly the pool, and the CQ never overflows. A reap pass then returns them.
+    let ring = common::ring(RingConfig {
+        sq_entries: 8,
+        lanes: 1,
+        ..Default::default()
+    });
+    let pool = ring.layout().credit_pool;
+    let mut lane = Lane::new(ring.view(), 0);
+    let nop = || Sqe::from_entry(&opcode::Nop::new().build());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut published = 0;
+    while lane.stats().no_credit == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no credit refusal after {published} NOPs (pool {pool})"
+        );
+        match lane.try_reserve() {
+            Ok(r) => {
+                lane.commit(r, nop(), CompletionMode::FireAndForget)
+                    .unwrap();
+                published += 1;
+            }
+            // The SQ is full until the SQ thread takes the SQEs.
+            Err(LaneError::WouldBlock) => std::thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(
+        published, pool,
+        "the first refusal comes after the whole pool"
+    );
+    assert!(
+        lane.try_reserve().is_err(),
+        "still no credit without a reap"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut reaped = 0;
+    while reaped < pool {
+        assert!(Instant::now() < deadline, "reaped {reaped} of {pool}");
+        reaped += lane.reap(16);
+    }
+    let r = lane
+        .try_reserve()
+        .expect("the reaped CQEs returned their credits");
+    lane.commit(r, nop(), CompletionMode::FireAndForget)
+        .unwrap();
+    assert!(ring.quiesce(Duration::from_secs(10)));
+    assert_eq!(
+        ring.waker_stats().overflow_flushes,
+        0,
+        "the CQ never overflowed"
+    );
+    assert_eq!(ring.violations().host_detected, 0);
+}
+
+#[test]
 fn backpressure_8_entry_ring_64_lanes() {
     let devnull = std::fs::OpenOptions::new()
         .write(true)
@@ -197,15 +257,12 @@ fn backpressure_8_entry_ring_64_lanes() {
     let sq_full: u64 = stats.iter().map(|s| s.0.sq_full + s.0.window_full).sum();
     let no_credit: u64 = stats.iter().map(|s| s.0.no_credit).sum();
     let waited: u32 = stats.iter().map(|s| s.1).sum();
+    // How often the lanes find no CQ credit depends on scheduling (from 0 in some release builds to thousands):
+    // reported, not asserted. `a_lane_that_never_reaps_runs_out_of_cq_credits` reaches that limit for certain.
     eprintln!("SQ-full refusals {sq_full}, CQ-credit refusals {no_credit}");
     assert!(
         sq_full > 100,
         "SQ-full limit was reached repeatedly ({sq_full})"
-    );
-    // How often depends on scheduling: 255-3 600 on a quiet 2-core machine, 45 at a load of 50.
-    assert!(
-        no_credit > 10,
-        "CQ-capacity limit was reached repeatedly ({no_credit})"
     );
     assert_eq!(waited, LANES * OPS / 4, "every waited NOP completed");
     let out = common::read_fd_file(f.as_raw_fd());
