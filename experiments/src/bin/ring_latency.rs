@@ -269,11 +269,6 @@ fn pin_to(cpu: u32) -> std::io::Result<()> {
     set_affinity(&set)
 }
 
-/// The calling thread's affinity.
-fn affinity() -> std::io::Result<CpuSet> {
-    Ok(sched_getaffinity(None)?)
-}
-
 /// Sets the calling thread's affinity.
 fn set_affinity(set: &CpuSet) -> std::io::Result<()> {
     Ok(sched_setaffinity(None, set)?)
@@ -393,7 +388,7 @@ fn main() {
     );
     let setup = Setup {
         lane_cpu: cli.lane_cpu,
-        first_affinity: affinity()
+        first_affinity: sched_getaffinity(None)
             .unwrap_or_else(|e| fail(&format!("reading the thread's affinity: {e}"))),
         idle,
         sq_cpu: cli.sq_cpu,
@@ -401,9 +396,9 @@ fn main() {
         fd,
         access: exp.access(),
     };
-    let mut pair = Some(setup.pair());
+    // Built at the first round (and, unless `--same-rings`, again at every round).
+    let mut pair: Option<Pair> = None;
     let mut mode_lines = Vec::new();
-    let mut measured = false;
     let mut unsettled = 0;
 
     let pinning = format!(
@@ -434,26 +429,22 @@ fn main() {
             let mut dev_s = Sample::default();
             let mut crate_s = Sample::default();
             for r in 0..rounds {
-                if !cli.same_rings && measured {
+                if !cli.same_rings {
                     // A new pair for this round. The old one goes first, and its SQ threads with it: a dropped
                     // ring's SQ thread polls on a core until the kernel's teardown stops it.
                     if let Some(old) = pair.take() {
                         mode_lines.push(ring_mode_line(&old.ring));
+                        drop(old);
+                        if !settle_sqpoll(Duration::from_secs(2)) {
+                            unsettled += 1;
+                        }
                     }
-                    if !settle_sqpoll(Duration::from_secs(2)) {
-                        unsettled += 1;
-                    }
-                    pair = Some(setup.pair());
                 }
-                measured = true;
-                let Some(Pair {
+                let Pair {
                     ring,
                     line,
                     crate_path,
-                }) = pair.as_mut()
-                else {
-                    unreachable!("a pair is built before every round")
-                };
+                } = pair.get_or_insert_with(|| setup.pair());
                 let ring: &DeviceRing = ring;
                 let mut dev = DevicePath {
                     ring,
