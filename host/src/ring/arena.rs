@@ -19,17 +19,7 @@ pub(crate) struct Inner {
 
 impl Inner {
     pub(crate) fn view(&self) -> RingView<'_> {
-        // SAFETY: the arena and the local block are mapped for as long as `self` lives and are laid out as
-        // `layout` describes (built by `Ring::new`, which sized the local block with `local_size` and
-        // initialised both control blocks).
-        unsafe {
-            RingView::new(
-                self.arena.as_ptr() as *mut u8,
-                self.local.as_ptr(),
-                self.local.len() as u64,
-                &self.layout,
-            )
-        }
+        RingView::of_mappings(&self.arena, &self.local, &self.layout)
     }
 }
 

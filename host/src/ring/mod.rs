@@ -24,6 +24,7 @@
 
 mod arena;
 pub mod bus;
+mod detached;
 pub mod error;
 pub mod layout;
 mod local;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 
 pub use arena::ArenaKeepAlive;
 use arena::Inner;
+pub use detached::DetachedRing;
 pub use error::RingError;
 pub use layout::{Cqe, RingLayout, Sqe};
 pub use local::LocalBlock;
