@@ -19,8 +19,10 @@ mod errno;
 mod notice;
 pub mod progress;
 pub mod rpc;
+mod transfer;
 
 pub use errno::{errno_name, errno_text};
+pub use transfer::core_to_core_rtt;
 
 use clap::Args;
 use gpu_uring::backend::{self, Device, DeviceError, DeviceSelector};
@@ -262,6 +264,13 @@ impl Experiment {
     /// Prints `rows` as an aligned table titled `title`, writes `DIR/<table>.csv`, and under `--json` writes
     /// each row to stdout as a JSON object (with `experiment` and `table` fields first). Returns the CSV path.
     pub fn table(&self, table: &str, title: &str, rows: &[Record]) -> PathBuf {
+        self.json_rows(table, rows);
+        self.say(&format!("\n{title}\n{}", render_table(rows)));
+        self.write_csv(table, rows)
+    }
+
+    /// Under `--json`, writes each row to stdout as a JSON object (with `experiment` and `table` fields first).
+    fn json_rows(&self, table: &str, rows: &[Record]) {
         if self.args.json {
             let stdout = std::io::stdout();
             let mut o = stdout.lock();
@@ -274,7 +283,11 @@ impl Experiment {
             }
             let _ = o.flush();
         }
-        self.say(&format!("\n{title}\n{}", render_table(rows)));
+    }
+
+    /// Writes `DIR/<table>.csv` only: for detail rows that neither the printed output nor `--json` carries.
+    /// Returns its path.
+    pub fn write_csv(&self, table: &str, rows: &[Record]) -> PathBuf {
         let path = self.out.join(format!("{table}.csv"));
         match std::fs::write(&path, render_csv(rows)) {
             Ok(()) => self.say(&format!("wrote {}", path.display())),

@@ -13,6 +13,7 @@ fn bin(name: &str) -> Command {
         "device_check" => env!("CARGO_BIN_EXE_device_check"),
         "device_edit_buffer" => env!("CARGO_BIN_EXE_device_edit_buffer"),
         "memory_placement" => env!("CARGO_BIN_EXE_memory_placement"),
+        "lane_work" => env!("CARGO_BIN_EXE_lane_work"),
         other => panic!("unknown binary {other}"),
     };
     Command::new(path)
@@ -320,6 +321,37 @@ fn auto_falls_back_to_cpu_and_says_why() {
         again.contains("(fell back: ") && !again.contains("skipped (fell back)"),
         "{again}"
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn lane_work_reports_the_lanes_own_work_beside_a_plain_ring() {
+    let dir = tmpdir("lane-work");
+    let rows = run_json(
+        "lane_work",
+        &["--device", "cpu", "--ops", "2000", "--rounds", "2"],
+        &dir,
+    );
+    let paths: Vec<_> = rows.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            "device-lane waited",
+            "device-lane fire-and-forget",
+            "plain ring"
+        ],
+        "{rows:?}"
+    );
+    for r in &rows {
+        assert_eq!(r["rounds"], 2, "{r}");
+        assert!(r["ns_per_op"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    for r in &rows[..2] {
+        assert_eq!(r["host_rmw_per_op"], 0.0, "{r}");
+        assert!(r["local_rmw_per_op"].as_f64().unwrap() >= 1.0, "{r}");
+    }
+    assert_eq!(rows[2]["extra_ns"], 0.0);
+    assert!(dir.join("lane_work.csv").exists());
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -48,6 +48,7 @@ const SHORT: &[(&str, &[&str])] = &[
     ),
     ("shared_ring_cpu_only", &["--cycles", "3"]),
     ("ring_latency", &["--hot", "2000", "--cold", "20"]),
+    ("lane_work", &["--ops", "50000", "--rounds", "3"]),
     (
         "print_latency",
         &["--samples", "2000", "--lanes", "4", "--lines", "2000"],

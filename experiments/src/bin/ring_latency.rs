@@ -23,10 +23,17 @@
 //! gives, per operation and mode, the median over rounds of the per-round ratio device ring / crate (p50 and
 //! p99), with its minimum and maximum.
 //!
+//! Before each hot round, with both SQ threads asleep, the run measures a cache line's round trip between the
+//! measuring thread and another thread (on `--sq-cpu` if given): `c2c_us` in the ratio table, per round in
+//! `ring_latency_rounds.csv` (printed with `--per-round`). The lane and the SQ thread make that transfer twice per
+//! operation, and on a VM it moves with where the hypervisor runs the vCPUs; when it is cheap, what is left of a
+//! round trip is each path's own work (`lane_work` measures the lane's).
+//!
 //! The device-ring rows also report the lane's bus traffic per round trip (PROTOCOL.md §1): RMWs, waited loads,
 //! other loads and stores on host-shared memory, and RMWs on device-local memory.
 //!
-//! Output: table, `ring_latency.csv`, and `ring_latency_hot.svg` / `ring_latency_cold.svg` (percentile curves).
+//! Output: tables, `ring_latency.csv`, `ring_latency_ratio.csv`, `ring_latency_rounds.csv`, and
+//! `ring_latency_hot.svg` / `ring_latency_cold.svg` (percentile curves).
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
@@ -39,8 +46,8 @@ use gpu_uring::ring::bus::{BusCounters, RingRegion};
 use gpu_uring::ring::{RingConfig, WakerConfig};
 use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{
-    fail, line_chart, ring_mode_line, settle_sqpoll, CommonArgs, Experiment, Percentiles, Record,
-    Series,
+    core_to_core_rtt, fail, line_chart, ring_mode_line, settle_sqpoll, CommonArgs, Experiment,
+    Percentiles, Record, Series,
 };
 use io_uring::{opcode, types, IoUring};
 use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
@@ -90,6 +97,10 @@ struct Cli {
     /// less about the typical ratio.
     #[arg(long)]
     same_rings: bool,
+    /// Also print the hot rounds one by one (`ring_latency_rounds.csv` is written either way): each round's p50
+    /// of both paths and the core-to-core round trip measured before it.
+    #[arg(long)]
+    per_round: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -419,6 +430,7 @@ fn main() {
 
     let mut rows = Vec::new();
     let mut ratio_rows = Vec::new();
+    let mut round_rows = Vec::new();
     let mut hot_series = Vec::new();
     let mut cold_series = Vec::new();
     let mut failed = 0;
@@ -428,6 +440,7 @@ fn main() {
         for op in [Op::Nop, Op::Write1] {
             let mut dev_s = Sample::default();
             let mut crate_s = Sample::default();
+            let mut c2c = Vec::new();
             for r in 0..rounds {
                 if !cli.same_rings {
                     // A new pair for this round. The old one goes first, and its SQ threads with it: a dropped
@@ -451,6 +464,18 @@ fn main() {
                     lane: Lane::new(ring.view(), 0),
                     line: *line,
                 };
+                if g.is_none() {
+                    // The core-to-core round trip now, with both SQ threads asleep (helper on the SQ threads'
+                    // CPU if pinned): which regime the round runs in (experiments/README.md).
+                    exp.phase(&format!(
+                        "{mode} {op:?} round {}/{rounds}, core-to-core",
+                        r + 1
+                    ));
+                    if !(quiet(&mut dev, idle) && quiet(crate_path, idle)) {
+                        unquiet += 1;
+                    }
+                    c2c.push(core_to_core_rtt(20, cli.sq_cpu).unwrap_or(f64::NAN));
+                }
                 // Round r's share of the samples; the order alternates so neither path always goes first.
                 let k = n / rounds + usize::from(r < n % rounds);
                 let mut order = [true, false];
@@ -540,18 +565,41 @@ fn main() {
             };
             let (p50, p50_lo, p50_hi) = spread(&ratio(|x| x.0));
             let (p99, p99_lo, p99_hi) = spread(&ratio(|x| x.1));
-            ratio_rows.push(
-                Record::new()
-                    .text("op", op.name())
-                    .text("mode", mode)
-                    .int("rounds", per_round[0].len() as u64)
-                    .float("p50_ratio", p50, 3)
-                    .float("p50_ratio_min", p50_lo, 3)
-                    .float("p50_ratio_max", p50_hi, 3)
-                    .float("p99_ratio", p99, 3)
-                    .float("p99_ratio_min", p99_lo, 3)
-                    .float("p99_ratio_max", p99_hi, 3),
-            );
+            let (c2c_med, c2c_lo, c2c_hi) = spread(&c2c);
+            for (r, ((d, c), t)) in per_round[0]
+                .iter()
+                .zip(per_round[1].iter())
+                .zip(&c2c)
+                .enumerate()
+            {
+                round_rows.push(
+                    Record::new()
+                        .text("op", op.name())
+                        .text("mode", mode)
+                        .int("round", r as u64 + 1)
+                        .float("c2c_us", t / 1e3, 3)
+                        .float("device_p50_us", d.0 / 1e3, 3)
+                        .float("crate_p50_us", c.0 / 1e3, 3)
+                        .float("p50_ratio", d.0 / c.0, 3),
+                );
+            }
+            let mut ratio_row = Record::new()
+                .text("op", op.name())
+                .text("mode", mode)
+                .int("rounds", per_round[0].len() as u64)
+                .float("p50_ratio", p50, 3)
+                .float("p50_ratio_min", p50_lo, 3)
+                .float("p50_ratio_max", p50_hi, 3)
+                .float("p99_ratio", p99, 3)
+                .float("p99_ratio_min", p99_lo, 3)
+                .float("p99_ratio_max", p99_hi, 3);
+            if !c2c.is_empty() {
+                ratio_row = ratio_row
+                    .float("c2c_us", c2c_med / 1e3, 3)
+                    .float("c2c_us_min", c2c_lo / 1e3, 3)
+                    .float("c2c_us_max", c2c_hi / 1e3, 3);
+            }
+            ratio_rows.push(ratio_row);
         }
     }
     exp.table(
@@ -564,6 +612,20 @@ fn main() {
         "ring_latency: device ring / io-uring crate, per round (median over rounds, min, max)",
         &ratio_rows,
     );
+    exp.say(
+        "c2c_us: a cache line's round trip between this thread and another (on the SQ threads' CPU if pinned), \
+         measured before each hot round with both SQ threads asleep; the lane and the SQ thread make that \
+         transfer twice per operation.",
+    );
+    if cli.per_round {
+        exp.table(
+            "ring_latency_rounds",
+            "ring_latency: hot rounds one by one",
+            &round_rows,
+        );
+    } else {
+        exp.write_csv("ring_latency_rounds", &round_rows);
+    }
     if unsettled > 0 {
         exp.say(&format!(
             "note: {unsettled} rounds started while an SQ thread of an earlier pair was still running"
