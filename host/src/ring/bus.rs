@@ -708,6 +708,13 @@ impl<'a: 'm, 'm> RingBus<'a, 'm> {
         self.view.prefetch_sqe(index)
     }
 
+    /// Hints that SQE `index`, just published, is read next by the kernel ([`RingView::demote_sqe`]). Not an
+    /// access: nothing is counted.
+    #[inline]
+    pub fn demote_sqe(&self, index: u32) {
+        self.view.demote_sqe(index)
+    }
+
     /// Reads CQE `index` (one load; see [`RingView::read_cqe`]).
     #[inline]
     pub fn read_cqe(&self, index: u32) -> Cqe {

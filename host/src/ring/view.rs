@@ -182,19 +182,10 @@ impl<'a> RingView<'a> {
         self.local32(l.lane_word(lane, line))
     }
 
-    /// Writes SQE `index` (`ticket & sq_mask`), then hands its cache line towards the kernel's SQ thread.
+    /// Writes SQE `index` (`ticket & sq_mask`).
     ///
     /// The caller must own the ticket (reserved, not yet published: PROTOCOL.md §3); then no lane and not
     /// the kernel reads or writes this SQE concurrently.
-    ///
-    /// On x86-64 the line is then demoted (`cldemote`) from this core's caches to the shared cache: the SQ thread
-    /// reads the SQE right after it sees the tail, and takes the line from the shared cache instead of from this
-    /// core. Nobody on this side reads the SQE again. It took about a tenth off the single-lane round trip on the
-    /// 2-vCPU VM (`ring_latency`, experiments/README.md). It has a cost on the lane's side: the lane's next
-    /// locked RMW (the publishing CAS) waits until the line has left, about 85 ns on that VM (`lane_work`), which
-    /// the faster read by the SQ thread more than makes up for while the two run on different cores. Demoting
-    /// after the SQ doorbell instead, off that path, measured no better (median hot NOP ratio 0.99 against 0.97,
-    /// 14 alternated runs each). A hint: processors without CLDEMOTE execute it as a NOP.
     #[inline]
     pub fn write_sqe(&self, index: u32, sqe: &Sqe) {
         let index = index & self.layout.sq_mask;
@@ -203,18 +194,33 @@ impl<'a> RingView<'a> {
         // SAFETY: in bounds and 64-aligned (checked). Exclusivity: by the protocol the reserving lane is the only
         // writer of this SQE until it publishes it, and the kernel finished reading the previous occupant
         // before the SQ head (acquired during reservation) passed it.
-        let p = unsafe { self.words.base().add(off as usize) };
-        // SAFETY: as above.
-        unsafe { std::ptr::write_volatile(p.cast::<Sqe>(), *sqe) }
+        unsafe { std::ptr::write_volatile(self.words.base().add(off as usize).cast::<Sqe>(), *sqe) }
+    }
+
+    /// Hints that SQE `index` (`ticket & sq_mask`), just published, is read next by another core: on x86-64 its
+    /// cache line is demoted (`cldemote`) from this core's caches to the shared cache, so the kernel's SQ thread,
+    /// which reads the SQE right after it sees the new tail, takes the line from there instead of from this
+    /// core. Touches no memory; elsewhere a no-op.
+    ///
+    /// Call it after the store that publishes the SQE, not between the fill and the publishing CAS: a locked
+    /// RMW waits until a demoted line has left the core, about 85 ns on the 2-vCPU VM (`lane_work`,
+    /// experiments/README.md). There the demotion took the single-lane round trip's hot p50 ratio from
+    /// 0.98–1.10 to 0.85–1.01 (`ring_latency`); issued after the SQ doorbell rather than before the publishing
+    /// CAS, the device ring's p50 was the same (0.610 against 0.609 µs, median of about 900 rounds each) while
+    /// the two vCPUs ran on separate cores, and 0.06 µs shorter while they shared one.
+    #[inline]
+    pub fn demote_sqe(&self, index: u32) {
+        let off = self.layout.sqes + (index & self.layout.sq_mask) * 64;
+        self.check(off, 64);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `cldemote` is a hint: it changes no architectural state, never faults, and is ordered after the
-        // stores to its line above (the SDM orders CLDEMOTE with stores to the same line), so it cannot move the
-        // line before the SQE is in it. `p` lies inside the arena (checked). Processors without CLDEMOTE execute
-        // it as a NOP.
+        // SAFETY: `cldemote` is a hint: it reads and writes no memory and changes no architectural state, never
+        // faults, and the address lies inside the arena (checked). Whoever owns the line now (the kernel reading
+        // it, or a lane that reserved the ticket a ring later) loses nothing but a cache placement. Processors
+        // without CLDEMOTE execute it as a NOP.
         unsafe {
             std::arch::asm!(
                 "cldemote [{p}]",
-                p = in(reg) p,
+                p = in(reg) self.words.base().add(off as usize),
                 options(nostack, preserves_flags, readonly)
             );
         }
