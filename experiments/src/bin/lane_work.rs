@@ -11,7 +11,8 @@
 //!
 //! Every path writes its SQEs with the same `RingView::write_sqe`, and `complete` is the same call, so their
 //! difference (`extra_ns`, per round, median over rounds) is the protocol's own work per operation: tickets,
-//! credits, publication windows, doorbells, claims and completion slots, and the bus counting. ring_latency
+//! credits, publication windows, doorbells, claims and completion slots, the bus counting, and the demotion of
+//! the published SQE's line (`RingView::demote_sqe`), which the plain ring does not make. ring_latency
 //! measures a whole round trip with the kernel's SQ thread on another core, where cross-core transfers hide most
 //! of this work; here none do. The device rows also give the lane's bus accesses per operation (PROTOCOL.md §1).
 //!
