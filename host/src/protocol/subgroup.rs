@@ -241,6 +241,10 @@ impl<'a> Subgroup<'a> {
                 let r = match lane.prepare(&mut s, sub.mode, sub.line) {
                     Ok(()) => {
                         lane.bus().write_sqe(ticket, &s);
+                        if k > 1 {
+                            // A batch's lines are demoted as they are filled (see `publish_tickets`).
+                            lane.bus().demote_sqe(ticket);
+                        }
                         lane.stats.ops += 1;
                         if let Some(m) = published.get_mut(j) {
                             *m = true;

@@ -37,10 +37,11 @@ pub(super) fn publish_tickets(bus: &RingBus<'_, '_>, first: u32, k: u32) -> Resu
     if mark_and_advance(&bus.local64(local_off!(sq_pub)), first, k, &violations)?.is_some() {
         ring(bus, Bell::Sq);
     }
-    // The SQ thread reads these SQEs next: hand their lines to the shared cache, now that the publishing CAS and
-    // the doorbell (both locked RMWs, which would wait for the demotion) are done.
-    for i in 0..k {
-        bus.demote_sqe(first.wrapping_add(i));
+    // The SQ thread reads this SQE next: hand its line to the shared cache, now that the publishing CAS and the
+    // doorbell (locked RMWs, which would wait for the demotion) are done. A batch's lines were demoted as they
+    // were filled (`super::subgroup`; why: `RingView::demote_sqe`).
+    if k == 1 {
+        bus.demote_sqe(first);
     }
     // If nobody has reserved past these tickets, the next one is likely this lane's next (alone on the ring, or
     // a subgroup's next batch): take its SQE's line now, while the operation runs, not during the next fill. A

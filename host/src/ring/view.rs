@@ -202,12 +202,18 @@ impl<'a> RingView<'a> {
     /// which reads the SQE right after it sees the new tail, takes the line from there instead of from this
     /// core. Touches no memory; elsewhere a no-op.
     ///
-    /// Call it after the store that publishes the SQE, not between the fill and the publishing CAS: a locked
-    /// RMW waits until a demoted line has left the core, about 85 ns on the 2-vCPU VM (`lane_work`,
-    /// experiments/README.md). There the demotion took the single-lane round trip's hot p50 ratio from
-    /// 0.98–1.10 to 0.85–1.01 (`ring_latency`); issued after the SQ doorbell rather than before the publishing
-    /// CAS, the device ring's p50 was the same (0.610 against 0.609 µs, median of about 900 rounds each) while
-    /// the two vCPUs ran on separate cores, and 0.06 µs shorter while they shared one.
+    /// When: a lane that publishes one SQE demotes it after the SQ doorbell, not between the fill and the
+    /// publishing CAS, since a locked RMW waits until a demoted line has left the core (about 85 ns on the 2-vCPU
+    /// VM, `lane_work`, experiments/README.md) and that wait would delay the tail store. A batch (a subgroup's
+    /// SQEs, published with one CAS) is demoted line by line as it is filled, where each demotion overlaps the
+    /// next fills: a burst of them after the doorbell cost the read paths throughput (below).
+    ///
+    /// Measured there: the demotion took the single-lane round trip's hot p50 ratio from 0.98–1.10 to 0.85–1.01
+    /// (`ring_latency`). Moved after the doorbell, the device ring's p50 stayed the same (0.610 against 0.609 µs,
+    /// median of about 900 rounds each) while the two vCPUs ran on separate cores, fell about 0.05 µs while they
+    /// shared one, and a single-lane print's round trip fell from 1.01–1.36 to 0.80–0.85 µs (`print_latency`,
+    /// one write per line). A batch demoted after the doorbell lowered `read_throughput`'s direct 1x8 ratio
+    /// (medians 0.81 against 0.88, six alternated runs each); demoted as filled it is back (0.87 against 0.85).
     #[inline]
     pub fn demote_sqe(&self, index: u32) {
         let off = self.layout.sqes + (index & self.layout.sq_mask) * 64;
