@@ -25,7 +25,7 @@ use std::time::Instant;
 use clap::Parser;
 use gpu_uring::protocol::{CompletionMode, DeviceRing, Lane, DEFAULT_BUDGET};
 use gpu_uring::ring::bus::BusCounters;
-use gpu_uring::ring::{DetachedRing, RingConfig, Sqe};
+use gpu_uring::ring::{DetachedRing, RingConfig, RingView, Sqe};
 use gpu_uring_experiments::cli::Devices;
 use gpu_uring_experiments::{fail, CommonArgs, Experiment, Percentiles, Record};
 use io_uring::opcode;
@@ -72,6 +72,7 @@ struct Runner<'a> {
     ring: &'a DetachedRing,
     lane: Lane<'a>,
     plain: &'a DetachedRing,
+    plain_view: RingView<'a>,
     nop: Sqe,
 }
 
@@ -103,8 +104,8 @@ impl Runner<'_> {
 
     /// The plain ring's round trip: the SQ and CQ have one owner, this thread.
     fn plain(&self, i: u64) -> bool {
-        let v = self.plain.view();
-        let l = *v.layout();
+        let v = self.plain_view;
+        let l = v.layout();
         // Relaxed: this thread is the only writer of the SQ tail.
         let tail = v.u32_at(l.sq_tail).load(Relaxed);
         let mut sqe = self.nop;
@@ -159,6 +160,7 @@ fn main() {
             ring: &detached,
             lane: Lane::new(detached.view(), 0),
             plain: &plain,
+            plain_view: plain.view(),
             nop,
         };
         // Warm up every path (caches, branch predictors, the slot's first generation).

@@ -708,7 +708,7 @@ impl<'a: 'm, 'm> RingBus<'a, 'm> {
         self.view.prefetch_sqe(index)
     }
 
-    /// Hints that SQE `index`, just published, is read next by the kernel ([`RingView::demote_sqe`]). Not an
+    /// Hints that SQE `index`, filled, is read next by the kernel ([`RingView::demote_sqe`]). Not an
     /// access: nothing is counted.
     #[inline]
     pub fn demote_sqe(&self, index: u32) {

@@ -197,7 +197,7 @@ impl<'a> RingView<'a> {
         unsafe { std::ptr::write_volatile(self.words.base().add(off as usize).cast::<Sqe>(), *sqe) }
     }
 
-    /// Hints that SQE `index` (`ticket & sq_mask`), just published, is read next by another core: on x86-64 its
+    /// Hints that SQE `index` (`ticket & sq_mask`), filled, is read next by another core: on x86-64 its
     /// cache line is demoted (`cldemote`) from this core's caches to the shared cache, so the kernel's SQ thread,
     /// which reads the SQE right after it sees the new tail, takes the line from there instead of from this
     /// core. Touches no memory; elsewhere a no-op.
