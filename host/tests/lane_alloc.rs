@@ -56,6 +56,17 @@ fn steady_state_lane_operations_allocate_nothing() {
     for _ in 0..200 {
         round(&mut lane); // warm-up: the kernel's and the waker's first-use paths
     }
+    // The waker thread allocates once as it starts (std's start-up copies its name). With the lane and the SQ
+    // thread spinning on a 2-core machine it may not have run yet: wait (bounded) until it has gone round its
+    // loop once.
+    let start = std::time::Instant::now();
+    while ring.waker_stats().sleeps == 0 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the waker thread never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let before = alloc::calls();
     for _ in 0..5000 {
         round(&mut lane);
