@@ -29,7 +29,7 @@ use super::lane::{backoff, violation, Lane, LaneError};
 pub(crate) use super::log_target::{Caches, LogTarget};
 use super::reserve::{return_credits, take_credits, take_tickets};
 use super::shared::*;
-use super::window::publish_tickets;
+use super::window::publish_sqe;
 use crate::local_off;
 use crate::ring::bus::RingBus;
 use crate::ring::layout::Sqe;
@@ -377,8 +377,7 @@ fn submit_write(
     bus.local(local_off!(log_sub))
         .store(sub.wrapping_add(len), Relaxed);
     let sqe = log_sqe(bus, t, sub, len, gen);
-    bus.write_sqe(ticket, &sqe);
-    if publish_tickets(bus, ticket, 1).is_err() {
+    if publish_sqe(bus, ticket, &sqe).is_err() {
         // `sq_pub` rewritten (counted): the write is not in flight.
         wstate.store(slot_word(gen, RING_SLOT_FREE), Relaxed);
         bus.local(local_off!(log_sub)).store(sub, Relaxed);

@@ -242,7 +242,8 @@ impl<'a> Subgroup<'a> {
                     Ok(()) => {
                         lane.bus().write_sqe(ticket, &s);
                         if k > 1 {
-                            // A batch's lines are demoted as they are filled (see `publish_tickets`).
+                            // A batch's lines are demoted as they are filled; one SQE after its doorbell, below
+                            // (`RingView::demote_sqe`).
                             lane.bus().demote_sqe(ticket);
                         }
                         lane.stats.ops += 1;
@@ -261,10 +262,14 @@ impl<'a> Subgroup<'a> {
                     *o = Some(r);
                 }
             }
-            let result = self
-                .lanes
-                .first()
-                .map_or(Ok(()), |e| publish_tickets(&e.bus(), first, k));
+            let result = self.lanes.first().map_or(Ok(()), |e| {
+                let bus = e.bus();
+                publish_tickets(&bus, first, k)?;
+                if k == 1 {
+                    bus.demote_sqe(first);
+                }
+                Ok(())
+            });
             if let Err(err) = result {
                 // Not published (counted): undo each lane's mode bookkeeping.
                 for (j, (sub, _)) in subs

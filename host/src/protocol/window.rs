@@ -27,7 +27,11 @@ pub(super) fn ff_user_data(lane: u32, line: Option<u32>) -> u64 {
 /// in its window, so the SQE was written but not published.
 pub(super) fn publish_sqe(bus: &RingBus<'_, '_>, ticket: u32, sqe: &Sqe) -> Result<(), LaneError> {
     bus.write_sqe(ticket, sqe);
-    publish_tickets(bus, ticket, 1)
+    publish_tickets(bus, ticket, 1)?;
+    // The SQ thread reads this SQE next: hand its line to the shared cache, now that the publishing CAS and the
+    // doorbell (locked RMWs, which would wait for the demotion) are done (`RingView::demote_sqe`).
+    bus.demote_sqe(ticket);
+    Ok(())
 }
 
 /// §3 publish of the filled tickets `first..first + k` (k ≤ 32) with one CAS; rings the SQ doorbell if the
@@ -36,12 +40,6 @@ pub(super) fn publish_tickets(bus: &RingBus<'_, '_>, first: u32, k: u32) -> Resu
     let violations = bus.local(local_off!(protocol_violations));
     if mark_and_advance(&bus.local64(local_off!(sq_pub)), first, k, &violations)?.is_some() {
         ring(bus, Bell::Sq);
-    }
-    // The SQ thread reads this SQE next: hand its line to the shared cache, now that the publishing CAS and the
-    // doorbell (locked RMWs, which would wait for the demotion) are done. A batch's lines were demoted as they
-    // were filled (`super::subgroup`; why: `RingView::demote_sqe`).
-    if k == 1 {
-        bus.demote_sqe(first);
     }
     // If nobody has reserved past these tickets, the next one is likely this lane's next (alone on the ring, or
     // a subgroup's next batch): take its SQE's line now, while the operation runs, not during the next fill. A
