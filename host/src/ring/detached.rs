@@ -3,10 +3,11 @@
 //! and measured on one thread: no SQ thread, no waker, no cache line crossing cores (`lane_work` in the
 //! experiments). Not a ring: nothing submitted to it reaches the kernel, and completing does no I/O.
 
+use std::mem::offset_of;
 use std::sync::atomic::Ordering::*;
 
 use super::error::RingError;
-use super::layout::RingLayout;
+use super::layout::{Cqe, RingLayout, Sqe};
 use super::local::LocalBlock;
 use super::view::RingView;
 use super::Ring;
@@ -93,10 +94,14 @@ impl DetachedRing {
             } else {
                 head
             };
-            let sqe = v.u64_at(l.sqes + (index & l.sq_mask) * 64);
-            let flags = ((sqe.load(Relaxed) >> 8) & 0xff) as u8;
+            let sqe = l.sqes + (index & l.sq_mask) * 64;
+            // The flags byte, from the aligned word that holds it (little-endian, as on every target).
+            let word = v
+                .u64_at(sqe + (offset_of!(Sqe, flags) as u32 & !7))
+                .load(Relaxed);
+            let flags = (word >> ((offset_of!(Sqe, flags) % 8) * 8)) as u8;
             let user_data = v
-                .u64_at(l.sqes + (index & l.sq_mask) * 64 + 32)
+                .u64_at(sqe + offset_of!(Sqe, user_data) as u32)
                 .load(Relaxed);
             let posts = !(flags & SKIP_SUCCESS != 0 && res >= 0);
             if posts {
@@ -104,8 +109,12 @@ impl DetachedRing {
                     break;
                 }
                 let cqe = l.cqes + (cq_tail & l.cq_mask) * 16;
-                v.u64_at(cqe).store(user_data, Relaxed);
-                v.u64_at(cqe + 8).store(res as u32 as u64, Relaxed);
+                v.u64_at(cqe + offset_of!(Cqe, user_data) as u32)
+                    .store(user_data, Relaxed);
+                v.i32_at(cqe + offset_of!(Cqe, res) as u32)
+                    .store(res, Relaxed);
+                v.u32_at(cqe + offset_of!(Cqe, flags) as u32)
+                    .store(0, Relaxed);
                 cq_tail = cq_tail.wrapping_add(1);
             }
             head = head.wrapping_add(1);
