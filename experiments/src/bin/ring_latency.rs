@@ -435,6 +435,7 @@ fn main() {
     let mut cold_series = Vec::new();
     let mut failed = 0;
     let mut unquiet = 0;
+    let mut c2c_unquiet = 0;
     let rounds = cli.rounds as usize;
     for (mode, n, g) in [("hot", cli.hot, None), ("cold", cli.cold, Some(gap))] {
         for op in [Op::Nop, Op::Write1] {
@@ -472,7 +473,7 @@ fn main() {
                         r + 1
                     ));
                     if !(quiet(&mut dev, idle) && quiet(crate_path, idle)) {
-                        unquiet += 1;
+                        c2c_unquiet += 1;
                     }
                     c2c.push(core_to_core_rtt(20, cli.sq_cpu).unwrap_or(f64::NAN));
                 }
@@ -629,6 +630,11 @@ fn main() {
     if unsettled > 0 {
         exp.say(&format!(
             "note: {unsettled} rounds started while an SQ thread of an earlier pair was still running"
+        ));
+    }
+    if c2c_unquiet > 0 {
+        exp.say(&format!(
+            "note: {c2c_unquiet} core-to-core measurements ran while an SQ thread was still awake"
         ));
     }
     if unquiet > 0 {
