@@ -338,7 +338,8 @@ fn lane_work_reports_the_lanes_own_work_beside_a_plain_ring() {
         [
             "device-lane waited",
             "device-lane fire-and-forget",
-            "plain ring"
+            "plain ring",
+            "plain ring + lane RMWs"
         ],
         "{rows:?}"
     );
@@ -351,6 +352,11 @@ fn lane_work_reports_the_lanes_own_work_beside_a_plain_ring() {
         assert!(r["local_rmw_per_op"].as_f64().unwrap() >= 1.0, "{r}");
     }
     assert_eq!(rows[2]["extra_ns"], 0.0);
+    // The added RMWs are the waited lane's, one for one.
+    assert_eq!(
+        rows[3]["local_rmw_per_op"], rows[0]["local_rmw_per_op"],
+        "{rows:?}"
+    );
     assert!(dir.join("lane_work.csv").exists());
     let _ = std::fs::remove_dir_all(dir);
 }
