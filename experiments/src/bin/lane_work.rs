@@ -24,8 +24,9 @@
 //!
 //! Output: table and `lane_work.csv`.
 
+use std::cell::Cell;
 use std::hint::black_box;
-use std::sync::atomic::Ordering::*;
+use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::Instant;
 
 use clap::Parser;
@@ -39,10 +40,6 @@ use io_uring::opcode;
 
 /// Lane-relative completion slot for the waited operations (slot 0 is the print slot).
 const SLOT: u32 = 1;
-
-/// The device-local RMWs of one waited round trip of a lone lane, which `plain ring + lane RMWs` adds: checked
-/// against the waited path's count (`local_rmw_per_op`) at the end of a run.
-const LANE_RMWS: u32 = 11;
 
 /// A lane's own work per round trip, on one thread with no kernel: device lane vs a plain ring on the same memory.
 #[derive(Parser, Debug)]
@@ -92,6 +89,8 @@ struct Runner<'a> {
     plain: &'a DetachedRing,
     plain_view: RingView<'a>,
     nop: Sqe,
+    /// RMWs `plain ring + lane RMWs` made (its `local_rmw_per_op`, checked against the waited path's).
+    plain_rmws: Cell<u64>,
 }
 
 impl Runner<'_> {
@@ -122,32 +121,35 @@ impl Runner<'_> {
     }
 
     /// The plain ring's round trip: the SQ and CQ have one owner, this thread. With `rmw`, the waited lane's
-    /// device-local RMWs are added where the lane makes them (`LANE_RMWS` of them), on the plain copy's own
-    /// protocol words, which the plain sequence otherwise leaves alone (their values mean nothing here).
+    /// device-local RMWs are added where the lane makes them, on the plain copy's own protocol words, which the
+    /// plain sequence otherwise leaves alone (their values mean nothing here).
     fn plain(&self, i: u64, rmw: bool) -> bool {
         let v = self.plain_view;
         let l = v.layout();
-        let rmws = |offs: &[u32]| {
+        let rmws = |words: &[&AtomicU32]| {
             if rmw {
-                for &off in offs {
+                for w in words {
                     // AcqRel, as the lane's CASes (on x86-64 every locked RMW is a full barrier anyway).
-                    v.local32(off).fetch_add(1, AcqRel);
+                    w.fetch_add(1, AcqRel);
                 }
+                self.plain_rmws
+                    .set(self.plain_rmws.get() + words.len() as u64);
             }
         };
+        let local = |off: u32| v.local32(off);
         // Credit, ticket.
-        rmws(&[local_off!(cq_credits), local_off!(sq_reserve)]);
+        rmws(&[local(local_off!(cq_credits)), local(local_off!(sq_reserve))]);
         // Relaxed: this thread is the only writer of the SQ tail.
         let tail = v.u32_at(l.sq_tail).load(Relaxed);
         let mut sqe = self.nop;
         sqe.user_data = i;
         v.write_sqe(tail, &sqe);
         // Publishing CAS (the 64-bit window word's low half), SQ bell taken.
-        rmws(&[local_off!(sq_pub), local_off!(sq_bell)]);
+        rmws(&[local(local_off!(sq_pub)), local(local_off!(sq_bell))]);
         // Release: the SQE is written before the kernel sees the tail.
         v.u32_at(l.sq_tail).store(tail.wrapping_add(1), Release);
         // SQ bell released.
-        rmws(&[local_off!(sq_bell)]);
+        rmws(&[local(local_off!(sq_bell))]);
         self.plain.complete(0);
         // Relaxed: this thread is the only writer of the CQ head.
         let head = v.u32_at(l.cq_head).load(Relaxed);
@@ -156,21 +158,20 @@ impl Runner<'_> {
             return false;
         }
         // Claim.
-        rmws(&[local_off!(cq_claim)]);
+        rmws(&[local(local_off!(cq_claim))]);
         let cqe = black_box(v.read_cqe(head));
-        // Slot (AcqRel as above), credit return, CQ publication, CQ bell taken.
-        if rmw {
-            v.slot(SLOT).0.fetch_add(1, AcqRel);
-        }
+        // Slot (the lane's slot `SLOT`: lane 0's global index is the same), credit return, CQ publication, CQ
+        // bell taken.
         rmws(&[
-            local_off!(cq_credits),
-            local_off!(cq_pub),
-            local_off!(cq_bell),
+            v.slot(SLOT).0,
+            local(local_off!(cq_credits)),
+            local(local_off!(cq_pub)),
+            local(local_off!(cq_bell)),
         ]);
         // Release: the CQE is read before the kernel may reuse it.
         v.u32_at(l.cq_head).store(head.wrapping_add(1), Release);
         // CQ bell released.
-        rmws(&[local_off!(cq_bell)]);
+        rmws(&[local(local_off!(cq_bell))]);
         cqe.user_data == i && cqe.res == 0
     }
 }
@@ -199,6 +200,7 @@ fn main() {
     let nop = Sqe::from_entry(&opcode::Nop::new().build());
     let mut ns = [const { Vec::new() }; Path::ALL.len()];
     let mut bus = [BusCounters::default(), BusCounters::default()];
+    let mut plain_rmws = 0;
     let mut failed = 0;
     for round in 0..rounds {
         // New copies each round: where a copy's memory lands moves the figures by more than a round's noise (the
@@ -210,6 +212,7 @@ fn main() {
             plain: &plain,
             plain_view: plain.view(),
             nop,
+            plain_rmws: Cell::new(0),
         };
         // Warm up every path (caches, branch predictors, the slot's first generation).
         for p in Path::ALL {
@@ -222,6 +225,7 @@ fn main() {
             let p = Path::ALL[i];
             exp.phase(&format!("round {}/{rounds}, {}", round + 1, p.name()));
             let before = r.lane.stats().bus;
+            let rmws_before = r.plain_rmws.get();
             let t = Instant::now();
             if !r.run(p, cli.ops) {
                 failed += 1;
@@ -232,8 +236,13 @@ fn main() {
                 d.sub(&before);
                 b.add(&d);
             }
+            if p == Path::PlainRmw {
+                plain_rmws += r.plain_rmws.get() - rmws_before;
+            }
         }
     }
+    let measured = cli.ops * rounds as u64;
+    let plain_rmw_per_op = plain_rmws as f64 / measured as f64;
     let plain = &ns[2];
     let mut rows = Vec::new();
     for (i, p) in Path::ALL.iter().enumerate() {
@@ -249,7 +258,7 @@ fn main() {
             .float("ns_max", pc.max, 1)
             .float("extra_ns", ex.p50, 1);
         if let Some(b) = bus.get(i) {
-            let b = b.per_op(cli.ops * rounds as u64);
+            let b = b.per_op(measured);
             row = row
                 .float("host_rmw_per_op", b.host_rmw, 2)
                 .float("host_waited_loads_per_op", b.host_waited_loads, 2)
@@ -259,7 +268,7 @@ fn main() {
                 .float("local_stores_per_op", b.local_stores, 2);
         }
         if *p == Path::PlainRmw {
-            row = row.float("local_rmw_per_op", LANE_RMWS as f64, 2);
+            row = row.float("local_rmw_per_op", plain_rmw_per_op, 2);
         }
         rows.push(row);
     }
@@ -276,11 +285,11 @@ fn main() {
          plain ring + lane RMWs: the plain ring with the waited lane's device-local RMWs (uncontended fetch_add) \
          where the lane makes them; its extra_ns is what those RMWs cost here.",
     );
-    let waited_rmw = bus[0].per_op(cli.ops * rounds as u64).local_rmw;
-    if (waited_rmw - LANE_RMWS as f64).abs() > 0.005 {
+    let waited_rmw = bus[0].per_op(measured).local_rmw;
+    if (waited_rmw - plain_rmw_per_op).abs() > 0.005 {
         exp.say(&format!(
             "note: the waited path made {waited_rmw:.2} device-local RMWs per operation, but `plain ring + lane \
-             RMWs` adds {LANE_RMWS}: the protocol's count changed and this path no longer matches it"
+             RMWs` adds {plain_rmw_per_op:.2}: the protocol's count changed and this path no longer matches it"
         ));
     }
     if failed > 0 {
