@@ -27,7 +27,8 @@
 //! measuring thread and another thread (on `--sq-cpu` if given): `c2c_us` in the ratio table, per round in
 //! `ring_latency_rounds.csv` (printed with `--per-round`). The lane and the SQ thread make that transfer twice per
 //! operation, and on a VM it moves with where the hypervisor runs the vCPUs; when it is cheap, what is left of a
-//! round trip is each path's own work (`lane_work` measures the lane's).
+//! round trip is each path's own work (`lane_work` measures the lane's). Rounds whose c2c was under 0.1 µs get a
+//! note: how many, and the median p50 ratio in them and in the others.
 //!
 //! The device-ring rows also report the lane's bus traffic per round trip (PROTOCOL.md §1): RMWs, waited loads,
 //! other loads and stores on host-shared memory, and RMWs on device-local memory.
@@ -56,6 +57,9 @@ use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
 const IORING_SQ_NEED_WAKEUP: u32 = 1;
 /// Lane-relative completion slot for the waited operations (slot 0 is the print slot).
 const SLOT: u32 = 1;
+/// A core-to-core round trip shorter than this (ns) means transfers are nearly free for the round (on the 2-vCPU
+/// VM: 50 ns with the two vCPUs on one core, 220–480 ns on two).
+const CHEAP_C2C_NS: f64 = 100.0;
 
 /// Single-lane round-trip latency: device ring vs the io-uring crate, hot vs cold SQ thread.
 #[derive(Parser, Debug)]
@@ -436,6 +440,8 @@ fn main() {
     let mut failed = 0;
     let mut unquiet = 0;
     let mut c2c_unquiet = 0;
+    // Hot rounds' (c2c ns, p50 ratio), for the note on rounds where transfers were nearly free.
+    let mut c2c_ratio: Vec<(f64, f64)> = Vec::new();
     let rounds = cli.rounds as usize;
     for (mode, n, g) in [("hot", cli.hot, None), ("cold", cli.cold, Some(gap))] {
         for op in [Op::Nop, Op::Write1] {
@@ -583,6 +589,7 @@ fn main() {
                         .float("crate_p50_us", c.0 / 1e3, 3)
                         .float("p50_ratio", d.0 / c.0, 3),
                 );
+                c2c_ratio.push((*t, d.0 / c.0));
             }
             let mut ratio_row = Record::new()
                 .text("op", op.name())
@@ -630,6 +637,30 @@ fn main() {
     if unsettled > 0 {
         exp.say(&format!(
             "note: {unsettled} rounds started while an SQ thread of an earlier pair was still running"
+        ));
+    }
+    let (cheap, dear): (Vec<_>, Vec<_>) = c2c_ratio
+        .iter()
+        .filter(|(t, _)| t.is_finite())
+        .partition(|(t, _)| *t < CHEAP_C2C_NS);
+    if !cheap.is_empty() {
+        let median = |v: &[&(f64, f64)]| {
+            let r: Vec<f64> = v.iter().map(|x| x.1).collect();
+            spread(&r).0
+        };
+        let others = if dear.is_empty() {
+            String::new()
+        } else {
+            format!(", {:.2} in the other {}", median(&dear), dear.len())
+        };
+        exp.say(&format!(
+            "note: in {} of {} hot rounds a cache line's round trip between two threads took under {:.2} µs (the \
+             two threads on one core, or on cores that share a cache): transfers are nearly free there, and the \
+             lane's own work (lane_work) sets the ratio. Median p50 ratio {:.2} in those rounds{others}.",
+            cheap.len(),
+            cheap.len() + dear.len(),
+            CHEAP_C2C_NS / 1e3,
+            median(&cheap),
         ));
     }
     if c2c_unquiet > 0 {
